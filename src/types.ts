@@ -1,0 +1,175 @@
+/**
+ * The shapes every part of postcopy-lab agrees on: migration states, the live Snapshot the
+ * UI and the lab conditions read, and the Link interface that the relay and the kernel link
+ * both implement. Kept free of runtime code so any module (and any test) can import it.
+ */
+
+/** QEMU's MigrationStatus values that the sim uses, spelled as QEMU spells them. */
+export const MIGRATION_STATES = [
+  'none',
+  'setup',
+  'active',
+  'postcopy-active',
+  'postcopy-paused',
+  'postcopy-recover-setup',
+  'postcopy-recover',
+  'completed',
+  'failed',
+  'cancelling',
+  'cancelled',
+] as const;
+export type MigrationStatus = (typeof MIGRATION_STATES)[number];
+
+/** QEMU's RunState values as `query-status` reports them (the subset the sim reaches). */
+export type RunState = 'running' | 'paused' | 'inmigrate' | 'postmigrate' | 'finish-migrate' | 'prelaunch' | 'shutdown';
+
+export type Side = 'source' | 'destination';
+
+/** A direction of the link, named from the migration's point of view. */
+export type Direction = 'source-to-destination' | 'destination-to-source';
+export const DIRECTIONS: readonly Direction[] = ['source-to-destination', 'destination-to-source'];
+
+/** The `ram` object of `query-migrate`, with QEMU's member names. */
+export interface RamStats {
+  total: number;
+  transferred: number;
+  remaining: number;
+  duplicate: number;
+  normal: number;
+  'normal-bytes': number;
+  'page-size': number;
+  'pages-per-second': number;
+  mbps: number;
+  'dirty-pages-rate': number;
+  'dirty-sync-count': number;
+  'precopy-bytes': number;
+  'postcopy-bytes': number;
+  'postcopy-requests': number;
+}
+
+/** What `x-query-pages` returns: the sim's per-page view, summarised. */
+export interface PagesInfo {
+  'page-size': number;
+  total: number;
+  /** Destination: pages placed. Source: pages sent at least once. */
+  received: number;
+  /** Destination: pages requested by a vCPU or the walker and not yet placed. */
+  requested: number;
+  /** Destination: pages the source has announced/sent but not yet placed (decoded, not applied). */
+  'in-flight': number;
+  /** Destination: pages neither placed nor requested. Source: pages still to send. */
+  missing: number;
+  /** Destination: pages that arrived when already present and were dropped (UFFDIO_COPY's EEXIST). */
+  'duplicates-discarded': number;
+  /** Source: pages sent again after a recovery. Destination: pages that arrived again after a recovery. */
+  resent: number;
+  /** Destination: vCPUs currently blocked on a missing page. */
+  'blocked-vcpus': number;
+  /** Destination: page-fault round trip, request sent to page placed, microseconds. */
+  'fault-latency-us': { p50: number; p99: number; count: number };
+  /** Destination: cumulative time vCPUs spent blocked on missing pages, milliseconds. */
+  'blocktime-ms': number;
+  walker: { active: boolean; position: number; total: number; done: boolean };
+  guest: { progress: number; 'ops-per-second': number };
+  /**
+   * A coarse map of guest memory when `map-cells` is given: one character per cell, each a
+   * range of pages. 'R' all present, 'r' some present, 'q' some requested or in flight, '.' none.
+   */
+  map?: string;
+}
+
+/** One side as the driver last saw it. Fields mirror QMP replies; `alive` is ours. */
+export interface SideSnapshot {
+  side: Side;
+  alive: boolean;
+  /** query-status .status */
+  runState: RunState | 'unknown';
+  /** query-migrate .status ('none' before any migration) */
+  status: MigrationStatus;
+  ram?: Partial<RamStats>;
+  pages?: PagesInfo;
+  /** Last error text reported by query-migrate's error-desc, if any. */
+  error?: string;
+}
+
+export type LinkDirectionState = 'up' | 'cut' | 'blackhole' | 'down';
+
+export interface LinkDirectionSnapshot {
+  state: LinkDirectionState;
+  latencyMs: number;
+  jitterMs: number;
+  /** Bytes per second; 0 means unlimited. */
+  rateBytesPerSec: number;
+  lossPercent: number;
+  bytesForwarded: number;
+  bytesDropped: number;
+}
+
+export interface LinkSnapshot {
+  kind: 'relay' | 'kernel';
+  /** Derived convenience flags for lab conditions. */
+  up: boolean;
+  flapping: boolean;
+  connections: number;
+  'source-to-destination': LinkDirectionSnapshot;
+  'destination-to-source': LinkDirectionSnapshot;
+}
+
+/** One published view of the whole lab, read by the UI and by lab conditions. */
+export interface Snapshot {
+  /** Milliseconds since the run started. */
+  t: number;
+  source: SideSnapshot;
+  destination: SideSnapshot;
+  link: LinkSnapshot;
+}
+
+/**
+ * A fault (or a repair) applied to the link. `direction` defaults to both. Units are explicit:
+ * milliseconds, bytes per second, percent.
+ */
+export type LinkFault =
+  | { kind: 'up'; direction?: Direction | 'both' }
+  | { kind: 'cut'; direction?: Direction | 'both' }
+  | { kind: 'blackhole'; direction?: Direction | 'both' }
+  | { kind: 'down'; direction?: Direction | 'both' }
+  | { kind: 'latency'; direction?: Direction | 'both'; ms: number; jitterMs?: number }
+  | { kind: 'loss'; direction?: Direction | 'both'; percent: number }
+  | { kind: 'bandwidth'; direction?: Direction | 'both'; bytesPerSec: number }
+  | { kind: 'flap'; direction?: Direction | 'both'; upMs: number; downMs: number; mode?: 'cut' | 'blackhole'; count?: number };
+
+/** A network address a migration URI can name. */
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+/**
+ * The two listening addresses a lab needs, each seen from both ends: where the destination
+ * listens (`listen`, for migrate-incoming / migrate-recover) and where the source connects to
+ * reach it (`connect`, for migrate). Through the relay they differ; on the kernel link they are
+ * the same address inside the destination's namespace.
+ */
+export interface LinkEndpoints {
+  incoming: { listen: HostPort; connect: HostPort };
+  recover: { listen: HostPort; connect: HostPort };
+}
+
+/**
+ * The link between source and destination. Two implementations: the userspace relay
+ * (src/link/relay*.ts) and the kernel link (src/kernel/*). The orchestrator calls start()
+ * before starting the VMs, wraps each VM's command with `wrapCommand` (the kernel link runs
+ * each VM inside its network namespace), applies faults, and calls stop() on every exit path.
+ */
+export interface Link {
+  readonly kind: 'relay' | 'kernel';
+  start(): Promise<LinkEndpoints>;
+  /** Returns the argv to run a VM of `side` on this link (identity for the relay). */
+  wrapCommand(side: Side, file: string, args: string[]): { file: string; args: string[] };
+  apply(fault: LinkFault): Promise<void>;
+  /** Remove every fault: both directions up, no latency, no cap. */
+  restore(): Promise<void>;
+  snapshot(): Promise<LinkSnapshot>;
+  /** Idempotent; never throws for things that are already gone. */
+  stop(): Promise<void>;
+}
