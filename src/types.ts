@@ -173,3 +173,76 @@ export interface Link {
   /** Idempotent; never throws for things that are already gone. */
   stop(): Promise<void>;
 }
+
+/** A line of the run's event log (also what the JSONL recorder writes). */
+export interface LabEvent {
+  /** Milliseconds since the run started. */
+  t: number;
+  kind: 'state' | 'event' | 'fault' | 'qmp' | 'step' | 'hint' | 'info' | 'warning' | 'error';
+  side?: Side;
+  text: string;
+  data?: unknown;
+}
+
+export interface StepView {
+  index: number;
+  title: string;
+  text: string;
+  hints: string[];
+  /** How many hints the person has asked to see. */
+  hintsShown: number;
+  status: 'pending' | 'active' | 'done' | 'failed';
+  /** The step's `do`, rendered as the commands a person would type (for "show me"). */
+  actions: string[];
+  /** The step's `until` condition source text. */
+  until?: string;
+}
+
+export interface RunSummary {
+  ok: boolean;
+  labId: string;
+  durationMs: number;
+  verified: boolean;
+  /** Why the run failed, when it did: which step, which condition, the values seen. */
+  failure?: { step?: number; stepTitle?: string; condition?: string; seen?: Record<string, unknown>; message: string };
+  pagesResent: number;
+  duplicatesDiscarded: number;
+  blocktimeMs: number;
+  recoveries: number;
+}
+
+/** What the lab session publishes; the TUI renders it, the drill prints it. */
+export interface SessionState {
+  snapshot: Snapshot | null;
+  steps: StepView[];
+  currentStep: number;
+  /** Bounded: the most recent events only. */
+  events: LabEvent[];
+  /** One point per sample, bounded to the last minute. */
+  history: { t: number; mbps: number; remaining: number }[];
+  finished: RunSummary | null;
+}
+
+/**
+ * The one lab runner's interface, served to both the TUI and the headless drill. State lives
+ * outside React: subscribe() notifies on change, getState() returns the current immutable view.
+ */
+export interface LabSessionApi {
+  readonly labId: string;
+  readonly title: string;
+  readonly summary: string;
+  subscribe(listener: () => void): () => void;
+  getState(): SessionState;
+  /** Run a QMP command on one side; resolves to the `return` value, rejects with a QMP error. */
+  qmp(side: Side, execute: string, args?: Record<string, unknown>): Promise<unknown>;
+  /** A console line such as `migrate-recover {"uri": "tcp:127.0.0.1:4445"}`; text is the reply as shown. */
+  qmpLine(side: Side, line: string): Promise<{ ok: boolean; text: string }>;
+  applyLink(fault: LinkFault): Promise<void>;
+  restoreLink(): Promise<void>;
+  /** Run the current step's `do` for the person. */
+  showMe(): Promise<void>;
+  /** Reveal the next hint of the current step. */
+  nextHint(): void;
+  /** Stop every process and remove everything the run created. Idempotent. */
+  stop(): Promise<void>;
+}
