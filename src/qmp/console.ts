@@ -1,0 +1,118 @@
+/**
+ * What a person types in the QMP console, and how replies are shown back.
+ *
+ * Accepted input:
+ *   - a full QMP request:          {"execute": "query-status"}
+ *                                  {"exec-oob": "migrate-pause", "id": 1}
+ *   - the short form:              query-migrate
+ *                                  migrate-recover {"uri": "tcp:127.0.0.1:4445"}
+ *   - the short form, out-of-band: exec-oob migrate-pause
+ * An `id` in a full request is accepted and ignored: the client numbers requests itself.
+ */
+import { QmpError } from './server.js';
+
+export interface ConsoleCommand {
+  execute: string;
+  arguments?: Record<string, unknown>;
+  oob: boolean;
+}
+
+const EXAMPLES =
+  'Type a command name, optionally followed by a JSON object of arguments ' +
+  '(e.g. query-migrate, or migrate-recover {"uri": "tcp:127.0.0.1:4445"}), ' +
+  'or a full QMP request (e.g. {"execute": "query-status"}); prefix exec-oob to run a command out-of-band.';
+
+/** QAPI command names: letters, digits, '-', '_' (and '.', '__' in downstream extensions). */
+const COMMAND_NAME = /^[A-Za-z_][A-Za-z0-9_.+-]*$/;
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+function parseJsonOrExplain(text: string, what: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new Error(`${what} is not valid JSON (${(e as Error).message}). ${EXAMPLES}`);
+  }
+}
+
+function parseFullRequest(text: string): ConsoleCommand {
+  const v = parseJsonOrExplain(text, 'The request');
+  if (!isPlainObject(v)) throw new Error(`A QMP request must be a JSON object. ${EXAMPLES}`);
+  const hasExec = Object.prototype.hasOwnProperty.call(v, 'execute');
+  const hasOob = Object.prototype.hasOwnProperty.call(v, 'exec-oob');
+  if (hasExec && hasOob) throw new Error(`A QMP request has either "execute" or "exec-oob", not both. ${EXAMPLES}`);
+  if (!hasExec && !hasOob) throw new Error(`The request lacks "execute" (or "exec-oob"), e.g. {"execute": "query-status"}.`);
+  const key = hasExec ? 'execute' : 'exec-oob';
+  const name = v[key];
+  if (typeof name !== 'string' || !COMMAND_NAME.test(name)) {
+    throw new Error(`"${key}" must be a command name string, e.g. {"${key}": "query-status"}.`);
+  }
+  for (const k of Object.keys(v)) {
+    if (k !== 'execute' && k !== 'exec-oob' && k !== 'arguments' && k !== 'id') {
+      throw new Error(`Unexpected member "${k}" in the request: a QMP request has "execute" (or "exec-oob"), optional "arguments" and optional "id".`);
+    }
+  }
+  const out: ConsoleCommand = { execute: name, oob: hasOob };
+  if (Object.prototype.hasOwnProperty.call(v, 'arguments')) {
+    if (!isPlainObject(v.arguments)) {
+      throw new Error(`"arguments" must be a JSON object, e.g. {"execute": "migrate-recover", "arguments": {"uri": "tcp:127.0.0.1:4445"}}.`);
+    }
+    out.arguments = v.arguments;
+  }
+  return out;
+}
+
+function parseShortForm(text: string): ConsoleCommand {
+  let rest = text;
+  let oob = false;
+  const oobPrefix = /^exec-oob(?=\s|$)/.exec(rest);
+  if (oobPrefix) {
+    oob = true;
+    rest = rest.slice(oobPrefix[0].length).trimStart();
+    if (!rest) throw new Error(`exec-oob needs a command name, e.g. exec-oob migrate-pause.`);
+  }
+  const m = /^[^\s{]+/.exec(rest);
+  const name = m ? m[0] : '';
+  if (!COMMAND_NAME.test(name)) {
+    throw new Error(`"${name}" is not a command name (letters, digits, '-' and '_'). ${EXAMPLES}`);
+  }
+  const argText = rest.slice(name.length).trim();
+  const out: ConsoleCommand = { execute: name, oob };
+  if (!argText) return out;
+  if (!argText.startsWith('{')) {
+    throw new Error(
+      `Arguments must be a JSON object, not "${argText}": e.g. ${name} {"uri": "tcp:127.0.0.1:4445"} ` +
+        `(QMP takes named arguments, unlike HMP's positional ones).`,
+    );
+  }
+  const args = parseJsonOrExplain(argText, `The arguments of ${name}`);
+  if (!isPlainObject(args)) throw new Error(`The arguments of ${name} must be a JSON object. ${EXAMPLES}`);
+  out.arguments = args;
+  return out;
+}
+
+/** Parse one console line. Throws an Error saying what is wrong and what the right form is. */
+export function parseConsoleLine(line: string): ConsoleCommand {
+  const text = line.trim();
+  if (!text) throw new Error(`Empty command. ${EXAMPLES}`);
+  return text.startsWith('{') ? parseFullRequest(text) : parseShortForm(text);
+}
+
+/**
+ * A command's `return` value as the console shows it: compact JSON when it fits in `width`
+ * columns, otherwise indented JSON over several lines.
+ */
+export function formatReply(reply: unknown, opts: { width?: number } = {}): string {
+  const width = opts.width ?? 100;
+  const compact = JSON.stringify(reply === undefined ? {} : reply) ?? String(reply);
+  if (compact.length <= width) return compact;
+  return JSON.stringify(reply, null, 2);
+}
+
+/** A QMP error as QEMU's HMP prints it (`Error: desc`), with the QMP error class. */
+export function formatError(e: QmpError | Error): string {
+  if (e instanceof QmpError) return `Error: ${e.message} (${e.errorClass})`;
+  return `Error: ${e.message}`;
+}
