@@ -1,0 +1,76 @@
+import { describe, expect, it } from 'vitest';
+import { formatError, formatReply, parseConsoleLine } from '../../../src/qmp/console.js';
+import { QmpError } from '../../../src/qmp/server.js';
+
+describe('parseConsoleLine', () => {
+  it('parses the short form without arguments', () => {
+    expect(parseConsoleLine('query-migrate')).toEqual({ execute: 'query-migrate', oob: false });
+    expect(parseConsoleLine('  migrate_cancel  ')).toEqual({ execute: 'migrate_cancel', oob: false });
+  });
+
+  it('parses the short form with a JSON object of arguments', () => {
+    expect(parseConsoleLine('migrate-recover {"uri": "tcp:127.0.0.1:4445"}')).toEqual({
+      execute: 'migrate-recover',
+      arguments: { uri: 'tcp:127.0.0.1:4445' },
+      oob: false,
+    });
+    expect(parseConsoleLine('migrate{"uri":"tcp:h:1","resume":true}')).toEqual({
+      execute: 'migrate',
+      arguments: { uri: 'tcp:h:1', resume: true },
+      oob: false,
+    });
+  });
+
+  it('parses the short form out-of-band', () => {
+    expect(parseConsoleLine('exec-oob migrate-pause')).toEqual({ execute: 'migrate-pause', oob: true });
+  });
+
+  it('parses full QMP requests, execute and exec-oob, ignoring id', () => {
+    expect(parseConsoleLine('{"execute": "query-status"}')).toEqual({ execute: 'query-status', oob: false });
+    expect(parseConsoleLine('{"exec-oob": "migrate-pause", "id": 3}')).toEqual({ execute: 'migrate-pause', oob: true });
+    expect(parseConsoleLine('{"execute": "migrate-set-capabilities", "arguments": {"capabilities": [{"capability": "postcopy-ram", "state": true}]}}')).toEqual({
+      execute: 'migrate-set-capabilities',
+      arguments: { capabilities: [{ capability: 'postcopy-ram', state: true }] },
+      oob: false,
+    });
+  });
+
+  const bad: [string, RegExp][] = [
+    ['', /Empty command.*query-migrate/],
+    ['   ', /Empty command/],
+    ['migrate tcp:127.0.0.1:4444', /Arguments must be a JSON object, not "tcp:127.0.0.1:4444".*migrate \{"uri"/],
+    ['migrate-recover {"uri": tcp}', /arguments of migrate-recover is not valid JSON/],
+    ['migrate-recover {"uri": "x"} trailing', /not valid JSON/],
+    ['{"execute": "query-status"', /The request is not valid JSON/],
+    ['{"arguments": {}}', /lacks "execute"/],
+    ['{"execute": "a", "exec-oob": "b"}', /either "execute" or "exec-oob", not both/],
+    ['{"execute": 42}', /"execute" must be a command name string/],
+    ['{"execute": "migrate", "arguments": ["tcp:x"]}', /"arguments" must be a JSON object/],
+    ['{"execute": "migrate", "argument": {}}', /Unexpected member "argument"/],
+    ['"query-status"', /is not a command name/],
+    ['exec-oob', /exec-oob needs a command name/],
+  ];
+  for (const [line, msg] of bad) {
+    it(`rejects ${JSON.stringify(line)} saying what is wrong`, () => {
+      expect(() => parseConsoleLine(line)).toThrow(msg);
+    });
+  }
+});
+
+describe('formatReply / formatError', () => {
+  it('prints small replies as compact JSON and big ones indented', () => {
+    expect(formatReply({ status: 'running', running: true })).toBe('{"status":"running","running":true}');
+    expect(formatReply(undefined)).toBe('{}');
+    const big = { ram: Object.fromEntries(Array.from({ length: 12 }, (_, i) => [`counter-${i}`, i * 1000])) };
+    const text = formatReply(big);
+    expect(text.split('\n').length).toBeGreaterThan(10);
+    expect(JSON.parse(text)).toEqual(big);
+  });
+
+  it('prints errors HMP-style with the QMP class', () => {
+    expect(formatError(new QmpError('CommandNotFound', 'The command foo has not been found'))).toBe(
+      'Error: The command foo has not been found (CommandNotFound)',
+    );
+    expect(formatError(new Error('QMP connection to /x closed'))).toBe('Error: QMP connection to /x closed');
+  });
+});
