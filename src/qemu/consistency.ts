@@ -1,0 +1,116 @@
+/**
+ * The memory consistency check for the test guest (guest-image.ts).
+ *
+ * The guest bumps one byte in each written page, in address order, pass after pass, and RAM
+ * starts zeroed. So at any instant, read in address order, the bytes are
+ *
+ *     n, n, ..., n, n-1, n-1, ..., n-1        (mod 256)
+ *
+ * where the step down sits where the loop was when the guest stopped (no step at all if it
+ * stopped between passes). A migration that lost a page (the destination kept a zero or an
+ * old copy), placed a stale copy, or left a page unplaced shows up as a second step, a step
+ * the wrong way, or a jump of more than one. That is the whole check: one pass over the
+ * dump, every written page compared with its predecessor.
+ */
+import { readFile } from 'node:fs/promises';
+import type { GuestLayout } from './guest-image.js';
+
+/** Where the checked bytes are, and where the dump starts in guest-physical memory. */
+export interface DumpLayout extends GuestLayout {
+  /**
+   * Guest-physical address of the dump's first byte: 0 for `pmemsave {val: 0, size: RAM}`,
+   * `startAddress` for a dump of just the written range. Default 0.
+   */
+  dumpBase?: number;
+}
+
+export interface ConsistencyResult {
+  /** True when the written pages form one increment pattern with at most one step. */
+  ok: boolean;
+  /** How many written pages were compared. */
+  pages: number;
+  /** Steps seen before the verdict (0 or 1 when ok; 0: the guest stopped between passes). */
+  boundaries: number;
+  /** The value in the first written page: the number of full passes (mod 256) plus one if mid-pass. */
+  firstValue: number;
+  /** The first page that breaks the pattern. */
+  firstBad?: {
+    /** Guest page frame number (guest-physical address / page size). */
+    page: number;
+    /** Guest-physical address of the checked byte. */
+    address: number;
+    /** Position of the page among the written pages (0 = the first). */
+    index: number;
+    /** The value the pattern allows here (equal to the predecessor; or one less, if no step yet). */
+    expected: number;
+    found: number;
+  };
+  /** One sentence a person can read in a test failure or a drill report. */
+  explanation: string;
+}
+
+const hex = (n: number): string => `0x${n.toString(16)}`;
+
+/**
+ * Check a dump of guest RAM against the guest's increment pattern. Throws a RangeError when the
+ * dump does not cover the layout (a truncated or wrong-range dump is a usage error, not a
+ * verdict about the migration).
+ */
+export function checkConsistency(dump: Uint8Array, layout: DumpLayout): ConsistencyResult {
+  const base = layout.dumpBase ?? 0;
+  const step = layout.stridePages * layout.pageSize;
+  const first = layout.startAddress + layout.byteOffset;
+  if (first < base) {
+    throw new RangeError(`the dump starts at ${hex(base)}, after the first checked byte at ${hex(first)}`);
+  }
+  // The last written byte: the same offset in the last written page below the end.
+  const count = Math.ceil((layout.endAddress - first) / step);
+  if (count < 1) throw new RangeError('the layout has no written pages');
+  const lastAddress = first + (count - 1) * step;
+  if (lastAddress - base >= dump.length) {
+    throw new RangeError(
+      `the dump (${dump.length} bytes from ${hex(base)}) ends before the last checked byte at ${hex(lastAddress)}; save guest RAM up to ${hex(layout.endAddress)}`,
+    );
+  }
+
+  const firstValue = dump[first - base];
+  let last = firstValue;
+  let boundaries = 0;
+  for (let index = 1; index < count; index++) {
+    const address = first + index * step;
+    const found = dump[address - base];
+    if (found === last) continue;
+    if (boundaries === 0 && ((found + 1) & 0xff) === last) {
+      // The one place the guest's loop was: pages before it have this pass, pages after do not.
+      boundaries = 1;
+      last = found;
+      continue;
+    }
+    const page = Math.floor(address / layout.pageSize);
+    const why =
+      boundaries === 0
+        ? `expected ${last} (or ${(last - 1) & 0xff} at the guest's position)`
+        : `expected ${last}: the guest's position was already seen, so every later page must equal its predecessor`;
+    return {
+      ok: false,
+      pages: count,
+      boundaries,
+      firstValue,
+      firstBad: { page, address, index, expected: last, found },
+      explanation: `page ${hex(page)} (byte at ${hex(address)}, written page ${index} of ${count}) holds ${found}; ${why}. The page was lost (never placed), stale (an old copy placed) or corrupted.`,
+    };
+  }
+  const where = boundaries === 0 ? 'no step (stopped between passes)' : 'one step (where the guest was mid-pass)';
+  return {
+    ok: true,
+    pages: count,
+    boundaries,
+    firstValue,
+    explanation: `${count} written pages form one increment pattern with ${where}; first page value ${firstValue}.`,
+  };
+}
+
+/** Read a dump file (as `pmemsave` writes it) and check it. */
+export async function checkConsistencyFile(path: string, layout: DumpLayout): Promise<ConsistencyResult> {
+  return checkConsistency(await readFile(path), layout);
+}
