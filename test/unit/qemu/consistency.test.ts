@@ -1,0 +1,69 @@
+import { describe, expect, it } from 'vitest';
+import { checkConsistency, type DumpLayout } from '../../../src/qemu/consistency.js';
+import { guestLayout } from '../../../src/qemu/guest-image.js';
+
+const MiB = 1 << 20;
+const layout: DumpLayout = guestLayout({ endMiB: 2, byteOffset: 5 }); // 256 pages from 1 MiB
+const PAGES = 256;
+
+/** A dump of guest RAM from address 0 whose written pages hold `values[i]`. */
+function fabricate(values: (i: number) => number, l: DumpLayout = layout): Buffer {
+  const dump = Buffer.alloc(l.endAddress);
+  const step = l.stridePages * l.pageSize;
+  for (let i = 0, a = l.startAddress + l.byteOffset; a < l.endAddress; i++, a += step) dump[a] = values(i) & 0xff;
+  return dump;
+}
+
+describe('checkConsistency', () => {
+  it('accepts a dump taken between passes (no step)', () => {
+    const r = checkConsistency(fabricate(() => 7), layout);
+    expect(r).toMatchObject({ ok: true, pages: PAGES, boundaries: 0, firstValue: 7 });
+  });
+
+  it('accepts a dump taken mid-pass (one step down where the guest was)', () => {
+    const r = checkConsistency(fabricate((i) => (i < 100 ? 9 : 8)), layout);
+    expect(r).toMatchObject({ ok: true, pages: PAGES, boundaries: 1 });
+    expect(r.explanation).toMatch(/one step/);
+  });
+
+  it('accepts the step across the 255 -> 0 wrap-around', () => {
+    expect(checkConsistency(fabricate((i) => (i < 40 ? 0 : 255)), layout)).toMatchObject({ ok: true, boundaries: 1 });
+  });
+
+  it('accepts a fresh guest before its first pass ends (1s then zeros)', () => {
+    expect(checkConsistency(fabricate((i) => (i < 3 ? 1 : 0)), layout).ok).toBe(true);
+  });
+
+  it('rejects two boundaries, naming the page at the second', () => {
+    const r = checkConsistency(fabricate((i) => (i < 50 ? 5 : i < 120 ? 4 : 3)), layout);
+    expect(r.ok).toBe(false);
+    expect(r.boundaries).toBe(1);
+    const address = layout.startAddress + 120 * layout.pageSize + layout.byteOffset;
+    expect(r.firstBad).toEqual({ page: address >> 12, address, index: 120, expected: 4, found: 3 });
+  });
+
+  it('rejects a single wrong page (a lost page reads as zero)', () => {
+    const r = checkConsistency(fabricate((i) => (i === 77 ? 0 : 12)), layout);
+    expect(r.ok).toBe(false);
+    expect(r.firstBad).toMatchObject({ index: 77, expected: 12, found: 0, page: (MiB >> 12) + 77 });
+    expect(r.explanation).toContain(`page 0x${((MiB >> 12) + 77).toString(16)}`);
+  });
+
+  it('rejects a step the wrong way (a page ahead of its predecessor)', () => {
+    const r = checkConsistency(fabricate((i) => (i < 10 ? 3 : 4)), layout);
+    expect(r).toMatchObject({ ok: false, firstBad: { index: 10, expected: 3, found: 4 } });
+  });
+
+  it('checks only the written pages under a stride, and honours dumpBase', () => {
+    const strided: DumpLayout = { ...guestLayout({ endMiB: 3, stridePages: 4 }) };
+    const full = fabricate((i) => (i < 30 ? 2 : 1), strided);
+    full[strided.startAddress + 4096] = 99; // an unwritten page in between: not checked
+    expect(checkConsistency(full, strided)).toMatchObject({ ok: true, pages: 128, boundaries: 1 });
+    const tail = full.subarray(strided.startAddress);
+    expect(checkConsistency(tail, { ...strided, dumpBase: strided.startAddress }).ok).toBe(true);
+  });
+
+  it('throws on a dump that does not cover the range', () => {
+    expect(() => checkConsistency(Buffer.alloc(MiB + 100), layout)).toThrow(RangeError);
+  });
+});
