@@ -152,7 +152,16 @@ interface Connection {
   oob: boolean;
   /** Tail of the in-band queue: each in-band request runs after the previous one settled. */
   inband: Promise<void>;
+  /** In-band requests queued or running. */
+  queued: number;
 }
+
+/**
+ * Like QEMU (QMP_REQ_QUEUE_LEN_MAX), stop reading from a client that has this many in-band
+ * requests outstanding, so a flood cannot grow memory without bound; oob requests already read
+ * still run.
+ */
+const MAX_QUEUED_INBAND = 8;
 
 /** Is something accepting connections on this unix socket path? */
 function probeListening(path: string): Promise<boolean> {
@@ -321,9 +330,17 @@ export async function startQmpServer(opts: QmpServerOptions): Promise<QmpServer>
   };
 
   const enqueue = (conn: Connection, run: () => Promise<Record<string, unknown>>): void => {
+    conn.queued++;
+    if (conn.queued >= MAX_QUEUED_INBAND) conn.socket.pause();
     conn.inband = conn.inband.then(async () => {
-      if (conn.socket.destroyed) return;
-      send(conn, await run());
+      try {
+        if (!conn.socket.destroyed) send(conn, await run());
+      } finally {
+        conn.queued--;
+        if (conn.queued < MAX_QUEUED_INBAND && conn.socket.isPaused() && !conn.socket.destroyed) conn.socket.resume();
+      }
+    }).catch(() => {
+      // Unreachable (dispatch turns every failure into a reply); keeps the queue alive regardless.
     });
   };
 
@@ -334,6 +351,7 @@ export async function startQmpServer(opts: QmpServerOptions): Promise<QmpServer>
       negotiated: false,
       oob: false,
       inband: Promise.resolve(),
+      queued: 0,
     };
     connections.add(conn);
     socket.on('error', () => {

@@ -246,6 +246,31 @@ describe('QMP server: commands and errors', () => {
   });
 });
 
+describe('QMP server: flow control', () => {
+  it('answers a flood of queued in-band requests, all of them, in order', async () => {
+    const gate = deferred();
+    let running = 0;
+    let maxRunning = 0;
+    await start({
+      work: {
+        args: { n: 'int' },
+        handler: async (a) => {
+          maxRunning = Math.max(maxRunning, ++running);
+          await gate.promise;
+          running--;
+          return a.n;
+        },
+      },
+    });
+    const r = await raw();
+    await r.negotiate();
+    r.send(Array.from({ length: 100 }, (_, n) => JSON.stringify({ execute: 'work', arguments: { n }, id: n })).join('\n'));
+    gate.resolve();
+    for (let n = 0; n < 100; n++) expect(await r.next()).toEqual({ return: n, id: n });
+    expect(maxRunning).toBe(1);
+  });
+});
+
 describe('QMP server: out-of-band rules', () => {
   const cmds = (): Record<string, QmpCommandDef> => ({
     'migrate-pause': { allowOob: true, handler: () => undefined },
