@@ -1,0 +1,348 @@
+/**
+ * The interactive lab: picker, lab screen, summary. This file owns exit: every way out (q,
+ * Ctrl-C, SIGTERM, an error) goes through one `finish(code)` that stops the lab session,
+ * unmounts Ink and gives the terminal back as it was.
+ */
+import chalk from 'chalk';
+import { Box, render, Text, useInput } from 'ink';
+import { useCallback, useEffect, useRef, useState } from 'react';
+import type { LabSessionApi, RunSummary } from '../types.js';
+import { LabPicker, type LabEntry, type ResetConfirm } from './components/LabPicker.js';
+import { Summary } from './components/Summary.js';
+import { calculateLayout, tooSmallMessage } from './layout.js';
+import { defaultProgressPath, loadProgress, markCompleted, resetProgress, type Progress } from './progress.js';
+import { LabScreen } from './screens/LabScreen.js';
+import { usePickerKeys } from './use-picker-keys.js';
+import { useTerminalSize } from './use-terminal-size.js';
+
+export interface RunTuiOptions {
+  labs: LabEntry[];
+  openLab(id: string): Promise<LabSessionApi>;
+  /** Open this lab at once instead of showing the picker first. */
+  initialLab?: string;
+  progressPath?: string;
+  /** Streams and environment; default to the process's. */
+  stdin?: NodeJS.ReadStream;
+  stdout?: NodeJS.WriteStream;
+  stderr?: NodeJS.WriteStream;
+  env?: Record<string, string | undefined>;
+  /** Use the terminal's alternate screen (as htop and less do); default: when stdout is a TTY. */
+  altScreen?: boolean;
+}
+
+/** Exit codes: q from the picker or a lab, Ctrl-C, SIGTERM, an error. */
+export const EXIT = { ok: 0, error: 1, interrupted: 130, terminated: 143 } as const;
+
+/**
+ * Tracks the lab sessions the UI has opened so that every exit path can stop them. Stopping is
+ * idempotent; `stopAll` waits for every stop ever started.
+ */
+export class SessionLifecycle {
+  private current: LabSessionApi | null = null;
+  private readonly stopping = new Set<Promise<void>>();
+
+  set(session: LabSessionApi | null): void {
+    this.current = session;
+  }
+
+  get(): LabSessionApi | null {
+    return this.current;
+  }
+
+  /** Stop the current session (if any) and forget it; errors are reported, never thrown. */
+  stopCurrent(onError?: (err: unknown) => void): Promise<void> {
+    const s = this.current;
+    this.current = null;
+    if (!s) return Promise.resolve();
+    const p = s.stop().catch((err: unknown) => onError?.(err));
+    this.stopping.add(p);
+    return p;
+  }
+
+  async stopAll(onError?: (err: unknown) => void): Promise<void> {
+    await this.stopCurrent(onError);
+    await Promise.all([...this.stopping]);
+  }
+}
+
+export interface AppProps {
+  labs: LabEntry[];
+  openLab(id: string): Promise<LabSessionApi>;
+  initialLab?: string;
+  progressPath: string;
+  lifecycle: SessionLifecycle;
+  /** Called once when the person leaves; the caller stops the session and unmounts. */
+  onExit(code: number): void;
+  sampleIntervalMs?: number;
+}
+
+type Screen =
+  | { kind: 'picker' }
+  | { kind: 'opening'; labId: string }
+  | { kind: 'lab'; session: LabSessionApi }
+  | { kind: 'summary'; labId: string; title: string; summary: RunSummary }
+  | { kind: 'exiting' };
+
+const errorText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+
+export function App(props: AppProps) {
+  const { labs, openLab, progressPath, lifecycle, onExit } = props;
+  const { columns, rows } = useTerminalSize();
+  const [screen, setScreen] = useState<Screen>(props.initialLab ? { kind: 'opening', labId: props.initialLab } : { kind: 'picker' });
+  const [initial] = useState(() => loadProgress(progressPath));
+  const [progress, setProgress] = useState<Progress>(initial.progress);
+  const [notice, setNotice] = useState<string | undefined>(initial.warning);
+  const [selected, setSelected] = useState(() => Math.max(0, labs.findIndex((l) => l.id === props.initialLab)));
+  const [confirm, setConfirm] = useState<ResetConfirm>(null);
+  const exited = useRef(false);
+
+  const exit = useCallback(
+    (code: number) => {
+      if (exited.current) return;
+      exited.current = true;
+      setScreen({ kind: 'exiting' });
+      onExit(code);
+    },
+    [onExit],
+  );
+
+  // Ctrl-C works on every screen, including the too-small message: quit now, no questions.
+  useInput((input, key) => {
+    if (key.ctrl && input === 'c') exit(EXIT.interrupted);
+  });
+
+  const open = useCallback((labId: string) => setScreen({ kind: 'opening', labId }), []);
+
+  useEffect(() => {
+    if (screen.kind !== 'opening') return;
+    let cancelled = false;
+    openLab(screen.labId).then(
+      (session) => {
+        if (cancelled || exited.current) {
+          void session.stop().catch(() => {});
+          return;
+        }
+        lifecycle.set(session);
+        setScreen({ kind: 'lab', session });
+      },
+      (err: unknown) => {
+        if (cancelled) return;
+        setNotice(`Could not open ${screen.labId}: ${errorText(err)}`);
+        setScreen({ kind: 'picker' });
+      },
+    );
+    return () => {
+      cancelled = true;
+    };
+  }, [screen, openLab, lifecycle]);
+
+  const onFinished = useCallback(
+    (summary: RunSummary) => {
+      if (screen.kind !== 'lab') return;
+      const session = screen.session;
+      let note: string | undefined;
+      if (summary.ok) {
+        try {
+          setProgress(markCompleted(summary.labId || session.labId, summary.durationMs, progressPath));
+        } catch (err) {
+          note = `Could not save progress: ${errorText(err)}`;
+        }
+      }
+      setNotice(note);
+      void lifecycle.stopCurrent((err) => setNotice(`Stopping the lab failed: ${errorText(err)}`));
+      setScreen({ kind: 'summary', labId: session.labId, title: session.title, summary });
+    },
+    [screen, lifecycle, progressPath],
+  );
+
+  const quitLab = useCallback(() => exit(EXIT.ok), [exit]);
+
+  const layout = calculateLayout(columns, rows);
+  const pickerActive = screen.kind === 'picker' && !layout.tooSmall;
+  usePickerKeys({
+    labs,
+    selected,
+    setSelected,
+    confirm,
+    setConfirm,
+    onOpen: (id) => {
+      setNotice(undefined);
+      open(id);
+    },
+    onReset: (labId) => {
+      try {
+        setProgress(resetProgress(labId, progressPath));
+        setNotice(labId ? `Progress for ${labId} reset.` : 'All progress reset.');
+      } catch (err) {
+        setNotice(`Could not reset progress: ${errorText(err)}`);
+      }
+    },
+    onQuit: () => exit(EXIT.ok),
+    isActive: pickerActive,
+  });
+
+  const summaryIndex = screen.kind === 'summary' ? labs.findIndex((l) => l.id === screen.labId) : -1;
+  const nextLab = summaryIndex >= 0 ? labs[summaryIndex + 1] : undefined;
+  useInput(
+    (input, key) => {
+      if (key.return || key.escape) {
+        setScreen({ kind: 'picker' });
+      } else if (input === 'n' && nextLab) {
+        setSelected(summaryIndex + 1);
+        setNotice(undefined);
+        open(nextLab.id);
+      } else if (input === 'q') exit(EXIT.ok);
+    },
+    { isActive: screen.kind === 'summary' && !layout.tooSmall },
+  );
+
+  let content;
+  switch (screen.kind) {
+    case 'picker':
+    case 'opening':
+      content = (
+        <LabPicker
+          labs={labs}
+          progress={progress}
+          selected={selected}
+          confirm={confirm}
+          notice={notice}
+          busy={screen.kind === 'opening' ? `Starting ${screen.labId}…` : undefined}
+          width={columns}
+          height={layout.height}
+        />
+      );
+      break;
+    case 'lab':
+      content = (
+        <LabScreen
+          session={screen.session}
+          columns={columns}
+          rows={rows}
+          isActive={!layout.tooSmall}
+          onQuit={quitLab}
+          onFinished={onFinished}
+          sampleIntervalMs={props.sampleIntervalMs}
+        />
+      );
+      break;
+    case 'summary':
+      content = <Summary summary={screen.summary} title={screen.title} hasNext={!!nextLab} notice={notice} width={columns} />;
+      break;
+    case 'exiting':
+      content = <Text>Stopping the lab and restoring the terminal…</Text>;
+      break;
+  }
+
+  return (
+    <>
+      {layout.tooSmall ? (
+        <Box flexDirection="column">
+          <Text color="yellow">{tooSmallMessage(columns, rows)}</Text>
+          <Text dimColor>Resize the terminal to continue; Ctrl-C quits.</Text>
+        </Box>
+      ) : null}
+      {/* Kept mounted while too small, so the console's history and the lab's state survive. */}
+      <Box display={layout.tooSmall ? 'none' : 'flex'} flexDirection="column">
+        {content}
+      </Box>
+    </>
+  );
+}
+
+const ALT_SCREEN_ON = '\u001b[?1049h';
+const ALT_SCREEN_OFF = '\u001b[?1049l';
+const SHOW_CURSOR = '\u001b[?25h';
+
+/** How long exit waits for the session to stop before giving the terminal back anyway. */
+export const STOP_TIMEOUT_MS = 15_000;
+
+/**
+ * Run the interactive lab until the person quits. Resolves with the exit code; never calls
+ * process.exit (the caller does, after anything else it must flush).
+ */
+export async function runTui(opts: RunTuiOptions): Promise<number> {
+  const stdin = opts.stdin ?? process.stdin;
+  const stdout = opts.stdout ?? process.stdout;
+  const stderr = opts.stderr ?? process.stderr;
+  const env = opts.env ?? process.env;
+  // NO_COLOR (https://no-color.org): present and not empty means no colour. Ink colours with
+  // the same chalk instance, so this covers every panel.
+  if (env.NO_COLOR) chalk.level = 0;
+  const altScreen = opts.altScreen ?? Boolean(stdout.isTTY);
+  const lifecycle = new SessionLifecycle();
+  const progressPath = opts.progressPath ?? defaultProgressPath(env);
+  const stopErrors: string[] = [];
+
+  return new Promise<number>((resolve) => {
+    let finishing = false;
+    // eslint-disable-next-line prefer-const
+    let instance: ReturnType<typeof render> | undefined;
+
+    const finish = async (code: number, error?: unknown) => {
+      if (finishing) return;
+      finishing = true;
+      process.off('SIGTERM', onSigterm);
+      process.off('SIGINT', onSigint);
+      process.off('SIGHUP', onSighup);
+      process.off('uncaughtException', onError);
+      process.off('unhandledRejection', onError);
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const timeout = new Promise<void>((r) => {
+        timer = setTimeout(() => {
+          stopErrors.push(`the lab did not stop within ${STOP_TIMEOUT_MS / 1000}s`);
+          r();
+        }, STOP_TIMEOUT_MS);
+      });
+      await Promise.race([lifecycle.stopAll((err) => stopErrors.push(errorText(err))), timeout]);
+      clearTimeout(timer);
+      try {
+        instance?.unmount();
+        instance?.cleanup();
+      } catch {
+        // Unmounting after a render error can throw again; the terminal is restored below.
+      }
+      if (altScreen) stdout.write(ALT_SCREEN_OFF);
+      stdout.write(SHOW_CURSOR);
+      if (stdin.isTTY && typeof stdin.setRawMode === 'function') {
+        try {
+          stdin.setRawMode(false);
+        } catch {
+          // stdin already closed
+        }
+      }
+      if (error !== undefined) stderr.write(`postcopy-lab: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+      for (const e of stopErrors) stderr.write(`postcopy-lab: stopping the lab: ${e}\n`);
+      resolve(error !== undefined && code === EXIT.ok ? EXIT.error : code);
+    };
+    const onSigterm = () => void finish(EXIT.terminated);
+    // In raw mode Ctrl-C arrives as a key; SIGINT still comes from `kill -INT`.
+    const onSigint = () => void finish(EXIT.interrupted);
+    const onSighup = () => void finish(EXIT.terminated);
+    const onError = (err: unknown) => void finish(EXIT.error, err);
+    process.on('SIGTERM', onSigterm);
+    process.on('SIGINT', onSigint);
+    process.on('SIGHUP', onSighup);
+    process.on('uncaughtException', onError);
+    process.on('unhandledRejection', onError);
+
+    if (altScreen) stdout.write(ALT_SCREEN_ON);
+    instance = render(
+      <App
+        labs={opts.labs}
+        openLab={opts.openLab}
+        initialLab={opts.initialLab}
+        progressPath={progressPath}
+        lifecycle={lifecycle}
+        onExit={(code) => void finish(code)}
+      />,
+      { stdin, stdout, stderr, exitOnCtrlC: false, patchConsole: true, maxFps: 30 },
+    );
+    // A render error unmounts Ink with that error; anything else ends through finish().
+    instance.waitUntilExit().then(
+      () => void finish(EXIT.ok),
+      (err: unknown) => void finish(EXIT.error, err),
+    );
+  });
+}
+

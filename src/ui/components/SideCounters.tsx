@@ -1,0 +1,119 @@
+import { Box, Text } from 'ink';
+import type { SideSnapshot } from '../../types.js';
+import { fit, fmtBytes, fmtCount, fmtMBps, fmtUsAsMs } from '../format.js';
+import { KIND_STYLE, runStateColour, stateKind, type Colour } from '../theme.js';
+
+/** One cell of the counters table. */
+export interface Cell {
+  text: string;
+  color?: Colour;
+  bold?: boolean;
+}
+
+export const COUNTER_LABELS = [
+  'state',
+  'vm',
+  'received',
+  'req/in flight',
+  're-sent/dup',
+  'remaining',
+  'MB/s',
+  'faults p50/p99',
+  'walker',
+  'guest',
+] as const;
+
+const dash: Cell = { text: '–', color: 'gray' };
+
+function bar(fraction: number, width: number): string {
+  const n = Math.max(0, Math.min(width, Math.round(fraction * width)));
+  return '█'.repeat(n) + '░'.repeat(width - n);
+}
+
+/**
+ * One side's column, one cell per COUNTER_LABELS entry. Pure, so the table's content can be
+ * tested without rendering.
+ */
+export function sideCells(s: SideSnapshot | undefined): Cell[] {
+  if (!s) return COUNTER_LABELS.map(() => dash);
+  const kind = KIND_STYLE[stateKind(s.status)];
+  const p = s.pages;
+  const cells: Cell[] = [
+    { text: s.status, color: kind.color, bold: kind.bold },
+    s.alive ? { text: s.runState, color: runStateColour(s.runState) } : { text: 'not running', color: 'red' },
+  ];
+  if (!p) {
+    const ram = s.ram;
+    cells.push(
+      ram?.transferred !== undefined ? { text: `${fmtBytes(ram.transferred)} sent` } : dash,
+      dash,
+      dash,
+      ram?.remaining !== undefined ? { text: fmtBytes(ram.remaining) } : dash,
+      { text: fmtMBps(ram?.mbps) },
+      dash,
+      dash,
+      dash,
+    );
+    return cells;
+  }
+  const isSource = s.side === 'source';
+  const remaining = isSource ? p.missing : p.total - p.received;
+  const lat = p['fault-latency-us'];
+  const walker = p.walker;
+  const ops = p.guest['ops-per-second'];
+  const stalled = s.alive && s.runState === 'running' && ops === 0;
+  cells.push(
+    { text: `${p.received}/${p.total}${isSource ? ' sent' : ''}` },
+    isSource ? dash : { text: `${p.requested} / ${p['in-flight']}`, color: p.requested > 0 ? 'yellow' : undefined },
+    { text: isSource ? `${p.resent}` : `${p.resent} / ${p['duplicates-discarded']}` },
+    { text: fmtCount(remaining), color: remaining === 0 ? 'green' : undefined },
+    { text: fmtMBps(s.ram?.mbps) },
+    isSource
+      ? dash
+      : {
+          text: `${p['blocked-vcpus']} · ${lat.count ? `${fmtUsAsMs(lat.p50)}/${fmtUsAsMs(lat.p99)}ms` : '–'}`,
+          color: p['blocked-vcpus'] > 0 ? 'yellow' : undefined,
+        },
+    walker.done
+      ? { text: 'done', color: 'green' }
+      : walker.total > 0 && (walker.active || walker.position > 0)
+        ? { text: `${bar(walker.position / walker.total, 6)} ${Math.floor((100 * walker.position) / walker.total)}%${walker.active ? '' : ' idle'}` }
+        : { text: 'idle', color: 'gray' },
+    stalled
+      ? { text: `${fmtCount(ops)} ops/s STALLED`, color: 'red', bold: true }
+      : { text: `${fmtCount(ops)} ops/s`, color: s.runState === 'running' ? 'green' : 'gray' },
+  );
+  return cells;
+}
+
+/**
+ * Live counters for both sides as one table (label, source, destination), so the two sides
+ * line up row by row.
+ */
+export function SideCounters(props: { source?: SideSnapshot; destination?: SideSnapshot; width: number; height?: number }) {
+  const { source, destination, width } = props;
+  const labelW = Math.min(15, Math.max(11, Math.floor(width * 0.26)));
+  const colW = Math.floor((width - labelW) / 2);
+  const src = sideCells(source);
+  const dst = sideCells(destination);
+  return (
+    <Box flexDirection="column" width={width} height={props.height ?? COUNTER_LABELS.length + 1} overflow="hidden">
+      <Text wrap="truncate">
+        <Text bold>{fit('Counters', labelW)}</Text>
+        <Text bold>{fit('source', colW)}</Text>
+        <Text bold>{fit('destination', colW)}</Text>
+      </Text>
+      {COUNTER_LABELS.map((label, i) => (
+        <Text key={label} wrap="truncate">
+          <Text dimColor>{fit(label, labelW)}</Text>
+          <Text color={src[i].color} bold={src[i].bold}>
+            {fit(src[i].text, colW)}
+          </Text>
+          <Text color={dst[i].color} bold={dst[i].bold}>
+            {fit(dst[i].text, colW)}
+          </Text>
+        </Text>
+      ))}
+    </Box>
+  );
+}

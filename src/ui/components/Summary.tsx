@@ -1,0 +1,68 @@
+import { Box, Text } from 'ink';
+import type { RunSummary } from '../../types.js';
+import { fmtDuration } from '../format.js';
+
+/** The end screen: what the run did and whether every page arrived intact. */
+export function Summary(props: { summary: RunSummary; title: string; hasNext: boolean; notice?: string; width: number }) {
+  const { summary: s, title, hasNext, notice, width } = props;
+  const rows: [string, string, string?][] = [
+    ['time', fmtDuration(s.durationMs)],
+    ['pages re-sent', String(s.pagesResent)],
+    ['duplicates discarded', String(s.duplicatesDiscarded)],
+    ['vCPUs blocked', fmtDuration(s.blocktimeMs)],
+    ['recoveries', String(s.recoveries)],
+    ['all pages verified', s.verified ? 'yes' : 'NO', s.verified ? 'green' : 'red'],
+  ];
+  return (
+    <Box flexDirection="column" width={width} paddingX={1}>
+      <Text bold color={s.ok ? 'green' : 'red'}>
+        {s.ok ? '✓ Lab complete' : '✗ Lab failed'}: {title}
+      </Text>
+      <Box flexDirection="column" marginTop={1}>
+        {rows.map(([label, value, color]) => (
+          <Text key={label}>
+            <Text dimColor>{label.padEnd(22)}</Text>
+            <Text color={color} bold={!!color}>
+              {value}
+            </Text>
+          </Text>
+        ))}
+      </Box>
+      {s.failure ? (
+        <Box flexDirection="column" marginTop={1}>
+          <Text color="red" wrap="wrap">
+            {s.failure.step !== undefined ? `Step ${s.failure.step}${s.failure.stepTitle ? ` (${s.failure.stepTitle})` : ''}: ` : ''}
+            {s.failure.message}
+          </Text>
+          {s.failure.condition ? <Text dimColor>condition: {s.failure.condition}</Text> : null}
+          {s.failure.seen ? <Text dimColor wrap="wrap">seen: {JSON.stringify(s.failure.seen)}</Text> : null}
+        </Box>
+      ) : null}
+      {notice ? (
+        <Box marginTop={1}>
+          <Text color="yellow">{notice}</Text>
+        </Box>
+      ) : null}
+      <Box marginTop={1}>
+        <Text>
+          <Text bold color="cyan">
+            Enter
+          </Text>{' '}
+          labs{'  '}
+          {hasNext ? (
+            <>
+              <Text bold color="cyan">
+                n
+              </Text>{' '}
+              next lab{'  '}
+            </>
+          ) : null}
+          <Text bold color="cyan">
+            q
+          </Text>{' '}
+          quit
+        </Text>
+      </Box>
+    </Box>
+  );
+}

@@ -1,0 +1,66 @@
+/** Number formatting shared by the panels: short, fixed-ish widths, units always shown. */
+
+/** An integer count, or '–' when unknown. */
+export function fmtCount(n: number | undefined | null): string {
+  if (n === undefined || n === null || !Number.isFinite(n)) return '–';
+  return String(Math.round(n));
+}
+
+/** Bytes with a binary unit: 512 B, 1.5 KiB, 12.3 MiB, 1.02 GiB. */
+export function fmtBytes(n: number | undefined | null): string {
+  if (n === undefined || n === null || !Number.isFinite(n)) return '–';
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = Math.max(0, n);
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  if (i === 0) return `${Math.round(v)} B`;
+  return `${v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2)} ${units[i]}`;
+}
+
+/** A link rate in bytes per second; 0 means no cap. */
+export function fmtRate(bytesPerSec: number): string {
+  if (!bytesPerSec) return 'unlimited';
+  return `${fmtBytes(bytesPerSec)}/s`;
+}
+
+/**
+ * QEMU's `mbps` (megabits per second, as query-migrate reports it) as megabytes per second,
+ * the unit the screen uses.
+ */
+export function fmtMBps(mbps: number | undefined): string {
+  if (mbps === undefined || !Number.isFinite(mbps)) return '–';
+  const v = mbps / 8;
+  return v >= 100 ? v.toFixed(0) : v.toFixed(1);
+}
+
+/** Microseconds as milliseconds with one or two significant decimals. */
+export function fmtUsAsMs(us: number): string {
+  const ms = us / 1000;
+  return ms >= 100 ? ms.toFixed(0) : ms >= 10 ? ms.toFixed(1) : ms.toFixed(2);
+}
+
+/** A duration: 850 ms, 4.2 s, 3m 05s, 1h 02m. */
+export function fmtDuration(ms: number): string {
+  if (!Number.isFinite(ms) || ms < 0) return '–';
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  const s = ms / 1000;
+  if (s < 60) return `${s.toFixed(1)} s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m}m ${String(Math.floor(s % 60)).padStart(2, '0')}s`;
+  return `${Math.floor(m / 60)}h ${String(m % 60).padStart(2, '0')}m`;
+}
+
+/** Run time shown in the header and event log: seconds with one decimal. */
+export function fmtT(ms: number): string {
+  return `${(ms / 1000).toFixed(1)}s`;
+}
+
+/** Cut or pad `s` to exactly `width` cells (ASCII and single-width symbols only). */
+export function fit(s: string, width: number): string {
+  if (width <= 0) return '';
+  if (s.length > width) return width === 1 ? '…' : s.slice(0, width - 1) + '…';
+  return s.padEnd(width);
+}

@@ -1,0 +1,112 @@
+/**
+ * Which keys the bar shows, and which survive when the terminal is narrow. Pure: the lab
+ * screen's key hook binds exactly the keys `labKeys` says are valid, so the bar never offers a
+ * key that does nothing.
+ */
+import type { SessionState } from '../types.js';
+import type { Mode } from './lab-state.js';
+
+export interface KeyHint {
+  key: string;
+  label: string;
+  /** Higher survives longer when the bar is narrow. `?` is always kept. */
+  priority: number;
+}
+
+const ACTIVE_POSTCOPY = new Set(['postcopy-active', 'postcopy-recover-setup', 'postcopy-recover']);
+
+/** What the lab screen's normal mode accepts, given the session's state. */
+export interface NormalKeys {
+  cut: boolean;
+  blackhole: boolean;
+  latency: boolean;
+  restore: boolean;
+  pause: boolean;
+  hint: boolean;
+  showMe: boolean;
+}
+
+export function normalKeys(state: SessionState): NormalKeys {
+  const snap = state.snapshot;
+  const link = snap?.link;
+  const dirs = link ? [link['source-to-destination'], link['destination-to-source']] : [];
+  const step = state.steps.find((s) => s.index === state.currentStep);
+  const running = !state.finished && !!snap;
+  const anyFault = dirs.some((d) => d.state !== 'up' || d.latencyMs > 0 || d.jitterMs > 0 || d.rateBytesPerSec > 0 || d.lossPercent > 0);
+  return {
+    cut: running && !!link && dirs.some((d) => d.state !== 'cut'),
+    blackhole: running && !!link && dirs.some((d) => d.state !== 'blackhole'),
+    latency: running && !!link,
+    restore: running && !!link && anyFault,
+    pause: running && !!snap && (ACTIVE_POSTCOPY.has(snap.source.status) || ACTIVE_POSTCOPY.has(snap.destination.status)),
+    hint: !!step && step.status === 'active' && step.hintsShown < step.hints.length,
+    showMe: !!step && step.status === 'active' && step.actions.length > 0,
+  };
+}
+
+export function keyHints(mode: Mode, state: SessionState): KeyHint[] {
+  switch (mode) {
+    case 'console':
+      return [
+        { key: 'Enter', label: 'send', priority: 9 },
+        { key: 'Tab', label: 'complete/target', priority: 8 },
+        { key: '↑↓', label: 'history', priority: 6 },
+        { key: 'Ctrl-U', label: 'clear', priority: 2 },
+        { key: 'Esc', label: 'close', priority: 9 },
+        { key: '?', label: 'help', priority: Infinity },
+      ];
+    case 'help':
+      return [
+        { key: 'Esc', label: 'close', priority: 9 },
+        { key: '?', label: 'close help', priority: Infinity },
+      ];
+    case 'latency':
+      return [
+        { key: '↑↓', label: 'choose', priority: 8 },
+        { key: '←→/Tab', label: 'direction', priority: 7 },
+        { key: 'Enter', label: 'apply', priority: 9 },
+        { key: 'Esc', label: 'close', priority: 9 },
+        { key: '?', label: 'help', priority: Infinity },
+      ];
+    case 'confirm-quit':
+      return [
+        { key: 'y', label: 'quit anyway', priority: 9 },
+        { key: 'n/Esc', label: 'stay', priority: 9 },
+        { key: '?', label: 'help', priority: Infinity },
+      ];
+    case 'normal': {
+      const k = normalKeys(state);
+      const hints: KeyHint[] = [];
+      if (k.cut) hints.push({ key: 'c', label: 'cut', priority: 7 });
+      if (k.blackhole) hints.push({ key: 'b', label: 'blackhole', priority: 5 });
+      if (k.latency) hints.push({ key: 'l', label: 'latency/rate', priority: 3 });
+      if (k.restore) hints.push({ key: 'u', label: 'restore link', priority: 7 });
+      if (k.pause) hints.push({ key: 'p', label: 'pause', priority: 4 });
+      if (k.hint) hints.push({ key: 'h', label: 'hint', priority: 8 });
+      if (k.showMe) hints.push({ key: 's', label: 'show me', priority: 6 });
+      hints.push({ key: ':', label: 'console', priority: 9 });
+      hints.push({ key: '?', label: 'help', priority: Infinity });
+      hints.push({ key: 'q', label: 'quit', priority: 10 });
+      return hints;
+    }
+  }
+}
+
+const SEP = '  ';
+export const hintWidth = (h: KeyHint): number => h.key.length + 1 + h.label.length;
+
+/**
+ * The hints that fit in `width` cells, in their original order, dropping the lowest priority
+ * first. `?` is always kept.
+ */
+export function fitKeyHints(hints: readonly KeyHint[], width: number): KeyHint[] {
+  const kept = new Set(hints);
+  const total = () => [...kept].reduce((w, h, i) => w + hintWidth(h) + (i > 0 ? SEP.length : 0), 0);
+  const byPriority = [...hints].sort((a, b) => a.priority - b.priority);
+  for (const h of byPriority) {
+    if (total() <= width) break;
+    if (h.priority === Infinity) continue;
+    kept.delete(h);
+  }
+  return hints.filter((h) => kept.has(h));
+}

@@ -1,0 +1,122 @@
+import { Box, Text } from 'ink';
+import { useEffect, useReducer } from 'react';
+import type { LabSessionApi, RunSummary } from '../../types.js';
+import { EventLog } from '../components/EventLog.js';
+import { HelpOverlay } from '../components/HelpOverlay.js';
+import { KeyBar } from '../components/KeyBar.js';
+import { LatencyMenu } from '../components/LatencyMenu.js';
+import { LinkPanel } from '../components/LinkPanel.js';
+import { PageMap } from '../components/PageMap.js';
+import { QmpConsole } from '../components/QmpConsole.js';
+import { QuitConfirm } from '../components/QuitConfirm.js';
+import { SideCounters } from '../components/SideCounters.js';
+import { Sparkline } from '../components/Sparkline.js';
+import { StepsPanel } from '../components/StepsPanel.js';
+import { fmtT } from '../format.js';
+import { keyHints } from '../key-bar.js';
+import { initialLabUiState, labUiReducer } from '../lab-state.js';
+import { calculateLayout } from '../layout.js';
+import { pausedSides, useLabKeys } from '../use-lab-keys.js';
+import { useSampledSession } from '../use-session.js';
+
+/** How long an action's notice stays in the header. */
+export const NOTICE_MS = 5000;
+
+export interface LabScreenProps {
+  session: LabSessionApi;
+  columns: number;
+  rows: number;
+  /** False while something else (the too-small message) owns the screen. */
+  isActive?: boolean;
+  onQuit: () => void;
+  onFinished: (summary: RunSummary) => void;
+  /** Sampling interval; tests shorten it. */
+  sampleIntervalMs?: number;
+}
+
+/** The lab: steps, live counters, link, page map, event log or console, key bar. */
+export function LabScreen(props: LabScreenProps) {
+  const { session, columns, rows, onQuit, onFinished } = props;
+  const state = useSampledSession(session, props.sampleIntervalMs);
+  const [ui, dispatch] = useReducer(labUiReducer, undefined, initialLabUiState);
+  useLabKeys({ session, state, ui, dispatch, onQuit, isActive: props.isActive ?? true });
+
+  useEffect(() => {
+    if (state.finished) onFinished(state.finished);
+  }, [state.finished, onFinished]);
+
+  useEffect(() => {
+    if (!ui.notice) return;
+    const timer = setTimeout(() => dispatch({ type: 'clear-notice' }), NOTICE_MS);
+    return () => clearTimeout(timer);
+  }, [ui.notice]);
+
+  const layout = calculateLayout(columns, rows);
+  const snap = state.snapshot;
+  const overlayHeight = layout.main.height + layout.bottom.height;
+
+  let body;
+  if (ui.mode === 'help' || ui.mode === 'latency' || ui.mode === 'confirm-quit') {
+    body =
+      ui.mode === 'help' ? (
+        <HelpOverlay width={layout.main.width} height={overlayHeight} />
+      ) : ui.mode === 'latency' ? (
+        <LatencyMenu preset={ui.latency.preset} direction={ui.latency.direction} link={snap?.link} width={layout.main.width} height={overlayHeight} />
+      ) : (
+        <QuitConfirm pausedSides={pausedSides(snap)} width={layout.main.width} height={overlayHeight} />
+      );
+  } else {
+    body = (
+      <>
+        <Box height={layout.main.height} width={layout.main.width}>
+          <Box flexDirection="column" width={layout.left.width}>
+            <StepsPanel steps={state.steps} currentStep={state.currentStep} width={layout.left.width} height={layout.left.steps.height} />
+            {layout.left.sparkline ? (
+              <Box marginTop={1}>
+                <Sparkline history={state.history} width={layout.left.width} />
+              </Box>
+            ) : null}
+          </Box>
+          <Box width={1} />
+          <Box flexDirection="column" width={layout.right.width}>
+            <SideCounters source={snap?.source} destination={snap?.destination} width={layout.right.width} height={layout.right.counters.height} />
+            <LinkPanel link={snap?.link} width={layout.right.width} height={layout.right.link.height} />
+            <PageMap
+              pages={snap?.destination.pages}
+              ram={snap?.source.ram}
+              width={layout.right.pageMap.width}
+              height={layout.right.pageMap.height}
+            />
+          </Box>
+        </Box>
+        {ui.mode === 'console' ? (
+          <QmpConsole console={ui.console} width={layout.bottom.width} height={layout.bottom.height} />
+        ) : (
+          <EventLog events={state.events} width={layout.bottom.width} height={layout.bottom.height} />
+        )}
+      </>
+    );
+  }
+
+  return (
+    <Box flexDirection="column" width={layout.main.width} height={layout.height} overflow="hidden">
+      <Box height={1} width={layout.header.width} overflow="hidden">
+        <Text wrap="truncate">
+          <Text bold>{session.title}</Text>
+          <Text dimColor>
+            {'  '}
+            {session.labId} · t={fmtT(snap?.t ?? 0)}
+          </Text>
+          {ui.notice ? (
+            <Text color={ui.notice.level === 'error' ? 'red' : 'cyan'}>
+              {'  '}
+              {ui.notice.text}
+            </Text>
+          ) : null}
+        </Text>
+      </Box>
+      {body}
+      <KeyBar hints={keyHints(ui.mode, state)} width={layout.keyBar.width} />
+    </Box>
+  );
+}

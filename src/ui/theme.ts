@@ -1,0 +1,79 @@
+/**
+ * Colours, in one place. Every colour here is backed by text (the state's name, a distinct
+ * glyph), so the screen still reads with NO_COLOR.
+ */
+import type { LabEvent, MigrationStatus, RunState } from '../types.js';
+
+export type Colour = 'green' | 'yellow' | 'cyan' | 'blue' | 'red' | 'gray' | 'magenta' | 'white';
+
+/** How a migration state reads to a person: moving, stopped, mending, finished, broken. */
+export type StateKind = 'idle' | 'running' | 'paused' | 'recovering' | 'completed' | 'failed';
+
+export function stateKind(status: MigrationStatus): StateKind {
+  switch (status) {
+    case 'setup':
+    case 'active':
+    case 'postcopy-active':
+      return 'running';
+    case 'postcopy-paused':
+      return 'paused';
+    case 'postcopy-recover-setup':
+    case 'postcopy-recover':
+      return 'recovering';
+    case 'completed':
+      return 'completed';
+    case 'failed':
+    case 'cancelling':
+    case 'cancelled':
+      return 'failed';
+    default:
+      return 'idle';
+  }
+}
+
+export const KIND_STYLE: Record<StateKind, { color: Colour; bold?: boolean }> = {
+  idle: { color: 'gray' },
+  running: { color: 'green' },
+  paused: { color: 'yellow' },
+  recovering: { color: 'cyan' },
+  completed: { color: 'blue', bold: true },
+  failed: { color: 'red' },
+};
+
+export function runStateColour(rs: RunState | 'unknown'): Colour {
+  switch (rs) {
+    case 'running':
+      return 'green';
+    case 'paused':
+    case 'postmigrate':
+    case 'finish-migrate':
+      return 'yellow';
+    case 'inmigrate':
+    case 'prelaunch':
+      return 'cyan';
+    case 'shutdown':
+      return 'red';
+    default:
+      return 'gray';
+  }
+}
+
+export const EVENT_COLOUR: Record<LabEvent['kind'], Colour> = {
+  state: 'cyan',
+  event: 'white',
+  fault: 'magenta',
+  qmp: 'blue',
+  step: 'green',
+  hint: 'yellow',
+  info: 'gray',
+  warning: 'yellow',
+  error: 'red',
+};
+
+/** Page map cells: a distinct glyph per kind so the map reads without colour. */
+export const CELL_STYLE: Record<'R' | 'r' | 'q' | '.', { glyph: string; color: Colour; label: string }> = {
+  R: { glyph: '█', color: 'green', label: 'received' },
+  r: { glyph: '▒', color: 'green', label: 'partly' },
+  q: { glyph: '▚', color: 'yellow', label: 'requested/in flight' },
+  '.': { glyph: '·', color: 'gray', label: 'missing' },
+};

@@ -1,0 +1,142 @@
+/**
+ * Every key binding of the lab screen, in one hook. Each mode binds only what its key bar
+ * shows (see key-bar.ts); the session is called directly and failures become a notice.
+ */
+import { useInput } from 'ink';
+import { useRef, type Dispatch } from 'react';
+import type { LabSessionApi, SessionState, Side, Snapshot } from '../types.js';
+import { normalKeys } from './key-bar.js';
+import { selectedLinkFault, type LabUiAction, type LabUiState } from './lab-state.js';
+
+/** The sides whose migration is postcopy-paused: quitting then loses the guest. */
+export function pausedSides(snapshot: Snapshot | null): Side[] {
+  if (!snapshot) return [];
+  return (['source', 'destination'] as const).filter((s) => snapshot[s].status === 'postcopy-paused');
+}
+
+export interface LabKeysOptions {
+  session: LabSessionApi;
+  state: SessionState;
+  ui: LabUiState;
+  dispatch: Dispatch<LabUiAction>;
+  /** The person asked to quit (and confirmed, if that was needed). */
+  onQuit: () => void;
+  isActive: boolean;
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+export function useLabKeys(opts: LabKeysOptions): void {
+  const { session, state, ui, dispatch, onQuit, isActive } = opts;
+  const nextId = useRef(1);
+
+  const run = (what: string, action: () => Promise<unknown>, done?: string) => {
+    dispatch({ type: 'notice', text: `${what}…` });
+    action().then(
+      () => dispatch({ type: 'notice', text: done ?? `${what}: done` }),
+      (err: unknown) => dispatch({ type: 'notice', level: 'error', text: `${what} failed: ${errorText(err)}` }),
+    );
+  };
+
+  const sendConsoleLine = () => {
+    const line = ui.console.input.trim();
+    if (!line) return;
+    const id = nextId.current++;
+    const side = ui.console.side;
+    dispatch({ type: 'console-submit', id });
+    session.qmpLine(side, line).then(
+      (reply) => dispatch({ type: 'console-reply', id, ok: reply.ok, text: reply.text }),
+      (err: unknown) => dispatch({ type: 'console-reply', id, ok: false, text: `Error: ${errorText(err)}` }),
+    );
+  };
+
+  useInput(
+    (input, key) => {
+      switch (ui.mode) {
+        case 'console': {
+          if (key.escape) return dispatch({ type: 'mode', mode: 'normal' });
+          if (key.return) return sendConsoleLine();
+          if (key.tab && key.shift) return dispatch({ type: 'console-toggle-side' });
+          if (key.tab) return dispatch({ type: 'console-tab' });
+          if (key.upArrow) return dispatch({ type: 'console-history', delta: -1 });
+          if (key.downArrow) return dispatch({ type: 'console-history', delta: 1 });
+          if (key.backspace || key.delete) return dispatch({ type: 'console-backspace' });
+          if (key.ctrl && input === 'u') return dispatch({ type: 'console-clear-line' });
+          if (input === '?' && ui.console.input === '') return dispatch({ type: 'mode', mode: 'help' });
+          if (key.ctrl || key.meta || !input) return;
+          return dispatch({ type: 'console-type', text: input });
+        }
+        case 'help':
+          if (key.escape || input === '?' || input === 'q') dispatch({ type: 'close-help' });
+          return;
+        case 'latency':
+          if (key.escape || input === 'l') return dispatch({ type: 'mode', mode: 'normal' });
+          if (input === '?') return dispatch({ type: 'mode', mode: 'help' });
+          if (key.upArrow || input === 'k') return dispatch({ type: 'latency-move', delta: -1 });
+          if (key.downArrow || input === 'j') return dispatch({ type: 'latency-move', delta: 1 });
+          if (key.leftArrow || (key.tab && key.shift)) return dispatch({ type: 'latency-direction', delta: -1 });
+          if (key.rightArrow || key.tab) return dispatch({ type: 'latency-direction', delta: 1 });
+          if (key.return) {
+            const fault = selectedLinkFault(ui);
+            dispatch({ type: 'mode', mode: 'normal' });
+            run(`link ${describeFault(fault)}`, () => session.applyLink(fault));
+          }
+          return;
+        case 'confirm-quit':
+          if (input === 'y' || input === 'Y') return onQuit();
+          if (input === '?') return dispatch({ type: 'mode', mode: 'help' });
+          if (key.escape || input === 'n' || input === 'N' || input === 'q') dispatch({ type: 'mode', mode: 'normal' });
+          return;
+        case 'normal': {
+          const k = normalKeys(state);
+          if (input === 'q') {
+            if (pausedSides(state.snapshot).length > 0) dispatch({ type: 'mode', mode: 'confirm-quit' });
+            else onQuit();
+            return;
+          }
+          if (input === '?') return dispatch({ type: 'mode', mode: 'help' });
+          if (input === ':') return dispatch({ type: 'mode', mode: 'console' });
+          if (input === 'c' && k.cut) return run('cut link', () => session.applyLink({ kind: 'cut' }), 'link cut (both directions)');
+          if (input === 'b' && k.blackhole)
+            return run('blackhole link', () => session.applyLink({ kind: 'blackhole' }), 'link blackholed (both directions)');
+          if (input === 'u' && k.restore) return run('restore link', () => session.restoreLink(), 'link restored');
+          if (input === 'l' && k.latency) return dispatch({ type: 'mode', mode: 'latency' });
+          if (input === 'p' && k.pause) {
+            // Source first, as QEMU's docs do: the destination may not notice a dead stream at once.
+            return run(
+              'migrate-pause',
+              async () => {
+                await session.qmp('source', 'migrate-pause');
+                await session.qmp('destination', 'migrate-pause');
+              },
+              'migrate-pause sent to source and destination',
+            );
+          }
+          if (input === 'h' && k.hint) {
+            session.nextHint();
+            return;
+          }
+          if (input === 's' && k.showMe) return run('show me', () => session.showMe(), 'show me: ran this step’s commands');
+          return;
+        }
+      }
+    },
+    { isActive },
+  );
+}
+
+function describeFault(f: ReturnType<typeof selectedLinkFault>): string {
+  const dir = f.direction && f.direction !== 'both' ? ` (${f.direction})` : '';
+  switch (f.kind) {
+    case 'latency':
+      return `latency ${f.ms}ms${f.jitterMs ? `±${f.jitterMs}` : ''}${dir}`;
+    case 'bandwidth':
+      return `rate ${f.bytesPerSec ? `${f.bytesPerSec} B/s` : 'unlimited'}${dir}`;
+    case 'loss':
+      return `loss ${f.percent}%${dir}`;
+    default:
+      return `${f.kind}${dir}`;
+  }
+}

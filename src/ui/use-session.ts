@@ -1,0 +1,96 @@
+/**
+ * Subscribing to a LabSessionApi at a bounded frame rate. The session may notify thousands of
+ * times a second while pages stream; the screen only needs about 12 frames a second. A
+ * SampledStore sits between the two: the first change after a quiet period goes through at
+ * once (so a key press shows without waiting for a tick), later changes are picked up by a
+ * timer at most once per interval, always taking the latest state. No timer runs while
+ * nothing changes.
+ */
+import { useEffect, useMemo, useSyncExternalStore } from 'react';
+import type { LabSessionApi, SessionState } from '../types.js';
+
+/** About 12 frames per second. */
+export const DEFAULT_SAMPLE_INTERVAL_MS = 83;
+
+/** Renders of components that read the session through useSampledSession (for measurement). */
+export const renderCounter = { count: 0 };
+
+export function resetRenderCounter(): void {
+  renderCounter.count = 0;
+}
+
+interface Source<T> {
+  subscribe(listener: () => void): () => void;
+  getState(): T;
+}
+
+/** A rate-limited view of another store. `dispose()` drops the upstream subscription and timer. */
+export class SampledStore<T> {
+  private current: T;
+  private readonly listeners = new Set<() => void>();
+  private unsubscribeUpstream: (() => void) | null = null;
+  private timer: ReturnType<typeof setTimeout> | null = null;
+  private lastEmit = -Infinity;
+
+  constructor(
+    private readonly source: Source<T>,
+    private readonly intervalMs: number = DEFAULT_SAMPLE_INTERVAL_MS,
+    private readonly now: () => number = () => performance.now(),
+  ) {
+    this.current = source.getState();
+  }
+
+  readonly getSnapshot = (): T => this.current;
+
+  readonly subscribe = (listener: () => void): (() => void) => {
+    this.listeners.add(listener);
+    if (!this.unsubscribeUpstream) {
+      this.unsubscribeUpstream = this.source.subscribe(this.onUpstream);
+      // The state may have moved between construction and subscription.
+      this.onUpstream();
+    }
+    return () => {
+      this.listeners.delete(listener);
+      if (this.listeners.size === 0) this.dispose();
+    };
+  };
+
+  dispose(): void {
+    this.unsubscribeUpstream?.();
+    this.unsubscribeUpstream = null;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  private readonly onUpstream = (): void => {
+    if (this.timer) return; // a tick is already due; it will take the latest state
+    const wait = this.lastEmit + this.intervalMs - this.now();
+    if (wait <= 0) this.sample();
+    else this.timer = setTimeout(this.tick, wait);
+  };
+
+  private readonly tick = (): void => {
+    this.timer = null;
+    this.sample();
+  };
+
+  private sample(): void {
+    const next = this.source.getState();
+    if (Object.is(next, this.current)) return;
+    this.current = next;
+    this.lastEmit = this.now();
+    for (const l of [...this.listeners]) l();
+  }
+}
+
+/**
+ * The session's state, sampled at most once per `intervalMs`. Every render of the calling
+ * component is counted in `renderCounter`.
+ */
+export function useSampledSession(session: LabSessionApi, intervalMs: number = DEFAULT_SAMPLE_INTERVAL_MS): SessionState {
+  const store = useMemo(() => new SampledStore<SessionState>(session, intervalMs), [session, intervalMs]);
+  useEffect(() => () => store.dispose(), [store]);
+  const state = useSyncExternalStore(store.subscribe, store.getSnapshot, store.getSnapshot);
+  renderCounter.count++;
+  return state;
+}
