@@ -53,9 +53,9 @@ export interface PagesInfo {
   total: number;
   /** Destination: pages placed. Source: pages sent at least once. */
   received: number;
-  /** Destination: pages requested by a vCPU or the walker and not yet placed. */
+  /** Destination: pages a vCPU or the walker waits for (request sent or queued while the link is down). Source: requests queued. */
   requested: number;
-  /** Destination: pages the source has announced/sent but not yet placed (decoded, not applied). */
+  /** Destination: of `requested`, those whose request has been sent on the current connection. */
   'in-flight': number;
   /** Destination: pages neither placed nor requested. Source: pages still to send. */
   missing: number;
@@ -71,6 +71,12 @@ export interface PagesInfo {
   'blocktime-ms': number;
   walker: { active: boolean; position: number; total: number; done: boolean };
   guest: { progress: number; 'ops-per-second': number };
+  /** Completed recoveries (resume handshakes) in this migration. */
+  recoveries: number;
+  /** null until the migration completes; then whether every page matched the source's frozen content. */
+  verified: boolean | null;
+  /** Destination: pages whose content did not match (first few), when verification failed. */
+  mismatches?: number[];
   /**
    * A coarse map of guest memory when `map-cells` is given: one character per cell, each a
    * range of pages. 'R' all present, 'r' some present, 'q' some requested or in flight, '.' none.

@@ -1,0 +1,68 @@
+/**
+ * Page content: a deterministic function of (page index, version), identical in every process.
+ * A page is an 8-byte header (index, version, little-endian) followed by a window of a fixed
+ * pseudo-random pool chosen by hashing (index, version). Generating and checking a page is a
+ * memcpy/memcmp, so real page bytes can cross the wire at full speed while any corruption,
+ * truncation or stale version is still detected byte for byte.
+ */
+const POOL_SIZE = 1 << 20;
+/** Fixed, not the run's seed: both processes must agree on what a page holds. */
+const POOL_SEED = 0x5eed_c0de;
+
+let pool: Buffer | null = null;
+let poolFor = 0;
+
+function getPool(pageSize: number): Buffer {
+  if (pool && poolFor >= pageSize) return pool;
+  const buf = Buffer.allocUnsafe(POOL_SIZE + pageSize);
+  let x = POOL_SEED >>> 0;
+  for (let i = 0; i < buf.length; i += 4) {
+    // xorshift32: fast, deterministic, good enough to make pages look like real data.
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    if (i + 4 <= buf.length) buf.writeUInt32LE(x, i);
+    else for (let k = i; k < buf.length; k++) buf[k] = (x >>> (8 * (k - i))) & 0xff;
+  }
+  pool = buf;
+  poolFor = pageSize;
+  return buf;
+}
+
+function windowStart(index: number, version: number): number {
+  // A cheap integer hash of (index, version), aligned to 8 bytes.
+  let h = Math.imul(index ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(version + 0x632be5ab, 0xc2b2ae35);
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x27d4eb2f);
+  h ^= h >>> 15;
+  return ((h >>> 0) % (POOL_SIZE >>> 3)) << 3;
+}
+
+export const PAGE_HEADER_BYTES = 8;
+
+/** Writes page (index, version) into buf at offset. */
+export function writePage(buf: Buffer, offset: number, index: number, version: number, pageSize: number): void {
+  const p = getPool(pageSize);
+  buf.writeUInt32LE(index >>> 0, offset);
+  buf.writeUInt32LE(version >>> 0, offset + 4);
+  const s = windowStart(index, version);
+  p.copy(buf, offset + PAGE_HEADER_BYTES, s, s + pageSize - PAGE_HEADER_BYTES);
+}
+
+/** Returns a fresh buffer holding page (index, version). */
+export function makePage(index: number, version: number, pageSize: number): Buffer {
+  const b = Buffer.allocUnsafe(pageSize);
+  writePage(b, 0, index, version, pageSize);
+  return b;
+}
+
+/** True if buf[offset, offset+pageSize) is exactly page (index, version). */
+export function checkPage(buf: Buffer, offset: number, index: number, version: number, pageSize: number): boolean {
+  if (offset + pageSize > buf.length) return false;
+  if (buf.readUInt32LE(offset) !== index >>> 0 || buf.readUInt32LE(offset + 4) !== version >>> 0) return false;
+  const p = getPool(pageSize);
+  const s = windowStart(index, version);
+  return p.compare(buf, offset + PAGE_HEADER_BYTES, offset + pageSize, s, s + pageSize - PAGE_HEADER_BYTES) === 0;
+}

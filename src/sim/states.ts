@@ -1,0 +1,64 @@
+/**
+ * The migration state machine, one table per side, checkable against QEMU's
+ * migration/migration.c (migrate_set_state callers) and qapi/migration.json. Every transition
+ * the sim makes goes through `transition()`, which refuses any move not listed here: a state
+ * the sim reaches is a state QEMU can reach.
+ */
+import type { MigrationStatus, Side } from '../types.js';
+
+type Table = Readonly<Partial<Record<MigrationStatus, readonly MigrationStatus[]>>>;
+
+/** Source (outgoing) side. */
+export const SOURCE_TRANSITIONS: Table = {
+  // A new migration may start from any finished state.
+  none: ['setup'],
+  completed: ['setup'],
+  failed: ['setup'],
+  cancelled: ['setup'],
+  setup: ['active', 'failed', 'cancelling'],
+  active: ['postcopy-active', 'completed', 'failed', 'cancelling'],
+  cancelling: ['cancelled', 'failed'],
+  // An I/O error, a stall, or migrate-pause during postcopy: keep everything, wait for recovery.
+  'postcopy-active': ['postcopy-paused', 'completed', 'failed'],
+  // migrate resume=true: connect the new channel.
+  'postcopy-paused': ['postcopy-recover-setup'],
+  // Connected: handshake (recv bitmap, resume). A failure goes back to paused, never to failed.
+  'postcopy-recover-setup': ['postcopy-recover', 'postcopy-paused'],
+  'postcopy-recover': ['postcopy-active', 'postcopy-paused'],
+};
+
+/** Destination (incoming) side. */
+export const DESTINATION_TRANSITIONS: Table = {
+  none: ['setup'],
+  setup: ['active', 'failed'],
+  active: ['postcopy-active', 'completed', 'failed'],
+  'postcopy-active': ['postcopy-paused', 'completed', 'failed'],
+  // migrate-recover: a new listening channel; the old state is kept.
+  'postcopy-paused': ['postcopy-recover'],
+  'postcopy-recover': ['postcopy-active', 'postcopy-paused'],
+};
+
+export function allowedTransitions(side: Side): Table {
+  return side === 'source' ? SOURCE_TRANSITIONS : DESTINATION_TRANSITIONS;
+}
+
+export function canTransition(side: Side, from: MigrationStatus, to: MigrationStatus): boolean {
+  return allowedTransitions(side)[from]?.includes(to) ?? false;
+}
+
+export class IllegalTransition extends Error {
+  override name = 'IllegalTransition';
+}
+
+/** Throws if `from -> to` is not a transition QEMU makes on this side. */
+export function checkTransition(side: Side, from: MigrationStatus, to: MigrationStatus): void {
+  if (!canTransition(side, from, to)) throw new IllegalTransition(`${side}: ${from} -> ${to} is not a migration state transition`);
+}
+
+export function isPostcopy(s: MigrationStatus): boolean {
+  return s.startsWith('postcopy-');
+}
+
+export function isFinished(s: MigrationStatus): boolean {
+  return s === 'completed' || s === 'failed' || s === 'cancelled';
+}

@@ -1,0 +1,122 @@
+/**
+ * The sim VM process, started like QEMU: memory size, vCPUs, workload, a QMP unix socket, and
+ * `--incoming defer` for the destination. One program, two roles.
+ *
+ *   node dist/src/sim/vm-main.js --name source --memory 1G --smp 2 --qmp /run/dir/source.qmp
+ *   node dist/src/sim/vm-main.js --name destination --memory 1G --smp 2 --qmp /run/dir/dest.qmp --incoming defer
+ */
+import { parseArgs } from 'node:util';
+import { startQmpServer } from '../qmp/server.js';
+import { DestinationVm } from './destination.js';
+import { SourceVm } from './source.js';
+import type { SimVm, VmOptions } from './vm.js';
+import type { WorkloadKind } from './workload.js';
+
+const VERSION = { major: 7, minor: 2, micro: 0 };
+
+function die(msg: string): never {
+  process.stderr.write(`postcopy-lab sim: ${msg}\n`);
+  process.exit(2);
+}
+
+function parseSize(s: string, what: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?$/i.exec(s.trim());
+  if (!m) die(`${what}: '${s}' is not a size (expected e.g. 256M, 1G, 4096)`);
+  const mult = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 }[m[2].toUpperCase() as '' | 'K' | 'M' | 'G' | 'T'];
+  return Math.round(Number(m[1]) * mult);
+}
+
+function int(s: string | undefined, what: string, lo: number, hi: number, dflt: number): number {
+  if (s === undefined) return dflt;
+  const n = Number(s);
+  if (!Number.isFinite(n) || n < lo || n > hi) die(`${what}: '${s}' must be a number from ${lo} to ${hi}`);
+  return n;
+}
+
+export function parseVmArgs(argv: string[]): { opts: VmOptions; qmp: string; incoming: boolean } {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        name: { type: 'string', default: 'vm' },
+        memory: { type: 'string', short: 'm', default: '256M' },
+        'page-size': { type: 'string', default: '4096' },
+        smp: { type: 'string', default: '2' },
+        workload: { type: 'string', default: 'random' },
+        'read-rate': { type: 'string' },
+        'dirty-rate': { type: 'string' },
+        'hot-fraction': { type: 'string' },
+        'hot-share': { type: 'string' },
+        seed: { type: 'string' },
+        qmp: { type: 'string' },
+        incoming: { type: 'string' },
+      },
+      strict: true,
+    }));
+  } catch (e) {
+    die((e as Error).message);
+  }
+  if (!values.qmp) die('--qmp PATH is required (the QMP unix socket to create)');
+  if (values.incoming !== undefined && values.incoming !== 'defer') die(`--incoming: only 'defer' is supported, got '${values.incoming}'`);
+  const pageSize = int(values['page-size'], '--page-size', 512, 65536, 4096);
+  if ((pageSize & (pageSize - 1)) !== 0) die(`--page-size: ${pageSize} is not a power of two`);
+  const memoryBytes = parseSize(values.memory!, '--memory');
+  if (memoryBytes < pageSize) die(`--memory: ${values.memory} is smaller than one page`);
+  if (memoryBytes / pageSize > 2 ** 31) die(`--memory: ${values.memory} is too many pages for the sim`);
+  const kind = values.workload as WorkloadKind;
+  if (!['sequential', 'random', 'hotset'].includes(kind)) die(`--workload: '${kind}' (expected sequential, random or hotset)`);
+  return {
+    qmp: values.qmp,
+    incoming: values.incoming === 'defer',
+    opts: {
+      name: values.name!,
+      memoryBytes,
+      pageSize,
+      workload: {
+        kind,
+        vcpus: int(values.smp, '--smp', 1, 64, 2),
+        readRate: int(values['read-rate'], '--read-rate', 0, 1e7, 10000),
+        dirtyRate: int(values['dirty-rate'], '--dirty-rate', 0, 1e7, 1000),
+        hotFraction: int(values['hot-fraction'], '--hot-fraction', 0, 1, 0.1),
+        hotShare: int(values['hot-share'], '--hot-share', 0, 1, 0.9),
+        seed: int(values.seed, '--seed', 0, 2 ** 32 - 1, 1),
+      },
+    },
+  };
+}
+
+async function main(): Promise<void> {
+  const { opts, qmp, incoming } = parseVmArgs(process.argv.slice(2));
+  const vm: SimVm = incoming ? new DestinationVm(opts) : new SourceVm(opts);
+  vm.log = (m) => process.stderr.write(`[${opts.name}] ${m}\n`);
+  let server: Awaited<ReturnType<typeof startQmpServer>>;
+  try {
+    server = await startQmpServer({ path: qmp, commands: vm.commands(), version: VERSION, package: 'postcopy-lab-sim' });
+  } catch (e) {
+    die(`cannot create the QMP socket ${qmp}: ${(e as Error).message}`);
+  }
+  vm.emit = (event, data) => server.emit(event, data);
+  let exiting = false;
+  const exit = (code: number) => {
+    if (exiting) return;
+    exiting = true;
+    vm.shutdown();
+    void server.close().finally(() => process.exit(code));
+    setTimeout(() => process.exit(code), 1000).unref();
+  };
+  vm.onQuit = () => {
+    server.emit('SHUTDOWN', { guest: false, reason: 'host-qmp-quit' });
+    exit(0);
+  };
+  process.on('SIGTERM', () => exit(0));
+  process.on('SIGINT', () => exit(0));
+  // The orchestrator holds our stdin: when it goes away, so do we (no orphans).
+  process.stdin.on('end', () => exit(0));
+  process.stdin.on('error', () => exit(0));
+  process.stdin.resume();
+  if (vm instanceof SourceVm) vm.start();
+  vm.log(`ready: ${vm.pageCount} pages of ${vm.pageSize} bytes, ${opts.workload.vcpus} vCPUs, ${incoming ? 'incoming defer' : 'running'}`);
+}
+
+main().catch((e) => die(String((e as Error)?.stack ?? e)));

@@ -1,0 +1,223 @@
+/**
+ * What the source and destination sim VMs share: guest memory metadata, the guest's vCPUs,
+ * migration capabilities and parameters, the state machine, and the QMP commands that do not
+ * depend on the side. Each side adds its own commands (src/sim/source.ts, destination.ts).
+ */
+import type { MigrationStatus, RunState, Side } from '../types.js';
+import { QmpError, type QmpCommandDef } from '../qmp/server.js';
+import { checkTransition } from './states.js';
+import { Guest, type MemoryHooks, type WorkloadSpec } from './workload.js';
+
+export interface VmOptions {
+  name: string;
+  memoryBytes: number;
+  pageSize: number;
+  workload: WorkloadSpec;
+}
+
+/** Capabilities QEMU has (and the sim models), plus ours with the x- prefix. */
+export const CAPABILITIES = ['postcopy-ram', 'return-path', 'events', 'postcopy-blocktime', 'x-recovery-walk'] as const;
+export type Capability = (typeof CAPABILITIES)[number];
+
+export interface MigrationParameters {
+  /** Precopy bandwidth cap, bytes/s. QEMU's default is 128 MiB/s. */
+  'max-bandwidth': number;
+  /** Background push cap during postcopy, bytes/s; 0 = unlimited (QEMU's default). */
+  'max-postcopy-bandwidth': number;
+  /** Milliseconds of downtime precopy may take at switchover. */
+  'downtime-limit': number;
+  /** Ours: pause postcopy when no data has moved for this many ms while pages are missing; 0 = off (QEMU's behaviour). */
+  'x-stall-timeout': number;
+  /** Ours: pages the x-recovery-walk walker may have requested at once (1 = the thread's single walker thread). */
+  'x-walk-window': number;
+}
+
+const PARAM_LIMITS: Record<keyof MigrationParameters, [number, number]> = {
+  'max-bandwidth': [0, Number.MAX_SAFE_INTEGER],
+  'max-postcopy-bandwidth': [0, Number.MAX_SAFE_INTEGER],
+  'downtime-limit': [0, 2_000_000],
+  'x-stall-timeout': [0, 3_600_000],
+  'x-walk-window': [1, 4096],
+};
+
+export type EmitFn = (event: string, data?: Record<string, unknown>) => void;
+
+export function migrationInProgress(s: MigrationStatus): boolean {
+  return !['none', 'completed', 'failed', 'cancelled'].includes(s);
+}
+
+export abstract class SimVm implements MemoryHooks {
+  abstract readonly side: Side;
+  readonly pageSize: number;
+  readonly pageCount: number;
+  /** The guest's current version of every page: content = f(index, version). */
+  readonly versions: Uint32Array;
+  readonly guest: Guest;
+  status: MigrationStatus = 'none';
+  runState: RunState;
+  errorDesc: string | undefined;
+  readonly caps = new Map<Capability, boolean>(CAPABILITIES.map((c) => [c, false]));
+  readonly params: MigrationParameters = {
+    'max-bandwidth': 134217728,
+    'max-postcopy-bandwidth': 0,
+    'downtime-limit': 300,
+    'x-stall-timeout': 0,
+    'x-walk-window': 1,
+  };
+  /** Where QMP events go (set by the process that owns the QMP server). */
+  emit: EmitFn = () => {};
+  /** Called once the VM wants its process to exit (the `quit` command). */
+  onQuit: () => void = () => {};
+  /** Diagnostic log (stderr of the VM process). */
+  log: (msg: string) => void = () => {};
+
+  constructor(readonly opts: VmOptions, initialRunState: RunState) {
+    this.pageSize = opts.pageSize;
+    this.pageCount = Math.floor(opts.memoryBytes / opts.pageSize);
+    this.versions = new Uint32Array(this.pageCount);
+    this.guest = new Guest(opts.workload, this.pageCount, this);
+    this.runState = initialRunState;
+  }
+
+  abstract access(vcpu: number, page: number, write: boolean): 'ok' | 'blocked';
+
+  cap(c: Capability): boolean {
+    return this.caps.get(c) === true;
+  }
+
+  protected setStatus(to: MigrationStatus): void {
+    if (to === this.status) return;
+    checkTransition(this.side, this.status, to);
+    this.log(`migration status: ${this.status} -> ${to}`);
+    this.status = to;
+    // QEMU emits MIGRATION only with the `events` capability on.
+    if (this.cap('events')) this.emit('MIGRATION', { status: to });
+  }
+
+  protected setRunState(to: RunState): void {
+    if (to === this.runState) return;
+    const wasRunning = this.runState === 'running';
+    this.runState = to;
+    if (wasRunning && to !== 'running') this.emit('STOP');
+    if (!wasRunning && to === 'running') this.emit('RESUME');
+  }
+
+  protected startGuest(): void {
+    this.setRunState('running');
+    this.guest.start();
+  }
+
+  protected stopGuest(to: RunState): void {
+    this.guest.stop();
+    this.setRunState(to);
+  }
+
+  /** Whether `cont` may run the guest now; a reason if not. */
+  protected abstract contRefusal(): string | null;
+
+  /** The QMP commands both sides answer. */
+  baseCommands(): Record<string, QmpCommandDef> {
+    return {
+      'query-status': {
+        handler: () => ({ status: this.runState, running: this.runState === 'running', singlestep: false }),
+      },
+      stop: {
+        handler: () => {
+          if (this.runState === 'running') this.stopGuest('paused');
+          return {};
+        },
+      },
+      cont: {
+        handler: () => {
+          const refusal = this.contRefusal();
+          if (refusal) throw new QmpError('GenericError', refusal);
+          if (this.runState !== 'running') this.startGuest();
+          return {};
+        },
+      },
+      quit: {
+        handler: () => {
+          setImmediate(() => this.onQuit());
+          return {};
+        },
+      },
+      'query-migrate-capabilities': {
+        handler: () => [...this.caps].map(([capability, state]) => ({ capability, state })),
+      },
+      'migrate-set-capabilities': {
+        args: { capabilities: 'array' },
+        handler: (args) => {
+          if (migrationInProgress(this.status)) throw new QmpError('GenericError', "There's a migration process in progress");
+          const list = args.capabilities as unknown[];
+          const updates: Array<[Capability, boolean]> = [];
+          list.forEach((item, i) => {
+            const o = item as { capability?: unknown; state?: unknown };
+            if (typeof o !== 'object' || o === null) throw new QmpError('GenericError', `Invalid parameter type for 'capabilities[${i}]', expected: object`);
+            if (typeof o.capability !== 'string') throw new QmpError('GenericError', `Parameter 'capabilities[${i}].capability' is missing`);
+            if (typeof o.state !== 'boolean') throw new QmpError('GenericError', `Invalid parameter type for 'capabilities[${i}].state', expected: boolean`);
+            if (!(CAPABILITIES as readonly string[]).includes(o.capability)) {
+              throw new QmpError(
+                'GenericError',
+                `Parameter 'capability' does not accept value '${o.capability}' (the sim knows: ${CAPABILITIES.join(', ')})`,
+              );
+            }
+            updates.push([o.capability as Capability, o.state]);
+          });
+          const next = new Map(this.caps);
+          for (const [c, s] of updates) next.set(c, s);
+          if (next.get('postcopy-ram') && !next.get('return-path')) {
+            // QEMU needs the return path for postcopy page requests.
+            throw new QmpError('GenericError', 'Postcopy requires the return-path capability (the destination asks for pages over it)');
+          }
+          for (const [c, s] of updates) this.caps.set(c, s);
+          return {};
+        },
+      },
+      'query-migrate-parameters': { handler: () => ({ ...this.params }) },
+      'migrate-set-parameters': {
+        args: {
+          'max-bandwidth': 'int?',
+          'max-postcopy-bandwidth': 'int?',
+          'downtime-limit': 'int?',
+          'x-stall-timeout': 'int?',
+          'x-walk-window': 'int?',
+        },
+        handler: (args) => {
+          for (const [k, v] of Object.entries(args)) {
+            const [lo, hi] = PARAM_LIMITS[k as keyof MigrationParameters];
+            if (typeof v !== 'number' || v < lo || v > hi) {
+              throw new QmpError('GenericError', `Parameter '${k}' expects a value between ${lo} and ${hi}`);
+            }
+          }
+          Object.assign(this.params, args);
+          this.parametersChanged();
+          return {};
+        },
+      },
+    };
+  }
+
+  /** Hook: a side may react to a live parameter change (e.g. the bandwidth cap). */
+  protected parametersChanged(): void {}
+
+  abstract commands(): Record<string, QmpCommandDef>;
+
+  /** Stop every timer and socket; the process is about to exit. */
+  abstract shutdown(): void;
+}
+
+/** Parses `tcp:HOST:PORT` (IPv6 as `tcp:[::1]:PORT`), with QEMU-like errors. */
+export function parseTcpUri(uri: string): { host: string; port: number } {
+  const m = /^tcp:(\[[0-9a-fA-F:.]+\]|[^:[\]]+):(\d{1,5})$/.exec(uri);
+  if (!m) {
+    const proto = uri.includes(':') ? uri.slice(0, uri.indexOf(':')) : uri;
+    if (['unix', 'exec', 'fd', 'file', 'rdma'].includes(proto)) {
+      throw new QmpError('GenericError', `The sim migrates over TCP only: '${uri}' is not supported (use tcp:HOST:PORT)`);
+    }
+    throw new QmpError('GenericError', `Invalid migration URI '${uri}': expected tcp:HOST:PORT, e.g. tcp:127.0.0.1:4444`);
+  }
+  const port = Number(m[2]);
+  if (port < 1 || port > 65535) throw new QmpError('GenericError', `Invalid port ${port} in '${uri}': expected 1-65535`);
+  const host = m[1].startsWith('[') ? m[1].slice(1, -1) : m[1];
+  return { host, port };
+}

@@ -1,0 +1,191 @@
+/**
+ * The guest: K vCPUs running a memory workload at a set rate of reads and writes. Each access
+ * goes through the owning VM's `access` hook, which on the destination may block that vCPU
+ * on a missing page (as a userfaultfd fault would); only that vCPU stops, the others go on.
+ * The vCPU state (RNG, position, op count) is plain data so it can cross the wire as "device
+ * state" at switchover, and the guest carries on at the destination where it left off.
+ */
+export type WorkloadKind = 'sequential' | 'random' | 'hotset';
+
+export interface WorkloadSpec {
+  kind: WorkloadKind;
+  vcpus: number;
+  /** Reads per second per vCPU. */
+  readRate: number;
+  /** Writes per second per vCPU. */
+  dirtyRate: number;
+  /** hotset: fraction of pages that are hot, and share of accesses that go to them. */
+  hotFraction: number;
+  hotShare: number;
+  seed: number;
+}
+
+export interface VcpuState {
+  rng: number;
+  pos: number;
+  ops: number;
+}
+
+/** What an access returns: done, or blocked until `unblock(vcpu)` is called. */
+export type AccessResult = 'ok' | 'blocked';
+
+export interface MemoryHooks {
+  access(vcpu: number, page: number, write: boolean): AccessResult;
+}
+
+const TICK_MS = 10;
+
+function mulberry32(a: number): [number, number] {
+  a = (a + 0x6d2b79f5) >>> 0;
+  let t = a;
+  t = Math.imul(t ^ (t >>> 15), t | 1);
+  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+  return [((t ^ (t >>> 14)) >>> 0) / 4294967296, a];
+}
+
+interface Vcpu extends VcpuState {
+  blockedOn: { page: number; write: boolean } | null;
+  budget: number;
+}
+
+export class Guest {
+  private readonly vcpus: Vcpu[];
+  private timer: NodeJS.Timeout | null = null;
+  private lastTick = 0;
+  private readonly writeShare: number;
+  private readonly opsPerMs: number;
+  private rateWindow: { t: number; progress: number }[] = [];
+
+  constructor(
+    readonly spec: WorkloadSpec,
+    private readonly pageCount: number,
+    private readonly hooks: MemoryHooks,
+  ) {
+    const total = spec.readRate + spec.dirtyRate;
+    this.writeShare = total > 0 ? spec.dirtyRate / total : 0;
+    this.opsPerMs = total / 1000;
+    this.vcpus = [];
+    for (let i = 0; i < spec.vcpus; i++) {
+      this.vcpus.push({
+        rng: (spec.seed * 0x9e3779b1 + i * 0x85ebca6b) >>> 0,
+        pos: Math.floor((i * pageCount) / Math.max(1, spec.vcpus)),
+        ops: 0,
+        blockedOn: null,
+        budget: 0,
+      });
+    }
+  }
+
+  get running(): boolean {
+    return this.timer !== null;
+  }
+
+  /** Total guest operations completed, all vCPUs. */
+  get progress(): number {
+    let s = 0;
+    for (const v of this.vcpus) s += v.ops;
+    return s;
+  }
+
+  get blockedCount(): number {
+    return this.vcpus.filter((v) => v.blockedOn).length;
+  }
+
+  /** Guest operations per second over the last second or so. */
+  opsPerSecond(now = performance.now()): number {
+    const p = this.progress;
+    this.rateWindow.push({ t: now, progress: p });
+    while (this.rateWindow.length > 2 && now - this.rateWindow[0].t > 1000) this.rateWindow.shift();
+    const first = this.rateWindow[0];
+    const dt = now - first.t;
+    return dt > 0 ? ((p - first.progress) * 1000) / dt : 0;
+  }
+
+  start(): void {
+    if (this.timer || this.opsPerMs === 0) return;
+    this.lastTick = performance.now();
+    this.timer = setInterval(() => this.tick(), TICK_MS);
+    this.timer.unref?.();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    for (const v of this.vcpus) v.budget = 0;
+  }
+
+  exportState(): VcpuState[] {
+    return this.vcpus.map(({ rng, pos, ops }) => ({ rng, pos, ops }));
+  }
+
+  importState(state: unknown): void {
+    if (!Array.isArray(state)) return;
+    state.forEach((s: Partial<VcpuState>, i) => {
+      const v = this.vcpus[i];
+      if (!v || typeof s !== 'object' || s === null) return;
+      if (Number.isInteger(s.rng)) v.rng = (s.rng as number) >>> 0;
+      if (Number.isInteger(s.pos)) v.pos = (s.pos as number) % this.pageCount;
+      if (Number.isInteger(s.ops)) v.ops = s.ops as number;
+    });
+  }
+
+  /** A missing page a vCPU was blocked on has been placed: retry its access and carry on. */
+  unblock(vcpu: number): void {
+    const v = this.vcpus[vcpu];
+    if (!v?.blockedOn) return;
+    const { page, write } = v.blockedOn;
+    if (this.hooks.access(vcpu, page, write) === 'ok') {
+      v.blockedOn = null;
+      v.ops++;
+    }
+  }
+
+  private nextPage(v: Vcpu): number {
+    const n = this.pageCount;
+    switch (this.spec.kind) {
+      case 'sequential':
+        v.pos = (v.pos + 1) % n;
+        return v.pos;
+      case 'hotset': {
+        let r: number;
+        [r, v.rng] = mulberry32(v.rng);
+        const hot = Math.max(1, Math.floor(n * this.spec.hotFraction));
+        let r2: number;
+        [r2, v.rng] = mulberry32(v.rng);
+        return r < this.spec.hotShare ? Math.floor(r2 * hot) : Math.floor(r2 * n);
+      }
+      default: {
+        let r: number;
+        [r, v.rng] = mulberry32(v.rng);
+        return Math.floor(r * n);
+      }
+    }
+  }
+
+  private tick(): void {
+    const now = performance.now();
+    const dt = Math.min(now - this.lastTick, 200);
+    this.lastTick = now;
+    for (let i = 0; i < this.vcpus.length; i++) {
+      const v = this.vcpus[i];
+      if (v.blockedOn) continue;
+      v.budget += dt * this.opsPerMs;
+      while (v.budget >= 1) {
+        v.budget -= 1;
+        const page = this.nextPage(v);
+        let write = false;
+        if (this.writeShare > 0) {
+          let r: number;
+          [r, v.rng] = mulberry32(v.rng);
+          write = r < this.writeShare;
+        }
+        if (this.hooks.access(i, page, write) === 'blocked') {
+          v.blockedOn = { page, write };
+          v.budget = 0;
+          break;
+        }
+        v.ops++;
+      }
+    }
+  }
+}
