@@ -64,3 +64,33 @@ export function fit(s: string, width: number): string {
   if (s.length > width) return width === 1 ? '…' : s.slice(0, width - 1) + '…';
   return s.padEnd(width);
 }
+
+/**
+ * Word-wrap `text` to `width` cells (words longer than a line are split). Ink's own wrapping
+ * keeps the space it broke at, which starts the next line with a blank.
+ */
+export function wrapWords(text: string, width: number): string[] {
+  if (width <= 0) return [];
+  const out: string[] = [];
+  for (const para of text.split('\n')) {
+    let line = '';
+    for (let word of para.split(/\s+/).filter(Boolean)) {
+      while (word.length > width) {
+        if (line) {
+          out.push(line);
+          line = '';
+        }
+        out.push(word.slice(0, width));
+        word = word.slice(width);
+      }
+      if (!line) line = word;
+      else if (line.length + 1 + word.length <= width) line += ' ' + word;
+      else {
+        out.push(line);
+        line = word;
+      }
+    }
+    out.push(line);
+  }
+  return out;
+}

@@ -76,7 +76,7 @@ export function calculateLayout(columns: number, rows: number): Layout {
   const rightWidth = c - leftWidth - 1; // one column of gap
 
   // Sparklines need room: always in the wide layout, in the compact one only when tall.
-  const showSparkline = mode === 'wide' || height >= 30;
+  const showSparkline = mode === 'wide' || rws >= 30;
   const sparkline = showSparkline ? { width: leftWidth, height: SPARKLINE_HEIGHT } : null;
 
   return {

@@ -17,11 +17,15 @@ const SHORT: Record<Direction, string> = {
 };
 
 /** One direction as text: latency (± jitter), rate cap, loss, then traffic forwarded/dropped. */
-export function describeDirection(d: LinkDirectionSnapshot): string {
-  const parts = [`${d.latencyMs}ms${d.jitterMs ? `±${d.jitterMs}` : ''}`, fmtRate(d.rateBytesPerSec)];
+export function describeDirection(d: LinkDirectionSnapshot, compact = false): string {
+  const bytes = (n: number) => (compact ? fmtBytes(n).replace(/ ([KMGT])iB$/, '$1').replace(/ B$/, '') : fmtBytes(n));
+  const parts = [
+    `${d.latencyMs}ms${d.jitterMs ? `±${d.jitterMs}` : ''}`,
+    compact && !d.rateBytesPerSec ? 'no cap' : compact ? `${bytes(d.rateBytesPerSec)}/s` : fmtRate(d.rateBytesPerSec),
+  ];
   if (d.lossPercent > 0) parts.push(`loss ${d.lossPercent}%`);
-  parts.push(`fwd ${fmtBytes(d.bytesForwarded)}`, `drop ${fmtBytes(d.bytesDropped)}`);
-  return parts.join('  ');
+  parts.push(`fwd ${bytes(d.bytesForwarded)}`, `drop ${bytes(d.bytesDropped)}`);
+  return parts.join(compact ? ' ' : '  ');
 }
 
 /** The link, per direction: state, latency, rate, bytes forwarded and dropped. */
@@ -44,9 +48,9 @@ export function LinkPanel(props: { link?: LinkSnapshot; width: number; height?: 
           <Text key={dir} wrap="truncate">
             <Text dimColor>{SHORT[dir]} </Text>
             <Text color={STATE_COLOUR[d.state]} bold={d.state !== 'up'}>
-              {fit(d.state, 9)}
+              {fit(d.state, 10)}
             </Text>
-            {describeDirection(d)}
+            {describeDirection(d, width < 60)}
           </Text>
         );
       })}

@@ -46,7 +46,10 @@ function Legend() {
       {KINDS.map((k) => (
         <Text key={k}>
           <Text color={CELL_STYLE[k].color}>{CELL_STYLE[k].glyph}</Text>
-          <Text dimColor> {CELL_STYLE[k].label} </Text>
+          <Text dimColor>
+            {CELL_STYLE[k].label}
+            {k === '.' ? '' : ' '}
+          </Text>
         </Text>
       ))}
     </Text>

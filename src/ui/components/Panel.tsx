@@ -7,13 +7,16 @@ export function Panel(props: { title: string; extra?: ReactNode; width: number; 
   return (
     <Box flexDirection="column" width={width} height={height} overflow="hidden">
       <Box width={width} height={1} overflow="hidden">
-        <Text bold wrap="truncate">
-          {title}
-        </Text>
-        {extra ? <Text wrap="truncate"> </Text> : null}
-        {extra}
-        <Box flexGrow={1} overflow="hidden" marginLeft={1}>
-          <Text dimColor wrap="truncate">
+        <Box flexShrink={0}>
+          <Text bold>{title}</Text>
+        </Box>
+        {extra ? (
+          <Box flexShrink={1} marginLeft={1} overflow="hidden">
+            {extra}
+          </Box>
+        ) : null}
+        <Box flexGrow={1} flexShrink={1} flexBasis={0} height={1} overflow="hidden" marginLeft={1}>
+          <Text dimColor wrap="wrap">
             {'─'.repeat(width)}
           </Text>
         </Box>

@@ -92,8 +92,14 @@ export function sideCells(s: SideSnapshot | undefined): Cell[] {
  */
 export function SideCounters(props: { source?: SideSnapshot; destination?: SideSnapshot; width: number; height?: number }) {
   const { source, destination, width } = props;
-  const labelW = Math.min(15, Math.max(11, Math.floor(width * 0.26)));
+  const labelW = 15;
   const colW = Math.floor((width - labelW) / 2);
+  // Each column keeps one blank cell on its right so neighbouring values never touch.
+  const cell = (c: Cell) => (
+    <Text color={c.color} bold={c.bold}>
+      {fit(c.text, colW - 1)}{' '}
+    </Text>
+  );
   const src = sideCells(source);
   const dst = sideCells(destination);
   return (
@@ -106,12 +112,8 @@ export function SideCounters(props: { source?: SideSnapshot; destination?: SideS
       {COUNTER_LABELS.map((label, i) => (
         <Text key={label} wrap="truncate">
           <Text dimColor>{fit(label, labelW)}</Text>
-          <Text color={src[i].color} bold={src[i].bold}>
-            {fit(src[i].text, colW)}
-          </Text>
-          <Text color={dst[i].color} bold={dst[i].bold}>
-            {fit(dst[i].text, colW)}
-          </Text>
+          {cell(src[i])}
+          {cell(dst[i])}
         </Text>
       ))}
     </Box>

@@ -1,5 +1,6 @@
 import { Box, Text } from 'ink';
 import type { StepView } from '../../types.js';
+import { wrapWords } from '../format.js';
 import { Panel } from './Panel.js';
 
 const MARK: Record<StepView['status'], { glyph: string; color?: string }> = {
@@ -27,12 +28,16 @@ export function StepsPanel(props: { steps: StepView[]; currentStep: number; widt
       })}
       {current ? (
         <Box flexDirection="column" marginTop={1} width={width}>
-          <Text>{current.text}</Text>
-          {current.hints.slice(0, current.hintsShown).map((h, i) => (
-            <Text key={i} color="yellow">
-              Hint {i + 1}/{current.hints.length}: {h}
-            </Text>
+          {wrapWords(current.text, width).map((l, i) => (
+            <Text key={`t${i}`}>{l}</Text>
           ))}
+          {current.hints.slice(0, current.hintsShown).flatMap((h, i) =>
+            wrapWords(`Hint ${i + 1}/${current.hints.length}: ${h}`, width).map((l, j) => (
+              <Text key={`h${i}.${j}`} color="yellow">
+                {l}
+              </Text>
+            )),
+          )}
         </Box>
       ) : steps.length > 0 && steps.every((s) => s.status === 'done') ? (
         <Box marginTop={1}>

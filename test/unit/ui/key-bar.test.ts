@@ -1,0 +1,44 @@
+import { describe, expect, it } from 'vitest';
+import { fitKeyHints, keyHints, normalKeys } from '../../../src/ui/key-bar.js';
+import { fakeDirection, fakeSide, fakeSnapshot, fakeState, fakeSteps } from '../../helpers/fake-session.js';
+
+const keys = (hints: { key: string }[]) => hints.map((h) => h.key).join(' ');
+
+describe('key bar', () => {
+  it('offers only the keys valid now', () => {
+    const state = fakeState();
+    expect(keys(keyHints('normal', state))).toBe('c b l p h s : ? q');
+    // Link cut: c no longer applies, u does.
+    const cut = fakeState({
+      snapshot: fakeSnapshot({
+        link: { ...fakeSnapshot().link, up: false, 'source-to-destination': fakeDirection({ state: 'cut' }), 'destination-to-source': fakeDirection({ state: 'cut' }) },
+        source: fakeSide('source', { status: 'postcopy-paused' }),
+        destination: fakeSide('destination', { status: 'postcopy-paused' }),
+      }),
+    });
+    expect(keys(keyHints('normal', cut))).toBe('b l u h s : ? q');
+    // All hints shown: no h.
+    const steps = fakeSteps();
+    steps[1] = { ...steps[1], hintsShown: 2 };
+    expect(normalKeys(fakeState({ steps })).hint).toBe(false);
+    // No snapshot yet (VMs starting): only the console, help and quit.
+    expect(keys(keyHints('normal', fakeState({ snapshot: null, steps: [] })))).toBe(': ? q');
+  });
+
+  it('treats latency or a rate cap as a fault that u can restore', () => {
+    const slow = fakeState({ snapshot: fakeSnapshot({ link: { ...fakeSnapshot().link, 'source-to-destination': fakeDirection({ latencyMs: 100 }) } }) });
+    expect(normalKeys(slow).restore).toBe(true);
+    expect(normalKeys(fakeState()).restore).toBe(false);
+  });
+
+  it('drops low-priority keys first when narrow and always keeps ?', () => {
+    const hints = keyHints('normal', fakeState());
+    expect(keys(fitKeyHints(hints, 200))).toBe('c b l p h s : ? q');
+    expect(keys(fitKeyHints(hints, 64))).toBe('c b h s : ? q');
+    expect(keys(fitKeyHints(hints, 50))).toBe('c h : ? q');
+    expect(keys(fitKeyHints(hints, 33))).toBe('h : ? q');
+    expect(keys(fitKeyHints(hints, 30))).toBe(': ? q');
+    expect(keys(fitKeyHints(hints, 5))).toBe('?');
+    expect(keys(fitKeyHints(keyHints('console', fakeState()), 10))).toBe('?');
+  });
+});
