@@ -1,0 +1,88 @@
+/**
+ * A bandwidth cap: a token bucket in bytes per second, shared by every connection in one
+ * direction (a cap is a property of the link, as tbf's is of an interface).
+ *
+ * Backpressure is the point. While the bucket is empty the stage does not pull its next chunk,
+ * so nothing upstream does either, back to the socket: Node stops reading it, the kernel's
+ * receive window closes, and the sender's writes really block. The relay holds at most one
+ * chunk per connection here, however fast the sender tries to go.
+ */
+import { waitForChange, type Clock, type Stage } from './stage.js';
+
+/**
+ * Classic token bucket, allowed to go into debt: `take(n)` always succeeds and says how long
+ * to wait before sending. Debt keeps concurrent takers in FIFO order and the long-run rate exact.
+ */
+export class TokenBucket {
+  private tokens = 0;
+  private last: number;
+  private rate = 0;
+  private burst = 0;
+
+  constructor(private readonly clock: Clock, bytesPerSec = 0) {
+    this.last = clock.now();
+    this.setRate(bytesPerSec);
+  }
+
+  get bytesPerSec(): number {
+    return this.rate;
+  }
+
+  /** A new rate starts from an empty bucket with no debt; 0 means unlimited. */
+  setRate(bytesPerSec: number): void {
+    this.rate = Math.max(0, bytesPerSec);
+    this.burst = this.rate > 0 ? Math.max(sliceBytes(this.rate), this.rate / 20) : 0;
+    this.tokens = 0;
+    this.last = this.clock.now();
+  }
+
+  /** Debit `bytes`; returns the milliseconds to wait before sending them (0: send now). */
+  take(bytes: number): number {
+    if (this.rate <= 0) return 0;
+    this.refill();
+    this.tokens -= bytes;
+    return this.waitMs();
+  }
+
+  /** Milliseconds until the bucket is out of debt. */
+  waitMs(): number {
+    if (this.rate <= 0) return 0;
+    this.refill();
+    return this.tokens >= 0 ? 0 : (-this.tokens / this.rate) * 1000;
+  }
+
+  private refill(): void {
+    const now = this.clock.now();
+    this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) / 1000) * this.rate);
+    this.last = now;
+  }
+}
+
+/** How much to send at once: about 20 ms worth, between 512 B and 64 KiB, so pacing is smooth. */
+export function sliceBytes(bytesPerSec: number): number {
+  return Math.min(64 * 1024, Math.max(512, Math.floor(bytesPerSec / 50)));
+}
+
+export const bandwidth: Stage = async function* bandwidth(input, ctx) {
+  for await (const chunk of input) {
+    let offset = 0;
+    while (offset < chunk.length) {
+      if (ctx.closed) return;
+      const rate = ctx.bucket.bytesPerSec;
+      if (rate <= 0) {
+        yield offset === 0 ? chunk : chunk.subarray(offset);
+        break;
+      }
+      const n = Math.min(chunk.length - offset, sliceBytes(rate));
+      let wait = ctx.bucket.take(n);
+      // A rate change resets the bucket's debt, so re-ask after every wake-up.
+      while (wait > 0 && !ctx.closed) {
+        await waitForChange(ctx, wait);
+        wait = ctx.bucket.waitMs();
+      }
+      if (ctx.closed) return;
+      yield chunk.subarray(offset, offset + n);
+      offset += n;
+    }
+  }
+};

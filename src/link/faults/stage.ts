@@ -1,0 +1,97 @@
+/**
+ * The one interface every relay fault implements, Toxiproxy style: a stage takes one
+ * direction's chunks of one connection, in order, and yields chunks onward, in order.
+ *
+ * Stages are pull-based async iterables on purpose. A stage that is not ready for more (the
+ * token bucket is empty, the link is down, its bounded queue is full) simply does not pull,
+ * so the stage before it stops pulling too, and so on back to the socket: the socket's
+ * readable buffer fills, Node stops reading the fd, the kernel's receive window closes and
+ * the sender really slows down. Nothing in the relay buffers without a bound.
+ */
+import type { LinkDirectionState } from '../../types.js';
+import type { TokenBucket } from './bandwidth.js';
+
+/** Time as the stages see it; injected so tests can drive token buckets and delays by hand. */
+export interface Clock {
+  /** Milliseconds, monotonic. */
+  now(): number;
+  /** Calls fn after ms; returns a function that cancels it. */
+  setTimer(fn: () => void, ms: number): () => void;
+}
+
+export const realClock: Clock = {
+  now: () => performance.now(),
+  setTimer(fn, ms) {
+    const timer = setTimeout(fn, Math.max(0, ms));
+    return () => clearTimeout(timer);
+  },
+};
+
+/** The live settings of one direction, shared by every connection on the link. */
+export interface DirectionConfig {
+  state: LinkDirectionState;
+  latencyMs: number;
+  jitterMs: number;
+  lossPercent: number;
+  /** 0 means unlimited. */
+  rateBytesPerSec: number;
+}
+
+/** What a stage may read and report; one per direction of one connection. */
+export interface StageContext {
+  readonly config: Readonly<DirectionConfig>;
+  readonly clock: Clock;
+  /** Uniform in [0, 1); injected for tests. */
+  random(): number;
+  /** The direction's bandwidth cap, shared by its connections. */
+  readonly bucket: TokenBucket;
+  /** Count bytes this stage threw away (blackhole). */
+  countDropped(bytes: number): void;
+  /** Subscribe to config changes of this direction; returns the unsubscribe function. */
+  onChange(fn: () => void): () => void;
+  /** Subscribe to the connection's teardown; returns the unsubscribe function. */
+  onClose(fn: () => void): () => void;
+  readonly closed: boolean;
+}
+
+export type Stage = (input: AsyncIterable<Buffer>, ctx: StageContext) => AsyncIterable<Buffer>;
+
+/**
+ * Resolves after `ms` (or never, if undefined), or as soon as the direction's config changes
+ * or the connection closes, whichever is first. Every listener is removed when it resolves:
+ * racing against a long-lived promise instead would leak one reaction per call.
+ */
+export function waitForChange(ctx: StageContext, ms?: number): Promise<void> {
+  return new Promise((resolve) => {
+    if (ctx.closed) {
+      resolve();
+      return;
+    }
+    const cancelTimer = ms === undefined ? undefined : ctx.clock.setTimer(done, ms);
+    const offChange = ctx.onChange(done);
+    const offClose = ctx.onClose(done);
+    function done(): void {
+      cancelTimer?.();
+      offChange();
+      offClose();
+      resolve();
+    }
+  });
+}
+
+/** A tiny multi-listener notifier with explicit unsubscription. */
+export class Notifier {
+  private listeners = new Set<() => void>();
+  on(fn: () => void): () => void {
+    // Wrap so the same function subscribed twice gets two independent subscriptions.
+    const entry = (): void => fn();
+    this.listeners.add(entry);
+    return () => this.listeners.delete(entry);
+  }
+  fire(): void {
+    for (const fn of [...this.listeners]) fn();
+  }
+  get size(): number {
+    return this.listeners.size;
+  }
+}
