@@ -15,10 +15,26 @@ const SHORT: Record<Direction, string> = {
   'source-to-destination': 'src→dst',
   'destination-to-source': 'dst→src',
 };
+const SHORTER: Record<Direction, string> = {
+  'source-to-destination': 's→d',
+  'destination-to-source': 'd→s',
+};
+
+/** Bytes in at most four or five cells: 0, 512, 3.0K, 12M, 1.2G. */
+export function shortBytes(n: number): string {
+  const units = ['', 'K', 'M', 'G', 'T'];
+  let v = Math.max(0, n);
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return i === 0 ? String(Math.round(v)) : `${v < 10 ? v.toFixed(1) : Math.round(v)}${units[i]}`;
+}
 
 /** One direction as text: latency (± jitter), rate cap, loss, then traffic forwarded/dropped. */
 export function describeDirection(d: LinkDirectionSnapshot, compact = false): string {
-  const bytes = (n: number) => (compact ? fmtBytes(n).replace(/ ([KMGT])iB$/, '$1').replace(/ B$/, '') : fmtBytes(n));
+  const bytes = (n: number) => (compact ? shortBytes(n) : fmtBytes(n));
   const parts = [
     `${d.latencyMs}ms${d.jitterMs ? `±${d.jitterMs}` : ''}`,
     compact && !d.rateBytesPerSec ? 'no cap' : compact ? `${bytes(d.rateBytesPerSec)}/s` : fmtRate(d.rateBytesPerSec),
@@ -44,13 +60,14 @@ export function LinkPanel(props: { link?: LinkSnapshot; width: number; height?: 
     <Panel title={title} width={width} height={height}>
       {(['source-to-destination', 'destination-to-source'] as const).map((dir) => {
         const d = link[dir];
+        const compact = width < 60;
         return (
           <Text key={dir} wrap="truncate">
-            <Text dimColor>{SHORT[dir]} </Text>
+            <Text dimColor>{(compact ? SHORTER : SHORT)[dir]} </Text>
             <Text color={STATE_COLOUR[d.state]} bold={d.state !== 'up'}>
               {fit(d.state, 10)}
             </Text>
-            {describeDirection(d, width < 60)}
+            {describeDirection(d, compact)}
           </Text>
         );
       })}

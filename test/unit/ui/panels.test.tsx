@@ -1,0 +1,268 @@
+import { render } from 'ink-testing-library';
+import { describe, expect, it } from 'vitest';
+import { EventLog } from '../../../src/ui/components/EventLog.js';
+import { HelpOverlay } from '../../../src/ui/components/HelpOverlay.js';
+import { KeyBar } from '../../../src/ui/components/KeyBar.js';
+import { LabPicker } from '../../../src/ui/components/LabPicker.js';
+import { LatencyMenu } from '../../../src/ui/components/LatencyMenu.js';
+import { LinkPanel } from '../../../src/ui/components/LinkPanel.js';
+import { PageMap, resampleMap } from '../../../src/ui/components/PageMap.js';
+import { QmpConsole } from '../../../src/ui/components/QmpConsole.js';
+import { COUNTER_LABELS, sideCells, SideCounters } from '../../../src/ui/components/SideCounters.js';
+import { sparkline, Sparkline } from '../../../src/ui/components/Sparkline.js';
+import { StepsPanel } from '../../../src/ui/components/StepsPanel.js';
+import { Summary } from '../../../src/ui/components/Summary.js';
+import { initialLabUiState } from '../../../src/ui/lab-state.js';
+import { fakeDirection, fakePages, fakeSide, fakeSnapshot, fakeSteps, fakeState } from '../../helpers/fake-session.js';
+import { plain } from './helpers.js';
+import { keyHints } from '../../../src/ui/key-bar.js';
+import type { ReactElement } from 'react';
+
+/** Render once and read the frame before unmounting (Ink may print "\n" after unmount under CI). */
+function frame(el: ReactElement): string {
+  const r = render(el);
+  const out = plain(r.lastFrame());
+  r.unmount();
+  return out;
+}
+
+describe('StepsPanel', () => {
+  it('numbers steps, ticks done ones, shows the current text and the hints asked for', () => {
+    const out = frame(<StepsPanel steps={fakeSteps()} currentStep={1} width={40} height={12} />);
+    expect(out).toContain('Steps 2/3');
+    expect(out).toContain('✓ 1. Start postcopy');
+    expect(out).toContain('▶ 2. Cut the link');
+    expect(out).toContain('3. Recover');
+    expect(out).toContain('Cut the link while postcopy runs and');
+    expect(out).toContain('Hint 1/2: Press c');
+    expect(out).not.toContain('Or use the l menu');
+    expect(out).not.toContain('Use migrate'); // a done step's hints stay hidden
+  });
+  it('marks a failed step and says when all are done', () => {
+    const steps = fakeSteps().map((s) => ({ ...s, status: 'done' as const }));
+    expect(frame(<StepsPanel steps={steps} currentStep={99} width={40} height={12} />)).toContain('All steps done.');
+    const failed = fakeSteps();
+    failed[1] = { ...failed[1], status: 'failed' };
+    expect(frame(<StepsPanel steps={failed} currentStep={1} width={40} height={12} />)).toContain('✗ 2. Cut the link');
+  });
+});
+
+describe('SideCounters', () => {
+  it('shows every counter for both sides', () => {
+    const snap = fakeSnapshot();
+    const out = frame(<SideCounters source={snap.source} destination={snap.destination} width={70} />);
+    for (const label of COUNTER_LABELS) expect(out).toContain(label);
+    const row = (label: string) => out.split('\n').find((l) => l.startsWith(label)) ?? '';
+    expect(row('state')).toMatch(/state\s+postcopy-active\s+postcopy-active/);
+    expect(row('vm')).toMatch(/postmigrate\s+running/);
+    expect(row('received')).toMatch(/400\/1000 sent\s+400\/1000/);
+    expect(row('req/in flight')).toMatch(/–\s+3 \/ 7/);
+    expect(row('re-sent/dup')).toMatch(/5\s+5 \/ 2/);
+    expect(row('remaining')).toMatch(/590\s+600/);
+    expect(row('MB/s')).toMatch(/100\s+100/);
+    expect(row('faults p50/p99')).toContain('1 · 0.42/2.10ms');
+    expect(row('walker')).toContain('25%');
+    expect(row('guest')).toContain('5000 ops/s');
+  });
+  it('makes a stalled guest visible and reports a dead VM', () => {
+    const dst = fakeSide('destination', { pages: fakePages({ guest: { progress: 1, 'ops-per-second': 0 } }) });
+    expect(sideCells(dst)[9]).toMatchObject({ text: '0 ops/s STALLED', color: 'red' });
+    expect(sideCells(fakeSide('source', { alive: false }))[1]).toMatchObject({ text: 'not running', color: 'red' });
+  });
+  it('colours the state by kind', () => {
+    const colour = (status: Parameters<typeof fakeSide>[1] extends infer O ? O extends { status?: infer S } ? S : never : never) =>
+      sideCells(fakeSide('destination', { status }))[0];
+    expect(colour('postcopy-active')).toMatchObject({ color: 'green' });
+    expect(colour('postcopy-paused')).toMatchObject({ color: 'yellow' });
+    expect(colour('postcopy-recover')).toMatchObject({ color: 'cyan' });
+    expect(colour('postcopy-recover-setup')).toMatchObject({ color: 'cyan' });
+    expect(colour('completed')).toMatchObject({ color: 'blue', bold: true });
+    expect(colour('failed')).toMatchObject({ color: 'red' });
+  });
+  it('falls back to query-migrate numbers without x-query-pages, and dashes without a snapshot', () => {
+    const qemu = fakeSide('source', { pages: undefined, ram: { transferred: 2 * 1024 * 1024, remaining: 1024, mbps: 80 } });
+    const cells = sideCells(qemu).map((c) => c.text);
+    expect(cells[2]).toBe('2.00 MiB sent');
+    expect(cells[5]).toBe('1.00 KiB');
+    expect(cells[6]).toBe('10.0');
+    expect(sideCells(undefined).every((c) => c.text === '–')).toBe(true);
+  });
+});
+
+describe('PageMap', () => {
+  it('draws the map as a grid with a legend', () => {
+    const map = 'RRRRrrqq....';
+    const out = frame(<PageMap pages={fakePages({ map })} width={60} height={4} />);
+    expect(out).toContain('█received');
+    expect(out).toContain('▒partial');
+    expect(out).toContain('▚requested');
+    expect(out).toContain('·missing');
+    expect(out).toContain('████▒▒▚▚····');
+  });
+  it('wraps cells into rows of the panel width', () => {
+    const out = frame(<PageMap pages={fakePages({ map: 'R'.repeat(10) + '.'.repeat(10) })} width={10} height={4} />);
+    const lines = out.split('\n');
+    expect(lines[1]).toBe('██████████');
+    expect(lines[2]).toBe('··········');
+  });
+  it('resamples a large map, keeping requested holes visible', () => {
+    expect(resampleMap('RRRRRRRR', 4)).toBe('RRRR');
+    expect(resampleMap('RRRq....', 2)).toBe('q.');
+    expect(resampleMap('RR..rr..', 4)).toBe('R.r.');
+    expect(resampleMap('RRR.', 1)).toBe('r');
+    expect(resampleMap('Rq', 10)).toBe('Rq');
+  });
+  it('says why there is no map and shows what remains', () => {
+    const out = frame(<PageMap pages={undefined} ram={{ remaining: 1024 * 1024, total: 4 * 1024 * 1024 }} width={90} height={4} />);
+    expect(out).toContain('1.00 MiB of 4.00 MiB remaining');
+    expect(out).toContain('the QEMU backend has no per-page view');
+    expect(frame(<PageMap pages={fakePages({ map: undefined })} width={60} height={4} />)).toContain('600 of 1000 pages remaining');
+  });
+});
+
+describe('LinkPanel', () => {
+  it('shows each direction: state, latency, rate, bytes forwarded and dropped', () => {
+    const link = {
+      ...fakeSnapshot().link,
+      'source-to-destination': fakeDirection({ state: 'blackhole' as const, latencyMs: 50, jitterMs: 5, rateBytesPerSec: 1024 * 1024, bytesForwarded: 3 * 1024 * 1024, bytesDropped: 2048 }),
+      'destination-to-source': fakeDirection({ state: 'cut' as const, lossPercent: 5 }),
+    };
+    const out = frame(<LinkPanel link={link} width={100} />);
+    expect(out).toContain('Link relay · 2 conn');
+    expect(out).toMatch(/src→dst blackhole\s+50ms±5  1.00 MiB\/s  fwd 3.00 MiB  drop 2.00 KiB/);
+    expect(out).toMatch(/dst→src cut\s+0ms  unlimited  loss 5%  fwd 0 B  drop 0 B/);
+    const narrow = frame(<LinkPanel link={link} width={47} />);
+    expect(narrow).toContain('s→d blackhole 50ms±5 1.0M/s fwd 3.0M drop 2.0K');
+    expect(narrow).toContain('d→s cut       0ms no cap loss 5% fwd 0 drop 0');
+  });
+  it('says when there is no link yet', () => {
+    expect(frame(<LinkPanel width={40} />)).toContain('not started');
+  });
+});
+
+describe('Sparkline', () => {
+  it('maps values to bars, newest right, bucketing to the width', () => {
+    expect(sparkline([0, 1, 2, 3, 4, 5, 6, 7], 8)).toBe(' ▂▃▄▅▆▇█');
+    expect(sparkline([7, 7], 4)).toBe('  ██');
+    expect(sparkline([0, 0, 0], 3)).toBe('   ');
+    expect(sparkline([1, 1, 8, 8], 2)).toBe('▂█');
+    expect(sparkline([0.1, 8], 2)).toBe('▁█');
+    expect(sparkline([], 0)).toBe('');
+  });
+  it('shows throughput and remaining with their latest values', () => {
+    const history = Array.from({ length: 60 }, (_, i) => ({ t: i * 1000, mbps: 80 * i, remaining: (60 - i) * 1024 * 1024 }));
+    const out = frame(<Sparkline history={history} width={60} />);
+    expect(out).toContain('MB/s 1min');
+    expect(out).toContain('590');
+    expect(out).toContain('remaining');
+    expect(out).toContain('1.00 MiB');
+  });
+});
+
+describe('EventLog', () => {
+  it('keeps the last events that fit, one line each', () => {
+    const events = Array.from({ length: 30 }, (_, i) => ({ t: i * 100, kind: 'state' as const, side: 'source' as const, text: `event ${i}\nsecond line` }));
+    const out = frame(<EventLog events={events} width={60} height={5} />);
+    const lines = out.split('\n');
+    expect(lines).toHaveLength(5);
+    expect(lines[1]).toContain('event 26 second line');
+    expect(lines[4]).toMatch(/2\.9s state\s+src event 29/);
+    expect(out).not.toContain('event 25');
+  });
+});
+
+describe('QmpConsole', () => {
+  it('shows target, scrollback with replies and errors, completions and the input line', () => {
+    const c = {
+      ...initialLabUiState().console,
+      input: 'migrate',
+      completions: ['migrate', 'migrate-pause'],
+      output: [
+        { id: 1, side: 'destination' as const, line: 'query-status', ok: true, text: '{"status": "running"}' },
+        { id: 2, side: 'source' as const, line: 'bogus', ok: false, text: 'The command bogus has not been found' },
+        { id: 3, side: 'destination' as const, line: 'query-migrate' },
+      ],
+    };
+    const out = frame(<QmpConsole console={c} width={80} height={10} />);
+    expect(out).toContain('QMP console to destination (Tab switches)');
+    expect(out).toContain('destination> query-status');
+    expect(out).toContain('{"status": "running"}');
+    expect(out).toContain('source> bogus');
+    expect(out).toContain('The command bogus has not been found');
+    expect(out).toContain('…');
+    expect(out).toContain('migrate  migrate-pause');
+    expect(out.split('\n').at(-1)).toBe('destination> migrate');
+  });
+});
+
+describe('KeyBar, HelpOverlay, LatencyMenu', () => {
+  it('key bar shows the keys and keeps ? when narrow', () => {
+    expect(frame(<KeyBar hints={keyHints('normal', fakeState())} width={100} />)).toBe(
+      'c cut  b blackhole  l latency/rate  p pause  h hint  s show me  : console  ? help  q quit',
+    );
+    expect(frame(<KeyBar hints={keyHints('normal', fakeState())} width={8} />)).toBe('? help');
+  });
+  it('help lists every key', () => {
+    const out = frame(<HelpOverlay width={100} height={24} />);
+    for (const k of ['c ', 'b ', 'l ', 'u ', 'p ', 'h ', 's ', ': ', '? ', 'q ', 'Ctrl-C', 'Tab', 'Esc']) expect(out).toContain(k);
+    expect(out).toContain('no key to skip one');
+  });
+  it('latency menu marks the chosen preset and direction', () => {
+    const out = frame(<LatencyMenu preset={2} direction={1} link={fakeSnapshot().link} width={80} height={16} />);
+    expect(out).toContain('› latency 200 ms, jitter 50 ms');
+    expect(out).toContain('source-to-destination');
+    expect(out).toContain('rate 10 MiB/s');
+  });
+});
+
+describe('Summary and LabPicker', () => {
+  it('summary shows time, re-sent, duplicates, blocked time, verification', () => {
+    const out = frame(
+      <Summary
+        summary={{ ok: true, labId: 'x', durationMs: 95_000, verified: true, pagesResent: 12, duplicatesDiscarded: 3, blocktimeMs: 420, recoveries: 1 }}
+        title="Link cut recovery"
+        hasNext
+        width={80}
+      />,
+    );
+    expect(out).toContain('✓ Lab complete: Link cut recovery');
+    expect(out).toMatch(/time\s+1m 35s/);
+    expect(out).toMatch(/pages re-sent\s+12/);
+    expect(out).toMatch(/duplicates discarded\s+3/);
+    expect(out).toMatch(/vCPUs blocked\s+420 ms/);
+    expect(out).toMatch(/all pages verified\s+yes/);
+    expect(out).toContain('n next lab');
+  });
+  it('summary explains a failure', () => {
+    const out = frame(
+      <Summary
+        summary={{
+          ok: false, labId: 'x', durationMs: 1000, verified: false, pagesResent: 0, duplicatesDiscarded: 0, blocktimeMs: 0, recoveries: 0,
+          failure: { step: 2, stepTitle: 'Recover', condition: "destination.status == 'completed'", seen: { status: 'failed' }, message: 'timed out' },
+        }}
+        title="T"
+        hasNext={false}
+        width={100}
+      />,
+    );
+    expect(out).toContain('✗ Lab failed: T');
+    expect(out).toContain('Step 2 (Recover): timed out');
+    expect(out).toContain("condition: destination.status == 'completed'");
+    expect(out).toContain('seen: {"status":"failed"}');
+    expect(out).toMatch(/all pages verified\s+NO/);
+    expect(out).not.toContain('next lab');
+  });
+  it('picker lists labs, ticks completed ones and asks before reset', () => {
+    const labs = [
+      { id: 'a', title: 'Alpha', summary: 'First lab.' },
+      { id: 'b', title: 'Beta', summary: 'Second lab.' },
+    ];
+    const progress = { version: 1 as const, completed: { a: { completedAt: '', durationMs: 5000, bestMs: 4000, count: 2 } } };
+    const out = frame(<LabPicker labs={labs} progress={progress} selected={1} confirm={{ scope: 'one', labId: 'b' }} width={80} height={20} />);
+    expect(out).toContain('1/2 labs completed');
+    expect(out).toMatch(/✓ Alpha\s+best 4.0 s/);
+    expect(out).toMatch(/› {3}Beta/);
+    expect(out).toContain('Second lab.');
+    expect(out).toContain('Reset progress for Beta? y/n');
+  });
+});
