@@ -202,9 +202,9 @@ export class KernelLink implements Link {
   }
 
   async start(): Promise<LinkEndpoints> {
-    if (!this.isRoot()) throw new KernelUnsupportedError(NOT_ROOT_MESSAGE, 'sudo, or --link relay');
-    if (this.started) throw new Error(`kernel link ${this.runId} is already started`);
     if (this.stopped) throw new Error(`kernel link ${this.runId} was stopped; create a new one`);
+    if (this.started) throw new Error(`kernel link ${this.runId} is already started`);
+    if (!this.isRoot()) throw new KernelUnsupportedError(NOT_ROOT_MESSAGE, 'sudo, or --link relay');
     this.started = true;
     const { source: src, destination: dst } = this.namespaces;
     const r = this.runner;
@@ -468,9 +468,10 @@ export class KernelLink implements Link {
   }
 
   async snapshot(): Promise<LinkSnapshot> {
+    if (this.started && !this.stopped) await this.readCounters();
+    // Read the state after the counters: a flap step may have landed while they were read.
     const s = this.state;
     const downAnywhere = DIRECTIONS.some((d) => s[d].state === 'down');
-    if (this.started && !this.stopped) await this.readCounters();
     const dir = (d: Direction): LinkDirectionSnapshot => ({
       // A veth end that is down takes its peer's carrier with it: nothing flows either way.
       state: s[d].state === 'up' && downAnywhere ? 'down' : s[d].state,
@@ -495,8 +496,9 @@ export class KernelLink implements Link {
 
   /** Byte counters, best effort: a failed read keeps the last values (snapshot never throws). */
   private async readCounters(): Promise<void> {
-    await Promise.all(
-      DIRECTIONS.map(async (d) => {
+    await Promise.all([
+      this.readConnections(),
+      ...DIRECTIONS.map(async (d) => {
         const { ns, dev } = this.dirs[d];
         try {
           const { stdout } = await this.runner(linkStats(dev, { ns }));
@@ -514,7 +516,10 @@ export class KernelLink implements Link {
           }
         }
       }),
-    );
+    ]);
+  }
+
+  private async readConnections(): Promise<void> {
     try {
       const { stdout } = await this.runner(
         netnsExec(this.namespaces.source, 'ss', ['-H', '-t', '-n', 'state', 'established', 'dst', this.subnet.destinationAddress]),
