@@ -199,7 +199,7 @@ export function loadLabText(text: string, fileName: string): Lab {
     }
     if (issues.length === 0) return lab;
   }
-  issues.sort((a, b) => a.line - b.line || a.column - b.column);
+  issues.sort((a, b) => a.line - b.line || a.column - b.column || (a.field < b.field ? -1 : a.field > b.field ? 1 : 0));
   const unique = issues.filter((x, i) => i === 0 || formatIssue(x) !== formatIssue(issues[i - 1]!));
   throw new LabError(unique);
 }

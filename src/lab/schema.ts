@@ -147,7 +147,10 @@ export function suggest(word: string, candidates: readonly string[]): string | u
       bestDistance = d;
     }
   }
-  return best;
+  if (best !== undefined || word.length < 3) return best;
+  // An abbreviation ("dir" for "direction", "dest" for "destination"), when only one fits.
+  const prefixed = candidates.filter((c) => c.toLowerCase().startsWith(word.toLowerCase()));
+  return prefixed.length === 1 ? prefixed[0] : undefined;
 }
 
 const didYouMean = (word: string, candidates: readonly string[]): string => {
@@ -292,10 +295,10 @@ function strictObject<S extends z.ZodRawShape>(shape: S, expected: string) {
 }
 
 /** Runs `schema` on `v` inside a transform, passing its issues up with their paths. */
-function delegate<T extends z.ZodType>(schema: T, v: unknown, ctx: z.RefinementCtx): z.output<T> | typeof z.NEVER {
+function delegate<T extends z.ZodType>(schema: T, v: unknown, ctx: z.RefinementCtx, at: PathKey[] = []): z.output<T> | typeof z.NEVER {
   const r = schema.safeParse(v, { reportInput: true });
   if (r.success) return r.data;
-  for (const issue of r.error.issues) ctx.addIssue({ ...issue } as Parameters<typeof ctx.addIssue>[0]);
+  for (const issue of r.error.issues) ctx.addIssue({ ...issue, path: [...at, ...issue.path] } as Parameters<typeof ctx.addIssue>[0]);
   return z.NEVER;
 }
 
@@ -351,6 +354,7 @@ const SIDE_FIELDS = {
   ram: RAM_FIELDS,
   pages: PAGES_FIELDS,
   error: true,
+  stalledMs: true,
 } satisfies Record<keyof SideSnapshot, FieldTree>;
 
 const DIRECTION_FIELDS = {
@@ -582,7 +586,7 @@ const action = () =>
           ctx.addIssue({ code: 'custom', path: ['link'], message: `${expectedGot(LINK_VALUE_EXPECTED, value)}${hint}` });
           return z.NEVER;
         }
-        const fault = delegate(linkFault().pipe(z.custom<LinkFault>()), value, ctx);
+        const fault = delegate(linkFault(), value, ctx, ['link']);
         return fault === z.NEVER ? z.NEVER : { type: 'link', fault };
       }
       case 'wait': {
@@ -662,7 +666,7 @@ const SETUP = strictObject(
     ctx.addIssue({ code: 'custom', path: ['page-size'], message: `expected a power of two from 512 to 65536, got ${pageSize}` });
     ok = false;
   }
-  if (s.memory < pageSize || s.memory % pageSize !== 0) {
+  if (ok && (s.memory < pageSize || s.memory % pageSize !== 0)) {
     ctx.addIssue({ code: 'custom', path: ['memory'], message: `expected a whole number of ${pageSize}-byte pages (at least one), got ${s.memory} bytes` });
     ok = false;
   }
