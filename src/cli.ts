@@ -1,0 +1,275 @@
+/**
+ * postcopy-lab's command line. This file is the one owner of process exit and of signal
+ * handling: commands return exit codes, and every started session is stopped before we exit.
+ */
+import { mkdirSync, readdirSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import chalk from 'chalk';
+import { LabError, findLab, listLabs } from './lab/load.js';
+import type { Lab } from './lab/schema.js';
+import { LabSession } from './lab/runner.js';
+import { RelayLink } from './link/relay.js';
+import type { Link } from './types.js';
+import { EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, runDrill } from './commands/drill.js';
+
+export const LABS_DIR = fileURLToPath(new URL('../../labs', import.meta.url));
+const PKG_VERSION = '0.1.0';
+
+const USAGE = `postcopy-lab ${PKG_VERSION}: a terminal lab for postcopy live migration under network faults
+
+Usage:
+  postcopy-lab                         open the lab picker (interactive terminal)
+  postcopy-lab lab <id|file>           open one lab in the TUI (headless without a terminal)
+  postcopy-lab drill <id|file> [--json] [--seed N] [--timeout S] [--link relay|kernel] [--record FILE]
+                                       run a lab headless; exit 0 if every check held and memory verified
+  postcopy-lab list [--json]           list the labs
+  postcopy-lab doctor                  check this machine for the kernel link and QEMU
+  postcopy-lab cleanup                 remove namespaces and nft tables a killed run left behind
+  postcopy-lab reset [lab]             forget lab progress (all labs, or one)
+
+Options:
+  --json          one JSON object per line on stdout, nothing else
+  --seed N        guest workload seed (default: the lab's, else 1)
+  --timeout S     give up after S seconds (default 300)
+  --link KIND     relay (default, no privileges) or kernel (root: netns + tc + nftables)
+  --record FILE   write the run's JSONL event log here (default: under the state directory)
+  --no-record     do not write an event log
+  --verbose       also print the VMs' own log lines
+Exit codes: 0 ok, 1 a check failed (or the migration did not verify), 2 bad input.`;
+
+class UsageError extends Error {}
+
+type Cleanup = () => Promise<void>;
+const cleanups = new Set<Cleanup>();
+let exiting = false;
+
+async function exitWith(code: number): Promise<never> {
+  if (!exiting) {
+    exiting = true;
+    await Promise.allSettled([...cleanups].map((c) => c()));
+  }
+  process.exit(code);
+}
+
+function installSignalHandlers(): void {
+  process.on('SIGINT', () => void exitWith(130));
+  process.on('SIGTERM', () => void exitWith(143));
+  process.on('SIGHUP', () => void exitWith(129));
+}
+
+function stateDir(): string {
+  const base = process.env.XDG_STATE_HOME || path.join(os.homedir(), '.local', 'state');
+  return path.join(base, 'postcopy-lab');
+}
+
+/** A fresh JSONL record path under the state dir; keeps the newest 50 runs. */
+function defaultRecordPath(labId: string): string | undefined {
+  try {
+    const dir = path.join(stateDir(), 'runs');
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const old = readdirSync(dir).filter((f) => f.endsWith('.jsonl')).sort();
+    for (const f of old.slice(0, Math.max(0, old.length - 49))) rmSync(path.join(dir, f), { force: true });
+    const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+    return path.join(dir, `${stamp}-${labId}.jsonl`);
+  } catch {
+    return undefined;
+  }
+}
+
+async function makeLinkFactory(kind: string): Promise<(runtimeDir: string) => Link> {
+  if (kind === 'relay') return (runtimeDir) => new RelayLink({ runtimeDir });
+  if (kind === 'kernel') {
+    const { KernelLink } = await import('./kernel/kernel-link.js');
+    const runId = `${process.pid.toString(36)}${Math.floor(Math.random() * 36 ** 3).toString(36)}`.slice(0, 8);
+    return () => new KernelLink({ runId });
+  }
+  throw new UsageError(`--link: '${kind}' is not a link (expected relay or kernel)`);
+}
+
+function num(v: string | undefined, what: string, lo: number, hi: number): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < lo || n > hi) throw new UsageError(`${what}: '${v}' must be a number from ${lo} to ${hi}`);
+  return n;
+}
+
+async function loadLabOrExplain(idOrPath: string | undefined): Promise<Lab> {
+  if (!idOrPath) throw new UsageError('which lab? Give a lab id (see `postcopy-lab list`) or a path to a lab file');
+  return findLab(idOrPath, LABS_DIR);
+}
+
+async function main(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        json: { type: 'boolean', default: false },
+        seed: { type: 'string' },
+        timeout: { type: 'string' },
+        link: { type: 'string', default: 'relay' },
+        backend: { type: 'string', default: 'sim' },
+        record: { type: 'string' },
+        'no-record': { type: 'boolean', default: false },
+        verbose: { type: 'boolean', short: 'v', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+        version: { type: 'boolean', default: false },
+      },
+    });
+  } catch (e) {
+    throw new UsageError((e as Error).message.replace(/\. To specify.*$/, ''));
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
+    process.stdout.write(USAGE + '\n');
+    return EXIT_OK;
+  }
+  if (values.version) {
+    process.stdout.write(PKG_VERSION + '\n');
+    return EXIT_OK;
+  }
+  if (process.env.NO_COLOR) chalk.level = 0;
+  const [command, ...rest] = positionals;
+  if (values.backend !== 'sim') {
+    throw new UsageError(`--backend: '${values.backend}' is not available yet (only 'sim'; the QEMU backend is issue #5)`);
+  }
+
+  switch (command) {
+    case 'drill': {
+      const lab = await loadLabOrExplain(rest[0]);
+      const seed = num(values.seed, '--seed', 0, 2 ** 32 - 1) ?? lab.setup.seed ?? 1;
+      const timeoutMs = (num(values.timeout, '--timeout', 1, 86400) ?? 300) * 1000;
+      const makeLink = await makeLinkFactory(values.link!);
+      if (values.json) chalk.level = 0;
+      const recordPath = values['no-record'] ? undefined : (values.record ?? defaultRecordPath(lab.id));
+      let session: LabSession | null = null;
+      const stop: Cleanup = async () => {
+        await session?.stop();
+      };
+      cleanups.add(stop);
+      const code = await runDrill({
+        lab,
+        json: values.json!,
+        seed,
+        timeoutMs,
+        verbose: values.verbose!,
+        makeLink,
+        linkKind: values.link!,
+        recordPath,
+        recordMeta: { version: PKG_VERSION, node: process.version, link: values.link, argv },
+        onSession: (s) => (session = s),
+      });
+      cleanups.delete(stop);
+      if (recordPath && !values.json) process.stderr.write(chalk.dim(`event log: ${recordPath}\n`));
+      return code;
+    }
+    case 'list': {
+      const labs = await listLabs(LABS_DIR, {
+        onError: (e) => process.stderr.write(`${e.message}\n`),
+      });
+      if (values.json) for (const l of labs) process.stdout.write(JSON.stringify(l) + '\n');
+      else {
+        const w = Math.max(...labs.map((l) => l.id.length));
+        for (const l of labs) process.stdout.write(`${chalk.bold(l.id.padEnd(w))}  ${l.summary}${l.backends.includes('qemu') ? '' : chalk.dim(' [sim only]')}\n`);
+      }
+      return EXIT_OK;
+    }
+    case 'doctor': {
+      const { runDoctor, formatDoctor } = await import('./kernel/doctor.js');
+      const report = await runDoctor();
+      process.stdout.write(values.json ? JSON.stringify(report) + '\n' : formatDoctor(report, { color: chalk.level > 0 }) + '\n');
+      return EXIT_OK;
+    }
+    case 'cleanup': {
+      const { cleanupLeftovers } = await import('./kernel/cleanup.js');
+      const result = await cleanupLeftovers();
+      process.stdout.write((values.json ? JSON.stringify(result) : describeCleanup(result)) + '\n');
+      return EXIT_OK;
+    }
+    case 'reset': {
+      const { resetProgress, defaultProgressPath } = await import('./ui/progress.js');
+      if (rest[0]) await loadLabOrExplain(rest[0]);
+      resetProgress(rest[0], defaultProgressPath());
+      process.stdout.write(rest[0] ? `progress of '${rest[0]}' forgotten\n` : 'all lab progress forgotten\n');
+      return EXIT_OK;
+    }
+    case undefined:
+    case 'lab': {
+      return runInteractive(command === 'lab' ? rest[0] : undefined, values);
+    }
+    default:
+      throw new UsageError(`unknown command '${command}' (expected drill, lab, list, doctor, cleanup or reset)`);
+  }
+}
+
+function describeCleanup(r: unknown): string {
+  const res = r as { removed?: { namespaces?: string[]; nftTables?: string[] } } & Record<string, unknown>;
+  const ns = res.removed?.namespaces ?? [];
+  const nft = res.removed?.nftTables ?? [];
+  if (!ns.length && !nft.length) return 'nothing to clean up: no postcopy-lab namespaces or nft tables found';
+  return [...ns.map((n) => `removed namespace ${n}`), ...nft.map((t) => `removed nft table ${t}`)].join('\n');
+}
+
+async function runInteractive(labId: string | undefined, values: Record<string, unknown>): Promise<number> {
+  const { isInteractive } = await import('./ui/interactive.js');
+  if (!isInteractive(process.stdin, process.stdout, process.env)) {
+    if (!labId) {
+      process.stdout.write(USAGE + '\n\nNo terminal here (or CI is set), so no TUI. Labs:\n');
+      for (const l of await listLabs(LABS_DIR)) process.stdout.write(`  ${l.id}\n`);
+      return EXIT_OK;
+    }
+    // Without a terminal the lab runs headless, exactly as a drill.
+    return main(['drill', labId, ...(values.json ? ['--json'] : []), '--link', String(values.link ?? 'relay')]);
+  }
+  const { runTui } = await import('./ui/app.js');
+  const makeLink = await makeLinkFactory(String(values.link ?? 'relay'));
+  const labs = await listLabs(LABS_DIR);
+  const sessions = new Set<LabSession>();
+  const stopAll: Cleanup = async () => {
+    await Promise.allSettled([...sessions].map((s) => s.stop()));
+  };
+  cleanups.add(stopAll);
+  const code = await runTui({
+    labs,
+    initialLab: labId ? (await loadLabOrExplain(labId)).id : undefined,
+    openLab: async (id) => {
+      const lab = await findLab(id, LABS_DIR);
+      const session = new LabSession(lab, {
+        mode: 'interactive',
+        seed: lab.setup.seed ?? 1,
+        makeLink,
+        recordPath: values['no-record'] ? undefined : defaultRecordPath(lab.id),
+        recordMeta: { version: PKG_VERSION, node: process.version },
+      });
+      sessions.add(session);
+      try {
+        await session.start();
+      } catch (e) {
+        await session.stop();
+        throw e;
+      }
+      void session.run();
+      return session;
+    },
+  });
+  await stopAll();
+  cleanups.delete(stopAll);
+  return code;
+}
+
+installSignalHandlers();
+main(process.argv.slice(2))
+  .then((code) => exitWith(code))
+  .catch((e: unknown) => {
+    if (e instanceof LabError || e instanceof UsageError) {
+      process.stderr.write(`postcopy-lab: ${e.message}\n`);
+      if (e instanceof UsageError) process.stderr.write('Run `postcopy-lab --help` for usage.\n');
+      return exitWith(EXIT_BAD_INPUT);
+    }
+    process.stderr.write(`postcopy-lab: ${(e as Error)?.stack ?? String(e)}\n`);
+    return exitWith(EXIT_FAILED);
+  });

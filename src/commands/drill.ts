@@ -1,0 +1,164 @@
+/**
+ * `postcopy-lab drill <lab>`: the lab run headless. Readable lines with live counters, or with
+ * --json one JSON object per line (events, periodic snapshots, the summary) and nothing else on
+ * stdout. Exit 0 only if every condition held and the destination's memory verified.
+ */
+import chalk from 'chalk';
+import type { LabEvent, RunSummary, SessionState, Snapshot } from '../types.js';
+import { LabSession } from '../lab/runner.js';
+import type { Lab } from '../lab/schema.js';
+import { formatDuration } from '../lab/duration.js';
+import type { Link } from '../types.js';
+
+export interface DrillOptions {
+  lab: Lab;
+  json: boolean;
+  seed: number;
+  timeoutMs: number;
+  verbose: boolean;
+  makeLink(runtimeDir: string): Link;
+  linkKind: string;
+  recordPath?: string;
+  recordMeta?: Record<string, unknown>;
+  out?: NodeJS.WritableStream;
+  /** Register the session so signal handlers can stop it. */
+  onSession?(s: LabSession): void;
+}
+
+export const EXIT_OK = 0;
+export const EXIT_FAILED = 1;
+export const EXIT_BAD_INPUT = 2;
+
+const MiB = 1024 * 1024;
+
+function secs(t: number): string {
+  return `${(t / 1000).toFixed(1).padStart(5)}s`;
+}
+
+/** One line of live counters for both sides and the link. */
+export function countersLine(s: Snapshot): string {
+  const src = s.source;
+  const dst = s.destination;
+  const ram = src.ram ?? {};
+  const sent = ram.total ? `${((ram.total - (ram.remaining ?? 0)) / MiB).toFixed(0)}/${(ram.total / MiB).toFixed(0)} MiB` : '-';
+  const mbs = ram.mbps !== undefined ? `${(ram.mbps / 8).toFixed(0)} MB/s` : '';
+  const dp = dst.pages;
+  const dstPart = dp
+    ? `dst ${dst.status} ${dp.received}/${dp.total} pages, ${dp['blocked-vcpus']} vCPU blocked, fault p99 ${(dp['fault-latency-us'].p99 / 1000).toFixed(1)} ms` +
+      (dp.walker.active ? `, walker ${((dp.walker.position / dp.walker.total) * 100).toFixed(0)}%` : '') +
+      (dst.stalledMs > 1000 ? `, no progress ${formatDuration(dst.stalledMs)}` : '')
+    : `dst ${dst.status}${dst.alive ? '' : ' (dead)'}`;
+  const l = s.link;
+  const ld = (d: 'source-to-destination' | 'destination-to-source') => l[d].state;
+  const linkPart = l.up ? 'link up' : `link ${ld('source-to-destination')}/${ld('destination-to-source')}`;
+  return `src ${src.status} ${sent} ${mbs} | ${dstPart} | ${linkPart}`;
+}
+
+export function summaryLines(sum: RunSummary, snap: Snapshot | null): string[] {
+  const pages = snap?.destination.pages?.total ?? 0;
+  const lines: string[] = [];
+  if (sum.ok) {
+    lines.push(chalk.green(`✓ ${sum.labId}: completed in ${formatDuration(sum.durationMs)}, every page verified (${pages} pages)`));
+  } else {
+    lines.push(chalk.red(`✗ ${sum.labId}: ${sum.failure?.message ?? 'failed'}`));
+    if (sum.failure?.step) lines.push(chalk.red(`  at step ${sum.failure.step}${sum.failure.stepTitle ? ` '${sum.failure.stepTitle}'` : ''}`));
+  }
+  lines.push(
+    `  recoveries ${sum.recoveries}, pages re-sent ${sum.pagesResent}, duplicates discarded ${sum.duplicatesDiscarded}, vCPUs blocked ${formatDuration(sum.blocktimeMs)} in all`,
+  );
+  return lines;
+}
+
+function eventLine(e: LabEvent, verbose: boolean): string | null {
+  const side = e.side ? `${e.side}: ` : '';
+  switch (e.kind) {
+    case 'step':
+      return (e.data as { done?: boolean })?.done ? chalk.green(`✓ ${e.text}`) : chalk.bold(`▶ ${e.text}`);
+    case 'qmp':
+      return `  ${chalk.cyan(side + e.text)}`;
+    case 'fault':
+      return `  ${chalk.magenta(e.text)}`;
+    case 'state':
+      return `  ${chalk.yellow(side + e.text)}`;
+    case 'error':
+      return `  ${chalk.red(side + e.text)}`;
+    case 'warning':
+      return `  ${chalk.yellow(side + e.text)}`;
+    case 'hint':
+      return `  ${chalk.dim(e.text)}`;
+    case 'event':
+    case 'info':
+      return verbose ? `  ${chalk.dim(side + e.text)}` : null;
+  }
+}
+
+/** Runs a drill to the end; returns the exit code. Never throws. */
+export async function runDrill(o: DrillOptions): Promise<number> {
+  const out = o.out ?? process.stdout;
+  const print = (line: string) => out.write(line + '\n');
+  const json = (obj: Record<string, unknown>) => out.write(JSON.stringify(obj) + '\n');
+  const session = new LabSession(o.lab, {
+    mode: 'drill',
+    seed: o.seed,
+    makeLink: o.makeLink,
+    recordPath: o.recordPath,
+    recordMeta: o.recordMeta,
+  });
+  o.onSession?.(session);
+  let lastSeen: LabEvent | null = null;
+  let lastCounters = 0;
+  const onChange = () => {
+    const st: SessionState = session.getState();
+    // Events are appended to a bounded list: the new ones are those after the last one printed.
+    const evs = st.events;
+    const fresh = lastSeen ? evs.slice(evs.lastIndexOf(lastSeen) + 1) : evs;
+    if (evs.length) lastSeen = evs[evs.length - 1];
+    for (const e of fresh) {
+      if (o.json) json({ type: 'event', ...e });
+      else {
+        const line = eventLine(e, o.verbose);
+        if (line) print(`${chalk.dim(`[${secs(e.t)}]`)} ${line}`);
+      }
+    }
+    const snap = st.snapshot;
+    if (snap && snap.t - lastCounters >= 1000) {
+      lastCounters = snap.t;
+      if (o.json) json({ type: 'snapshot', ...snap });
+      else print(`${chalk.dim(`[${secs(snap.t)}]`)}   ${chalk.dim(countersLine(snap))}`);
+    }
+  };
+  const unsubscribe = session.subscribe(onChange);
+  if (!o.json) print(chalk.bold(`postcopy-lab drill ${o.lab.id}: ${o.lab.title}`) + chalk.dim(`  (seed ${o.seed}, link ${o.linkKind})`));
+  let summary: RunSummary;
+  const timer = setTimeout(() => {
+    void session.stop();
+  }, o.timeoutMs);
+  try {
+    await session.start();
+    summary = await session.run();
+  } catch (e) {
+    summary = {
+      ok: false,
+      labId: o.lab.id,
+      durationMs: 0,
+      verified: false,
+      failure: { message: (e as Error).message },
+      pagesResent: 0,
+      duplicatesDiscarded: 0,
+      blocktimeMs: 0,
+      recoveries: 0,
+    };
+  } finally {
+    clearTimeout(timer);
+  }
+  if (!summary.ok && summary.failure?.message === 'the lab was stopped') {
+    summary.failure.message = `the drill did not finish within --timeout ${formatDuration(o.timeoutMs)}`;
+  }
+  onChange();
+  unsubscribe();
+  await session.stop();
+  const snap = session.getState().snapshot;
+  if (o.json) json({ type: 'summary', ...summary, snapshot: snap ? { source: snap.source.status, destination: snap.destination.status } : null });
+  else for (const l of summaryLines(summary, snap)) print(l);
+  return summary.ok ? EXIT_OK : EXIT_FAILED;
+}

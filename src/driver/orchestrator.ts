@@ -1,0 +1,268 @@
+/**
+ * The orchestrator owns lifecycles: it creates the private runtime directory, starts the link,
+ * starts the source and destination VMs as separate OS processes, connects a QMP client to
+ * each, polls them into one Snapshot, and on every exit path stops everything it started.
+ */
+import { mkdtemp, rm, chmod, stat } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { execa, type ResultPromise } from 'execa';
+import { QmpClient } from '../qmp/client.js';
+import type {
+  LabEvent,
+  Link,
+  LinkEndpoints,
+  LinkSnapshot,
+  MigrationStatus,
+  PagesInfo,
+  RamStats,
+  RunState,
+  Side,
+  SideSnapshot,
+  Snapshot,
+} from '../types.js';
+
+export const VM_MAIN = fileURLToPath(new URL('../sim/vm-main.js', import.meta.url));
+
+export interface GuestSpec {
+  memoryBytes: number;
+  pageSize: number;
+  vcpus: number;
+  workload: 'sequential' | 'random' | 'hotset';
+  hotset?: { fraction: number; share: number };
+  dirtyRate: number;
+  readRate: number;
+  seed: number;
+}
+
+export interface OrchestratorOptions {
+  guest: GuestSpec;
+  /** Builds the link once the runtime directory exists. */
+  makeLink(runtimeDir: string): Link;
+  /** Every line of the run's event log goes here. */
+  onEvent(e: Omit<LabEvent, 't'>): void;
+  /** A VM process ended without being asked to. */
+  onVmExit?(side: Side, info: { code: number | null; signal: string | null; stderrTail: string[] }): void;
+  /** Cells in the page map of each snapshot. */
+  mapCells?: number;
+}
+
+interface VmHandle {
+  side: Side;
+  proc: ResultPromise<{ stdin: 'pipe'; stdout: 'ignore'; stderr: 'pipe'; reject: false }>;
+  qmp: QmpClient | null;
+  alive: boolean;
+  stopping: boolean;
+  stderrTail: string[];
+  exit: Promise<void>;
+}
+
+const STDERR_TAIL = 20;
+
+/** A private directory (0700) for QMP and control sockets: XDG_RUNTIME_DIR if usable, else the temp dir. */
+export async function makeRuntimeDir(): Promise<string> {
+  let base = os.tmpdir();
+  const xdg = process.env.XDG_RUNTIME_DIR;
+  if (xdg) {
+    try {
+      if ((await stat(xdg)).isDirectory()) base = xdg;
+    } catch {
+      // not usable: fall back to the temp dir
+    }
+  }
+  const dir = await mkdtemp(path.join(base, 'postcopy-lab-'));
+  await chmod(dir, 0o700);
+  return dir;
+}
+
+export class Orchestrator {
+  runtimeDir = '';
+  link: Link | null = null;
+  endpoints: LinkEndpoints | null = null;
+  private readonly vms = new Map<Side, VmHandle>();
+  private readonly startedAt = performance.now();
+  private stopped = false;
+  private lastProgress = new Map<Side, { value: number; at: number }>();
+  private lastStatus = new Map<Side, MigrationStatus>();
+
+  constructor(private readonly opts: OrchestratorOptions) {}
+
+  elapsed(): number {
+    return Math.round(performance.now() - this.startedAt);
+  }
+
+  async start(): Promise<LinkEndpoints> {
+    this.runtimeDir = await makeRuntimeDir();
+    this.link = this.opts.makeLink(this.runtimeDir);
+    this.endpoints = await this.link.start();
+    this.opts.onEvent({ kind: 'info', text: `link '${this.link.kind}' up; destination listens on ${fmt(this.endpoints.incoming.listen)}, source connects to ${fmt(this.endpoints.incoming.connect)}` });
+    for (const side of ['source', 'destination'] as const) this.spawnVm(side);
+    await Promise.all(
+      [...this.vms.values()].map(async (vm) => {
+        const sock = this.qmpPath(vm.side);
+        const client = await Promise.race([
+          QmpClient.connect(sock, { retryUntilMs: 10_000, timeoutMs: 10_000 }),
+          vm.exit.then(() => {
+            throw new Error(`the ${vm.side} VM exited while starting: ${vm.stderrTail.slice(-3).join(' | ') || 'no output'}`);
+          }),
+        ]);
+        vm.qmp = client;
+        client.on('event', (ev: { event: string; data?: Record<string, unknown> }) => {
+          if (ev.event === 'MIGRATION' && typeof ev.data?.status === 'string') {
+            // Events see every state, even the brief ones polling would miss (postcopy-recover).
+            this.noteStatus(vm.side, ev.data.status as MigrationStatus);
+            return;
+          }
+          this.opts.onEvent({ kind: 'event', side: vm.side, text: `${ev.event}${ev.data ? ' ' + JSON.stringify(ev.data) : ''}`, data: ev });
+        });
+      }),
+    );
+    return this.endpoints;
+  }
+
+  qmpPath(side: Side): string {
+    return path.join(this.runtimeDir, `${side}.qmp`);
+  }
+
+  private spawnVm(side: Side): void {
+    const g = this.opts.guest;
+    const args = [
+      VM_MAIN,
+      '--name', side,
+      '--memory', String(g.memoryBytes),
+      '--page-size', String(g.pageSize),
+      '--smp', String(g.vcpus),
+      '--workload', g.workload,
+      '--read-rate', String(g.readRate),
+      '--dirty-rate', String(g.dirtyRate),
+      '--seed', String(g.seed),
+      '--qmp', this.qmpPath(side),
+    ];
+    if (g.hotset) args.push('--hot-fraction', String(g.hotset.fraction), '--hot-share', String(g.hotset.share));
+    if (side === 'destination') args.push('--incoming', 'defer');
+    const cmd = this.link!.wrapCommand(side, process.execPath, args);
+    const proc = execa(cmd.file, cmd.args, { stdin: 'pipe', stdout: 'ignore', stderr: 'pipe', reject: false });
+    const vm: VmHandle = { side, proc, qmp: null, alive: true, stopping: false, stderrTail: [], exit: Promise.resolve() };
+    let partial = '';
+    proc.stderr.on('data', (chunk: Buffer) => {
+      const lines = (partial + chunk.toString('utf8')).split('\n');
+      partial = lines.pop() ?? '';
+      for (const line of lines) {
+        if (!line) continue;
+        vm.stderrTail.push(line);
+        if (vm.stderrTail.length > STDERR_TAIL) vm.stderrTail.shift();
+        this.opts.onEvent({ kind: 'info', side, text: line.replace(/^\[(source|destination)\] /, '') });
+      }
+    });
+    vm.exit = proc.then((r) => {
+      vm.alive = false;
+      vm.qmp?.close();
+      if (!vm.stopping && !this.stopped) {
+        const signal = r.signal ?? null;
+        this.opts.onEvent({ kind: 'error', side, text: `the ${side} VM process exited unexpectedly (${signal ? `signal ${signal}` : `exit code ${r.exitCode}`})` });
+        this.opts.onVmExit?.(side, { code: r.exitCode ?? null, signal, stderrTail: vm.stderrTail });
+      }
+    });
+    this.vms.set(side, vm);
+  }
+
+  /** Kill one VM as a crash would (for labs and tests about a dying side). */
+  crash(side: Side): void {
+    this.vms.get(side)?.proc.kill('SIGKILL');
+  }
+
+  isAlive(side: Side): boolean {
+    return this.vms.get(side)?.alive ?? false;
+  }
+
+  qmp(side: Side): QmpClient {
+    const vm = this.vms.get(side);
+    if (!vm?.qmp || !vm.alive || vm.qmp.closed) throw new Error(`the ${side} VM is not running`);
+    return vm.qmp;
+  }
+
+  async snapshot(): Promise<Snapshot> {
+    const [source, destination, link] = await Promise.all([this.sideSnapshot('source'), this.sideSnapshot('destination'), this.linkSnapshot()]);
+    return { t: this.elapsed(), source, destination, link };
+  }
+
+  private async linkSnapshot(): Promise<LinkSnapshot> {
+    try {
+      return await this.link!.snapshot();
+    } catch {
+      const dir = { state: 'down' as const, latencyMs: 0, jitterMs: 0, rateBytesPerSec: 0, lossPercent: 0, bytesForwarded: 0, bytesDropped: 0 };
+      return { kind: this.link?.kind ?? 'relay', up: false, flapping: false, connections: 0, 'source-to-destination': dir, 'destination-to-source': { ...dir } };
+    }
+  }
+
+  /** Log a state change once, whether an event or a poll saw it first. */
+  private noteStatus(side: Side, status: MigrationStatus, error?: string): void {
+    const prev = this.lastStatus.get(side) ?? 'none';
+    if (prev === status) return;
+    this.lastStatus.set(side, status);
+    this.opts.onEvent({ kind: 'state', side, text: `${prev} -> ${status}${error ? ` (${error})` : ''}`, data: { from: prev, to: status } });
+  }
+
+  private async sideSnapshot(side: Side): Promise<SideSnapshot> {
+    const vm = this.vms.get(side);
+    const dead: SideSnapshot = { side, alive: false, runState: 'unknown', status: this.lastStatus.get(side) ?? 'none', stalledMs: 0 };
+    if (!vm?.alive || !vm.qmp || vm.qmp.closed) return dead;
+    try {
+      const q = vm.qmp;
+      const [st, mig, pages] = await Promise.all([
+        q.execute<{ status: RunState }>('query-status', undefined, { timeoutMs: 5000 }),
+        q.execute<{ status?: MigrationStatus; ram?: Partial<RamStats>; 'error-desc'?: string }>('query-migrate', undefined, { timeoutMs: 5000 }),
+        q.execute<PagesInfo>('x-query-pages', { 'map-cells': this.opts.mapCells ?? 256 }, { timeoutMs: 5000 }),
+      ]);
+      const status = mig.status ?? 'none';
+      this.noteStatus(side, status, mig['error-desc']);
+      // "Stalled": how long this side's migration counters have not moved (a silent link shows here).
+      const progress = side === 'source' ? (mig.ram?.transferred ?? 0) : pages.received + pages['duplicates-discarded'] + pages.resent;
+      const now = performance.now();
+      const last = this.lastProgress.get(side);
+      if (!last || last.value !== progress) this.lastProgress.set(side, { value: progress, at: now });
+      const stalledMs = last && last.value === progress ? Math.round(now - last.at) : 0;
+      return { side, alive: true, runState: st.status, status, ram: mig.ram, pages, error: mig['error-desc'], stalledMs };
+    } catch {
+      return { ...dead, alive: vm.alive };
+    }
+  }
+
+  /** Stop every process and remove everything this run created. Idempotent, never throws. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    await Promise.all(
+      [...this.vms.values()].map(async (vm) => {
+        vm.stopping = true;
+        if (!vm.alive) return;
+        try {
+          await vm.qmp?.execute('quit', undefined, { timeoutMs: 1000 });
+        } catch {
+          // fall through to signals
+        }
+        vm.qmp?.close();
+        const t1 = setTimeout(() => vm.proc.kill('SIGTERM'), 1000);
+        const t2 = setTimeout(() => vm.proc.kill('SIGKILL'), 3000);
+        await vm.exit;
+        clearTimeout(t1);
+        clearTimeout(t2);
+      }),
+    );
+    try {
+      await this.link?.stop();
+    } catch (e) {
+      this.opts.onEvent({ kind: 'warning', text: `stopping the link: ${(e as Error).message}` });
+    }
+    if (this.runtimeDir) await rm(this.runtimeDir, { recursive: true, force: true }).catch(() => {});
+  }
+}
+
+function fmt(h: { host: string; port: number }): string {
+  return h.host.includes(':') ? `[${h.host}]:${h.port}` : `${h.host}:${h.port}`;
+}
+
+export function tcpUri(h: { host: string; port: number }): string {
+  return `tcp:${fmt(h)}`;
+}
