@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { buildGuestImage, guestImageListing, guestLayout, minimumMemoryMiB } from '../../../src/qemu/guest-image.js';
+import { buildGuestImage, buildGuestRom, guestImageListing, guestLayout, minimumMemoryMiB, ROM_SIZE } from '../../../src/qemu/guest-image.js';
 
 describe('guest image', () => {
   it('is one 512-byte sector with the 0x55AA boot signature at 510', () => {
@@ -49,5 +49,17 @@ describe('guest image', () => {
       byteOffset: 0,
     });
     expect(minimumMemoryMiB(40)).toBeGreaterThan(40);
+  });
+});
+
+describe('guest ROM', () => {
+  it('is 64 KiB: the boot sector at 0, the copy stub at 0xff00, the reset vector at 0xfff0', () => {
+    const opts = { endMiB: 20, stridePages: 2 };
+    const rom = buildGuestRom(opts);
+    expect(rom.length).toBe(ROM_SIZE);
+    expect(rom.subarray(0, 512).equals(buildGuestImage(opts))).toBe(true);
+    expect([...rom.subarray(0xfff0, 0xfff5)]).toEqual([0xea, 0x00, 0xff, 0x00, 0xf0]); // jmp f000:ff00
+    // ... rep movsw; jmp 0000:7c00
+    expect(rom.subarray(0xff00, 0xff40).includes(Buffer.from([0xf3, 0xa5, 0xea, 0x00, 0x7c, 0x00, 0x00]))).toBe(true);
   });
 });

@@ -23,6 +23,12 @@ describe('buildQemuArgs', () => {
     expect(args).toContain('-nodefaults');
   });
 
+  it('hands a ROM image over as the firmware, with no disk', () => {
+    const { args } = buildQemuArgs({ ...base, imageKind: 'rom' });
+    expect(args.join(' ')).toContain('-bios /tmp/g.img');
+    expect(args).not.toContain('-drive');
+  });
+
   it('refuses paths QEMU would split at a comma', () => {
     expect(() => buildQemuArgs({ ...base, image: '/tmp/a,b.img' })).toThrow(/comma/);
   });
