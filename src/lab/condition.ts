@@ -85,7 +85,6 @@ interface Token {
 const OPERATORS = ['==', '!=', '<=', '>=', '&&', '||', '<', '>', '!', '+', '-', '*', '/', '(', ')', '[', ']', ',', '.'];
 const NAME_RE = /[A-Za-z_][A-Za-z0-9_]*(?:-[A-Za-z0-9_]+)*/y;
 const NUMBER_RE = /\d+(?:_\d+)*(?:\.\d+(?:_\d+)*)?(?:[eE][+-]?\d+)?/y;
-const KEYWORDS = new Set(['true', 'false', 'null', 'in']);
 
 const EXPECT_VALUE = `a value: a number, a string, true, false, null, a path like source.status, or '('`;
 const EXPECT_OPERATOR = `an operator like ==, <, &&, || or the end of the condition`;

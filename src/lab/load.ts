@@ -5,7 +5,7 @@
  */
 import { readFile, readdir } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { isCollection, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node, type Pair } from 'yaml';
+import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node, type Pair } from 'yaml';
 import { LAB_SCHEMA, suggest, type Backend, type Lab } from './schema.js';
 
 /** Largest lab file read, in bytes: labs are a few kilobytes; anything huge is a mistake. */

@@ -606,24 +606,24 @@ const action = () =>
 const sizeParameters = () =>
   leaf('a mapping of migration parameters', (v) => {
     if (!plainObject(v)) throw new FieldError(expectedGot('a mapping of migration parameters, like { downtime-limit: 300 }', v));
-    const out: Record<string, number | string | boolean> = {};
+    const out: [string, number | string | boolean][] = [];
     for (const [k, value] of Object.entries(v)) {
       if (SIZE_PARAMETERS.includes(k)) {
         if (typeof value !== 'string' && typeof value !== 'number') throw new FieldError(expectedGot(SIZE_EXPECTED, value), [k]);
         try {
-          out[k] = parseSize(value);
+          out.push([k, parseSize(value)]);
         } catch (e) {
           if (e instanceof UnitError) throw new FieldError(e.message, [k]);
           throw e;
         }
       } else if (typeof value === 'number' || typeof value === 'string' || typeof value === 'boolean') {
-        out[k] = value;
+        out.push([k, value]);
       } else {
         throw new FieldError(expectedGot('a number, a string or true/false', value), [k]);
       }
     }
     // Object.fromEntries keeps a key such as "__proto__" an ordinary key.
-    return Object.fromEntries(Object.entries(out));
+    return Object.fromEntries(out);
   });
 
 const capabilities = () =>

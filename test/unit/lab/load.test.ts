@@ -242,6 +242,16 @@ describe('loadLabText: errors name file, line, column, field and what was expect
     expect(labError(bomb).message).toContain('cannot read the YAML');
   });
 
+  it('keeps a "__proto__" parameter an ordinary key', () => {
+    const lab = loadLabText(withLine(10, '  parameters: { __proto__: 5, downtime-limit: 300 }'), FILE);
+    expect(Object.getPrototypeOf(lab.setup.parameters)).toBe(Object.prototype);
+    expect(Object.entries(lab.setup.parameters)).toEqual([
+      ['__proto__', 5],
+      ['downtime-limit', 300],
+    ]);
+    expect(labError(withLine(10, '  parameters: { __proto__: { polluted: 1 } }')).message).toContain('setup.parameters.__proto__: expected a number, a string or true/false, got a mapping');
+  });
+
   it('skips the id check when the name is not a .yaml file', () => {
     expect(loadLabText(GOOD, '<stdin>').id).toBe('link-cut');
   });
