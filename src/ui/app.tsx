@@ -4,7 +4,8 @@
  * unmounts Ink and gives the terminal back as it was.
  */
 import chalk from 'chalk';
-import { Box, render, Text, useInput } from 'ink';
+import { Box, render, Text } from 'ink';
+import { useKeys } from './use-keys.js';
 import { useCallback, useEffect, useRef, useState } from 'react';
 import type { LabSessionApi, RunSummary } from '../types.js';
 import { LabPicker, type LabEntry, type ResetConfirm } from './components/LabPicker.js';
@@ -107,7 +108,7 @@ export function App(props: AppProps) {
   );
 
   // Ctrl-C works on every screen, including the too-small message: quit now, no questions.
-  useInput((input, key) => {
+  useKeys((input, key) => {
     if (key.ctrl && input === 'c') exit(EXIT.interrupted);
   });
 
@@ -183,7 +184,7 @@ export function App(props: AppProps) {
 
   const summaryIndex = screen.kind === 'summary' ? labs.findIndex((l) => l.id === screen.labId) : -1;
   const nextLab = summaryIndex >= 0 ? labs[summaryIndex + 1] : undefined;
-  useInput(
+  useKeys(
     (input, key) => {
       if (key.return || key.escape) {
         setScreen({ kind: 'picker' });

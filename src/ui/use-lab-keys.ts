@@ -2,7 +2,7 @@
  * Every key binding of the lab screen, in one hook. Each mode binds only what its key bar
  * shows (see key-bar.ts); the session is called directly and failures become a notice.
  */
-import { useInput } from 'ink';
+import { useKeys } from './use-keys.js';
 import { useRef, type Dispatch } from 'react';
 import type { LabSessionApi, SessionState, Side, Snapshot } from '../types.js';
 import { normalKeys } from './key-bar.js';
@@ -52,7 +52,7 @@ export function useLabKeys(opts: LabKeysOptions): void {
     );
   };
 
-  useInput(
+  useKeys(
     (input, key) => {
       switch (ui.mode) {
         case 'console': {

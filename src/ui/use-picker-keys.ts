@@ -1,5 +1,5 @@
 /** The lab picker's key bindings, in one hook. */
-import { useInput } from 'ink';
+import { useKeys } from './use-keys.js';
 import type { LabEntry, ResetConfirm } from './components/LabPicker.js';
 
 export interface PickerKeysOptions {
@@ -15,7 +15,7 @@ export interface PickerKeysOptions {
 }
 
 export function usePickerKeys(o: PickerKeysOptions): void {
-  useInput(
+  useKeys(
     (input, key) => {
       if (o.confirm) {
         if (input === 'y' || input === 'Y') {

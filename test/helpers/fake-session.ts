@@ -31,6 +31,9 @@ export function fakePages(over: Partial<PagesInfo> = {}): PagesInfo {
     'blocktime-ms': 35,
     walker: { active: true, position: 250, total: 1000, done: false },
     guest: { progress: 1234, 'ops-per-second': 5000 },
+    recoveries: 0,
+    'recovery-attempts': 0,
+    verified: null,
     ...over,
   } as PagesInfo;
 }
@@ -41,10 +44,11 @@ export function fakeSide(side: Side, over: Partial<SideSnapshot> = {}): SideSnap
     alive: true,
     runState: side === 'source' ? 'postmigrate' : 'running',
     status: 'postcopy-active',
+    stalledMs: 0,
     ram: { mbps: 800, total: 4096000, remaining: 2416640, transferred: 1638400 },
     pages: fakePages(side === 'source' ? { requested: 0, 'in-flight': 0, 'blocked-vcpus': 0, 'duplicates-discarded': 0 } : {}),
     ...over,
-  };
+  } as SideSnapshot;
 }
 
 export function fakeSnapshot(over: Partial<Snapshot> = {}): Snapshot {

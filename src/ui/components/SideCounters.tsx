@@ -23,6 +23,9 @@ export const COUNTER_LABELS = [
   'guest',
 ] as const;
 
+/** Counters frozen this long while the migration is active are flagged on the MB/s row. */
+export const STALL_SHOWN_MS = 2000;
+
 const dash: Cell = { text: '–', color: 'gray' };
 
 function bar(fraction: number, width: number): string {
@@ -57,6 +60,12 @@ export function sideCells(s: SideSnapshot | undefined): Cell[] {
     return cells;
   }
   const isSource = s.side === 'source';
+  // Counters frozen while the state still says active: what a silent blackhole looks like.
+  const stalledMs = s.stalledMs ?? 0;
+  const rate: Cell =
+    stalledMs >= STALL_SHOWN_MS && stateKind(s.status) === 'running'
+      ? { text: `${fmtMBps(s.ram?.mbps)} stalled ${(stalledMs / 1000).toFixed(0)}s`, color: 'yellow', bold: true }
+      : { text: fmtMBps(s.ram?.mbps) };
   const remaining = isSource ? p.missing : p.total - p.received;
   const lat = p['fault-latency-us'];
   const walker = p.walker;
@@ -67,7 +76,7 @@ export function sideCells(s: SideSnapshot | undefined): Cell[] {
     isSource ? dash : { text: `${p.requested} / ${p['in-flight']}`, color: p.requested > 0 ? 'yellow' : undefined },
     { text: isSource ? `${p.resent}` : `${p.resent} / ${p['duplicates-discarded']}` },
     { text: fmtCount(remaining), color: remaining === 0 ? 'green' : undefined },
-    { text: fmtMBps(s.ram?.mbps) },
+    rate,
     isSource
       ? dash
       : {

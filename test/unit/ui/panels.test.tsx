@@ -67,6 +67,8 @@ describe('SideCounters', () => {
   it('makes a stalled guest visible and reports a dead VM', () => {
     const dst = fakeSide('destination', { pages: fakePages({ guest: { progress: 1, 'ops-per-second': 0 } }) });
     expect(sideCells(dst)[9]).toMatchObject({ text: '0 ops/s STALLED', color: 'red' });
+    expect(sideCells(fakeSide('source', { stalledMs: 5200 }))[6]).toMatchObject({ text: '100 stalled 5s', color: 'yellow' });
+    expect(sideCells(fakeSide('source', { stalledMs: 5200, status: 'postcopy-paused' }))[6]).toMatchObject({ text: '100' });
     expect(sideCells(fakeSide('source', { alive: false }))[1]).toMatchObject({ text: 'not running', color: 'red' });
   });
   it('colours the state by kind', () => {

@@ -1,0 +1,183 @@
+import { render } from 'ink-testing-library';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import type { RunSummary } from '../../../src/types.js';
+import { LabScreen } from '../../../src/ui/screens/LabScreen.js';
+import { FakeSession, fakeSide, fakeSnapshot } from '../../helpers/fake-session.js';
+import { KEYS, plain, settle, waitFor, waitForText } from './helpers.js';
+
+let cleanup: (() => void) | null = null;
+afterEach(() => {
+  cleanup?.();
+  cleanup = null;
+});
+
+async function mount(session = new FakeSession(), columns = 100, rows = 30) {
+  const onQuit = vi.fn();
+  const onFinished = vi.fn<(s: RunSummary) => void>();
+  const r = render(<LabScreen session={session} columns={columns} rows={rows} onQuit={onQuit} onFinished={onFinished} sampleIntervalMs={20} />);
+  cleanup = r.unmount;
+  await waitForText(r.lastFrame, 'Steps 2/3');
+  await settle();
+  const type = async (...keys: string[]) => {
+    for (const k of keys) {
+      r.stdin.write(k);
+      await settle(2);
+    }
+  };
+  return { ...r, session, onQuit, onFinished, type, frame: () => plain(r.lastFrame()) };
+}
+
+describe('LabScreen keys', () => {
+  it('c cuts, b blackholes, u restores, h asks for a hint, s shows me', async () => {
+    const s = new FakeSession({
+      snapshot: fakeSnapshot({ link: { ...fakeSnapshot().link, 'source-to-destination': { ...fakeSnapshot().link['source-to-destination'], latencyMs: 50 } } }),
+    });
+    const m = await mount(s);
+    await m.type('c');
+    await waitFor(() => s.callsOf('applyLink').length === 1, 'applyLink');
+    expect(s.callsOf('applyLink')[0].fault).toEqual({ kind: 'cut' });
+    await waitForText(m.lastFrame, 'link cut (both directions)');
+    await m.type('b', 'u', 'h', 's');
+    await waitFor(() => s.calls.length === 5, 'five calls');
+    expect(s.calls.map((c) => c.method)).toEqual(['applyLink', 'applyLink', 'restoreLink', 'nextHint', 'showMe']);
+    expect(s.callsOf('applyLink')[1].fault).toEqual({ kind: 'blackhole' });
+  });
+
+  it('does nothing for a key the bar does not show (u with the link healthy)', async () => {
+    const m = await mount();
+    expect(m.frame()).not.toMatch(/u restore/);
+    await m.type('u', 'x', 'n');
+    await settle(30);
+    expect(m.session.calls).toEqual([]);
+  });
+
+  it('p sends migrate-pause to the source, then the destination', async () => {
+    const m = await mount();
+    await m.type('p');
+    await waitFor(() => m.session.callsOf('qmp').length === 2, 'two qmp calls');
+    expect(m.session.callsOf('qmp').map((c) => [c.side, c.execute])).toEqual([
+      ['source', 'migrate-pause'],
+      ['destination', 'migrate-pause'],
+    ]);
+  });
+
+  it('shows an action that failed in the header', async () => {
+    const s = new FakeSession();
+    s.applyLinkError = new Error('relay is not running');
+    const m = await mount(s);
+    await m.type('c');
+    await waitForText(m.lastFrame, 'cut link failed: relay is not running');
+  });
+
+  it('console: : opens, typing + Enter sends to the target side, Tab switches side, history works', async () => {
+    const m = await mount();
+    await m.type(':');
+    await waitForText(m.lastFrame, 'QMP console to destination');
+    await m.type('query-status', KEYS.enter);
+    await waitFor(() => m.session.callsOf('qmpLine').length === 1, 'qmpLine');
+    expect(m.session.callsOf('qmpLine')[0]).toEqual({ method: 'qmpLine', side: 'destination', line: 'query-status' });
+    await waitForText(m.lastFrame, '{"return": {}} from destination for query-status');
+    // Tab on an empty line switches the target.
+    await m.type(KEYS.tab);
+    await waitForText(m.lastFrame, 'QMP console to source');
+    // Up recalls the last line; Enter sends it to the new target.
+    await m.type(KEYS.up);
+    await waitForText(m.lastFrame, 'source> query-status');
+    await m.type(KEYS.enter);
+    await waitFor(() => m.session.callsOf('qmpLine').length === 2, 'second qmpLine');
+    expect(m.session.callsOf('qmpLine')[1]).toEqual({ method: 'qmpLine', side: 'source', line: 'query-status' });
+    // Keys that mean something outside the console are typed inside it.
+    await m.type('cq');
+    await waitForText(m.lastFrame, 'source> cq');
+    expect(m.onQuit).not.toHaveBeenCalled();
+    expect(m.session.callsOf('applyLink')).toEqual([]);
+    await m.type(KEYS.escape);
+    await waitForText(m.lastFrame, 'Events');
+  });
+
+  it('console: Tab completes a command name, and errors show as QEMU words them', async () => {
+    const s = new FakeSession();
+    s.qmpLineReply = async (_side, line) => ({ ok: false, text: `The command ${line.split(' ')[0]} has not been found` });
+    const m = await mount(s);
+    await m.type(':', 'migrate-rec', KEYS.tab);
+    await waitForText(m.lastFrame, 'destination> migrate-recover');
+    await m.type('{"uri": "tcp:127.0.0.1:4445"}', KEYS.enter);
+    await waitFor(() => s.callsOf('qmpLine').length === 1, 'qmpLine');
+    expect(s.callsOf('qmpLine')[0].line).toBe('migrate-recover {"uri": "tcp:127.0.0.1:4445"}');
+    await waitForText(m.lastFrame, 'The command migrate-recover has not been found');
+    await m.type('x-q', KEYS.tab);
+    await waitForText(m.lastFrame, 'destination> x-query-pages');
+  });
+
+  it('console: a rejected qmpLine shows as an error line', async () => {
+    const s = new FakeSession();
+    s.qmpLineReply = async () => {
+      throw new Error('QMP connection closed');
+    };
+    const m = await mount(s);
+    await m.type(':', 'stop', KEYS.enter);
+    await waitForText(m.lastFrame, 'Error: QMP connection closed');
+  });
+
+  it('q quits at once when nothing is paused', async () => {
+    const m = await mount();
+    await m.type('q');
+    await waitFor(() => m.onQuit.mock.calls.length === 1, 'onQuit');
+  });
+
+  it('q while postcopy-paused asks first and says what happens to the guest', async () => {
+    const s = new FakeSession({
+      snapshot: fakeSnapshot({ source: fakeSide('source', { status: 'postcopy-paused' }), destination: fakeSide('destination', { status: 'postcopy-paused' }) }),
+    });
+    const m = await mount(s);
+    await m.type('q');
+    const out = await waitForText(m.lastFrame, 'Quit?');
+    expect(out).toContain('postcopy-paused (source and destination)');
+    expect(out).toContain("The guest's memory is split between the two hosts: quitting stops both VMs and the guest is lost.");
+    expect(m.onQuit).not.toHaveBeenCalled();
+    await m.type('n');
+    await waitForText(m.lastFrame, 'Events');
+    expect(m.onQuit).not.toHaveBeenCalled();
+    await m.type('q');
+    await waitForText(m.lastFrame, 'Quit?');
+    await m.type('y');
+    await waitFor(() => m.onQuit.mock.calls.length === 1, 'onQuit');
+  });
+
+  it('? opens help and Esc closes it; l opens the latency menu and Enter applies the preset', async () => {
+    const m = await mount();
+    await m.type('?');
+    await waitForText(m.lastFrame, 'no key to skip one');
+    await m.type(KEYS.escape);
+    await waitForText(m.lastFrame, 'Events');
+    await m.type('l');
+    await waitForText(m.lastFrame, 'Link: latency / rate');
+    await m.type(KEYS.down, KEYS.right, KEYS.enter);
+    await waitFor(() => m.session.callsOf('applyLink').length === 1, 'applyLink');
+    expect(m.session.callsOf('applyLink')[0].fault).toEqual({ kind: 'latency', ms: 100, jitterMs: 0, direction: 'source-to-destination' });
+    await waitForText(m.lastFrame, 'Events');
+  });
+
+  it('live panels follow the session, and a finished run is reported once', async () => {
+    const m = await mount();
+    m.session.setSnapshot({ destination: fakeSide('destination', { status: 'postcopy-recover' }) });
+    m.session.pushEvent({ kind: 'state', side: 'destination', text: 'postcopy-paused -> postcopy-recover' });
+    await waitForText(m.lastFrame, 'postcopy-paused -> postcopy-recover');
+    expect(m.frame()).toMatch(/state\s+postcopy-active\s+postcopy-recover/);
+    const summary: RunSummary = { ok: true, labId: 'link-cut-recovery', durationMs: 1000, verified: true, pagesResent: 1, duplicatesDiscarded: 0, blocktimeMs: 0, recoveries: 1 };
+    m.session.set({ finished: summary });
+    await waitFor(() => m.onFinished.mock.calls.length === 1, 'onFinished');
+    expect(m.onFinished).toHaveBeenCalledWith(summary);
+  });
+
+  it('fits 80x24 exactly one line short of the terminal, with ? on the key bar', async () => {
+    const m = await mount(new FakeSession(), 80, 24);
+    const lines = m.frame().split('\n');
+    expect(lines).toHaveLength(23);
+    expect(lines.every((l) => l.length <= 80)).toBe(true);
+    expect(lines.at(-1)).toContain('? help');
+    expect(m.frame()).toContain('Counters');
+    expect(m.frame()).toContain('Pages');
+    expect(m.frame()).toContain('Link relay');
+  });
+});
