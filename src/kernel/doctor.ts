@@ -172,7 +172,10 @@ export function buildDoctorReport(p: KernelProbe): DoctorReport {
   const supported: KernelFaultName[] = [];
   const unsupported: { fault: KernelFaultName; reason: string }[] = [];
   const gate = (faults: KernelFaultName[], ok: boolean, reason: string) => {
-    for (const fault of faults) (ok ? supported.push(fault) : unsupported.push({ fault, reason }));
+    for (const fault of faults) {
+      if (ok) supported.push(fault);
+      else unsupported.push({ fault, reason });
+    }
   };
   if (!usable) {
     gate(['latency', 'jitter', 'loss', 'bandwidth', 'blackhole', 'cut', 'down', 'flap'], false, 'the kernel link cannot start here');
@@ -218,7 +221,9 @@ export function formatDoctor(report: DoctorReport, opts: { color: boolean }): st
   } else {
     const byReason = new Map<string, KernelFaultName[]>();
     for (const u of kl.unsupported) byReason.set(u.reason, [...(byReason.get(u.reason) ?? []), u.fault]);
-    const missing = [...byReason].map(([reason, faults]) => `${faults.join(', ')} ${reason}`).join('; ');
+    const missing = [...byReason]
+      .map(([reason, faults]) => `${faults.join(', ')} ${reason.replace(/^needs/, faults.length > 1 ? 'need' : 'needs')}`)
+      .join('; ');
     lines.push(
       `Kernel link (--link kernel): ${kl.supported.join(', ') || 'nothing'} work; ${missing} (use --link relay for those).`,
     );

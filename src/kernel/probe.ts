@@ -199,7 +199,7 @@ export async function probeKernel(opts: ProbeOptions = {}): Promise<KernelProbe>
           const add: Argv = qdiscAdd({ dev, ns }, QDISC_TRIALS[kind]);
           try {
             await runner(add);
-            qdiscs[kind] = { ok: true, detail: `${add.slice(3).join(' ')}: ok` };
+            qdiscs[kind] = { ok: true, detail: `added and removed on ${dev === 'lo' ? 'lo' : 'a veth end'}` };
             await runIgnoringNotExist(runner, qdiscDelRoot(dev, { ns })).catch(() => undefined);
           } catch (err) {
             qdiscs[kind] = { ok: false, detail: words(err) };

@@ -1,0 +1,92 @@
+import { describe, expect, it } from 'vitest';
+import { buildDoctorReport, formatDoctor, netemFix } from '../../../src/kernel/doctor.js';
+import type { KernelProbe } from '../../../src/kernel/probe.js';
+
+function probe(over: Partial<KernelProbe> = {}): KernelProbe {
+  return {
+    kernelRelease: '6.1.0-18-amd64',
+    distro: { id: 'debian', idLike: [], prettyName: 'Debian GNU/Linux 12 (bookworm)' },
+    moduleTree: true,
+    root: true,
+    uid: 0,
+    tools: {
+      ip: { present: true, version: 'iproute2-6.1.0' },
+      tc: { present: true, version: 'iproute2-6.1.0' },
+      nft: { present: true, version: 'nftables v1.0.6' },
+      modprobe: { present: true },
+      qemu: { present: false },
+    },
+    netns: { ok: true, detail: 'created and removed pcl-probe-1-abc' },
+    qdiscs: {
+      netem: { ok: false, detail: 'Error: Specified qdisc kind is unknown.' },
+      tbf: { ok: true, detail: 'added and removed on a veth end' },
+      htb: { ok: true, detail: 'added and removed on a veth end' },
+    },
+    nftables: { ok: true, detail: 'created an inet table in a scratch namespace' },
+    kvm: { ok: false, detail: '/dev/kvm does not exist' },
+    leftovers: {
+      namespaces: [{ name: 'pcl-old-src', runId: 'old', active: false, pids: [] }],
+      nftTables: [],
+      staleMarkers: [],
+      notes: [],
+    },
+    ...over,
+  };
+}
+
+describe('formatDoctor', () => {
+  it('renders a checklist with fixes and a leftovers warning', () => {
+    const text = formatDoctor(buildDoctorReport(probe()), { color: false });
+    expect(text).toBe(
+      [
+        'postcopy-lab doctor: kernel 6.1.0-18-amd64, Debian GNU/Linux 12 (bookworm)',
+        '',
+        '  ✓ root                                 running as uid 0',
+        '  ✓ ip                                   iproute2-6.1.0',
+        '  ✓ tc                                   iproute2-6.1.0',
+        '  ✓ nft                                  nftables v1.0.6',
+        '  ✓ network namespaces                   created and removed pcl-probe-1-abc',
+        '  ✗ qdisc netem (latency, jitter, loss)  Error: Specified qdisc kind is unknown.',
+        '                                         fix: modprobe sch_netem (the stock Debian kernel ships sch_netem), or use --link relay for latency, jitter and loss',
+        '  ✓ qdisc tbf (rate)                     added and removed on a veth end',
+        '  ✓ qdisc htb (not used by the link)     added and removed on a veth end',
+        '  ✓ nftables (blackhole, cut)            created an inet table in a scratch namespace',
+        '  ! /dev/kvm (QEMU backend)              /dev/kvm does not exist',
+        '                                         fix: modprobe kvm_intel or modprobe kvm_amd (enable VT-x/AMD-V in firmware; inside a VM, enable nested virtualization); without it QEMU runs with TCG, slowly',
+        '  ! qemu-system-x86_64 (QEMU backend)    not installed; the sim backend does not need it',
+        '                                         fix: apt-get install -y qemu-system-x86',
+        '  ! leftovers                            1 left by runs that did not clean up: pcl-old-src',
+        '                                         fix: postcopy-lab cleanup',
+        '',
+        'Kernel link (--link kernel): bandwidth, blackhole, cut, flap, down work; latency, jitter, loss need sch_netem (use --link relay for those).',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('colours only when asked', () => {
+    const r = buildDoctorReport(probe());
+    expect(formatDoctor(r, { color: true })).toContain('\x1b[32m✓\x1b[0m');
+    expect(formatDoctor(r, { color: false })).not.toContain('\x1b[');
+  });
+
+  it('not root: the probes are skipped and the kernel link is reported unavailable', () => {
+    const skipped = { ok: null, detail: 'needs root to create a scratch network namespace' };
+    const r = buildDoctorReport(
+      probe({ root: false, uid: 1000, netns: skipped, qdiscs: { netem: skipped, tbf: skipped, htb: skipped }, nftables: skipped }),
+    );
+    const text = formatDoctor(r, { color: false });
+    expect(text).toMatch(/✗ root +running as uid 1000/);
+    expect(text).toMatch(/fix: run with sudo, or use --link relay/);
+    expect(text).toMatch(/- network namespaces +needs root/);
+    expect(text).toMatch(/Kernel link \(--link kernel\): not available here/);
+    expect(r.kernelLink.usable).toBe(false);
+  });
+
+  it('gives the fix that fits the distribution and the kernel', () => {
+    expect(netemFix(probe({ distro: { id: 'ubuntu', idLike: ['debian'], prettyName: 'Ubuntu' } }))).toMatch(/^apt-get install -y linux-modules-extra-\$\(uname -r\) && modprobe sch_netem/);
+    expect(netemFix(probe({ distro: { id: 'rocky', idLike: ['rhel', 'centos', 'fedora'], prettyName: 'Rocky' } }))).toMatch(/^dnf install -y kernel-modules-extra/);
+    expect(netemFix(probe({ moduleTree: false, kernelRelease: '6.18.44-fc-v782' }))).toMatch(/no module tree \(\/lib\/modules\/6.18.44-fc-v782\).*CONFIG_NET_SCH_NETEM/);
+    expect(netemFix(probe({ distro: { id: 'arch', idLike: [], prettyName: 'Arch' } }))).toMatch(/linux-modules-extra.*kernel-modules-extra/);
+  });
+});

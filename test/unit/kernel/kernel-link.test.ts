@@ -1,0 +1,168 @@
+/** The kernel link's logic against a fake runner: what it runs, what it refuses, how it rolls back. */
+import { mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import type { Argv } from '../../../src/kernel/argv.js';
+import { KernelApplyError, KernelCommandError, KernelUnsupportedError } from '../../../src/kernel/errors.js';
+import { KernelLink, NOT_ROOT_MESSAGE, qdiscPlan, validateFault } from '../../../src/kernel/kernel-link.js';
+import type { RunOptions } from '../../../src/kernel/run.js';
+
+interface Call {
+  argv: Argv;
+  input?: string;
+}
+
+/** A runner that records calls and fails those `fail` matches, with a kernel-like message. */
+function fakeRunner(fail: (c: Call) => string | null = () => null) {
+  const calls: Call[] = [];
+  const runner = async (argv: Argv, opts?: RunOptions) => {
+    const c = { argv, input: opts?.input };
+    calls.push(c);
+    const msg = fail(c);
+    if (msg) throw new KernelCommandError({ argv, exitCode: 2, stderr: msg });
+    return { stdout: '', stderr: '' };
+  };
+  return { runner, calls, text: () => calls.map((c) => c.argv.join(' ') + (c.input ? ` <<< ${c.input.trim().replace(/\n/g, ' | ')}` : '')) };
+}
+
+const ownerDir = () => mkdtempSync(path.join(os.tmpdir(), 'pcl-owner-'));
+const NO_NETEM = (c: Call) => (c.argv.includes('netem') ? 'Error: Specified qdisc kind is unknown.' : null);
+
+describe('KernelLink (fake runner)', () => {
+  it('refuses to start when not root, with the message the CLI shows', async () => {
+    const f = fakeRunner();
+    const link = new KernelLink({ runId: 'r1', runner: f.runner, isRoot: () => false, ownerDir: ownerDir() });
+    await expect(link.start()).rejects.toThrow(NOT_ROOT_MESSAGE);
+    expect(NOT_ROOT_MESSAGE).toMatch(/--link relay/);
+    expect(f.calls).toEqual([]);
+  });
+
+  it('start() builds the topology inside the namespaces and returns the destination address', async () => {
+    const f = fakeRunner();
+    const link = new KernelLink({ runId: 'r1', subnet: '10.9.8.0/24', migrationPort: 7000, recoverPort: 7001, runner: f.runner, isRoot: () => true, ownerDir: ownerDir() });
+    const ep = await link.start();
+    expect(ep).toEqual({
+      incoming: { listen: { host: '10.9.8.2', port: 7000 }, connect: { host: '10.9.8.2', port: 7000 } },
+      recover: { listen: { host: '10.9.8.2', port: 7001 }, connect: { host: '10.9.8.2', port: 7001 } },
+    });
+    expect(f.text()).toEqual([
+      'ip netns add pcl-r1-src',
+      'ip netns add pcl-r1-dst',
+      'ip -n pcl-r1-src link add pcl-src type veth peer name pcl-dst netns pcl-r1-dst',
+      'ip -n pcl-r1-src addr add 10.9.8.1/24 dev pcl-src',
+      'ip -n pcl-r1-dst addr add 10.9.8.2/24 dev pcl-dst',
+      'ip -n pcl-r1-src link set dev lo up',
+      'ip -n pcl-r1-dst link set dev lo up',
+      'ip -n pcl-r1-src link set dev pcl-src up',
+      'ip -n pcl-r1-dst link set dev pcl-dst up',
+      'tc -n pcl-r1-src qdisc add dev lo root netem delay 1ms',
+      'tc -n pcl-r1-src qdisc del dev lo root',
+      'ip netns exec pcl-r1-src nft -f - <<< add table inet pcl-link | add counter inet pcl-link dropped | add chain inet pcl-link egress { type filter hook output priority 0 ; policy accept ; }',
+      'ip netns exec pcl-r1-dst nft -f - <<< add table inet pcl-link | add counter inet pcl-link dropped | add chain inet pcl-link egress { type filter hook output priority 0 ; policy accept ; }',
+    ]);
+    expect(link.wrapCommand('source', 'node', ['vm.js', '--side', 'source'])).toEqual({
+      file: 'ip',
+      args: ['netns', 'exec', 'pcl-r1-src', 'node', 'vm.js', '--side', 'source'],
+    });
+  });
+
+  it('shapes each direction on its own veth end: rate, then cut, then down', async () => {
+    const f = fakeRunner(NO_NETEM);
+    const link = new KernelLink({ runId: 'r2', runner: f.runner, isRoot: () => true, ownerDir: ownerDir() });
+    await link.start();
+    f.calls.length = 0;
+    await link.apply({ kind: 'bandwidth', direction: 'destination-to-source', bytesPerSec: 1_000_000 });
+    await link.apply({ kind: 'bandwidth', direction: 'destination-to-source', bytesPerSec: 2_000_000 });
+    await link.apply({ kind: 'cut', direction: 'source-to-destination' });
+    await link.apply({ kind: 'down', direction: 'source-to-destination' });
+    expect(f.text()).toEqual([
+      'tc -n pcl-r2-dst qdisc del dev pcl-dst root',
+      'tc -n pcl-r2-dst qdisc add dev pcl-dst root handle 1: tbf rate 8000000bit burst 20000b latency 200ms',
+      // Same qdisc, new rate: changed in place.
+      'tc -n pcl-r2-dst qdisc replace dev pcl-dst root handle 1: tbf rate 16000000bit burst 40000b latency 200ms',
+      'ip netns exec pcl-r2-src nft -f - <<< flush chain inet pcl-link egress | ' +
+        'add rule inet pcl-link egress oifname "pcl-src" meta l4proto tcp counter name "dropped" reject with tcp reset | ' +
+        'add rule inet pcl-link egress oifname "pcl-src" counter name "dropped" reject',
+      'ip netns exec pcl-r2-src nft -f - <<< flush chain inet pcl-link egress',
+      'ip -n pcl-r2-src link set dev pcl-src down',
+    ]);
+    const snap = await link.snapshot();
+    expect(snap['source-to-destination'].state).toBe('down');
+    expect(snap['destination-to-source']).toMatchObject({ state: 'down', rateBytesPerSec: 2_000_000 });
+  });
+
+  it('refuses latency and loss without netem, before running anything; rate still works', async () => {
+    const f = fakeRunner(NO_NETEM);
+    const link = new KernelLink({ runId: 'r3', runner: f.runner, isRoot: () => true, ownerDir: ownerDir() });
+    await link.start();
+    f.calls.length = 0;
+    const err = await link.apply({ kind: 'latency', ms: 20 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(KernelUnsupportedError);
+    expect((err as Error).message).toBe(
+      'latency needs the kernel\'s netem qdisc (module sch_netem), which this kernel lacks (tc said: Error: Specified qdisc kind is unknown.); ' +
+        'use --link relay for latency, jitter and loss (rate, blackhole, cut and down work on the kernel link)',
+    );
+    await expect(link.apply({ kind: 'loss', percent: 1, direction: 'source-to-destination' })).rejects.toThrow(/sch_netem/);
+    expect(f.calls).toEqual([]);
+    await link.apply({ kind: 'bandwidth', bytesPerSec: 1000 });
+    expect(f.calls.length).toBeGreaterThan(0);
+  });
+
+  it('composes netem (root) and tbf (child) when both are set', () => {
+    expect(qdiscPlan({ state: 'up', latencyMs: 10, jitterMs: 2, lossPercent: 1, rateBytesPerSec: 125_000 })).toEqual([
+      { parent: 'root', handle: '1:', args: ['netem', 'limit', '100000', 'delay', '10ms', '2ms', 'loss', '1%'] },
+      { parent: '1:1', handle: '10:', args: ['tbf', 'rate', '1000000bit', 'burst', '16384b', 'latency', '200ms'] },
+    ]);
+    expect(qdiscPlan({ state: 'cut', latencyMs: 0, jitterMs: 0, lossPercent: 0, rateBytesPerSec: 0 })).toEqual([]);
+  });
+
+  it('rolls back the direction already changed when the second one fails', async () => {
+    let sabotage = false;
+    const f = fakeRunner((c) => (sabotage && c.argv.includes('pcl-r4-dst') && c.input?.includes('drop') ? 'Error: Could not process rule: Operation not permitted' : null));
+    const link = new KernelLink({ runId: 'r4', runner: f.runner, isRoot: () => true, ownerDir: ownerDir() });
+    await link.start();
+    f.calls.length = 0;
+    sabotage = true;
+    const err = await link.apply({ kind: 'blackhole' }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(KernelApplyError);
+    expect((err as KernelApplyError).rolledBack).toBe(true);
+    expect((err as Error).message).toMatch(/Operation not permitted.*rolled back/);
+    const text = f.text();
+    expect(text[0]).toMatch(/pcl-r4-src nft -f - <<< flush chain .* drop$/);
+    expect(text[1]).toMatch(/pcl-r4-dst nft -f - <<< flush chain .* drop$/);
+    // The undo: the source direction fully re-rendered to "up" (no rule, no qdisc, link up).
+    expect(text.slice(2)).toEqual([
+      'tc -n pcl-r4-src qdisc del dev pcl-src root',
+      'ip netns exec pcl-r4-src nft -f - <<< flush chain inet pcl-link egress',
+      'ip -n pcl-r4-src link set dev pcl-src up',
+      'tc -n pcl-r4-dst qdisc del dev pcl-dst root',
+      'ip netns exec pcl-r4-dst nft -f - <<< flush chain inet pcl-link egress',
+      'ip -n pcl-r4-dst link set dev pcl-dst up',
+    ]);
+    expect((await link.snapshot()).up).toBe(true);
+  });
+
+  it('stop() is idempotent and ignores things already gone', async () => {
+    const f = fakeRunner((c) => (c.argv[0] === 'ip' && c.argv.includes('del') ? 'Cannot find device "pcl-src"' : null));
+    const link = new KernelLink({ runId: 'r5', runner: f.runner, isRoot: () => true, ownerDir: ownerDir() });
+    await link.start();
+    await link.stop();
+    await link.stop();
+    await expect(link.apply({ kind: 'up' })).rejects.toThrow(/not running/);
+  });
+});
+
+describe('validateFault', () => {
+  it('names the field and the valid range', () => {
+    expect(() => validateFault({ kind: 'bandwidth', bytesPerSec: 0 })).toThrow(/bytesPerSec must be bytes per second, greater than 0/);
+    expect(() => validateFault({ kind: 'bandwidth', bytesPerSec: -1 })).toThrow(/bytesPerSec/);
+    expect(() => validateFault({ kind: 'latency', ms: -5 })).toThrow(/ms must be milliseconds, from 0 to 60000, got -5/);
+    expect(() => validateFault({ kind: 'latency', ms: 5, jitterMs: -1 })).toThrow(/jitterMs/);
+    expect(() => validateFault({ kind: 'loss', percent: 150 })).toThrow(/percent must be percent, from 0 to 100, got 150/);
+    expect(() => validateFault({ kind: 'flap', upMs: 0, downMs: 10 })).toThrow(/upMs/);
+    expect(() => validateFault({ kind: 'flap', upMs: 10, downMs: 10, count: 0 })).toThrow(/count/);
+    expect(() => validateFault({ kind: 'cut', direction: 'sideways' as never })).toThrow(/direction/);
+    expect(() => validateFault({ kind: 'latency', ms: 0 })).not.toThrow();
+  });
+});
