@@ -341,6 +341,7 @@ const PAGES_FIELDS = {
   walker: { active: true, position: true, total: true, done: true },
   guest: { progress: true, 'ops-per-second': true },
   recoveries: true,
+  'recovery-attempts': true,
   verified: true,
   mismatches: true,
   map: true,
