@@ -48,7 +48,9 @@ export class TokenBucket {
   waitMs(): number {
     if (this.rate <= 0) return 0;
     this.refill();
-    return this.tokens >= 0 ? 0 : (-this.tokens / this.rate) * 1000;
+    // Tolerate float dust: a debt of 1e-13 bytes would otherwise ask for a wait too short
+    // for the clock to register, forever.
+    return this.tokens >= -1e-3 ? 0 : (-this.tokens / this.rate) * 1000;
   }
 
   private refill(): void {
