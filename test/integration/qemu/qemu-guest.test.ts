@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { QmpClient } from '../../../src/qmp/client.js';
 import { checkConsistency } from '../../../src/qemu/consistency.js';
-import { guestLayout, minimumMemoryMiB, writeGuestImage, type GuestLayout } from '../../../src/qemu/guest-image.js';
+import { minimumMemoryMiB, writeGuestImage, type GuestLayout } from '../../../src/qemu/guest-image.js';
 import { verifyGuestMemory, waitForPasses } from '../../../src/qemu/guest-probe.js';
 import { chooseAccel, findQemu, qemuVersion, startQemu, type Accel, type QemuHandle } from '../../../src/qemu/launcher.js';
 
