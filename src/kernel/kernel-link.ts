@@ -76,6 +76,8 @@ const CHAIN = 'egress';
 const COUNTER = 'dropped';
 /** netem's default queue (1000 packets) overflows with a long delay at veth speed. */
 const NETEM_LIMIT = 100_000;
+/** How old byte counters may be before snapshot() starts a new read in the background. */
+const COUNTER_MAX_AGE_MS = 500;
 
 /** The qdiscs a direction's egress needs, root first. */
 export function qdiscPlan(s: DirState): QdiscSpec[] {
@@ -467,8 +469,17 @@ export class KernelLink implements Link {
     });
   }
 
-  async snapshot(): Promise<LinkSnapshot> {
-    if (this.started && !this.stopped) await this.readCounters();
+  /**
+   * The link as we set it, plus byte counters. Reading the counters takes a few `ip netns exec`
+   * calls (~0.1-0.25 s here), too slow for a UI polling at 10 Hz: by default the counters come
+   * from the last read and a new read starts in the background when they are older than
+   * COUNTER_MAX_AGE_MS. `{ fresh: true }` waits for a new read (tests, the end of a drill).
+   */
+  async snapshot(opts: { fresh?: boolean } = {}): Promise<LinkSnapshot> {
+    if (this.started && !this.stopped) {
+      if (opts.fresh) await this.refreshCounters();
+      else if (Date.now() - this.countersAt > COUNTER_MAX_AGE_MS) void this.refreshCounters().catch(() => undefined);
+    }
     // Read the state after the counters: a flap step may have landed while they were read.
     const s = this.state;
     const downAnywhere = DIRECTIONS.some((d) => s[d].state === 'down');
@@ -492,6 +503,18 @@ export class KernelLink implements Link {
       'source-to-destination': a,
       'destination-to-source': b,
     };
+  }
+
+  private countersAt = 0;
+  private countersReading: Promise<void> | null = null;
+
+  /** One read at a time; callers arriving during a read share it. */
+  private refreshCounters(): Promise<void> {
+    this.countersReading ??= this.readCounters().finally(() => {
+      this.countersAt = Date.now();
+      this.countersReading = null;
+    });
+    return this.countersReading;
   }
 
   /** Byte counters, best effort: a failed read keeps the last values (snapshot never throws). */

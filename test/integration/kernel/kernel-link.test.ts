@@ -63,7 +63,7 @@ describe.skipIf(!!skipReason)(title('KernelLink on the real kernel', skipReason)
     });
     const c = await client();
     await sendAndArrive(c, 1000);
-    const snap = await link.snapshot();
+    const snap = await link.snapshot({ fresh: true });
     expect(snap.up).toBe(true);
     expect(snap.connections).toBeGreaterThanOrEqual(1);
     expect(snap['source-to-destination'].bytesForwarded).toBeGreaterThan(1000);
@@ -79,7 +79,7 @@ describe.skipIf(!!skipReason)(title('KernelLink on the real kernel', skipReason)
     const err = await c.waitFor((e) => e.event === 'error', 3000, from);
     expect(err.code).toBe('ECONNRESET');
     expect(Date.now() - t0).toBeLessThan(2000);
-    const snap = await link.snapshot();
+    const snap = await link.snapshot({ fresh: true });
     expect(snap['source-to-destination'].state).toBe('cut');
     expect(snap['source-to-destination'].bytesDropped).toBeGreaterThan(0);
     await link.restore();
@@ -89,7 +89,7 @@ describe.skipIf(!!skipReason)(title('KernelLink on the real kernel', skipReason)
   it('cut (source-to-destination only): the source side is reset, the other direction is untouched', async () => {
     const c = await client();
     await link.apply({ kind: 'cut', direction: 'source-to-destination' });
-    const snap = await link.snapshot();
+    const snap = await link.snapshot({ fresh: true });
     expect(snap['source-to-destination'].state).toBe('cut');
     expect(snap['destination-to-source'].state).toBe('up');
     const from = c.events.length;
@@ -108,7 +108,7 @@ describe.skipIf(!!skipReason)(title('KernelLink on the real kernel', skipReason)
     await sleep(1500);
     expect(server.total).toBe(before);
     expect(c.events.slice(from).filter((e) => e.event === 'error' || e.event === 'close')).toEqual([]);
-    const snap = await link.snapshot();
+    const snap = await link.snapshot({ fresh: true });
     expect(snap['source-to-destination'].state).toBe('blackhole');
     expect(snap.up).toBe(false);
     expect(snap['source-to-destination'].bytesDropped).toBeGreaterThan(0);
@@ -120,7 +120,7 @@ describe.skipIf(!!skipReason)(title('KernelLink on the real kernel', skipReason)
   it('down: nothing arrives while the veth end is down; after restore the data flows', async () => {
     const c = await client();
     await link.apply({ kind: 'down', direction: 'source-to-destination' });
-    const snap = await link.snapshot();
+    const snap = await link.snapshot({ fresh: true });
     expect(snap['source-to-destination'].state).toBe('down');
     // veth: one end down takes the peer's carrier down, so the other direction is down too.
     expect(snap['destination-to-source'].state).toBe('down');
@@ -137,7 +137,7 @@ describe.skipIf(!!skipReason)(title('KernelLink on the real kernel', skipReason)
     const MiB = 1024 * 1024;
     const unshaped = await sendAndArrive(c, 2 * MiB);
     await link.apply({ kind: 'bandwidth', direction: 'source-to-destination', bytesPerSec: MiB });
-    expect((await link.snapshot())['source-to-destination'].rateBytesPerSec).toBe(MiB);
+    expect((await link.snapshot({ fresh: true }))['source-to-destination'].rateBytesPerSec).toBe(MiB);
     const shaped = await sendAndArrive(c, 2 * MiB, 20_000);
     // Ideal: ~2 s. Loose bounds: the bucket and timer slack make it a little faster or slower.
     expect(shaped).toBeGreaterThan(1200);
@@ -150,14 +150,14 @@ describe.skipIf(!!skipReason)(title('KernelLink on the real kernel', skipReason)
   });
 
   it.skipIf(netemOk)(title('latency and loss are refused with one sentence naming sch_netem when netem is missing', netemOk ? 'netem present' : null), async () => {
-    const before = await link.snapshot();
+    const before = await link.snapshot({ fresh: true });
     const err = await link.apply({ kind: 'latency', ms: 50, jitterMs: 5 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(KernelUnsupportedError);
     expect((err as Error).message).toMatch(/sch_netem/);
     expect((err as Error).message).toMatch(/--link relay/);
     await expect(link.apply({ kind: 'loss', percent: 5 })).rejects.toThrow(/sch_netem/);
     // Nothing changed, and zero latency (no netem needed) is still accepted.
-    expect(await link.snapshot()).toMatchObject({ 'source-to-destination': { latencyMs: 0, lossPercent: 0 } });
+    expect(await link.snapshot({ fresh: true })).toMatchObject({ 'source-to-destination': { latencyMs: 0, lossPercent: 0 } });
     expect(before['source-to-destination'].latencyMs).toBe(0);
     await link.apply({ kind: 'latency', ms: 0 });
   });
@@ -169,7 +169,7 @@ describe.skipIf(!!skipReason)(title('KernelLink on the real kernel', skipReason)
     const dt = await sendAndArrive(c, 100);
     expect(dt).toBeGreaterThanOrEqual(140);
     await link.apply({ kind: 'loss', direction: 'source-to-destination', percent: 1 });
-    expect((await link.snapshot())['source-to-destination']).toMatchObject({ latencyMs: 150, lossPercent: 1, rateBytesPerSec: 4 * 1024 * 1024 });
+    expect((await link.snapshot({ fresh: true }))['source-to-destination']).toMatchObject({ latencyMs: 150, lossPercent: 1, rateBytesPerSec: 4 * 1024 * 1024 });
     await link.restore();
   });
 
@@ -195,7 +195,7 @@ describe.skipIf(!!skipReason)(title('KernelLink on the real kernel', skipReason)
       expect(err).toBeInstanceOf(KernelApplyError);
       const rules = execFileSync('ip', ['netns', 'exec', src, 'nft', 'list', 'chain', 'inet', 'pcl-link', 'egress'], { encoding: 'utf8' });
       expect(rules).not.toMatch(/drop/);
-      const snap = await link.snapshot();
+      const snap = await link.snapshot({ fresh: true });
       expect(snap['source-to-destination'].state).toBe('up');
       expect(snap['destination-to-source'].state).toBe('up');
       await sendAndArrive(await client(), 100);
@@ -209,7 +209,7 @@ describe.skipIf(!!skipReason)(title('KernelLink on the real kernel', skipReason)
     await expect(link.apply({ kind: 'bandwidth', bytesPerSec: 0 })).rejects.toThrow(/bytesPerSec/);
     await expect(link.apply({ kind: 'latency', ms: -1 })).rejects.toThrow(/ms must be milliseconds/);
     await expect(link.apply({ kind: 'loss', percent: 101 })).rejects.toThrow(/from 0 to 100/);
-    expect((await link.snapshot()).up).toBe(true);
+    expect((await link.snapshot({ fresh: true })).up).toBe(true);
   });
 });
 

@@ -1,8 +1,8 @@
 /** The kernel link's logic against a fake runner: what it runs, what it refuses, how it rolls back. */
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import type { Argv } from '../../../src/kernel/argv.js';
 import { KernelApplyError, KernelCommandError, KernelUnsupportedError } from '../../../src/kernel/errors.js';
 import { KernelLink, NOT_ROOT_MESSAGE, qdiscPlan, validateFault } from '../../../src/kernel/kernel-link.js';
@@ -26,7 +26,9 @@ function fakeRunner(fail: (c: Call) => string | null = () => null) {
   return { runner, calls, text: () => calls.map((c) => c.argv.join(' ') + (c.input ? ` <<< ${c.input.trim().replace(/\n/g, ' | ')}` : '')) };
 }
 
-const ownerDir = () => mkdtempSync(path.join(os.tmpdir(), 'pcl-owner-'));
+const OWNER_DIR = mkdtempSync(path.join(os.tmpdir(), 'pcl-owner-'));
+const ownerDir = () => OWNER_DIR;
+afterAll(() => rmSync(OWNER_DIR, { recursive: true, force: true }));
 const NO_NETEM = (c: Call) => (c.argv.includes('netem') ? 'Error: Specified qdisc kind is unknown.' : null);
 
 describe('KernelLink (fake runner)', () => {
