@@ -164,6 +164,11 @@ export function loadLabText(text: string, fileName: string): Lab {
           const tag = text.slice(e.pos[0], e.pos[1]).split(/\s/)[0];
           return issue(offset, path, `YAML reads '${tag}' as a tag (expected text: quote a value that starts with !, like '${tag}')`);
         }
+        if (e.code === 'BLOCK_AS_IMPLICIT_KEY') {
+          // `title: Cut: then recover` reads as a mapping inside a value; point at the value
+          // the author wrote, not at the key YAML invented from it.
+          return issue(offset, path.slice(0, -1), `YAML syntax error: a plain value cannot contain ': ' (expected quotes around it, like "${text.slice(e.pos[0]).split('\n')[0]!.trim()}")`);
+        }
         // yaml's messages end with "at line X, column Y"; ours carry the position up front.
         const problem = e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
         return issue(offset, path, `YAML syntax error: ${problem}`);

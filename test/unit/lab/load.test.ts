@@ -171,6 +171,7 @@ describe('loadLabText: errors name file, line, column, field and what was expect
     ],
     ['a duplicate key', withLine(24, '    text: Cut.\n    text: Again.'), `${FILE}:25:5: steps[1].text: duplicate key 'text' (each key may appear once in a mapping)`],
     ['a YAML syntax error', withLine(17, '    hints: ["a", "b"'), `${FILE}:18:5: steps[0].hints[1]: YAML syntax error:`],
+    ['a plain value with ": " in it', withLine(2, 'title: Cut: then recover'), `${FILE}:2:8: title: YAML syntax error: a plain value cannot contain ': ' (expected quotes around it, like "Cut: then recover")`],
     ['an id that is not the file name', withLine(1, 'id: link-cutt'), `${FILE}:1:5: id: id 'link-cutt' does not match the file name link-cut.yaml (expected id: link-cut)`],
     ['an id with capitals', withLine(1, 'id: Link-Cut'), `${FILE}:1:5: id: expected an id of lower-case letters, digits and dashes, like link-cut-recovery, got 'Link-Cut'`],
     [
