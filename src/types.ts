@@ -73,6 +73,8 @@ export interface PagesInfo {
   guest: { progress: number; 'ops-per-second': number };
   /** Completed recoveries (resume handshakes) in this migration. */
   recoveries: number;
+  /** Recovery attempts started: source `migrate resume=true` calls; destination recovery channels accepted. */
+  'recovery-attempts': number;
   /** null until the migration completes; then whether every page matched the source's frozen content. */
   verified: boolean | null;
   /** Destination: pages whose content did not match (first few), when verification failed. */
@@ -96,6 +98,11 @@ export interface SideSnapshot {
   pages?: PagesInfo;
   /** Last error text reported by query-migrate's error-desc, if any. */
   error?: string;
+  /**
+   * Milliseconds since this side's migration counters last moved (0 while they move). A silent
+   * blackhole shows up here: QEMU does not notice it, the operator sees the counters freeze.
+   */
+  stalledMs: number;
 }
 
 export type LinkDirectionState = 'up' | 'cut' | 'blackhole' | 'down';

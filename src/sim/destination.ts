@@ -55,6 +55,7 @@ export class DestinationVm extends SimVm {
   private resentArrivals = 0;
   private recovered = false;
   private recoveries = 0;
+  private recoveryAttempts = 0;
   private readonly latency = new LatencyRing();
   private blocktimeMs = 0;
   private lastDataAt = 0;
@@ -124,9 +125,14 @@ export class DestinationVm extends SimVm {
       'migrate-incoming': {
         args: { uri: 'str' },
         handler: (a) => {
-          if (this.incomingStarted) throw new QmpError('GenericError', 'The incoming migration has already been started');
+          if (this.incomingStarted && this.status !== 'failed') {
+            throw new QmpError('GenericError', 'The incoming migration has already been started');
+          }
           const addr = parseTcpUri(a.uri as string);
           return this.listen(addr, false).then(() => {
+            // QEMU's destination exits after a failed incoming migration and you start a new
+            // one; the sim lets the same process take a fresh attempt, with nothing kept.
+            if (this.status === 'failed') this.resetIncoming();
             this.incomingStarted = true;
             this.setStatus('setup');
             return {};
@@ -173,6 +179,31 @@ export class DestinationVm extends SimVm {
     };
   }
 
+  private resetIncoming(): void {
+    this.present.clearAll();
+    this.placed.fill(0);
+    this.versions.fill(0);
+    this.sourceVersions = null;
+    this.verifyReceived = 0;
+    this.waiting.clear();
+    this.postcopy = false;
+    this.gotEof = false;
+    this.allReceivedSent = false;
+    this.walkMode = false;
+    this.walkerDone = false;
+    this.walkerPos = 0;
+    this.walkerOutstanding = 0;
+    this.duplicates = 0;
+    this.resentArrivals = 0;
+    this.recovered = false;
+    this.recoveries = 0;
+    this.recoveryAttempts = 0;
+    this.blocktimeMs = 0;
+    this.mismatches = [];
+    this.verified = null;
+    this.errorDesc = undefined;
+  }
+
   private queryPages(cells?: number): PagesInfo {
     let inFlight = 0;
     let blocked = 0;
@@ -195,6 +226,7 @@ export class DestinationVm extends SimVm {
       walker: { active: this.walkMode && !this.walkerDone, position: this.walkerPos, total: this.pageCount, done: this.walkerDone },
       guest: { progress: this.guest.progress, 'ops-per-second': Math.round(this.guest.opsPerSecond()) },
       recoveries: this.recoveries,
+      'recovery-attempts': this.recoveryAttempts,
       verified: this.verified,
     };
     if (this.mismatches.length) info.mismatches = this.mismatches.slice(0, 16);
@@ -253,7 +285,10 @@ export class DestinationVm extends SimVm {
           throw new Error(recover ? 'a new migration arrived while recovering a paused one' : 'a resume arrived on a fresh incoming migration');
         }
         gotHeader = true;
-        if (recover) this.setStatus('postcopy-recover');
+        if (recover) {
+          this.recoveryAttempts++;
+          this.setStatus('postcopy-recover');
+        }
         else this.setStatus('active');
         return;
       }

@@ -29,6 +29,8 @@ import { migrationInProgress, parseTcpUri, SimVm, type VmOptions } from './vm.js
 /** Pages per write: big enough for throughput, small enough that a request is not stuck behind much. */
 const PRECOPY_BATCH = 64;
 const POSTCOPY_BATCH = 16;
+/** Keep writing until this much waits in user space, then wait for the kernel to take it. */
+const WRITE_HIGH_WATER = 512 * 1024;
 
 export class SourceVm extends SimVm {
   readonly side = 'source' as const;
@@ -51,6 +53,7 @@ export class SourceVm extends SimVm {
   private walkMode = false;
   private recovered = false;
   private recoveries = 0;
+  private recoveryAttempts = 0;
   private resent = 0;
   private lastUri = '';
   private stallTimer: NodeJS.Timeout | null = null;
@@ -87,8 +90,14 @@ export class SourceVm extends SimVm {
     this.sentOnce = new Bitmap(this.pageCount);
   }
 
+  private rateTimer: NodeJS.Timeout | null = null;
+
   start(): void {
     this.startGuest();
+    // Sample the throughput meters on a clock, not on queries, so rates mean the same thing
+    // however often (or rarely) someone asks.
+    this.rateTimer = setInterval(() => this.sampleRates(), 250);
+    this.rateTimer.unref?.();
   }
 
   access(_vcpu: number, page: number, write: boolean): 'ok' {
@@ -211,7 +220,6 @@ export class SourceVm extends SimVm {
   }
 
   private queryPages(cells?: number): PagesInfo {
-    this.sampleRates();
     const info: PagesInfo = {
       'page-size': this.pageSize,
       total: this.pageCount,
@@ -227,6 +235,7 @@ export class SourceVm extends SimVm {
       walker: { active: false, position: 0, total: this.pageCount, done: false },
       guest: { progress: this.guest.progress, 'ops-per-second': Math.round(this.guest.opsPerSecond()) },
       recoveries: this.recoveries,
+      'recovery-attempts': this.recoveryAttempts,
       verified: this.verdict ? this.verdict.verified === true : null,
     };
     if (cells && cells > 0) {
@@ -243,6 +252,7 @@ export class SourceVm extends SimVm {
     if (resume) {
       if (this.status !== 'postcopy-paused') throw new QmpError('GenericError', 'Cannot resume if there is no paused migration');
       this.lastUri = uri;
+      this.recoveryAttempts++;
       this.setStatus('postcopy-recover-setup');
       this.connect(addr, true);
       return {};
@@ -270,6 +280,7 @@ export class SourceVm extends SimVm {
     this.walkMode = false;
     this.recovered = false;
     this.recoveries = 0;
+    this.recoveryAttempts = 0;
     this.resent = 0;
     this.errorDesc = undefined;
     this.verdict = null;
@@ -396,7 +407,7 @@ export class SourceVm extends SimVm {
         background = batch !== null;
       }
       if (!batch) {
-        if (this.status === 'active') {
+        if (this.status === 'active' && !this.eofSent) {
           this.endOfPass();
           continue;
         }
@@ -404,8 +415,8 @@ export class SourceVm extends SimVm {
         await this.waitForWork(epoch);
         continue;
       }
-      const ok = this.write(batch);
-      if (!ok) await this.waitDrain(epoch);
+      this.write(batch);
+      if (this.sock && this.sock.writableLength >= WRITE_HIGH_WATER) await this.waitDrain(epoch);
       if (background) {
         const limit = postcopy ? this.params['max-postcopy-bandwidth'] : this.completingPrecopy ? 0 : this.params['max-bandwidth'];
         if (limit > 0) {
@@ -649,6 +660,7 @@ export class SourceVm extends SimVm {
   }
 
   shutdown(): void {
+    if (this.rateTimer) clearInterval(this.rateTimer);
     this.guest.stop();
     this.dropConnection();
   }

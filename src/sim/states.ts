@@ -30,6 +30,9 @@ export const SOURCE_TRANSITIONS: Table = {
 /** Destination (incoming) side. */
 export const DESTINATION_TRANSITIONS: Table = {
   none: ['setup'],
+  // Ours: QEMU's destination process exits after a failed incoming migration; the sim's may
+  // take a fresh migrate-incoming instead (see DestinationVm.resetIncoming).
+  failed: ['setup'],
   setup: ['active', 'failed'],
   active: ['postcopy-active', 'completed', 'failed'],
   'postcopy-active': ['postcopy-paused', 'completed', 'failed'],

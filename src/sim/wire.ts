@@ -208,31 +208,58 @@ abstract class FrameDecoder<M> {
   push(chunk: Buffer): void {
     if (this.failed) throw this.failed;
     this.bytes += chunk.length;
-    let buf = this.pending ? Buffer.concat([this.pending, chunk]) : chunk;
-    this.pending = null;
-    let o = 0;
     try {
-      while (buf.length - o >= FRAME_HEADER_BYTES) {
-        const type = buf[o];
-        const len = buf.readUInt32BE(o + 1);
-        this.checkLength(type, len, o);
-        if (buf.length - o < FRAME_HEADER_BYTES + len) break;
+      let o = 0;
+      if (this.pending) {
+        // Complete the one partial frame by copying only the bytes it lacks, not the chunk.
+        o = this.completePending(chunk);
+        if (o < 0) return;
+      }
+      while (chunk.length - o >= FRAME_HEADER_BYTES) {
+        const type = chunk[o];
+        const len = chunk.readUInt32BE(o + 1);
+        this.checkLength(type, len);
+        if (chunk.length - o < FRAME_HEADER_BYTES + len) break;
         const start = o + FRAME_HEADER_BYTES;
         o = start + len;
-        this.decode(type, buf, start, o);
+        this.decode(type, chunk, start, o);
       }
+      if (o < chunk.length) this.pending = Buffer.from(chunk.subarray(o));
     } catch (e) {
       this.failed = e instanceof ProtocolError ? e : new ProtocolError(String((e as Error)?.message ?? e));
+      this.pending = null;
       throw this.failed;
     }
-    if (o < buf.length) {
-      // Keep only the incomplete tail; copy so the big chunk can be freed.
-      this.pending = Buffer.from(buf.subarray(o));
-    }
-    buf = Buffer.alloc(0);
   }
 
-  protected abstract checkLength(type: number, len: number, at: number): void;
+  /** Feeds the pending partial frame; returns the offset in chunk after it, or -1 if still partial. */
+  private completePending(chunk: Buffer): number {
+    let p = this.pending!;
+    let used = 0;
+    if (p.length < FRAME_HEADER_BYTES) {
+      used = Math.min(FRAME_HEADER_BYTES - p.length, chunk.length);
+      p = Buffer.concat([p, chunk.subarray(0, used)]);
+      if (p.length < FRAME_HEADER_BYTES) {
+        this.pending = p;
+        return -1;
+      }
+    }
+    const len = p.readUInt32BE(1);
+    this.checkLength(p[0], len);
+    const need = FRAME_HEADER_BYTES + len - p.length;
+    const take = Math.min(need, chunk.length - used);
+    p = Buffer.concat([p, chunk.subarray(used, used + take)]);
+    used += take;
+    if (take < need) {
+      this.pending = p;
+      return -1;
+    }
+    this.pending = null;
+    this.decode(p[0], p, FRAME_HEADER_BYTES, p.length);
+    return used;
+  }
+
+  protected abstract checkLength(type: number, len: number): void;
   protected abstract decode(type: number, buf: Buffer, start: number, end: number): void;
 }
 
