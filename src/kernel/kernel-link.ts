@@ -304,7 +304,8 @@ export class KernelLink implements Link {
     this.requireStarted();
     const dirs = directionsOf(fault.direction);
     if (fault.kind === 'flap') {
-      const mode = fault.mode ?? 'blackhole';
+      // Default 'cut', as the relay does (src/link/relay-state.ts): same lab, same outcome.
+      const mode = fault.mode ?? 'cut';
       for (const d of dirs) this.checkSupported({ ...this.state[d], state: mode }, fault);
       this.cancelFlaps(dirs);
       await this.startFlap(dirs, fault.upMs, fault.downMs, mode, fault.count);
