@@ -93,8 +93,19 @@ export function App(props: AppProps) {
   const [initial] = useState(() => loadProgress(progressPath));
   const [progress, setProgress] = useState<Progress>(initial.progress);
   const [notice, setNotice] = useState<string | undefined>(initial.warning);
-  const [selected, setSelected] = useState(() => Math.max(0, labs.findIndex((l) => l.id === props.initialLab)));
-  const [confirm, setConfirm] = useState<ResetConfirm>(null);
+  // Picker state is mirrored in refs: key handlers read it at key time, renders lag behind.
+  const [selected, setSelectedState] = useState(() => Math.max(0, labs.findIndex((l) => l.id === props.initialLab)));
+  const selectedRef = useRef(selected);
+  const setSelected = (i: number) => {
+    selectedRef.current = i;
+    setSelectedState(i);
+  };
+  const [confirm, setConfirmState] = useState<ResetConfirm>(null);
+  const confirmRef = useRef<ResetConfirm>(null);
+  const setConfirm = (c: ResetConfirm) => {
+    confirmRef.current = c;
+    setConfirmState(c);
+  };
   const exited = useRef(false);
 
   const exit = useCallback(
@@ -162,9 +173,9 @@ export function App(props: AppProps) {
   const pickerActive = screen.kind === 'picker' && !layout.tooSmall;
   usePickerKeys({
     labs,
-    selected,
+    getSelected: () => selectedRef.current,
     setSelected,
-    confirm,
+    getConfirm: () => confirmRef.current,
     setConfirm,
     onOpen: (id) => {
       setNotice(undefined);

@@ -3,10 +3,11 @@
  * shows (see key-bar.ts); the session is called directly and failures become a notice.
  */
 import { useKeys } from './use-keys.js';
-import { useRef, type Dispatch } from 'react';
+import { useRef } from 'react';
 import type { LabSessionApi, SessionState, Side, Snapshot } from '../types.js';
 import { normalKeys } from './key-bar.js';
 import { selectedLinkFault, type LabUiAction, type LabUiState } from './lab-state.js';
+import type { Store } from './store.js';
 
 /** The sides whose migration is postcopy-paused: quitting then loses the guest. */
 export function pausedSides(snapshot: Snapshot | null): Side[] {
@@ -16,9 +17,8 @@ export function pausedSides(snapshot: Snapshot | null): Side[] {
 
 export interface LabKeysOptions {
   session: LabSessionApi;
-  state: SessionState;
-  ui: LabUiState;
-  dispatch: Dispatch<LabUiAction>;
+  /** The lab screen's UI state; read at key time, so a key always sees the previous key's effect. */
+  ui: Store<LabUiState, LabUiAction>;
   /** The person asked to quit (and confirmed, if that was needed). */
   onQuit: () => void;
   isActive: boolean;
@@ -29,7 +29,8 @@ function errorText(err: unknown): string {
 }
 
 export function useLabKeys(opts: LabKeysOptions): void {
-  const { session, state, ui, dispatch, onQuit, isActive } = opts;
+  const { session, ui: store, onQuit, isActive } = opts;
+  const dispatch = store.dispatch;
   const nextId = useRef(1);
 
   const run = (what: string, action: () => Promise<unknown>, done?: string) => {
@@ -40,7 +41,7 @@ export function useLabKeys(opts: LabKeysOptions): void {
     );
   };
 
-  const sendConsoleLine = () => {
+  const sendConsoleLine = (ui: LabUiState) => {
     const line = ui.console.input.trim();
     if (!line) return;
     const id = nextId.current++;
@@ -54,10 +55,11 @@ export function useLabKeys(opts: LabKeysOptions): void {
 
   useKeys(
     (input, key) => {
+      const ui = store.getState();
       switch (ui.mode) {
         case 'console': {
           if (key.escape) return dispatch({ type: 'mode', mode: 'normal' });
-          if (key.return) return sendConsoleLine();
+          if (key.return) return sendConsoleLine(ui);
           if (key.tab && key.shift) return dispatch({ type: 'console-toggle-side' });
           if (key.tab) return dispatch({ type: 'console-tab' });
           if (key.upArrow) return dispatch({ type: 'console-history', delta: -1 });
@@ -90,6 +92,8 @@ export function useLabKeys(opts: LabKeysOptions): void {
           if (key.escape || input === 'n' || input === 'N' || input === 'q') dispatch({ type: 'mode', mode: 'normal' });
           return;
         case 'normal': {
+          // The session's latest state, not the last sampled frame: validity must not lag.
+          const state: SessionState = session.getState();
           const k = normalKeys(state);
           if (input === 'q') {
             if (pausedSides(state.snapshot).length > 0) dispatch({ type: 'mode', mode: 'confirm-quit' });

@@ -1,5 +1,5 @@
 import { Box, Text } from 'ink';
-import { useEffect, useReducer } from 'react';
+import { useEffect, useMemo } from 'react';
 import type { LabSessionApi, RunSummary } from '../../types.js';
 import { EventLog } from '../components/EventLog.js';
 import { HelpOverlay } from '../components/HelpOverlay.js';
@@ -14,7 +14,8 @@ import { Sparkline } from '../components/Sparkline.js';
 import { StepsPanel } from '../components/StepsPanel.js';
 import { fmtT } from '../format.js';
 import { keyHints } from '../key-bar.js';
-import { initialLabUiState, labUiReducer } from '../lab-state.js';
+import { initialLabUiState, labUiReducer, type LabUiAction, type LabUiState } from '../lab-state.js';
+import { createStore, useStore } from '../store.js';
 import { calculateLayout } from '../layout.js';
 import { pausedSides, useLabKeys } from '../use-lab-keys.js';
 import { useSampledSession } from '../use-session.js';
@@ -38,8 +39,10 @@ export interface LabScreenProps {
 export function LabScreen(props: LabScreenProps) {
   const { session, columns, rows, onQuit, onFinished } = props;
   const state = useSampledSession(session, props.sampleIntervalMs);
-  const [ui, dispatch] = useReducer(labUiReducer, undefined, initialLabUiState);
-  useLabKeys({ session, state, ui, dispatch, onQuit, isActive: props.isActive ?? true });
+  const store = useMemo(() => createStore<LabUiState, LabUiAction>(labUiReducer, initialLabUiState()), []);
+  const ui = useStore(store);
+  const dispatch = store.dispatch;
+  useLabKeys({ session, ui: store, onQuit, isActive: props.isActive ?? true });
 
   useEffect(() => {
     if (state.finished) onFinished(state.finished);

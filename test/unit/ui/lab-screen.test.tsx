@@ -95,6 +95,16 @@ describe('LabScreen keys', () => {
     await waitForText(m.lastFrame, 'Events');
   });
 
+  it('console: keys typed faster than renders still land in order', async () => {
+    const m = await mount();
+    for (const k of [':', 'query-', 'status', KEYS.enter, KEYS.tab, 'stop', KEYS.enter]) m.stdin.write(k);
+    await waitFor(() => m.session.callsOf('qmpLine').length === 2, 'two qmpLine calls');
+    expect(m.session.callsOf('qmpLine').map((c) => [c.side, c.line])).toEqual([
+      ['destination', 'query-status'],
+      ['source', 'stop'],
+    ]);
+  });
+
   it('console: Tab completes a command name, and errors show as QEMU words them', async () => {
     const s = new FakeSession();
     s.qmpLineReply = async (_side, line) => ({ ok: false, text: `The command ${line.split(' ')[0]} has not been found` });

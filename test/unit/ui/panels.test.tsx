@@ -131,8 +131,8 @@ describe('LinkPanel', () => {
     };
     const out = frame(<LinkPanel link={link} width={100} />);
     expect(out).toContain('Link relay · 2 conn');
-    expect(out).toMatch(/src→dst blackhole\s+50ms±5  1.00 MiB\/s  fwd 3.00 MiB  drop 2.00 KiB/);
-    expect(out).toMatch(/dst→src cut\s+0ms  unlimited  loss 5%  fwd 0 B  drop 0 B/);
+    expect(out).toMatch(/src→dst blackhole\s+50ms±5 {2}1.00 MiB\/s {2}fwd 3.00 MiB {2}drop 2.00 KiB/);
+    expect(out).toMatch(/dst→src cut\s+0ms {2}unlimited {2}loss 5% {2}fwd 0 B {2}drop 0 B/);
     const narrow = frame(<LinkPanel link={link} width={47} />);
     expect(narrow).toContain('s→d blackhole 50ms±5 1.0M/s fwd 3.0M drop 2.0K');
     expect(narrow).toContain('d→s cut       0ms no cap loss 5% fwd 0 drop 0');

@@ -1,0 +1,181 @@
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { render } from 'ink-testing-library';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import type { LabSessionApi, RunSummary } from '../../../src/types.js';
+import { App, EXIT, SessionLifecycle } from '../../../src/ui/app.js';
+import { FakeSession, fakeSide, fakeSnapshot } from '../../helpers/fake-session.js';
+import { KEYS, plain, settle, waitFor, waitForText } from './helpers.js';
+
+const LABS = [
+  { id: 'link-cut-recovery', title: 'Link cut recovery', summary: 'Cut the link mid-postcopy and recover.' },
+  { id: 'blackhole', title: 'Blackhole', summary: 'Packets vanish; nobody notices.' },
+];
+
+let dir: string;
+let progressPath: string;
+let unmount: (() => void) | null = null;
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'pcl-app-'));
+  progressPath = join(dir, 'state', 'progress.json');
+});
+afterEach(() => {
+  unmount?.();
+  unmount = null;
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function mount(opts: { openLab?: (id: string) => Promise<LabSessionApi>; initialLab?: string } = {}) {
+  const sessions: FakeSession[] = [];
+  const openLab =
+    opts.openLab ??
+    (async (id: string) => {
+      const lab = LABS.find((l) => l.id === id)!;
+      const s = new FakeSession({}, lab.id, lab.title, lab.summary);
+      sessions.push(s);
+      return s;
+    });
+  const lifecycle = new SessionLifecycle();
+  const onExit = vi.fn<(code: number) => void>();
+  const r = render(
+    <App labs={LABS} openLab={openLab} initialLab={opts.initialLab} progressPath={progressPath} lifecycle={lifecycle} onExit={onExit} sampleIntervalMs={20} />,
+  );
+  unmount = r.unmount;
+  const type = async (...keys: string[]) => {
+    for (const k of keys) {
+      r.stdin.write(k);
+      await settle(2);
+    }
+  };
+  return { ...r, sessions, lifecycle, onExit, type, frame: () => plain(r.lastFrame()) };
+}
+
+const SUMMARY: RunSummary = { ok: true, labId: 'link-cut-recovery', durationMs: 61_000, verified: true, pagesResent: 9, duplicatesDiscarded: 4, blocktimeMs: 120, recoveries: 1 };
+
+describe('App', () => {
+  it('picker → lab → summary → progress saved → back to the picker with a ✓', async () => {
+    const m = mount();
+    await waitForText(m.lastFrame, '0/2 labs completed');
+    await settle();
+    await m.type(KEYS.enter);
+    await waitForText(m.lastFrame, 'Steps 2/3');
+    expect(m.sessions).toHaveLength(1);
+    expect(m.lifecycle.get()).toBe(m.sessions[0]);
+    m.sessions[0].set({ finished: SUMMARY });
+    const out = await waitForText(m.lastFrame, '✓ Lab complete: Link cut recovery');
+    expect(out).toMatch(/time\s+1m 01s/);
+    // The session is stopped as soon as the run is over.
+    await waitFor(() => m.sessions[0].callsOf('stop').length === 1, 'stop');
+    expect(JSON.parse(readFileSync(progressPath, 'utf8')).completed['link-cut-recovery'].durationMs).toBe(61_000);
+    await m.type(KEYS.enter);
+    await waitForText(m.lastFrame, '1/2 labs completed');
+    expect(m.frame()).toMatch(/✓ Link cut recovery/);
+  });
+
+  it('n on the summary opens the next lab', async () => {
+    const m = mount({ initialLab: 'link-cut-recovery' });
+    await waitForText(m.lastFrame, 'Steps 2/3');
+    m.sessions[0].set({ finished: SUMMARY });
+    await waitForText(m.lastFrame, 'n next lab');
+    await settle();
+    await m.type('n');
+    await waitFor(() => m.sessions.length === 2, 'second lab');
+    expect(m.sessions[1].labId).toBe('blackhole');
+    await waitForText(m.lastFrame, 'Blackhole');
+  });
+
+  it('a failed run is not marked completed', async () => {
+    const m = mount({ initialLab: 'link-cut-recovery' });
+    await waitForText(m.lastFrame, 'Steps 2/3');
+    m.sessions[0].set({ finished: { ...SUMMARY, ok: false, verified: false, failure: { message: 'pages lost' } } });
+    await waitForText(m.lastFrame, '✗ Lab failed');
+    expect(() => readFileSync(progressPath)).toThrow();
+  });
+
+  it('q in a lab asks the app to exit with 0; the app stops the lab through the lifecycle', async () => {
+    const m = mount({ initialLab: 'link-cut-recovery' });
+    await waitForText(m.lastFrame, 'Steps 2/3');
+    await settle();
+    await m.type('q');
+    await waitFor(() => m.onExit.mock.calls.length === 1, 'onExit');
+    expect(m.onExit).toHaveBeenCalledWith(EXIT.ok);
+    await m.lifecycle.stopAll();
+    expect(m.sessions[0].callsOf('stop')).toHaveLength(1);
+  });
+
+  it('q while paused asks first; Ctrl-C does not ask and exits with 130', async () => {
+    const m = mount({ initialLab: 'link-cut-recovery' });
+    await waitForText(m.lastFrame, 'Steps 2/3');
+    m.sessions[0].setSnapshot({ destination: fakeSide('destination', { status: 'postcopy-paused' }) });
+    await waitForText(m.lastFrame, 'postcopy-paused');
+    await settle();
+    await m.type('q');
+    await waitForText(m.lastFrame, 'the guest is lost');
+    expect(m.onExit).not.toHaveBeenCalled();
+    await m.type(KEYS.ctrlC);
+    await waitFor(() => m.onExit.mock.calls.length === 1, 'onExit');
+    expect(m.onExit).toHaveBeenCalledWith(EXIT.interrupted);
+  });
+
+  it('a lab that fails to open returns to the picker and says why', async () => {
+    const m = mount({ openLab: async () => Promise.reject(new Error('qemu-system-x86_64 not found')) });
+    await waitForText(m.lastFrame, 'labs completed');
+    await settle();
+    // Typed without waiting for a frame in between: Enter must open the row ↓ moved to.
+    m.stdin.write(KEYS.down);
+    m.stdin.write(KEYS.enter);
+    await waitForText(m.lastFrame, 'Could not open blackhole: qemu-system-x86_64 not found');
+  });
+
+  it('reports a corrupt progress file and starts fresh', async () => {
+    mkdirSync(join(dir, 'state'), { recursive: true });
+    writeFileSync(progressPath, 'not json');
+    const m = mount();
+    await waitForText(m.lastFrame, 'is corrupt');
+    expect(m.frame()).toContain('0/2 labs completed');
+  });
+
+  it('r resets the selected lab after a confirmation; n keeps it', async () => {
+    mkdirSync(join(dir, 'state'), { recursive: true });
+    const entry = { completedAt: '2025-01-01T00:00:00.000Z', durationMs: 1000, bestMs: 1000, count: 1 };
+    writeFileSync(progressPath, JSON.stringify({ version: 1, completed: { 'link-cut-recovery': entry, blackhole: entry } }));
+    const m = mount();
+    await waitForText(m.lastFrame, '2/2 labs completed');
+    await settle();
+    await m.type('r');
+    await waitForText(m.lastFrame, 'Reset progress for Link cut recovery? y/n');
+    await m.type('n');
+    await waitFor(() => !m.frame().includes('y/n'), 'confirmation gone');
+    expect(m.frame()).toContain('2/2 labs completed');
+    await m.type('r', 'y');
+    await waitForText(m.lastFrame, '1/2 labs completed');
+    expect(Object.keys(JSON.parse(readFileSync(progressPath, 'utf8')).completed)).toEqual(['blackhole']);
+  });
+
+  it('says the terminal is too small, keeps the lab, and comes back on resize', async () => {
+    const m = mount({ initialLab: 'link-cut-recovery' });
+    await waitForText(m.lastFrame, 'Steps 2/3');
+    const setColumns = (n: number) => {
+      Object.defineProperty(m.stdout, 'columns', { value: n, configurable: true });
+      m.stdout.emit('resize');
+    };
+    setColumns(70);
+    const small = await waitForText(m.lastFrame, 'Terminal too small: need 80x24, have 70x24');
+    expect(small).not.toContain('Steps 2/3');
+    // Keys other than Ctrl-C wait: c does nothing while the lab is hidden.
+    await m.type('c');
+    await settle(20);
+    expect(m.sessions[0].callsOf('applyLink')).toEqual([]);
+    setColumns(100);
+    await waitForText(m.lastFrame, 'Steps 2/3');
+    expect(m.frame()).not.toContain('too small');
+  });
+
+  it('shows live state of the lab while it runs', async () => {
+    const m = mount({ initialLab: 'link-cut-recovery' });
+    await waitForText(m.lastFrame, 'Steps 2/3');
+    m.sessions[0].setSnapshot({ ...fakeSnapshot(), t: 42_000 });
+    await waitForText(m.lastFrame, 't=42.0s');
+  });
+});
