@@ -26,16 +26,17 @@ function parentAlive(pid: number): boolean {
 async function main(argv: readonly string[]): Promise<void> {
   const args = parseRelayArgs(argv);
   const relay = new Relay(args.routes, { random: args.seed === undefined ? Math.random : seededRandom(args.seed) });
-  let control: net.Server | undefined;
-  let parentTimer: NodeJS.Timeout | undefined;
+  const handles: { control?: net.Server; parentTimer?: NodeJS.Timeout } = {};
   let stopping = false;
 
   const shutdown = async (code: number): Promise<void> => {
     if (stopping) return;
     stopping = true;
-    if (parentTimer) clearInterval(parentTimer);
-    await relay.close();
-    if (control) await new Promise<void>((resolve) => control!.close(() => resolve()));
+    clearInterval(handles.parentTimer);
+    // Stop taking control requests; an idle control client must not hold the exit up.
+    handles.control?.close();
+    // Resets every relayed connection; bounded, so a stuck socket cannot keep us alive.
+    await Promise.race([relay.close(), new Promise((resolve) => setTimeout(resolve, 1000))]);
     try {
       fs.unlinkSync(args.control);
     } catch {
@@ -48,7 +49,7 @@ async function main(argv: readonly string[]): Promise<void> {
   process.on('SIGINT', () => void shutdown(0));
 
   const routes = await relay.listen();
-  control = await serveControl(args.control, {
+  handles.control = await serveControl(args.control, {
     apply: (fault) => relay.apply(fault),
     restore: () => relay.restore(),
     snapshot: () => relay.snapshot(),
@@ -56,7 +57,7 @@ async function main(argv: readonly string[]): Promise<void> {
   });
   if (args.parentPid !== undefined) {
     const pid = args.parentPid;
-    parentTimer = setInterval(() => {
+    handles.parentTimer = setInterval(() => {
       if (!parentAlive(pid)) void shutdown(0);
     }, 500);
   }

@@ -31,6 +31,8 @@ export interface RelayLinkOptions {
   seed?: number;
   /** How long to wait for the relay's ready line. */
   startTimeoutMs?: number;
+  /** The relay entry point to run; RELAY_MAIN unless told (tests running from sources pass dist's). */
+  relayMain?: string;
 }
 
 const STDERR_TAIL_BYTES = 2000;
@@ -63,7 +65,7 @@ export class RelayLink implements Link {
     // the OS for a free port and the VM binding it; the relay's own ports have no such window.
     const [incoming, recover] = await freePorts(this.host, 2);
     const args = [
-      RELAY_MAIN,
+      this.options.relayMain ?? RELAY_MAIN,
       '--control',
       this.socketPath,
       '--route',
