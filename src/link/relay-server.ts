@@ -154,6 +154,9 @@ class RelayConnection {
   }
 
   start(): void {
+    // The endpoints' own Nagle settings already apply on their sockets; the relay must not
+    // add a second coalescing delay that a direct path would not have.
+    this.client.setNoDelay(true);
     this.client.on('error', () => this.reset());
     this.client.once('close', () => this.checkClosed());
     // A pulled cable in the source-to-destination direction means the SYN would not get
@@ -176,7 +179,7 @@ class RelayConnection {
   }
 
   private connect(): void {
-    const upstream = net.connect({ host: this.target.host, port: this.target.port, allowHalfOpen: true });
+    const upstream = net.connect({ host: this.target.host, port: this.target.port, allowHalfOpen: true, noDelay: true });
     this.upstream = upstream;
     // An error on either socket (a refused connect, a reset) is shown to the other peer as a
     // reset: that is what the source sees when the destination is not listening.

@@ -143,6 +143,31 @@ describe('relay link', () => {
     expect((await link.snapshot())['source-to-destination'].bytesDropped).toBe(0);
   });
 
+  it('latency delays each direction (a lower bound only)', async () => {
+    const { link, ends } = await startLink();
+    await startEcho(ends);
+    await link.apply({ kind: 'latency', ms: 100 });
+    const c = await connect(ends.incoming.connect.port);
+    const t0 = Date.now();
+    c.socket.write('ping');
+    await waitFor(() => c.state.received === 4, 5000, 'the echo');
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(190); // 100 ms out, 100 ms back
+  });
+
+  it('a counted flap cuts, comes back up and stops flapping', async () => {
+    const { link, ends } = await startLink();
+    await startEcho(ends);
+    const c = await connect(ends.incoming.connect.port);
+    await link.apply({ kind: 'flap', upMs: 100, downMs: 200, mode: 'cut', count: 1 });
+    await waitFor(() => c.state.error !== undefined, 5000, 'the cut');
+    expect(c.state.error).toBe('ECONNRESET');
+    await waitFor(async () => !(await link.snapshot()).flapping, 5000, 'the flap to finish');
+    expect((await link.snapshot()).up).toBe(true);
+    const after = await connect(ends.incoming.connect.port);
+    after.socket.write('up');
+    await waitFor(() => after.state.received === 2, 5000, 'traffic after the flap');
+  });
+
   it('a bandwidth cap slows a 4 MiB transfer, and the sender feels the backpressure', async () => {
     const { link, ends } = await startLink();
     const sink = await startEcho(ends, false);
