@@ -29,7 +29,15 @@ export interface RunTuiOptions {
   env?: Record<string, string | undefined>;
   /** Use the terminal's alternate screen (as htop and less do); default: when stdout is a TTY. */
   altScreen?: boolean;
+  /** Route console.* through Ink so stray logs do not tear the screen; default true. */
+  patchConsole?: boolean;
 }
+
+/**
+ * Frames Ink actually wrote and the time spent rendering them, for the README's measurements
+ * (renders per second, render cost). React renders of the lab screen are in renderCounter.
+ */
+export const frameStats = { frames: 0, renderMs: 0 };
 
 /** Exit codes: q from the picker or a lab, Ctrl-C, SIGTERM, an error. */
 export const EXIT = { ok: 0, error: 1, interrupted: 130, terminated: 143 } as const;
@@ -288,7 +296,6 @@ export async function runTui(opts: RunTuiOptions): Promise<number> {
 
   return new Promise<number>((resolve) => {
     let finishing = false;
-    // eslint-disable-next-line prefer-const
     let instance: ReturnType<typeof render> | undefined;
 
     const finish = async (code: number, error?: unknown) => {
@@ -339,17 +346,33 @@ export async function runTui(opts: RunTuiOptions): Promise<number> {
     process.on('unhandledRejection', onError);
 
     if (altScreen) stdout.write(ALT_SCREEN_ON);
-    instance = render(
-      <App
-        labs={opts.labs}
-        openLab={opts.openLab}
-        initialLab={opts.initialLab}
-        progressPath={progressPath}
-        lifecycle={lifecycle}
-        onExit={(code) => void finish(code)}
-      />,
-      { stdin, stdout, stderr, exitOnCtrlC: false, patchConsole: true, maxFps: 30 },
-    );
+    try {
+      instance = render(
+        <App
+          labs={opts.labs}
+          openLab={opts.openLab}
+          initialLab={opts.initialLab}
+          progressPath={progressPath}
+          lifecycle={lifecycle}
+          onExit={(code) => void finish(code)}
+        />,
+        {
+          stdin,
+          stdout,
+          stderr,
+          exitOnCtrlC: false,
+          patchConsole: opts.patchConsole ?? true,
+          maxFps: 30,
+          onRender: ({ renderTime }) => {
+            frameStats.frames++;
+            frameStats.renderMs += renderTime;
+          },
+        },
+      );
+    } catch (err) {
+      void finish(EXIT.error, err);
+      return;
+    }
     // A render error unmounts Ink with that error; anything else ends through finish().
     instance.waitUntilExit().then(
       () => void finish(EXIT.ok),

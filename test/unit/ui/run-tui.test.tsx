@@ -1,0 +1,128 @@
+import { EventEmitter } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import chalk from 'chalk';
+import { afterEach, describe, expect, it } from 'vitest';
+import { EXIT, runTui } from '../../../src/ui/app.js';
+import { FakeSession } from '../../helpers/fake-session.js';
+import { plain, waitFor } from './helpers.js';
+
+class FakeTty extends EventEmitter {
+  isTTY = true;
+  columns = 100;
+  rows = 30;
+  out = '';
+  write = (s: string) => {
+    this.out += s;
+    return true;
+  };
+}
+
+class FakeStdin extends EventEmitter {
+  isTTY = true;
+  rawMode = false;
+  private data: string | null = null;
+  setRawMode(on: boolean) {
+    this.rawMode = on;
+  }
+  setEncoding() {}
+  resume() {}
+  pause() {}
+  ref() {}
+  unref() {}
+  read = () => {
+    const d = this.data;
+    this.data = null;
+    return d;
+  };
+  type(s: string) {
+    this.data = s;
+    this.emit('readable');
+  }
+}
+
+const LABS = [{ id: 'link-cut-recovery', title: 'Link cut recovery', summary: 'Cut and recover.' }];
+let dir: string;
+const level = chalk.level;
+afterEach(() => {
+  chalk.level = level;
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+function start(env: Record<string, string | undefined> = {}) {
+  dir = mkdtempSync(join(tmpdir(), 'pcl-tui-'));
+  const stdout = new FakeTty();
+  const stderr = new FakeTty();
+  const stdin = new FakeStdin();
+  const session = new FakeSession();
+  const done = runTui({
+    labs: LABS,
+    openLab: async () => session,
+    initialLab: 'link-cut-recovery',
+    progressPath: join(dir, 'progress.json'),
+    stdin: stdin as unknown as NodeJS.ReadStream,
+    stdout: stdout as unknown as NodeJS.WriteStream,
+    stderr: stderr as unknown as NodeJS.WriteStream,
+    env,
+    // vitest's console cannot be patched (no console.Console); the app's default is true.
+    patchConsole: false,
+  });
+  return { stdout, stderr, stdin, session, done };
+}
+
+describe('runTui', () => {
+  it('uses the alternate screen, and on q stops the lab and restores the terminal', async () => {
+    const t = start();
+    await waitFor(() => plain(t.stdout.out).includes('Steps 2/3'), 'lab screen');
+    expect(t.stdout.out.startsWith('\u001b[?1049h')).toBe(true);
+    expect(t.stdin.rawMode).toBe(true);
+    t.stdin.type('q');
+    expect(await t.done).toBe(EXIT.ok);
+    expect(t.session.callsOf('stop')).toHaveLength(1);
+    expect(t.stdout.out).toContain('\u001b[?1049l');
+    expect(t.stdout.out.endsWith('\u001b[?25h')).toBe(true);
+    expect(t.stdin.rawMode).toBe(false);
+  });
+
+  it('Ctrl-C exits 130 and stops the lab', async () => {
+    const t = start();
+    await waitFor(() => plain(t.stdout.out).includes('Steps 2/3'), 'lab screen');
+    t.stdin.type('\u0003');
+    expect(await t.done).toBe(EXIT.interrupted);
+    expect(t.session.callsOf('stop')).toHaveLength(1);
+  });
+
+  it('SIGTERM exits 143 and stops the lab', async () => {
+    const before = process.listenerCount('SIGTERM');
+    const t = start();
+    await waitFor(() => plain(t.stdout.out).includes('Steps 2/3'), 'lab screen');
+    process.emit('SIGTERM');
+    expect(await t.done).toBe(EXIT.terminated);
+    expect(t.session.callsOf('stop')).toHaveLength(1);
+    expect(process.listenerCount('SIGTERM')).toBeLessThanOrEqual(before);
+  });
+
+  it('reports a session that fails to stop, after restoring the terminal', async () => {
+    const t = start();
+    t.session.stop = async () => {
+      throw new Error('qemu would not die');
+    };
+    await waitFor(() => plain(t.stdout.out).includes('Steps 2/3'), 'lab screen');
+    t.stdin.type('q');
+    expect(await t.done).toBe(EXIT.ok);
+    expect(t.stderr.out).toContain('stopping the lab: qemu would not die');
+  });
+
+  it('NO_COLOR turns colour off', async () => {
+    chalk.level = 3;
+    const t = start({ NO_COLOR: '1' });
+    await waitFor(() => plain(t.stdout.out).includes('Steps 2/3'), 'lab screen');
+    expect(chalk.level).toBe(0);
+    // No SGR colour codes (38;/39m) in the frames; cursor and screen control remain.
+    // eslint-disable-next-line no-control-regex
+    expect(t.stdout.out).not.toMatch(/\u001b\[3[0-9]m/);
+    t.stdin.type('q');
+    await t.done;
+  });
+});
