@@ -321,7 +321,30 @@ export class KernelLink implements Link {
         next.set(d, s);
       }
       await this.transition(next, `${fault.kind}`);
+      if (fault.kind === 'cut') await this.abortConnections();
     });
+  }
+
+  /**
+   * A cut resets the migration's connections at once on both ends, as the relay does. The nft
+   * reject alone only answers packets as they are sent, so a side that is only receiving (a
+   * destination whose vCPUs all wait) would never hear of it. `ss -K` aborts the sockets
+   * (the kernel's SOCK_DESTROY): each side sees the reset immediately.
+   */
+  private async abortConnections(): Promise<void> {
+    const peers: Array<[string, string]> = [
+      [this.namespaces.source, this.subnet.destinationAddress],
+      [this.namespaces.destination, this.subnet.sourceAddress],
+    ];
+    await Promise.all(
+      peers.map(async ([ns, peer]) => {
+        try {
+          await this.runner(netnsExec(ns, 'ss', ['-K', '-t', 'dst', peer]));
+        } catch {
+          // A kernel without INET_DIAG_DESTROY: the reject rules still reset on the next packet.
+        }
+      }),
+    );
   }
 
   /**

@@ -8,6 +8,7 @@ import { appendFileSync } from 'node:fs';
 import { QmpError } from '../qmp/server.js';
 import { formatError, formatReply, parseConsoleLine } from '../qmp/console.js';
 import { Orchestrator, tcpUri, type GuestSpec } from '../driver/orchestrator.js';
+import type { VmBackend } from '../driver/backend.js';
 import type { LabEvent, LabSessionApi, Link, LinkFault, RunSummary, SessionState, Side, Snapshot, StepView } from '../types.js';
 import { evaluateCondition, formatSeen, type Condition } from './condition.js';
 import type { Lab, LabAction, LabStep } from './schema.js';
@@ -20,6 +21,8 @@ export interface LabSessionOptions {
   mode: RunMode;
   seed: number;
   makeLink(runtimeDir: string): Link;
+  /** What a VM is (src/driver/backend.ts); the sim when absent. */
+  backend?: VmBackend;
   /** Poll period for snapshots, ms. */
   pollMs?: number;
   /** Append the JSONL event log here. */
@@ -117,6 +120,7 @@ export class LabSession implements LabSessionApi {
     this.orch = new Orchestrator({
       guest,
       makeLink: opts.makeLink,
+      backend: opts.backend,
       onEvent: (e) => this.event(e),
       onVmExit: (side, info) => this.vmDied(side, info),
     });
@@ -330,6 +334,7 @@ export class LabSession implements LabSessionApi {
           const desc = e instanceof QmpError ? e.message : (e as Error).message;
           this.event({ kind: 'qmp', side: a.side, text: `${text} -> ${e instanceof QmpError ? formatError(e) : `Error: ${desc}`}` });
           if (a.expectError !== undefined && desc.includes(a.expectError)) return;
+          if (a.allowError !== undefined && desc.includes(a.allowError)) return;
           throw new RunFailure(`${where}: ${a.side} refused ${a.execute}: ${desc}`, {
             step: step.index + 1,
             stepTitle: step.title,
@@ -388,6 +393,10 @@ export class LabSession implements LabSessionApi {
         this.setStep(step.index, { status: 'done' });
         this.event({ kind: 'step', text: `step ${step.index + 1} done: ${step.until.source}`, data: { index: step.index, done: true } });
       }
+      // The backend's memory check (QEMU: pmemsave + pattern check; the sim checked already),
+      // and a fresh snapshot carrying its verdict for the expectations below.
+      await this.orch.verify();
+      await this.poll();
       // The expectations are about the end state: give them a short grace to settle.
       for (const c of this.lab.expect) await this.waitFor(c, 10_000, null).catch((e: RunFailure) => {
         throw new RunFailure(`expect: '${c.source}' does not hold; seen ${formatSeen(e.detail?.seen ?? {})}`, {

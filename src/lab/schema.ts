@@ -75,6 +75,11 @@ export type LabAction =
       oob: boolean;
       /** When set, the command must fail with an error whose desc contains this text. */
       expectError?: string;
+      /**
+       * When set, an error whose desc contains this text is acceptable and the step goes on
+       * (for a state that depends on the network: e.g. a destination still listening).
+       */
+      allowError?: string;
     }
   | { type: 'link'; fault: LinkFault }
   | { type: 'restore' }
@@ -529,6 +534,7 @@ const QMP_ACTION = strictObject(
     arguments: qmpArguments().optional(),
     oob: boolean().optional(),
     'expect-error': text('part of the expected error text').optional(),
+    'allow-error': text('part of an error text that is acceptable').optional(),
   },
   'a qmp action',
 );
@@ -576,6 +582,7 @@ const action = () =>
           arguments: args,
           oob: a.oob ?? false,
           ...(a['expect-error'] !== undefined ? { expectError: a['expect-error'] } : {}),
+          ...(a['allow-error'] !== undefined ? { allowError: a['allow-error'] } : {}),
         };
       }
       case 'link': {

@@ -172,7 +172,13 @@ export class DestinationVm extends SimVm {
       },
       migrate_cancel: {
         handler: () => {
-          // QEMU's migrate_cancel is about the outgoing migration; on the destination it does nothing.
+          // Ours: end an incoming precopy migration that is stuck (a source that failed on a cut
+          // the destination never heard of: an idle receiver sees no RST). QEMU would have you
+          // kill the destination process and start a new one.
+          if (this.status === 'setup' || this.status === 'active') this.fail('incoming migration cancelled by migrate_cancel');
+          else if (this.status.startsWith('postcopy-')) {
+            throw new QmpError('GenericError', 'Postcopy migration cannot be cancelled: the guest runs here and part of its memory is still on the source');
+          }
           return {};
         },
       },

@@ -142,7 +142,9 @@ export class SourceVm extends SimVm {
       'migrate-pause': {
         allowOob: true,
         handler: () => {
-          if (this.status !== 'postcopy-active' && this.status !== 'postcopy-recover') {
+          // Also while the new channel is still connecting (a SYN into a blackhole): QEMU 7.2 has
+          // no postcopy-recover-setup state and could not get out of a stuck connect at all.
+          if (this.status !== 'postcopy-active' && this.status !== 'postcopy-recover' && this.status !== 'postcopy-recover-setup') {
             throw new QmpError('GenericError', 'migrate-pause is currently only supported during postcopy-active or postcopy-recover state');
           }
           this.fail('migrate-pause: channel shut down by the operator');
