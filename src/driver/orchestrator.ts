@@ -6,35 +6,14 @@
 import { mkdtemp, rm, chmod, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { execa, type ResultPromise } from 'execa';
 import { QmpClient } from '../qmp/client.js';
-import type {
-  LabEvent,
-  Link,
-  LinkEndpoints,
-  LinkSnapshot,
-  MigrationStatus,
-  PagesInfo,
-  RamStats,
-  RunState,
-  Side,
-  SideSnapshot,
-  Snapshot,
-} from '../types.js';
+import type { LabEvent, Link, LinkEndpoints, LinkSnapshot, MigrationStatus, Side, SideSnapshot, Snapshot } from '../types.js';
+import type { BackendContext, GuestSpec, SideReading, VmBackend } from './backend.js';
+import { SimBackend } from './sim-backend.js';
 
-export const VM_MAIN = fileURLToPath(new URL('../sim/vm-main.js', import.meta.url));
-
-export interface GuestSpec {
-  memoryBytes: number;
-  pageSize: number;
-  vcpus: number;
-  workload: 'sequential' | 'random' | 'hotset';
-  hotset?: { fraction: number; share: number };
-  dirtyRate: number;
-  readRate: number;
-  seed: number;
-}
+export type { GuestSpec } from './backend.js';
+export { VM_MAIN } from './sim-backend.js';
 
 export interface OrchestratorOptions {
   guest: GuestSpec;
@@ -46,6 +25,8 @@ export interface OrchestratorOptions {
   onVmExit?(side: Side, info: { code: number | null; signal: string | null; stderrTail: string[] }): void;
   /** Cells in the page map of each snapshot. */
   mapCells?: number;
+  /** What a VM is: the sim (default) or QEMU. */
+  backend?: VmBackend;
 }
 
 interface VmHandle {
@@ -85,8 +66,22 @@ export class Orchestrator {
   private stopped = false;
   private lastProgress = new Map<Side, { value: number; at: number }>();
   private lastStatus = new Map<Side, MigrationStatus>();
+  readonly backend: VmBackend;
+  private ctx: BackendContext | null = null;
 
-  constructor(private readonly opts: OrchestratorOptions) {}
+  constructor(private readonly opts: OrchestratorOptions) {
+    this.backend = opts.backend ?? new SimBackend();
+  }
+
+  private context(): BackendContext {
+    this.ctx ??= {
+      runtimeDir: this.runtimeDir,
+      guest: this.opts.guest,
+      onEvent: (e) => this.opts.onEvent(e),
+      qmpPath: (side) => this.qmpPath(side),
+    };
+    return this.ctx;
+  }
 
   elapsed(): number {
     return Math.round(performance.now() - this.startedAt);
@@ -94,6 +89,7 @@ export class Orchestrator {
 
   async start(): Promise<LinkEndpoints> {
     this.runtimeDir = await makeRuntimeDir();
+    await this.backend.prepare(this.context());
     this.link = this.opts.makeLink(this.runtimeDir);
     this.endpoints = await this.link.start();
     this.opts.onEvent({ kind: 'info', text: `link '${this.link.kind}' up; destination listens on ${fmt(this.endpoints.incoming.listen)}, source connects to ${fmt(this.endpoints.incoming.connect)}` });
@@ -102,12 +98,13 @@ export class Orchestrator {
       [...this.vms.values()].map(async (vm) => {
         const sock = this.qmpPath(vm.side);
         const client = await Promise.race([
-          QmpClient.connect(sock, { retryUntilMs: 10_000, timeoutMs: 10_000 }),
+          QmpClient.connect(sock, { retryUntilMs: this.backend.readyTimeoutMs, timeoutMs: 10_000 }),
           vm.exit.then(() => {
             throw new Error(`the ${vm.side} VM exited while starting: ${vm.stderrTail.slice(-3).join(' | ') || 'no output'}`);
           }),
         ]);
         vm.qmp = client;
+        this.backend.attach(vm.side, client, this.context());
         client.on('event', (ev: { event: string; data?: Record<string, unknown> }) => {
           if (ev.event === 'MIGRATION' && typeof ev.data?.status === 'string') {
             // Events see every state, even the brief ones polling would miss (postcopy-recover).
@@ -126,22 +123,8 @@ export class Orchestrator {
   }
 
   private spawnVm(side: Side): void {
-    const g = this.opts.guest;
-    const args = [
-      VM_MAIN,
-      '--name', side,
-      '--memory', String(g.memoryBytes),
-      '--page-size', String(g.pageSize),
-      '--smp', String(g.vcpus),
-      '--workload', g.workload,
-      '--read-rate', String(g.readRate),
-      '--dirty-rate', String(g.dirtyRate),
-      '--seed', String(g.seed),
-      '--qmp', this.qmpPath(side),
-    ];
-    if (g.hotset) args.push('--hot-fraction', String(g.hotset.fraction), '--hot-share', String(g.hotset.share));
-    if (side === 'destination') args.push('--incoming', 'defer');
-    const cmd = this.link!.wrapCommand(side, process.execPath, args);
+    const argv = this.backend.command(side, this.context());
+    const cmd = this.link!.wrapCommand(side, argv.file, argv.args);
     const proc = execa(cmd.file, cmd.args, { stdin: 'pipe', stdout: 'ignore', stderr: 'pipe', reject: false });
     const vm: VmHandle = { side, proc, qmp: null, alive: true, stopping: false, stderrTail: [], exit: Promise.resolve() };
     let partial = '';
@@ -149,7 +132,7 @@ export class Orchestrator {
       const lines = (partial + chunk.toString('utf8')).split('\n');
       partial = lines.pop() ?? '';
       for (const line of lines) {
-        if (!line) continue;
+        if (!line || this.backend.quietStderr?.(line)) continue;
         vm.stderrTail.push(line);
         if (vm.stderrTail.length > STDERR_TAIL) vm.stderrTail.shift();
         this.opts.onEvent({ kind: 'info', side, text: line.replace(/^\[(source|destination)\] /, '') });
@@ -183,8 +166,19 @@ export class Orchestrator {
   }
 
   async snapshot(): Promise<Snapshot> {
-    const [source, destination, link] = await Promise.all([this.sideSnapshot('source'), this.sideSnapshot('destination'), this.linkSnapshot()]);
-    return { t: this.elapsed(), source, destination, link };
+    const [src, dst, link] = await Promise.all([this.readSide('source'), this.readSide('destination'), this.linkSnapshot()]);
+    const readings: Record<Side, SideReading | null> = { source: src, destination: dst };
+    this.backend.combine(readings, link);
+    return { t: this.elapsed(), source: this.sideSnapshot('source', readings.source), destination: this.sideSnapshot('destination', readings.destination), link };
+  }
+
+  /** Run the backend's final verification of the destination's memory (QEMU: pmemsave + check). */
+  async verify(): Promise<void> {
+    if (this.stopped) return;
+    await this.backend.verify((side) => {
+      const vm = this.vms.get(side);
+      return vm?.alive && vm.qmp && !vm.qmp.closed ? vm.qmp : null;
+    }, this.context());
   }
 
   private async linkSnapshot(): Promise<LinkSnapshot> {
@@ -201,32 +195,33 @@ export class Orchestrator {
     const prev = this.lastStatus.get(side) ?? 'none';
     if (prev === status) return;
     this.lastStatus.set(side, status);
+    this.backend.noteStatus(side, prev, status, this.context());
     this.opts.onEvent({ kind: 'state', side, text: `${prev} -> ${status}${error ? ` (${error})` : ''}`, data: { from: prev, to: status } });
   }
 
-  private async sideSnapshot(side: Side): Promise<SideSnapshot> {
+  private async readSide(side: Side): Promise<SideReading | null> {
     const vm = this.vms.get(side);
-    const dead: SideSnapshot = { side, alive: false, runState: 'unknown', status: this.lastStatus.get(side) ?? 'none', stalledMs: 0 };
-    if (!vm?.alive || !vm.qmp || vm.qmp.closed) return dead;
+    if (!vm?.alive || !vm.qmp || vm.qmp.closed) return null;
     try {
-      const q = vm.qmp;
-      const [st, mig, pages] = await Promise.all([
-        q.execute<{ status: RunState }>('query-status', undefined, { timeoutMs: 5000 }),
-        q.execute<{ status?: MigrationStatus; ram?: Partial<RamStats>; 'error-desc'?: string }>('query-migrate', undefined, { timeoutMs: 5000 }),
-        q.execute<PagesInfo>('x-query-pages', { 'map-cells': this.opts.mapCells ?? 256 }, { timeoutMs: 5000 }),
-      ]);
-      const status = mig.status ?? 'none';
-      this.noteStatus(side, status, mig['error-desc']);
-      // "Stalled": how long this side's migration counters have not moved (a silent link shows here).
-      const progress = side === 'source' ? (mig.ram?.transferred ?? 0) : pages.received + pages['duplicates-discarded'] + pages.resent;
-      const now = performance.now();
-      const last = this.lastProgress.get(side);
-      if (!last || last.value !== progress) this.lastProgress.set(side, { value: progress, at: now });
-      const stalledMs = last && last.value === progress ? Math.round(now - last.at) : 0;
-      return { side, alive: true, runState: st.status, status, ram: mig.ram, pages, error: mig['error-desc'], stalledMs };
+      const r = await this.backend.read(side, vm.qmp, { mapCells: this.opts.mapCells ?? 256 });
+      this.noteStatus(side, r.status, r.error);
+      return r;
     } catch {
-      return { ...dead, alive: vm.alive };
+      return null;
     }
+  }
+
+  private sideSnapshot(side: Side, r: SideReading | null): SideSnapshot {
+    if (!r) {
+      return { side, alive: this.vms.get(side)?.alive ?? false, runState: 'unknown', status: this.lastStatus.get(side) ?? 'none', stalledMs: 0 };
+    }
+    // "Stalled": how long this side's migration counters have not moved (a silent link shows here).
+    const progress = r.progress;
+    const now = performance.now();
+    const last = this.lastProgress.get(side);
+    if (!last || last.value !== progress) this.lastProgress.set(side, { value: progress, at: now });
+    const stalledMs = last && last.value === progress ? Math.round(now - last.at) : 0;
+    return { side, alive: true, runState: r.runState, status: r.status, ram: r.ram, pages: r.pages, error: r.error, stalledMs };
   }
 
   /** Stop every process and remove everything this run created. Idempotent, never throws. */

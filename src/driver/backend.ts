@@ -1,0 +1,81 @@
+/**
+ * The seam between the orchestrator and what a "VM" is. The orchestrator owns processes,
+ * QMP connections, the link and every exit path; a backend only says
+ *
+ *   - how to start a side (an argv, which the orchestrator hands to `link.wrapCommand` so the
+ *     kernel link can put it in its namespace),
+ *   - how to turn QMP replies into a SideSnapshot (the sim has `x-query-pages`; QEMU has only
+ *     `query-migrate`, so its backend synthesizes what it can and counts recoveries itself),
+ *   - and how the destination's memory is verified once the migration completes (the sim
+ *     checks every page itself; QEMU's guest is saved with pmemsave and checked here).
+ *
+ * Two implementations: sim-backend.ts (our Node VM) and qemu-backend.ts (qemu-system-x86_64).
+ */
+import type { QmpClient } from '../qmp/client.js';
+import type { LabEvent, LinkSnapshot, MigrationStatus, PagesInfo, RamStats, RunState, Side } from '../types.js';
+
+export type BackendKind = 'sim' | 'qemu';
+
+/** What a lab asks of the guest; each backend maps it onto its own VM. */
+export interface GuestSpec {
+  memoryBytes: number;
+  pageSize: number;
+  vcpus: number;
+  workload: 'sequential' | 'random' | 'hotset';
+  hotset?: { fraction: number; share: number };
+  dirtyRate: number;
+  readRate: number;
+  seed: number;
+}
+
+export interface BackendContext {
+  /** The run's private directory (0700): sockets, the guest image, dumps. */
+  runtimeDir: string;
+  guest: GuestSpec;
+  onEvent(e: Omit<LabEvent, 't'>): void;
+  /** The public QMP socket path of a side (the orchestrator's, the console's). */
+  qmpPath(side: Side): string;
+}
+
+/** One side as its backend read it; the orchestrator adds `alive` and `stalledMs`. */
+export interface SideReading {
+  runState: RunState | 'unknown';
+  status: MigrationStatus;
+  ram?: Partial<RamStats>;
+  pages?: PagesInfo;
+  error?: string;
+  /** Destination vCPU blocktime in ms, where the backend reads it outside `pages` (QEMU's postcopy-blocktime). */
+  blocktimeMs?: number;
+  /** A number that grows while this side's migration moves; its freezing is `stalledMs`. */
+  progress: number;
+}
+
+export interface VmBackend {
+  readonly kind: BackendKind;
+  /** How long a side's QMP socket may take to answer after spawn. */
+  readonly readyTimeoutMs: number;
+  /** Once per run, before any VM starts: write the guest image, settle options. May throw. */
+  prepare(ctx: BackendContext): Promise<void>;
+  /** The argv of one side, before the link wraps it. */
+  command(side: Side, ctx: BackendContext): { file: string; args: string[] };
+  /** The side's QMP client is connected (count commands, watch events). */
+  attach(side: Side, client: QmpClient, ctx: BackendContext): void;
+  /** A migration status seen by event or poll, once per change, in order. */
+  noteStatus(side: Side, from: MigrationStatus, to: MigrationStatus, ctx: BackendContext): void;
+  /** Read one side. `mapCells` is how wide a page map the UI wants (where the backend has one). */
+  read(side: Side, client: QmpClient, opts: { mapCells: number }): Promise<SideReading>;
+  /**
+   * Called with both sides read (null: dead or not answering) and the link, before the
+   * snapshot is published: fill in what one side can only know from the other (QEMU's
+   * destination learns its page totals from the source) and adjust `progress`. May mutate.
+   */
+  combine(readings: Record<Side, SideReading | null>, link: LinkSnapshot): void;
+  /**
+   * After the lab's steps: make sure the destination's memory verdict is in the snapshots
+   * (`destination.pages.verified`). The sim decides that itself at completion; QEMU is checked
+   * here. Never throws; a check that cannot run leaves the verdict null and says why.
+   */
+  verify(client: (side: Side) => QmpClient | null, ctx: BackendContext): Promise<void>;
+  /** Lines of stderr that are noise for this backend (not logged as events). */
+  quietStderr?(line: string): boolean;
+}

@@ -1,0 +1,60 @@
+/**
+ * The sim backend: each side is our Node VM (src/sim/vm-main.ts). It reports its pages itself
+ * (`x-query-pages`) and verifies every page at completion, so this backend only builds argv
+ * and reads.
+ */
+import { fileURLToPath } from 'node:url';
+import type { QmpClient } from '../qmp/client.js';
+import type { MigrationStatus, PagesInfo, RamStats, RunState, Side } from '../types.js';
+import type { BackendContext, SideReading, VmBackend } from './backend.js';
+
+export const VM_MAIN = fileURLToPath(new URL('../sim/vm-main.js', import.meta.url));
+
+export class SimBackend implements VmBackend {
+  readonly kind = 'sim' as const;
+  readonly readyTimeoutMs = 10_000;
+
+  async prepare(): Promise<void> {}
+
+  command(side: Side, ctx: BackendContext): { file: string; args: string[] } {
+    const g = ctx.guest;
+    const args = [
+      VM_MAIN,
+      '--name', side,
+      '--memory', String(g.memoryBytes),
+      '--page-size', String(g.pageSize),
+      '--smp', String(g.vcpus),
+      '--workload', g.workload,
+      '--read-rate', String(g.readRate),
+      '--dirty-rate', String(g.dirtyRate),
+      '--seed', String(g.seed),
+      '--qmp', ctx.qmpPath(side),
+    ];
+    if (g.hotset) args.push('--hot-fraction', String(g.hotset.fraction), '--hot-share', String(g.hotset.share));
+    if (side === 'destination') args.push('--incoming', 'defer');
+    return { file: process.execPath, args };
+  }
+
+  attach(): void {}
+
+  noteStatus(): void {}
+
+  async read(side: Side, q: QmpClient, opts: { mapCells: number }): Promise<SideReading> {
+    const [st, mig, pages] = await Promise.all([
+      q.execute<{ status: RunState }>('query-status', undefined, { timeoutMs: 5000 }),
+      q.execute<{ status?: MigrationStatus; ram?: Partial<RamStats>; 'error-desc'?: string }>('query-migrate', undefined, { timeoutMs: 5000 }),
+      q.execute<PagesInfo>('x-query-pages', { 'map-cells': opts.mapCells }, { timeoutMs: 5000 }),
+    ]);
+    const progress = side === 'source' ? (mig.ram?.transferred ?? 0) : pages.received + pages['duplicates-discarded'] + pages.resent;
+    return { runState: st.status, status: mig.status ?? 'none', ram: mig.ram, pages, error: mig['error-desc'], progress };
+  }
+
+  combine(): void {}
+
+  async verify(): Promise<void> {}
+
+  /** The sim prefixes its lines with its name; the event already carries the side. */
+  quietStderr(): boolean {
+    return false;
+  }
+}
