@@ -1,0 +1,250 @@
+/**
+ * Helpers for integration tests that run the real sim VM processes (dist/src/sim/vm-main.js),
+ * the relay and the CLI: building dist once, starting a VM with a QMP client, free ports,
+ * polling, running the CLI, and finding processes left behind.
+ */
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { execa, type ResultPromise } from 'execa';
+import { QmpClient, type QmpEventMessage } from '../../src/qmp/client.js';
+
+export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+export const VM_MAIN_DIST = path.join(ROOT, 'dist/src/sim/vm-main.js');
+export const RELAY_MAIN_DIST = path.join(ROOT, 'dist/src/link/relay-main.js');
+export const CLI_BIN = path.join(ROOT, 'bin/postcopy-lab.js');
+const BUILT = [VM_MAIN_DIST, RELAY_MAIN_DIST, path.join(ROOT, 'dist/src/cli.js')];
+
+/**
+ * Builds dist/ only when an entry point is missing (`npm test` builds before vitest). Two test
+ * files may ask at once: a lock directory makes the second wait for the first's build.
+ */
+export async function ensureBuilt(): Promise<void> {
+  if (BUILT.every((f) => fs.existsSync(f))) return;
+  const lock = path.join(os.tmpdir(), 'postcopy-lab-test-build.lock');
+  const deadline = Date.now() + 240_000;
+  for (;;) {
+    try {
+      fs.mkdirSync(lock);
+      break;
+    } catch {
+      if (BUILT.every((f) => fs.existsSync(f))) return;
+      // A lock older than the deadline is a crashed builder's.
+      try {
+        if (Date.now() - fs.statSync(lock).mtimeMs > 240_000) fs.rmSync(lock, { recursive: true, force: true });
+      } catch {
+        // gone already
+      }
+      if (Date.now() > deadline) throw new Error('timed out waiting for another test file to build dist/');
+      await sleep(500);
+    }
+  }
+  try {
+    if (!BUILT.every((f) => fs.existsSync(f))) await execa('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT, reject: false });
+  } finally {
+    fs.rmSync(lock, { recursive: true, force: true });
+  }
+  for (const f of BUILT) if (!fs.existsSync(f)) throw new Error(`building did not produce ${f}`);
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+export function tempDir(prefix = 'postcopy-sim-test-'): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+/** A port that was free a moment ago on 127.0.0.1. */
+export async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host: '127.0.0.1', port: 0, exclusive: true }, () => resolve());
+  });
+  const port = (server.address() as net.AddressInfo).port;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/** Polls `fn` until it returns a truthy value; throws with `what` and the last value on timeout. */
+export async function waitFor<T>(fn: () => Promise<T> | T, what: string, timeoutMs = 15_000, intervalMs = 50): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      last = await fn();
+      if (last) return last as NonNullable<T>;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last: ${last instanceof Error ? last.message : JSON.stringify(last)}`);
+    await sleep(intervalMs);
+  }
+}
+
+export interface VmOptions {
+  role: 'source' | 'destination';
+  dir: string;
+  memory?: string;
+  smp?: number;
+  workload?: 'random' | 'sequential' | 'hotset';
+  readRate?: number;
+  dirtyRate?: number;
+  seed?: number;
+  pageSize?: number;
+}
+
+export interface SimVmProcess {
+  role: 'source' | 'destination';
+  proc: ResultPromise;
+  qmp: QmpClient;
+  qmpPath: string;
+  /** MIGRATION statuses in the order the events arrived (events capability must be on). */
+  statuses: string[];
+  events: QmpEventMessage[];
+  stderr(): string;
+  alive(): boolean;
+  exec<T = unknown>(cmd: string, args?: Record<string, unknown>): Promise<T>;
+  status(): Promise<string>;
+  pages(): Promise<import('../../src/types.js').PagesInfo>;
+  /** quit over QMP, then SIGKILL; waits for the process to end. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/** Starts one sim VM process and connects a QMP client to it. */
+export async function startVm(o: VmOptions): Promise<SimVmProcess> {
+  const qmpPath = path.join(o.dir, `${o.role}-${Math.random().toString(36).slice(2, 8)}.qmp`);
+  const args = [
+    VM_MAIN_DIST,
+    '--name', o.role,
+    '--memory', o.memory ?? '16M',
+    '--smp', String(o.smp ?? 2),
+    '--workload', o.workload ?? 'random',
+    '--read-rate', String(o.readRate ?? 2000),
+    '--dirty-rate', String(o.dirtyRate ?? 500),
+    '--seed', String(o.seed ?? 1),
+    '--qmp', qmpPath,
+  ];
+  if (o.pageSize) args.push('--page-size', String(o.pageSize));
+  if (o.role === 'destination') args.push('--incoming', 'defer');
+  // stdin stays a pipe: the VM exits when it closes, so a crashed test leaves no orphan.
+  const proc = execa(process.execPath, args, { stdin: 'pipe', stdout: 'ignore', stderr: 'pipe', reject: false, buffer: false });
+  let stderr = '';
+  proc.stderr!.setEncoding('utf8');
+  proc.stderr!.on('data', (t: string) => {
+    stderr = (stderr + t).slice(-20_000);
+  });
+  let exited = false;
+  const done = proc.then(() => {
+    exited = true;
+  });
+  let qmp: QmpClient;
+  try {
+    qmp = await Promise.race([
+      QmpClient.connect(qmpPath, { retryUntilMs: 15_000, timeoutMs: 15_000 }),
+      done.then(() => {
+        throw new Error(`the ${o.role} VM exited while starting: ${stderr}`);
+      }),
+    ]);
+  } catch (e) {
+    proc.kill('SIGKILL');
+    throw e;
+  }
+  const statuses: string[] = [];
+  const events: QmpEventMessage[] = [];
+  qmp.on('event', (ev: QmpEventMessage) => {
+    events.push(ev);
+    if (ev.event === 'MIGRATION' && typeof ev.data?.status === 'string') statuses.push(ev.data.status);
+  });
+  let stopping: Promise<void> | null = null;
+  const vm: SimVmProcess = {
+    role: o.role,
+    proc,
+    qmp,
+    qmpPath,
+    statuses,
+    events,
+    stderr: () => stderr,
+    alive: () => !exited,
+    exec: (cmd, a) => qmp.execute(cmd, a),
+    status: async () => ((await qmp.execute<{ status?: string }>('query-migrate')).status ?? 'none'),
+    pages: () => qmp.execute('x-query-pages'),
+    stop: () => {
+      stopping ??= (async () => {
+        if (!exited) await qmp.execute('quit', undefined, { timeoutMs: 1000 }).catch(() => {});
+        qmp.close();
+        const t = setTimeout(() => proc.kill('SIGKILL'), 2000);
+        await done;
+        clearTimeout(t);
+      })();
+      return stopping;
+    },
+  };
+  return vm;
+}
+
+/** Sets capabilities on a VM (`events` on, so statuses are recorded). */
+export async function setCaps(vm: SimVmProcess, caps: Record<string, boolean>): Promise<void> {
+  await vm.exec('migrate-set-capabilities', { capabilities: Object.entries(caps).map(([capability, state]) => ({ capability, state })) });
+}
+
+export interface CliResult {
+  code: number | undefined;
+  signal: string | undefined;
+  stdout: string;
+  stderr: string;
+}
+
+/** An environment for the CLI whose runtime and state directories live under `dir`. */
+export function cliEnv(dir: string): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, TMPDIR: dir, XDG_STATE_HOME: path.join(dir, 'state'), NO_COLOR: '1' };
+  delete env.XDG_RUNTIME_DIR;
+  delete env.FORCE_COLOR;
+  return env;
+}
+
+/** Starts the CLI (not awaited). */
+export function spawnCli(args: string[], dir: string, timeoutMs = 120_000): ResultPromise<{ reject: false; all: false }> {
+  return execa(process.execPath, [CLI_BIN, ...args], { cwd: ROOT, env: cliEnv(dir), extendEnv: false, reject: false, timeout: timeoutMs, stdin: 'ignore' }) as ResultPromise<{
+    reject: false;
+    all: false;
+  }>;
+}
+
+export async function runCli(args: string[], dir: string, timeoutMs = 120_000): Promise<CliResult> {
+  const r = await spawnCli(args, dir, timeoutMs);
+  return { code: r.exitCode, signal: r.signal, stdout: String(r.stdout), stderr: String(r.stderr) };
+}
+
+/** Parses a --json drill's stdout: every line must be a JSON object. */
+export function jsonLines(stdout: string): Array<Record<string, unknown>> {
+  const lines = stdout.split('\n').filter((l) => l.length > 0);
+  return lines.map((l, i) => {
+    let v: unknown;
+    try {
+      v = JSON.parse(l);
+    } catch {
+      throw new Error(`stdout line ${i + 1} is not JSON: ${l.slice(0, 200)}`);
+    }
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error(`stdout line ${i + 1} is not a JSON object: ${l.slice(0, 200)}`);
+    return v as Record<string, unknown>;
+  });
+}
+
+/** Pids of processes whose command line contains `needle` (not this process). */
+export async function pidsMatching(needle: string): Promise<number[]> {
+  const r = await execa('pgrep', ['-f', '--', needle], { reject: false });
+  return String(r.stdout)
+    .split('\n')
+    .filter(Boolean)
+    .map(Number)
+    .filter((p) => p !== process.pid);
+}
+
+/** Entries named postcopy-lab-* (runtime directories) under `dir`. */
+export function runtimeDirsIn(dir: string): string[] {
+  return fs.readdirSync(dir).filter((f) => f.startsWith('postcopy-lab-'));
+}
