@@ -14,8 +14,18 @@ import { LabSession } from './lab/runner.js';
 import { RelayLink } from './link/relay.js';
 import type { Link } from './types.js';
 import { EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, runDrill } from './commands/drill.js';
+import type { BackendKind, VmBackend } from './driver/backend.js';
+import { BACKEND_KINDS, backendProblem, makeBackend } from './driver/select-backend.js';
+import { QemuNotFoundError } from './qemu/launcher.js';
 
 export const LABS_DIR = fileURLToPath(new URL('../../labs', import.meta.url));
+/** The order a newcomer should take the labs in; labs not named here follow by id. */
+const LAB_ORDER = ['postcopy-basics', 'precopy-failure', 'link-cut-recovery', 'blackhole', 'double-failure', 'walk-recovery'];
+
+async function orderedLabs(opts?: Parameters<typeof listLabs>[1]) {
+  const rank = (id: string) => (LAB_ORDER.includes(id) ? LAB_ORDER.indexOf(id) : LAB_ORDER.length);
+  return (await listLabs(LABS_DIR, opts)).sort((a, b) => rank(a.id) - rank(b.id) || a.id.localeCompare(b.id));
+}
 const PKG_VERSION = '0.1.0';
 
 const USAGE = `postcopy-lab ${PKG_VERSION}: a terminal lab for postcopy live migration under network faults
@@ -23,7 +33,7 @@ const USAGE = `postcopy-lab ${PKG_VERSION}: a terminal lab for postcopy live mig
 Usage:
   postcopy-lab                         open the lab picker (interactive terminal)
   postcopy-lab lab <id|file>           open one lab in the TUI (headless without a terminal)
-  postcopy-lab drill <id|file> [--json] [--seed N] [--timeout S] [--link relay|kernel] [--record FILE]
+  postcopy-lab drill <id|file> [--json] [--seed N] [--timeout S] [--link relay|kernel] [--backend sim|qemu] [--record FILE]
                                        run a lab headless; exit 0 if every check held and memory verified
   postcopy-lab list [--json]           list the labs
   postcopy-lab doctor                  check this machine for the kernel link and QEMU
@@ -35,6 +45,9 @@ Options:
   --seed N        guest workload seed (default: the lab's, else 1)
   --timeout S     give up after S seconds (default 300)
   --link KIND     relay (default, no privileges) or kernel (root: netns + tc + nftables)
+  --backend KIND  sim (default: our VMs, nothing to install) or qemu (two qemu-system-x86_64
+                  running a generated test guest; KVM when /dev/kvm is usable, else TCG)
+  --qemu PATH     the QEMU binary to run (implies --backend qemu); to compare QEMU versions
   --record FILE   write the run's JSONL event log here (default: under the state directory)
   --no-record     do not write an event log
   --verbose       also print the VMs' own log lines
@@ -112,7 +125,8 @@ async function main(argv: string[]): Promise<number> {
         seed: { type: 'string' },
         timeout: { type: 'string' },
         link: { type: 'string', default: 'relay' },
-        backend: { type: 'string', default: 'sim' },
+        backend: { type: 'string' },
+        qemu: { type: 'string' },
         record: { type: 'string' },
         'no-record': { type: 'boolean', default: false },
         verbose: { type: 'boolean', short: 'v', default: false },
@@ -134,9 +148,7 @@ async function main(argv: string[]): Promise<number> {
   }
   if (process.env.NO_COLOR) chalk.level = 0;
   const [command, ...rest] = positionals;
-  if (values.backend !== 'sim') {
-    throw new UsageError(`--backend: '${values.backend}' is not available yet (only 'sim'; the QEMU backend is issue #5)`);
-  }
+  const backendKind = parseBackend(values.backend, values.qemu);
 
   switch (command) {
     case 'drill': {
@@ -144,6 +156,7 @@ async function main(argv: string[]): Promise<number> {
       const seed = num(values.seed, '--seed', 0, 2 ** 32 - 1) ?? lab.setup.seed ?? 1;
       const timeoutMs = (num(values.timeout, '--timeout', 1, 86400) ?? 300) * 1000;
       const makeLink = await makeLinkFactory(values.link!);
+      const backend = await backendFor(lab, backendKind, values.qemu);
       if (values.json) chalk.level = 0;
       const recordPath = values['no-record'] ? undefined : (values.record ?? defaultRecordPath(lab.id));
       let session: LabSession | null = null;
@@ -159,8 +172,9 @@ async function main(argv: string[]): Promise<number> {
         verbose: values.verbose!,
         makeLink,
         linkKind: values.link!,
+        backend,
         recordPath,
-        recordMeta: { version: PKG_VERSION, node: process.version, link: values.link, argv },
+        recordMeta: { version: PKG_VERSION, node: process.version, link: values.link, backend: backendKind, argv },
         onSession: (s) => (session = s),
       });
       cleanups.delete(stop);
@@ -168,7 +182,7 @@ async function main(argv: string[]): Promise<number> {
       return code;
     }
     case 'list': {
-      const labs = await listLabs(LABS_DIR, {
+      const labs = await orderedLabs({
         onError: (e) => process.stderr.write(`${e.message}\n`),
       });
       if (values.json) for (const l of labs) process.stdout.write(JSON.stringify(l) + '\n');
@@ -206,6 +220,24 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+/** --backend, with --qemu PATH implying qemu. */
+function parseBackend(backend: string | undefined, qemu: string | undefined): BackendKind {
+  const kind = backend ?? (qemu ? 'qemu' : 'sim');
+  if (!(BACKEND_KINDS as readonly string[]).includes(kind)) {
+    throw new UsageError(`--backend: '${kind}' is not a backend (expected ${BACKEND_KINDS.join(' or ')})`);
+  }
+  if (qemu && kind !== 'qemu') throw new UsageError(`--qemu is for the QEMU backend, but --backend is '${kind}'`);
+  return kind as BackendKind;
+}
+
+/** The backend for one lab, refusing (exit 2) a lab that does not support it, or a missing QEMU. */
+async function backendFor(lab: Lab, kind: BackendKind, qemu: string | undefined): Promise<VmBackend> {
+  const problem = backendProblem(lab, kind);
+  if (problem) throw new UsageError(problem);
+  const forced = process.env.POSTCOPY_LAB_QEMU_ACCEL;
+  return makeBackend(kind, { qemu, accel: forced === 'kvm' || forced === 'tcg' ? forced : 'auto' });
+}
+
 function describeCleanup(r: unknown): string {
   const res = r as { removed?: { namespaces?: string[]; nftTables?: string[] } } & Record<string, unknown>;
   const ns = res.removed?.namespaces ?? [];
@@ -219,15 +251,26 @@ async function runInteractive(labId: string | undefined, values: Record<string, 
   if (!isInteractive(process.stdin, process.stdout, process.env)) {
     if (!labId) {
       process.stdout.write(USAGE + '\n\nNo terminal here (or CI is set), so no TUI. Labs:\n');
-      for (const l of await listLabs(LABS_DIR)) process.stdout.write(`  ${l.id}\n`);
+      for (const l of await orderedLabs()) process.stdout.write(`  ${l.id}\n`);
       return EXIT_OK;
     }
     // Without a terminal the lab runs headless, exactly as a drill.
-    return main(['drill', labId, ...(values.json ? ['--json'] : []), '--link', String(values.link ?? 'relay')]);
+    return main([
+      'drill',
+      labId,
+      ...(values.json ? ['--json'] : []),
+      '--link',
+      String(values.link ?? 'relay'),
+      ...(values.backend ? ['--backend', String(values.backend)] : []),
+      ...(values.qemu ? ['--qemu', String(values.qemu)] : []),
+    ]);
   }
+  const backendKind = parseBackend(values.backend as string | undefined, values.qemu as string | undefined);
+  // Ink treats an empty CI as "CI" and would draw nothing; we decided above that this is a terminal.
+  if (process.env.CI !== undefined && process.env.CI.trim() === '') delete process.env.CI;
   const { runTui } = await import('./ui/app.js');
   const makeLink = await makeLinkFactory(String(values.link ?? 'relay'));
-  const labs = await listLabs(LABS_DIR);
+  const labs = await orderedLabs();
   const sessions = new Set<LabSession>();
   const stopAll: Cleanup = async () => {
     await Promise.allSettled([...sessions].map((s) => s.stop()));
@@ -238,10 +281,12 @@ async function runInteractive(labId: string | undefined, values: Record<string, 
     initialLab: labId ? (await loadLabOrExplain(labId)).id : undefined,
     openLab: async (id) => {
       const lab = await findLab(id, LABS_DIR);
+      const backend = await backendFor(lab, backendKind, values.qemu as string | undefined);
       const session = new LabSession(lab, {
         mode: 'interactive',
         seed: lab.setup.seed ?? 1,
         makeLink,
+        backend,
         recordPath: values['no-record'] ? undefined : defaultRecordPath(lab.id),
         recordMeta: { version: PKG_VERSION, node: process.version },
       });
@@ -265,6 +310,11 @@ installSignalHandlers();
 main(process.argv.slice(2))
   .then((code) => exitWith(code))
   .catch((e: unknown) => {
+    if (e instanceof QemuNotFoundError) {
+      // One sentence: what is missing and how to get it (and that the sim needs nothing).
+      process.stderr.write(`postcopy-lab: ${e.message}\n`);
+      return exitWith(EXIT_BAD_INPUT);
+    }
     if (e instanceof LabError || e instanceof UsageError) {
       process.stderr.write(`postcopy-lab: ${e.message}\n`);
       if (e instanceof UsageError) process.stderr.write('Run `postcopy-lab --help` for usage.\n');

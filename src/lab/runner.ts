@@ -32,6 +32,7 @@ export interface LabSessionOptions {
 }
 
 const MAX_EVENTS = 300;
+const OOB_COMMANDS = new Set(['migrate-pause', 'migrate-recover']);
 const HISTORY_MS = 60_000;
 
 class RunFailure extends Error {
@@ -186,7 +187,8 @@ export class LabSession implements LabSessionApi {
     };
     this.update({ steps: this.state.steps.map((s, i) => ({ ...s, actions: this.lab.steps[i].actions.map((a) => this.describeAction(a)) })) });
     const caps = Object.entries(this.lab.setup.capabilities).map(([capability, state]) => ({ capability, state }));
-    const params = this.lab.setup.parameters;
+    const params =
+      this.opts.mode === 'interactive' ? { ...this.lab.setup.parameters, ...this.lab.setup.interactiveParameters } : this.lab.setup.parameters;
     for (const side of ['source', 'destination'] as const) {
       if (caps.length) await this.qmpChecked(side, 'migrate-set-capabilities', { capabilities: caps }, 'setup');
       if (Object.keys(params).length) await this.qmpChecked(side, 'migrate-set-parameters', params, 'setup');
@@ -445,7 +447,11 @@ export class LabSession implements LabSessionApi {
   // ---- what a person (or the TUI) can do -------------------------------------------------------
 
   async qmp(side: Side, execute: string, args?: Record<string, unknown>): Promise<unknown> {
-    const r = await this.orch.qmp(side).execute(execute, args);
+    // migrate-pause and migrate-recover go out-of-band, as an operator should send them: the
+    // monitor may be busy exactly when the migration is in trouble.
+    const client = this.orch.qmp(side);
+    const oob = OOB_COMMANDS.has(execute) && client.oobEnabled;
+    const r = oob ? await client.executeOob(execute, args) : await client.execute(execute, args);
     this.event({ kind: 'qmp', side, text: `${execute}${args ? ' ' + JSON.stringify(args) : ''} -> ${formatReply(r)}` });
     return r;
   }

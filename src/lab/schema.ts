@@ -58,6 +58,11 @@ export interface LabSetup {
   capabilities: Record<string, boolean>;
   /** Applied with migrate-set-parameters on both sides; size parameters already in bytes. */
   parameters: Record<string, number | string | boolean>;
+  /**
+   * Merged over `parameters` when a person runs the lab (the TUI): a slower link gives a
+   * human time to read and act; a drill keeps the fast ones.
+   */
+  interactiveParameters: Record<string, number | string | boolean>;
   /** Faults applied to the link before the first step. */
   link: LinkFault[];
   seed?: number;
@@ -662,6 +667,7 @@ const SETUP = strictObject(
     'read-rate': numberIn('guest reads per second per vCPU (0 or more)', { min: 0 }).optional(),
     capabilities: capabilities().optional(),
     parameters: sizeParameters().optional(),
+    'interactive-parameters': sizeParameters().optional(),
     link: list(linkFault(), 'a list of link faults').optional(),
     seed: numberIn('a whole number seed (0 or more)', { int: true, min: 0 }).optional(),
   },
@@ -693,6 +699,7 @@ const SETUP = strictObject(
     readRate: s['read-rate'] ?? 10000,
     capabilities: s.capabilities ?? {},
     parameters: s.parameters ?? {},
+    interactiveParameters: s['interactive-parameters'] ?? {},
     link: s.link ?? [],
     ...(s.seed !== undefined ? { seed: s.seed } : {}),
   };

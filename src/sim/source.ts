@@ -151,6 +151,20 @@ export class SourceVm extends SimVm {
           return {};
         },
       },
+      // The incoming-side commands, answered as QEMU answers them on a VM started without -incoming.
+      'migrate-incoming': {
+        args: { uri: 'str' },
+        handler: () => {
+          throw new QmpError('GenericError', "'-incoming' was not specified on the command line");
+        },
+      },
+      'migrate-recover': {
+        args: { uri: 'str' },
+        allowOob: true,
+        handler: () => {
+          throw new QmpError('GenericError', 'Migrate recover can only be run when postcopy is paused.');
+        },
+      },
       migrate_cancel: {
         handler: () => {
           if (this.status.startsWith('postcopy-')) {
