@@ -385,7 +385,14 @@ export class LabSession implements LabSessionApi {
       for (const step of this.lab.steps) {
         this.update({ currentStep: step.index });
         this.setStep(step.index, { status: 'active' });
-        this.event({ kind: 'step', text: `step ${step.index + 1}/${this.lab.steps.length}: ${step.title}`, data: { index: step.index } });
+        // The lab authoring check (rustlings' `dev check`): a step's condition must not already
+        // hold before the step is done, or the step teaches nothing. Recorded, not enforced.
+        const untilAtStart = this.state.snapshot ? evaluateCondition(step.until, this.state.snapshot).value : false;
+        this.event({
+          kind: 'step',
+          text: `step ${step.index + 1}/${this.lab.steps.length}: ${step.title}`,
+          data: { index: step.index, untilAtStart },
+        });
         if (this.opts.mode === 'drill') {
           await this.runActions(step);
           await this.waitFor(step.until, step.timeoutMs, step);
