@@ -9,6 +9,7 @@ import { LabSession } from '../lab/runner.js';
 import type { Lab } from '../lab/schema.js';
 import { formatDuration } from '../lab/duration.js';
 import type { Link } from '../types.js';
+import type { VmBackend } from '../driver/backend.js';
 
 export interface DrillOptions {
   lab: Lab;
@@ -18,6 +19,8 @@ export interface DrillOptions {
   verbose: boolean;
   makeLink(runtimeDir: string): Link;
   linkKind: string;
+  /** What a VM is; the sim when absent. */
+  backend?: VmBackend;
   recordPath?: string;
   recordMeta?: Record<string, unknown>;
   out?: NodeJS.WritableStream;
@@ -101,6 +104,7 @@ export async function runDrill(o: DrillOptions): Promise<number> {
     mode: 'drill',
     seed: o.seed,
     makeLink: o.makeLink,
+    backend: o.backend,
     recordPath: o.recordPath,
     recordMeta: o.recordMeta,
   });
@@ -128,7 +132,7 @@ export async function runDrill(o: DrillOptions): Promise<number> {
     }
   };
   const unsubscribe = session.subscribe(onChange);
-  if (!o.json) print(chalk.bold(`postcopy-lab drill ${o.lab.id}: ${o.lab.title}`) + chalk.dim(`  (seed ${o.seed}, link ${o.linkKind})`));
+  if (!o.json) print(chalk.bold(`postcopy-lab drill ${o.lab.id}: ${o.lab.title}`) + chalk.dim(`  (seed ${o.seed}, link ${o.linkKind}${o.backend && o.backend.kind !== 'sim' ? `, backend ${o.backend.kind}` : ''})`));
   let summary: RunSummary;
   const timer = setTimeout(() => {
     void session.stop();

@@ -58,6 +58,8 @@ export interface VmBackend {
   prepare(ctx: BackendContext): Promise<void>;
   /** The argv of one side, before the link wraps it. */
   command(side: Side, ctx: BackendContext): { file: string; args: string[] };
+  /** Both sides answer on QMP: wait until the guest is in the state a lab starts from. */
+  ready?(ctx: BackendContext): Promise<void>;
   /** The side's QMP client is connected (count commands, watch events). */
   attach(side: Side, client: QmpClient, ctx: BackendContext): void;
   /** A migration status seen by event or poll, once per change, in order. */

@@ -115,6 +115,7 @@ export class Orchestrator {
         });
       }),
     );
+    await this.backend.ready?.(this.context());
     return this.endpoints;
   }
 

@@ -1,0 +1,273 @@
+/**
+ * The QEMU backend: each side is a real qemu-system-x86_64 running the generated test guest
+ * (src/qemu/guest-image.ts, the `-bios` ROM form), with identical machine options on both
+ * sides and `-incoming defer` on the destination.
+ *
+ * What QEMU reports, and what this backend adds:
+ *   - source: `query-migrate` `ram.*` exactly as QEMU gives it;
+ *   - destination: the migration status only (QEMU keeps no page counters there), so its
+ *     PagesInfo is synthesized from what is known: total and remaining from the source, no page
+ *     map, no walker. Its `stalledMs` follows the bytes the link delivered to it.
+ *   - `recoveries` / `recovery-attempts`: counted here, from status changes (postcopy-paused ...
+ *     -> postcopy-active is a completed recovery), from the destination entering
+ *     postcopy-recover (a recovery channel accepted), and from the source's own
+ *     `migrate {resume: true}` commands (a refused connect changes no state on QEMU 7.2).
+ *   - `verified`: after completion, the destination guest is paused, its RAM saved with
+ *     pmemsave and checked for the guest's increment pattern (consistency.ts), then resumed.
+ */
+import path from 'node:path';
+import type { QmpClient } from '../qmp/client.js';
+import { RAM_HEADROOM_MIB, writeGuestImage, type GuestLayout } from '../qemu/guest-image.js';
+import { verifyGuestMemory, waitForPasses } from '../qemu/guest-probe.js';
+import { buildQemuArgs, type Accel, type QemuVersion } from '../qemu/launcher.js';
+import type { LinkSnapshot, MigrationStatus, PagesInfo, RamStats, RunState, Side } from '../types.js';
+import type { BackendContext, SideReading, VmBackend } from './backend.js';
+
+const MiB = 1024 * 1024;
+/** The largest guest used under TCG: every guest instruction is translated, so keep it small. */
+export const TCG_MAX_MEMORY_MIB = 128;
+/** The smallest guest: the written range needs a few MiB above the first one. */
+const MIN_MEMORY_MIB = 16;
+
+export interface QemuBackendOptions {
+  bin: string;
+  accel: Accel;
+  version: QemuVersion;
+  /** Why TCG, when it is TCG: shown as a warning at the start of the run. */
+  accelNote?: string;
+  /** Machine type, identical on both sides. Default `pc`. */
+  machine?: string;
+}
+
+/** Guest RAM and the written range for a lab's memory size on this accelerator. */
+export function qemuGuestSize(memoryBytes: number, accel: Accel): { memoryMiB: number; endMiB: number; shrunk: boolean } {
+  const asked = Math.max(MIN_MEMORY_MIB, Math.ceil(memoryBytes / MiB));
+  const memoryMiB = accel === 'tcg' ? Math.min(asked, TCG_MAX_MEMORY_MIB) : asked;
+  // The guest writes from 1 MiB up to endMiB; keep it clear of the top of RAM (guest-image.ts).
+  return { memoryMiB, endMiB: memoryMiB - RAM_HEADROOM_MIB, shrunk: memoryMiB < asked };
+}
+
+const PAUSED_STATES: ReadonlySet<string> = new Set(['postcopy-paused', 'postcopy-recover-setup', 'postcopy-recover']);
+
+interface SideCounters {
+  /** Completed recoveries: postcopy-active again after a pause. */
+  recoveries: number;
+  attempts: number;
+  /** A pause was seen since the last postcopy-active. */
+  paused: boolean;
+}
+
+export class QemuBackend implements VmBackend {
+  readonly kind = 'qemu' as const;
+  readonly readyTimeoutMs = 20_000;
+  private memoryMiB = 0;
+  private layout: GuestLayout | null = null;
+  private image = '';
+  private readonly counters: Record<Side, SideCounters> = {
+    source: { recoveries: 0, attempts: 0, paused: false },
+    destination: { recoveries: 0, attempts: 0, paused: false },
+  };
+  private verified: boolean | null = null;
+  private verifying: Promise<void> | null = null;
+  private lastDest: { received: number; total: number; pageSize: number } = { received: 0, total: 0, pageSize: 4096 };
+  private destStatus: MigrationStatus = 'none';
+  /** The destination accepted migrate-incoming. */
+  private incomingListening = false;
+
+  constructor(readonly opts: QemuBackendOptions) {}
+
+  async prepare(ctx: BackendContext): Promise<void> {
+    const size = qemuGuestSize(ctx.guest.memoryBytes, this.opts.accel);
+    this.memoryMiB = size.memoryMiB;
+    this.image = path.join(ctx.runtimeDir, 'guest.rom');
+    // Stride 1: every page of the range is written, so every page is non-zero and costs a full
+    // page on the wire, as a busy guest's would (a zero page is sent as a few bytes, and a
+    // mostly-zero guest would finish postcopy before any fault could be injected). The guest
+    // loops as fast as its CPU allows: the lab's dirty-rate has no QEMU counterpart.
+    this.layout = await writeGuestImage(this.image, { endMiB: size.endMiB, stridePages: 1 }, 'rom');
+    ctx.onEvent({
+      kind: 'info',
+      text:
+        `QEMU backend: ${this.opts.version.text} (${this.opts.bin}), accel ${this.opts.accel}, guest ${size.memoryMiB} MiB ` +
+        `writing one byte in every page from 1 MiB to ${size.endMiB} MiB, as fast as it runs`,
+    });
+    if (this.opts.accelNote) ctx.onEvent({ kind: 'warning', text: this.opts.accelNote });
+    if (size.shrunk) {
+      ctx.onEvent({ kind: 'warning', text: `under TCG the guest is ${size.memoryMiB} MiB instead of the lab's ${Math.ceil(ctx.guest.memoryBytes / MiB)} MiB (TCG is too slow for more)` });
+    }
+  }
+
+  command(side: Side, ctx: BackendContext): { file: string; args: string[] } {
+    return buildQemuArgs({
+      bin: this.opts.bin,
+      memoryMiB: this.memoryMiB,
+      image: this.image,
+      imageKind: 'rom',
+      qmpSocket: ctx.qmpPath(side),
+      incoming: side === 'destination' ? 'defer' : undefined,
+      kvm: this.opts.accel === 'kvm',
+      serialFile: path.join(ctx.runtimeDir, `${side}.serial`),
+      machine: this.opts.machine,
+      name: `postcopy-lab-${side}`,
+    });
+  }
+
+  /**
+   * Wait until the source guest has written its whole range once. Until then most of its RAM
+   * is still zero, and QEMU sends a zero page as a few bytes: the migration would race through
+   * an untouched guest (under nested KVM the first touch of each page is slow, a pass can take
+   * seconds) instead of the busy one the labs describe.
+   */
+  async ready(ctx: BackendContext): Promise<void> {
+    const started = performance.now();
+    const serial = path.join(ctx.runtimeDir, 'source.serial');
+    await waitForPasses(serial, 1, this.opts.accel === 'kvm' ? 60_000 : 120_000);
+    ctx.onEvent({ kind: 'info', side: 'source', text: `guest booted and wrote its whole range once (${Math.round(performance.now() - started)} ms)` });
+  }
+
+  attach(side: Side, client: QmpClient, ctx: BackendContext): void {
+    // Watch the commands sent on this side (by the lab, the console or the person), for what
+    // QEMU does not report: a source `migrate {resume: true}` is a recovery attempt even when
+    // its connect fails (QEMU 7.2 then stays in postcopy-paused without a state change), and a
+    // destination's accepted migrate-incoming means it listens (see read()).
+    const seen = (command: string, args: Record<string, unknown> | undefined, ok: boolean): void => {
+      if (side === 'source' && command === 'migrate' && args?.resume === true) this.counters.source.attempts++;
+      if (side === 'destination' && command === 'migrate-incoming' && ok && !this.incomingListening) {
+        this.incomingListening = true;
+        ctx.onEvent({
+          kind: 'info',
+          side,
+          text: "x-note: QEMU before 8.1 reports the destination's status as 'none' until the source connects; newer QEMU (and the sim) say 'setup' as soon as migrate-incoming listens, so the lab shows 'setup' from here",
+        });
+      }
+    };
+    const wrap = (run: QmpClient['execute']): QmpClient['execute'] =>
+      (<T>(command: string, args?: Record<string, unknown>, o?: { timeoutMs?: number }) => {
+        const p = run<T>(command, args, o);
+        p.then(
+          () => seen(command, args, true),
+          () => seen(command, args, false),
+        );
+        return p;
+      }) as QmpClient['execute'];
+    client.execute = wrap(client.execute.bind(client));
+    client.executeOob = wrap(client.executeOob.bind(client));
+  }
+
+  noteStatus(side: Side, from: MigrationStatus, to: MigrationStatus, ctx: BackendContext): void {
+    const c = this.counters[side];
+    if (side === 'destination') this.destStatus = to;
+    if (side === 'destination' && to === 'postcopy-recover') c.attempts++;
+    if (PAUSED_STATES.has(to)) c.paused = true;
+    if (to === 'postcopy-active' && c.paused) {
+      c.paused = false;
+      c.recoveries++;
+      // A destination that went straight from paused to active had its recover state missed.
+      if (side === 'destination' && c.attempts < c.recoveries) c.attempts = c.recoveries;
+    }
+    if (to === 'postcopy-paused' && (from === 'postcopy-recover' || from === 'postcopy-recover-setup')) {
+      ctx.onEvent({
+        kind: 'info',
+        side,
+        text: `x-note: the recovery failed and ${side} fell back to postcopy-paused (${from} -> ${to}): another recovery can be tried`,
+      });
+    }
+  }
+
+  async read(side: Side, q: QmpClient): Promise<SideReading> {
+    const [st, mig] = await Promise.all([
+      q.execute<{ status: string }>('query-status', undefined, { timeoutMs: 5000 }),
+      q.execute<{ status?: string; ram?: Partial<RamStats>; 'error-desc'?: string; 'postcopy-blocktime'?: number }>('query-migrate', undefined, {
+        timeoutMs: 5000,
+      }),
+    ]);
+    let status = (mig.status ?? 'none') as MigrationStatus;
+    if (side === 'destination' && status === 'none' && this.incomingListening) status = 'setup';
+    const reading: SideReading = {
+      runState: st.status as RunState,
+      status,
+      ram: mig.ram,
+      error: mig['error-desc'],
+      progress: mig.ram?.transferred ?? 0,
+    };
+    if (mig['postcopy-blocktime'] !== undefined) reading.blocktimeMs = mig['postcopy-blocktime'];
+    return reading;
+  }
+
+  private pages(side: Side, p: { total: number; received: number; pageSize: number; blocktimeMs?: number }): PagesInfo {
+    const c = this.counters[side];
+    return {
+      'page-size': p.pageSize,
+      total: p.total,
+      received: p.received,
+      requested: 0,
+      'in-flight': 0,
+      missing: Math.max(0, p.total - p.received),
+      'duplicates-discarded': 0,
+      resent: 0,
+      'blocked-vcpus': 0,
+      'fault-latency-us': { p50: 0, p99: 0, count: 0 },
+      'blocktime-ms': p.blocktimeMs ?? 0,
+      walker: { active: false, position: 0, total: 0, done: false },
+      guest: { progress: 0, 'ops-per-second': 0 },
+      recoveries: c.recoveries,
+      'recovery-attempts': c.attempts,
+      verified: side === 'destination' ? this.verified : null,
+    };
+  }
+
+  combine(readings: Record<Side, SideReading | null>, link: LinkSnapshot): void {
+    const src = readings.source;
+    if (src?.ram?.total) {
+      const pageSize = src.ram['page-size'] || 4096;
+      const total = Math.round(src.ram.total / pageSize);
+      // Pages the source no longer has to send: the best QEMU tells about what the destination has.
+      const received = src.status === 'completed' ? total : Math.max(0, total - Math.round((src.ram.remaining ?? 0) / pageSize));
+      this.lastDest = { received, total, pageSize };
+      src.pages = this.pages('source', { total, received, pageSize });
+    }
+    const dst = readings.destination;
+    if (dst) {
+      const d = this.lastDest;
+      const received = dst.status === 'completed' ? d.total : d.received;
+      dst.pages = this.pages('destination', { total: d.total, received, pageSize: d.pageSize, blocktimeMs: dst.blocktimeMs });
+      // QEMU's destination has no counters: it progresses when the link delivers bytes to it.
+      dst.progress = link['source-to-destination'].bytesForwarded;
+    }
+  }
+
+  async verify(client: (side: Side) => QmpClient | null, ctx: BackendContext): Promise<void> {
+    this.verifying ??= this.runVerify(client, ctx);
+    return this.verifying;
+  }
+
+  private async runVerify(client: (side: Side) => QmpClient | null, ctx: BackendContext): Promise<void> {
+    const q = client('destination');
+    if (this.destStatus !== 'completed' || !q || !this.layout) {
+      ctx.onEvent({
+        kind: 'info',
+        side: 'destination',
+        text: `memory not verified: the migration did not complete on the destination (status ${this.destStatus}); reading a postcopy guest's missing pages would block QEMU`,
+      });
+      this.verifying = null;
+      return;
+    }
+    const dump = path.join(ctx.runtimeDir, 'destination.mem');
+    const started = performance.now();
+    try {
+      const st = await q.execute<{ status: string; running: boolean }>('query-status');
+      const r = await verifyGuestMemory(q, this.layout, dump);
+      if (st.running) await q.execute('cont');
+      this.verified = r.ok;
+      ctx.onEvent({
+        kind: r.ok ? 'info' : 'error',
+        side: 'destination',
+        text: `memory ${r.ok ? 'verified' : 'NOT consistent'} (pmemsave + check, ${Math.round(performance.now() - started)} ms): ${r.explanation}`,
+        data: r,
+      });
+    } catch (e) {
+      this.verified = false;
+      ctx.onEvent({ kind: 'error', side: 'destination', text: `memory verification could not run: ${(e as Error).message}` });
+    }
+  }
+}
