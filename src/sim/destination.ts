@@ -41,6 +41,8 @@ export class DestinationVm extends SimVm {
   private verifyReceived = 0;
   private readonly waiting = new Map<number, Waiting>();
   private sock: net.Socket | null = null;
+  private preemptSock: net.Socket | null = null;
+  private preemptExpected = false;
   private listener: net.Server | null = null;
   private epoch = 0;
   private incomingStarted = false;
@@ -257,12 +259,7 @@ export class DestinationVm extends SimVm {
 
   private listen(addr: { host: string; port: number }, recover: boolean): Promise<void> {
     return new Promise((resolve, reject) => {
-      const server = net.createServer((sock) => {
-        // One channel per listen, as QEMU's: close the listener once it is taken.
-        server.close();
-        if (this.listener === server) this.listener = null;
-        this.accept(sock, recover);
-      });
+      const server = net.createServer((sock) => this.accept(sock, recover, server));
       server.once('error', (e: NodeJS.ErrnoException) => {
         if (this.listener === server) this.listener = null;
         const why = e.code === 'EADDRINUSE' ? 'Address already in use' : e.code === 'EADDRNOTAVAIL' ? 'Cannot assign requested address' : e.message;
@@ -276,48 +273,85 @@ export class DestinationVm extends SimVm {
     });
   }
 
-  private accept(sock: net.Socket, recover: boolean): void {
-    const epoch = ++this.epoch;
-    this.sock?.destroy();
-    this.sock = sock;
+  /** As QEMU's: a listen serves one migration; close it once its channels are taken. */
+  private closeListener(server: net.Server): void {
+    server.close();
+    if (this.listener === server) this.listener = null;
+  }
+
+  /**
+   * A new connection. Its header says what it is: the main channel (stream + return path) or,
+   * with postcopy-preempt, the preempt channel that carries requested pages only.
+   */
+  private accept(sock: net.Socket, recover: boolean, server: net.Server): void {
     sock.setNoDelay(true);
-    this.lastDataAt = performance.now();
-    let gotHeader = false;
+    let role: 'pending' | 'main' | 'preempt' = 'pending';
+    let epoch = -1;
     const decoder = new MainStreamDecoder(this.pageSize, this.pageCount, (m) => {
-      if (epoch !== this.epoch) return;
-      if (!gotHeader) {
+      if (role === 'pending') {
         if (m.type !== 'header') throw new Error(`expected the stream header, got ${m.type}`);
+        if (m.header.preemptChannel) {
+          if (!this.sock || this.preemptSock || !this.preemptExpected) throw new Error('a preempt channel arrived without a main channel expecting it');
+          role = 'preempt';
+          epoch = this.epoch;
+          this.preemptSock = sock;
+          this.closeListener(server);
+          this.log('preempt channel up');
+          return;
+        }
         if (m.header.resume !== recover) {
           throw new Error(recover ? 'a new migration arrived while recovering a paused one' : 'a resume arrived on a fresh incoming migration');
         }
-        gotHeader = true;
+        role = 'main';
+        epoch = ++this.epoch;
+        this.sock?.destroy();
+        this.sock = sock;
+        this.preemptSock?.destroy();
+        this.preemptSock = null;
+        this.preemptExpected = m.header.preemptEnabled && this.cap('postcopy-preempt');
+        if (!this.preemptExpected) this.closeListener(server);
+        this.startStallWatch(epoch);
         if (recover) {
           this.recoveryAttempts++;
           this.setStatus('postcopy-recover');
-        }
-        else this.setStatus('active');
+        } else this.setStatus('active');
         return;
+      }
+      if (epoch !== this.epoch) return;
+      if (role === 'preempt') {
+        if (m.type !== 'page') throw new Error(`only pages belong on the preempt channel, got ${m.type}`);
+        return this.onPage(m.index, m.version, m.buf, m.offset);
       }
       this.onMain(m);
     });
+    const current = () => role === 'pending' || epoch === this.epoch;
     sock.on('data', (chunk: Buffer) => {
-      if (epoch !== this.epoch) return;
+      if (!current()) return;
       this.lastDataAt = performance.now();
       try {
         decoder.push(chunk);
       } catch (e) {
-        this.fail(`migration stream error: ${(e as Error).message}`);
+        this.fail(`migration stream error${role === 'preempt' ? ' (preempt channel)' : ''}: ${(e as Error).message}`);
+        return;
+      }
+      if (role === 'main' && this.preemptSock) {
+        // libuv reads a ready socket many times in a row (up to ~2 MiB) before it looks at the
+        // next one; yield after each chunk of the bulk stream so a requested page waiting on
+        // the preempt channel is placed now, not after megabytes of background push.
+        sock.pause();
+        setImmediate(() => {
+          if (!sock.destroyed) sock.resume();
+        });
       }
     });
     sock.on('error', (e: NodeJS.ErrnoException) => {
-      if (epoch !== this.epoch) return;
+      if (!current()) return;
       this.fail(`${e.code ?? ''} ${e.message}`.trim());
     });
     sock.on('close', () => {
-      if (epoch !== this.epoch) return;
-      this.fail('the migration connection was closed by the peer');
+      if (!current()) return;
+      this.fail(`the ${role === 'preempt' ? 'preempt channel' : 'migration connection'} was closed by the peer`);
     });
-    this.startStallWatch(epoch);
   }
 
   private onMain(m: MainMessage): void {
@@ -496,6 +530,10 @@ export class DestinationVm extends SimVm {
     this.epoch++;
     this.sock = null;
     s?.end();
+    this.preemptSock?.end();
+    this.preemptSock = null;
+    this.listener?.close();
+    this.listener = null;
     this.setStatus('completed');
     if (!this.postcopy) this.startGuest();
   }
@@ -525,6 +563,13 @@ export class DestinationVm extends SimVm {
     const sock = this.sock;
     this.sock = null;
     if (sock && !sock.destroyed) sock.destroy();
+    this.preemptSock?.destroy();
+    this.preemptSock = null;
+    // A listener still waiting for this channel's preempt companion is used up too.
+    if (this.listener && s !== 'postcopy-paused') {
+      this.listener.close();
+      this.listener = null;
+    }
     if (s === 'completed' || s === 'failed' || s === 'postcopy-paused' || s === 'none') return;
     this.log(`migration error in ${s}: ${reason}`);
     this.errorDesc = reason;
@@ -546,6 +591,7 @@ export class DestinationVm extends SimVm {
     this.stopStallWatch();
     this.epoch++;
     this.sock?.destroy();
+    this.preemptSock?.destroy();
     this.listener?.close();
   }
 }

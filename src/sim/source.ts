@@ -42,6 +42,10 @@ export class SourceVm extends SimVm {
   private readonly sentOnce: Bitmap;
   private cursor = 0;
   private sock: net.Socket | null = null;
+  /** postcopy-preempt: a second connection that carries requested pages only, so they do not wait behind the push. */
+  private preempt: net.Socket | null = null;
+  private preemptReady = false;
+  private addr: { host: string; port: number } | null = null;
   /** Bumped on every new connection or failure: loops of an old connection see it and stop. */
   private epoch = 0;
   private reqQueue: number[] = [];
@@ -315,8 +319,54 @@ export class SourceVm extends SimVm {
     this.bpsMeter.reset();
   }
 
+  private usePreempt(): boolean {
+    return this.cap('postcopy-preempt') && this.cap('postcopy-ram');
+  }
+
+  /**
+   * Open the preempt channel (QEMU's postcopy-preempt): at switchover, or after the resume
+   * handshake, so the destination has taken the main channel first.
+   */
+  private connectPreempt(epoch: number): void {
+    if (!this.usePreempt() || !this.addr || this.preempt) return;
+    const sock = net.connect({ host: this.addr.host, port: this.addr.port });
+    this.preempt = sock;
+    sock.setNoDelay(true);
+    sock.on('connect', () => {
+      if (epoch !== this.epoch) return;
+      sock.write(encodeHeader({ resume: this.recovered || this.status === 'postcopy-recover', preemptChannel: true, preemptEnabled: true, pageSize: this.pageSize, pageCount: this.pageCount }));
+      this.preemptReady = true;
+      this.log('preempt channel up');
+      // Anything requested while it was connecting goes out on it now.
+      this.servePreempt();
+    });
+    sock.on('data', () => this.fail('unexpected data on the preempt channel'));
+    sock.on('error', (e: NodeJS.ErrnoException) => {
+      if (epoch !== this.epoch) return;
+      this.fail(`preempt channel: ${`${e.code ?? ''} ${e.message}`.trim()}`);
+    });
+    sock.on('close', () => {
+      if (epoch !== this.epoch) return;
+      this.fail('the preempt channel was closed by the peer');
+    });
+  }
+
+  /** Send every queued request on the preempt channel at once. */
+  private servePreempt(): void {
+    const p = this.preempt;
+    if (!p || !this.preemptReady || p.destroyed || this.reqQueue.length === 0) return;
+    while (this.reqQueue.length) {
+      const pages = this.reqQueue.splice(0, POSTCOPY_BATCH);
+      this.requestsServed += pages.length;
+      const buf = this.encodePages(pages, true);
+      this.transferred += buf.length;
+      p.write(buf);
+    }
+  }
+
   private connect(addr: { host: string; port: number }, resume: boolean): void {
     const epoch = ++this.epoch;
+    this.addr = addr;
     const sock = net.connect({ host: addr.host, port: addr.port });
     this.sock = sock;
     sock.setNoDelay(true);
@@ -329,7 +379,7 @@ export class SourceVm extends SimVm {
       if (resume) {
         this.setStatus('postcopy-recover');
         this.resumeMode = this.cap('x-recovery-walk') ? 'walk' : 'bitmap';
-        this.write(encodeHeader({ resume: true, pageSize: this.pageSize, pageCount: this.pageCount }));
+        this.write(encodeHeader({ resume: true, preemptChannel: false, preemptEnabled: this.usePreempt(), pageSize: this.pageSize, pageCount: this.pageCount }));
         if (this.resumeMode === 'walk') {
           // The thread's steps e-g: push nothing unrequested, serve every request.
           this.write(encodeResume('walk'));
@@ -338,7 +388,7 @@ export class SourceVm extends SimVm {
         }
       } else {
         this.setupTime = performance.now() - this.startedAt;
-        this.write(encodeHeader({ resume: false, pageSize: this.pageSize, pageCount: this.pageCount }));
+        this.write(encodeHeader({ resume: false, preemptChannel: false, preemptEnabled: this.usePreempt(), pageSize: this.pageSize, pageCount: this.pageCount }));
         if (this.cap('postcopy-ram')) this.write(encodeEmpty(MIG_CMD.POSTCOPY_ADVISE));
         this.setStatus('active');
         this.passStart = performance.now();
@@ -555,6 +605,7 @@ export class SourceVm extends SimVm {
     this.cursor = 0;
     this.setStatus('postcopy-active');
     this.setRunState('postmigrate');
+    this.connectPreempt(this.epoch);
     this.downtime = performance.now() - this.downtimeStart;
   }
 
@@ -573,6 +624,7 @@ export class SourceVm extends SimVm {
         }
         this.postcopyRequests++;
         for (let i = 0; i < m.count; i++) this.reqQueue.push(m.start + i);
+        if (this.preemptReady) return this.servePreempt();
         return this.kick();
       case 'recv-bitmap': {
         if (this.status !== 'postcopy-recover' || this.resumeMode !== 'bitmap') return this.fail('unexpected received-bitmap');
@@ -591,6 +643,7 @@ export class SourceVm extends SimVm {
         this.recoveries++;
         this.eofSent = false;
         this.setStatus('postcopy-active');
+        this.connectPreempt(epoch);
         void this.pump(epoch);
         return;
       case 'x-all-received':
@@ -610,6 +663,9 @@ export class SourceVm extends SimVm {
         this.epoch++;
         this.sock?.end();
         this.sock = null;
+        this.preempt?.end();
+        this.preempt = null;
+        this.preemptReady = false;
         return;
     }
   }
@@ -638,6 +694,10 @@ export class SourceVm extends SimVm {
     const s = this.sock;
     this.sock = null;
     if (s && !s.destroyed) s.destroy();
+    const p = this.preempt;
+    this.preempt = null;
+    this.preemptReady = false;
+    if (p && !p.destroyed) p.destroy();
     this.kick();
   }
 

@@ -16,7 +16,7 @@ export interface VmOptions {
 }
 
 /** Capabilities QEMU has (and the sim models), plus ours with the x- prefix. */
-export const CAPABILITIES = ['postcopy-ram', 'return-path', 'events', 'postcopy-blocktime', 'x-recovery-walk'] as const;
+export const CAPABILITIES = ['postcopy-ram', 'postcopy-preempt', 'return-path', 'events', 'postcopy-blocktime', 'x-recovery-walk'] as const;
 export type Capability = (typeof CAPABILITIES)[number];
 
 export interface MigrationParameters {
@@ -165,6 +165,9 @@ export abstract class SimVm implements MemoryHooks {
           });
           const next = new Map(this.caps);
           for (const [c, s] of updates) next.set(c, s);
+          if (next.get('postcopy-preempt') && !next.get('postcopy-ram')) {
+            throw new QmpError('GenericError', 'Postcopy preempt requires postcopy-ram');
+          }
           if (next.get('postcopy-ram') && !next.get('return-path')) {
             // QEMU needs the return path for postcopy page requests.
             throw new QmpError('GenericError', 'Postcopy requires the return-path capability (the destination asks for pages over it)');

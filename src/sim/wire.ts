@@ -49,6 +49,10 @@ export interface WireHeader {
   magic: number;
   version: number;
   resume: boolean;
+  /** This connection is the postcopy preempt channel (requested pages only). */
+  preemptChannel: boolean;
+  /** On the main channel: a preempt channel will follow (postcopy-preempt is on). */
+  preemptEnabled: boolean;
   pageSize: number;
   pageCount: number;
 }
@@ -92,7 +96,7 @@ export function encodeHeader(h: Omit<WireHeader, 'magic' | 'version'>): Buffer {
   const b = frame(MIG_CMD.HEADER, 16);
   b.writeUInt32BE(WIRE_MAGIC, 5);
   b.writeUInt16BE(WIRE_VERSION, 9);
-  b.writeUInt16BE(h.resume ? 1 : 0, 11);
+  b.writeUInt16BE((h.resume ? 1 : 0) | (h.preemptChannel ? 2 : 0) | (h.preemptEnabled ? 4 : 0), 11);
   b.writeUInt32BE(h.pageSize, 13);
   b.writeUInt32BE(h.pageCount, 17);
   return b;
@@ -309,6 +313,8 @@ export class MainStreamDecoder extends FrameDecoder<MainMessage> {
           magic: buf.readUInt32BE(start),
           version: buf.readUInt16BE(start + 4),
           resume: (buf.readUInt16BE(start + 6) & 1) === 1,
+          preemptChannel: (buf.readUInt16BE(start + 6) & 2) === 2,
+          preemptEnabled: (buf.readUInt16BE(start + 6) & 4) === 4,
           pageSize: buf.readUInt32BE(start + 8),
           pageCount: buf.readUInt32BE(start + 12),
         };
