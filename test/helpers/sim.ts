@@ -248,3 +248,87 @@ export async function pidsMatching(needle: string): Promise<number[]> {
 export function runtimeDirsIn(dir: string): string[] {
   return fs.readdirSync(dir).filter((f) => f.startsWith('postcopy-lab-'));
 }
+
+/** Writes a lab file `<id>.yaml` into `dir` (the loader wants the id to match the file name). */
+export function writeLab(dir: string, id: string, body: string): string {
+  const file = path.join(dir, `${id}.yaml`);
+  fs.writeFileSync(file, `id: ${id}\n${body}`);
+  return file;
+}
+
+/**
+ * A lab whose postcopy phase lasts well over a minute (32 MiB pushed at 256 KiB/s): long enough
+ * to kill or signal something in the middle of it.
+ */
+export const SLOW_POSTCOPY_LAB = `title: A long postcopy
+summary: Postcopy with a slow background push, for lifecycle tests.
+backends: [sim]
+setup:
+  memory: 32M
+  vcpus: 2
+  workload: random
+  dirty-rate: 200
+  read-rate: 2000
+  capabilities: { postcopy-ram: true, return-path: true, events: true }
+  parameters: { max-bandwidth: 4M, max-postcopy-bandwidth: 256K }
+steps:
+  - title: Start postcopy
+    text: Start.
+    hints: [none]
+    do:
+      - qmp: destination
+        execute: migrate-incoming
+        arguments: { uri: "\${incoming.listen}" }
+      - qmp: source
+        execute: migrate
+        arguments: { uri: "\${incoming.connect}" }
+      - wait: 300ms
+      - qmp: source
+        execute: migrate-start-postcopy
+    until: 'destination.status == "postcopy-active"'
+  - title: Finish
+    text: Wait.
+    hints: [none]
+    until: 'source.status == "completed" && destination.status == "completed"'
+    timeout: 300s
+expect:
+  - 'destination.pages.verified == true'
+summary-text: done
+`;
+
+/** Resolves with the first stdout JSON line (of a --json drill) that satisfies `pred`. */
+export function waitForJsonLine(
+  proc: ResultPromise,
+  pred: (o: Record<string, unknown>) => boolean,
+  timeoutMs = 60_000,
+): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    const timer = setTimeout(() => {
+      proc.stdout?.off('data', onData);
+      reject(new Error(`no matching JSON line within ${timeoutMs} ms; stdout so far: ${buf.slice(-2000)}`));
+    }, timeoutMs);
+    const onData = (d: Buffer | string) => {
+      buf += String(d);
+      for (const line of buf.split('\n').slice(0, -1)) {
+        try {
+          const o = JSON.parse(line) as Record<string, unknown>;
+          if (pred(o)) {
+            clearTimeout(timer);
+            proc.stdout?.off('data', onData);
+            resolve(o);
+            return;
+          }
+        } catch {
+          // not JSON: the caller's assertions on the whole output will say so
+        }
+      }
+    };
+    proc.stdout?.on('data', onData);
+  });
+}
+
+/** A state event line of a --json drill: side `side` moved to `to`. */
+export function isStateEvent(o: Record<string, unknown>, side: string, to: string): boolean {
+  return o.type === 'event' && o.kind === 'state' && o.side === side && (o.data as { to?: string } | undefined)?.to === to;
+}

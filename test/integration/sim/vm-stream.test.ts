@@ -22,6 +22,7 @@ import {
   writePageFrameHeader,
   type ReturnMessage,
 } from '../../../src/sim/wire.js';
+import { headerOf } from '../../unit/sim/wire-arbitraries.js';
 import { ensureBuilt, freePort, setCaps, startVm, tempDir, waitFor, type SimVmProcess } from '../../helpers/sim.js';
 
 const PAGE = 4096;
@@ -50,7 +51,7 @@ function page(index: number, version = 0): Buffer {
 }
 
 function header(resume = false, pageCount = PAGES, pageSize = PAGE): Buffer {
-  return encodeHeader({ resume, pageSize, pageCount });
+  return encodeHeader(headerOf({ resume, pageSize, pageCount }));
 }
 
 /** A raw connection playing the source, collecting return path messages. */

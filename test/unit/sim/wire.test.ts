@@ -27,7 +27,7 @@ import {
   WIRE_MAGIC,
   writePageFrameHeader,
 } from '../../../src/sim/wire.js';
-import { chunk, encodePage, mainMsg, PAGES, plainMain, plainReturn, PS, returnMsg, type Plain } from './wire-arbitraries.js';
+import { chunk, encodePage, headerOf, mainMsg, PAGES, plainMain, plainReturn, PS, returnMsg, type Plain } from './wire-arbitraries.js';
 
 function decodeMain(chunks: Buffer[], pageSize = PS, pageCount = PAGES): Plain[] {
   const out: Plain[] = [];
@@ -47,7 +47,7 @@ function decodeReturn(chunks: Buffer[], pageCount = PAGES): Plain[] {
 describe('wire: round trips', () => {
   it('decodes every main stream message type as encoded', () => {
     const msgs: Array<[Buffer, Plain]> = [
-      [encodeHeader({ resume: false, pageSize: PS, pageCount: PAGES }), { type: 'header', header: { magic: WIRE_MAGIC, version: 1, resume: false, pageSize: PS, pageCount: PAGES } }],
+      [encodeHeader(headerOf({ resume: false, pageSize: PS, pageCount: PAGES })), { type: 'header', header: { magic: WIRE_MAGIC, version: 1, resume: false, pageSize: PS, pageCount: PAGES } }],
       [encodePage(0, 0), { type: 'page', index: 0, version: 0, ok: true }],
       [encodePage(PAGES - 1, 0xffffffff), { type: 'page', index: PAGES - 1, version: 0xffffffff, ok: true }],
       [encodeEmpty(MIG_CMD.POSTCOPY_ADVISE), { type: 'postcopy-advise' }],
@@ -97,7 +97,7 @@ describe('wire: round trips', () => {
 
   it('one byte at a time gives the same messages', () => {
     const stream = Buffer.concat([
-      encodeHeader({ resume: true, pageSize: PS, pageCount: PAGES }),
+      encodeHeader(headerOf({ resume: true, pageSize: PS, pageCount: PAGES })),
       encodePage(3, 9),
       encodeResume('walk'),
       encodeJson(MIG_CMD.EOF, { a: 'ü✓' }),
@@ -222,17 +222,17 @@ describe('wire: ProtocolError', () => {
   });
 
   it('bad magic, wrong version, layout mismatch', () => {
-    const bad = encodeHeader({ resume: false, pageSize: PS, pageCount: PAGES });
+    const bad = encodeHeader(headerOf({ resume: false, pageSize: PS, pageCount: PAGES }));
     bad.writeUInt32BE(0x51454d55, 5); // "QEMU"
     expectMainError(bad, /not a postcopy-lab migration stream \(magic 0x51454d55\)/);
-    const ver = encodeHeader({ resume: false, pageSize: PS, pageCount: PAGES });
+    const ver = encodeHeader(headerOf({ resume: false, pageSize: PS, pageCount: PAGES }));
     ver.writeUInt16BE(2, 9);
     expectMainError(ver, /unsupported stream version 2, expected 1/);
     expectMainError(
-      encodeHeader({ resume: false, pageSize: 4096, pageCount: PAGES }),
+      encodeHeader(headerOf({ resume: false, pageSize: 4096, pageCount: PAGES })),
       /guest layout mismatch: source has 1000 pages of 4096 bytes, destination 1000 of 512/,
     );
-    expectMainError(encodeHeader({ resume: false, pageSize: PS, pageCount: PAGES + 1 }), /guest layout mismatch/);
+    expectMainError(encodeHeader(headerOf({ resume: false, pageSize: PS, pageCount: PAGES + 1 })), /guest layout mismatch/);
     expectMainError(frame(MIG_CMD.HEADER, Buffer.alloc(15)), /bad header frame: payload length 15/);
   });
 
@@ -271,7 +271,7 @@ describe('wire: ProtocolError', () => {
   });
 
   it('an error in the second half of a split frame is still caught, and the first half is not delivered', () => {
-    const bad = encodeHeader({ resume: false, pageSize: PS, pageCount: PAGES });
+    const bad = encodeHeader(headerOf({ resume: false, pageSize: PS, pageCount: PAGES }));
     bad.writeUInt32BE(0xdeadbeef, 5);
     const stream = Buffer.concat([encodeEmpty(MIG_CMD.POSTCOPY_ADVISE), bad]);
     for (let cut = 0; cut <= stream.length; cut++) {

@@ -1,0 +1,284 @@
+/**
+ * Every shipped lab as a headless drill through the real CLI (`drill <id> --json --no-record`):
+ * exit 0, stdout only JSON lines, a final summary with ok and verified, the lab's own facts in
+ * the event stream, and nothing left behind (no VM or relay process of the run, no runtime
+ * directory). Then bad input (exit 2), a condition that never holds (exit 1, saying where and
+ * what was seen), and SIGTERM in the middle of a drill.
+ *
+ * The drills run three at a time: most of their time is spent waiting on bandwidth caps, not
+ * on the CPU.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  ensureBuilt,
+  isStateEvent,
+  jsonLines,
+  pidsMatching,
+  runCli,
+  runtimeDirsIn,
+  SLOW_POSTCOPY_LAB,
+  spawnCli,
+  tempDir,
+  waitFor,
+  waitForJsonLine,
+  writeLab,
+  ROOT,
+} from '../../helpers/sim.js';
+
+type Line = Record<string, unknown>;
+
+const LAB_IDS = fs
+  .readdirSync(path.join(ROOT, 'labs'))
+  .filter((f) => f.endsWith('.yaml'))
+  .map((f) => f.replace(/\.yaml$/, ''))
+  .sort();
+
+const dirs: string[] = [];
+beforeAll(ensureBuilt, 240_000);
+afterAll(() => {
+  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+});
+
+function newDir(): string {
+  const d = tempDir('pcl-drill-');
+  dirs.push(d);
+  return d;
+}
+
+/** A small semaphore: at most `n` drills at once. */
+function limiter(n: number) {
+  let active = 0;
+  const queue: Array<() => void> = [];
+  return async <T>(fn: () => Promise<T>): Promise<T> => {
+    if (active >= n) await new Promise<void>((r) => queue.push(r));
+    active++;
+    try {
+      return await fn();
+    } finally {
+      active--;
+      queue.shift()?.();
+    }
+  };
+}
+const limit = limiter(3);
+
+/** Nothing of the run in `dir` remains: no process naming it, no runtime directory in it. */
+async function expectCleanedUp(dir: string): Promise<void> {
+  await waitFor(async () => (await pidsMatching(dir)).length === 0, `no process of the run in ${dir}`, 10_000);
+  expect(runtimeDirsIn(dir)).toEqual([]);
+}
+
+const states = (lines: Line[], side: string) =>
+  lines.filter((l) => l.type === 'event' && l.kind === 'state' && l.side === side).map((l) => (l.data as { to: string }).to);
+const stepDone = (lines: Line[], cond: string) => lines.some((l) => l.kind === 'step' && (l.data as { done?: boolean })?.done && String(l.text).includes(cond));
+
+/** Lab-specific facts, read from the drill's JSON lines. */
+const FACTS: Record<string, (lines: Line[], summary: Line) => void> = {
+  'link-cut-recovery': (lines, summary) => {
+    expect(states(lines, 'source')).toContain('postcopy-paused');
+    expect(states(lines, 'destination')).toContain('postcopy-paused');
+    expect(summary.recoveries).toBeGreaterThanOrEqual(1);
+    expect(lines.some((l) => l.kind === 'fault' && (l.data as { kind?: string })?.kind === 'cut')).toBe(true);
+  },
+  blackhole: (lines, summary) => {
+    const bh = lines.findIndex((l) => l.kind === 'fault' && (l.data as { kind?: string })?.kind === 'blackhole');
+    expect(bh).toBeGreaterThan(0);
+    // The next step (the operator's pause) starts after the stall was seen.
+    const pause = lines.findIndex((l, i) => i > bh && l.kind === 'step' && !(l.data as { done?: boolean })?.done);
+    expect(pause).toBeGreaterThan(bh);
+    expect(String(lines[pause].text)).toMatch(/Pause both sides/);
+    // Between the blackhole and the pause step: no state change on either side (QEMU does not
+    // notice a silent link), and a snapshot shows the destination postcopy-active with frozen
+    // counters.
+    const between = lines.slice(bh + 1, pause);
+    expect(between.filter((l) => l.kind === 'state')).toEqual([]);
+    const stalled = between.filter((l) => l.type === 'snapshot').map((l) => l.destination as { status: string; stalledMs: number });
+    expect(stalled.some((d) => d.status === 'postcopy-active' && d.stalledMs > 1000)).toBe(true);
+    expect(stepDone(lines, 'destination.stalledMs > 2000')).toBe(true);
+    expect(states(lines, 'destination')).toContain('postcopy-paused');
+    expect(summary.recoveries).toBeGreaterThanOrEqual(1);
+  },
+  'walk-recovery': (lines, summary) => {
+    expect(stepDone(lines, 'destination.pages.walker.done == true')).toBe(true);
+    expect(summary.recoveries).toBeGreaterThanOrEqual(1);
+  },
+  'precopy-failure': (lines, summary) => {
+    expect(states(lines, 'source').slice(0, 3)).toEqual(['setup', 'active', 'failed']);
+    expect(stepDone(lines, 'source.status == "failed" && source.runState == "running"')).toBe(true);
+    // Never postcopy in this lab.
+    expect([...states(lines, 'source'), ...states(lines, 'destination')].some((s) => s.startsWith('postcopy'))).toBe(false);
+    expect(summary.recoveries).toBe(0);
+  },
+  'double-failure': (lines, summary) => {
+    const src = states(lines, 'source');
+    // Two failed recoveries before the good one: from the first resume until the source is
+    // postcopy-active again, it falls back to postcopy-paused at least twice (the early
+    // reconnect, which through the relay connects and is then reset, and the stalled handshake).
+    const i = src.indexOf('postcopy-recover-setup');
+    expect(i).toBeGreaterThan(0);
+    const recovering = src.slice(i, src.indexOf('postcopy-active', i));
+    expect(recovering.filter((s) => s === 'postcopy-paused').length).toBeGreaterThanOrEqual(2);
+    expect(recovering.filter((s) => s === 'postcopy-recover-setup').length).toBeGreaterThanOrEqual(3);
+    expect(recovering).not.toContain('failed');
+    // The stalled handshake held the destination in postcopy-recover, then back to paused.
+    expect(states(lines, 'destination').filter((s) => s === 'postcopy-recover').length).toBeGreaterThanOrEqual(2);
+    expect(summary.recoveries).toBeGreaterThanOrEqual(1);
+  },
+  'postcopy-basics': (lines) => {
+    expect(states(lines, 'source')).toContain('postcopy-active');
+    expect(states(lines, 'destination')).toContain('postcopy-active');
+    expect(stepDone(lines, 'source.ram.postcopy-requests >= 20')).toBe(true);
+  },
+};
+
+describe.concurrent('every shipped lab as a drill', () => {
+  it('covers the six labs of issue 2 (labs added later get the generic checks)', () => {
+    for (const id of Object.keys(FACTS)) expect(LAB_IDS).toContain(id);
+  });
+
+  for (const id of LAB_IDS) {
+    it(`drill ${id}`, async () => {
+      const dir = newDir();
+      const r = await limit(() => runCli(['drill', id, '--json', '--no-record'], dir, 240_000));
+      const lines = jsonLines(r.stdout); // throws if any stdout line is not a JSON object
+      const summary = lines[lines.length - 1];
+      expect(summary, r.stderr.slice(-2000)).toMatchObject({ type: 'summary', ok: true, verified: true, labId: id });
+      expect(summary.snapshot).toEqual({ source: 'completed', destination: 'completed' });
+      expect(r.code).toBe(0);
+      expect(lines.filter((l) => l.type === 'summary')).toHaveLength(1);
+      for (const l of lines.slice(0, -1)) expect(['event', 'snapshot']).toContain(l.type);
+      FACTS[id]?.(lines, summary);
+      await expectCleanedUp(dir);
+    }, 300_000);
+  }
+});
+
+describe('bad input and failing conditions', () => {
+  it('a malformed lab file: exit 2, stderr names file:line:column and the field', async () => {
+    const dir = newDir();
+    const file = writeLab(
+      dir,
+      'broken',
+      [
+        'title: Broken',
+        'summary: A lab with a bad memory size.',
+        'backends: [sim]',
+        'setup:',
+        '  memory: lots',
+        'steps:',
+        '  - title: x',
+        '    text: y',
+        '    hints: [z]',
+        "    until: 'destination.status == \"setup\"'",
+        'expect: []',
+        'summary-text: done',
+        '',
+      ].join('\n'),
+    );
+    const r = await runCli(['drill', file, '--json', '--no-record'], dir);
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toContain(`${file}:6:11: setup.memory: expected a size`);
+    expect(r.stderr).toContain("got 'lots'");
+    expect(runtimeDirsIn(dir)).toEqual([]);
+  });
+
+  it('a YAML syntax error: exit 2 with the line', async () => {
+    const dir = newDir();
+    const file = writeLab(dir, 'syntax', 'title: [unclosed\nsummary: x\n');
+    const r = await runCli(['drill', file, '--no-record'], dir);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(new RegExp(`${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:\\d+:\\d+`));
+  });
+
+  it('an unknown lab id: exit 2, listing the labs', async () => {
+    const dir = newDir();
+    const r = await runCli(['drill', 'no-such-lab', '--json', '--no-record'], dir);
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(/no lab 'no-such-lab'/);
+    expect(r.stderr).toContain('link-cut-recovery');
+  });
+
+  it('a bad option value: exit 2', async () => {
+    const dir = newDir();
+    const r = await runCli(['drill', 'link-cut-recovery', '--seed', 'x', '--no-record'], dir);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--seed: 'x' must be a number/);
+  });
+
+  it('a condition that never holds: exit 1, naming the step, the condition and the values seen; nothing left behind', async () => {
+    const dir = newDir();
+    const file = writeLab(
+      dir,
+      'never',
+      [
+        'title: Never',
+        'summary: An until that cannot hold.',
+        'backends: [sim]',
+        'setup:',
+        '  memory: 16M',
+        '  capabilities: { events: true }',
+        'steps:',
+        '  - title: Listen and wait for the impossible',
+        '    text: The destination listens; nobody migrates.',
+        '    hints: [none]',
+        '    do:',
+        '      - qmp: destination',
+        '        execute: migrate-incoming',
+        '        arguments: { uri: "${incoming.listen}" }',
+        "    until: 'destination.status == \"completed\" && destination.runState == \"running\"'",
+        '    timeout: 2s',
+        'expect:',
+        "  - 'destination.pages.verified == true'",
+        'summary-text: never shown',
+        '',
+      ].join('\n'),
+    );
+    const r = await runCli(['drill', file, '--json', '--no-record'], dir);
+    expect(r.code).toBe(1);
+    const lines = jsonLines(r.stdout);
+    const summary = lines[lines.length - 1];
+    expect(summary).toMatchObject({
+      type: 'summary',
+      ok: false,
+      verified: false,
+      failure: {
+        step: 1,
+        stepTitle: 'Listen and wait for the impossible',
+        condition: 'destination.status == "completed" && destination.runState == "running"',
+        seen: { 'destination.status': 'setup', 'destination.runState': 'inmigrate' },
+      },
+    });
+    expect(String((summary.failure as { message: string }).message)).toMatch(/still false after 2/);
+    await expectCleanedUp(dir);
+
+    // Without --json the same failure is readable on stdout.
+    const dir2 = newDir();
+    const file2 = writeLab(dir2, 'never', fs.readFileSync(file, 'utf8').replace(/^id: never\n/, ''));
+    const text = await runCli(['drill', file2, '--no-record'], dir2);
+    expect(text.code).toBe(1);
+    expect(text.stdout).toMatch(/at step 1 'Listen and wait for the impossible'/);
+    await expectCleanedUp(dir2);
+  });
+});
+
+describe('lifecycle', () => {
+  it('SIGTERM to a running drill: it exits, its VMs and relay are gone, the runtime dir is removed', async () => {
+    const dir = newDir();
+    const file = writeLab(dir, 'slow-postcopy', SLOW_POSTCOPY_LAB);
+    const proc = spawnCli(['drill', file, '--json', '--no-record'], dir, 120_000);
+    await waitForJsonLine(proc, (o) => isStateEvent(o, 'destination', 'postcopy-active'), 60_000);
+    // Mid-postcopy: two VMs and the relay run, all under the run's runtime directory.
+    const running = await pidsMatching(dir);
+    expect(running.length).toBeGreaterThanOrEqual(3);
+    expect(runtimeDirsIn(dir)).toHaveLength(1);
+    proc.kill('SIGTERM');
+    const r = await proc;
+    expect(r.exitCode ?? r.signal).toBe(143);
+    await expectCleanedUp(dir);
+    for (const pid of running) expect(() => process.kill(pid, 0)).toThrow();
+  }, 120_000);
+});
