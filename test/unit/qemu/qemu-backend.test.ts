@@ -1,0 +1,85 @@
+/**
+ * The QEMU backend's pure parts: guest sizing per accelerator, the Snapshot it synthesizes
+ * from query-migrate (destination pages from the source), recovery counting from status
+ * changes, and the refusal of sim-only labs.
+ */
+import { describe, expect, it } from 'vitest';
+import { QemuBackend, qemuGuestSize } from '../../../src/driver/qemu-backend.js';
+import type { BackendContext, SideReading } from '../../../src/driver/backend.js';
+import { backendProblem, simOnlyFeatures } from '../../../src/driver/select-backend.js';
+import { findLab } from '../../../src/lab/load.js';
+import type { LinkSnapshot, MigrationStatus, Side } from '../../../src/types.js';
+import { fileURLToPath } from 'node:url';
+
+const LABS = fileURLToPath(new URL('../../../labs', import.meta.url));
+const MiB = 1024 * 1024;
+
+function backend(): QemuBackend {
+  return new QemuBackend({ bin: '/usr/bin/qemu-system-x86_64', accel: 'kvm', version: { major: 7, minor: 2, micro: 0, text: 'QEMU 7.2' } });
+}
+const ctx = { onEvent: () => {} } as unknown as BackendContext;
+const dir = { state: 'up' as const, latencyMs: 0, jitterMs: 0, rateBytesPerSec: 0, lossPercent: 0, bytesForwarded: 0, bytesDropped: 0 };
+const link = (forwarded: number): LinkSnapshot => ({
+  kind: 'relay',
+  up: true,
+  flapping: false,
+  connections: 1,
+  'source-to-destination': { ...dir, bytesForwarded: forwarded },
+  'destination-to-source': { ...dir },
+});
+const reading = (status: MigrationStatus, ram?: SideReading['ram']): SideReading => ({ runState: 'running', status, ram, progress: 0 });
+
+describe('qemuGuestSize', () => {
+  it('keeps the lab size under KVM and shrinks it under TCG, leaving headroom above the written range', () => {
+    expect(qemuGuestSize(256 * MiB, 'kvm')).toEqual({ memoryMiB: 256, endMiB: 252, shrunk: false });
+    expect(qemuGuestSize(256 * MiB, 'tcg')).toEqual({ memoryMiB: 128, endMiB: 124, shrunk: true });
+    expect(qemuGuestSize(1 * MiB, 'kvm').memoryMiB).toBe(16);
+  });
+});
+
+describe('QemuBackend snapshot synthesis', () => {
+  it('gives the destination the source totals, and its progress from the link', () => {
+    const b = backend();
+    const readings: Record<Side, SideReading | null> = {
+      source: reading('postcopy-active', { total: 1000 * 4096, remaining: 250 * 4096, 'page-size': 4096, transferred: 5 }),
+      destination: reading('postcopy-active'),
+    };
+    b.combine(readings, link(12345));
+    expect(readings.source!.pages).toMatchObject({ total: 1000, received: 750, missing: 250 });
+    expect(readings.destination!.pages).toMatchObject({ total: 1000, received: 750, missing: 250, verified: null, walker: { active: false } });
+    expect(readings.destination!.pages!.map).toBeUndefined();
+    expect(readings.destination!.progress).toBe(12345);
+  });
+
+  it('counts a recovery when a side is postcopy-active again after a pause, and destination attempts at postcopy-recover', () => {
+    const b = backend();
+    const path: MigrationStatus[] = ['none', 'active', 'postcopy-active', 'postcopy-paused', 'postcopy-recover', 'postcopy-paused', 'postcopy-recover', 'postcopy-active'];
+    for (let i = 1; i < path.length; i++) b.noteStatus('destination', path[i - 1], path[i], ctx);
+    // The source's recover state was missed by polling: paused -> active still counts.
+    for (const [f, t] of [['postcopy-active', 'postcopy-paused'], ['postcopy-paused', 'postcopy-active']] as const) b.noteStatus('source', f, t, ctx);
+    const readings: Record<Side, SideReading | null> = {
+      source: reading('postcopy-active', { total: 4096, remaining: 0, 'page-size': 4096 }),
+      destination: reading('postcopy-active'),
+    };
+    b.combine(readings, link(0));
+    expect(readings.destination!.pages).toMatchObject({ recoveries: 1, 'recovery-attempts': 2 });
+    expect(readings.source!.pages).toMatchObject({ recoveries: 1 });
+  });
+});
+
+describe('backend selection', () => {
+  it('names the x- features that keep a lab on the sim', async () => {
+    const walk = await findLab('walk-recovery', LABS);
+    expect(simOnlyFeatures(walk)).toEqual(expect.arrayContaining(['capability x-recovery-walk']));
+    expect(backendProblem(walk, 'qemu')).toMatch(/runs on sim only.*x-recovery-walk.*--backend sim/);
+    expect(backendProblem(walk, 'sim')).toBeUndefined();
+  });
+
+  it('every lab that declares qemu uses no x- feature', async () => {
+    for (const id of ['postcopy-basics', 'link-cut-recovery', 'blackhole', 'double-failure', 'precopy-failure', 'qemu-recover-hang']) {
+      const lab = await findLab(id, LABS);
+      expect(lab.backends, id).toContain('qemu');
+      expect(simOnlyFeatures(lab), id).toEqual([]);
+    }
+  });
+});
