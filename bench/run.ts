@@ -1,0 +1,308 @@
+/**
+ * `npm run bench`: measures the sim on this machine and prints tables. Nothing here asserts;
+ * the figures go in the README with how they were obtained.
+ *
+ *   node dist/bench/run.js [--quick] [--only throughput,latency,recovery,rss] [--json FILE]
+ *
+ * Every run starts fresh VM processes (and a relay where the row says so) over loopback TCP.
+ */
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { parseArgs } from 'node:util';
+import { Orchestrator, tcpUri } from '../src/driver/orchestrator.js';
+import { RelayLink } from '../src/link/relay.js';
+import type { LabEvent, Link, MigrationStatus, PagesInfo, RamStats, Side } from '../src/types.js';
+import { DirectLink } from './direct-link.js';
+
+const MiB = 1024 * 1024;
+const GiB = 1024 * MiB;
+
+interface PairOptions {
+  memoryBytes: number;
+  link: 'direct' | 'relay';
+  readRate?: number;
+  dirtyRate?: number;
+}
+
+/** Two VMs and a link, with a log of state changes as they happen (MIGRATION events). */
+class Pair {
+  readonly orch: Orchestrator;
+  readonly changes: { t: number; side: Side; to: MigrationStatus }[] = [];
+  private waiters: Array<() => void> = [];
+
+  constructor(o: PairOptions) {
+    this.orch = new Orchestrator({
+      guest: {
+        memoryBytes: o.memoryBytes,
+        pageSize: 4096,
+        vcpus: 2,
+        workload: 'random',
+        dirtyRate: o.dirtyRate ?? 1000,
+        readRate: o.readRate ?? 20000,
+        seed: 1,
+      },
+      makeLink: (dir): Link => (o.link === 'relay' ? new RelayLink({ runtimeDir: dir }) : new DirectLink()),
+      onEvent: (e: Omit<LabEvent, 't'>) => {
+        if (e.kind === 'state' && e.side) {
+          this.changes.push({ t: performance.now(), side: e.side, to: (e.data as { to: MigrationStatus }).to });
+          const w = this.waiters;
+          this.waiters = [];
+          for (const f of w) f();
+        }
+      },
+    });
+  }
+
+  q(side: Side) {
+    return this.orch.qmp(side);
+  }
+
+  /** The time `side` reached `status` (the n-th time), waiting for it. */
+  async reached(side: Side, status: MigrationStatus, timeoutMs = 600_000, nth = 1): Promise<number> {
+    const deadline = performance.now() + timeoutMs;
+    for (;;) {
+      const hits = this.changes.filter((c) => c.side === side && c.to === status);
+      if (hits.length >= nth) return hits[nth - 1].t;
+      if (performance.now() > deadline) throw new Error(`${side} did not reach ${status} within ${timeoutMs} ms`);
+      // Poll too: a state only seen by query-migrate still counts.
+      await Promise.race([new Promise<void>((r) => this.waiters.push(r)), sleep(50).then(() => this.orch.snapshot().then(() => {}))]);
+    }
+  }
+
+  async pages(side: Side): Promise<PagesInfo> {
+    return this.q(side).execute<PagesInfo>('x-query-pages');
+  }
+
+  async ram(): Promise<RamStats> {
+    return (await this.q('source').execute<{ ram: RamStats }>('query-migrate')).ram;
+  }
+
+  /** VmHWM (peak RSS) of each VM process, bytes. */
+  peakRss(): Record<Side, number> {
+    const out = { source: 0, destination: 0 } as Record<Side, number>;
+    for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+      try {
+        const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+        for (const side of ['source', 'destination'] as const) {
+          if (cmd.includes(this.orch.qmpPath(side))) {
+            const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+            if (m) out[side] = Number(m[1]) * 1024;
+          }
+        }
+      } catch {
+        // a process that went away while we looked
+      }
+    }
+    return out;
+  }
+}
+
+function sleep(ms: number) {
+  return new Promise<void>((r) => setTimeout(r, ms));
+}
+
+async function setCaps(p: Pair, caps: Record<string, boolean>, params: Record<string, number>) {
+  const list = Object.entries(caps).map(([capability, state]) => ({ capability, state }));
+  for (const side of ['source', 'destination'] as const) {
+    await p.q(side).execute('migrate-set-capabilities', { capabilities: list });
+    await p.q(side).execute('migrate-set-parameters', params);
+  }
+}
+
+async function withPair<T>(o: PairOptions, f: (p: Pair, ep: Awaited<ReturnType<Orchestrator['start']>>) => Promise<T>): Promise<T> {
+  const p = new Pair(o);
+  try {
+    const ep = await p.orch.start();
+    return await f(p, ep);
+  } finally {
+    await p.orch.stop();
+  }
+}
+
+function median(xs: number[]): number {
+  const a = [...xs].sort((x, y) => x - y);
+  return a.length ? a[Math.floor((a.length - 1) / 2)] : NaN;
+}
+
+// ---- scenarios ----------------------------------------------------------------------------------
+
+interface ThroughputResult {
+  seconds: number;
+  mbPerSec: number;
+  pagesPerSec: number;
+  p50us: number;
+  p99us: number;
+  faults: number;
+  rss: Record<Side, number>;
+}
+
+/** Postcopy from the first moment, no caps: how fast the sim moves a guest, and fault latency meanwhile. */
+async function postcopyRun(memoryBytes: number, link: 'direct' | 'relay', preempt: boolean): Promise<ThroughputResult> {
+  return withPair({ memoryBytes, link, readRate: 20000, dirtyRate: 2000 }, async (p, ep) => {
+    await setCaps(
+      p,
+      { 'postcopy-ram': true, 'return-path': true, events: true, 'postcopy-preempt': preempt },
+      { 'max-bandwidth': 100 * GiB, 'max-postcopy-bandwidth': 0 },
+    );
+    await p.q('destination').execute('migrate-incoming', { uri: tcpUri(ep.incoming.listen) });
+    await p.q('source').execute('migrate', { uri: tcpUri(ep.incoming.connect) });
+    await p.q('source').execute('migrate-start-postcopy');
+    const t0 = await p.reached('source', 'postcopy-active');
+    const t1 = await p.reached('source', 'completed');
+    const ram = await p.ram();
+    const dst = await p.pages('destination');
+    if (dst.verified !== true) throw new Error('the migration did not verify');
+    const seconds = (t1 - t0) / 1000;
+    return {
+      seconds,
+      mbPerSec: ram['postcopy-bytes'] / 1e6 / seconds,
+      pagesPerSec: ram.normal / seconds,
+      p50us: dst['fault-latency-us'].p50,
+      p99us: dst['fault-latency-us'].p99,
+      faults: dst['fault-latency-us'].count,
+      rss: p.peakRss(),
+    };
+  });
+}
+
+interface RecoveryResult {
+  seconds: number;
+  floorSeconds: number;
+  missingPages: number;
+  resent: number;
+  duplicates: number;
+}
+
+/** Cut a postcopy migration at ~30%, recover, and time the rest against missing bytes / bandwidth. */
+async function recoveryRun(strategy: 'bitmap' | 'walk', walkWindow: number, linkBytesPerSec: number): Promise<RecoveryResult> {
+  const memoryBytes = 256 * MiB;
+  return withPair({ memoryBytes, link: 'relay', readRate: 20000, dirtyRate: 2000 }, async (p, ep) => {
+    await setCaps(
+      p,
+      { 'postcopy-ram': true, 'return-path': true, events: true, 'x-recovery-walk': strategy === 'walk' },
+      { 'max-bandwidth': 100 * GiB, 'max-postcopy-bandwidth': 0, 'x-walk-window': walkWindow },
+    );
+    const link = p.orch.link!;
+    const shape = () => link.apply({ kind: 'bandwidth', bytesPerSec: linkBytesPerSec });
+    await shape();
+    await p.q('destination').execute('migrate-incoming', { uri: tcpUri(ep.incoming.listen) });
+    await p.q('source').execute('migrate', { uri: tcpUri(ep.incoming.connect) });
+    await p.q('source').execute('migrate-start-postcopy');
+    await p.reached('destination', 'postcopy-active');
+    const total = memoryBytes / 4096;
+    while ((await p.pages('destination')).received < total * 0.3) await sleep(20);
+    await link.apply({ kind: 'cut' });
+    await p.reached('source', 'postcopy-paused');
+    await p.reached('destination', 'postcopy-paused');
+    await link.restore();
+    await shape();
+    const missingPages = total - (await p.pages('destination')).received;
+    await p.q('destination').execute('migrate-recover', { uri: tcpUri(ep.recover.listen) });
+    await p.q('source').execute('migrate', { uri: tcpUri(ep.recover.connect), resume: true });
+    const tResume = await p.reached('source', 'postcopy-active', 60_000, 2);
+    const tDone = await p.reached('source', 'completed');
+    const dst = await p.pages('destination');
+    const src = await p.pages('source');
+    if (dst.verified !== true) throw new Error('the migration did not verify');
+    return {
+      seconds: (tDone - tResume) / 1000,
+      // Each page costs its bytes plus the frame header on the wire.
+      floorSeconds: (missingPages * (4096 + 13)) / linkBytesPerSec,
+      missingPages,
+      resent: src.resent,
+      duplicates: dst['duplicates-discarded'],
+    };
+  });
+}
+
+// ---- output --------------------------------------------------------------------------------------
+
+function table(head: string[], rows: (string | number)[][]): string {
+  const cells = [head, ...rows.map((r) => r.map(String))];
+  const w = head.map((_, i) => Math.max(...cells.map((r) => r[i].length)));
+  const line = (r: string[]) => `| ${r.map((c, i) => c.padEnd(w[i])).join(' | ')} |`;
+  return [line(head), `|${w.map((n) => '-'.repeat(n + 2)).join('|')}|`, ...cells.slice(1).map(line)].join('\n');
+}
+
+const fmt = (n: number, d = 0) => (Number.isFinite(n) ? n.toFixed(d) : '-');
+
+async function main() {
+  const { values } = parseArgs({
+    options: { quick: { type: 'boolean', default: false }, only: { type: 'string' }, json: { type: 'string' } },
+  });
+  const only = new Set((values.only ?? 'throughput,recovery,rss').split(','));
+  const reps = values.quick ? 1 : 3;
+  const results: Record<string, unknown> = {};
+  const load = os.loadavg()[0].toFixed(2);
+  console.log(`postcopy-lab bench: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, node ${process.version}, load ${load}, ${reps} run(s) per row (median)\n`);
+
+  if (only.has('throughput')) {
+    const rows: (string | number)[][] = [];
+    for (const preempt of [false, true]) {
+      for (const link of ['direct', 'relay'] as const) {
+        const runs: ThroughputResult[] = [];
+        for (let i = 0; i < reps; i++) runs.push(await postcopyRun(1 * GiB, link, preempt));
+        const m = (f: (r: ThroughputResult) => number) => median(runs.map(f));
+        rows.push([
+          `1 GiB, ${link}${preempt ? ', postcopy-preempt' : ''}`,
+          fmt(m((r) => r.mbPerSec)),
+          fmt(m((r) => r.pagesPerSec)),
+          fmt(m((r) => r.p50us) / 1000, 2),
+          fmt(m((r) => r.p99us) / 1000, 2),
+          fmt(m((r) => r.faults)),
+        ]);
+        results[`postcopy-${link}${preempt ? '-preempt' : ''}`] = runs;
+      }
+    }
+    console.log('Clean postcopy (switchover at once, no caps), and page faults served while the push runs');
+    console.log(table(['guest, link', 'MB/s', 'pages/s', 'fault p50 ms', 'fault p99 ms', 'faults'], rows) + '\n');
+  }
+
+  if (only.has('recovery')) {
+    const bw = 64 * MiB;
+    const rows: (string | number)[][] = [];
+    const cases: Array<['bitmap' | 'walk', number, number]> = [
+      ['bitmap', 1, reps],
+      ['walk', 32, reps],
+      ['walk', 1, 1],
+    ];
+    for (const [strategy, window, n] of cases) {
+      const runs: RecoveryResult[] = [];
+      for (let i = 0; i < n; i++) runs.push(await recoveryRun(strategy, window, bw));
+      const m = (f: (r: RecoveryResult) => number) => median(runs.map(f));
+      rows.push([
+        strategy === 'bitmap' ? 'bitmap (QEMU)' : `walk, x-walk-window ${window}`,
+        fmt(m((r) => r.missingPages)),
+        fmt(m((r) => r.floorSeconds), 2),
+        fmt(m((r) => r.seconds), 2),
+        fmt(m((r) => r.seconds / r.floorSeconds), 2),
+        fmt(m((r) => r.resent)),
+        fmt(m((r) => r.duplicates)),
+      ]);
+      results[`recovery-${strategy}-${window}`] = runs;
+    }
+    console.log(`Recovery after reconnect: 256 MiB guest, relay capped at 64 MiB/s, cut at ~30% of postcopy`);
+    console.log(table(['strategy', 'missing pages', 'floor s', 'took s', '× floor', 're-sent', 'dup. discarded'], rows) + '\n');
+  }
+
+  if (only.has('rss')) {
+    const r = await postcopyRun(16 * GiB, 'direct', false);
+    results['rss-16GiB'] = r;
+    console.log('Peak RSS (VmHWM) for a 16 GiB guest migrated in postcopy, direct');
+    console.log(
+      table(
+        ['side', 'peak RSS MiB', 'migration MB/s'],
+        [
+          ['source', fmt(r.rss.source / MiB), fmt(r.mbPerSec)],
+          ['destination', fmt(r.rss.destination / MiB), fmt(r.mbPerSec)],
+        ],
+      ) + '\n',
+    );
+  }
+  if (values.json) writeFileSync(values.json, JSON.stringify(results, null, 2));
+}
+
+main().catch((e) => {
+  console.error(`bench failed: ${(e as Error).stack ?? e}`);
+  process.exit(1);
+});
