@@ -5,7 +5,7 @@
  */
 import chalk from 'chalk';
 import { Box, render, Text } from 'ink';
-import { useKeys } from './use-keys.js';
+import { KeyProvider, useKeys } from './use-keys.js';
 import { useCallback, useEffect, useRef, useState } from 'react';
 import type { LabSessionApi, RunSummary } from '../types.js';
 import { LabPicker, type LabEntry, type ResetConfirm } from './components/LabPicker.js';
@@ -254,8 +254,9 @@ export function App(props: AppProps) {
       break;
   }
 
+  // Screens mounted later (the lab) take their keys through the provider: see use-keys.ts.
   return (
-    <>
+    <KeyProvider>
       {layout.tooSmall ? (
         <Box flexDirection="column">
           <Text color="yellow">{tooSmallMessage(columns, rows)}</Text>
@@ -266,7 +267,7 @@ export function App(props: AppProps) {
       <Box display={layout.tooSmall ? 'none' : 'flex'} flexDirection="column">
         {content}
       </Box>
-    </>
+    </KeyProvider>
   );
 }
 
