@@ -68,11 +68,17 @@ export function fit(s: string, width: number): string {
 /**
  * Word-wrap `text` to `width` cells (words longer than a line are split). Ink's own wrapping
  * keeps the space it broke at, which starts the next line with a blank.
+ *
+ * A single newline is a space: lab texts are YAML block scalars broken at ~95 columns for the
+ * file's sake, and keeping those breaks in a 40-column panel gave ragged half-empty lines. A
+ * blank line still separates paragraphs (kept as an empty line).
  */
 export function wrapWords(text: string, width: number): string[] {
   if (width <= 0) return [];
   const out: string[] = [];
-  for (const para of text.split('\n')) {
+  const paras = text.replace(/\s+$/, '').split(/\n[ \t]*\n/);
+  for (const [i, para] of paras.entries()) {
+    if (i > 0) out.push('');
     let line = '';
     for (let word of para.split(/\s+/).filter(Boolean)) {
       while (word.length > width) {

@@ -6,7 +6,7 @@ export function Panel(props: { title: string; extra?: ReactNode; width: number; 
   const { title, extra, width, height, children } = props;
   return (
     <Box flexDirection="column" width={width} height={height} overflow="hidden">
-      <Box width={width} height={1} overflow="hidden">
+      <Box width={width} height={1} flexShrink={0} overflow="hidden">
         <Box flexShrink={0}>
           <Text bold>{title}</Text>
         </Box>
