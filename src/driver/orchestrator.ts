@@ -66,6 +66,8 @@ export class Orchestrator {
   private stopped = false;
   private lastProgress = new Map<Side, { value: number; at: number }>();
   private lastStatus = new Map<Side, MigrationStatus>();
+  /** When each side's last MIGRATION event arrived: a poll issued before it may be stale. */
+  private lastEventAt = new Map<Side, number>();
   readonly backend: VmBackend;
   private ctx: BackendContext | null = null;
 
@@ -108,6 +110,7 @@ export class Orchestrator {
         client.on('event', (ev: { event: string; data?: Record<string, unknown> }) => {
           if (ev.event === 'MIGRATION' && typeof ev.data?.status === 'string') {
             // Events see every state, even the brief ones polling would miss (postcopy-recover).
+            this.lastEventAt.set(vm.side, performance.now());
             this.noteStatus(vm.side, ev.data.status as MigrationStatus);
             return;
           }
@@ -204,7 +207,13 @@ export class Orchestrator {
     const vm = this.vms.get(side);
     if (!vm?.alive || !vm.qmp || vm.qmp.closed) return null;
     try {
+      const issued = performance.now();
       const r = await this.backend.read(side, vm.qmp, { mapCells: this.opts.mapCells ?? 256 });
+      // A poll's queries run side by side: an event can arrive between the query-migrate reply
+      // and the others. Then the event is newer than the poll; keep it (no completed ->
+      // postcopy-active -> completed flicker).
+      const staleStatus = (this.lastEventAt.get(side) ?? 0) > issued;
+      if (staleStatus) return { ...r, status: this.lastStatus.get(side) ?? r.status };
       this.noteStatus(side, r.status, r.error);
       return r;
     } catch {

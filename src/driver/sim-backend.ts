@@ -3,12 +3,12 @@
  * (`x-query-pages`) and verifies every page at completion, so this backend only builds argv
  * and reads.
  */
-import { fileURLToPath } from 'node:url';
+import { builtEntry } from '../entry-path.js';
 import type { QmpClient } from '../qmp/client.js';
 import type { MigrationStatus, PagesInfo, RamStats, RunState, Side } from '../types.js';
 import type { BackendContext, SideReading, VmBackend } from './backend.js';
 
-export const VM_MAIN = fileURLToPath(new URL('../sim/vm-main.js', import.meta.url));
+export const VM_MAIN = builtEntry('../sim/vm-main.js', import.meta.url);
 
 export class SimBackend implements VmBackend {
   readonly kind = 'sim' as const;

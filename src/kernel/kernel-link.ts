@@ -339,7 +339,7 @@ export class KernelLink implements Link {
     await Promise.all(
       peers.map(async ([ns, peer]) => {
         try {
-          await this.runner(netnsExec(ns, 'ss', ['-K', '-t', 'dst', peer]));
+          await this.runner(netnsExec(ns, 'ss', ['-K', '-t', 'state', 'connected', 'dst', peer]));
         } catch {
           // A kernel without INET_DIAG_DESTROY: the reject rules still reset on the next packet.
         }

@@ -207,6 +207,22 @@ class RelayConnection {
     this.finish();
   }
 
+  /** Resolves once the direction is neither blackholed nor down (or the connection closes). */
+  private whilePathDead(dir: { config: { state: string }; changes: Notifier }): Promise<void> {
+    const dead = () => dir.config.state === 'blackhole' || dir.config.state === 'down';
+    if (!dead() || this.closed) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        if (dead() && !this.closed) return;
+        offChange();
+        offClose();
+        resolve();
+      };
+      const offChange = dir.changes.on(done);
+      const offClose = this.closing.on(done);
+    });
+  }
+
   private async pump(d: Direction, from: net.Socket, to: net.Socket): Promise<void> {
     const dir = this.relay.direction(d);
     const read = this.read;
@@ -224,6 +240,10 @@ class RelayConnection {
         if (!to.write(chunk)) await drained(to);
       }
       // The sender finished its direction (FIN): pass the half-close on once every byte is out.
+      // A blackholed or downed direction swallows the FIN too (a real one is retransmitted until
+      // the path is back), so a side that closes its end cannot tell the other through a
+      // pulled cable: the other side must notice, or be paused, by itself.
+      await this.whilePathDead(dir);
       if (!this.closed && !to.destroyed) to.end();
     } catch {
       // A reset or error on either socket: show the other peer a reset too, as a real path would.

@@ -6,10 +6,10 @@
  * the relay listens on two ports of its own choosing (it binds port 0 and reports them), and
  * the source connects to those.
  */
+import { builtEntry } from '../entry-path.js';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { execa, type ResultPromise } from 'execa';
 import type { Link, LinkEndpoints, LinkFault, LinkSnapshot, Side } from '../types.js';
 import { parseLinkFault } from './fault-schema.js';
@@ -20,7 +20,7 @@ export { LinkFaultError, parseLinkFault } from './fault-schema.js';
 export { RelayControl } from './relay-control.js';
 
 /** The compiled relay entry point, beside this module (works from dist/). */
-export const RELAY_MAIN = fileURLToPath(new URL('./relay-main.js', import.meta.url));
+export const RELAY_MAIN = builtEntry('./relay-main.js', import.meta.url);
 
 export interface RelayLinkOptions {
   /** Where the control socket goes (relay.sock). Must exist. */

@@ -86,6 +86,9 @@ describe('KernelLink (fake runner)', () => {
       'ip netns exec pcl-r2-src nft -f - <<< flush chain inet pcl-link egress | ' +
         'add rule inet pcl-link egress oifname "pcl-src" meta l4proto tcp counter name "dropped" reject with tcp reset | ' +
         'add rule inet pcl-link egress oifname "pcl-src" counter name "dropped" reject',
+      // A cut also aborts the live sockets on both ends, so an idle receiver hears of it.
+      'ip netns exec pcl-r2-src ss -K -t state connected dst 10.213.0.2',
+      'ip netns exec pcl-r2-dst ss -K -t state connected dst 10.213.0.1',
       'ip netns exec pcl-r2-src nft -f - <<< flush chain inet pcl-link egress',
       'ip -n pcl-r2-src link set dev pcl-src down',
     ]);

@@ -90,6 +90,7 @@ describe('loadLabText: a good lab', () => {
       readRate: 10000,
       capabilities: { 'postcopy-ram': true, 'return-path': true },
       parameters: { 'max-postcopy-bandwidth': 50 * 2 ** 20, 'downtime-limit': 300 },
+      interactiveParameters: {},
       link: [{ kind: 'latency', ms: 5 }],
       seed: 7,
     });
@@ -135,6 +136,7 @@ describe('loadLabText: a good lab', () => {
       readRate: 10000,
       capabilities: {},
       parameters: {},
+      interactiveParameters: {},
       link: [],
     });
     expect(minimal.steps[0]!.actions).toEqual([]);
