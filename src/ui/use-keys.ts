@@ -14,6 +14,11 @@
  * provider itself holds the one Ink subscription and is mounted with the app, before Ink reads
  * stdin at all (keys typed earlier wait in the terminal's buffer). Outside a provider (a
  * component rendered alone in a test), useKeys falls back to its own useInput.
+ *
+ * Ink splits what it reads from stdin at escape sequences only: plain keys read in one chunk
+ * (typed faster than the app reads, which happens on a loaded machine) reach the handler as one
+ * string, so `hh` showed no hint and `\r\t` in the console was typed as blanks instead of
+ * Enter then Tab. useKeys hands them to the handler one key at a time (see splitKeys).
  */
 import { useInput, type Key } from 'ink';
 import { createContext, createElement, useCallback, useContext, useLayoutEffect, useRef, useState, type ReactNode } from 'react';
@@ -36,7 +41,7 @@ export function useKeys(handler: KeyHandler, options: { isActive?: boolean } = {
   const latest = useRef({ handler, isActive: options.isActive ?? true });
   latest.current = { handler, isActive: options.isActive ?? true };
   const stable = useCallback((input: string, key: Key) => {
-    if (latest.current.isActive) latest.current.handler(input, key);
+    for (const [i, k] of splitKeys(input, key)) if (latest.current.isActive) latest.current.handler(i, k);
   }, []);
   const registry = useContext(KeyRegistry);
   useLayoutEffect(() => {
@@ -47,4 +52,25 @@ export function useKeys(handler: KeyHandler, options: { isActive?: boolean } = {
     };
   }, [registry, stable]);
   useInput(stable, { isActive: registry === null });
+}
+
+/**
+ * One input event as the keys a person typed: a run of plain characters becomes one event per
+ * character, with the Key Ink would have given that character alone (Enter, Tab, Backspace,
+ * Ctrl-letter). Escape sequences and single keys pass through unchanged.
+ */
+export function splitKeys(input: string, key: Key): Array<[string, Key]> {
+  if (input.length <= 1 || input.includes('\u001b') || key.ctrl || key.meta) return [[input, key]];
+  const plain: Key = { ...key, return: false, tab: false, backspace: false, delete: false, ctrl: false, shift: false };
+  const out: Array<[string, Key]> = [];
+  for (const ch of input) {
+    const code = ch.codePointAt(0)!;
+    if (ch === '\r') out.push(['', { ...plain, return: true }]);
+    else if (ch === '\t') out.push(['', { ...plain, tab: true }]);
+    else if (ch === '\u007f') out.push(['', { ...plain, delete: true }]);
+    else if (ch === '\b') out.push(['', { ...plain, backspace: true }]);
+    else if (code < 0x20 && ch !== '\n') out.push([String.fromCharCode(code + 96), { ...plain, ctrl: true }]);
+    else out.push([ch, { ...plain, shift: /^[A-Z]$/.test(ch) }]);
+  }
+  return out;
 }
