@@ -3,6 +3,7 @@
  * Ctrl-C, SIGTERM, an error) goes through one `finish(code)` that stops the lab session,
  * unmounts Ink and gives the terminal back as it was.
  */
+import { renameSync, writeFileSync } from 'node:fs';
 import chalk from 'chalk';
 import { Box, render, Text } from 'ink';
 import { KeyProvider, useKeys } from './use-keys.js';
@@ -15,6 +16,7 @@ import { defaultProgressPath, loadProgress, markCompleted, resetProgress, type P
 import { LabScreen } from './screens/LabScreen.js';
 import { usePickerKeys } from './use-picker-keys.js';
 import { useTerminalSize } from './use-terminal-size.js';
+import { renderCounter } from './use-session.js';
 
 export interface RunTuiOptions {
   labs: LabEntry[];
@@ -38,6 +40,31 @@ export interface RunTuiOptions {
  * (renders per second, render cost). React renders of the lab screen are in renderCounter.
  */
 export const frameStats = { frames: 0, renderMs: 0 };
+
+/**
+ * For bench/ui.ts: with POSTCOPY_LAB_UI_STATS=<file>, the app keeps `{ t, frames, renderMs,
+ * renders }` in that file (t: this process's performance.now(), ms), rewritten every 250 ms
+ * and on exit, so a measurement window is the difference of two readings.
+ */
+function startStatsFile(file: string | undefined): () => void {
+  if (!file) return () => {};
+  const write = () => {
+    try {
+      const body = JSON.stringify({ t: performance.now(), frames: frameStats.frames, renderMs: frameStats.renderMs, renders: renderCounter.count });
+      writeFileSync(`${file}.tmp`, body);
+      renameSync(`${file}.tmp`, file);
+    } catch {
+      // a measurement aid; never a reason to fail
+    }
+  };
+  write();
+  const timer = setInterval(write, 250);
+  timer.unref();
+  return () => {
+    clearInterval(timer);
+    write();
+  };
+}
 
 /** Exit codes: q from the picker or a lab, Ctrl-C, SIGTERM, an error. */
 export const EXIT = { ok: 0, error: 1, interrupted: 130, terminated: 143 } as const;
@@ -294,6 +321,7 @@ export async function runTui(opts: RunTuiOptions): Promise<number> {
   const lifecycle = new SessionLifecycle();
   const progressPath = opts.progressPath ?? defaultProgressPath(env);
   const stopErrors: string[] = [];
+  const stopStats = startStatsFile(env.POSTCOPY_LAB_UI_STATS);
 
   return new Promise<number>((resolve) => {
     let finishing = false;
@@ -322,6 +350,7 @@ export async function runTui(opts: RunTuiOptions): Promise<number> {
       } catch {
         // Unmounting after a render error can throw again; the terminal is restored below.
       }
+      stopStats();
       if (altScreen) stdout.write(ALT_SCREEN_OFF);
       stdout.write(SHOW_CURSOR);
       if (stdin.isTTY && typeof stdin.setRawMode === 'function') {

@@ -1,0 +1,224 @@
+/**
+ * How the TUI behaves while a migration streams at full speed: renders per second, the cost of
+ * a frame, key-to-screen latency, and the UI process's CPU share. Not a test: a script that
+ * prints a table (the README's figures come from it).
+ *
+ *   npx tsc -p tsconfig.build.json && node dist/bench/ui.js [--passes N] [--presses N]
+ *
+ * Method. The real app runs in a pseudo-terminal (test/helpers/term.ts: node-pty feeding a
+ * headless xterm) as `postcopy-lab lab link-cut-recovery`, 120x36, with
+ * POSTCOPY_LAB_UI_STATS=<file> so the app keeps its own counters in a file (frameStats: frames
+ * Ink wrote and their render time; renderCounter: React renders of the lab screen). Through the
+ * QMP console the bench sets the lab's drill-speed parameters on the source (the TUI's default
+ * parameters are slowed for a person), then `s` (show me) runs steps 1 to 3: the migration is
+ * in postcopy, pages streaming at the drill's cap. That phase is the measurement window:
+ *   - renders/s and frames/s: the difference of two readings of the stats file / their time;
+ *   - CPU: utime+stime of the UI process (/proc/<pid>/stat) over the same window, as % of one
+ *     core (the VMs and the relay are other processes and are not counted);
+ *   - key-to-screen: time from writing a key to the pty until the emulated screen shows its
+ *     effect (`?` -> the help overlay, `:` -> the console, `h` -> the hint line), polled every
+ *     millisecond; each overlay is closed again (Esc) before the next press.
+ * A pass ends when the migration completes; passes repeat until `--presses` samples per key.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { loadLab } from '../src/lab/load.js';
+import { spawnTerm, type Term } from '../test/helpers/term.js';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const CLI = path.join(ROOT, 'bin/postcopy-lab.js');
+const LAB = 'link-cut-recovery';
+const CLK_TCK = 100; // Linux's USER_HZ; /proc/<pid>/stat counts in these ticks
+
+interface Stats {
+  t: number;
+  frames: number;
+  renderMs: number;
+  renders: number;
+}
+
+function readStats(file: string): Stats | null {
+  try {
+    return JSON.parse(fs.readFileSync(file, 'utf8')) as Stats;
+  } catch {
+    return null;
+  }
+}
+
+/** utime + stime of `pid`, in seconds. */
+function cpuSeconds(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // The command name (field 2) may contain spaces; fields after it are space separated.
+  const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(rest[11]) + Number(rest[12])) / CLK_TCK;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Writes `key` and returns the milliseconds until `visible(screen)` holds. */
+async function keyToScreen(t: Term, key: string, visible: (s: string) => boolean, timeoutMs = 5000): Promise<number> {
+  const t0 = performance.now();
+  t.type(key);
+  for (;;) {
+    if (visible(t.screen())) return performance.now() - t0;
+    if (performance.now() - t0 > timeoutMs) throw new Error(`no effect of ${JSON.stringify(key)} on screen within ${timeoutMs} ms:\n${t.screen()}`);
+    await sleep(1);
+  }
+}
+
+/** The counters table's state row: `state   <source>   <destination>`. */
+const stateRow = (s: string) => s.split('\n').find((l) => /\sstate {2,}\S/.test(l)) ?? '';
+const migrating = (s: string) => /postcopy-active/.test(stateRow(s));
+const helpOpen = (s: string) => s.includes('cut the link both ways');
+const consoleOpen = (s: string) => s.includes('QMP console to');
+const normalScreen = (s: string) => /^Events /m.test(s) && !helpOpen(s);
+
+async function consoleLine(t: Term, side: 'source' | 'destination', line: string): Promise<void> {
+  await t.waitFor(`QMP console to ${side}`);
+  t.type(line);
+  await t.waitUntil((s) => s.includes(line.slice(-20)), 'the typed line');
+  t.type('\r');
+  await t.waitUntil((s) => {
+    const ls = s.split('\n');
+    const i = ls.findLastIndex((l) => l.startsWith(`${side}> ${line.slice(0, 16)}`));
+    return i >= 0 && ls[i + 1] !== undefined && ls[i + 1] !== '…' && !ls[i + 1].startsWith('Enter send');
+  }, `the reply to ${line}`);
+}
+
+interface PassResult {
+  windowMs: number;
+  renders: number;
+  frames: number;
+  renderMs: number;
+  cpuS: number;
+  latency: Record<string, number[]>;
+}
+
+async function pass(params: Record<string, unknown>, want: number, have: Record<string, number[]>): Promise<PassResult> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pcl-bench-ui-'));
+  const statsFile = path.join(dir, 'ui-stats.json');
+  const t = spawnTerm(process.execPath, [CLI, 'lab', LAB], { cwd: ROOT, cols: 120, rows: 36, dir, env: { POSTCOPY_LAB_UI_STATS: statsFile } });
+  const latency: Record<string, number[]> = { '?': [], ':': [], h: [] };
+  try {
+    await t.waitFor('Steps 1/7', 60_000);
+    await t.waitFor(/destination listens on/, 60_000);
+    // The lab's drill-speed parameters, set on the source through the console.
+    t.type(':');
+    await t.waitFor('QMP console to destination');
+    t.type('\t');
+    await consoleLine(t, 'source', `migrate-set-parameters ${JSON.stringify(params)}`);
+    t.type('\u001b');
+    await t.waitUntil(normalScreen, 'the event log');
+    for (const step of [2, 3, 4]) {
+      await t.waitFor(/s show me/);
+      t.type('s');
+      await t.waitFor(`Steps ${step}/7`, 60_000);
+    }
+    await t.waitUntil(migrating, 'postcopy-active');
+    const s0 = readStats(statsFile)!;
+    const c0 = cpuSeconds(t.pid);
+    const w0 = performance.now();
+    let last = { s: s0, c: c0, w: w0 };
+    // Key presses while the pages stream; stop at the end of postcopy.
+    const keys: Array<['?' | ':' | 'h', (s: string) => boolean, string]> = [
+      ['?', helpOpen, '\u001b'],
+      [':', consoleOpen, '\u001b'],
+    ];
+    let hintsLeft = 2;
+    for (let i = 0; migrating(t.screen()); i++) {
+      const [key, visible, close] = keys[i % keys.length];
+      if (latency[key].length + have[key].length < want) {
+        latency[key].push(await keyToScreen(t, key, visible));
+        t.type(close);
+        await t.waitUntil(normalScreen, 'the lab screen again');
+      } else if (hintsLeft > 0) {
+        const n = 3 - hintsLeft;
+        latency.h.push(await keyToScreen(t, 'h', (s) => s.includes(`Hint ${n}/2`)));
+        hintsLeft--;
+      } else await sleep(100);
+      // Space the presses out like a person would, so the window is mostly streaming.
+      await sleep(150);
+      const s = readStats(statsFile);
+      if (s && migrating(t.screen())) last = { s, c: cpuSeconds(t.pid), w: performance.now() };
+    }
+    const s1 = last.s;
+    const result: PassResult = {
+      windowMs: s1.t - s0.t,
+      renders: s1.renders - s0.renders,
+      frames: s1.frames - s0.frames,
+      renderMs: s1.renderMs - s0.renderMs,
+      cpuS: last.c - c0,
+      latency,
+    };
+    // CPU and stats are read at the same moments, within 250 ms of the stats file's own clock.
+    (result as PassResult & { wallMs: number }).wallMs = last.w - w0;
+    t.type('q');
+    const code = await Promise.race([t.exit, sleep(20_000).then(() => -1)]);
+    if (code === -1) {
+      t.type('y'); // the quit confirmation, if the run ended paused
+      await Promise.race([t.exit, sleep(10_000)]);
+    }
+    return result;
+  } finally {
+    t.kill();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function pct(xs: number[], p: number): number {
+  if (!xs.length) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)];
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { passes: { type: 'string', default: '4' }, presses: { type: 'string', default: '20' } } });
+  const maxPasses = Number(values.passes);
+  const want = Number(values.presses);
+  const lab = await loadLab(path.join(ROOT, 'labs', `${LAB}.yaml`));
+  const params = lab.setup.parameters;
+  const load0 = os.loadavg();
+  const all: PassResult[] = [];
+  const lat: Record<string, number[]> = { '?': [], ':': [], h: [] };
+  for (let i = 0; i < maxPasses && (lat['?'].length < want || lat[':'].length < want); i++) {
+    process.stderr.write(`pass ${i + 1}: ${LAB} with ${JSON.stringify(params)}…\n`);
+    const r = await pass(params, want, lat);
+    all.push(r);
+    for (const k of Object.keys(lat)) lat[k].push(...r.latency[k]);
+  }
+  const load1 = os.loadavg();
+  const windowS = all.reduce((a, r) => a + r.windowMs, 0) / 1000;
+  const renders = all.reduce((a, r) => a + r.renders, 0);
+  const frames = all.reduce((a, r) => a + r.frames, 0);
+  const renderMs = all.reduce((a, r) => a + r.renderMs, 0);
+  const cpuS = all.reduce((a, r) => a + r.cpuS, 0);
+  const wallS = all.reduce((a, r) => a + (r as PassResult & { wallMs: number }).wallMs, 0) / 1000;
+  const rows: [string, string, string][] = [
+    ['measured window (postcopy streaming)', `${windowS.toFixed(1)} s over ${all.length} run(s)`, ''],
+    ['renders per second (lab screen)', (renders / windowS).toFixed(1), 'target 10-15'],
+    ['frames written per second (Ink)', (frames / windowS).toFixed(1), ''],
+    ['render time per frame', `${(renderMs / Math.max(1, frames)).toFixed(2)} ms`, ''],
+    ['UI process CPU', `${((cpuS / wallS) * 100).toFixed(1)} % of one core`, 'target < 15 %'],
+  ];
+  for (const [k, label] of [
+    ['?', '`?` -> help visible'],
+    [':', '`:` -> console visible'],
+    ['h', '`h` -> hint visible'],
+  ] as const) {
+    const xs = lat[k];
+    rows.push([`key-to-screen ${label}`, xs.length ? `p50 ${pct(xs, 50).toFixed(0)} ms, p95 ${pct(xs, 95).toFixed(0)} ms (n=${xs.length})` : 'no samples', 'target < 100 ms']);
+  }
+  rows.push(['load average (1 min) before / after', `${load0[0].toFixed(2)} / ${load1[0].toFixed(2)} on ${os.cpus().length} cores`, '']);
+  const w0 = Math.max(...rows.map((r) => r[0].length));
+  const w1 = Math.max(...rows.map((r) => r[1].length));
+  process.stdout.write(`postcopy-lab TUI bench: ${LAB}, 120x36, node ${process.version}\n\n`);
+  for (const [a, b, c] of rows) process.stdout.write(`${a.padEnd(w0)}  ${b.padEnd(w1)}  ${c}\n`);
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`bench/ui: ${(e as Error)?.stack ?? String(e)}\n`);
+  process.exit(1);
+});
