@@ -268,6 +268,9 @@ async function runInteractive(labId: string | undefined, values: Record<string, 
   const backendKind = parseBackend(values.backend as string | undefined, values.qemu as string | undefined);
   // Ink treats an empty CI as "CI" and would draw nothing; we decided above that this is a terminal.
   if (process.env.CI !== undefined && process.env.CI.trim() === '') delete process.env.CI;
+  // React's development build is several times slower and records a performance.measure()
+  // entry per render that is never cleared: hundreds of MiB after a few minutes of a lab.
+  process.env.NODE_ENV ??= 'production';
   const { runTui } = await import('./ui/app.js');
   const makeLink = await makeLinkFactory(String(values.link ?? 'relay'));
   const labs = await orderedLabs();

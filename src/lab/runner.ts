@@ -75,9 +75,11 @@ export class LabSession implements LabSessionApi {
   private readonly orch: Orchestrator;
   private vars: Record<string, string> = {};
   private pollTimer: NodeJS.Timeout | null = null;
-  private snapshotWaiters: Array<(s: Snapshot) => void> = [];
+  /** Whoever waits for the next snapshot; rejected instead if the run is aborted first. */
+  private snapshotWaiters: Array<{ resolve: (s: Snapshot) => void; reject: (e: RunFailure) => void }> = [];
   private aborted: RunFailure | null = null;
-  private abortWaiters: Array<(e: RunFailure) => void> = [];
+  /** Timed waits to cut short on abort; each removes itself when it ends normally. */
+  private readonly abortWaiters = new Set<(e: RunFailure) => void>();
   private stopping: Promise<void> | null = null;
   private readonly startedAt = performance.now();
   private lastRecordedSnapshot = 0;
@@ -234,14 +236,13 @@ export class LabSession implements LabSessionApi {
     }
     const waiters = this.snapshotWaiters;
     this.snapshotWaiters = [];
-    for (const w of waiters) w(snap);
+    for (const w of waiters) w.resolve(snap);
   }
 
   private nextSnapshot(): Promise<Snapshot> {
     return new Promise((resolve, reject) => {
       if (this.aborted) return reject(this.aborted);
-      this.snapshotWaiters.push(resolve);
-      this.abortWaiters.push(reject);
+      this.snapshotWaiters.push({ resolve, reject });
     });
   }
 
@@ -269,8 +270,9 @@ export class LabSession implements LabSessionApi {
   private abort(f: RunFailure): void {
     if (this.aborted) return;
     this.aborted = f;
-    const waiters = this.abortWaiters;
-    this.abortWaiters = [];
+    const waiters = [...this.abortWaiters, ...this.snapshotWaiters.map((w) => w.reject)];
+    this.abortWaiters.clear();
+    this.snapshotWaiters = [];
     for (const w of waiters) w(f);
   }
 
@@ -351,11 +353,16 @@ export class LabSession implements LabSessionApi {
         return this.restoreLink();
       case 'wait':
         await new Promise<void>((resolve, reject) => {
-          const t = setTimeout(resolve, a.ms);
-          this.abortWaiters.push((e) => {
+          if (this.aborted) return reject(this.aborted);
+          const onAbort = (e: RunFailure) => {
             clearTimeout(t);
             reject(e);
-          });
+          };
+          const t = setTimeout(() => {
+            this.abortWaiters.delete(onAbort);
+            resolve();
+          }, a.ms);
+          this.abortWaiters.add(onAbort);
         });
         return;
       case 'wait-until':
