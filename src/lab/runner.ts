@@ -281,8 +281,21 @@ export class LabSession implements LabSessionApi {
   private async waitFor(cond: Condition, timeoutMs: number | null, step: LabStep | null): Promise<void> {
     const deadline = timeoutMs === null ? Infinity : performance.now() + timeoutMs;
     let last = this.state.snapshot;
+    let finishedSince: number | null = null;
     for (;;) {
       if (last && evaluateCondition(cond, last).value) return;
+      // A migration that has ended cannot make a step about a live migration come true: say
+      // so (after a moment for counters to settle) instead of waiting forever.
+      const ended = last !== null && last.source.status === 'completed' && last.destination.status === 'completed';
+      finishedSince = ended ? (finishedSince ?? performance.now()) : null;
+      if (step && finishedSince !== null && performance.now() - finishedSince > 3000) {
+        const seen = evaluateCondition(cond, last!).seen;
+        throw new RunFailure(
+          `step ${step.index + 1} '${step.title}': the migration completed before this step could happen ('${cond.source}' can no longer hold; seen ${formatSeen(seen)}). ` +
+            'Open the lab again and act sooner, or give the lab a slower link.',
+          { step: step.index + 1, stepTitle: step.title, condition: cond.source, seen, message: 'the migration completed before this step could happen' },
+        );
+      }
       if (performance.now() > deadline) {
         const seen = last ? evaluateCondition(cond, last).seen : {};
         const where = step ? `step ${step.index + 1} '${step.title}'` : 'wait-until';
