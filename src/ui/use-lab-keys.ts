@@ -22,6 +22,8 @@ export interface LabKeysOptions {
   /** The person asked to quit (and confirmed, if that was needed). */
   onQuit: () => void;
   isActive: boolean;
+  /** Called after a key changed the session's state synchronously (a hint): show it now. */
+  onSessionChanged?: () => void;
 }
 
 function errorText(err: unknown): string {
@@ -120,6 +122,7 @@ export function useLabKeys(opts: LabKeysOptions): void {
           }
           if (input === 'h' && k.hint) {
             session.nextHint();
+            opts.onSessionChanged?.();
             return;
           }
           if (input === 's' && k.showMe) return run('show me', () => session.showMe(), 'show me: ran this step’s commands');

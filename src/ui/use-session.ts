@@ -62,6 +62,16 @@ export class SampledStore<T> {
     this.timer = null;
   }
 
+  /**
+   * Take the latest state now, ignoring the interval: for a change the person just caused with
+   * a key (a hint), which must not wait for the next tick.
+   */
+  readonly flush = (): void => {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    if (this.unsubscribeUpstream) this.sample();
+  };
+
   private readonly onUpstream = (): void => {
     if (this.timer) return; // a tick is already due; it will take the latest state
     const wait = this.lastEmit + this.intervalMs - this.now();
@@ -88,9 +98,14 @@ export class SampledStore<T> {
  * component is counted in `renderCounter`.
  */
 export function useSampledSession(session: LabSessionApi, intervalMs: number = DEFAULT_SAMPLE_INTERVAL_MS): SessionState {
+  return useSampledStore(session, intervalMs).state;
+}
+
+/** useSampledSession, with `flush` to show a change at once (see SampledStore.flush). */
+export function useSampledStore(session: LabSessionApi, intervalMs: number = DEFAULT_SAMPLE_INTERVAL_MS): { state: SessionState; flush: () => void } {
   const store = useMemo(() => new SampledStore<SessionState>(session, intervalMs), [session, intervalMs]);
   useEffect(() => () => store.dispose(), [store]);
   const state = useSyncExternalStore(store.subscribe, store.getSnapshot, store.getSnapshot);
   renderCounter.count++;
-  return state;
+  return { state, flush: store.flush };
 }

@@ -18,7 +18,7 @@ import { initialLabUiState, labUiReducer, type LabUiAction, type LabUiState } fr
 import { createStore, useStore } from '../store.js';
 import { calculateLayout } from '../layout.js';
 import { pausedSides, useLabKeys } from '../use-lab-keys.js';
-import { useSampledSession } from '../use-session.js';
+import { useSampledStore } from '../use-session.js';
 
 /** How long an action's notice stays in the header. */
 export const NOTICE_MS = 5000;
@@ -38,11 +38,11 @@ export interface LabScreenProps {
 /** The lab: steps, live counters, link, page map, event log or console, key bar. */
 export function LabScreen(props: LabScreenProps) {
   const { session, columns, rows, onQuit, onFinished } = props;
-  const state = useSampledSession(session, props.sampleIntervalMs);
+  const { state, flush } = useSampledStore(session, props.sampleIntervalMs);
   const store = useMemo(() => createStore<LabUiState, LabUiAction>(labUiReducer, initialLabUiState()), []);
   const ui = useStore(store);
   const dispatch = store.dispatch;
-  useLabKeys({ session, ui: store, onQuit, isActive: props.isActive ?? true });
+  useLabKeys({ session, ui: store, onQuit, isActive: props.isActive ?? true, onSessionChanged: flush });
 
   useEffect(() => {
     if (state.finished) onFinished(state.finished);
