@@ -98,6 +98,7 @@ export class Bitmap {
       if (this.get(i)) return i;
       i++;
     }
+    if (i >= this.size) return -1;
     let k = i >>> 3;
     const n = this.bytes.length;
     while (k < n && this.bytes[k] === 0) k++;
@@ -116,6 +117,7 @@ export class Bitmap {
       if (!this.get(i)) return i;
       i++;
     }
+    if (i >= this.size) return -1;
     let k = i >>> 3;
     const n = this.bytes.length;
     while (k < n && this.bytes[k] === 0xff) k++;

@@ -331,6 +331,9 @@ export class DestinationVm extends SimVm {
       try {
         decoder.push(chunk);
       } catch (e) {
+        // A connection that never became a channel is not in this.sock: close it here too, or
+        // its sender would push into a socket nobody reads.
+        if (role === 'pending') sock.destroy();
         this.fail(`migration stream error${role === 'preempt' ? ' (preempt channel)' : ''}: ${(e as Error).message}`);
         return;
       }
@@ -346,6 +349,7 @@ export class DestinationVm extends SimVm {
     });
     sock.on('error', (e: NodeJS.ErrnoException) => {
       if (!current()) return;
+      if (role === 'pending') sock.destroy();
       this.fail(`${e.code ?? ''} ${e.message}`.trim());
     });
     sock.on('close', () => {

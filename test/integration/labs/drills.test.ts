@@ -71,16 +71,8 @@ function limiter(n: number) {
 }
 const limit = limiter(3);
 
-/**
- * KNOWN LAB DEFECT (labs/postcopy-basics.yaml since 6d9794c made it 128M at 24M/s): step 4
- * waits for `source.ram.postcopy-requests >= 20`, but in a drill the postcopy push is unlimited,
- * so the migration completes after only ~15-18 faults on this machine and the condition can
- * never become true: exit 1 after 60 s with verified true. Until the lab is fixed, that one
- * failure (and only it) is tolerated below, and every other check still applies.
- */
-const KNOWN_DEFECT: Record<string, { condition: string }> = {
-  'postcopy-basics': { condition: 'source.ram.postcopy-requests >= 20' },
-};
+/** Labs with a known defect tolerated below (none now: postcopy-basics caps its push so faults happen). */
+const KNOWN_DEFECT: Record<string, { condition: string }> = {};
 // The slowest first, so the others overlap with it.
 const ORDERED = [...LAB_IDS.filter((id) => id in KNOWN_DEFECT), ...LAB_IDS.filter((id) => !(id in KNOWN_DEFECT))];
 

@@ -83,7 +83,7 @@ function explain(r: { code: number; lines: JsonLine[]; stderr: string }): string
   return `exit ${r.code}; ${JSON.stringify(s?.failure ?? null)}; stderr: ${r.stderr.slice(-500)}; last events: ${texts(r.lines).slice(-12).join(' | ')}`;
 }
 
-describe.sequential.skipIf(qemuSkip !== undefined)(`QEMU drills${qemuSkip ? ` (skipped: ${qemuSkip})` : ''}`, () => {
+describe.skipIf(qemuSkip !== undefined).sequential(`QEMU drills${qemuSkip ? ` (skipped: ${qemuSkip})` : ''}`, () => {
   it('postcopy-basics: precopy does not converge, postcopy finishes, memory verified', { timeout: 180_000 }, async () => {
     const r = await drill('postcopy-basics');
     expect(r.code, explain(r)).toBe(0);

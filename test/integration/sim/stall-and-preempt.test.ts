@@ -84,6 +84,8 @@ describe('x-stall-timeout', () => {
     await setup(o, [], { 'max-postcopy-bandwidth': 4 * MiB });
     await startPostcopy(o, ep);
     await o.link!.apply({ kind: 'blackhole' });
+    // Let what was already past the relay (in socket buffers) arrive first.
+    await new Promise((r) => setTimeout(r, 700));
     const before = (await o.qmp('destination').execute<PagesInfo>('x-query-pages')).received;
     await new Promise((r) => setTimeout(r, 1500));
     expect((await status(o, 'destination')).status).toBe('postcopy-active');

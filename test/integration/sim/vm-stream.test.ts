@@ -100,19 +100,11 @@ describe('destination VM: a broken stream in precopy fails the migration, nothin
     await failedWith(vm, /migration stream error: unknown main stream message type 0x47/);
     expect((await vm.pages()).received).toBe(0);
     expect(vm.statuses).toEqual(['setup', 'failed']);
-    // (That the destination also closes the connection is pinned by the it.fails test below.)
   });
 
-  // BUG (regression from 6d9794c "postcopy-preempt"): src/sim/destination.ts accept() keeps a
-  // new connection in role 'pending' until its header decodes, and only assigns this.sock once
-  // it is the main channel. When the very first frame is bad (garbage, bad magic, a guest
-  // layout mismatch), the 'data' handler calls fail(), which destroys this.sock (null here),
-  // not the pending socket: the destination goes to 'failed' but keeps the connection open and
-  // keeps reading. A real source that was started with a different -m then pushes its whole
-  // memory into the void and stays 'active' forever instead of failing. Suggested fix: in
-  // accept()'s data/error handlers, `if (role === 'pending') sock.destroy()` after fail() (or
-  // pass the socket to fail()).
-  it.fails('BUG: a source migrating to a destination with another memory size fails too (the destination closes the connection)', async () => {
+  // A connection whose first frame is bad never becomes a channel; the destination must close
+  // it too, or a source started with another -m pushes its whole memory into the void.
+  it('a source migrating to a destination with another memory size fails too (the destination closes the connection)', async () => {
     dst = await startVm({ role: 'destination', dir, memory: '2M' });
     const src = await startVm({ role: 'source', dir, memory: MEMORY });
     try {
