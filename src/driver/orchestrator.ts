@@ -230,7 +230,10 @@ export class Orchestrator {
     const now = performance.now();
     const last = this.lastProgress.get(side);
     if (!last || last.value !== progress) this.lastProgress.set(side, { value: progress, at: now });
-    const stalledMs = last && last.value === progress ? Math.round(now - last.at) : 0;
+    // Only a migration in progress can stall; waiting for `migrate` is not a stall.
+    const moving = r.status === 'active' || r.status.startsWith('postcopy-');
+    if (!moving) this.lastProgress.set(side, { value: progress, at: now });
+    const stalledMs = moving && last && last.value === progress ? Math.round(now - last.at) : 0;
     return { side, alive: true, runState: r.runState, status: r.status, ram: r.ram, pages: r.pages, error: r.error, stalledMs };
   }
 

@@ -187,7 +187,18 @@ export class LabSession implements LabSessionApi {
       'recover.listen': tcpUri(ep.recover.listen),
       'recover.connect': tcpUri(ep.recover.connect),
     };
-    this.update({ steps: this.state.steps.map((s, i) => ({ ...s, actions: this.lab.steps[i].actions.map((a) => this.describeAction(a)) })) });
+    // Now the addresses are known: show them in the step texts, hints and actions.
+    this.update({
+      steps: this.state.steps.map((s, i) => {
+        const step = this.lab.steps[i];
+        return {
+          ...s,
+          text: expandTemplates(step.text, this.vars),
+          hints: step.hints.map((h) => expandTemplates(h, this.vars)),
+          actions: step.actions.map((a) => this.describeAction(a)),
+        };
+      }),
+    });
     const caps = Object.entries(this.lab.setup.capabilities).map(([capability, state]) => ({ capability, state }));
     const params =
       this.opts.mode === 'interactive' ? { ...this.lab.setup.parameters, ...this.lab.setup.interactiveParameters } : this.lab.setup.parameters;

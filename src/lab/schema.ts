@@ -715,7 +715,11 @@ const STEP = strictObject(
     timeout: duration().optional(),
   },
   'a step mapping with title, text, hints and until',
-);
+).superRefine((step, ctx) => {
+  // Hints and text show the addresses too: a misspelt placeholder would reach the person as is.
+  checkTemplates(step.text, ['text'], ctx);
+  checkTemplates(step.hints, ['hints'], ctx);
+});
 
 const backends = () =>
   list(oneOf(BACKENDS, 'a backend:'), 'a list of backends', 1).transform((bs, ctx) => {
