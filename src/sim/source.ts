@@ -31,6 +31,8 @@ const PRECOPY_BATCH = 64;
 const POSTCOPY_BATCH = 16;
 /** Keep writing until this much waits in user space, then wait for the kernel to take it. */
 const WRITE_HIGH_WATER = 512 * 1024;
+/** Give the event loop a turn (return-path reads) after this many bytes written. */
+const YIELD_BYTES = 256 * 1024;
 
 export class SourceVm extends SimVm {
   readonly side = 'source' as const;
@@ -460,6 +462,7 @@ export class SourceVm extends SimVm {
   private async pump(epoch: number): Promise<void> {
     let tokens = 0;
     let lastRefill = performance.now();
+    let sinceYield = 0;
     while (epoch === this.epoch && this.sock && !this.sock.destroyed) {
       if (this.status === 'active' && this.postcopyRequested && !this.completingPrecopy) {
         this.switchToPostcopy();
@@ -483,6 +486,13 @@ export class SourceVm extends SimVm {
       }
       this.write(batch);
       if (this.sock && this.sock.writableLength >= WRITE_HIGH_WATER) await this.waitDrain(epoch);
+      else if ((sinceYield += batch.length) >= YIELD_BYTES) {
+        // The kernel takes writes at once while its buffer has room (megabytes on loopback):
+        // without a yield this loop would not look at the return path, and the page requests
+        // waiting there, until that buffer is full.
+        sinceYield = 0;
+        await new Promise<void>((r) => setImmediate(r));
+      }
       if (background) {
         const limit = postcopy ? this.params['max-postcopy-bandwidth'] : this.completingPrecopy ? 0 : this.params['max-bandwidth'];
         if (limit > 0) {
