@@ -288,6 +288,9 @@ async function runInteractive(labId: string | undefined, values: Record<string, 
       const session = new LabSession(lab, {
         mode: 'interactive',
         seed: lab.setup.seed ?? 1,
+        // The screen redraws about 5 times a second (src/ui/use-session.ts); polling faster
+        // would only cost CPU next to the VMs.
+        pollMs: 200,
         makeLink,
         backend,
         recordPath: values['no-record'] ? undefined : defaultRecordPath(lab.id),

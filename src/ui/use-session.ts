@@ -10,7 +10,7 @@ import { useEffect, useMemo, useSyncExternalStore } from 'react';
 import type { LabSessionApi, SessionState } from '../types.js';
 
 /** About 12 frames per second. */
-export const DEFAULT_SAMPLE_INTERVAL_MS = 83;
+export const DEFAULT_SAMPLE_INTERVAL_MS = 200;
 
 /** Renders of components that read the session through useSampledSession (for measurement). */
 export const renderCounter = { count: 0 };
