@@ -10,6 +10,9 @@ import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { Orchestrator, tcpUri } from '../src/driver/orchestrator.js';
+import type { VmBackend } from '../src/driver/backend.js';
+import { makeBackend } from '../src/driver/select-backend.js';
+import { QemuBackend } from '../src/driver/qemu-backend.js';
 import { RelayLink } from '../src/link/relay.js';
 import type { LabEvent, Link, MigrationStatus, PagesInfo, RamStats, Side } from '../src/types.js';
 import { DirectLink } from './direct-link.js';
@@ -20,6 +23,8 @@ const GiB = 1024 * MiB;
 interface PairOptions {
   memoryBytes: number;
   link: 'direct' | 'relay';
+  /** The sim unless given (QEMU for the side-by-side rows). */
+  backend?: VmBackend;
   readRate?: number;
   dirtyRate?: number;
 }
@@ -42,6 +47,7 @@ class Pair {
         seed: 1,
       },
       makeLink: (dir): Link => (o.link === 'relay' ? new RelayLink({ runtimeDir: dir }) : new DirectLink()),
+      backend: o.backend,
       onEvent: (e: Omit<LabEvent, 't'>) => {
         if (e.kind === 'state' && e.side) {
           this.changes.push({ t: performance.now(), side: e.side, to: (e.data as { to: MigrationStatus }).to });
@@ -215,7 +221,57 @@ async function recoveryRun(strategy: 'bitmap' | 'walk', walkWindow: number, link
   });
 }
 
+// ---- the same runs on QEMU ------------------------------------------------------------------------
+
+/** Postcopy from the first moment on real QEMU: the sim's figures, read against the real thing. */
+async function qemuPostcopyRun(backend: VmBackend, memoryBytes: number, link: 'direct' | 'relay'): Promise<{ seconds: number; mbPerSec: number; requests: number }> {
+  return withPair({ memoryBytes, link, backend }, async (p, ep) => {
+    await setCaps(p, { 'postcopy-ram': true, 'return-path': true, events: true }, { 'max-bandwidth': 100 * GiB, 'max-postcopy-bandwidth': 0 });
+    await p.q('destination').execute('migrate-incoming', { uri: tcpUri(ep.incoming.listen) });
+    await p.q('source').execute('migrate', { uri: tcpUri(ep.incoming.connect) });
+    await p.q('source').execute('migrate-start-postcopy');
+    const t0 = await p.reached('source', 'postcopy-active');
+    const t1 = await p.reached('source', 'completed');
+    const ram = await p.ram();
+    const seconds = (t1 - t0) / 1000;
+    return { seconds, mbPerSec: (ram['postcopy-bytes'] ?? ram.transferred) / 1e6 / seconds, requests: ram['postcopy-requests'] ?? 0 };
+  });
+}
+
+/** Cut at ~30% of postcopy, recover, time the rest (QEMU: missing = the source's remaining at resume). */
+async function qemuRecoveryRun(backend: VmBackend, linkBytesPerSec: number): Promise<RecoveryResult> {
+  const memoryBytes = 256 * MiB;
+  return withPair({ memoryBytes, link: 'relay', backend }, async (p, ep) => {
+    await setCaps(p, { 'postcopy-ram': true, 'return-path': true, events: true }, { 'max-bandwidth': 100 * GiB, 'max-postcopy-bandwidth': 0 });
+    const link = p.orch.link!;
+    const shape = () => link.apply({ kind: 'bandwidth', bytesPerSec: linkBytesPerSec });
+    await shape();
+    await p.q('destination').execute('migrate-incoming', { uri: tcpUri(ep.incoming.listen) });
+    await p.q('source').execute('migrate', { uri: tcpUri(ep.incoming.connect) });
+    await p.q('source').execute('migrate-start-postcopy');
+    await p.reached('source', 'postcopy-active');
+    while ((await p.ram()).remaining > memoryBytes * 0.7) await sleep(20);
+    await link.apply({ kind: 'cut' });
+    await p.reached('source', 'postcopy-paused');
+    await p.reached('destination', 'postcopy-paused');
+    await link.restore();
+    await shape();
+    const missingBytes = (await p.ram()).remaining;
+    await p.q('destination').execute('migrate-recover', { uri: tcpUri(ep.recover.listen) });
+    await p.q('source').execute('migrate', { uri: tcpUri(ep.recover.connect), resume: true });
+    const tResume = await p.reached('source', 'postcopy-active', 60_000, 2);
+    const tDone = await p.reached('source', 'completed');
+    return { seconds: (tDone - tResume) / 1000, floorSeconds: missingBytes / linkBytesPerSec, missingPages: Math.round(missingBytes / 4096), resent: 0, duplicates: 0 };
+  });
+}
+
 // ---- output --------------------------------------------------------------------------------------
+
+async function backendLabel(b: VmBackend): Promise<string> {
+  if (!(b instanceof QemuBackend)) return 'sim';
+  const v = b.opts.version;
+  return `QEMU ${v.major}.${v.minor}.${v.micro}, ${b.opts.accel}`;
+}
 
 function table(head: string[], rows: (string | number)[][]): string {
   const cells = [head, ...rows.map((r) => r.map(String))];
@@ -230,7 +286,7 @@ async function main() {
   const { values } = parseArgs({
     options: { quick: { type: 'boolean', default: false }, only: { type: 'string' }, json: { type: 'string' } },
   });
-  const only = new Set((values.only ?? 'throughput,recovery,rss').split(','));
+  const only = new Set((values.only ?? 'throughput,recovery,qemu,rss').split(','));
   const reps = values.quick ? 1 : 3;
   const results: Record<string, unknown> = {};
   const load = os.loadavg()[0].toFixed(2);
@@ -283,6 +339,44 @@ async function main() {
     }
     console.log(`Recovery after reconnect: 256 MiB guest, relay capped at 64 MiB/s, cut at ~30% of postcopy`);
     console.log(table(['strategy', 'missing pages', 'floor s', 'took s', '× floor', 're-sent', 'dup. discarded'], rows) + '\n');
+  }
+
+  if (only.has('qemu')) {
+    let backend: VmBackend | null = null;
+    try {
+      backend = await makeBackend('qemu');
+    } catch (e) {
+      console.log(`QEMU side by side: skipped (${(e as Error).message})\n`);
+    }
+    if (backend) {
+      const rows: (string | number)[][] = [];
+      for (const link of ['direct', 'relay'] as const) {
+        const sim: ThroughputResult[] = [];
+        const qemu: Array<{ seconds: number; mbPerSec: number; requests: number }> = [];
+        for (let i = 0; i < reps; i++) {
+          sim.push(await postcopyRun(1 * GiB, link, false));
+          qemu.push(await qemuPostcopyRun(backend, 1 * GiB, link));
+        }
+        rows.push([`postcopy 1 GiB, ${link}`, fmt(median(sim.map((r) => r.mbPerSec))), fmt(median(qemu.map((r) => r.mbPerSec)))]);
+        results[`qemu-postcopy-${link}`] = qemu;
+      }
+      const bw = 64 * MiB;
+      const simRec: RecoveryResult[] = [];
+      const qemuRec: RecoveryResult[] = [];
+      for (let i = 0; i < reps; i++) {
+        simRec.push(await recoveryRun('bitmap', 1, bw));
+        qemuRec.push(await qemuRecoveryRun(backend, bw));
+      }
+      const m = (rs: RecoveryResult[], f: (r: RecoveryResult) => number) => median(rs.map(f));
+      rows.push([
+        'recovery after reconnect, 256 MiB at 64 MiB/s: s (× floor)',
+        `${fmt(m(simRec, (r) => r.seconds), 2)} (${fmt(m(simRec, (r) => r.seconds / r.floorSeconds), 2)})`,
+        `${fmt(m(qemuRec, (r) => r.seconds), 2)} (${fmt(m(qemuRec, (r) => r.seconds / r.floorSeconds), 2)})`,
+      ]);
+      results['qemu-recovery'] = qemuRec;
+      console.log(`The sim against real QEMU (${await backendLabel(backend)}), same guest size and link`);
+      console.log(table(['run', 'sim', 'QEMU'], rows) + '\n');
+    }
   }
 
   if (only.has('rss')) {
