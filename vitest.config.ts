@@ -7,6 +7,10 @@ export default defineConfig({
     // them, so keep the parallelism modest and the timeouts generous (they bound hangs, they
     // do not assert speed).
     maxWorkers: 2,
+    // Ink draws only the last frame when it thinks it runs under CI (it reads CI when it loads);
+    // the TUI tests are about what a person sees in a terminal, so they must see every frame.
+    // Tests that are about CI behaviour pass their own CI to what they start.
+    env: { CI: 'false' },
     testTimeout: 60_000,
     hookTimeout: 30_000,
   },

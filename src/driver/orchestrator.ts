@@ -194,6 +194,11 @@ export class Orchestrator {
     }
   }
 
+  /** The freshest migration status known for a side (events and polls, whichever is newer). */
+  status(side: Side): MigrationStatus {
+    return this.lastStatus.get(side) ?? 'none';
+  }
+
   /** Log a state change once, whether an event or a poll saw it first. */
   private noteStatus(side: Side, status: MigrationStatus, error?: string): void {
     const prev = this.lastStatus.get(side) ?? 'none';

@@ -258,8 +258,9 @@ export class LabSession implements LabSessionApi {
   }
 
   private vmDied(side: Side, info: { code: number | null; signal: string | null; stderrTail: string[] }): void {
-    const st = this.state.snapshot?.[side].status ?? 'none';
-    const other = side === 'source' ? this.state.snapshot?.destination.status : this.state.snapshot?.source.status;
+    // The orchestrator's view is fresher than the last snapshot (it follows MIGRATION events).
+    const st = this.orch.status(side);
+    const other = this.orch.status(side === 'source' ? 'destination' : 'source');
     let meaning: string;
     if (side === 'destination' && (st.startsWith('postcopy') || other?.startsWith('postcopy'))) {
       meaning = 'The destination died during postcopy: the guest ran there and part of its memory existed only there. The guest is lost. This is the real risk of postcopy.';

@@ -4,9 +4,30 @@
  * a drill killed with SIGKILL leaves named namespaces behind, and `postcopy-lab cleanup`
  * removes them.
  */
+import fs from 'node:fs';
 import { execa } from 'execa';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { OWNER_DIR, type OwnerMarker } from '../../../src/kernel/owner.js';
 import { ensureBuilt, jsonLines, pidsMatching, runCli, SLOW_POSTCOPY_LAB, spawnCli, tempDir, waitFor, writeLab, waitForJsonLine } from '../../helpers/sim.js';
+
+/** The namespaces the kernel link of process `pid` created (its owner marker says). Other test files' runs have their own. */
+function namespacesOf(pid: number): string[] {
+  let files: string[] = [];
+  try {
+    files = fs.readdirSync(OWNER_DIR).filter((f) => f.endsWith('.json'));
+  } catch {
+    return [];
+  }
+  for (const f of files) {
+    try {
+      const m = JSON.parse(fs.readFileSync(`${OWNER_DIR}/${f}`, 'utf8')) as OwnerMarker;
+      if (m.pid === pid) return m.namespaces;
+    } catch {
+      // a marker being written or removed
+    }
+  }
+  return [];
+}
 
 const isRoot = process.getuid?.() === 0;
 const netnsOk = isRoot && (await execa('ip', ['netns', 'list'], { reject: false })).exitCode === 0;
@@ -27,22 +48,23 @@ const states = (lines: Line[], side: string) =>
 
 describe.skipIf(skip !== undefined)(`drills over the kernel link${skip ? ` (skipped: ${skip})` : ''}`, () => {
   const dir = tempDir('postcopy-kernel-drill-');
-  let before: string[] = [];
 
-  beforeAll(async () => {
-    before = await pclNamespaces();
-  });
-
-  afterAll(async () => {
-    // Whatever these drills created is gone (others' runs may own other pcl- namespaces).
-    const now = await pclNamespaces();
-    expect(now.filter((n) => !before.includes(n))).toEqual([]);
-  });
+  /** Runs a kernel-link drill, noting its namespaces while it runs; checks they are gone after. */
+  async function kernelDrill(lab: string): Promise<{ code: number | undefined; stderr: string; lines: Line[] }> {
+    await ensureBuilt();
+    const child = spawnCli(['drill', lab, '--link', 'kernel', '--json', '--no-record'], dir, 150_000);
+    let mine: string[] = [];
+    await waitForJsonLine(child, (l) => l.kind === 'info' && String(l.text).includes("link 'kernel' up"), 60_000);
+    mine = namespacesOf(child.pid!);
+    const r = await child;
+    expect(mine.length, 'the drill’s owner marker names its two namespaces').toBe(2);
+    expect((await pclNamespaces()).filter((n) => mine.includes(n))).toEqual([]);
+    return { code: r.exitCode, stderr: String(r.stderr), lines: jsonLines(String(r.stdout)) };
+  }
 
   it('link-cut-recovery: a kernel cut (nft reject + socket abort) pauses both sides; recovery completes and verifies', async () => {
-    await ensureBuilt();
-    const r = await runCli(['drill', 'link-cut-recovery', '--link', 'kernel', '--json', '--no-record'], dir, 150_000);
-    const lines = jsonLines(r.stdout);
+    const r = await kernelDrill('link-cut-recovery');
+    const lines = r.lines;
     expect(r.code, r.stderr).toBe(0);
     expect(summaryOf(lines)).toMatchObject({ ok: true, verified: true });
     expect(states(lines, 'source')).toContain('postcopy-paused');
@@ -53,8 +75,8 @@ describe.skipIf(skip !== undefined)(`drills over the kernel link${skip ? ` (skip
   }, 180_000);
 
   it('blackhole: an nft drop is silent, both sides stay postcopy-active until paused by hand', async () => {
-    const r = await runCli(['drill', 'blackhole', '--link', 'kernel', '--json', '--no-record'], dir, 150_000);
-    const lines = jsonLines(r.stdout);
+    const r = await kernelDrill('blackhole');
+    const lines = r.lines;
     expect(r.code, r.stderr).toBe(0);
     expect(summaryOf(lines)).toMatchObject({ ok: true, verified: true });
     // Nothing paused before the operator's migrate-pause: the first pause follows that command.
@@ -107,13 +129,14 @@ summary-text: s
     const lab = writeLab(dir, 'slow-kernel', SLOW_POSTCOPY_LAB);
     const drill = spawnCli(['drill', lab, '--link', 'kernel', '--json', '--no-record'], dir, 120_000);
     await waitForJsonLine(drill, (l) => l.kind === 'state' && l.side === 'destination' && (l.data as { to?: string })?.to === 'postcopy-active', 60_000);
-    const mine = (await pclNamespaces()).filter((n) => !before.includes(n));
+    const mine = namespacesOf(drill.pid!);
     expect(mine.length).toBe(2);
+    expect((await pclNamespaces()).filter((n) => mine.includes(n)).sort()).toEqual([...mine].sort());
     drill.kill('SIGKILL');
     await drill;
     // The VMs run inside the namespaces; they exit when the orchestrator's pipe closes.
     await waitFor(async () => (await pidsMatching(dir)).length === 0, 'the killed drill’s VMs to exit', 15_000);
-    expect((await pclNamespaces()).filter((n) => mine.includes(n))).toEqual(mine);
+    expect((await pclNamespaces()).filter((n) => mine.includes(n)).sort()).toEqual([...mine].sort());
     const c = await runCli(['cleanup'], dir, 60_000);
     expect(c.code, c.stderr).toBe(0);
     expect(c.stdout).toMatch(/removed namespace pcl-/);
