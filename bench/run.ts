@@ -171,6 +171,16 @@ async function postcopyRun(memoryBytes: number, link: 'direct' | 'relay', preemp
   });
 }
 
+/** A postcopy migration through the relay capped at `bytesPerSec`, switched over at once. Returns how to re-apply the cap. */
+async function startShapedPostcopy(p: Pair, ep: Awaited<ReturnType<Orchestrator['start']>>, bytesPerSec: number): Promise<() => Promise<void>> {
+  const shape = () => p.orch.link!.apply({ kind: 'bandwidth', bytesPerSec });
+  await shape();
+  await p.q('destination').execute('migrate-incoming', { uri: tcpUri(ep.incoming.listen) });
+  await p.q('source').execute('migrate', { uri: tcpUri(ep.incoming.connect) });
+  await p.q('source').execute('migrate-start-postcopy');
+  return shape;
+}
+
 interface RecoveryResult {
   seconds: number;
   floorSeconds: number;
@@ -189,11 +199,7 @@ async function recoveryRun(strategy: 'bitmap' | 'walk', walkWindow: number, link
       { 'max-bandwidth': 100 * GiB, 'max-postcopy-bandwidth': 0, 'x-walk-window': walkWindow },
     );
     const link = p.orch.link!;
-    const shape = () => link.apply({ kind: 'bandwidth', bytesPerSec: linkBytesPerSec });
-    await shape();
-    await p.q('destination').execute('migrate-incoming', { uri: tcpUri(ep.incoming.listen) });
-    await p.q('source').execute('migrate', { uri: tcpUri(ep.incoming.connect) });
-    await p.q('source').execute('migrate-start-postcopy');
+    const shape = await startShapedPostcopy(p, ep, linkBytesPerSec);
     await p.reached('destination', 'postcopy-active');
     const total = memoryBytes / 4096;
     while ((await p.pages('destination')).received < total * 0.3) await sleep(20);
@@ -244,11 +250,7 @@ async function qemuRecoveryRun(backend: VmBackend, linkBytesPerSec: number): Pro
   return withPair({ memoryBytes, link: 'relay', backend }, async (p, ep) => {
     await setCaps(p, { 'postcopy-ram': true, 'return-path': true, events: true }, { 'max-bandwidth': 100 * GiB, 'max-postcopy-bandwidth': 0 });
     const link = p.orch.link!;
-    const shape = () => link.apply({ kind: 'bandwidth', bytesPerSec: linkBytesPerSec });
-    await shape();
-    await p.q('destination').execute('migrate-incoming', { uri: tcpUri(ep.incoming.listen) });
-    await p.q('source').execute('migrate', { uri: tcpUri(ep.incoming.connect) });
-    await p.q('source').execute('migrate-start-postcopy');
+    const shape = await startShapedPostcopy(p, ep, linkBytesPerSec);
     await p.reached('source', 'postcopy-active');
     while ((await p.ram()).remaining > memoryBytes * 0.7) await sleep(20);
     await link.apply({ kind: 'cut' });

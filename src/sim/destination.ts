@@ -61,7 +61,6 @@ export class DestinationVm extends SimVm {
   private readonly latency = new LatencyRing();
   private blocktimeMs = 0;
   private lastDataAt = 0;
-  private stallTimer: NodeJS.Timeout | null = null;
   private mismatches: number[] = [];
   private verified: boolean | null = null;
   private pageBytesReceived = 0;
@@ -310,7 +309,7 @@ export class DestinationVm extends SimVm {
         this.preemptSock = null;
         this.preemptExpected = m.header.preemptEnabled && this.cap('postcopy-preempt');
         if (!this.preemptExpected) this.closeListener(server);
-        this.startStallWatch(epoch);
+        this.startDestinationStallWatch(epoch);
         if (recover) {
           this.recoveryAttempts++;
           this.setStatus('postcopy-recover');
@@ -542,23 +541,18 @@ export class DestinationVm extends SimVm {
     if (!this.postcopy) this.startGuest();
   }
 
-  private startStallWatch(epoch: number): void {
-    this.stopStallWatch();
-    this.stallTimer = setInterval(() => {
-      const limit = this.params['x-stall-timeout'];
-      if (!limit || epoch !== this.epoch) return;
+  private startDestinationStallWatch(epoch: number): void {
+    this.startStallWatch(
+      () => epoch === this.epoch,
       // A silent link: nothing from the source while pages are still missing.
-      if (this.status === 'postcopy-active' && this.present.count < this.pageCount && performance.now() - this.lastDataAt > limit) {
-        this.fail(`x-stall-timeout: no data from the source for ${limit} ms`);
-      }
-    }, 100);
-    this.stallTimer.unref?.();
+      (limit) =>
+        this.status === 'postcopy-active' && this.present.count < this.pageCount && performance.now() - this.lastDataAt > limit
+          ? `no data from the source for ${limit} ms`
+          : null,
+      (reason) => this.fail(reason),
+    );
   }
 
-  private stopStallWatch(): void {
-    if (this.stallTimer) clearInterval(this.stallTimer);
-    this.stallTimer = null;
-  }
 
   private fail(reason: string): void {
     const s = this.status;

@@ -62,7 +62,6 @@ export class SourceVm extends SimVm {
   private recoveryAttempts = 0;
   private resent = 0;
   private lastUri = '';
-  private stallTimer: NodeJS.Timeout | null = null;
   private lastDrainAt = 0;
 
   // query-migrate counters
@@ -377,7 +376,7 @@ export class SourceVm extends SimVm {
       if (epoch !== this.epoch) return;
       this.log(`connected to ${addr.host}:${addr.port}${resume ? ' (resume)' : ''}`);
       this.lastDrainAt = performance.now();
-      this.startStallWatch(epoch);
+      this.startSourceStallWatch(epoch);
       if (resume) {
         this.setStatus('postcopy-recover');
         this.resumeMode = this.cap('x-recovery-walk') ? 'walk' : 'bitmap';
@@ -680,23 +679,18 @@ export class SourceVm extends SimVm {
     }
   }
 
-  private startStallWatch(epoch: number): void {
-    this.stopStallWatch();
-    this.stallTimer = setInterval(() => {
-      const limit = this.params['x-stall-timeout'];
-      if (!limit || epoch !== this.epoch || !this.sock) return;
-      // Nothing drained for `limit` ms while data waits to go: the link is silently dead.
-      if (this.status === 'postcopy-active' && this.sock.writableLength > 0 && performance.now() - this.lastDrainAt > limit) {
-        this.fail(`x-stall-timeout: no data could be sent for ${limit} ms`);
-      }
-    }, 100);
-    this.stallTimer.unref?.();
+  private startSourceStallWatch(epoch: number): void {
+    this.startStallWatch(
+      () => epoch === this.epoch && this.sock !== null,
+      // Nothing drained for the limit while data waits to go: the link is silently dead.
+      (limit) =>
+        this.status === 'postcopy-active' && this.sock!.writableLength > 0 && performance.now() - this.lastDrainAt > limit
+          ? `no data could be sent for ${limit} ms`
+          : null,
+      (reason) => this.fail(reason),
+    );
   }
 
-  private stopStallWatch(): void {
-    if (this.stallTimer) clearInterval(this.stallTimer);
-    this.stallTimer = null;
-  }
 
   private dropConnection(): void {
     this.epoch++;

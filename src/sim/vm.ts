@@ -200,6 +200,29 @@ export abstract class SimVm implements MemoryHooks {
     };
   }
 
+  private stallTimer: NodeJS.Timeout | null = null;
+
+  /**
+   * The opt-in stall detector (x-stall-timeout; off by default, as QEMU has none). Every 100 ms
+   * while `current()` holds, `stalled(limitMs)` says why the channel looks dead, or null; a
+   * reason fails the channel with it.
+   */
+  protected startStallWatch(current: () => boolean, stalled: (limitMs: number) => string | null, fail: (reason: string) => void): void {
+    this.stopStallWatch();
+    this.stallTimer = setInterval(() => {
+      const limit = this.params['x-stall-timeout'];
+      if (!limit || !current()) return;
+      const reason = stalled(limit);
+      if (reason) fail(`x-stall-timeout: ${reason}`);
+    }, 100);
+    this.stallTimer.unref?.();
+  }
+
+  protected stopStallWatch(): void {
+    if (this.stallTimer) clearInterval(this.stallTimer);
+    this.stallTimer = null;
+  }
+
   /** Hook: a side may react to a live parameter change (e.g. the bandwidth cap). */
   protected parametersChanged(): void {}
 
