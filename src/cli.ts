@@ -92,8 +92,9 @@ function defaultRecordPath(labId: string): string | undefined {
   }
 }
 
-async function makeLinkFactory(kind: string): Promise<(runtimeDir: string) => Link> {
-  if (kind === 'relay') return (runtimeDir) => new RelayLink({ runtimeDir });
+async function makeLinkFactory(kind: string, seed?: number): Promise<(runtimeDir: string) => Link> {
+  // The relay's jitter and loss draws follow the run's seed too, so a drill replays the same faults.
+  if (kind === 'relay') return (runtimeDir) => new RelayLink({ runtimeDir, seed });
   if (kind === 'kernel') {
     const { KernelLink } = await import('./kernel/kernel-link.js');
     const runId = `${process.pid.toString(36)}${Math.floor(Math.random() * 36 ** 3).toString(36)}`.slice(0, 8);
@@ -155,7 +156,7 @@ async function main(argv: string[]): Promise<number> {
       const lab = await loadLabOrExplain(rest[0]);
       const seed = num(values.seed, '--seed', 0, 2 ** 32 - 1) ?? lab.setup.seed ?? 1;
       const timeoutMs = (num(values.timeout, '--timeout', 1, 86400) ?? 300) * 1000;
-      const makeLink = await makeLinkFactory(values.link!);
+      const makeLink = await makeLinkFactory(values.link!, seed);
       const backend = await backendFor(lab, backendKind, values.qemu);
       if (values.json) chalk.level = 0;
       const recordPath = values['no-record'] ? undefined : (values.record ?? defaultRecordPath(lab.id));
