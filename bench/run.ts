@@ -150,15 +150,9 @@ async function postcopyRun(memoryBytes: number, link: 'direct' | 'relay', preemp
       { 'postcopy-ram': true, 'return-path': true, events: true, 'postcopy-preempt': preempt },
       { 'max-bandwidth': 100 * GiB, 'max-postcopy-bandwidth': 0 },
     );
-    await p.q('destination').execute('migrate-incoming', { uri: tcpUri(ep.incoming.listen) });
-    await p.q('source').execute('migrate', { uri: tcpUri(ep.incoming.connect) });
-    await p.q('source').execute('migrate-start-postcopy');
-    const t0 = await p.reached('source', 'postcopy-active');
-    const t1 = await p.reached('source', 'completed');
-    const ram = await p.ram();
+    const { seconds, ram } = await timedPostcopy(p, ep);
     const dst = await p.pages('destination');
     if (dst.verified !== true) throw new Error('the migration did not verify');
-    const seconds = (t1 - t0) / 1000;
     return {
       seconds,
       mbPerSec: ram['postcopy-bytes'] / 1e6 / seconds,
@@ -172,13 +166,28 @@ async function postcopyRun(memoryBytes: number, link: 'direct' | 'relay', preemp
 }
 
 /** A postcopy migration through the relay capped at `bytesPerSec`, switched over at once. Returns how to re-apply the cap. */
-async function startShapedPostcopy(p: Pair, ep: Awaited<ReturnType<Orchestrator['start']>>, bytesPerSec: number): Promise<() => Promise<void>> {
+async function startShapedPostcopy(p: Pair, ep: Endpoints, bytesPerSec: number): Promise<() => Promise<void>> {
   const shape = () => p.orch.link!.apply({ kind: 'bandwidth', bytesPerSec });
   await shape();
+  await startPostcopy(p, ep);
+  return shape;
+}
+
+type Endpoints = Awaited<ReturnType<Orchestrator['start']>>;
+
+/** Incoming, migrate, and switch to postcopy at once. */
+async function startPostcopy(p: Pair, ep: Endpoints): Promise<void> {
   await p.q('destination').execute('migrate-incoming', { uri: tcpUri(ep.incoming.listen) });
   await p.q('source').execute('migrate', { uri: tcpUri(ep.incoming.connect) });
   await p.q('source').execute('migrate-start-postcopy');
-  return shape;
+}
+
+/** A postcopy migration from its start, timed from the switchover to completion. */
+async function timedPostcopy(p: Pair, ep: Endpoints): Promise<{ seconds: number; ram: RamStats }> {
+  await startPostcopy(p, ep);
+  const t0 = await p.reached('source', 'postcopy-active');
+  const t1 = await p.reached('source', 'completed');
+  return { seconds: (t1 - t0) / 1000, ram: await p.ram() };
 }
 
 interface RecoveryResult {
@@ -233,13 +242,7 @@ async function recoveryRun(strategy: 'bitmap' | 'walk', walkWindow: number, link
 async function qemuPostcopyRun(backend: VmBackend, memoryBytes: number, link: 'direct' | 'relay'): Promise<{ seconds: number; mbPerSec: number; requests: number }> {
   return withPair({ memoryBytes, link, backend }, async (p, ep) => {
     await setCaps(p, { 'postcopy-ram': true, 'return-path': true, events: true }, { 'max-bandwidth': 100 * GiB, 'max-postcopy-bandwidth': 0 });
-    await p.q('destination').execute('migrate-incoming', { uri: tcpUri(ep.incoming.listen) });
-    await p.q('source').execute('migrate', { uri: tcpUri(ep.incoming.connect) });
-    await p.q('source').execute('migrate-start-postcopy');
-    const t0 = await p.reached('source', 'postcopy-active');
-    const t1 = await p.reached('source', 'completed');
-    const ram = await p.ram();
-    const seconds = (t1 - t0) / 1000;
+    const { seconds, ram } = await timedPostcopy(p, ep);
     return { seconds, mbPerSec: (ram['postcopy-bytes'] ?? ram.transferred) / 1e6 / seconds, requests: ram['postcopy-requests'] ?? 0 };
   });
 }
