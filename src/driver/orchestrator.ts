@@ -154,15 +154,6 @@ export class Orchestrator {
     this.vms.set(side, vm);
   }
 
-  /** Kill one VM as a crash would (for labs and tests about a dying side). */
-  crash(side: Side): void {
-    this.vms.get(side)?.proc.kill('SIGKILL');
-  }
-
-  isAlive(side: Side): boolean {
-    return this.vms.get(side)?.alive ?? false;
-  }
-
   qmp(side: Side): QmpClient {
     const vm = this.vms.get(side);
     if (!vm?.qmp || !vm.alive || vm.qmp.closed) throw new Error(`the ${side} VM is not running`);

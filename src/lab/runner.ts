@@ -550,11 +550,6 @@ export class LabSession implements LabSessionApi {
     this.event({ kind: 'hint', text: `hint ${s.hintsShown + 1}/${s.hints.length}: ${s.hints[s.hintsShown]}` });
   }
 
-  /** Kill a VM process as a crash would. */
-  crash(side: Side): void {
-    this.orch.crash(side);
-  }
-
   stop(): Promise<void> {
     if (!this.stopping) {
       this.stopping = (async () => {

@@ -249,11 +249,6 @@ export class DestinationVm extends SimVm {
     return t;
   }
 
-  /** Raw latency samples for the benchmark (x-query-fault-latency). */
-  latencySamples(): number[] {
-    return Array.from(this.latency.values());
-  }
-
   // ---- the channel ------------------------------------------------------------------------
 
   private listen(addr: { host: string; port: number }, recover: boolean): Promise<void> {

@@ -61,7 +61,6 @@ export class SourceVm extends SimVm {
   private recoveries = 0;
   private recoveryAttempts = 0;
   private resent = 0;
-  private lastUri = '';
   private lastDrainAt = 0;
 
   // query-migrate counters
@@ -272,7 +271,6 @@ export class SourceVm extends SimVm {
     const addr = parseTcpUri(uri);
     if (resume) {
       if (this.status !== 'postcopy-paused') throw new QmpError('GenericError', 'Cannot resume if there is no paused migration');
-      this.lastUri = uri;
       this.recoveryAttempts++;
       this.setStatus('postcopy-recover-setup');
       this.connect(addr, true);
@@ -282,7 +280,6 @@ export class SourceVm extends SimVm {
     if (this.runState !== 'running' && this.runState !== 'paused') {
       throw new QmpError('GenericError', `Cannot migrate a guest in state '${this.runState}'`);
     }
-    this.lastUri = uri;
     this.resetForNewMigration();
     this.setStatus('setup');
     this.connect(addr, false);

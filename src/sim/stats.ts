@@ -42,11 +42,6 @@ export class LatencyRing {
     const at = (q: number) => Math.round(a[Math.min(k - 1, Math.floor(q * (k - 1)))]);
     return { p50: at(0.5), p99: at(0.99), count: this.total };
   }
-
-  /** Every sample currently held (for benchmarks). */
-  values(): Float64Array {
-    return Float64Array.from(this.ring.subarray(0, Math.min(this.n, this.ring.length)));
-  }
 }
 
 /** Coarse page map: one character per cell. See PagesInfo.map. */
@@ -70,8 +65,4 @@ export function pageMap(
     else out += '.';
   }
   return out;
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }
