@@ -42,19 +42,27 @@ export function delayStage(policy: DelayPolicy, maxHeldBytes = DEFAULT_MAX_HELD_
       new Promise((resolve) => {
         const off = moved.on(done);
         const offClose = ctx.onClose(done);
+        const offChange = ctx.onChange(done);
         function done(): void {
           off();
           offClose();
+          offChange();
           resolve();
         }
       });
+    // With nothing to delay (no latency, jitter or loss) hold one chunk at most: running ahead
+    // would only park megabytes in the relay, in front of every later byte (a page request).
+    const limit = (): number => {
+      const c = ctx.config;
+      return c.latencyMs > 0 || c.jitterMs > 0 || c.lossPercent > 0 ? maxHeldBytes : 1;
+    };
 
     // The reader runs ahead of the releaser so chunks pipeline through the delay instead of
     // each one waiting for the previous one's whole delay.
     void (async () => {
       try {
         for await (const chunk of input) {
-          while (held >= maxHeldBytes && !ctx.closed && !stopped) await waitMoved();
+          while (held >= limit() && !ctx.closed && !stopped) await waitMoved();
           if (ctx.closed || stopped) return;
           queue.push({ chunk, bytes: chunk.length, arrived: ctx.clock.now(), sample: ctx.random() });
           held += chunk.length;
