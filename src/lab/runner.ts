@@ -323,13 +323,17 @@ export class LabSession implements LabSessionApi {
     }
   }
 
+  /** A QMP action as a person types it in the console: `exec-oob migrate-pause`, `migrate {"uri": ...}`. */
+  private describeCommand(a: Extract<LabAction, { type: 'qmp' }>): string {
+    const args = expandTemplates(a.arguments, this.vars);
+    const argText = Object.keys(args).length ? ` ${JSON.stringify(args)}` : '';
+    return `${a.oob ? 'exec-oob ' : ''}${a.execute}${argText}`;
+  }
+
   describeAction(a: LabAction): string {
     switch (a.type) {
-      case 'qmp': {
-        const args = expandTemplates(a.arguments, this.vars);
-        const argText = Object.keys(args).length ? ` ${JSON.stringify(args)}` : '';
-        return `${a.side}: ${a.oob ? 'exec-oob ' : ''}${a.execute}${argText}`;
-      }
+      case 'qmp':
+        return `${a.side}: ${this.describeCommand(a)}`;
       case 'link':
         return `link: ${describeFault(a.fault)}`;
       case 'restore':
@@ -347,7 +351,7 @@ export class LabSession implements LabSessionApi {
       case 'qmp': {
         const args = expandTemplates(a.arguments, this.vars);
         const client = this.orch.qmp(a.side);
-        const text = this.describeAction(a).slice(a.side.length + 2);
+        const text = this.describeCommand(a);
         try {
           const r = a.oob ? await client.executeOob(a.execute, args) : await client.execute(a.execute, args);
           this.event({ kind: 'qmp', side: a.side, text: `${text} -> ${formatReply(r)}` });

@@ -224,10 +224,9 @@ export class SourceVm extends SimVm {
 
   private remainingPages(): number {
     if (this.status === 'active' || this.status === 'setup') {
-      // Precopy: what this pass still has plus what has been dirtied since the last sync.
-      let n = this.toSend.count;
-      if (this.dirty.count) n = this.toSend.count + this.dirty.count; // an upper bound, as QEMU's is an estimate
-      return Math.min(n, this.pageCount);
+      // Precopy: what this pass still has plus what has been dirtied since the last sync (an
+      // upper bound: a page may be in both; QEMU's figure is an estimate too).
+      return Math.min(this.toSend.count + this.dirty.count, this.pageCount);
     }
     if (this.status === 'completed') return 0;
     return this.toSend.count;
@@ -356,7 +355,7 @@ export class SourceVm extends SimVm {
     while (this.reqQueue.length) {
       const pages = this.reqQueue.splice(0, POSTCOPY_BATCH);
       this.requestsServed += pages.length;
-      const buf = this.encodePages(pages, true);
+      const buf = this.encodePages(pages);
       this.transferred += buf.length;
       p.write(buf);
     }
@@ -523,7 +522,7 @@ export class SourceVm extends SimVm {
     const n = Math.min(this.reqQueue.length, POSTCOPY_BATCH);
     const pages = this.reqQueue.splice(0, n);
     this.requestsServed += n;
-    return this.encodePages(pages, true);
+    return this.encodePages(pages);
   }
 
   private buildBackgroundBatch(max: number, postcopy: boolean): Buffer | null {
@@ -539,10 +538,10 @@ export class SourceVm extends SimVm {
       this.cursor = i + 1;
     }
     if (pages.length === 0) return null;
-    return this.encodePages(pages, false);
+    return this.encodePages(pages);
   }
 
-  private encodePages(pages: number[], _requested: boolean): Buffer {
+  private encodePages(pages: number[]): Buffer {
     const frameBytes = pageFrameBytes(this.pageSize);
     const buf = Buffer.allocUnsafe(frameBytes * pages.length);
     let o = 0;
