@@ -36,6 +36,7 @@ Usage:
   postcopy-lab drill <id|file> [--json] [--seed N] [--timeout S] [--link relay|kernel] [--backend sim|qemu] [--record FILE]
                                        run a lab headless; exit 0 if every check held and memory verified
   postcopy-lab list [--json]           list the labs
+  postcopy-lab replay <file.jsonl>     print a recorded run (every run writes one) as the drill showed it
   postcopy-lab doctor                  check this machine for the kernel link and QEMU
   postcopy-lab cleanup                 remove namespaces and nft tables a killed run left behind
   postcopy-lab reset [lab]             forget lab progress (all labs, or one)
@@ -205,6 +206,11 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write((values.json ? JSON.stringify(result) : describeCleanup(result)) + '\n');
       return EXIT_OK;
     }
+    case 'replay': {
+      if (!rest[0]) throw new UsageError('which record? Give the path of a run record (.jsonl): the drill prints it at the end');
+      const { runReplay } = await import('./commands/replay.js');
+      return runReplay(rest[0], { verbose: values.verbose! });
+    }
     case 'reset': {
       const { resetProgress, defaultProgressPath } = await import('./ui/progress.js');
       if (rest[0]) await loadLabOrExplain(rest[0]);
@@ -217,7 +223,7 @@ async function main(argv: string[]): Promise<number> {
       return runInteractive(command === 'lab' ? rest[0] : undefined, values);
     }
     default:
-      throw new UsageError(`unknown command '${command}' (expected drill, lab, list, doctor, cleanup or reset)`);
+      throw new UsageError(`unknown command '${command}' (expected drill, lab, list, replay, doctor, cleanup or reset)`);
   }
 }
 
@@ -322,7 +328,7 @@ main(process.argv.slice(2))
       process.stderr.write(`postcopy-lab: ${e.message}\n`);
       return exitWith(EXIT_BAD_INPUT);
     }
-    if (e instanceof LabError || e instanceof UsageError) {
+    if (e instanceof LabError || e instanceof UsageError || (e instanceof Error && e.name === 'RecordError')) {
       process.stderr.write(`postcopy-lab: ${e.message}\n`);
       if (e instanceof UsageError) process.stderr.write('Run `postcopy-lab --help` for usage.\n');
       return exitWith(EXIT_BAD_INPUT);

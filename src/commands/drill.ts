@@ -34,7 +34,7 @@ export const EXIT_BAD_INPUT = 2;
 
 const MiB = 1024 * 1024;
 
-function secs(t: number): string {
+export function secs(t: number): string {
   return `${(t / 1000).toFixed(1).padStart(5)}s`;
 }
 
@@ -72,7 +72,7 @@ export function summaryLines(sum: RunSummary, snap: Snapshot | null): string[] {
   return lines;
 }
 
-function eventLine(e: LabEvent, verbose: boolean): string | null {
+export function eventLine(e: LabEvent, verbose: boolean): string | null {
   const side = e.side ? `${e.side}: ` : '';
   switch (e.kind) {
     case 'step':
