@@ -125,8 +125,19 @@ export function spawnTerm(file: string, args: string[], opts: TermOptions = {}):
   const waitUntil = async (check: (s: string) => boolean, what: string, timeoutMs = 15_000): Promise<string> => {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const s = screen();
-      if (check(s)) return s;
+      let s = screen();
+      if (check(s)) {
+        // A frame reaches the emulator in pieces: hand back the screen only once it has
+        // settled (unchanged for a moment), or a test could read a half-drawn frame.
+        for (;;) {
+          await new Promise((r) => setTimeout(r, 40));
+          const again = screen();
+          if (again === s) return s;
+          s = again;
+          if (!check(s)) break;
+        }
+        if (check(s)) return s;
+      }
       if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; screen:\n${s}`);
       if (exited) {
         // Let the last bytes reach the emulator, then look once more.
