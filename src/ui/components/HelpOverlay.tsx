@@ -29,21 +29,11 @@ export function HelpOverlay(props: { width: number; height: number }) {
   return (
     <Panel title="Help" width={props.width} height={props.height}>
       {HELP_KEYS.map(([k, d]) => (
-        <Text key={k} wrap="truncate">
-          <Text bold color="cyan">
-            {k.padEnd(keyW)}
-          </Text>
-          {d}
-        </Text>
+        <KeyRow key={k} keyText={k} text={d} width={keyW} />
       ))}
       <Text bold>Console</Text>
       {CONSOLE_HELP.map(([k, d]) => (
-        <Text key={k} wrap="truncate">
-          <Text bold color="cyan">
-            {k.padEnd(keyW)}
-          </Text>
-          {d}
-        </Text>
+        <KeyRow key={k} keyText={k} text={d} width={keyW} />
       ))}
       <Box marginTop={1}>
         <Text dimColor wrap="wrap">
@@ -51,5 +41,17 @@ export function HelpOverlay(props: { width: number; height: number }) {
         </Text>
       </Box>
     </Panel>
+  );
+}
+
+/** One line of the help: the key, padded, then what it does. */
+function KeyRow(props: { keyText: string; text: string; width: number }) {
+  return (
+    <Text wrap="truncate">
+      <Text bold color="cyan">
+        {props.keyText.padEnd(props.width)}
+      </Text>
+      {props.text}
+    </Text>
   );
 }
