@@ -58,10 +58,30 @@ export function checkTransition(side: Side, from: MigrationStatus, to: Migration
   if (!canTransition(side, from, to)) throw new IllegalTransition(`${side}: ${from} -> ${to} is not a migration state transition`);
 }
 
-export function isPostcopy(s: MigrationStatus): boolean {
+// ---- named questions about a state (QEMU: migration_in_postcopy() and friends) --------------
+// Ask these instead of testing strings inline, so the vocabulary lives in one place.
+
+/** In any postcopy state: the guest runs (or is paused) on the destination. */
+export function isPostcopy(s: MigrationStatus | string): boolean {
   return s.startsWith('postcopy-');
 }
 
-export function isFinished(s: MigrationStatus): boolean {
+/** Paused after a failure or migrate-pause, waiting for the operator to recover. */
+export function isPaused(s: MigrationStatus | string): boolean {
+  return s === 'postcopy-paused';
+}
+
+/** A recovery is under way (connecting, or exchanging the bitmap and resume handshake). */
+export function isRecovering(s: MigrationStatus | string): boolean {
+  return s === 'postcopy-recover-setup' || s === 'postcopy-recover';
+}
+
+/** Pages are moving: precopy or postcopy proper (not paused, not recovering). */
+export function isMigrating(s: MigrationStatus | string): boolean {
+  return s === 'active' || s === 'postcopy-active';
+}
+
+/** The migration ended; a new one may start. */
+export function isFinished(s: MigrationStatus | string): boolean {
   return s === 'completed' || s === 'failed' || s === 'cancelled';
 }
