@@ -9,23 +9,10 @@
  * the sender really slows down. Nothing in the relay buffers without a bound.
  */
 import type { LinkDirectionState } from '../../types.js';
-import type { TokenBucket } from './bandwidth.js';
+import type { TokenBucket } from '../../util/token-bucket.js';
+import type { Clock } from '../../util/clock.js';
 
-/** Time as the stages see it; injected so tests can drive token buckets and delays by hand. */
-export interface Clock {
-  /** Milliseconds, monotonic. */
-  now(): number;
-  /** Calls fn after ms; returns a function that cancels it. */
-  setTimer(fn: () => void, ms: number): () => void;
-}
-
-export const realClock: Clock = {
-  now: () => performance.now(),
-  setTimer(fn, ms) {
-    const timer = setTimeout(fn, Math.max(0, ms));
-    return () => clearTimeout(timer);
-  },
-};
+export { realClock, type Clock } from '../../util/clock.js';
 
 /** The live settings of one direction, shared by every connection on the link. */
 export interface DirectionConfig {
