@@ -2,7 +2,7 @@
  * The kernel link and its tools: what the CLI (`doctor`, `cleanup`) and the orchestrator
  * (`--link kernel`) import. Builders are exported for anyone who needs one more command.
  */
-export { KernelLink, DEFAULT_SUBNET, DEFAULT_MIGRATION_PORT, DEFAULT_RECOVER_PORT, NOT_ROOT_MESSAGE, validateFault, type KernelLinkOptions } from './kernel-link.js';
+export { KernelLink, DEFAULT_SUBNET, DEFAULT_MIGRATION_PORT, DEFAULT_RECOVER_PORT, NOT_ROOT_MESSAGE, type KernelLinkOptions } from './kernel-link.js';
 export { probeKernel, type KernelProbe, type CheckResult, type ToolInfo, type QdiscKind } from './probe.js';
 export { runDoctor, buildDoctorReport, formatDoctor, netemFix, type DoctorReport, type DoctorCheck, type CheckStatus, type KernelFaultName } from './doctor.js';
 export { findLeftovers, cleanupLeftovers, listNamespaces, type Leftovers, type LeftoverNamespace, type CleanupResult, type CleanupOptions } from './cleanup.js';

@@ -17,6 +17,8 @@
  */
 import type { Direction, Link, LinkDirectionSnapshot, LinkDirectionState, LinkEndpoints, LinkFault, LinkSnapshot, Side } from '../types.js';
 import { DIRECTIONS } from '../types.js';
+import { CLEAR_CONFIG, faultTargets, flapMode, isCableFault, nextConfig, parseLinkFault, type DirectionConfig } from '../link/fault-model.js';
+import { FlapSchedule, type FlapState } from '../link/flap-schedule.js';
 import type { Argv } from './argv.js';
 import { KernelApplyError, KernelCommandError, KernelUnsupportedError, KernelValidationError, isNotExist } from './errors.js';
 import { addrAdd, linkDel, linkSetDown, linkSetUp, linkStats, netnsAdd, netnsDel, netnsExec, vethAdd } from './ip.js';
@@ -24,7 +26,7 @@ import { chainAdd, chainFlush, counterAdd, listCounter, nft, nftBatch, parseCoun
 import { OWNER_DIR, removeOwner, writeOwner } from './owner.js';
 import { run as defaultRun, runIgnoringNotExist, type Runner } from './run.js';
 import { netemArgs, qdiscAdd, qdiscDelRoot, qdiscReplace, tbfArgs } from './tc.js';
-import { PREFIX, parseSubnet, validateMs, validatePercent, validatePort, validatePositiveMs, validateRate, validateRunId, type Subnet } from './validate.js';
+import { PREFIX, parseSubnet, validatePort, validateRunId, type Subnet } from './validate.js';
 
 export const DEFAULT_SUBNET = '10.213.0.0/24';
 export const DEFAULT_MIGRATION_PORT = 4444;
@@ -48,17 +50,9 @@ export interface KernelLinkOptions {
   ownerDir?: string;
 }
 
-/** The state of one direction as we have put it in the kernel. */
-interface DirState {
-  state: LinkDirectionState;
-  latencyMs: number;
-  jitterMs: number;
-  lossPercent: number;
-  /** 0 = unlimited. */
-  rateBytesPerSec: number;
-}
-
-const CLEAR: DirState = { state: 'up', latencyMs: 0, jitterMs: 0, lossPercent: 0, rateBytesPerSec: 0 };
+/** The state of one direction as we have put it in the kernel (the fault model's config). */
+type DirState = DirectionConfig;
+const CLEAR: DirState = CLEAR_CONFIG;
 
 interface DirTopo {
   ns: string;
@@ -100,51 +94,19 @@ export function nftRules(state: LinkDirectionState, dev: string): NftCommand[] {
   return [];
 }
 
-function directionsOf(d: Direction | 'both' | undefined): Direction[] {
-  if (d === undefined || d === 'both') return [...DIRECTIONS];
-  if (!DIRECTIONS.includes(d)) throw new KernelValidationError('direction', `direction must be source-to-destination, destination-to-source or both, got ${JSON.stringify(d)}`);
-  return [d];
-}
-
-/** Check a fault's fields before anything runs. Throws KernelValidationError naming the field. */
-export function validateFault(fault: LinkFault): void {
-  directionsOf(fault.direction);
-  switch (fault.kind) {
-    case 'up':
-    case 'cut':
-    case 'blackhole':
-    case 'down':
-      return;
-    case 'latency':
-      validateMs(fault.ms, 'ms');
-      validateMs(fault.jitterMs ?? 0, 'jitterMs');
-      return;
-    case 'loss':
-      validatePercent(fault.percent, 'percent');
-      return;
-    case 'bandwidth':
-      validateRate(fault.bytesPerSec, 'bytesPerSec');
-      return;
-    case 'flap':
-      validatePositiveMs(fault.upMs, 'upMs');
-      validatePositiveMs(fault.downMs, 'downMs');
-      if (fault.mode !== undefined && fault.mode !== 'cut' && fault.mode !== 'blackhole') {
-        throw new KernelValidationError('mode', `mode must be cut or blackhole, got ${JSON.stringify(fault.mode)}`);
-      }
-      if (fault.count !== undefined && (!Number.isInteger(fault.count) || fault.count < 1)) {
-        throw new KernelValidationError('count', `count must be a whole number of flaps, at least 1, got ${String(fault.count)}`);
-      }
-      return;
-    default:
-      throw new KernelValidationError('kind', `unknown fault kind ${JSON.stringify((fault as { kind: unknown }).kind)}`);
-  }
-}
+/** Flap timers must not keep the process alive on their own (the VMs and the UI do that). */
+const unrefClock = {
+  now: () => performance.now(),
+  setTimer(fn: () => void, ms: number): () => void {
+    const timer = setTimeout(fn, Math.max(0, ms));
+    timer.unref();
+    return () => clearTimeout(timer);
+  },
+};
 
 interface Flap {
   directions: Direction[];
-  cancelled: boolean;
-  timer?: NodeJS.Timeout;
-  wake?: () => void;
+  schedule: FlapSchedule;
 }
 
 export class KernelLink implements Link {
@@ -283,40 +245,22 @@ export class KernelLink implements Link {
     }
   }
 
-  private nextState(prev: DirState, fault: Exclude<LinkFault, { kind: 'flap' }>): DirState {
-    switch (fault.kind) {
-      case 'up':
-      case 'cut':
-      case 'blackhole':
-      case 'down':
-        return { ...prev, state: fault.kind };
-      case 'latency':
-        return { ...prev, latencyMs: fault.ms, jitterMs: fault.jitterMs ?? 0 };
-      case 'loss':
-        return { ...prev, lossPercent: fault.percent };
-      case 'bandwidth':
-        return { ...prev, rateBytesPerSec: fault.bytesPerSec };
-    }
-  }
-
-  async apply(fault: LinkFault): Promise<void> {
-    validateFault(fault);
+  async apply(input: LinkFault): Promise<void> {
+    const fault = parseLinkFault(input);
     this.requireStarted();
-    const dirs = directionsOf(fault.direction);
+    const dirs = faultTargets(fault);
     if (fault.kind === 'flap') {
-      // Default 'cut', as the relay does (src/link/relay-state.ts): same lab, same outcome.
-      const mode = fault.mode ?? 'cut';
-      for (const d of dirs) this.checkSupported({ ...this.state[d], state: mode }, fault);
+      for (const d of dirs) this.checkSupported(nextConfig(this.state[d], fault), fault);
       this.cancelFlaps(dirs);
-      await this.startFlap(dirs, fault.upMs, fault.downMs, mode, fault.count);
+      await this.startFlap(dirs, fault);
       return;
     }
     // A new up/cut/blackhole/down on a direction replaces its flap schedule; shaping does not.
-    if (fault.kind === 'up' || fault.kind === 'cut' || fault.kind === 'blackhole' || fault.kind === 'down') this.cancelFlaps(dirs);
+    if (isCableFault(fault)) this.cancelFlaps(dirs);
     await this.serial(async () => {
       const next = new Map<Direction, DirState>();
       for (const d of dirs) {
-        const s = this.nextState(this.state[d], fault);
+        const s = nextConfig(this.state[d], fault);
         this.checkSupported(s, fault);
         next.set(d, s);
       }
@@ -421,59 +365,42 @@ export class KernelLink implements Link {
   private cancelFlaps(dirs: Direction[]): void {
     for (const f of [...this.flaps]) {
       if (f.directions.some((d) => dirs.includes(d))) {
-        f.cancelled = true;
-        if (f.timer) clearTimeout(f.timer);
-        f.wake?.();
+        f.schedule.stop();
         this.flaps.delete(f);
       }
     }
   }
 
   /**
-   * A flap: `mode` for downMs, then up for upMs, `count` times (forever when count is absent),
-   * until cancelled by restore(), stop() or a new up/cut/blackhole/down on its direction. The
-   * first step is applied before apply() returns, so an error there reaches the caller.
+   * A flap on `dirs` together (the fault model's FlapSchedule), until cancelled by restore(),
+   * stop() or a new up/cut/blackhole/down/flap on its direction. Every step goes through the
+   * serial chain; the first is applied before apply() returns, so an error there reaches the
+   * caller, and a later one goes to onError.
    */
-  private async startFlap(dirs: Direction[], upMs: number, downMs: number, mode: 'cut' | 'blackhole', count: number | undefined): Promise<void> {
-    const flap: Flap = { directions: dirs, cancelled: false };
+  private async startFlap(dirs: Direction[], fault: Extract<LinkFault, { kind: 'flap' }>): Promise<void> {
+    const options = { upMs: fault.upMs, downMs: fault.downMs, mode: flapMode(fault), count: fault.count };
+    const flap: Flap = {
+      directions: dirs,
+      schedule: new FlapSchedule(options, unrefClock, {
+        setState: (state: FlapState) =>
+          this.serial(async () => {
+            if (!this.flaps.has(flap)) return;
+            const next = new Map<Direction, DirState>(dirs.map((d) => [d, { ...this.state[d], state }]));
+            await this.transition(next, `flap (${state})`);
+          }),
+        onDone: () => this.flaps.delete(flap),
+        onError: (err) => {
+          if (this.flaps.delete(flap)) this.onError?.(err as Error);
+        },
+      }),
+    };
     this.flaps.add(flap);
-    const setAll = (state: LinkDirectionState) =>
-      this.serial(async () => {
-        if (flap.cancelled) return;
-        const next = new Map<Direction, DirState>(dirs.map((d) => [d, { ...this.state[d], state }]));
-        await this.transition(next, `flap (${state})`);
-      });
-    const sleep = (ms: number) =>
-      new Promise<void>((resolve) => {
-        flap.wake = resolve;
-        flap.timer = setTimeout(resolve, ms);
-        flap.timer.unref();
-      });
     try {
-      await setAll(mode);
+      await flap.schedule.start();
     } catch (err) {
       this.flaps.delete(flap);
       throw err;
     }
-    void (async () => {
-      try {
-        for (let i = 0; count === undefined || i < count; i++) {
-          if (i > 0) {
-            await setAll(mode);
-          }
-          await sleep(downMs);
-          if (flap.cancelled) return;
-          await setAll('up');
-          if (count !== undefined && i === count - 1) break;
-          await sleep(upMs);
-          if (flap.cancelled) return;
-        }
-      } catch (err) {
-        if (!flap.cancelled) this.onError?.(err as Error);
-      } finally {
-        this.flaps.delete(flap);
-      }
-    })();
   }
 
   async restore(): Promise<void> {

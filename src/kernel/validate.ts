@@ -6,6 +6,7 @@
  * plain bits (`8000000bit`), sizes in plain bytes (`16384b`), times in `ms` (or `us` when not a
  * whole millisecond) and percentages with an explicit `%`.
  */
+import { FAULT_LIMITS } from '../link/fault-model.js';
 import { KernelValidationError } from './errors.js';
 
 /** Everything this tool creates carries this prefix, so cleanup can find it and nothing else. */
@@ -20,12 +21,14 @@ const NETNS_RE = /^[a-zA-Z0-9_.-]+$/;
 const NFT_NAME_RE = /^[a-zA-Z][a-zA-Z0-9_.-]*$/;
 const RUN_ID_RE = /^[a-zA-Z0-9][a-zA-Z0-9_-]*$/;
 
-/** Upper bounds: generous, but small enough that a typo (an extra three zeros) is caught. */
+/**
+ * The fault ranges are the fault model's (src/link/fault-model.ts), which refuses a bad fault
+ * before the kernel link sees it; the checks here only make sure tc is never handed a value
+ * it could misread.
+ */
 export const LIMITS = {
-  maxLatencyMs: 60_000,
-  /** 1 Tbit/s. */
-  maxRateBytesPerSec: 125_000_000_000,
-  maxFlapMs: 3_600_000,
+  maxLatencyMs: FAULT_LIMITS.maxLatencyMs,
+  maxRateBytesPerSec: FAULT_LIMITS.maxRateBytesPerSec,
   maxRunIdLength: 40,
 } as const;
 
@@ -76,7 +79,7 @@ function finite(field: string, v: number, range: string): number {
   return v;
 }
 
-/** A rate in bytes per second: > 0 and at most 1 Tbit/s. Zero is refused: "unlimited" is `restore`. */
+/** A rate tbf can take, in bytes per second: > 0 and at most 1 Tbit/s ("no cap" is no tbf at all). */
 export function validateRate(bytesPerSec: number, field = 'bytesPerSec'): number {
   const range = `bytes per second, greater than 0 and at most ${LIMITS.maxRateBytesPerSec}`;
   finite(field, bytesPerSec, range);
@@ -94,14 +97,6 @@ export function validateMs(ms: number, field = 'ms', max: number = LIMITS.maxLat
   const range = `milliseconds, from 0 to ${max}`;
   finite(field, ms, range);
   if (ms < 0 || ms > max) throw new KernelValidationError(field, `${field} must be ${range}, got ${ms}`);
-  return ms;
-}
-
-/** A strictly positive duration in milliseconds (flap phases). */
-export function validatePositiveMs(ms: number, field: string, max: number = LIMITS.maxFlapMs): number {
-  const range = `milliseconds, greater than 0 and at most ${max}`;
-  finite(field, ms, range);
-  if (ms <= 0 || ms > max) throw new KernelValidationError(field, `${field} must be ${range}, got ${ms}`);
   return ms;
 }
 

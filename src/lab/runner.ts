@@ -14,6 +14,7 @@ import { evaluateCondition, formatSeen, type Condition } from './condition.js';
 import type { Lab, LabAction, LabStep } from './schema.js';
 import { expandTemplates } from './template.js';
 import { formatDuration } from './duration.js';
+import { describeFault } from '../link/fault-model.js';
 
 export type RunMode = 'drill' | 'interactive';
 
@@ -42,28 +43,6 @@ class RunFailure extends Error {
   ) {
     super(message);
   }
-}
-
-export function describeFault(f: LinkFault): string {
-  const dir = f.direction && f.direction !== 'both' ? ` ${f.direction}` : '';
-  switch (f.kind) {
-    case 'latency':
-      return `latency ${f.ms} ms${f.jitterMs ? ` ± ${f.jitterMs} ms` : ''}${dir}`;
-    case 'loss':
-      return `loss ${f.percent}%${dir}`;
-    case 'bandwidth':
-      return `bandwidth ${formatRate(f.bytesPerSec)}${dir}`;
-    case 'flap':
-      return `flap (${f.mode ?? 'cut'} ${f.downMs} ms every ${f.upMs + f.downMs} ms${f.count ? `, ${f.count}×` : ''})${dir}`;
-    default:
-      return `${f.kind}${dir}`;
-  }
-}
-
-export function formatRate(bytesPerSec: number): string {
-  if (bytesPerSec >= 1024 * 1024) return `${+(bytesPerSec / 1024 / 1024).toFixed(1)} MiB/s`;
-  if (bytesPerSec >= 1024) return `${+(bytesPerSec / 1024).toFixed(1)} KiB/s`;
-  return `${bytesPerSec} B/s`;
 }
 
 export class LabSession implements LabSessionApi {

@@ -8,7 +8,6 @@
  */
 import { z } from 'zod';
 import type {
-  Direction,
   LinkDirectionSnapshot,
   LinkFault,
   LinkSnapshot,
@@ -18,7 +17,7 @@ import type {
   SideSnapshot,
   Snapshot,
 } from '../types.js';
-import { LinkFaultError, parseLinkFault } from '../link/fault-schema.js';
+import { FAULT_DIRECTIONS, FAULT_KINDS, LinkFaultError, parseLinkFault } from '../link/fault-model.js';
 import { ConditionSyntaxError, conditionPaths, formatPath, parseCondition, type Condition } from './condition.js';
 import { parseDuration, parseSize, UnitError } from './duration.js';
 import { findTemplateVariables, TEMPLATE_VARIABLES, TemplateError, unknownVariableMessage } from './template.js';
@@ -436,15 +435,14 @@ function toCondition(v: unknown): Condition {
 const condition = () => leaf(CONDITION_EXPECTED, toCondition);
 
 // ---------------------------------------------------------------------------------------------
-// Link faults. Lab files may write units (`ms: 2s`, `bytesPerSec: 10M`); after converting, the
-// link's own validator (src/link/fault-schema.ts) has the last word, so a lab can never hold a
-// fault the link would refuse.
-
-const FAULT_KINDS = ['up', 'cut', 'blackhole', 'down', 'latency', 'loss', 'bandwidth', 'flap'] as const satisfies readonly LinkFault['kind'][];
-const DIRECTIONS_OR_BOTH = ['source-to-destination', 'destination-to-source', 'both'] as const satisfies readonly (Direction | 'both')[];
+// Link faults. Lab files may write units (`ms: 2s`, `bytesPerSec: 10M`) and get a suggestion
+// for a misspelt name; after converting, the fault model (src/link/fault-model.ts) decides what
+// is valid (ranges, whole numbers), so a lab can never hold a fault the links would refuse.
 
 const msField = () => leaf('milliseconds, or a duration like 500ms or 2s', (v) => (typeof v === 'number' ? v : toDuration(v)));
-const direction = () => oneOf(DIRECTIONS_OR_BOTH).optional();
+const direction = () => oneOf(FAULT_DIRECTIONS).optional();
+/** Any number: its range is the fault model's to check. */
+const faultNumber = () => leaf('a number', (v) => v);
 
 const FAULT_SHAPES = {
   up: { kind: z.literal('up'), direction: direction() },
@@ -452,7 +450,7 @@ const FAULT_SHAPES = {
   blackhole: { kind: z.literal('blackhole'), direction: direction() },
   down: { kind: z.literal('down'), direction: direction() },
   latency: { kind: z.literal('latency'), direction: direction(), ms: msField(), jitterMs: msField().optional() },
-  loss: { kind: z.literal('loss'), direction: direction(), percent: numberIn('a percentage from 0 to 100', { min: 0, max: 100 }) },
+  loss: { kind: z.literal('loss'), direction: direction(), percent: faultNumber() },
   bandwidth: { kind: z.literal('bandwidth'), direction: direction(), bytesPerSec: size() },
   flap: {
     kind: z.literal('flap'),
@@ -460,7 +458,7 @@ const FAULT_SHAPES = {
     upMs: msField(),
     downMs: msField(),
     mode: oneOf(['cut', 'blackhole'] as const).optional(),
-    count: numberIn('a whole number of flaps above 0', { int: true, min: 1 }).optional(),
+    count: faultNumber().optional(),
   },
 } satisfies Record<LinkFault['kind'], z.ZodRawShape>;
 
@@ -491,7 +489,7 @@ const linkFault = () =>
       return parseLinkFault(converted);
     } catch (e) {
       if (e instanceof LinkFaultError) {
-        ctx.addIssue({ code: 'custom', message: e.message });
+        ctx.addIssue({ code: 'custom', path: e.field ? [e.field] : [], message: e.message });
         return z.NEVER;
       }
       throw e;

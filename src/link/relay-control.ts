@@ -11,7 +11,7 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import type { LinkFault, LinkSnapshot } from '../types.js';
-import { LinkFaultError, parseLinkFault } from './fault-schema.js';
+import { LinkFaultError, parseLinkFault } from './fault-model.js';
 
 /** What the control server needs from the relay. */
 export interface ControlTarget {

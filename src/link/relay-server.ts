@@ -6,7 +6,8 @@
 import net from 'node:net';
 import type { Direction, HostPort, LinkFault, LinkSnapshot } from '../types.js';
 import { runStages } from './faults/pipeline.js';
-import { Notifier, realClock, type Clock, type StageContext } from './faults/stage.js';
+import { realClock, type Clock } from '../util/clock.js';
+import { Notifier, type StageContext } from './faults/stage.js';
 import { LinkState, type LinkDirection } from './relay-state.js';
 
 export interface Route {

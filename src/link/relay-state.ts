@@ -1,25 +1,20 @@
 /**
- * The relay's link state: each direction's live config and counters, the fault semantics of
- * `apply`/`restore`, and the snapshot. No sockets here, so the rules can be read (and tested)
- * in one place; the relay server acts on `onCut` and reads `refuseNew`.
- *
- * Rules:
- * - `up` clears cut/blackhole/down/flap on its directions and keeps shaping (latency, loss,
- *   bandwidth); `restore` clears everything on both directions.
- * - `cut`, `blackhole`, `down` replace each other (and stop a flap) on their directions.
- * - latency, loss and bandwidth each replace their own previous value and compose with the rest.
- * - A cut on either direction resets whole connections: TCP has no one-way reset.
+ * The relay's link state: each direction's live config and counters, and the snapshot. What a
+ * fault does to a direction (and which directions it targets) is the fault model's
+ * (src/link/fault-model.ts); here it is only applied: the config is swapped, the bucket re-rated,
+ * a flap schedule started or stopped. No sockets here; the relay server acts on `onCut` and
+ * reads `refuseNew`. A cut on either direction resets whole connections: TCP has no one-way reset.
  */
 import { DIRECTIONS, type Direction, type LinkDirectionSnapshot, type LinkFault, type LinkSnapshot } from '../types.js';
-import { TokenBucket } from './faults/bandwidth.js';
-import { FlapSchedule } from './faults/flap.js';
-import { Notifier, type Clock, type DirectionConfig } from './faults/stage.js';
-
-const UP: DirectionConfig = { state: 'up', latencyMs: 0, jitterMs: 0, lossPercent: 0, rateBytesPerSec: 0 };
+import type { Clock } from '../util/clock.js';
+import { TokenBucket } from '../util/token-bucket.js';
+import { CLEAR_CONFIG, faultTargets, flapMode, isCableFault, nextConfig, type DirectionConfig } from './fault-model.js';
+import { FlapSchedule } from './flap-schedule.js';
+import { Notifier } from './faults/stage.js';
 
 /** One direction of the link: shared by every connection's stages in that direction. */
 export class LinkDirection {
-  config: DirectionConfig = { ...UP };
+  config: DirectionConfig = { ...CLEAR_CONFIG };
   bytesForwarded = 0;
   bytesDropped = 0;
   readonly changes = new Notifier();
@@ -30,9 +25,11 @@ export class LinkDirection {
     this.bucket = new TokenBucket(clock);
   }
 
-  update(patch: Partial<DirectionConfig>): void {
-    this.config = { ...this.config, ...patch };
-    if (patch.rateBytesPerSec !== undefined) this.bucket.setRate(patch.rateBytesPerSec);
+  update(next: DirectionConfig): void {
+    const rateChanged = next.rateBytesPerSec !== this.config.rateBytesPerSec;
+    this.config = next;
+    // A new rate starts a fresh bucket; any other change must not forgive the debt.
+    if (rateChanged) this.bucket.setRate(next.rateBytesPerSec);
     this.changes.fire();
   }
 
@@ -76,42 +73,24 @@ export class LinkState {
     return DIRECTIONS.some((d) => this.directions[d].config.state === 'cut');
   }
 
-  /** Applies an already validated fault. */
+  /** Applies an already validated fault (parseLinkFault). */
   apply(fault: LinkFault): void {
-    const targets = fault.direction === undefined || fault.direction === 'both' ? DIRECTIONS : [fault.direction];
-    for (const d of targets) {
+    for (const d of faultTargets(fault)) {
       const dir = this.directions[d];
-      switch (fault.kind) {
-        case 'up':
-        case 'cut':
-        case 'blackhole':
-        case 'down':
-          dir.stopFlap();
-          this.setState(dir, fault.kind);
-          break;
-        case 'latency':
-          dir.update({ latencyMs: fault.ms, jitterMs: fault.jitterMs ?? 0 });
-          break;
-        case 'loss':
-          dir.update({ lossPercent: fault.percent });
-          break;
-        case 'bandwidth':
-          dir.update({ rateBytesPerSec: fault.bytesPerSec });
-          break;
-        case 'flap': {
-          dir.stopFlap();
-          const flap = new FlapSchedule(
-            { upMs: fault.upMs, downMs: fault.downMs, mode: fault.mode ?? 'cut', count: fault.count },
-            this.options.clock,
-            (state) => this.setState(dir, state),
-            () => {
-              if (dir.flap === flap) dir.flap = undefined;
-            },
-          );
-          dir.flap = flap;
-          flap.start();
-          break;
-        }
+      if (isCableFault(fault)) dir.stopFlap();
+      if (fault.kind === 'flap') {
+        const flap = new FlapSchedule({ upMs: fault.upMs, downMs: fault.downMs, mode: flapMode(fault), count: fault.count }, this.options.clock, {
+          setState: (state) => this.setState(dir, state),
+          onDone: () => {
+            if (dir.flap === flap) dir.flap = undefined;
+          },
+        });
+        dir.flap = flap;
+        void flap.start();
+      } else if (isCableFault(fault)) {
+        this.setState(dir, nextConfig(dir.config, fault).state);
+      } else {
+        dir.update(nextConfig(dir.config, fault));
       }
     }
   }
@@ -120,7 +99,7 @@ export class LinkState {
     for (const d of DIRECTIONS) {
       const dir = this.directions[d];
       dir.stopFlap();
-      dir.update({ ...UP });
+      dir.update({ ...CLEAR_CONFIG });
     }
   }
 
@@ -143,7 +122,7 @@ export class LinkState {
   }
 
   private setState(dir: LinkDirection, state: DirectionConfig['state']): void {
-    dir.update({ state });
+    dir.update({ ...dir.config, state });
     if (state === 'cut') this.options.onCut();
   }
 }

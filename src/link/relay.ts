@@ -12,11 +12,10 @@ import net from 'node:net';
 import path from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import type { Link, LinkEndpoints, LinkFault, LinkSnapshot, Side } from '../types.js';
-import { parseLinkFault } from './fault-schema.js';
+import { parseLinkFault } from './fault-model.js';
 import { RelayControl } from './relay-control.js';
 import type { Route } from './relay-server.js';
 
-export { LinkFaultError, parseLinkFault } from './fault-schema.js';
 export { RelayControl } from './relay-control.js';
 
 /** The compiled relay entry point, beside this module (works from dist/). */

@@ -10,8 +10,6 @@
 import { waitForChange, type Stage } from './stage.js';
 import { sliceBytes } from '../../util/token-bucket.js';
 
-export { TokenBucket, sliceBytes } from '../../util/token-bucket.js';
-
 export const bandwidth: Stage = async function* bandwidth(input, ctx) {
   for await (const chunk of input) {
     let offset = 0;

@@ -9,7 +9,8 @@
  * which is how a real link's window bounds the bytes in flight. With 100 ms of latency and a
  * 4 MiB bound, one connection cannot exceed 40 MiB/s: the same ceiling a 4 MiB TCP window gives.
  */
-import { Notifier, waitForChange, type DirectionConfig, type Stage, type StageContext } from './stage.js';
+import type { DirectionConfig } from '../fault-model.js';
+import { Notifier, waitForChange, type Stage, type StageContext } from './stage.js';
 
 export const DEFAULT_MAX_HELD_BYTES = 4 * 1024 * 1024;
 

@@ -8,24 +8,13 @@
  * readable buffer fills, Node stops reading the fd, the kernel's receive window closes and
  * the sender really slows down. Nothing in the relay buffers without a bound.
  */
-import type { LinkDirectionState } from '../../types.js';
+import type { DirectionConfig } from '../fault-model.js';
 import type { TokenBucket } from '../../util/token-bucket.js';
 import type { Clock } from '../../util/clock.js';
 
-export { realClock, type Clock } from '../../util/clock.js';
-
-/** The live settings of one direction, shared by every connection on the link. */
-export interface DirectionConfig {
-  state: LinkDirectionState;
-  latencyMs: number;
-  jitterMs: number;
-  lossPercent: number;
-  /** 0 means unlimited. */
-  rateBytesPerSec: number;
-}
-
 /** What a stage may read and report; one per direction of one connection. */
 export interface StageContext {
+  /** The direction's live settings (src/link/fault-model.ts), shared by every connection on the link. */
   readonly config: Readonly<DirectionConfig>;
   readonly clock: Clock;
   /** Uniform in [0, 1); injected for tests. */

@@ -220,7 +220,7 @@ describe.skipIf(!!skipReason)(title('KernelLink on the real kernel', skipReason)
 
   it('refuses bad faults before touching anything', async () => {
     await expect(link.apply({ kind: 'bandwidth', bytesPerSec: 0 })).rejects.toThrow(/bytesPerSec/);
-    await expect(link.apply({ kind: 'latency', ms: -1 })).rejects.toThrow(/ms must be milliseconds/);
+    await expect(link.apply({ kind: 'latency', ms: -1 })).rejects.toThrow(/latency ms must be from 0 to 60000 milliseconds/);
     await expect(link.apply({ kind: 'loss', percent: 101 })).rejects.toThrow(/from 0 to 100/);
     expect((await link.snapshot({ fresh: true })).up).toBe(true);
   });

@@ -2,11 +2,12 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import type { Argv } from '../../../src/kernel/argv.js';
 import { KernelApplyError, KernelCommandError, KernelUnsupportedError } from '../../../src/kernel/errors.js';
-import { KernelLink, NOT_ROOT_MESSAGE, qdiscPlan, validateFault } from '../../../src/kernel/kernel-link.js';
+import { KernelLink, NOT_ROOT_MESSAGE, qdiscPlan } from '../../../src/kernel/kernel-link.js';
 import type { RunOptions } from '../../../src/kernel/run.js';
+import { LinkFaultError } from '../../../src/link/fault-model.js';
 
 interface Call {
   argv: Argv;
@@ -158,16 +159,54 @@ describe('KernelLink (fake runner)', () => {
   });
 });
 
-describe('validateFault', () => {
-  it('names the field and the valid range', () => {
-    expect(() => validateFault({ kind: 'bandwidth', bytesPerSec: 0 })).toThrow(/bytesPerSec must be bytes per second, greater than 0/);
-    expect(() => validateFault({ kind: 'bandwidth', bytesPerSec: -1 })).toThrow(/bytesPerSec/);
-    expect(() => validateFault({ kind: 'latency', ms: -5 })).toThrow(/ms must be milliseconds, from 0 to 60000, got -5/);
-    expect(() => validateFault({ kind: 'latency', ms: 5, jitterMs: -1 })).toThrow(/jitterMs/);
-    expect(() => validateFault({ kind: 'loss', percent: 150 })).toThrow(/percent must be percent, from 0 to 100, got 150/);
-    expect(() => validateFault({ kind: 'flap', upMs: 0, downMs: 10 })).toThrow(/upMs/);
-    expect(() => validateFault({ kind: 'flap', upMs: 10, downMs: 10, count: 0 })).toThrow(/count/);
-    expect(() => validateFault({ kind: 'cut', direction: 'sideways' as never })).toThrow(/direction/);
-    expect(() => validateFault({ kind: 'latency', ms: 0 })).not.toThrow();
+describe('KernelLink and the fault model', () => {
+  const started = async (runId: string) => {
+    const f = fakeRunner();
+    const link = new KernelLink({ runId, runner: f.runner, isRoot: () => true, ownerDir: ownerDir() });
+    await link.start();
+    f.calls.length = 0;
+    return { f, link };
+  };
+
+  it('bandwidth 0 means no cap: it removes the tbf (the TUI\'s unlimited-rate preset)', async () => {
+    const { f, link } = await started('r6');
+    await link.apply({ kind: 'bandwidth', direction: 'source-to-destination', bytesPerSec: 1_000_000 });
+    f.calls.length = 0;
+    await link.apply({ kind: 'bandwidth', direction: 'source-to-destination', bytesPerSec: 0 });
+    expect(f.text()).toEqual(['tc -n pcl-r6-src qdisc del dev pcl-src root']);
+    expect((await link.snapshot())['source-to-destination'].rateBytesPerSec).toBe(0);
+    // On a direction with no cap it changes nothing at all.
+    f.calls.length = 0;
+    await link.apply({ kind: 'bandwidth', bytesPerSec: 0 });
+    expect(f.calls).toEqual([]);
+  });
+
+  it('refuses a bad fault with the fault model\'s message, before running anything', async () => {
+    const { f, link } = await started('r7');
+    const err = await link.apply({ kind: 'latency', ms: -5 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(LinkFaultError);
+    expect((err as Error).message).toMatch(/^latency ms must be from 0 to 60000 milliseconds, got -5/);
+    await expect(link.apply({ kind: 'cut', direction: 'sideways' as never })).rejects.toThrow(/direction must be/);
+    expect(f.calls).toEqual([]);
+  });
+
+  it('a flap covers its directions as one schedule; a cable fault on one of them ends it', async () => {
+    const { link } = await started('r8');
+    await link.apply({ kind: 'flap', upMs: 3_600_000, downMs: 3_600_000, mode: 'blackhole' });
+    let snap = await link.snapshot();
+    expect(snap).toMatchObject({ flapping: true, up: false });
+    expect(snap['destination-to-source'].state).toBe('blackhole');
+    await link.apply({ kind: 'cut', direction: 'source-to-destination' });
+    snap = await link.snapshot();
+    expect(snap.flapping).toBe(false);
+    expect(snap['source-to-destination'].state).toBe('cut');
+    await link.stop();
+  });
+
+  it('a counted flap ends up and stops flapping', async () => {
+    const { link } = await started('r9');
+    await link.apply({ kind: 'flap', upMs: 1, downMs: 1, count: 2 });
+    await vi.waitFor(async () => expect(await link.snapshot()).toMatchObject({ flapping: false, up: true }));
+    await link.stop();
   });
 });

@@ -208,6 +208,8 @@ describe('loadLabText: errors name file, line, column, field and what was expect
     ['no hints', withLine(25, '    hints: []'), `${FILE}:25:12: steps[1].hints: expected a list of hints, with at least one item`],
     ['an unknown fault kind', withLine(27, '      - link: { kind: cutt }'), `${FILE}:27:23: steps[1].do[0].link.kind: expected a fault kind: one of up, cut, blackhole, down, latency, loss, bandwidth, flap, got 'cutt' (did you mean 'cut'?)`],
     ['an unknown fault field', withLine(27, '      - link: { kind: cut, dir: both }'), `${FILE}:27:28: steps[1].do[0].link.dir: unknown field 'dir' (did you mean 'direction'?)`],
+    ['a fault the fault model refuses, at its field', withLine(27, '      - link: { kind: loss, percent: 150 }'), `${FILE}:27:38: steps[1].do[0].link.percent: loss percent must be from 0 to 100 percent, got 150`],
+    ['a flap count that is not whole', withLine(27, '      - link: { kind: flap, upMs: 1s, downMs: 1s, count: 1.5 }'), `${FILE}:27:58: steps[1].do[0].link.count: flap count must be a whole number, got 1.5`],
     ['a bad link string', withLine(31, '      - link: restor'), `${FILE}:31:15: steps[1].do[3].link: expected a link fault like { kind: cut, direction: both } (kind: up, cut, blackhole, down, latency, loss, bandwidth, flap), or "restore", got 'restor' (did you mean 'restore'?)`],
     ['a bad side', withLine(32, '      - qmp: sorce'), `${FILE}:32:14: steps[1].do[4].qmp: expected the side to send to: source, destination, got 'sorce' (did you mean 'source'?)`],
     ['a bad workload', withLine(8, '  workload: randon'), `${FILE}:8:13: setup.workload: expected one of sequential, random, hotset, got 'randon' (did you mean 'random'?)`],

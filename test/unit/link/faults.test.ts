@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { bandwidth, TokenBucket } from '../../../src/link/faults/bandwidth.js';
+import { bandwidth } from '../../../src/link/faults/bandwidth.js';
+import { TokenBucket } from '../../../src/util/token-bucket.js';
 import { blackhole } from '../../../src/link/faults/blackhole.js';
 import { delayStage } from '../../../src/link/faults/delay-queue.js';
 import { down } from '../../../src/link/faults/down.js';
-import { FlapSchedule } from '../../../src/link/faults/flap.js';
 import { latency } from '../../../src/link/faults/latency.js';
 import { loss, RETRANSMIT_DELAY_MS, stallProbability } from '../../../src/link/faults/loss.js';
 import { runStages } from '../../../src/link/faults/pipeline.js';
@@ -232,37 +232,5 @@ describe('the whole pipeline', () => {
     await h.clock.advance(100);
     expect(s.text()).toBe('');
     expect(h.dropped()).toBe(9);
-  });
-});
-
-describe('flap', () => {
-  it('alternates the fault and up, count times, and ends up', async () => {
-    const clock = new ManualClock();
-    const states: [number, string][] = [];
-    let done = false;
-    const flap = new FlapSchedule({ upMs: 100, downMs: 50, mode: 'blackhole', count: 2 }, clock, (s) => states.push([clock.now(), s]), () => (done = true));
-    flap.start();
-    await clock.advance(1000);
-    expect(states).toEqual([
-      [0, 'blackhole'],
-      [50, 'up'],
-      [150, 'blackhole'],
-      [200, 'up'],
-    ]);
-    expect(done).toBe(true);
-    expect(flap.active).toBe(false);
-  });
-
-  it('runs until stopped when no count is given', async () => {
-    const clock = new ManualClock();
-    let flips = 0;
-    const flap = new FlapSchedule({ upMs: 10, downMs: 10, mode: 'cut' }, clock, () => flips++);
-    flap.start();
-    await clock.advance(995);
-    expect(flips).toBe(100); // at 0, 10, ..., 990
-    flap.stop();
-    await clock.advance(1000);
-    expect(flips).toBe(100);
-    expect(clock.pending).toBe(0);
   });
 });

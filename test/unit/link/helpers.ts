@@ -1,7 +1,9 @@
 /** In-memory harness for the relay's fault stages: a hand-driven clock and a stage context. */
 import { PassThrough } from 'node:stream';
-import { TokenBucket } from '../../../src/link/faults/bandwidth.js';
-import { Notifier, type Clock, type DirectionConfig, type Stage, type StageContext } from '../../../src/link/faults/stage.js';
+import { TokenBucket } from '../../../src/util/token-bucket.js';
+import type { Clock } from '../../../src/util/clock.js';
+import type { DirectionConfig } from '../../../src/link/fault-model.js';
+import { Notifier, type Stage, type StageContext } from '../../../src/link/faults/stage.js';
 
 /** A clock that only moves when told to; timers fire in time order as it passes them. */
 export class ManualClock implements Clock {

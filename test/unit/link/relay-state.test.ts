@@ -58,6 +58,21 @@ describe('LinkState', () => {
     expect(clock.pending).toBe(0);
   });
 
+  it('bandwidth 0 lifts the cap (the TUI\'s unlimited-rate preset), through the control socket too', () => {
+    const { link } = state();
+    link.apply({ kind: 'bandwidth', bytesPerSec: 1000 });
+    expect(link.directions['source-to-destination'].bucket.bytesPerSec).toBe(1000);
+    const r = handleControlLine('{"cmd":"apply","fault":{"kind":"bandwidth","bytesPerSec":0,"direction":"both"}}', {
+      apply: (f) => link.apply(f),
+      restore: () => link.restore(),
+      snapshot: () => link.snapshot(0),
+      quit: () => {},
+    });
+    expect(r.response).toEqual({ ok: true });
+    expect(link.snapshot(0)['source-to-destination'].rateBytesPerSec).toBe(0);
+    expect(link.directions['destination-to-source'].bucket.bytesPerSec).toBe(0);
+  });
+
   it('a counted flap ends up and stops flapping', async () => {
     const { link, clock } = state();
     link.apply({ kind: 'flap', upMs: 10, downMs: 10, mode: 'blackhole', count: 2 });
@@ -93,7 +108,7 @@ describe('control lines', () => {
     expect(err('[1]')).toMatch(/must be a JSON object/);
     expect(err('{"cmd":"jump"}')).toMatch(/unknown cmd "jump"; expected .*"cmd":"snapshot"/);
     expect(err('{"cmd":"apply"}')).toMatch(/"apply" needs a "fault"/);
-    expect(err('{"cmd":"apply","fault":{"kind":"latency","ms":-5}}')).toMatch(/latency ms must be ≥ 0, got -5/);
+    expect(err('{"cmd":"apply","fault":{"kind":"latency","ms":-5}}')).toMatch(/latency ms must be from 0 to 60000 milliseconds, got -5/);
     expect(t.applied).toEqual([]);
   });
 });
