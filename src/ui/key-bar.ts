@@ -19,7 +19,8 @@ const ACTIVE_POSTCOPY = new Set(['postcopy-active', 'postcopy-recover-setup', 'p
 export interface NormalKeys {
   cut: boolean;
   blackhole: boolean;
-  latency: boolean;
+  /** `l`: the link menu (every fault, per direction). */
+  linkMenu: boolean;
   restore: boolean;
   pause: boolean;
   hint: boolean;
@@ -36,7 +37,7 @@ export function normalKeys(state: SessionState): NormalKeys {
   return {
     cut: running && !!link && dirs.some((d) => d.state !== 'cut'),
     blackhole: running && !!link && dirs.some((d) => d.state !== 'blackhole'),
-    latency: running && !!link,
+    linkMenu: running && !!link,
     restore: running && !!link && anyFault,
     pause: running && !!snap && (ACTIVE_POSTCOPY.has(snap.source.status) || ACTIVE_POSTCOPY.has(snap.destination.status)),
     hint: !!step && step.status === 'active' && step.hintsShown < step.hints.length,
@@ -60,10 +61,10 @@ export function keyHints(mode: Mode, state: SessionState): KeyHint[] {
         { key: 'Esc', label: 'close', priority: 9 },
         { key: '?', label: 'close help', priority: Infinity },
       ];
-    case 'latency':
+    case 'link':
       return [
         { key: '↑↓', label: 'choose', priority: 8 },
-        { key: '←→/Tab', label: 'direction', priority: 7 },
+        { key: 'd/←→', label: 'direction', priority: 7 },
         { key: 'Enter', label: 'apply', priority: 9 },
         { key: 'Esc', label: 'close', priority: 9 },
         { key: '?', label: 'help', priority: Infinity },
@@ -79,7 +80,7 @@ export function keyHints(mode: Mode, state: SessionState): KeyHint[] {
       const hints: KeyHint[] = [];
       if (k.cut) hints.push({ key: 'c', label: 'cut', priority: 7 });
       if (k.blackhole) hints.push({ key: 'b', label: 'blackhole', priority: 5 });
-      if (k.latency) hints.push({ key: 'l', label: 'latency/rate', priority: 3 });
+      if (k.linkMenu) hints.push({ key: 'l', label: 'link menu', priority: 3 });
       if (k.restore) hints.push({ key: 'u', label: 'restore link', priority: 7 });
       if (k.pause) hints.push({ key: 'p', label: 'pause', priority: 4 });
       if (k.hint) hints.push({ key: 'h', label: 'hint', priority: 8 });

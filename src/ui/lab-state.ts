@@ -1,12 +1,13 @@
 /**
  * The lab screen's own UI state (which overlay is open, the QMP console's line and history,
- * the latency menu's cursor) as a pure reducer: testable without a terminal. Migration state is
+ * the link menu's cursor and direction) as a pure reducer: testable without a terminal. Migration state is
  * not here; it lives in the session.
  */
 import type { Direction, LinkFault, Side } from '../types.js';
+import { describeFaultKind, FAULT_DIRECTIONS } from '../link/fault-model.js';
 import { complete } from './qmp-commands.js';
 
-export type Mode = 'normal' | 'console' | 'help' | 'latency' | 'confirm-quit';
+export type Mode = 'normal' | 'console' | 'help' | 'link' | 'confirm-quit';
 
 export interface ConsoleEntry {
   /** Chosen by the caller at submit time; replies find their line by it. */
@@ -32,34 +33,49 @@ export interface ConsoleState {
   output: ConsoleEntry[];
 }
 
-export interface LatencyPreset {
+/** A fault without its direction: the link menu adds the direction chosen separately. */
+type Undirected<F> = F extends LinkFault ? Omit<F, 'direction'> : never;
+type UndirectedFault = Undirected<LinkFault>;
+
+export interface LinkMenuItem {
   label: string;
-  fault: Exclude<LinkFault, { kind: 'up' | 'cut' | 'blackhole' | 'down' | 'flap' }>;
+  fault: UndirectedFault;
 }
 
 const MiB = 1024 * 1024;
-export const LATENCY_PRESETS: readonly LatencyPreset[] = [
-  { label: 'latency 20 ms', fault: { kind: 'latency', ms: 20, jitterMs: 0 } },
-  { label: 'latency 100 ms', fault: { kind: 'latency', ms: 100, jitterMs: 0 } },
-  { label: 'latency 200 ms, jitter 50 ms', fault: { kind: 'latency', ms: 200, jitterMs: 50 } },
-  { label: 'latency 1000 ms', fault: { kind: 'latency', ms: 1000, jitterMs: 0 } },
-  { label: 'no added latency', fault: { kind: 'latency', ms: 0, jitterMs: 0 } },
-  { label: 'rate 1 MiB/s', fault: { kind: 'bandwidth', bytesPerSec: 1 * MiB } },
-  { label: 'rate 10 MiB/s', fault: { kind: 'bandwidth', bytesPerSec: 10 * MiB } },
-  { label: 'rate 100 MiB/s', fault: { kind: 'bandwidth', bytesPerSec: 100 * MiB } },
-  { label: 'unlimited rate', fault: { kind: 'bandwidth', bytesPerSec: 0 } },
-  { label: 'loss 5%', fault: { kind: 'loss', percent: 5 } },
-  { label: 'no loss', fault: { kind: 'loss', percent: 0 } },
+/** The menu's line for a shaping preset is the fault model's own words, as the notice says it. */
+const preset = (fault: UndirectedFault): LinkMenuItem => ({ label: describeFaultKind(fault as LinkFault), fault });
+
+/** Every fault a person can apply by hand from the `l` menu, to the direction chosen there. */
+export const LINK_MENU_ITEMS: readonly LinkMenuItem[] = [
+  { label: 'cut: reset the connections, refuse new ones', fault: { kind: 'cut' } },
+  { label: 'blackhole: drop every byte silently', fault: { kind: 'blackhole' } },
+  { label: 'down: hold every byte until up', fault: { kind: 'down' } },
+  { label: 'up: end cut, blackhole or down (keeps shaping)', fault: { kind: 'up' } },
+  preset({ kind: 'latency', ms: 20, jitterMs: 0 }),
+  preset({ kind: 'latency', ms: 100, jitterMs: 0 }),
+  preset({ kind: 'latency', ms: 200, jitterMs: 50 }),
+  preset({ kind: 'latency', ms: 1000, jitterMs: 0 }),
+  preset({ kind: 'latency', ms: 0, jitterMs: 0 }),
+  preset({ kind: 'bandwidth', bytesPerSec: 1 * MiB }),
+  preset({ kind: 'bandwidth', bytesPerSec: 10 * MiB }),
+  preset({ kind: 'bandwidth', bytesPerSec: 100 * MiB }),
+  preset({ kind: 'bandwidth', bytesPerSec: 0 }),
+  preset({ kind: 'loss', percent: 1 }),
+  preset({ kind: 'loss', percent: 5 }),
+  preset({ kind: 'loss', percent: 0 }),
 ];
 
-export const MENU_DIRECTIONS: readonly (Direction | 'both')[] = ['both', 'source-to-destination', 'destination-to-source'];
+/** The link menu's directions, in the order `d` cycles through them. */
+export const MENU_DIRECTIONS: readonly (Direction | 'both')[] = FAULT_DIRECTIONS;
 
 export interface LabUiState {
   mode: Mode;
   /** The mode to go back to when help closes. */
   beforeHelp: Mode;
   console: ConsoleState;
-  latency: { preset: number; direction: number };
+  /** The link menu: the item under the cursor and the direction it applies to (indexes). */
+  link: { item: number; direction: number };
   /** A short message in the header (an action's error, a confirmation), with when it was set. */
   notice: { text: string; level: 'info' | 'error'; at: number } | null;
 }
@@ -72,7 +88,7 @@ export function initialLabUiState(): LabUiState {
     mode: 'normal',
     beforeHelp: 'normal',
     console: { side: 'destination', input: '', history: [], historyIndex: null, draft: '', completions: [], output: [] },
-    latency: { preset: 0, direction: 0 },
+    link: { item: 0, direction: 0 },
     notice: null,
   };
 }
@@ -91,8 +107,8 @@ export type LabUiAction =
   /** The line was handed to the session; the reply follows as console-reply. */
   | { type: 'console-submit'; id: number }
   | { type: 'console-reply'; id: number; ok: boolean; text: string }
-  | { type: 'latency-move'; delta: number }
-  | { type: 'latency-direction'; delta: number };
+  | { type: 'link-move'; delta: number }
+  | { type: 'link-direction'; delta: number };
 
 const otherSide = (s: Side): Side => (s === 'source' ? 'destination' : 'source');
 const wrap = (n: number, len: number): number => ((n % len) + len) % len;
@@ -168,17 +184,17 @@ export function labUiReducer(state: LabUiState, action: LabUiAction): LabUiState
       return { ...state, notice: { text: action.text, level: action.level ?? 'info', at: action.at ?? Date.now() } };
     case 'clear-notice':
       return { ...state, notice: null };
-    case 'latency-move':
-      return { ...state, latency: { ...state.latency, preset: wrap(state.latency.preset + action.delta, LATENCY_PRESETS.length) } };
-    case 'latency-direction':
-      return { ...state, latency: { ...state.latency, direction: wrap(state.latency.direction + action.delta, MENU_DIRECTIONS.length) } };
+    case 'link-move':
+      return { ...state, link: { ...state.link, item: wrap(state.link.item + action.delta, LINK_MENU_ITEMS.length) } };
+    case 'link-direction':
+      return { ...state, link: { ...state.link, direction: wrap(state.link.direction + action.delta, MENU_DIRECTIONS.length) } };
     default:
       return { ...state, console: reduceConsole(state.console, action) };
   }
 }
 
-/** The fault the latency menu would apply now. */
+/** The fault the link menu would apply now: the item under the cursor, on the chosen direction. */
 export function selectedLinkFault(state: LabUiState): LinkFault {
-  const preset = LATENCY_PRESETS[state.latency.preset];
-  return { ...preset.fault, direction: MENU_DIRECTIONS[state.latency.direction] };
+  const item = LINK_MENU_ITEMS[state.link.item];
+  return { ...item.fault, direction: MENU_DIRECTIONS[state.link.direction] } as LinkFault;
 }

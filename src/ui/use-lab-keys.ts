@@ -6,6 +6,8 @@ import { useKeys } from './use-keys.js';
 import { useRef } from 'react';
 import type { LabSessionApi, SessionState, Side, Snapshot } from '../types.js';
 import { normalKeys } from './key-bar.js';
+import { describeFault } from '../link/fault-model.js';
+import type { LinkFault } from '../types.js';
 import { selectedLinkFault, type LabUiAction, type LabUiState } from './lab-state.js';
 import type { Store } from './store.js';
 
@@ -43,6 +45,12 @@ export function useLabKeys(opts: LabKeysOptions): void {
     );
   };
 
+  /** The notice says what was done and to which directions, in the fault model's words. */
+  const applyFault = (fault: LinkFault) => {
+    const what = `link ${describeFault(fault)}`;
+    run(what, () => session.applyLink(fault), what);
+  };
+
   const sendConsoleLine = (ui: LabUiState) => {
     const line = ui.console.input.trim();
     if (!line) return;
@@ -75,17 +83,16 @@ export function useLabKeys(opts: LabKeysOptions): void {
         case 'help':
           if (key.escape || input === '?' || input === 'q') dispatch({ type: 'close-help' });
           return;
-        case 'latency':
+        case 'link':
           if (key.escape || input === 'l') return dispatch({ type: 'mode', mode: 'normal' });
           if (input === '?') return dispatch({ type: 'mode', mode: 'help' });
-          if (key.upArrow || input === 'k') return dispatch({ type: 'latency-move', delta: -1 });
-          if (key.downArrow || input === 'j') return dispatch({ type: 'latency-move', delta: 1 });
-          if (key.leftArrow || (key.tab && key.shift)) return dispatch({ type: 'latency-direction', delta: -1 });
-          if (key.rightArrow || key.tab) return dispatch({ type: 'latency-direction', delta: 1 });
+          if (key.upArrow || input === 'k') return dispatch({ type: 'link-move', delta: -1 });
+          if (key.downArrow || input === 'j') return dispatch({ type: 'link-move', delta: 1 });
+          if (key.leftArrow || (key.tab && key.shift) || input === 'D') return dispatch({ type: 'link-direction', delta: -1 });
+          if (key.rightArrow || key.tab || input === 'd') return dispatch({ type: 'link-direction', delta: 1 });
           if (key.return) {
-            const fault = selectedLinkFault(ui);
             dispatch({ type: 'mode', mode: 'normal' });
-            run(`link ${describeFault(fault)}`, () => session.applyLink(fault));
+            applyFault(selectedLinkFault(ui));
           }
           return;
         case 'confirm-quit':
@@ -104,11 +111,10 @@ export function useLabKeys(opts: LabKeysOptions): void {
           }
           if (input === '?') return dispatch({ type: 'mode', mode: 'help' });
           if (input === ':') return dispatch({ type: 'mode', mode: 'console' });
-          if (input === 'c' && k.cut) return run('cut link', () => session.applyLink({ kind: 'cut' }), 'link cut (both directions)');
-          if (input === 'b' && k.blackhole)
-            return run('blackhole link', () => session.applyLink({ kind: 'blackhole' }), 'link blackholed (both directions)');
+          if (input === 'c' && k.cut) return applyFault({ kind: 'cut' });
+          if (input === 'b' && k.blackhole) return applyFault({ kind: 'blackhole' });
           if (input === 'u' && k.restore) return run('restore link', () => session.restoreLink(), 'link restored');
-          if (input === 'l' && k.latency) return dispatch({ type: 'mode', mode: 'latency' });
+          if (input === 'l' && k.linkMenu) return dispatch({ type: 'mode', mode: 'link' });
           if (input === 'p' && k.pause) {
             // Source first, as QEMU's docs do: the destination may not notice a dead stream at once.
             return run(
@@ -132,18 +138,4 @@ export function useLabKeys(opts: LabKeysOptions): void {
     },
     { isActive },
   );
-}
-
-function describeFault(f: ReturnType<typeof selectedLinkFault>): string {
-  const dir = f.direction && f.direction !== 'both' ? ` (${f.direction})` : '';
-  switch (f.kind) {
-    case 'latency':
-      return `latency ${f.ms}ms${f.jitterMs ? `±${f.jitterMs}` : ''}${dir}`;
-    case 'bandwidth':
-      return `rate ${f.bytesPerSec ? `${f.bytesPerSec} B/s` : 'unlimited'}${dir}`;
-    case 'loss':
-      return `loss ${f.percent}%${dir}`;
-    default:
-      return `${f.kind}${dir}`;
-  }
 }

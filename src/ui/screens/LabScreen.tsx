@@ -4,7 +4,7 @@ import type { LabSessionApi, RunSummary } from '../../types.js';
 import { EventLog } from '../components/EventLog.js';
 import { HelpOverlay } from '../components/HelpOverlay.js';
 import { KeyBar } from '../components/KeyBar.js';
-import { LatencyMenu } from '../components/LatencyMenu.js';
+import { LinkMenu } from '../components/LinkMenu.js';
 import { LinkPanel } from '../components/LinkPanel.js';
 import { PageMap } from '../components/PageMap.js';
 import { QmpConsole } from '../components/QmpConsole.js';
@@ -59,12 +59,12 @@ export function LabScreen(props: LabScreenProps) {
   const overlayHeight = layout.main.height + layout.bottom.height;
 
   let body;
-  if (ui.mode === 'help' || ui.mode === 'latency' || ui.mode === 'confirm-quit') {
+  if (ui.mode === 'help' || ui.mode === 'link' || ui.mode === 'confirm-quit') {
     body =
       ui.mode === 'help' ? (
         <HelpOverlay width={layout.main.width} height={overlayHeight} />
-      ) : ui.mode === 'latency' ? (
-        <LatencyMenu preset={ui.latency.preset} direction={ui.latency.direction} link={snap?.link} width={layout.main.width} height={overlayHeight} />
+      ) : ui.mode === 'link' ? (
+        <LinkMenu item={ui.link.item} direction={ui.link.direction} link={snap?.link} width={layout.main.width} height={overlayHeight} />
       ) : (
         <QuitConfirm pausedSides={pausedSides(snap)} width={layout.main.width} height={overlayHeight} />
       );

@@ -66,7 +66,7 @@ describe('LabScreen keys', () => {
     s.applyLinkError = new Error('relay is not running');
     const m = await mount(s);
     await m.type('c');
-    await waitForText(m.lastFrame, 'cut link failed: relay is not running');
+    await waitForText(m.lastFrame, 'link cut (both directions) failed: relay is not');
   });
 
   it('console: : opens, typing + Enter sends to the target side, Tab switches side, history works', async () => {
@@ -154,18 +154,50 @@ describe('LabScreen keys', () => {
     await waitFor(() => m.onQuit.mock.calls.length === 1, 'onQuit');
   });
 
-  it('? opens help and Esc closes it; l opens the latency menu and Enter applies the preset', async () => {
+  it('? opens help and Esc closes it; l opens the link menu and Enter applies the preset', async () => {
     const m = await mount();
     await m.type('?');
     await waitForText(m.lastFrame, 'no key to skip one');
     await m.type(KEYS.escape);
     await waitForText(m.lastFrame, 'Events');
     await m.type('l');
-    await waitForText(m.lastFrame, 'Link: latency / rate');
-    await m.type(KEYS.down, KEYS.right, KEYS.enter);
+    await waitForText(m.lastFrame, 'Link: fault and direction');
+    await m.type(...Array<string>(5).fill(KEYS.down), KEYS.right, KEYS.enter);
     await waitFor(() => m.session.callsOf('applyLink').length === 1, 'applyLink');
     expect(m.session.callsOf('applyLink')[0].fault).toEqual({ kind: 'latency', ms: 100, jitterMs: 0, direction: 'source-to-destination' });
     await waitForText(m.lastFrame, 'Events');
+    await waitForText(m.lastFrame, 'link latency 100 ms (source→destination)');
+  });
+
+  it('the link menu blackholes one direction only, and the notice says which', async () => {
+    const m = await mount();
+    await m.type('l');
+    await waitForText(m.lastFrame, 'Link: fault and direction');
+    // d cycles the direction: both → source→destination → destination→source.
+    await m.type(KEYS.down, 'd', 'd');
+    await waitForText(m.lastFrame, '›destination→source');
+    expect(m.frame()).toContain('› blackhole');
+    await m.type(KEYS.enter);
+    await waitFor(() => m.session.callsOf('applyLink').length === 1, 'applyLink');
+    expect(m.session.callsOf('applyLink')[0].fault).toEqual({ kind: 'blackhole', direction: 'destination-to-source' });
+    await waitForText(m.lastFrame, 'link blackhole (destination→source)');
+  });
+
+  it('the link menu applies the unlimited rate, and Esc closes it without applying', async () => {
+    const m = await mount();
+    await m.type('l');
+    await waitForText(m.lastFrame, 'Link: fault and direction');
+    await m.type(KEYS.escape);
+    await waitForText(m.lastFrame, 'Events');
+    expect(m.session.callsOf('applyLink')).toEqual([]);
+    await m.type('l');
+    await waitForText(m.lastFrame, 'Link: fault and direction');
+    await m.type(...Array<string>(12).fill(KEYS.down));
+    await waitForText(m.lastFrame, '› no rate cap');
+    await m.type(KEYS.enter);
+    await waitFor(() => m.session.callsOf('applyLink').length === 1, 'applyLink');
+    expect(m.session.callsOf('applyLink')[0].fault).toEqual({ kind: 'bandwidth', bytesPerSec: 0, direction: 'both' });
+    await waitForText(m.lastFrame, 'link no rate cap (both directions)');
   });
 
   it('live panels follow the session, and a finished run is reported once', async () => {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { initialLabUiState, labUiReducer, LATENCY_PRESETS, selectedLinkFault, type LabUiAction, type LabUiState } from '../../../src/ui/lab-state.js';
+import { initialLabUiState, labUiReducer, LINK_MENU_ITEMS, MENU_DIRECTIONS, selectedLinkFault, type LabUiAction, type LabUiState } from '../../../src/ui/lab-state.js';
+import { describeFault, parseLinkFault } from '../../../src/link/fault-model.js';
 import { complete, QMP_COMMANDS } from '../../../src/ui/qmp-commands.js';
 
 const run = (actions: LabUiAction[], from: LabUiState = initialLabUiState()) => actions.reduce(labUiReducer, from);
@@ -84,18 +85,40 @@ describe('console reducer', () => {
   });
 });
 
-describe('modes and the latency menu', () => {
+describe('modes and the link menu', () => {
   it('returns from help to the mode it was opened from', () => {
     const s = run([{ type: 'mode', mode: 'console' }, { type: 'mode', mode: 'help' }, { type: 'close-help' }]);
     expect(s.mode).toBe('console');
   });
 
-  it('wraps around presets and directions and builds the fault', () => {
-    let s = run([{ type: 'latency-move', delta: -1 }]);
-    expect(s.latency.preset).toBe(LATENCY_PRESETS.length - 1);
-    s = run([{ type: 'latency-move', delta: 2 }, { type: 'latency-direction', delta: 1 }]);
+  it('wraps around items and directions and builds the fault', () => {
+    let s = run([{ type: 'link-move', delta: -1 }]);
+    expect(s.link.item).toBe(LINK_MENU_ITEMS.length - 1);
+    expect(selectedLinkFault(s)).toEqual({ kind: 'loss', percent: 0, direction: 'both' });
+    s = run([{ type: 'link-move', delta: 6 }, { type: 'link-direction', delta: 1 }]);
     expect(selectedLinkFault(s)).toEqual({ kind: 'latency', ms: 200, jitterMs: 50, direction: 'source-to-destination' });
-    s = run([{ type: 'latency-direction', delta: -1 }]);
+    s = run([{ type: 'link-direction', delta: -1 }]);
     expect(selectedLinkFault(s).direction).toBe('destination-to-source');
+    s = run([{ type: 'link-direction', delta: 3 }]);
+    expect(selectedLinkFault(s).direction).toBe('both');
+  });
+
+  it('offers every fault kind by hand, on each direction (double-failure: blackhole destination→source only)', () => {
+    const kinds = new Set(LINK_MENU_ITEMS.map((i) => i.fault.kind));
+    expect([...kinds].sort()).toEqual(['bandwidth', 'blackhole', 'cut', 'down', 'latency', 'loss', 'up']);
+    const blackhole = LINK_MENU_ITEMS.findIndex((i) => i.fault.kind === 'blackhole');
+    const s = run([{ type: 'link-move', delta: blackhole }, { type: 'link-direction', delta: 2 }]);
+    expect(selectedLinkFault(s)).toEqual({ kind: 'blackhole', direction: 'destination-to-source' });
+    expect(describeFault(selectedLinkFault(s))).toBe('blackhole (destination→source)');
+  });
+
+  it('every item is a fault both links accept, on every direction (unlimited rate included)', () => {
+    for (let item = 0; item < LINK_MENU_ITEMS.length; item++) {
+      for (let direction = 0; direction < MENU_DIRECTIONS.length; direction++) {
+        const f = selectedLinkFault({ ...initialLabUiState(), link: { item, direction } });
+        expect(parseLinkFault(f)).toEqual(f);
+      }
+    }
+    expect(LINK_MENU_ITEMS.some((i) => i.fault.kind === 'bandwidth' && i.fault.bytesPerSec === 0)).toBe(true);
   });
 });

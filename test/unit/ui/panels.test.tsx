@@ -4,7 +4,7 @@ import { EventLog } from '../../../src/ui/components/EventLog.js';
 import { HelpOverlay } from '../../../src/ui/components/HelpOverlay.js';
 import { KeyBar } from '../../../src/ui/components/KeyBar.js';
 import { LabPicker } from '../../../src/ui/components/LabPicker.js';
-import { LatencyMenu } from '../../../src/ui/components/LatencyMenu.js';
+import { LinkMenu, menuWindow } from '../../../src/ui/components/LinkMenu.js';
 import { LinkPanel } from '../../../src/ui/components/LinkPanel.js';
 import { PageMap, resampleMap } from '../../../src/ui/components/PageMap.js';
 import { QmpConsole } from '../../../src/ui/components/QmpConsole.js';
@@ -197,10 +197,10 @@ describe('QmpConsole', () => {
   });
 });
 
-describe('KeyBar, HelpOverlay, LatencyMenu', () => {
+describe('KeyBar, HelpOverlay, LinkMenu', () => {
   it('key bar shows the keys and keeps ? when narrow', () => {
     expect(frame(<KeyBar hints={keyHints('normal', fakeState())} width={100} />)).toBe(
-      'c cut  b blackhole  l latency/rate  p pause  h hint  s show me  : console  ? help  q quit',
+      'c cut  b blackhole  l link menu  p pause  h hint  s show me  : console  ? help  q quit',
     );
     expect(frame(<KeyBar hints={keyHints('normal', fakeState())} width={8} />)).toBe('? help');
   });
@@ -209,11 +209,25 @@ describe('KeyBar, HelpOverlay, LatencyMenu', () => {
     for (const k of ['c ', 'b ', 'l ', 'u ', 'p ', 'h ', 's ', ': ', '? ', 'q ', 'Ctrl-C', 'Tab', 'Esc']) expect(out).toContain(k);
     expect(out).toContain('no key to skip one');
   });
-  it('latency menu marks the chosen preset and direction', () => {
-    const out = frame(<LatencyMenu preset={2} direction={1} link={fakeSnapshot().link} width={80} height={16} />);
-    expect(out).toContain('› latency 200 ms, jitter 50 ms');
-    expect(out).toContain('source-to-destination');
-    expect(out).toContain('rate 10 MiB/s');
+  it('link menu marks the chosen item and direction with › (visible without colour)', () => {
+    const out = frame(<LinkMenu item={6} direction={2} link={fakeSnapshot().link} width={80} height={21} />);
+    expect(out).toContain('› latency 200 ms ± 50 ms');
+    expect(out).toContain('›destination→source');
+    expect(out).not.toContain('›both directions');
+    expect(out).toContain('  blackhole: drop every byte silently');
+    expect(out).toContain('no rate cap');
+    expect(out).toMatch(/now: source→destination: up/);
+    expect(out).toMatch(/destination→source: up/);
+  });
+
+  it('link menu scrolls to keep the chosen item in view when short', () => {
+    const out = frame(<LinkMenu item={15} direction={0} link={fakeSnapshot().link} width={80} height={10} />);
+    expect(out).toContain('› no loss');
+    expect(out).not.toContain('cut: reset');
+    expect(menuWindow(16, 0, 6)).toEqual({ start: 0, end: 6 });
+    expect(menuWindow(16, 15, 6)).toEqual({ start: 10, end: 16 });
+    expect(menuWindow(16, 8, 6)).toEqual({ start: 5, end: 11 });
+    expect(menuWindow(4, 2, 10)).toEqual({ start: 0, end: 4 });
   });
 });
 
