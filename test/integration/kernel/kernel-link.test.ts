@@ -219,10 +219,19 @@ describe.skipIf(!!skipReason)(title('KernelLink on the real kernel', skipReason)
   });
 
   it('refuses bad faults before touching anything', async () => {
-    await expect(link.apply({ kind: 'bandwidth', bytesPerSec: 0 })).rejects.toThrow(/bytesPerSec/);
+    await expect(link.apply({ kind: 'bandwidth', bytesPerSec: -1 })).rejects.toThrow(/bandwidth bytesPerSec must be 0 \(no cap\) or from 1/);
     await expect(link.apply({ kind: 'latency', ms: -1 })).rejects.toThrow(/latency ms must be from 0 to 60000 milliseconds/);
     await expect(link.apply({ kind: 'loss', percent: 101 })).rejects.toThrow(/from 0 to 100/);
     expect((await link.snapshot({ fresh: true })).up).toBe(true);
+  });
+
+  it('bandwidth 0 lifts a cap (the TUI\'s unlimited-rate preset)', async () => {
+    await link.apply({ kind: 'bandwidth', direction: 'source-to-destination', bytesPerSec: 1_000_000 });
+    await link.apply({ kind: 'bandwidth', bytesPerSec: 0 });
+    const snap = await link.snapshot({ fresh: true });
+    expect(snap['source-to-destination'].rateBytesPerSec).toBe(0);
+    const qdisc = execFileSync('tc', ['-n', link.namespaces.source, 'qdisc', 'show', 'dev', link.devices.source]).toString();
+    expect(qdisc).not.toMatch(/tbf/);
   });
 });
 

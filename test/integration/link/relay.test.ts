@@ -202,7 +202,9 @@ describe('relay link', () => {
     });
     raw.destroy();
     expect(JSON.parse(reply).error).toMatch(/one line of JSON/);
-    await expect(link.apply({ kind: 'bandwidth', bytesPerSec: 0 })).rejects.toThrow(/bandwidth bytesPerSec must be > 0/);
+    await expect(link.apply({ kind: 'bandwidth', bytesPerSec: -1 })).rejects.toThrow(/bandwidth bytesPerSec must be 0 \(no cap\) or from 1/);
+    // 0 is no cap (the TUI's unlimited-rate preset), not an error.
+    await link.apply({ kind: 'bandwidth', bytesPerSec: 0 });
 
     const c = await connect(ends.incoming.connect.port);
     c.socket.write('still here');
