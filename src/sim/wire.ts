@@ -6,7 +6,7 @@
  * byte format. The decoder validates every frame before anything uses it, so garbage,
  * truncation or a wrong page size is a ProtocolError, never a crash or a misplaced page.
  */
-import { PAGE_HEADER_BYTES } from './content.js';
+import { PAGE_HEADER_BYTES, writePage } from './content.js';
 
 export const FRAME_HEADER_BYTES = 5;
 export const WIRE_MAGIC = 0x50434c4d; // "PCLM"
@@ -118,6 +118,22 @@ export function writePageFrameHeader(buf: Buffer, offset: number, index: number,
   buf.writeUInt32BE(index >>> 0, offset + 5);
   buf.writeUInt32BE(version >>> 0, offset + 9);
   return offset + 13;
+}
+
+/**
+ * One buffer of page frames, each page's bytes made from (index, `versions[index]`). Pure: what
+ * sending the pages means for the migration's bookkeeping is the sender's business.
+ */
+export function encodePages(pages: readonly number[], versions: Uint32Array, pageSize: number): Buffer {
+  const frameBytes = pageFrameBytes(pageSize);
+  const buf = Buffer.allocUnsafe(frameBytes * pages.length);
+  let o = 0;
+  for (const p of pages) {
+    const v = versions[p];
+    writePage(buf, writePageFrameHeader(buf, o, p, v, pageSize), p, v, pageSize);
+    o += frameBytes;
+  }
+  return buf;
 }
 
 export function encodeEmpty(type: number): Buffer {
