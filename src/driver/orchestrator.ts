@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { QmpClient } from '../qmp/client.js';
+import { isPostcopy } from '../sim/states.js';
 import type { LabEvent, Link, LinkEndpoints, LinkSnapshot, MigrationStatus, Side, SideSnapshot, Snapshot } from '../types.js';
 import type { BackendContext, GuestSpec, SideReading, VmBackend } from './backend.js';
 import { SimBackend } from './sim-backend.js';
@@ -227,7 +228,7 @@ export class Orchestrator {
     const last = this.lastProgress.get(side);
     if (!last || last.value !== progress) this.lastProgress.set(side, { value: progress, at: now });
     // Only a migration in progress can stall; waiting for `migrate` is not a stall.
-    const moving = r.status === 'active' || r.status.startsWith('postcopy-');
+    const moving = r.status === 'active' || isPostcopy(r.status);
     if (!moving) this.lastProgress.set(side, { value: progress, at: now });
     const stalledMs = moving && last && last.value === progress ? Math.round(now - last.at) : 0;
     return { side, alive: true, runState: r.runState, status: r.status, ram: r.ram, pages: r.pages, error: r.error, stalledMs };

@@ -20,6 +20,7 @@ import type { QmpClient } from '../qmp/client.js';
 import { RAM_HEADROOM_MIB, writeGuestImage, type GuestLayout } from '../qemu/guest-image.js';
 import { verifyGuestMemory, waitForPasses } from '../qemu/guest-probe.js';
 import { buildQemuArgs, type Accel, type QemuVersion } from '../qemu/launcher.js';
+import { isPaused, isRecovering } from '../sim/states.js';
 import type { LinkSnapshot, MigrationStatus, PagesInfo, RamStats, RunState, Side } from '../types.js';
 import type { BackendContext, SideReading, VmBackend } from './backend.js';
 
@@ -46,8 +47,6 @@ export function qemuGuestSize(memoryBytes: number, accel: Accel): { memoryMiB: n
   // The guest writes from 1 MiB up to endMiB; keep it clear of the top of RAM (guest-image.ts).
   return { memoryMiB, endMiB: memoryMiB - RAM_HEADROOM_MIB, shrunk: memoryMiB < asked };
 }
-
-const PAUSED_STATES: ReadonlySet<string> = new Set(['postcopy-paused', 'postcopy-recover-setup', 'postcopy-recover']);
 
 interface SideCounters {
   /** Completed recoveries: postcopy-active again after a pause. */
@@ -158,14 +157,14 @@ export class QemuBackend implements VmBackend {
     const c = this.counters[side];
     if (side === 'destination') this.destStatus = to;
     if (side === 'destination' && to === 'postcopy-recover') c.attempts++;
-    if (PAUSED_STATES.has(to)) c.paused = true;
+    if (isPaused(to) || isRecovering(to)) c.paused = true;
     if (to === 'postcopy-active' && c.paused) {
       c.paused = false;
       c.recoveries++;
       // A destination that went straight from paused to active had its recover state missed.
       if (side === 'destination' && c.attempts < c.recoveries) c.attempts = c.recoveries;
     }
-    if (to === 'postcopy-paused' && (from === 'postcopy-recover' || from === 'postcopy-recover-setup')) {
+    if (isPaused(to) && isRecovering(from)) {
       ctx.onEvent({
         kind: 'info',
         side,

@@ -81,6 +81,11 @@ export function isMigrating(s: MigrationStatus | string): boolean {
   return s === 'active' || s === 'postcopy-active';
 }
 
+/** A migration exists and has not ended (QEMU: migration_is_running()): no new one may start. */
+export function isInProgress(s: MigrationStatus | string): boolean {
+  return s !== 'none' && !isFinished(s);
+}
+
 /** The migration ended; a new one may start. */
 export function isFinished(s: MigrationStatus | string): boolean {
   return s === 'completed' || s === 'failed' || s === 'cancelled';

@@ -5,7 +5,7 @@
  */
 import type { MigrationStatus, RunState, Side } from '../types.js';
 import { QmpError, type QmpCommandDef } from '../qmp/server.js';
-import { checkTransition } from './states.js';
+import { checkTransition, isInProgress } from './states.js';
 import { Guest, type MemoryHooks, type WorkloadSpec } from './workload.js';
 
 export interface VmOptions {
@@ -41,10 +41,6 @@ const PARAM_LIMITS: Record<keyof MigrationParameters, [number, number]> = {
 };
 
 export type EmitFn = (event: string, data?: Record<string, unknown>) => void;
-
-export function migrationInProgress(s: MigrationStatus): boolean {
-  return !['none', 'completed', 'failed', 'cancelled'].includes(s);
-}
 
 export abstract class SimVm implements MemoryHooks {
   abstract readonly side: Side;
@@ -147,7 +143,7 @@ export abstract class SimVm implements MemoryHooks {
       'migrate-set-capabilities': {
         args: { capabilities: 'array' },
         handler: (args) => {
-          if (migrationInProgress(this.status)) throw new QmpError('GenericError', "There's a migration process in progress");
+          if (isInProgress(this.status)) throw new QmpError('GenericError', "There's a migration process in progress");
           const list = args.capabilities as unknown[];
           const updates: Array<[Capability, boolean]> = [];
           list.forEach((item, i) => {

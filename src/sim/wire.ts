@@ -6,7 +6,7 @@
  * byte format. The decoder validates every frame before anything uses it, so garbage,
  * truncation or a wrong page size is a ProtocolError, never a crash or a misplaced page.
  */
-import { PAGE_HEADER_BYTES } from './content.js';
+import { PAGE_HEADER_BYTES, writePage } from './content.js';
 
 export const FRAME_HEADER_BYTES = 5;
 export const WIRE_MAGIC = 0x50434c4d; // "PCLM"
@@ -85,6 +85,37 @@ const MAX_JSON = 1 << 20;
 const MAX_DISCARD = 1 << 20;
 const MAX_VERIFY_ENTRIES = 1 << 16;
 
+/** A message type's name and the payload lengths it may have (given the guest's layout). */
+interface FrameSpec {
+  name: string;
+  fits(len: number, pageSize: number, pageCount: number): boolean;
+}
+
+/**
+ * Payload lengths per main stream message, one table a reader can check (as QEMU keeps the
+ * return path's in rp_cmd_args[]). The decoder refuses a frame before buffering it.
+ */
+const MAIN_FRAMES: Readonly<Record<number, FrameSpec>> = {
+  [MIG_CMD.HEADER]: { name: 'header', fits: (len) => len === 16 },
+  [MIG_CMD.PAGE]: { name: 'page', fits: (len, pageSize) => len === 8 + pageSize },
+  [MIG_CMD.POSTCOPY_ADVISE]: { name: 'empty command', fits: (len) => len === 0 },
+  [MIG_CMD.POSTCOPY_RAM_DISCARD]: { name: 'discard', fits: (len) => len % 8 === 0 && len <= MAX_DISCARD },
+  [MIG_CMD.POSTCOPY_RUN]: { name: 'device state', fits: (len) => len <= MAX_JSON },
+  [MIG_CMD.RECV_BITMAP]: { name: 'empty command', fits: (len) => len === 0 },
+  [MIG_CMD.POSTCOPY_RESUME]: { name: 'resume', fits: (len) => len === 1 },
+  [MIG_CMD.X_VERIFY]: { name: 'x-verify', fits: (len) => len >= 8 && (len - 8) % 4 === 0 && (len - 8) / 4 <= MAX_VERIFY_ENTRIES },
+  [MIG_CMD.EOF]: { name: 'device state', fits: (len) => len <= MAX_JSON },
+};
+
+/** Payload lengths per return path message (QEMU: rp_cmd_args[]). */
+const RP_FRAMES: Readonly<Record<number, FrameSpec>> = {
+  [MIG_RP_MSG.REQ_PAGES]: { name: 'req-pages', fits: (len) => len === 8 },
+  [MIG_RP_MSG.RECV_BITMAP]: { name: 'recv-bitmap', fits: (len, _ps, pageCount) => len === Math.ceil(pageCount / 8) },
+  [MIG_RP_MSG.RESUME_ACK]: { name: 'empty', fits: (len) => len === 0 },
+  [MIG_RP_MSG.SHUT]: { name: 'shut', fits: (len) => len <= MAX_JSON },
+  [MIG_RP_MSG.X_ALL_RECEIVED]: { name: 'empty', fits: (len) => len === 0 },
+};
+
 function frame(type: number, payloadLen: number): Buffer {
   const b = Buffer.allocUnsafe(FRAME_HEADER_BYTES + payloadLen);
   b[0] = type;
@@ -118,6 +149,22 @@ export function writePageFrameHeader(buf: Buffer, offset: number, index: number,
   buf.writeUInt32BE(index >>> 0, offset + 5);
   buf.writeUInt32BE(version >>> 0, offset + 9);
   return offset + 13;
+}
+
+/**
+ * One buffer of page frames, each page's bytes made from (index, `versions[index]`). Pure: what
+ * sending the pages means for the migration's bookkeeping is the sender's business.
+ */
+export function encodePages(pages: readonly number[], versions: Uint32Array, pageSize: number): Buffer {
+  const frameBytes = pageFrameBytes(pageSize);
+  const buf = Buffer.allocUnsafe(frameBytes * pages.length);
+  let o = 0;
+  for (const p of pages) {
+    const v = versions[p];
+    writePage(buf, writePageFrameHeader(buf, o, p, v, pageSize), p, v, pageSize);
+    o += frameBytes;
+  }
+  return buf;
 }
 
 export function encodeEmpty(type: number): Buffer {
@@ -277,28 +324,11 @@ export class MainStreamDecoder extends FrameDecoder<MainMessage> {
   }
 
   protected checkLength(type: number, len: number): void {
-    const expect = (ok: boolean, what: string) => {
-      if (!ok) throw new ProtocolError(`bad ${what} frame: payload length ${len}`);
-    };
-    switch (type) {
-      case MIG_CMD.HEADER:
-        return expect(len === 16, 'header');
-      case MIG_CMD.PAGE:
-        return expect(len === 8 + this.pageSize, `page (page size ${this.pageSize})`);
-      case MIG_CMD.POSTCOPY_ADVISE:
-      case MIG_CMD.RECV_BITMAP:
-        return expect(len === 0, 'empty command');
-      case MIG_CMD.POSTCOPY_RAM_DISCARD:
-        return expect(len % 8 === 0 && len <= MAX_DISCARD, 'discard');
-      case MIG_CMD.POSTCOPY_RUN:
-      case MIG_CMD.EOF:
-        return expect(len <= MAX_JSON, 'device state');
-      case MIG_CMD.POSTCOPY_RESUME:
-        return expect(len === 1, 'resume');
-      case MIG_CMD.X_VERIFY:
-        return expect(len >= 8 && (len - 8) % 4 === 0 && (len - 8) / 4 <= MAX_VERIFY_ENTRIES, 'x-verify');
-      default:
-        throw new ProtocolError(`unknown main stream message type 0x${type.toString(16).padStart(2, '0')}`);
+    const spec = MAIN_FRAMES[type];
+    if (!spec) throw new ProtocolError(`unknown main stream message type 0x${type.toString(16).padStart(2, '0')}`);
+    if (!spec.fits(len, this.pageSize, 0)) {
+      const what = type === MIG_CMD.PAGE ? `page (page size ${this.pageSize})` : spec.name;
+      throw new ProtocolError(`bad ${what} frame: payload length ${len}`);
     }
   }
 
@@ -377,22 +407,9 @@ export class ReturnPathDecoder extends FrameDecoder<ReturnMessage> {
   }
 
   protected checkLength(type: number, len: number): void {
-    const expect = (ok: boolean, what: string) => {
-      if (!ok) throw new ProtocolError(`bad ${what} frame on the return path: payload length ${len}`);
-    };
-    switch (type) {
-      case MIG_RP_MSG.REQ_PAGES:
-        return expect(len === 8, 'req-pages');
-      case MIG_RP_MSG.RECV_BITMAP:
-        return expect(len === Math.ceil(this.pageCount / 8), 'recv-bitmap');
-      case MIG_RP_MSG.RESUME_ACK:
-      case MIG_RP_MSG.X_ALL_RECEIVED:
-        return expect(len === 0, 'empty');
-      case MIG_RP_MSG.SHUT:
-        return expect(len <= MAX_JSON, 'shut');
-      default:
-        throw new ProtocolError(`unknown return path message type 0x${type.toString(16).padStart(2, '0')}`);
-    }
+    const spec = RP_FRAMES[type];
+    if (!spec) throw new ProtocolError(`unknown return path message type 0x${type.toString(16).padStart(2, '0')}`);
+    if (!spec.fits(len, 0, this.pageCount)) throw new ProtocolError(`bad ${spec.name} frame on the return path: payload length ${len}`);
   }
 
   protected decode(type: number, buf: Buffer, start: number, end: number): void {

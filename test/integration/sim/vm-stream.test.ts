@@ -147,7 +147,19 @@ describe('destination VM: a broken stream in precopy fails the migration, nothin
     await s.write(Buffer.concat([header(), page(0), page(1).subarray(0, 50)]));
     await waitFor(async () => (await vm.status()) === 'active', 'active');
     s.sock.resetAndDestroy();
-    await failedWith(vm, /ECONNRESET|closed by the peer/);
+    await failedWith(vm, /(ECONNRESET|closed by the peer).* \(failed before the guest ran here\)$/);
+  });
+
+  // The source stops its guest when it sends the discard set; a destination that fails before
+  // postcopy-run cannot pause (nothing runs here to pause), so the guest runs on neither side.
+  it('a failure after the discard set but before postcopy-run: failed, and error-desc says the guest can run on neither side', async () => {
+    const { vm, port } = await incoming({ events: true, 'postcopy-ram': true, 'return-path': true });
+    const s = await rawSource(port);
+    await s.write(Buffer.concat([header(), encodeEmpty(MIG_CMD.POSTCOPY_ADVISE), page(0), encodeRanges(MIG_CMD.POSTCOPY_RAM_DISCARD, [[1, PAGES - 1]])]));
+    await waitFor(async () => (await vm.pages()).received === 1, 'the precopy page placed');
+    s.sock.resetAndDestroy();
+    await failedWith(vm, /after the source had switched to postcopy: the guest can be resumed on neither side/);
+    expect(vm.statuses).toEqual(['setup', 'active', 'failed']);
   });
 
   it('a header for another guest layout, a bad magic, a resume on a fresh incoming', async () => {
@@ -267,6 +279,34 @@ describe('destination VM: postcopy with a scripted source', () => {
     expect(done.recoveries).toBe(1);
     expect(vm.statuses).toEqual(['setup', 'active', 'postcopy-active', 'postcopy-paused', 'postcopy-recover', 'postcopy-active', 'completed']);
     expect(r.received.find((m) => m.type === 'shut')).toMatchObject({ result: { verified: true } });
+  });
+
+  it('garbage on the recovery port while paused is reported (X_MIGRATION_ERROR, error-desc); the destination stays paused and recoverable on the same listener', async () => {
+    const { vm, port } = await incoming({ events: true, 'postcopy-ram': true, 'return-path': true });
+    const s = await rawSource(port);
+    await s.write(
+      Buffer.concat([header(), encodeEmpty(MIG_CMD.POSTCOPY_ADVISE), encodeRanges(MIG_CMD.POSTCOPY_RAM_DISCARD, [[0, PAGES]]), encodeJson(MIG_CMD.POSTCOPY_RUN, {})]),
+    );
+    await waitFor(async () => (await vm.status()) === 'postcopy-active', 'postcopy-active');
+    s.sock.resetAndDestroy();
+    await waitFor(async () => (await vm.status()) === 'postcopy-paused', 'paused by the reset');
+    const rport = await freePort();
+    await vm.exec('migrate-recover', { uri: `tcp:127.0.0.1:${rport}` });
+    const g = await rawSource(rport);
+    await g.write(Buffer.from('GET / HTTP/1.1\r\nHost: example\r\n\r\n'));
+    const ev = await waitFor(() => vm.events.find((e) => e.event === 'X_MIGRATION_ERROR'), 'the X_MIGRATION_ERROR event');
+    expect(ev.data).toMatchObject({ status: 'postcopy-paused', 'error-desc': expect.stringMatching(/migration stream error: unknown main stream message type 0x47/) });
+    expect(await vm.exec('query-migrate')).toMatchObject({ status: 'postcopy-paused', 'error-desc': expect.stringMatching(/unknown main stream message type 0x47/) });
+    await waitFor(() => g.state.closed, 'the rejected connection closed by the destination');
+    expect((await vm.pages())['recovery-attempts']).toBe(0);
+    // Still recoverable: a proper resume on the same listener goes through.
+    const r = await rawSource(rport);
+    await r.write(Buffer.concat([header(true), encodeEmpty(MIG_CMD.RECV_BITMAP)]));
+    await waitFor(() => r.received.find((m) => m.type === 'recv-bitmap'), 'the received bitmap');
+    await r.write(encodeResume('bitmap'));
+    await waitFor(async () => (await vm.status()) === 'postcopy-active', 'postcopy-active again');
+    expect(vm.statuses).toEqual(['setup', 'active', 'postcopy-active', 'postcopy-paused', 'postcopy-recover', 'postcopy-active']);
+    expect(vm.alive()).toBe(true);
   });
 
   it('garbage during the recovery handshake returns to postcopy-paused, and it can be recovered again', async () => {

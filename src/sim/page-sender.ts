@@ -1,0 +1,140 @@
+/**
+ * The source's migration thread for one connection: page requests first, then the background
+ * push, one batch per write, paced by max-bandwidth / max-postcopy-bandwidth with the shared
+ * token bucket, waiting for the socket to drain between writes. It ends when its channel
+ * closes; a new connection gets a new sender.
+ */
+import { realClock } from '../util/clock.js';
+import { TokenBucket } from '../util/token-bucket.js';
+import type { MigrationStatus } from '../types.js';
+import type { Channel } from './channel.js';
+import type { SourceMigration } from './source-migration.js';
+import { isPostcopy } from './states.js';
+import type { MigrationParameters } from './vm.js';
+import { encodePages, pageFrameBytes } from './wire.js';
+
+/** Pages per write: big enough for throughput, small enough that a request is not stuck behind much. */
+export const PRECOPY_BATCH = 64;
+export const POSTCOPY_BATCH = 16;
+/** Keep writing until this much waits in user space, then wait for the kernel to take it. */
+const WRITE_HIGH_WATER = 512 * 1024;
+/** Give the event loop a turn (return-path reads) after this many bytes written. */
+const YIELD_BYTES = 256 * 1024;
+
+/** What the sender needs from the source VM: its state, and the transitions the pump drives. */
+export interface SenderHost {
+  readonly status: MigrationStatus;
+  readonly params: MigrationParameters;
+  readonly versions: Uint32Array;
+  readonly pageSize: number;
+  /** The current migration (replaced on a new `migrate`). */
+  readonly m: SourceMigration;
+  /** migrate-start-postcopy takes effect. */
+  switchToPostcopy(): void;
+  /** A precopy pass is over: sync the dirty log and decide. */
+  endOfPass(): void;
+  /** Send the frozen versions and the end of the stream. */
+  sendEof(): void;
+}
+
+export class PageSender {
+  private wakeUp: (() => void) | null = null;
+  private readonly bucket = new TokenBucket(realClock);
+
+  constructor(
+    private readonly host: SenderHost,
+    private readonly ch: Channel,
+  ) {}
+
+  /** Wakes the pump if it is waiting for work or sleeping for pacing. */
+  kick(): void {
+    const w = this.wakeUp;
+    this.wakeUp = null;
+    w?.();
+  }
+
+  /** Encode, account and write pages on `ch` (the main channel, or the preempt channel). */
+  sendPages(pages: readonly number[], ch: Channel = this.ch): number {
+    const { m, pageSize } = this.host;
+    const buf = encodePages(pages, this.host.versions, pageSize);
+    m.noteSent(pages, pageFrameBytes(pageSize), isPostcopy(this.host.status));
+    m.transferred += buf.length;
+    ch.write(buf);
+    return buf.length;
+  }
+
+  /** Requested pages, up to one batch; 0 if none wait. */
+  private sendRequested(ch: Channel = this.ch): number {
+    const { m } = this.host;
+    if (m.reqQueue.length === 0) return 0;
+    const pages = m.reqQueue.splice(0, POSTCOPY_BATCH);
+    m.requestsServed += pages.length;
+    return this.sendPages(pages, ch);
+  }
+
+  /** Every queued request at once, on the preempt channel. */
+  servePreempt(preempt: Channel): void {
+    while (this.host.m.reqQueue.length && preempt.open) this.sendRequested(preempt);
+  }
+
+  async run(): Promise<void> {
+    const h = this.host;
+    let sinceYield = 0;
+    while (this.ch.open) {
+      const { m } = h;
+      if (h.status === 'active' && m.postcopyRequested && !m.completingPrecopy) {
+        h.switchToPostcopy();
+        continue;
+      }
+      const postcopy = h.status === 'postcopy-active';
+      let sent = this.sendRequested();
+      let background = false;
+      if (!sent && (h.status === 'active' || (postcopy && !m.walkMode))) {
+        const pages = m.nextBackgroundPages(postcopy ? POSTCOPY_BATCH : PRECOPY_BATCH, postcopy);
+        if (pages.length) sent = this.sendPages(pages);
+        background = sent > 0;
+      }
+      if (!sent) {
+        if (h.status === 'active' && !m.eofSent) {
+          h.endOfPass();
+          continue;
+        }
+        if (postcopy && !m.walkMode && m.toSend.count === 0 && !m.eofSent) h.sendEof();
+        await this.sleep(Infinity);
+        continue;
+      }
+      if (this.ch.writableLength >= WRITE_HIGH_WATER) await this.ch.waitDrain();
+      else if ((sinceYield += sent) >= YIELD_BYTES) {
+        // The kernel takes writes at once while its buffer has room (megabytes on loopback):
+        // without a yield this loop would not look at the return path, and the page requests
+        // waiting there, until that buffer is full.
+        sinceYield = 0;
+        await new Promise<void>((r) => setImmediate(r));
+      }
+      if (background) {
+        const limit = postcopy ? h.params['max-postcopy-bandwidth'] : m.completingPrecopy ? 0 : h.params['max-bandwidth'];
+        if (this.bucket.bytesPerSec !== limit) this.bucket.setRate(limit);
+        const wait = this.bucket.take(sent);
+        if (wait > 0) await this.sleep(wait);
+      }
+    }
+  }
+
+  /** Sleep for pacing (or until there is work), but wake at once for a page request. */
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      if (!this.ch.open) return resolve();
+      const t = Number.isFinite(ms)
+        ? setTimeout(() => {
+            if (this.wakeUp === done) this.wakeUp = null;
+            resolve();
+          }, ms)
+        : null;
+      const done = () => {
+        if (t) clearTimeout(t);
+        resolve();
+      };
+      this.wakeUp = done;
+    });
+  }
+}

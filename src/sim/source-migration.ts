@@ -1,0 +1,176 @@
+/**
+ * Everything one outgoing migration knows: which pages are still to send, which were sent,
+ * the page requests waiting, and the counters query-migrate and x-query-pages report. A new
+ * `migrate` replaces the whole object, so nothing is reset by hand and nothing is forgotten.
+ */
+import type { MigrationStatus, PagesInfo, RamStats } from '../types.js';
+import { Bitmap } from './bitmap.js';
+import { isFinished } from './states.js';
+import { pageMap, RateMeter } from './stats.js';
+
+export class SourceMigration {
+  /** Pages still to send in this pass (precopy) or at all (postcopy). */
+  readonly toSend: Bitmap;
+  /** Pages sent at least once. */
+  readonly sentOnce: Bitmap;
+  /** Where the background push continues. */
+  cursor = 0;
+  /** Pages the destination asked for (MIG_RP_MSG_REQ_PAGES), not yet sent. */
+  reqQueue: number[] = [];
+  postcopyRequested = false;
+  /** Precopy converged: the guest is stopped and the last dirty pages go out. */
+  completingPrecopy = false;
+  eofSent = false;
+  /** The strategy of the recovery under way, decided when its channel connects. */
+  resumeMode: 'bitmap' | 'walk' = 'bitmap';
+  /** After an x-recovery-walk resume: push nothing unrequested. */
+  walkMode = false;
+  /** A recovery completed: pages sent from now on count as re-sent if sent before. */
+  recovered = false;
+  recoveries = 0;
+  recoveryAttempts = 0;
+  resent = 0;
+  /** The destination's verdict (MIG_RP_MSG_SHUT). */
+  verdict: Record<string, unknown> | null = null;
+
+  // query-migrate counters
+  readonly startedAt = performance.now();
+  setupTime = 0;
+  totalTime = 0;
+  downtimeStart = 0;
+  downtime = 0;
+  transferred = 0;
+  precopyBytes = 0;
+  postcopyBytes = 0;
+  normalPages = 0;
+  postcopyRequests = 0;
+  requestsServed = 0;
+  dirtySyncCount = 0;
+  passBytes = 0;
+  passStart = 0;
+  /** Bytes per ms over the last precopy pass. */
+  bandwidthEstimate = 0;
+  dirtyPagesRate = 0;
+  private readonly ppsMeter = new RateMeter();
+  private readonly bpsMeter = new RateMeter();
+  private lastPps = 0;
+  private lastMbps = 0;
+
+  constructor(readonly pageCount: number, readonly pageSize: number) {
+    this.toSend = new Bitmap(pageCount);
+    this.toSend.setAll();
+    this.sentOnce = new Bitmap(pageCount);
+  }
+
+  /** Sending a page settles it: it leaves the to-send set whether it was pushed or requested. */
+  noteSent(pages: readonly number[], frameBytes: number, postcopy: boolean): void {
+    for (const p of pages) {
+      this.toSend.clear(p);
+      if (!this.sentOnce.set(p) && this.recovered) this.resent++;
+    }
+    const bytes = frameBytes * pages.length;
+    this.normalPages += pages.length;
+    if (postcopy) this.postcopyBytes += bytes;
+    else this.precopyBytes += bytes;
+    this.passBytes += bytes;
+  }
+
+  /** The next background batch, in address order from the cursor (wrapping in postcopy). */
+  nextBackgroundPages(max: number, wrap: boolean): number[] {
+    const pages: number[] = [];
+    while (pages.length < max) {
+      let i = this.toSend.nextSet(this.cursor);
+      if (i < 0 && wrap) i = this.toSend.nextSet(0); // the push covers what is left anywhere
+      if (i < 0) break;
+      pages.push(i);
+      this.cursor = i + 1;
+    }
+    return pages;
+  }
+
+  /** The to-send set as ranges: the discard set at switchover. */
+  toSendRanges(): Array<[number, number]> {
+    const ranges: Array<[number, number]> = [];
+    for (let i = this.toSend.nextSet(0); i >= 0; ) {
+      const end = this.toSend.nextClear(i);
+      const e = end < 0 ? this.pageCount : end;
+      ranges.push([i, e - i]);
+      i = e < this.pageCount ? this.toSend.nextSet(e) : -1;
+    }
+    return ranges;
+  }
+
+  /** Sample the throughput meters (on a clock, so a rate means the same however often it is read). */
+  sampleRates(now = performance.now()): void {
+    this.lastPps = this.ppsMeter.sample(this.normalPages, now);
+    this.lastMbps = (this.bpsMeter.sample(this.transferred, now) * 8) / 1e6;
+  }
+
+  /** Pages not yet at the destination; `dirty` is the guest's dirty log since the last sync. */
+  remainingPages(status: MigrationStatus, dirty: Bitmap): number {
+    if (status === 'active' || status === 'setup') {
+      // Precopy: what this pass still has plus what has been dirtied since the last sync (an
+      // upper bound: a page may be in both; QEMU's figure is an estimate too).
+      return Math.min(this.toSend.count + dirty.count, this.pageCount);
+    }
+    if (status === 'completed') return 0;
+    return this.toSend.count;
+  }
+
+  queryMigrate(status: MigrationStatus, dirty: Bitmap, errorDesc: string | undefined): Record<string, unknown> {
+    const total = isFinished(status) ? this.totalTime : performance.now() - this.startedAt;
+    const remaining = this.remainingPages(status, dirty);
+    const ram: RamStats = {
+      total: this.pageCount * this.pageSize,
+      transferred: this.transferred,
+      remaining: remaining * this.pageSize,
+      duplicate: 0,
+      normal: this.normalPages,
+      'normal-bytes': this.normalPages * this.pageSize,
+      'page-size': this.pageSize,
+      'pages-per-second': Math.round(this.lastPps),
+      mbps: Math.round(this.lastMbps * 100) / 100,
+      'dirty-pages-rate': Math.round(this.dirtyPagesRate),
+      'dirty-sync-count': this.dirtySyncCount,
+      'precopy-bytes': this.precopyBytes,
+      'postcopy-bytes': this.postcopyBytes,
+      'postcopy-requests': this.postcopyRequests,
+    };
+    const out: Record<string, unknown> = {
+      status,
+      'total-time': Math.round(total),
+      'setup-time': Math.round(this.setupTime),
+      ram,
+    };
+    if (this.downtime) out.downtime = Math.round(this.downtime);
+    else if (status === 'active') out['expected-downtime'] = Math.round(this.bandwidthEstimate ? (remaining * this.pageSize) / this.bandwidthEstimate : 0);
+    if (errorDesc && (status === 'failed' || status === 'postcopy-paused')) out['error-desc'] = errorDesc;
+    if (this.verdict) out['x-verified'] = this.verdict.verified === true;
+    return out;
+  }
+
+  queryPages(status: MigrationStatus, dirty: Bitmap, guest: PagesInfo['guest'], cells?: number): PagesInfo {
+    const info: PagesInfo = {
+      'page-size': this.pageSize,
+      total: this.pageCount,
+      received: this.sentOnce.count,
+      requested: this.reqQueue.length,
+      'in-flight': 0,
+      missing: this.remainingPages(status, dirty),
+      'duplicates-discarded': 0,
+      resent: this.resent,
+      'blocked-vcpus': 0,
+      'fault-latency-us': { p50: 0, p99: 0, count: this.requestsServed },
+      'blocktime-ms': 0,
+      walker: { active: false, position: 0, total: this.pageCount, done: false },
+      guest,
+      recoveries: this.recoveries,
+      'recovery-attempts': this.recoveryAttempts,
+      verified: this.verdict ? this.verdict.verified === true : null,
+    };
+    // The source's view of the map: which pages have been sent at least once.
+    if (cells && cells > 0) info.map = pageMap(cells, this.pageCount, this.sentOnce, this.reqQueue);
+    return info;
+  }
+}
+
