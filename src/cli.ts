@@ -15,7 +15,8 @@ import { RelayLink } from './link/relay.js';
 import type { Link } from './types.js';
 import { EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, runDrill } from './commands/drill.js';
 import type { BackendKind, VmBackend } from './driver/backend.js';
-import { BACKEND_KINDS, backendProblem, makeBackend } from './driver/select-backend.js';
+import { BACKEND_KINDS, makeBackend } from './driver/select-backend.js';
+import { backendProblem } from './lab/backend-fit.js';
 import { QemuNotFoundError } from './qemu/launcher.js';
 
 export const LABS_DIR = fileURLToPath(new URL('../../labs', import.meta.url));

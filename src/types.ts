@@ -211,17 +211,51 @@ export interface StepView {
   until?: string;
 }
 
+/**
+ * Why a run ended without success, as a value (callers compare these, never message texts):
+ * - `condition-timeout`: a step's `until` (or a `wait-until`) stayed false past its timeout;
+ * - `step-unreachable`: the migration moved past the point where the step could happen;
+ * - `refused`: a side refused a command of the lab (or accepted one the lab expected to fail);
+ * - `setup`: starting the VMs and the link, or the lab's setup commands, failed;
+ * - `expect`: a final expectation does not hold;
+ * - `verification`: the destination's memory was not verified;
+ * - `vm-died`: a VM process ended on its own;
+ * - `guest-lost`: both sides are in states from which neither can run the guest again;
+ * - `stopped`: someone stopped the lab (quit, a signal); `timeout`: the drill's --timeout;
+ * - `error`: anything else (a bug: the message says what).
+ */
+export type FailureReason =
+  | 'condition-timeout'
+  | 'step-unreachable'
+  | 'refused'
+  | 'setup'
+  | 'expect'
+  | 'verification'
+  | 'vm-died'
+  | 'guest-lost'
+  | 'stopped'
+  | 'timeout'
+  | 'error';
+
+/** Why the session is being stopped from outside. */
+export type StopReason = Extract<FailureReason, 'stopped' | 'timeout'>;
+
 export interface RunSummary {
   ok: boolean;
   labId: string;
   durationMs: number;
   verified: boolean;
-  /** Why the run failed, when it did: which step, which condition, the values seen. */
-  failure?: { step?: number; stepTitle?: string; condition?: string; seen?: Record<string, unknown>; message: string };
+  /**
+   * Why the run failed, when it did: the reason, which step, which condition, the values seen.
+   * `reason` is always set by the session; records written before it existed lack it.
+   */
+  failure?: { reason?: FailureReason; step?: number; stepTitle?: string; condition?: string; seen?: Record<string, unknown>; message: string };
   pagesResent: number;
   duplicatesDiscarded: number;
   blocktimeMs: number;
   recoveries: number;
+  /** The lab's closing text (`summary-text`), on a successful run only. */
+  summaryText?: string;
 }
 
 /** What the lab session publishes; the TUI renders it, the drill prints it. */
@@ -244,8 +278,12 @@ export interface LabSessionApi {
   readonly labId: string;
   readonly title: string;
   readonly summary: string;
+  /** The lab's closing text (`summary-text`), for the end of a successful run. */
+  readonly summaryText: string;
   subscribe(listener: () => void): () => void;
   getState(): SessionState;
+  /** Every event as it happens, unbounded (SessionState.events keeps only the recent ones). */
+  onEvent(listener: (e: LabEvent) => void): () => void;
   /** Run a QMP command on one side; resolves to the `return` value, rejects with a QMP error. */
   qmp(side: Side, execute: string, args?: Record<string, unknown>): Promise<unknown>;
   /** A console line such as `migrate-recover {"uri": "tcp:127.0.0.1:4445"}`; text is the reply as shown. */

@@ -4,7 +4,7 @@
  * stdout. Exit 0 only if every condition held and the destination's memory verified.
  */
 import chalk from 'chalk';
-import type { LabEvent, RunSummary, SessionState, Snapshot } from '../types.js';
+import type { LabEvent, RunSummary, Snapshot } from '../types.js';
 import { LabSession } from '../lab/runner.js';
 import type { Lab } from '../lab/schema.js';
 import { formatDuration } from '../lab/duration.js';
@@ -69,6 +69,8 @@ export function summaryLines(sum: RunSummary, snap: Snapshot | null): string[] {
   lines.push(
     `  recoveries ${sum.recoveries}, pages re-sent ${sum.pagesResent}, duplicates discarded ${sum.duplicatesDiscarded}, vCPUs blocked ${formatDuration(sum.blocktimeMs)} in all`,
   );
+  // The lab's closing words: what the run just showed.
+  if (sum.ok && sum.summaryText?.trim()) lines.push('', ...sum.summaryText.trim().split('\n'));
   return lines;
 }
 
@@ -109,58 +111,38 @@ export async function runDrill(o: DrillOptions): Promise<number> {
     recordMeta: o.recordMeta,
   });
   o.onSession?.(session);
-  let lastSeen: LabEvent | null = null;
-  let lastCounters = 0;
-  const onChange = () => {
-    const st: SessionState = session.getState();
-    // Events are appended to a bounded list: the new ones are those after the last one printed.
-    const evs = st.events;
-    const fresh = lastSeen ? evs.slice(evs.lastIndexOf(lastSeen) + 1) : evs;
-    if (evs.length) lastSeen = evs[evs.length - 1];
-    for (const e of fresh) {
-      if (o.json) json({ type: 'event', ...e });
-      else {
-        const line = eventLine(e, o.verbose);
-        if (line) print(`${chalk.dim(`[${secs(e.t)}]`)} ${line}`);
-      }
-    }
-    const snap = st.snapshot;
-    if (snap && snap.t - lastCounters >= 1000) {
-      lastCounters = snap.t;
-      if (o.json) json({ type: 'snapshot', ...snap });
-      else print(`${chalk.dim(`[${secs(snap.t)}]`)}   ${chalk.dim(countersLine(snap))}`);
-    }
-  };
-  const unsubscribe = session.subscribe(onChange);
+  // Every event as it happens, and the counters once a second, in the order they came.
+  const offEvent = session.onEvent((e) => {
+    if (o.json) return json({ type: 'event', ...e });
+    const line = eventLine(e, o.verbose);
+    if (line) print(`${chalk.dim(`[${secs(e.t)}]`)} ${line}`);
+  });
+  let lastCounters = -Infinity;
+  const offSnapshot = session.onSnapshot((snap) => {
+    if (snap.t - lastCounters < 1000) return;
+    lastCounters = snap.t;
+    if (o.json) json({ type: 'snapshot', ...snap });
+    else print(`${chalk.dim(`[${secs(snap.t)}]`)}   ${chalk.dim(countersLine(snap))}`);
+  });
   if (!o.json) print(chalk.bold(`postcopy-lab drill ${o.lab.id}: ${o.lab.title}`) + chalk.dim(`  (seed ${o.seed}, link ${o.linkKind}${o.backend && o.backend.kind !== 'sim' ? `, backend ${o.backend.kind}` : ''})`));
   let summary: RunSummary;
   const timer = setTimeout(() => {
-    void session.stop();
+    void session.stop('timeout');
   }, o.timeoutMs);
   try {
     await session.start();
     summary = await session.run();
   } catch (e) {
-    summary = {
-      ok: false,
-      labId: o.lab.id,
-      durationMs: 0,
-      verified: false,
-      failure: { message: (e as Error).message },
-      pagesResent: 0,
-      duplicatesDiscarded: 0,
-      blocktimeMs: 0,
-      recoveries: 0,
-    };
+    summary = session.fail(e);
   } finally {
     clearTimeout(timer);
   }
-  if (!summary.ok && summary.failure?.message === 'the lab was stopped') {
-    summary.failure.message = `the drill did not finish within --timeout ${formatDuration(o.timeoutMs)}`;
-  }
-  onChange();
-  unsubscribe();
   await session.stop();
+  offEvent();
+  offSnapshot();
+  if (summary.failure?.reason === 'timeout') {
+    summary = { ...summary, failure: { ...summary.failure, message: `the drill did not finish within --timeout ${formatDuration(o.timeoutMs)}` } };
+  }
   const snap = session.getState().snapshot;
   if (o.json) json({ type: 'summary', ...summary, snapshot: snap ? { source: snap.source.status, destination: snap.destination.status } : null });
   else for (const l of summaryLines(summary, snap)) print(l);

@@ -53,8 +53,12 @@ export class SimBackend implements VmBackend {
 
   async verify(): Promise<void> {}
 
-  /** The sim prefixes its lines with its name; the event already carries the side. */
-  quietStderr(): boolean {
-    return false;
+  /**
+   * The sim logs each of its status changes to stderr; the orchestrator already logs each one
+   * once as a state event (from MIGRATION events and query-migrate), so showing the stderr line
+   * too put every state change twice in the event log.
+   */
+  quietStderr(line: string): boolean {
+    return /^(\[(source|destination)\] )?migration status: /.test(line);
   }
 }

@@ -1,22 +1,29 @@
 /**
- * The one lab runner. It serves the headless drill (which performs each step's `do` itself)
- * and the TUI (where the person performs the step and the runner only watches `until`), so
- * the step logic exists once. State lives here, outside React; listeners are told when it
- * changes and read an immutable SessionState.
+ * The one lab session, shared by the TUI and the headless drill. It wires the parts together
+ * and owns the run's lifecycle:
+ *
+ *   orchestrator (VMs, link) --poll--> SnapshotFeed + SessionStore --> UI, drill, Recorder
+ *                  ^                          |
+ *                  +---- sendQmp / link <---- StepEngine (steps, expect) <--- keys, console
+ *
+ * Every QMP command — a lab's `do`, the console, a key, the setup — goes through `sendQmp`, so
+ * each is logged once and the out-of-band rule is stated in one place.
  */
-import { appendFileSync } from 'node:fs';
-import { QmpError } from '../qmp/server.js';
 import { formatError, formatReply, parseConsoleLine } from '../qmp/console.js';
 import { Orchestrator, tcpUri, type GuestSpec } from '../driver/orchestrator.js';
 import type { VmBackend } from '../driver/backend.js';
-import type { LabEvent, LabSessionApi, Link, LinkFault, RunSummary, SessionState, Side, Snapshot, StepView } from '../types.js';
-import { evaluateCondition, formatSeen, type Condition } from './condition.js';
-import type { Lab, LabAction, LabStep } from './schema.js';
-import { expandTemplates } from './template.js';
-import { formatDuration } from './duration.js';
+import type { LabEvent, LabSessionApi, Link, LinkFault, RunSummary, SessionState, Side, Snapshot, StopReason } from '../types.js';
+import { commandText, type QmpCommand } from './describe.js';
 import { describeFault } from '../link/fault-model.js';
+import { GuestWatch, RunFailure, vmDeathMeaning } from './failure.js';
+import { SnapshotFeed } from './feed.js';
+import { Recorder } from './recorder.js';
+import type { Lab } from './schema.js';
+import { StepEngine, type RunMode, type StepHooks } from './steps.js';
+import { SessionStore } from './store.js';
+import { expandTemplates } from './template.js';
 
-export type RunMode = 'drill' | 'interactive';
+export type { RunMode } from './steps.js';
 
 export interface LabSessionOptions {
   mode: RunMode;
@@ -30,39 +37,36 @@ export interface LabSessionOptions {
   recordPath?: string;
   /** Extra info for the record's first line (versions, argv). */
   recordMeta?: Record<string, unknown>;
+  /** Around each step (holds, retry offers). */
+  hooks?: StepHooks;
 }
 
-const MAX_EVENTS = 300;
-const OOB_COMMANDS = new Set(['migrate-pause', 'migrate-recover']);
-const HISTORY_MS = 60_000;
+/**
+ * The commands an operator sends out-of-band when the monitor offers it: the monitor may be
+ * busy exactly when the migration is in trouble. Used for keys; a lab action and a console
+ * line say `oob` (`exec-oob`) themselves, as QMP does.
+ */
+const OPERATOR_OOB = new Set(['migrate-pause', 'migrate-recover']);
 
-class RunFailure extends Error {
-  constructor(
-    message: string,
-    readonly detail: RunSummary['failure'],
-  ) {
-    super(message);
-  }
-}
+const STOP_MESSAGES: Record<StopReason, string> = {
+  stopped: 'the lab was stopped',
+  timeout: 'the run was stopped: it took too long',
+};
 
 export class LabSession implements LabSessionApi {
   readonly labId: string;
   readonly title: string;
   readonly summary: string;
-  private state: SessionState;
-  private readonly listeners = new Set<() => void>();
-  private readonly orch: Orchestrator;
+  readonly summaryText: string;
+  private readonly store: SessionStore;
+  private readonly feed: SnapshotFeed;
+  private readonly guestWatch = new GuestWatch();
+  private readonly engine: StepEngine;
+  private orch: Orchestrator;
   private vars: Record<string, string> = {};
   private pollTimer: NodeJS.Timeout | null = null;
-  /** Whoever waits for the next snapshot; rejected instead if the run is aborted first. */
-  private snapshotWaiters: Array<{ resolve: (s: Snapshot) => void; reject: (e: RunFailure) => void }> = [];
-  private aborted: RunFailure | null = null;
-  /** Timed waits to cut short on abort; each removes itself when it ends normally. */
-  private readonly abortWaiters = new Set<(e: RunFailure) => void>();
   private stopping: Promise<void> | null = null;
   private readonly startedAt = performance.now();
-  private lastRecordedSnapshot = 0;
-  private actionsRunning = false;
 
   constructor(
     readonly lab: Lab,
@@ -71,24 +75,73 @@ export class LabSession implements LabSessionApi {
     this.labId = lab.id;
     this.title = lab.title;
     this.summary = lab.summary;
-    this.state = {
-      snapshot: null,
-      steps: lab.steps.map((s) => ({
-        index: s.index,
-        title: s.title,
-        text: s.text,
-        hints: s.hints,
-        hintsShown: 0,
-        status: 'pending',
-        actions: [],
-        until: s.until.source,
-      })),
-      currentStep: 0,
-      events: [],
-      history: [],
-      finished: null,
-    };
-    const g = lab.setup;
+    this.summaryText = lab.summaryText;
+    this.store = new SessionStore(
+      {
+        snapshot: null,
+        steps: lab.steps.map((s) => ({ index: s.index, title: s.title, text: s.text, hints: s.hints, hintsShown: 0, status: 'pending', actions: [], until: s.until.source })),
+        currentStep: 0,
+        events: [],
+        history: [],
+        finished: null,
+      },
+      () => this.now(),
+    );
+    if (opts.recordPath) {
+      const header = { lab: lab.id, seed: opts.seed, mode: opts.mode, startedAt: new Date().toISOString(), ...opts.recordMeta };
+      new Recorder(opts.recordPath, header).attach(this.store);
+    }
+    this.feed = new SnapshotFeed((s) => this.guestWatch.observe(s));
+    this.engine = new StepEngine(
+      lab,
+      this.store,
+      this.feed,
+      {
+        sendQmp: (side, cmd, o) => this.sendQmp(side, cmd, o),
+        applyLink: (f) => this.applyLink(f),
+        restoreLink: () => this.restoreLink(),
+        verify: async () => {
+          await this.orch.verify();
+          await this.poll();
+        },
+        vars: () => this.vars,
+      },
+      opts.hooks,
+    );
+    this.orch = this.makeOrchestrator();
+  }
+
+  // ---- the store -------------------------------------------------------------------------------
+
+  subscribe(listener: () => void): () => void {
+    return this.store.subscribe(listener);
+  }
+
+  getState(): SessionState {
+    return this.store.getState();
+  }
+
+  onEvent(listener: (e: LabEvent) => void): () => void {
+    return this.store.onEvent(listener);
+  }
+
+  /** Every snapshot as it is polled (the state keeps only the latest). */
+  onSnapshot(listener: (s: Snapshot) => void): () => void {
+    return this.store.onSnapshot(listener);
+  }
+
+  private now(): number {
+    return Math.round(performance.now() - this.startedAt);
+  }
+
+  private event(e: Omit<LabEvent, 't'>): void {
+    this.store.emit(e);
+  }
+
+  // ---- lifecycle -------------------------------------------------------------------------------
+
+  private makeOrchestrator(): Orchestrator {
+    const g = this.lab.setup;
     const guest: GuestSpec = {
       memoryBytes: g.memoryBytes,
       pageSize: g.pageSize,
@@ -97,67 +150,27 @@ export class LabSession implements LabSessionApi {
       hotset: g.hotset,
       dirtyRate: g.dirtyRate,
       readRate: g.readRate,
-      seed: opts.seed,
+      seed: this.opts.seed,
     };
-    this.orch = new Orchestrator({
+    return new Orchestrator({
       guest,
-      makeLink: opts.makeLink,
-      backend: opts.backend,
+      makeLink: this.opts.makeLink,
+      backend: this.opts.backend,
       onEvent: (e) => this.event(e),
       onVmExit: (side, info) => this.vmDied(side, info),
     });
-    if (opts.recordPath) {
-      this.record({ type: 'run', lab: lab.id, seed: opts.seed, mode: opts.mode, startedAt: new Date().toISOString(), ...opts.recordMeta });
-    }
   }
 
-  // ---- the store ------------------------------------------------------------------------------
-
-  subscribe(listener: () => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
-  }
-
-  getState(): SessionState {
-    return this.state;
-  }
-
-  private update(patch: Partial<SessionState>): void {
-    this.state = { ...this.state, ...patch };
-    for (const l of this.listeners) l();
-  }
-
-  private now(): number {
-    return Math.round(performance.now() - this.startedAt);
-  }
-
-  private event(e: Omit<LabEvent, 't'>): void {
-    const ev: LabEvent = { t: this.now(), ...e };
-    const events = this.state.events.length >= MAX_EVENTS ? this.state.events.slice(-MAX_EVENTS + 1) : this.state.events.slice();
-    events.push(ev);
-    this.update({ events });
-    this.record({ type: 'event', ...ev });
-  }
-
-  private record(obj: Record<string, unknown>): void {
-    if (!this.opts.recordPath) return;
-    try {
-      appendFileSync(this.opts.recordPath, JSON.stringify(obj) + '\n');
-    } catch {
-      // A full disk must not break the lab; the record is a convenience.
-    }
-  }
-
-  private setStep(index: number, patch: Partial<StepView>): void {
-    const steps = this.state.steps.slice();
-    steps[index] = { ...steps[index], ...patch };
-    this.update({ steps });
-  }
-
-  // ---- lifecycle ------------------------------------------------------------------------------
-
-  /** Start the link and both VMs, apply the lab's setup. Throws with a clear message on failure. */
+  /** Start the link and both VMs, apply the lab's setup. Throws a RunFailure ('setup') on failure. */
   async start(): Promise<void> {
+    try {
+      await this.startVms();
+    } catch (e) {
+      throw RunFailure.from(e, 'setup');
+    }
+  }
+
+  private async startVms(): Promise<void> {
     this.event({ kind: 'info', text: `starting lab '${this.lab.id}' (seed ${this.opts.seed})` });
     const ep = await this.orch.start();
     this.vars = {
@@ -167,14 +180,14 @@ export class LabSession implements LabSessionApi {
       'recover.connect': tcpUri(ep.recover.connect),
     };
     // Now the addresses are known: show them in the step texts, hints and actions.
-    this.update({
-      steps: this.state.steps.map((s, i) => {
+    this.store.update({
+      steps: this.getState().steps.map((s, i) => {
         const step = this.lab.steps[i];
         return {
           ...s,
           text: expandTemplates(step.text, this.vars),
           hints: step.hints.map((h) => expandTemplates(h, this.vars)),
-          actions: step.actions.map((a) => this.describeAction(a)),
+          actions: this.engine.describeActions(step),
         };
       }),
     });
@@ -182,20 +195,19 @@ export class LabSession implements LabSessionApi {
     const params =
       this.opts.mode === 'interactive' ? { ...this.lab.setup.parameters, ...this.lab.setup.interactiveParameters } : this.lab.setup.parameters;
     for (const side of ['source', 'destination'] as const) {
-      if (caps.length) await this.qmpChecked(side, 'migrate-set-capabilities', { capabilities: caps }, 'setup');
-      if (Object.keys(params).length) await this.qmpChecked(side, 'migrate-set-parameters', params, 'setup');
+      if (caps.length) await this.setupCommand(side, { execute: 'migrate-set-capabilities', arguments: { capabilities: caps } });
+      if (Object.keys(params).length) await this.setupCommand(side, { execute: 'migrate-set-parameters', arguments: params });
     }
     for (const f of this.lab.setup.link) await this.applyLink(f);
     await this.poll();
     this.schedulePoll();
   }
 
-  private async qmpChecked(side: Side, execute: string, args: Record<string, unknown>, where: string): Promise<unknown> {
+  private async setupCommand(side: Side, cmd: QmpCommand): Promise<void> {
     try {
-      return await this.orch.qmp(side).execute(execute, args);
+      await this.sendQmp(side, cmd, { oob: false });
     } catch (e) {
-      const msg = e instanceof QmpError ? `${e.errorClass}: ${e.message}` : (e as Error).message;
-      throw new RunFailure(`${where}: ${side} refused ${execute}: ${msg}`, { message: `${side} refused ${execute}: ${msg}` });
+      throw new RunFailure(`setup: ${side} refused ${cmd.execute}: ${(e as Error).message}`, 'setup');
     }
   }
 
@@ -214,232 +226,46 @@ export class LabSession implements LabSessionApi {
     } catch {
       return;
     }
-    const mbps = snap.source.ram?.mbps ?? 0;
-    const remaining = snap.source.ram?.remaining ?? 0;
-    const history = this.state.history.filter((h) => snap.t - h.t <= HISTORY_MS);
-    history.push({ t: snap.t, mbps, remaining });
-    this.update({ snapshot: snap, history });
-    if (snap.t - this.lastRecordedSnapshot >= 500) {
-      this.lastRecordedSnapshot = snap.t;
-      const { source, destination, link } = snap;
-      this.record({ type: 'snapshot', t: snap.t, source: stripMap(source), destination: stripMap(destination), link });
-    }
-    const waiters = this.snapshotWaiters;
-    this.snapshotWaiters = [];
-    for (const w of waiters) w.resolve(snap);
-  }
-
-  private nextSnapshot(): Promise<Snapshot> {
-    return new Promise((resolve, reject) => {
-      if (this.aborted) return reject(this.aborted);
-      this.snapshotWaiters.push({ resolve, reject });
-    });
+    this.store.publishSnapshot(snap);
+    this.feed.publish(snap);
   }
 
   private vmDied(side: Side, info: { code: number | null; signal: string | null; stderrTail: string[] }): void {
     // The orchestrator's view is fresher than the last snapshot (it follows MIGRATION events).
-    const st = this.orch.status(side);
-    const other = this.orch.status(side === 'source' ? 'destination' : 'source');
-    let meaning: string;
-    if (side === 'destination' && (st.startsWith('postcopy') || other?.startsWith('postcopy'))) {
-      meaning = 'The destination died during postcopy: the guest ran there and part of its memory existed only there. The guest is lost. This is the real risk of postcopy.';
-    } else if (side === 'source' && (st.startsWith('postcopy') || st === 'completed')) {
-      meaning =
-        st === 'completed'
-          ? 'The source ended after the migration completed; the guest is safe on the destination.'
-          : 'The source died during postcopy: the pages the destination had not yet received are gone with it. The guest is lost.';
-    } else if (side === 'source') {
-      meaning = 'The source died before switchover: the guest was only there, so it is gone.';
-    } else {
-      meaning = 'The destination died before switchover: nothing is lost, the guest still runs on the source.';
-    }
+    const meaning = vmDeathMeaning(side, this.orch.status(side), this.orch.status(side === 'source' ? 'destination' : 'source'));
     const how = info.signal ? `killed by ${info.signal}` : `exit code ${info.code}`;
     const tail = info.stderrTail.slice(-2).join(' | ');
-    this.abort(new RunFailure(`the ${side} VM process died (${how}). ${meaning}${tail ? ` Last words: ${tail}` : ''}`, { message: `${side} VM died (${how}). ${meaning}` }));
-  }
-
-  private abort(f: RunFailure): void {
-    if (this.aborted) return;
-    this.aborted = f;
-    const waiters = [...this.abortWaiters, ...this.snapshotWaiters.map((w) => w.reject)];
-    this.abortWaiters.clear();
-    this.snapshotWaiters = [];
-    for (const w of waiters) w(f);
-  }
-
-  // ---- conditions and actions ---------------------------------------------------------------
-
-  private async waitFor(cond: Condition, timeoutMs: number | null, step: LabStep | null): Promise<void> {
-    const deadline = timeoutMs === null ? Infinity : performance.now() + timeoutMs;
-    let last = this.state.snapshot;
-    let finishedSince: number | null = null;
-    for (;;) {
-      if (last && evaluateCondition(cond, last).value) return;
-      // A migration that has ended cannot make a step about a live migration come true: say
-      // so (after a moment for counters to settle) instead of waiting forever.
-      const ended = last !== null && last.source.status === 'completed' && last.destination.status === 'completed';
-      finishedSince = ended ? (finishedSince ?? performance.now()) : null;
-      if (step && finishedSince !== null && performance.now() - finishedSince > 3000) {
-        const seen = evaluateCondition(cond, last!).seen;
-        throw new RunFailure(
-          `step ${step.index + 1} '${step.title}': the migration completed before this step could happen ('${cond.source}' can no longer hold; seen ${formatSeen(seen)}). ` +
-            'Open the lab again and act sooner, or give the lab a slower link.',
-          { step: step.index + 1, stepTitle: step.title, condition: cond.source, seen, message: 'the migration completed before this step could happen' },
-        );
-      }
-      if (performance.now() > deadline) {
-        const seen = last ? evaluateCondition(cond, last).seen : {};
-        const where = step ? `step ${step.index + 1} '${step.title}'` : 'wait-until';
-        throw new RunFailure(`${where}: '${cond.source}' still false after ${formatDuration(timeoutMs!)}; seen ${formatSeen(seen)}`, {
-          step: step ? step.index + 1 : undefined,
-          stepTitle: step?.title,
-          condition: cond.source,
-          seen,
-          message: `condition still false after ${formatDuration(timeoutMs!)}`,
-        });
-      }
-      last = await this.nextSnapshot();
-    }
-  }
-
-  /** A QMP action as a person types it in the console: `exec-oob migrate-pause`, `migrate {"uri": ...}`. */
-  private describeCommand(a: Extract<LabAction, { type: 'qmp' }>): string {
-    const args = expandTemplates(a.arguments, this.vars);
-    const argText = Object.keys(args).length ? ` ${JSON.stringify(args)}` : '';
-    return `${a.oob ? 'exec-oob ' : ''}${a.execute}${argText}`;
-  }
-
-  describeAction(a: LabAction): string {
-    switch (a.type) {
-      case 'qmp':
-        return `${a.side}: ${this.describeCommand(a)}`;
-      case 'link':
-        return `link: ${describeFault(a.fault)}`;
-      case 'restore':
-        return 'link: restore';
-      case 'wait':
-        return `wait ${formatDuration(a.ms)}`;
-      case 'wait-until':
-        return `wait until ${a.condition.source}`;
-    }
-  }
-
-  private async runAction(a: LabAction, step: LabStep): Promise<void> {
-    const where = `step ${step.index + 1} '${step.title}'`;
-    switch (a.type) {
-      case 'qmp': {
-        const args = expandTemplates(a.arguments, this.vars);
-        const client = this.orch.qmp(a.side);
-        const text = this.describeCommand(a);
-        try {
-          const r = a.oob ? await client.executeOob(a.execute, args) : await client.execute(a.execute, args);
-          this.event({ kind: 'qmp', side: a.side, text: `${text} -> ${formatReply(r)}` });
-          if (a.expectError !== undefined) {
-            throw new RunFailure(`${where}: ${a.side} accepted ${a.execute}, but the lab expected an error containing '${a.expectError}'`, {
-              step: step.index + 1,
-              stepTitle: step.title,
-              message: `expected ${a.execute} to fail`,
-            });
-          }
-        } catch (e) {
-          if (e instanceof RunFailure) throw e;
-          const desc = e instanceof QmpError ? e.message : (e as Error).message;
-          this.event({ kind: 'qmp', side: a.side, text: `${text} -> ${e instanceof QmpError ? formatError(e) : `Error: ${desc}`}` });
-          if (a.expectError !== undefined && desc.includes(a.expectError)) return;
-          if (a.allowError !== undefined && desc.includes(a.allowError)) return;
-          throw new RunFailure(`${where}: ${a.side} refused ${a.execute}: ${desc}`, {
-            step: step.index + 1,
-            stepTitle: step.title,
-            message: `${a.side} refused ${a.execute}: ${desc}`,
-          });
-        }
-        return;
-      }
-      case 'link':
-        return this.applyLink(a.fault);
-      case 'restore':
-        return this.restoreLink();
-      case 'wait':
-        await new Promise<void>((resolve, reject) => {
-          if (this.aborted) return reject(this.aborted);
-          const onAbort = (e: RunFailure) => {
-            clearTimeout(t);
-            reject(e);
-          };
-          const t = setTimeout(() => {
-            this.abortWaiters.delete(onAbort);
-            resolve();
-          }, a.ms);
-          this.abortWaiters.add(onAbort);
-        });
-        return;
-      case 'wait-until':
-        return this.waitFor(a.condition, a.timeoutMs, step);
-    }
-  }
-
-  private async runActions(step: LabStep): Promise<void> {
-    this.actionsRunning = true;
-    try {
-      for (const a of step.actions) await this.runAction(a, step);
-    } finally {
-      this.actionsRunning = false;
-    }
+    this.feed.abort(new RunFailure(`the ${side} VM process died (${how}). ${meaning}${tail ? ` Last words: ${tail}` : ''}`, 'vm-died'));
   }
 
   // ---- running a lab ----------------------------------------------------------------------------
 
   /**
-   * Run every step. In a drill the runner performs each step's `do`; interactively it waits for
-   * the person (or `showMe`). Then the final `expect` and the memory verification.
+   * Run every step. In a drill the engine performs each step's `do`; interactively it waits
+   * for the person (or `showMe`). Then the memory check and the final `expect`.
    */
   async run(): Promise<RunSummary> {
     let failure: RunFailure | null = null;
     try {
-      if (this.aborted) throw this.aborted;
-      for (const step of this.lab.steps) {
-        this.update({ currentStep: step.index });
-        this.setStep(step.index, { status: 'active' });
-        // The lab authoring check (rustlings' `dev check`): a step's condition must not already
-        // hold before the step is done, or the step teaches nothing. Recorded, not enforced.
-        const untilAtStart = this.state.snapshot ? evaluateCondition(step.until, this.state.snapshot).value : false;
-        this.event({
-          kind: 'step',
-          text: `step ${step.index + 1}/${this.lab.steps.length}: ${step.title}`,
-          data: { index: step.index, untilAtStart },
-        });
-        if (this.opts.mode === 'drill') {
-          await this.runActions(step);
-          await this.waitFor(step.until, step.timeoutMs, step);
-        } else {
-          await this.waitFor(step.until, null, step);
-        }
-        this.setStep(step.index, { status: 'done' });
-        this.event({ kind: 'step', text: `step ${step.index + 1} done: ${step.until.source}`, data: { index: step.index, done: true } });
-      }
-      // The backend's memory check (QEMU: pmemsave + pattern check; the sim checked already),
-      // and a fresh snapshot carrying its verdict for the expectations below.
-      await this.orch.verify();
-      await this.poll();
-      // The expectations are about the end state: give them a short grace to settle.
-      for (const c of this.lab.expect) await this.waitFor(c, 10_000, null).catch((e: RunFailure) => {
-        throw new RunFailure(`expect: '${c.source}' does not hold; seen ${formatSeen(e.detail?.seen ?? {})}`, {
-          condition: c.source,
-          seen: e.detail?.seen,
-          message: `final expectation '${c.source}' does not hold`,
-        });
-      });
+      if (this.feed.aborted) throw this.feed.aborted;
+      await this.engine.runSteps(this.opts.mode);
+      await this.engine.checkOutcome();
     } catch (e) {
-      failure = e instanceof RunFailure ? e : new RunFailure((e as Error).message, { message: (e as Error).message });
-      const cur = this.state.currentStep;
-      if (this.state.steps[cur]?.status === 'active') this.setStep(cur, { status: 'failed' });
+      // An abort (the guest lost, a VM died) explains more than the wait it cut short.
+      failure = this.feed.aborted ?? RunFailure.from(e);
     }
-    const summary = this.finish(failure);
-    return summary;
+    return this.finish(failure);
+  }
+
+  /** End the run with `e` (a start that failed): the summary, recorded and published. */
+  fail(e: unknown): RunSummary {
+    return this.finish(RunFailure.from(e, 'setup'));
   }
 
   private finish(failure: RunFailure | null): RunSummary {
-    const snap = this.state.snapshot;
+    const prior = this.getState().finished;
+    if (prior) return prior;
+    const snap = this.feed.current ?? this.getState().snapshot;
     const dp = snap?.destination.pages;
     const sp = snap?.source.pages;
     const verified = dp?.verified === true;
@@ -448,34 +274,55 @@ export class LabSession implements LabSessionApi {
         dp?.verified === false
           ? `the destination's memory did not match the source's (pages ${dp.mismatches?.slice(0, 8).join(', ') ?? '?'} differ)`
           : `the migration did not complete, so the destination's memory was never verified (destination ${snap?.destination.status ?? 'unknown'})`;
-      failure = new RunFailure(`verification: ${why}`, { message: why });
+      failure = new RunFailure(`verification: ${why}`, 'verification');
     }
     const summary: RunSummary = {
       ok: failure === null,
       labId: this.lab.id,
       durationMs: this.now(),
       verified,
-      failure: failure?.detail ? { ...failure.detail, message: failure.message } : undefined,
+      failure: failure?.toSummary(),
       pagesResent: sp?.resent ?? 0,
       duplicatesDiscarded: dp?.['duplicates-discarded'] ?? 0,
       blocktimeMs: dp?.['blocktime-ms'] ?? 0,
       recoveries: dp?.recoveries ?? 0,
+      ...(failure === null ? { summaryText: this.lab.summaryText } : {}),
     };
-    this.update({ finished: summary });
-    this.record({ type: 'summary', ...summary });
+    this.store.update({ finished: summary });
     return summary;
   }
 
   // ---- what a person (or the TUI) can do -------------------------------------------------------
 
+  /**
+   * The one way a QMP command is sent: logged once as the console would show it (with the
+   * reply or the error), rejecting with the side's error. `oob` sends it as `exec-oob`.
+   */
+  async sendQmp(side: Side, cmd: QmpCommand, opts: { oob: boolean }): Promise<unknown> {
+    const text = commandText(cmd, opts.oob);
+    try {
+      const client = this.orch.qmp(side);
+      const r = opts.oob ? await client.executeOob(cmd.execute, cmd.arguments) : await client.execute(cmd.execute, cmd.arguments);
+      this.event({ kind: 'qmp', side, text: `${text} -> ${formatReply(r)}` });
+      return r;
+    } catch (e) {
+      this.event({ kind: 'qmp', side, text: `${text} -> ${formatError(e as Error)}` });
+      throw e;
+    }
+  }
+
+  /** A key's command: out-of-band for what an operator sends so (OPERATOR_OOB), when offered. */
   async qmp(side: Side, execute: string, args?: Record<string, unknown>): Promise<unknown> {
-    // migrate-pause and migrate-recover go out-of-band, as an operator should send them: the
-    // monitor may be busy exactly when the migration is in trouble.
-    const client = this.orch.qmp(side);
-    const oob = OOB_COMMANDS.has(execute) && client.oobEnabled;
-    const r = oob ? await client.executeOob(execute, args) : await client.execute(execute, args);
-    this.event({ kind: 'qmp', side, text: `${execute}${args ? ' ' + JSON.stringify(args) : ''} -> ${formatReply(r)}` });
-    return r;
+    const oob = OPERATOR_OOB.has(execute) && this.oobOffered(side);
+    return this.sendQmp(side, { execute, arguments: args }, { oob });
+  }
+
+  private oobOffered(side: Side): boolean {
+    try {
+      return this.orch.qmp(side).oobEnabled;
+    } catch {
+      return false;
+    }
   }
 
   async qmpLine(side: Side, line: string): Promise<{ ok: boolean; text: string }> {
@@ -485,68 +332,60 @@ export class LabSession implements LabSessionApi {
     } catch (e) {
       return { ok: false, text: (e as Error).message };
     }
-    let client;
     try {
-      client = this.orch.qmp(side);
+      const r = await this.sendQmp(side, { execute: cmd.execute, arguments: cmd.arguments }, { oob: cmd.oob });
+      return { ok: true, text: formatReply(r) };
     } catch (e) {
-      return { ok: false, text: (e as Error).message };
-    }
-    try {
-      const r = cmd.oob ? await client.executeOob(cmd.execute, cmd.arguments) : await client.execute(cmd.execute, cmd.arguments);
-      const text = formatReply(r);
-      this.event({ kind: 'qmp', side, text: `${line.trim()} -> ${text}` });
-      return { ok: true, text };
-    } catch (e) {
-      const text = e instanceof QmpError ? formatError(e) : `Error: ${(e as Error).message}`;
-      this.event({ kind: 'qmp', side, text: `${line.trim()} -> ${text}` });
-      return { ok: false, text };
+      return { ok: false, text: formatError(e as Error) };
     }
   }
 
   async applyLink(fault: LinkFault): Promise<void> {
-    await this.orch.link!.apply(fault);
+    await this.linkOrThrow().apply(fault);
     this.event({ kind: 'fault', text: `link: ${describeFault(fault)}`, data: fault });
   }
 
   async restoreLink(): Promise<void> {
-    await this.orch.link!.restore();
+    await this.linkOrThrow().restore();
     this.event({ kind: 'fault', text: 'link: restored (up, no shaping)' });
   }
 
+  private linkOrThrow(): Link {
+    if (!this.orch.link) throw new Error('the link is not running (the lab has not started, or has stopped)');
+    return this.orch.link;
+  }
+
   async showMe(): Promise<void> {
-    if (this.actionsRunning || this.state.finished) return;
-    const step = this.lab.steps[this.state.currentStep];
+    const st = this.getState();
+    if (this.engine.busy || st.finished) return;
+    const step = this.lab.steps[st.currentStep];
     if (!step) return;
-    this.event({ kind: 'hint', text: `show me: ${this.state.steps[step.index].actions.join('; ') || '(nothing to do: wait)'}` });
+    this.event({ kind: 'hint', text: `show me: ${st.steps[step.index].actions.join('; ') || '(nothing to do: wait)'}` });
     try {
-      await this.runActions(step);
+      await this.engine.runActions(step);
     } catch (e) {
       this.event({ kind: 'error', text: (e as Error).message });
     }
   }
 
   nextHint(): void {
-    const i = this.state.currentStep;
-    const s = this.state.steps[i];
+    const st = this.getState();
+    const i = st.currentStep;
+    const s = st.steps[i];
     if (!s || s.hintsShown >= s.hints.length) return;
-    this.setStep(i, { hintsShown: s.hintsShown + 1 });
+    this.store.setStep(i, { hintsShown: s.hintsShown + 1 });
     this.event({ kind: 'hint', text: `hint ${s.hintsShown + 1}/${s.hints.length}: ${s.hints[s.hintsShown]}` });
   }
 
-  stop(): Promise<void> {
+  /** Stop every process and remove everything the run created. Idempotent; the first reason wins. */
+  stop(reason: StopReason = 'stopped'): Promise<void> {
     if (!this.stopping) {
       this.stopping = (async () => {
         if (this.pollTimer) clearTimeout(this.pollTimer);
-        this.abort(new RunFailure('the lab was stopped', { message: 'stopped' }));
+        this.feed.abort(new RunFailure(STOP_MESSAGES[reason], reason));
         await this.orch.stop();
       })();
     }
     return this.stopping;
   }
-}
-
-function stripMap<T extends { pages?: { map?: string } }>(s: T): T {
-  if (!s.pages?.map) return s;
-  const { map: _map, ...pages } = s.pages;
-  return { ...s, pages: pages as T['pages'] };
 }

@@ -555,15 +555,18 @@ const action = () =>
     }
     const present = ACTION_KEYS.filter((k) => Object.hasOwn(v, k));
     if (present.length === 0) {
-      // A misspelt action key is the likely cause; point at it.
-      for (const k of Object.keys(v)) {
-        const s = suggest(k, ACTION_KEYS);
-        if (s) {
-          ctx.addIssue({ code: 'custom', path: [k], message: `unknown field '${k}' (did you mean '${s}'?)`, params: { unknownKey: true } });
-          return z.NEVER;
-        }
+      // A misspelt or invented action key is the likely cause: point at it and name the known ones.
+      const keys = Object.keys(v);
+      const k = keys.find((key) => suggest(key, ACTION_KEYS)) ?? keys[0];
+      if (k === undefined) {
+        ctx.addIssue({ code: 'custom', message: expectedGot(ACTION_EXPECTED, v) });
+        return z.NEVER;
       }
-      ctx.addIssue({ code: 'custom', message: expectedGot(ACTION_EXPECTED, v) });
+      const s = suggest(k, ACTION_KEYS);
+      const message = s
+        ? `unknown field '${k}' (did you mean '${s}'?)`
+        : `unknown action '${k}' (an action is one of ${ACTION_KEYS.join(', ')})`;
+      ctx.addIssue({ code: 'custom', path: [k], message, params: { unknownKey: true } });
       return z.NEVER;
     }
     if (present.length > 1) {

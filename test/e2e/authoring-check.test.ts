@@ -6,7 +6,7 @@
  * condition already held at its start teaches nothing: that is a bug in the lab, not here.
  *
  * Drills also run in test/integration/labs (through the CLI); here they run in-process, two at
- * a time, because what this checks is in the runner's step events (`data.untilAtStart`).
+ * a time, because what this checks is in the runner's step events (`data.untilAtStart`), read from its event stream.
  */
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -14,7 +14,7 @@ import { listLabs, loadLab } from '../../src/lab/load.js';
 import type { Lab } from '../../src/lab/schema.js';
 import { LabSession } from '../../src/lab/runner.js';
 import { RelayLink } from '../../src/link/relay.js';
-import type { LabEvent, RunSummary } from '../../src/types.js';
+import type { RunSummary } from '../../src/types.js';
 import { ensureBuilt } from '../helpers/sim.js';
 
 const LABS_DIR = fileURLToPath(new URL('../../labs', import.meta.url));
@@ -47,26 +47,18 @@ interface StepEventData {
 /** Runs `lab` as a drill; returns the summary and every step event, in order. */
 async function drill(lab: Lab): Promise<{ summary: RunSummary; steps: StepEventData[]; log: string[] }> {
   const session = new LabSession(lab, { mode: 'drill', seed: lab.setup.seed ?? 1, makeLink: (runtimeDir) => new RelayLink({ runtimeDir }) });
-  // The session keeps a bounded list of recent events; collect the step events as they come.
+  // Every event as it happens (the state's list is bounded; the stream is not).
   const steps: StepEventData[] = [];
   const log: string[] = [];
-  let lastSeen: LabEvent | null = null;
-  const collect = () => {
-    const evs = session.getState().events;
-    const fresh = lastSeen ? evs.slice(evs.lastIndexOf(lastSeen) + 1) : evs;
-    if (evs.length) lastSeen = evs[evs.length - 1];
-    for (const e of fresh) {
-      log.push(`${e.t} ${e.kind} ${e.side ?? ''} ${e.text}`);
-      if (e.kind === 'step') steps.push(e.data as StepEventData);
-    }
-  };
-  const unsubscribe = session.subscribe(collect);
+  const unsubscribe = session.onEvent((e) => {
+    log.push(`${e.t} ${e.kind} ${e.side ?? ''} ${e.text}`);
+    if (e.kind === 'step') steps.push(e.data as StepEventData);
+  });
   const budget = lab.steps.reduce((ms, s) => ms + s.timeoutMs, 60_000);
-  const timer = setTimeout(() => void session.stop(), budget);
+  const timer = setTimeout(() => void session.stop('timeout'), budget);
   try {
     await session.start();
     const summary = await session.run();
-    collect();
     return { summary, steps, log };
   } finally {
     clearTimeout(timer);

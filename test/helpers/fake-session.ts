@@ -93,6 +93,8 @@ export class FakeSession implements LabSessionApi {
   readonly calls: FakeCall[] = [];
   private state: SessionState;
   private readonly listeners = new Set<() => void>();
+  private readonly eventListeners = new Set<(e: LabEvent) => void>();
+  readonly summaryText = 'You cut the link mid-postcopy and recovered it.';
   /** What qmpLine answers; replace to script replies. */
   qmpLineReply: (side: Side, line: string) => Promise<{ ok: boolean; text: string }> = async (side, line) => ({
     ok: true,
@@ -133,8 +135,15 @@ export class FakeSession implements LabSessionApi {
     this.set({ snapshot: { ...(this.state.snapshot ?? fakeSnapshot()), ...over } });
   }
 
+  onEvent(listener: (e: LabEvent) => void): () => void {
+    this.eventListeners.add(listener);
+    return () => this.eventListeners.delete(listener);
+  }
+
   pushEvent(e: Omit<LabEvent, 't'> & { t?: number }): void {
-    this.set({ events: [...this.state.events, { t: e.t ?? this.state.snapshot?.t ?? 0, ...e }].slice(-200) });
+    const ev: LabEvent = { t: e.t ?? this.state.snapshot?.t ?? 0, ...e };
+    for (const l of [...this.eventListeners]) l(ev);
+    this.set({ events: [...this.state.events, ev].slice(-200) });
   }
 
   async qmp(side: Side, execute: string, args?: Record<string, unknown>): Promise<unknown> {

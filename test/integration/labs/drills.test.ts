@@ -86,6 +86,24 @@ const states = (lines: Line[], side: string) =>
   lines.filter((l) => l.type === 'event' && l.kind === 'state' && l.side === side).map((l) => (l.data as { to: string }).to);
 const stepDone = (lines: Line[], cond: string) => lines.some((l) => l.kind === 'step' && (l.data as { done?: boolean })?.done && String(l.text).includes(cond));
 
+/**
+ * Every state change appears once in the event log: as its `state` event, and in no other
+ * event's text (the sim's own stderr line used to repeat each one as an `info` event).
+ */
+function expectEachStateChangeOnce(lines: Line[]): void {
+  const events = lines.filter((l) => l.type === 'event');
+  for (const side of ['source', 'destination']) {
+    const changes = events.filter((l) => l.kind === 'state' && l.side === side).map((l) => l.data as { from: string; to: string });
+    expect(changes.length, `${side}: state changes`).toBeGreaterThan(0);
+    for (const { from, to } of [...new Set(changes.map((c) => JSON.stringify(c)))].map((c) => JSON.parse(c) as { from: string; to: string })) {
+      const text = `${from} -> ${to}`;
+      const mentions = events.filter((l) => l.side === side && String(l.text).includes(text));
+      const asState = mentions.filter((l) => l.kind === 'state');
+      expect(mentions, `${side}: '${text}' logged by other events too`).toEqual(asState);
+    }
+  }
+}
+
 /** Lab-specific facts, read from the drill's JSON lines. */
 const FACTS: Record<string, (lines: Line[], summary: Line) => void> = {
   'link-cut-recovery': (lines, summary) => {
@@ -170,6 +188,9 @@ describe.concurrent('every shipped lab as a drill', () => {
       expect(summary.snapshot).toEqual({ source: 'completed', destination: 'completed' });
       expect(lines.filter((l) => l.type === 'summary')).toHaveLength(1);
       for (const l of lines.slice(0, -1)) expect(['event', 'snapshot']).toContain(l.type);
+      expectEachStateChangeOnce(lines);
+      // The lab's closing text travels with a successful summary.
+      if (summary.ok) expect(String(summary.summaryText ?? '').trim(), 'summaryText').not.toBe('');
       await expectCleanedUp(dir);
     });
   }
@@ -266,6 +287,7 @@ describe('bad input and failing conditions', () => {
       ok: false,
       verified: false,
       failure: {
+        reason: 'condition-timeout',
         step: 1,
         stepTitle: 'Listen and wait for the impossible',
         condition: 'destination.status == "completed" && destination.runState == "running"',
@@ -282,6 +304,15 @@ describe('bad input and failing conditions', () => {
     expect(text.code).toBe(1);
     expect(text.stdout).toMatch(/at step 1 'Listen and wait for the impossible'/);
     await expectCleanedUp(dir2);
+
+    // The drill's own --timeout, shorter than the step's: a typed 'timeout', said in the drill's words.
+    const dir3 = newDir();
+    const file3 = writeLab(dir3, 'never', fs.readFileSync(file, 'utf8').replace(/^id: never\n/, '').replace('timeout: 2s', 'timeout: 60s'));
+    const slow = await runCli(['drill', file3, '--json', '--no-record', '--timeout', '2'], dir3);
+    expect(slow.code).toBe(1);
+    const last = jsonLines(slow.stdout).at(-1)!;
+    expect(last.failure).toMatchObject({ reason: 'timeout', message: 'the drill did not finish within --timeout 2s' });
+    await expectCleanedUp(dir3);
   });
 });
 

@@ -185,6 +185,11 @@ describe('loadLabText: errors name file, line, column, field and what was expect
     ['a duration without unit', withLine(28, '      - wait: 2'), `${FILE}:28:15: steps[1].do[1].wait: expected a duration like 500ms, 2s or 1m, got 2 (a bare number is ambiguous: write 2ms or 2s)`],
     ['a misspelt action', withLine(28, '      - wiat: 2s'), `${FILE}:28:9: steps[1].do[1].wiat: unknown field 'wiat' (did you mean 'wait'?)`],
     [
+      'an unknown action key',
+      withLine(28, '      - kill: destination'),
+      `${FILE}:28:9: steps[1].do[1].kill: unknown action 'kill' (an action is one of qmp, link, wait, wait-until)`,
+    ],
+    [
       'two actions in one item',
       withLine(28, '      - { wait: 2s, link: restore }'),
       `${FILE}:28:9: steps[1].do[1]: an action has exactly one of qmp, link, wait, wait-until; this one has link and wait (make each its own list item)`,

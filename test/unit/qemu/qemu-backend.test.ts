@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { QemuBackend, qemuGuestSize } from '../../../src/driver/qemu-backend.js';
 import type { BackendContext, SideReading } from '../../../src/driver/backend.js';
-import { backendProblem, simOnlyFeatures } from '../../../src/driver/select-backend.js';
+import { backendProblem, simOnlyFeatures } from '../../../src/lab/backend-fit.js';
 import { findLab } from '../../../src/lab/load.js';
 import type { LinkSnapshot, MigrationStatus, Side } from '../../../src/types.js';
 import { fileURLToPath } from 'node:url';

@@ -1,0 +1,38 @@
+/**
+ * Lab actions, link faults and QMP commands in words: what "show me" lists, what the event
+ * log says. A QMP command is written as a person types it in the console, so the log teaches
+ * the real syntax: `exec-oob migrate-pause`, `migrate {"uri": ...}`.
+ */
+import { describeFault } from '../link/fault-model.js';
+import { formatDuration } from './duration.js';
+import type { LabAction } from './schema.js';
+import { expandTemplates } from './template.js';
+
+/** A QMP command: its name and arguments (as QMP's `execute` and `arguments`). */
+export interface QmpCommand {
+  execute: string;
+  arguments?: Record<string, unknown>;
+}
+
+/** A command as the console accepts it: `exec-oob migrate-pause`, `migrate {"uri": "tcp:..."}`. */
+export function commandText(cmd: QmpCommand, oob: boolean): string {
+  const args = cmd.arguments && Object.keys(cmd.arguments).length ? ` ${JSON.stringify(cmd.arguments)}` : '';
+  return `${oob ? 'exec-oob ' : ''}${cmd.execute}${args}`;
+}
+
+/** One lab action, with the run's addresses filled in. */
+export function describeAction(a: LabAction, vars: Readonly<Record<string, string>>): string {
+  switch (a.type) {
+    case 'qmp':
+      return `${a.side}: ${commandText({ execute: a.execute, arguments: expandTemplates(a.arguments, vars) }, a.oob)}`;
+    case 'link':
+      return `link: ${describeFault(a.fault)}`;
+    case 'restore':
+      return 'link: restore';
+    case 'wait':
+      return `wait ${formatDuration(a.ms)}`;
+    case 'wait-until':
+      return `wait until ${a.condition.source}`;
+  }
+}
+

@@ -1,0 +1,87 @@
+/**
+ * How a run fails, as values: RunFailure carries a typed reason (types.ts FailureReason) and
+ * the step, condition and values seen; and the two judgements about a run that the runner
+ * makes on its own, without a lab condition — what a VM's death means, and when the guest can
+ * no longer run anywhere (GuestWatch).
+ */
+import type { FailureReason, MigrationStatus, RunSummary, Side, Snapshot } from '../types.js';
+
+type FailureDetail = Omit<NonNullable<RunSummary['failure']>, 'reason' | 'message'>;
+
+/** A run's failure: thrown by the step engine, passed to every waiter when the run is aborted. */
+export class RunFailure extends Error {
+  override name = 'RunFailure';
+
+  constructor(
+    message: string,
+    readonly reason: FailureReason,
+    readonly detail: FailureDetail = {},
+  ) {
+    super(message);
+  }
+
+  /** Anything thrown, as a RunFailure (an unexpected error keeps its message, reason `fallback`). */
+  static from(e: unknown, fallback: FailureReason = 'error'): RunFailure {
+    if (e instanceof RunFailure) return e;
+    return new RunFailure(e instanceof Error ? e.message : String(e), fallback);
+  }
+
+  toSummary(): NonNullable<RunSummary['failure']> {
+    return { reason: this.reason, ...this.detail, message: this.message };
+  }
+}
+
+/** What a VM process's unexpected end means for the guest, from both sides' last known states. */
+export function vmDeathMeaning(side: Side, status: MigrationStatus, other: MigrationStatus): string {
+  const postcopy = (s: MigrationStatus) => s.startsWith('postcopy');
+  if (side === 'destination' && (postcopy(status) || postcopy(other))) {
+    return 'The destination died during postcopy: the guest ran there and part of its memory existed only there. The guest is lost. This is the real risk of postcopy.';
+  }
+  if (side === 'source' && status === 'completed') return 'The source ended after the migration completed; the guest is safe on the destination.';
+  if (side === 'source' && postcopy(status)) {
+    return 'The source died during postcopy: the pages the destination had not yet received are gone with it. The guest is lost.';
+  }
+  if (side === 'source') return 'The source died before switchover: the guest was only there, so it is gone.';
+  return 'The destination died before switchover: nothing is lost, the guest still runs on the source.';
+}
+
+/**
+ * The sentence for a source that switched to postcopy and paused while the destination failed
+ * before it ever ran the guest: the device state was still loading.
+ */
+export const GUEST_LOST_BEFORE_DESTINATION_RAN =
+  'The migration failed after the source switched to postcopy but before the destination started running the guest ' +
+  '(source postcopy-paused, destination failed): the guest cannot be resumed on either side. The source has handed the ' +
+  'guest over and only a destination could run it, but this destination failed while still loading the device state ' +
+  'instead of pausing, so there is nothing to recover; so it is with QEMU 7.2 and 10.0. Newer QEMU (the postcopy-device ' +
+  'source state, 2025) fails the migration at this point and resumes the guest on the source, since the destination never ran.';
+
+/** The same split, when the destination had already run the guest. */
+export const GUEST_LOST_AFTER_DESTINATION_RAN =
+  'The destination failed during postcopy instead of pausing (source postcopy-paused, destination failed): the guest ran ' +
+  'there and part of its memory existed only there, so it cannot be resumed on either side. The guest is lost.';
+
+/**
+ * Watches the snapshot stream for states from which neither side can run the guest again, so
+ * the run ends at once with a sentence instead of waiting for a step's timeout. Stateful: it
+ * remembers whether the destination ever ran the guest (was postcopy-active).
+ */
+export class GuestWatch {
+  private destinationRan = false;
+
+  /** Null while the guest can still run somewhere; else the failure that ends the run. */
+  observe(s: Snapshot): RunFailure | null {
+    if (s.destination.status === 'postcopy-active') this.destinationRan = true;
+    if (s.source.status === 'postcopy-paused' && s.destination.status === 'failed') {
+      return new RunFailure(this.destinationRan ? GUEST_LOST_AFTER_DESTINATION_RAN : GUEST_LOST_BEFORE_DESTINATION_RAN, 'guest-lost', {
+        seen: { 'source.status': s.source.status, 'destination.status': s.destination.status },
+      });
+    }
+    return null;
+  }
+
+  /** A fresh run (a rewind) starts with no history. */
+  reset(): void {
+    this.destinationRan = false;
+  }
+}

@@ -1,0 +1,192 @@
+/**
+ * The step engine: a lab's steps in order, each begun, acted on (in a drill the engine runs the
+ * step's `do`; interactively the person does), and awaited until its `until` holds; then the
+ * outcome (the backend's memory check and the final `expect`). It owns no processes: it reads
+ * snapshots from a SnapshotFeed, publishes step states and events to the store, and acts
+ * through StepPorts, so it runs the same against the real session and a scripted test.
+ *
+ * Entry points are meant to be called more than once per session: `runSteps(mode, from, to)`
+ * replays a range (a rewind replays 0..k-1 in drill fashion, then continues interactively at
+ * k), and StepHooks tell a caller when a step starts waiting for its condition and when it ends
+ * (a hold lowers the bandwidth while a person reads, and restores it).
+ */
+import type { LinkFault, Side } from '../types.js';
+import { evaluateCondition, formatSeen, type Condition } from './condition.js';
+import { commandText, describeAction, type QmpCommand } from './describe.js';
+import { formatDuration } from './duration.js';
+import { RunFailure } from './failure.js';
+import type { SnapshotFeed } from './feed.js';
+import type { Lab, LabAction, LabStep } from './schema.js';
+import type { SessionStore } from './store.js';
+import { expandTemplates } from './template.js';
+
+export type RunMode = 'drill' | 'interactive';
+
+/** What the engine acts through. */
+export interface StepPorts {
+  /** The one way to send a QMP command; logs it and rejects with the side's error. */
+  sendQmp(side: Side, cmd: QmpCommand, opts: { oob: boolean }): Promise<unknown>;
+  applyLink(fault: LinkFault): Promise<void>;
+  restoreLink(): Promise<void>;
+  /** The backend's check of the destination's memory; a snapshot with its verdict follows. */
+  verify(): Promise<void>;
+  /** The run's addresses (`incoming.listen` ...) for the lab's templates. */
+  vars(): Readonly<Record<string, string>>;
+}
+
+/** Seams for what happens around a step (holds, retry offers); all optional. */
+export interface StepHooks {
+  /** The step's `do` is done (or left to the person) and its `until` is awaited. */
+  stepWaiting?(step: LabStep, mode: RunMode): void | Promise<void>;
+  /** The step ended: its condition held, or it failed with `failure`. */
+  stepEnded?(step: LabStep, failure: RunFailure | null): void | Promise<void>;
+}
+
+/** How long a completed migration may sit before a step about a live one is declared unreachable. */
+const SETTLE_AFTER_COMPLETED_MS = 3000;
+/** The final expectations get this long to settle. */
+const EXPECT_GRACE_MS = 10_000;
+
+export class StepEngine {
+  private running = false;
+
+  constructor(
+    private readonly lab: Lab,
+    private readonly store: SessionStore,
+    private readonly feed: SnapshotFeed,
+    private readonly ports: StepPorts,
+    private readonly hooks: StepHooks = {},
+  ) {}
+
+  /** True while a step's `do` runs (show me must not start a second copy). */
+  get busy(): boolean {
+    return this.running;
+  }
+
+  /** Run steps `from` to `to - 1`; throws the RunFailure of the first that fails. */
+  async runSteps(mode: RunMode, from = 0, to = this.lab.steps.length): Promise<void> {
+    for (const step of this.lab.steps.slice(from, to)) await this.runStep(step, mode);
+  }
+
+  private async runStep(step: LabStep, mode: RunMode): Promise<void> {
+    this.store.update({ currentStep: step.index });
+    this.store.setStep(step.index, { status: 'active' });
+    // The lab authoring check (rustlings' `dev check`): a step's condition must not already
+    // hold before the step is done, or the step teaches nothing. Recorded, not enforced.
+    const snap = this.feed.current;
+    const untilAtStart = snap ? evaluateCondition(step.until, snap).value : false;
+    this.store.emit({ kind: 'step', text: `step ${step.index + 1}/${this.lab.steps.length}: ${step.title}`, data: { index: step.index, untilAtStart } });
+    try {
+      if (mode === 'drill') await this.runActions(step);
+      await this.hooks.stepWaiting?.(step, mode);
+      await this.waitFor(step.until, mode === 'drill' ? step.timeoutMs : null, step);
+    } catch (e) {
+      const failure = RunFailure.from(e);
+      this.store.setStep(step.index, { status: 'failed' });
+      await this.hooks.stepEnded?.(step, failure);
+      throw failure;
+    }
+    this.store.setStep(step.index, { status: 'done' });
+    this.store.emit({ kind: 'step', text: `step ${step.index + 1} done: ${step.until.source}`, data: { index: step.index, done: true } });
+    await this.hooks.stepEnded?.(step, null);
+  }
+
+  /** After the steps: the memory check, then every `expect` (with a short grace to settle). */
+  async checkOutcome(): Promise<void> {
+    await this.ports.verify();
+    for (const c of this.lab.expect) {
+      try {
+        await this.waitFor(c, EXPECT_GRACE_MS, null);
+      } catch (e) {
+        const f = RunFailure.from(e);
+        if (f.reason !== 'condition-timeout') throw f;
+        throw new RunFailure(`expect: '${c.source}' does not hold; seen ${formatSeen(f.detail.seen ?? {})}`, 'expect', {
+          condition: c.source,
+          seen: f.detail.seen,
+        });
+      }
+    }
+  }
+
+  /** Run a step's `do` (a drill, or "show me"). */
+  async runActions(step: LabStep): Promise<void> {
+    this.running = true;
+    try {
+      for (const a of step.actions) await this.runAction(a, step);
+    } finally {
+      this.running = false;
+    }
+  }
+
+  describeActions(step: LabStep): string[] {
+    return step.actions.map((a) => describeAction(a, this.ports.vars()));
+  }
+
+  private async runAction(a: LabAction, step: LabStep): Promise<void> {
+    switch (a.type) {
+      case 'qmp':
+        return this.runQmp(a, step);
+      case 'link':
+        return this.ports.applyLink(a.fault);
+      case 'restore':
+        return this.ports.restoreLink();
+      case 'wait':
+        return this.feed.sleep(a.ms);
+      case 'wait-until':
+        return this.waitFor(a.condition, a.timeoutMs, step);
+    }
+  }
+
+  private async runQmp(a: Extract<LabAction, { type: 'qmp' }>, step: LabStep): Promise<void> {
+    const where = { step: step.index + 1, stepTitle: step.title };
+    const at = `step ${step.index + 1} '${step.title}'`;
+    const cmd = { execute: a.execute, arguments: expandTemplates(a.arguments, this.ports.vars()) };
+    try {
+      await this.ports.sendQmp(a.side, cmd, { oob: a.oob });
+    } catch (e) {
+      if (e instanceof RunFailure) throw e;
+      const desc = (e as Error).message;
+      if (a.expectError !== undefined && desc.includes(a.expectError)) return;
+      if (a.allowError !== undefined && desc.includes(a.allowError)) return;
+      throw new RunFailure(`${at}: ${a.side} refused ${commandText(cmd, a.oob)}: ${desc}`, 'refused', where);
+    }
+    if (a.expectError !== undefined) {
+      throw new RunFailure(`${at}: ${a.side} accepted ${a.execute}, but the lab expected an error containing '${a.expectError}'`, 'refused', where);
+    }
+  }
+
+  /**
+   * Until `cond` holds on a published snapshot. `timeoutMs` null waits for the person. A step
+   * about a live migration that has completed can no longer happen: that is said, not waited.
+   */
+  async waitFor(cond: Condition, timeoutMs: number | null, step: LabStep | null): Promise<void> {
+    const deadline = timeoutMs === null ? Infinity : performance.now() + timeoutMs;
+    let last = this.feed.current;
+    let completedSince: number | null = null;
+    for (;;) {
+      if (last && evaluateCondition(cond, last).value) return;
+      const completed = last !== null && last.source.status === 'completed' && last.destination.status === 'completed';
+      completedSince = completed ? (completedSince ?? performance.now()) : null;
+      if (step && completedSince !== null && performance.now() - completedSince > SETTLE_AFTER_COMPLETED_MS) {
+        const seen = evaluateCondition(cond, last!).seen;
+        throw new RunFailure(
+          `step ${step.index + 1} '${step.title}': the migration completed before this step could happen ('${cond.source}' can no longer hold; seen ${formatSeen(seen)}). ` +
+            'Open the lab again and act sooner, or give the lab a slower link.',
+          'step-unreachable',
+          { step: step.index + 1, stepTitle: step.title, condition: cond.source, seen },
+        );
+      }
+      if (performance.now() > deadline) {
+        const seen = last ? evaluateCondition(cond, last).seen : {};
+        const where = step ? `step ${step.index + 1} '${step.title}'` : 'wait-until';
+        throw new RunFailure(`${where}: '${cond.source}' still false after ${formatDuration(timeoutMs!)}; seen ${formatSeen(seen)}`, 'condition-timeout', {
+          step: step ? step.index + 1 : undefined,
+          stepTitle: step?.title,
+          condition: cond.source,
+          seen,
+        });
+      }
+      last = await this.feed.next();
+    }
+  }
+}
