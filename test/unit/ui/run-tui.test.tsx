@@ -50,7 +50,7 @@ afterEach(() => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-function start(env: Record<string, string | undefined> = {}) {
+function start(env: Record<string, string | undefined> = {}, onStop?: (stop: (code: number) => Promise<void>) => void) {
   dir = mkdtempSync(join(tmpdir(), 'pcl-tui-'));
   const stdout = new FakeTty();
   const stderr = new FakeTty();
@@ -67,6 +67,7 @@ function start(env: Record<string, string | undefined> = {}) {
     env,
     // vitest's console cannot be patched (no console.Console); the app's default is true.
     patchConsole: false,
+    onStop,
   });
   return { stdout, stderr, stdin, session, done };
 }
@@ -93,14 +94,30 @@ describe('runTui', () => {
     expect(t.session.callsOf('stop')).toHaveLength(1);
   });
 
-  it('SIGTERM exits 143 and stops the lab', async () => {
-    const before = process.listenerCount('SIGTERM');
+  it('installs no signal or error handlers of its own: the CLI owns exit', async () => {
+    const events = ['SIGINT', 'SIGTERM', 'SIGHUP', 'uncaughtException', 'unhandledRejection'] as const;
+    const before = events.map((e) => process.listenerCount(e));
     const t = start();
     await waitFor(() => plain(t.stdout.out).includes('Steps 2/3'), 'lab screen');
-    process.emit('SIGTERM');
-    expect(await t.done).toBe(EXIT.terminated);
+    expect(events.map((e) => process.listenerCount(e))).toEqual(before);
+    t.stdin.type('q');
+    await t.done;
+  });
+
+  it('hands the caller a stop step that stops the lab and restores the terminal (what a signal runs)', async () => {
+    let stop: ((code: number) => Promise<void>) | undefined;
+    const t = start({}, (s) => (stop = s));
+    await waitFor(() => plain(t.stdout.out).includes('Steps 2/3'), 'lab screen');
+    expect(stop).toBeDefined();
+    // Two signals in a row: both wait for the same restore, and the lab is stopped once.
+    const [a, b] = [stop!(143), stop!(129)];
+    await Promise.all([a, b]);
+    // By the time the step resolves the terminal is back: the caller may exit at once.
     expect(t.session.callsOf('stop')).toHaveLength(1);
-    expect(process.listenerCount('SIGTERM')).toBeLessThanOrEqual(before);
+    expect(t.stdout.out).toContain('\u001b[?1049l');
+    expect(t.stdout.out.endsWith('\u001b[?25h')).toBe(true);
+    expect(t.stdin.rawMode).toBe(false);
+    expect(await t.done).toBe(143);
   });
 
   it('reports a session that fails to stop, after restoring the terminal', async () => {
