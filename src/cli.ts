@@ -38,7 +38,7 @@ Usage:
   postcopy-lab list [--json]           list the labs
   postcopy-lab replay <file.jsonl>     print a recorded run (every run writes one) as the drill showed it
   postcopy-lab doctor                  check this machine for the kernel link and QEMU
-  postcopy-lab cleanup                 remove namespaces and nft tables a killed run left behind
+  postcopy-lab cleanup                 remove what a killed run left: socket directories, namespaces, nft tables
   postcopy-lab reset [lab]             forget lab progress (all labs, or one)
 
 Options:
@@ -195,9 +195,9 @@ async function main(argv: string[]): Promise<number> {
       return EXIT_OK;
     }
     case 'cleanup': {
-      const { cleanupLeftovers } = await import('./kernel/cleanup.js');
+      const { cleanupLeftovers, formatCleanup } = await import('./kernel/cleanup.js');
       const result = await cleanupLeftovers();
-      process.stdout.write((values.json ? JSON.stringify(result) : describeCleanup(result)) + '\n');
+      process.stdout.write((values.json ? JSON.stringify(result) : formatCleanup(result)) + '\n');
       return EXIT_OK;
     }
     case 'replay': {
@@ -283,14 +283,6 @@ async function backendFor(lab: Lab, kind: BackendKind, qemu: string | undefined)
   if (problem) throw new UsageError(problem);
   const forced = process.env.POSTCOPY_LAB_QEMU_ACCEL;
   return makeBackend(kind, { qemu, accel: forced === 'kvm' || forced === 'tcg' ? forced : 'auto' });
-}
-
-function describeCleanup(r: unknown): string {
-  const res = r as { removed?: { namespaces?: string[]; nftTables?: string[] } } & Record<string, unknown>;
-  const ns = res.removed?.namespaces ?? [];
-  const nft = res.removed?.nftTables ?? [];
-  if (!ns.length && !nft.length) return 'nothing to clean up: no postcopy-lab namespaces or nft tables found';
-  return [...ns.map((n) => `removed namespace ${n}`), ...nft.map((t) => `removed nft table ${t}`)].join('\n');
 }
 
 async function runInteractive(labId: string | undefined, values: DrillFlags, argv: string[]): Promise<number> {

@@ -1,7 +1,8 @@
 /**
  * The CLI as the one owner of exit, without a terminal: `lab <id>` falls back to a drill with
  * every drill option the person gave, and a signal to a running drill exits 128 + its number
- * with nothing left behind.
+ * with nothing left behind; after a SIGKILL, which no process survives to clean up after,
+ * the run's socket directory is found as a dead run's and removed by cleanup.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -20,6 +21,7 @@ import {
   waitForJsonLine,
   writeLab,
 } from '../helpers/sim.js';
+import { cleanupRuntimeDirs, findRuntimeDirs } from '../../src/util/runtime-dir.js';
 
 const dirs: string[] = [];
 beforeAll(ensureBuilt, 240_000);
@@ -80,6 +82,28 @@ describe('signals to a running drill', () => {
     const r = await proc;
     expect(r.exitCode).toBe(code);
     await waitFor(async () => (await pidsMatching(dir)).length === 0, 'no process of the run to remain');
+    expect(runtimeDirsIn(dir)).toEqual([]);
+  }, 120_000);
+});
+
+describe('after SIGKILL of a drill', () => {
+  it('its runtime directory stays, is known as a dead run\'s, and cleanup removes it', async () => {
+    const dir = newDir();
+    const file = writeLab(dir, 'slow-postcopy', SLOW_POSTCOPY_LAB);
+    const proc = spawnCli(['drill', file, '--json', '--no-record'], dir, 120_000);
+    await waitForJsonLine(proc, (o) => isStateEvent(o, 'destination', 'postcopy-active'), 60_000);
+    const [live] = await findRuntimeDirs([dir]);
+    expect(live).toMatchObject({ ownerPid: proc.pid, active: true });
+    // A live run's directory is not touched.
+    expect((await cleanupRuntimeDirs([dir])).removed).toEqual([]);
+    proc.kill('SIGKILL');
+    await proc;
+    // The VMs and relay notice their parent is gone and exit; nobody removes the directory.
+    await waitFor(async () => (await pidsMatching(dir)).length === 0, 'no process of the run to remain');
+    expect(runtimeDirsIn(dir)).toHaveLength(1);
+    expect(await findRuntimeDirs([dir])).toEqual([{ ...live, active: false }]);
+    const result = await cleanupRuntimeDirs([dir]);
+    expect(result).toEqual({ removed: [live!.path], errors: [] });
     expect(runtimeDirsIn(dir)).toEqual([]);
   }, 120_000);
 });
