@@ -72,18 +72,36 @@ function start(env: Record<string, string | undefined> = {}, onStop?: (stop: (co
   return { stdout, stderr, stdin, session, done };
 }
 
+/** q, and y to the question it asks: the fake lab is in postcopy-active, where quitting loses the guest. */
+async function quit(t: ReturnType<typeof start>) {
+  t.stdin.type('q');
+  await waitFor(() => plain(t.stdout.out).includes('Quit?'), 'the quit question');
+  t.stdin.type('y');
+}
+
 describe('runTui', () => {
   it('uses the alternate screen, and on q stops the lab and restores the terminal', async () => {
     const t = start();
     await waitFor(() => plain(t.stdout.out).includes('Steps 2/3'), 'lab screen');
     expect(t.stdout.out.startsWith('\u001b[?1049h')).toBe(true);
     expect(t.stdin.rawMode).toBe(true);
-    t.stdin.type('q');
+    await quit(t);
     expect(await t.done).toBe(EXIT.ok);
     expect(t.session.callsOf('stop')).toHaveLength(1);
     expect(t.stdout.out).toContain('\u001b[?1049l');
     expect(t.stdout.out.endsWith('\u001b[?25h')).toBe(true);
     expect(t.stdin.rawMode).toBe(false);
+  });
+
+  it('Esc then a key in one read is Esc, then the key (through the app\'s one key subscription)', async () => {
+    const t = start();
+    await waitFor(() => plain(t.stdout.out).includes('Steps 2/3'), 'lab screen');
+    t.stdin.type(':');
+    await waitFor(() => plain(t.stdout.out).includes('QMP console to destination'), 'the console');
+    t.stdin.type('\u001bh');
+    await waitFor(() => t.session.callsOf('nextHint').length === 1, 'a hint asked for');
+    await quit(t);
+    await t.done;
   });
 
   it('Ctrl-C exits 130 and stops the lab', async () => {
@@ -100,7 +118,7 @@ describe('runTui', () => {
     const t = start();
     await waitFor(() => plain(t.stdout.out).includes('Steps 2/3'), 'lab screen');
     expect(events.map((e) => process.listenerCount(e))).toEqual(before);
-    t.stdin.type('q');
+    await quit(t);
     await t.done;
   });
 
@@ -126,7 +144,7 @@ describe('runTui', () => {
       throw new Error('qemu would not die');
     };
     await waitFor(() => plain(t.stdout.out).includes('Steps 2/3'), 'lab screen');
-    t.stdin.type('q');
+    await quit(t);
     expect(await t.done).toBe(EXIT.ok);
     expect(t.stderr.out).toContain('stopping the lab: qemu would not die');
   });
@@ -139,7 +157,7 @@ describe('runTui', () => {
     // No SGR colour codes (38;/39m) in the frames; cursor and screen control remain.
     // eslint-disable-next-line no-control-regex
     expect(t.stdout.out).not.toMatch(/\u001b\[3[0-9]m/);
-    t.stdin.type('q');
+    await quit(t);
     await t.done;
   });
 });
