@@ -5,7 +5,7 @@
  * changes and read an immutable SessionState.
  */
 import { appendFileSync } from 'node:fs';
-import { QmpError } from '../qmp/server.js';
+import { QmpError } from '../qmp/error.js';
 import { formatError, formatReply, parseConsoleLine } from '../qmp/console.js';
 import { Orchestrator, tcpUri, type GuestSpec } from '../driver/orchestrator.js';
 import type { VmBackend } from '../driver/backend.js';

@@ -7,7 +7,8 @@
  */
 import net from 'node:net';
 import type { PagesInfo } from '../types.js';
-import { QmpError, type QmpCommandDef } from '../qmp/server.js';
+import { QmpError } from '../qmp/error.js';
+import type { QmpCommandDef } from '../qmp/server.js';
 import { Bitmap } from './bitmap.js';
 import { checkPage } from './content.js';
 import { LatencyRing, pageMap } from './stats.js';

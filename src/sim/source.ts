@@ -7,7 +7,8 @@
  */
 import net from 'node:net';
 import type { PagesInfo, RamStats } from '../types.js';
-import { QmpError, type QmpCommandDef } from '../qmp/server.js';
+import { QmpError } from '../qmp/error.js';
+import type { QmpCommandDef } from '../qmp/server.js';
 import { Bitmap } from './bitmap.js';
 import { writePage } from './content.js';
 import { pageMap, RateMeter } from './stats.js';
