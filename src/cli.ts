@@ -3,7 +3,6 @@
  * handling: commands return exit codes, and every started session is stopped before we exit.
  */
 import { mkdirSync, readdirSync, rmSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -17,6 +16,7 @@ import { EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, runDrill } from './commands/drill
 import type { BackendKind, VmBackend } from './driver/backend.js';
 import { BACKEND_KINDS, backendProblem, makeBackend } from './driver/select-backend.js';
 import { QemuNotFoundError } from './qemu/launcher.js';
+import { stateDir } from './util/state-dir.js';
 
 export const LABS_DIR = fileURLToPath(new URL('../../labs', import.meta.url));
 /** The order a newcomer should take the labs in; labs not named here follow by id. */
@@ -93,11 +93,6 @@ function installSignalHandlers(): void {
   // A bug anywhere still stops every child and gives the terminal back.
   process.on('uncaughtException', (err) => void exitWith(EXIT_FAILED, err));
   process.on('unhandledRejection', (err) => void exitWith(EXIT_FAILED, err));
-}
-
-function stateDir(): string {
-  const base = process.env.XDG_STATE_HOME || path.join(os.homedir(), '.local', 'state');
-  return path.join(base, 'postcopy-lab');
 }
 
 /** A fresh JSONL record path under the state dir; keeps the newest 50 runs. */

@@ -6,6 +6,7 @@
  */
 import { appendFileSync } from 'node:fs';
 import { QmpError } from '../qmp/error.js';
+import { fmtRate } from '../util/format.js';
 import { formatError, formatReply, parseConsoleLine } from '../qmp/console.js';
 import { Orchestrator, tcpUri, type GuestSpec } from '../driver/orchestrator.js';
 import type { VmBackend } from '../driver/backend.js';
@@ -52,18 +53,12 @@ export function describeFault(f: LinkFault): string {
     case 'loss':
       return `loss ${f.percent}%${dir}`;
     case 'bandwidth':
-      return `bandwidth ${formatRate(f.bytesPerSec)}${dir}`;
+      return `bandwidth ${fmtRate(f.bytesPerSec)}${dir}`;
     case 'flap':
       return `flap (${f.mode ?? 'cut'} ${f.downMs} ms every ${f.upMs + f.downMs} ms${f.count ? `, ${f.count}×` : ''})${dir}`;
     default:
       return `${f.kind}${dir}`;
   }
-}
-
-export function formatRate(bytesPerSec: number): string {
-  if (bytesPerSec >= 1024 * 1024) return `${+(bytesPerSec / 1024 / 1024).toFixed(1)} MiB/s`;
-  if (bytesPerSec >= 1024) return `${+(bytesPerSec / 1024).toFixed(1)} KiB/s`;
-  return `${bytesPerSec} B/s`;
 }
 
 export class LabSession implements LabSessionApi {
