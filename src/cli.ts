@@ -3,7 +3,6 @@
  * handling: commands return exit codes, and every started session is stopped before we exit.
  */
 import { mkdirSync, readdirSync, rmSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -18,6 +17,7 @@ import type { BackendKind, VmBackend } from './driver/backend.js';
 import { BACKEND_KINDS, makeBackend } from './driver/select-backend.js';
 import { backendProblem } from './lab/backend-fit.js';
 import { QemuNotFoundError } from './qemu/launcher.js';
+import { stateDir } from './util/state-dir.js';
 
 export const LABS_DIR = fileURLToPath(new URL('../../labs', import.meta.url));
 /** The order a newcomer should take the labs in; labs not named here follow by id. */
@@ -39,7 +39,7 @@ Usage:
   postcopy-lab list [--json]           list the labs
   postcopy-lab replay <file.jsonl>     print a recorded run (every run writes one) as the drill showed it
   postcopy-lab doctor                  check this machine for the kernel link and QEMU
-  postcopy-lab cleanup                 remove namespaces and nft tables a killed run left behind
+  postcopy-lab cleanup                 remove what a killed run left: socket directories, namespaces, nft tables
   postcopy-lab reset [lab]             forget lab progress (all labs, or one)
 
 Options:
@@ -58,26 +58,42 @@ Exit codes: 0 ok, 1 a check failed (or the migration did not verify), 2 bad inpu
 class UsageError extends Error {}
 
 type Cleanup = () => Promise<void>;
+/**
+ * What must run before the process exits: stopping lab sessions (their VMs, relay, namespaces)
+ * and the TUI's terminal restore. Commands add and remove their own; exitWith runs them all.
+ */
 const cleanups = new Set<Cleanup>();
-let exiting = false;
+let exiting: Promise<never> | null = null;
 
-async function exitWith(code: number): Promise<never> {
-  if (!exiting) {
-    exiting = true;
+/**
+ * The only way out of the process. The first caller's code wins: a signal arriving while a
+ * command finishes (or a command finishing because a signal stopped its session) does not
+ * change it. `error` is printed after the cleanups, so it lands on the restored terminal
+ * rather than on the TUI's alternate screen.
+ */
+function exitWith(code: number, error?: unknown): Promise<never> {
+  exiting ??= (async () => {
     await Promise.allSettled([...cleanups].map((c) => c()));
-  }
-  process.exit(code);
+    if (error !== undefined) process.stderr.write(`postcopy-lab: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.exit(code);
+  })();
+  return exiting;
 }
+
+/** Exit codes for signals, as a shell reports them: 128 + the signal's number. */
+const SIGNAL_EXIT = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 } as const;
 
 function installSignalHandlers(): void {
-  process.on('SIGINT', () => void exitWith(130));
-  process.on('SIGTERM', () => void exitWith(143));
-  process.on('SIGHUP', () => void exitWith(129));
-}
-
-function stateDir(): string {
-  const base = process.env.XDG_STATE_HOME || path.join(os.homedir(), '.local', 'state');
-  return path.join(base, 'postcopy-lab');
+  for (const [signal, code] of Object.entries(SIGNAL_EXIT)) {
+    process.on(signal, () => {
+      // A second Ctrl-C while we clean up means "now": the person chose not to wait.
+      if (exiting && signal === 'SIGINT') process.exit(code);
+      void exitWith(code);
+    });
+  }
+  // A bug anywhere still stops every child and gives the terminal back.
+  process.on('uncaughtException', (err) => void exitWith(EXIT_FAILED, err));
+  process.on('unhandledRejection', (err) => void exitWith(EXIT_FAILED, err));
 }
 
 /** A fresh JSONL record path under the state dir; keeps the newest 50 runs. */
@@ -151,39 +167,12 @@ async function main(argv: string[]): Promise<number> {
   }
   if (process.env.NO_COLOR) chalk.level = 0;
   const [command, ...rest] = positionals;
-  const backendKind = parseBackend(values.backend, values.qemu);
+  // Checked for every command, so a misspelt backend is refused even where it is not used.
+  parseBackend(values.backend, values.qemu);
 
   switch (command) {
-    case 'drill': {
-      const lab = await loadLabOrExplain(rest[0]);
-      const seed = num(values.seed, '--seed', 0, 2 ** 32 - 1) ?? lab.setup.seed ?? 1;
-      const timeoutMs = (num(values.timeout, '--timeout', 1, 86400) ?? 300) * 1000;
-      const makeLink = await makeLinkFactory(values.link!, seed);
-      const backend = await backendFor(lab, backendKind, values.qemu);
-      if (values.json) chalk.level = 0;
-      const recordPath = values['no-record'] ? undefined : (values.record ?? defaultRecordPath(lab.id));
-      let session: LabSession | null = null;
-      const stop: Cleanup = async () => {
-        await session?.stop();
-      };
-      cleanups.add(stop);
-      const code = await runDrill({
-        lab,
-        json: values.json!,
-        seed,
-        timeoutMs,
-        verbose: values.verbose!,
-        makeLink,
-        linkKind: values.link!,
-        backend,
-        recordPath,
-        recordMeta: { version: PKG_VERSION, node: process.version, link: values.link, backend: backendKind, argv },
-        onSession: (s) => (session = s),
-      });
-      cleanups.delete(stop);
-      if (recordPath && !values.json) process.stderr.write(chalk.dim(`event log: ${recordPath}\n`));
-      return code;
-    }
+    case 'drill':
+      return drillCommand(rest[0], values, argv);
     case 'list': {
       const labs = await orderedLabs({
         onError: (e) => process.stderr.write(`${e.message}\n`),
@@ -202,9 +191,9 @@ async function main(argv: string[]): Promise<number> {
       return EXIT_OK;
     }
     case 'cleanup': {
-      const { cleanupLeftovers } = await import('./kernel/cleanup.js');
+      const { cleanupLeftovers, formatCleanup } = await import('./kernel/cleanup.js');
       const result = await cleanupLeftovers();
-      process.stdout.write((values.json ? JSON.stringify(result) : describeCleanup(result)) + '\n');
+      process.stdout.write((values.json ? JSON.stringify(result) : formatCleanup(result)) + '\n');
       return EXIT_OK;
     }
     case 'replay': {
@@ -221,11 +210,57 @@ async function main(argv: string[]): Promise<number> {
     }
     case undefined:
     case 'lab': {
-      return runInteractive(command === 'lab' ? rest[0] : undefined, values);
+      return runInteractive(command === 'lab' ? rest[0] : undefined, values, argv);
     }
     default:
       throw new UsageError(`unknown command '${command}' (expected drill, lab, list, replay, doctor, cleanup or reset)`);
   }
+}
+
+/** Everything a drill takes from the command line (also what `lab <id>` passes on without a terminal). */
+interface DrillFlags {
+  json?: boolean;
+  seed?: string;
+  timeout?: string;
+  link?: string;
+  backend?: string;
+  qemu?: string;
+  record?: string;
+  'no-record'?: boolean;
+  verbose?: boolean;
+}
+
+async function drillCommand(idOrPath: string | undefined, values: DrillFlags, argv: string[]): Promise<number> {
+  const lab = await loadLabOrExplain(idOrPath);
+  const linkKind = values.link ?? 'relay';
+  const backendKind = parseBackend(values.backend, values.qemu);
+  const seed = num(values.seed, '--seed', 0, 2 ** 32 - 1) ?? lab.setup.seed ?? 1;
+  const timeoutMs = (num(values.timeout, '--timeout', 1, 86400) ?? 300) * 1000;
+  const makeLink = await makeLinkFactory(linkKind, seed);
+  const backend = await backendFor(lab, backendKind, values.qemu);
+  if (values.json) chalk.level = 0;
+  const recordPath = values['no-record'] ? undefined : (values.record ?? defaultRecordPath(lab.id));
+  let session: LabSession | null = null;
+  const stop: Cleanup = async () => {
+    await session?.stop();
+  };
+  cleanups.add(stop);
+  const code = await runDrill({
+    lab,
+    json: Boolean(values.json),
+    seed,
+    timeoutMs,
+    verbose: Boolean(values.verbose),
+    makeLink,
+    linkKind,
+    backend,
+    recordPath,
+    recordMeta: { version: PKG_VERSION, node: process.version, link: linkKind, backend: backendKind, argv },
+    onSession: (s) => (session = s),
+  });
+  cleanups.delete(stop);
+  if (recordPath && !values.json) process.stderr.write(chalk.dim(`event log: ${recordPath}\n`));
+  return code;
 }
 
 /** --backend, with --qemu PATH implying qemu. */
@@ -246,15 +281,7 @@ async function backendFor(lab: Lab, kind: BackendKind, qemu: string | undefined)
   return makeBackend(kind, { qemu, accel: forced === 'kvm' || forced === 'tcg' ? forced : 'auto' });
 }
 
-function describeCleanup(r: unknown): string {
-  const res = r as { removed?: { namespaces?: string[]; nftTables?: string[] } } & Record<string, unknown>;
-  const ns = res.removed?.namespaces ?? [];
-  const nft = res.removed?.nftTables ?? [];
-  if (!ns.length && !nft.length) return 'nothing to clean up: no postcopy-lab namespaces or nft tables found';
-  return [...ns.map((n) => `removed namespace ${n}`), ...nft.map((t) => `removed nft table ${t}`)].join('\n');
-}
-
-async function runInteractive(labId: string | undefined, values: Record<string, unknown>): Promise<number> {
+async function runInteractive(labId: string | undefined, values: DrillFlags, argv: string[]): Promise<number> {
   const { isInteractive } = await import('./ui/interactive.js');
   if (!isInteractive(process.stdin, process.stdout, process.env)) {
     if (!labId) {
@@ -262,47 +289,47 @@ async function runInteractive(labId: string | undefined, values: Record<string, 
       for (const l of await orderedLabs()) process.stdout.write(`  ${l.id}\n`);
       return EXIT_OK;
     }
-    // Without a terminal the lab runs headless, exactly as a drill.
-    return main([
-      'drill',
-      labId,
-      ...(values.json ? ['--json'] : []),
-      '--link',
-      String(values.link ?? 'relay'),
-      ...(values.backend ? ['--backend', String(values.backend)] : []),
-      ...(values.qemu ? ['--qemu', String(values.qemu)] : []),
-    ]);
+    // Without a terminal the lab runs headless, exactly as a drill, with every drill option.
+    return drillCommand(labId, values, argv);
   }
-  const backendKind = parseBackend(values.backend as string | undefined, values.qemu as string | undefined);
+  const backendKind = parseBackend(values.backend, values.qemu);
+  const seedFlag = num(values.seed, '--seed', 0, 2 ** 32 - 1);
   // Ink treats an empty CI as "CI" and would draw nothing; we decided above that this is a terminal.
   if (process.env.CI !== undefined && process.env.CI.trim() === '') delete process.env.CI;
   // React's development build is several times slower and records a performance.measure()
   // entry per render that is never cleared: hundreds of MiB after a few minutes of a lab.
   process.env.NODE_ENV ??= 'production';
   const { runTui } = await import('./ui/app.js');
-  const makeLink = await makeLinkFactory(String(values.link ?? 'relay'));
+  const makeLink = await makeLinkFactory(values.link ?? 'relay', seedFlag);
   const labs = await orderedLabs();
   const sessions = new Set<LabSession>();
   const stopAll: Cleanup = async () => {
     await Promise.allSettled([...sessions].map((s) => s.stop()));
   };
   cleanups.add(stopAll);
+  // The TUI hands us its own step (stop the lab, leave the alternate screen, raw mode off), so
+  // a signal taken here gives the terminal back before the process exits.
+  let restoreTerminal: Cleanup | undefined;
   const code = await runTui({
+    onStop: (stop) => {
+      restoreTerminal = () => stop(EXIT_FAILED);
+      cleanups.add(restoreTerminal);
+    },
     labs,
     initialLab: labId ? (await loadLabOrExplain(labId)).id : undefined,
     openLab: async (id) => {
       const lab = await findLab(id, LABS_DIR);
-      const backend = await backendFor(lab, backendKind, values.qemu as string | undefined);
+      const backend = await backendFor(lab, backendKind, values.qemu);
       const session = new LabSession(lab, {
         mode: 'interactive',
-        seed: lab.setup.seed ?? 1,
+        seed: seedFlag ?? lab.setup.seed ?? 1,
         // The screen redraws about 5 times a second (src/ui/use-session.ts); polling faster
         // would only cost CPU next to the VMs.
         pollMs: 200,
         makeLink,
         backend,
         recordPath: values['no-record'] ? undefined : defaultRecordPath(lab.id),
-        recordMeta: { version: PKG_VERSION, node: process.version },
+        recordMeta: { version: PKG_VERSION, node: process.version, link: values.link ?? 'relay', backend: backendKind, argv },
       });
       sessions.add(session);
       try {
@@ -315,6 +342,7 @@ async function runInteractive(labId: string | undefined, values: Record<string, 
       return session;
     },
   });
+  if (restoreTerminal) cleanups.delete(restoreTerminal);
   await stopAll();
   cleanups.delete(stopAll);
   return code;
@@ -334,6 +362,5 @@ main(process.argv.slice(2))
       if (e instanceof UsageError) process.stderr.write('Run `postcopy-lab --help` for usage.\n');
       return exitWith(EXIT_BAD_INPUT);
     }
-    process.stderr.write(`postcopy-lab: ${(e as Error)?.stack ?? String(e)}\n`);
-    return exitWith(EXIT_FAILED);
+    return exitWith(EXIT_FAILED, e);
   });

@@ -3,8 +3,7 @@
  * starts the source and destination VMs as separate OS processes, connects a QMP client to
  * each, polls them into one Snapshot, and on every exit path stops everything it started.
  */
-import { mkdtemp, rm, chmod, stat } from 'node:fs/promises';
-import os from 'node:os';
+import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { QmpClient } from '../qmp/client.js';
@@ -12,6 +11,7 @@ import { isPostcopy } from '../sim/states.js';
 import type { LabEvent, Link, LinkEndpoints, LinkSnapshot, MigrationStatus, Side, SideSnapshot, Snapshot } from '../types.js';
 import type { BackendContext, GuestSpec, SideReading, VmBackend } from './backend.js';
 import { SimBackend } from './sim-backend.js';
+import { makeRuntimeDir } from '../util/runtime-dir.js';
 
 export type { GuestSpec } from './backend.js';
 export { VM_MAIN } from './sim-backend.js';
@@ -41,22 +41,6 @@ interface VmHandle {
 }
 
 const STDERR_TAIL = 20;
-
-/** A private directory (0700) for QMP and control sockets: XDG_RUNTIME_DIR if usable, else the temp dir. */
-export async function makeRuntimeDir(): Promise<string> {
-  let base = os.tmpdir();
-  const xdg = process.env.XDG_RUNTIME_DIR;
-  if (xdg) {
-    try {
-      if ((await stat(xdg)).isDirectory()) base = xdg;
-    } catch {
-      // not usable: fall back to the temp dir
-    }
-  }
-  const dir = await mkdtemp(path.join(base, 'postcopy-lab-'));
-  await chmod(dir, 0o700);
-  return dir;
-}
 
 export class Orchestrator {
   runtimeDir = '';

@@ -1,14 +1,17 @@
 /**
  * Leftovers of runs that did not get to clean up (SIGKILL, a crash, a power cut of the
  * terminal): network namespaces named `pcl-...`, nft tables named `pcl-...` in the root
- * namespace, and owner markers. A namespace whose owner process is still alive belongs to a run
- * in progress: it is reported as active and left alone unless asked.
+ * namespace, owner markers, and runtime directories `postcopy-lab-*` with their sockets. A
+ * namespace or directory whose owner process is still alive belongs to a run in progress: it is
+ * reported as active and left alone (namespaces: unless asked). The runtime directories need no
+ * privileges, so they are cleaned even where the kernel part cannot be inspected.
  */
 import { netnsDel, netnsList, netnsPids } from './ip.js';
 import { listTables, nft, parseTables, tableDelete } from './nft.js';
 import { OWNER_DIR, isOwnerAlive, listOwners, removeOwner, type OwnerMarker } from './owner.js';
 import { run as defaultRun, runIgnoringNotExist, type Runner } from './run.js';
 import { PREFIX } from './validate.js';
+import { cleanupRuntimeDirs, findRuntimeDirs, type RuntimeDir } from '../util/runtime-dir.js';
 
 export interface LeftoverNamespace {
   name: string;
@@ -27,6 +30,8 @@ export interface Leftovers {
   nftTables: { family: string; name: string }[];
   /** Owner markers whose run has no namespace left and whose owner is gone. */
   staleMarkers: string[];
+  /** Runs' socket directories, live and dead (only when no runId is asked for). */
+  runtimeDirs: RuntimeDir[];
   /** What could not be inspected (e.g. nft missing), in words. */
   notes: string[];
 }
@@ -36,6 +41,8 @@ export interface LeftoverOptions {
   runId?: string;
   runner?: Runner;
   ownerDir?: string;
+  /** Where runtime directories are looked for; default XDG_RUNTIME_DIR and the temp dir. */
+  runtimeDirBases?: string[];
 }
 
 const RUN_NS_RE = /^pcl-(.+)-(src|dst)$/;
@@ -110,7 +117,8 @@ export async function findLeftovers(opts: LeftoverOptions = {}): Promise<Leftove
     .filter((m) => (opts.runId === undefined || m.runId === opts.runId) && !withNs.has(m.runId) && !isOwnerAlive(m))
     .map((m) => m.runId);
 
-  return { namespaces, nftTables, staleMarkers, notes };
+  const runtimeDirs = opts.runId === undefined ? await findRuntimeDirs(opts.runtimeDirBases) : [];
+  return { namespaces, nftTables, staleMarkers, runtimeDirs, notes };
 }
 
 export interface CleanupOptions extends LeftoverOptions {
@@ -119,7 +127,7 @@ export interface CleanupOptions extends LeftoverOptions {
 }
 
 export interface CleanupResult {
-  removed: { namespaces: string[]; nftTables: string[]; markers: string[] };
+  removed: { namespaces: string[]; nftTables: string[]; markers: string[]; runtimeDirs: string[] };
   skipped: { name: string; reason: string }[];
   /** Processes that were inside removed namespaces and still run (not killed by cleanup). */
   orphanedPids: number[];
@@ -131,7 +139,7 @@ export async function cleanupLeftovers(opts: CleanupOptions = {}): Promise<Clean
   const runner = opts.runner ?? defaultRun;
   const ownerDir = opts.ownerDir ?? OWNER_DIR;
   const found = await findLeftovers(opts);
-  const result: CleanupResult = { removed: { namespaces: [], nftTables: [], markers: [] }, skipped: [], orphanedPids: [], errors: [...found.notes] };
+  const result: CleanupResult = { removed: { namespaces: [], nftTables: [], markers: [], runtimeDirs: [] }, skipped: [], orphanedPids: [], errors: [...found.notes] };
   const doneRuns = new Set<string>();
   const keptRuns = new Set<string>();
 
@@ -170,5 +178,26 @@ export async function cleanupLeftovers(opts: CleanupOptions = {}): Promise<Clean
       result.errors.push(`marker ${runId}: ${(err as Error).message}`);
     }
   }
+
+  if (opts.runId === undefined) {
+    const dirs = await cleanupRuntimeDirs(opts.runtimeDirBases);
+    result.removed.runtimeDirs.push(...dirs.removed);
+    result.errors.push(...dirs.errors);
+  }
   return result;
+}
+
+/** What cleanup did, for a person: one line per thing removed, skipped or failed. */
+export function formatCleanup(r: CleanupResult): string {
+  const lines = [
+    ...r.removed.namespaces.map((n) => `removed namespace ${n}`),
+    ...r.removed.nftTables.map((t) => `removed nft table ${t}`),
+    ...r.removed.runtimeDirs.map((d) => `removed runtime directory ${d}`),
+    ...r.skipped.map((s) => `kept ${s.name}: ${s.reason}`),
+    ...(r.orphanedPids.length ? [`still running (not killed): ${r.orphanedPids.join(' ')}`] : []),
+    ...r.errors.map((e) => `could not clean: ${e}`),
+  ];
+  const removed = r.removed.namespaces.length + r.removed.nftTables.length + r.removed.runtimeDirs.length;
+  if (removed === 0) lines.unshift('nothing to clean up: no namespaces, nft tables or runtime directories of a dead postcopy-lab run');
+  return lines.join('\n');
 }

@@ -143,7 +143,11 @@ export function buildDoctorReport(p: KernelProbe): DoctorReport {
   const lo = p.leftovers;
   const stale = lo.namespaces.filter((n) => !n.active);
   const active = lo.namespaces.filter((n) => n.active);
-  const staleThings = [...stale.map((n) => n.name), ...lo.nftTables.map((t) => `nft table ${t.family} ${t.name}`)];
+  const staleThings = [
+    ...stale.map((n) => n.name),
+    ...lo.nftTables.map((t) => `nft table ${t.family} ${t.name}`),
+    ...lo.runtimeDirs.filter((d) => !d.active).map((d) => `runtime directory ${d.path}`),
+  ];
   if (staleThings.length > 0) {
     const pids = stale.flatMap((n) => n.pids);
     checks.push({

@@ -223,7 +223,7 @@ export async function probeKernel(opts: ProbeOptions = {}): Promise<KernelProbe>
   }
 
   const leftovers =
-    opts.leftovers === false ? { namespaces: [], nftTables: [], staleMarkers: [], notes: [] } : await findLeftovers({ runner });
+    opts.leftovers === false ? { namespaces: [], nftTables: [], staleMarkers: [], runtimeDirs: [], notes: [] } : await findLeftovers({ runner });
 
   return {
     kernelRelease,

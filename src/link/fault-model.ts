@@ -7,6 +7,7 @@
  */
 import { z } from 'zod';
 import { DIRECTIONS, type Direction, type LinkDirectionState, type LinkFault } from '../types.js';
+import { fmtRate } from '../util/format.js';
 
 /** The live settings of one direction. 0 means off for latency, jitter and loss, and "no cap" for rate. */
 export interface DirectionConfig {
@@ -199,11 +200,6 @@ export function describeDirection(d: Direction | 'both' | undefined): string {
   return d === 'source-to-destination' ? 'source→destination' : 'destination→source';
 }
 
-export function formatRate(bytesPerSec: number): string {
-  if (bytesPerSec >= 1024 * 1024) return `${+(bytesPerSec / 1024 / 1024).toFixed(1)} MiB/s`;
-  if (bytesPerSec >= 1024) return `${+(bytesPerSec / 1024).toFixed(1)} KiB/s`;
-  return `${bytesPerSec} B/s`;
-}
 
 /** What the fault does, without its direction: `latency 200 ms ± 50 ms`, `no rate cap`. */
 export function describeFaultKind(f: LinkFault): string {
@@ -214,7 +210,7 @@ export function describeFaultKind(f: LinkFault): string {
     case 'loss':
       return f.percent === 0 ? 'no loss' : `loss ${f.percent}%`;
     case 'bandwidth':
-      return f.bytesPerSec === 0 ? 'no rate cap' : `rate ${formatRate(f.bytesPerSec)}`;
+      return f.bytesPerSec === 0 ? 'no rate cap' : `rate ${fmtRate(f.bytesPerSec, { trim: true })}`;
     case 'flap':
       return `flap: ${flapMode(f)} ${f.downMs} ms every ${f.upMs + f.downMs} ms${f.count ? `, ${f.count}×` : ''}`;
     default:

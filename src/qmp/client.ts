@@ -8,7 +8,7 @@
 import { EventEmitter } from 'node:events';
 import * as net from 'node:net';
 import { encode, JsonObjectSplitter, parseMessage } from './framing.js';
-import { QmpError, type QmpErrorClass } from './server.js';
+import { QmpError, type QmpErrorClass } from './error.js';
 
 export interface QmpEventMessage {
   event: string;

@@ -9,7 +9,7 @@
  *   - the short form, out-of-band: exec-oob migrate-pause
  * An `id` in a full request is accepted and ignored: the client numbers requests itself.
  */
-import { QmpError } from './server.js';
+import { QmpError } from './error.js';
 
 export interface ConsoleCommand {
   execute: string;

@@ -12,25 +12,8 @@
  */
 import { promises as fsp } from 'node:fs';
 import * as net from 'node:net';
+import { QmpError } from './error.js';
 import { encode, JsonObjectSplitter, parseMessage } from './framing.js';
-
-/** QEMU's complete ErrorClass enumeration (qapi/error.json). */
-export type QmpErrorClass = 'GenericError' | 'CommandNotFound' | 'DeviceNotActive' | 'DeviceNotFound' | 'KVMMissingCap';
-
-/** An error as QMP reports it: `{"error": {"class": errorClass, "desc": message}}`. */
-export class QmpError extends Error {
-  override readonly name = 'QmpError';
-  constructor(
-    readonly errorClass: QmpErrorClass,
-    desc: string,
-  ) {
-    super(desc);
-  }
-  /** The error's `desc`, as QEMU names it (same as `message`). */
-  get desc(): string {
-    return this.message;
-  }
-}
 
 /** Argument types in QAPI terms; a trailing '?' marks optional. 'any' = any JSON. */
 export type QmpArgSpec = Record<

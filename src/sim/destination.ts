@@ -9,7 +9,8 @@
  */
 import net from 'node:net';
 import type { PagesInfo } from '../types.js';
-import { QmpError, type QmpCommandDef } from '../qmp/server.js';
+import { QmpError } from '../qmp/error.js';
+import type { QmpCommandDef } from '../qmp/server.js';
 import { IncomingConnection, type IncomingOwner } from './incoming-channel.js';
 import { IncomingMigration, type IncomingHost, type Waiting } from './incoming-migration.js';
 import { isPaused, isPostcopy } from './states.js';

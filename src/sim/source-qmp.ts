@@ -3,7 +3,8 @@
  * them, and the incoming-side commands answered as QEMU answers them on a VM started without
  * -incoming. What a command does is the SourceVm's business (source.ts).
  */
-import { QmpError, type QmpCommandDef } from '../qmp/server.js';
+import { QmpError } from '../qmp/error.js';
+import type { QmpCommandDef } from '../qmp/server.js';
 import type { SourceVm } from './source.js';
 import { isInProgress, isPostcopy, isRecovering } from './states.js';
 import { parseTcpUri } from './vm.js';

@@ -7,6 +7,7 @@
  */
 import { parseArgs } from 'node:util';
 import { startQmpServer } from '../qmp/server.js';
+import { parseSize } from '../util/format.js';
 import { DestinationVm } from './destination.js';
 import { SourceVm } from './source.js';
 import type { SimVm, VmOptions } from './vm.js';
@@ -19,11 +20,12 @@ function die(msg: string): never {
   process.exit(2);
 }
 
-function parseSize(s: string, what: string): number {
-  const m = /^(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?$/i.exec(s.trim());
-  if (!m) die(`${what}: '${s}' is not a size (expected e.g. 256M, 1G, 4096)`);
-  const mult = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 }[m[2].toUpperCase() as '' | 'K' | 'M' | 'G' | 'T'];
-  return Math.round(Number(m[1]) * mult);
+function size(s: string, what: string): number {
+  try {
+    return parseSize(s);
+  } catch (e) {
+    return die(`${what}: ${(e as Error).message}`);
+  }
 }
 
 function int(s: string | undefined, what: string, lo: number, hi: number, dflt: number): number {
@@ -61,7 +63,7 @@ export function parseVmArgs(argv: string[]): { opts: VmOptions; qmp: string; inc
   if (values.incoming !== undefined && values.incoming !== 'defer') die(`--incoming: only 'defer' is supported, got '${values.incoming}'`);
   const pageSize = int(values['page-size'], '--page-size', 512, 65536, 4096);
   if ((pageSize & (pageSize - 1)) !== 0) die(`--page-size: ${pageSize} is not a power of two`);
-  const memoryBytes = parseSize(values.memory!, '--memory');
+  const memoryBytes = size(values.memory!, '--memory');
   if (memoryBytes < pageSize) die(`--memory: ${values.memory} is smaller than one page`);
   if (memoryBytes / pageSize > 2 ** 31) die(`--memory: ${values.memory} is too many pages for the sim`);
   const kind = values.workload as WorkloadKind;

@@ -4,7 +4,8 @@
  * depend on the side. Each side adds its own commands (src/sim/source.ts, destination.ts).
  */
 import type { MigrationStatus, RunState, Side } from '../types.js';
-import { QmpError, type QmpCommandDef } from '../qmp/server.js';
+import { QmpError } from '../qmp/error.js';
+import type { QmpCommandDef } from '../qmp/server.js';
 import { checkTransition, isInProgress } from './states.js';
 import { Guest, type MemoryHooks, type WorkloadSpec } from './workload.js';
 

@@ -1,7 +1,8 @@
 /**
- * The interactive lab: picker, lab screen, summary. This file owns exit: every way out (q,
- * Ctrl-C, SIGTERM, an error) goes through one `finish(code)` that stops the lab session,
- * unmounts Ink and gives the terminal back as it was.
+ * The interactive lab: picker, lab screen, summary. Every way out of the TUI (q, the Ctrl-C
+ * key, a render error, or the caller's stop step on a signal) goes through one `finish(code)`
+ * that stops the lab session, unmounts Ink and gives the terminal back as it was. Signals and
+ * process exit belong to the caller (src/cli.ts): this file installs no process handlers.
  */
 import { renameSync, writeFileSync } from 'node:fs';
 import chalk from 'chalk';
@@ -33,6 +34,11 @@ export interface RunTuiOptions {
   altScreen?: boolean;
   /** Route console.* through Ink so stray logs do not tear the screen; default true. */
   patchConsole?: boolean;
+  /**
+   * Receives, once the terminal is taken, the TUI's stop step: stop the lab and restore the
+   * terminal, then resolve runTui with `code`. The owner of exit runs it on a signal.
+   */
+  onStop?(stop: (code: number) => Promise<void>): void;
 }
 
 /**
@@ -66,8 +72,8 @@ function startStatsFile(file: string | undefined): () => void {
   };
 }
 
-/** Exit codes: q from the picker or a lab, Ctrl-C, SIGTERM, an error. */
-export const EXIT = { ok: 0, error: 1, interrupted: 130, terminated: 143 } as const;
+/** Exit codes: q from the picker or a lab, an error, the Ctrl-C key (raw mode: not a signal). */
+export const EXIT = { ok: 0, error: 1, interrupted: 130 } as const;
 
 /**
  * Tracks the lab sessions the UI has opened so that every exit path can stop them. Stopping is
@@ -324,17 +330,12 @@ export async function runTui(opts: RunTuiOptions): Promise<number> {
   const stopStats = startStatsFile(env.POSTCOPY_LAB_UI_STATS);
 
   return new Promise<number>((resolve) => {
-    let finishing = false;
+    let finished: Promise<void> | null = null;
     let instance: ReturnType<typeof render> | undefined;
 
-    const finish = async (code: number, error?: unknown) => {
-      if (finishing) return;
-      finishing = true;
-      process.off('SIGTERM', onSigterm);
-      process.off('SIGINT', onSigint);
-      process.off('SIGHUP', onSighup);
-      process.off('uncaughtException', onError);
-      process.off('unhandledRejection', onError);
+    // Every caller waits for the same restore: the owner of exit must not exit half-way through.
+    const finish = (code: number, error?: unknown): Promise<void> => (finished ??= restore(code, error));
+    const restore = async (code: number, error?: unknown) => {
       let timer: ReturnType<typeof setTimeout> | undefined;
       const timeout = new Promise<void>((r) => {
         timer = setTimeout(() => {
@@ -364,16 +365,7 @@ export async function runTui(opts: RunTuiOptions): Promise<number> {
       for (const e of stopErrors) stderr.write(`postcopy-lab: stopping the lab: ${e}\n`);
       resolve(error !== undefined && code === EXIT.ok ? EXIT.error : code);
     };
-    const onSigterm = () => void finish(EXIT.terminated);
-    // In raw mode Ctrl-C arrives as a key; SIGINT still comes from `kill -INT`.
-    const onSigint = () => void finish(EXIT.interrupted);
-    const onSighup = () => void finish(EXIT.terminated);
-    const onError = (err: unknown) => void finish(EXIT.error, err);
-    process.on('SIGTERM', onSigterm);
-    process.on('SIGINT', onSigint);
-    process.on('SIGHUP', onSighup);
-    process.on('uncaughtException', onError);
-    process.on('unhandledRejection', onError);
+    opts.onStop?.((code) => finish(code));
 
     if (altScreen) stdout.write(ALT_SCREEN_ON);
     try {

@@ -1,29 +1,11 @@
 /** Number formatting shared by the panels: short, fixed-ish widths, units always shown. */
 
+export { fmtBytes, fmtRate } from '../util/format.js';
+
 /** An integer count, or '–' when unknown. */
 export function fmtCount(n: number | undefined | null): string {
   if (n === undefined || n === null || !Number.isFinite(n)) return '–';
   return String(Math.round(n));
-}
-
-/** Bytes with a binary unit: 512 B, 1.5 KiB, 12.3 MiB, 1.02 GiB. */
-export function fmtBytes(n: number | undefined | null): string {
-  if (n === undefined || n === null || !Number.isFinite(n)) return '–';
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = Math.max(0, n);
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  if (i === 0) return `${Math.round(v)} B`;
-  return `${v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2)} ${units[i]}`;
-}
-
-/** A link rate in bytes per second; 0 means no cap. */
-export function fmtRate(bytesPerSec: number): string {
-  if (!bytesPerSec) return 'unlimited';
-  return `${fmtBytes(bytesPerSec)}/s`;
 }
 
 /**

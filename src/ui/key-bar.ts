@@ -3,7 +3,8 @@
  * screen's key hook binds exactly the keys `labKeys` says are valid, so the bar never offers a
  * key that does nothing.
  */
-import type { SessionState } from '../types.js';
+import { isPaused, isPostcopy } from '../sim/states.js';
+import type { MigrationStatus, SessionState } from '../types.js';
 import type { Mode } from './lab-state.js';
 
 export interface KeyHint {
@@ -13,7 +14,8 @@ export interface KeyHint {
   priority: number;
 }
 
-const ACTIVE_POSTCOPY = new Set(['postcopy-active', 'postcopy-recover-setup', 'postcopy-recover']);
+/** Where QEMU accepts migrate-pause: postcopy-active, or a recovery under way (since 8.2). */
+const pausable = (s: MigrationStatus) => isPostcopy(s) && !isPaused(s);
 
 /** What the lab screen's normal mode accepts, given the session's state. */
 export interface NormalKeys {
@@ -39,7 +41,7 @@ export function normalKeys(state: SessionState): NormalKeys {
     blackhole: running && !!link && dirs.some((d) => d.state !== 'blackhole'),
     linkMenu: running && !!link,
     restore: running && !!link && anyFault,
-    pause: running && !!snap && (ACTIVE_POSTCOPY.has(snap.source.status) || ACTIVE_POSTCOPY.has(snap.destination.status)),
+    pause: running && !!snap && (pausable(snap.source.status) || pausable(snap.destination.status)),
     hint: !!step && step.status === 'active' && step.hintsShown < step.hints.length,
     showMe: !!step && step.status === 'active' && step.actions.length > 0,
   };

@@ -5,7 +5,7 @@
  * not to start.
  */
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { homedir } from 'node:os';
+import { stateDir } from '../util/state-dir.js';
 import { dirname, join } from 'node:path';
 
 export interface LabProgress {
@@ -32,8 +32,7 @@ export interface LoadedProgress {
 
 /** Where progress lives for this environment. */
 export function defaultProgressPath(env: Record<string, string | undefined> = process.env): string {
-  const base = env.XDG_STATE_HOME && env.XDG_STATE_HOME.startsWith('/') ? env.XDG_STATE_HOME : join(homedir(), '.local', 'state');
-  return join(base, 'postcopy-lab', 'progress.json');
+  return join(stateDir(env), 'progress.json');
 }
 
 const empty = (): Progress => ({ version: 1, completed: {} });

@@ -2,6 +2,7 @@
  * Colours, in one place. Every colour here is backed by text (the state's name, a distinct
  * glyph), so the screen still reads with NO_COLOR.
  */
+import { isFinished, isMigrating, isPaused, isRecovering } from '../sim/states.js';
 import type { LabEvent, MigrationStatus, RunState } from '../types.js';
 
 export type Colour = 'green' | 'yellow' | 'cyan' | 'blue' | 'red' | 'gray' | 'magenta' | 'white';
@@ -10,25 +11,12 @@ export type Colour = 'green' | 'yellow' | 'cyan' | 'blue' | 'red' | 'gray' | 'ma
 export type StateKind = 'idle' | 'running' | 'paused' | 'recovering' | 'completed' | 'failed';
 
 export function stateKind(status: MigrationStatus): StateKind {
-  switch (status) {
-    case 'setup':
-    case 'active':
-    case 'postcopy-active':
-      return 'running';
-    case 'postcopy-paused':
-      return 'paused';
-    case 'postcopy-recover-setup':
-    case 'postcopy-recover':
-      return 'recovering';
-    case 'completed':
-      return 'completed';
-    case 'failed':
-    case 'cancelling':
-    case 'cancelled':
-      return 'failed';
-    default:
-      return 'idle';
-  }
+  if (isPaused(status)) return 'paused';
+  if (isRecovering(status)) return 'recovering';
+  if (isMigrating(status) || status === 'setup') return 'running';
+  if (status === 'completed') return 'completed';
+  if (isFinished(status) || status === 'cancelling') return 'failed';
+  return 'idle';
 }
 
 export const KIND_STYLE: Record<StateKind, { color: Colour; bold?: boolean }> = {

@@ -4,17 +4,29 @@
  */
 import { useKeys } from './use-keys.js';
 import { useRef } from 'react';
-import type { LabSessionApi, SessionState, Side, Snapshot } from '../types.js';
+import type { LabSessionApi, MigrationStatus, SessionState, Side, Snapshot } from '../types.js';
+import { isPostcopy, isRecovering } from '../sim/states.js';
 import { normalKeys } from './key-bar.js';
 import { describeFault } from '../link/fault-model.js';
 import type { LinkFault } from '../types.js';
 import { selectedLinkFault, type LabUiAction, type LabUiState } from './lab-state.js';
 import type { Store } from './store.js';
 
-/** The sides whose migration is postcopy-paused: quitting then loses the guest. */
-export function pausedSides(snapshot: Snapshot | null): Side[] {
+/** A side whose migration state means quitting loses the guest. */
+export interface SideAtRisk {
+  side: Side;
+  status: MigrationStatus;
+}
+
+/**
+ * The sides in postcopy (active, paused or recovering): the guest's memory is split between
+ * the hosts, so quitting, which stops both VMs, loses the guest. Ask before quitting then.
+ */
+export function sidesAtRisk(snapshot: Snapshot | null): SideAtRisk[] {
   if (!snapshot) return [];
-  return (['source', 'destination'] as const).filter((s) => snapshot[s].status === 'postcopy-paused');
+  return (['source', 'destination'] as const)
+    .filter((side) => isPostcopy(snapshot[side].status) || isRecovering(snapshot[side].status))
+    .map((side) => ({ side, status: snapshot[side].status }));
 }
 
 export interface LabKeysOptions {
@@ -105,7 +117,7 @@ export function useLabKeys(opts: LabKeysOptions): void {
           const state: SessionState = session.getState();
           const k = normalKeys(state);
           if (input === 'q') {
-            if (pausedSides(state.snapshot).length > 0) dispatch({ type: 'mode', mode: 'confirm-quit' });
+            if (sidesAtRisk(state.snapshot).length > 0) dispatch({ type: 'mode', mode: 'confirm-quit' });
             else onQuit();
             return;
           }

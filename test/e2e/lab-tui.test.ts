@@ -4,6 +4,8 @@
  * keys, the recovery commands typed from the hints), the summary, quitting; a resize to below
  * the minimum and back; Ctrl-C during a lab. Every check reads the rendered screen.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { CLI_BIN, ROOT, ensureBuilt } from '../helpers/sim.js';
 import { eventually, killAllTerms, pidsWith, spawnTerm, type Term } from '../helpers/term.js';
@@ -187,5 +189,26 @@ describe('the lab TUI in a real terminal', () => {
     t.press('Ctrl-C');
     expect(await t.exit).toBe(130);
     await eventually(() => children(t).length === 0, 'no VM or relay process of this run to remain');
+  });
+
+  // One owner of exit (src/cli.ts): a signal stops the lab, restores the terminal, and exits
+  // with 128 + the signal's number, whichever signal it is.
+  it.each([
+    ['SIGTERM', 143],
+    ['SIGHUP', 129],
+    ['SIGINT', 130],
+  ] as const)('%s during a lab exits %i, restores the terminal and leaves nothing behind', async (signal, code) => {
+    const t = startApp(['lab', 'link-cut-recovery']);
+    await t.waitFor('Steps 1/7', 30_000);
+    await t.waitFor(/destination listens on/, 30_000);
+    await eventually(() => children(t).length >= 3, 'both VMs and the relay to run');
+    process.kill(t.pid, signal);
+    expect(await t.exit).toBe(code);
+    const out = t.output();
+    // Left the alternate screen and showed the cursor again, after the last frame.
+    expect(out.lastIndexOf('\u001b[?1049l')).toBeGreaterThan(out.lastIndexOf('\u001b[?1049h'));
+    expect(out.lastIndexOf('\u001b[?25h')).toBeGreaterThan(out.lastIndexOf('\u001b[?25l'));
+    await eventually(() => children(t).length === 0, 'no VM or relay process of this run to remain');
+    expect(fs.readdirSync(path.join(t.dir, 'run')).filter((f) => f.startsWith('postcopy-lab-'))).toEqual([]);
   });
 });

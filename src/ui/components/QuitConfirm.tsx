@@ -1,17 +1,26 @@
 import { Box, Text } from 'ink';
-import type { Side } from '../../types.js';
+import { isPaused } from '../../sim/states.js';
+import type { SideAtRisk } from '../use-lab-keys.js';
 import { Panel } from './Panel.js';
 
-/** Asked before quitting while postcopy is paused: say plainly what quitting does to the guest. */
-export function QuitConfirm(props: { pausedSides: Side[]; width: number; height: number }) {
+/** `postcopy-paused (source and destination)`, or each side's state when they differ. */
+function describeStates(atRisk: SideAtRisk[]): string {
+  const states = [...new Set(atRisk.map((r) => r.status))];
+  if (states.length === 1) return `${states[0]} (${atRisk.map((r) => r.side).join(' and ')})`;
+  return atRisk.map((r) => `${r.status} (${r.side})`).join(', ');
+}
+
+/** Asked before quitting during postcopy: say plainly what quitting does to the guest. */
+export function QuitConfirm(props: { atRisk: SideAtRisk[]; width: number; height: number }) {
+  const paused = props.atRisk.some((r) => isPaused(r.status));
   return (
     <Panel title="Quit?" width={props.width} height={props.height}>
       <Text color="yellow" bold wrap="wrap">
-        The migration is postcopy-paused ({props.pausedSides.join(' and ')}).
+        The migration is {describeStates(props.atRisk)}.
       </Text>
       <Text wrap="wrap">
         The guest&apos;s memory is split between the two hosts: quitting stops both VMs and the guest is lost.
-        Recovering first (migrate-recover) keeps it.
+        {paused ? ' Recovering first (migrate-recover) keeps it.' : ' Letting the migration complete first keeps it.'}
       </Text>
       <Box marginTop={1}>
         <Text>

@@ -17,7 +17,7 @@ import { keyHints } from '../key-bar.js';
 import { initialLabUiState, labUiReducer, type LabUiAction, type LabUiState } from '../lab-state.js';
 import { createStore, useStore } from '../store.js';
 import { calculateLayout } from '../layout.js';
-import { pausedSides, useLabKeys } from '../use-lab-keys.js';
+import { sidesAtRisk, useLabKeys } from '../use-lab-keys.js';
 import { useSampledStore } from '../use-session.js';
 
 /** How long an action's notice stays in the header. */
@@ -66,7 +66,7 @@ export function LabScreen(props: LabScreenProps) {
       ) : ui.mode === 'link' ? (
         <LinkMenu item={ui.link.item} direction={ui.link.direction} link={snap?.link} width={layout.main.width} height={overlayHeight} />
       ) : (
-        <QuitConfirm pausedSides={pausedSides(snap)} width={layout.main.width} height={overlayHeight} />
+        <QuitConfirm atRisk={sidesAtRisk(snap)} width={layout.main.width} height={overlayHeight} />
       );
   } else {
     body = (

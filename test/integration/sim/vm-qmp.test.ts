@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { QmpError } from '../../../src/qmp/server.js';
+import { QmpError } from '../../../src/qmp/error.js';
 import { ensureBuilt, freePort, setCaps, startVm, tempDir, waitFor, type SimVmProcess } from '../../helpers/sim.js';
 
 let dir: string;

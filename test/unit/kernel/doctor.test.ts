@@ -28,6 +28,7 @@ function probe(over: Partial<KernelProbe> = {}): KernelProbe {
       namespaces: [{ name: 'pcl-old-src', runId: 'old', active: false, pids: [] }],
       nftTables: [],
       staleMarkers: [],
+      runtimeDirs: [],
       notes: [],
     },
     ...over,
@@ -81,6 +82,29 @@ describe('formatDoctor', () => {
     expect(text).toMatch(/- network namespaces +needs root/);
     expect(text).toMatch(/Kernel link \(--link kernel\): not available here/);
     expect(r.kernelLink.usable).toBe(false);
+  });
+
+  it('lists the socket directory of a killed run as a leftover, even without root', () => {
+    const r = buildDoctorReport(
+      probe({
+        root: false,
+        uid: 1000,
+        leftovers: {
+          namespaces: [],
+          nftTables: [],
+          staleMarkers: [],
+          runtimeDirs: [
+            { path: '/tmp/postcopy-lab-AbC123', ownerPid: 4242, active: false },
+            { path: '/tmp/postcopy-lab-Live99', ownerPid: 1, active: true },
+          ],
+          notes: ['could not list nft tables: Operation not permitted'],
+        },
+      }),
+    );
+    const check = r.checks.find((c) => c.id === 'leftovers')!;
+    expect(check.status).toBe('warn');
+    expect(check.detail).toBe('1 left by runs that did not clean up: runtime directory /tmp/postcopy-lab-AbC123');
+    expect(check.fix).toBe('postcopy-lab cleanup');
   });
 
   it('gives the fix that fits the distribution and the kernel', () => {

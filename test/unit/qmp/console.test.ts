@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { formatError, formatReply, parseConsoleLine } from '../../../src/qmp/console.js';
-import { QmpError } from '../../../src/qmp/server.js';
+import { QmpError } from '../../../src/qmp/error.js';
 
 describe('parseConsoleLine', () => {
   it('parses the short form without arguments', () => {

@@ -4,7 +4,8 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { JsonObjectSplitter } from '../../../src/qmp/framing.js';
-import { QmpError, startQmpServer, type QmpCommandDef, type QmpServer } from '../../../src/qmp/server.js';
+import { QmpError } from '../../../src/qmp/error.js';
+import { startQmpServer, type QmpCommandDef, type QmpServer } from '../../../src/qmp/server.js';
 import { QmpClient } from '../../../src/qmp/client.js';
 
 /** A raw QMP connection: write bytes, read parsed messages in order. */

@@ -93,11 +93,13 @@ describe('App', () => {
     expect(() => readFileSync(progressPath)).toThrow();
   });
 
-  it('q in a lab asks the app to exit with 0; the app stops the lab through the lifecycle', async () => {
+  it('q (confirmed: the fake lab is in postcopy) asks the app to exit with 0; the app stops the lab through the lifecycle', async () => {
     const m = mount({ initialLab: 'link-cut-recovery' });
     await waitForText(m.lastFrame, 'Steps 2/3');
     await settle();
     await m.type('q');
+    await waitForText(m.lastFrame, 'Quit?');
+    await m.type('y');
     await waitFor(() => m.onExit.mock.calls.length === 1, 'onExit');
     expect(m.onExit).toHaveBeenCalledWith(EXIT.ok);
     await m.lifecycle.stopAll();

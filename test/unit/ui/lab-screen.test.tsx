@@ -51,6 +51,15 @@ describe('LabScreen keys', () => {
     expect(m.session.calls).toEqual([]);
   });
 
+  it('Esc then h read in one chunk closes the console and asks a hint (Ink alone reads Alt-h)', async () => {
+    const m = await mount();
+    await m.type(':');
+    await waitForText(m.lastFrame, 'QMP console to destination');
+    await m.type('\u001bh');
+    await waitFor(() => m.session.callsOf('nextHint').length === 1, 'nextHint');
+    expect(m.frame()).not.toContain('QMP console to destination');
+  });
+
   it('p sends migrate-pause to the source, then the destination', async () => {
     const m = await mount();
     await m.type('p');
@@ -129,12 +138,6 @@ describe('LabScreen keys', () => {
     await waitForText(m.lastFrame, 'Error: QMP connection closed');
   });
 
-  it('q quits at once when nothing is paused', async () => {
-    const m = await mount();
-    await m.type('q');
-    await waitFor(() => m.onQuit.mock.calls.length === 1, 'onQuit');
-  });
-
   it('q while postcopy-paused asks first and says what happens to the guest', async () => {
     const s = new FakeSession({
       snapshot: fakeSnapshot({ source: fakeSide('source', { status: 'postcopy-paused' }), destination: fakeSide('destination', { status: 'postcopy-paused' }) }),
@@ -151,6 +154,29 @@ describe('LabScreen keys', () => {
     await m.type('q');
     await waitForText(m.lastFrame, 'Quit?');
     await m.type('y');
+    await waitFor(() => m.onQuit.mock.calls.length === 1, 'onQuit');
+  });
+
+  it('q during postcopy-active asks too: the guest is lost just as when paused', async () => {
+    const s = new FakeSession({
+      snapshot: fakeSnapshot({ source: fakeSide('source', { status: 'postcopy-active' }), destination: fakeSide('destination', { status: 'postcopy-recover' }) }),
+    });
+    const m = await mount(s);
+    await m.type('q');
+    const out = await waitForText(m.lastFrame, 'Quit?');
+    expect(out).toContain('postcopy-active (source), postcopy-recover (destination)');
+    expect(out).toContain('Letting the migration complete first keeps it.');
+    expect(m.onQuit).not.toHaveBeenCalled();
+    await m.type('y');
+    await waitFor(() => m.onQuit.mock.calls.length === 1, 'onQuit');
+  });
+
+  it('q in precopy quits at once: the guest still runs whole on the source', async () => {
+    const s = new FakeSession({
+      snapshot: fakeSnapshot({ source: fakeSide('source', { status: 'active' }), destination: fakeSide('destination', { status: 'active' }) }),
+    });
+    const m = await mount(s);
+    await m.type('q');
     await waitFor(() => m.onQuit.mock.calls.length === 1, 'onQuit');
   });
 

@@ -50,7 +50,7 @@ afterEach(() => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-function start(env: Record<string, string | undefined> = {}) {
+function start(env: Record<string, string | undefined> = {}, onStop?: (stop: (code: number) => Promise<void>) => void) {
   dir = mkdtempSync(join(tmpdir(), 'pcl-tui-'));
   const stdout = new FakeTty();
   const stderr = new FakeTty();
@@ -67,8 +67,16 @@ function start(env: Record<string, string | undefined> = {}) {
     env,
     // vitest's console cannot be patched (no console.Console); the app's default is true.
     patchConsole: false,
+    onStop,
   });
   return { stdout, stderr, stdin, session, done };
+}
+
+/** q, and y to the question it asks: the fake lab is in postcopy-active, where quitting loses the guest. */
+async function quit(t: ReturnType<typeof start>) {
+  t.stdin.type('q');
+  await waitFor(() => plain(t.stdout.out).includes('Quit?'), 'the quit question');
+  t.stdin.type('y');
 }
 
 describe('runTui', () => {
@@ -77,12 +85,23 @@ describe('runTui', () => {
     await waitFor(() => plain(t.stdout.out).includes('Steps 2/3'), 'lab screen');
     expect(t.stdout.out.startsWith('\u001b[?1049h')).toBe(true);
     expect(t.stdin.rawMode).toBe(true);
-    t.stdin.type('q');
+    await quit(t);
     expect(await t.done).toBe(EXIT.ok);
     expect(t.session.callsOf('stop')).toHaveLength(1);
     expect(t.stdout.out).toContain('\u001b[?1049l');
     expect(t.stdout.out.endsWith('\u001b[?25h')).toBe(true);
     expect(t.stdin.rawMode).toBe(false);
+  });
+
+  it('Esc then a key in one read is Esc, then the key (through the app\'s one key subscription)', async () => {
+    const t = start();
+    await waitFor(() => plain(t.stdout.out).includes('Steps 2/3'), 'lab screen');
+    t.stdin.type(':');
+    await waitFor(() => plain(t.stdout.out).includes('QMP console to destination'), 'the console');
+    t.stdin.type('\u001bh');
+    await waitFor(() => t.session.callsOf('nextHint').length === 1, 'a hint asked for');
+    await quit(t);
+    await t.done;
   });
 
   it('Ctrl-C exits 130 and stops the lab', async () => {
@@ -93,14 +112,30 @@ describe('runTui', () => {
     expect(t.session.callsOf('stop')).toHaveLength(1);
   });
 
-  it('SIGTERM exits 143 and stops the lab', async () => {
-    const before = process.listenerCount('SIGTERM');
+  it('installs no signal or error handlers of its own: the CLI owns exit', async () => {
+    const events = ['SIGINT', 'SIGTERM', 'SIGHUP', 'uncaughtException', 'unhandledRejection'] as const;
+    const before = events.map((e) => process.listenerCount(e));
     const t = start();
     await waitFor(() => plain(t.stdout.out).includes('Steps 2/3'), 'lab screen');
-    process.emit('SIGTERM');
-    expect(await t.done).toBe(EXIT.terminated);
+    expect(events.map((e) => process.listenerCount(e))).toEqual(before);
+    await quit(t);
+    await t.done;
+  });
+
+  it('hands the caller a stop step that stops the lab and restores the terminal (what a signal runs)', async () => {
+    let stop: ((code: number) => Promise<void>) | undefined;
+    const t = start({}, (s) => (stop = s));
+    await waitFor(() => plain(t.stdout.out).includes('Steps 2/3'), 'lab screen');
+    expect(stop).toBeDefined();
+    // Two signals in a row: both wait for the same restore, and the lab is stopped once.
+    const [a, b] = [stop!(143), stop!(129)];
+    await Promise.all([a, b]);
+    // By the time the step resolves the terminal is back: the caller may exit at once.
     expect(t.session.callsOf('stop')).toHaveLength(1);
-    expect(process.listenerCount('SIGTERM')).toBeLessThanOrEqual(before);
+    expect(t.stdout.out).toContain('\u001b[?1049l');
+    expect(t.stdout.out.endsWith('\u001b[?25h')).toBe(true);
+    expect(t.stdin.rawMode).toBe(false);
+    expect(await t.done).toBe(143);
   });
 
   it('reports a session that fails to stop, after restoring the terminal', async () => {
@@ -109,7 +144,7 @@ describe('runTui', () => {
       throw new Error('qemu would not die');
     };
     await waitFor(() => plain(t.stdout.out).includes('Steps 2/3'), 'lab screen');
-    t.stdin.type('q');
+    await quit(t);
     expect(await t.done).toBe(EXIT.ok);
     expect(t.stderr.out).toContain('stopping the lab: qemu would not die');
   });
@@ -122,7 +157,7 @@ describe('runTui', () => {
     // No SGR colour codes (38;/39m) in the frames; cursor and screen control remain.
     // eslint-disable-next-line no-control-regex
     expect(t.stdout.out).not.toMatch(/\u001b\[3[0-9]m/);
-    t.stdin.type('q');
+    await quit(t);
     await t.done;
   });
 });
