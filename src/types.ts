@@ -244,6 +244,8 @@ export interface LabSessionApi {
   readonly labId: string;
   readonly title: string;
   readonly summary: string;
+  /** The lab's closing lesson (`summary-text`), shown on the end screen. */
+  readonly summaryText?: string;
   subscribe(listener: () => void): () => void;
   getState(): SessionState;
   /** Run a QMP command on one side; resolves to the `return` value, rejects with a QMP error. */

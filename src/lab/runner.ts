@@ -70,6 +70,7 @@ export class LabSession implements LabSessionApi {
   readonly labId: string;
   readonly title: string;
   readonly summary: string;
+  readonly summaryText: string;
   private state: SessionState;
   private readonly listeners = new Set<() => void>();
   private readonly orch: Orchestrator;
@@ -92,6 +93,7 @@ export class LabSession implements LabSessionApi {
     this.labId = lab.id;
     this.title = lab.title;
     this.summary = lab.summary;
+    this.summaryText = lab.summaryText;
     this.state = {
       snapshot: null,
       steps: lab.steps.map((s) => ({
