@@ -84,6 +84,8 @@ export interface LabUiState {
   steps: StepsViewState;
   /** The event log's first shown event; null follows the newest. By identity: the log is bounded. */
   log: { top: LabEvent | null };
+  /** First row of the help shown (it scrolls on a short terminal). */
+  helpOffset: number;
 }
 
 export const CONSOLE_OUTPUT_LIMIT = 50;
@@ -109,6 +111,7 @@ export function initialLabUiState(): LabUiState {
     focus: 'steps',
     steps: { viewing: null, offset: 0, offsetStep: null },
     log: { top: null },
+    helpOffset: 0,
   };
 }
 
@@ -135,6 +138,7 @@ export type LabUiAction =
   | { type: 'steps-view'; index: number | null }
   | { type: 'steps-scroll'; step: number; offset: number }
   | { type: 'log-scroll'; top: LabEvent | null }
+  | { type: 'help-scroll'; offset: number }
   /** The line was handed to the session; the reply follows as console-reply. */
   | { type: 'console-submit'; id: number }
   | { type: 'console-reply'; id: number; ok: boolean; text: string }
@@ -240,6 +244,8 @@ export function labUiReducer(state: LabUiState, action: LabUiAction): LabUiState
       return { ...state, steps: { ...state.steps, offset: Math.max(0, action.offset), offsetStep: action.step } };
     case 'log-scroll':
       return { ...state, log: { top: action.top } };
+    case 'help-scroll':
+      return { ...state, helpOffset: Math.max(0, action.offset) };
     case 'latency-move':
       return { ...state, latency: { ...state.latency, preset: wrap(state.latency.preset + action.delta, LATENCY_PRESETS.length) } };
     case 'latency-direction':

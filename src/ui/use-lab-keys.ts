@@ -22,6 +22,7 @@ export interface LabViews {
   currentStep: number;
   log: { events: readonly LabEvent[]; window: ScrollWindow };
   console: ScrollWindow;
+  help: ScrollWindow;
 }
 
 /** How far a scroll key moves a window, or null when the key is not a scroll key. */
@@ -165,9 +166,12 @@ export function useLabKeys(opts: LabKeysOptions): void {
           if (key.ctrl || key.meta || !input) return;
           return dispatch({ type: 'console-type', text: input });
         }
-        case 'help':
-          if (key.escape || input === '?' || input === 'q') dispatch({ type: 'close-help' });
+        case 'help': {
+          if (key.escape || input === '?' || input === 'q') return dispatch({ type: 'close-help' });
+          const to = scrollTarget(input, key, opts.views().help);
+          if (to !== null) dispatch({ type: 'help-scroll', offset: to });
           return;
+        }
         case 'latency':
           if (key.escape || input === 'l') return dispatch({ type: 'mode', mode: 'normal' });
           if (input === '?') return dispatch({ type: 'mode', mode: 'help' });

@@ -32,7 +32,11 @@ export function EventLog(props: { events: LabEvent[]; top?: LabEvent | null; wid
       width={width}
       height={height}
     >
-      {w.above > 0 ? <Text color="cyan" wrap="truncate">{moreAbove(w.above)}</Text> : null}
+      {w.above > 0 ? (
+        <Text color="cyan" wrap="truncate">
+          {moreAbove(w.above)} · {props.focused ? 'PgUp' : 'Tab, then PgUp'}
+        </Text>
+      ) : null}
       {visible.map((e, i) => (
         <Text key={w.start + i} wrap="truncate">
           <Text dimColor>{fmtT(e.t).padStart(7)} </Text>
@@ -41,7 +45,11 @@ export function EventLog(props: { events: LabEvent[]; top?: LabEvent | null; wid
           <Text color={e.kind === 'error' ? 'red' : e.kind === 'warning' ? 'yellow' : undefined}>{e.text.replace(/\s*\n\s*/g, ' ')}</Text>
         </Text>
       ))}
-      {w.below > 0 ? <Text color="cyan" wrap="truncate">{moreBelow(w.below)}</Text> : null}
+      {w.below > 0 ? (
+        <Text color="cyan" wrap="truncate">
+          {moreBelow(w.below)} · {props.focused ? 'PgDn, End: newest' : 'Tab, then End: newest'}
+        </Text>
+      ) : null}
     </Panel>
   );
 }

@@ -78,9 +78,11 @@ export function stepsView(steps: readonly StepView[], currentStep: number, view:
   const offset = view.offsetStep === step.index ? view.offset : 0;
   const window = scrollWindow(lines.length, bodyRows, offset);
   const body: StepsView['body'] = [];
-  if (window.above > 0) body.push({ text: moreAbove(window.above), kind: 'more' });
+  // The marker names its key when it fits: the key bar may have no room for it at 80 columns.
+  const withKey = (text: string, key: string) => (text.length + key.length + 3 <= width ? `${text} · ${key}` : text);
+  if (window.above > 0) body.push({ text: withKey(moreAbove(window.above), 'PgUp'), kind: 'more' });
   body.push(...lines.slice(window.start, window.end));
-  if (window.below > 0) body.push({ text: moreBelow(window.below), kind: 'more' });
+  if (window.below > 0) body.push({ text: withKey(moreBelow(window.below), 'PgDn'), kind: 'more' });
 
   return { title, list, nav: navLine(pos, steps.length, step.status, readable, width), body, viewed: step.index, window, readable, allDone };
 }

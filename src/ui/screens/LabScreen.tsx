@@ -2,7 +2,7 @@ import { Box, Text } from 'ink';
 import { useEffect, useMemo, useRef } from 'react';
 import type { LabSessionApi, RunSummary } from '../../types.js';
 import { EventLog, logWindow } from '../components/EventLog.js';
-import { HelpOverlay } from '../components/HelpOverlay.js';
+import { HelpOverlay, helpWindow } from '../components/HelpOverlay.js';
 import { KeyBar } from '../components/KeyBar.js';
 import { LatencyMenu } from '../components/LatencyMenu.js';
 import { LinkPanel } from '../components/LinkPanel.js';
@@ -65,6 +65,7 @@ export function LabScreen(props: LabScreenProps) {
 
   const layout = calculateLayout(columns, rows, { console: ui.mode === 'console' });
   const snap = state.snapshot;
+  const overlayHeight = layout.main.height + layout.bottom.height;
   function computeViews(): LabViews {
     return {
       steps: stepsView(state.steps, state.currentStep, ui.steps, layout.left.steps.width, layout.left.steps.height),
@@ -72,16 +73,16 @@ export function LabScreen(props: LabScreenProps) {
       currentStep: state.currentStep,
       log: { events: state.events, window: logWindow(state.events, ui.log.top, layout.bottom.height - 1) },
       console: consoleWindow(ui.console, layout.bottom.width, layout.bottom.height).window,
+      help: helpWindow(layout.main.width, overlayHeight, ui.helpOffset),
     };
   }
   views.current = computeViews();
-  const overlayHeight = layout.main.height + layout.bottom.height;
 
   let body;
   if (ui.mode === 'help' || ui.mode === 'latency' || ui.mode === 'confirm-quit') {
     body =
       ui.mode === 'help' ? (
-        <HelpOverlay width={layout.main.width} height={overlayHeight} />
+        <HelpOverlay width={layout.main.width} height={overlayHeight} offset={ui.helpOffset} />
       ) : ui.mode === 'latency' ? (
         <LatencyMenu preset={ui.latency.preset} direction={ui.latency.direction} link={snap?.link} width={layout.main.width} height={overlayHeight} />
       ) : (
@@ -147,6 +148,7 @@ export function LabScreen(props: LabScreenProps) {
           {ui.notice ? (
             <Text color={ui.notice.level === 'error' ? 'red' : 'cyan'}>
               {'  '}
+              {ui.notice.level === 'error' ? 'Error: ' : ''}
               {ui.notice.text}
             </Text>
           ) : null}

@@ -245,6 +245,9 @@ describe('LabScreen keys', () => {
   it('? opens help and Esc closes it; l opens the latency menu and Enter applies the preset', async () => {
     const m = await mount();
     await m.type('?');
+    await waitForText(m.lastFrame, 'cut the link both ways');
+    // The help scrolls to its end on a short terminal.
+    await m.type(KEYS.end);
     await waitForText(m.lastFrame, 'no key to skip one');
     await m.type(KEYS.escape);
     await waitForText(m.lastFrame, 'Events');

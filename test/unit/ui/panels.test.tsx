@@ -1,7 +1,7 @@
 import { render } from 'ink-testing-library';
 import { describe, expect, it } from 'vitest';
 import { EventLog, logWindow } from '../../../src/ui/components/EventLog.js';
-import { HelpOverlay } from '../../../src/ui/components/HelpOverlay.js';
+import { HelpOverlay, helpLines } from '../../../src/ui/components/HelpOverlay.js';
 import { KeyBar } from '../../../src/ui/components/KeyBar.js';
 import { LabPicker } from '../../../src/ui/components/LabPicker.js';
 import { LatencyMenu } from '../../../src/ui/components/LatencyMenu.js';
@@ -61,9 +61,9 @@ describe('StepsPanel', () => {
     expect(v.list.map((l) => l.number)).toEqual([1, 2, 3]);
     expect(v.nav).toBe('step 2 of 3 (current) — [ prev');
     expect(v.body).toHaveLength(12);
-    expect(v.body.at(-1)).toEqual({ text: `↓ more (${v.window.below} lines)`, kind: 'more' });
+    expect(v.body.at(-1)).toEqual({ text: `↓ more (${v.window.below} lines) · PgDn`, kind: 'more' });
     const last = stepsView(longSteps(), 1, { viewing: null, offset: 999, offsetStep: 1 }, 32, 17);
-    expect(last.body[0].text).toMatch(/^↑ \d+ more lines above$/);
+    expect(last.body[0].text).toMatch(/^↑ \d+ more lines above · PgUp$/);
     expect(last.body.map((l) => l.text).join(' ')).toContain('watch the counters freeze.');
     expect(last.body.at(-1)).toEqual({ text: 'Hint 2/2: Or use the l menu', kind: 'hint' });
     const out = frame(<StepsPanel steps={longSteps()} currentStep={1} view={{ viewing: null, offset: 999, offsetStep: 1 }} width={32} height={17} />);
@@ -216,7 +216,7 @@ describe('EventLog', () => {
     const out = frame(<EventLog events={events} width={60} height={5} />);
     const lines = out.split('\n');
     expect(lines).toHaveLength(5);
-    expect(lines[1]).toBe('↑ 27 more lines above');
+    expect(lines[1]).toBe('↑ 27 more lines above · Tab, then PgUp');
     expect(lines[2]).toContain('event 27 second line');
     expect(lines[4]).toMatch(/2\.9s state\s+src event 29/);
     expect(out).not.toContain('event 26');
@@ -288,14 +288,24 @@ describe('QmpConsole', () => {
 describe('KeyBar, HelpOverlay, LatencyMenu', () => {
   it('key bar shows the keys and keeps ? when narrow', () => {
     expect(frame(<KeyBar hints={keyHints('normal', fakeState())} width={100} />)).toBe(
-      'c cut  b blackhole  l latency/rate  p pause  h hint  s show me  : console  ? help  q quit',
+      'c cut  b blackhole  p pause  h hint  s show me  y copy hint  : console  ? help  q quit',
     );
     expect(frame(<KeyBar hints={keyHints('normal', fakeState())} width={8} />)).toBe('? help');
   });
   it('help lists every key', () => {
-    const out = frame(<HelpOverlay width={100} height={24} />);
-    for (const k of ['c ', 'b ', 'l ', 'u ', 'p ', 'h ', 's ', ': ', '? ', 'q ', 'Ctrl-C', 'Tab', 'Esc']) expect(out).toContain(k);
+    const out = frame(<HelpOverlay width={100} height={40} />);
+    for (const k of ['c ', 'b ', 'l ', 'u ', 'p ', 'h ', 's ', ': ', '? ', 'q ', 'y ', '[ ]', 'PgUp PgDn', 'Ctrl-C', 'Tab', 'S-Tab', '← →', 'Esc']) expect(out).toContain(k);
     expect(out).toContain('no key to skip one');
+  });
+  it('help wraps every description and scrolls on a short terminal', () => {
+    const lines = helpLines(80);
+    expect(lines.every((l) => (l.key ? 10 : 10) + l.text.length <= 80)).toBe(true);
+    const top = frame(<HelpOverlay width={80} height={21} />);
+    expect(top.split('\n')).toHaveLength(21);
+    expect(top).toMatch(/↓ more \(\d+ lines?\) · PgDn/);
+    const end = frame(<HelpOverlay width={80} height={21} offset={999} />);
+    expect(end).toContain('no key to skip one');
+    expect(end).toMatch(/↑ \d+ more lines above · PgUp/);
   });
   it('latency menu marks the chosen preset and direction', () => {
     const out = frame(<LatencyMenu preset={2} direction={1} link={fakeSnapshot().link} width={80} height={16} />);
