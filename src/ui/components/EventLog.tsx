@@ -1,7 +1,7 @@
 import { Text } from 'ink';
 import type { LabEvent } from '../../types.js';
 import { fit, fmtT } from '../format.js';
-import { moreAbove, moreBelow, scrollWindow, tailWindow, type ScrollWindow } from '../scroll.js';
+import { moreAbove, moreBelow, type ScrollWindow } from '../scroll.js';
 import { EVENT_COLOUR } from '../theme.js';
 import { Panel } from './Panel.js';
 
@@ -13,30 +13,37 @@ const SIDE: Record<string, string> = { source: 'src', destination: 'dst' };
  * event that fell out of the bounded list leaves the window at the oldest kept.
  */
 export function logWindow(events: readonly LabEvent[], top: LabEvent | null, rows: number): ScrollWindow {
-  if (top === null) return tailWindow(events.length, rows, 0);
-  return scrollWindow(events.length, rows, Math.max(0, events.indexOf(top)));
+  const n = events.length;
+  const r = Math.max(0, rows);
+  // Markers live in the title row: every row shows an event.
+  const maxStart = Math.max(0, n - r);
+  const start = top === null ? maxStart : Math.min(maxStart, Math.max(0, events.indexOf(top)));
+  const end = Math.min(n, start + r);
+  return { start, end, above: start, below: n - end, maxStart, page: Math.max(1, r - 1) };
 }
 
 /**
  * The event log, oldest at the top, one line each (truncated, never wrapped) so the log has a
- * fixed height; scrolled back, it says how many events lie below.
+ * fixed height; its title row says how many events lie above and below the window.
  */
 export function EventLog(props: { events: LabEvent[]; top?: LabEvent | null; width: number; height: number; focused?: boolean }) {
-  const { events, width, height } = props;
-  const w = logWindow(events, props.top ?? null, Math.max(0, height - 1));
+  const { events, width, height, focused } = props;
+  // The log is 3 rows at 80x24: its "more" markers go in the title row, not over events.
+  const rows = Math.max(0, height - 1);
+  const w = logWindow(events, props.top ?? null, rows);
   const visible = events.slice(w.start, w.end);
+  const marks = [
+    w.above > 0 ? `${moreAbove(w.above)}${focused ? ' · PgUp' : ''}` : '',
+    w.below > 0 ? `${moreBelow(w.below)}${focused ? ' · End: newest' : ''}` : '',
+    !focused && (w.above > 0 || w.below > 0) ? 'Tab scrolls' : focused ? '‹ ↑↓ PgUp PgDn scroll here' : '',
+  ].filter(Boolean);
   return (
     <Panel
       title="Events"
-      extra={props.focused ? <Text color="cyan" wrap="truncate">‹ ↑↓ PgUp PgDn scroll here</Text> : undefined}
+      extra={marks.length ? <Text color="cyan" wrap="truncate">{marks.join(' · ')}</Text> : undefined}
       width={width}
       height={height}
     >
-      {w.above > 0 ? (
-        <Text color="cyan" wrap="truncate">
-          {moreAbove(w.above)} · {props.focused ? 'PgUp' : 'Tab, then PgUp'}
-        </Text>
-      ) : null}
       {visible.map((e, i) => (
         <Text key={w.start + i} wrap="truncate">
           <Text dimColor>{fmtT(e.t).padStart(7)} </Text>
@@ -45,11 +52,6 @@ export function EventLog(props: { events: LabEvent[]; top?: LabEvent | null; wid
           <Text color={e.kind === 'error' ? 'red' : e.kind === 'warning' ? 'yellow' : undefined}>{e.text.replace(/\s*\n\s*/g, ' ')}</Text>
         </Text>
       ))}
-      {w.below > 0 ? (
-        <Text color="cyan" wrap="truncate">
-          {moreBelow(w.below)} · {props.focused ? 'PgDn, End: newest' : 'Tab, then End: newest'}
-        </Text>
-      ) : null}
     </Panel>
   );
 }

@@ -211,28 +211,28 @@ describe('Sparkline', () => {
 });
 
 describe('EventLog', () => {
-  it('keeps the last events that fit, one line each', () => {
+  it('keeps the last events that fit, one line each, and says in its title what lies above', () => {
     const events = Array.from({ length: 30 }, (_, i) => ({ t: i * 100, kind: 'state' as const, side: 'source' as const, text: `event ${i}\nsecond line` }));
-    const out = frame(<EventLog events={events} width={60} height={5} />);
+    const out = frame(<EventLog events={events} width={80} height={5} />);
     const lines = out.split('\n');
     expect(lines).toHaveLength(5);
-    expect(lines[1]).toBe('↑ 27 more lines above · Tab, then PgUp');
-    expect(lines[2]).toContain('event 27 second line');
+    expect(lines[0]).toMatch(/^Events ↑ 26 more lines above · Tab scrolls/);
+    expect(lines[1]).toContain('event 26 second line');
     expect(lines[4]).toMatch(/2\.9s state\s+src event 29/);
-    expect(out).not.toContain('event 26');
+    expect(out).not.toContain('event 25');
   });
 
   it('scrolled back, holds its place while events arrive and says how many are below', () => {
     const events = Array.from({ length: 30 }, (_, i) => ({ t: i * 100, kind: 'info' as const, text: `event ${i}` }));
-    expect(logWindow(events, events[2], 4)).toMatchObject({ start: 2, end: 4, above: 2, below: 26 });
+    expect(logWindow(events, events[2], 4)).toMatchObject({ start: 2, end: 6, above: 2, below: 24, maxStart: 26 });
     const more = [...events, { t: 9999, kind: 'info' as const, text: 'new' }];
-    expect(logWindow(more, events[2], 4)).toMatchObject({ start: 2, below: 27 });
+    expect(logWindow(more, events[2], 4)).toMatchObject({ start: 2, below: 25 });
+    expect(logWindow(events, null, 4)).toMatchObject({ start: 26, end: 30, below: 0 });
     // Fell out of the bounded list: the oldest kept.
     expect(logWindow(events.slice(5), events[2], 4).start).toBe(0);
-    const out = frame(<EventLog events={events} top={events[0]} focused width={60} height={5} />);
-    expect(out).toContain('scroll here');
-    expect(out).toContain('event 0');
-    expect(out).toContain('↓ more (27 lines)');
+    const out = frame(<EventLog events={events} top={events[0]} focused width={100} height={5} />);
+    expect(out).toContain('↓ more (26 lines) · End: newest · ‹ ↑↓ PgUp PgDn scroll here');
+    expect(out.split('\n')[1]).toContain('event 0');
   });
 });
 
