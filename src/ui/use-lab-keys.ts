@@ -220,6 +220,9 @@ export function useLabKeys(opts: LabKeysOptions): void {
           }
           if (input === 'h' && k.hint) {
             session.nextHint();
+            // The hint is the last thing in the step's text: bring it into view (render clamps).
+            dispatch({ type: 'steps-view', index: null });
+            dispatch({ type: 'steps-scroll', step: state.currentStep, offset: Number.MAX_SAFE_INTEGER });
             opts.onSessionChanged?.();
             return;
           }
