@@ -116,3 +116,63 @@ export function formatError(e: QmpError | Error): string {
   if (e instanceof QmpError) return `Error: ${e.message} (${e.errorClass})`;
   return `Error: ${e.message}`;
 }
+
+/** A command found in a lab's hint, ready for the console: the line, and the side the hint names. */
+export interface HintCommand {
+  line: string;
+  side?: 'source' | 'destination';
+}
+
+/**
+ * The first QMP command a hint gives, so one key can put it into the console: a full request
+ * (`{"exec-oob": "migrate-pause"}`) or a known command name with its JSON arguments
+ * (`migrate {"uri": "tcp:127.0.0.1:4445", "resume": true}`). The side is the one the hint names
+ * nearest before the command ("on the destination: …"), else the first named after it ("… on the
+ * source"). Null when the hint has no command (e.g. "Press b").
+ */
+export function hintCommand(hint: string, commands: readonly string[]): HintCommand | null {
+  const names = [...commands].sort((a, b) => b.length - a.length).map(escapeRegExp);
+  const re = new RegExp(`\\{\\s*"(?:execute|exec-oob)"|(?<![\\w-])(?:${names.join('|')})(?![\\w-])`, 'g');
+  for (const m of hint.matchAll(re)) {
+    const at = m.index ?? 0;
+    let line: string | null;
+    if (m[0].startsWith('{')) line = jsonObjectAt(hint, at);
+    else {
+      const rest = hint.slice(at + m[0].length);
+      const brace = /^\s*\{/.exec(rest);
+      const args = brace ? jsonObjectAt(rest, brace[0].length - 1) : null;
+      line = args ? `${m[0]} ${args}` : m[0];
+    }
+    if (!line) continue;
+    try {
+      parseConsoleLine(line);
+    } catch {
+      continue;
+    }
+    return { line, side: sideNamed(hint.slice(0, at), 'last') ?? sideNamed(hint.slice(at + line.length), 'first') };
+  }
+  return null;
+}
+
+/** The balanced {...} starting at `at` (strings respected), or null. */
+function jsonObjectAt(text: string, at: number): string | null {
+  let depth = 0;
+  let inString = false;
+  for (let i = at; i < text.length; i++) {
+    const ch = text[i];
+    if (inString) {
+      if (ch === '\\') i++;
+      else if (ch === '"') inString = false;
+    } else if (ch === '"') inString = true;
+    else if (ch === '{') depth++;
+    else if (ch === '}' && --depth === 0) return text.slice(at, i + 1);
+  }
+  return null;
+}
+
+function sideNamed(text: string, which: 'first' | 'last'): 'source' | 'destination' | undefined {
+  const found = [...text.matchAll(/(?<![\w-])(source|destination)(?![\w-])/gi)].map((m) => m[1].toLowerCase() as 'source' | 'destination');
+  return which === 'first' ? found[0] : found.at(-1);
+}
+
+const escapeRegExp = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');

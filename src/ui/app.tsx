@@ -122,7 +122,7 @@ type Screen =
   | { kind: 'picker' }
   | { kind: 'opening'; labId: string }
   | { kind: 'lab'; session: LabSessionApi }
-  | { kind: 'summary'; labId: string; title: string; summary: RunSummary }
+  | { kind: 'summary'; labId: string; title: string; summary: RunSummary; lesson?: string }
   | { kind: 'exiting' };
 
 const errorText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
@@ -203,7 +203,7 @@ export function App(props: AppProps) {
       }
       setNotice(note);
       void lifecycle.stopCurrent((err) => setNotice(`Stopping the lab failed: ${errorText(err)}`));
-      setScreen({ kind: 'summary', labId: session.labId, title: session.title, summary });
+      setScreen({ kind: 'summary', labId: session.labId, title: session.title, summary, lesson: session.summaryText });
     },
     [screen, lifecycle, progressPath],
   );
@@ -280,7 +280,9 @@ export function App(props: AppProps) {
       );
       break;
     case 'summary':
-      content = <Summary summary={screen.summary} title={screen.title} hasNext={!!nextLab} notice={notice} width={columns} />;
+      content = (
+        <Summary summary={screen.summary} title={screen.title} lesson={screen.lesson} hasNext={!!nextLab} notice={notice} width={columns} />
+      );
       break;
     case 'exiting':
       content = <Text>Stopping the lab and restoring the terminal…</Text>;

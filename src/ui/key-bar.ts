@@ -48,12 +48,16 @@ export function normalKeys(state: SessionState): NormalKeys {
 }
 
 export function keyHints(mode: Mode, state: SessionState): KeyHint[] {
+  const step = state.steps.find((s) => s.index === state.currentStep);
   switch (mode) {
     case 'console':
       return [
         { key: 'Enter', label: 'send', priority: 9 },
-        { key: 'Tab', label: 'complete/target', priority: 8 },
+        { key: 'Tab', label: 'complete', priority: 7 },
+        { key: 'S-Tab', label: 'other side', priority: 8 },
         { key: '↑↓', label: 'history', priority: 6 },
+        { key: '←→', label: 'edit', priority: 3 },
+        { key: 'PgUp/Dn', label: 'scroll', priority: 5 },
         { key: 'Ctrl-U', label: 'clear', priority: 2 },
         { key: 'Esc', label: 'close', priority: 9 },
         { key: '?', label: 'help', priority: Infinity },
@@ -61,6 +65,7 @@ export function keyHints(mode: Mode, state: SessionState): KeyHint[] {
     case 'help':
       return [
         { key: 'Esc', label: 'close', priority: 9 },
+        { key: 'PgUp/Dn ↑↓', label: 'scroll', priority: 5 },
         { key: '?', label: 'close help', priority: Infinity },
       ];
     case 'link':
@@ -87,6 +92,11 @@ export function keyHints(mode: Mode, state: SessionState): KeyHint[] {
       if (k.pause) hints.push({ key: 'p', label: 'pause', priority: 4 });
       if (k.hint) hints.push({ key: 'h', label: 'hint', priority: 8 });
       if (k.showMe) hints.push({ key: 's', label: 'show me', priority: 6 });
+      // Reading: the other steps, scrolling, a hint's command into the console.
+      hints.push({ key: '[]', label: 'steps', priority: 2 });
+      hints.push({ key: 'PgUp/Dn', label: 'scroll', priority: 2 });
+      hints.push({ key: 'Tab', label: 'steps/events', priority: 1 });
+      if (step && step.hintsShown > 0) hints.push({ key: 'y', label: 'copy hint', priority: 4 });
       hints.push({ key: ':', label: 'console', priority: 9 });
       hints.push({ key: '?', label: 'help', priority: Infinity });
       hints.push({ key: 'q', label: 'quit', priority: 10 });

@@ -1,9 +1,10 @@
 /**
- * The lab screen's own UI state (which overlay is open, the QMP console's line and history,
- * the link menu's cursor and direction) as a pure reducer: testable without a terminal. Migration state is
- * not here; it lives in the session.
+ * The lab screen's own UI state (which overlay is open, the QMP console's line, cursor and
+ * history, which step is being read and how far each panel is scrolled, the link menu's cursor
+ * and direction) as a pure reducer: testable without a terminal. Migration state is not here;
+ * it lives in the session.
  */
-import type { Direction, LinkFault, Side } from '../types.js';
+import type { Direction, LabEvent, LinkFault, Side } from '../types.js';
 import { describeFaultKind, FAULT_DIRECTIONS } from '../link/fault-model.js';
 import { complete } from './qmp-commands.js';
 
@@ -22,7 +23,10 @@ export interface ConsoleEntry {
 export interface ConsoleState {
   side: Side;
   input: string;
-  history: string[];
+  /** Where the next typed character goes, 0..input.length. */
+  cursor: number;
+  /** Each side its own: a line typed to the source is rarely right for the destination. */
+  history: Record<Side, string[]>;
   /** Position while browsing history with up/down; null when editing a fresh line. */
   historyIndex: number | null;
   /** The line being typed before browsing history, restored on the way back down. */
@@ -31,6 +35,20 @@ export interface ConsoleState {
   completions: string[];
   /** Lines sent and their replies, most recent last (bounded). */
   output: ConsoleEntry[];
+  /** First reply-pane row shown; null follows the newest reply. */
+  scroll: number | null;
+}
+
+/** Which panel the scroll keys move while the console is closed. */
+export type Focus = 'steps' | 'log';
+
+/** The steps panel: which step is being read, and how far its text is scrolled. */
+export interface StepsViewState {
+  /** The step (StepView.index) being read; null follows the current step. */
+  viewing: number | null;
+  /** First text row shown, for the step `offsetStep` (another step starts at its top). */
+  offset: number;
+  offsetStep: number | null;
 }
 
 /** A fault without its direction: the link menu adds the direction chosen separately. */
@@ -78,6 +96,12 @@ export interface LabUiState {
   link: { item: number; direction: number };
   /** A short message in the header (an action's error, a confirmation), with when it was set. */
   notice: { text: string; level: 'info' | 'error'; at: number } | null;
+  focus: Focus;
+  steps: StepsViewState;
+  /** The event log's first shown event; null follows the newest. By identity: the log is bounded. */
+  log: { top: LabEvent | null };
+  /** First row of the help shown (it scrolls on a short terminal). */
+  helpOffset: number;
 }
 
 export const CONSOLE_OUTPUT_LIMIT = 50;
@@ -87,9 +111,23 @@ export function initialLabUiState(): LabUiState {
   return {
     mode: 'normal',
     beforeHelp: 'normal',
-    console: { side: 'destination', input: '', history: [], historyIndex: null, draft: '', completions: [], output: [] },
+    console: {
+      side: 'destination',
+      input: '',
+      cursor: 0,
+      history: { source: [], destination: [] },
+      historyIndex: null,
+      draft: '',
+      completions: [],
+      output: [],
+      scroll: null,
+    },
     link: { item: 0, direction: 0 },
     notice: null,
+    focus: 'steps',
+    steps: { viewing: null, offset: 0, offsetStep: null },
+    log: { top: null },
+    helpOffset: 0,
   };
 }
 
@@ -100,10 +138,23 @@ export type LabUiAction =
   | { type: 'clear-notice' }
   | { type: 'console-type'; text: string }
   | { type: 'console-backspace' }
+  /** Delete the character under the cursor (the Delete key of a PC keyboard). */
+  | { type: 'console-delete-forward' }
+  | { type: 'console-cursor'; to: 'left' | 'right' | 'home' | 'end' }
   | { type: 'console-clear-line' }
   | { type: 'console-tab' }
   | { type: 'console-toggle-side' }
   | { type: 'console-history'; delta: -1 | 1 }
+  /** Put a line into the input (a hint's command), aimed at `side` when the hint names one. */
+  | { type: 'console-fill'; line: string; side?: Side }
+  /** Scroll the reply pane to `row` (null: follow the newest). */
+  | { type: 'console-scroll'; row: number | null }
+  | { type: 'focus'; focus: Focus }
+  /** Read step `index` (null: the current step); its text starts at the top. */
+  | { type: 'steps-view'; index: number | null }
+  | { type: 'steps-scroll'; step: number; offset: number }
+  | { type: 'log-scroll'; top: LabEvent | null }
+  | { type: 'help-scroll'; offset: number }
   /** The line was handed to the session; the reply follows as console-reply. */
   | { type: 'console-submit'; id: number }
   | { type: 'console-reply'; id: number; ok: boolean; text: string }
@@ -113,52 +164,69 @@ export type LabUiAction =
 const otherSide = (s: Side): Side => (s === 'source' ? 'destination' : 'source');
 const wrap = (n: number, len: number): number => ((n % len) + len) % len;
 
+/** The input replaced by `input`, the cursor at its end: what history, completion and fill do. */
+const withInput = (c: ConsoleState, input: string): ConsoleState => ({ ...c, input, cursor: input.length });
+
 function reduceConsole(c: ConsoleState, action: LabUiAction): ConsoleState {
+  const at = Math.min(c.cursor, c.input.length);
   switch (action.type) {
-    case 'console-type':
+    case 'console-type': {
       // Pasted text may carry newlines; a console line is one line.
-      return { ...c, input: c.input + action.text.replace(/[\r\n]+/g, ' '), historyIndex: null, completions: [] };
+      const text = action.text.replace(/[\r\n]+/g, ' ');
+      return { ...c, input: c.input.slice(0, at) + text + c.input.slice(at), cursor: at + text.length, historyIndex: null, completions: [] };
+    }
     case 'console-backspace':
-      return { ...c, input: c.input.slice(0, -1), historyIndex: null, completions: [] };
+      if (at === 0) return c;
+      return { ...c, input: c.input.slice(0, at - 1) + c.input.slice(at), cursor: at - 1, historyIndex: null, completions: [] };
+    case 'console-delete-forward':
+      if (at >= c.input.length) return c;
+      return { ...c, input: c.input.slice(0, at) + c.input.slice(at + 1), cursor: at, historyIndex: null, completions: [] };
+    case 'console-cursor': {
+      const to = { left: Math.max(0, at - 1), right: Math.min(c.input.length, at + 1), home: 0, end: c.input.length }[action.to];
+      return { ...c, cursor: to };
+    }
     case 'console-clear-line':
-      return { ...c, input: '', historyIndex: null, completions: [] };
+      return { ...withInput(c, ''), historyIndex: null, completions: [] };
     case 'console-toggle-side':
-      return { ...c, side: otherSide(c.side) };
+      // History belongs to a side: browsing starts afresh on the other one.
+      return { ...c, side: otherSide(c.side), historyIndex: null, draft: '', completions: [] };
     case 'console-tab': {
-      // While typing a command name Tab completes it; otherwise Tab switches the target.
+      // Tab only completes a command name: switching the target is Shift-Tab, so a stray Tab
+      // never sends a command to the other VM.
       const name = c.input.trimStart();
-      if (name.length > 0 && !/\s/.test(name)) {
-        const { matches, common } = complete(name);
-        const extendable = matches.some((m) => m !== name);
-        if (extendable) {
-          if (common.length > name.length) {
-            const input = matches.length === 1 ? common + ' ' : common;
-            return { ...c, input, completions: matches.length === 1 ? [] : matches };
-          }
-          return { ...c, completions: matches };
-        }
-        if (matches.length === 0) return { ...c, completions: [] };
+      if (name.length === 0 || /\s/.test(name)) return { ...c, completions: [] };
+      const { matches, common } = complete(name);
+      if (!matches.some((m) => m !== name)) return { ...c, completions: [] };
+      if (common.length > name.length) {
+        return { ...withInput(c, matches.length === 1 ? common + ' ' : common), completions: matches.length === 1 ? [] : matches };
       }
-      return { ...c, side: otherSide(c.side), completions: [] };
+      return { ...c, completions: matches };
     }
     case 'console-history': {
-      if (c.history.length === 0) return c;
+      const history = c.history[c.side];
+      if (history.length === 0) return c;
       if (action.delta === -1) {
-        const index = c.historyIndex === null ? c.history.length - 1 : Math.max(0, c.historyIndex - 1);
+        const index = c.historyIndex === null ? history.length - 1 : Math.max(0, c.historyIndex - 1);
         const draft = c.historyIndex === null ? c.input : c.draft;
-        return { ...c, historyIndex: index, input: c.history[index], draft, completions: [] };
+        return { ...withInput(c, history[index]), historyIndex: index, draft, completions: [] };
       }
       if (c.historyIndex === null) return c;
-      if (c.historyIndex >= c.history.length - 1) return { ...c, historyIndex: null, input: c.draft, completions: [] };
+      if (c.historyIndex >= history.length - 1) return { ...withInput(c, c.draft), historyIndex: null, completions: [] };
       const index = c.historyIndex + 1;
-      return { ...c, historyIndex: index, input: c.history[index], completions: [] };
+      return { ...withInput(c, history[index]), historyIndex: index, completions: [] };
     }
+    case 'console-fill':
+      return { ...withInput(c, action.line), side: action.side ?? c.side, historyIndex: null, draft: '', completions: [] };
+    case 'console-scroll':
+      return { ...c, scroll: action.row === null ? null : Math.max(0, action.row) };
     case 'console-submit': {
       const line = c.input.trim();
       if (!line) return c;
-      const history = c.history[c.history.length - 1] === line ? c.history : [...c.history, line].slice(-HISTORY_LIMIT);
+      const own = c.history[c.side];
+      const history = { ...c.history, [c.side]: own[own.length - 1] === line ? own : [...own, line].slice(-HISTORY_LIMIT) };
       const output = [...c.output, { id: action.id, side: c.side, line }].slice(-CONSOLE_OUTPUT_LIMIT);
-      return { ...c, input: '', history, historyIndex: null, draft: '', completions: [], output };
+      // A new command scrolls the pane back to the newest, where its reply will appear.
+      return { ...withInput(c, ''), history, historyIndex: null, draft: '', completions: [], output, scroll: null };
     }
     case 'console-reply': {
       const output = c.output.map((e) => (e.id === action.id ? { ...e, ok: action.ok, text: action.text } : e));
@@ -184,6 +252,16 @@ export function labUiReducer(state: LabUiState, action: LabUiAction): LabUiState
       return { ...state, notice: { text: action.text, level: action.level ?? 'info', at: action.at ?? Date.now() } };
     case 'clear-notice':
       return { ...state, notice: null };
+    case 'focus':
+      return { ...state, focus: action.focus };
+    case 'steps-view':
+      return { ...state, steps: { viewing: action.index, offset: 0, offsetStep: action.index } };
+    case 'steps-scroll':
+      return { ...state, steps: { ...state.steps, offset: Math.max(0, action.offset), offsetStep: action.step } };
+    case 'log-scroll':
+      return { ...state, log: { top: action.top } };
+    case 'help-scroll':
+      return { ...state, helpOffset: Math.max(0, action.offset) };
     case 'link-move':
       return { ...state, link: { ...state.link, item: wrap(state.link.item + action.delta, LINK_MENU_ITEMS.length) } };
     case 'link-direction':

@@ -5,6 +5,10 @@
  * The screen, top to bottom: a header line, the main area (steps on the left; counters, link
  * and page map on the right), the bottom area (event log, or the QMP console when open) and
  * the key bar. Heights are fixed per size so nothing jumps while counters change.
+ *
+ * The QMP console needs room for a reply (query-migrate is some 30 lines), so while it is open
+ * the bottom area grows to about half the screen; the right column then keeps the counters and
+ * drops the link panel and page map when they no longer fit, rather than squeezing them.
  */
 
 /** The smallest terminal the lab screen supports. */
@@ -44,6 +48,7 @@ export interface Layout {
   header: Rect;
   main: Rect;
   left: { width: number; steps: Rect; sparkline: Rect | null };
+  /** A panel with height 0 is not shown (only while the console is open on a short terminal). */
   right: { width: number; counters: Rect; link: Rect; pageMap: Rect };
   /** The event log, or the QMP console over the same rectangle when it is open. */
   bottom: Rect;
@@ -53,7 +58,7 @@ export interface Layout {
 const clamp = (n: number, lo: number, hi: number): number => Math.max(lo, Math.min(hi, n));
 
 /** Decide which panels go where for a terminal of `columns` x `rows` cells. */
-export function calculateLayout(columns: number, rows: number): Layout {
+export function calculateLayout(columns: number, rows: number, opts: { console?: boolean } = {}): Layout {
   const cols = Math.max(0, Math.floor(columns || 0));
   const rws = Math.max(0, Math.floor(rows || 0));
   const tooSmall = cols < MIN_COLUMNS || rws < MIN_ROWS;
@@ -65,11 +70,16 @@ export function calculateLayout(columns: number, rows: number): Layout {
   const inner = height - 2; // header and key bar
 
   const mainMin = COUNTERS_HEIGHT + LINK_HEIGHT + PAGE_MAP_MIN_HEIGHT;
-  const bottomHeight = Math.max(
+  const logHeight = Math.max(
     BOTTOM_MIN_HEIGHT,
     Math.min(clamp(Math.floor(inner * 0.3), BOTTOM_MIN_HEIGHT, BOTTOM_MAX_HEIGHT), inner - mainMin),
   );
+  const bottomHeight = opts.console ? Math.max(logHeight, Math.min(Math.floor(inner / 2), inner - COUNTERS_HEIGHT)) : logHeight;
   const mainHeight = inner - bottomHeight;
+  const countersHeight = Math.min(COUNTERS_HEIGHT, mainHeight);
+  const linkHeight = mainHeight - countersHeight >= LINK_HEIGHT ? LINK_HEIGHT : 0;
+  const pageMapRoom = mainHeight - countersHeight - linkHeight;
+  const pageMapHeight = pageMapRoom >= PAGE_MAP_MIN_HEIGHT ? pageMapRoom : 0;
 
   const leftWidth =
     mode === 'wide' ? clamp(Math.floor(c * 0.4), 40, 64) : clamp(Math.floor(c * 0.4), 32, 38);
@@ -94,9 +104,9 @@ export function calculateLayout(columns: number, rows: number): Layout {
     },
     right: {
       width: rightWidth,
-      counters: { width: rightWidth, height: COUNTERS_HEIGHT },
-      link: { width: rightWidth, height: LINK_HEIGHT },
-      pageMap: { width: rightWidth, height: mainHeight - COUNTERS_HEIGHT - LINK_HEIGHT },
+      counters: { width: rightWidth, height: countersHeight },
+      link: { width: rightWidth, height: linkHeight },
+      pageMap: { width: rightWidth, height: pageMapHeight },
     },
     bottom: { width: c, height: bottomHeight },
     keyBar: { width: c, height: 1 },

@@ -3,14 +3,59 @@
  * shows (see key-bar.ts); the session is called directly and failures become a notice.
  */
 import { useKeys } from './use-keys.js';
+import type { Key } from 'ink';
 import { useRef } from 'react';
-import type { LabSessionApi, MigrationStatus, SessionState, Side, Snapshot } from '../types.js';
+import { hintCommand } from '../qmp/console.js';
+import type { LabEvent, LabSessionApi, MigrationStatus, SessionState, Side, Snapshot, StepView } from '../types.js';
 import { isPostcopy, isRecovering } from '../sim/states.js';
+import type { StepsView } from './components/StepsPanel.js';
 import { normalKeys } from './key-bar.js';
 import { describeFault } from '../link/fault-model.js';
 import type { LinkFault } from '../types.js';
 import { selectedLinkFault, type LabUiAction, type LabUiState } from './lab-state.js';
+import { QMP_COMMANDS } from './qmp-commands.js';
+import type { ScrollWindow } from './scroll.js';
 import type { Store } from './store.js';
+
+/** What the lab screen shows now, as the scroll and step keys need it (from its last render). */
+export interface LabViews {
+  steps: StepsView;
+  /** Step views in order, to move between them. */
+  stepList: readonly StepView[];
+  currentStep: number;
+  log: { events: readonly LabEvent[]; window: ScrollWindow };
+  console: ScrollWindow;
+  help: ScrollWindow;
+}
+
+/** How far a scroll key moves a window, or null when the key is not a scroll key. */
+export function scrollTarget(input: string, key: Key, w: ScrollWindow): number | null {
+  if (key.pageDown) return Math.min(w.maxStart, w.start + w.page);
+  if (key.pageUp) return Math.max(0, w.start - w.page);
+  if (key.downArrow || input === 'j') return Math.min(w.maxStart, w.start + 1);
+  if (key.upArrow || input === 'k') return Math.max(0, w.start - 1);
+  if (key.home) return 0;
+  if (key.end) return w.maxStart;
+  return null;
+}
+
+/** The step `[` (-1) or `]` (+1) moves to: null is the current step, undefined is no move. */
+export function stepToView(v: LabViews, delta: -1 | 1): number | null | undefined {
+  const pos = v.steps.viewed === null ? -1 : v.stepList.findIndex((s) => s.index === v.steps.viewed);
+  const to = pos + delta;
+  if (pos < 0 || to < 0 || to >= v.steps.readable) return undefined;
+  return v.stepList[to].index === v.currentStep ? null : v.stepList[to].index;
+}
+
+/** The QMP command of the newest hint shown for `step` that has one. */
+export function shownHintCommand(step: StepView | undefined): ReturnType<typeof hintCommand> {
+  if (!step) return null;
+  for (let i = step.hintsShown - 1; i >= 0; i--) {
+    const c = hintCommand(step.hints[i], QMP_COMMANDS);
+    if (c) return c;
+  }
+  return null;
+}
 
 /** A side whose migration state means quitting loses the guest. */
 export interface SideAtRisk {
@@ -38,6 +83,8 @@ export interface LabKeysOptions {
   isActive: boolean;
   /** Called after a key changed the session's state synchronously (a hint): show it now. */
   onSessionChanged?: () => void;
+  /** What the screen shows now; the scroll keys move from there. */
+  views: () => LabViews;
 }
 
 function errorText(err: unknown): string {
@@ -75,6 +122,42 @@ export function useLabKeys(opts: LabKeysOptions): void {
     );
   };
 
+  /** Reading keys: which step, which panel, how far. True when the key was one of them. */
+  const navigate = (input: string, key: Key, ui: LabUiState): boolean => {
+    const v = opts.views();
+    if (input === '[' || input === ']') {
+      const to = stepToView(v, input === '[' ? -1 : 1);
+      if (to !== undefined) dispatch({ type: 'steps-view', index: to });
+      return true;
+    }
+    if (key.tab) {
+      dispatch({ type: 'focus', focus: ui.focus === 'steps' ? 'log' : 'steps' });
+      return true;
+    }
+    if (input === 'y') {
+      const step = v.stepList.find((s) => s.index === (v.steps.viewed ?? v.currentStep));
+      const cmd = shownHintCommand(step);
+      if (!cmd) {
+        dispatch({ type: 'notice', level: 'error', text: step?.hintsShown ? 'the hints shown give no QMP command to copy' : 'no hint shown yet: h shows one, y then copies its command' });
+        return true;
+      }
+      dispatch({ type: 'console-fill', line: cmd.line, side: cmd.side });
+      dispatch({ type: 'mode', mode: 'console' });
+      return true;
+    }
+    if (ui.focus === 'log') {
+      const { events, window: w } = v.log;
+      const to = scrollTarget(input, key, w);
+      if (to === null) return false;
+      dispatch({ type: 'log-scroll', top: to >= w.maxStart ? null : (events[to] ?? null) });
+      return true;
+    }
+    const to = v.steps.viewed === null ? null : scrollTarget(input, key, v.steps.window);
+    if (to === null || v.steps.viewed === null) return false;
+    dispatch({ type: 'steps-scroll', step: v.steps.viewed, offset: to });
+    return true;
+  };
+
   useKeys(
     (input, key) => {
       const ui = store.getState();
@@ -86,15 +169,29 @@ export function useLabKeys(opts: LabKeysOptions): void {
           if (key.tab) return dispatch({ type: 'console-tab' });
           if (key.upArrow) return dispatch({ type: 'console-history', delta: -1 });
           if (key.downArrow) return dispatch({ type: 'console-history', delta: 1 });
+          if (key.pageUp || key.pageDown) {
+            const w = opts.views().console;
+            const row = key.pageUp ? Math.max(0, w.start - w.page) : w.start + w.page;
+            return dispatch({ type: 'console-scroll', row: row >= w.maxStart ? null : row });
+          }
+          if (key.leftArrow) return dispatch({ type: 'console-cursor', to: 'left' });
+          if (key.rightArrow) return dispatch({ type: 'console-cursor', to: 'right' });
+          if (key.home || (key.ctrl && input === 'a')) return dispatch({ type: 'console-cursor', to: 'home' });
+          if (key.end || (key.ctrl && input === 'e')) return dispatch({ type: 'console-cursor', to: 'end' });
+          // Terminals send DEL (0x7f) for Backspace, which Ink names `delete`: both erase backwards.
           if (key.backspace || key.delete) return dispatch({ type: 'console-backspace' });
+          if (key.ctrl && input === 'd') return dispatch({ type: 'console-delete-forward' });
           if (key.ctrl && input === 'u') return dispatch({ type: 'console-clear-line' });
           if (input === '?' && ui.console.input === '') return dispatch({ type: 'mode', mode: 'help' });
           if (key.ctrl || key.meta || !input) return;
           return dispatch({ type: 'console-type', text: input });
         }
-        case 'help':
-          if (key.escape || input === '?' || input === 'q') dispatch({ type: 'close-help' });
+        case 'help': {
+          if (key.escape || input === '?' || input === 'q') return dispatch({ type: 'close-help' });
+          const to = scrollTarget(input, key, opts.views().help);
+          if (to !== null) dispatch({ type: 'help-scroll', offset: to });
           return;
+        }
         case 'link':
           if (key.escape || input === 'l') return dispatch({ type: 'mode', mode: 'normal' });
           if (input === '?') return dispatch({ type: 'mode', mode: 'help' });
@@ -123,6 +220,7 @@ export function useLabKeys(opts: LabKeysOptions): void {
           }
           if (input === '?') return dispatch({ type: 'mode', mode: 'help' });
           if (input === ':') return dispatch({ type: 'mode', mode: 'console' });
+          if (navigate(input, key, ui)) return;
           if (input === 'c' && k.cut) return applyFault({ kind: 'cut' });
           if (input === 'b' && k.blackhole) return applyFault({ kind: 'blackhole' });
           if (input === 'u' && k.restore) return run('restore link', () => session.restoreLink(), 'link restored');
@@ -140,6 +238,9 @@ export function useLabKeys(opts: LabKeysOptions): void {
           }
           if (input === 'h' && k.hint) {
             session.nextHint();
+            // The hint is the last thing in the step's text: bring it into view (render clamps).
+            dispatch({ type: 'steps-view', index: null });
+            dispatch({ type: 'steps-scroll', step: state.currentStep, offset: Number.MAX_SAFE_INTEGER });
             opts.onSessionChanged?.();
             return;
           }

@@ -48,13 +48,15 @@ async function consoleSend(t: Term, side: 'source' | 'destination', line: string
   t.type(line);
   await t.waitUntil((s) => prompt(s.split('\n')).includes(line.slice(-25)), 'the typed line on the prompt');
   t.press('Enter');
-  // The prompt empties; the line moves above it, and its reply replaces the '…' under it.
+  // The prompt empties; the line moves above it, and its reply (each line tagged with the side)
+  // replaces the '…' under it. A reply taller than the pane shows its end, the line scrolled off.
   return t.waitUntil((s) => {
     const ls = s.split('\n');
     const p = ls.findIndex((l) => l.startsWith('Enter send')) - 1;
     if (p < 0 || ls[p].trim() !== `${side}>`) return false;
-    const i = ls.findLastIndex((l, j) => j < p && l.startsWith(`${side}> ${line.slice(0, 20)}`));
-    return i >= 0 && i + 1 < p && ls[i + 1] !== '…';
+    const last = ls.slice(0, p).findLast((l) => l.trim() !== '') ?? '';
+    if (!last.startsWith(`${side} › `) || last === `${side} › …`) return false;
+    return ls.some((l, j) => j < p && l.startsWith(`${side}> ${line.slice(0, 20)}`)) || ls.some((l) => /^↑ \d+ more lines? above/.test(l));
   }, `the reply to ${line}`);
 }
 
@@ -65,6 +67,39 @@ function uriAfter(screen: string, marker: string): string {
   const m = /tcp:[\d.]+:\d+/.exec(line);
   if (!m) throw new Error(`no tcp: address on the line with '${marker}': '${line}'\nscreen:\n${screen}`);
   return m[0];
+}
+
+const PG_UP = '\u001b[5~';
+const PG_DN = '\u001b[6~';
+const HOME = '\u001b[H';
+
+/** The steps panel's rows at 80x24: the left 32 columns, from the title to above the bottom panel. */
+function stepsRows(screen: string): string[] {
+  const ls = screen.split('\n');
+  const bottom = ls.findIndex((l) => /^(Events|QMP console)/.test(l));
+  return ls.slice(1, bottom < 0 ? undefined : bottom).map((l) => l.slice(0, 32).trimEnd());
+}
+
+/** The text rows of the step being read: below its "step N of M" line, markers left out. */
+function stepText(screen: string): string[] {
+  const rows = stepsRows(screen);
+  return rows.slice(rows.findIndex((l) => /^step \d+ of \d+/.test(l)) + 1).filter((l) => !/^[↑↓] /.test(l));
+}
+
+/** Pages through the step being read with PgDn from its top; returns every row it showed. */
+async function readWholeStep(t: Term): Promise<string> {
+  t.type(HOME);
+  await t.waitUntil((x) => !stepsRows(x).some((l) => l.startsWith('↑ ')), 'the step text at its top');
+  const seen: string[] = [];
+  for (let i = 0; i < 20; i++) {
+    const s = t.screen();
+    seen.push(...stepText(s));
+    const below = stepsRows(s).find((l) => l.startsWith('↓ more'));
+    if (!below) break;
+    t.type(PG_DN);
+    await t.waitUntil((x) => stepsRows(x).find((l) => l.startsWith('↓ more')) !== below, 'PgDn to scroll the step text');
+  }
+  return seen.join(' ').replace(/\s+/g, ' ');
 }
 
 beforeAll(async () => {
@@ -140,8 +175,8 @@ describe('the lab TUI in a real terminal', () => {
     t.type(':');
     s = await consoleSend(t, 'destination', `migrate-recover {"uri": "${recoverListen}"}`);
     expect(s).not.toMatch(/GenericError|CommandNotFound/);
-    // Tab on an empty line switches the target.
-    t.press('Tab');
+    // Shift-Tab switches the target.
+    t.press('Shift-Tab');
     s = await consoleSend(t, 'source', `migrate {"uri": "${recoverConnect}", "resume": true}`);
     expect(s).not.toMatch(/GenericError|CommandNotFound/);
     s = await t.waitFor('Steps 7/7', 30_000);
@@ -154,11 +189,93 @@ describe('the lab TUI in a real terminal', () => {
     expect(s).toMatch(/pages re-sent\s+\d+/);
     expect(s).toMatch(/recoveries\s+1/);
     expect(s).toMatch(/all pages verified\s+yes/);
+    // The lab's closing lesson: its summary-text.
+    expect(s).toContain('You cut the network in the one phase where it matters and lost nothing.');
 
     t.type('q');
     expect(await t.exit).toBe(0);
     await eventually(() => children(t).length === 0, 'no VM or relay process of this run to remain');
   });
+
+  it('at 80x24 every word can be read: step text, a done step, the event log, a long console reply, the closing lesson', async () => {
+    const t = startApp(['lab', 'blackhole'], { cols: 80, rows: 24 });
+    await t.waitFor('Steps 1/5', 30_000);
+    await t.waitFor(/step 1\/5: Start a postcopy migration/, 30_000);
+
+    // Step 2 with "show me"; its text (longer than the panel) read to its last word with PgDn.
+    await t.waitFor(/s show me/);
+    t.type('s');
+    let s = await t.waitFor('Steps 2/5', 60_000);
+    expect(stepsRows(s).some((l) => /^↓ more \(\d+ lines\)/.test(l))).toBe(true);
+    const text = await readWholeStep(t);
+    expect(text).toContain('A blackhole drops every byte in both directions');
+    expect(text).toContain("Watch the destination's counters freeze");
+    expect(text).toContain('Either way, nothing on either side reports an error.');
+
+    // The done step 1 can be read again with [, and ] comes back.
+    t.type('[');
+    s = await t.waitFor('step 1 of 5 (done) — ] next');
+    expect(stepText(s).join(' ')).toContain('An ordinary start');
+    t.type(']');
+    await t.waitFor('step 2 of 5 (current)');
+
+    // The event log scrolls back to the line with the addresses (gone from view by now).
+    await t.waitUntil((x) => !/destination listens on/.test(x), 'the addresses line to scroll out of the 3-row log');
+    t.press('Tab');
+    await t.waitFor('scroll here');
+    const logTitle = (x: string) => x.split('\n').find((l) => l.startsWith('Events')) ?? '';
+    t.type(HOME);
+    await t.waitUntil((x) => !logTitle(x).includes('above'), 'Home to show the first events');
+    for (let i = 0; i < 10 && !/destination listens on/.test(t.screen()); i++) {
+      const before = logTitle(t.screen());
+      t.press('Down');
+      await t.waitUntil((x) => logTitle(x) !== before, 'Down to scroll the event log');
+    }
+    s = await t.waitFor(/link 'relay' up; destination listens on [\d.]+:\d+/);
+    expect(s).toMatch(/↓ more \(\d+ lines\)/);
+    t.press('Tab');
+
+    // A long reply (the source's query-migrate) scrolled to its first line and back to its end.
+    t.type(':');
+    await t.waitFor('QMP console to destination');
+    t.press('Shift-Tab');
+    s = await consoleSend(t, 'source', 'query-migrate');
+    expect(s).toMatch(/^source › }$/m);
+    expect(s).toMatch(/↑ \d+ more lines above/);
+    for (let i = 0; i < 10 && !/^source › \{$/m.test(t.screen()); i++) {
+      const before = t.screen();
+      t.type(PG_UP);
+      await t.waitUntil((x) => x !== before, 'PgUp to scroll the reply');
+    }
+    s = t.screen();
+    expect(s).toMatch(/^source> query-migrate$/m);
+    expect(s).toMatch(/^source › \{$/m);
+    expect(s).toMatch(/^source › {3}"status": "postcopy-active",$/m);
+    for (let i = 0; i < 10 && /↓ more/.test(t.screen()); i++) {
+      const before = t.screen();
+      t.type(PG_DN);
+      await t.waitUntil((x) => x !== before, 'PgDn to scroll the reply');
+    }
+    expect(t.screen()).toMatch(/^source › }$/m);
+    t.press('Esc');
+
+    // Finish the lab the quick way and read its closing lesson.
+    await t.waitFor(/b blackhole/);
+    t.type('b');
+    await t.waitFor('Steps 3/5', 30_000);
+    for (const step of ['Steps 4/5', 'Steps 5/5']) {
+      await t.waitFor(/s show me/);
+      t.type('s');
+      await t.waitFor(step, 60_000);
+    }
+    s = await t.waitFor('Lab complete', 120_000);
+    expect(s).toContain('A blackhole is the failure that postcopy recovery cannot see by itself.');
+    expect(s).toContain('recovery is the same as after a cut.');
+    t.type('q');
+    expect(await t.exit).toBe(0);
+    await eventually(() => children(t).length === 0, 'no VM or relay process of this run to remain');
+    // A whole lab run by a person: the bound is for hangs on a loaded machine, not for speed.
+  }, 240_000);
 
   it('says the terminal is too small below 80x24 and comes back on a resize', async () => {
     const t = startApp(['lab', 'link-cut-recovery']);

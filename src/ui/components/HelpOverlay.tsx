@@ -1,4 +1,6 @@
-import { Box, Text } from 'ink';
+import { Text } from 'ink';
+import { wrapWords } from '../format.js';
+import { moreAbove, moreBelow, scrollWindow } from '../scroll.js';
 import { Panel } from './Panel.js';
 
 export const HELP_KEYS: [string, string][] = [
@@ -10,48 +12,71 @@ export const HELP_KEYS: [string, string][] = [
   ['h', 'show the next hint for this step'],
   ['s', 'show me: run this step’s commands for you'],
   [':', 'QMP console: type a command to the source or destination'],
+  ['y', 'put the command of the last hint shown into the console, aimed at the side it names'],
+  ['[ ]', 're-read the step before / come back towards the current step'],
+  ['PgUp PgDn', 'scroll the step text (or the event log: Tab); ↑↓ or k/j a line, Home/End'],
+  ['Tab', 'the scroll keys move the steps panel or the event log'],
   ['?', 'this help (in the console: on an empty line)'],
   ['q', 'quit (asks first when a migration is postcopy-paused)'],
   ['Ctrl-C', 'quit now: stops both VMs'],
 ];
 
 export const CONSOLE_HELP: [string, string][] = [
-  ['Tab', 'complete a command name; on an empty line or after the name: switch target'],
-  ['↑ ↓', 'history'],
+  ['Tab', 'complete a command name'],
+  ['S-Tab', 'switch target: source or destination (each keeps its own history)'],
+  ['↑ ↓', 'history of this side'],
+  ['← →', 'move the cursor; Home/End or Ctrl-A/Ctrl-E: start/end; Ctrl-D deletes under it'],
+  ['PgUp PgDn', 'scroll the replies (each line says which side answered)'],
   ['Enter', 'send, e.g. migrate-recover {"uri": "tcp:127.0.0.1:4445"}'],
   ['Ctrl-U', 'clear the line'],
   ['Esc', 'close the console'],
 ];
 
-/** Every key, what it does, and how steps advance. */
-export function HelpOverlay(props: { width: number; height: number }) {
-  const keyW = 8;
+const NOTE = 'A step completes by itself when its condition becomes true; there is no key to skip one. Esc or ? closes this help.';
+const KEY_WIDTH = 10;
+
+/**
+ * The help as rows of `width` columns: each key, then what it does, wrapped under itself so
+ * no description is cut.
+ */
+export function helpLines(width: number): { key: string; text: string; heading?: boolean }[] {
+  const room = Math.max(10, width - KEY_WIDTH);
+  const rows = (list: [string, string][]) =>
+    list.flatMap(([k, d]) => wrapWords(d, room).map((text, i) => ({ key: i === 0 ? k : '', text })));
+  return [
+    ...rows(HELP_KEYS),
+    { key: '', text: 'Console', heading: true },
+    ...rows(CONSOLE_HELP),
+    { key: '', text: '' },
+    ...wrapWords(NOTE, room).map((text) => ({ key: '', text })),
+  ];
+}
+
+/** Every key, what it does, and how steps advance; scrolls when the terminal is short. */
+export function HelpOverlay(props: { width: number; height: number; offset?: number }) {
+  const lines = helpLines(props.width);
+  const w = scrollWindow(lines.length, Math.max(0, props.height - 1), props.offset ?? 0);
   return (
     <Panel title="Help" width={props.width} height={props.height}>
-      {HELP_KEYS.map(([k, d]) => (
-        <KeyRow key={k} keyText={k} text={d} width={keyW} />
-      ))}
-      <Text bold>Console</Text>
-      {CONSOLE_HELP.map(([k, d]) => (
-        <KeyRow key={k} keyText={k} text={d} width={keyW} />
-      ))}
-      <Box marginTop={1}>
-        <Text dimColor wrap="wrap">
-          A step completes by itself when its condition becomes true; there is no key to skip one. Esc or ? closes this help.
-        </Text>
-      </Box>
+      {w.above > 0 ? <Text color="cyan">{moreAbove(w.above)} · PgUp</Text> : null}
+      {lines.slice(w.start, w.end).map((l, i) =>
+        l.heading ? (
+          <Text key={w.start + i} bold>
+            {l.text}
+          </Text>
+        ) : (
+          <Text key={w.start + i} wrap="truncate">
+            <Text bold color="cyan">
+              {l.key.padEnd(l.key || l.text ? KEY_WIDTH : 0)}
+            </Text>
+            {l.text || ' '}
+          </Text>
+        ),
+      )}
+      {w.below > 0 ? <Text color="cyan">{moreBelow(w.below)} · PgDn</Text> : null}
     </Panel>
   );
 }
 
-/** One line of the help: the key, padded, then what it does. */
-function KeyRow(props: { keyText: string; text: string; width: number }) {
-  return (
-    <Text wrap="truncate">
-      <Text bold color="cyan">
-        {props.keyText.padEnd(props.width)}
-      </Text>
-      {props.text}
-    </Text>
-  );
-}
+/** The help's scroll window, for the keys that move it. */
+export const helpWindow = (width: number, height: number, offset: number) => scrollWindow(helpLines(width).length, Math.max(0, height - 1), offset);

@@ -25,7 +25,8 @@ export function LabPicker(props: {
   const { labs, progress, selected, confirm, notice, busy, width, height } = props;
   const done = labs.filter((l) => progress.completed[l.id]).length;
   const current = labs[selected];
-  const titleW = Math.min(40, Math.max(...labs.map((l) => l.title.length), 10));
+  // Titles get the width the line has: the marks before, "best 12m 34s" after, the padding.
+  const titleW = Math.max(10, Math.min(Math.max(...labs.map((l) => l.title.length), 10), width - 2 - 4 - 1 - 14));
   // Room for the list: the header, the selected lab's summary and the key line take ~8 rows.
   const listRows = Math.max(3, height - 9);
   const first = Math.max(0, Math.min(selected - Math.floor(listRows / 2), labs.length - listRows));

@@ -1,6 +1,8 @@
-import { Box, Text } from 'ink';
+import { Text } from 'ink';
 import type { StepView } from '../../types.js';
 import { wrapWords } from '../format.js';
+import type { StepsViewState } from '../lab-state.js';
+import { moreAbove, moreBelow, scrollWindow, type ScrollWindow } from '../scroll.js';
 import { Panel } from './Panel.js';
 
 const MARK: Record<StepView['status'], { glyph: string; color?: string }> = {
@@ -10,81 +12,130 @@ const MARK: Record<StepView['status'], { glyph: string; color?: string }> = {
   failed: { glyph: '✗', color: 'red' },
 };
 
+const STATUS_WORD: Record<StepView['status'], string> = { done: 'done', active: 'current', pending: 'not yet', failed: 'failed' };
+
+const FOLLOW_CURRENT: StepsViewState = { viewing: null, offset: 0, offsetStep: null };
+
+/** The list of step titles keeps at least this many rows, however long the text. */
+export const STEP_LIST_MIN_ROWS = 3;
+
+export interface StepsView {
+  /** The panel's title: the current step's position, as it always was ("Steps 2/7"). */
+  title: string;
+  /** The window of step titles shown, around the step being read. */
+  list: { step: StepView; number: number; viewed: boolean }[];
+  /** "step 3 of 7 (done) — [ prev  ] next"; null when there is no step to read. */
+  nav: string | null;
+  /** Exactly the rows of text shown: the step's text, its hints, and "more" markers. */
+  body: { text: string; kind: 'text' | 'hint' | 'more' }[];
+  /** The step being read (StepView.index), or null. */
+  viewed: number | null;
+  /** The window over the step's whole text: the scroll keys move it. */
+  window: ScrollWindow;
+  /** How many steps may be read: the current one and those before it (all, once done). */
+  readable: number;
+  allDone: boolean;
+}
+
 /**
- * What fits in `rows` lines, in order of importance: the current step's line, the hints the
- * person asked for (newest kept), the step's text (cut with '…'), then the other steps' lines
- * (a window around the current one). Nothing may overflow: Ink shrinks the rows of a box whose
- * content is taller than the box, which pushed the panel's title out and overwrote lines.
+ * What the steps panel shows in `width` x `height` cells (the panel's title row included).
+ * The text of the step being read is never cut silently: what does not fit scrolls, with a
+ * marker saying how much lies above and below. Nothing may overflow: Ink shrinks the rows of a
+ * box whose content is taller than the box, which pushed the panel's title out.
  */
-export function fitSteps(
-  steps: readonly StepView[],
-  currentIndex: number,
-  text: string[],
-  hints: string[],
-  rows: number,
-): { first: number; count: number; text: string[]; hints: string[] } {
-  let budget = Math.max(0, rows);
-  if (currentIndex < 0) return { first: 0, count: Math.min(steps.length, budget), text: [], hints: [] };
-  budget = Math.max(0, budget - 1); // the current step's line
-  // Hints: the blank line above them, then the newest that fit.
-  const h = hints.length ? Math.min(hints.length, Math.max(0, budget - 1)) : 0;
-  const shownHints = h ? hints.slice(hints.length - h) : [];
-  if (h) budget -= h + 1;
-  // Text: one more blank line (above the text, or between it and the hints).
-  const t = Math.min(text.length, Math.max(0, budget - 1));
-  const shownText = t < text.length && t > 0 ? [...text.slice(0, t - 1), ellipsis(text[t - 1])] : text.slice(0, t);
-  if (t) budget -= t + 1;
-  const count = 1 + Math.min(budget, steps.length - 1);
-  const first = Math.max(0, Math.min(currentIndex - Math.floor((count - 1) / 2), steps.length - count));
-  return { first, count, text: shownText, hints: shownHints };
+export function stepsView(steps: readonly StepView[], currentStep: number, view: StepsViewState, width: number, height: number): StepsView {
+  const currentPos = steps.findIndex((s) => s.index === currentStep);
+  const allDone = currentPos < 0 && steps.length > 0 && steps.every((s) => s.status === 'done');
+  const readable = currentPos >= 0 ? currentPos + 1 : allDone ? steps.length : 0;
+  const position = currentPos >= 0 ? currentPos + 1 : steps.filter((s) => s.status === 'done').length;
+  const title = `Steps ${position}/${steps.length}`;
+  const viewingPos = view.viewing === null ? -1 : steps.findIndex((s) => s.index === view.viewing);
+  const pos = viewingPos >= 0 && viewingPos < readable ? viewingPos : currentPos;
+  const rows = Math.max(0, height - 1);
+  const empty = scrollWindow(0, 0, 0);
+
+  if (pos < 0) {
+    const count = Math.min(steps.length, Math.max(0, rows - (allDone ? 2 : 0)));
+    const list = steps.slice(0, count).map((step, i) => ({ step, number: i + 1, viewed: false }));
+    return { title, list, nav: null, body: [], viewed: null, window: empty, readable, allDone };
+  }
+
+  const step = steps[pos];
+  const text = wrapWords(step.text, width);
+  const hints = step.hints
+    .slice(0, step.hintsShown)
+    .flatMap((h, i) => wrapWords(`Hint ${i + 1}/${step.hints.length}: ${h}`, width))
+    .map((t) => ({ text: t, kind: 'hint' as const }));
+  const lines = [...text.map((t) => ({ text: t, kind: 'text' as const })), ...(hints.length ? [{ text: '', kind: 'text' as const }, ...hints] : [])];
+
+  // Rows: the list of titles, the navigation line, then the text.
+  const rest = Math.max(0, rows - 1);
+  const listRows = Math.max(Math.min(steps.length, STEP_LIST_MIN_ROWS, rest), Math.min(steps.length, rest - lines.length));
+  const bodyRows = rest - listRows;
+  const first = Math.max(0, Math.min(pos - Math.floor((listRows - 1) / 2), steps.length - listRows));
+  const list = steps.slice(first, first + listRows).map((s, j) => ({ step: s, number: first + j + 1, viewed: first + j === pos }));
+
+  const offset = view.offsetStep === step.index ? view.offset : 0;
+  const window = scrollWindow(lines.length, bodyRows, offset);
+  const body: StepsView['body'] = [];
+  // The marker names its key when it fits: the key bar may have no room for it at 80 columns.
+  const withKey = (text: string, key: string) => (text.length + key.length + 3 <= width ? `${text} · ${key}` : text);
+  if (window.above > 0) body.push({ text: withKey(moreAbove(window.above), 'PgUp'), kind: 'more' });
+  body.push(...lines.slice(window.start, window.end));
+  if (window.below > 0) body.push({ text: withKey(moreBelow(window.below), 'PgDn'), kind: 'more' });
+
+  return { title, list, nav: navLine(pos, steps.length, step.status, readable, width), body, viewed: step.index, window, readable, allDone };
 }
 
-function ellipsis(line: string): string {
-  return `${line.replace(/\s*\S*$/, '') || line.slice(0, -1)}…`;
+/** "step 3 of 7 (done) — [ prev  ] next", shortened to what fits. */
+function navLine(pos: number, total: number, status: StepView['status'], readable: number, width: number): string {
+  const head = `step ${pos + 1} of ${total} (${STATUS_WORD[status]})`;
+  const prev = pos > 0;
+  const next = pos < readable - 1;
+  if (!prev && !next) return head;
+  const long = `${head} — ${[prev ? '[ prev' : '', next ? '] next' : ''].filter(Boolean).join('  ')}`;
+  if (long.length <= width) return long;
+  return `${head} ${prev ? '[' : ''}${prev && next ? ' ' : ''}${next ? ']' : ''}`;
 }
 
-/** The lab's steps: a numbered list, then the current step's text and the hints asked for. */
-export function StepsPanel(props: { steps: StepView[]; currentStep: number; width: number; height: number }) {
+/** The lab's steps: a window of their titles, the step being read, and its text and hints. */
+export function StepsPanel(props: {
+  steps: StepView[];
+  currentStep: number;
+  /** Which step is read and how far scrolled; default: the current step, from its top. */
+  view?: StepsViewState;
+  width: number;
+  height: number;
+  /** The scroll keys move this panel now. */
+  focused?: boolean;
+}) {
   const { steps, currentStep, width, height } = props;
-  const current = steps.find((s) => s.index === currentStep);
-  const currentPos = current ? steps.indexOf(current) : -1;
-  const position = current ? currentPos + 1 : steps.filter((s) => s.status === 'done').length;
-  const allDone = !current && steps.length > 0 && steps.every((s) => s.status === 'done');
-  const text = current ? wrapWords(current.text, width) : [];
-  const hints = current
-    ? current.hints.slice(0, current.hintsShown).flatMap((h, i) => wrapWords(`Hint ${i + 1}/${current.hints.length}: ${h}`, width))
-    : [];
-  const fit = fitSteps(steps, currentPos, text, hints, height - 1 - (allDone ? 2 : 0));
+  const v = stepsView(steps, currentStep, props.view ?? FOLLOW_CURRENT, width, height);
   return (
-    <Panel title={`Steps ${position}/${steps.length}`} width={width} height={height}>
-      {steps.slice(fit.first, fit.first + fit.count).map((s, j) => {
-        const i = fit.first + j;
+    <Panel title={v.title} width={width} height={height}>
+      {v.list.map(({ step: s, number, viewed }) => {
         const mark = MARK[s.status];
         const isCurrent = s.index === currentStep;
         return (
-          <Text key={s.index} wrap="truncate" bold={isCurrent} dimColor={s.status === 'done' && !isCurrent}>
-            <Text color={mark.color}>{mark.glyph}</Text> {i + 1}. {s.title}
+          <Text key={s.index} wrap="truncate" bold={isCurrent || viewed} dimColor={s.status === 'done' && !viewed}>
+            <Text color={mark.color}>{mark.glyph}</Text> {number}. {s.title}
           </Text>
         );
       })}
-      {current && (fit.text.length || fit.hints.length) ? (
-        <Box flexDirection="column" marginTop={1} width={width} flexShrink={0}>
-          {fit.text.map((l, i) => (
-            <Text key={`t${i}`} wrap="truncate">
-              {l}
-            </Text>
-          ))}
-          {fit.hints.length && fit.text.length ? <Text> </Text> : null}
-          {fit.hints.map((l, i) => (
-            <Text key={`h${i}`} color="yellow" wrap="truncate">
-              {l}
-            </Text>
-          ))}
-        </Box>
-      ) : allDone ? (
-        <Box marginTop={1}>
-          <Text color="green">All steps done.</Text>
-        </Box>
+      {v.nav ? (
+        <Text wrap="truncate" color="cyan" bold={props.focused}>
+          {v.nav}
+        </Text>
+      ) : null}
+      {v.body.map((l, i) => (
+        <Text key={i} wrap="truncate" color={l.kind === 'hint' ? 'yellow' : l.kind === 'more' ? 'cyan' : undefined}>
+          {l.text || ' '}
+        </Text>
+      ))}
+      {v.allDone ? (
+        <Text color="green" wrap="truncate">
+          {'\n'}All steps done.
+        </Text>
       ) : null}
     </Panel>
   );

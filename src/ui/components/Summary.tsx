@@ -1,10 +1,14 @@
 import { Box, Text } from 'ink';
 import type { RunSummary } from '../../types.js';
-import { fmtDuration } from '../format.js';
+import { fmtDuration, wrapWords } from '../format.js';
 
-/** The end screen: what the run did and whether every page arrived intact. */
-export function Summary(props: { summary: RunSummary; title: string; hasNext: boolean; notice?: string; width: number }) {
-  const { summary: s, title, hasNext, notice, width } = props;
+/**
+ * The end screen: what the run did, whether every page arrived intact, and the lab's closing
+ * lesson (its `summary-text`), completed or failed: the lesson is what the lab was for. It stays
+ * until the person presses a key.
+ */
+export function Summary(props: { summary: RunSummary; title: string; lesson?: string; hasNext: boolean; notice?: string; width: number }) {
+  const { summary: s, title, lesson, hasNext, notice, width } = props;
   const rows: [string, string, string?][] = [
     ['time', fmtDuration(s.durationMs)],
     ['pages re-sent', String(s.pagesResent)],
@@ -36,6 +40,13 @@ export function Summary(props: { summary: RunSummary; title: string; hasNext: bo
           </Text>
           {s.failure.condition ? <Text dimColor>condition: {s.failure.condition}</Text> : null}
           {s.failure.seen ? <Text dimColor wrap="wrap">seen: {JSON.stringify(s.failure.seen)}</Text> : null}
+        </Box>
+      ) : null}
+      {lesson?.trim() ? (
+        <Box flexDirection="column" marginTop={1} width={width - 2}>
+          {wrapWords(lesson, width - 2).map((l, i) => (
+            <Text key={i}>{l || ' '}</Text>
+          ))}
         </Box>
       ) : null}
       {notice ? (

@@ -1,23 +1,23 @@
 import { Box, Text } from 'ink';
-import { useEffect, useMemo } from 'react';
+import { useEffect, useMemo, useRef } from 'react';
 import type { LabSessionApi, RunSummary } from '../../types.js';
-import { EventLog } from '../components/EventLog.js';
-import { HelpOverlay } from '../components/HelpOverlay.js';
+import { EventLog, logWindow } from '../components/EventLog.js';
+import { HelpOverlay, helpWindow } from '../components/HelpOverlay.js';
 import { KeyBar } from '../components/KeyBar.js';
 import { LinkMenu } from '../components/LinkMenu.js';
 import { LinkPanel } from '../components/LinkPanel.js';
 import { PageMap } from '../components/PageMap.js';
-import { QmpConsole } from '../components/QmpConsole.js';
+import { consoleWindow, QmpConsole } from '../components/QmpConsole.js';
 import { QuitConfirm } from '../components/QuitConfirm.js';
 import { SideCounters } from '../components/SideCounters.js';
 import { Sparkline } from '../components/Sparkline.js';
-import { StepsPanel } from '../components/StepsPanel.js';
+import { StepsPanel, stepsView } from '../components/StepsPanel.js';
 import { fmtT } from '../format.js';
 import { keyHints } from '../key-bar.js';
 import { initialLabUiState, labUiReducer, type LabUiAction, type LabUiState } from '../lab-state.js';
 import { createStore, useStore } from '../store.js';
 import { calculateLayout } from '../layout.js';
-import { sidesAtRisk, useLabKeys } from '../use-lab-keys.js';
+import { sidesAtRisk, useLabKeys, type LabViews } from '../use-lab-keys.js';
 import { useSampledStore } from '../use-session.js';
 
 /** How long an action's notice stays in the header. */
@@ -42,7 +42,16 @@ export function LabScreen(props: LabScreenProps) {
   const store = useMemo(() => createStore<LabUiState, LabUiAction>(labUiReducer, initialLabUiState()), []);
   const ui = useStore(store);
   const dispatch = store.dispatch;
-  useLabKeys({ session, ui: store, onQuit, isActive: props.isActive ?? true, onSessionChanged: flush });
+  // What this render shows, for the scroll keys: they move from what the person sees.
+  const views = useRef<LabViews | null>(null);
+  useLabKeys({
+    session,
+    ui: store,
+    onQuit,
+    isActive: props.isActive ?? true,
+    onSessionChanged: flush,
+    views: () => views.current ?? computeViews(),
+  });
 
   useEffect(() => {
     if (state.finished) onFinished(state.finished);
@@ -54,15 +63,26 @@ export function LabScreen(props: LabScreenProps) {
     return () => clearTimeout(timer);
   }, [ui.notice]);
 
-  const layout = calculateLayout(columns, rows);
+  const layout = calculateLayout(columns, rows, { console: ui.mode === 'console' });
   const snap = state.snapshot;
   const overlayHeight = layout.main.height + layout.bottom.height;
+  function computeViews(): LabViews {
+    return {
+      steps: stepsView(state.steps, state.currentStep, ui.steps, layout.left.steps.width, layout.left.steps.height),
+      stepList: state.steps,
+      currentStep: state.currentStep,
+      log: { events: state.events, window: logWindow(state.events, ui.log.top, layout.bottom.height - 1) },
+      console: consoleWindow(ui.console, layout.bottom.width, layout.bottom.height).window,
+      help: helpWindow(layout.main.width, overlayHeight, ui.helpOffset),
+    };
+  }
+  views.current = computeViews();
 
   let body;
   if (ui.mode === 'help' || ui.mode === 'link' || ui.mode === 'confirm-quit') {
     body =
       ui.mode === 'help' ? (
-        <HelpOverlay width={layout.main.width} height={overlayHeight} />
+        <HelpOverlay width={layout.main.width} height={overlayHeight} offset={ui.helpOffset} />
       ) : ui.mode === 'link' ? (
         <LinkMenu item={ui.link.item} direction={ui.link.direction} link={snap?.link} width={layout.main.width} height={overlayHeight} />
       ) : (
@@ -73,7 +93,14 @@ export function LabScreen(props: LabScreenProps) {
       <>
         <Box height={layout.main.height} width={layout.main.width}>
           <Box flexDirection="column" width={layout.left.width}>
-            <StepsPanel steps={state.steps} currentStep={state.currentStep} width={layout.left.width} height={layout.left.steps.height} />
+            <StepsPanel
+              steps={state.steps}
+              currentStep={state.currentStep}
+              view={ui.steps}
+              focused={ui.focus === 'steps'}
+              width={layout.left.width}
+              height={layout.left.steps.height}
+            />
             {layout.left.sparkline ? (
               <Box marginTop={1}>
                 <Sparkline history={state.history} width={layout.left.width} />
@@ -83,19 +110,27 @@ export function LabScreen(props: LabScreenProps) {
           <Box width={1} />
           <Box flexDirection="column" width={layout.right.width}>
             <SideCounters source={snap?.source} destination={snap?.destination} width={layout.right.width} height={layout.right.counters.height} />
-            <LinkPanel link={snap?.link} width={layout.right.width} height={layout.right.link.height} />
-            <PageMap
-              pages={snap?.destination.pages}
-              ram={snap?.source.ram}
-              width={layout.right.pageMap.width}
-              height={layout.right.pageMap.height}
-            />
+            {layout.right.link.height ? <LinkPanel link={snap?.link} width={layout.right.width} height={layout.right.link.height} /> : null}
+            {layout.right.pageMap.height ? (
+              <PageMap
+                pages={snap?.destination.pages}
+                ram={snap?.source.ram}
+                width={layout.right.pageMap.width}
+                height={layout.right.pageMap.height}
+              />
+            ) : null}
           </Box>
         </Box>
         {ui.mode === 'console' ? (
           <QmpConsole console={ui.console} width={layout.bottom.width} height={layout.bottom.height} />
         ) : (
-          <EventLog events={state.events} width={layout.bottom.width} height={layout.bottom.height} />
+          <EventLog
+            events={state.events}
+            top={ui.log.top}
+            focused={ui.focus === 'log'}
+            width={layout.bottom.width}
+            height={layout.bottom.height}
+          />
         )}
       </>
     );
@@ -104,15 +139,17 @@ export function LabScreen(props: LabScreenProps) {
   return (
     <Box flexDirection="column" width={layout.main.width} height={layout.height} overflow="hidden">
       <Box height={1} width={layout.header.width} overflow="hidden">
+        {/* A notice takes the title's place while it shows: the title is on every other frame,
+            the notice (an error's reason above all) would otherwise be cut at the right edge. */}
         <Text wrap="truncate">
-          <Text bold>{session.title}</Text>
+          {ui.notice ? null : <Text bold>{session.title}  </Text>}
           <Text dimColor>
-            {'  '}
             {session.labId} · t={fmtT(snap?.t ?? 0)}
           </Text>
           {ui.notice ? (
             <Text color={ui.notice.level === 'error' ? 'red' : 'cyan'}>
               {'  '}
+              {ui.notice.level === 'error' ? 'Error: ' : ''}
               {ui.notice.text}
             </Text>
           ) : null}

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { formatError, formatReply, parseConsoleLine } from '../../../src/qmp/console.js';
+import { formatError, formatReply, hintCommand, parseConsoleLine } from '../../../src/qmp/console.js';
+import { QMP_COMMANDS } from '../../../src/ui/qmp-commands.js';
 import { QmpError } from '../../../src/qmp/error.js';
 
 describe('parseConsoleLine', () => {
@@ -72,5 +73,40 @@ describe('formatReply / formatError', () => {
       'Error: The command foo has not been found (CommandNotFound)',
     );
     expect(formatError(new Error('QMP connection to /x closed'))).toBe('Error: QMP connection to /x closed');
+  });
+});
+
+describe('hintCommand', () => {
+  const cmd = (hint: string) => hintCommand(hint, QMP_COMMANDS);
+  it('takes the first command with its JSON arguments and the side named before it', () => {
+    expect(cmd('Press u, then on the destination: migrate-recover {"uri": "tcp:127.0.0.1:4445"}')).toEqual({
+      line: 'migrate-recover {"uri": "tcp:127.0.0.1:4445"}',
+      side: 'destination',
+    });
+    expect(cmd('On the source: migrate {"uri": "tcp:127.0.0.1:4444"}, then migrate-start-postcopy')).toEqual({
+      line: 'migrate {"uri": "tcp:127.0.0.1:4444"}',
+      side: 'source',
+    });
+    expect(cmd('On the source: migrate-start-postcopy')).toEqual({ line: 'migrate-start-postcopy', side: 'source' });
+  });
+
+  it('reads a side named after the command, but not inside a direction', () => {
+    expect(cmd('Blackhole destination-to-source, then migrate-recover {"uri": "tcp:1.2.3.4:5"} on the destination')).toEqual({
+      line: 'migrate-recover {"uri": "tcp:1.2.3.4:5"}',
+      side: 'destination',
+    });
+    expect(cmd('migrate {"uri": "tcp:h:1", "resume": true} on the source')).toEqual({ line: 'migrate {"uri": "tcp:h:1", "resume": true}', side: 'source' });
+  });
+
+  it('takes a full QMP request, braces inside strings included, and leaves the side open when none is named', () => {
+    expect(cmd('Type {"exec-oob": "migrate-pause"} on each side, or press p.')).toEqual({ line: '{"exec-oob": "migrate-pause"}', side: undefined });
+    expect(cmd('Send {"execute": "x", "arguments": {"a": "}"}} now')?.line).toBe('{"execute": "x", "arguments": {"a": "}"}}');
+  });
+
+  it('finds nothing in a hint without a command', () => {
+    expect(cmd('Press b, or apply a blackhole to the link.')).toBeNull();
+    expect(cmd('Then wait: the point is that nothing happens.')).toBeNull();
+    // "migrated" is not the command migrate.
+    expect(cmd('The pages migrated already stay.')).toBeNull();
   });
 });

@@ -7,7 +7,7 @@ const keys = (hints: { key: string }[]) => hints.map((h) => h.key).join(' ');
 describe('key bar', () => {
   it('offers only the keys valid now', () => {
     const state = fakeState();
-    expect(keys(keyHints('normal', state))).toBe('c b l p h s : ? q');
+    expect(keys(keyHints('normal', state))).toBe('c b l p h s [] PgUp/Dn Tab y : ? q');
     // Link cut: c no longer applies, u does.
     const cut = fakeState({
       snapshot: fakeSnapshot({
@@ -16,13 +16,17 @@ describe('key bar', () => {
         destination: fakeSide('destination', { status: 'postcopy-paused' }),
       }),
     });
-    expect(keys(keyHints('normal', cut))).toBe('b l u h s : ? q');
+    expect(keys(keyHints('normal', cut))).toBe('b l u h s [] PgUp/Dn Tab y : ? q');
     // All hints shown: no h.
     const steps = fakeSteps();
     steps[1] = { ...steps[1], hintsShown: 2 };
     expect(normalKeys(fakeState({ steps })).hint).toBe(false);
     // No snapshot yet (VMs starting): only the console, help and quit.
-    expect(keys(keyHints('normal', fakeState({ snapshot: null, steps: [] })))).toBe(': ? q');
+    expect(keys(keyHints('normal', fakeState({ snapshot: null, steps: [] })))).toBe('[] PgUp/Dn Tab : ? q');
+    // y only once a hint is shown.
+    const noHint = fakeSteps();
+    noHint[1] = { ...noHint[1], hintsShown: 0 };
+    expect(keys(keyHints('normal', fakeState({ steps: noHint })))).not.toContain('y');
   });
 
   it('treats latency or a rate cap as a fault that u can restore', () => {
@@ -33,7 +37,8 @@ describe('key bar', () => {
 
   it('drops low-priority keys first when narrow and always keeps ?', () => {
     const hints = keyHints('normal', fakeState());
-    expect(keys(fitKeyHints(hints, 200))).toBe('c b l p h s : ? q');
+    expect(keys(fitKeyHints(hints, 200))).toBe('c b l p h s [] PgUp/Dn Tab y : ? q');
+    expect(keys(fitKeyHints(hints, 80))).toBe('c b h s y : ? q');
     expect(keys(fitKeyHints(hints, 64))).toBe('c b h s : ? q');
     expect(keys(fitKeyHints(hints, 50))).toBe('c h : ? q');
     expect(keys(fitKeyHints(hints, 33))).toBe('h : ? q');

@@ -78,7 +78,7 @@ describe('LabScreen keys', () => {
     await waitForText(m.lastFrame, 'link cut (both directions) failed: relay is not');
   });
 
-  it('console: : opens, typing + Enter sends to the target side, Tab switches side, history works', async () => {
+  it('console: : opens, typing + Enter sends to the target side, Shift-Tab switches side, history is per side', async () => {
     const m = await mount();
     await m.type(':');
     await waitForText(m.lastFrame, 'QMP console to destination');
@@ -86,13 +86,15 @@ describe('LabScreen keys', () => {
     await waitFor(() => m.session.callsOf('qmpLine').length === 1, 'qmpLine');
     expect(m.session.callsOf('qmpLine')[0]).toEqual({ method: 'qmpLine', side: 'destination', line: 'query-status' });
     await waitForText(m.lastFrame, '{"return": {}} from destination for query-status');
-    // Tab on an empty line switches the target.
+    await waitForText(m.lastFrame, 'destination › {"return": {}}');
+    // Tab on an empty line does nothing; Shift-Tab switches the target.
     await m.type(KEYS.tab);
+    await settle(20);
+    expect(m.frame()).toContain('QMP console to destination');
+    await m.type(KEYS.shiftTab);
     await waitForText(m.lastFrame, 'QMP console to source');
-    // Up recalls the last line; Enter sends it to the new target.
-    await m.type(KEYS.up);
-    await waitForText(m.lastFrame, 'source> query-status');
-    await m.type(KEYS.enter);
+    // The source has no history of its own yet: Up recalls nothing.
+    await m.type(KEYS.up, 'query-status', KEYS.enter);
     await waitFor(() => m.session.callsOf('qmpLine').length === 2, 'second qmpLine');
     expect(m.session.callsOf('qmpLine')[1]).toEqual({ method: 'qmpLine', side: 'source', line: 'query-status' });
     // Keys that mean something outside the console are typed inside it.
@@ -106,7 +108,7 @@ describe('LabScreen keys', () => {
 
   it('console: keys typed faster than renders still land in order', async () => {
     const m = await mount();
-    for (const k of [':', 'query-', 'status', KEYS.enter, KEYS.tab, 'stop', KEYS.enter]) m.stdin.write(k);
+    for (const k of [':', 'query-', 'status', KEYS.enter, KEYS.shiftTab, 'stop', KEYS.enter]) m.stdin.write(k);
     await waitFor(() => m.session.callsOf('qmpLine').length === 2, 'two qmpLine calls');
     expect(m.session.callsOf('qmpLine').map((c) => [c.side, c.line])).toEqual([
       ['destination', 'query-status'],
@@ -136,6 +138,92 @@ describe('LabScreen keys', () => {
     const m = await mount(s);
     await m.type(':', 'stop', KEYS.enter);
     await waitForText(m.lastFrame, 'Error: QMP connection closed');
+  });
+
+  it('console: left/right move a visible cursor and typing inserts there', async () => {
+    const m = await mount();
+    await m.type(':', 'migrate {}', KEYS.left, '"uri": "tcp:h:1"', KEYS.home, KEYS.right, KEYS.backspace, 'M', KEYS.enter);
+    await waitFor(() => m.session.callsOf('qmpLine').length === 1, 'qmpLine');
+    expect(m.session.callsOf('qmpLine')[0].line).toBe('Migrate {"uri": "tcp:h:1"}');
+  });
+
+  it('console: PgUp scrolls a long reply back to its first line, PgDn to its end', async () => {
+    const s = new FakeSession();
+    const reply = Array.from({ length: 40 }, (_, i) => `line ${i}`).join('\n');
+    s.qmpLineReply = async () => ({ ok: true, text: reply });
+    const m = await mount(s, 80, 24);
+    await m.type(':', 'query-migrate', KEYS.enter);
+    await waitForText(m.lastFrame, 'destination › line 39');
+    expect(m.frame()).not.toContain('destination> query-migrate');
+    for (let i = 0; i < 8 && !m.frame().includes('destination> query-migrate'); i++) await m.type(KEYS.pageUp);
+    expect(m.frame()).toContain('destination› line 0'.replace('›', ' ›'));
+    expect(m.frame()).toMatch(/↓ more \(\d+ lines\)/);
+    for (let i = 0; i < 8 && m.frame().includes('↓ more'); i++) await m.type(KEYS.pageDown);
+    expect(m.frame()).toContain('destination › line 39');
+  });
+
+  it('[ re-reads the step before, ] comes back, and the panel says which step it shows', async () => {
+    const m = await mount();
+    await waitForText(m.lastFrame, 'step 2 of 3 (current)');
+    await m.type('[');
+    await waitForText(m.lastFrame, 'step 1 of 3 (done) — ] next');
+    expect(m.frame()).toContain('Start the migration.');
+    await m.type('[');
+    await settle(20);
+    expect(m.frame()).toContain('step 1 of 3 (done)');
+    await m.type(']');
+    await waitForText(m.lastFrame, 'step 2 of 3 (current)');
+    // The current step is the last one that can be read.
+    await m.type(']');
+    await settle(20);
+    expect(m.frame()).toContain('step 2 of 3 (current)');
+  });
+
+  it('j/k and PgDn scroll a long step text; Tab moves the scroll keys to the event log', async () => {
+    const s = new FakeSession();
+    const steps = s.getState().steps.map((st) =>
+      st.index === 1 ? { ...st, text: Array.from({ length: 200 }, (_, i) => `w${i}`).join(' ') + ' LAST-WORD' } : st,
+    );
+    s.set({ steps });
+    for (let i = 0; i < 12; i++) s.pushEvent({ kind: 'info', text: `event number ${i}` });
+    const m = await mount(s, 80, 24);
+    await waitForText(m.lastFrame, /↓ more \(\d+ lines\)/);
+    expect(m.frame()).not.toContain('LAST-WORD');
+    for (let i = 0; i < 10 && m.frame().includes('↓ more'); i++) await m.type(KEYS.pageDown);
+    expect(m.frame()).toContain('LAST-WORD');
+    expect(m.frame()).toContain('Hint 1/2: Press c');
+    await m.type('k');
+    await waitForText(m.lastFrame, /↓ more \(2 lines\)/);
+    // The log: back to its first event.
+    expect(m.frame()).not.toContain('event number 0');
+    await m.type(KEYS.tab);
+    await waitForText(m.lastFrame, 'scroll here');
+    await m.type(KEYS.home);
+    await waitForText(m.lastFrame, 'event number 0');
+    s.pushEvent({ kind: 'info', text: 'a newer event' });
+    await settle(60);
+    expect(m.frame()).toContain('event number 0');
+    await m.type(KEYS.end);
+    await waitForText(m.lastFrame, 'a newer event');
+  });
+
+  it('y puts the command of the last hint shown into the console, aimed at the side it names', async () => {
+    const s = new FakeSession();
+    const steps = s.getState().steps.map((st) =>
+      st.index === 1 ? { ...st, hints: ['Press c', 'On the source: migrate {"uri": "tcp:127.0.0.1:9"}'], hintsShown: 1 } : st,
+    );
+    s.set({ steps });
+    const m = await mount(s);
+    await m.type('y');
+    await waitForText(m.lastFrame, 'no QMP command');
+    s.set({ steps: steps.map((st) => (st.index === 1 ? { ...st, hintsShown: 2 } : st)) });
+    await waitForText(m.lastFrame, 'Hint 2/2');
+    await m.type('y');
+    await waitForText(m.lastFrame, 'QMP console to source');
+    expect(m.frame()).toContain('source> migrate {"uri": "tcp:127.0.0.1:9"}');
+    await m.type(KEYS.enter);
+    await waitFor(() => s.callsOf('qmpLine').length === 1, 'qmpLine');
+    expect(s.callsOf('qmpLine')[0]).toMatchObject({ side: 'source', line: 'migrate {"uri": "tcp:127.0.0.1:9"}' });
   });
 
   it('q while postcopy-paused asks first and says what happens to the guest', async () => {
@@ -183,6 +271,9 @@ describe('LabScreen keys', () => {
   it('? opens help and Esc closes it; l opens the link menu and Enter applies the preset', async () => {
     const m = await mount();
     await m.type('?');
+    await waitForText(m.lastFrame, 'cut the link both ways');
+    // The help scrolls to its end on a short terminal.
+    await m.type(KEYS.end);
     await waitForText(m.lastFrame, 'no key to skip one');
     await m.type(KEYS.escape);
     await waitForText(m.lastFrame, 'Events');

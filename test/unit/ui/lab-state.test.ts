@@ -35,16 +35,17 @@ describe('console reducer', () => {
     expect(again.console.side).toBe('destination');
   });
 
-  it('switches target with Tab on an empty line, after the name, or on a complete name', () => {
-    expect(run([{ type: 'console-tab' }]).console.side).toBe('source');
-    expect(run([type('migrate-recover {'), { type: 'console-tab' }]).console.side).toBe('source');
-    expect(run([type('query-status'), { type: 'console-tab' }]).console.side).toBe('source');
+  it('switches target only with Shift-Tab (console-toggle-side): Tab never does', () => {
+    expect(run([{ type: 'console-tab' }]).console.side).toBe('destination');
+    expect(run([type('migrate-recover {'), { type: 'console-tab' }]).console.side).toBe('destination');
+    expect(run([type('query-status'), { type: 'console-tab' }]).console.side).toBe('destination');
+    expect(run([{ type: 'console-toggle-side' }]).console.side).toBe('source');
     expect(run([type('query-status'), { type: 'console-toggle-side' }, { type: 'console-toggle-side' }]).console.side).toBe('destination');
   });
 
   it('keeps history, browses it with up/down and restores the draft', () => {
     let s = run([type('query-status'), { type: 'console-submit', id: 1 }, type('query-migrate'), { type: 'console-submit', id: 2 }, type('draft')]);
-    expect(s.console.history).toEqual(['query-status', 'query-migrate']);
+    expect(s.console.history).toEqual({ source: [], destination: ['query-status', 'query-migrate'] });
     s = labUiReducer(s, { type: 'console-history', delta: -1 });
     expect(s.console.input).toBe('query-migrate');
     s = labUiReducer(s, { type: 'console-history', delta: -1 });
@@ -59,7 +60,7 @@ describe('console reducer', () => {
 
   it('does not repeat the same line twice in a row in history, and ignores blank lines', () => {
     const s = run([type('stop'), { type: 'console-submit', id: 1 }, type('stop'), { type: 'console-submit', id: 2 }, type('   '), { type: 'console-submit', id: 3 }]);
-    expect(s.console.history).toEqual(['stop']);
+    expect(s.console.history.destination).toEqual(['stop']);
     expect(s.console.output.map((e) => e.id)).toEqual([1, 2]);
   });
 
@@ -76,6 +77,42 @@ describe('console reducer', () => {
       { id: 7, side: 'destination', line: 'query-status', ok: true, text: '{"status": "running"}' },
       { id: 8, side: 'destination', line: 'bogus', ok: false, text: 'The command bogus has not been found' },
     ]);
+  });
+
+  it('keeps a history per side: the other side starts with its own', () => {
+    let s = run([type('migrate-recover {}'), { type: 'console-submit', id: 1 }, { type: 'console-toggle-side' }]);
+    expect(labUiReducer(s, { type: 'console-history', delta: -1 }).console.input).toBe('');
+    s = run([type('migrate {}'), { type: 'console-submit', id: 2 }, { type: 'console-toggle-side' }, { type: 'console-history', delta: -1 }], s);
+    expect(s.console.side).toBe('destination');
+    expect(s.console.input).toBe('migrate-recover {}');
+    expect(s.console.history).toEqual({ source: ['migrate {}'], destination: ['migrate-recover {}'] });
+  });
+
+  it('edits at the cursor: left/right/home/end, typing, backspace and delete in the middle', () => {
+    let s = run([type('migrate {}'), { type: 'console-cursor', to: 'left' }]);
+    expect(s.console.cursor).toBe(9);
+    s = run([type('"uri": 1')], s);
+    expect(s.console.input).toBe('migrate {"uri": 1}');
+    expect(s.console.cursor).toBe(17);
+    s = run([{ type: 'console-cursor', to: 'home' }, { type: 'console-delete-forward' }, { type: 'console-backspace' }], s);
+    expect(s.console.input).toBe('igrate {"uri": 1}');
+    expect(s.console.cursor).toBe(0);
+    s = run([type('m'), { type: 'console-cursor', to: 'end' }, { type: 'console-cursor', to: 'right' }, { type: 'console-backspace' }], s);
+    expect(s.console.input).toBe('migrate {"uri": 1');
+    expect(s.console.cursor).toBe(17);
+    // History and completion put the cursor at the end of what they wrote.
+    s = run([type('query-mi'), { type: 'console-cursor', to: 'home' }, { type: 'console-cursor', to: 'end' }, { type: 'console-tab' }]);
+    expect(s.console.input).toBe('query-migrate ');
+    expect(s.console.cursor).toBe(14);
+  });
+
+  it('fills the input from a hint, aimed at the side it names, and a submit scrolls back to the newest', () => {
+    let s = run([{ type: 'console-scroll', row: 3 }, { type: 'console-fill', line: 'migrate {"uri": "tcp:127.0.0.1:1"}', side: 'source' }]);
+    expect(s.console).toMatchObject({ input: 'migrate {"uri": "tcp:127.0.0.1:1"}', cursor: 34, side: 'source', scroll: 3 });
+    s = run([{ type: 'console-fill', line: 'query-status' }], s);
+    expect(s.console.side).toBe('source');
+    s = run([{ type: 'console-submit', id: 1 }], s);
+    expect(s.console.scroll).toBeNull();
   });
 
   it('edits: backspace, clear line, pasted newlines become spaces', () => {
@@ -120,5 +157,19 @@ describe('modes and the link menu', () => {
       }
     }
     expect(LINK_MENU_ITEMS.some((i) => i.fault.kind === 'bandwidth' && i.fault.bytesPerSec === 0)).toBe(true);
+  });
+});
+
+describe('reading state: steps, focus, log', () => {
+  it('views a step from its top, scrolls per step, and follows the current step again with null', () => {
+    let s = run([{ type: 'steps-scroll', step: 2, offset: 5 }]);
+    expect(s.steps).toEqual({ viewing: null, offset: 5, offsetStep: 2 });
+    s = run([{ type: 'steps-view', index: 1 }], s);
+    expect(s.steps).toEqual({ viewing: 1, offset: 0, offsetStep: 1 });
+    s = run([{ type: 'steps-view', index: null }, { type: 'focus', focus: 'log' }], s);
+    expect(s.steps.viewing).toBeNull();
+    expect(s.focus).toBe('log');
+    const e = { t: 1, kind: 'info' as const, text: 'x' };
+    expect(run([{ type: 'log-scroll', top: e }]).log.top).toBe(e);
   });
 });

@@ -39,6 +39,25 @@ describe('calculateLayout', () => {
     }
   });
 
+  it.each([
+    // columns, rows -> bottom, main, counters, link, page map, steps
+    [80, 24, 10, 11, 11, 0, 0, 11],
+    [120, 36, 16, 17, 11, 3, 3, 14],
+    [200, 60, 28, 29, 11, 3, 15, 26],
+  ] as const)('with the console open at %ix%i the bottom grows to about half and the right column drops what no longer fits', (columns, rows, bottom, main, counters, link, pageMap, steps) => {
+    const l = calculateLayout(columns, rows, { console: true });
+    expect([l.bottom.height, l.main.height, l.right.counters.height, l.right.link.height, l.right.pageMap.height, l.left.steps.height]).toEqual([
+      bottom,
+      main,
+      counters,
+      link,
+      pageMap,
+      steps,
+    ]);
+    expect(l.header.height + l.main.height + l.bottom.height + l.keyBar.height).toBe(rows - 1);
+    expect(l.right.counters.height + l.right.link.height + l.right.pageMap.height).toBeLessThanOrEqual(l.main.height);
+  });
+
   it('says what it needs and what it has', () => {
     expect(tooSmallMessage(70, 20)).toBe('Terminal too small: need 80x24, have 70x20');
   });

@@ -1,16 +1,16 @@
 import { render } from 'ink-testing-library';
 import { describe, expect, it } from 'vitest';
-import { EventLog } from '../../../src/ui/components/EventLog.js';
-import { HelpOverlay } from '../../../src/ui/components/HelpOverlay.js';
+import { EventLog, logWindow } from '../../../src/ui/components/EventLog.js';
+import { HelpOverlay, helpLines } from '../../../src/ui/components/HelpOverlay.js';
 import { KeyBar } from '../../../src/ui/components/KeyBar.js';
 import { LabPicker } from '../../../src/ui/components/LabPicker.js';
 import { LinkMenu, menuWindow } from '../../../src/ui/components/LinkMenu.js';
 import { LinkPanel } from '../../../src/ui/components/LinkPanel.js';
 import { PageMap, resampleMap } from '../../../src/ui/components/PageMap.js';
-import { QmpConsole } from '../../../src/ui/components/QmpConsole.js';
+import { consoleWindow, inputWindow, QmpConsole } from '../../../src/ui/components/QmpConsole.js';
 import { COUNTER_LABELS, sideCells, SideCounters } from '../../../src/ui/components/SideCounters.js';
 import { sparkline, Sparkline } from '../../../src/ui/components/Sparkline.js';
-import { StepsPanel } from '../../../src/ui/components/StepsPanel.js';
+import { StepsPanel, stepsView } from '../../../src/ui/components/StepsPanel.js';
 import { Summary } from '../../../src/ui/components/Summary.js';
 import { initialLabUiState } from '../../../src/ui/lab-state.js';
 import { fakeDirection, fakePages, fakeSide, fakeSnapshot, fakeSteps, fakeState } from '../../helpers/fake-session.js';
@@ -44,6 +44,55 @@ describe('StepsPanel', () => {
     const failed = fakeSteps();
     failed[1] = { ...failed[1], status: 'failed' };
     expect(frame(<StepsPanel steps={failed} currentStep={1} width={40} height={12} />)).toContain('✗ 2. Cut the link');
+  });
+
+  // A step as long as blackhole's step 2, in the 32 columns of the 80x24 layout.
+  const longText = Array.from({ length: 40 }, (_, i) => `word${i}`).join(' ') + ' and watch the counters freeze.';
+  const longSteps = () => {
+    const steps = fakeSteps();
+    steps[1] = { ...steps[1], text: longText, hintsShown: 2 };
+    return steps;
+  };
+  const follow = { viewing: null, offset: 0, offsetStep: null };
+
+  it('never cuts text silently: what does not fit is marked, and scrolling reaches its last word', () => {
+    const v = stepsView(longSteps(), 1, follow, 32, 17);
+    // 16 rows below the title: 3 step titles, the navigation line, 12 rows of text.
+    expect(v.list.map((l) => l.number)).toEqual([1, 2, 3]);
+    expect(v.nav).toBe('step 2 of 3 (current) — [ prev');
+    expect(v.body).toHaveLength(12);
+    expect(v.body.at(-1)).toEqual({ text: `↓ more (${v.window.below} lines) · PgDn`, kind: 'more' });
+    const last = stepsView(longSteps(), 1, { viewing: null, offset: 999, offsetStep: 1 }, 32, 17);
+    expect(last.body[0].text).toMatch(/^↑ \d+ more lines above · PgUp$/);
+    expect(last.body.map((l) => l.text).join(' ')).toContain('watch the counters freeze.');
+    expect(last.body.at(-1)).toEqual({ text: 'Hint 2/2: Or use the l menu', kind: 'hint' });
+    const out = frame(<StepsPanel steps={longSteps()} currentStep={1} view={{ viewing: null, offset: 999, offsetStep: 1 }} width={32} height={17} />);
+    expect(out.split('\n')).toHaveLength(17);
+    expect(out).toContain('Hint 2/2: Or use the l menu');
+  });
+
+  it('a scroll belongs to one step: the next step starts at its top', () => {
+    const v = stepsView(longSteps(), 1, { viewing: null, offset: 5, offsetStep: 0 }, 32, 17);
+    expect(v.window.start).toBe(0);
+  });
+
+  it('re-reads a done step with its hints, and says where it is', () => {
+    const steps = fakeSteps();
+    steps[0] = { ...steps[0], hintsShown: 1 };
+    const v = stepsView(steps, 1, { viewing: 0, offset: 0, offsetStep: 0 }, 40, 12);
+    expect(v.viewed).toBe(0);
+    expect(v.nav).toBe('step 1 of 3 (done) — ] next');
+    expect(v.body.map((l) => l.text)).toEqual(['Start the migration.', '', 'Hint 1/1: Use migrate']);
+    // Narrow: the short form.
+    expect(stepsView(steps, 1, follow, 40, 12).nav).toBe('step 2 of 3 (current) — [ prev');
+    const later = steps.map((st, i) => ({ ...st, status: i < 2 ? ('done' as const) : ('active' as const) }));
+    expect(stepsView(later, 2, { viewing: 1, offset: 0, offsetStep: 1 }, 24, 12).nav).toBe('step 2 of 3 (done) [ ]');
+    // A step not reached yet cannot be read: the view stays on the current one.
+    expect(stepsView(steps, 1, { viewing: 2, offset: 0, offsetStep: 2 }, 40, 12).viewed).toBe(1);
+    const out = frame(<StepsPanel steps={steps} currentStep={1} view={{ viewing: 0, offset: 0, offsetStep: 0 }} width={40} height={12} />);
+    expect(out).toContain('Steps 2/3');
+    expect(out).toContain('step 1 of 3 (done) — ] next');
+    expect(out).toContain('Hint 1/1: Use migrate');
   });
 });
 
@@ -162,14 +211,28 @@ describe('Sparkline', () => {
 });
 
 describe('EventLog', () => {
-  it('keeps the last events that fit, one line each', () => {
+  it('keeps the last events that fit, one line each, and says in its title what lies above', () => {
     const events = Array.from({ length: 30 }, (_, i) => ({ t: i * 100, kind: 'state' as const, side: 'source' as const, text: `event ${i}\nsecond line` }));
-    const out = frame(<EventLog events={events} width={60} height={5} />);
+    const out = frame(<EventLog events={events} width={80} height={5} />);
     const lines = out.split('\n');
     expect(lines).toHaveLength(5);
+    expect(lines[0]).toMatch(/^Events ↑ 26 more lines above · Tab scrolls/);
     expect(lines[1]).toContain('event 26 second line');
     expect(lines[4]).toMatch(/2\.9s state\s+src event 29/);
     expect(out).not.toContain('event 25');
+  });
+
+  it('scrolled back, holds its place while events arrive and says how many are below', () => {
+    const events = Array.from({ length: 30 }, (_, i) => ({ t: i * 100, kind: 'info' as const, text: `event ${i}` }));
+    expect(logWindow(events, events[2], 4)).toMatchObject({ start: 2, end: 6, above: 2, below: 24, maxStart: 26 });
+    const more = [...events, { t: 9999, kind: 'info' as const, text: 'new' }];
+    expect(logWindow(more, events[2], 4)).toMatchObject({ start: 2, below: 25 });
+    expect(logWindow(events, null, 4)).toMatchObject({ start: 26, end: 30, below: 0 });
+    // Fell out of the bounded list: the oldest kept.
+    expect(logWindow(events.slice(5), events[2], 4).start).toBe(0);
+    const out = frame(<EventLog events={events} top={events[0]} focused width={100} height={5} />);
+    expect(out).toContain('↓ more (26 lines) · End: newest · ‹ ↑↓ PgUp PgDn scroll here');
+    expect(out.split('\n')[1]).toContain('event 0');
   });
 });
 
@@ -186,29 +249,65 @@ describe('QmpConsole', () => {
       ],
     };
     const out = frame(<QmpConsole console={c} width={80} height={10} />);
-    expect(out).toContain('QMP console to destination (Tab switches)');
+    expect(out).toContain('QMP console to destination (Shift-Tab switches)');
     expect(out).toContain('destination> query-status');
-    expect(out).toContain('{"status": "running"}');
+    expect(out).toContain('destination › {"status": "running"}');
     expect(out).toContain('source> bogus');
-    expect(out).toContain('The command bogus has not been found');
-    expect(out).toContain('…');
+    expect(out).toContain('source › Error: The command bogus has not been found');
+    expect(out).toContain('destination › …');
     expect(out).toContain('migrate  migrate-pause');
     expect(out.split('\n').at(-1)).toBe('destination> migrate');
+  });
+
+  it('wraps a long reply and scrolls it to its end', () => {
+    const reply = JSON.stringify({ status: 'postcopy-active', ram: { transferred: 123, remaining: 456, total: 789 }, x: 'y'.repeat(60) }, null, 2);
+    const c = { ...initialLabUiState().console, output: [{ id: 1, side: 'source' as const, line: 'query-migrate', ok: true, text: reply }] };
+    const { lines, window: w } = consoleWindow(c, 40, 6);
+    expect(lines.every((l) => l.text.length <= 40)).toBe(true);
+    expect(lines.slice(1).every((l) => l.text.startsWith('source › '))).toBe(true);
+    // Following the newest: the end of the reply, and a marker for what is above.
+    expect(w.end).toBe(lines.length);
+    expect(w.above).toBeGreaterThan(0);
+    const top = frame(<QmpConsole console={{ ...c, scroll: 0 }} width={40} height={6} />);
+    expect(top).toContain('source> query-migrate');
+    expect(top).toContain('"status": "postcopy-active"');
+    expect(top).toMatch(/↓ more \(\d+ lines\)/);
+  });
+
+  it('shows the cursor where it is, keeping it in view on a long line', () => {
+    expect(inputWindow('migrate', 3, 20)).toEqual({ before: 'mig', at: 'r', after: 'ate' });
+    expect(inputWindow('migrate', 7, 20)).toEqual({ before: 'migrate', at: ' ', after: '' });
+    const long = 'x'.repeat(50) + 'END';
+    const end = inputWindow(long, long.length, 10);
+    expect(end.before.endsWith('END')).toBe(true);
+    expect(end.before.length + 1).toBe(10);
+    expect(inputWindow(long, 0, 10)).toEqual({ before: '', at: 'x', after: 'x'.repeat(9) });
   });
 });
 
 describe('KeyBar, HelpOverlay, LinkMenu', () => {
   it('key bar shows the keys and keeps ? when narrow', () => {
     expect(frame(<KeyBar hints={keyHints('normal', fakeState())} width={100} />)).toBe(
-      'c cut  b blackhole  l link menu  p pause  h hint  s show me  : console  ? help  q quit',
+      'c cut  b blackhole  l link menu  p pause  h hint  s show me  y copy hint  : console  ? help  q quit',
     );
     expect(frame(<KeyBar hints={keyHints('normal', fakeState())} width={8} />)).toBe('? help');
   });
   it('help lists every key', () => {
-    const out = frame(<HelpOverlay width={100} height={24} />);
-    for (const k of ['c ', 'b ', 'l ', 'u ', 'p ', 'h ', 's ', ': ', '? ', 'q ', 'Ctrl-C', 'Tab', 'Esc']) expect(out).toContain(k);
+    const out = frame(<HelpOverlay width={100} height={40} />);
+    for (const k of ['c ', 'b ', 'l ', 'u ', 'p ', 'h ', 's ', ': ', '? ', 'q ', 'y ', '[ ]', 'PgUp PgDn', 'Ctrl-C', 'Tab', 'S-Tab', '← →', 'Esc']) expect(out).toContain(k);
     expect(out).toContain('no key to skip one');
   });
+  it('help wraps every description and scrolls on a short terminal', () => {
+    const lines = helpLines(80);
+    expect(lines.every((l) => (l.key ? 10 : 10) + l.text.length <= 80)).toBe(true);
+    const top = frame(<HelpOverlay width={80} height={21} />);
+    expect(top.split('\n')).toHaveLength(21);
+    expect(top).toMatch(/↓ more \(\d+ lines?\) · PgDn/);
+    const end = frame(<HelpOverlay width={80} height={21} offset={999} />);
+    expect(end).toContain('no key to skip one');
+    expect(end).toMatch(/↑ \d+ more lines above · PgUp/);
+  });
+
   it('link menu marks the chosen item and direction with › (visible without colour)', () => {
     const out = frame(<LinkMenu item={6} direction={2} link={fakeSnapshot().link} width={80} height={21} />);
     expect(out).toContain('› latency 200 ms ± 50 ms');
@@ -248,6 +347,21 @@ describe('Summary and LabPicker', () => {
     expect(out).toMatch(/vCPUs blocked\s+420 ms/);
     expect(out).toMatch(/all pages verified\s+yes/);
     expect(out).toContain('n next lab');
+  });
+  it('summary ends with the lab\'s closing lesson, wrapped, also when the lab failed', () => {
+    const lesson = 'A blackhole is the failure that postcopy recovery cannot see by itself. Monitoring has to watch the counters.\n';
+    const out = frame(
+      <Summary
+        summary={{ ok: false, labId: 'x', durationMs: 1000, verified: false, pagesResent: 0, duplicatesDiscarded: 0, blocktimeMs: 0, recoveries: 0, failure: { message: 'timed out' } }}
+        title="T"
+        lesson={lesson}
+        hasNext={false}
+        width={60}
+      />,
+    );
+    expect(out).toContain('A blackhole is the failure that postcopy recovery cannot');
+    expect(out).toContain('watch the counters.');
+    expect(out.split('\n').every((l) => l.length <= 60)).toBe(true);
   });
   it('summary explains a failure', () => {
     const out = frame(

@@ -1,0 +1,49 @@
+import { describe, expect, it } from 'vitest';
+import { hardWrap, moreAbove, moreBelow, scrollWindow, tailWindow } from '../../../src/ui/scroll.js';
+
+describe('scrollWindow', () => {
+  it('shows everything, unmarked, when it fits', () => {
+    expect(scrollWindow(5, 5, 3)).toMatchObject({ start: 0, end: 5, above: 0, below: 0, maxStart: 0 });
+  });
+
+  it.each([
+    // total, rows, offset -> start, end, above, below
+    [20, 10, 0, 0, 9, 0, 11], // top: 9 lines and the "more below" row
+    [20, 10, 4, 4, 12, 4, 8], // middle: a marker each side, 8 lines
+    [20, 10, 11, 11, 20, 11, 0], // the last page: a marker above, 9 lines
+    [20, 10, 99, 11, 20, 11, 0], // clamped to the last page
+    [20, 10, -3, 0, 9, 0, 11],
+    [3, 1, 1, 1, 2, 1, 1], // one row: text only
+  ])('%i lines in %i rows from %i', (total, rows, offset, start, end, above, below) => {
+    const w = scrollWindow(total, rows, offset);
+    expect([w.start, w.end, w.above, w.below]).toEqual([start, end, above, below]);
+    // Every row is used, never more: lines plus one row per marker.
+    expect(w.end - w.start + (w.above > 0 && rows > 1 ? 1 : 0) + (w.below > 0 && rows > 1 ? 1 : 0)).toBe(rows);
+  });
+
+  it('reaches every line by paging down from the top', () => {
+    const seen = new Set<number>();
+    let w = scrollWindow(47, 11, 0);
+    for (let i = 0; i < 20; i++) {
+      for (let l = w.start; l < w.end; l++) seen.add(l);
+      if (w.start === w.maxStart) break;
+      w = scrollWindow(47, 11, w.start + w.page);
+    }
+    expect(seen.size).toBe(47);
+  });
+
+  it('counts back from the end for the logs', () => {
+    expect(tailWindow(30, 5, 0)).toMatchObject({ start: 26, end: 30, above: 26, below: 0 });
+    expect(tailWindow(30, 5, 2)).toMatchObject({ start: 24, end: 27, below: 3 });
+  });
+
+  it('words the markers', () => {
+    expect(moreBelow(12)).toBe('↓ more (12 lines)');
+    expect(moreBelow(1)).toBe('↓ more (1 line)');
+    expect(moreAbove(3)).toBe('↑ 3 more lines above');
+  });
+
+  it('hard-wraps lines that have no spaces to break at', () => {
+    expect(hardWrap('abcdefg\n\nxy', 3)).toEqual(['abc', 'def', 'g', '', 'xy']);
+  });
+});
