@@ -1,7 +1,9 @@
 /**
  * Page content: a deterministic function of (page index, version), identical in every process.
- * A page is an 8-byte header (index, version, little-endian) followed by a window of a fixed
- * pseudo-random pool chosen by hashing (index, version). Generating and checking a page is a
+ * A page is an 8-byte header (index, version, little-endian), a window of a fixed pseudo-random
+ * pool chosen by hashing (index, version), and an 8-byte trailer: the same pair again, mixed.
+ * The trailer matters because the pool has only 2^17 window starts: two versions of a page can
+ * share a window, and a page whose header alone was rewritten would then pass. Generating and checking a page is a
  * memcpy/memcmp, so real page bytes can cross the wire at full speed while any corruption,
  * truncation or stale version is still detected byte for byte.
  */
@@ -41,6 +43,12 @@ function windowStart(index: number, version: number): number {
 }
 
 export const PAGE_HEADER_BYTES = 8;
+const TRAILER_BYTES = 8;
+
+/** The trailer's words: (index, version) through a different mix than the window's. */
+function trailer(index: number, version: number): [number, number] {
+  return [Math.imul(index ^ 0x5bd1e995, 0x1b873593) >>> 0, Math.imul(version ^ 0xcc9e2d51, 0x85ebca6b) ^ index] as [number, number];
+}
 
 /** Writes page (index, version) into buf at offset. */
 export function writePage(buf: Buffer, offset: number, index: number, version: number, pageSize: number): void {
@@ -48,7 +56,11 @@ export function writePage(buf: Buffer, offset: number, index: number, version: n
   buf.writeUInt32LE(index >>> 0, offset);
   buf.writeUInt32LE(version >>> 0, offset + 4);
   const s = windowStart(index, version);
-  p.copy(buf, offset + PAGE_HEADER_BYTES, s, s + pageSize - PAGE_HEADER_BYTES);
+  const body = pageSize - PAGE_HEADER_BYTES - TRAILER_BYTES;
+  p.copy(buf, offset + PAGE_HEADER_BYTES, s, s + body);
+  const [t0, t1] = trailer(index, version);
+  buf.writeUInt32LE(t0, offset + pageSize - TRAILER_BYTES);
+  buf.writeUInt32LE(t1 >>> 0, offset + pageSize - 4);
 }
 
 /** Returns a fresh buffer holding page (index, version). */
@@ -63,6 +75,9 @@ export function checkPage(buf: Buffer, offset: number, index: number, version: n
   if (offset + pageSize > buf.length) return false;
   if (buf.readUInt32LE(offset) !== index >>> 0 || buf.readUInt32LE(offset + 4) !== version >>> 0) return false;
   const p = getPool(pageSize);
+  const [t0, t1] = trailer(index, version);
+  if (buf.readUInt32LE(offset + pageSize - TRAILER_BYTES) !== t0 || buf.readUInt32LE(offset + pageSize - 4) !== t1 >>> 0) return false;
   const s = windowStart(index, version);
-  return p.compare(buf, offset + PAGE_HEADER_BYTES, offset + pageSize, s, s + pageSize - PAGE_HEADER_BYTES) === 0;
+  const body = pageSize - PAGE_HEADER_BYTES - TRAILER_BYTES;
+  return p.compare(buf, offset + PAGE_HEADER_BYTES, offset + PAGE_HEADER_BYTES + body, s, s + body) === 0;
 }

@@ -67,6 +67,21 @@ describe('page content', () => {
     );
   });
 
+  it('rejects a forged header even for two versions that share a pool window (the trailer tells them apart)', () => {
+    // The pool has 2^17 window starts, so some version of page 0 shares version 1's window:
+    // find one, then rewrite version 1's header to claim it.
+    const ps = 512;
+    const a = makePage(0, 1, ps);
+    const bodyOf = (b: Buffer) => b.subarray(PAGE_HEADER_BYTES, ps - 8);
+    let twin = -1;
+    for (let v = 2; v < 1 << 21 && twin < 0; v++) if (bodyOf(makePage(0, v, ps)).equals(bodyOf(a))) twin = v;
+    expect(twin).toBeGreaterThan(1);
+    const forged = Buffer.from(a);
+    forged.writeUInt32LE(twin, 4);
+    expect(checkPage(forged, 0, 0, twin, ps)).toBe(false);
+    expect(checkPage(makePage(0, twin, ps), 0, 0, twin, ps)).toBe(true);
+  });
+
   it('rejects a truncated page instead of reading past the buffer', () => {
     const page = makePage(7, 3, 4096);
     expect(checkPage(page.subarray(0, 4095), 0, 7, 3, 4096)).toBe(false);
