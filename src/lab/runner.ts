@@ -259,7 +259,9 @@ export class LabSession implements LabSessionApi {
 
   /** End the run with `e` (a start that failed): the summary, recorded and published. */
   fail(e: unknown): RunSummary {
-    return this.finish(RunFailure.from(e, 'setup'));
+    // A start cut short by stop() (the drill's --timeout, a signal) fails because of the stop:
+    // report the stop's reason, not the VM that lost its socket directory under it.
+    return this.finish(this.feed.aborted ?? RunFailure.from(e, 'setup'));
   }
 
   private finish(failure: RunFailure | null): RunSummary {
