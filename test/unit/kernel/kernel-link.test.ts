@@ -5,7 +5,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import type { Argv } from '../../../src/kernel/argv.js';
 import { KernelApplyError, KernelCommandError, KernelUnsupportedError } from '../../../src/kernel/errors.js';
-import { KernelLink, NOT_ROOT_MESSAGE, qdiscPlan } from '../../../src/kernel/kernel-link.js';
+import { KernelLink, NOT_ROOT_MESSAGE } from '../../../src/kernel/kernel-link.js';
 import type { RunOptions } from '../../../src/kernel/run.js';
 import { LinkFaultError } from '../../../src/link/fault-model.js';
 
@@ -113,14 +113,6 @@ describe('KernelLink (fake runner)', () => {
     expect(f.calls).toEqual([]);
     await link.apply({ kind: 'bandwidth', bytesPerSec: 1000 });
     expect(f.calls.length).toBeGreaterThan(0);
-  });
-
-  it('composes netem (root) and tbf (child) when both are set', () => {
-    expect(qdiscPlan({ state: 'up', latencyMs: 10, jitterMs: 2, lossPercent: 1, rateBytesPerSec: 125_000 })).toEqual([
-      { parent: 'root', handle: '1:', args: ['netem', 'limit', '100000', 'delay', '10ms', '2ms', 'loss', '1%'] },
-      { parent: '1:1', handle: '10:', args: ['tbf', 'rate', '1000000bit', 'burst', '16384b', 'latency', '200ms'] },
-    ]);
-    expect(qdiscPlan({ state: 'cut', latencyMs: 0, jitterMs: 0, lossPercent: 0, rateBytesPerSec: 0 })).toEqual([]);
   });
 
   it('rolls back the direction already changed when the second one fails', async () => {
