@@ -153,7 +153,8 @@ export class SourceMigration {
     const info: PagesInfo = {
       'page-size': this.pageSize,
       total: this.pageCount,
-      received: this.sentOnce.count,
+      sent: this.sentOnce.count,
+      received: 0,
       requested: this.reqQueue.length,
       'in-flight': 0,
       missing: this.remainingPages(status, dirty),
@@ -162,6 +163,8 @@ export class SourceMigration {
       'blocked-vcpus': 0,
       'fault-latency-us': { p50: 0, p99: 0, count: this.requestsServed },
       'blocktime-ms': 0,
+      'blocktime-worst-vcpu-ms': 0,
+      'wire-bytes': this.transferred,
       walker: { active: false, position: 0, total: this.pageCount, done: false },
       guest,
       recoveries: this.recoveries,

@@ -81,8 +81,7 @@ export class SourceVm extends SimVm implements SenderHost {
   }
 
   queryPages(cells?: number): PagesInfo {
-    const guest = { progress: this.guest.progress, 'ops-per-second': Math.round(this.guest.opsPerSecond()) };
-    return this.m.queryPages(this.status, this.dirty, guest, cells);
+    return this.m.queryPages(this.status, this.dirty, this.guest.info(), cells);
   }
 
   protected override parametersChanged(): void {
