@@ -8,6 +8,7 @@ import type { LabEvent, RunSummary, Snapshot } from '../types.js';
 import { LabSession } from '../lab/runner.js';
 import type { Lab } from '../lab/schema.js';
 import { formatDuration } from '../lab/duration.js';
+import { summaryCountersLine } from '../lab/summary.js';
 import type { Link } from '../types.js';
 import type { VmBackend } from '../driver/backend.js';
 
@@ -66,9 +67,7 @@ export function summaryLines(sum: RunSummary, snap: Snapshot | null): string[] {
     lines.push(chalk.red(`✗ ${sum.labId}: ${sum.failure?.message ?? 'failed'}`));
     if (sum.failure?.step) lines.push(chalk.red(`  at step ${sum.failure.step}${sum.failure.stepTitle ? ` '${sum.failure.stepTitle}'` : ''}`));
   }
-  lines.push(
-    `  recoveries ${sum.recoveries}, pages re-sent ${sum.pagesResent}, duplicates discarded ${sum.duplicatesDiscarded}, vCPUs blocked ${formatDuration(sum.blocktimeMs)} in all`,
-  );
+  lines.push(`  ${summaryCountersLine(sum)}`);
   // The lab's closing words: what the run just showed.
   if (sum.ok && sum.summaryText?.trim()) lines.push('', ...sum.summaryText.trim().split('\n'));
   return lines;
