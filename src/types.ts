@@ -58,7 +58,7 @@ export interface RamStats {
  * |---------------------------|-------------|-------------------------------------------------------------------------|
  * | `sent`                    | source      | pages put on the wire at least once (a page sent again counts once; bytes are query-migrate's `transferred`) |
  * | `received`                | destination | pages placed (in precopy a placed page may be replaced by a newer copy)  |
- * | `resent`                  | source      | pages sent again after a recovery (sent before, sent once more)        |
+ * | `resent`                  | source      | pages sent after a recovery whose content had gone out before (lost in flight, or sent twice); a page the guest wrote since and sent anew is a new copy, not a re-send |
  * | `duplicates-discarded`    | destination | arrivals dropped because the page was already placed (UFFDIO_COPY's EEXIST) |
  * | `requested` / `in-flight` | destination | pages someone waits for / of those, requests sent on the current connection |
  * | `missing`                 | both        | source: pages still to send as the source sees them (precopy: this pass plus dirtied since); destination: neither placed nor requested |
@@ -86,7 +86,7 @@ export interface PagesInfo {
   missing: number;
   /** Destination: pages that arrived when already present and were dropped (UFFDIO_COPY's EEXIST). Source: 0. */
   'duplicates-discarded': number;
-  /** Source: pages sent again after a recovery (each re-sending counts). Destination: 0 (what arrives again is `duplicates-discarded` or placed). */
+  /** Source: pages sent after a recovery whose current content had been sent before (each re-sending counts). Destination: 0 (what arrives again is `duplicates-discarded` or placed). */
   resent: number;
   /** Destination: vCPUs currently blocked on a missing page. */
   'blocked-vcpus': number;

@@ -61,6 +61,21 @@ describe('source counters', () => {
     expect(p.sent).toBe(3);
   });
 
+  it('re-sent counts only content sent before: a page dirtied since and sent anew is a new copy', () => {
+    const m = new SourceMigration(10, PAGE);
+    m.noteSent([0, 1, 2, 3, 4, 5, 6, 7, 8, 9], PAGE + 8, false); // one full precopy pass
+    const dirty = new Bitmap(10);
+    dirty.set(3);
+    dirty.set(4);
+    m.takeDirty(dirty, 'add'); // switchover: 3 and 4 were written since they were sent
+    expect(dirty.count).toBe(0);
+    m.noteSent([3], PAGE + 8, true); // sent in postcopy, then lost in flight with the link
+    m.recovered = true; // the destination lacks 3 and 4: both go (again)
+    m.noteSent([3, 4], PAGE + 8, true);
+    // Only page 3's content had been sent before; page 4's current content is a first copy.
+    expect(m.queryPages('postcopy-active', new Bitmap(10), guestInfo).resent).toBe(1);
+  });
+
   it('wire bytes are the bytes sent (query-migrate\'s transferred); remaining is what is still to send', () => {
     const m = new SourceMigration(10, PAGE);
     m.transferred = 12_345;
