@@ -64,7 +64,7 @@ function guestCell(s: SideSnapshot, g: PagesInfo['guest'] | undefined): Cell {
   const ops = g['ops-per-second'];
   // Before the rate covers a second it is unknown, not zero: no STALLED at start-up.
   if ((g['window-ms'] ?? 0) < GUEST_RATE_MIN_WINDOW_MS) return ops > 0 ? { text: `${fmtCount(ops)} ops/s`, color: 'green' } : { text: '– ops/s', color: 'gray' };
-  if (ops === 0) return { text: '0 ops/s STALLED', short: '0 ops/s STALL', color: 'red', bold: true };
+  if (ops === 0) return { text: '0 ops/s STALLED', color: 'red', bold: true };
   return { text: `${fmtCount(ops)} ops/s`, color: 'green' };
 }
 
