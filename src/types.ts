@@ -47,11 +47,36 @@ export interface RamStats {
   'postcopy-requests': number;
 }
 
-/** What `x-query-pages` returns: the sim's per-page view, summarised. */
+/**
+ * What `x-query-pages` returns: the sim's per-page view, summarised.
+ *
+ * The counters, defined once. The panel, the drill's lines, the end screen and `--json` all
+ * read these fields and nothing else; a field that does not apply to a side is 0 there and the
+ * panel shows `–`.
+ *
+ * | field                     | side        | meaning                                                                 |
+ * |---------------------------|-------------|-------------------------------------------------------------------------|
+ * | `sent`                    | source      | pages put on the wire at least once (a page sent again counts once; bytes are query-migrate's `transferred`) |
+ * | `received`                | destination | pages placed (in precopy a placed page may be replaced by a newer copy)  |
+ * | `resent`                  | source      | pages sent after a recovery whose content had gone out before (lost in flight, or sent twice); a page the guest wrote since and sent anew is a new copy, not a re-send |
+ * | `duplicates-discarded`    | destination | arrivals dropped because the page was already placed (UFFDIO_COPY's EEXIST) |
+ * | `requested` / `in-flight` | destination | pages someone waits for / of those, requests sent on the current connection |
+ * | `missing`                 | both        | source: pages still to send as the source sees them (precopy: this pass plus dirtied since); destination: neither placed nor requested |
+ * | `blocked-vcpus`           | destination | vCPUs blocked on a missing page right now                               |
+ * | `blocktime-ms`            | destination | sum over vCPUs of the time each was blocked: vCPU·ms, so 2 vCPUs blocked 1 s = 2000 |
+ * | `blocktime-worst-vcpu-ms` | destination | the longest total blocked time of any single vCPU, ms                   |
+ * | `wire-bytes`              | both        | bytes moved on this side's migration connection(s): source sent, destination received; "stalled" is this not moving |
+ * | `guest.ops-per-second`    | both        | guest operations per second done on this side, over the last `window-ms` (≈2 s) |
+ *
+ * Remaining pages: the source's is `missing`; the destination's is `total - received`, which
+ * means something only in postcopy (in precopy the source may still replace every page).
+ */
 export interface PagesInfo {
   'page-size': number;
   total: number;
-  /** Destination: pages placed. Source: pages sent at least once. */
+  /** Source: pages put on the wire at least once. Destination: 0 (see `received`). */
+  sent: number;
+  /** Destination: pages placed. Source: 0 (the source cannot know; see `sent`). */
   received: number;
   /** Destination: pages a vCPU or the walker waits for (request sent or queued while the link is down). Source: requests queued. */
   requested: number;
@@ -59,18 +84,27 @@ export interface PagesInfo {
   'in-flight': number;
   /** Destination: pages neither placed nor requested. Source: pages still to send. */
   missing: number;
-  /** Destination: pages that arrived when already present and were dropped (UFFDIO_COPY's EEXIST). */
+  /** Destination: pages that arrived when already present and were dropped (UFFDIO_COPY's EEXIST). Source: 0. */
   'duplicates-discarded': number;
-  /** Source: pages sent again after a recovery. Destination: pages that arrived again after a recovery. */
+  /** Source: pages sent after a recovery whose current content had been sent before (each re-sending counts). Destination: 0 (what arrives again is `duplicates-discarded` or placed). */
   resent: number;
   /** Destination: vCPUs currently blocked on a missing page. */
   'blocked-vcpus': number;
   /** Destination: page-fault round trip, request sent to page placed, microseconds. */
   'fault-latency-us': { p50: number; p99: number; count: number };
-  /** Destination: cumulative time vCPUs spent blocked on missing pages, milliseconds. */
+  /** Destination: time vCPUs spent blocked on missing pages, summed over vCPUs (vCPU·ms), including blocks under way. */
   'blocktime-ms': number;
+  /** Destination: the most any single vCPU has been blocked in all, ms. */
+  'blocktime-worst-vcpu-ms': number;
+  /** Bytes moved on the migration connection(s) in this migration: source sent, destination received. */
+  'wire-bytes': number;
   walker: { active: boolean; position: number; total: number; done: boolean };
-  guest: { progress: number; 'ops-per-second': number };
+  /**
+   * The guest on this side: `progress` is its operations in all (carried over from the source
+   * at switchover), `ops-per-second` those done here over the last `window-ms` (0 before the
+   * first measurement: the rate is unknown then, not zero).
+   */
+  guest: { progress: number; 'ops-per-second': number; 'window-ms': number };
   /** Completed recoveries (resume handshakes) in this migration. */
   recoveries: number;
   /** Recovery attempts started: source `migrate resume=true` calls; destination recovery channels accepted. */
@@ -99,8 +133,10 @@ export interface SideSnapshot {
   /** Last error text reported by query-migrate's error-desc, if any. */
   error?: string;
   /**
-   * Milliseconds since this side's migration counters last moved (0 while they move). A silent
-   * blackhole shows up here: QEMU does not notice it, the operator sees the counters freeze.
+   * Milliseconds since a byte last moved on this side's migration connection(s) (`wire-bytes`;
+   * for QEMU's destination, the bytes the link delivered to it), counted only while the state
+   * says pages should move (`active`, `postcopy-active`); 0 otherwise. A silent blackhole shows
+   * up here: QEMU does not notice it, the operator sees the wire go quiet.
    */
   stalledMs: number;
 }
@@ -250,9 +286,23 @@ export interface RunSummary {
    * `reason` is always set by the session; records written before it existed lack it.
    */
   failure?: { reason?: FailureReason; step?: number; stepTitle?: string; condition?: string; seen?: Record<string, unknown>; message: string };
+  /**
+   * The counters at the end, from the final snapshot with PagesInfo's definitions (see there).
+   * Optional ones are absent in records written before they existed.
+   */
+  /** Source `sent`: pages put on the wire at least once. */
+  pagesSent?: number;
+  /** Destination `received`: pages placed. */
+  pagesReceived?: number;
+  /** Source `resent`: pages sent again after a recovery. */
   pagesResent: number;
+  /** Destination `duplicates-discarded`. */
   duplicatesDiscarded: number;
+  /** Destination `blocktime-ms`: summed over vCPUs, in vCPU·ms (not wall-clock time). */
   blocktimeMs: number;
+  /** Destination `blocktime-worst-vcpu-ms`: the most one vCPU was blocked, ms. */
+  blocktimeWorstVcpuMs?: number;
+  /** Completed recoveries (the destination's count). */
   recoveries: number;
   /** The lab's closing text (`summary-text`), on a successful run only. */
   summaryText?: string;

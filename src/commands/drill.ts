@@ -8,6 +8,7 @@ import type { LabEvent, RunSummary, Snapshot } from '../types.js';
 import { LabSession } from '../lab/runner.js';
 import type { Lab } from '../lab/schema.js';
 import { formatDuration } from '../lab/duration.js';
+import { summaryCountersLine } from '../lab/summary.js';
 import type { Link } from '../types.js';
 import type { VmBackend } from '../driver/backend.js';
 
@@ -38,23 +39,33 @@ export function secs(t: number): string {
   return `${(t / 1000).toFixed(1).padStart(5)}s`;
 }
 
-/** One line of live counters for both sides and the link. */
+/**
+ * One line of live counters for both sides and the link, each number named as PagesInfo
+ * defines it (src/types.ts): the source's pages sent and remaining, the destination's pages
+ * received, blocked vCPUs (now) and blocktime (vCPU·s, summed over vCPUs).
+ */
 export function countersLine(s: Snapshot): string {
   const src = s.source;
   const dst = s.destination;
   const ram = src.ram ?? {};
-  const sent = ram.total ? `${((ram.total - (ram.remaining ?? 0)) / MiB).toFixed(0)}/${(ram.total / MiB).toFixed(0)} MiB` : '-';
-  const mbs = ram.mbps !== undefined ? `${(ram.mbps / 8).toFixed(0)} MB/s` : '';
+  const sp = src.pages;
+  const srcPart = sp
+    ? `sent ${sp.sent ?? sp.received}/${sp.total} pages, remaining ${sp.missing}`
+    : ram.total
+      ? `sent ${((ram.transferred ?? 0) / MiB).toFixed(0)} MiB, remaining ${((ram.remaining ?? 0) / MiB).toFixed(0)} MiB`
+      : '-';
+  const mbs = ram.mbps !== undefined ? `, ${(ram.mbps / 8).toFixed(0)} MB/s` : '';
+  const quiet = (side: typeof src) => (side.stalledMs > 1000 ? `, no bytes for ${formatDuration(side.stalledMs)}` : '');
   const dp = dst.pages;
   const dstPart = dp
-    ? `dst ${dst.status} ${dp.received}/${dp.total} pages, ${dp['blocked-vcpus']} vCPU blocked, fault p99 ${(dp['fault-latency-us'].p99 / 1000).toFixed(1)} ms` +
+    ? `dst ${dst.status} received ${dp.received}/${dp.total} pages, ${dp['blocked-vcpus']} vCPUs blocked, blocktime ${(dp['blocktime-ms'] / 1000).toFixed(1)} vCPU·s, fault p99 ${(dp['fault-latency-us'].p99 / 1000).toFixed(1)} ms` +
       (dp.walker.active ? `, walker ${((dp.walker.position / dp.walker.total) * 100).toFixed(0)}%` : '') +
-      (dst.stalledMs > 1000 ? `, no progress ${formatDuration(dst.stalledMs)}` : '')
+      quiet(dst)
     : `dst ${dst.status}${dst.alive ? '' : ' (dead)'}`;
   const l = s.link;
   const ld = (d: 'source-to-destination' | 'destination-to-source') => l[d].state;
   const linkPart = l.up ? 'link up' : `link ${ld('source-to-destination')}/${ld('destination-to-source')}`;
-  return `src ${src.status} ${sent} ${mbs} | ${dstPart} | ${linkPart}`;
+  return `src ${src.status} ${srcPart}${mbs}${quiet(src)} | ${dstPart} | ${linkPart}`;
 }
 
 export function summaryLines(sum: RunSummary, snap: Snapshot | null): string[] {
@@ -66,9 +77,7 @@ export function summaryLines(sum: RunSummary, snap: Snapshot | null): string[] {
     lines.push(chalk.red(`✗ ${sum.labId}: ${sum.failure?.message ?? 'failed'}`));
     if (sum.failure?.step) lines.push(chalk.red(`  at step ${sum.failure.step}${sum.failure.stepTitle ? ` '${sum.failure.stepTitle}'` : ''}`));
   }
-  lines.push(
-    `  recoveries ${sum.recoveries}, pages re-sent ${sum.pagesResent}, duplicates discarded ${sum.duplicatesDiscarded}, vCPUs blocked ${formatDuration(sum.blocktimeMs)} in all`,
-  );
+  lines.push(`  ${summaryCountersLine(sum)}`);
   // The lab's closing words: what the run just showed.
   if (sum.ok && sum.summaryText?.trim()) lines.push('', ...sum.summaryText.trim().split('\n'));
   return lines;
@@ -118,9 +127,18 @@ export async function runDrill(o: DrillOptions): Promise<number> {
     if (line) print(`${chalk.dim(`[${secs(e.t)}]`)} ${line}`);
   });
   let lastCounters = -Infinity;
+  let lastJsonSnapshot: Snapshot | null = null;
+  // The snapshot the summary's counters were read from: the one current when it was made
+  // (polling goes on until the session stops, so the final state may be newer).
+  let summarySnapshot: Snapshot | null = null;
+  const offFinished = session.subscribe(() => {
+    const st = session.getState();
+    if (st.finished && !summarySnapshot) summarySnapshot = st.snapshot;
+  });
   const offSnapshot = session.onSnapshot((snap) => {
     if (snap.t - lastCounters < 1000) return;
     lastCounters = snap.t;
+    lastJsonSnapshot = snap;
     if (o.json) json({ type: 'snapshot', ...snap });
     else print(`${chalk.dim(`[${secs(snap.t)}]`)}   ${chalk.dim(countersLine(snap))}`);
   });
@@ -140,10 +158,15 @@ export async function runDrill(o: DrillOptions): Promise<number> {
   await session.stop();
   offEvent();
   offSnapshot();
+  offFinished();
   if (summary.failure?.reason === 'timeout') {
     summary = { ...summary, failure: { ...summary.failure, message: `the drill did not finish within --timeout ${formatDuration(o.timeoutMs)}` } };
   }
   const snap = session.getState().snapshot;
+  // The snapshot the summary's counters come from goes out first, so the last snapshot line
+  // and the summary agree (the once-a-second lines may have skipped it).
+  const counted = summarySnapshot ?? snap;
+  if (o.json && counted && counted !== lastJsonSnapshot) json({ type: 'snapshot', ...counted });
   if (o.json) json({ type: 'summary', ...summary, snapshot: snap ? { source: snap.source.status, destination: snap.destination.status } : null });
   else for (const l of summaryLines(summary, snap)) print(l);
   return summary.ok ? EXIT_OK : EXIT_FAILED;

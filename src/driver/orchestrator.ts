@@ -7,7 +7,6 @@ import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { QmpClient } from '../qmp/client.js';
-import { isPostcopy } from '../sim/states.js';
 import type { LabEvent, Link, LinkEndpoints, LinkSnapshot, MigrationStatus, Side, SideSnapshot, Snapshot } from '../types.js';
 import type { BackendContext, GuestSpec, SideReading, VmBackend } from './backend.js';
 import { SimBackend } from './sim-backend.js';
@@ -206,13 +205,16 @@ export class Orchestrator {
     if (!r) {
       return { side, alive: this.vms.get(side)?.alive ?? false, runState: 'unknown', status: this.lastStatus.get(side) ?? 'none', stalledMs: 0 };
     }
-    // "Stalled": how long this side's migration counters have not moved (a silent link shows here).
+    // "Stalled": how long no byte has moved on this side's migration connection(s) (a silent
+    // link shows here). `progress` is bytes on the wire, not page counts: in precopy the
+    // destination's page count stops after one pass while dirty pages keep arriving.
     const progress = r.progress;
     const now = performance.now();
     const last = this.lastProgress.get(side);
     if (!last || last.value !== progress) this.lastProgress.set(side, { value: progress, at: now });
-    // Only a migration in progress can stall; waiting for `migrate` is not a stall.
-    const moving = r.status === 'active' || isPostcopy(r.status);
+    // Only states in which pages should move can stall: not waiting for `migrate`, not
+    // paused (nothing is meant to move until the recovery), not recovering (the handshake is quiet).
+    const moving = r.status === 'active' || r.status === 'postcopy-active';
     if (!moving) this.lastProgress.set(side, { value: progress, at: now });
     const stalledMs = moving && last && last.value === progress ? Math.round(now - last.at) : 0;
     return { side, alive: true, runState: r.runState, status: r.status, ram: r.ram, pages: r.pages, error: r.error, stalledMs };

@@ -193,12 +193,17 @@ export class QemuBackend implements VmBackend {
     return reading;
   }
 
-  private pages(side: Side, p: { total: number; received: number; pageSize: number; blocktimeMs?: number }): PagesInfo {
+  /**
+   * QEMU reports no per-page view: `received` is what the source no longer has to send (the
+   * best it tells about the destination), and the source's `sent` is the same estimate.
+   */
+  private pages(side: Side, p: { total: number; received: number; pageSize: number; blocktimeMs?: number; wireBytes: number }): PagesInfo {
     const c = this.counters[side];
     return {
       'page-size': p.pageSize,
       total: p.total,
-      received: p.received,
+      sent: side === 'source' ? p.received : 0,
+      received: side === 'destination' ? p.received : 0,
       requested: 0,
       'in-flight': 0,
       missing: Math.max(0, p.total - p.received),
@@ -207,8 +212,10 @@ export class QemuBackend implements VmBackend {
       'blocked-vcpus': 0,
       'fault-latency-us': { p50: 0, p99: 0, count: 0 },
       'blocktime-ms': p.blocktimeMs ?? 0,
+      'blocktime-worst-vcpu-ms': 0,
+      'wire-bytes': p.wireBytes,
       walker: { active: false, position: 0, total: 0, done: false },
-      guest: { progress: 0, 'ops-per-second': 0 },
+      guest: { progress: 0, 'ops-per-second': 0, 'window-ms': 0 },
       recoveries: c.recoveries,
       'recovery-attempts': c.attempts,
       verified: side === 'destination' ? this.verified : null,
@@ -223,15 +230,16 @@ export class QemuBackend implements VmBackend {
       // Pages the source no longer has to send: the best QEMU tells about what the destination has.
       const received = src.status === 'completed' ? total : Math.max(0, total - Math.round((src.ram.remaining ?? 0) / pageSize));
       this.lastDest = { received, total, pageSize };
-      src.pages = this.pages('source', { total, received, pageSize });
+      src.pages = this.pages('source', { total, received, pageSize, wireBytes: src.ram.transferred ?? 0 });
     }
     const dst = readings.destination;
     if (dst) {
       const d = this.lastDest;
       const received = dst.status === 'completed' ? d.total : d.received;
-      dst.pages = this.pages('destination', { total: d.total, received, pageSize: d.pageSize, blocktimeMs: dst.blocktimeMs });
+      const wireBytes = link['source-to-destination'].bytesForwarded;
+      dst.pages = this.pages('destination', { total: d.total, received, pageSize: d.pageSize, blocktimeMs: dst.blocktimeMs, wireBytes });
       // QEMU's destination has no counters: it progresses when the link delivers bytes to it.
-      dst.progress = link['source-to-destination'].bytesForwarded;
+      dst.progress = wireBytes;
     }
   }
 

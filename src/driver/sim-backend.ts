@@ -45,8 +45,9 @@ export class SimBackend implements VmBackend {
       q.execute<{ status?: MigrationStatus; ram?: Partial<RamStats>; 'error-desc'?: string }>('query-migrate', undefined, { timeoutMs: 5000 }),
       q.execute<PagesInfo>('x-query-pages', { 'map-cells': opts.mapCells }, { timeoutMs: 5000 }),
     ]);
-    const progress = side === 'source' ? (mig.ram?.transferred ?? 0) : pages.received + pages['duplicates-discarded'] + pages.resent;
-    return { runState: st.status, status: mig.status ?? 'none', ram: mig.ram, pages, error: mig['error-desc'], progress };
+    // "Stalled" means the wire is quiet, not that page counts are flat: in precopy the
+    // destination's `received` stops growing after one pass while dirty pages still arrive.
+    return { runState: st.status, status: mig.status ?? 'none', ram: mig.ram, pages, error: mig['error-desc'], progress: pages['wire-bytes'] };
   }
 
   combine(): void {}

@@ -11,6 +11,7 @@ const SNAPSHOT_EVERY_MS = 500;
 
 export class Recorder {
   private lastSnapshot = -Infinity;
+  private lastWritten: Snapshot | null = null;
   private summaryWritten = false;
 
   constructor(
@@ -26,7 +27,7 @@ export class Recorder {
     const offSnapshot = store.onSnapshot((s) => this.snapshot(s));
     const offState = store.subscribe(() => {
       const finished = store.getState().finished;
-      if (finished && !this.summaryWritten) this.summary(finished);
+      if (finished && !this.summaryWritten) this.summary(finished, store.getState().snapshot);
     });
     return () => {
       offEvent();
@@ -37,11 +38,18 @@ export class Recorder {
 
   private snapshot(s: Snapshot): void {
     if (s.t - this.lastSnapshot < SNAPSHOT_EVERY_MS) return;
+    this.writeSnapshot(s);
+  }
+
+  private writeSnapshot(s: Snapshot): void {
     this.lastSnapshot = s.t;
+    this.lastWritten = s;
     this.write({ type: 'snapshot', t: s.t, source: stripMap(s.source), destination: stripMap(s.destination), link: s.link });
   }
 
-  private summary(sum: RunSummary): void {
+  /** The summary, after the snapshot its counters were read from (so a reader can check them). */
+  private summary(sum: RunSummary, last: Snapshot | null): void {
+    if (last && last !== this.lastWritten) this.writeSnapshot(last);
     this.summaryWritten = true;
     this.write({ type: 'summary', ...sum });
   }

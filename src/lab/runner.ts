@@ -21,6 +21,7 @@ import { Recorder } from './recorder.js';
 import type { Lab } from './schema.js';
 import { StepEngine, type RunMode, type StepHooks } from './steps.js';
 import { SessionStore } from './store.js';
+import { summaryCounters } from './summary.js';
 import { expandTemplates } from './template.js';
 
 export type { RunMode } from './steps.js';
@@ -269,7 +270,6 @@ export class LabSession implements LabSessionApi {
     if (prior) return prior;
     const snap = this.feed.current ?? this.getState().snapshot;
     const dp = snap?.destination.pages;
-    const sp = snap?.source.pages;
     const verified = dp?.verified === true;
     if (!failure && !verified) {
       const why =
@@ -284,10 +284,7 @@ export class LabSession implements LabSessionApi {
       durationMs: this.now(),
       verified,
       failure: failure?.toSummary(),
-      pagesResent: sp?.resent ?? 0,
-      duplicatesDiscarded: dp?.['duplicates-discarded'] ?? 0,
-      blocktimeMs: dp?.['blocktime-ms'] ?? 0,
-      recoveries: dp?.recoveries ?? 0,
+      ...summaryCounters(snap),
       ...(failure === null ? { summaryText: this.lab.summaryText } : {}),
     };
     this.store.update({ finished: summary });

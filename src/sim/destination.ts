@@ -152,7 +152,7 @@ export class DestinationVm extends SimVm implements IncomingOwner, IncomingHost 
   }
 
   private queryPages(cells?: number): PagesInfo {
-    return this.m.queryPages({ progress: this.guest.progress, 'ops-per-second': Math.round(this.guest.opsPerSecond()) }, cells);
+    return this.m.queryPages(this.guest.info(), cells);
   }
 
   // ---- the listener and the connections (IncomingOwner) ------------------------------------
@@ -201,8 +201,9 @@ export class DestinationVm extends SimVm implements IncomingOwner, IncomingHost 
     this.log('preempt channel up');
   }
 
-  noteData(): void {
+  noteData(_conn: IncomingConnection, bytes: number): void {
     this.lastDataAt = performance.now();
+    this.m.wireBytes += bytes;
   }
 
   hasPreempt(): boolean {
@@ -260,7 +261,6 @@ export class DestinationVm extends SimVm implements IncomingOwner, IncomingHost 
       case 'postcopy-resume':
         if (this.status !== 'postcopy-recover') throw new Error('resume outside recovery');
         m.walkMode = msg.mode === 'walk';
-        m.recovered = true;
         m.recoveries++;
         m.gotEof = false;
         m.allReceivedSent = false;

@@ -26,7 +26,7 @@ export interface IncomingOwner {
   /** A message on an adopted channel (on a preempt channel, only pages get here). */
   onMessage(conn: IncomingConnection, m: MainMessage): void;
   /** Bytes arrived on this connection (for the stall detector). */
-  noteData(conn: IncomingConnection): void;
+  noteData(conn: IncomingConnection, bytes: number): void;
   /** Whether a preempt channel is up beside the main one. */
   hasPreempt(): boolean;
   /** The connection failed: a stream error, a socket error or the peer closed it. */
@@ -77,7 +77,7 @@ export class IncomingConnection {
   }
 
   private onData(chunk: Buffer): void {
-    this.owner.noteData(this);
+    this.owner.noteData(this, chunk.length);
     try {
       this.decoder.push(chunk);
     } catch (e) {

@@ -37,7 +37,6 @@ export interface Verdict {
   mismatches: number[];
   pages: number;
   duplicates: number;
-  resent: number;
 }
 
 export class IncomingMigration {
@@ -59,13 +58,15 @@ export class IncomingMigration {
   private walkerOutstanding = 0;
   private walkerDone = false;
   private duplicates = 0;
-  private resentArrivals = 0;
-  /** A recovery completed: pages arriving from now on count as re-sent. */
-  recovered = false;
+  /** Bytes received on the migration connection(s): the wire moving, for "stalled". */
+  wireBytes = 0;
   recoveries = 0;
   recoveryAttempts = 0;
   private readonly latency = new LatencyRing();
+  /** Blocked time summed over vCPUs (vCPU·ms), for blocks that have ended. */
   private blocktimeMs = 0;
+  /** Blocked time per vCPU (ms), for blocks that have ended: the worst single vCPU. */
+  private readonly vcpuBlocktimeMs = new Map<number, number>();
   private mismatches: number[] = [];
   verified: boolean | null = null;
 
@@ -115,7 +116,6 @@ export class IncomingMigration {
       // Never place a page whose bytes are not what the source says they are.
       throw new Error(`page ${index}: content does not match version ${version} (corrupt stream)`);
     }
-    if (this.recovered) this.resentArrivals++;
     if (!this.postcopy) {
       // Precopy: the guest is not running here yet; a newer copy simply replaces the older.
       this.setPage(index, version);
@@ -134,6 +134,7 @@ export class IncomingMigration {
     const now = performance.now();
     if (w.sentAt !== null) this.latency.add((now - w.sentAt) * 1000);
     this.blocktimeMs += w.vcpus.length * (now - w.neededAt);
+    for (const v of w.vcpus) this.vcpuBlocktimeMs.set(v, (this.vcpuBlocktimeMs.get(v) ?? 0) + (now - w.neededAt));
     for (const v of w.vcpus) this.host.unblock(v);
     if (w.walker) {
       this.walkerOutstanding--;
@@ -169,7 +170,7 @@ export class IncomingMigration {
       this.verified = mismatches.length === 0;
     }
     this.mismatches = mismatches;
-    return { verified: this.verified, mismatches: mismatches.slice(0, 16), pages: this.pageCount, duplicates: this.duplicates, resent: this.resentArrivals };
+    return { verified: this.verified, mismatches: mismatches.slice(0, 16), pages: this.pageCount, duplicates: this.duplicates };
   }
 
   // ---- the walker (x-recovery-walk: the thread's steps f and h) ---------------------------
@@ -205,12 +206,20 @@ export class IncomingMigration {
 
   // ---- what x-query-pages and query-migrate report -------------------------------------------
 
-  /** Blocktime so far, counting vCPUs that are blocked right now. */
-  currentBlocktime(): number {
-    const now = performance.now();
+  /** Blocktime so far in vCPU·ms (summed over vCPUs), counting vCPUs that are blocked right now. */
+  currentBlocktime(now = performance.now()): number {
     let t = this.blocktimeMs;
     for (const w of this.waiting.values()) t += w.vcpus.length * (now - w.neededAt);
     return t;
+  }
+
+  /** The most any one vCPU has been blocked in all (ms), counting a block under way. */
+  worstVcpuBlocktime(now = performance.now()): number {
+    const per = new Map(this.vcpuBlocktimeMs);
+    for (const w of this.waiting.values()) for (const v of w.vcpus) per.set(v, (per.get(v) ?? 0) + (now - w.neededAt));
+    let worst = 0;
+    for (const t of per.values()) worst = Math.max(worst, t);
+    return worst;
   }
 
   queryPages(guest: PagesInfo['guest'], cells?: number): PagesInfo {
@@ -223,15 +232,18 @@ export class IncomingMigration {
     const info: PagesInfo = {
       'page-size': this.pageSize,
       total: this.pageCount,
+      sent: 0,
       received: this.present.count,
       requested: this.waiting.size,
       'in-flight': inFlight,
       missing: this.pageCount - this.present.count - this.waiting.size,
       'duplicates-discarded': this.duplicates,
-      resent: this.resentArrivals,
+      resent: 0,
       'blocked-vcpus': blocked,
       'fault-latency-us': this.latency.percentiles(),
       'blocktime-ms': Math.round(this.currentBlocktime()),
+      'blocktime-worst-vcpu-ms': Math.round(this.worstVcpuBlocktime()),
+      'wire-bytes': this.wireBytes,
       walker: { active: this.walkMode && !this.walkerDone, position: this.walkerPos, total: this.pageCount, done: this.walkerDone },
       guest,
       recoveries: this.recoveries,

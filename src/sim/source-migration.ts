@@ -13,6 +13,11 @@ export class SourceMigration {
   readonly toSend: Bitmap;
   /** Pages sent at least once. */
   readonly sentOnce: Bitmap;
+  /**
+   * Pages whose current content has been sent: cleared when the guest writes a page after it
+   * was sent, so sending it again then is a new copy, not a re-send.
+   */
+  private readonly sentCurrent: Bitmap;
   /** Where the background push continues. */
   cursor = 0;
   /** Pages the destination asked for (MIG_RP_MSG_REQ_PAGES), not yet sent. */
@@ -25,7 +30,7 @@ export class SourceMigration {
   resumeMode: 'bitmap' | 'walk' = 'bitmap';
   /** After an x-recovery-walk resume: push nothing unrequested. */
   walkMode = false;
-  /** A recovery completed: pages sent from now on count as re-sent if sent before. */
+  /** A recovery completed: pages sent from now on count as re-sent if their content was sent before. */
   recovered = false;
   recoveries = 0;
   recoveryAttempts = 0;
@@ -60,13 +65,27 @@ export class SourceMigration {
     this.toSend = new Bitmap(pageCount);
     this.toSend.setAll();
     this.sentOnce = new Bitmap(pageCount);
+    this.sentCurrent = new Bitmap(pageCount);
+  }
+
+  /**
+   * The guest's dirty log joins the to-send set (`replace`: it becomes the next pass). A
+   * dirtied page has new content: sending it is a new copy, never a re-send.
+   */
+  takeDirty(dirty: Bitmap, mode: 'replace' | 'add'): void {
+    if (mode === 'replace') this.toSend.copyFrom(dirty);
+    else this.toSend.or(dirty);
+    for (let i = dirty.nextSet(0); i >= 0; i = dirty.nextSet(i + 1)) this.sentCurrent.clear(i);
+    dirty.clearAll();
   }
 
   /** Sending a page settles it: it leaves the to-send set whether it was pushed or requested. */
   noteSent(pages: readonly number[], frameBytes: number, postcopy: boolean): void {
     for (const p of pages) {
       this.toSend.clear(p);
-      if (!this.sentOnce.set(p) && this.recovered) this.resent++;
+      this.sentOnce.set(p);
+      // Bitmap.set answers false when the bit was already set: this content went out before.
+      if (!this.sentCurrent.set(p) && this.recovered) this.resent++;
     }
     const bytes = frameBytes * pages.length;
     this.normalPages += pages.length;
@@ -153,7 +172,8 @@ export class SourceMigration {
     const info: PagesInfo = {
       'page-size': this.pageSize,
       total: this.pageCount,
-      received: this.sentOnce.count,
+      sent: this.sentOnce.count,
+      received: 0,
       requested: this.reqQueue.length,
       'in-flight': 0,
       missing: this.remainingPages(status, dirty),
@@ -162,6 +182,8 @@ export class SourceMigration {
       'blocked-vcpus': 0,
       'fault-latency-us': { p50: 0, p99: 0, count: this.requestsServed },
       'blocktime-ms': 0,
+      'blocktime-worst-vcpu-ms': 0,
+      'wire-bytes': this.transferred,
       walker: { active: false, position: 0, total: this.pageCount, done: false },
       guest,
       recoveries: this.recoveries,

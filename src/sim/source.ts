@@ -81,8 +81,7 @@ export class SourceVm extends SimVm implements SenderHost {
   }
 
   queryPages(cells?: number): PagesInfo {
-    const guest = { progress: this.guest.progress, 'ops-per-second': Math.round(this.guest.opsPerSecond()) };
-    return this.m.queryPages(this.status, this.dirty, guest, cells);
+    return this.m.queryPages(this.status, this.dirty, this.guest.info(), cells);
   }
 
   protected override parametersChanged(): void {
@@ -215,8 +214,7 @@ export class SourceVm extends SimVm implements SenderHost {
       this.sendEof();
       return;
     }
-    m.toSend.copyFrom(this.dirty);
-    this.dirty.clearAll();
+    m.takeDirty(this.dirty, 'replace');
     m.cursor = 0;
     m.passStart = now;
     m.passBytes = 0;
@@ -227,8 +225,7 @@ export class SourceVm extends SimVm implements SenderHost {
       m.completingPrecopy = true;
       m.downtimeStart = now;
       this.stopGuest('finish-migrate');
-      m.toSend.or(this.dirty);
-      this.dirty.clearAll();
+      m.takeDirty(this.dirty, 'add');
     }
   }
 
@@ -238,8 +235,7 @@ export class SourceVm extends SimVm implements SenderHost {
     m.downtimeStart = performance.now();
     this.stopGuest('finish-migrate');
     // Everything not yet sent or written since it was sent must not be used by the destination.
-    m.toSend.or(this.dirty);
-    this.dirty.clearAll();
+    m.takeDirty(this.dirty, 'add');
     for (const b of encodeDiscard(m.toSendRanges())) this.write(b);
     this.write(encodeJson(MIG_CMD.POSTCOPY_RUN, { vcpus: this.guest.exportState() }));
     m.cursor = 0;

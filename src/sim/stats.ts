@@ -1,9 +1,9 @@
 /** Small measurement helpers shared by both sides of the sim. */
 
-/** A rate over a sliding window of about one second, fed with cumulative counters. */
+/** A rate over a sliding window (two seconds by default, so rates read smoothly), fed with cumulative counters. */
 export class RateMeter {
   private samples: { t: number; v: number }[] = [];
-  constructor(private readonly windowMs = 1000) {}
+  constructor(private readonly windowMs = 2000) {}
 
   /** Record the cumulative value now; returns the rate per second over the window. */
   sample(value: number, now = performance.now()): number {

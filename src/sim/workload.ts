@@ -5,6 +5,8 @@
  * The vCPU state (RNG, position, op count) is plain data so it can cross the wire as "device
  * state" at switchover, and the guest carries on at the destination where it left off.
  */
+import type { PagesInfo } from '../types.js';
+
 export type WorkloadKind = 'sequential' | 'random' | 'hotset';
 
 export interface WorkloadSpec {
@@ -34,6 +36,8 @@ export interface MemoryHooks {
 }
 
 const TICK_MS = 10;
+/** The span the guest's ops-per-second is measured over. */
+export const RATE_WINDOW_MS = 2000;
 
 function mulberry32(a: number): [number, number] {
   a = (a + 0x6d2b79f5) >>> 0;
@@ -54,7 +58,10 @@ export class Guest {
   private lastTick = 0;
   private readonly writeShare: number;
   private readonly opsPerMs: number;
-  private rateWindow: { t: number; progress: number }[] = [];
+  /** Samples of `done` (operations done on this side), for the guest's rate. */
+  private rateWindow: { t: number; done: number }[] = [];
+  /** Operations done here, never the ones carried over with the device state at switchover. */
+  private done = 0;
 
   constructor(
     readonly spec: WorkloadSpec,
@@ -91,19 +98,37 @@ export class Guest {
     return this.vcpus.filter((v) => v.blockedOn).length;
   }
 
-  /** Guest operations per second over the last second or so. */
-  opsPerSecond(now = performance.now()): number {
-    const p = this.progress;
-    this.rateWindow.push({ t: now, progress: p });
-    while (this.rateWindow.length > 2 && now - this.rateWindow[0].t > 1000) this.rateWindow.shift();
+  /**
+   * Guest operations done on this side per second, over the last RATE_WINDOW_MS (about two
+   * seconds, so one slow tick or a poll that lands between ticks does not swing it). The
+   * operations imported with the device state at switchover were done on the other side and
+   * never count here. `windowMs` is the time the rate covers: 0 before there are two samples
+   * (the rate is not known yet, which is not the same as a guest making no progress).
+   */
+  rate(now = performance.now()): { opsPerSecond: number; windowMs: number } {
+    this.rateWindow.push({ t: now, done: this.done });
+    while (this.rateWindow.length > 2 && now - this.rateWindow[1].t >= RATE_WINDOW_MS) this.rateWindow.shift();
     const first = this.rateWindow[0];
     const dt = now - first.t;
-    return dt > 0 ? ((p - first.progress) * 1000) / dt : 0;
+    return { opsPerSecond: dt > 0 ? ((this.done - first.done) * 1000) / dt : 0, windowMs: Math.round(dt) };
+  }
+
+  /** The rate alone (see `rate`). */
+  opsPerSecond(now = performance.now()): number {
+    return this.rate(now).opsPerSecond;
+  }
+
+  /** What x-query-pages reports about the guest (PagesInfo.guest). */
+  info(now = performance.now()): PagesInfo['guest'] {
+    const r = this.rate(now);
+    return { progress: this.progress, 'ops-per-second': Math.round(r.opsPerSecond), 'window-ms': r.windowMs };
   }
 
   start(): void {
     if (this.timer || this.opsPerMs === 0) return;
     this.lastTick = performance.now();
+    // The rate is measured from the start, not from whenever it is first asked for.
+    this.rateWindow = [{ t: this.lastTick, done: this.done }];
     this.timer = setInterval(() => this.tick(), TICK_MS);
     this.timer.unref?.();
   }
@@ -137,6 +162,7 @@ export class Guest {
     if (this.hooks.access(vcpu, page, write) === 'ok') {
       v.blockedOn = null;
       v.ops++;
+      this.done++;
     }
   }
 
@@ -185,6 +211,7 @@ export class Guest {
           break;
         }
         v.ops++;
+        this.done++;
       }
     }
   }

@@ -1,36 +1,71 @@
 import { Box, Text } from 'ink';
-import type { SideSnapshot } from '../../types.js';
+import type { PagesInfo, SideSnapshot } from '../../types.js';
 import { fit, fmtBytes, fmtCount, fmtMBps, fmtUsAsMs } from '../format.js';
+import { isPostcopy } from '../../sim/states.js';
 import { KIND_STYLE, runStateColour, stateKind, type Colour } from '../theme.js';
 
 /** One cell of the counters table. */
 export interface Cell {
   text: string;
+  /** What to show instead when `text` does not fit the column (compact layout). */
+  short?: string;
   color?: Colour;
   bold?: boolean;
 }
 
+/**
+ * The rows, one per counter of PagesInfo's definitions table (src/types.ts). A cell that
+ * holds more than one number names each ("2 now · 1.5 vCPU·s"), so no number is unlabelled.
+ */
 export const COUNTER_LABELS = [
   'state',
-  'vm',
-  'received',
+  'pages',
   'req/in flight',
   're-sent/dup',
   'remaining',
   'MB/s',
+  'vCPUs blocked',
   'faults p50/p99',
   'walker',
   'guest',
 ] as const;
 
-/** Counters frozen this long while the migration is active are flagged on the MB/s row. */
+/** The wire quiet this long while pages should move is flagged on the MB/s row. */
 export const STALL_SHOWN_MS = 2000;
+
+/** A guest rate measured over less than this is not trusted to say "stalled". */
+export const GUEST_RATE_MIN_WINDOW_MS = 1000;
 
 const dash: Cell = { text: '–', color: 'gray' };
 
 function bar(fraction: number, width: number): string {
   const n = Math.max(0, Math.min(width, Math.round(fraction * width)));
   return '█'.repeat(n) + '░'.repeat(width - n);
+}
+
+/** Seconds with one decimal, for blocktime. */
+const secs = (ms: number) => (ms / 1000).toFixed(1);
+
+/** The MB/s row: the rate (source only: QEMU's destination reports none), flagged when the wire is quiet. */
+function rateCell(s: SideSnapshot): Cell {
+  const rate = s.ram?.mbps !== undefined ? fmtMBps(s.ram.mbps) : '–';
+  // stalledMs counts only while pages should move (see SideSnapshot.stalledMs).
+  if (s.stalledMs >= STALL_SHOWN_MS && stateKind(s.status) === 'running') {
+    const quiet = `${(s.stalledMs / 1000).toFixed(0)}s`;
+    return { text: `${rate === '–' ? '' : `${rate} · `}no bytes ${quiet}`, short: `stalled ${quiet}`, color: 'yellow', bold: true };
+  }
+  return rate === '–' ? dash : { text: rate };
+}
+
+/** The guest row: its rate while it runs here, else its run state (paused, postmigrate, …). */
+function guestCell(s: SideSnapshot, g: PagesInfo['guest'] | undefined): Cell {
+  if (!s.alive) return { text: 'not running', color: 'red' };
+  if (s.runState !== 'running' || !g) return { text: s.runState, color: runStateColour(s.runState) };
+  const ops = g['ops-per-second'];
+  // Before the rate covers a second it is unknown, not zero: no STALLED at start-up.
+  if ((g['window-ms'] ?? 0) < GUEST_RATE_MIN_WINDOW_MS) return ops > 0 ? { text: `${fmtCount(ops)} ops/s`, color: 'green' } : { text: '– ops/s', color: 'gray' };
+  if (ops === 0) return { text: '0 ops/s STALLED', color: 'red', bold: true };
+  return { text: `${fmtCount(ops)} ops/s`, color: 'green' };
 }
 
 /**
@@ -41,58 +76,59 @@ export function sideCells(s: SideSnapshot | undefined): Cell[] {
   if (!s) return COUNTER_LABELS.map(() => dash);
   const kind = KIND_STYLE[stateKind(s.status)];
   const p = s.pages;
-  const cells: Cell[] = [
-    { text: s.status, color: kind.color, bold: kind.bold },
-    s.alive ? { text: s.runState, color: runStateColour(s.runState) } : { text: 'not running', color: 'red' },
-  ];
+  const state: Cell = { text: s.status, color: kind.color, bold: kind.bold };
   if (!p) {
     const ram = s.ram;
-    cells.push(
+    return [
+      state,
       ram?.transferred !== undefined ? { text: `${fmtBytes(ram.transferred)} sent` } : dash,
       dash,
       dash,
       ram?.remaining !== undefined ? { text: fmtBytes(ram.remaining) } : dash,
-      { text: fmtMBps(ram?.mbps) },
+      rateCell(s),
       dash,
       dash,
       dash,
-    );
-    return cells;
+      guestCell(s, undefined),
+    ];
   }
   const isSource = s.side === 'source';
-  // Counters frozen while the state still says active: what a silent blackhole looks like.
-  const stalledMs = s.stalledMs ?? 0;
-  const rate: Cell =
-    stalledMs >= STALL_SHOWN_MS && stateKind(s.status) === 'running'
-      ? { text: `${fmtMBps(s.ram?.mbps)} stalled ${(stalledMs / 1000).toFixed(0)}s`, color: 'yellow', bold: true }
-      : { text: fmtMBps(s.ram?.mbps) };
-  const remaining = isSource ? p.missing : p.total - p.received;
   const lat = p['fault-latency-us'];
   const walker = p.walker;
-  const ops = p.guest['ops-per-second'];
-  const stalled = s.alive && s.runState === 'running' && ops === 0;
-  cells.push(
-    { text: `${p.received}/${p.total}${isSource ? ' sent' : ''}` },
+  const blocked = p['blocked-vcpus'];
+  const blocktime = p['blocktime-ms'];
+  // The destination's remaining means something only once the guest runs there (postcopy);
+  // in precopy every page may still be replaced, so a 0 there would contradict the source.
+  const dstRemaining = p.total - p.received;
+  const remaining: Cell = isSource
+    ? { text: fmtCount(p.missing), color: p.missing === 0 ? 'green' : undefined }
+    : isPostcopy(s.status) || s.status === 'completed'
+      ? { text: fmtCount(dstRemaining), color: dstRemaining === 0 ? 'green' : undefined }
+      : { text: '– until postcopy', short: '– (precopy)', color: 'gray' };
+  return [
+    state,
+    isSource ? { text: `${p.sent ?? p.received} sent` } : { text: `${p.received} received`, short: `${p.received} recv` },
     isSource ? dash : { text: `${p.requested} / ${p['in-flight']}`, color: p.requested > 0 ? 'yellow' : undefined },
-    { text: isSource ? `${p.resent}` : `${p.resent} / ${p['duplicates-discarded']}` },
-    { text: fmtCount(remaining), color: remaining === 0 ? 'green' : undefined },
-    rate,
+    isSource
+      ? { text: `${p.resent} re-sent` }
+      : { text: `${p['duplicates-discarded']} dup discarded`, short: `${p['duplicates-discarded']} dup` },
+    remaining,
+    rateCell(s),
     isSource
       ? dash
       : {
-          text: `${p['blocked-vcpus']} · ${lat.count ? `${fmtUsAsMs(lat.p50)}/${fmtUsAsMs(lat.p99)}ms` : '–'}`,
-          color: p['blocked-vcpus'] > 0 ? 'yellow' : undefined,
+          text: `${blocked} now · ${secs(blocktime)} vCPU·s`,
+          short: `${blocked} · ${secs(blocktime)} vCPU·s`,
+          color: blocked > 0 ? 'yellow' : undefined,
         },
+    isSource ? dash : { text: lat.count ? `${fmtUsAsMs(lat.p50)}/${fmtUsAsMs(lat.p99)} ms` : '–' },
     walker.done
       ? { text: 'done', color: 'green' }
       : walker.total > 0 && (walker.active || walker.position > 0)
         ? { text: `${bar(walker.position / walker.total, 6)} ${Math.floor((100 * walker.position) / walker.total)}%${walker.active ? '' : ' idle'}` }
         : { text: 'idle', color: 'gray' },
-    stalled
-      ? { text: `${fmtCount(ops)} ops/s STALLED`, color: 'red', bold: true }
-      : { text: `${fmtCount(ops)} ops/s`, color: s.runState === 'running' ? 'green' : 'gray' },
-  );
-  return cells;
+    guestCell(s, p.guest),
+  ];
 }
 
 /**
@@ -106,7 +142,7 @@ export function SideCounters(props: { source?: SideSnapshot; destination?: SideS
   // Each column keeps one blank cell on its right so neighbouring values never touch.
   const cell = (c: Cell) => (
     <Text color={c.color} bold={c.bold}>
-      {fit(c.text, colW - 1)}{' '}
+      {fit(c.short !== undefined && c.text.length > colW - 1 ? c.short : c.text, colW - 1)}{' '}
     </Text>
   );
   const src = sideCells(source);

@@ -1,6 +1,7 @@
 import { Box, Text } from 'ink';
 import type { RunSummary } from '../../types.js';
 import { fmtDuration, wrapWords } from '../format.js';
+import { summaryRows } from '../../lab/summary.js';
 
 /**
  * The end screen: what the run did, whether every page arrived intact, and the lab's closing
@@ -9,12 +10,10 @@ import { fmtDuration, wrapWords } from '../format.js';
  */
 export function Summary(props: { summary: RunSummary; title: string; lesson?: string; hasNext: boolean; notice?: string; width: number }) {
   const { summary: s, title, lesson, hasNext, notice, width } = props;
+  // The same rows, labels and units as the drill's summary line (src/lab/summary.ts).
   const rows: [string, string, string?][] = [
     ['time', fmtDuration(s.durationMs)],
-    ['pages re-sent', String(s.pagesResent)],
-    ['duplicates discarded', String(s.duplicatesDiscarded)],
-    ['vCPUs blocked', fmtDuration(s.blocktimeMs)],
-    ['recoveries', String(s.recoveries)],
+    ...summaryRows(s).map((r): [string, string] => [r.label, r.value]),
     ['all pages verified', s.verified ? 'yes' : 'NO', s.verified ? 'green' : 'red'],
   ];
   return (

@@ -97,28 +97,53 @@ describe('StepsPanel', () => {
 });
 
 describe('SideCounters', () => {
-  it('shows every counter for both sides', () => {
+  it('shows every counter for both sides, each number labelled', () => {
     const snap = fakeSnapshot();
     const out = frame(<SideCounters source={snap.source} destination={snap.destination} width={70} />);
     for (const label of COUNTER_LABELS) expect(out).toContain(label);
     const row = (label: string) => out.split('\n').find((l) => l.startsWith(label)) ?? '';
     expect(row('state')).toMatch(/state\s+postcopy-active\s+postcopy-active/);
-    expect(row('vm')).toMatch(/postmigrate\s+running/);
-    expect(row('received')).toMatch(/400\/1000 sent\s+400\/1000/);
+    // The source's column says sent, the destination's received: the word is beside its number.
+    expect(row('pages')).toMatch(/400 sent\s+400 received/);
     expect(row('req/in flight')).toMatch(/–\s+3 \/ 7/);
-    expect(row('re-sent/dup')).toMatch(/5\s+5 \/ 2/);
+    // One re-sent (the source's) and the destination's duplicates discarded, each named.
+    expect(row('re-sent/dup')).toMatch(/5 re-sent\s+2 dup discarded/);
     expect(row('remaining')).toMatch(/590\s+600/);
     expect(row('MB/s')).toMatch(/100\s+100/);
-    expect(row('faults p50/p99')).toContain('1 · 0.42/2.10ms');
+    // Blocked vCPUs have their own row; blocktime is a sum over vCPUs and says so.
+    expect(row('vCPUs blocked')).toContain('1 now · 0.0 vCPU·s');
+    expect(row('faults p50/p99')).toContain('0.42/2.10 ms');
     expect(row('walker')).toContain('25%');
-    expect(row('guest')).toContain('5000 ops/s');
+    expect(row('guest')).toMatch(/postmigrate\s+5000 ops\/s/);
   });
-  it('makes a stalled guest visible and reports a dead VM', () => {
-    const dst = fakeSide('destination', { pages: fakePages({ guest: { progress: 1, 'ops-per-second': 0 } }) });
-    expect(sideCells(dst)[9]).toMatchObject({ text: '0 ops/s STALLED', color: 'red' });
-    expect(sideCells(fakeSide('source', { stalledMs: 5200 }))[6]).toMatchObject({ text: '100 stalled 5s', color: 'yellow' });
-    expect(sideCells(fakeSide('source', { stalledMs: 5200, status: 'postcopy-paused' }))[6]).toMatchObject({ text: '100' });
-    expect(sideCells(fakeSide('source', { alive: false }))[1]).toMatchObject({ text: 'not running', color: 'red' });
+  it('uses the short form of a cell in a narrow column (80 columns)', () => {
+    const snap = fakeSnapshot();
+    const dst = fakeSide('destination', { pages: fakePages({ 'duplicates-discarded': 1234, 'blocked-vcpus': 2, 'blocktime-ms': 61_500 }) });
+    const out = frame(<SideCounters source={snap.source} destination={dst} width={47} />);
+    const row = (label: string) => out.split('\n').find((l) => l.startsWith(label)) ?? '';
+    expect(row('re-sent/dup')).toMatch(/5 re-sent\s+1234 dup/);
+    expect(row('vCPUs blocked')).toContain('2 · 61.5 vCPU·s');
+  });
+  it('shows no destination remaining in precopy (a 0 there would contradict the source)', () => {
+    const pre = fakeSide('destination', { status: 'active', pages: fakePages({ received: 1000 }) });
+    expect(sideCells(pre)[4]).toMatchObject({ text: '– until postcopy' });
+    const post = fakeSide('destination', { status: 'postcopy-paused', pages: fakePages({ received: 1000 }) });
+    expect(sideCells(post)[4]).toMatchObject({ text: '0', color: 'green' });
+  });
+  it('says "stalled" only while pages should move and the wire is quiet', () => {
+    expect(sideCells(fakeSide('source', { stalledMs: 5200 }))[5]).toMatchObject({ text: '100 · no bytes 5s', color: 'yellow' });
+    expect(sideCells(fakeSide('destination', { stalledMs: 5200, ram: undefined }))[5]).toMatchObject({ text: 'no bytes 5s' });
+    expect(sideCells(fakeSide('source', { stalledMs: 5200, status: 'postcopy-paused' }))[5]).toMatchObject({ text: '100' });
+    expect(sideCells(fakeSide('source', { stalledMs: 1000 }))[5]).toMatchObject({ text: '100' });
+  });
+  it('makes a stalled guest visible, but not before its rate is measured, and reports a dead VM', () => {
+    const guest = (g: Partial<{ progress: number; 'ops-per-second': number; 'window-ms': number }>) =>
+      sideCells(fakeSide('destination', { pages: fakePages({ guest: { progress: 1, 'ops-per-second': 0, 'window-ms': 2000, ...g } }) }))[9];
+    expect(guest({})).toMatchObject({ text: '0 ops/s STALLED', color: 'red' });
+    expect(guest({ 'window-ms': 0 })).toMatchObject({ text: '– ops/s', color: 'gray' });
+    expect(guest({ 'window-ms': 300, 'ops-per-second': 4000 })).toMatchObject({ text: '4000 ops/s' });
+    expect(sideCells(fakeSide('source', { runState: 'paused' }))[9]).toMatchObject({ text: 'paused' });
+    expect(sideCells(fakeSide('source', { alive: false }))[9]).toMatchObject({ text: 'not running', color: 'red' });
   });
   it('colours the state by kind', () => {
     const colour = (status: Parameters<typeof fakeSide>[1] extends infer O ? O extends { status?: infer S } ? S : never : never) =>
@@ -133,9 +158,9 @@ describe('SideCounters', () => {
   it('falls back to query-migrate numbers without x-query-pages, and dashes without a snapshot', () => {
     const qemu = fakeSide('source', { pages: undefined, ram: { transferred: 2 * 1024 * 1024, remaining: 1024, mbps: 80 } });
     const cells = sideCells(qemu).map((c) => c.text);
-    expect(cells[2]).toBe('2.00 MiB sent');
-    expect(cells[5]).toBe('1.00 KiB');
-    expect(cells[6]).toBe('10.0');
+    expect(cells[1]).toBe('2.00 MiB sent');
+    expect(cells[4]).toBe('1.00 KiB');
+    expect(cells[5]).toBe('10.0');
     expect(sideCells(undefined).every((c) => c.text === '–')).toBe(true);
   });
 });
@@ -331,10 +356,13 @@ describe('KeyBar, HelpOverlay, LinkMenu', () => {
 });
 
 describe('Summary and LabPicker', () => {
-  it('summary shows time, re-sent, duplicates, blocked time, verification', () => {
+  it('summary shows time, the counters with their units, verification', () => {
     const out = frame(
       <Summary
-        summary={{ ok: true, labId: 'x', durationMs: 95_000, verified: true, pagesResent: 12, duplicatesDiscarded: 3, blocktimeMs: 420, recoveries: 1 }}
+        summary={{
+          ok: true, labId: 'x', durationMs: 95_000, verified: true,
+          pagesSent: 1000, pagesReceived: 1000, pagesResent: 12, duplicatesDiscarded: 3, blocktimeMs: 60_000, blocktimeWorstVcpuMs: 31_000, recoveries: 1,
+        }}
         title="Link cut recovery"
         hasNext
         width={80}
@@ -344,7 +372,10 @@ describe('Summary and LabPicker', () => {
     expect(out).toMatch(/time\s+1m 35s/);
     expect(out).toMatch(/pages re-sent\s+12/);
     expect(out).toMatch(/duplicates discarded\s+3/);
-    expect(out).toMatch(/vCPUs blocked\s+420 ms/);
+    expect(out).toMatch(/pages sent\s+1000/);
+    expect(out).toMatch(/pages received\s+1000/);
+    // A sum over vCPUs: 60 s of blocktime in a 95 s lab is vCPU·s, not wall-clock seconds.
+    expect(out).toMatch(/vCPU blocktime\s+60\.0 vCPU·s \(worst vCPU 31\.0 s\)/);
     expect(out).toMatch(/all pages verified\s+yes/);
     expect(out).toContain('n next lab');
   });

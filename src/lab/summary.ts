@@ -1,0 +1,59 @@
+/**
+ * The run's counters at the end, and how they are said. One place, so the TUI's end screen,
+ * the drill's summary line and `--json` give the same numbers under the same names, all taken
+ * from the final snapshot with PagesInfo's definitions (src/types.ts).
+ */
+import type { RunSummary, Snapshot } from '../types.js';
+
+/** The counter fields of a RunSummary. */
+export type SummaryCounters = Pick<
+  RunSummary,
+  'pagesSent' | 'pagesReceived' | 'pagesResent' | 'duplicatesDiscarded' | 'blocktimeMs' | 'blocktimeWorstVcpuMs' | 'recoveries'
+>;
+
+/** The counters a summary reports, read from the last snapshot (zeros when there is none). */
+export function summaryCounters(snap: Snapshot | null | undefined): SummaryCounters {
+  const sp = snap?.source.pages;
+  const dp = snap?.destination.pages;
+  return {
+    pagesSent: sp?.sent ?? 0,
+    pagesReceived: dp?.received ?? 0,
+    pagesResent: sp?.resent ?? 0,
+    duplicatesDiscarded: dp?.['duplicates-discarded'] ?? 0,
+    blocktimeMs: dp?.['blocktime-ms'] ?? 0,
+    blocktimeWorstVcpuMs: dp?.['blocktime-worst-vcpu-ms'] ?? 0,
+    recoveries: dp?.recoveries ?? 0,
+  };
+}
+
+/** Seconds with one decimal: "12.3". */
+function secs(ms: number): string {
+  return (ms / 1000).toFixed(1);
+}
+
+/**
+ * The counters as labelled rows, with units. Blocktime is a sum over vCPUs, so its unit is
+ * vCPU·s (two vCPUs blocked for one second are 2.0 vCPU·s), never plain seconds that could be
+ * read as wall-clock time. A field a record lacks (written before it existed) is left out.
+ */
+export function summaryRows(s: RunSummary): Array<{ label: string; value: string }> {
+  const rows: Array<{ label: string; value: string | undefined }> = [
+    { label: 'pages sent', value: s.pagesSent?.toString() },
+    { label: 'pages received', value: s.pagesReceived?.toString() },
+    { label: 'pages re-sent', value: String(s.pagesResent) },
+    { label: 'duplicates discarded', value: String(s.duplicatesDiscarded) },
+    {
+      label: 'vCPU blocktime',
+      value: `${secs(s.blocktimeMs)} vCPU·s${s.blocktimeWorstVcpuMs === undefined ? '' : ` (worst vCPU ${secs(s.blocktimeWorstVcpuMs)} s)`}`,
+    },
+    { label: 'recoveries', value: String(s.recoveries) },
+  ];
+  return rows.filter((r): r is { label: string; value: string } => r.value !== undefined);
+}
+
+/** The rows in one line, for the drill: "pages sent 65536, pages received 65536, …". */
+export function summaryCountersLine(s: RunSummary): string {
+  return summaryRows(s)
+    .map((r) => `${r.label} ${r.value}`)
+    .join(', ');
+}
