@@ -209,6 +209,8 @@ export interface StepView {
   actions: string[];
   /** The step's `until` condition source text. */
   until?: string;
+  /** The step's own `do` breaks the link (a fault key is then part of the step, not a mistake). */
+  breaksLink?: boolean;
 }
 
 /**

@@ -22,7 +22,7 @@ import type { Lab } from './schema.js';
 import { StepEngine, type RunMode, type StepHooks } from './steps.js';
 import { SessionStore } from './store.js';
 import { expandTemplates } from './template.js';
-import { bypassRefusal } from './reach.js';
+import { breaksLink, bypassRefusal } from './reach.js';
 
 export type { RunMode } from './steps.js';
 
@@ -80,7 +80,7 @@ export class LabSession implements LabSessionApi {
     this.store = new SessionStore(
       {
         snapshot: null,
-        steps: lab.steps.map((s) => ({ index: s.index, title: s.title, text: s.text, hints: s.hints, hintsShown: 0, status: 'pending', actions: [], until: s.until.source })),
+        steps: lab.steps.map((s) => ({ index: s.index, title: s.title, text: s.text, hints: s.hints, hintsShown: 0, status: 'pending', actions: [], until: s.until.source, breaksLink: breaksLink(s) })),
         currentStep: 0,
         events: [],
         history: [],

@@ -28,6 +28,18 @@ export interface LabViews {
   help: ScrollWindow;
 }
 
+/**
+ * Whether to ask before `fault`: it breaks the link (cut, blackhole, down), the current step's
+ * own `do` does not, and a migration is under way for it to ruin.
+ */
+export function faultNeedsConfirm(fault: LinkFault, state: SessionState): boolean {
+  if (fault.kind !== 'cut' && fault.kind !== 'blackhole' && fault.kind !== 'down') return false;
+  const step = state.steps.find((s) => s.index === state.currentStep);
+  if (!step || step.breaksLink !== false) return false;
+  const status = state.snapshot?.source.status ?? 'none';
+  return !['none', 'completed', 'failed', 'cancelled'].includes(status);
+}
+
 /** How far a scroll key moves a window, or null when the key is not a scroll key. */
 export function scrollTarget(input: string, key: Key, w: ScrollWindow): number | null {
   if (key.pageDown) return Math.min(w.maxStart, w.start + w.page);
@@ -85,6 +97,8 @@ export interface LabKeysOptions {
   onSessionChanged?: () => void;
   /** What the screen shows now; the scroll keys move from there. */
   views: () => LabViews;
+  /** `w`: start again on fresh VMs, replaying the steps before `step` (0-based). */
+  onRewind?: (step: number) => void;
 }
 
 function errorText(err: unknown): string {
@@ -108,6 +122,12 @@ export function useLabKeys(opts: LabKeysOptions): void {
   const applyFault = (fault: LinkFault) => {
     const what = `link ${describeFault(fault)}`;
     run(what, () => session.applyLink(fault), what);
+  };
+
+  /** A fault that would ruin a step that does not call for one asks first (see faultNeedsConfirm). */
+  const faultOrAsk = (fault: LinkFault) => {
+    if (faultNeedsConfirm(fault, session.getState())) dispatch({ type: 'confirm-fault', fault });
+    else applyFault(fault);
   };
 
   const sendConsoleLine = (ui: LabUiState) => {
@@ -201,8 +221,16 @@ export function useLabKeys(opts: LabKeysOptions): void {
           if (key.rightArrow || key.tab || input === 'd') return dispatch({ type: 'link-direction', delta: 1 });
           if (key.return) {
             dispatch({ type: 'mode', mode: 'normal' });
-            applyFault(selectedLinkFault(ui));
+            faultOrAsk(selectedLinkFault(ui));
           }
+          return;
+        case 'confirm-fault':
+          if ((input === 'y' || input === 'Y') && ui.pendingFault) {
+            dispatch({ type: 'mode', mode: 'normal' });
+            return applyFault(ui.pendingFault);
+          }
+          if (input === '?') return dispatch({ type: 'mode', mode: 'help' });
+          if (key.escape || input === 'n' || input === 'N' || input === 'q') dispatch({ type: 'mode', mode: 'normal' });
           return;
         case 'confirm-quit':
           if (input === 'y' || input === 'Y') return onQuit();
@@ -221,8 +249,14 @@ export function useLabKeys(opts: LabKeysOptions): void {
           if (input === '?') return dispatch({ type: 'mode', mode: 'help' });
           if (input === ':') return dispatch({ type: 'mode', mode: 'console' });
           if (navigate(input, key, ui)) return;
-          if (input === 'c' && k.cut) return applyFault({ kind: 'cut' });
-          if (input === 'b' && k.blackhole) return applyFault({ kind: 'blackhole' });
+          if (input === 'c' && k.cut) return faultOrAsk({ kind: 'cut' });
+          if (input === 'b' && k.blackhole) return faultOrAsk({ kind: 'blackhole' });
+          if (input === 'r' && k.retry) {
+            const step = state.currentStep + 1;
+            if (session.retry()) dispatch({ type: 'notice', text: `retry: replaying steps 1–${step - 1} on the same VMs, then step ${step} again` });
+            return;
+          }
+          if (input === 'w' && k.rewind) return opts.onRewind?.(state.currentStep);
           if (input === 'u' && k.restore) return run('restore link', () => session.restoreLink(), 'link restored');
           if (input === 'l' && k.linkMenu) return dispatch({ type: 'mode', mode: 'link' });
           if (input === 'p' && k.pause) {

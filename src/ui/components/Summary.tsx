@@ -7,8 +7,18 @@ import { fmtDuration, wrapWords } from '../format.js';
  * lesson (its `summary-text`), completed or failed: the lesson is what the lab was for. It stays
  * until the person presses a key.
  */
-export function Summary(props: { summary: RunSummary; title: string; lesson?: string; hasNext: boolean; notice?: string; width: number }) {
+export function Summary(props: {
+  summary: RunSummary;
+  title: string;
+  lesson?: string;
+  hasNext: boolean;
+  /** A failed run: `r` retries this step (0-based) on fresh VMs, the earlier steps replayed. */
+  retryStep?: number | null;
+  notice?: string;
+  width: number;
+}) {
   const { summary: s, title, lesson, hasNext, notice, width } = props;
+  const retry = props.retryStep ?? null;
   const rows: [string, string, string?][] = [
     ['time', fmtDuration(s.durationMs)],
     ['pages re-sent', String(s.pagesResent)],
@@ -56,6 +66,15 @@ export function Summary(props: { summary: RunSummary; title: string; lesson?: st
       ) : null}
       <Box marginTop={1}>
         <Text>
+          {retry !== null ? (
+            <>
+              <Text bold color="cyan">
+                r
+              </Text>{' '}
+              {retry === 0 ? 'start the lab again' : `retry step ${retry + 1} (fresh VMs, steps 1–${retry} replayed)`}
+              {'  '}
+            </>
+          ) : null}
           <Text bold color="cyan">
             Enter
           </Text>{' '}
