@@ -15,6 +15,11 @@ import type { LabStep } from './schema.js';
 /** How long a state must last before it is declared final: states move in bursts around a failure. */
 export const SETTLE_MS: Record<UnreachableCause, number> = { 'migration-failed': 1000, 'migration-completed': 3000 };
 
+/** The steps before step `n` (1-based) in words: "step 1", "steps 1–3". */
+export function stepsBefore(n: number): string {
+  return n <= 2 ? 'step 1' : `steps 1–${n - 1}`;
+}
+
 /** Whether a step's own `do` starts a fresh migration (so a failed one before it is no dead end). */
 export function startsMigration(step: Pick<LabStep, 'actions'>): boolean {
   return step.actions.some(

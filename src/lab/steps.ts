@@ -15,7 +15,7 @@ import { evaluateCondition, formatSeen, type Condition } from './condition.js';
 import { commandText, describeAction, type QmpCommand } from './describe.js';
 import { formatDuration } from './duration.js';
 import { RunFailure } from './failure.js';
-import { SETTLE_MS, unreachable } from './reach.js';
+import { SETTLE_MS, stepsBefore, unreachable } from './reach.js';
 import type { SnapshotFeed } from './feed.js';
 import type { Lab, LabAction, LabStep } from './schema.js';
 import type { SessionStore } from './store.js';
@@ -94,7 +94,7 @@ export class StepEngine {
       await this.ports.restoreLink();
       for (const f of this.lab.setup.link) await this.ports.applyLink(f);
     }
-    this.store.emit({ kind: 'info', text: `${why}: replaying steps ${from + 1}–${to} for you` });
+    this.store.emit({ kind: 'info', text: `${why}: replaying ${from === 0 ? stepsBefore(to + 1) : `steps ${from + 1}–${to}`} for you` });
     for (let i = from; i < to; i++) {
       this.store.update({ replaying: { why, step: i + 1, to } });
       await this.runStep(this.lab.steps[i], 'drill');

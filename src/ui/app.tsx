@@ -127,18 +127,21 @@ type Screen =
   | { kind: 'picker' }
   | { kind: 'opening'; labId: string; startAt?: number }
   | { kind: 'lab'; session: LabSessionApi }
-  | { kind: 'summary'; labId: string; title: string; summary: RunSummary; lesson?: string }
+  /** `atStep`: the step (0-based) the run was on when it ended, for a retry of a failure that names none. */
+  | { kind: 'summary'; labId: string; title: string; summary: RunSummary; lesson?: string; atStep: number }
   | { kind: 'exiting' };
 
 const errorText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
 /**
  * The step (0-based) a failed run can be retried at on fresh VMs, the earlier ones replayed;
- * null for a success or a run someone stopped. A failure outside any step starts over.
+ * null for a success or a run someone stopped. A failure that names no step (a VM died) is
+ * retried at the step the run was on; a setup failure starts over.
  */
-export function retryableStep(summary: RunSummary): number | null {
+export function retryableStep(summary: RunSummary, atStep: number): number | null {
   if (summary.ok || summary.failure?.reason === 'stopped') return null;
-  return Math.max(0, (summary.failure?.step ?? 1) - 1);
+  if (summary.failure?.reason === 'setup') return 0;
+  return Math.max(0, summary.failure?.step !== undefined ? summary.failure.step - 1 : atStep);
 }
 
 export function App(props: AppProps) {
@@ -230,7 +233,8 @@ export function App(props: AppProps) {
       }
       setNotice(note);
       void lifecycle.stopCurrent((err) => setNotice(`Stopping the lab failed: ${errorText(err)}`));
-      setScreen({ kind: 'summary', labId: session.labId, title: session.title, summary, lesson: session.summaryText });
+      const atStep = session.getState().currentStep;
+      setScreen({ kind: 'summary', labId: session.labId, title: session.title, summary, lesson: session.summaryText, atStep });
     },
     [screen, lifecycle, progressPath],
   );
@@ -263,7 +267,7 @@ export function App(props: AppProps) {
 
   const summaryIndex = screen.kind === 'summary' ? labs.findIndex((l) => l.id === screen.labId) : -1;
   const nextLab = summaryIndex >= 0 ? labs[summaryIndex + 1] : undefined;
-  const retryStep = screen.kind === 'summary' ? retryableStep(screen.summary) : null;
+  const retryStep = screen.kind === 'summary' ? retryableStep(screen.summary, screen.atStep) : null;
   useKeys(
     (input, key) => {
       if ((input === 'r' || input === 'w') && retryStep !== null && screen.kind === 'summary') {

@@ -11,6 +11,7 @@ import { isPostcopy, isRecovering } from '../sim/states.js';
 import type { StepsView } from './components/StepsPanel.js';
 import { normalKeys } from './key-bar.js';
 import { describeFault } from '../link/fault-model.js';
+import { stepsBefore } from '../lab/reach.js';
 import type { LinkFault } from '../types.js';
 import { selectedLinkFault, type LabUiAction, type LabUiState } from './lab-state.js';
 import { QMP_COMMANDS } from './qmp-commands.js';
@@ -253,7 +254,7 @@ export function useLabKeys(opts: LabKeysOptions): void {
           if (input === 'b' && k.blackhole) return faultOrAsk({ kind: 'blackhole' });
           if (input === 'r' && k.retry) {
             const step = state.currentStep + 1;
-            if (session.retry()) dispatch({ type: 'notice', text: `retry: replaying steps 1–${step - 1} on the same VMs, then step ${step} again` });
+            if (session.retry()) dispatch({ type: 'notice', text: `retry: replaying ${stepsBefore(step)} on the same VMs, then step ${step} again` });
             return;
           }
           if (input === 'w' && k.rewind) return opts.onRewind?.(state.currentStep);

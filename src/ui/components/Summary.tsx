@@ -1,5 +1,6 @@
 import { Box, Text } from 'ink';
 import type { RunSummary } from '../../types.js';
+import { stepsBefore } from '../../lab/reach.js';
 import { fmtDuration, wrapWords } from '../format.js';
 
 /**
@@ -71,7 +72,7 @@ export function Summary(props: {
               <Text bold color="cyan">
                 r
               </Text>{' '}
-              {retry === 0 ? 'start the lab again' : `retry step ${retry + 1} (fresh VMs, steps 1–${retry} replayed)`}
+              {retry === 0 ? 'start the lab again' : `retry step ${retry + 1} (fresh VMs, ${stepsBefore(retry + 1)} replayed)`}
               {'  '}
             </>
           ) : null}

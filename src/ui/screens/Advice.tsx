@@ -7,7 +7,7 @@
  */
 import { Box, Text } from 'ink';
 import { describeFault } from '../../link/fault-model.js';
-import { faultConsequence, recoveryCommands } from '../../lab/reach.js';
+import { faultConsequence, recoveryCommands, stepsBefore } from '../../lab/reach.js';
 import type { LinkFault, SessionState } from '../../types.js';
 import { fit, wrapWords } from '../format.js';
 
@@ -33,8 +33,8 @@ export function adviceLines(state: SessionState, pendingFault: LinkFault | null,
   } else if (state.blocked) {
     const b = state.blocked;
     const keys = b.retry
-      ? `r retries on the same VMs (steps 1–${b.step - 1} again); w rewinds (fresh VMs, same seed).`
-      : `w rewinds: fresh VMs, same seed, steps 1–${b.step - 1} replayed for you.`;
+      ? `r retries on the same VMs (${stepsBefore(b.step)} again); w rewinds (fresh VMs, same seed).`
+      : `w rewinds: fresh VMs, same seed, ${stepsBefore(b.step)} replayed for you.`;
     say(`Step ${b.step} can no longer happen. ${b.message} ${keys}`, 'red', true);
   }
   const rec = recoveryCommands(state.snapshot, state.addresses ?? {});
