@@ -53,8 +53,7 @@ export function unreachable(step: Pick<LabStep, 'index' | 'actions'>, condition:
       cause: 'migration-completed',
       step: step.index + 1,
       message:
-        `The migration completed before this step could happen: nothing was lost, but '${condition}' can no longer hold. ` +
-        `Rewind to start this step again on fresh VMs.`,
+`The migration completed before this step could happen: nothing was lost, but '${condition}' can no longer hold.`,
       retry: false,
     };
   }
