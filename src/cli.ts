@@ -317,7 +317,7 @@ async function runInteractive(labId: string | undefined, values: DrillFlags, arg
     },
     labs,
     initialLab: labId ? (await loadLabOrExplain(labId)).id : undefined,
-    openLab: async (id) => {
+    openLab: async (id, openOpts) => {
       const lab = await findLab(id, LABS_DIR);
       const backend = await backendFor(lab, backendKind, values.qemu);
       const session = new LabSession(lab, {
@@ -338,7 +338,7 @@ async function runInteractive(labId: string | undefined, values: DrillFlags, arg
         await session.stop();
         throw e;
       }
-      void session.run();
+      void session.run({ startAt: openOpts?.startAt });
       return session;
     },
   });

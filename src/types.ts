@@ -245,6 +245,8 @@ export interface StepView {
   actions: string[];
   /** The step's `until` condition source text. */
   until?: string;
+  /** The step's own `do` breaks the link (a fault key is then part of the step, not a mistake). */
+  breaksLink?: boolean;
 }
 
 /**
@@ -308,6 +310,20 @@ export interface RunSummary {
   summaryText?: string;
 }
 
+/** Why the waiting step can no longer happen (a VM's death ends the run instead). */
+export type UnreachableCause = 'migration-failed' | 'migration-completed';
+
+/** A step that can no longer happen, as the interactive lab says it (src/lab/reach.ts). */
+export interface Unreachable {
+  cause: UnreachableCause;
+  /** The step, 1-based. */
+  step: number;
+  /** What happened and why, in one or two sentences. */
+  message: string;
+  /** True when redoing the earlier steps on the same VMs can bring the step back (a precopy failure). */
+  retry: boolean;
+}
+
 /** What the lab session publishes; the TUI renders it, the drill prints it. */
 export interface SessionState {
   snapshot: Snapshot | null;
@@ -318,6 +334,12 @@ export interface SessionState {
   /** One point per sample, bounded to the last minute. */
   history: { t: number; mbps: number; remaining: number }[];
   finished: RunSummary | null;
+  /** Interactive: the current step can no longer happen, and why; null (or absent) while it can. */
+  blocked?: Unreachable | null;
+  /** A retry or rewind replaying steps for the person: the step being replayed (1-based) and the step it leads to. */
+  replaying?: { why: 'retry' | 'rewind'; step: number; to: number } | null;
+  /** The run's addresses (`incoming.connect`, `recover.listen` ...), once the link is up. */
+  addresses?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -340,10 +362,15 @@ export interface LabSessionApi {
   qmpLine(side: Side, line: string): Promise<{ ok: boolean; text: string }>;
   applyLink(fault: LinkFault): Promise<void>;
   restoreLink(): Promise<void>;
-  /** Run the current step's `do` for the person. */
+  /** Run the current step's `do` for the person; rejects with what was refused, so the screen says so. */
   showMe(): Promise<void>;
   /** Reveal the next hint of the current step. */
   nextHint(): void;
+  /**
+   * Redo the steps before the waiting one on the same VMs, then wait for it again; false when
+   * the state offers no retry (SessionState.blocked.retry).
+   */
+  retry(): boolean;
   /** Stop every process and remove everything the run created. Idempotent. */
   stop(): Promise<void>;
 }

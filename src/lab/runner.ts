@@ -23,6 +23,7 @@ import { StepEngine, type RunMode, type StepHooks } from './steps.js';
 import { SessionStore } from './store.js';
 import { summaryCounters } from './summary.js';
 import { expandTemplates } from './template.js';
+import { breaksLink, bypassRefusal } from './reach.js';
 
 export type { RunMode } from './steps.js';
 
@@ -80,7 +81,7 @@ export class LabSession implements LabSessionApi {
     this.store = new SessionStore(
       {
         snapshot: null,
-        steps: lab.steps.map((s) => ({ index: s.index, title: s.title, text: s.text, hints: s.hints, hintsShown: 0, status: 'pending', actions: [], until: s.until.source })),
+        steps: lab.steps.map((s) => ({ index: s.index, title: s.title, text: s.text, hints: s.hints, hintsShown: 0, status: 'pending', actions: [], until: s.until.source, breaksLink: breaksLink(s) })),
         currentStep: 0,
         events: [],
         history: [],
@@ -182,6 +183,7 @@ export class LabSession implements LabSessionApi {
     };
     // Now the addresses are known: show them in the step texts, hints and actions.
     this.store.update({
+      addresses: { ...this.vars },
       steps: this.getState().steps.map((s, i) => {
         const step = this.lab.steps[i];
         return {
@@ -243,13 +245,24 @@ export class LabSession implements LabSessionApi {
 
   /**
    * Run every step. In a drill the engine performs each step's `do`; interactively it waits
-   * for the person (or `showMe`). Then the memory check and the final `expect`.
+   * for the person (or `showMe`). Then the memory check and the final `expect`. `startAt` (a
+   * rewind: these are fresh VMs) replays the steps before it as a drill does, then goes on in
+   * the session's mode.
    */
-  async run(): Promise<RunSummary> {
+  async run(opts: { startAt?: number } = {}): Promise<RunSummary> {
     let failure: RunFailure | null = null;
+    const startAt = Math.max(0, Math.min(opts.startAt ?? 0, this.lab.steps.length - 1));
     try {
       if (this.feed.aborted) throw this.feed.aborted;
-      await this.engine.runSteps(this.opts.mode);
+      if (startAt > 0) {
+        try {
+          await this.engine.replay(0, startAt, 'rewind');
+        } catch (e) {
+          const f = RunFailure.from(e);
+          throw new RunFailure(`rewind: replaying the steps before step ${startAt + 1} failed: ${f.message}`, f.reason, f.detail);
+        }
+      }
+      await this.engine.runSteps(this.opts.mode, startAt);
       await this.engine.checkOutcome();
     } catch (e) {
       // An abort (the guest lost, a VM died) explains more than the wait it cut short.
@@ -299,6 +312,11 @@ export class LabSession implements LabSessionApi {
    */
   async sendQmp(side: Side, cmd: QmpCommand, opts: { oob: boolean }): Promise<unknown> {
     const text = commandText(cmd, opts.oob);
+    const refusal = bypassRefusal(side, cmd, this.vars);
+    if (refusal) {
+      this.event({ kind: 'qmp', side, text: `${text} -> refused by the lab: ${refusal}` });
+      throw new Error(`refused by the lab: ${refusal}`);
+    }
     try {
       const client = this.orch.qmp(side);
       const r = opts.oob ? await client.executeOob(cmd.execute, cmd.arguments) : await client.execute(cmd.execute, cmd.arguments);
@@ -354,17 +372,28 @@ export class LabSession implements LabSessionApi {
     return this.orch.link;
   }
 
+  /** Rejects with what went wrong (a refusal, a step already being shown), so no one claims it ran. */
   async showMe(): Promise<void> {
     const st = this.getState();
-    if (this.engine.busy || st.finished) return;
+    if (st.finished) throw new Error('the lab has ended');
+    if (this.engine.busy) throw new Error('this step’s commands are already running');
+    if (st.replaying) throw new Error('the earlier steps are being replayed; wait for them');
     const step = this.lab.steps[st.currentStep];
-    if (!step) return;
+    if (!step) throw new Error('there is no current step');
     this.event({ kind: 'hint', text: `show me: ${st.steps[step.index].actions.join('; ') || '(nothing to do: wait)'}` });
     try {
       await this.engine.runActions(step);
     } catch (e) {
-      this.event({ kind: 'error', text: (e as Error).message });
+      this.event({ kind: 'error', text: `show me: ${(e as Error).message}` });
+      throw e;
     }
+  }
+
+  retry(): boolean {
+    if (this.getState().finished) return false;
+    const ok = this.engine.retry();
+    if (ok) this.event({ kind: 'info', text: 'retry: the earlier steps will be replayed on the same VMs' });
+    return ok;
   }
 
   nextHint(): void {

@@ -10,11 +10,12 @@
  * k), and StepHooks tell a caller when a step starts waiting for its condition and when it ends
  * (a hold lowers the bandwidth while a person reads, and restores it).
  */
-import type { LinkFault, Side } from '../types.js';
+import type { LinkFault, Side, Unreachable } from '../types.js';
 import { evaluateCondition, formatSeen, type Condition } from './condition.js';
 import { commandText, describeAction, type QmpCommand } from './describe.js';
 import { formatDuration } from './duration.js';
 import { RunFailure } from './failure.js';
+import { SETTLE_MS, stepsBefore, unreachable } from './reach.js';
 import type { SnapshotFeed } from './feed.js';
 import type { Lab, LabAction, LabStep } from './schema.js';
 import type { SessionStore } from './store.js';
@@ -42,13 +43,15 @@ export interface StepHooks {
   stepEnded?(step: LabStep, failure: RunFailure | null): void | Promise<void>;
 }
 
-/** How long a completed migration may sit before a step about a live one is declared unreachable. */
-const SETTLE_AFTER_COMPLETED_MS = 3000;
 /** The final expectations get this long to settle. */
 const EXPECT_GRACE_MS = 10_000;
 
+/** Thrown into the waiting step when the person asks for a retry; never ends the run. */
+class RetryRequest extends Error {}
+
 export class StepEngine {
   private running = false;
+  private retryRequested = false;
 
   constructor(
     private readonly lab: Lab,
@@ -63,9 +66,51 @@ export class StepEngine {
     return this.running;
   }
 
-  /** Run steps `from` to `to - 1`; throws the RunFailure of the first that fails. */
+  /**
+   * Run steps `from` to `to - 1`; throws the RunFailure of the first that fails. A retry
+   * (interactive only) replays the steps before the waiting one on the same VMs, then waits again.
+   */
   async runSteps(mode: RunMode, from = 0, to = this.lab.steps.length): Promise<void> {
-    for (const step of this.lab.steps.slice(from, to)) await this.runStep(step, mode);
+    for (let i = from; i < to; i++) {
+      try {
+        await this.runStep(this.lab.steps[i], mode);
+      } catch (e) {
+        if (!(e instanceof RetryRequest)) throw e;
+        await this.replay(0, i, 'retry');
+        i--;
+      }
+    }
+  }
+
+  /**
+   * Replay steps `from` to `to - 1` as a drill does (their `do`, then their `until`), with the
+   * progress in the state. A retry first puts the link back as the lab's setup left it: the
+   * mistake was usually a fault, and the earlier steps must connect through the link.
+   */
+  async replay(from: number, to: number, why: 'retry' | 'rewind'): Promise<void> {
+    this.store.update({ blocked: null });
+    if (to <= from) return;
+    if (why === 'retry') {
+      await this.ports.restoreLink();
+      for (const f of this.lab.setup.link) await this.ports.applyLink(f);
+    }
+    this.store.emit({ kind: 'info', text: `${why}: replaying ${from === 0 ? stepsBefore(to + 1) : `steps ${from + 1}–${to}`} for you` });
+    for (let i = from; i < to; i++) {
+      this.store.update({ replaying: { why, step: i + 1, to } });
+      await this.runStep(this.lab.steps[i], 'drill');
+    }
+    this.store.update({ replaying: null });
+  }
+
+  /**
+   * The person asked to retry the waiting step: false (nothing done) unless the state says a
+   * retry on the same VMs can bring the step back.
+   */
+  retry(): boolean {
+    const b = this.store.getState().blocked;
+    if (!b?.retry || this.retryRequested) return false;
+    this.retryRequested = true;
+    return true;
   }
 
   private async runStep(step: LabStep, mode: RunMode): Promise<void> {
@@ -81,6 +126,10 @@ export class StepEngine {
       await this.hooks.stepWaiting?.(step, mode);
       await this.waitFor(step.until, mode === 'drill' ? step.timeoutMs : null, step);
     } catch (e) {
+      if (e instanceof RetryRequest) {
+        this.store.setStep(step.index, { status: 'pending' });
+        throw e;
+      }
       const failure = RunFailure.from(e);
       this.store.setStep(step.index, { status: 'failed' });
       await this.hooks.stepEnded?.(step, failure);
@@ -157,36 +206,55 @@ export class StepEngine {
 
   /**
    * Until `cond` holds on a published snapshot. `timeoutMs` null waits for the person. A step
-   * about a live migration that has completed can no longer happen: that is said, not waited.
+   * that can no longer happen (reach.ts: the migration failed or completed) ends a drill at
+   * once; a person is told why (`blocked` in the state) and the wait goes on, for a retry, a
+   * rewind, or a fix by hand.
    */
   async waitFor(cond: Condition, timeoutMs: number | null, step: LabStep | null): Promise<void> {
     const deadline = timeoutMs === null ? Infinity : performance.now() + timeoutMs;
     let last = this.feed.current;
-    let completedSince: number | null = null;
-    for (;;) {
-      if (last && evaluateCondition(cond, last).value) return;
-      const completed = last !== null && last.source.status === 'completed' && last.destination.status === 'completed';
-      completedSince = completed ? (completedSince ?? performance.now()) : null;
-      if (step && completedSince !== null && performance.now() - completedSince > SETTLE_AFTER_COMPLETED_MS) {
-        const seen = evaluateCondition(cond, last!).seen;
-        throw new RunFailure(
-          `step ${step.index + 1} '${step.title}': the migration completed before this step could happen ('${cond.source}' can no longer hold; seen ${formatSeen(seen)}). ` +
-            'Open the lab again and act sooner, or give the lab a slower link.',
-          'step-unreachable',
-          { step: step.index + 1, stepTitle: step.title, condition: cond.source, seen },
-        );
+    let since = null as { cause: string; at: number } | null;
+    try {
+      for (;;) {
+        if (this.retryRequested && timeoutMs === null) throw new RetryRequest();
+        if (last && evaluateCondition(cond, last).value) return;
+        const stuck = step && last ? unreachable(step, cond.source, last) : null;
+        since = stuck ? (since?.cause === stuck.cause ? since : { cause: stuck.cause, at: performance.now() }) : null;
+        const settled = stuck && since && performance.now() - since.at >= SETTLE_MS[stuck.cause] ? stuck : null;
+        if (settled && timeoutMs !== null) {
+          const seen = evaluateCondition(cond, last!).seen;
+          throw new RunFailure(`step ${step!.index + 1} '${step!.title}': ${settled.message} (seen ${formatSeen(seen)})`, 'step-unreachable', {
+            step: step!.index + 1,
+            stepTitle: step!.title,
+            condition: cond.source,
+            seen,
+          });
+        }
+        if (timeoutMs === null && step) this.setBlocked(settled);
+        if (performance.now() > deadline) {
+          const seen = last ? evaluateCondition(cond, last).seen : {};
+          const where = step ? `step ${step.index + 1} '${step.title}'` : 'wait-until';
+          throw new RunFailure(`${where}: '${cond.source}' still false after ${formatDuration(timeoutMs!)}; seen ${formatSeen(seen)}`, 'condition-timeout', {
+            step: step ? step.index + 1 : undefined,
+            stepTitle: step?.title,
+            condition: cond.source,
+            seen,
+          });
+        }
+        last = await this.feed.next();
       }
-      if (performance.now() > deadline) {
-        const seen = last ? evaluateCondition(cond, last).seen : {};
-        const where = step ? `step ${step.index + 1} '${step.title}'` : 'wait-until';
-        throw new RunFailure(`${where}: '${cond.source}' still false after ${formatDuration(timeoutMs!)}; seen ${formatSeen(seen)}`, 'condition-timeout', {
-          step: step ? step.index + 1 : undefined,
-          stepTitle: step?.title,
-          condition: cond.source,
-          seen,
-        });
+    } finally {
+      if (timeoutMs === null && step) {
+        this.setBlocked(null);
+        this.retryRequested = false;
       }
-      last = await this.feed.next();
     }
+  }
+
+  private setBlocked(b: Unreachable | null): void {
+    const cur = this.store.getState().blocked ?? null;
+    if (cur === b || (cur && b && cur.message === b.message && cur.retry === b.retry)) return;
+    this.store.update({ blocked: b });
+    if (b) this.store.emit({ kind: 'warning', text: `step ${b.step} can no longer happen: ${b.message}` });
   }
 }

@@ -19,9 +19,14 @@ import { usePickerKeys } from './use-picker-keys.js';
 import { useTerminalSize } from './use-terminal-size.js';
 import { renderCounter } from './use-session.js';
 
+/** How to open a lab: `startAt` (0-based) replays the steps before it on the fresh VMs (a rewind). */
+export interface OpenLabOptions {
+  startAt?: number;
+}
+
 export interface RunTuiOptions {
   labs: LabEntry[];
-  openLab(id: string): Promise<LabSessionApi>;
+  openLab(id: string, opts?: OpenLabOptions): Promise<LabSessionApi>;
   /** Open this lab at once instead of showing the picker first. */
   initialLab?: string;
   progressPath?: string;
@@ -109,7 +114,7 @@ export class SessionLifecycle {
 
 export interface AppProps {
   labs: LabEntry[];
-  openLab(id: string): Promise<LabSessionApi>;
+  openLab(id: string, opts?: OpenLabOptions): Promise<LabSessionApi>;
   initialLab?: string;
   progressPath: string;
   lifecycle: SessionLifecycle;
@@ -120,12 +125,24 @@ export interface AppProps {
 
 type Screen =
   | { kind: 'picker' }
-  | { kind: 'opening'; labId: string }
+  | { kind: 'opening'; labId: string; startAt?: number }
   | { kind: 'lab'; session: LabSessionApi }
-  | { kind: 'summary'; labId: string; title: string; summary: RunSummary; lesson?: string }
+  /** `atStep`: the step (0-based) the run was on when it ended, for a retry of a failure that names none. */
+  | { kind: 'summary'; labId: string; title: string; summary: RunSummary; lesson?: string; atStep: number }
   | { kind: 'exiting' };
 
 const errorText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+
+/**
+ * The step (0-based) a failed run can be retried at on fresh VMs, the earlier ones replayed;
+ * null for a success or a run someone stopped. A failure that names no step (a VM died) is
+ * retried at the step the run was on; a setup failure starts over.
+ */
+export function retryableStep(summary: RunSummary, atStep: number): number | null {
+  if (summary.ok || summary.failure?.reason === 'stopped') return null;
+  if (summary.failure?.reason === 'setup') return 0;
+  return Math.max(0, summary.failure?.step !== undefined ? summary.failure.step - 1 : atStep);
+}
 
 export function App(props: AppProps) {
   const { labs, openLab, progressPath, lifecycle, onExit } = props;
@@ -164,12 +181,25 @@ export function App(props: AppProps) {
     if (key.ctrl && input === 'c') exit(EXIT.interrupted);
   });
 
-  const open = useCallback((labId: string) => setScreen({ kind: 'opening', labId }), []);
+  const open = useCallback((labId: string, startAt?: number) => setScreen({ kind: 'opening', labId, startAt }), []);
+
+  /**
+   * A rewind: the current VMs and link stop, fresh ones start with the same seed, and the steps
+   * before `step` are replayed for the person (the lab screen shows the progress).
+   */
+  const rewind = useCallback(
+    (labId: string, step: number) => {
+      void lifecycle.stopCurrent((err) => setNotice(`Stopping the lab failed: ${errorText(err)}`));
+      setNotice(undefined);
+      open(labId, step);
+    },
+    [lifecycle, open],
+  );
 
   useEffect(() => {
     if (screen.kind !== 'opening') return;
     let cancelled = false;
-    openLab(screen.labId).then(
+    openLab(screen.labId, screen.startAt ? { startAt: screen.startAt } : undefined).then(
       (session) => {
         if (cancelled || exited.current) {
           void session.stop().catch(() => {});
@@ -203,7 +233,8 @@ export function App(props: AppProps) {
       }
       setNotice(note);
       void lifecycle.stopCurrent((err) => setNotice(`Stopping the lab failed: ${errorText(err)}`));
-      setScreen({ kind: 'summary', labId: session.labId, title: session.title, summary, lesson: session.summaryText });
+      const atStep = session.getState().currentStep;
+      setScreen({ kind: 'summary', labId: session.labId, title: session.title, summary, lesson: session.summaryText, atStep });
     },
     [screen, lifecycle, progressPath],
   );
@@ -236,9 +267,12 @@ export function App(props: AppProps) {
 
   const summaryIndex = screen.kind === 'summary' ? labs.findIndex((l) => l.id === screen.labId) : -1;
   const nextLab = summaryIndex >= 0 ? labs[summaryIndex + 1] : undefined;
+  const retryStep = screen.kind === 'summary' ? retryableStep(screen.summary, screen.atStep) : null;
   useKeys(
     (input, key) => {
-      if (key.return || key.escape) {
+      if ((input === 'r' || input === 'w') && retryStep !== null && screen.kind === 'summary') {
+        rewind(screen.labId, retryStep);
+      } else if (key.return || key.escape) {
         setScreen({ kind: 'picker' });
       } else if (input === 'n' && nextLab) {
         setSelected(summaryIndex + 1);
@@ -275,13 +309,22 @@ export function App(props: AppProps) {
           isActive={!layout.tooSmall}
           onQuit={quitLab}
           onFinished={onFinished}
+          onRewind={(step) => rewind(screen.session.labId, step)}
           sampleIntervalMs={props.sampleIntervalMs}
         />
       );
       break;
     case 'summary':
       content = (
-        <Summary summary={screen.summary} title={screen.title} lesson={screen.lesson} hasNext={!!nextLab} notice={notice} width={columns} />
+        <Summary
+          summary={screen.summary}
+          title={screen.title}
+          lesson={screen.lesson}
+          hasNext={!!nextLab}
+          retryStep={retryStep}
+          notice={notice}
+          width={columns}
+        />
       );
       break;
     case 'exiting':

@@ -27,6 +27,10 @@ export interface NormalKeys {
   pause: boolean;
   hint: boolean;
   showMe: boolean;
+  /** `r`: redo the earlier steps on the same VMs (the step can no longer happen; a precopy failure). */
+  retry: boolean;
+  /** `w`: fresh VMs, the earlier steps replayed, this step again (the step can no longer happen). */
+  rewind: boolean;
 }
 
 export function normalKeys(state: SessionState): NormalKeys {
@@ -34,7 +38,7 @@ export function normalKeys(state: SessionState): NormalKeys {
   const link = snap?.link;
   const dirs = link ? [link['source-to-destination'], link['destination-to-source']] : [];
   const step = state.steps.find((s) => s.index === state.currentStep);
-  const running = !state.finished && !!snap;
+  const running = !state.finished && !!snap && !state.replaying;
   const anyFault = dirs.some((d) => d.state !== 'up' || d.latencyMs > 0 || d.jitterMs > 0 || d.rateBytesPerSec > 0 || d.lossPercent > 0);
   return {
     cut: running && !!link && dirs.some((d) => d.state !== 'cut'),
@@ -43,7 +47,9 @@ export function normalKeys(state: SessionState): NormalKeys {
     restore: running && !!link && anyFault,
     pause: running && !!snap && (pausable(snap.source.status) || pausable(snap.destination.status)),
     hint: !!step && step.status === 'active' && step.hintsShown < step.hints.length,
-    showMe: !!step && step.status === 'active' && step.actions.length > 0,
+    showMe: running && !!step && step.status === 'active' && step.actions.length > 0,
+    retry: running && state.blocked?.retry === true,
+    rewind: running && !!state.blocked,
   };
 }
 
@@ -76,6 +82,12 @@ export function keyHints(mode: Mode, state: SessionState): KeyHint[] {
         { key: 'Esc', label: 'close', priority: 9 },
         { key: '?', label: 'help', priority: Infinity },
       ];
+    case 'confirm-fault':
+      return [
+        { key: 'y', label: 'apply anyway', priority: 9 },
+        { key: 'n/Esc', label: 'cancel', priority: 9 },
+        { key: '?', label: 'help', priority: Infinity },
+      ];
     case 'confirm-quit':
       return [
         { key: 'y', label: 'quit anyway', priority: 9 },
@@ -85,6 +97,8 @@ export function keyHints(mode: Mode, state: SessionState): KeyHint[] {
     case 'normal': {
       const k = normalKeys(state);
       const hints: KeyHint[] = [];
+      if (k.retry) hints.push({ key: 'r', label: 'retry step', priority: 10 });
+      if (k.rewind) hints.push({ key: 'w', label: 'rewind', priority: 10 });
       if (k.cut) hints.push({ key: 'c', label: 'cut', priority: 7 });
       if (k.blackhole) hints.push({ key: 'b', label: 'blackhole', priority: 5 });
       if (k.linkMenu) hints.push({ key: 'l', label: 'link menu', priority: 3 });

@@ -8,7 +8,7 @@ import type { Direction, LabEvent, LinkFault, Side } from '../types.js';
 import { describeFaultKind, FAULT_DIRECTIONS } from '../link/fault-model.js';
 import { complete } from './qmp-commands.js';
 
-export type Mode = 'normal' | 'console' | 'help' | 'link' | 'confirm-quit';
+export type Mode = 'normal' | 'console' | 'help' | 'link' | 'confirm-quit' | 'confirm-fault';
 
 export interface ConsoleEntry {
   /** Chosen by the caller at submit time; replies find their line by it. */
@@ -102,6 +102,8 @@ export interface LabUiState {
   log: { top: LabEvent | null };
   /** First row of the help shown (it scrolls on a short terminal). */
   helpOffset: number;
+  /** The fault asked about in 'confirm-fault' mode (one the current step does not call for). */
+  pendingFault: LinkFault | null;
 }
 
 export const CONSOLE_OUTPUT_LIMIT = 50;
@@ -128,6 +130,7 @@ export function initialLabUiState(): LabUiState {
     steps: { viewing: null, offset: 0, offsetStep: null },
     log: { top: null },
     helpOffset: 0,
+    pendingFault: null,
   };
 }
 
@@ -158,6 +161,8 @@ export type LabUiAction =
   /** The line was handed to the session; the reply follows as console-reply. */
   | { type: 'console-submit'; id: number }
   | { type: 'console-reply'; id: number; ok: boolean; text: string }
+  /** Ask before applying `fault` (the current step does not break the link). */
+  | { type: 'confirm-fault'; fault: LinkFault }
   | { type: 'link-move'; delta: number }
   | { type: 'link-direction'; delta: number };
 
@@ -262,6 +267,8 @@ export function labUiReducer(state: LabUiState, action: LabUiAction): LabUiState
       return { ...state, log: { top: action.top } };
     case 'help-scroll':
       return { ...state, helpOffset: Math.max(0, action.offset) };
+    case 'confirm-fault':
+      return { ...state, mode: 'confirm-fault', pendingFault: action.fault };
     case 'link-move':
       return { ...state, link: { ...state.link, item: wrap(state.link.item + action.delta, LINK_MENU_ITEMS.length) } };
     case 'link-direction':

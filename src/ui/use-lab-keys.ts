@@ -11,6 +11,7 @@ import { isPostcopy, isRecovering } from '../sim/states.js';
 import type { StepsView } from './components/StepsPanel.js';
 import { normalKeys } from './key-bar.js';
 import { describeFault } from '../link/fault-model.js';
+import { stepsBefore } from '../lab/reach.js';
 import type { LinkFault } from '../types.js';
 import { selectedLinkFault, type LabUiAction, type LabUiState } from './lab-state.js';
 import { QMP_COMMANDS } from './qmp-commands.js';
@@ -26,6 +27,18 @@ export interface LabViews {
   log: { events: readonly LabEvent[]; window: ScrollWindow };
   console: ScrollWindow;
   help: ScrollWindow;
+}
+
+/**
+ * Whether to ask before `fault`: it breaks the link (cut, blackhole, down), the current step's
+ * own `do` does not, and a migration is under way for it to ruin.
+ */
+export function faultNeedsConfirm(fault: LinkFault, state: SessionState): boolean {
+  if (fault.kind !== 'cut' && fault.kind !== 'blackhole' && fault.kind !== 'down') return false;
+  const step = state.steps.find((s) => s.index === state.currentStep);
+  if (!step || step.breaksLink !== false) return false;
+  const status = state.snapshot?.source.status ?? 'none';
+  return !['none', 'completed', 'failed', 'cancelled'].includes(status);
 }
 
 /** How far a scroll key moves a window, or null when the key is not a scroll key. */
@@ -85,6 +98,8 @@ export interface LabKeysOptions {
   onSessionChanged?: () => void;
   /** What the screen shows now; the scroll keys move from there. */
   views: () => LabViews;
+  /** `w`: start again on fresh VMs, replaying the steps before `step` (0-based). */
+  onRewind?: (step: number) => void;
 }
 
 function errorText(err: unknown): string {
@@ -108,6 +123,12 @@ export function useLabKeys(opts: LabKeysOptions): void {
   const applyFault = (fault: LinkFault) => {
     const what = `link ${describeFault(fault)}`;
     run(what, () => session.applyLink(fault), what);
+  };
+
+  /** A fault that would ruin a step that does not call for one asks first (see faultNeedsConfirm). */
+  const faultOrAsk = (fault: LinkFault) => {
+    if (faultNeedsConfirm(fault, session.getState())) dispatch({ type: 'confirm-fault', fault });
+    else applyFault(fault);
   };
 
   const sendConsoleLine = (ui: LabUiState) => {
@@ -201,8 +222,16 @@ export function useLabKeys(opts: LabKeysOptions): void {
           if (key.rightArrow || key.tab || input === 'd') return dispatch({ type: 'link-direction', delta: 1 });
           if (key.return) {
             dispatch({ type: 'mode', mode: 'normal' });
-            applyFault(selectedLinkFault(ui));
+            faultOrAsk(selectedLinkFault(ui));
           }
+          return;
+        case 'confirm-fault':
+          if ((input === 'y' || input === 'Y') && ui.pendingFault) {
+            dispatch({ type: 'mode', mode: 'normal' });
+            return applyFault(ui.pendingFault);
+          }
+          if (input === '?') return dispatch({ type: 'mode', mode: 'help' });
+          if (key.escape || input === 'n' || input === 'N' || input === 'q') dispatch({ type: 'mode', mode: 'normal' });
           return;
         case 'confirm-quit':
           if (input === 'y' || input === 'Y') return onQuit();
@@ -221,8 +250,14 @@ export function useLabKeys(opts: LabKeysOptions): void {
           if (input === '?') return dispatch({ type: 'mode', mode: 'help' });
           if (input === ':') return dispatch({ type: 'mode', mode: 'console' });
           if (navigate(input, key, ui)) return;
-          if (input === 'c' && k.cut) return applyFault({ kind: 'cut' });
-          if (input === 'b' && k.blackhole) return applyFault({ kind: 'blackhole' });
+          if (input === 'c' && k.cut) return faultOrAsk({ kind: 'cut' });
+          if (input === 'b' && k.blackhole) return faultOrAsk({ kind: 'blackhole' });
+          if (input === 'r' && k.retry) {
+            const step = state.currentStep + 1;
+            if (session.retry()) dispatch({ type: 'notice', text: `retry: replaying ${stepsBefore(step)} on the same VMs, then step ${step} again` });
+            return;
+          }
+          if (input === 'w' && k.rewind) return opts.onRewind?.(state.currentStep);
           if (input === 'u' && k.restore) return run('restore link', () => session.restoreLink(), 'link restored');
           if (input === 'l' && k.linkMenu) return dispatch({ type: 'mode', mode: 'link' });
           if (input === 'p' && k.pause) {

@@ -10,6 +10,7 @@ export type FakeCall =
   | { method: 'restoreLink' }
   | { method: 'showMe' }
   | { method: 'nextHint' }
+  | { method: 'retry' }
   | { method: 'stop' };
 
 export function fakeDirection(over: Partial<LinkDirectionSnapshot> = {}): LinkDirectionSnapshot {
@@ -147,6 +148,11 @@ export class FakeSession implements LabSessionApi {
     const ev: LabEvent = { t: e.t ?? this.state.snapshot?.t ?? 0, ...e };
     for (const l of [...this.eventListeners]) l(ev);
     this.set({ events: [...this.state.events, ev].slice(-200) });
+  }
+
+  retry(): boolean {
+    this.calls.push({ method: 'retry' });
+    return this.state.blocked?.retry === true;
   }
 
   async qmp(side: Side, execute: string, args?: Record<string, unknown>): Promise<unknown> {

@@ -1,5 +1,6 @@
 import { Box, Text } from 'ink';
 import type { RunSummary } from '../../types.js';
+import { stepsBefore } from '../../lab/reach.js';
 import { fmtDuration, wrapWords } from '../format.js';
 import { summaryRows } from '../../lab/summary.js';
 
@@ -8,9 +9,19 @@ import { summaryRows } from '../../lab/summary.js';
  * lesson (its `summary-text`), completed or failed: the lesson is what the lab was for. It stays
  * until the person presses a key.
  */
-export function Summary(props: { summary: RunSummary; title: string; lesson?: string; hasNext: boolean; notice?: string; width: number }) {
+export function Summary(props: {
+  summary: RunSummary;
+  title: string;
+  lesson?: string;
+  hasNext: boolean;
+  /** A failed run: `r` retries this step (0-based) on fresh VMs, the earlier steps replayed. */
+  retryStep?: number | null;
+  notice?: string;
+  width: number;
+}) {
   const { summary: s, title, lesson, hasNext, notice, width } = props;
   // The same rows, labels and units as the drill's summary line (src/lab/summary.ts).
+  const retry = props.retryStep ?? null;
   const rows: [string, string, string?][] = [
     ['time', fmtDuration(s.durationMs)],
     ...summaryRows(s).map((r): [string, string] => [r.label, r.value]),
@@ -55,6 +66,15 @@ export function Summary(props: { summary: RunSummary; title: string; lesson?: st
       ) : null}
       <Box marginTop={1}>
         <Text>
+          {retry !== null ? (
+            <>
+              <Text bold color="cyan">
+                r
+              </Text>{' '}
+              {retry === 0 ? 'start the lab again' : `retry step ${retry + 1} (fresh VMs, ${stepsBefore(retry + 1)} replayed)`}
+              {'  '}
+            </>
+          ) : null}
           <Text bold color="cyan">
             Enter
           </Text>{' '}

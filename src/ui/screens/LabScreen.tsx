@@ -19,6 +19,7 @@ import { createStore, useStore } from '../store.js';
 import { calculateLayout } from '../layout.js';
 import { sidesAtRisk, useLabKeys, type LabViews } from '../use-lab-keys.js';
 import { useSampledStore } from '../use-session.js';
+import { Advice, adviceLines } from './Advice.js';
 
 /** How long an action's notice stays in the header. */
 export const NOTICE_MS = 5000;
@@ -31,6 +32,8 @@ export interface LabScreenProps {
   isActive?: boolean;
   onQuit: () => void;
   onFinished: (summary: RunSummary) => void;
+  /** `w`: start the lab again on fresh VMs, replaying the steps before `step` (0-based). */
+  onRewind?: (step: number) => void;
   /** Sampling interval; tests shorten it. */
   sampleIntervalMs?: number;
 }
@@ -51,6 +54,7 @@ export function LabScreen(props: LabScreenProps) {
     isActive: props.isActive ?? true,
     onSessionChanged: flush,
     views: () => views.current ?? computeViews(),
+    onRewind: props.onRewind,
   });
 
   useEffect(() => {
@@ -66,13 +70,21 @@ export function LabScreen(props: LabScreenProps) {
   const layout = calculateLayout(columns, rows, { console: ui.mode === 'console' });
   const snap = state.snapshot;
   const overlayHeight = layout.main.height + layout.bottom.height;
+  // What must be said now takes rows from the bottom panel (the log can be scrolled back later).
+  const advice = adviceLines(
+    state,
+    ui.mode === 'confirm-fault' ? ui.pendingFault : null,
+    layout.bottom.width,
+    ui.mode === 'console' ? Math.min(2, layout.bottom.height - 3) : layout.bottom.height,
+  );
+  const bottomHeight = layout.bottom.height - advice.length;
   function computeViews(): LabViews {
     return {
       steps: stepsView(state.steps, state.currentStep, ui.steps, layout.left.steps.width, layout.left.steps.height),
       stepList: state.steps,
       currentStep: state.currentStep,
-      log: { events: state.events, window: logWindow(state.events, ui.log.top, layout.bottom.height - 1) },
-      console: consoleWindow(ui.console, layout.bottom.width, layout.bottom.height).window,
+      log: { events: state.events, window: logWindow(state.events, ui.log.top, bottomHeight - 1) },
+      console: consoleWindow(ui.console, layout.bottom.width, bottomHeight).window,
       help: helpWindow(layout.main.width, overlayHeight, ui.helpOffset),
     };
   }
@@ -121,17 +133,14 @@ export function LabScreen(props: LabScreenProps) {
             ) : null}
           </Box>
         </Box>
+        <Advice lines={advice} width={layout.bottom.width} />
         {ui.mode === 'console' ? (
-          <QmpConsole console={ui.console} width={layout.bottom.width} height={layout.bottom.height} />
-        ) : (
-          <EventLog
-            events={state.events}
-            top={ui.log.top}
-            focused={ui.focus === 'log'}
-            width={layout.bottom.width}
-            height={layout.bottom.height}
-          />
-        )}
+          <QmpConsole console={ui.console} width={layout.bottom.width} height={bottomHeight} />
+        ) : bottomHeight >= 2 ? (
+          <EventLog events={state.events} top={ui.log.top} focused={ui.focus === 'log'} width={layout.bottom.width} height={bottomHeight} />
+        ) : bottomHeight === 1 ? (
+          <Box height={1} />
+        ) : null}
       </>
     );
   }

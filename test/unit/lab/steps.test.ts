@@ -175,6 +175,35 @@ describe('StepEngine', () => {
     expect(t.hookLog).toEqual(['waiting 2 interactive', 'ended 2 guest-lost']);
   });
 
+  it('interactive: a precopy failure blocks the step with a reason instead of ending the run; retry replays the earlier steps on the same VMs', async () => {
+    const t = setup();
+    const run = t.engine.runSteps('interactive', 1, 2);
+    const ticker = setInterval(() => t.feed.publish(snap('failed', 'failed')), 20);
+    await expect.poll(() => t.store.getState().blocked, { timeout: 5000 }).toMatchObject({ cause: 'migration-failed', step: 2, retry: true });
+    expect(t.store.getState().finished).toBeNull();
+    expect(t.events.some((e) => e.kind === 'warning' && /step 2 can no longer happen/.test(e.text))).toBe(true);
+    clearInterval(ticker);
+    expect(t.engine.retry()).toBe(true);
+    expect(t.engine.retry()).toBe(false); // one at a time
+    // The replay runs step 1 as a drill (its migrate-incoming), then step 2 waits for the person again.
+    await play(t.feed, [snap('failed', 'failed'), snap('none', 'setup')]);
+    await expect.poll(() => t.sent.map((x) => x.cmd.execute)).toEqual(['migrate-incoming']);
+    await play(t.feed, [snap('active', 'active')]);
+    await run;
+    expect(t.store.getState().blocked).toBeNull();
+    expect(t.store.getState().steps.map((s) => s.status)).toEqual(['done', 'done', 'pending']);
+  });
+
+  it('a drill ends at once with step-unreachable when the migration failed under a step that needs it', async () => {
+    const t = setup();
+    const run = t.engine.runSteps('drill', 2, 3).catch((e: unknown) => e);
+    const ticker = setInterval(() => t.feed.publish(snap('failed', 'failed')), 20);
+    const err = (await run) as RunFailure;
+    clearInterval(ticker);
+    expect(err.reason).toBe('step-unreachable');
+    expect(err.message).toMatch(/^step 3 'Wait for completion': The migration failed during precopy/);
+  });
+
   it('the same split after the destination ran the guest says the guest is lost, without the device-state story', () => {
     const watch = new GuestWatch();
     expect(watch.observe(snap('postcopy-active', 'postcopy-active'))).toBeNull();

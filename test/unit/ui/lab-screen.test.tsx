@@ -43,6 +43,58 @@ describe('LabScreen keys', () => {
     expect(s.callsOf('applyLink')[1].fault).toEqual({ kind: 'blackhole' });
   });
 
+  it('c during a step that does not break the link asks first, naming the consequence; n cancels, y cuts', async () => {
+    const steps = new FakeSession().getState().steps.map((st) => ({ ...st, breaksLink: false }));
+    const s = new FakeSession({ steps, snapshot: fakeSnapshot({ source: fakeSide('source', { status: 'active' }), destination: fakeSide('destination', { status: 'active' }) }) });
+    const m = await mount(s);
+    await m.type('c');
+    await waitForText(m.lastFrame, 'This step does not break the link; a cut now fails the migration (precopy)');
+    expect(m.frame()).toMatch(/y apply anyway/);
+    await m.type('n');
+    await settle(10);
+    expect(s.callsOf('applyLink')).toEqual([]);
+    expect(m.frame()).not.toContain('This step does not break the link');
+    await m.type('c', 'y');
+    await waitFor(() => s.callsOf('applyLink').length === 1, 'applyLink after y');
+    expect(s.callsOf('applyLink')[0].fault).toEqual({ kind: 'cut' });
+  });
+
+  it('a step that can no longer happen is explained with r and w; r asks the session to retry, w rewinds to this step', async () => {
+    const blocked = { cause: 'migration-failed' as const, step: 2, retry: true, message: 'The cut came during precopy: the migration failed — nothing was lost, but this step needs a migration in postcopy.' };
+    const s = new FakeSession({ blocked });
+    const onRewind = vi.fn<(step: number) => void>();
+    const r = render(<LabScreen session={s} columns={100} rows={30} onQuit={vi.fn()} onFinished={vi.fn()} onRewind={onRewind} sampleIntervalMs={20} />);
+    cleanup = r.unmount;
+    await waitForText(r.lastFrame, 'Step 2 can no longer happen. The cut came during precopy');
+    expect(plain(r.lastFrame())).toMatch(/r retry step {2}w rewind/);
+    r.stdin.write('r');
+    await waitFor(() => s.callsOf('retry').length === 1, 'retry');
+    r.stdin.write('w');
+    await waitFor(() => onRewind.mock.calls.length === 1, 'rewind');
+    expect(onRewind).toHaveBeenCalledWith(1);
+  });
+
+  it('both sides postcopy-paused: the recovery commands with the real addresses, whatever the step', async () => {
+    const s = new FakeSession({
+      addresses: { 'recover.listen': 'tcp:127.0.0.1:7003', 'recover.connect': 'tcp:127.0.0.1:7004' },
+      snapshot: fakeSnapshot({ source: fakeSide('source', { status: 'postcopy-paused' }), destination: fakeSide('destination', { status: 'postcopy-paused' }) }),
+    });
+    const m = await mount(s, 80, 24);
+    expect(m.frame()).toContain('paused · destination: migrate-recover {"uri": "tcp:127.0.0.1:7003"}');
+    expect(m.frame()).toContain('paused · source: migrate {"uri": "tcp:127.0.0.1:7004", "resume": true}');
+  });
+
+  it('s reports a refused show-me as an error, not as done', async () => {
+    const s = new FakeSession();
+    s.showMe = async () => {
+      throw new Error('source refused migrate-start-postcopy');
+    };
+    const m = await mount(s);
+    await m.type('s');
+    await waitForText(m.lastFrame, 'show me failed: source refused migrate-start-postcopy');
+    expect(m.frame()).not.toMatch(/ran this step/);
+  });
+
   it('does nothing for a key the bar does not show (u with the link healthy)', async () => {
     const m = await mount();
     expect(m.frame()).not.toMatch(/u restore/);

@@ -1,0 +1,58 @@
+/**
+ * The lines above the event log that say what the person must know now, whatever the step:
+ * a question before a fault the step does not call for, a retry or rewind replaying steps, a
+ * step that can no longer happen (why, and the keys out), or — whenever both sides are
+ * postcopy-paused — the two recovery commands with this run's real addresses. Pure: the lines
+ * are computed from the state, then drawn.
+ */
+import { Box, Text } from 'ink';
+import { describeFault } from '../../link/fault-model.js';
+import { faultConsequence, recoveryCommands, stepsBefore } from '../../lab/reach.js';
+import type { LinkFault, SessionState } from '../../types.js';
+import { fit, wrapWords } from '../format.js';
+
+export interface AdviceLine {
+  text: string;
+  color: 'red' | 'yellow' | 'cyan';
+  bold?: boolean;
+}
+
+/** What to say now, wrapped to `width`; at most `maxLines` (the most important first). */
+export function adviceLines(state: SessionState, pendingFault: LinkFault | null, width: number, maxLines: number): AdviceLine[] {
+  const out: AdviceLine[] = [];
+  const say = (text: string, color: AdviceLine['color'], bold = false) => {
+    for (const l of wrapWords(text, width)) out.push({ text: l, color, bold });
+  };
+  if (pendingFault) {
+    const what = describeFault(pendingFault);
+    say(`This step does not break the link; ${faultConsequence(pendingFault, state.snapshot)} — ${what} anyway? y/N`, 'yellow', true);
+  }
+  const r = state.replaying;
+  if (r) {
+    say(`${r.why === 'retry' ? 'Retrying' : 'Rewinding'}: replaying step ${r.step} of ${r.to} for you, then step ${r.to + 1} is yours…`, 'cyan');
+  } else if (state.blocked) {
+    const b = state.blocked;
+    const keys = b.retry
+      ? `r retries on the same VMs (${stepsBefore(b.step)} again); w rewinds (fresh VMs, same seed).`
+      : `w rewinds: fresh VMs, same seed, ${stepsBefore(b.step)} replayed for you.`;
+    say(`Step ${b.step} can no longer happen. ${b.message} ${keys}`, 'red', true);
+  }
+  const rec = recoveryCommands(state.snapshot, state.addresses ?? {});
+  if (rec) {
+    for (const c of rec) out.push({ text: fit(`paused · ${c.side}: ${c.line}`, width), color: 'yellow' });
+  }
+  return out.slice(0, Math.max(0, maxLines));
+}
+
+export function Advice(props: { lines: AdviceLine[]; width: number }) {
+  if (props.lines.length === 0) return null;
+  return (
+    <Box flexDirection="column" width={props.width}>
+      {props.lines.map((l, i) => (
+        <Text key={i} color={l.color} bold={l.bold} wrap="truncate">
+          {l.text}
+        </Text>
+      ))}
+    </Box>
+  );
+}

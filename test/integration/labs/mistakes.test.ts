@@ -1,0 +1,160 @@
+/**
+ * The usual mistakes, through the real session (sim VMs as separate processes, the relay link,
+ * real TCP), interactive as a person drives a lab: a cut during precopy blocks the step with a
+ * reason and a retry brings the lab to the end; a cut right after switchover shows the recovery
+ * commands and recovering from the console works; a `migrate` past the link is refused; a
+ * rewind replays the earlier steps on fresh VMs.
+ */
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { loadLabText } from '../../../src/lab/load.js';
+import { recoveryCommands } from '../../../src/lab/reach.js';
+import { LabSession } from '../../../src/lab/runner.js';
+import { RelayLink } from '../../../src/link/relay.js';
+import type { RunSummary } from '../../../src/types.js';
+import { ensureBuilt, waitFor } from '../../helpers/sim.js';
+
+/** link-cut-recovery's steps on a small, fast guest that still never converges in precopy. */
+const LAB = `
+id: mistakes
+title: Mistakes
+summary: link-cut-recovery, small.
+backends: [sim]
+setup:
+  memory: 64M
+  vcpus: 2
+  workload: random
+  dirty-rate: 4000
+  read-rate: 20000
+  capabilities: { postcopy-ram: true, return-path: true, events: true }
+  parameters: { max-bandwidth: 32M, max-postcopy-bandwidth: 32M }
+steps:
+  - title: Listen
+    text: Listen.
+    hints: [watch]
+    do:
+      - qmp: destination
+        execute: migrate-incoming
+        arguments: { uri: "\${incoming.listen}" }
+    until: 'destination.status == "setup"'
+  - title: Migrate
+    text: Migrate.
+    hints: [watch]
+    do:
+      - qmp: source
+        execute: migrate
+        arguments: { uri: "\${incoming.connect}" }
+      - wait-until: 'source.ram.transferred > 8000000'
+        timeout: 30s
+    until: 'source.status == "active" && source.ram.transferred > 8000000'
+  - title: Switch to postcopy
+    text: Switch.
+    hints: [watch]
+    do:
+      - qmp: source
+        execute: migrate-start-postcopy
+    until: 'source.status == "postcopy-active" && destination.status == "postcopy-active" && destination.pages.received > 2000'
+  - title: Let it finish
+    text: Finish.
+    hints: [watch]
+    until: 'source.status == "completed" && destination.status == "completed"'
+    timeout: 60s
+expect:
+  - 'destination.pages.verified == true'
+summary-text: Done.
+`;
+
+const lab = loadLabText(LAB, 'mistakes.yaml');
+let session: LabSession | null = null;
+
+function open(): LabSession {
+  session = new LabSession(lab, { mode: 'interactive', seed: 7, pollMs: 100, makeLink: (runtimeDir) => new RelayLink({ runtimeDir }) });
+  return session;
+}
+
+const stepIs = (s: LabSession, i: number) => s.getState().currentStep === i && s.getState().steps[i]!.status === 'active' && !s.getState().replaying;
+
+beforeAll(ensureBuilt, 240_000);
+afterEach(async () => {
+  await session?.stop();
+  session = null;
+});
+
+describe('mistakes, through the real session', () => {
+  it('cut in precopy: the step says why it can no longer happen, the session goes on, r (retry) replays on the same VMs and the lab completes', async () => {
+    const s = open();
+    await s.start();
+    const run = s.run();
+    await s.showMe();
+    await waitFor(() => stepIs(s, 1), 'step 2');
+    await s.showMe();
+    await waitFor(() => stepIs(s, 2), 'step 3');
+    // The mistake: a cut before migrate-start-postcopy.
+    await s.applyLink({ kind: 'cut' });
+    const blocked = await waitFor(() => s.getState().blocked, 'blocked', 15_000);
+    expect(blocked).toMatchObject({ cause: 'migration-failed', step: 3, retry: true });
+    expect(blocked.message).toMatch(/^The cut came during precopy: the migration failed and the guest kept running on the source — nothing was lost/);
+    expect(s.getState().finished).toBeNull();
+    expect(s.retry()).toBe(true);
+    // Steps 1 and 2 again, for the person, on the same VMs; then step 3 is theirs.
+    await waitFor(() => s.getState().replaying, 'replaying');
+    await waitFor(() => stepIs(s, 2) && s.getState().snapshot?.source.status === 'active', 'step 3 again', 40_000);
+    expect(s.getState().blocked).toBeNull();
+    await s.showMe();
+    const summary: RunSummary = await run;
+    expect(summary.failure).toBeUndefined();
+    expect(summary).toMatchObject({ ok: true, verified: true });
+  }, 120_000);
+
+  it('cut right after switchover: both sides pause, the recovery commands carry the real addresses, and recovering from the console completes the lab', async () => {
+    const s = open();
+    await s.start();
+    const run = s.run();
+    await s.showMe();
+    await waitFor(() => stepIs(s, 1), 'step 2');
+    await s.showMe();
+    await waitFor(() => stepIs(s, 2), 'step 3');
+    await s.showMe();
+    await waitFor(() => s.getState().snapshot?.destination.status === 'postcopy-active', 'postcopy');
+    await s.applyLink({ kind: 'cut' });
+    await waitFor(
+      () => s.getState().snapshot?.source.status === 'postcopy-paused' && s.getState().snapshot?.destination.status === 'postcopy-paused',
+      'both paused',
+    );
+    const cmds = recoveryCommands(s.getState().snapshot, s.getState().addresses ?? {});
+    expect(cmds).not.toBeNull();
+    expect(cmds![0]!.line).toBe(`migrate-recover {"uri": "${s.getState().addresses!['recover.listen']}"}`);
+    expect(s.getState().blocked ?? null).toBeNull(); // paused is recoverable, not a dead end
+    await s.restoreLink();
+    for (const c of cmds!) expect(await s.qmpLine(c.side, c.line)).toMatchObject({ ok: true });
+    const summary = await run;
+    expect(summary).toMatchObject({ ok: true, verified: true });
+    expect(summary.recoveries).toBeGreaterThanOrEqual(1);
+  }, 120_000);
+
+  it('migrate past the link (to the destination’s own listener) is refused with the address to use; nothing is sent', async () => {
+    const s = open();
+    await s.start();
+    void s.run();
+    await s.showMe();
+    await waitFor(() => stepIs(s, 1), 'step 2');
+    const a = s.getState().addresses!;
+    const r = await s.qmpLine('source', `migrate {"uri": "${a['incoming.listen']}"}`);
+    expect(r.ok).toBe(false);
+    expect(r.text).toBe(
+      `Error: refused by the lab: that address is the destination's own listener, so no fault of the lab would reach the migration; the lab's link is at ${a['incoming.connect']}: use migrate {"uri": "${a['incoming.connect']}"}`,
+    );
+    await new Promise((res) => setTimeout(res, 300));
+    expect(s.getState().snapshot?.source.status).toBe('none');
+    expect((await s.qmpLine('source', `migrate {"uri": "${a['incoming.connect']}"}`)).ok).toBe(true);
+  }, 60_000);
+
+  it('rewind: fresh VMs replay the steps before the one asked for, then it waits for the person', async () => {
+    const s = open();
+    await s.start();
+    void s.run({ startAt: 2 });
+    await waitFor(() => s.getState().replaying, 'replaying');
+    await waitFor(() => stepIs(s, 2), 'step 3 is the person’s', 40_000);
+    expect(s.getState().steps.map((x) => x.status)).toEqual(['done', 'done', 'active', 'pending']);
+    expect(s.getState().snapshot?.source.status).toBe('active');
+  }, 60_000);
+});

@@ -1,0 +1,131 @@
+/**
+ * What the lab judges from a snapshot alone: whether the waiting step can still happen, the
+ * recovery commands when both sides are paused, a `migrate` past the link, and what a fault the
+ * step does not ask for would do now.
+ */
+import { describe, expect, it } from 'vitest';
+import { breaksLink, bypassRefusal, faultConsequence, recoveryCommands, startsMigration, unreachable } from '../../../src/lab/reach.js';
+import type { LabStep } from '../../../src/lab/schema.js';
+import type { MigrationStatus, Snapshot } from '../../../src/types.js';
+import { fakeDirection, fakeSide, fakeSnapshot } from '../../helpers/fake-session.js';
+
+type Actions = Pick<LabStep, 'index' | 'actions'>;
+const waitOnly: Actions = { index: 2, actions: [] };
+const cutStep: Actions = { index: 3, actions: [{ type: 'link', fault: { kind: 'cut' } }] };
+const retryStep: Actions = {
+  index: 2,
+  actions: [{ type: 'qmp', side: 'destination', execute: 'migrate-incoming', arguments: { uri: 'tcp:x' }, oob: false }],
+};
+const resumeStep: Actions = {
+  index: 5,
+  actions: [{ type: 'qmp', side: 'source', execute: 'migrate', arguments: { uri: 'tcp:x', resume: true }, oob: false }],
+};
+
+function snap(source: MigrationStatus, destination: MigrationStatus, over: Partial<Snapshot> = {}): Snapshot {
+  return fakeSnapshot({
+    source: fakeSide('source', { status: source, runState: source === 'failed' ? 'running' : 'postmigrate' }),
+    destination: fakeSide('destination', { status: destination }),
+    ...over,
+  });
+}
+
+const POSTCOPY = 'source.status == "postcopy-active" && destination.status == "postcopy-active"';
+const ADDR = {
+  'incoming.listen': 'tcp:127.0.0.1:5001',
+  'incoming.connect': 'tcp:127.0.0.1:5002',
+  'recover.listen': 'tcp:127.0.0.1:5003',
+  'recover.connect': 'tcp:127.0.0.1:5004',
+};
+
+describe('unreachable', () => {
+  it('a cut in precopy: says the cut failed the migration, nothing was lost, the step needs postcopy; retry offered', () => {
+    const cut = fakeSnapshot().link;
+    const s = snap('failed', 'failed', { link: { ...cut, 'source-to-destination': fakeDirection({ state: 'cut' }), 'destination-to-source': fakeDirection({ state: 'cut' }) } });
+    const u = unreachable(waitOnly, POSTCOPY, s);
+    expect(u).toMatchObject({ cause: 'migration-failed', step: 3, retry: true });
+    expect(u!.message).toBe(
+      'The cut came during precopy: the migration failed and the guest kept running on the source — nothing was lost, but this step needs a migration in postcopy.',
+    );
+  });
+
+  it('a failure with no fault on the link names both states; a dead VM means no retry on the same VMs', () => {
+    const s = snap('failed', 'failed');
+    expect(unreachable(waitOnly, 'source.ram.transferred > 1', s)!.message).toMatch(/^The migration failed during precopy \(source failed, destination failed\).*needs a migration in progress\.$/);
+    const dead = snap('failed', 'failed', { destination: fakeSide('destination', { status: 'failed', alive: false }) });
+    expect(unreachable(waitOnly, POSTCOPY, dead)!.retry).toBe(false);
+  });
+
+  it('a step that starts a migration itself is no dead end after a failure (precopy-failure’s retry step)', () => {
+    expect(unreachable(retryStep, 'source.status == "active"', snap('failed', 'failed'))).toBeNull();
+    expect(startsMigration(retryStep)).toBe(true);
+    expect(startsMigration(resumeStep)).toBe(false);
+  });
+
+  it('completed: unreachable, rewind only', () => {
+    const u = unreachable(cutStep, 'source.status == "postcopy-paused"', snap('completed', 'completed'));
+    expect(u).toMatchObject({ cause: 'migration-completed', step: 4, retry: false });
+    expect(u!.message).toMatch(/completed before this step could happen/);
+  });
+
+  it('live, paused and recovering migrations are all still reachable (recovery is the lesson, not a dead end)', () => {
+    for (const [s, d] of [
+      ['active', 'active'],
+      ['postcopy-active', 'postcopy-active'],
+      ['postcopy-paused', 'postcopy-paused'],
+      ['postcopy-recover', 'postcopy-recover'],
+      ['none', 'setup'],
+    ] as const) {
+      expect(unreachable(waitOnly, POSTCOPY, snap(s, d)), `${s}/${d}`).toBeNull();
+    }
+  });
+});
+
+describe('recoveryCommands', () => {
+  it('both paused: the two commands with the run’s real addresses', () => {
+    expect(recoveryCommands(snap('postcopy-paused', 'postcopy-paused'), ADDR)).toEqual([
+      { side: 'destination', line: 'migrate-recover {"uri": "tcp:127.0.0.1:5003"}' },
+      { side: 'source', line: 'migrate {"uri": "tcp:127.0.0.1:5004", "resume": true}' },
+    ]);
+  });
+  it('otherwise none', () => {
+    expect(recoveryCommands(snap('postcopy-paused', 'postcopy-recover'), ADDR)).toBeNull();
+    expect(recoveryCommands(snap('postcopy-active', 'postcopy-active'), ADDR)).toBeNull();
+    expect(recoveryCommands(null, ADDR)).toBeNull();
+  });
+});
+
+describe('bypassRefusal', () => {
+  it('a source migrate to the destination’s own listener is refused with the link’s address to use', () => {
+    expect(bypassRefusal('source', { execute: 'migrate', arguments: { uri: 'tcp:127.0.0.1:5001' } }, ADDR)).toBe(
+      "that address is the destination's own listener, so no fault of the lab would reach the migration; the lab's link is at tcp:127.0.0.1:5002: use migrate {\"uri\": \"tcp:127.0.0.1:5002\"}",
+    );
+  });
+  it('a resume past the link is pointed at the recovery address', () => {
+    expect(bypassRefusal('source', { execute: 'migrate', arguments: { uri: 'tcp:127.0.0.1:5003', resume: true } }, ADDR)).toMatch(
+      /own listener.*use migrate \{"uri": "tcp:127\.0\.0\.1:5004", "resume": true\}$/,
+    );
+  });
+  it('any other address is not the link', () => {
+    expect(bypassRefusal('source', { execute: 'migrate', arguments: { uri: 'tcp:10.0.0.9:1' } }, ADDR)).toMatch(/^that address is not the lab's link/);
+  });
+  it('the link’s own addresses, other commands, the destination side, and a run without addresses pass', () => {
+    expect(bypassRefusal('source', { execute: 'migrate', arguments: { uri: 'tcp:127.0.0.1:5002' } }, ADDR)).toBeNull();
+    expect(bypassRefusal('source', { execute: 'migrate', arguments: { uri: 'tcp:127.0.0.1:5004', resume: true } }, ADDR)).toBeNull();
+    expect(bypassRefusal('destination', { execute: 'migrate-incoming', arguments: { uri: 'tcp:127.0.0.1:5001' } }, ADDR)).toBeNull();
+    expect(bypassRefusal('source', { execute: 'migrate', arguments: { uri: 'tcp:127.0.0.1:5001' } }, {})).toBeNull();
+  });
+});
+
+describe('faults a step does not ask for', () => {
+  it('breaksLink: a fault action yes, a restore or lifting a cap no', () => {
+    expect(breaksLink(cutStep)).toBe(true);
+    expect(breaksLink({ actions: [{ type: 'restore' }] })).toBe(false);
+    expect(breaksLink({ actions: [{ type: 'link', fault: { kind: 'up' } }] })).toBe(false);
+  });
+  it('names the consequence in the current state', () => {
+    expect(faultConsequence({ kind: 'cut' }, snap('active', 'active'))).toBe('a cut now fails the migration (precopy)');
+    expect(faultConsequence({ kind: 'cut' }, snap('postcopy-active', 'postcopy-active'))).toMatch(/pauses both sides \(postcopy-paused\)/);
+    expect(faultConsequence({ kind: 'blackhole' }, snap('active', 'active'))).toMatch(/stalls the migration/);
+    expect(faultConsequence({ kind: 'cut' }, snap('none', 'none'))).toMatch(/changes nothing/);
+  });
+});
