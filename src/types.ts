@@ -259,6 +259,18 @@ export interface RunSummary {
 }
 
 /** What the lab session publishes; the TUI renders it, the drill prints it. */
+/** What the screen shows about the current step's hold (src/lab/hold.ts). */
+export interface HoldStatus {
+  /** The step (0-based) the hold belongs to. */
+  step: number;
+  /** held: in effect; idle: its `while` is false; released: by the person (Space). */
+  state: 'held' | 'idle' | 'released';
+  /** The held values in words: "max-postcopy-bandwidth 64 KiB/s". */
+  text: string;
+  /** The slowest held rate, bytes/s, for "held for you at 64 KiB/s"; null when no rate is held. */
+  rate: number | null;
+}
+
 export interface SessionState {
   snapshot: Snapshot | null;
   steps: StepView[];
@@ -268,6 +280,8 @@ export interface SessionState {
   /** One point per sample, bounded to the last minute. */
   history: { t: number; mbps: number; remaining: number }[];
   finished: RunSummary | null;
+  /** The current step's hold (src/lab/hold.ts); absent or null when it has none. */
+  hold?: HoldStatus | null;
 }
 
 /**
@@ -294,6 +308,8 @@ export interface LabSessionApi {
   showMe(): Promise<void>;
   /** Reveal the next hint of the current step. */
   nextHint(): void;
+  /** Space: release the current step's hold, or hold again. */
+  toggleHold(): void;
   /** Stop every process and remove everything the run created. Idempotent. */
   stop(): Promise<void>;
 }

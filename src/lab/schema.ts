@@ -21,6 +21,7 @@ import { FAULT_DIRECTIONS, FAULT_KINDS, LinkFaultError, parseLinkFault } from '.
 import { ConditionSyntaxError, conditionPaths, formatPath, parseCondition, type Condition } from './condition.js';
 import { parseDuration, parseSize, UnitError } from './duration.js';
 import { findTemplateVariables, TEMPLATE_VARIABLES, TemplateError, unknownVariableMessage } from './template.js';
+import { HOLD_PARAMETER_NAMES, type HoldParameter, type LabHold } from './hold.js';
 
 // ---------------------------------------------------------------------------------------------
 // The normalized lab
@@ -101,6 +102,8 @@ export interface LabStep {
   /** Proves the step is done. */
   until: Condition;
   timeoutMs: number;
+  /** What to hold while the step waits for a person (src/lab/hold.ts). */
+  hold?: LabHold;
 }
 
 export interface Lab {
@@ -706,6 +709,48 @@ const SETUP = strictObject(
   };
 });
 
+const HOLD_EXPECTED = `a hold like { while: 'source.status == "postcopy-active"', max-postcopy-bandwidth: 64K } (parameters: ${HOLD_PARAMETER_NAMES.join(', ')})`;
+
+/** `hold:` — an optional `while` and at least one of the parameters a hold may set. */
+const hold = () =>
+  z.unknown().transform((v, ctx): LabHold => {
+    if (!plainObject(v)) {
+      ctx.addIssue({ code: 'custom', message: expectedGot(HOLD_EXPECTED, v) });
+      return z.NEVER;
+    }
+    const parameters: Partial<Record<HoldParameter, number>> = {};
+    let cond: Condition | null = null;
+    let ok = true;
+    for (const [k, value] of Object.entries(v)) {
+      try {
+        if (k === 'while') cond = toCondition(value);
+        else if (k === 'x-walk-window') {
+          if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) throw new FieldError(expectedGot('a whole number of requests, 1 or more', value));
+          parameters[k] = value;
+        } else if ((HOLD_PARAMETER_NAMES as readonly string[]).includes(k)) {
+          parameters[k as HoldParameter] = toSize(value);
+        } else {
+          throw new FieldError(
+            `unknown hold parameter '${k}'${didYouMean(k, [...HOLD_PARAMETER_NAMES, 'while'])} (a hold sets ${HOLD_PARAMETER_NAMES.join(', ')}, with an optional while)`,
+            [],
+            { unknownKey: true },
+          );
+        }
+      } catch (e) {
+        ok = false;
+        if (e instanceof FieldError) ctx.addIssue({ code: 'custom', path: [k, ...e.subPath], message: e.message, params: e.params });
+        else if (e instanceof UnitError) ctx.addIssue({ code: 'custom', path: [k], message: e.message });
+        else throw e;
+      }
+    }
+    if (!ok) return z.NEVER;
+    if (Object.keys(parameters).length === 0) {
+      ctx.addIssue({ code: 'custom', message: `a hold sets at least one parameter (expected ${HOLD_EXPECTED})` });
+      return z.NEVER;
+    }
+    return { while: cond, parameters };
+  });
+
 const STEP = strictObject(
   {
     title: text('a step title', { nonEmpty: true }),
@@ -714,6 +759,7 @@ const STEP = strictObject(
     do: list(action(), 'a list of actions').optional(),
     until: condition(),
     timeout: duration().optional(),
+    hold: hold().optional(),
   },
   'a step mapping with title, text, hints and until',
 ).superRefine((step, ctx) => {
@@ -745,8 +791,21 @@ export const LAB_SCHEMA = strictObject(
     'summary-text': text('the text shown at the end'),
   },
   'a lab: a mapping with id, title, summary, setup, steps, expect and summary-text',
-).transform(
-  (l): Lab => ({
+).transform((l, ctx): Lab => {
+  // A hold puts back the values in effect before it; those must be the lab's own, not a
+  // backend's default (which differs between the sim and QEMU versions).
+  l.steps.forEach((s, i) => {
+    for (const k of Object.keys(s.hold?.parameters ?? {})) {
+      if (!Object.hasOwn(l.setup.parameters, k)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['steps', i, 'hold', k],
+          message: `a hold on ${k} needs the value it restores: set ${k} in setup.parameters (and interactive-parameters if a person's run differs)`,
+        });
+      }
+    }
+  });
+  return {
     id: l.id,
     title: l.title,
     summary: l.summary,
@@ -760,8 +819,9 @@ export const LAB_SCHEMA = strictObject(
       actions: s.do ?? [],
       until: s.until,
       timeoutMs: s.timeout ?? DEFAULT_TIMEOUT_MS,
+      ...(s.hold ? { hold: s.hold } : {}),
     })),
     expect: l.expect,
     summaryText: l['summary-text'],
-  }),
-);
+  };
+});

@@ -10,6 +10,7 @@ export type FakeCall =
   | { method: 'restoreLink' }
   | { method: 'showMe' }
   | { method: 'nextHint' }
+  | { method: 'toggleHold' }
   | { method: 'stop' };
 
 export function fakeDirection(over: Partial<LinkDirectionSnapshot> = {}): LinkDirectionSnapshot {
@@ -167,6 +168,10 @@ export class FakeSession implements LabSessionApi {
 
   async showMe(): Promise<void> {
     this.calls.push({ method: 'showMe' });
+  }
+
+  toggleHold(): void {
+    this.calls.push({ method: 'toggleHold' });
   }
 
   nextHint(): void {
