@@ -191,7 +191,7 @@ export interface Link {
 export interface LabEvent {
   /** Milliseconds since the run started. */
   t: number;
-  kind: 'state' | 'event' | 'fault' | 'qmp' | 'step' | 'hint' | 'info' | 'warning' | 'error';
+  kind: 'state' | 'event' | 'fault' | 'qmp' | 'step' | 'hint' | 'hold' | 'info' | 'warning' | 'error';
   side?: Side;
   text: string;
   data?: unknown;

@@ -94,6 +94,7 @@ export function eventLine(e: LabEvent, verbose: boolean): string | null {
     case 'warning':
       return `  ${chalk.yellow(side + e.text)}`;
     case 'hint':
+    case 'hold':
       return `  ${chalk.dim(e.text)}`;
     case 'event':
     case 'info':

@@ -99,7 +99,7 @@ export class HoldController {
     const c = this.current;
     if (!c || c.ended) return false;
     c.released = !c.released;
-    this.ports.emit({ kind: 'info', text: c.released ? 'hold: released by you, the migration runs at its own pace' : 'hold: asked for again' });
+    this.ports.emit({ kind: 'hold', text: c.released ? 'hold: released by you, the migration runs at its own pace' : 'hold: asked for again' });
     void this.sync();
     return true;
   }
@@ -156,8 +156,8 @@ export class HoldController {
     const cond = hold.while ? ` while ${hold.while.source}` : '';
     this.ports.emit(
       what === 'apply'
-        ? { kind: 'info', text: `hold: ${describeHold(values)}${cond} (so you can read at your own pace)`, data: { hold: 'apply', parameters: values } }
-        : { kind: 'info', text: `hold released: ${describeHold(values)} again${c?.released ? ' (you released it)' : ''}`, data: { hold: 'release', parameters: values } },
+        ? { kind: 'hold', text: `hold: ${describeHold(values)}${cond} (so you can read at your own pace)`, data: { hold: 'apply', parameters: values } }
+        : { kind: 'hold', text: `hold released: ${describeHold(values)} again${c?.released ? ' (you released it)' : ''}`, data: { hold: 'release', parameters: values } },
     );
   }
 }

@@ -21,7 +21,7 @@ import { Recorder } from './recorder.js';
 import type { Lab } from './schema.js';
 import { StepEngine, type RunMode, type StepHooks } from './steps.js';
 import { SessionStore } from './store.js';
-import { expandTemplates } from './template.js';
+import { expandTemplates, setupTemplateValues } from './template.js';
 import { HoldController } from './hold.js';
 
 export type { RunMode } from './steps.js';
@@ -141,7 +141,7 @@ export class LabSession implements LabSessionApi {
       stepStarted: async (step, mode) => {
         await this.hold?.begin(step.index, step.hold, step.until);
         if (mode === 'drill' && this.opts.learnerDelayMs) {
-          this.event({ kind: 'info', text: `a slow learner reads step ${step.index + 1} for ${this.opts.learnerDelayMs / 1000} s before acting` });
+          this.event({ kind: 'hold', text: `a slow learner reads step ${step.index + 1} for ${this.opts.learnerDelayMs / 1000} s before acting` });
           await this.feed.sleep(this.opts.learnerDelayMs);
         }
         await outer.stepStarted?.(step, mode);
@@ -222,6 +222,7 @@ export class LabSession implements LabSessionApi {
     this.event({ kind: 'info', text: `starting lab '${this.lab.id}' (seed ${this.opts.seed})` });
     const ep = await this.orch.start();
     this.vars = {
+      ...setupTemplateValues(this.lab.setup, this.params),
       'incoming.listen': tcpUri(ep.incoming.listen),
       'incoming.connect': tcpUri(ep.incoming.connect),
       'recover.listen': tcpUri(ep.recover.listen),

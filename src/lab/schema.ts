@@ -20,7 +20,7 @@ import type {
 import { FAULT_DIRECTIONS, FAULT_KINDS, LinkFaultError, parseLinkFault } from '../link/fault-model.js';
 import { ConditionSyntaxError, conditionPaths, formatPath, parseCondition, type Condition } from './condition.js';
 import { parseDuration, parseSize, UnitError } from './duration.js';
-import { findTemplateVariables, TEMPLATE_VARIABLES, TemplateError, unknownVariableMessage } from './template.js';
+import { findTemplateVariables, knownTemplateNames, PARAM_PREFIX, SETUP_TEMPLATE_VARIABLES, TEMPLATE_VARIABLES, TemplateError, unknownVariableMessage } from './template.js';
 import { HOLD_PARAMETER_NAMES, type HoldParameter, type LabHold } from './hold.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -511,8 +511,10 @@ function checkTemplates(value: unknown, path: PathKey[], ctx: z.RefinementCtx): 
   if (typeof value === 'string') {
     try {
       for (const name of findTemplateVariables(value)) {
-        if (!(TEMPLATE_VARIABLES as readonly string[]).includes(name)) {
-          const guess = suggest(name, TEMPLATE_VARIABLES);
+        // param.* names depend on the lab's setup: the whole lab's check looks at those.
+        if (name.startsWith(PARAM_PREFIX)) continue;
+        if (!([...TEMPLATE_VARIABLES, ...SETUP_TEMPLATE_VARIABLES] as readonly string[]).includes(name)) {
+          const guess = suggest(name, [...TEMPLATE_VARIABLES, ...SETUP_TEMPLATE_VARIABLES]);
           ctx.addIssue({ code: 'custom', path, message: `${unknownVariableMessage(name)}${guess ? ` (did you mean '\${${guess}}'?)` : ''}` });
         }
       }
@@ -794,6 +796,33 @@ export const LAB_SCHEMA = strictObject(
 ).transform((l, ctx): Lab => {
   // A hold puts back the values in effect before it; those must be the lab's own, not a
   // backend's default (which differs between the sim and QEMU versions).
+  const parameterNames = [...new Set([...Object.keys(l.setup.parameters), ...Object.keys(l.setup.interactiveParameters)])];
+  const known = knownTemplateNames(parameterNames);
+  const checkParams = (value: unknown, path: PathKey[]) => {
+    let names: string[];
+    try {
+      names = findTemplateVariables(value);
+    } catch {
+      return; // an unterminated ${ was reported where it is
+    }
+    for (const name of names) {
+      if (name.startsWith(PARAM_PREFIX) && !known.includes(name)) {
+        const guess = suggest(name, known);
+        ctx.addIssue({
+          code: 'custom',
+          path,
+          message: `unknown template variable '\${${name}}': this lab's setup does not set ${name.slice(PARAM_PREFIX.length)} (known: ${known.map((k) => `\${${k}}`).join(', ')})${guess ? ` (did you mean '\${${guess}}'?)` : ''}`,
+        });
+      }
+    }
+  };
+  l.steps.forEach((s, i) => {
+    checkParams(s.text, ['steps', i, 'text']);
+    checkParams(s.hints, ['steps', i, 'hints']);
+    (s.do ?? []).forEach((a, j) => {
+      if (a.type === 'qmp') checkParams(a.arguments, ['steps', i, 'do', j, 'arguments']);
+    });
+  });
   l.steps.forEach((s, i) => {
     for (const k of Object.keys(s.hold?.parameters ?? {})) {
       if (!Object.hasOwn(l.setup.parameters, k)) {

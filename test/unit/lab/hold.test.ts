@@ -116,7 +116,7 @@ describe('HoldController', () => {
     });
     await hold.begin(0, { while: null, parameters: { 'max-postcopy-bandwidth': 2 } }, UNTIL_PAUSED);
     await hold.end(0);
-    expect(events.map((e) => e.kind)).toEqual(['error', 'info']);
+    expect(events.map((e) => e.kind)).toEqual(['error', 'hold']);
     expect(n).toBe(2);
   });
 });
