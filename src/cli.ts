@@ -18,6 +18,7 @@ import { BACKEND_KINDS, makeBackend } from './driver/select-backend.js';
 import { backendProblem } from './lab/backend-fit.js';
 import { QemuNotFoundError } from './qemu/launcher.js';
 import { stateDir } from './util/state-dir.js';
+import { parseDuration } from './lab/duration.js';
 
 export const LABS_DIR = fileURLToPath(new URL('../../labs', import.meta.url));
 /** The order a newcomer should take the labs in; labs not named here follow by id. */
@@ -35,6 +36,7 @@ Usage:
   postcopy-lab                         open the lab picker (interactive terminal)
   postcopy-lab lab <id|file>           open one lab in the TUI (headless without a terminal)
   postcopy-lab drill <id|file> [--json] [--seed N] [--timeout S] [--link relay|kernel] [--backend sim|qemu] [--record FILE]
+                                       [--hold] [--learner-delay 30s]
                                        run a lab headless; exit 0 if every check held and memory verified
   postcopy-lab list [--json]           list the labs
   postcopy-lab replay <file.jsonl>     print a recorded run (every run writes one) as the drill showed it
@@ -53,6 +55,9 @@ Options:
   --record FILE   write the run's JSONL event log here (default: under the state directory)
   --no-record     do not write an event log
   --verbose       also print the VMs' own log lines
+  --hold          play at a person's pace, as the TUI does: the steps' holds and the lab's
+                  interactive-parameters (a drill ignores both by default)
+  --learner-delay D  wait D (e.g. 30s) when each step begins, before its actions: a slow learner
 Exit codes: 0 ok, 1 a check failed (or the migration did not verify), 2 bad input.`;
 
 class UsageError extends Error {}
@@ -128,6 +133,15 @@ function num(v: string | undefined, what: string, lo: number, hi: number): numbe
   return n;
 }
 
+function learnerDelay(v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  try {
+    return parseDuration(v);
+  } catch {
+    throw new UsageError(`--learner-delay: '${v}' must be a duration like 30s, 500ms or 1m`);
+  }
+}
+
 async function loadLabOrExplain(idOrPath: string | undefined): Promise<Lab> {
   if (!idOrPath) throw new UsageError('which lab? Give a lab id (see `postcopy-lab list`) or a path to a lab file');
   return findLab(idOrPath, LABS_DIR);
@@ -149,6 +163,8 @@ async function main(argv: string[]): Promise<number> {
         record: { type: 'string' },
         'no-record': { type: 'boolean', default: false },
         verbose: { type: 'boolean', short: 'v', default: false },
+        hold: { type: 'boolean', default: false },
+        'learner-delay': { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
         version: { type: 'boolean', default: false },
       },
@@ -228,6 +244,8 @@ interface DrillFlags {
   record?: string;
   'no-record'?: boolean;
   verbose?: boolean;
+  hold?: boolean;
+  'learner-delay'?: string;
 }
 
 async function drillCommand(idOrPath: string | undefined, values: DrillFlags, argv: string[]): Promise<number> {
@@ -236,6 +254,7 @@ async function drillCommand(idOrPath: string | undefined, values: DrillFlags, ar
   const backendKind = parseBackend(values.backend, values.qemu);
   const seed = num(values.seed, '--seed', 0, 2 ** 32 - 1) ?? lab.setup.seed ?? 1;
   const timeoutMs = (num(values.timeout, '--timeout', 1, 86400) ?? 300) * 1000;
+  const learnerDelayMs = learnerDelay(values['learner-delay']);
   const makeLink = await makeLinkFactory(linkKind, seed);
   const backend = await backendFor(lab, backendKind, values.qemu);
   if (values.json) chalk.level = 0;
@@ -251,6 +270,8 @@ async function drillCommand(idOrPath: string | undefined, values: DrillFlags, ar
     seed,
     timeoutMs,
     verbose: Boolean(values.verbose),
+    hold: Boolean(values.hold),
+    learnerDelayMs,
     makeLink,
     linkKind,
     backend,

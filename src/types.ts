@@ -227,7 +227,7 @@ export interface Link {
 export interface LabEvent {
   /** Milliseconds since the run started. */
   t: number;
-  kind: 'state' | 'event' | 'fault' | 'qmp' | 'step' | 'hint' | 'info' | 'warning' | 'error';
+  kind: 'state' | 'event' | 'fault' | 'qmp' | 'step' | 'hint' | 'hold' | 'info' | 'warning' | 'error';
   side?: Side;
   text: string;
   data?: unknown;
@@ -325,6 +325,18 @@ export interface Unreachable {
 }
 
 /** What the lab session publishes; the TUI renders it, the drill prints it. */
+/** What the screen shows about the current step's hold (src/lab/hold.ts). */
+export interface HoldStatus {
+  /** The step (0-based) the hold belongs to. */
+  step: number;
+  /** held: in effect; idle: its `while` is false; released: by the person (Space). */
+  state: 'held' | 'idle' | 'released';
+  /** The held values in words: "max-postcopy-bandwidth 64 KiB/s". */
+  text: string;
+  /** The slowest held rate, bytes/s, for "held for you at 64 KiB/s"; null when no rate is held. */
+  rate: number | null;
+}
+
 export interface SessionState {
   snapshot: Snapshot | null;
   steps: StepView[];
@@ -340,6 +352,8 @@ export interface SessionState {
   replaying?: { why: 'retry' | 'rewind'; step: number; to: number } | null;
   /** The run's addresses (`incoming.connect`, `recover.listen` ...), once the link is up. */
   addresses?: Readonly<Record<string, string>>;
+  /** The current step's hold (src/lab/hold.ts); absent or null when it has none. */
+  hold?: HoldStatus | null;
 }
 
 /**
@@ -371,6 +385,8 @@ export interface LabSessionApi {
    * the state offers no retry (SessionState.blocked.retry).
    */
   retry(): boolean;
+  /** Space: release the current step's hold, or hold again. */
+  toggleHold(): void;
   /** Stop every process and remove everything the run created. Idempotent. */
   stop(): Promise<void>;
 }

@@ -18,6 +18,10 @@ export interface DrillOptions {
   seed: number;
   timeoutMs: number;
   verbose: boolean;
+  /** Play at a person's pace: holds and interactive-parameters (`--hold`). */
+  hold?: boolean;
+  /** Wait this long before each step's actions (`--learner-delay`). */
+  learnerDelayMs?: number;
   makeLink(runtimeDir: string): Link;
   linkKind: string;
   /** What a VM is; the sim when absent. */
@@ -99,6 +103,7 @@ export function eventLine(e: LabEvent, verbose: boolean): string | null {
     case 'warning':
       return `  ${chalk.yellow(side + e.text)}`;
     case 'hint':
+    case 'hold':
       return `  ${chalk.dim(e.text)}`;
     case 'event':
     case 'info':
@@ -118,6 +123,8 @@ export async function runDrill(o: DrillOptions): Promise<number> {
     backend: o.backend,
     recordPath: o.recordPath,
     recordMeta: o.recordMeta,
+    hold: o.hold,
+    learnerDelayMs: o.learnerDelayMs,
   });
   o.onSession?.(session);
   // Every event as it happens, and the counters once a second, in the order they came.

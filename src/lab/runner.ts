@@ -22,8 +22,9 @@ import type { Lab } from './schema.js';
 import { StepEngine, type RunMode, type StepHooks } from './steps.js';
 import { SessionStore } from './store.js';
 import { summaryCounters } from './summary.js';
-import { expandTemplates } from './template.js';
 import { breaksLink, bypassRefusal } from './reach.js';
+import { expandTemplates, setupTemplateValues } from './template.js';
+import { HoldController } from './hold.js';
 
 export type { RunMode } from './steps.js';
 
@@ -39,8 +40,15 @@ export interface LabSessionOptions {
   recordPath?: string;
   /** Extra info for the record's first line (versions, argv). */
   recordMeta?: Record<string, unknown>;
-  /** Around each step (holds, retry offers). */
+  /** Around each step (retry offers). */
   hooks?: StepHooks;
+  /**
+   * Apply the steps' holds (src/lab/hold.ts). Interactive runs always do; a drill only when
+   * asked (`--hold`), so a test can play the TUI's pace headless.
+   */
+  hold?: boolean;
+  /** A slow learner: wait this long when each step becomes current, before its `do` (drills). */
+  learnerDelayMs?: number;
 }
 
 /**
@@ -66,6 +74,9 @@ export class LabSession implements LabSessionApi {
   private readonly engine: StepEngine;
   private orch: Orchestrator;
   private vars: Record<string, string> = {};
+  /** The migration parameters this run set up (setup, plus interactive-parameters for a person). */
+  private readonly params: Record<string, number | string | boolean>;
+  private readonly hold: HoldController | null;
   private pollTimer: NodeJS.Timeout | null = null;
   private stopping: Promise<void> | null = null;
   private readonly startedAt = performance.now();
@@ -93,6 +104,19 @@ export class LabSession implements LabSessionApi {
       const header = { lab: lab.id, seed: opts.seed, mode: opts.mode, startedAt: new Date().toISOString(), ...opts.recordMeta };
       new Recorder(opts.recordPath, header).attach(this.store);
     }
+    this.params = opts.mode === 'interactive' || opts.hold ? { ...lab.setup.parameters, ...lab.setup.interactiveParameters } : { ...lab.setup.parameters };
+    this.hold =
+      opts.mode === 'interactive' || opts.hold
+        ? new HoldController({
+            sendQmp: (side, cmd, o) => this.sendQmp(side, cmd, o),
+            emit: (e) => this.event(e),
+            baseline: () => this.params,
+            status: (hold) => {
+              const prior = this.getState().hold ?? null;
+              if (JSON.stringify(prior) !== JSON.stringify(hold)) this.store.update({ hold });
+            },
+          })
+        : null;
     this.feed = new SnapshotFeed((s) => this.guestWatch.observe(s));
     this.engine = new StepEngine(
       lab,
@@ -108,9 +132,33 @@ export class LabSession implements LabSessionApi {
         },
         vars: () => this.vars,
       },
-      opts.hooks,
+      this.stepHooks(opts.hooks ?? {}),
     );
     this.orch = this.makeOrchestrator();
+  }
+
+  /** The hold and the slow learner around the caller's own hooks. */
+  private stepHooks(outer: StepHooks): StepHooks {
+    return {
+      stepStarted: async (step, mode) => {
+        await this.hold?.begin(step.index, step.hold, step.until);
+        if (mode === 'drill' && this.opts.learnerDelayMs) {
+          this.event({ kind: 'hold', text: `a slow learner reads step ${step.index + 1} for ${this.opts.learnerDelayMs / 1000} s before acting` });
+          await this.feed.sleep(this.opts.learnerDelayMs);
+        }
+        await outer.stepStarted?.(step, mode);
+      },
+      stepWaiting: (step, mode) => outer.stepWaiting?.(step, mode),
+      stepEnded: async (step, failure) => {
+        await this.hold?.end(step.index);
+        await outer.stepEnded?.(step, failure);
+      },
+    };
+  }
+
+  /** Space: release the current step's hold, or hold it again. */
+  toggleHold(): void {
+    this.hold?.toggle();
   }
 
   // ---- the store -------------------------------------------------------------------------------
@@ -176,6 +224,7 @@ export class LabSession implements LabSessionApi {
     this.event({ kind: 'info', text: `starting lab '${this.lab.id}' (seed ${this.opts.seed})` });
     const ep = await this.orch.start();
     this.vars = {
+      ...setupTemplateValues(this.lab.setup, this.params),
       'incoming.listen': tcpUri(ep.incoming.listen),
       'incoming.connect': tcpUri(ep.incoming.connect),
       'recover.listen': tcpUri(ep.recover.listen),
@@ -195,8 +244,7 @@ export class LabSession implements LabSessionApi {
       }),
     });
     const caps = Object.entries(this.lab.setup.capabilities).map(([capability, state]) => ({ capability, state }));
-    const params =
-      this.opts.mode === 'interactive' ? { ...this.lab.setup.parameters, ...this.lab.setup.interactiveParameters } : this.lab.setup.parameters;
+    const params = this.params;
     for (const side of ['source', 'destination'] as const) {
       if (caps.length) await this.setupCommand(side, { execute: 'migrate-set-capabilities', arguments: { capabilities: caps } });
       if (Object.keys(params).length) await this.setupCommand(side, { execute: 'migrate-set-parameters', arguments: params });
@@ -231,6 +279,7 @@ export class LabSession implements LabSessionApi {
     }
     this.store.publishSnapshot(snap);
     this.feed.publish(snap);
+    void this.hold?.observe(snap);
   }
 
   private vmDied(side: Side, info: { code: number | null; signal: string | null; stderrTail: string[] }): void {

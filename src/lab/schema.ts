@@ -20,7 +20,8 @@ import type {
 import { FAULT_DIRECTIONS, FAULT_KINDS, LinkFaultError, parseLinkFault } from '../link/fault-model.js';
 import { ConditionSyntaxError, conditionPaths, formatPath, parseCondition, type Condition } from './condition.js';
 import { parseDuration, parseSize, UnitError } from './duration.js';
-import { findTemplateVariables, TEMPLATE_VARIABLES, TemplateError, unknownVariableMessage } from './template.js';
+import { findTemplateVariables, knownTemplateNames, PARAM_PREFIX, SETUP_TEMPLATE_VARIABLES, TEMPLATE_VARIABLES, TemplateError, unknownVariableMessage } from './template.js';
+import { HOLD_PARAMETER_NAMES, type HoldParameter, type LabHold } from './hold.js';
 
 // ---------------------------------------------------------------------------------------------
 // The normalized lab
@@ -101,6 +102,8 @@ export interface LabStep {
   /** Proves the step is done. */
   until: Condition;
   timeoutMs: number;
+  /** What to hold while the step waits for a person (src/lab/hold.ts). */
+  hold?: LabHold;
 }
 
 export interface Lab {
@@ -511,8 +514,10 @@ function checkTemplates(value: unknown, path: PathKey[], ctx: z.RefinementCtx): 
   if (typeof value === 'string') {
     try {
       for (const name of findTemplateVariables(value)) {
-        if (!(TEMPLATE_VARIABLES as readonly string[]).includes(name)) {
-          const guess = suggest(name, TEMPLATE_VARIABLES);
+        // param.* names depend on the lab's setup: the whole lab's check looks at those.
+        if (name.startsWith(PARAM_PREFIX)) continue;
+        if (!([...TEMPLATE_VARIABLES, ...SETUP_TEMPLATE_VARIABLES] as readonly string[]).includes(name)) {
+          const guess = suggest(name, [...TEMPLATE_VARIABLES, ...SETUP_TEMPLATE_VARIABLES]);
           ctx.addIssue({ code: 'custom', path, message: `${unknownVariableMessage(name)}${guess ? ` (did you mean '\${${guess}}'?)` : ''}` });
         }
       }
@@ -709,6 +714,48 @@ const SETUP = strictObject(
   };
 });
 
+const HOLD_EXPECTED = `a hold like { while: 'source.status == "postcopy-active"', max-postcopy-bandwidth: 64K } (parameters: ${HOLD_PARAMETER_NAMES.join(', ')})`;
+
+/** `hold:` — an optional `while` and at least one of the parameters a hold may set. */
+const hold = () =>
+  z.unknown().transform((v, ctx): LabHold => {
+    if (!plainObject(v)) {
+      ctx.addIssue({ code: 'custom', message: expectedGot(HOLD_EXPECTED, v) });
+      return z.NEVER;
+    }
+    const parameters: Partial<Record<HoldParameter, number>> = {};
+    let cond: Condition | null = null;
+    let ok = true;
+    for (const [k, value] of Object.entries(v)) {
+      try {
+        if (k === 'while') cond = toCondition(value);
+        else if (k === 'x-walk-window') {
+          if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) throw new FieldError(expectedGot('a whole number of requests, 1 or more', value));
+          parameters[k] = value;
+        } else if ((HOLD_PARAMETER_NAMES as readonly string[]).includes(k)) {
+          parameters[k as HoldParameter] = toSize(value);
+        } else {
+          throw new FieldError(
+            `unknown hold parameter '${k}'${didYouMean(k, [...HOLD_PARAMETER_NAMES, 'while'])} (a hold sets ${HOLD_PARAMETER_NAMES.join(', ')}, with an optional while)`,
+            [],
+            { unknownKey: true },
+          );
+        }
+      } catch (e) {
+        ok = false;
+        if (e instanceof FieldError) ctx.addIssue({ code: 'custom', path: [k, ...e.subPath], message: e.message, params: e.params });
+        else if (e instanceof UnitError) ctx.addIssue({ code: 'custom', path: [k], message: e.message });
+        else throw e;
+      }
+    }
+    if (!ok) return z.NEVER;
+    if (Object.keys(parameters).length === 0) {
+      ctx.addIssue({ code: 'custom', message: `a hold sets at least one parameter (expected ${HOLD_EXPECTED})` });
+      return z.NEVER;
+    }
+    return { while: cond, parameters };
+  });
+
 const STEP = strictObject(
   {
     title: text('a step title', { nonEmpty: true }),
@@ -717,6 +764,7 @@ const STEP = strictObject(
     do: list(action(), 'a list of actions').optional(),
     until: condition(),
     timeout: duration().optional(),
+    hold: hold().optional(),
   },
   'a step mapping with title, text, hints and until',
 ).superRefine((step, ctx) => {
@@ -748,8 +796,48 @@ export const LAB_SCHEMA = strictObject(
     'summary-text': text('the text shown at the end'),
   },
   'a lab: a mapping with id, title, summary, setup, steps, expect and summary-text',
-).transform(
-  (l): Lab => ({
+).transform((l, ctx): Lab => {
+  // A hold puts back the values in effect before it; those must be the lab's own, not a
+  // backend's default (which differs between the sim and QEMU versions).
+  const parameterNames = [...new Set([...Object.keys(l.setup.parameters), ...Object.keys(l.setup.interactiveParameters)])];
+  const known = knownTemplateNames(parameterNames);
+  const checkParams = (value: unknown, path: PathKey[]) => {
+    let names: string[];
+    try {
+      names = findTemplateVariables(value);
+    } catch {
+      return; // an unterminated ${ was reported where it is
+    }
+    for (const name of names) {
+      if (name.startsWith(PARAM_PREFIX) && !known.includes(name)) {
+        const guess = suggest(name, known);
+        ctx.addIssue({
+          code: 'custom',
+          path,
+          message: `unknown template variable '\${${name}}': this lab's setup does not set ${name.slice(PARAM_PREFIX.length)} (known: ${known.map((k) => `\${${k}}`).join(', ')})${guess ? ` (did you mean '\${${guess}}'?)` : ''}`,
+        });
+      }
+    }
+  };
+  l.steps.forEach((s, i) => {
+    checkParams(s.text, ['steps', i, 'text']);
+    checkParams(s.hints, ['steps', i, 'hints']);
+    (s.do ?? []).forEach((a, j) => {
+      if (a.type === 'qmp') checkParams(a.arguments, ['steps', i, 'do', j, 'arguments']);
+    });
+  });
+  l.steps.forEach((s, i) => {
+    for (const k of Object.keys(s.hold?.parameters ?? {})) {
+      if (!Object.hasOwn(l.setup.parameters, k)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['steps', i, 'hold', k],
+          message: `a hold on ${k} needs the value it restores: set ${k} in setup.parameters (and interactive-parameters if a person's run differs)`,
+        });
+      }
+    }
+  });
+  return {
     id: l.id,
     title: l.title,
     summary: l.summary,
@@ -763,8 +851,9 @@ export const LAB_SCHEMA = strictObject(
       actions: s.do ?? [],
       until: s.until,
       timeoutMs: s.timeout ?? DEFAULT_TIMEOUT_MS,
+      ...(s.hold ? { hold: s.hold } : {}),
     })),
     expect: l.expect,
     summaryText: l['summary-text'],
-  }),
-);
+  };
+});

@@ -37,6 +37,8 @@ export interface StepPorts {
 
 /** Seams for what happens around a step (holds, retry offers); all optional. */
 export interface StepHooks {
+  /** The step became current, before its `do` runs (a hold starts here, a slow learner waits here). */
+  stepStarted?(step: LabStep, mode: RunMode): void | Promise<void>;
   /** The step's `do` is done (or left to the person) and its `until` is awaited. */
   stepWaiting?(step: LabStep, mode: RunMode): void | Promise<void>;
   /** The step ended: its condition held, or it failed with `failure`. */
@@ -122,6 +124,7 @@ export class StepEngine {
     const untilAtStart = snap ? evaluateCondition(step.until, snap).value : false;
     this.store.emit({ kind: 'step', text: `step ${step.index + 1}/${this.lab.steps.length}: ${step.title}`, data: { index: step.index, untilAtStart } });
     try {
+      await this.hooks.stepStarted?.(step, mode);
       if (mode === 'drill') await this.runActions(step);
       await this.hooks.stepWaiting?.(step, mode);
       await this.waitFor(step.until, mode === 'drill' ? step.timeoutMs : null, step);

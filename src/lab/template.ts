@@ -1,12 +1,48 @@
 /**
- * `${name}` placeholders in lab action arguments, filled in at run time with the addresses the
- * link hands out (a relay port is only known once the relay listens). Plain substitution: no
- * expressions, no defaults, nothing evaluated.
+ * `${name}` placeholders in lab action arguments, step text and hints, filled in at run time
+ * with what this run really uses: the addresses the link hands out (a relay port is only known
+ * once the relay listens), the guest's setup, and the migration parameters in effect (a
+ * person's run uses interactive-parameters, so its text must not quote the drill's). Plain
+ * substitution: no expressions, no defaults, nothing evaluated.
  */
+import { fmtBytes, fmtRate } from '../util/format.js';
 
-/** The variables a lab may use; the loader refuses any other name. */
+/** The addresses a lab may use. */
 export const TEMPLATE_VARIABLES = ['incoming.listen', 'incoming.connect', 'recover.listen', 'recover.connect'] as const;
 export type TemplateVariable = (typeof TEMPLATE_VARIABLES)[number];
+
+/** The guest's setup, as the lab's text may quote it. */
+export const SETUP_TEMPLATE_VARIABLES = ['setup.memory', 'setup.page-size', 'setup.vcpus', 'setup.workload', 'setup.dirty-rate', 'setup.read-rate'] as const;
+
+/** `${param.NAME}`: a migration parameter the lab sets (setup.parameters / interactive-parameters). */
+export const PARAM_PREFIX = 'param.';
+
+/** Every name a lab with these parameters may use, for messages and the loader's check. */
+export function knownTemplateNames(parameterNames: readonly string[]): string[] {
+  return [...TEMPLATE_VARIABLES, ...SETUP_TEMPLATE_VARIABLES, ...parameterNames.map((p) => PARAM_PREFIX + p)];
+}
+
+/** Sizes that are rates read as rates ("4 MiB/s"); other parameters as they are. */
+const RATE_PARAMETERS = new Set(['max-bandwidth', 'max-postcopy-bandwidth', 'avail-switchover-bandwidth']);
+
+/** The values behind setup.* and param.*, as text. */
+export function setupTemplateValues(
+  setup: { memoryBytes: number; pageSize: number; vcpus: number; workload: string; dirtyRate: number; readRate: number },
+  parameters: Readonly<Record<string, number | string | boolean>>,
+): Record<string, string> {
+  const vars: Record<string, string> = {
+    'setup.memory': fmtBytes(setup.memoryBytes, { trim: true }),
+    'setup.page-size': fmtBytes(setup.pageSize, { trim: true }),
+    'setup.vcpus': String(setup.vcpus),
+    'setup.workload': setup.workload,
+    'setup.dirty-rate': String(setup.dirtyRate),
+    'setup.read-rate': String(setup.readRate),
+  };
+  for (const [k, v] of Object.entries(parameters)) {
+    vars[PARAM_PREFIX + k] = RATE_PARAMETERS.has(k) && typeof v === 'number' ? fmtRate(v, { trim: true }) : String(v);
+  }
+  return vars;
+}
 
 /** A placeholder that cannot be filled: unknown name, or `${` without its `}`. */
 export class TemplateError extends Error {
@@ -49,13 +85,13 @@ export function findTemplateVariables(value: unknown): string[] {
 
 /** The message for a name that is not a template variable, with the list of names that are. */
 export function unknownVariableMessage(name: string): string {
-  return `unknown template variable '\${${name}}' (expected one of ${TEMPLATE_VARIABLES.map((v) => `\${${v}}`).join(', ')})`;
+  return `unknown template variable '\${${name}}' (expected one of ${[...TEMPLATE_VARIABLES, ...SETUP_TEMPLATE_VARIABLES].map((v) => `\${${v}}`).join(', ')}, or \${param.NAME} for a parameter the lab sets)`;
 }
 
 /** Throws TemplateError unless every placeholder in `value` names a TEMPLATE_VARIABLES entry. */
 export function checkTemplateVariables(value: unknown): void {
   for (const name of findTemplateVariables(value)) {
-    if (!(TEMPLATE_VARIABLES as readonly string[]).includes(name)) {
+    if (!name.startsWith(PARAM_PREFIX) && !([...TEMPLATE_VARIABLES, ...SETUP_TEMPLATE_VARIABLES] as readonly string[]).includes(name)) {
       throw new TemplateError(unknownVariableMessage(name), name);
     }
   }

@@ -90,6 +90,13 @@ export class PageSender {
       let sent = this.sendRequested();
       let background = false;
       if (!sent && (h.status === 'active' || (postcopy && !m.walkMode))) {
+        // A page request wakes the pacing sleep early; the background push must still wait out
+        // what it owes the cap, or every request would let one more batch through.
+        const owed = this.bucket.bytesPerSec > 0 ? this.bucket.waitMs() : 0;
+        if (owed > 0) {
+          await this.sleep(owed);
+          continue;
+        }
         const pages = m.nextBackgroundPages(postcopy ? POSTCOPY_BATCH : PRECOPY_BATCH, postcopy);
         if (pages.length) sent = this.sendPages(pages);
         background = sent > 0;

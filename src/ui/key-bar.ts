@@ -31,6 +31,8 @@ export interface NormalKeys {
   retry: boolean;
   /** `w`: fresh VMs, the earlier steps replayed, this step again (the step can no longer happen). */
   rewind: boolean;
+  /** Space: the current step has a hold to release or take again. */
+  hold: boolean;
 }
 
 export function normalKeys(state: SessionState): NormalKeys {
@@ -50,6 +52,7 @@ export function normalKeys(state: SessionState): NormalKeys {
     showMe: running && !!step && step.status === 'active' && step.actions.length > 0,
     retry: running && state.blocked?.retry === true,
     rewind: running && !!state.blocked,
+    hold: running && !!state.hold && state.hold.step === state.currentStep && state.hold.state !== 'idle',
   };
 }
 
@@ -106,6 +109,7 @@ export function keyHints(mode: Mode, state: SessionState): KeyHint[] {
       if (k.pause) hints.push({ key: 'p', label: 'pause', priority: 4 });
       if (k.hint) hints.push({ key: 'h', label: 'hint', priority: 8 });
       if (k.showMe) hints.push({ key: 's', label: 'show me', priority: 6 });
+      if (k.hold) hints.push({ key: 'Space', label: state.hold?.state === 'held' ? 'let it run' : 'hold', priority: 9 });
       // Reading: the other steps, scrolling, a hint's command into the console.
       hints.push({ key: '[]', label: 'steps', priority: 2 });
       hints.push({ key: 'PgUp/Dn', label: 'scroll', priority: 2 });

@@ -53,6 +53,7 @@ export const EVENT_COLOUR: Record<LabEvent['kind'], Colour> = {
   qmp: 'blue',
   step: 'green',
   hint: 'yellow',
+  hold: 'yellow',
   info: 'gray',
   warning: 'yellow',
   error: 'red',

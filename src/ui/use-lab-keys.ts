@@ -279,6 +279,11 @@ export function useLabKeys(opts: LabKeysOptions): void {
             opts.onSessionChanged?.();
             return;
           }
+          if (input === ' ' && k.hold) {
+            session.toggleHold();
+            opts.onSessionChanged?.();
+            return;
+          }
           if (input === 's' && k.showMe) return run('show me', () => session.showMe(), 'show me: ran this step’s commands');
           return;
         }

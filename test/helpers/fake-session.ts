@@ -11,6 +11,7 @@ export type FakeCall =
   | { method: 'showMe' }
   | { method: 'nextHint' }
   | { method: 'retry' }
+  | { method: 'toggleHold' }
   | { method: 'stop' };
 
 export function fakeDirection(over: Partial<LinkDirectionSnapshot> = {}): LinkDirectionSnapshot {
@@ -176,6 +177,10 @@ export class FakeSession implements LabSessionApi {
 
   async showMe(): Promise<void> {
     this.calls.push({ method: 'showMe' });
+  }
+
+  toggleHold(): void {
+    this.calls.push({ method: 'toggleHold' });
   }
 
   nextHint(): void {

@@ -11,6 +11,7 @@ export const HELP_KEYS: [string, string][] = [
   ['p', 'migrate-pause on the source, then the destination (postcopy only)'],
   ['h', 'show the next hint for this step'],
   ['s', 'show me: run this step’s commands for you'],
+  ['Space', 'let the migration run at its own pace, or hold it for you again (when the step holds it)'],
   [':', 'QMP console: type a command to the source or destination'],
   ['y', 'put the command of the last hint shown into the console, aimed at the side it names'],
   ['[ ]', 're-read the step before / come back towards the current step'],

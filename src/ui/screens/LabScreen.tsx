@@ -4,6 +4,8 @@ import type { LabSessionApi, RunSummary } from '../../types.js';
 import { EventLog, logWindow } from '../components/EventLog.js';
 import { HelpOverlay, helpWindow } from '../components/HelpOverlay.js';
 import { KeyBar } from '../components/KeyBar.js';
+import { HoldStatus } from '../components/HoldStatus.js';
+import { holdLine } from '../hold-status.js';
 import { LinkMenu } from '../components/LinkMenu.js';
 import { LinkPanel } from '../components/LinkPanel.js';
 import { PageMap } from '../components/PageMap.js';
@@ -165,7 +167,27 @@ export function LabScreen(props: LabScreenProps) {
         </Text>
       </Box>
       {body}
-      <KeyBar hints={keyHints(ui.mode, state)} width={layout.keyBar.width} />
+      <StatusAndKeys state={state} mode={ui.mode} width={layout.keyBar.width} />
+    </Box>
+  );
+}
+
+/**
+ * The key bar's row, shared with the hold status (or the time left) on its left: the one line
+ * that says whether the lab is waiting for you. The keys get what the status leaves.
+ */
+function StatusAndKeys(props: { state: ReturnType<typeof useSampledStore>['state']; mode: LabUiState['mode']; width: number }) {
+  const { state, mode, width } = props;
+  const line = mode === 'normal' ? holdLine(state, Math.floor(width / 2)) : null;
+  if (!line) return <KeyBar hints={keyHints(mode, state)} width={width} />;
+  const statusWidth = Math.min(line.text.length, Math.floor(width / 2));
+  return (
+    <Box width={width}>
+      <Box width={statusWidth}>
+        <HoldStatus line={line} />
+      </Box>
+      <Text>{'  '}</Text>
+      <KeyBar hints={keyHints(mode, state)} width={width - statusWidth - 2} />
     </Box>
   );
 }

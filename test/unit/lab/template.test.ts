@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { checkTemplateVariables, expandTemplates, findTemplateVariables, TemplateError } from '../../../src/lab/template.js';
+import { checkTemplateVariables, expandTemplates, findTemplateVariables, setupTemplateValues, TemplateError } from '../../../src/lab/template.js';
 
 const vars = {
   'incoming.listen': 'tcp:127.0.0.1:40123',
@@ -59,5 +59,40 @@ describe('checking variable names at load time', () => {
   it('accepts the four known names and refuses others', () => {
     expect(() => checkTemplateVariables({ a: '${incoming.listen} ${incoming.connect} ${recover.listen} ${recover.connect}' })).not.toThrow();
     expect(() => checkTemplateVariables({ a: '${incoming.port}' })).toThrow('expected one of ${incoming.listen}');
+  });
+});
+
+describe('templates from the values in effect', () => {
+  const LAB = (text: string) => `
+id: t
+title: T
+summary: Templates.
+setup:
+  memory: 128M
+  vcpus: 2
+  parameters: { max-postcopy-bandwidth: 16M, x-walk-window: 32 }
+  interactive-parameters: { x-walk-window: 4 }
+steps:
+  - title: One
+    text: "${text}"
+    hints: [one]
+    until: 'destination.status == "completed"'
+expect: ['destination.status == "completed"']
+summary-text: Done.
+`;
+
+  it('gives setup and parameter values as this run uses them', () => {
+    const setup = { memoryBytes: 128 << 20, pageSize: 4096, vcpus: 2, workload: 'hotset', dirtyRate: 1000, readRate: 10000 };
+    const interactive = setupTemplateValues(setup, { 'max-postcopy-bandwidth': 16 << 20, 'x-walk-window': 4 });
+    expect(expandTemplates('${setup.memory}, ${setup.vcpus} vCPUs, ${param.x-walk-window} in flight at ${param.max-postcopy-bandwidth}', interactive)).toBe(
+      '128 MiB, 2 vCPUs, 4 in flight at 16 MiB/s',
+    );
+  });
+
+  it('refuses at load time a parameter the lab does not set, naming the known names', async () => {
+    const { loadLabText } = await import('../../../src/lab/load.js');
+    expect(() => loadLabText(LAB('window ${param.x-walk-window}'), 't.yaml')).not.toThrow();
+    expect(() => loadLabText(LAB('cap ${param.max-bandwidth}'), 't.yaml')).toThrow(/t\.yaml:12:11: steps\[0\]\.text: unknown template variable '\$\{param\.max-bandwidth\}'.*known: .*\$\{param\.x-walk-window\}/);
+    expect(() => loadLabText(LAB('size ${setup.memroy}'), 't.yaml')).toThrow(/did you mean '\$\{setup\.memory\}'/);
   });
 });

@@ -95,6 +95,20 @@ describe('LabScreen keys', () => {
     expect(m.frame()).not.toMatch(/ran this step/);
   });
 
+  it('shows the hold above the keys and Space releases it; no Space without a hold', async () => {
+    const s = new FakeSession({ hold: { step: 1, state: 'held', text: 'max-postcopy-bandwidth 64 KiB/s', rate: 65536 } });
+    const m = await mount(s);
+    await waitForText(m.lastFrame, 'held for you at 64 KiB/s');
+    expect(m.frame()).toContain('Space let it run');
+    await m.type(' ');
+    await waitFor(() => s.callsOf('toggleHold').length === 1, 'toggleHold');
+    const none = await mount();
+    await none.type(' ');
+    await settle(30);
+    expect(none.frame()).not.toContain('Space');
+    expect(none.session.calls).toEqual([]);
+  });
+
   it('does nothing for a key the bar does not show (u with the link healthy)', async () => {
     const m = await mount();
     expect(m.frame()).not.toMatch(/u restore/);
