@@ -45,8 +45,8 @@ describe('QemuBackend snapshot synthesis', () => {
       destination: reading('postcopy-active'),
     };
     b.combine(readings, link(12345));
-    expect(readings.source!.pages).toMatchObject({ total: 1000, sent: 750, received: 0, missing: 250 });
-    expect(readings.destination!.pages).toMatchObject({ total: 1000, received: 750, missing: 250, verified: null, walker: { active: false } });
+    expect(readings.source!.pages).toMatchObject({ total: 1000, sent: 750, received: 0, missing: 250, 'wire-bytes': 5 });
+    expect(readings.destination!.pages).toMatchObject({ total: 1000, sent: 0, received: 750, missing: 250, 'wire-bytes': 12345, verified: null, walker: { active: false } });
     expect(readings.destination!.pages!.map).toBeUndefined();
     expect(readings.destination!.progress).toBe(12345);
   });
