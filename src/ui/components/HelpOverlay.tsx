@@ -11,6 +11,8 @@ export const HELP_KEYS: [string, string][] = [
   ['p', 'migrate-pause on the source, then the destination (postcopy only)'],
   ['h', 'show the next hint for this step'],
   ['s', 'show me: run this step’s commands for you'],
+  ['r', 'when the step can no longer happen: replay the earlier steps on the same VMs (a precopy failure)'],
+  ['w', 'when the step can no longer happen: rewind (fresh VMs, same seed, earlier steps replayed)'],
   [':', 'QMP console: type a command to the source or destination'],
   ['y', 'put the command of the last hint shown into the console, aimed at the side it names'],
   ['[ ]', 're-read the step before / come back towards the current step'],
