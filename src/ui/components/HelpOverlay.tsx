@@ -12,6 +12,8 @@ export const HELP_KEYS: [string, string][] = [
   ['h', 'show the next hint for this step'],
   ['s', 'show me: run this step’s commands for you'],
   ['Space', 'let the migration run at its own pace, or hold it for you again (when the step holds it)'],
+  ['r', 'when the step can no longer happen: replay the earlier steps on the same VMs (a precopy failure)'],
+  ['w', 'when the step can no longer happen: rewind (fresh VMs, same seed, earlier steps replayed)'],
   [':', 'QMP console: type a command to the source or destination'],
   ['y', 'put the command of the last hint shown into the console, aimed at the side it names'],
   ['[ ]', 're-read the step before / come back towards the current step'],

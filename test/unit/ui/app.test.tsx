@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { render } from 'ink-testing-library';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { LabSessionApi, RunSummary } from '../../../src/types.js';
-import { App, EXIT, SessionLifecycle } from '../../../src/ui/app.js';
+import { App, EXIT, retryableStep, SessionLifecycle } from '../../../src/ui/app.js';
 import { FakeSession, fakeSide, fakeSnapshot } from '../../helpers/fake-session.js';
 import { KEYS, plain, settle, waitFor, waitForText } from './helpers.js';
 
@@ -179,5 +179,18 @@ describe('App', () => {
     await waitForText(m.lastFrame, 'Steps 2/3');
     m.sessions[0].setSnapshot({ ...fakeSnapshot(), t: 42_000 });
     await waitForText(m.lastFrame, 't=42.0s');
+  });
+});
+
+describe('retryableStep', () => {
+  const base: RunSummary = { ok: false, labId: 'x', durationMs: 1, verified: false, pagesResent: 0, duplicatesDiscarded: 0, blocktimeMs: 0, recoveries: 0 };
+  it('a failed step is retried where it failed; a VM death at the step the run was on; setup starts over', () => {
+    expect(retryableStep({ ...base, failure: { reason: 'step-unreachable', step: 4, message: 'm' } }, 1)).toBe(3);
+    expect(retryableStep({ ...base, failure: { reason: 'vm-died', message: 'm' } }, 2)).toBe(2);
+    expect(retryableStep({ ...base, failure: { reason: 'setup', message: 'm' } }, 2)).toBe(0);
+  });
+  it('no retry for a success or a run someone stopped', () => {
+    expect(retryableStep({ ...base, ok: true, verified: true }, 3)).toBeNull();
+    expect(retryableStep({ ...base, failure: { reason: 'stopped', message: 'm' } }, 3)).toBeNull();
   });
 });
