@@ -121,7 +121,7 @@ export class HoldController {
     const c = this.current;
     const want = this.wanted();
     this.ports.status(
-      c && !c.ended ? { step: c.step, state: want ? 'held' : c.released ? 'released' : 'idle', text: describeHold(c.hold.parameters), rate: slowestRate(c.hold) } : null,
+      c && !c.ended ? { step: c.step, state: want ? 'held' : c.released ? 'released' : 'idle', text: describeHold(c.hold.parameters), rate: heldRate(c.hold, this.last) } : null,
     );
     if (want && this.applied?.step !== c!.step) {
       const prior = this.applied;
@@ -162,7 +162,10 @@ export class HoldController {
   }
 }
 
-function slowestRate(h: LabHold): number | null {
-  const rates = (['max-bandwidth', 'max-postcopy-bandwidth'] as const).map((k) => h.parameters[k]).filter((v): v is number => v !== undefined);
-  return rates.length ? Math.min(...rates) : null;
+/** The held rate that paces the migration now: the postcopy cap once the guest has switched. */
+function heldRate(h: LabHold, s: Snapshot | null): number | null {
+  const postcopy = s?.source.status.startsWith('postcopy') ?? false;
+  const order = postcopy ? (['max-postcopy-bandwidth', 'max-bandwidth'] as const) : (['max-bandwidth', 'max-postcopy-bandwidth'] as const);
+  for (const k of order) if (h.parameters[k] !== undefined) return h.parameters[k]!;
+  return null;
 }

@@ -178,9 +178,12 @@ export function LabScreen(props: LabScreenProps) {
  */
 function StatusAndKeys(props: { state: ReturnType<typeof useSampledStore>['state']; mode: LabUiState['mode']; width: number }) {
   const { state, mode, width } = props;
-  const line = mode === 'normal' ? holdLine(state, Math.floor(width / 2)) : null;
+  // The keys come first: a third of the row for the status below 120 columns (its short form),
+  // so the key the step asks for (c, say) is never pushed out by the sentence about holding.
+  const room = Math.floor(width / (width >= 120 ? 2 : 3));
+  const line = mode === 'normal' ? holdLine(state, room) : null;
   if (!line) return <KeyBar hints={keyHints(mode, state)} width={width} />;
-  const statusWidth = Math.min(line.text.length, Math.floor(width / 2));
+  const statusWidth = Math.min(line.text.length, room);
   return (
     <Box width={width}>
       <Box width={statusWidth}>

@@ -167,3 +167,15 @@ describe('the hold field', () => {
     expect(() => loadLabText(LAB(`      while: 'link.up'`), 'held.yaml')).toThrow(/at least one parameter/);
   });
 });
+
+describe('the rate the status names', () => {
+  it('is the precopy cap during precopy and the postcopy cap after the switch', async () => {
+    const { hold, statuses } = setup();
+    const both: LabHold = { while: null, parameters: { 'max-bandwidth': 2 << 20, 'max-postcopy-bandwidth': 65536 } };
+    await hold.observe(snap('active'));
+    await hold.begin(0, both, UNTIL_PAUSED);
+    expect(statuses.at(-1)).toMatchObject({ state: 'held', rate: 2 << 20 });
+    await hold.observe(snap('postcopy-active'));
+    expect(statuses.at(-1)).toMatchObject({ state: 'held', rate: 65536 });
+  });
+});

@@ -97,8 +97,12 @@ describe('LabScreen keys', () => {
 
   it('shows the hold above the keys and Space releases it; no Space without a hold', async () => {
     const s = new FakeSession({ hold: { step: 1, state: 'held', text: 'max-postcopy-bandwidth 64 KiB/s', rate: 65536 } });
+    const wide = await mount(s, 120, 30);
+    await waitForText(wide.lastFrame, 'held for you at 64 KiB/s — Space lets it run');
+    // Narrower, the status takes its short form and leaves room for the keys the step needs.
     const m = await mount(s);
-    await waitForText(m.lastFrame, 'held for you at 64 KiB/s');
+    await waitForText(m.lastFrame, 'held at 64 KiB/s · Space');
+    expect(m.frame()).toContain('c cut');
     expect(m.frame()).toContain('Space let it run');
     await m.type(' ');
     await waitFor(() => s.callsOf('toggleHold').length === 1, 'toggleHold');
