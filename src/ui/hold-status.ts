@@ -37,7 +37,8 @@ export function holdLine(state: SessionState, width: number): HoldLine | null {
     if (h.state === 'held') {
       const at = h.rate !== null ? ` at ${fmtRate(h.rate, { trim: true })}` : '';
       const long = `⏸ held for you${at} — Space lets it run`;
-      return { text: long.length <= width ? long : `⏸ held${at} · Space`, tone: 'held' };
+      const short = `⏸ held${at} · Space`;
+      return { text: long.length <= width ? long : short.length <= width ? short : '⏸ held', tone: 'held' };
     }
     if (h.state === 'released') {
       const long = 'released: the migration runs at its own pace — Space holds it again';

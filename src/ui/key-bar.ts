@@ -109,7 +109,7 @@ export function keyHints(mode: Mode, state: SessionState): KeyHint[] {
       if (k.pause) hints.push({ key: 'p', label: 'pause', priority: 4 });
       if (k.hint) hints.push({ key: 'h', label: 'hint', priority: 8 });
       if (k.showMe) hints.push({ key: 's', label: 'show me', priority: 6 });
-      if (k.hold) hints.push({ key: 'Space', label: state.hold?.state === 'held' ? 'let it run' : 'hold', priority: 9 });
+      if (k.hold) hints.push({ key: 'Space', label: state.hold?.state === 'held' ? 'let it run' : 'hold', priority: 3 });
       // Reading: the other steps, scrolling, a hint's command into the console.
       hints.push({ key: '[]', label: 'steps', priority: 2 });
       hints.push({ key: 'PgUp/Dn', label: 'scroll', priority: 2 });

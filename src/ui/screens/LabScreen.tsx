@@ -15,7 +15,7 @@ import { SideCounters } from '../components/SideCounters.js';
 import { Sparkline } from '../components/Sparkline.js';
 import { StepsPanel, stepsView } from '../components/StepsPanel.js';
 import { fmtT } from '../format.js';
-import { keyHints } from '../key-bar.js';
+import { fitKeyHints, hintWidth, keyHints } from '../key-bar.js';
 import { initialLabUiState, labUiReducer, type LabUiAction, type LabUiState } from '../lab-state.js';
 import { createStore, useStore } from '../store.js';
 import { calculateLayout } from '../layout.js';
@@ -174,23 +174,24 @@ export function LabScreen(props: LabScreenProps) {
 
 /**
  * The key bar's row, shared with the hold status (or the time left) on its left: the one line
- * that says whether the lab is waiting for you. The keys get what the status leaves.
+ * that says whether the lab is waiting for you. The keys come first — the status gets only the
+ * room they leave, so the key a step asks for (c, b, p) is never pushed out by it.
  */
 function StatusAndKeys(props: { state: ReturnType<typeof useSampledStore>['state']; mode: LabUiState['mode']; width: number }) {
   const { state, mode, width } = props;
-  // The keys come first: a third of the row for the status below 120 columns (its short form),
-  // so the key the step asks for (c, say) is never pushed out by the sentence about holding.
-  const room = Math.floor(width / (width >= 120 ? 2 : 3));
-  const line = mode === 'normal' ? holdLine(state, room) : null;
-  if (!line) return <KeyBar hints={keyHints(mode, state)} width={width} />;
-  const statusWidth = Math.min(line.text.length, room);
+  const hints = keyHints(mode, state);
+  const shown = fitKeyHints(hints, width);
+  const keysWidth = shown.reduce((w, h, i) => w + hintWidth(h) + (i > 0 ? 2 : 0), 0);
+  const room = width - keysWidth - 2;
+  const line = mode === 'normal' && room >= 6 ? holdLine(state, room) : null;
+  if (!line || line.text.length > room) return <KeyBar hints={hints} width={width} />;
   return (
     <Box width={width}>
-      <Box width={statusWidth}>
+      <Box width={line.text.length}>
         <HoldStatus line={line} />
       </Box>
       <Text>{'  '}</Text>
-      <KeyBar hints={keyHints(mode, state)} width={width - statusWidth - 2} />
+      <KeyBar hints={hints} width={width - line.text.length - 2} />
     </Box>
   );
 }

@@ -97,13 +97,14 @@ describe('LabScreen keys', () => {
 
   it('shows the hold above the keys and Space releases it; no Space without a hold', async () => {
     const s = new FakeSession({ hold: { step: 1, state: 'held', text: 'max-postcopy-bandwidth 64 KiB/s', rate: 65536 } });
-    const wide = await mount(s, 120, 30);
-    await waitForText(wide.lastFrame, 'held for you at 64 KiB/s — Space lets it run');
-    // Narrower, the status takes its short form and leaves room for the keys the step needs.
+    const wide = await mount(s, 200, 30);
+    await waitForText(wide.lastFrame, '⏸ held at 64 KiB/s · Space');
+    // Narrower, the status takes what the keys leave: the keys the step needs stay.
     const m = await mount(s);
-    await waitForText(m.lastFrame, 'held at 64 KiB/s · Space');
+    await waitForText(m.lastFrame, 'c cut');
     expect(m.frame()).toContain('c cut');
-    expect(m.frame()).toContain('Space let it run');
+    expect(m.frame()).toContain('b blackhole');
+    expect(m.frame()).toContain('⏸ held');
     await m.type(' ');
     await waitFor(() => s.callsOf('toggleHold').length === 1, 'toggleHold');
     const none = await mount();
