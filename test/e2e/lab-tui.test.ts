@@ -111,6 +111,8 @@ afterEach(() => {
 });
 
 describe('the lab TUI in a real terminal', () => {
+  // The lab holds the migration while a person reads, and its interactive link is slow by
+  // design: a quick person still needs about a minute and a half to reach the end.
   it('opens link-cut-recovery from the picker and a person completes it', async () => {
     const t = startApp();
     await t.waitFor('labs completed');
@@ -195,7 +197,7 @@ describe('the lab TUI in a real terminal', () => {
     t.type('q');
     expect(await t.exit).toBe(0);
     await eventually(() => children(t).length === 0, 'no VM or relay process of this run to remain');
-  });
+  }, 240_000);
 
   it('at 80x24 every word can be read: step text, a done step, the event log, a long console reply, the closing lesson', async () => {
     const t = startApp(['lab', 'blackhole'], { cols: 80, rows: 24 });
