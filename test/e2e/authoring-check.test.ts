@@ -15,27 +15,12 @@ import type { Lab } from '../../src/lab/schema.js';
 import { LabSession } from '../../src/lab/runner.js';
 import { RelayLink } from '../../src/link/relay.js';
 import type { RunSummary } from '../../src/types.js';
-import { ensureBuilt } from '../helpers/sim.js';
+import { ensureBuilt, limiter } from '../helpers/sim.js';
 
 const LABS_DIR = fileURLToPath(new URL('../../labs', import.meta.url));
 const labs: Lab[] = await Promise.all((await listLabs(LABS_DIR)).map((l) => loadLab(l.path)));
 const simLabs = labs.filter((l) => l.backends.includes('sim'));
 
-/** At most `n` at once. */
-function limiter(n: number) {
-  let active = 0;
-  const queue: Array<() => void> = [];
-  return async <T>(fn: () => Promise<T>): Promise<T> => {
-    while (active >= n) await new Promise<void>((r) => queue.push(r));
-    active++;
-    try {
-      return await fn();
-    } finally {
-      active--;
-      queue.shift()?.();
-    }
-  };
-}
 const twoAtATime = limiter(2);
 
 interface StepEventData {

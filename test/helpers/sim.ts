@@ -332,3 +332,19 @@ export function waitForJsonLine(
 export function isStateEvent(o: Record<string, unknown>, side: string, to: string): boolean {
   return o.type === 'event' && o.kind === 'state' && o.side === side && (o.data as { to?: string } | undefined)?.to === to;
 }
+
+/** Run at most `n` of the given async jobs at once (drills spend most of their time waiting). */
+export function limiter(n: number) {
+  let active = 0;
+  const queue: Array<() => void> = [];
+  return async <T>(fn: () => Promise<T>): Promise<T> => {
+    while (active >= n) await new Promise<void>((r) => queue.push(r));
+    active++;
+    try {
+      return await fn();
+    } finally {
+      active--;
+      queue.shift()?.();
+    }
+  };
+}

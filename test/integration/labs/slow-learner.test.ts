@@ -11,7 +11,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ensureBuilt, jsonLines, ROOT, runCli, tempDir } from '../../helpers/sim.js';
+import { ensureBuilt, jsonLines, ROOT, runCli, tempDir, limiter } from '../../helpers/sim.js';
 
 type Line = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -27,21 +27,6 @@ const LAB_IDS = fs
 
 beforeAll(ensureBuilt, 240_000);
 
-/** At most `n` at once: most of a drill's time is spent waiting on caps and delays, not CPU. */
-function limiter(n: number) {
-  let active = 0;
-  const queue: Array<() => void> = [];
-  return async <T>(fn: () => Promise<T>): Promise<T> => {
-    while (active >= n) await new Promise<void>((r) => queue.push(r));
-    active++;
-    try {
-      return await fn();
-    } finally {
-      active--;
-      queue.shift()?.();
-    }
-  };
-}
 const limit = limiter(4);
 
 describe.concurrent('a slow learner completes every lab (holds on, a wait before every step)', () => {
