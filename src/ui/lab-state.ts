@@ -37,6 +37,8 @@ export interface ConsoleState {
   output: ConsoleEntry[];
   /** First reply-pane row shown; null follows the newest reply. */
   scroll: number | null;
+  /** The step the console last aimed itself for (see 'console-aim'); null before any. */
+  aimedStep: number | null;
 }
 
 /** Which panel the scroll keys move while the console is closed. */
@@ -123,6 +125,7 @@ export function initialLabUiState(): LabUiState {
       completions: [],
       output: [],
       scroll: null,
+      aimedStep: null,
     },
     link: { item: 0, direction: 0 },
     notice: null,
@@ -150,6 +153,12 @@ export type LabUiAction =
   | { type: 'console-history'; delta: -1 | 1 }
   /** Put a line into the input (a hint's command), aimed at `side` when the hint names one. */
   | { type: 'console-fill'; line: string; side?: Side }
+  /**
+   * Opening the console in a new step: aim it at the side the step's first command goes to, once
+   * per step and only over an empty line, so a learner does not send the step's command to the
+   * side they used last (the console's side was sticky across steps).
+   */
+  | { type: 'console-aim'; step: number; side: Side | null }
   /** Scroll the reply pane to `row` (null: follow the newest). */
   | { type: 'console-scroll'; row: number | null }
   | { type: 'focus'; focus: Focus }
@@ -220,6 +229,9 @@ function reduceConsole(c: ConsoleState, action: LabUiAction): ConsoleState {
       const index = c.historyIndex + 1;
       return { ...withInput(c, history[index]), historyIndex: index, completions: [] };
     }
+    case 'console-aim':
+      if (c.aimedStep === action.step) return c;
+      return { ...c, aimedStep: action.step, side: action.side && c.input === '' ? action.side : c.side };
     case 'console-fill':
       return { ...withInput(c, action.line), side: action.side ?? c.side, historyIndex: null, draft: '', completions: [] };
     case 'console-scroll':

@@ -248,7 +248,11 @@ export function useLabKeys(opts: LabKeysOptions): void {
             return;
           }
           if (input === '?') return dispatch({ type: 'mode', mode: 'help' });
-          if (input === ':') return dispatch({ type: 'mode', mode: 'console' });
+          if (input === ':') {
+            const first = state.steps.find((st) => st.index === state.currentStep)?.actions.find((a) => /^(source|destination): /.test(a));
+            dispatch({ type: 'console-aim', step: state.currentStep, side: first ? (first.split(':')[0] as Side) : null });
+            return dispatch({ type: 'mode', mode: 'console' });
+          }
           if (navigate(input, key, ui)) return;
           if (input === 'c' && k.cut) return faultOrAsk({ kind: 'cut' });
           if (input === 'b' && k.blackhole) return faultOrAsk({ kind: 'blackhole' });

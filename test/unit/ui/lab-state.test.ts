@@ -173,3 +173,26 @@ describe('reading state: steps, focus, log', () => {
     expect(run([{ type: 'log-scroll', top: e }]).log.top).toBe(e);
   });
 });
+
+describe('console-aim: the console opens on the side the step starts with', () => {
+  it('aims once per step, and never over a line being typed', () => {
+    let s = initialLabUiState();
+    expect(s.console.side).toBe('destination');
+    s = labUiReducer(s, { type: 'console-aim', step: 2, side: 'source' });
+    expect(s.console.side).toBe('source');
+    // The person switched back: the same step does not take it away again.
+    s = labUiReducer(s, { type: 'console-toggle-side' });
+    s = labUiReducer(s, { type: 'console-aim', step: 2, side: 'source' });
+    expect(s.console.side).toBe('destination');
+    // A new step aims again, unless something is typed.
+    s = labUiReducer(s, { type: 'console-type', text: 'query-mig' });
+    s = labUiReducer(s, { type: 'console-aim', step: 3, side: 'source' });
+    expect(s.console.side).toBe('destination');
+    s = labUiReducer(s, { type: 'console-clear-line' });
+    s = labUiReducer(s, { type: 'console-aim', step: 4, side: 'source' });
+    expect(s.console.side).toBe('source');
+    // A step with no command leaves the side alone.
+    s = labUiReducer(s, { type: 'console-aim', step: 5, side: null });
+    expect(s.console.side).toBe('source');
+  });
+});
