@@ -83,6 +83,19 @@ async function incoming(caps: Record<string, boolean> = { events: true }): Promi
   return { vm: dst, port };
 }
 
+/** A destination that entered postcopy from a raw source (nothing placed) and was paused by a reset. */
+async function pausedInPostcopy(): Promise<SimVmProcess> {
+  const { vm, port } = await incoming({ events: true, 'postcopy-ram': true, 'return-path': true });
+  const s = await rawSource(port);
+  await s.write(
+    Buffer.concat([header(), encodeEmpty(MIG_CMD.POSTCOPY_ADVISE), encodeRanges(MIG_CMD.POSTCOPY_RAM_DISCARD, [[0, PAGES]]), encodeJson(MIG_CMD.POSTCOPY_RUN, {})]),
+  );
+  await waitFor(async () => (await vm.status()) === 'postcopy-active', 'postcopy-active');
+  s.sock.resetAndDestroy();
+  await waitFor(async () => (await vm.status()) === 'postcopy-paused', 'paused by the reset');
+  return vm;
+}
+
 async function failedWith(vm: SimVmProcess, re: RegExp): Promise<void> {
   await waitFor(async () => (await vm.status()) === 'failed', 'the incoming migration to fail');
   const q = await vm.exec<{ status: string; 'error-desc'?: string }>('query-migrate');
@@ -282,14 +295,7 @@ describe('destination VM: postcopy with a scripted source', () => {
   });
 
   it('garbage on the recovery port while paused is reported (X_MIGRATION_ERROR, error-desc); the destination stays paused and recoverable on the same listener', async () => {
-    const { vm, port } = await incoming({ events: true, 'postcopy-ram': true, 'return-path': true });
-    const s = await rawSource(port);
-    await s.write(
-      Buffer.concat([header(), encodeEmpty(MIG_CMD.POSTCOPY_ADVISE), encodeRanges(MIG_CMD.POSTCOPY_RAM_DISCARD, [[0, PAGES]]), encodeJson(MIG_CMD.POSTCOPY_RUN, {})]),
-    );
-    await waitFor(async () => (await vm.status()) === 'postcopy-active', 'postcopy-active');
-    s.sock.resetAndDestroy();
-    await waitFor(async () => (await vm.status()) === 'postcopy-paused', 'paused by the reset');
+    const vm = await pausedInPostcopy();
     const rport = await freePort();
     await vm.exec('migrate-recover', { uri: `tcp:127.0.0.1:${rport}` });
     const g = await rawSource(rport);
@@ -310,14 +316,7 @@ describe('destination VM: postcopy with a scripted source', () => {
   });
 
   it('garbage during the recovery handshake returns to postcopy-paused, and it can be recovered again', async () => {
-    const { vm, port } = await incoming({ events: true, 'postcopy-ram': true, 'return-path': true });
-    const s = await rawSource(port);
-    await s.write(
-      Buffer.concat([header(), encodeEmpty(MIG_CMD.POSTCOPY_ADVISE), encodeRanges(MIG_CMD.POSTCOPY_RAM_DISCARD, [[0, PAGES]]), encodeJson(MIG_CMD.POSTCOPY_RUN, {})]),
-    );
-    await waitFor(async () => (await vm.status()) === 'postcopy-active', 'postcopy-active');
-    s.sock.resetAndDestroy();
-    await waitFor(async () => (await vm.status()) === 'postcopy-paused', 'paused by the reset');
+    const vm = await pausedInPostcopy();
     for (let attempt = 0; attempt < 2; attempt++) {
       const rport = await freePort();
       await vm.exec('migrate-recover', { uri: `tcp:127.0.0.1:${rport}` });
