@@ -79,15 +79,21 @@ afterEach(async () => {
   session = null;
 });
 
+/** A started session whose person has done steps 1 and 2 (listen, migrate): step 3 (switch to postcopy) is current. */
+async function atSwitchoverStep(): Promise<{ s: LabSession; run: Promise<RunSummary> }> {
+  const s = open();
+  await s.start();
+  const run = s.run();
+  await s.showMe();
+  await waitFor(() => stepIs(s, 1), 'step 2');
+  await s.showMe();
+  await waitFor(() => stepIs(s, 2), 'step 3');
+  return { s, run };
+}
+
 describe('mistakes, through the real session', () => {
   it('cut in precopy: the step says why it can no longer happen, the session goes on, r (retry) replays on the same VMs and the lab completes', async () => {
-    const s = open();
-    await s.start();
-    const run = s.run();
-    await s.showMe();
-    await waitFor(() => stepIs(s, 1), 'step 2');
-    await s.showMe();
-    await waitFor(() => stepIs(s, 2), 'step 3');
+    const { s, run } = await atSwitchoverStep();
     // The mistake: a cut before migrate-start-postcopy.
     await s.applyLink({ kind: 'cut' });
     const blocked = await waitFor(() => s.getState().blocked, 'blocked', 15_000);
@@ -106,13 +112,7 @@ describe('mistakes, through the real session', () => {
   }, 120_000);
 
   it('cut right after switchover: both sides pause, the recovery commands carry the real addresses, and recovering from the console completes the lab', async () => {
-    const s = open();
-    await s.start();
-    const run = s.run();
-    await s.showMe();
-    await waitFor(() => stepIs(s, 1), 'step 2');
-    await s.showMe();
-    await waitFor(() => stepIs(s, 2), 'step 3');
+    const { s, run } = await atSwitchoverStep();
     await s.showMe();
     await waitFor(() => s.getState().snapshot?.destination.status === 'postcopy-active', 'postcopy');
     await s.applyLink({ kind: 'cut' });
