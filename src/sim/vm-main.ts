@@ -4,16 +4,17 @@
  *
  *   node dist/src/sim/vm-main.js --name source --memory 1G --smp 2 --qmp /run/dir/source.qmp
  *   node dist/src/sim/vm-main.js --name destination --memory 1G --smp 2 --qmp /run/dir/dest.qmp --incoming defer
+ *
+ * `--emulate 7.2|10.0` makes the VM behave as that QEMU version (src/sim/versions.ts).
  */
 import { parseArgs } from 'node:util';
 import { startQmpServer } from '../qmp/server.js';
 import { parseSize } from '../util/format.js';
 import { DestinationVm } from './destination.js';
 import { SourceVm } from './source.js';
+import { parseEmulatedVersion } from './versions.js';
 import type { SimVm, VmOptions } from './vm.js';
 import type { WorkloadKind } from './workload.js';
-
-const VERSION = { major: 7, minor: 2, micro: 0 };
 
 function die(msg: string): never {
   process.stderr.write(`postcopy-lab sim: ${msg}\n`);
@@ -53,6 +54,7 @@ export function parseVmArgs(argv: string[]): { opts: VmOptions; qmp: string; inc
         seed: { type: 'string' },
         qmp: { type: 'string' },
         incoming: { type: 'string' },
+        emulate: { type: 'string' },
       },
       strict: true,
     }));
@@ -66,6 +68,12 @@ export function parseVmArgs(argv: string[]): { opts: VmOptions; qmp: string; inc
   const memoryBytes = size(values.memory!, '--memory');
   if (memoryBytes < pageSize) die(`--memory: ${values.memory} is smaller than one page`);
   if (memoryBytes / pageSize > 2 ** 31) die(`--memory: ${values.memory} is too many pages for the sim`);
+  let emulate;
+  try {
+    emulate = values.emulate === undefined ? undefined : parseEmulatedVersion(values.emulate);
+  } catch (e) {
+    die(`--emulate: ${(e as Error).message}`);
+  }
   const kind = values.workload as WorkloadKind;
   if (!['sequential', 'random', 'hotset'].includes(kind)) die(`--workload: '${kind}' (expected sequential, random or hotset)`);
   return {
@@ -75,6 +83,7 @@ export function parseVmArgs(argv: string[]): { opts: VmOptions; qmp: string; inc
       name: values.name!,
       memoryBytes,
       pageSize,
+      ...(emulate ? { emulate } : {}),
       workload: {
         kind,
         vcpus: int(values.smp, '--smp', 1, 64, 2),
@@ -94,7 +103,7 @@ async function main(): Promise<void> {
   vm.log = (m) => process.stderr.write(`[${opts.name}] ${m}\n`);
   let server: Awaited<ReturnType<typeof startQmpServer>>;
   try {
-    server = await startQmpServer({ path: qmp, commands: vm.commands(), version: VERSION, package: 'postcopy-lab-sim' });
+    server = await startQmpServer({ path: qmp, commands: vm.commands(), version: vm.traits.version, package: 'postcopy-lab-sim' });
   } catch (e) {
     die(`cannot create the QMP socket ${qmp}: ${(e as Error).message}`);
   }

@@ -7,6 +7,7 @@ import type { MigrationStatus, RunState, Side } from '../types.js';
 import { QmpError } from '../qmp/error.js';
 import type { QmpCommandDef } from '../qmp/server.js';
 import { checkTransition, isInProgress } from './states.js';
+import { DEFAULT_EMULATED_VERSION, traitsOf, type EmulatedVersion, type VersionTraits } from './versions.js';
 import { Guest, type MemoryHooks, type WorkloadSpec } from './workload.js';
 
 export interface VmOptions {
@@ -14,6 +15,8 @@ export interface VmOptions {
   memoryBytes: number;
   pageSize: number;
   workload: WorkloadSpec;
+  /** The QEMU version this VM behaves as (src/sim/versions.ts); the newest when not given. */
+  emulate?: EmulatedVersion;
 }
 
 /** Capabilities QEMU has (and the sim models), plus ours with the x- prefix. */
@@ -50,6 +53,9 @@ export abstract class SimVm implements MemoryHooks {
   /** The guest's current version of every page: content = f(index, version). */
   readonly versions: Uint32Array;
   readonly guest: Guest;
+  /** The QEMU version emulated, and what differs in it. */
+  readonly emulate: EmulatedVersion;
+  readonly traits: VersionTraits;
   status: MigrationStatus = 'none';
   runState: RunState;
   errorDesc: string | undefined;
@@ -74,6 +80,8 @@ export abstract class SimVm implements MemoryHooks {
     this.versions = new Uint32Array(this.pageCount);
     this.guest = new Guest(opts.workload, this.pageCount, this);
     this.runState = initialRunState;
+    this.emulate = opts.emulate ?? DEFAULT_EMULATED_VERSION;
+    this.traits = traitsOf(this.emulate);
   }
 
   abstract access(vcpu: number, page: number, write: boolean): 'ok' | 'blocked';
