@@ -52,6 +52,11 @@ export interface SideReading {
 
 export interface VmBackend {
   readonly kind: BackendKind;
+  /**
+   * The QEMU version this backend's VMs are ("7.2", "10.0"): the real one's, or the one the
+   * sim emulates. Labs name the versions they hold for (src/lab/backend-fit.ts).
+   */
+  readonly qemuVersion: string;
   /** How long a side's QMP socket may take to answer after spawn. */
   readonly readyTimeoutMs: number;
   /** Once per run, before any VM starts: write the guest image, settle options. May throw. */

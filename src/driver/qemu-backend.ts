@@ -73,7 +73,11 @@ export class QemuBackend implements VmBackend {
   /** The destination accepted migrate-incoming. */
   private incomingListening = false;
 
-  constructor(readonly opts: QemuBackendOptions) {}
+  readonly qemuVersion: string;
+
+  constructor(readonly opts: QemuBackendOptions) {
+    this.qemuVersion = `${opts.version.major}.${opts.version.minor}`;
+  }
 
   async prepare(ctx: BackendContext): Promise<void> {
     const size = qemuGuestSize(ctx.guest.memoryBytes, this.opts.accel);

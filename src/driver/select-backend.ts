@@ -4,6 +4,7 @@
  * layer's question (src/lab/backend-fit.ts).
  */
 import { chooseAccel, findQemu, qemuVersion } from '../qemu/launcher.js';
+import type { EmulatedVersion } from '../sim/versions.js';
 import type { BackendKind, VmBackend } from './backend.js';
 import { QemuBackend } from './qemu-backend.js';
 import { SimBackend } from './sim-backend.js';
@@ -15,11 +16,13 @@ export interface QemuBackendChoice {
   qemu?: string;
   /** Force an accelerator (POSTCOPY_LAB_QEMU_ACCEL); default: KVM when usable, else TCG. */
   accel?: 'kvm' | 'tcg' | 'auto';
+  /** The QEMU version the sim behaves as (--emulate); the newest when not given. */
+  emulate?: EmulatedVersion;
 }
 
 /** Build a backend. QEMU: throws QemuNotFoundError (its message is the install sentence). */
 export async function makeBackend(kind: BackendKind, choice: QemuBackendChoice = {}): Promise<VmBackend> {
-  if (kind === 'sim') return new SimBackend();
+  if (kind === 'sim') return new SimBackend(choice.emulate);
   const bin = await findQemu(choice.qemu);
   const version = await qemuVersion(bin);
   const accel = await chooseAccel(choice.accel ?? 'auto');

@@ -6,6 +6,7 @@
 import { builtEntry } from '../entry-path.js';
 import type { QmpClient } from '../qmp/client.js';
 import type { MigrationStatus, PagesInfo, RamStats, RunState, Side } from '../types.js';
+import { DEFAULT_EMULATED_VERSION, type EmulatedVersion } from '../sim/versions.js';
 import type { BackendContext, SideReading, VmBackend } from './backend.js';
 
 export const VM_MAIN = builtEntry('../sim/vm-main.js', import.meta.url);
@@ -13,6 +14,11 @@ export const VM_MAIN = builtEntry('../sim/vm-main.js', import.meta.url);
 export class SimBackend implements VmBackend {
   readonly kind = 'sim' as const;
   readonly readyTimeoutMs = 10_000;
+  readonly qemuVersion: EmulatedVersion;
+
+  constructor(emulate: EmulatedVersion = DEFAULT_EMULATED_VERSION) {
+    this.qemuVersion = emulate;
+  }
 
   async prepare(): Promise<void> {}
 
@@ -29,6 +35,7 @@ export class SimBackend implements VmBackend {
       '--dirty-rate', String(g.dirtyRate),
       '--seed', String(g.seed),
       '--qmp', ctx.qmpPath(side),
+      '--emulate', this.qemuVersion,
     ];
     if (g.hotset) args.push('--hot-fraction', String(g.hotset.fraction), '--hot-share', String(g.hotset.share));
     if (side === 'destination') args.push('--incoming', 'defer');
