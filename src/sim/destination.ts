@@ -1,7 +1,7 @@
 /**
- * The incoming side's migration: its listener and channels, its state transitions, the main
- * stream's messages and the QMP commands. During postcopy a vCPU that touches a missing page
- * blocks (only that vCPU) and the page is requested over the return path.
+ * The incoming side's migration: its listener and channels, its state transitions and the main
+ * stream's messages (its QMP commands are in destination-qmp.ts). During postcopy a vCPU that
+ * touches a missing page blocks (only that vCPU) and the page is requested over the return path.
  *
  * What the migration knows (pages placed, who waits, the walker, verification) lives in one
  * IncomingMigration (incoming-migration.ts); what an accepted connection is (main, preempt, or
@@ -11,10 +11,11 @@ import net from 'node:net';
 import type { PagesInfo } from '../types.js';
 import { QmpError } from '../qmp/error.js';
 import type { QmpCommandDef } from '../qmp/server.js';
+import { destinationCommands } from './destination-qmp.js';
 import { IncomingConnection, type IncomingOwner } from './incoming-channel.js';
 import { IncomingMigration, type IncomingHost, type Waiting } from './incoming-migration.js';
 import { isPaused, isPostcopy } from './states.js';
-import { parseTcpUri, SimVm, type VmOptions } from './vm.js';
+import { SimVm, type VmOptions } from './vm.js';
 import { encodeEmpty, encodeJson, encodeRecvBitmap, encodeReqPages, MIG_RP_MSG, type MainMessage, type WireHeader } from './wire.js';
 
 export class DestinationVm extends SimVm implements IncomingOwner, IncomingHost {
@@ -26,7 +27,7 @@ export class DestinationVm extends SimVm implements IncomingOwner, IncomingHost 
   /** The main channel announced a preempt channel that has not arrived yet. */
   private preemptExpected = false;
   private listener: net.Server | null = null;
-  private incomingStarted = false;
+  private incomingListened = false;
   private lastDataAt = 0;
 
   constructor(opts: VmOptions) {
@@ -66,83 +67,44 @@ export class DestinationVm extends SimVm implements IncomingOwner, IncomingHost 
     return this.params['x-walk-window'];
   }
 
-  // ---- QMP ---------------------------------------------------------------------------------
+  // ---- QMP (the commands and their preconditions: destination-qmp.ts) -----------------------
 
   commands(): Record<string, QmpCommandDef> {
-    return {
-      ...this.baseCommands(),
-      'query-migrate': {
-        handler: () => {
-          if (this.status === 'none') return {};
-          const out: Record<string, unknown> = { status: this.status };
-          if (this.cap('postcopy-blocktime') && this.m.postcopy) out['postcopy-blocktime'] = Math.round(this.m.currentBlocktime());
-          if (this.errorDesc && (this.status === 'failed' || isPaused(this.status))) out['error-desc'] = this.errorDesc;
-          if (this.m.verified !== null) out['x-verified'] = this.m.verified;
-          return out;
-        },
-      },
-      'x-query-pages': { args: { 'map-cells': 'int?' }, handler: (a) => this.queryPages(a['map-cells'] as number | undefined) },
-      'migrate-incoming': {
-        args: { uri: 'str' },
-        handler: (a) => {
-          if (this.incomingStarted && this.status !== 'failed') {
-            throw new QmpError('GenericError', 'The incoming migration has already been started');
-          }
-          const addr = parseTcpUri(a.uri as string);
-          return this.listen(addr, false).then(() => {
-            // QEMU's destination exits after a failed incoming migration and you start a new
-            // one; the sim lets the same process take a fresh attempt, with nothing kept.
-            if (this.status === 'failed') this.resetIncoming();
-            this.incomingStarted = true;
-            this.setStatus('setup');
-            return {};
-          });
-        },
-      },
-      'migrate-recover': {
-        args: { uri: 'str' },
-        allowOob: true,
-        handler: (a) => {
-          if (!isPaused(this.status)) throw new QmpError('GenericError', 'Migrate recover can only be run when postcopy is paused.');
-          if (this.listener) throw new QmpError('GenericError', 'Migrate recovery is triggered already');
-          const addr = parseTcpUri(a.uri as string);
-          return this.listen(addr, true).then(() => ({}));
-        },
-      },
-      'migrate-pause': {
-        allowOob: true,
-        handler: () => {
-          if (this.status !== 'postcopy-active' && this.status !== 'postcopy-recover') {
-            throw new QmpError('GenericError', 'migrate-pause is currently only supported during postcopy-active or postcopy-recover state');
-          }
-          this.fail('migrate-pause: channel shut down by the operator');
-          return {};
-        },
-      },
-      migrate: {
-        args: { uri: 'str', resume: 'bool?' },
-        handler: () => {
-          throw new QmpError('GenericError', 'Guest is waiting for an incoming migration');
-        },
-      },
-      'migrate-start-postcopy': {
-        handler: () => {
-          throw new QmpError('GenericError', 'Postcopy must be started after migration has been started');
-        },
-      },
-      migrate_cancel: {
-        handler: () => {
-          // Ours: end an incoming precopy migration that is stuck (a source that failed on a cut
-          // the destination never heard of: an idle receiver sees no RST). QEMU would have you
-          // kill the destination process and start a new one.
-          if (this.status === 'setup' || this.status === 'active') this.fail('incoming migration cancelled by migrate_cancel');
-          else if (isPostcopy(this.status)) {
-            throw new QmpError('GenericError', 'Postcopy migration cannot be cancelled: the guest runs here and part of its memory is still on the source');
-          }
-          return {};
-        },
-      },
-    };
+    return { ...this.baseCommands(), ...destinationCommands(this) };
+  }
+
+  queryMigrate(): Record<string, unknown> {
+    if (this.status === 'none') return {};
+    const out: Record<string, unknown> = { status: this.status };
+    if (this.cap('postcopy-blocktime') && this.m.postcopy) out['postcopy-blocktime'] = Math.round(this.m.currentBlocktime());
+    if (this.errorDesc && (this.status === 'failed' || isPaused(this.status))) out['error-desc'] = this.errorDesc;
+    if (this.m.verified !== null) out['x-verified'] = this.m.verified;
+    return out;
+  }
+
+  /** migrate-incoming has run (and this attempt has not failed since). */
+  get incomingStarted(): boolean {
+    return this.incomingListened && this.status !== 'failed';
+  }
+
+  /** A listener is open (for a fresh migration, or for a recovery). */
+  get listening(): boolean {
+    return this.listener !== null;
+  }
+
+  /** migrate-incoming: listen, then wait in `setup` for the source. */
+  async startIncoming(addr: { host: string; port: number }): Promise<void> {
+    await this.listen(addr, false);
+    // QEMU's destination exits after a failed incoming migration and you start a new
+    // one; the sim lets the same process take a fresh attempt, with nothing kept.
+    if (this.status === 'failed') this.resetIncoming();
+    this.incomingListened = true;
+    this.setStatus('setup');
+  }
+
+  /** migrate-recover: listen for the source's resume. */
+  startRecovery(addr: { host: string; port: number }): Promise<void> {
+    return this.listen(addr, true);
   }
 
   private resetIncoming(): void {
@@ -151,7 +113,7 @@ export class DestinationVm extends SimVm implements IncomingOwner, IncomingHost 
     this.errorDesc = undefined;
   }
 
-  private queryPages(cells?: number): PagesInfo {
+  queryPages(cells?: number): PagesInfo {
     return this.m.queryPages(this.guest.info(), cells);
   }
 
