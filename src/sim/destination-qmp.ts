@@ -14,8 +14,9 @@ export function destinationCommands(vm: DestinationVm): Record<string, QmpComman
     'query-migrate': { handler: () => vm.queryMigrate() },
     'x-query-pages': { args: { 'map-cells': 'int?' }, handler: (a) => vm.queryPages(a['map-cells'] as number | undefined) },
     'migrate-incoming': {
-      args: { uri: 'str' },
+      args: { uri: 'str?' },
       handler: async (a) => {
+        if (a.uri === undefined) throw new QmpError('GenericError', vm.traits.commands.uriMissing);
         if (vm.incomingStarted) throw new QmpError('GenericError', 'The incoming migration has already been started');
         await vm.startIncoming(parseTcpUri(a.uri as string));
         return {};
@@ -26,7 +27,7 @@ export function destinationCommands(vm: DestinationVm): Record<string, QmpComman
       allowOob: true,
       handler: async (a) => {
         if (!isPaused(vm.status)) throw new QmpError('GenericError', 'Migrate recover can only be run when postcopy is paused.');
-        if (vm.listening) throw new QmpError('GenericError', 'Migrate recovery is triggered already');
+        // Again while listening: QEMU (7.2 and 10.0) drops the old listener for the new one.
         await vm.startRecovery(parseTcpUri(a.uri as string));
         return {};
       },
@@ -34,21 +35,27 @@ export function destinationCommands(vm: DestinationVm): Record<string, QmpComman
     'migrate-pause': {
       allowOob: true,
       handler: () => {
-        if (vm.status !== 'postcopy-active' && vm.status !== 'postcopy-recover') {
-          throw new QmpError('GenericError', 'migrate-pause is currently only supported during postcopy-active or postcopy-recover state');
+        const c = vm.traits.commands;
+        if (vm.status !== 'postcopy-active' && !(c.pauseWhileRecovering && vm.status === 'postcopy-recover')) {
+          throw new QmpError('GenericError', c.pauseRefused);
         }
         vm.fail('migrate-pause: channel shut down by the operator');
         return {};
       },
     },
     migrate: {
-      args: { uri: 'str', resume: 'bool?' },
-      handler: () => {
+      args: { uri: 'str?', resume: 'bool?' },
+      handler: (a) => {
+        if (a.uri === undefined) throw new QmpError('GenericError', vm.traits.commands.uriMissing);
+        // QEMU checks for a paused outgoing migration first, and the destination never has one.
+        if (a.resume === true) throw new QmpError('GenericError', 'Cannot resume if there is no paused migration');
         throw new QmpError('GenericError', 'Guest is waiting for an incoming migration');
       },
     },
     'migrate-start-postcopy': {
       handler: () => {
+        if (!vm.cap('postcopy-ram')) throw new QmpError('GenericError', 'Enable postcopy with migrate_set_capability before the start of migration');
+        // The destination has no outgoing migration to switch.
         throw new QmpError('GenericError', 'Postcopy must be started after migration has been started');
       },
     },

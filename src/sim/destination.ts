@@ -87,11 +87,6 @@ export class DestinationVm extends SimVm implements IncomingOwner, IncomingHost 
     return this.incomingListened && this.status !== 'failed';
   }
 
-  /** A listener is open (for a fresh migration, or for a recovery). */
-  get listening(): boolean {
-    return this.listener !== null;
-  }
-
   /** migrate-incoming: listen, then wait in `setup` for the source. */
   async startIncoming(addr: { host: string; port: number }): Promise<void> {
     await this.listen(addr, false);
@@ -102,8 +97,9 @@ export class DestinationVm extends SimVm implements IncomingOwner, IncomingHost 
     this.setStatus('setup');
   }
 
-  /** migrate-recover: listen for the source's resume. */
+  /** migrate-recover: listen for the source's resume (instead of any earlier recovery listener). */
   startRecovery(addr: { host: string; port: number }): Promise<void> {
+    this.closeListener();
     return this.listen(addr, true);
   }
 

@@ -14,8 +14,10 @@ export function sourceCommands(vm: SourceVm): Record<string, QmpCommandDef> {
     'query-migrate': { handler: () => vm.queryMigrate() },
     'x-query-pages': { args: { 'map-cells': 'int?' }, handler: (a) => vm.queryPages(a['map-cells'] as number | undefined) },
     migrate: {
-      args: { uri: 'str', resume: 'bool?', detach: 'bool?', blk: 'bool?', inc: 'bool?' },
+      // `uri` optional in the schema, as QEMU's (9.0+ also takes `channels`): the text is the version's.
+      args: { uri: 'str?', resume: 'bool?', detach: 'bool?', blk: 'bool?', inc: 'bool?' },
       handler: (a) => {
+        if (a.uri === undefined) throw new QmpError('GenericError', vm.traits.commands.uriMissing);
         const addr = parseTcpUri(a.uri as string);
         if (a.resume === true) {
           if (vm.status !== 'postcopy-paused') throw new QmpError('GenericError', 'Cannot resume if there is no paused migration');
@@ -35,20 +37,21 @@ export function sourceCommands(vm: SourceVm): Record<string, QmpCommandDef> {
         if (!vm.cap('postcopy-ram')) {
           throw new QmpError('GenericError', 'Enable postcopy with migrate_set_capability before the start of migration');
         }
-        if (vm.status !== 'active' && vm.status !== 'setup') {
-          throw new QmpError('GenericError', 'Postcopy must be started after migration has been started');
-        }
-        vm.requestPostcopy();
+        if (vm.status === 'none') throw new QmpError('GenericError', 'Postcopy must be started after migration has been started');
+        // QEMU only raises a flag the migration reads while in precopy: a second call, or one
+        // after the migration ended, is accepted and changes nothing.
+        if (vm.status === 'active' || vm.status === 'setup') vm.requestPostcopy();
         return {};
       },
     },
     'migrate-pause': {
       allowOob: true,
       handler: () => {
-        // Also while the new channel is still connecting (a SYN into a blackhole): QEMU 7.2 has
-        // no postcopy-recover-setup state and could not get out of a stuck connect at all.
-        if (vm.status !== 'postcopy-active' && !isRecovering(vm.status)) {
-          throw new QmpError('GenericError', 'migrate-pause is currently only supported during postcopy-active or postcopy-recover state');
+        // 8.2+ also while a recovery is under way, including while the new channel is still
+        // connecting (a SYN into a blackhole); 7.2 cannot get out of a stuck recovery at all.
+        const c = vm.traits.commands;
+        if (vm.status !== 'postcopy-active' && !(c.pauseWhileRecovering && isRecovering(vm.status))) {
+          throw new QmpError('GenericError', c.pauseRefused);
         }
         vm.fail('migrate-pause: channel shut down by the operator');
         return {};
@@ -69,12 +72,8 @@ export function sourceCommands(vm: SourceVm): Record<string, QmpCommandDef> {
     },
     migrate_cancel: {
       handler: () => {
-        if (isPostcopy(vm.status)) {
-          throw new QmpError(
-            'GenericError',
-            'Postcopy migration cannot be cancelled: the guest already runs on the destination (use migrate-pause, then recover)',
-          );
-        }
+        // The guest already runs on the destination: use migrate-pause, then recover.
+        if (isPostcopy(vm.status)) throw new QmpError('GenericError', vm.traits.commands.postcopyCancelRefused);
         if (vm.status === 'setup' || vm.status === 'active') vm.cancel();
         return {};
       },

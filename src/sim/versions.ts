@@ -19,14 +19,50 @@ export interface VersionTraits {
   readonly version: { readonly major: number; readonly minor: number; readonly micro: number };
   // ---- states and events (filled in by the sim-versions work) ----
   // ---- commands: allowed when, error texts (filled in by the QMP parity work) ----
+  readonly commands: CommandTraits;
 }
+
+// ---- commands: which are allowed when, and their error texts -------------------------------
+// Recorded from QEMU 7.2.22 and 10.0.2 by test/integration/qemu/qmp-parity.test.ts (its TABLE
+// has every row, including the many where the versions agree).
+
+export interface CommandTraits {
+  /** migrate / migrate-incoming without `uri`: 7.2 requires it; 9.0+ takes `uri` or `channels`. */
+  readonly uriMissing: string;
+  /** Whether migrate-pause also works while a recovery is under way (8.2+), not only in postcopy-active. */
+  readonly pauseWhileRecovering: boolean;
+  /** migrate-pause refused. */
+  readonly pauseRefused: string;
+  /**
+   * migrate_cancel on the source in postcopy. 10.0 refuses with this text; 7.2 accepts and its
+   * source sits in `cancelling` for good (the sim refuses there too: the README's deliberate
+   * differences say why).
+   */
+  readonly postcopyCancelRefused: string;
+}
+
+const COMMANDS_7_2: CommandTraits = {
+  uriMissing: "Parameter 'uri' is missing",
+  pauseWhileRecovering: false,
+  pauseRefused: 'migrate-pause is currently only supported during postcopy-active state',
+  postcopyCancelRefused: 'Postcopy migration in progress, cannot cancel.',
+};
+
+const COMMANDS_10_0: CommandTraits = {
+  uriMissing: "need either 'uri' or 'channels' argument",
+  pauseWhileRecovering: true,
+  pauseRefused: 'migrate-pause is currently only supported during postcopy-active or postcopy-recover state',
+  postcopyCancelRefused: 'Postcopy migration in progress, cannot cancel.',
+};
 
 export const VERSION_TRAITS: Readonly<Record<EmulatedVersion, VersionTraits>> = {
   '7.2': {
     version: { major: 7, minor: 2, micro: 0 },
+    commands: COMMANDS_7_2,
   },
   '10.0': {
     version: { major: 10, minor: 0, micro: 0 },
+    commands: COMMANDS_10_0,
   },
 };
 

@@ -152,13 +152,16 @@ export abstract class SimVm implements MemoryHooks {
       'migrate-set-capabilities': {
         args: { capabilities: 'array' },
         handler: (args) => {
-          if (isInProgress(this.status)) throw new QmpError('GenericError', "There's a migration process in progress");
+          // Only an outgoing migration locks them: QEMU (7.2 and 10.0) lets the destination change
+          // them during an incoming one.
+          if (this.side === 'source' && isInProgress(this.status)) throw new QmpError('GenericError', "There's a migration process in progress");
           const list = args.capabilities as unknown[];
           const updates: Array<[Capability, boolean]> = [];
           list.forEach((item, i) => {
             const o = item as { capability?: unknown; state?: unknown };
             if (typeof o !== 'object' || o === null) throw new QmpError('GenericError', `Invalid parameter type for 'capabilities[${i}]', expected: object`);
             if (typeof o.capability !== 'string') throw new QmpError('GenericError', `Parameter 'capabilities[${i}].capability' is missing`);
+            if (o.state === undefined) throw new QmpError('GenericError', `Parameter 'capabilities[${i}].state' is missing`);
             if (typeof o.state !== 'boolean') throw new QmpError('GenericError', `Invalid parameter type for 'capabilities[${i}].state', expected: boolean`);
             if (!(CAPABILITIES as readonly string[]).includes(o.capability)) {
               throw new QmpError(
@@ -172,10 +175,6 @@ export abstract class SimVm implements MemoryHooks {
           for (const [c, s] of updates) next.set(c, s);
           if (next.get('postcopy-preempt') && !next.get('postcopy-ram')) {
             throw new QmpError('GenericError', 'Postcopy preempt requires postcopy-ram');
-          }
-          if (next.get('postcopy-ram') && !next.get('return-path')) {
-            // QEMU needs the return path for postcopy page requests.
-            throw new QmpError('GenericError', 'Postcopy requires the return-path capability (the destination asks for pages over it)');
           }
           for (const [c, s] of updates) this.caps.set(c, s);
           return {};
