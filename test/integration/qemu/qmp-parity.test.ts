@@ -146,6 +146,7 @@ const TABLE: Scenario[] = [
       { what: 'migrate resume on the destination when paused', side: 'dst', cmd: 'migrate', args: (c) => ({ uri: `tcp:127.0.0.1:${c.proxyPort}`, resume: true }), expect: both(err('Cannot resume if there is no paused migration')) },
       { what: 'migrate-recover when paused', side: 'dst', cmd: 'migrate-recover', args: (c) => ({ uri: `tcp:127.0.0.1:${c.recoverPort}` }), expect: both(OK) },
       { what: 'a second migrate-recover while listening', side: 'dst', cmd: 'migrate-recover', args: (c) => ({ uri: `tcp:127.0.0.1:${c.recoverPort + 1}` }), expect: both(OK) },
+      { what: 'migrate-recover again on the address it listens on', side: 'dst', cmd: 'migrate-recover', args: (c) => ({ uri: `tcp:127.0.0.1:${c.recoverPort + 1}` }), expect: both(OK) },
       { what: 'migrate resume to a peer that never answers', side: 'src', cmd: 'migrate', args: (c) => ({ uri: `tcp:127.0.0.1:${c.silentPort}`, resume: true }), expect: both({ ok: true, then: { src: 'postcopy-recover' } }) },
       {
         what: 'migrate-pause in postcopy-recover',
