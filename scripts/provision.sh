@@ -5,22 +5,35 @@
 #   scripts/provision.sh --lab-host --project DIR  a lab host (used by the Vagrantfile)
 #
 # Options:
-#   --ci            install only what the test suite needs: qemu-system-x86, nftables, iproute2
-#   --lab-host      also Node.js >= 20 (from the distro, when it has it) and, on Ubuntu, the
-#                   linux-modules-extra package that carries sch_netem
-#   --project DIR   run `npm ci` in DIR afterwards (needs Node >= 20)
-#   --dry-run       print what would be done, change nothing
+#   --ci                 install only what the test suite needs: qemu-system-x86, nftables,
+#                        iproute2, and QEMU 10.0 beside the distribution's QEMU (below)
+#   --lab-host           also Node.js >= 20 (from the distro, when it has it) and, on Ubuntu, the
+#                        linux-modules-extra package that carries sch_netem
+#   --project DIR        run `npm ci` in DIR afterwards (needs Node >= 20)
+#   --qemu10-prefix DIR  where QEMU 10.0 goes (default /opt/qemu-10.0)
+#   --no-qemu10          only the distribution's QEMU
+#   --dry-run            print what would be done, change nothing
 #
-# Only apt packages from the machine's configured repositories are installed; nothing else is
-# downloaded. Running it twice changes nothing the second time: packages already installed are
-# skipped, and `apt-get update` runs (once) only when something is missing.
+# Two QEMUs: the distribution's (7.2 on Debian 12) and, on Debian 12 only, 10.0 from Debian's
+# bookworm-backports. That suite is added with the mirror and key of the machine's own
+# `bookworm` source (/etc/apt/sources.list.d/postcopy-lab-backports.sources; apt pins
+# backports at priority 100, so nothing installed from it unless asked), and its packages are
+# unpacked, not installed, under PREFIX/root, with PREFIX/bin/qemu-system-x86_64 a wrapper
+# that finds its own modules and firmware: the distribution's QEMU stays as it was.
+#
+# Only packages from the machine's configured Debian/Ubuntu mirror are fetched; nothing else
+# is downloaded. Running it twice changes nothing the second time: packages already installed
+# are skipped, `apt-get update` runs only when something is missing, and QEMU 10.0 is left
+# alone when PREFIX/bin/qemu-system-x86_64 already reports 10.0.
 set -euo pipefail
 
-usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; }
 
 mode=""
 project=""
 dry_run=0
+qemu10=1
+qemu10_prefix=/opt/qemu-10.0
 while [ $# -gt 0 ]; do
   case "$1" in
     --ci) mode=ci ;;
@@ -31,6 +44,13 @@ while [ $# -gt 0 ]; do
       shift
       ;;
     --project=*) project="${1#--project=}" ;;
+    --qemu10-prefix)
+      [ $# -ge 2 ] || { echo "provision: --qemu10-prefix needs a directory" >&2; exit 2; }
+      qemu10_prefix="$2"
+      shift
+      ;;
+    --qemu10-prefix=*) qemu10_prefix="${1#--qemu10-prefix=}" ;;
+    --no-qemu10) qemu10=0 ;;
     --dry-run) dry_run=1 ;;
     -h | --help) usage; exit 0 ;;
     *) echo "provision: unknown option $1 (try --help)" >&2; exit 2 ;;
@@ -38,6 +58,10 @@ while [ $# -gt 0 ]; do
   shift
 done
 [ -n "$mode" ] || { echo "provision: choose --ci or --lab-host (try --help)" >&2; exit 2; }
+case "$qemu10_prefix" in
+  /*) qemu10_prefix="${qemu10_prefix%/}" ;;
+  *) echo "provision: --qemu10-prefix needs an absolute directory, not '$qemu10_prefix'" >&2; exit 2 ;;
+esac
 
 say() { printf 'provision: %s\n' "$*"; }
 warn() { printf 'provision: WARNING: %s\n' "$*" >&2; }
@@ -92,6 +116,187 @@ node_major() { command -v node >/dev/null 2>&1 && node -p 'process.versions.node
 ensure_packages qemu-system-x86 nftables iproute2
 
 incomplete=()
+
+# ---- QEMU 10.0 beside the distribution's ----
+# Kept in this one file: Vagrant's shell provisioner uploads only this script into the guest.
+QEMU10_PACKAGES=(qemu-system-x86 qemu-system-common qemu-system-data seabios)
+# POSTCOPY_LAB_APT_ETC: only for the tests, to read made-up sources (apt itself still reads /etc/apt).
+apt_etc="${POSTCOPY_LAB_APT_ETC:-/etc/apt}"
+BACKPORTS_SOURCE="$apt_etc/sources.list.d/postcopy-lab-backports.sources"
+
+is_qemu10() { [ -x "$1" ] && "$1" --version 2>/dev/null | head -n 1 | grep -Eq 'version 10\.0([. ]|$)'; }
+
+# Whether any configured apt source (deb822 or one-line) already has suite $1.
+suite_configured() {
+  grep -Eqs "^[[:space:]]*(Suites:|deb[[:space:]])(.*[[:space:]])?$1([[:space:]]|\$)" \
+    "$apt_etc/sources.list" "$apt_etc"/sources.list.d/*.list "$apt_etc"/sources.list.d/*.sources
+}
+
+# The machine's own source for suite $1, as "URI|Signed-By|Components" (Signed-By may be empty,
+# or EMBEDDED for a key written inside the .sources file). Nothing printed when there is none.
+debian_source() {
+  local f
+  for f in "$apt_etc"/sources.list.d/*.sources; do
+    [ -r "$f" ] || continue
+    awk -v want="$1" '
+      function flush() {
+        if (!found && (" " types " ") ~ / deb / && (" " suites " ") ~ (" " want " ") && tolower(enabled) != "no" && uris != "") {
+          split(uris, u, " "); print u[1] "|" signed "|" comps; found = 1
+        }
+        types = suites = uris = signed = comps = enabled = key = ""
+      }
+      /^#/ { next }
+      /^[ \t]*$/ { flush(); next }
+      /^[A-Za-z-]+:/ {
+        key = tolower(substr($0, 1, index($0, ":") - 1)); val = substr($0, index($0, ":") + 1)
+        gsub(/^[ \t]+|[ \t]+$/, "", val); gsub(/[ \t]+/, " ", val)
+        if (key == "types") types = val; else if (key == "suites") suites = val
+        else if (key == "uris") uris = val; else if (key == "signed-by") signed = val
+        else if (key == "components") comps = val; else if (key == "enabled") enabled = val
+        next
+      }
+      key == "signed-by" { signed = "EMBEDDED" }
+      END { flush() }
+    ' "$f"
+  done
+  # One-line form: deb [signed-by=/path arch=amd64] URI SUITE COMPONENT...
+  for f in "$apt_etc/sources.list" "$apt_etc"/sources.list.d/*.list; do
+    [ -r "$f" ] || continue
+    awk -v want="$1" '
+      $1 != "deb" { next }
+      {
+        line = $0; signed = ""
+        if (match(line, /\[[^]]*\]/)) {
+          opts = substr(line, RSTART + 1, RLENGTH - 2); line = substr(line, 1, RSTART - 1) substr(line, RSTART + RLENGTH)
+          n = split(opts, o, /[ \t]+/)
+          for (i = 1; i <= n; i++) if (tolower(o[i]) ~ /^signed-by=/) signed = substr(o[i], 11)
+        }
+        n = split(line, w, /[ \t]+/)
+        if (w[3] != want) next
+        comps = ""; for (i = 4; i <= n; i++) if (w[i] != "") comps = comps (comps ? " " : "") w[i]
+        print w[2] "|" signed "|" comps; exit
+      }
+    ' "$f"
+  done
+}
+
+qemu10_fail() {
+  echo "provision: QEMU 10.0: $*" >&2
+  exit 1
+}
+
+provision_qemu10() {
+  local prefix="$qemu10_prefix" bin="$qemu10_prefix/bin/qemu-system-x86_64"
+  if is_qemu10 "$bin"; then
+    say "QEMU 10.0 already at $bin ($("$bin" --version | head -n 1))"
+    return 0
+  fi
+  if [ "$distro" != debian ] || [ "${VERSION_CODENAME:-}" != bookworm ]; then
+    say "QEMU 10.0 beside the distribution's comes from Debian 12's bookworm-backports; ${PRETTY_NAME:-this system} is not Debian 12, so only its own QEMU is installed (skipped)"
+    return 0
+  fi
+
+  # The suite, from the same mirror and key as the machine's own bookworm source.
+  if suite_configured bookworm-backports; then
+    say "bookworm-backports already configured"
+  else
+    local src uri signed comps
+    src="$(debian_source bookworm | head -n 1)"
+    [ -n "$src" ] || qemu10_fail "no apt source with suite 'bookworm' in $apt_etc/sources.list or $apt_etc/sources.list.d/; add Debian 12's, or pass --no-qemu10"
+    IFS='|' read -r uri signed comps <<<"$src"
+    [ "$signed" != EMBEDDED ] || qemu10_fail "the bookworm source embeds its key in the .sources file; add bookworm-backports by hand (same URIs, Suites: bookworm-backports) or pass --no-qemu10"
+    local text
+    text="# Written by postcopy-lab's scripts/provision.sh: Debian's backports, for QEMU 10.0 (unpacked
+# beside the distribution's QEMU, not installed). Backports are pinned at priority 100, so
+# nothing is installed or upgraded from here unless asked for by name.
+Types: deb
+URIs: $uri
+Suites: bookworm-backports
+Components: ${comps:-main}${signed:+
+Signed-By: $signed}
+"
+    say "adding bookworm-backports from $uri: $BACKPORTS_SOURCE"
+    if [ "$dry_run" = 1 ]; then
+      printf '%s' "$text" | sed 's/^/provision:   | /'
+    else
+      printf '%s' "$text" | as_root tee "$BACKPORTS_SOURCE" >/dev/null
+    fi
+  fi
+  # The lists, when apt does not know the suite yet (even if apt-get update ran above: that was
+  # before the suite was added).
+  if ! apt-cache policy qemu-system-x86 2>/dev/null | grep -q ' bookworm-backports/'; then
+    as_root apt-get update -qq
+  fi
+
+  local tmp
+  tmp="$(mktemp -d)"
+  # shellcheck disable=SC2064 # expand now: tmp is local
+  trap "rm -rf '$tmp'" EXIT
+  # apt downloads as the _apt user: let it write here (else it warns and downloads as root).
+  if [ "$(id -u)" = 0 ] && id _apt >/dev/null 2>&1; then chown _apt "$tmp"; fi
+  say "downloading ${QEMU10_PACKAGES[*]} from bookworm-backports"
+  if [ "$dry_run" = 1 ]; then
+    say "would run: apt-get download ${QEMU10_PACKAGES[*]/%//bookworm-backports} (in a temporary directory)"
+  else
+    (cd "$tmp" && apt-get download -q "${QEMU10_PACKAGES[@]/%//bookworm-backports}")
+  fi
+
+  local stage="$prefix/root.new" deb
+  say "unpacking into $prefix/root"
+  as_root rm -rf "$stage"
+  as_root mkdir -p "$stage"
+  for deb in "$tmp"/*.deb; do
+    [ -e "$deb" ] || continue
+    as_root dpkg-deb -x "$deb" "$stage"
+  done
+
+  # Shared libraries: the ones 10.0 needs that 7.2 did not (Depends of the .debs, from the
+  # machine's default suites; sonames are what matters, not the versions).
+  if [ "$dry_run" = 0 ]; then
+    local missing
+    missing="$(ldd "$stage/usr/bin/qemu-system-x86_64" | awk '/not found/ { print $1 }')"
+    if [ -n "$missing" ]; then
+      local deps=() d
+      for d in $(for deb in "$tmp"/*.deb; do dpkg-deb -f "$deb" Depends; done |
+        tr ',' '\n' | sed 's/|.*//; s/(.*)//; s/:any//; s/[[:space:]]//g' | sort -u); do
+        case " ${QEMU10_PACKAGES[*]} " in *" $d "*) continue ;; esac
+        installed "$d" || deps+=("$d")
+      done
+      say "missing shared libraries: $(echo "$missing" | tr '\n' ' ')"
+      [ ${#deps[@]} -gt 0 ] && { ensure_packages "${deps[@]}" || true; }
+      missing="$(ldd "$stage/usr/bin/qemu-system-x86_64" | awk '/not found/ { print $1 }')"
+      [ -z "$missing" ] || qemu10_fail "$stage/usr/bin/qemu-system-x86_64 needs $(echo "$missing" | tr '\n' ' ')and installing the Depends of the .debs (${deps[*]:-none missing}) did not provide them"
+    fi
+  else
+    say "would check the shared libraries with ldd (and install the missing Depends)"
+  fi
+  as_root rm -rf "$prefix/root"
+  as_root mv "$stage" "$prefix/root"
+
+  # The wrapper: the unpacked QEMU with its own modules and firmware; relocatable (it finds root/
+  # beside its own directory), and still right when called through a symlink.
+  cat >"$tmp/wrapper" <<'WRAPPER'
+#!/bin/sh
+# QEMU 10.0 from Debian's bookworm-backports, unpacked beside the distribution's QEMU by
+# postcopy-lab's scripts/provision.sh: its modules and firmware come from ../root, not /usr.
+root=$(dirname "$(readlink -f "$0")")/../root
+QEMU_MODULE_DIR="$root/usr/lib/x86_64-linux-gnu/qemu" exec "$root/usr/bin/qemu-system-x86_64" -L "$root/usr/share/qemu" -L "$root/usr/share/seabios" "$@"
+WRAPPER
+  if [ "$dry_run" = 1 ]; then
+    say "would write $bin (a wrapper: QEMU_MODULE_DIR and -L into $prefix/root)"
+  else
+    as_root mkdir -p "$prefix/bin"
+    as_root install -m 0755 "$tmp/wrapper" "$bin"
+  fi
+  rm -rf "$tmp"
+  trap - EXIT
+  if [ "$dry_run" = 0 ]; then
+    is_qemu10 "$bin" || qemu10_fail "$bin --version does not report 10.0: $("$bin" --version 2>&1 | head -n 1)"
+    say "QEMU 10.0 at $bin ($("$bin" --version | head -n 1)); the distribution's stays at $(command -v qemu-system-x86_64 || echo '(none)')"
+  fi
+}
+
+if [ "$qemu10" = 1 ]; then provision_qemu10; else say "QEMU 10.0 skipped (--no-qemu10)"; fi
 
 if [ "$mode" = lab-host ]; then
   # sch_netem (latency, jitter, loss) lives in linux-modules-extra on Ubuntu's generic kernels.

@@ -1,8 +1,12 @@
 /**
  * `postcopy-lab doctor`: what this machine can do, as a checklist with the exact fix for each
- * missing piece. runDoctor() probes (probe.ts); buildDoctorReport() turns a probe into checks
- * (pure, so a fabricated probe can be tested); formatDoctor() renders them.
+ * missing piece, and every QEMU installed with the accelerator it would run with. runDoctor()
+ * probes (probe.ts, probeQemus); buildDoctorReport() turns the probes into checks (pure, so
+ * fabricated probes can be tested); formatDoctor() renders them.
  */
+import { execa } from 'execa';
+import { installedQemus } from '../qemu/installed.js';
+import { findQemu } from '../qemu/launcher.js';
 import type { KernelProbe, QdiscKind } from './probe.js';
 import { probeKernel } from './probe.js';
 
@@ -20,9 +24,31 @@ export interface DoctorCheck {
 /** A fault kind of LinkFault, or `jitter` (netem as well). */
 export type KernelFaultName = 'latency' | 'jitter' | 'loss' | 'bandwidth' | 'blackhole' | 'cut' | 'down' | 'flap';
 
+/** One installed QEMU, as probed. */
+export interface QemuFound {
+  bin: string;
+  /** "7.2", "10.0". */
+  short: string;
+  /** The first line of `--version`. */
+  versionText: string;
+  /** The one on PATH: what `--backend qemu` runs without `--qemu`. */
+  isDefault: boolean;
+  /** Whether `-accel help` lists kvm (null: it could not be asked). */
+  kvmBuiltIn: boolean | null;
+}
+
+/** One installed QEMU and the accelerator a lab would run it with here. */
+export interface QemuListing extends QemuFound {
+  accel: 'kvm' | 'tcg';
+  /** Why TCG, when TCG. */
+  why?: string;
+}
+
 export interface DoctorReport {
   host: { kernel: string; distro: string };
   checks: DoctorCheck[];
+  /** Every QEMU found, oldest first. */
+  qemus: QemuListing[];
   kernelLink: {
     /** Namespaces and a veth pair can be made: `--link kernel` can start at all. */
     usable: boolean;
@@ -86,8 +112,15 @@ function fromResult(id: string, title: string, r: { ok: boolean | null; detail: 
   return { id, title, status: 'missing', detail: r.detail, fix };
 }
 
-/** Turn a probe into the doctor's checklist. Pure. */
-export function buildDoctorReport(p: KernelProbe): DoctorReport {
+/** KVM when this build has it and /dev/kvm opens; TCG otherwise, saying why. */
+function listQemu(p: KernelProbe, q: QemuFound): QemuListing {
+  if (q.kvmBuiltIn === false) return { ...q, accel: 'tcg', why: 'this build has no KVM accelerator' };
+  if (p.kvm.ok !== true) return { ...q, accel: 'tcg', why: p.kvm.detail };
+  return { ...q, accel: 'kvm' };
+}
+
+/** Turn the probes into the doctor's checklist. Pure. */
+export function buildDoctorReport(p: KernelProbe, qemus: QemuFound[] = []): DoctorReport {
   const f = family(p);
   const checks: DoctorCheck[] = [];
   checks.push(
@@ -128,17 +161,24 @@ export function buildDoctorReport(p: KernelProbe): DoctorReport {
     ? 'modprobe kvm_intel or modprobe kvm_amd (enable VT-x/AMD-V in firmware; inside a VM, enable nested virtualization); without it QEMU runs with TCG, slowly'
     : 'usermod -aG kvm $USER and log in again, or run as root; without it QEMU runs with TCG, slowly';
   checks.push({ ...fromResult('kvm', '/dev/kvm (QEMU backend)', p.kvm, kvmFix), ...(p.kvm.ok === false ? { status: 'warn' as const } : {}) });
-  checks.push(
-    p.tools.qemu.present
-      ? { id: 'qemu', title: 'qemu-system-x86_64 (QEMU backend)', status: 'ok', detail: p.tools.qemu.version ?? p.tools.qemu.path ?? 'present' }
-      : {
-          id: 'qemu',
-          title: 'qemu-system-x86_64 (QEMU backend)',
-          status: 'warn',
-          detail: 'not installed; the sim backend does not need it',
-          fix: install(f, 'qemu-system-x86', 'qemu-system-x86 (RHEL: qemu-kvm)'),
-        },
-  );
+  const listed = qemus.map((q) => listQemu(p, q));
+  const qemuTitle = 'qemu-system-x86_64 (QEMU backend)';
+  if (listed.length > 0) {
+    checks.push({ id: 'qemu', title: qemuTitle, status: 'ok', detail: `${listed.map((q) => q.short).join(', ')} (listed below)` });
+  } else {
+    checks.push({
+      id: 'qemu',
+      title: qemuTitle,
+      status: 'warn',
+      detail: p.tools.qemu.present
+        ? `${p.tools.qemu.path ?? 'qemu-system-x86_64'} is on PATH but does not report its version`
+        : 'not installed; the sim backend does not need it',
+      fix:
+        f === 'debian' || f === 'ubuntu'
+          ? 'apt-get install -y qemu-system-x86 (scripts/provision.sh --ci also unpacks QEMU 10.0 beside it on Debian 12)'
+          : install(f, 'qemu-system-x86', 'qemu-system-x86 (RHEL: qemu-kvm)'),
+    });
+  }
 
   const lo = p.leftovers;
   const stale = lo.namespaces.filter((n) => !n.active);
@@ -192,14 +232,37 @@ export function buildDoctorReport(p: KernelProbe): DoctorReport {
   return {
     host: { kernel: p.kernelRelease, distro: p.distro.prettyName || p.distro.id || 'unknown distribution' },
     checks,
+    qemus: listed,
     kernelLink: { usable, supported, unsupported },
     probe: p,
   };
 }
 
+/** Whether a QEMU binary was built with KVM (`-accel help` lists it); null if it cannot say. */
+async function kvmBuiltIn(bin: string): Promise<boolean | null> {
+  const r = await execa(bin, ['-accel', 'help'], { timeout: 10_000, reject: false });
+  if (r.exitCode !== 0) return null;
+  return String(r.stdout).split('\n').some((l) => l.trim() === 'kvm');
+}
+
+/** Every installed QEMU (src/qemu/installed.ts), with what doctor says about each. */
+export async function probeQemus(): Promise<QemuFound[]> {
+  const [found, onPath] = await Promise.all([installedQemus(), findQemu().catch(() => undefined)]);
+  return Promise.all(
+    found.map(async (q) => ({
+      bin: q.bin,
+      short: q.short,
+      versionText: q.version.text,
+      isDefault: q.bin === onPath,
+      kvmBuiltIn: await kvmBuiltIn(q.bin),
+    })),
+  );
+}
+
 /** Probe this machine and build the report. */
 export async function runDoctor(): Promise<DoctorReport> {
-  return buildDoctorReport(await probeKernel());
+  const [kernel, qemus] = await Promise.all([probeKernel(), probeQemus()]);
+  return buildDoctorReport(kernel, qemus);
 }
 
 const SYMBOL: Record<CheckStatus, string> = { ok: '✓', missing: '✗', warn: '!', skipped: '-' };
@@ -217,6 +280,17 @@ export function formatDoctor(report: DoctorReport, opts: { color: boolean }): st
     if (k.fix && k.status !== 'ok') lines.push(`    ${' '.repeat(width)}  ${c(DIM, 'fix:')} ${k.fix}`);
   }
   lines.push('');
+  if (report.qemus.length > 0) {
+    lines.push('QEMUs (--backend qemu runs the default; --qemu PATH picks another):');
+    const cols = (pick: (q: QemuListing) => string) => Math.max(...report.qemus.map((q) => pick(q).length));
+    const [wShort, wBin] = [cols((q) => q.short), cols((q) => q.bin)];
+    for (const q of report.qemus) {
+      const accel = q.accel === 'kvm' ? c(COLOR.ok, 'KVM') : c(COLOR.warn, 'TCG');
+      const tail = [q.isDefault ? 'default' : '', q.why ? `TCG: ${q.why}` : ''].filter(Boolean).join('; ');
+      lines.push(`  ${q.short.padEnd(wShort)}  ${accel}  ${q.bin.padEnd(wBin)}  ${q.versionText}${tail ? c(DIM, `  (${tail})`) : ''}`);
+    }
+    lines.push('');
+  }
   const kl = report.kernelLink;
   if (!kl.usable) {
     lines.push('Kernel link (--link kernel): not available here; the relay (--link relay, the default) works everywhere.');

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { buildDoctorReport, formatDoctor, netemFix } from '../../../src/kernel/doctor.js';
+import { buildDoctorReport, formatDoctor, netemFix, type QemuFound } from '../../../src/kernel/doctor.js';
 import type { KernelProbe } from '../../../src/kernel/probe.js';
 
 function probe(over: Partial<KernelProbe> = {}): KernelProbe {
@@ -55,7 +55,7 @@ describe('formatDoctor', () => {
         '  ! /dev/kvm (QEMU backend)              /dev/kvm does not exist',
         '                                         fix: modprobe kvm_intel or modprobe kvm_amd (enable VT-x/AMD-V in firmware; inside a VM, enable nested virtualization); without it QEMU runs with TCG, slowly',
         '  ! qemu-system-x86_64 (QEMU backend)    not installed; the sim backend does not need it',
-        '                                         fix: apt-get install -y qemu-system-x86',
+        '                                         fix: apt-get install -y qemu-system-x86 (scripts/provision.sh --ci also unpacks QEMU 10.0 beside it on Debian 12)',
         '  ! leftovers                            1 left by runs that did not clean up: pcl-old-src',
         '                                         fix: postcopy-lab cleanup',
         '',
@@ -112,5 +112,54 @@ describe('formatDoctor', () => {
     expect(netemFix(probe({ distro: { id: 'rocky', idLike: ['rhel', 'centos', 'fedora'], prettyName: 'Rocky' } }))).toMatch(/^dnf install -y kernel-modules-extra/);
     expect(netemFix(probe({ moduleTree: false, kernelRelease: '6.18.44-fc-v782' }))).toMatch(/no module tree \(\/lib\/modules\/6.18.44-fc-v782\).*CONFIG_NET_SCH_NETEM/);
     expect(netemFix(probe({ distro: { id: 'arch', idLike: [], prettyName: 'Arch' } }))).toMatch(/linux-modules-extra.*kernel-modules-extra/);
+  });
+});
+
+describe('doctor: the installed QEMUs', () => {
+  const q72: QemuFound = {
+    bin: '/usr/bin/qemu-system-x86_64',
+    short: '7.2',
+    versionText: 'QEMU emulator version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b3)',
+    isDefault: true,
+    kvmBuiltIn: true,
+  };
+  const q10: QemuFound = {
+    bin: '/opt/qemu-10.0/bin/qemu-system-x86_64',
+    short: '10.0',
+    versionText: 'QEMU emulator version 10.0.2 (Debian 1:10.0.2+ds-2+deb13u1~bpo12+1)',
+    isDefault: false,
+    kvmBuiltIn: true,
+  };
+  const kvmOk = { kvm: { ok: true, detail: '/dev/kvm opened read/write' } };
+
+  it('lists every QEMU, aligned, with its version, path, accelerator and which is the default', () => {
+    const text = formatDoctor(buildDoctorReport(probe(kvmOk), [q72, q10]), { color: false });
+    expect(text).toContain('  ✓ qemu-system-x86_64 (QEMU backend)    7.2, 10.0 (listed below)\n');
+    expect(text).toContain(
+      [
+        'QEMUs (--backend qemu runs the default; --qemu PATH picks another):',
+        '  7.2   KVM  /usr/bin/qemu-system-x86_64            QEMU emulator version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b3)  (default)',
+        '  10.0  KVM  /opt/qemu-10.0/bin/qemu-system-x86_64  QEMU emulator version 10.0.2 (Debian 1:10.0.2+ds-2+deb13u1~bpo12+1)',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('TCG, and why: no usable /dev/kvm, or a build without KVM', () => {
+    const r = buildDoctorReport(probe(), [q72, { ...q10, kvmBuiltIn: false }]);
+    expect(r.qemus.map((q) => [q.short, q.accel, q.why])).toEqual([
+      ['7.2', 'tcg', '/dev/kvm does not exist'],
+      ['10.0', 'tcg', 'this build has no KVM accelerator'],
+    ]);
+    const text = formatDoctor(r, { color: false });
+    expect(text).toMatch(/ {2}7\.2 {3}TCG {2}\/usr\/bin\/qemu-system-x86_64 +QEMU emulator version 7\.2\.22 .*\(default; TCG: \/dev\/kvm does not exist\)/);
+    expect(text).toMatch(/ {2}10\.0 {2}TCG .*\(TCG: this build has no KVM accelerator\)/);
+  });
+
+  it('none found: no list, and the check says how to install', () => {
+    const r = buildDoctorReport(probe(), []);
+    expect(r.qemus).toEqual([]);
+    expect(formatDoctor(r, { color: false })).not.toContain('QEMUs (');
+    expect(r.checks.find((c) => c.id === 'qemu')?.status).toBe('warn');
   });
 });
