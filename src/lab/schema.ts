@@ -128,6 +128,11 @@ export interface Lab {
    * version. A run on another refuses to start (src/lab/backend-fit.ts).
    */
   qemu: LabQemu | null;
+  /**
+   * Versions on which the run ends in a known failure (a QEMU bug the lab shows), and what it
+   * is: the run still fails (exit 1), and its message says this was expected.
+   */
+  expectedFailures: VersionNote[];
   setup: LabSetup;
   steps: LabStep[];
   /** Final conditions, all of which must hold. */
@@ -360,6 +365,7 @@ export const LAB_SCHEMA = strictObject(
     summary: text('a one-line summary', { nonEmpty: true }),
     backends: backends().optional(),
     qemu: qemuVersions().optional(),
+    'expected-failures': versionNotes().optional(),
     setup: SETUP,
     steps: list(STEP, 'a list of steps', 1),
     expect: list(condition(), 'a list of final conditions', 1),
@@ -413,6 +419,7 @@ export const LAB_SCHEMA = strictObject(
     summary: l.summary,
     backends: l.backends ?? ['sim'],
     qemu: l.qemu ?? null,
+    expectedFailures: l['expected-failures'] ?? [],
     setup: l.setup,
     steps: l.steps.map((s, index) => ({
       index,
