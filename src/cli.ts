@@ -15,7 +15,7 @@ import type { Link } from './types.js';
 import { EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, runDrill } from './commands/drill.js';
 import type { BackendKind, VmBackend } from './driver/backend.js';
 import { BACKEND_KINDS, makeBackend } from './driver/select-backend.js';
-import { backendProblem } from './lab/backend-fit.js';
+import { backendProblem, versionProblem } from './lab/backend-fit.js';
 import { QemuNotFoundError } from './qemu/launcher.js';
 import { stateDir } from './util/state-dir.js';
 import { parseDuration } from './lab/duration.js';
@@ -196,7 +196,10 @@ async function main(argv: string[]): Promise<number> {
       if (values.json) for (const l of labs) process.stdout.write(JSON.stringify(l) + '\n');
       else {
         const w = Math.max(...labs.map((l) => l.id.length));
-        for (const l of labs) process.stdout.write(`${chalk.bold(l.id.padEnd(w))}  ${l.summary}${l.backends.includes('qemu') ? '' : chalk.dim(' [sim only]')}\n`);
+        for (const l of labs) {
+          const where = l.backends.includes('qemu') ? (l.qemu ? ` [QEMU ${l.qemu}]` : '') : ' [sim only]';
+          process.stdout.write(`${chalk.bold(l.id.padEnd(w))}  ${l.summary}${chalk.dim(where)}\n`);
+        }
       }
       return EXIT_OK;
     }
@@ -299,7 +302,11 @@ async function backendFor(lab: Lab, kind: BackendKind, qemu: string | undefined)
   const problem = backendProblem(lab, kind);
   if (problem) throw new UsageError(problem);
   const forced = process.env.POSTCOPY_LAB_QEMU_ACCEL;
-  return makeBackend(kind, { qemu, accel: forced === 'kvm' || forced === 'tcg' ? forced : 'auto' });
+  const backend = await makeBackend(kind, { qemu, accel: forced === 'kvm' || forced === 'tcg' ? forced : 'auto' });
+  // The QEMU version (real, or the one the sim emulates) must be one the lab holds for.
+  const outOfRange = versionProblem(lab, backend);
+  if (outOfRange) throw new UsageError(outOfRange);
+  return backend;
 }
 
 async function runInteractive(labId: string | undefined, values: DrillFlags, argv: string[]): Promise<number> {

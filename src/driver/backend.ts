@@ -83,6 +83,8 @@ export interface VmBackend {
    * here. Never throws; a check that cannot run leaves the verdict null and says why.
    */
   verify(client: (side: Side) => QmpClient | null, ctx: BackendContext): Promise<void>;
+  /** A side's VM process was replaced by a fresh one (a lab's `vm` action): forget what the old one was doing. */
+  restarted?(side: Side): void;
   /** Lines of stderr that are noise for this backend (not logged as events). */
   quietStderr?(line: string): boolean;
 }

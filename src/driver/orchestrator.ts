@@ -80,30 +80,80 @@ export class Orchestrator {
     this.endpoints = await this.link.start();
     this.opts.onEvent({ kind: 'info', text: `link '${this.link.kind}' up; destination listens on ${fmt(this.endpoints.incoming.listen)}, source connects to ${fmt(this.endpoints.incoming.connect)}` });
     for (const side of ['source', 'destination'] as const) this.spawnVm(side);
-    await Promise.all(
-      [...this.vms.values()].map(async (vm) => {
-        const sock = this.qmpPath(vm.side);
-        const client = await Promise.race([
-          QmpClient.connect(sock, { retryUntilMs: this.backend.readyTimeoutMs, timeoutMs: 10_000 }),
-          vm.exit.then(() => {
-            throw new Error(`the ${vm.side} VM exited while starting: ${vm.stderrTail.slice(-3).join(' | ') || 'no output'}`);
-          }),
-        ]);
-        vm.qmp = client;
-        this.backend.attach(vm.side, client, this.context());
-        client.on('event', (ev: { event: string; data?: Record<string, unknown> }) => {
-          if (ev.event === 'MIGRATION' && typeof ev.data?.status === 'string') {
-            // Events see every state, even the brief ones polling would miss (postcopy-recover).
-            this.lastEventAt.set(vm.side, performance.now());
-            this.noteStatus(vm.side, ev.data.status as MigrationStatus);
-            return;
-          }
-          this.opts.onEvent({ kind: 'event', side: vm.side, text: `${ev.event}${ev.data ? ' ' + JSON.stringify(ev.data) : ''}`, data: ev });
-        });
-      }),
-    );
+    await Promise.all([...this.vms.values()].map((vm) => this.connect(vm)));
     await this.backend.ready?.(this.context());
     return this.endpoints;
+  }
+
+  /** Connect QMP to a freshly spawned VM and follow its events; throws if it exits first. */
+  private async connect(vm: VmHandle): Promise<void> {
+    const sock = this.qmpPath(vm.side);
+    const client = await Promise.race([
+      QmpClient.connect(sock, { retryUntilMs: this.backend.readyTimeoutMs, timeoutMs: 10_000 }),
+      vm.exit.then(() => {
+        throw new Error(`the ${vm.side} VM exited while starting: ${vm.stderrTail.slice(-3).join(' | ') || 'no output'}`);
+      }),
+    ]);
+    vm.qmp = client;
+    this.backend.attach(vm.side, client, this.context());
+    client.on('event', (ev: { event: string; data?: Record<string, unknown> }) => {
+      if (ev.event === 'MIGRATION' && typeof ev.data?.status === 'string') {
+        // Events see every state, even the brief ones polling would miss (postcopy-recover).
+        this.lastEventAt.set(vm.side, performance.now());
+        this.noteStatus(vm.side, ev.data.status as MigrationStatus);
+        return;
+      }
+      this.opts.onEvent({ kind: 'event', side: vm.side, text: `${ev.event}${ev.data ? ' ' + JSON.stringify(ev.data) : ''}`, data: ev });
+    });
+  }
+
+  /** Whether a side's VM process is running. */
+  running(side: Side): boolean {
+    return this.vms.get(side)?.alive ?? false;
+  }
+
+  /**
+   * Kill a side's VM process as an operator would (SIGKILL: no goodbye on the migration
+   * channel), and wait until it is gone. Not a death to report: it was asked for. A side
+   * already gone is left as it is.
+   */
+  async killVm(side: Side): Promise<void> {
+    const vm = this.vms.get(side);
+    if (!vm || this.stopped) return;
+    vm.stopping = true;
+    if (vm.alive) {
+      vm.qmp?.close();
+      vm.proc.kill('SIGKILL');
+      this.opts.onEvent({ kind: 'info', side, text: `the ${side} VM process was killed (SIGKILL), as asked` });
+    }
+    await vm.exit;
+  }
+
+  /**
+   * Start a fresh VM process for a side whose process is gone, with the same argv (for the
+   * destination that is a new `-incoming defer` VM waiting for migrate-incoming), and connect
+   * QMP to it. The link stays as it is; the side's state starts again from none.
+   */
+  async startVm(side: Side): Promise<void> {
+    if (this.stopped) throw new Error('the run has stopped');
+    if (this.vms.get(side)?.alive) throw new Error(`the ${side} VM is still running: kill it first (or restart it)`);
+    await this.vms.get(side)?.exit;
+    // The old process's socket file would answer nothing; the fresh one makes its own.
+    await rm(this.qmpPath(side), { force: true });
+    this.lastStatus.delete(side);
+    this.lastProgress.delete(side);
+    this.lastEventAt.delete(side);
+    if (this.stopped) throw new Error('the run has stopped');
+    this.backend.restarted?.(side);
+    this.spawnVm(side);
+    await this.connect(this.vms.get(side)!);
+    this.opts.onEvent({ kind: 'info', side, text: `a fresh ${side} VM process started (pid ${this.vms.get(side)!.proc.pid ?? '?'}) with the same command line` });
+  }
+
+  /** Kill a side's VM process (if it still runs) and start a fresh one. */
+  async restartVm(side: Side): Promise<void> {
+    await this.killVm(side);
+    await this.startVm(side);
   }
 
   qmpPath(side: Side): string {

@@ -157,6 +157,14 @@ export class QemuBackend implements VmBackend {
     client.executeOob = wrap(client.executeOob.bind(client));
   }
 
+  restarted(side: Side): void {
+    // A fresh destination waits for its own migrate-incoming; recovery counts stay (they are the run's).
+    if (side === 'destination') {
+      this.incomingListening = false;
+      this.destStatus = 'none';
+    }
+  }
+
   noteStatus(side: Side, from: MigrationStatus, to: MigrationStatus, ctx: BackendContext): void {
     const c = this.counters[side];
     if (side === 'destination') this.destStatus = to;

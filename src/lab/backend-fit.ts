@@ -3,7 +3,9 @@
  * declared `backends`), so it lives in the lab layer: the driver knows nothing of labs.
  */
 import type { BackendKind } from '../driver/backend.js';
-import type { Lab } from './schema.js';
+import { EMULATED_VERSIONS } from '../sim/versions.js';
+import { inRange } from './qemu-range.js';
+import type { Lab, LabStep } from './schema.js';
 
 /** The sim-only features a lab uses: `x-` capabilities, parameters and commands. */
 export function simOnlyFeatures(lab: Lab): string[] {
@@ -36,4 +38,35 @@ export function backendProblem(lab: Lab, backend: BackendKind): string | undefin
     return `${declared}${why}. Run it with --backend sim (the default).`;
   }
   return `${declared}. Run it with --backend ${lab.backends[0]}.`;
+}
+
+/**
+ * Why `lab` cannot run on a backend whose VMs are QEMU `version` (real, or emulated by the
+ * sim), in one sentence: which versions the lab holds for, and why; undefined when it can.
+ */
+export function versionProblem(lab: Lab, backend: { kind: BackendKind; qemuVersion: string }): string | undefined {
+  if (!lab.qemu || inRange(lab.qemu.range, backend.qemuVersion)) return undefined;
+  const range = lab.qemu.range.source;
+  const what = backend.kind === 'qemu' ? `this QEMU is ${backend.qemuVersion}` : `the sim emulates QEMU ${backend.qemuVersion}`;
+  const why = lab.qemu.because ? `: ${lab.qemu.because.replace(/[.\s]+$/, '')}` : '';
+  const emulable = EMULATED_VERSIONS.filter((v) => inRange(lab.qemu!.range, v));
+  const fix =
+    backend.kind === 'qemu'
+      ? 'pass --qemu with a QEMU in that range (postcopy-lab doctor lists the installed ones)'
+      : emulable.length
+        ? `run it with --emulate ${emulable[emulable.length - 1]}`
+        : `the sim emulates no version in that range (it emulates ${EMULATED_VERSIONS.join(' and ')})`;
+  return `lab '${lab.id}' holds for QEMU ${range} only and ${what}${why}; ${fix}.`;
+}
+
+/** The notes of `step` for QEMU `version`, in the order the lab gives them. */
+export function notesFor(step: Pick<LabStep, 'notes'>, version: string): string[] {
+  return step.notes.filter((n) => inRange(n.range, version)).map((n) => n.text.trim());
+}
+
+/** The step text a person reads on QEMU `version`: the text, then each note that applies. */
+export function stepTextFor(step: Pick<LabStep, 'text' | 'notes'>, version: string): string {
+  const notes = notesFor(step, version);
+  if (notes.length === 0) return step.text;
+  return `${step.text.trimEnd()}\n\n${notes.map((n) => `On QEMU ${version}: ${n}`).join('\n\n')}\n`;
 }

@@ -20,6 +20,13 @@ export function commandText(cmd: QmpCommand, oob: boolean): string {
   return `${oob ? 'exec-oob ' : ''}${cmd.execute}${args}`;
 }
 
+/** A `vm` action as an operator would say it. */
+const VM_OPERATION_WORDS: Record<Extract<LabAction, { type: 'vm' }>['do'], string> = {
+  kill: 'kill the VM process (SIGKILL)',
+  start: 'start a fresh VM process',
+  restart: 'kill the VM process if it still runs, and start a fresh one',
+};
+
 /** One lab action, with the run's addresses filled in. */
 export function describeAction(a: LabAction, vars: Readonly<Record<string, string>>): string {
   switch (a.type) {
@@ -29,6 +36,8 @@ export function describeAction(a: LabAction, vars: Readonly<Record<string, strin
       return `link: ${describeFault(a.fault)}`;
     case 'restore':
       return 'link: restore';
+    case 'vm':
+      return `${a.side}: ${VM_OPERATION_WORDS[a.do]}`;
     case 'wait':
       return `wait ${formatDuration(a.ms)}`;
     case 'wait-until':

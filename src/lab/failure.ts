@@ -46,6 +46,17 @@ export function vmDeathMeaning(side: Side, status: MigrationStatus, other: Migra
 }
 
 /**
+ * Whether a destination process that ended by itself is no loss to the run: it exited (not a
+ * crash: no signal) while neither side was in postcopy, so the guest runs on the source as it
+ * always did. QEMU's destination does this whenever its incoming precopy fails ("load of
+ * migration failed", exit 1); the operator starts a fresh one, and so does a lab (`vm` action).
+ */
+export function destinationExitIsHarmless(side: Side, info: { signal: string | null }, status: MigrationStatus, other: MigrationStatus): boolean {
+  const postcopy = (s: MigrationStatus) => s.startsWith('postcopy');
+  return side === 'destination' && info.signal === null && !postcopy(status) && !postcopy(other) && other !== 'completed' && status !== 'completed';
+}
+
+/**
  * The sentence for a source that switched to postcopy and paused while the destination failed
  * before it ever ran the guest: the device state was still loading.
  */

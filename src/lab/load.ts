@@ -234,6 +234,8 @@ export interface LabListing {
   summary: string;
   path: string;
   backends: Backend[];
+  /** The QEMU versions the lab holds for (">=8.2"); absent: every version. */
+  qemu?: string;
 }
 
 async function labFiles(dir: string): Promise<string[]> {
@@ -251,7 +253,7 @@ export async function listLabs(dir: string, opts: { onError?: (e: LabError) => v
     const path = join(dir, name);
     try {
       const lab = await loadLab(path);
-      out.push({ id: lab.id, title: lab.title, summary: lab.summary, path, backends: lab.backends });
+      out.push({ id: lab.id, title: lab.title, summary: lab.summary, path, backends: lab.backends, ...(lab.qemu ? { qemu: lab.qemu.range.source } : {}) });
     } catch (e) {
       if (e instanceof LabError && opts.onError) opts.onError(e);
       else throw e;

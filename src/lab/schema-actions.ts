@@ -74,10 +74,12 @@ export const linkFault = () =>
   });
 
 // ---------------------------------------------------------------------------------------------
-// Actions: a mapping whose one action key (qmp, link, wait, wait-until) says what it is.
+// Actions: a mapping whose one action key (qmp, link, vm, wait, wait-until) says what it is.
 
 export const SIDES = ['source', 'destination'] as const satisfies readonly Side[];
-export const ACTION_KEYS = ['qmp', 'link', 'wait', 'wait-until'] as const;
+export const ACTION_KEYS = ['qmp', 'link', 'vm', 'wait', 'wait-until'] as const;
+/** What an operator does to a VM process: kill it (SIGKILL), start a fresh one, or both. */
+export const VM_OPERATIONS = ['kill', 'start', 'restart'] as const;
 const ACTION_EXPECTED = `an action: a mapping with one of ${ACTION_KEYS.join(', ')}`;
 
 /** Reports each `${name}` in QMP arguments that is not a template variable, on its own path. */
@@ -121,6 +123,13 @@ const QMP_ACTION = strictObject(
   'a qmp action',
 );
 const LINK_ACTION = strictObject({ link: z.unknown() }, 'a link action');
+const VM_ACTION = strictObject(
+  {
+    vm: oneOf(SIDES, 'the side whose VM process to act on:'),
+    do: oneOf(VM_OPERATIONS, 'what to do to the process:'),
+  },
+  'a vm action like { vm: destination, do: restart }',
+);
 const WAIT_ACTION = strictObject({ wait: duration() }, 'a wait action');
 const WAIT_UNTIL_ACTION = strictObject({ 'wait-until': condition(), timeout: duration().optional() }, 'a wait-until action');
 
@@ -181,6 +190,10 @@ export const action = () =>
         }
         const fault = delegate(linkFault(), value, ctx, ['link']);
         return fault === z.NEVER ? z.NEVER : { type: 'link', fault };
+      }
+      case 'vm': {
+        const a = delegate(VM_ACTION, v, ctx);
+        return a === z.NEVER ? z.NEVER : { type: 'vm', side: a.vm, do: a.do };
       }
       case 'wait': {
         const a = delegate(WAIT_ACTION, v, ctx);

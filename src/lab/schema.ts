@@ -14,6 +14,7 @@ import { findTemplateVariables, knownTemplateNames, PARAM_PREFIX } from './templ
 import { suggest, didYouMean, type PathKey, FieldError, expectedGot, leaf, text, oneOf, numberIn, duration, SIZE_EXPECTED, toSize, size, list, plainObject, strictObject, DEFAULT_TIMEOUT_MS } from './schema-fields.js';
 import { toCondition, condition } from './snapshot-fields.js';
 import { action, checkTemplates, linkFault } from './schema-actions.js';
+import { parseRange, QemuRangeError, RANGE_EXPECTED, type QemuRange } from './qemu-range.js';
 import { HOLD_PARAMETER_NAMES, type HoldParameter, type LabHold } from './hold.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -79,14 +80,34 @@ export type LabAction =
     }
   | { type: 'link'; fault: LinkFault }
   | { type: 'restore' }
+  /**
+   * An operator's hand on a VM process: `kill` (SIGKILL, not reported as a death), `start` a
+   * fresh one with the same command line (the destination waits for migrate-incoming; the lab's
+   * capabilities and parameters are set again), or `restart` (kill if running, then start).
+   */
+  | { type: 'vm'; side: Side; do: 'kill' | 'start' | 'restart' }
   | { type: 'wait'; ms: number }
   | { type: 'wait-until'; condition: Condition; timeoutMs: number };
+
+/** The QEMU versions a lab holds for, and (optionally) why the others differ. */
+export interface LabQemu {
+  range: QemuRange;
+  because?: string;
+}
+
+/** Text for the versions a range names: shown with the step when the QEMU in use is one of them. */
+export interface VersionNote {
+  range: QemuRange;
+  text: string;
+}
 
 export interface LabStep {
   /** 0-based position in the lab. */
   index: number;
   title: string;
   text: string;
+  /** What some QEMU versions do differently here (src/lab/qemu-range.ts); may be empty. */
+  notes: VersionNote[];
   /** At least one, revealed one at a time. */
   hints: string[];
   actions: LabAction[];
@@ -102,6 +123,16 @@ export interface Lab {
   title: string;
   summary: string;
   backends: Backend[];
+  /**
+   * The QEMU versions the lab holds for (real QEMU's, or the one the sim emulates); null: every
+   * version. A run on another refuses to start (src/lab/backend-fit.ts).
+   */
+  qemu: LabQemu | null;
+  /**
+   * Versions on which the run ends in a known failure (a QEMU bug the lab shows), and what it
+   * is: the run still fails (exit 1), and its message says this was expected.
+   */
+  expectedFailures: VersionNote[];
   setup: LabSetup;
   steps: LabStep[];
   /** Final conditions, all of which must hold. */
@@ -244,10 +275,64 @@ const hold = () =>
     return { while: cond, parameters };
   });
 
+const QEMU_EXPECTED = `${RANGE_EXPECTED}, or { versions: ">=10.0", because: "why the others differ" }`;
+
+function toRange(v: unknown, subPath: PathKey[] = []): QemuRange {
+  if (typeof v !== 'string') throw new FieldError(expectedGot(RANGE_EXPECTED, v), subPath);
+  try {
+    return parseRange(v);
+  } catch (e) {
+    if (e instanceof QemuRangeError) throw new FieldError(e.message, subPath);
+    throw e;
+  }
+}
+
+/**
+ * `qemu: ">=8.2"`, or with the reason a refused run is told:
+ * `qemu: { versions: ">=10.0", because: "QEMU 7.2's source ..." }` (src/lab/qemu-range.ts).
+ */
+const qemuVersions = () =>
+  leaf(QEMU_EXPECTED, (v): LabQemu => {
+    if (typeof v === 'string') return { range: toRange(v) };
+    if (!plainObject(v)) throw new FieldError(expectedGot(QEMU_EXPECTED, v));
+    for (const k of Object.keys(v)) {
+      if (k !== 'versions' && k !== 'because') throw new FieldError(`unknown field '${k}'${didYouMean(k, ['versions', 'because'])}`, [k], { unknownKey: true });
+    }
+    if (v['versions'] === undefined) throw new FieldError(`required field is missing (expected ${RANGE_EXPECTED})`, ['versions']);
+    const because = v['because'];
+    if (because !== undefined && (typeof because !== 'string' || because.trim() === '')) {
+      throw new FieldError(expectedGot('a sentence saying why other versions differ', because), ['because']);
+    }
+    return { range: toRange(v['versions'], ['versions']), ...(because !== undefined ? { because: because.trim() } : {}) };
+  });
+
+const NOTES_EXPECTED = 'a mapping of QEMU version range to text, like { "<9.1": "QEMU 7.2 stays in postcopy-recover ..." }';
+
+/** `notes:` on a step: each key a range, each value the text for those versions. */
+const versionNotes = () =>
+  leaf(NOTES_EXPECTED, (v): VersionNote[] => {
+    if (!plainObject(v)) throw new FieldError(expectedGot(NOTES_EXPECTED, v));
+    const out: VersionNote[] = [];
+    for (const [k, value] of Object.entries(v)) {
+      let range: QemuRange;
+      try {
+        range = parseRange(k);
+      } catch (e) {
+        if (e instanceof QemuRangeError) throw new FieldError(`a note's key is a version range: ${e.message}`, [k]);
+        throw e;
+      }
+      if (typeof value !== 'string' || value.trim() === '') throw new FieldError(expectedGot(`the text of the note for QEMU ${k}`, value), [k]);
+      out.push({ range, text: value });
+    }
+    if (out.length === 0) throw new FieldError(`expected ${NOTES_EXPECTED}, got an empty mapping (leave notes out instead)`);
+    return out;
+  });
+
 const STEP = strictObject(
   {
     title: text('a step title', { nonEmpty: true }),
     text: text('the step text'),
+    notes: versionNotes().optional(),
     hints: list(text('a hint', { nonEmpty: true }), 'a list of hints', 1),
     do: list(action(), 'a list of actions').optional(),
     until: condition(),
@@ -258,6 +343,7 @@ const STEP = strictObject(
 ).superRefine((step, ctx) => {
   // Hints and text show the addresses too: a misspelt placeholder would reach the person as is.
   checkTemplates(step.text, ['text'], ctx);
+  for (const n of step.notes ?? []) checkTemplates(n.text, ['notes'], ctx);
   checkTemplates(step.hints, ['hints'], ctx);
 });
 
@@ -278,6 +364,8 @@ export const LAB_SCHEMA = strictObject(
     title: text('a title', { nonEmpty: true }),
     summary: text('a one-line summary', { nonEmpty: true }),
     backends: backends().optional(),
+    qemu: qemuVersions().optional(),
+    'expected-failures': versionNotes().optional(),
     setup: SETUP,
     steps: list(STEP, 'a list of steps', 1),
     expect: list(condition(), 'a list of final conditions', 1),
@@ -330,11 +418,14 @@ export const LAB_SCHEMA = strictObject(
     title: l.title,
     summary: l.summary,
     backends: l.backends ?? ['sim'],
+    qemu: l.qemu ?? null,
+    expectedFailures: l['expected-failures'] ?? [],
     setup: l.setup,
     steps: l.steps.map((s, index) => ({
       index,
       title: s.title,
       text: s.text,
+      notes: s.notes ?? [],
       hints: s.hints,
       actions: s.do ?? [],
       until: s.until,

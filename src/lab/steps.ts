@@ -29,6 +29,8 @@ export interface StepPorts {
   sendQmp(side: Side, cmd: QmpCommand, opts: { oob: boolean }): Promise<unknown>;
   applyLink(fault: LinkFault): Promise<void>;
   restoreLink(): Promise<void>;
+  /** Kill, start or restart a side's VM process (a lab's `vm` action). */
+  vm(side: Side, op: 'kill' | 'start' | 'restart'): Promise<void>;
   /** The backend's check of the destination's memory; a snapshot with its verdict follows. */
   verify(): Promise<void>;
   /** The run's addresses (`incoming.listen` ...) for the lab's templates. */
@@ -182,6 +184,13 @@ export class StepEngine {
         return this.ports.applyLink(a.fault);
       case 'restore':
         return this.ports.restoreLink();
+      case 'vm':
+        try {
+          return await this.ports.vm(a.side, a.do);
+        } catch (e) {
+          if (e instanceof RunFailure) throw e;
+          throw new RunFailure(`step ${step.index + 1} '${step.title}': ${a.do} the ${a.side} VM: ${(e as Error).message}`, 'error', { step: step.index + 1, stepTitle: step.title });
+        }
       case 'wait':
         return this.feed.sleep(a.ms);
       case 'wait-until':

@@ -1,8 +1,10 @@
 /**
  * Real QEMU drills through the CLI, as a person or CI runs them:
- *   node bin/postcopy-lab.js drill <lab> --backend qemu --json --no-record
- * postcopy-basics, link-cut-recovery and blackhole over the relay, link-cut-recovery over the
- * kernel link (when it works here), and the refusal of a sim-only lab.
+ *   node bin/postcopy-lab.js drill <lab> --qemu <bin> --json --no-record
+ * The QEMU lab matrix: every lab that declares the qemu backend, on every installed QEMU in its
+ * `qemu:` range (test/helpers/qemus.ts), over the relay: each passes, or fails exactly as the lab
+ * declares for that version (`expected-failures`); a QEMU outside a lab's range is refused.
+ * Then link-cut-recovery over the kernel link (when it works here), and the backend refusals.
  *
  * KVM when /dev/kvm is usable, else TCG (the backend shrinks the guest itself; forced with
  * POSTCOPY_LAB_QEMU_ACCEL). Skips, saying why, only when QEMU cannot run here at all.
@@ -12,9 +14,13 @@ import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { findQemu, qemuVersion } from '../../../src/qemu/launcher.js';
+import { listLabs, loadLab } from '../../../src/lab/load.js';
+import { inRange } from '../../../src/lab/qemu-range.js';
+import { NO_QEMU, QEMUS } from '../../helpers/qemus.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const CLI = fileURLToPath(new URL('../../../bin/postcopy-lab.js', import.meta.url));
+const LABS_DIR = fileURLToPath(new URL('../../../labs/', import.meta.url));
 
 async function probeQemu(): Promise<string | undefined> {
   try {
@@ -51,7 +57,13 @@ interface JsonLine {
   [k: string]: unknown;
 }
 
-async function drill(lab: string, extra: string[] = []): Promise<{ code: number; lines: JsonLine[]; stderr: string }> {
+interface DrillResult {
+  code: number;
+  lines: JsonLine[];
+  stderr: string;
+}
+
+async function drill(lab: string, extra: string[] = []): Promise<DrillResult> {
   const r = await execa('node', [CLI, 'drill', lab, '--backend', 'qemu', '--json', '--no-record', '--timeout', '150', ...extra], {
     cwd: ROOT,
     reject: false,
@@ -83,42 +95,48 @@ function explain(r: { code: number; lines: JsonLine[]; stderr: string }): string
   return `exit ${r.code}; ${JSON.stringify(s?.failure ?? null)}; stderr: ${r.stderr.slice(-500)}; last events: ${texts(r.lines).slice(-12).join(' | ')}`;
 }
 
-describe.skipIf(qemuSkip !== undefined).sequential(`QEMU drills${qemuSkip ? ` (skipped: ${qemuSkip})` : ''}`, () => {
-  it('postcopy-basics: precopy does not converge, postcopy finishes, memory verified', { timeout: 180_000 }, async () => {
-    const r = await drill('postcopy-basics');
-    expect(r.code, explain(r)).toBe(0);
-    const s = summary(r.lines);
-    expect(s.ok).toBe(true);
-    expect(s.verified).toBe(true);
+/** Every lab that declares the qemu backend, with the QEMUs here it holds for and those it does not. */
+const LABS = (await listLabs(LABS_DIR)).filter((l) => l.backends.includes('qemu'));
+const labsByQemu = await Promise.all(
+  QEMUS.map(async (q) => {
+    const labs = await Promise.all(LABS.map((l) => loadLab(l.path)));
+    return {
+      qemu: q,
+      inRange: labs.filter((l) => !l.qemu || inRange(l.qemu.range, q.short)),
+      outOfRange: labs.filter((l) => l.qemu && !inRange(l.qemu.range, q.short)),
+    };
+  }),
+);
+
+/** What each lab must also show, beyond passing (or failing as it declares). */
+const CHECKS: Record<string, (r: DrillResult) => void> = {
+  'postcopy-basics': (r) => {
     const ev = texts(r.lines);
     expect(ev.some((t) => t.includes('QEMU backend: QEMU emulator version'))).toBe(true);
-    expect(ev.some((t) => /^source: active -> postcopy-active/.test(t))).toBe(true);
+    expect(ev.some((t) => /^source: (active|device) -> postcopy-active/.test(t))).toBe(true);
     expect(ev.some((t) => /^destination: memory verified \(pmemsave/.test(t))).toBe(true);
     const snap = lastSnapshot(r.lines);
-    expect(snap.source.status).toBe('completed');
-    expect(snap.destination.status).toBe('completed');
     expect(snap.source.ram?.['postcopy-requests']).toBeGreaterThanOrEqual(20);
     expect(snap.source.ram?.['dirty-sync-count']).toBeGreaterThanOrEqual(2);
-  });
-
-  it('link-cut-recovery over the relay: both sides pause, one recovery, memory verified', { timeout: 180_000 }, async () => {
-    const r = await drill('link-cut-recovery');
-    expect(r.code, explain(r)).toBe(0);
-    const s = summary(r.lines);
-    expect(s.verified).toBe(true);
-    expect(s.recoveries).toBe(1);
+  },
+  'precopy-failure': (r) => {
+    // QEMU's destination exits after the failed incoming precopy (unless the lab's restart
+    // kills it first, when the step ends before it has), and the lab starts a fresh one.
+    const ev = texts(r.lines);
+    const exited = ev.some((t) => /^destination: the destination VM process exited \(exit code 1\): QEMU's destination exits/.test(t));
+    const killed = ev.some((t) => /^destination: the destination VM process was killed \(SIGKILL\), as asked/.test(t));
+    expect(exited || killed, ev.join('\n')).toBe(true);
+    expect(ev.filter((t) => /^destination: a fresh destination VM process started/.test(t))).toHaveLength(1);
+  },
+  'link-cut-recovery': (r) => {
+    expect(summary(r.lines).recoveries).toBe(1);
     const ev = texts(r.lines);
     expect(ev).toContain('source: postcopy-active -> postcopy-paused');
     expect(ev).toContain('destination: postcopy-active -> postcopy-paused');
     expect(ev.some((t) => /^destination: .*postcopy-recover -> postcopy-active/.test(t))).toBe(true);
-  });
-
-  it('blackhole over the relay: nothing fails until migrate-pause, then recovery, memory verified', { timeout: 180_000 }, async () => {
-    const r = await drill('blackhole');
-    expect(r.code, explain(r)).toBe(0);
-    const s = summary(r.lines);
-    expect(s.verified).toBe(true);
-    expect(s.recoveries).toBeGreaterThanOrEqual(1);
+  },
+  blackhole: (r) => {
+    expect(summary(r.lines).recoveries).toBeGreaterThanOrEqual(1);
     const ev = texts(r.lines);
     // Nothing paused by itself under the blackhole: no paused state between the fault and
     // the step that runs migrate-pause.
@@ -127,6 +145,51 @@ describe.skipIf(qemuSkip !== undefined).sequential(`QEMU drills${qemuSkip ? ` (s
     expect(from).toBeGreaterThanOrEqual(0);
     expect(to).toBeGreaterThan(from);
     expect(ev.slice(from, to).filter((t) => t.includes('-> postcopy-paused'))).toEqual([]);
+  },
+  'double-failure': (r) => {
+    expect(summary(r.lines).recoveries).toBeGreaterThanOrEqual(1);
+  },
+};
+
+/** The failures a lab declares for a version (qemu-recover-hang on 7.2: the destination's crash). */
+const EXPECTED_FAILURE_CHECKS: Record<string, (r: DrillResult) => void> = {
+  'qemu-recover-hang': (r) => {
+    const f = summary(r.lines).failure as { reason: string; message: string };
+    expect(f.reason).toBe('vm-died');
+    expect(f.message).toMatch(/^the destination VM process died \(killed by SIGSEGV\)/);
+  },
+};
+
+describe.skipIf(NO_QEMU !== undefined)(`the QEMU lab matrix${NO_QEMU ? ` (skipped: ${NO_QEMU})` : ''}`, () => {
+  describe.each(labsByQemu)('QEMU $qemu.short ($qemu.bin)', ({ qemu, inRange: labs, outOfRange }) => {
+    it.each(labs.map((l) => ({ lab: l, id: l.id })))('$id', { timeout: 180_000 }, async ({ lab }) => {
+      const r = await drill(lab.id, ['--qemu', qemu.bin]);
+      const known = lab.expectedFailures.filter((n) => inRange(n.range, qemu.short));
+      if (known.length) {
+        expect(r.code, explain(r)).toBe(1);
+        const f = summary(r.lines).failure as { message: string };
+        expect(f.message).toContain(`This is the failure the lab expects on QEMU ${qemu.short}`);
+        EXPECTED_FAILURE_CHECKS[lab.id]?.(r);
+        return;
+      }
+      expect(r.code, explain(r)).toBe(0);
+      const s = summary(r.lines);
+      expect(s.ok).toBe(true);
+      expect(s.verified).toBe(true);
+      const snap = lastSnapshot(r.lines);
+      expect(snap.source.status).toBe('completed');
+      expect(snap.destination.status).toBe('completed');
+      CHECKS[lab.id]?.(r);
+    });
+
+    it.skipIf(outOfRange.length === 0)(`refuses the labs that do not hold for ${qemu.short}, saying why, exit 2`, async () => {
+      for (const lab of outOfRange) {
+        const r = await execa('node', [CLI, 'drill', lab.id, '--qemu', qemu.bin, '--no-record'], { cwd: ROOT, reject: false });
+        expect(r.exitCode).toBe(2);
+        expect(r.stderr).toContain(`lab '${lab.id}' holds for QEMU ${lab.qemu!.range.source} only and this QEMU is ${qemu.short}`);
+        expect(r.stdout).toBe('');
+      }
+    });
   });
 
   it.skipIf(kernelSkip !== undefined)(`link-cut-recovery over the kernel link${kernelSkip ? ` (skipped: ${kernelSkip})` : ''}`, { timeout: 180_000 }, async () => {

@@ -187,12 +187,12 @@ describe('loadLabText: errors name file, line, column, field and what was expect
     [
       'an unknown action key',
       withLine(28, '      - kill: destination'),
-      `${FILE}:28:9: steps[1].do[1].kill: unknown action 'kill' (an action is one of qmp, link, wait, wait-until)`,
+      `${FILE}:28:9: steps[1].do[1].kill: unknown action 'kill' (an action is one of qmp, link, vm, wait, wait-until)`,
     ],
     [
       'two actions in one item',
       withLine(28, '      - { wait: 2s, link: restore }'),
-      `${FILE}:28:9: steps[1].do[1]: an action has exactly one of qmp, link, wait, wait-until; this one has link and wait (make each its own list item)`,
+      `${FILE}:28:9: steps[1].do[1]: an action has exactly one of qmp, link, vm, wait, wait-until; this one has link and wait (make each its own list item)`,
     ],
     [
       'a condition path that is not in the Snapshot',

@@ -87,6 +87,7 @@ function setup(reply: (s: Sent) => unknown = () => ({})) {
     },
     applyLink: async () => {},
     restoreLink: async () => {},
+    vm: async () => {},
     verify: async () => {},
     vars: () => ({ 'incoming.listen': 'tcp:127.0.0.1:4444' }),
   };
@@ -142,6 +143,7 @@ describe('StepEngine', () => {
       sendQmp: async () => ({}),
       applyLink: async () => {},
       restoreLink: async () => {},
+      vm: async () => {},
       verify: async () => {},
       vars: () => ({}),
     });
