@@ -77,8 +77,8 @@ describe.skipIf(NO_QEMU)('fidelity: each QEMU and the sim emulating it', () => {
           const { real, sim } = pair(q, lab);
           const [r, s] = await Promise.all([real, sim]);
           expect(s.code, `drill ${lab} --emulate ${q.short}: ${s.stderr.slice(-600)}`).toBe(0);
-          expect(s.seq.source, `source: sim --emulate ${q.short} vs ${q.version.text}`).toEqual(r.seq.source);
-          expect(s.seq.destination, `destination: sim --emulate ${q.short} vs ${q.version.text}`).toEqual(r.seq.destination);
+          // Both sides in one comparison, so a failure shows every difference at once.
+          expect(s.seq, `state sequences: sim --emulate ${q.short} (received) vs ${q.version.text} (expected)`).toEqual(r.seq);
         });
       });
     }
