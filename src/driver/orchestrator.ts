@@ -9,6 +9,7 @@ import { execa, type ResultPromise } from 'execa';
 import { QmpClient } from '../qmp/client.js';
 import type { LabEvent, Link, LinkEndpoints, LinkSnapshot, MigrationStatus, Side, SideSnapshot, Snapshot } from '../types.js';
 import type { BackendContext, GuestSpec, SideReading, VmBackend } from './backend.js';
+import { notAStateChange } from './migration-events.js';
 import { SimBackend } from './sim-backend.js';
 import { makeRuntimeDir } from '../util/runtime-dir.js';
 
@@ -98,6 +99,12 @@ export class Orchestrator {
     this.backend.attach(vm.side, client, this.context());
     client.on('event', (ev: { event: string; data?: Record<string, unknown> }) => {
       if (ev.event === 'MIGRATION' && typeof ev.data?.status === 'string') {
+        // Some MIGRATION events change no state (migration-events.ts): log them as events.
+        const notState = notAStateChange(vm.side, this.status(vm.side), ev.data.status as MigrationStatus);
+        if (notState) {
+          this.opts.onEvent({ kind: 'event', side: vm.side, text: notState, data: ev });
+          return;
+        }
         // Events see every state, even the brief ones polling would miss (postcopy-recover).
         this.lastEventAt.set(vm.side, performance.now());
         this.noteStatus(vm.side, ev.data.status as MigrationStatus);
