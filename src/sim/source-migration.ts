@@ -37,7 +37,7 @@ export class SourceMigration {
   recoveryAttempts = 0;
   resent = 0;
   /** auto-converge / dirty-limit: the trigger state and the throttle set (src/sim/throttle.ts). */
-  readonly throttle = new ThrottleState();
+  readonly throttle = new ThrottleState(performance.now());
   /** The destination's verdict (MIG_RP_MSG_SHUT). */
   verdict: Record<string, unknown> | null = null;
 

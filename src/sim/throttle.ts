@@ -71,10 +71,15 @@ export class ThrottleState {
   dirtyLimitActive = false;
   /** Triggers so far (how often the throttle went up). */
   triggers = 0;
-  private periodStart: number | null = null;
+  private periodStart: number;
   private dirtyPagesPeriod = 0;
   private bytesXferPrev = 0;
   private highCount = 0;
+
+  /** `now`: the migration's start (QEMU's first period starts at the setup sync). */
+  constructor(now: number) {
+    this.periodStart = now;
+  }
 
   /**
    * migration_bitmap_sync: `newDirtyPages` pages joined the migration bitmap at this sync,
@@ -88,7 +93,6 @@ export class ThrottleState {
     mode: { autoConverge: boolean; dirtyLimit: boolean },
     p: ThrottleParams,
   ): ThrottleAction {
-    this.periodStart ??= now;
     this.dirtyPagesPeriod += newDirtyPages;
     if (now <= this.periodStart + THROTTLE_PERIOD_MS) return null;
     let action: ThrottleAction = null;
