@@ -7,6 +7,7 @@ import type { MigrationStatus, PagesInfo, RamStats } from '../types.js';
 import { Bitmap } from './bitmap.js';
 import { isFinished } from './states.js';
 import { pageMap, RateMeter } from './stats.js';
+import { ThrottleState } from './throttle.js';
 
 export class SourceMigration {
   /** Pages still to send in this pass (precopy) or at all (postcopy). */
@@ -35,6 +36,8 @@ export class SourceMigration {
   recoveries = 0;
   recoveryAttempts = 0;
   resent = 0;
+  /** auto-converge / dirty-limit: the trigger state and the throttle set (src/sim/throttle.ts). */
+  readonly throttle = new ThrottleState(performance.now());
   /** The destination's verdict (MIG_RP_MSG_SHUT). */
   verdict: Record<string, unknown> | null = null;
 
@@ -161,6 +164,8 @@ export class SourceMigration {
       'setup-time': Math.round(this.setupTime),
       ram,
     };
+    // QEMU reports the throttle only while it is active (populate_ram_info: cpu_throttle_active()).
+    if (this.throttle.pct > 0) out['cpu-throttle-percentage'] = this.throttle.pct;
     if (this.downtime) out.downtime = Math.round(this.downtime);
     else if (status === 'active') out['expected-downtime'] = Math.round(this.bandwidthEstimate ? (remaining * this.pageSize) / this.bandwidthEstimate : 0);
     if (errorDesc && (status === 'failed' || status === 'postcopy-paused')) out['error-desc'] = errorDesc;

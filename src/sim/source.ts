@@ -16,6 +16,7 @@ import { Bitmap } from './bitmap.js';
 import { Channel, socketErrorText } from './channel.js';
 import { PageSender, type SenderHost } from './page-sender.js';
 import { SourceMigration } from './source-migration.js';
+import { stopThrottle, syncThrottle } from './throttle.js';
 import { sourceCommands } from './source-qmp.js';
 import { isFinished, isPaused, isPostcopy } from './states.js';
 import { SimVm, type VmOptions } from './vm.js';
@@ -214,6 +215,7 @@ export class SourceVm extends SimVm implements SenderHost {
       this.sendEof();
       return;
     }
+    syncThrottle(this, m.throttle, now, this.dirty.count, m.transferred);
     m.takeDirty(this.dirty, 'replace');
     m.cursor = 0;
     m.passStart = now;
@@ -292,6 +294,7 @@ export class SourceVm extends SimVm implements SenderHost {
         m.totalTime = performance.now() - m.startedAt;
         if (m.completingPrecopy) m.downtime = performance.now() - m.downtimeStart;
         if (msg.result.verified !== true) this.log(`destination reports verification failure: ${JSON.stringify(msg.result)}`);
+        stopThrottle(this, m.throttle);
         this.setStatus('completed');
         this.setRunState('postmigrate');
         this.closeChannels((ch) => ch.end());
@@ -331,6 +334,7 @@ export class SourceVm extends SimVm implements SenderHost {
 
   /** Precopy aborted: the source still owns the guest, so it runs on here. */
   private restartAfterAbort(): void {
+    stopThrottle(this, this.m.throttle);
     this.m.completingPrecopy = false;
     this.m.postcopyRequested = false;
     if (this.runState !== 'running') this.startGuest();

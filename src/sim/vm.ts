@@ -8,6 +8,7 @@ import { QmpError } from '../qmp/error.js';
 import type { QmpCommandDef } from '../qmp/server.js';
 import { checkTransition, isInProgress } from './states.js';
 import { DEFAULT_EMULATED_VERSION, traitsOf, type EmulatedVersion, type VersionTraits } from './versions.js';
+import { THROTTLE_DEFAULTS } from './throttle.js';
 import { Guest, type MemoryHooks, type WorkloadSpec } from './workload.js';
 
 export interface VmOptions {
@@ -20,7 +21,16 @@ export interface VmOptions {
 }
 
 /** Capabilities QEMU has (and the sim models), plus ours with the x- prefix. */
-export const CAPABILITIES = ['postcopy-ram', 'postcopy-preempt', 'return-path', 'events', 'postcopy-blocktime', 'x-recovery-walk'] as const;
+export const CAPABILITIES = [
+  'postcopy-ram',
+  'postcopy-preempt',
+  'return-path',
+  'events',
+  'postcopy-blocktime',
+  'auto-converge',
+  'dirty-limit',
+  'x-recovery-walk',
+] as const;
 export type Capability = (typeof CAPABILITIES)[number];
 
 export interface MigrationParameters {
@@ -34,15 +44,54 @@ export interface MigrationParameters {
   'x-stall-timeout': number;
   /** Ours: pages the x-recovery-walk walker may have requested at once (1 = the thread's single walker thread). */
   'x-walk-window': number;
+  /** auto-converge (src/sim/throttle.ts): the first throttle, percent. */
+  'cpu-throttle-initial': number;
+  /** auto-converge: what each further trigger adds, percent. */
+  'cpu-throttle-increment': number;
+  /** auto-converge: smaller steps near the end, sized from the last period's dirtying. */
+  'cpu-throttle-tailslow': boolean;
+  /** auto-converge: the throttle never goes above this, percent. */
+  'max-cpu-throttle': number;
+  /** Throttle when the bytes dirtied in a period exceed this percentage of the bytes sent in it. */
+  'throttle-trigger-threshold': number;
+  /** dirty-limit (QEMU 8.1+): each vCPU's dirty rate cap, MB/s. */
+  'vcpu-dirty-limit': number;
+  /** dirty-limit: the period the cap is enforced over, ms. */
+  'x-vcpu-dirty-limit-period': number;
 }
 
-const PARAM_LIMITS: Record<keyof MigrationParameters, [number, number]> = {
+type NumericParameter = { [K in keyof MigrationParameters]: MigrationParameters[K] extends number ? K : never }[keyof MigrationParameters];
+
+/** QEMU's ranges (migrate_params_check). */
+const PARAM_LIMITS: Record<NumericParameter, [number, number]> = {
   'max-bandwidth': [0, Number.MAX_SAFE_INTEGER],
   'max-postcopy-bandwidth': [0, Number.MAX_SAFE_INTEGER],
   'downtime-limit': [0, 2_000_000],
   'x-stall-timeout': [0, 3_600_000],
   'x-walk-window': [1, 4096],
+  'cpu-throttle-initial': [1, 99],
+  'cpu-throttle-increment': [1, 99],
+  'max-cpu-throttle': [1, 99],
+  'throttle-trigger-threshold': [1, 100],
+  'vcpu-dirty-limit': [1, Number.MAX_SAFE_INTEGER],
+  'x-vcpu-dirty-limit-period': [1, 1000],
 };
+
+// ---- which QEMU version has what (to be folded into src/sim/versions.ts) ----
+/** Capabilities and parameters newer than the oldest version the sim emulates: [major, minor] they came in. */
+const SINCE: Readonly<Partial<Record<Capability | keyof MigrationParameters, readonly [number, number]>>> = {
+  'dirty-limit': [8, 1],
+  'vcpu-dirty-limit': [8, 1],
+  'x-vcpu-dirty-limit-period': [8, 1],
+};
+
+/** Whether the QEMU version `traits` describes has this capability or parameter. */
+export function versionHas(traits: VersionTraits, name: Capability | keyof MigrationParameters): boolean {
+  const since = SINCE[name];
+  if (!since) return true;
+  const { major, minor } = traits.version;
+  return major > since[0] || (major === since[0] && minor >= since[1]);
+}
 
 export type EmitFn = (event: string, data?: Record<string, unknown>) => void;
 
@@ -66,6 +115,9 @@ export abstract class SimVm implements MemoryHooks {
     'downtime-limit': 300,
     'x-stall-timeout': 0,
     'x-walk-window': 1,
+    ...THROTTLE_DEFAULTS,
+    'vcpu-dirty-limit': 1,
+    'x-vcpu-dirty-limit-period': 1000,
   };
   /** Where QMP events go (set by the process that owns the QMP server). */
   emit: EmitFn = () => {};
@@ -146,8 +198,10 @@ export abstract class SimVm implements MemoryHooks {
           return {};
         },
       },
+      // Ours: the guest's work, throttle and worst stalls on this side, for comparing strategies.
+      'x-query-guest': { handler: () => this.guest.accounting() },
       'query-migrate-capabilities': {
-        handler: () => [...this.caps].map(([capability, state]) => ({ capability, state })),
+        handler: () => [...this.caps].filter(([c]) => versionHas(this.traits, c)).map(([capability, state]) => ({ capability, state })),
       },
       'migrate-set-capabilities': {
         args: { capabilities: 'array' },
@@ -163,11 +217,9 @@ export abstract class SimVm implements MemoryHooks {
             if (typeof o.capability !== 'string') throw new QmpError('GenericError', `Parameter 'capabilities[${i}].capability' is missing`);
             if (o.state === undefined) throw new QmpError('GenericError', `Parameter 'capabilities[${i}].state' is missing`);
             if (typeof o.state !== 'boolean') throw new QmpError('GenericError', `Invalid parameter type for 'capabilities[${i}].state', expected: boolean`);
-            if (!(CAPABILITIES as readonly string[]).includes(o.capability)) {
-              throw new QmpError(
-                'GenericError',
-                `Parameter 'capability' does not accept value '${o.capability}' (the sim knows: ${CAPABILITIES.join(', ')})`,
-              );
+            const known = CAPABILITIES.filter((c) => versionHas(this.traits, c));
+            if (!(known as readonly string[]).includes(o.capability)) {
+              throw new QmpError('GenericError', `Parameter 'capability' does not accept value '${o.capability}' (the sim knows: ${known.join(', ')})`);
             }
             updates.push([o.capability as Capability, o.state]);
           });
@@ -176,11 +228,17 @@ export abstract class SimVm implements MemoryHooks {
           if (next.get('postcopy-preempt') && !next.get('postcopy-ram')) {
             throw new QmpError('GenericError', 'Postcopy preempt requires postcopy-ram');
           }
+          // QEMU's text. Its other condition, KVM with a dirty ring, the sim always meets.
+          if (next.get('dirty-limit') && next.get('auto-converge')) {
+            throw new QmpError('GenericError', 'dirty-limit conflicts with auto-converge either of then available currently');
+          }
           for (const [c, s] of updates) this.caps.set(c, s);
           return {};
         },
       },
-      'query-migrate-parameters': { handler: () => ({ ...this.params }) },
+      'query-migrate-parameters': {
+        handler: () => Object.fromEntries(Object.entries(this.params).filter(([k]) => versionHas(this.traits, k as keyof MigrationParameters))),
+      },
       'migrate-set-parameters': {
         args: {
           'max-bandwidth': 'int?',
@@ -188,10 +246,22 @@ export abstract class SimVm implements MemoryHooks {
           'downtime-limit': 'int?',
           'x-stall-timeout': 'int?',
           'x-walk-window': 'int?',
+          'cpu-throttle-initial': 'int?',
+          'cpu-throttle-increment': 'int?',
+          'cpu-throttle-tailslow': 'bool?',
+          'max-cpu-throttle': 'int?',
+          'throttle-trigger-threshold': 'int?',
+          'vcpu-dirty-limit': 'int?',
+          'x-vcpu-dirty-limit-period': 'int?',
         },
         handler: (args) => {
+          for (const k of Object.keys(args)) {
+            // What the QMP schema of an older QEMU says of a member it does not have.
+            if (!versionHas(this.traits, k as keyof MigrationParameters)) throw new QmpError('GenericError', `Parameter '${k}' is unexpected`);
+          }
           for (const [k, v] of Object.entries(args)) {
-            const [lo, hi] = PARAM_LIMITS[k as keyof MigrationParameters];
+            if (typeof v === 'boolean') continue;
+            const [lo, hi] = PARAM_LIMITS[k as NumericParameter];
             if (typeof v !== 'number' || v < lo || v > hi) {
               throw new QmpError('GenericError', `Parameter '${k}' expects a value between ${lo} and ${hi}`);
             }

@@ -4,6 +4,11 @@
  * on a missing page (as a userfaultfd fault would); only that vCPU stops, the others go on.
  * The vCPU state (RNG, position, op count) is plain data so it can cross the wire as "device
  * state" at switchover, and the guest carries on at the destination where it left off.
+ *
+ * During precopy the source may throttle the vCPUs (src/sim/throttle.ts): a vCPU throttled by
+ * p% runs only (100-p)% of the time, as QEMU's cpu_throttle_thread makes it sleep the rest; a
+ * dirty-rate limit lets each vCPU write at most so many pages per period and stops it for the
+ * rest of the period once they are written (as KVM's dirty ring full exits make it sleep).
  */
 import type { PagesInfo } from '../types.js';
 
@@ -50,6 +55,32 @@ function mulberry32(a: number): [number, number] {
 interface Vcpu extends VcpuState {
   blockedOn: { page: number; write: boolean } | null;
   budget: number;
+  /** Operations done on this side (not carried over with the device state). */
+  done: number;
+  /** When the current wait for a missing page began, and the longest such wait so far. */
+  blockedSince: number;
+  longestStallMs: number;
+  /** Pages written in the current dirty-limit period. */
+  periodWrites: number;
+}
+
+/** What x-query-guest reports (ours): the guest's work and stalls on this side, for comparisons. */
+export interface GuestAccounting {
+  /** Operations done on this side, all vCPUs (not the ones carried over at switchover). */
+  ops: number;
+  /** Operations in all, carried over ones included (PagesInfo.guest.progress). */
+  progress: number;
+  'ops-per-second': number;
+  'window-ms': number;
+  /** Operations per second of the unthrottled, unblocked guest: its normal speed. */
+  'nominal-ops-per-second': number;
+  /** Time the guest has run on this side (between start and stop), ms. */
+  'running-ms': number;
+  /** The vCPU throttle in force, percent (0: none). */
+  'throttle-percentage': number;
+  /** The per-vCPU dirty-rate limit in force, pages per second (absent: none). */
+  'dirty-limit-pages-per-second'?: number;
+  vcpus: Array<{ ops: number; blocked: boolean; 'longest-stall-ms': number }>;
 }
 
 export class Guest {
@@ -62,6 +93,13 @@ export class Guest {
   private rateWindow: { t: number; done: number }[] = [];
   /** Operations done here, never the ones carried over with the device state at switchover. */
   private done = 0;
+  /** The vCPU throttle, percent: each vCPU runs (100 - throttle)% of the time. */
+  private throttle = 0;
+  /** Pages each vCPU may write per dirty-limit period, and the period; null = no limit. */
+  private dirtyLimit: { pagesPerSec: number; periodMs: number } | null = null;
+  private periodStart = 0;
+  private runningMs = 0;
+  private startedAt = 0;
 
   constructor(
     readonly spec: WorkloadSpec,
@@ -79,6 +117,10 @@ export class Guest {
         ops: 0,
         blockedOn: null,
         budget: 0,
+        done: 0,
+        blockedSince: 0,
+        longestStallMs: 0,
+        periodWrites: 0,
       });
     }
   }
@@ -124,9 +166,50 @@ export class Guest {
     return { progress: this.progress, 'ops-per-second': Math.round(r.opsPerSecond), 'window-ms': r.windowMs };
   }
 
+  /** Throttle the vCPUs by `pct` percent (0 = run freely); QEMU's cpu_throttle_set/stop. */
+  setThrottle(pct: number): void {
+    if (!(pct >= 0 && pct < 100)) throw new Error(`throttle ${pct}%: expected 0 to 99`);
+    this.throttle = pct;
+  }
+
+  get throttlePercentage(): number {
+    return this.throttle;
+  }
+
+  /** Cap each vCPU's writes at `pagesPerSec`, enforced per `periodMs`; null lifts the cap. */
+  setDirtyLimit(limit: { pagesPerSec: number; periodMs: number } | null): void {
+    if (limit && !(limit.pagesPerSec > 0 && limit.periodMs > 0)) throw new Error(`dirty limit ${JSON.stringify(limit)}: expected positive pagesPerSec and periodMs`);
+    this.dirtyLimit = limit;
+    this.periodStart = performance.now();
+    for (const v of this.vcpus) v.periodWrites = 0;
+  }
+
+  /** The guest's work and stalls on this side (x-query-guest). */
+  accounting(now = performance.now()): GuestAccounting {
+    const r = this.rate(now);
+    const out: GuestAccounting = {
+      ops: this.done,
+      progress: this.progress,
+      'ops-per-second': Math.round(r.opsPerSecond),
+      'window-ms': r.windowMs,
+      'nominal-ops-per-second': Math.round(this.opsPerMs * 1000 * this.vcpus.length),
+      'running-ms': Math.round(this.runningMs + (this.timer ? now - this.startedAt : 0)),
+      'throttle-percentage': this.throttle,
+      vcpus: this.vcpus.map((v) => ({
+        ops: v.done,
+        blocked: v.blockedOn !== null,
+        // A wait still going on counts for as long as it has lasted.
+        'longest-stall-ms': Math.round(Math.max(v.longestStallMs, v.blockedOn ? now - v.blockedSince : 0)),
+      })),
+    };
+    if (this.dirtyLimit) out['dirty-limit-pages-per-second'] = this.dirtyLimit.pagesPerSec;
+    return out;
+  }
+
   start(): void {
     if (this.timer || this.opsPerMs === 0) return;
     this.lastTick = performance.now();
+    this.startedAt = this.lastTick;
     // The rate is measured from the start, not from whenever it is first asked for.
     this.rateWindow = [{ t: this.lastTick, done: this.done }];
     this.timer = setInterval(() => this.tick(), TICK_MS);
@@ -134,7 +217,10 @@ export class Guest {
   }
 
   stop(): void {
-    if (this.timer) clearInterval(this.timer);
+    if (this.timer) {
+      clearInterval(this.timer);
+      this.runningMs += performance.now() - this.startedAt;
+    }
     this.timer = null;
     for (const v of this.vcpus) v.budget = 0;
   }
@@ -161,7 +247,9 @@ export class Guest {
     const { page, write } = v.blockedOn;
     if (this.hooks.access(vcpu, page, write) === 'ok') {
       v.blockedOn = null;
+      v.longestStallMs = Math.max(v.longestStallMs, performance.now() - v.blockedSince);
       v.ops++;
+      v.done++;
       this.done++;
     }
   }
@@ -192,11 +280,27 @@ export class Guest {
     const now = performance.now();
     const dt = Math.min(now - this.lastTick, 200);
     this.lastTick = now;
+    // A throttled vCPU runs (100 - p)% of the time: its work per tick shrinks by as much.
+    const share = (100 - this.throttle) / 100;
+    const limit = this.dirtyLimit;
+    let quota = Infinity;
+    if (limit) {
+      if (now - this.periodStart >= limit.periodMs) {
+        this.periodStart = now;
+        for (const v of this.vcpus) v.periodWrites = 0;
+      }
+      quota = (limit.pagesPerSec * limit.periodMs) / 1000;
+    }
     for (let i = 0; i < this.vcpus.length; i++) {
       const v = this.vcpus[i];
       if (v.blockedOn) continue;
-      v.budget += dt * this.opsPerMs;
+      v.budget += dt * this.opsPerMs * share;
       while (v.budget >= 1) {
+        if (v.periodWrites >= quota) {
+          // Its writes for this period are spent: the vCPU sleeps until the next one.
+          v.budget = 0;
+          break;
+        }
         v.budget -= 1;
         const page = this.nextPage(v);
         let write = false;
@@ -205,12 +309,15 @@ export class Guest {
           [r, v.rng] = mulberry32(v.rng);
           write = r < this.writeShare;
         }
+        if (write) v.periodWrites++;
         if (this.hooks.access(i, page, write) === 'blocked') {
           v.blockedOn = { page, write };
+          v.blockedSince = now;
           v.budget = 0;
           break;
         }
         v.ops++;
+        v.done++;
         this.done++;
       }
     }
