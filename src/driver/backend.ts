@@ -26,6 +26,26 @@ export interface GuestSpec {
   dirtyRate: number;
   readRate: number;
   seed: number;
+  /**
+   * Guest threads per vCPU (default 1). With more than one, a thread blocked on a missing page
+   * lets its vCPU run another (async page faults), as the 2016 thread points out.
+   */
+  threadsPerVcpu?: number;
+}
+
+/** A side's guest work as the backend can read it, for comparing strategies (compare). */
+export interface GuestWork {
+  /** Operations done on this side (not the ones carried over at switchover). */
+  ops: number;
+  /** Its speed now, and its normal (unthrottled, unblocked) speed. */
+  opsPerSecond: number;
+  nominalOpsPerSecond: number;
+  /** Time the guest has run on this side, ms. */
+  runningMs: number;
+  /** The vCPU throttle in force, percent (0: none). */
+  throttlePercentage: number;
+  /** The longest single wait of any vCPU for a missing page, ms. */
+  worstStallMs: number;
 }
 
 export interface BackendContext {
@@ -85,6 +105,8 @@ export interface VmBackend {
   verify(client: (side: Side) => QmpClient | null, ctx: BackendContext): Promise<void>;
   /** A side's VM process was replaced by a fresh one (a lab's `vm` action): forget what the old one was doing. */
   restarted?(side: Side): void;
+  /** Read a side's guest work; null where this backend cannot (say why in its notes). */
+  readGuest?(side: Side, client: QmpClient): Promise<GuestWork | null>;
   /** Lines of stderr that are noise for this backend (not logged as events). */
   quietStderr?(line: string): boolean;
 }

@@ -7,7 +7,8 @@ import { builtEntry } from '../entry-path.js';
 import type { QmpClient } from '../qmp/client.js';
 import type { MigrationStatus, PagesInfo, RamStats, RunState, Side } from '../types.js';
 import { DEFAULT_EMULATED_VERSION, type EmulatedVersion } from '../sim/versions.js';
-import type { BackendContext, SideReading, VmBackend } from './backend.js';
+import type { GuestAccounting } from '../sim/workload.js';
+import type { BackendContext, GuestWork, SideReading, VmBackend } from './backend.js';
 
 export const VM_MAIN = builtEntry('../sim/vm-main.js', import.meta.url);
 
@@ -55,6 +56,18 @@ export class SimBackend implements VmBackend {
     // "Stalled" means the wire is quiet, not that page counts are flat: in precopy the
     // destination's `received` stops growing after one pass while dirty pages still arrive.
     return { runState: st.status, status: mig.status ?? 'none', ram: mig.ram, pages, error: mig['error-desc'], progress: pages['wire-bytes'] };
+  }
+
+  async readGuest(_side: Side, q: QmpClient): Promise<GuestWork> {
+    const g = await q.execute<GuestAccounting>('x-query-guest', undefined, { timeoutMs: 5000 });
+    return {
+      ops: g.ops,
+      opsPerSecond: g['ops-per-second'],
+      nominalOpsPerSecond: g['nominal-ops-per-second'],
+      runningMs: g['running-ms'],
+      throttlePercentage: g['throttle-percentage'],
+      worstStallMs: Math.max(0, ...g.vcpus.map((v) => v['longest-stall-ms'])),
+    };
   }
 
   combine(): void {}
