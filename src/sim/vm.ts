@@ -7,7 +7,18 @@ import type { MigrationStatus, RunState, Side } from '../types.js';
 import { QmpError } from '../qmp/error.js';
 import type { QmpCommandDef } from '../qmp/server.js';
 import { checkTransition, isInProgress } from './states.js';
-import { DEFAULT_EMULATED_VERSION, traitsOf, type EmulatedVersion, type VersionTraits } from './versions.js';
+import {
+  capabilityRefusal,
+  DEFAULT_EMULATED_VERSION,
+  knownCapabilities,
+  MODELLED_CAPABILITIES,
+  parameterRefusal,
+  SIM_CAPABILITIES,
+  traitsOf,
+  unmodelledParameters,
+  type EmulatedVersion,
+  type VersionTraits,
+} from './versions.js';
 import { Guest, type MemoryHooks, type WorkloadSpec } from './workload.js';
 
 export interface VmOptions {
@@ -19,8 +30,11 @@ export interface VmOptions {
   emulate?: EmulatedVersion;
 }
 
-/** Capabilities QEMU has (and the sim models), plus ours with the x- prefix. */
-export const CAPABILITIES = ['postcopy-ram', 'postcopy-preempt', 'return-path', 'events', 'postcopy-blocktime', 'x-recovery-walk'] as const;
+/**
+ * Capabilities the sim implements: QEMU's that it models, plus ours with the x- prefix. The
+ * others the emulated version knows are listed by query-migrate-capabilities, always false.
+ */
+export const CAPABILITIES = [...MODELLED_CAPABILITIES, ...SIM_CAPABILITIES] as const;
 export type Capability = (typeof CAPABILITIES)[number];
 
 export interface MigrationParameters {
@@ -92,7 +106,7 @@ export abstract class SimVm implements MemoryHooks {
 
   protected setStatus(to: MigrationStatus): void {
     if (to === this.status) return;
-    checkTransition(this.side, this.status, to);
+    checkTransition(this.side, this.emulate, this.status, to);
     this.log(`migration status: ${this.status} -> ${to}`);
     this.status = to;
     // QEMU emits MIGRATION only with the `events` capability on.
@@ -147,7 +161,7 @@ export abstract class SimVm implements MemoryHooks {
         },
       },
       'query-migrate-capabilities': {
-        handler: () => [...this.caps].map(([capability, state]) => ({ capability, state })),
+        handler: () => knownCapabilities(this.traits).map((capability) => ({ capability, state: this.caps.get(capability as Capability) === true })),
       },
       'migrate-set-capabilities': {
         args: { capabilities: 'array' },
@@ -160,13 +174,10 @@ export abstract class SimVm implements MemoryHooks {
             if (typeof o !== 'object' || o === null) throw new QmpError('GenericError', `Invalid parameter type for 'capabilities[${i}]', expected: object`);
             if (typeof o.capability !== 'string') throw new QmpError('GenericError', `Parameter 'capabilities[${i}].capability' is missing`);
             if (typeof o.state !== 'boolean') throw new QmpError('GenericError', `Invalid parameter type for 'capabilities[${i}].state', expected: boolean`);
-            if (!(CAPABILITIES as readonly string[]).includes(o.capability)) {
-              throw new QmpError(
-                'GenericError',
-                `Parameter 'capability' does not accept value '${o.capability}' (the sim knows: ${CAPABILITIES.join(', ')})`,
-              );
-            }
-            updates.push([o.capability as Capability, o.state]);
+            const refusal = capabilityRefusal(this.traits, this.emulate, o.capability, o.state);
+            if (refusal) throw new QmpError('GenericError', refusal);
+            // A capability the sim does not model may be set false: it is, already.
+            if ((CAPABILITIES as readonly string[]).includes(o.capability)) updates.push([o.capability as Capability, o.state]);
           });
           const next = new Map(this.caps);
           for (const [c, s] of updates) next.set(c, s);
@@ -181,7 +192,8 @@ export abstract class SimVm implements MemoryHooks {
           return {};
         },
       },
-      'query-migrate-parameters': { handler: () => ({ ...this.params }) },
+      // QEMU's list for the emulated version (the unmodelled ones at QEMU's defaults), then ours.
+      'query-migrate-parameters': { handler: () => ({ ...this.traits.parameters, ...this.params }) },
       'migrate-set-parameters': {
         args: {
           'max-bandwidth': 'int?',
@@ -189,9 +201,17 @@ export abstract class SimVm implements MemoryHooks {
           'downtime-limit': 'int?',
           'x-stall-timeout': 'int?',
           'x-walk-window': 'int?',
+          ...Object.fromEntries(Object.keys(unmodelledParameters(this.traits)).map((k) => [k, 'any?' as const])),
         },
         handler: (args) => {
           for (const [k, v] of Object.entries(args)) {
+            if (!(k in PARAM_LIMITS)) {
+              // QEMU has it, the sim does not model it: only its default (a no-op) is taken.
+              const refusal = parameterRefusal(this.traits, this.emulate, k, v);
+              if (refusal) throw new QmpError('GenericError', refusal);
+              delete args[k];
+              continue;
+            }
             const [lo, hi] = PARAM_LIMITS[k as keyof MigrationParameters];
             if (typeof v !== 'number' || v < lo || v > hi) {
               throw new QmpError('GenericError', `Parameter '${k}' expects a value between ${lo} and ${hi}`);

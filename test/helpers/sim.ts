@@ -95,6 +95,8 @@ export interface VmOptions {
   dirtyRate?: number;
   seed?: number;
   pageSize?: number;
+  /** The QEMU version the VM behaves as (`--emulate`); the sim's default when not given. */
+  emulate?: string;
 }
 
 export interface SimVmProcess {
@@ -129,6 +131,7 @@ export async function startVm(o: VmOptions): Promise<SimVmProcess> {
     '--qmp', qmpPath,
   ];
   if (o.pageSize) args.push('--page-size', String(o.pageSize));
+  if (o.emulate) args.push('--emulate', o.emulate);
   if (o.role === 'destination') args.push('--incoming', 'defer');
   // stdin stays a pipe: the VM exits when it closes, so a crashed test leaves no orphan.
   const proc = execa(process.execPath, args, { stdin: 'pipe', stdout: 'ignore', stderr: 'pipe', reject: false, buffer: false });
