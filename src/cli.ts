@@ -15,6 +15,7 @@ import type { Link } from './types.js';
 import { EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, runDrill } from './commands/drill.js';
 import type { BackendKind, VmBackend } from './driver/backend.js';
 import { BACKEND_KINDS, makeBackend } from './driver/select-backend.js';
+import { DEFAULT_EMULATED_VERSION, EMULATED_VERSIONS, parseEmulatedVersion, type EmulatedVersion } from './sim/versions.js';
 import { backendProblem, versionProblem } from './lab/backend-fit.js';
 import { QemuNotFoundError } from './qemu/launcher.js';
 import { stateDir } from './util/state-dir.js';
@@ -36,6 +37,7 @@ Usage:
   postcopy-lab                         open the lab picker (interactive terminal)
   postcopy-lab lab <id|file>           open one lab in the TUI (headless without a terminal)
   postcopy-lab drill <id|file> [--json] [--seed N] [--timeout S] [--link relay|kernel] [--backend sim|qemu] [--record FILE]
+                                       [--emulate 7.2|10.0]
                                        [--hold] [--learner-delay 30s]
                                        run a lab headless; exit 0 if every check held and memory verified
   postcopy-lab list [--json]           list the labs
@@ -52,6 +54,8 @@ Options:
   --backend KIND  sim (default: our VMs, nothing to install) or qemu (two qemu-system-x86_64
                   running a generated test guest; KVM when /dev/kvm is usable, else TCG)
   --qemu PATH     the QEMU binary to run (implies --backend qemu); to compare QEMU versions
+  --emulate V     the QEMU version the sim behaves as: ${EMULATED_VERSIONS.join(' or ')} (default ${DEFAULT_EMULATED_VERSION}):
+                  its states, events, capabilities and greeting. Sim only (a real QEMU is its own version)
   --record FILE   write the run's JSONL event log here (default: under the state directory)
   --no-record     do not write an event log
   --verbose       also print the VMs' own log lines
@@ -160,6 +164,7 @@ async function main(argv: string[]): Promise<number> {
         link: { type: 'string', default: 'relay' },
         backend: { type: 'string' },
         qemu: { type: 'string' },
+        emulate: { type: 'string' },
         record: { type: 'string' },
         'no-record': { type: 'boolean', default: false },
         verbose: { type: 'boolean', short: 'v', default: false },
@@ -184,7 +189,7 @@ async function main(argv: string[]): Promise<number> {
   if (process.env.NO_COLOR) chalk.level = 0;
   const [command, ...rest] = positionals;
   // Checked for every command, so a misspelt backend is refused even where it is not used.
-  parseBackend(values.backend, values.qemu);
+  parseEmulate(values.emulate, parseBackend(values.backend, values.qemu));
 
   switch (command) {
     case 'drill':
@@ -244,6 +249,7 @@ interface DrillFlags {
   link?: string;
   backend?: string;
   qemu?: string;
+  emulate?: string;
   record?: string;
   'no-record'?: boolean;
   verbose?: boolean;
@@ -259,7 +265,7 @@ async function drillCommand(idOrPath: string | undefined, values: DrillFlags, ar
   const timeoutMs = (num(values.timeout, '--timeout', 1, 86400) ?? 300) * 1000;
   const learnerDelayMs = learnerDelay(values['learner-delay']);
   const makeLink = await makeLinkFactory(linkKind, seed);
-  const backend = await backendFor(lab, backendKind, values.qemu);
+  const backend = await backendFor(lab, backendKind, values.qemu, parseEmulate(values.emulate, backendKind));
   if (values.json) chalk.level = 0;
   const recordPath = values['no-record'] ? undefined : (values.record ?? defaultRecordPath(lab.id));
   let session: LabSession | null = null;
@@ -279,7 +285,7 @@ async function drillCommand(idOrPath: string | undefined, values: DrillFlags, ar
     linkKind,
     backend,
     recordPath,
-    recordMeta: { version: PKG_VERSION, node: process.version, link: linkKind, backend: backendKind, argv },
+    recordMeta: { version: PKG_VERSION, node: process.version, link: linkKind, backend: backendKind, qemuVersion: backend.qemuVersion, argv },
     onSession: (s) => (session = s),
   });
   cleanups.delete(stop);
@@ -297,12 +303,25 @@ function parseBackend(backend: string | undefined, qemu: string | undefined): Ba
   return kind as BackendKind;
 }
 
+/** --emulate: a version the sim emulates, and only with the sim (a real QEMU is its own version). */
+function parseEmulate(emulate: string | undefined, kind: BackendKind): EmulatedVersion | undefined {
+  if (emulate === undefined) return undefined;
+  if (kind !== 'sim') {
+    throw new UsageError(`--emulate is for the sim backend: with --backend ${kind} the QEMU you run is its own version (choose it with --qemu PATH)`);
+  }
+  try {
+    return parseEmulatedVersion(emulate);
+  } catch (e) {
+    throw new UsageError(`--emulate: ${(e as Error).message}`);
+  }
+}
+
 /** The backend for one lab, refusing (exit 2) a lab that does not support it, or a missing QEMU. */
-async function backendFor(lab: Lab, kind: BackendKind, qemu: string | undefined): Promise<VmBackend> {
+async function backendFor(lab: Lab, kind: BackendKind, qemu: string | undefined, emulate?: EmulatedVersion): Promise<VmBackend> {
   const problem = backendProblem(lab, kind);
   if (problem) throw new UsageError(problem);
   const forced = process.env.POSTCOPY_LAB_QEMU_ACCEL;
-  const backend = await makeBackend(kind, { qemu, accel: forced === 'kvm' || forced === 'tcg' ? forced : 'auto' });
+  const backend = await makeBackend(kind, { qemu, emulate, accel: forced === 'kvm' || forced === 'tcg' ? forced : 'auto' });
   // The QEMU version (real, or the one the sim emulates) must be one the lab holds for.
   const outOfRange = versionProblem(lab, backend);
   if (outOfRange) throw new UsageError(outOfRange);
@@ -321,6 +340,7 @@ async function runInteractive(labId: string | undefined, values: DrillFlags, arg
     return drillCommand(labId, values, argv);
   }
   const backendKind = parseBackend(values.backend, values.qemu);
+  const emulate = parseEmulate(values.emulate, backendKind);
   const seedFlag = num(values.seed, '--seed', 0, 2 ** 32 - 1);
   // Ink treats an empty CI as "CI" and would draw nothing; we decided above that this is a terminal.
   if (process.env.CI !== undefined && process.env.CI.trim() === '') delete process.env.CI;
@@ -347,7 +367,7 @@ async function runInteractive(labId: string | undefined, values: DrillFlags, arg
     initialLab: labId ? (await loadLabOrExplain(labId)).id : undefined,
     openLab: async (id, openOpts) => {
       const lab = await findLab(id, LABS_DIR);
-      const backend = await backendFor(lab, backendKind, values.qemu);
+      const backend = await backendFor(lab, backendKind, values.qemu, emulate);
       const session = new LabSession(lab, {
         mode: 'interactive',
         seed: seedFlag ?? lab.setup.seed ?? 1,
@@ -357,7 +377,7 @@ async function runInteractive(labId: string | undefined, values: DrillFlags, arg
         makeLink,
         backend,
         recordPath: values['no-record'] ? undefined : defaultRecordPath(lab.id),
-        recordMeta: { version: PKG_VERSION, node: process.version, link: values.link ?? 'relay', backend: backendKind, argv },
+        recordMeta: { version: PKG_VERSION, node: process.version, link: values.link ?? 'relay', backend: backendKind, qemuVersion: backend.qemuVersion, argv },
       });
       sessions.add(session);
       try {

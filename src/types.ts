@@ -9,6 +9,7 @@ export const MIGRATION_STATES = [
   'none',
   'setup',
   'active',
+  'device',
   'postcopy-active',
   'postcopy-paused',
   'postcopy-recover-setup',

@@ -149,7 +149,7 @@ export async function runDrill(o: DrillOptions): Promise<number> {
     if (o.json) json({ type: 'snapshot', ...snap });
     else print(`${chalk.dim(`[${secs(snap.t)}]`)}   ${chalk.dim(countersLine(snap))}`);
   });
-  if (!o.json) print(chalk.bold(`postcopy-lab drill ${o.lab.id}: ${o.lab.title}`) + chalk.dim(`  (seed ${o.seed}, link ${o.linkKind}${o.backend && o.backend.kind !== 'sim' ? `, backend ${o.backend.kind}` : ''})`));
+  if (!o.json) print(chalk.bold(`postcopy-lab drill ${o.lab.id}: ${o.lab.title}`) + chalk.dim(`  (seed ${o.seed}, link ${o.linkKind}${o.backend ? (o.backend.kind === 'sim' ? `, sim as QEMU ${o.backend.qemuVersion}` : `, backend ${o.backend.kind} ${o.backend.qemuVersion}`) : ''})`));
   let summary: RunSummary;
   const timer = setTimeout(() => {
     void session.stop('timeout');

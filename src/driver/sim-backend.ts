@@ -6,7 +6,7 @@
 import { builtEntry } from '../entry-path.js';
 import type { QmpClient } from '../qmp/client.js';
 import type { MigrationStatus, PagesInfo, RamStats, RunState, Side } from '../types.js';
-import { DEFAULT_EMULATED_VERSION, type EmulatedVersion } from '../sim/versions.js';
+import { DEFAULT_EMULATED_VERSION, traitsOf, type EmulatedVersion } from '../sim/versions.js';
 import type { GuestAccounting } from '../sim/workload.js';
 import type { BackendContext, GuestWork, SideReading, VmBackend } from './backend.js';
 
@@ -43,7 +43,36 @@ export class SimBackend implements VmBackend {
     return { file: process.execPath, args };
   }
 
-  attach(): void {}
+  /** The destination's migrate-incoming was accepted: it listens, whatever 7.2 reports. */
+  private incomingListening = false;
+
+  /**
+   * As the QEMU backend does for a real 7.2: an emulated 7.2 destination reports no status
+   * until the source connects, so an accepted migrate-incoming is read as `setup`, with the
+   * same note, and a lab shows the same sequence on both.
+   */
+  attach(side: Side, client: QmpClient, ctx: BackendContext): void {
+    if (side !== 'destination' || traitsOf(this.qemuVersion).incomingSetupReported) return;
+    const run = client.execute.bind(client);
+    client.execute = (<T>(command: string, args?: Record<string, unknown>, o?: { timeoutMs?: number }) => {
+      const p = run<T>(command, args, o);
+      if (command === 'migrate-incoming') {
+        p.then(
+          () => {
+            if (this.incomingListening) return;
+            this.incomingListening = true;
+            ctx.onEvent({
+              kind: 'info',
+              side,
+              text: "x-note: QEMU before 8.1 reports the destination's status as 'none' until the source connects; newer QEMU (and the sim) say 'setup' as soon as migrate-incoming listens, so the lab shows 'setup' from here",
+            });
+          },
+          () => {},
+        );
+      }
+      return p;
+    }) as QmpClient['execute'];
+  }
 
   noteStatus(): void {}
 
@@ -55,7 +84,9 @@ export class SimBackend implements VmBackend {
     ]);
     // "Stalled" means the wire is quiet, not that page counts are flat: in precopy the
     // destination's `received` stops growing after one pass while dirty pages still arrive.
-    return { runState: st.status, status: mig.status ?? 'none', ram: mig.ram, pages, error: mig['error-desc'], progress: pages['wire-bytes'] };
+    let status = mig.status ?? 'none';
+    if (side === 'destination' && status === 'none' && this.incomingListening) status = 'setup';
+    return { runState: st.status, status, ram: mig.ram, pages, error: mig['error-desc'], progress: pages['wire-bytes'] };
   }
 
   async readGuest(_side: Side, q: QmpClient): Promise<GuestWork> {

@@ -8,7 +8,7 @@
  * not yet known) is an IncomingConnection (incoming-channel.ts).
  */
 import net from 'node:net';
-import type { PagesInfo } from '../types.js';
+import type { MigrationStatus, PagesInfo } from '../types.js';
 import { QmpError } from '../qmp/error.js';
 import type { QmpCommandDef } from '../qmp/server.js';
 import { destinationCommands } from './destination-qmp.js';
@@ -74,8 +74,9 @@ export class DestinationVm extends SimVm implements IncomingOwner, IncomingHost 
   }
 
   queryMigrate(): Record<string, unknown> {
-    if (this.status === 'none') return {};
-    const out: Record<string, unknown> = { status: this.status };
+    const status = this.reportedStatus();
+    if (status === 'none') return {};
+    const out: Record<string, unknown> = { status };
     if (this.cap('postcopy-blocktime') && this.m.postcopy) out['postcopy-blocktime'] = Math.round(this.m.currentBlocktime());
     if (this.errorDesc && (this.status === 'failed' || isPaused(this.status))) out['error-desc'] = this.errorDesc;
     if (this.m.verified !== null) out['x-verified'] = this.m.verified;
@@ -103,6 +104,15 @@ export class DestinationVm extends SimVm implements IncomingOwner, IncomingHost 
     return this.listen(addr, true);
   }
 
+  /**
+   * The status query-migrate reports: 7.2 reports none while it listens and no source has
+   * connected yet (its fill_destination_migration_info returns early without a channel).
+   */
+  reportedStatus(): MigrationStatus {
+    if (this.status === 'setup' && !this.traits.incomingSetupReported && !this.main) return 'none';
+    return this.status;
+  }
+
   private resetIncoming(): void {
     this.m = new IncomingMigration(this.pageCount, this.pageSize, this);
     this.versions.fill(0);
@@ -126,6 +136,10 @@ export class DestinationVm extends SimVm implements IncomingOwner, IncomingHost 
       server.listen({ host: addr.host, port: addr.port }, () => {
         this.listener = server;
         this.log(`listening on ${addr.host}:${addr.port}${recover ? ' (recover)' : ''}`);
+        // 7.2 sends MIGRATION {setup} on every listen, events capability or not, and after
+        // migrate-recover without entering setup (a fresh listen's transition sends its own
+        // event when `events` is on).
+        if (this.traits.incomingSetupEventAlways && (recover || !this.cap('events'))) this.emit('MIGRATION', { status: 'setup' });
         resolve();
       });
     });

@@ -87,9 +87,11 @@ export class PageSender {
         continue;
       }
       const postcopy = h.status === 'postcopy-active';
+      // Precopy, or its last pass with the guest stopped (`device` since QEMU 10.0).
+      const precopy = h.status === 'active' || h.status === 'device';
       let sent = this.sendRequested();
       let background = false;
-      if (!sent && (h.status === 'active' || (postcopy && !m.walkMode))) {
+      if (!sent && (precopy || (postcopy && !m.walkMode))) {
         // A page request wakes the pacing sleep early; the background push must still wait out
         // what it owes the cap, or every request would let one more batch through.
         const owed = this.bucket.bytesPerSec > 0 ? this.bucket.waitMs() : 0;
@@ -102,7 +104,7 @@ export class PageSender {
         background = sent > 0;
       }
       if (!sent) {
-        if (h.status === 'active' && !m.eofSent) {
+        if (precopy && !m.eofSent) {
           h.endOfPass();
           continue;
         }

@@ -130,7 +130,7 @@ export class SourceMigration {
 
   /** Pages not yet at the destination; `dirty` is the guest's dirty log since the last sync. */
   remainingPages(status: MigrationStatus, dirty: Bitmap): number {
-    if (status === 'active' || status === 'setup') {
+    if (status === 'active' || status === 'setup' || status === 'device') {
       // Precopy: what this pass still has plus what has been dirtied since the last sync (an
       // upper bound: a page may be in both; QEMU's figure is an estimate too).
       return Math.min(this.toSend.count + dirty.count, this.pageCount);

@@ -101,10 +101,13 @@ export class SourceVm extends SimVm implements SenderHost {
     this.connect(addr, false);
   }
 
-  /** `migrate resume=true`: reconnect a paused postcopy migration. */
+  /**
+   * `migrate resume=true`: reconnect a paused postcopy migration. Since 9.1 the source shows
+   * postcopy-recover-setup while it connects; before, it stays postcopy-paused until connected.
+   */
   resume(addr: Addr): void {
     this.m.recoveryAttempts++;
-    this.setStatus('postcopy-recover-setup');
+    if (this.traits.recoverSetupState) this.setStatus('postcopy-recover-setup');
     this.connect(addr, true);
   }
 
@@ -168,6 +171,8 @@ export class SourceVm extends SimVm implements SenderHost {
     this.m.setupTime = performance.now() - this.m.startedAt;
     this.write(this.header(false, false));
     if (this.cap('postcopy-ram')) this.write(encodeEmpty(MIG_CMD.POSTCOPY_ADVISE));
+    // QEMU's first dirty sync is in its setup (every page dirty): pass 1 starts with active.
+    this.syncDirtyLog();
     this.setStatus('active');
     this.m.passStart = performance.now();
     this.m.passBytes = 0;
@@ -208,7 +213,6 @@ export class SourceVm extends SimVm implements SenderHost {
     const now = performance.now();
     const passMs = Math.max(1, now - m.passStart);
     m.bandwidthEstimate = m.passBytes / passMs;
-    m.dirtySyncCount++;
     m.dirtyPagesRate = (this.dirty.count * 1000) / passMs;
     if (m.completingPrecopy) {
       // The guest is stopped and the last dirty pages are sent: finish the stream.
@@ -216,6 +220,7 @@ export class SourceVm extends SimVm implements SenderHost {
       return;
     }
     syncThrottle(this, m.throttle, now, this.dirty.count, m.transferred);
+    this.syncDirtyLog();
     m.takeDirty(this.dirty, 'replace');
     m.cursor = 0;
     m.passStart = now;
@@ -227,16 +232,36 @@ export class SourceVm extends SimVm implements SenderHost {
       m.completingPrecopy = true;
       m.downtimeStart = now;
       this.stopGuest('finish-migrate');
+      if (this.traits.deviceState) this.setStatus('device');
+      this.syncDirtyLog();
       m.takeDirty(this.dirty, 'add');
     }
   }
 
-  /** migrate-start-postcopy takes effect: the guest moves to the destination now. */
+  /**
+   * A sync of the dirty log, counted as QEMU counts them (dirty-sync-count): one at setup, one
+   * per precopy pass, one at switchover. With `events` on, each is a MIGRATION_PASS event,
+   * as QEMU sends it (7.2 and 10.0 alike; the destination sends none).
+   */
+  private syncDirtyLog(): void {
+    this.m.dirtySyncCount++;
+    if (this.cap('events')) this.emit('MIGRATION_PASS', { pass: this.m.dirtySyncCount });
+  }
+
+  /**
+   * migrate-start-postcopy takes effect: the guest moves to the destination now. The order of
+   * the state change, STOP and MIGRATION_PASS is each version's: 7.2 announces postcopy-active
+   * first and then stops the guest; 10.0 stops it, passes through `device` while the device
+   * state goes out, and then announces postcopy-active.
+   */
   switchToPostcopy(): void {
     const m = this.m;
     m.downtimeStart = performance.now();
+    if (!this.traits.deviceState) this.setStatus('postcopy-active');
     this.stopGuest('finish-migrate');
+    if (this.traits.deviceState) this.setStatus('device');
     // Everything not yet sent or written since it was sent must not be used by the destination.
+    this.syncDirtyLog();
     m.takeDirty(this.dirty, 'add');
     for (const b of encodeDiscard(m.toSendRanges())) this.write(b);
     this.write(encodeJson(MIG_CMD.POSTCOPY_RUN, { vcpus: this.guest.exportState() }));

@@ -7,7 +7,19 @@ import type { MigrationStatus, RunState, Side } from '../types.js';
 import { QmpError } from '../qmp/error.js';
 import type { QmpCommandDef } from '../qmp/server.js';
 import { checkTransition, isInProgress } from './states.js';
-import { DEFAULT_EMULATED_VERSION, traitsOf, type EmulatedVersion, type VersionTraits } from './versions.js';
+import {
+  capabilityRefusal,
+  DEFAULT_EMULATED_VERSION,
+  knownCapabilities,
+  parameterKnown,
+  MODELLED_CAPABILITIES,
+  parameterRefusal,
+  SIM_CAPABILITIES,
+  traitsOf,
+  unmodelledParameters,
+  type EmulatedVersion,
+  type VersionTraits,
+} from './versions.js';
 import { THROTTLE_DEFAULTS } from './throttle.js';
 import { Guest, type MemoryHooks, type WorkloadSpec } from './workload.js';
 
@@ -20,17 +32,11 @@ export interface VmOptions {
   emulate?: EmulatedVersion;
 }
 
-/** Capabilities QEMU has (and the sim models), plus ours with the x- prefix. */
-export const CAPABILITIES = [
-  'postcopy-ram',
-  'postcopy-preempt',
-  'return-path',
-  'events',
-  'postcopy-blocktime',
-  'auto-converge',
-  'dirty-limit',
-  'x-recovery-walk',
-] as const;
+/**
+ * Capabilities the sim implements: QEMU's that it models, plus ours with the x- prefix. The
+ * others the emulated version knows are listed by query-migrate-capabilities, always false.
+ */
+export const CAPABILITIES = [...MODELLED_CAPABILITIES, ...SIM_CAPABILITIES] as const;
 export type Capability = (typeof CAPABILITIES)[number];
 
 export interface MigrationParameters {
@@ -76,22 +82,6 @@ const PARAM_LIMITS: Record<NumericParameter, [number, number]> = {
   'vcpu-dirty-limit': [1, Number.MAX_SAFE_INTEGER],
   'x-vcpu-dirty-limit-period': [1, 1000],
 };
-
-// ---- which QEMU version has what (to be folded into src/sim/versions.ts) ----
-/** Capabilities and parameters newer than the oldest version the sim emulates: [major, minor] they came in. */
-const SINCE: Readonly<Partial<Record<Capability | keyof MigrationParameters, readonly [number, number]>>> = {
-  'dirty-limit': [8, 1],
-  'vcpu-dirty-limit': [8, 1],
-  'x-vcpu-dirty-limit-period': [8, 1],
-};
-
-/** Whether the QEMU version `traits` describes has this capability or parameter. */
-export function versionHas(traits: VersionTraits, name: Capability | keyof MigrationParameters): boolean {
-  const since = SINCE[name];
-  if (!since) return true;
-  const { major, minor } = traits.version;
-  return major > since[0] || (major === since[0] && minor >= since[1]);
-}
 
 export type EmitFn = (event: string, data?: Record<string, unknown>) => void;
 
@@ -144,7 +134,7 @@ export abstract class SimVm implements MemoryHooks {
 
   protected setStatus(to: MigrationStatus): void {
     if (to === this.status) return;
-    checkTransition(this.side, this.status, to);
+    checkTransition(this.side, this.emulate, this.status, to);
     this.log(`migration status: ${this.status} -> ${to}`);
     this.status = to;
     // QEMU emits MIGRATION only with the `events` capability on.
@@ -201,7 +191,7 @@ export abstract class SimVm implements MemoryHooks {
       // Ours: the guest's work, throttle and worst stalls on this side, for comparing strategies.
       'x-query-guest': { handler: () => this.guest.accounting() },
       'query-migrate-capabilities': {
-        handler: () => [...this.caps].filter(([c]) => versionHas(this.traits, c)).map(([capability, state]) => ({ capability, state })),
+        handler: () => knownCapabilities(this.traits).map((capability) => ({ capability, state: this.caps.get(capability as Capability) === true })),
       },
       'migrate-set-capabilities': {
         args: { capabilities: 'array' },
@@ -217,11 +207,10 @@ export abstract class SimVm implements MemoryHooks {
             if (typeof o.capability !== 'string') throw new QmpError('GenericError', `Parameter 'capabilities[${i}].capability' is missing`);
             if (o.state === undefined) throw new QmpError('GenericError', `Parameter 'capabilities[${i}].state' is missing`);
             if (typeof o.state !== 'boolean') throw new QmpError('GenericError', `Invalid parameter type for 'capabilities[${i}].state', expected: boolean`);
-            const known = CAPABILITIES.filter((c) => versionHas(this.traits, c));
-            if (!(known as readonly string[]).includes(o.capability)) {
-              throw new QmpError('GenericError', `Parameter 'capability' does not accept value '${o.capability}' (the sim knows: ${known.join(', ')})`);
-            }
-            updates.push([o.capability as Capability, o.state]);
+            const refusal = capabilityRefusal(this.traits, this.emulate, o.capability, o.state);
+            if (refusal) throw new QmpError('GenericError', refusal);
+            // A capability the sim does not model may be set false: it is, already.
+            if ((CAPABILITIES as readonly string[]).includes(o.capability)) updates.push([o.capability as Capability, o.state]);
           });
           const next = new Map(this.caps);
           for (const [c, s] of updates) next.set(c, s);
@@ -236,8 +225,9 @@ export abstract class SimVm implements MemoryHooks {
           return {};
         },
       },
+      // QEMU's list for the emulated version (the unmodelled ones at QEMU's defaults), then ours.
       'query-migrate-parameters': {
-        handler: () => Object.fromEntries(Object.entries(this.params).filter(([k]) => versionHas(this.traits, k as keyof MigrationParameters))),
+        handler: () => ({ ...this.traits.parameters, ...Object.fromEntries(Object.entries(this.params).filter(([k]) => parameterKnown(this.traits, k))) }),
       },
       'migrate-set-parameters': {
         args: {
@@ -253,13 +243,21 @@ export abstract class SimVm implements MemoryHooks {
           'throttle-trigger-threshold': 'int?',
           'vcpu-dirty-limit': 'int?',
           'x-vcpu-dirty-limit-period': 'int?',
+          ...Object.fromEntries(Object.keys(unmodelledParameters(this.traits)).map((k) => [k, 'any?' as const])),
         },
         handler: (args) => {
           for (const k of Object.keys(args)) {
             // What the QMP schema of an older QEMU says of a member it does not have.
-            if (!versionHas(this.traits, k as keyof MigrationParameters)) throw new QmpError('GenericError', `Parameter '${k}' is unexpected`);
+            if (!parameterKnown(this.traits, k)) throw new QmpError('GenericError', `Parameter '${k}' is unexpected`);
           }
           for (const [k, v] of Object.entries(args)) {
+            if (!(k in this.params)) {
+              // QEMU has it, the sim does not model it: only its default (a no-op) is taken.
+              const refusal = parameterRefusal(this.traits, this.emulate, k, v);
+              if (refusal) throw new QmpError('GenericError', refusal);
+              delete args[k];
+              continue;
+            }
             if (typeof v === 'boolean') continue;
             const [lo, hi] = PARAM_LIMITS[k as NumericParameter];
             if (typeof v !== 'number' || v < lo || v > hi) {

@@ -95,7 +95,7 @@ export interface VmOptions {
   dirtyRate?: number;
   seed?: number;
   pageSize?: number;
-  /** The QEMU version the VM emulates (--emulate); the sim's default when not given. */
+  /** The QEMU version the VM behaves as (`--emulate`); the sim's default when not given. */
   emulate?: string;
 }
 

@@ -20,6 +20,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RelayLink } from '../../../src/link/relay.js';
 import { canTransition } from '../../../src/sim/states.js';
+import { DEFAULT_EMULATED_VERSION } from '../../../src/sim/versions.js';
 import type { LinkEndpoints, LinkFault, MigrationStatus } from '../../../src/types.js';
 import { ensureBuilt, RELAY_MAIN_DIST, setCaps, sleep, startVm, tempDir, type SimVmProcess } from '../../helpers/sim.js';
 
@@ -206,7 +207,7 @@ async function runScenario(sc: Scenario): Promise<Outcome> {
     for (const vm of [s, d]) {
       let prev: MigrationStatus = 'none';
       for (const next of vm.statuses as MigrationStatus[]) {
-        expect(canTransition(vm.role, prev, next), `${vm.role}: ${prev} -> ${next}\n${log.join('\n')}`).toBe(true);
+        expect(canTransition(vm.role, DEFAULT_EMULATED_VERSION, prev, next), `${vm.role}: ${prev} -> ${next}\n${log.join('\n')}`).toBe(true);
         prev = next;
       }
     }

@@ -91,7 +91,8 @@ it('a failure after the source switched to postcopy but before the destination r
   // Stopped on the source (postcopy handed it over), never started on the destination.
   expect(await src.exec('query-status')).toMatchObject({ running: false });
   expect(await dst.exec('query-status')).toMatchObject({ status: 'inmigrate', running: false });
-  expect(src.statuses).toEqual(['setup', 'active', 'postcopy-active', 'postcopy-paused']);
+  // (the default, 10.0, passes through device at the switchover; 7.2 does not)
+  expect(src.statuses).toEqual(['setup', 'active', 'device', 'postcopy-active', 'postcopy-paused']);
   expect(dst.statuses).toEqual(['setup', 'active', 'failed']);
   // And the destination cannot be recovered: there is no paused postcopy on it.
   await expect(dst.exec('migrate-recover', { uri: `tcp:127.0.0.1:${await freePort()}` })).rejects.toThrow(/only be run when postcopy is paused/);

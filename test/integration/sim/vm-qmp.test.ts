@@ -39,7 +39,7 @@ async function guestProgress(vm: SimVmProcess): Promise<number> {
 }
 
 describe('sim VM over QMP: errors with QEMU texts, and the VM keeps running', () => {
-  it('greets like QEMU and negotiates oob', () => {
+  it('greets as the default emulated QEMU (the newest, 10.0) and negotiates oob', () => {
     expect(src.qmp.greeting).toMatchObject({ QMP: { version: { qemu: { major: 10, minor: 0 } }, capabilities: ['oob'] } });
     expect(src.qmp.oobEnabled).toBe(true);
   });

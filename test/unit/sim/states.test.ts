@@ -1,17 +1,20 @@
 /**
- * The migration state machine, table-driven. Three sources of truth are compared:
+ * The migration state machine, table-driven, per emulated QEMU version. Three sources of truth
+ * are compared:
  *  - the sim's tables (src/sim/states.ts),
- *  - the transitions QEMU's migration/migration.c makes (migrate_set_state callers, QEMU 9.x,
- *    written out independently below), which the tables must contain,
+ *  - the transitions QEMU's migration/migration.c makes (migrate_set_state callers, written
+ *    out independently below, and seen on QEMU 7.2.22 and 10.0.2 on the lab machine), which
+ *    the tables must contain,
  *  - transitions QEMU never makes, which the tables must refuse.
  * Every pair of states not in a table is refused with IllegalTransition.
  */
 import { describe, expect, it } from 'vitest';
 import { MIGRATION_STATES, type MigrationStatus, type Side } from '../../../src/types.js';
+import { EMULATED_VERSIONS, type EmulatedVersion } from '../../../src/sim/versions.js';
 import {
-  allowedTransitions,
-  canTransition,
-  checkTransition,
+  allowedTransitions as allowedTransitionsIn,
+  canTransition as canTransitionIn,
+  checkTransition as checkTransitionIn,
   DESTINATION_TRANSITIONS,
   IllegalTransition,
   isFinished,
@@ -21,26 +24,57 @@ import {
 
 type T = [MigrationStatus, MigrationStatus];
 
-/** Source side, as migration.c moves s->state (function named for each). */
-const QEMU_SOURCE: Array<[...T, string]> = [
+/** Source side, as migration.c moves s->state (function named for each), in every version. */
+const QEMU_SOURCE_COMMON: Array<[...T, string]> = [
   ['none', 'setup', 'migrate_init / qmp_migrate'],
   ['setup', 'active', 'migration_thread'],
   ['setup', 'failed', 'migrate_fd_connect error'],
   ['setup', 'cancelling', 'migrate_fd_cancel'],
   ['active', 'cancelling', 'migrate_fd_cancel'],
   ['cancelling', 'cancelled', 'migrate_fd_cleanup'],
-  ['active', 'postcopy-active', 'postcopy_start'],
-  ['active', 'completed', 'migration_completion'],
   ['active', 'failed', 'migration_iteration_finish on error'],
   ['postcopy-active', 'completed', 'migration_completion (postcopy)'],
   ['postcopy-active', 'failed', 'migration_completion_postcopy error'],
   ['postcopy-active', 'postcopy-paused', 'postcopy_pause'],
-  ['postcopy-paused', 'postcopy-recover-setup', 'qmp_migrate resume=true (QEMU 9.0+)'],
-  ['postcopy-recover-setup', 'postcopy-recover', 'migrate_fd_connect (resume)'],
-  ['postcopy-recover-setup', 'postcopy-paused', 'migrate_fd_error during resume connect'],
   ['postcopy-recover', 'postcopy-active', 'postcopy_do_resume / resume ack'],
-  ['postcopy-recover', 'postcopy-paused', 'postcopy_pause (failure or migrate-pause during recovery, 8.2+)'],
+  ['postcopy-recover', 'postcopy-paused', 'postcopy_pause (failure during recovery)'],
 ];
+
+/** What differs by version on the source. */
+const QEMU_SOURCE: Record<EmulatedVersion, Array<[...T, string]>> = {
+  '7.2': [
+    ...QEMU_SOURCE_COMMON,
+    ['active', 'postcopy-active', 'postcopy_start (seen: active -> postcopy-active, then STOP)'],
+    ['active', 'completed', 'migration_completion (seen: no device state)'],
+    ['postcopy-paused', 'postcopy-recover', 'migrate_fd_connect (resume); seen: no recover-setup before 9.1'],
+  ],
+  '10.0': [
+    ...QEMU_SOURCE_COMMON,
+    ['active', 'device', 'migration_switchover_start ("Always set DEVICE state", 10.0), precopy and postcopy'],
+    ['device', 'postcopy-active', 'postcopy_start'],
+    ['device', 'completed', 'migration_completion'],
+    ['device', 'failed', 'migration_completion error'],
+    ['device', 'cancelling', 'migrate_fd_cancel'],
+    ['postcopy-paused', 'postcopy-recover-setup', 'qmp_migrate resume=true (9.1+)'],
+    ['postcopy-recover-setup', 'postcopy-recover', 'migrate_fd_connect (resume)'],
+    ['postcopy-recover-setup', 'postcopy-paused', 'migrate_fd_error during resume connect'],
+  ],
+};
+
+/** Transitions a version never makes on the source, though another version does. */
+const FORBIDDEN_SOURCE: Record<EmulatedVersion, Array<[...T, string]>> = {
+  '7.2': [
+    ['postcopy-paused', 'postcopy-recover-setup', 'postcopy-recover-setup is 9.1+'],
+    ['active', 'device', 'device only with pause-before-switchover before 10.0 (the sim does not model it)'],
+  ],
+  '10.0': [
+    ['postcopy-paused', 'postcopy-recover', 'the source passes through postcopy-recover-setup (9.1+)'],
+    ['active', 'postcopy-active', 'postcopy_start passes through device (10.0+)'],
+    ['active', 'completed', 'migration_completion passes through device (10.0+)'],
+    ['postcopy-recover-setup', 'postcopy-active', 'the handshake (postcopy-recover) comes first'],
+    ['postcopy-recover-setup', 'failed', 'a failed reconnect goes back to postcopy-paused'],
+  ],
+};
 
 /** Destination side, as migration.c / savevm.c move mis->state. */
 const QEMU_DESTINATION: Array<[...T, string]> = [
@@ -82,9 +116,7 @@ const FORBIDDEN: Array<[Side | 'both', ...T, string]> = [
   ['both', 'postcopy-recover', 'failed', 'a failed recovery goes back to postcopy-paused'],
   ['both', 'postcopy-active', 'postcopy-recover', 'recovery starts from postcopy-paused'],
   ['both', 'cancelled', 'active', 'cancelled is final for this migration'],
-  ['source', 'postcopy-recover-setup', 'postcopy-active', 'the handshake (postcopy-recover) comes first'],
-  ['source', 'postcopy-recover-setup', 'failed', 'a failed reconnect goes back to postcopy-paused'],
-  ['source', 'postcopy-paused', 'postcopy-recover', 'the source passes through postcopy-recover-setup (QEMU 9.0+)'],
+  ['destination', 'active', 'device', 'device is a source-only state'],
   ['destination', 'postcopy-paused', 'postcopy-recover-setup', 'postcopy-recover-setup is a source-only state'],
   ['destination', 'active', 'cancelling', 'the destination has no cancelling state'],
   ['destination', 'setup', 'cancelling', 'the destination has no cancelling state'],
@@ -92,13 +124,17 @@ const FORBIDDEN: Array<[Side | 'both', ...T, string]> = [
 
 const SIDES: Side[] = ['source', 'destination'];
 
-function tableEntries(side: Side): T[] {
+function tableEntriesIn(side: Side, v: EmulatedVersion): T[] {
   const out: T[] = [];
-  for (const [from, tos] of Object.entries(allowedTransitions(side))) for (const to of tos ?? []) out.push([from as MigrationStatus, to]);
+  for (const [from, tos] of Object.entries(allowedTransitionsIn(side, v))) for (const to of tos ?? []) out.push([from as MigrationStatus, to]);
   return out;
 }
 
-describe('migration state tables', () => {
+describe.each(EMULATED_VERSIONS)('migration state tables of QEMU %s', (v) => {
+  const canTransition = (side: Side, from: MigrationStatus, to: MigrationStatus) => canTransitionIn(side, v, from, to);
+  const checkTransition = (side: Side, from: MigrationStatus, to: MigrationStatus) => checkTransitionIn(side, v, from, to);
+  const allowedTransitions = (side: Side) => allowedTransitionsIn(side, v);
+  const tableEntries = (side: Side) => tableEntriesIn(side, v);
   for (const side of SIDES) {
     describe(side, () => {
       it.each(tableEntries(side))(`allows %s -> %s (as listed in its table)`, (from, to) => {
@@ -106,12 +142,15 @@ describe('migration state tables', () => {
         expect(() => checkTransition(side, from, to)).not.toThrow();
       });
 
-      const qemu = side === 'source' ? QEMU_SOURCE : QEMU_DESTINATION;
+      const qemu = side === 'source' ? QEMU_SOURCE[v] : QEMU_DESTINATION;
       it.each(qemu)(`allows QEMU's %s -> %s (%s)`, (from, to) => {
         expect(canTransition(side, from, to)).toBe(true);
       });
 
-      const forbidden = FORBIDDEN.filter(([s]) => s === 'both' || s === side).map(([, from, to, why]) => [from, to, why] as const);
+      const forbidden = [
+        ...FORBIDDEN.filter(([s]) => s === 'both' || s === side).map(([, from, to, why]) => [from, to, why] as const),
+        ...(side === 'source' ? FORBIDDEN_SOURCE[v] : []),
+      ];
       it.each(forbidden)(`refuses %s -> %s (%s)`, (from, to) => {
         expect(canTransition(side, from, to)).toBe(false);
         expect(() => checkTransition(side, from, to)).toThrow(IllegalTransition);
@@ -125,7 +164,7 @@ describe('migration state tables', () => {
             if (allowed.has(`${from}>${to}`)) continue;
             refused++;
             expect(canTransition(side, from, to)).toBe(false);
-            expect(() => checkTransition(side, from, to)).toThrow(`${side}: ${from} -> ${to} is not a migration state transition`);
+            expect(() => checkTransition(side, from, to)).toThrow(`${side}: ${from} -> ${to} is not a migration state transition of QEMU ${v}`);
           }
         }
         expect(refused).toBeGreaterThan(MIGRATION_STATES.length * MIGRATION_STATES.length - 30);
@@ -179,15 +218,22 @@ describe('migration state tables', () => {
   }
 
   it('the destination has no source-only states; the tables are the exported ones', () => {
-    expect(allowedTransitions('source')).toBe(SOURCE_TRANSITIONS);
+    expect(allowedTransitions('source')).toBe(SOURCE_TRANSITIONS[v]);
     expect(allowedTransitions('destination')).toBe(DESTINATION_TRANSITIONS);
     const destStates = new Set(tableEntries('destination').flat());
     expect(destStates.has('postcopy-recover-setup')).toBe(false);
+    expect(destStates.has('device')).toBe(false);
     expect(destStates.has('cancelling')).toBe(false);
   });
 
-  it('isPostcopy and isFinished', () => {
-    expect(MIGRATION_STATES.filter(isPostcopy)).toEqual(['postcopy-active', 'postcopy-paused', 'postcopy-recover-setup', 'postcopy-recover']);
-    expect(MIGRATION_STATES.filter(isFinished)).toEqual(['completed', 'failed', 'cancelled']);
+  it("uses the version's states only: device and postcopy-recover-setup exactly where the version has them", () => {
+    const srcStates = new Set(tableEntries('source').flat());
+    expect(srcStates.has('device')).toBe(v === '10.0');
+    expect(srcStates.has('postcopy-recover-setup')).toBe(v === '10.0');
   });
+});
+
+it('isPostcopy and isFinished', () => {
+  expect(MIGRATION_STATES.filter(isPostcopy)).toEqual(['postcopy-active', 'postcopy-paused', 'postcopy-recover-setup', 'postcopy-recover']);
+  expect(MIGRATION_STATES.filter(isFinished)).toEqual(['completed', 'failed', 'cancelled']);
 });
