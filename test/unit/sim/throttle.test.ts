@@ -62,7 +62,8 @@ describe('throttleGuestDown (mig_throttle_guest_down)', () => {
           expect(next - current).toBeLessThanOrEqual(q['cpu-throttle-increment']);
           expect(next).toBeLessThanOrEqual(q['max-cpu-throttle']);
           const cpuNow = 100 - current;
-          const ideal = Math.trunc((cpuNow * threshold) / (dirty + extra));
+          // QEMU computes it in double as cpu_now * (threshold / dirty): same order here.
+          const ideal = Math.trunc(cpuNow * (threshold / (dirty + extra)));
           expect(next).toBe(Math.min(current + Math.min(cpuNow - ideal, q['cpu-throttle-increment']), q['max-cpu-throttle']));
         },
       ),
