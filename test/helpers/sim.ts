@@ -59,14 +59,22 @@ export function tempDir(prefix = 'postcopy-sim-test-'): string {
 
 /** A port that was free a moment ago on 127.0.0.1. */
 export async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ host: '127.0.0.1', port: 0, exclusive: true }, () => resolve());
-  });
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
+  // Below the kernel's ephemeral range (32768-60999 on Linux): a port taken from that range and
+  // released is free game for any outgoing connection until the test binds it again, and a VM's
+  // connect did take one ("Address already in use" in a parity row).
+  for (let attempt = 0; ; attempt++) {
+    const port = 20000 + Math.floor(Math.random() * 12000);
+    const server = net.createServer();
+    const ok = await new Promise<boolean>((resolve) => {
+      server.once('error', () => resolve(false));
+      server.listen({ host: '127.0.0.1', port, exclusive: true }, () => resolve(true));
+    });
+    if (ok) {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      return port;
+    }
+    if (attempt > 50) throw new Error('no free port found between 20000 and 32000');
+  }
 }
 
 /** Polls `fn` until it returns a truthy value; throws with `what` and the last value on timeout. */
