@@ -378,7 +378,7 @@ export class LabSession implements LabSessionApi {
     // A failure the lab declares for this version (a QEMU bug it shows) is still a failure; say it was expected.
     const known = this.lab.expectedFailures.filter((n) => inRange(n.range, this.backend.qemuVersion)).map((n) => n.text.trim());
     if (failure && known.length) {
-      failure = new RunFailure(`${failure.message} This is the failure the lab expects on QEMU ${this.backend.qemuVersion}: ${known.join('; ')}.`, failure.reason, failure.detail);
+      failure = new RunFailure(`${failure.message.replace(/[.\s]*$/, '.')} This is the failure the lab expects on QEMU ${this.backend.qemuVersion}: ${known.join('; ')}.`, failure.reason, failure.detail);
     }
     const summary: RunSummary = {
       ok: failure === null,

@@ -310,6 +310,13 @@ export class DestinationVm extends SimVm implements IncomingOwner, IncomingHost 
     if (!isPaused(s)) this.closeListener();
     if (s === 'completed' || s === 'failed' || s === 'none' || isPaused(s)) return;
     this.log(`migration error in ${s}: ${reason}`);
+    if (s === 'postcopy-recover' && !this.traits.recoveryFailurePauses) {
+      // Before 8.2 the pause path only knows postcopy-active: QEMU retries reading the
+      // channel it has just closed and dies.
+      this.errorDesc = reason;
+      this.onCrash('SIGSEGV', `the recovery channel failed in postcopy-recover (${reason})`);
+      return;
+    }
     if (isPostcopy(s)) {
       // Keep everything: placed pages, who waits for what. Requests already sent are lost
       // with the connection; they go out again after the resume.

@@ -372,6 +372,12 @@ export class SourceVm extends SimVm implements SenderHost {
     if (s === 'none' || isFinished(s) || isPaused(s)) return;
     this.log(`migration error in ${s}: ${reason}`);
     this.errorDesc = reason;
+    if (s === 'postcopy-recover' && !this.traits.recoveryFailurePauses) {
+      // Before 8.2: nothing takes the source out of postcopy-recover again (and migrate-pause
+      // is refused there), so it waits for a bitmap that will never come.
+      this.log('emulating QEMU before 8.2: the source stays in postcopy-recover');
+      return;
+    }
     if (isPostcopy(s)) {
       // Keep every bit of state: requests in flight are lost with the connection, and the
       // destination will ask again after the resume.

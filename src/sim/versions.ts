@@ -43,6 +43,14 @@ export interface VersionTraits {
    * until the source has connected (its fill_destination_migration_info returns early).
    */
   readonly incomingSetupReported: boolean;
+  /**
+   * A channel failure during the recovery handshake (postcopy-recover) lands both sides back
+   * in postcopy-paused, ready for another recovery: since 8.2 ("migration: Allow network to
+   * fail even during recovery"). Before, the source stays in postcopy-recover for good (its
+   * migration thread waits for a bitmap nothing will post) and the destination crashes
+   * (SIGSEGV) reading the channel it has just closed: the qemu-recover-hang lab.
+   */
+  readonly recoveryFailurePauses: boolean;
   // ---- capabilities and parameters known ----
   /** QEMU's MigrationCapability list in this version, in query-migrate-capabilities order. */
   readonly capabilities: readonly string[];
@@ -126,6 +134,7 @@ export const VERSION_TRAITS: Readonly<Record<EmulatedVersion, VersionTraits>> = 
     recoverSetupState: false,
     incomingSetupEventAlways: true,
     incomingSetupReported: false,
+    recoveryFailurePauses: false,
     capabilities: [...CAPS_COMMON.slice(0, 4), 'compress', ...CAPS_COMMON.slice(4, 8), 'block', ...CAPS_COMMON.slice(8)],
     parameters: {
       ...PARAMS_COMMON,
@@ -143,6 +152,7 @@ export const VERSION_TRAITS: Readonly<Record<EmulatedVersion, VersionTraits>> = 
     recoverSetupState: true,
     incomingSetupEventAlways: false,
     incomingSetupReported: true,
+    recoveryFailurePauses: true,
     capabilities: [...CAPS_COMMON, 'switchover-ack', 'dirty-limit', 'mapped-ram'],
     parameters: {
       ...PARAMS_COMMON,

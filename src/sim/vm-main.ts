@@ -116,6 +116,11 @@ async function main(): Promise<void> {
     void server.close().finally(() => process.exit(code));
     setTimeout(() => process.exit(code), 1000).unref();
   };
+  vm.onCrash = (signal, why) => {
+    process.stderr.write(`[${opts.name}] emulating QEMU ${vm.emulate}: ${why}; the process dies by ${signal}, as that QEMU does\n`);
+    // Not a clean exit: the orchestrator must see what a user of that QEMU sees.
+    process.kill(process.pid, signal);
+  };
   vm.onQuit = () => {
     server.emit('SHUTDOWN', { guest: false, reason: 'host-qmp-quit' });
     exit(0);

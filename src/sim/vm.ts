@@ -113,6 +113,11 @@ export abstract class SimVm implements MemoryHooks {
   emit: EmitFn = () => {};
   /** Called once the VM wants its process to exit (the `quit` command). */
   onQuit: () => void = () => {};
+  /**
+   * Called where the emulated QEMU version crashes (versions.ts says where): the VM process
+   * dies by that signal, as QEMU would. In-process tests watch it instead.
+   */
+  onCrash: (signal: NodeJS.Signals, why: string) => void = () => {};
   /** Diagnostic log (stderr of the VM process). */
   log: (msg: string) => void = () => {};
 

@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ensureBuilt, freePort, setCaps, startVm, tempDir, waitFor, type SimVmProcess } from '../../helpers/sim.js';
+import { ensureBuilt, freePort, jsonLines, runCli, setCaps, startVm, tempDir, waitFor, type SimVmProcess } from '../../helpers/sim.js';
 
 let dir: string;
 const started: SimVmProcess[] = [];
@@ -134,4 +134,32 @@ describe.each(['7.2', '10.0'])('--emulate %s', (v) => {
     // A query after the listen orders the events: anything sent by then has arrived.
     expect(dst.statuses).toEqual(v === '7.2' ? ['setup'] : []);
   }, 30_000);
+});
+
+/** The source's state changes in a drill's JSON lines, as "from->to". */
+function sourceStates(lines: Array<Record<string, unknown>>): string[] {
+  return lines
+    .filter((l) => l.kind === 'state' && l.side === 'source')
+    .map((l) => `${(l.data as { from?: string }).from}->${(l.data as { to?: string }).to}`);
+}
+
+describe('a failure during the recovery handshake (qemu-recover-hang)', () => {
+  it('emulating 7.2: the source stays in postcopy-recover and the destination dies by SIGSEGV, the failure the lab expects (exit 1)', { timeout: 120_000 }, async () => {
+    const r = await runCli(['drill', 'qemu-recover-hang', '--emulate', '7.2', '--json', '--no-record'], dir, 100_000);
+    expect(r.code).toBe(1);
+    const lines = jsonLines(r.stdout);
+    const end = lines.find((l) => l.type === 'summary') as { ok?: boolean; failure?: { message?: string } };
+    expect(end.ok).toBe(false);
+    expect(end.failure?.message).toMatch(/killed by SIGSEGV/);
+    expect(end.failure?.message).toMatch(/\. This is the failure the lab expects on QEMU 7\.2/);
+    // The source never left postcopy-recover (no way back to postcopy-paused before 8.2).
+    const src = sourceStates(lines);
+    expect(src.at(-1)).toBe('postcopy-paused->postcopy-recover');
+  });
+
+  it('emulating 10.0: both sides fall back to postcopy-paused and a second recovery completes (exit 0)', { timeout: 120_000 }, async () => {
+    const r = await runCli(['drill', 'qemu-recover-hang', '--emulate', '10.0', '--json', '--no-record'], dir, 100_000);
+    expect(r.code).toBe(0);
+    expect(sourceStates(jsonLines(r.stdout))).toContain('postcopy-recover->postcopy-paused');
+  });
 });
