@@ -91,7 +91,7 @@ describe('recovery file', () => {
   it('refuses a foreign file, a newer format version, and another guest', () => {
     const { file, versions } = smallFile();
     const whole = fs.readFileSync(file);
-    fs.writeFileSync(file, Buffer.concat([Buffer.from('QEVM\0\0\0\3'), whole.subarray(8)]));
+    fs.writeFileSync(file, Buffer.concat([Buffer.from('QEVM\x00\x00\x00\x03'), whole.subarray(8)]));
     refused(file, /not a postcopy-lab recovery file \(magic "QEVM/);
     const v2 = Buffer.from(whole);
     v2.writeUInt16BE(2, 8);
