@@ -45,6 +45,10 @@ Usage:
   postcopy-lab doctor                  check this machine for the kernel link and QEMU
   postcopy-lab cleanup                 remove what a killed run left: socket directories, namespaces, nft tables
   postcopy-lab reset [lab]             forget lab progress (all labs, or one)
+  postcopy-lab recovery-source FILE --qmp SOCK [--expect-digest HEX]
+                                       serve a recovery file to a paused destination, as its lost source would
+  postcopy-lab recovery-file inspect FILE [--json]
+                                       what a recovery file holds, and whether every record is intact
 
 Options:
   --json          one JSON object per line on stdout, nothing else
@@ -152,6 +156,17 @@ async function loadLabOrExplain(idOrPath: string | undefined): Promise<Lab> {
 }
 
 async function main(argv: string[]): Promise<number> {
+  // The recovery commands take their own options (a VM-like process and a file tool).
+  if (argv[0] === 'recovery-source' || argv[0] === 'recovery-file') {
+    const { runRecoverySource, runRecoveryFile, RecoveryUsageError } = await import('./recovery/command.js');
+    const { RecoveryFileError } = await import('./recovery/format.js');
+    try {
+      return argv[0] === 'recovery-source' ? await runRecoverySource(argv.slice(1), (c) => cleanups.add(c)) : runRecoveryFile(argv.slice(1));
+    } catch (e) {
+      if (e instanceof RecoveryUsageError || e instanceof RecoveryFileError) throw new UsageError(e.message);
+      throw e;
+    }
+  }
   let parsed;
   try {
     parsed = parseArgs({

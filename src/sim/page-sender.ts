@@ -35,6 +35,10 @@ export interface SenderHost {
   endOfPass(): void;
   /** Send the frozen versions and the end of the stream. */
   sendEof(): void;
+  /** The frames for `pages`; by default made from `versions` (the recovery source reads its file). */
+  encodePages?(pages: readonly number[]): Buffer;
+  /** Pages just went out as `frames` (the recovery file's window and continuous spill). */
+  pagesSent?(pages: readonly number[], frames: Buffer): void;
 }
 
 export class PageSender {
@@ -56,8 +60,9 @@ export class PageSender {
   /** Encode, account and write pages on `ch` (the main channel, or the preempt channel). */
   sendPages(pages: readonly number[], ch: Channel = this.ch): number {
     const { m, pageSize } = this.host;
-    const buf = encodePages(pages, this.host.versions, pageSize);
+    const buf = this.host.encodePages ? this.host.encodePages(pages) : encodePages(pages, this.host.versions, pageSize);
     m.noteSent(pages, pageFrameBytes(pageSize), isPostcopy(this.host.status));
+    this.host.pagesSent?.(pages, buf);
     m.transferred += buf.length;
     ch.write(buf);
     return buf.length;

@@ -20,6 +20,7 @@ import { stopThrottle, syncThrottle } from './throttle.js';
 import { sourceCommands } from './source-qmp.js';
 import { isFinished, isPaused, isPostcopy } from './states.js';
 import { SimVm, type VmOptions } from './vm.js';
+import { RecoverySpill } from '../recovery/spill.js';
 import { encodeDiscard, encodeEmpty, encodeHeader, encodeJson, encodeResume, encodeVerifyAll, MIG_CMD, pageFrameBytes, ReturnPathDecoder, type ReturnMessage } from './wire.js';
 
 type Addr = { host: string; port: number };
@@ -39,6 +40,8 @@ export class SourceVm extends SimVm implements SenderHost {
   private addr: Addr | null = null;
   private lastDrainAt = 0;
   private rateTimer: NodeJS.Timeout | null = null;
+  /** x-recovery-file: this migration's recovery file (src/recovery/spill.ts). */
+  private spill: RecoverySpill | null = null;
 
   constructor(opts: VmOptions) {
     super(opts, 'running');
@@ -78,7 +81,9 @@ export class SourceVm extends SimVm implements SenderHost {
 
   queryMigrate(): Record<string, unknown> {
     if (this.status === 'none') return {};
-    return this.m.queryMigrate(this.status, this.dirty, this.errorDesc);
+    const out = this.m.queryMigrate(this.status, this.dirty, this.errorDesc);
+    if (this.spill) out['x-recovery-file'] = this.spill.report();
+    return out;
   }
 
   queryPages(cells?: number): PagesInfo {
@@ -97,6 +102,10 @@ export class SourceVm extends SimVm implements SenderHost {
     this.dirty.clearAll();
     this.m = new SourceMigration(this.pageCount, this.pageSize);
     this.errorDesc = undefined;
+    this.spill?.abort();
+    this.spill = this.cap('x-recovery-file') || this.cap('x-recovery-file-continuous')
+      ? new RecoverySpill(this, this.cap('x-recovery-file-continuous') ? 'continuous' : 'on-failure', this.params['x-recovery-file-window'], this.opts.recoveryDir ?? '.', this.opts.name)
+      : null;
     this.setStatus('setup');
     this.connect(addr, false);
   }
@@ -270,6 +279,16 @@ export class SourceVm extends SimVm implements SenderHost {
     this.setRunState('postmigrate');
     this.connectPreempt();
     m.downtime = performance.now() - m.downtimeStart;
+    this.spill?.switchover(m.toSend);
+  }
+
+  pagesSent(pages: readonly number[], frames: Buffer): void {
+    this.spill?.noteSent(pages, frames);
+  }
+
+  /** Before the resume: a reason not to go on (the recovery source's missing pages), or null. */
+  protected resumeRefusal(): string | null {
+    return null;
   }
 
   sendEof(): void {
@@ -294,6 +313,8 @@ export class SourceVm extends SimVm implements SenderHost {
         // QEMU's recovery: whatever the destination lacks is still to send, sent before or not.
         m.toSend.assignComplement(new Bitmap(this.pageCount, msg.bitmap));
         m.cursor = 0;
+        const refusal = this.resumeRefusal();
+        if (refusal) return this.fail(refusal);
         this.write(encodeResume('bitmap'));
         return;
       }
@@ -384,6 +405,7 @@ export class SourceVm extends SimVm implements SenderHost {
       this.m.reqQueue = [];
       this.m.eofSent = false;
       this.setStatus('postcopy-paused');
+      this.spill?.paused(this.m.toSend);
       return;
     }
     this.m.totalTime = performance.now() - this.m.startedAt;
@@ -393,6 +415,7 @@ export class SourceVm extends SimVm implements SenderHost {
 
   shutdown(): void {
     if (this.rateTimer) clearInterval(this.rateTimer);
+    this.spill?.abort();
     this.guest.stop();
     this.dropConnection();
   }

@@ -182,7 +182,7 @@ export function traitsOf(v: EmulatedVersion): VersionTraits {
 /** The QEMU capabilities the sim implements; every other one a version knows is listed but refused when set true. */
 export const MODELLED_CAPABILITIES = ['events', 'postcopy-ram', 'return-path', 'postcopy-preempt', 'postcopy-blocktime', 'auto-converge', 'dirty-limit'] as const;
 /** The sim's own capabilities, the same in every version. */
-export const SIM_CAPABILITIES = ['x-recovery-walk'] as const;
+export const SIM_CAPABILITIES = ['x-recovery-walk', 'x-recovery-file', 'x-recovery-file-continuous'] as const;
 /** The QEMU parameters the sim implements; every other one a version knows reports QEMU's default and only takes that value. */
 export const MODELLED_PARAMETERS = [
   'max-bandwidth',
@@ -198,7 +198,7 @@ export const MODELLED_PARAMETERS = [
   'x-vcpu-dirty-limit-period',
 ] as const;
 /** The sim's own parameters, the same in every version. */
-export const SIM_PARAMETERS = ['x-stall-timeout', 'x-walk-window'] as const;
+export const SIM_PARAMETERS = ['x-stall-timeout', 'x-walk-window', 'x-recovery-file-window'] as const;
 
 /** Whether this version has parameter `name` (QEMU's list for it, or one of ours). */
 export function parameterKnown(t: VersionTraits, name: string): boolean {

@@ -7,6 +7,7 @@
  *
  * `--emulate 7.2|10.0` makes the VM behave as that QEMU version (src/sim/versions.ts).
  */
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { startQmpServer } from '../qmp/server.js';
 import { parseSize } from '../util/format.js';
@@ -55,6 +56,7 @@ export function parseVmArgs(argv: string[]): { opts: VmOptions; qmp: string; inc
         qmp: { type: 'string' },
         incoming: { type: 'string' },
         emulate: { type: 'string' },
+        'recovery-dir': { type: 'string' },
       },
       strict: true,
     }));
@@ -84,6 +86,8 @@ export function parseVmArgs(argv: string[]): { opts: VmOptions; qmp: string; inc
       memoryBytes,
       pageSize,
       ...(emulate ? { emulate } : {}),
+      // The recovery file goes beside the QMP socket (the run's runtime directory) unless told.
+      recoveryDir: values['recovery-dir'] ?? path.dirname(values.qmp),
       workload: {
         kind,
         vcpus: int(values.smp, '--smp', 1, 64, 2),

@@ -21,6 +21,7 @@ import {
   type VersionTraits,
 } from './versions.js';
 import { THROTTLE_DEFAULTS } from './throttle.js';
+import { DEFAULT_RECOVERY_WINDOW } from '../recovery/spill.js';
 import { Guest, type MemoryHooks, type WorkloadSpec } from './workload.js';
 
 export interface VmOptions {
@@ -30,6 +31,8 @@ export interface VmOptions {
   workload: WorkloadSpec;
   /** The QEMU version this VM behaves as (src/sim/versions.ts); the newest when not given. */
   emulate?: EmulatedVersion;
+  /** Where x-recovery-file writes (fixed at start, never from QMP: src/recovery/spill.ts). */
+  recoveryDir?: string;
 }
 
 /**
@@ -50,6 +53,8 @@ export interface MigrationParameters {
   'x-stall-timeout': number;
   /** Ours: pages the x-recovery-walk walker may have requested at once (1 = the thread's single walker thread). */
   'x-walk-window': number;
+  /** Ours: bytes of the last pages sent that an on-failure recovery file writes again (they may have been lost in flight). */
+  'x-recovery-file-window': number;
   /** auto-converge (src/sim/throttle.ts): the first throttle, percent. */
   'cpu-throttle-initial': number;
   /** auto-converge: what each further trigger adds, percent. */
@@ -75,6 +80,7 @@ const PARAM_LIMITS: Record<NumericParameter, [number, number]> = {
   'downtime-limit': [0, 2_000_000],
   'x-stall-timeout': [0, 3_600_000],
   'x-walk-window': [1, 4096],
+  'x-recovery-file-window': [0, Number.MAX_SAFE_INTEGER],
   'cpu-throttle-initial': [1, 99],
   'cpu-throttle-increment': [1, 99],
   'max-cpu-throttle': [1, 99],
@@ -105,6 +111,7 @@ export abstract class SimVm implements MemoryHooks {
     'downtime-limit': 300,
     'x-stall-timeout': 0,
     'x-walk-window': 1,
+    'x-recovery-file-window': DEFAULT_RECOVERY_WINDOW,
     ...THROTTLE_DEFAULTS,
     'vcpu-dirty-limit': 1,
     'x-vcpu-dirty-limit-period': 1000,
@@ -241,6 +248,7 @@ export abstract class SimVm implements MemoryHooks {
           'downtime-limit': 'int?',
           'x-stall-timeout': 'int?',
           'x-walk-window': 'int?',
+          'x-recovery-file-window': 'int?',
           'cpu-throttle-initial': 'int?',
           'cpu-throttle-increment': 'int?',
           'cpu-throttle-tailslow': 'bool?',
