@@ -140,6 +140,23 @@ export interface SideSnapshot {
    * up here: QEMU does not notice it, the operator sees the wire go quiet.
    */
   stalledMs: number;
+  /**
+   * The vCPU throttle in force on this side, percent (query-migrate's `cpu-throttle-percentage`,
+   * set by auto-converge; 0 when none, and on a destination). Absent where the side was not read.
+   */
+  throttle?: number;
+  /**
+   * The guest's speed on this side (the backend's `readGuest`; absent where it cannot say):
+   * `rate` operations per second over the last ~2 s, `nominal` its normal (unthrottled,
+   * unblocked) speed, `percent` the one as a percentage of the other.
+   */
+  guest?: SideGuest;
+}
+
+export interface SideGuest {
+  rate: number;
+  nominal: number;
+  percent: number;
 }
 
 export type LinkDirectionState = 'up' | 'cut' | 'blackhole' | 'down';

@@ -59,6 +59,8 @@ export function countersLine(s: Snapshot): string {
       ? `sent ${((ram.transferred ?? 0) / MiB).toFixed(0)} MiB, remaining ${((ram.remaining ?? 0) / MiB).toFixed(0)} MiB`
       : '-';
   const mbs = ram.mbps !== undefined ? `, ${(ram.mbps / 8).toFixed(0)} MB/s` : '';
+  // auto-converge at work: the throttle and what it leaves of the guest's speed, side by side.
+  const thr = src.throttle ? `, throttle ${src.throttle}%${src.guest ? ` (guest at ${src.guest.percent}% speed)` : ''}` : '';
   const quiet = (side: typeof src) => (side.stalledMs > 1000 ? `, no bytes for ${formatDuration(side.stalledMs)}` : '');
   const dp = dst.pages;
   const dstPart = dp
@@ -69,7 +71,7 @@ export function countersLine(s: Snapshot): string {
   const l = s.link;
   const ld = (d: 'source-to-destination' | 'destination-to-source') => l[d].state;
   const linkPart = l.up ? 'link up' : `link ${ld('source-to-destination')}/${ld('destination-to-source')}`;
-  return `src ${src.status} ${srcPart}${mbs}${quiet(src)} | ${dstPart} | ${linkPart}`;
+  return `src ${src.status} ${srcPart}${mbs}${thr}${quiet(src)} | ${dstPart} | ${linkPart}`;
 }
 
 export function summaryLines(sum: RunSummary, snap: Snapshot | null): string[] {

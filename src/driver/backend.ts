@@ -12,7 +12,7 @@
  * Two implementations: sim-backend.ts (our Node VM) and qemu-backend.ts (qemu-system-x86_64).
  */
 import type { QmpClient } from '../qmp/client.js';
-import type { LabEvent, LinkSnapshot, MigrationStatus, PagesInfo, RamStats, RunState, Side } from '../types.js';
+import type { LabEvent, LinkSnapshot, MigrationStatus, PagesInfo, RamStats, RunState, Side, SideGuest } from '../types.js';
 
 export type BackendKind = 'sim' | 'qemu';
 
@@ -66,6 +66,10 @@ export interface SideReading {
   error?: string;
   /** Destination vCPU blocktime in ms, where the backend reads it outside `pages` (QEMU's postcopy-blocktime). */
   blocktimeMs?: number;
+  /** query-migrate's `cpu-throttle-percentage` (auto-converge), 0 when absent. */
+  throttle?: number;
+  /** The guest's speed; the orchestrator fills it from `readGuest` where the backend has it. */
+  guest?: SideGuest;
   /** A number that grows while this side's migration moves; its freezing is `stalledMs`. */
   progress: number;
 }

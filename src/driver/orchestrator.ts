@@ -7,7 +7,7 @@ import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { QmpClient } from '../qmp/client.js';
-import type { LabEvent, Link, LinkEndpoints, LinkSnapshot, MigrationStatus, Side, SideSnapshot, Snapshot } from '../types.js';
+import type { LabEvent, Link, LinkEndpoints, LinkSnapshot, MigrationStatus, Side, SideGuest, SideSnapshot, Snapshot } from '../types.js';
 import type { BackendContext, GuestSpec, SideReading, VmBackend } from './backend.js';
 import { notAStateChange } from './migration-events.js';
 import { SimBackend } from './sim-backend.js';
@@ -245,7 +245,8 @@ export class Orchestrator {
     if (!vm?.alive || !vm.qmp || vm.qmp.closed) return null;
     try {
       const issued = performance.now();
-      const r = await this.backend.read(side, vm.qmp, { mapCells: this.opts.mapCells ?? 256 });
+      const [r, guest] = await Promise.all([this.backend.read(side, vm.qmp, { mapCells: this.opts.mapCells ?? 256 }), this.readGuest(side, vm.qmp)]);
+      if (guest) r.guest = guest;
       // A poll's queries run side by side: an event can arrive between the query-migrate reply
       // and the others. Then the event is newer than the poll; keep it (no completed ->
       // postcopy-active -> completed flicker).
@@ -256,6 +257,15 @@ export class Orchestrator {
     } catch {
       return null;
     }
+  }
+
+  /** The guest's speed for the snapshot; a backend that cannot tell (or a failed read) leaves it out. */
+  private async readGuest(side: Side, q: QmpClient): Promise<SideGuest | null> {
+    if (!this.backend.readGuest) return null;
+    const g = await this.backend.readGuest(side, q).catch(() => null);
+    if (!g) return null;
+    const percent = g.nominalOpsPerSecond > 0 ? Math.round((100 * g.opsPerSecond) / g.nominalOpsPerSecond) : 0;
+    return { rate: g.opsPerSecond, nominal: g.nominalOpsPerSecond, percent };
   }
 
   private sideSnapshot(side: Side, r: SideReading | null): SideSnapshot {
@@ -274,7 +284,9 @@ export class Orchestrator {
     const moving = r.status === 'active' || r.status === 'postcopy-active';
     if (!moving) this.lastProgress.set(side, { value: progress, at: now });
     const stalledMs = moving && last && last.value === progress ? Math.round(now - last.at) : 0;
-    return { side, alive: true, runState: r.runState, status: r.status, ram: r.ram, pages: r.pages, error: r.error, stalledMs };
+    const snap: SideSnapshot = { side, alive: true, runState: r.runState, status: r.status, ram: r.ram, pages: r.pages, error: r.error, stalledMs, throttle: r.throttle ?? 0 };
+    if (r.guest) snap.guest = r.guest;
+    return snap;
   }
 
   /** Stop every process and remove everything this run created. Idempotent, never throws. */

@@ -188,7 +188,7 @@ export class QemuBackend implements VmBackend {
   async read(side: Side, q: QmpClient): Promise<SideReading> {
     const [st, mig] = await Promise.all([
       q.execute<{ status: string }>('query-status', undefined, { timeoutMs: 5000 }),
-      q.execute<{ status?: string; ram?: Partial<RamStats>; 'error-desc'?: string; 'postcopy-blocktime'?: number }>('query-migrate', undefined, {
+      q.execute<{ status?: string; ram?: Partial<RamStats>; 'error-desc'?: string; 'postcopy-blocktime'?: number; 'cpu-throttle-percentage'?: number }>('query-migrate', undefined, {
         timeoutMs: 5000,
       }),
     ]);
@@ -199,6 +199,7 @@ export class QemuBackend implements VmBackend {
       status,
       ram: mig.ram,
       error: mig['error-desc'],
+      throttle: mig['cpu-throttle-percentage'] ?? 0,
       progress: mig.ram?.transferred ?? 0,
     };
     if (mig['postcopy-blocktime'] !== undefined) reading.blocktimeMs = mig['postcopy-blocktime'];

@@ -79,14 +79,14 @@ export class SimBackend implements VmBackend {
   async read(side: Side, q: QmpClient, opts: { mapCells: number }): Promise<SideReading> {
     const [st, mig, pages] = await Promise.all([
       q.execute<{ status: RunState }>('query-status', undefined, { timeoutMs: 5000 }),
-      q.execute<{ status?: MigrationStatus; ram?: Partial<RamStats>; 'error-desc'?: string }>('query-migrate', undefined, { timeoutMs: 5000 }),
+      q.execute<{ status?: MigrationStatus; ram?: Partial<RamStats>; 'error-desc'?: string; 'cpu-throttle-percentage'?: number }>('query-migrate', undefined, { timeoutMs: 5000 }),
       q.execute<PagesInfo>('x-query-pages', { 'map-cells': opts.mapCells }, { timeoutMs: 5000 }),
     ]);
     // "Stalled" means the wire is quiet, not that page counts are flat: in precopy the
     // destination's `received` stops growing after one pass while dirty pages still arrive.
     let status = mig.status ?? 'none';
     if (side === 'destination' && status === 'none' && this.incomingListening) status = 'setup';
-    return { runState: st.status, status, ram: mig.ram, pages, error: mig['error-desc'], progress: pages['wire-bytes'] };
+    return { runState: st.status, status, ram: mig.ram, pages, error: mig['error-desc'], throttle: mig['cpu-throttle-percentage'] ?? 0, progress: pages['wire-bytes'] };
   }
 
   async readGuest(_side: Side, q: QmpClient): Promise<GuestWork> {

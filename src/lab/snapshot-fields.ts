@@ -64,6 +64,8 @@ export const SIDE_FIELDS = {
   pages: PAGES_FIELDS,
   error: true,
   stalledMs: true,
+  throttle: true,
+  guest: { rate: true, nominal: true, percent: true },
 } satisfies Record<keyof SideSnapshot, FieldTree>;
 
 export const DIRECTION_FIELDS = {

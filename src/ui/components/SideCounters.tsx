@@ -24,10 +24,10 @@ export const COUNTER_LABELS = [
   're-sent/dup',
   'remaining',
   'MB/s',
-  'vCPUs blocked',
+  'vCPUs slowed',
+  'guest',
   'faults p50/p99',
   'walker',
-  'guest',
 ] as const;
 
 /** The wire quiet this long while pages should move is flagged on the MB/s row. */
@@ -65,7 +65,23 @@ function guestCell(s: SideSnapshot, g: PagesInfo['guest'] | undefined): Cell {
   // Before the rate covers a second it is unknown, not zero: no STALLED at start-up.
   if ((g['window-ms'] ?? 0) < GUEST_RATE_MIN_WINDOW_MS) return ops > 0 ? { text: `${fmtCount(ops)} ops/s`, color: 'green' } : { text: '– ops/s', color: 'gray' };
   if (ops === 0) return { text: '0 ops/s STALLED', color: 'red', bold: true };
+  // Where the backend knows the guest's normal speed, say how much of it is left: beside the
+  // throttle (the row above), this is what auto-converge costs the guest.
+  if (s.guest && s.guest.nominal > 0) {
+    const pct = s.guest.percent;
+    return { text: `${fmtCount(ops)}/s · ${pct}% speed`, short: `${fmtCount(ops)}/s · ${pct}%`, color: pct < 90 ? 'yellow' : 'green' };
+  }
   return { text: `${fmtCount(ops)} ops/s`, color: 'green' };
+}
+
+/**
+ * The source's vCPU throttle (auto-converge: query-migrate's cpu-throttle-percentage); the
+ * destination's cell of the same row is its vCPUs blocked on missing pages.
+ */
+function throttleCell(s: SideSnapshot): Cell {
+  if (s.throttle === undefined) return dash;
+  if (s.throttle === 0) return { text: 'not throttled', short: 'no throttle', color: 'gray' };
+  return { text: `throttled ${s.throttle}%`, short: `thr ${s.throttle}%`, color: 'yellow', bold: true };
 }
 
 /**
@@ -86,10 +102,10 @@ export function sideCells(s: SideSnapshot | undefined): Cell[] {
       dash,
       ram?.remaining !== undefined ? { text: fmtBytes(ram.remaining) } : dash,
       rateCell(s),
-      dash,
-      dash,
-      dash,
+      s.side === 'source' ? throttleCell(s) : dash,
       guestCell(s, undefined),
+      dash,
+      dash,
     ];
   }
   const isSource = s.side === 'source';
@@ -115,19 +131,19 @@ export function sideCells(s: SideSnapshot | undefined): Cell[] {
     remaining,
     rateCell(s),
     isSource
-      ? dash
+      ? throttleCell(s)
       : {
           text: `${blocked} now · ${secs(blocktime)} vCPU·s`,
           short: `${blocked} · ${secs(blocktime)} vCPU·s`,
           color: blocked > 0 ? 'yellow' : undefined,
         },
+    guestCell(s, p.guest),
     isSource ? dash : { text: lat.count ? `${fmtUsAsMs(lat.p50)}/${fmtUsAsMs(lat.p99)} ms` : '–' },
     walker.done
       ? { text: 'done', color: 'green' }
       : walker.total > 0 && (walker.active || walker.position > 0)
         ? { text: `${bar(walker.position / walker.total, 6)} ${Math.floor((100 * walker.position) / walker.total)}%${walker.active ? '' : ' idle'}` }
         : { text: 'idle', color: 'gray' },
-    guestCell(s, p.guest),
   ];
 }
 

@@ -156,6 +156,19 @@ const FACTS: Record<string, (lines: Line[], summary: Line) => void> = {
     expect(states(lines, 'destination').filter((s) => s === 'postcopy-recover').length).toBeGreaterThanOrEqual(2);
     expect(summary.recoveries).toBeGreaterThanOrEqual(1);
   },
+  'throttle-vs-postcopy': (lines) => {
+    // Plain precopy was cancelled, auto-converge throttled and completed, postcopy completed.
+    expect(states(lines, 'source')).toContain('cancelled');
+    expect(stepDone(lines, 'source.throttle >= 50')).toBe(true);
+    const throttled = lines.filter((l) => l.type === 'snapshot').map((l) => (l.source as { throttle?: number }).throttle ?? 0);
+    expect(Math.max(...throttled)).toBeGreaterThanOrEqual(20);
+    expect(states(lines, 'destination')).toContain('postcopy-active');
+  },
+  'many-vcpus': (lines) => {
+    // The throttle reached max-cpu-throttle and precopy still had not converged; postcopy finished.
+    expect(stepDone(lines, 'source.throttle >= 99 && source.ram.dirty-sync-count >= 16')).toBe(true);
+    expect(states(lines, 'source')).toContain('postcopy-active');
+  },
   'postcopy-basics': (lines) => {
     expect(states(lines, 'source')).toContain('postcopy-active');
     expect(states(lines, 'destination')).toContain('postcopy-active');

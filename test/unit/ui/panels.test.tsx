@@ -111,7 +111,7 @@ describe('SideCounters', () => {
     expect(row('remaining')).toMatch(/590\s+600/);
     expect(row('MB/s')).toMatch(/100\s+100/);
     // Blocked vCPUs have their own row; blocktime is a sum over vCPUs and says so.
-    expect(row('vCPUs blocked')).toContain('1 now · 0.0 vCPU·s');
+    expect(row('vCPUs slowed')).toContain('1 now · 0.0 vCPU·s');
     expect(row('faults p50/p99')).toContain('0.42/2.10 ms');
     expect(row('walker')).toContain('25%');
     expect(row('guest')).toMatch(/postmigrate\s+5000 ops\/s/);
@@ -122,7 +122,7 @@ describe('SideCounters', () => {
     const out = frame(<SideCounters source={snap.source} destination={dst} width={47} />);
     const row = (label: string) => out.split('\n').find((l) => l.startsWith(label)) ?? '';
     expect(row('re-sent/dup')).toMatch(/5 re-sent\s+1234 dup/);
-    expect(row('vCPUs blocked')).toContain('2 · 61.5 vCPU·s');
+    expect(row('vCPUs slowed')).toContain('2 · 61.5 vCPU·s');
   });
   it('shows no destination remaining in precopy (a 0 there would contradict the source)', () => {
     const pre = fakeSide('destination', { status: 'active', pages: fakePages({ received: 1000 }) });
@@ -138,12 +138,23 @@ describe('SideCounters', () => {
   });
   it('makes a stalled guest visible, but not before its rate is measured, and reports a dead VM', () => {
     const guest = (g: Partial<{ progress: number; 'ops-per-second': number; 'window-ms': number }>) =>
-      sideCells(fakeSide('destination', { pages: fakePages({ guest: { progress: 1, 'ops-per-second': 0, 'window-ms': 2000, ...g } }) }))[9];
+      sideCells(fakeSide('destination', { pages: fakePages({ guest: { progress: 1, 'ops-per-second': 0, 'window-ms': 2000, ...g } }) }))[7];
     expect(guest({})).toMatchObject({ text: '0 ops/s STALLED', color: 'red' });
     expect(guest({ 'window-ms': 0 })).toMatchObject({ text: '– ops/s', color: 'gray' });
     expect(guest({ 'window-ms': 300, 'ops-per-second': 4000 })).toMatchObject({ text: '4000 ops/s' });
-    expect(sideCells(fakeSide('source', { runState: 'paused' }))[9]).toMatchObject({ text: 'paused' });
-    expect(sideCells(fakeSide('source', { alive: false }))[9]).toMatchObject({ text: 'not running', color: 'red' });
+    expect(sideCells(fakeSide('source', { runState: 'paused' }))[7]).toMatchObject({ text: 'paused' });
+    expect(sideCells(fakeSide('source', { alive: false }))[7]).toMatchObject({ text: 'not running', color: 'red' });
+  });
+  it('shows the source throttle beside the guest speed, and the guest as a share of its normal speed', () => {
+    const src = fakeSide('source', { status: 'active', runState: 'running', throttle: 60, guest: { rate: 4000, nominal: 10000, percent: 40 } });
+    const out = frame(<SideCounters source={src} destination={fakeSide('destination')} width={47} />);
+    const row = (label: string) => out.split('\n').find((l) => l.startsWith(label)) ?? '';
+    expect(row('vCPUs slowed')).toMatch(/throttled 60%/);
+    expect(row('guest')).toMatch(/5000\/s · 40%/);
+    expect(sideCells(src)[6]).toMatchObject({ text: 'throttled 60%', color: 'yellow' });
+    expect(sideCells({ ...src, throttle: 0 })[6]).toMatchObject({ text: 'not throttled' });
+    expect(sideCells({ ...src, throttle: undefined })[6]).toMatchObject({ text: '–' });
+    expect(sideCells(src)[7]).toMatchObject({ text: '5000/s · 40% speed' });
   });
   it('colours the state by kind', () => {
     const colour = (status: Parameters<typeof fakeSide>[1] extends infer O ? O extends { status?: infer S } ? S : never : never) =>
