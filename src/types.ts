@@ -63,7 +63,7 @@ export interface RamStats {
  * | `duplicates-discarded`    | destination | arrivals dropped because the page was already placed (UFFDIO_COPY's EEXIST) |
  * | `requested` / `in-flight` | destination | pages someone waits for / of those, requests sent on the current connection |
  * | `missing`                 | both        | source: pages still to send as the source sees them (precopy: this pass plus dirtied since); destination: neither placed nor requested |
- * | `blocked-vcpus`           | destination | vCPUs blocked on a missing page right now                               |
+ * | `blocked-vcpus`           | destination | vCPUs blocked on missing pages right now (with threads per vCPU: every thread blocked) |
  * | `blocktime-ms`            | destination | sum over vCPUs of the time each was blocked: vCPU·ms, so 2 vCPUs blocked 1 s = 2000 |
  * | `blocktime-worst-vcpu-ms` | destination | the longest total blocked time of any single vCPU, ms                   |
  * | `wire-bytes`              | both        | bytes moved on this side's migration connection(s): source sent, destination received; "stalled" is this not moving |
@@ -89,11 +89,11 @@ export interface PagesInfo {
   'duplicates-discarded': number;
   /** Source: pages sent after a recovery whose current content had been sent before (each re-sending counts). Destination: 0 (what arrives again is `duplicates-discarded` or placed). */
   resent: number;
-  /** Destination: vCPUs currently blocked on a missing page. */
+  /** Destination: vCPUs currently blocked on missing pages (every one of their guest threads blocked). */
   'blocked-vcpus': number;
   /** Destination: page-fault round trip, request sent to page placed, microseconds. */
   'fault-latency-us': { p50: number; p99: number; count: number };
-  /** Destination: time vCPUs spent blocked on missing pages, summed over vCPUs (vCPU·ms), including blocks under way. */
+  /** Destination: time vCPUs spent blocked on missing pages (every thread blocked), summed over vCPUs (vCPU·ms), including blocks under way. */
   'blocktime-ms': number;
   /** Destination: the most any single vCPU has been blocked in all, ms. */
   'blocktime-worst-vcpu-ms': number;

@@ -38,6 +38,7 @@ export class SimBackend implements VmBackend {
       '--qmp', ctx.qmpPath(side),
       '--emulate', this.qemuVersion,
     ];
+    if (g.threadsPerVcpu !== undefined && g.threadsPerVcpu !== 1) args.push('--threads', String(g.threadsPerVcpu));
     if (g.hotset) args.push('--hot-fraction', String(g.hotset.fraction), '--hot-share', String(g.hotset.share));
     if (side === 'destination') args.push('--incoming', 'defer');
     return { file: process.execPath, args };

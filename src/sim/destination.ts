@@ -1,7 +1,8 @@
 /**
  * The incoming side's migration: its listener and channels, its state transitions and the main
- * stream's messages (its QMP commands are in destination-qmp.ts). During postcopy a vCPU that
- * touches a missing page blocks (only that vCPU) and the page is requested over the return path.
+ * stream's messages (its QMP commands are in destination-qmp.ts). During postcopy a guest thread
+ * that touches a missing page blocks (only that thread; its vCPU runs another if it has one,
+ * src/sim/workload.ts) and the page is requested over the return path.
  *
  * What the migration knows (pages placed, who waits, the walker, verification) lives in one
  * IncomingMigration (incoming-migration.ts); what an accepted connection is (main, preempt, or
@@ -16,6 +17,7 @@ import { IncomingConnection, type IncomingOwner } from './incoming-channel.js';
 import { IncomingMigration, type IncomingHost, type Waiting } from './incoming-migration.js';
 import { isPaused, isPostcopy } from './states.js';
 import { SimVm, type VmOptions } from './vm.js';
+import type { VcpuStalls } from './workload.js';
 import { encodeEmpty, encodeJson, encodeRecvBitmap, encodeReqPages, MIG_RP_MSG, type MainMessage, type WireHeader } from './wire.js';
 
 export class DestinationVm extends SimVm implements IncomingOwner, IncomingHost {
@@ -59,8 +61,12 @@ export class DestinationVm extends SimVm implements IncomingOwner, IncomingHost 
     this.main.write(encodeReqPages(page, 1));
   }
 
-  unblock(vcpu: number): void {
-    this.guest.unblock(vcpu);
+  unblock(vcpu: number, page: number): void {
+    this.guest.unblock(vcpu, page);
+  }
+
+  vcpuStalls(): VcpuStalls {
+    return this.guest.stalls();
   }
 
   walkWindow(): number {

@@ -10,12 +10,14 @@ import type { PagesInfo } from '../types.js';
 import { Bitmap } from './bitmap.js';
 import { checkPage } from './content.js';
 import { LatencyRing, pageMap } from './stats.js';
+import type { VcpuStalls } from './workload.js';
 
 export interface Waiting {
   /** When the request went out on the current connection; null while not (yet) sent. */
   sentAt: number | null;
-  /** When the page was first needed, for blocktime. */
+  /** When the page was first needed. */
   neededAt: number;
+  /** The vCPUs with a thread blocked on it, each once. */
   vcpus: number[];
   walker: boolean;
 }
@@ -26,7 +28,13 @@ export interface IncomingHost {
   readonly versions: Uint32Array;
   /** Ask the source for a page now, if the link is up (sets `w.sentAt` when it does). */
   request(page: number, w: Waiting): void;
-  unblock(vcpu: number): void;
+  /** `page` is placed: the vCPU's threads blocked on it may go on. */
+  unblock(vcpu: number, page: number): void;
+  /**
+   * The vCPUs' stalls (every thread blocked): blocktime. The guest keeps them, as only it knows
+   * when a thread's wait stalls its vCPU (QEMU counts blocktime per vCPU).
+   */
+  vcpuStalls(): VcpuStalls;
   /** Pages the walker may have requested at once (x-walk-window). */
   walkWindow(): number;
   log(msg: string): void;
@@ -63,10 +71,6 @@ export class IncomingMigration {
   recoveries = 0;
   recoveryAttempts = 0;
   private readonly latency = new LatencyRing();
-  /** Blocked time summed over vCPUs (vCPU·ms), for blocks that have ended. */
-  private blocktimeMs = 0;
-  /** Blocked time per vCPU (ms), for blocks that have ended: the worst single vCPU. */
-  private readonly vcpuBlocktimeMs = new Map<number, number>();
   private mismatches: number[] = [];
   verified: boolean | null = null;
 
@@ -91,7 +95,7 @@ export class IncomingMigration {
       this.waiting.set(page, w);
       this.host.request(page, w);
     }
-    if (who.vcpu !== undefined) w.vcpus.push(who.vcpu);
+    if (who.vcpu !== undefined && !w.vcpus.includes(who.vcpu)) w.vcpus.push(who.vcpu);
     if (who.walker) w.walker = true;
   }
 
@@ -131,11 +135,8 @@ export class IncomingMigration {
     const w = this.waiting.get(index);
     if (!w) return;
     this.waiting.delete(index);
-    const now = performance.now();
-    if (w.sentAt !== null) this.latency.add((now - w.sentAt) * 1000);
-    this.blocktimeMs += w.vcpus.length * (now - w.neededAt);
-    for (const v of w.vcpus) this.vcpuBlocktimeMs.set(v, (this.vcpuBlocktimeMs.get(v) ?? 0) + (now - w.neededAt));
-    for (const v of w.vcpus) this.host.unblock(v);
+    if (w.sentAt !== null) this.latency.add((performance.now() - w.sentAt) * 1000);
+    for (const v of w.vcpus) this.host.unblock(v, index);
     if (w.walker) {
       this.walkerOutstanding--;
       this.advanceWalker();
@@ -207,28 +208,14 @@ export class IncomingMigration {
   // ---- what x-query-pages and query-migrate report -------------------------------------------
 
   /** Blocktime so far in vCPU·ms (summed over vCPUs), counting vCPUs that are blocked right now. */
-  currentBlocktime(now = performance.now()): number {
-    let t = this.blocktimeMs;
-    for (const w of this.waiting.values()) t += w.vcpus.length * (now - w.neededAt);
-    return t;
-  }
-
-  /** The most any one vCPU has been blocked in all (ms), counting a block under way. */
-  worstVcpuBlocktime(now = performance.now()): number {
-    const per = new Map(this.vcpuBlocktimeMs);
-    for (const w of this.waiting.values()) for (const v of w.vcpus) per.set(v, (per.get(v) ?? 0) + (now - w.neededAt));
-    let worst = 0;
-    for (const t of per.values()) worst = Math.max(worst, t);
-    return worst;
+  currentBlocktime(): number {
+    return this.host.vcpuStalls().totalMs;
   }
 
   queryPages(guest: PagesInfo['guest'], cells?: number): PagesInfo {
     let inFlight = 0;
-    let blocked = 0;
-    for (const w of this.waiting.values()) {
-      if (w.sentAt !== null) inFlight++;
-      blocked += w.vcpus.length;
-    }
+    for (const w of this.waiting.values()) if (w.sentAt !== null) inFlight++;
+    const stalls = this.host.vcpuStalls();
     const info: PagesInfo = {
       'page-size': this.pageSize,
       total: this.pageCount,
@@ -239,10 +226,10 @@ export class IncomingMigration {
       missing: this.pageCount - this.present.count - this.waiting.size,
       'duplicates-discarded': this.duplicates,
       resent: 0,
-      'blocked-vcpus': blocked,
+      'blocked-vcpus': stalls.blocked,
       'fault-latency-us': this.latency.percentiles(),
-      'blocktime-ms': Math.round(this.currentBlocktime()),
-      'blocktime-worst-vcpu-ms': Math.round(this.worstVcpuBlocktime()),
+      'blocktime-ms': Math.round(stalls.totalMs),
+      'blocktime-worst-vcpu-ms': Math.round(stalls.worstMs),
       'wire-bytes': this.wireBytes,
       walker: { active: this.walkMode && !this.walkerDone, position: this.walkerPos, total: this.pageCount, done: this.walkerDone },
       guest,

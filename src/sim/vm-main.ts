@@ -6,6 +6,8 @@
  *   node dist/src/sim/vm-main.js --name destination --memory 1G --smp 2 --qmp /run/dir/dest.qmp --incoming defer
  *
  * `--emulate 7.2|10.0` makes the VM behave as that QEMU version (src/sim/versions.ts).
+ * `--threads T` runs T guest threads per vCPU (default 1; src/sim/workload.ts): on the
+ * destination a thread blocked on a missing page lets its vCPU run another.
  */
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -15,7 +17,7 @@ import { DestinationVm } from './destination.js';
 import { SourceVm } from './source.js';
 import { parseEmulatedVersion } from './versions.js';
 import type { SimVm, VmOptions } from './vm.js';
-import type { WorkloadKind } from './workload.js';
+import { MAX_THREADS_PER_VCPU, type WorkloadKind } from './workload.js';
 
 function die(msg: string): never {
   process.stderr.write(`postcopy-lab sim: ${msg}\n`);
@@ -57,6 +59,7 @@ export function parseVmArgs(argv: string[]): { opts: VmOptions; qmp: string; inc
         incoming: { type: 'string' },
         emulate: { type: 'string' },
         'recovery-dir': { type: 'string' },
+        threads: { type: 'string' },
       },
       strict: true,
     }));
@@ -76,6 +79,8 @@ export function parseVmArgs(argv: string[]): { opts: VmOptions; qmp: string; inc
   } catch (e) {
     die(`--emulate: ${(e as Error).message}`);
   }
+  const threads = int(values.threads, '--threads', 1, MAX_THREADS_PER_VCPU, 1);
+  if (!Number.isInteger(threads)) die(`--threads: '${values.threads}' must be a whole number of guest threads per vCPU, from 1 to ${MAX_THREADS_PER_VCPU}`);
   const kind = values.workload as WorkloadKind;
   if (!['sequential', 'random', 'hotset'].includes(kind)) die(`--workload: '${kind}' (expected sequential, random or hotset)`);
   return {
@@ -96,6 +101,7 @@ export function parseVmArgs(argv: string[]): { opts: VmOptions; qmp: string; inc
         hotFraction: int(values['hot-fraction'], '--hot-fraction', 0, 1, 0.1),
         hotShare: int(values['hot-share'], '--hot-share', 0, 1, 0.9),
         seed: int(values.seed, '--seed', 0, 2 ** 32 - 1, 1),
+        threadsPerVcpu: threads,
       },
     },
   };
@@ -136,7 +142,7 @@ async function main(): Promise<void> {
   process.stdin.on('error', () => exit(0));
   process.stdin.resume();
   if (vm instanceof SourceVm) vm.start();
-  vm.log(`ready: ${vm.pageCount} pages of ${vm.pageSize} bytes, ${opts.workload.vcpus} vCPUs, ${incoming ? 'incoming defer' : 'running'}`);
+  vm.log(`ready: ${vm.pageCount} pages of ${vm.pageSize} bytes, ${opts.workload.vcpus} vCPUs${(opts.workload.threadsPerVcpu ?? 1) > 1 ? ` of ${opts.workload.threadsPerVcpu} threads` : ''}, ${incoming ? 'incoming defer' : 'running'}`);
 }
 
 main().catch((e) => die(String((e as Error)?.stack ?? e)));

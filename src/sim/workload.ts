@@ -1,9 +1,15 @@
 /**
  * The guest: K vCPUs running a memory workload at a set rate of reads and writes. Each access
- * goes through the owning VM's `access` hook, which on the destination may block that vCPU
- * on a missing page (as a userfaultfd fault would); only that vCPU stops, the others go on.
- * The vCPU state (RNG, position, op count) is plain data so it can cross the wire as "device
- * state" at switchover, and the guest carries on at the destination where it left off.
+ * goes through the owning VM's `access` hook, which on the destination may block the thread
+ * that made it on a missing page (as a userfaultfd fault would); the others go on.
+ *
+ * Each vCPU runs T guest threads (default 1), each with its own access stream, taking turns
+ * one access at a time. With async page faults a thread that touches a missing page blocks
+ * alone and its vCPU runs another thread, so postcopy blocks threads, not vCPUs (Gilbert in
+ * the 2016 thread); the vCPU stalls only when all its threads are blocked. The threads share
+ * their vCPU's rate: T threads do not make a vCPU faster. The vCPU state (the threads' RNGs
+ * and positions, the op count) is plain data so it can cross the wire as "device state" at
+ * switchover, and the guest carries on at the destination where it left off.
  *
  * During precopy the source may throttle the vCPUs (src/sim/throttle.ts): a vCPU throttled by
  * p% runs only (100-p)% of the time, as QEMU's cpu_throttle_thread makes it sleep the rest; a
@@ -25,12 +31,29 @@ export interface WorkloadSpec {
   hotFraction: number;
   hotShare: number;
   seed: number;
+  /** Guest threads per vCPU (default 1): see the header. */
+  threadsPerVcpu?: number;
 }
 
-export interface VcpuState {
+/** The most threads per vCPU the sim takes (so the device state stays a small frame). */
+export const MAX_THREADS_PER_VCPU = 64;
+
+/** One thread's access stream. */
+export interface ThreadState {
   rng: number;
   pos: number;
+}
+
+/**
+ * A vCPU's device state. With one thread it is exactly the format from before threads
+ * ({rng, pos, ops}); with more, `rng`/`pos` are still thread 0's (so a reader that knows no
+ * threads continues thread 0) and `threads` lists every thread, `next` the one whose turn is next.
+ */
+export interface VcpuState extends ThreadState {
+  /** Operations done by the vCPU, all its threads. */
   ops: number;
+  threads?: ThreadState[];
+  next?: number;
 }
 
 /** What an access returns: done, or blocked until `unblock(vcpu)` is called. */
@@ -52,14 +75,22 @@ function mulberry32(a: number): [number, number] {
   return [((t ^ (t >>> 14)) >>> 0) / 4294967296, a];
 }
 
-interface Vcpu extends VcpuState {
+interface Thread extends ThreadState {
   blockedOn: { page: number; write: boolean } | null;
+}
+
+interface Vcpu {
+  threads: Thread[];
+  /** The thread whose turn is next (round-robin). */
+  next: number;
+  ops: number;
   budget: number;
   /** Operations done on this side (not carried over with the device state). */
   done: number;
-  /** When the current wait for a missing page began, and the longest such wait so far. */
-  blockedSince: number;
+  /** When the vCPU stalled (every thread blocked), null while it runs; the longest stall and all of them. */
+  stalledSince: number | null;
   longestStallMs: number;
+  stalledMs: number;
   /** Pages written in the current dirty-limit period. */
   periodWrites: number;
 }
@@ -80,7 +111,19 @@ export interface GuestAccounting {
   'throttle-percentage': number;
   /** The per-vCPU dirty-rate limit in force, pages per second (absent: none). */
   'dirty-limit-pages-per-second'?: number;
-  vcpus: Array<{ ops: number; blocked: boolean; 'longest-stall-ms': number }>;
+  'threads-per-vcpu': number;
+  /**
+   * Per vCPU: `blocked` when every thread is blocked (the vCPU stalls), the threads blocked now,
+   * and the longest stall (every thread blocked at once; a thread's own wait is not a stall).
+   */
+  vcpus: Array<{ ops: number; blocked: boolean; 'blocked-threads': number; 'longest-stall-ms': number }>;
+}
+
+/** The vCPUs' stalls on this side: blocked now, and stall time summed (vCPU·ms) and of the worst vCPU. */
+export interface VcpuStalls {
+  blocked: number;
+  totalMs: number;
+  worstMs: number;
 }
 
 export class Guest {
@@ -89,6 +132,7 @@ export class Guest {
   private lastTick = 0;
   private readonly writeShare: number;
   private readonly opsPerMs: number;
+  readonly threadsPerVcpu: number;
   /** Samples of `done` (operations done on this side), for the guest's rate. */
   private rateWindow: { t: number; done: number }[] = [];
   /** Operations done here, never the ones carried over with the device state at switchover. */
@@ -109,19 +153,25 @@ export class Guest {
     const total = spec.readRate + spec.dirtyRate;
     this.writeShare = total > 0 ? spec.dirtyRate / total : 0;
     this.opsPerMs = total / 1000;
+    const T = spec.threadsPerVcpu ?? 1;
+    if (!(Number.isInteger(T) && T >= 1 && T <= MAX_THREADS_PER_VCPU)) {
+      throw new Error(`threads per vCPU ${T}: expected a whole number from 1 to ${MAX_THREADS_PER_VCPU}`);
+    }
+    this.threadsPerVcpu = T;
+    const streams = Math.max(1, spec.vcpus) * T;
     this.vcpus = [];
     for (let i = 0; i < spec.vcpus; i++) {
-      this.vcpus.push({
-        rng: (spec.seed * 0x9e3779b1 + i * 0x85ebca6b) >>> 0,
-        pos: Math.floor((i * pageCount) / Math.max(1, spec.vcpus)),
-        ops: 0,
-        blockedOn: null,
-        budget: 0,
-        done: 0,
-        blockedSince: 0,
-        longestStallMs: 0,
-        periodWrites: 0,
-      });
+      const threads: Thread[] = [];
+      for (let t = 0; t < T; t++) {
+        // Thread 0 is seeded and placed as the vCPU was before threads, so one thread per vCPU
+        // gives the same accesses as ever; the others get their own stream and stretch of memory.
+        threads.push({
+          rng: (spec.seed * 0x9e3779b1 + i * 0x85ebca6b + t * 0xc2b2ae35) >>> 0,
+          pos: Math.floor(((i * T + t) * pageCount) / streams),
+          blockedOn: null,
+        });
+      }
+      this.vcpus.push({ threads, next: 0, ops: 0, budget: 0, done: 0, stalledSince: null, longestStallMs: 0, stalledMs: 0, periodWrites: 0 });
     }
   }
 
@@ -136,8 +186,26 @@ export class Guest {
     return s;
   }
 
+  /** vCPUs stalled now: every one of their threads blocked. */
   get blockedCount(): number {
-    return this.vcpus.filter((v) => v.blockedOn).length;
+    return this.vcpus.filter((v) => v.stalledSince !== null).length;
+  }
+
+  /**
+   * The vCPUs' stalls (every thread blocked) on this side, a stall under way counted for as
+   * long as it has lasted: the destination's blocktime, which QEMU counts per vCPU.
+   */
+  stalls(now = performance.now()): VcpuStalls {
+    let blocked = 0;
+    let totalMs = 0;
+    let worstMs = 0;
+    for (const v of this.vcpus) {
+      const ms = v.stalledMs + (v.stalledSince !== null ? now - v.stalledSince : 0);
+      if (v.stalledSince !== null) blocked++;
+      totalMs += ms;
+      worstMs = Math.max(worstMs, ms);
+    }
+    return { blocked, totalMs, worstMs };
   }
 
   /**
@@ -195,11 +263,13 @@ export class Guest {
       'nominal-ops-per-second': Math.round(this.opsPerMs * 1000 * this.vcpus.length),
       'running-ms': Math.round(this.runningMs + (this.timer ? now - this.startedAt : 0)),
       'throttle-percentage': this.throttle,
+      'threads-per-vcpu': this.threadsPerVcpu,
       vcpus: this.vcpus.map((v) => ({
         ops: v.done,
-        blocked: v.blockedOn !== null,
-        // A wait still going on counts for as long as it has lasted.
-        'longest-stall-ms': Math.round(Math.max(v.longestStallMs, v.blockedOn ? now - v.blockedSince : 0)),
+        blocked: v.stalledSince !== null,
+        'blocked-threads': v.threads.filter((t) => t.blockedOn).length,
+        // A stall still going on counts for as long as it has lasted.
+        'longest-stall-ms': Math.round(Math.max(v.longestStallMs, v.stalledSince !== null ? now - v.stalledSince : 0)),
       })),
     };
     if (this.dirtyLimit) out['dirty-limit-pages-per-second'] = this.dirtyLimit.pagesPerSec;
@@ -226,54 +296,100 @@ export class Guest {
   }
 
   exportState(): VcpuState[] {
-    return this.vcpus.map(({ rng, pos, ops }) => ({ rng, pos, ops }));
-  }
-
-  importState(state: unknown): void {
-    if (!Array.isArray(state)) return;
-    state.forEach((s: Partial<VcpuState>, i) => {
-      const v = this.vcpus[i];
-      if (!v || typeof s !== 'object' || s === null) return;
-      if (Number.isInteger(s.rng)) v.rng = (s.rng as number) >>> 0;
-      if (Number.isInteger(s.pos)) v.pos = (s.pos as number) % this.pageCount;
-      if (Number.isInteger(s.ops)) v.ops = s.ops as number;
+    return this.vcpus.map((v) => {
+      const [{ rng, pos }] = v.threads;
+      if (v.threads.length === 1) return { rng, pos, ops: v.ops };
+      return { rng, pos, ops: v.ops, threads: v.threads.map((t) => ({ rng: t.rng, pos: t.pos })), next: v.next };
     });
   }
 
-  /** A missing page a vCPU was blocked on has been placed: retry its access and carry on. */
-  unblock(vcpu: number): void {
+  /**
+   * Take the device state that crossed at switchover: the guest arrives here, so its stalls on
+   * this side start from nothing. Junk is ignored; a state with fewer threads than this guest
+   * leaves the rest as they started, one with more gives its extra threads nowhere to go.
+   */
+  importState(state: unknown): void {
+    for (const v of this.vcpus) {
+      v.stalledMs = 0;
+      v.longestStallMs = 0;
+    }
+    if (!Array.isArray(state)) return;
+    const isObj = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null;
+    const setStream = (t: Thread, s: Record<string, unknown>) => {
+      if (Number.isInteger(s.rng)) t.rng = (s.rng as number) >>> 0;
+      if (Number.isInteger(s.pos)) t.pos = (((s.pos as number) % this.pageCount) + this.pageCount) % this.pageCount;
+    };
+    state.forEach((s: unknown, i) => {
+      const v = this.vcpus[i];
+      if (!v || !isObj(s)) return;
+      setStream(v.threads[0], s);
+      if (Number.isInteger(s.ops) && (s.ops as number) >= 0) v.ops = s.ops as number;
+      if (Array.isArray(s.threads)) {
+        s.threads.forEach((ts: unknown, j) => {
+          if (j < v.threads.length && isObj(ts)) setStream(v.threads[j], ts);
+        });
+      }
+      if (Number.isInteger(s.next) && (s.next as number) >= 0) v.next = (s.next as number) % v.threads.length;
+    });
+  }
+
+  /**
+   * A missing page has been placed: retry the accesses of the vCPU's threads blocked on it
+   * (every blocked thread of the vCPU when no page is given) and let them carry on.
+   */
+  unblock(vcpu: number, page?: number): void {
     const v = this.vcpus[vcpu];
-    if (!v?.blockedOn) return;
-    const { page, write } = v.blockedOn;
-    if (this.hooks.access(vcpu, page, write) === 'ok') {
-      v.blockedOn = null;
-      v.longestStallMs = Math.max(v.longestStallMs, performance.now() - v.blockedSince);
+    if (!v) return;
+    for (const t of v.threads) {
+      if (!t.blockedOn || (page !== undefined && t.blockedOn.page !== page)) continue;
+      if (this.hooks.access(vcpu, t.blockedOn.page, t.blockedOn.write) !== 'ok') continue;
+      t.blockedOn = null;
       v.ops++;
       v.done++;
       this.done++;
+      if (v.stalledSince !== null) {
+        // A thread can run again: the vCPU's stall ends.
+        const ms = performance.now() - v.stalledSince;
+        v.longestStallMs = Math.max(v.longestStallMs, ms);
+        v.stalledMs += ms;
+        v.stalledSince = null;
+      }
     }
   }
 
-  private nextPage(v: Vcpu): number {
+  private nextPage(t: Thread): number {
     const n = this.pageCount;
     switch (this.spec.kind) {
       case 'sequential':
-        v.pos = (v.pos + 1) % n;
-        return v.pos;
+        t.pos = (t.pos + 1) % n;
+        return t.pos;
       case 'hotset': {
         let r: number;
-        [r, v.rng] = mulberry32(v.rng);
+        [r, t.rng] = mulberry32(t.rng);
         const hot = Math.max(1, Math.floor(n * this.spec.hotFraction));
         let r2: number;
-        [r2, v.rng] = mulberry32(v.rng);
+        [r2, t.rng] = mulberry32(t.rng);
         return r < this.spec.hotShare ? Math.floor(r2 * hot) : Math.floor(r2 * n);
       }
       default: {
         let r: number;
-        [r, v.rng] = mulberry32(v.rng);
+        [r, t.rng] = mulberry32(t.rng);
         return Math.floor(r * n);
       }
     }
+  }
+
+  /** The next runnable thread in turn (the vCPU is not stalled, so there is one). */
+  private nextThread(v: Vcpu): Thread {
+    const T = v.threads.length;
+    for (let k = 0; k < T; k++) {
+      const idx = (v.next + k) % T;
+      if (!v.threads[idx].blockedOn) {
+        v.next = (idx + 1) % T;
+        return v.threads[idx];
+      }
+    }
+    throw new Error('nextThread on a stalled vCPU');
   }
 
   private tick(): void {
@@ -293,7 +409,8 @@ export class Guest {
     }
     for (let i = 0; i < this.vcpus.length; i++) {
       const v = this.vcpus[i];
-      if (v.blockedOn) continue;
+      if (v.stalledSince !== null) continue;
+      // The vCPU's time, not each thread's: its threads share it.
       v.budget += dt * this.opsPerMs * share;
       while (v.budget >= 1) {
         if (v.periodWrites >= quota) {
@@ -302,19 +419,25 @@ export class Guest {
           break;
         }
         v.budget -= 1;
-        const page = this.nextPage(v);
+        const t = this.nextThread(v);
+        const page = this.nextPage(t);
         let write = false;
         if (this.writeShare > 0) {
           let r: number;
-          [r, v.rng] = mulberry32(v.rng);
+          [r, t.rng] = mulberry32(t.rng);
           write = r < this.writeShare;
         }
         if (write) v.periodWrites++;
         if (this.hooks.access(i, page, write) === 'blocked') {
-          v.blockedOn = { page, write };
-          v.blockedSince = now;
-          v.budget = 0;
-          break;
+          t.blockedOn = { page, write };
+          if (v.threads.every((x) => x.blockedOn)) {
+            // No thread left to run: the vCPU itself stalls until a page arrives.
+            v.stalledSince = now;
+            v.budget = 0;
+            break;
+          }
+          // Async page fault: the guest runs another thread; the vCPU's time is not lost.
+          continue;
         }
         v.ops++;
         v.done++;

@@ -105,6 +105,8 @@ export interface VmOptions {
   pageSize?: number;
   /** The QEMU version the VM behaves as (`--emulate`); the sim's default when not given. */
   emulate?: string;
+  /** Guest threads per vCPU (`--threads`); the sim's default (1) when not given. */
+  threads?: number;
 }
 
 export interface SimVmProcess {
@@ -140,6 +142,7 @@ export async function startVm(o: VmOptions): Promise<SimVmProcess> {
   ];
   if (o.pageSize) args.push('--page-size', String(o.pageSize));
   if (o.emulate) args.push('--emulate', o.emulate);
+  if (o.threads) args.push('--threads', String(o.threads));
   if (o.role === 'destination') args.push('--incoming', 'defer');
   // stdin stays a pipe: the VM exits when it closes, so a crashed test leaves no orphan.
   const proc = execa(process.execPath, args, { stdin: 'pipe', stdout: 'ignore', stderr: 'pipe', reject: false, buffer: false });

@@ -23,18 +23,45 @@ afterEach(() => {
   vi.useRealTimers();
 });
 
-function incoming(pages = 8): { m: IncomingMigration; unblocked: number[] } {
-  const unblocked: number[] = [];
+function incoming(pages = 8): { m: IncomingMigration } {
   const host: IncomingHost = {
     versions: new Uint32Array(pages),
     request(_page: number, w: Waiting) {
       w.sentAt = performance.now();
     },
-    unblock: (v) => unblocked.push(v),
+    unblock: () => {},
+    vcpuStalls: () => ({ blocked: 0, totalMs: 0, worstMs: 0 }),
     walkWindow: () => 1,
     log: () => {},
   };
-  return { m: new IncomingMigration(pages, PAGE, host), unblocked };
+  return { m: new IncomingMigration(pages, PAGE, host) };
+}
+
+/**
+ * An incoming migration with a real guest on it, wired as the destination wires them: an access
+ * to a missing page asks for it, a placed page unblocks who waited, and blocktime is the guest's.
+ */
+function incomingWithGuest(pages: number, vcpus: number): { m: IncomingMigration; guest: Guest } {
+  const spec = { kind: 'sequential' as const, vcpus, readRate: 1000, dirtyRate: 0, hotFraction: 0.1, hotShare: 0.9, seed: 1 };
+  const guest = new Guest(spec, pages, {
+    access(vcpu, page) {
+      if (m.present.get(page)) return 'ok';
+      m.need(page, { vcpu });
+      return 'blocked';
+    },
+  });
+  const host: IncomingHost = {
+    versions: new Uint32Array(pages),
+    request(_page: number, w: Waiting) {
+      w.sentAt = performance.now();
+    },
+    unblock: (v, page) => guest.unblock(v, page),
+    vcpuStalls: () => guest.stalls(),
+    walkWindow: () => 1,
+    log: () => {},
+  };
+  const m = new IncomingMigration(pages, PAGE, host);
+  return { m, guest };
 }
 
 const place = (m: IncomingMigration, index: number, version = 0) => m.place(index, version, makePage(index, version, PAGE), 0);
@@ -124,22 +151,25 @@ describe('destination counters', () => {
   });
 
   it('blocked vCPUs are those blocked now; blocktime sums over vCPUs (vCPU·ms) with the worst vCPU beside it', () => {
-    const { m, unblocked } = incoming();
+    // Sequential over 2 pages: vCPUs 0 and 1 start at page 0 and touch page 1; vCPU 2 touches page 0.
+    const { m, guest } = incomingWithGuest(2, 3);
     m.postcopy = true;
-    m.need(1, { vcpu: 0 });
-    m.need(1, { vcpu: 1 }); // two vCPUs wait on the same page
-    m.need(2, { vcpu: 2 });
+    guest.start();
+    vi.advanceTimersByTime(10); // one tick: each vCPU's first access blocks
+    guest.stop(); // no further accesses once unblocked, so the numbers are exact
+    expect(m.waiting.get(1)?.vcpus).toEqual([0, 1]); // two vCPUs wait on the same page
+    expect(m.waiting.get(0)?.vcpus).toEqual([2]);
     expect(m.queryPages(guestInfo)['blocked-vcpus']).toBe(3);
     vi.advanceTimersByTime(1000);
     place(m, 1);
-    expect(unblocked).toEqual([0, 1]);
+    expect(guest.accounting().vcpus.map((v) => v.blocked)).toEqual([false, false, true]);
     let p = m.queryPages(guestInfo);
     expect(p['blocked-vcpus']).toBe(1);
     // vCPUs 0 and 1 blocked 1 s each, vCPU 2 still blocked for 1 s so far: 3 vCPU·s.
     expect(p['blocktime-ms']).toBe(3000);
     expect(p['blocktime-worst-vcpu-ms']).toBe(1000);
     vi.advanceTimersByTime(2000);
-    place(m, 2);
+    place(m, 0);
     p = m.queryPages(guestInfo);
     expect(p['blocked-vcpus']).toBe(0);
     expect(p['blocktime-ms']).toBe(5000);
