@@ -314,7 +314,35 @@ async function drillCommand(idOrPath: string | undefined, values: DrillFlags, ar
   });
   cleanups.delete(stop);
   if (recordPath && !values.json) process.stderr.write(chalk.dim(`event log: ${recordPath}\n`));
+  await labComparison(lab, backend, seed, Boolean(values.json));
   return code;
+}
+
+/**
+ * A lab with `compare:` ends with the comparison on its guest and link: the table after the
+ * summary, or `type: "compare"` lines with --json. It informs; it never changes the exit code.
+ */
+async function labComparison(lab: Lab, backend: VmBackend, seed: number, json: boolean): Promise<void> {
+  const { compareOptionsForLab } = await import('./compare/lab.js');
+  const options = compareOptionsForLab(lab, backend, seed);
+  if (!options || exiting) return;
+  const { runCompareCommand } = await import('./commands/compare.js');
+  const abort = new AbortController();
+  let running: Promise<number> | null = null;
+  const stop: Cleanup = async () => {
+    abort.abort();
+    await running?.catch(() => {});
+  };
+  cleanups.add(stop);
+  if (!json) process.stdout.write(`\n${chalk.bold(`The comparison for ${lab.id}`)} (the same guest and link, one strategy after another):\n`);
+  running = runCompareCommand({ compare: options, backend, json, jsonType: 'compare', signal: abort.signal, err: json ? process.stderr : process.stdout });
+  try {
+    await running;
+  } catch (e) {
+    process.stderr.write(`postcopy-lab: the comparison failed: ${(e as Error).message}\n`);
+  } finally {
+    cleanups.delete(stop);
+  }
 }
 
 async function compareCommand(values: CompareFlags & { json?: boolean }): Promise<number> {

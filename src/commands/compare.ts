@@ -18,6 +18,8 @@ export interface CompareCommandOptions {
   out?: NodeJS.WritableStream;
   err?: NodeJS.WritableStream;
   signal?: AbortSignal;
+  /** JSON lines carry `type: <this>` (a drill's stream is typed lines); none for `compare` itself. */
+  jsonType?: string;
 }
 
 const MiB = 1024 * 1024;
@@ -54,7 +56,7 @@ export async function runCompareCommand(o: CompareCommandOptions): Promise<numbe
           lastTick = p.elapsedMs;
         } else lastTick = p.kind === 'start' ? 0 : lastTick;
         progress.write((p.kind === 'tick' ? chalk.dim(progressLine(p)) : progressLine(p)) + '\n');
-        if (p.kind === 'done' && o.json) out.write(JSON.stringify({ ...p.result, options }) + '\n');
+        if (p.kind === 'done' && o.json) out.write(JSON.stringify({ ...(o.jsonType ? { type: o.jsonType } : {}), ...p.result, options }) + '\n');
       },
       { backend: o.backend, signal: o.signal },
     );

@@ -43,6 +43,8 @@ export interface CompareOptions {
   /** max-cpu-throttle for auto-converge; QEMU's default (99) when absent. */
   maxCpuThrottle?: number;
   strategies: string[];
+  /** migrate-set-parameters on the source before each migration (a lab's own, e.g. max-bandwidth). */
+  parameters?: Record<string, number | string | boolean>;
 }
 
 const MiB = 1024 * 1024;
@@ -190,11 +192,13 @@ export function describeOptions(o: CompareOptions, qemuVersion: string): Record<
 export function describeRun(o: CompareOptions, qemuVersion: string): string {
   const d = describeOptions(o, qemuVersion);
   const dirtied = (o.guest.vcpus * o.guest.dirtyRate * o.guest.pageSize) / MiB;
-  const bw = typeof d.bandwidth === 'number' ? `${(d.bandwidth / MiB).toFixed(d.bandwidth % MiB ? 1 : 0)} MiB/s` : 'uncapped';
+  const mib = (n: number) => `${(n / MiB).toFixed(n % MiB ? 1 : 0)} MiB/s`;
+  const cap = o.parameters?.['max-bandwidth'];
+  const bw = typeof d.bandwidth === 'number' ? `a ${mib(d.bandwidth)} link` : typeof cap === 'number' ? `a link used at max-bandwidth ${mib(cap)}` : 'an uncapped link';
   const threads = o.guest.threadsPerVcpu && o.guest.threadsPerVcpu > 1 ? `, ${o.guest.threadsPerVcpu} threads per vCPU` : '';
   return (
     `${o.guest.memoryBytes / MiB} MiB guest, ${o.guest.vcpus} vCPUs ${o.guest.workload}${threads}, ${o.guest.dirtyRate} writes/s per vCPU ` +
-    `(up to ${dirtied.toFixed(0)} MiB/s dirtied) on a ${bw} link${d.latencyMs ? ` with ${d.latencyMs} ms latency` : ''}; ` +
+    `(up to ${dirtied.toFixed(0)} MiB/s dirtied) on ${bw}${d.latencyMs ? ` with ${d.latencyMs} ms latency` : ''}; ` +
     `${o.backend === 'sim' ? `sim as QEMU ${qemuVersion}` : `QEMU ${qemuVersion}`}, seed ${o.seed}; precopy bound ${o.maxPasses} passes or ${o.maxSeconds} s`
   );
 }

@@ -139,7 +139,7 @@ async function runStrategy(plan: StrategyPlan, o: CompareOptions, backend: VmBac
       return { ...result, reason: `refused: ${e.desc}`, note: `QEMU ${backend.qemuVersion} refused migrate-set-capabilities` };
     }
     // The link is the bottleneck, not QEMU's default max-bandwidth (128 MiB/s in 7.2).
-    const params: Record<string, number> = { 'max-bandwidth': 100 * 1024 ** 3 };
+    const params: Record<string, number | string | boolean> = { 'max-bandwidth': 100 * 1024 ** 3, ...o.parameters };
     if (o.maxCpuThrottle !== undefined && plan.capabilities['auto-converge']) params['max-cpu-throttle'] = o.maxCpuThrottle;
     await orch.qmp('source').execute('migrate-set-parameters', params);
     const src = () => orch.qmp('source');

@@ -49,3 +49,24 @@ describe('compare options', () => {
     expect(planStrategy('precopy-postcopy-ram')).toMatchObject({ postcopyAfterPasses: null, capabilities: { 'postcopy-ram': true } });
   });
 });
+
+describe("a lab's compare: field", () => {
+  it('is read, and a wrong strategy is refused at its path', async () => {
+    const { LAB_SCHEMA } = await import('../../../src/lab/schema.js');
+    const lab = (compare: unknown) => ({
+      id: 'x',
+      title: 'x',
+      summary: 'x',
+      setup: { memory: '8M' },
+      steps: [{ title: 't', text: 't', hints: ['h'], until: 'source.status == "completed"' }],
+      expect: ['source.status == "completed"'],
+      'summary-text': 's',
+      compare,
+    });
+    const ok = LAB_SCHEMA.safeParse(lab({ strategies: ['precopy', 'auto-converge', 'postcopy'], 'max-seconds': 10 }));
+    expect(ok.success && ok.data.compare).toEqual({ strategies: ['precopy', 'auto-converge', 'postcopy'], maxSeconds: 10 });
+    const bad = LAB_SCHEMA.safeParse(lab({ strategies: ['precopy', 'warp'] }));
+    expect(bad.success).toBe(false);
+    expect(bad.error?.issues[0]).toMatchObject({ path: ['compare', 'strategies'], message: expect.stringContaining("'warp' is not a strategy") });
+  });
+});
