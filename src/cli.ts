@@ -439,7 +439,31 @@ async function runInteractive(labId: string | undefined, values: DrillFlags, arg
   // The TUI hands us its own step (stop the lab, leave the alternate screen, raw mode off), so
   // a signal taken here gives the terminal back before the process exits.
   let restoreTerminal: Cleanup | undefined;
+  // A lab with `compare:` ends with its comparison on the end screen; the TUI aborts it when
+  // the screen is left, and an exit waits for its VMs and relay to stop.
+  const comparisons = new Set<Promise<unknown>>();
+  const stopComparisons: Cleanup = async () => {
+    await Promise.allSettled([...comparisons]);
+  };
+  cleanups.add(stopComparisons);
+  const compareLab = async (labId: string, progress: (line: string) => void, signal: AbortSignal): Promise<string | null> => {
+    const { compareOptionsForLab } = await import('./compare/lab.js');
+    const lab = await findLab(labId, LABS_DIR);
+    const backend = await backendFor(lab, backendKind, values.qemu, emulate);
+    const options = compareOptionsForLab(lab, backend, seedFlag ?? lab.setup.seed ?? 1);
+    if (!options) return null;
+    const { runCompare, formatCompareTable } = await import('./compare/run.js');
+    const { progressLine } = await import('./commands/compare.js');
+    const run = runCompare(options, (p) => p.kind !== 'tick' && progress(progressLine(p)), { backend, signal });
+    comparisons.add(run);
+    try {
+      return formatCompareTable(await run);
+    } finally {
+      comparisons.delete(run);
+    }
+  };
   const code = await runTui({
+    compareLab,
     onStop: (stop) => {
       restoreTerminal = () => stop(EXIT_FAILED);
       cleanups.add(restoreTerminal);
@@ -474,6 +498,8 @@ async function runInteractive(labId: string | undefined, values: DrillFlags, arg
   if (restoreTerminal) cleanups.delete(restoreTerminal);
   await stopAll();
   cleanups.delete(stopAll);
+  await stopComparisons();
+  cleanups.delete(stopComparisons);
   return code;
 }
 

@@ -123,7 +123,10 @@ async function runStrategy(plan: StrategyPlan, o: CompareOptions, backend: VmBac
       died ??= `the ${side} VM exited (${info.signal ?? `exit code ${info.code}`}): ${info.stderrTail.slice(-2).join(' | ')}`;
     },
   });
-  const onAbort = () => void orch.stop();
+  // One stop, awaited by whoever comes last (an abort starts it; the finally waits for it).
+  let stopping: Promise<void> | null = null;
+  const stop = () => (stopping ??= orch.stop());
+  const onAbort = () => void stop();
   signal?.addEventListener('abort', onAbort);
   const result = base(plan.name);
   try {
@@ -247,7 +250,7 @@ async function runStrategy(plan: StrategyPlan, o: CompareOptions, backend: VmBac
     return { ...result, completed: false, reason: `failed: ${(e as Error).message}` };
   } finally {
     signal?.removeEventListener('abort', onAbort);
-    await orch.stop();
+    await stop();
   }
 }
 
