@@ -50,6 +50,16 @@ describe('postcopy-lab compare --json (sim)', () => {
     expect(r.stderr.match(/^\[\d\/3\] [\w-]+: /gm)?.length ?? 0).toBeGreaterThanOrEqual(3);
   });
 
+  it('dirty-limit on a version without it (7.2) is refused with the reason, and the others still run', async () => {
+    await ensureBuilt();
+    const r = await runCli(['compare', '--json', '--emulate', '7.2', '--memory', '4M', '--vcpus', '2', '--bandwidth', '8M', '--strategies', 'dirty-limit,postcopy'], tempDir('postcopy-compare-'), 60_000);
+    expect(r.code, r.stderr).toBe(0);
+    const [dl, pc] = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Line);
+    expect(dl).toMatchObject({ strategy: 'dirty-limit', completed: false });
+    expect(dl!.reason).toMatch(/^refused: .*dirty-limit/);
+    expect(pc).toMatchObject({ strategy: 'postcopy', completed: true });
+  });
+
   it('refuses a bad option with exit 2, naming it', async () => {
     await ensureBuilt();
     const r = await runCli(['compare', '--strategies', 'precopy,warp'], tempDir('postcopy-compare-'), 30_000);
