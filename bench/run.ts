@@ -2,7 +2,7 @@
  * `npm run bench`: measures the sim on this machine and prints tables. Nothing here asserts;
  * the figures go in the README with how they were obtained.
  *
- *   node dist/bench/run.js [--quick] [--only throughput,latency,recovery,rss] [--json FILE]
+ *   node dist/bench/run.js [--quick] [--only throughput,recovery,qemu,rss,compare] [--json FILE]
  *
  * Every run starts fresh VM processes (and a relay where the row says so) over loopback TCP.
  */
@@ -16,6 +16,9 @@ import { QemuBackend } from '../src/driver/qemu-backend.js';
 import { RelayLink } from '../src/link/relay.js';
 import type { LabEvent, Link, MigrationStatus, PagesInfo, RamStats, Side } from '../src/types.js';
 import { DirectLink } from './direct-link.js';
+import { parseCompareFlags } from '../src/compare/options.js';
+import { runCompare, type StrategyResult } from '../src/compare/run.js';
+import { rowCells } from '../src/compare/table.js';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
@@ -291,7 +294,7 @@ async function main() {
   const { values } = parseArgs({
     options: { quick: { type: 'boolean', default: false }, only: { type: 'string' }, json: { type: 'string' } },
   });
-  const only = new Set((values.only ?? 'throughput,recovery,qemu,rss').split(','));
+  const only = new Set((values.only ?? 'throughput,recovery,qemu,rss,compare').split(','));
   const reps = values.quick ? 1 : 3;
   const results: Record<string, unknown> = {};
   const load = os.loadavg()[0].toFixed(2);
@@ -382,6 +385,34 @@ async function main() {
       console.log(`The sim against real QEMU (${await backendLabel(backend)}), same guest size and link`);
       console.log(table(['run', 'sim', 'QEMU'], rows) + '\n');
     }
+  }
+
+  if (only.has('compare')) {
+    // compare's defaults (the thread's case): 128 MiB, 4 vCPUs random, 3000 writes/s each, a
+    // 32 MiB/s relay link, precopy bounded at 30 s. One run per backend: each row is a minute.
+    const options = parseCompareFlags({});
+    const backends: Array<[string, VmBackend]> = [['sim', await makeBackend('sim', { emulate: '10.0' })]];
+    try {
+      const q = await makeBackend('qemu');
+      backends.push([await backendLabel(q), q]);
+    } catch (e) {
+      console.log(`compare on QEMU: skipped (${(e as Error).message})`);
+    }
+    const byBackend: Record<string, StrategyResult[]> = {};
+    for (const [label, backend] of backends) byBackend[label] = await runCompare({ ...options, backend: backend.kind }, () => {}, { backend });
+    const labels = backends.map(([l]) => l);
+    const rows: (string | number)[][] = [];
+    const strategies = byBackend[labels[0]!]!.map((r) => r.strategy);
+    for (const strategy of strategies) {
+      for (const label of labels) {
+        const r = byBackend[label]!.find((x) => x.strategy === strategy)!;
+        const c = rowCells(r);
+        rows.push([label, ...c]);
+      }
+    }
+    results['compare'] = byBackend;
+    console.log('compare (defaults: 128 MiB, 4 vCPUs random, 3000 writes/s per vCPU, relay at 32 MiB/s, precopy bound 30 s)');
+    console.log(table(['backend', 'strategy', 'result', 'total s', 'downtime ms', 'sent MiB', 'work lost', 'worst stall ms', 'to 90% s'], rows) + '\n');
   }
 
   if (only.has('rss')) {

@@ -20,6 +20,7 @@ import { backendProblem, versionProblem } from './lab/backend-fit.js';
 import { QemuNotFoundError } from './qemu/launcher.js';
 import { stateDir } from './util/state-dir.js';
 import { parseDuration } from './lab/duration.js';
+import type { CompareFlags } from './compare/options.js';
 
 export const LABS_DIR = fileURLToPath(new URL('../../labs', import.meta.url));
 /** The order a newcomer should take the labs in; labs not named here follow by id. */
@@ -40,6 +41,13 @@ Usage:
                                        [--emulate 7.2|10.0]
                                        [--hold] [--learner-delay 30s]
                                        run a lab headless; exit 0 if every check held and memory verified
+  postcopy-lab compare [--memory 256M] [--vcpus 4] [--workload random] [--dirty-rate N] [--read-rate N]
+                       [--bandwidth 32M] [--latency 0ms] [--threads T] [--backend sim|qemu] [--qemu PATH]
+                       [--emulate V] [--seed N] [--max-passes N] [--max-seconds S] [--postcopy-after N]
+                       [--max-cpu-throttle P] [--strategies a,b,...] [--json]
+                                       migrate the same guest on the same link with each strategy
+                                       (precopy, auto-converge, dirty-limit, postcopy, postcopy-after-N,
+                                       precopy-postcopy-ram) and print a table of what each cost
   postcopy-lab list [--json]           list the labs
   postcopy-lab replay <file.jsonl>     print a recorded run (every run writes one) as the drill showed it
   postcopy-lab doctor                  check this machine for the kernel link and QEMU
@@ -185,6 +193,20 @@ async function main(argv: string[]): Promise<number> {
         verbose: { type: 'boolean', short: 'v', default: false },
         hold: { type: 'boolean', default: false },
         'learner-delay': { type: 'string' },
+        // compare's (src/compare/options.ts says what each takes)
+        memory: { type: 'string' },
+        vcpus: { type: 'string' },
+        workload: { type: 'string' },
+        'dirty-rate': { type: 'string' },
+        'read-rate': { type: 'string' },
+        bandwidth: { type: 'string' },
+        latency: { type: 'string' },
+        threads: { type: 'string' },
+        'max-passes': { type: 'string' },
+        'max-seconds': { type: 'string' },
+        'postcopy-after': { type: 'string' },
+        'max-cpu-throttle': { type: 'string' },
+        strategies: { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
         version: { type: 'boolean', default: false },
       },
@@ -209,6 +231,8 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case 'drill':
       return drillCommand(rest[0], values, argv);
+    case 'compare':
+      return compareCommand(values);
     case 'list': {
       const labs = await orderedLabs({
         onError: (e) => process.stderr.write(`${e.message}\n`),
@@ -252,7 +276,7 @@ async function main(argv: string[]): Promise<number> {
       return runInteractive(command === 'lab' ? rest[0] : undefined, values, argv);
     }
     default:
-      throw new UsageError(`unknown command '${command}' (expected drill, lab, list, replay, doctor, cleanup or reset)`);
+      throw new UsageError(`unknown command '${command}' (expected drill, lab, compare, list, replay, doctor, cleanup or reset)`);
   }
 }
 
@@ -305,7 +329,64 @@ async function drillCommand(idOrPath: string | undefined, values: DrillFlags, ar
   });
   cleanups.delete(stop);
   if (recordPath && !values.json) process.stderr.write(chalk.dim(`event log: ${recordPath}\n`));
+  await labComparison(lab, backend, seed, Boolean(values.json));
   return code;
+}
+
+/**
+ * A lab with `compare:` ends with the comparison on its guest and link: the table after the
+ * summary, or `type: "compare"` lines with --json. It informs; it never changes the exit code.
+ */
+async function labComparison(lab: Lab, backend: VmBackend, seed: number, json: boolean): Promise<void> {
+  const { compareOptionsForLab } = await import('./compare/lab.js');
+  const options = compareOptionsForLab(lab, backend, seed);
+  if (!options || exiting) return;
+  const { runCompareCommand } = await import('./commands/compare.js');
+  const abort = new AbortController();
+  let running: Promise<number> | null = null;
+  const stop: Cleanup = async () => {
+    abort.abort();
+    await running?.catch(() => {});
+  };
+  cleanups.add(stop);
+  if (!json) process.stdout.write(`\n${chalk.bold(`The comparison for ${lab.id}`)} (the same guest and link, one strategy after another):\n`);
+  running = runCompareCommand({ compare: options, backend, json, jsonType: 'compare', signal: abort.signal, err: json ? process.stderr : process.stdout });
+  try {
+    await running;
+  } catch (e) {
+    process.stderr.write(`postcopy-lab: the comparison failed: ${(e as Error).message}\n`);
+  } finally {
+    cleanups.delete(stop);
+  }
+}
+
+async function compareCommand(values: CompareFlags & { json?: boolean }): Promise<number> {
+  const { parseCompareFlags, CompareOptionError } = await import('./compare/options.js');
+  const { runCompareCommand } = await import('./commands/compare.js');
+  let options;
+  try {
+    options = parseCompareFlags(values);
+  } catch (e) {
+    if (e instanceof CompareOptionError) throw new UsageError(e.message);
+    throw e;
+  }
+  const forced = process.env.POSTCOPY_LAB_QEMU_ACCEL;
+  const backend = await makeBackend(options.backend, { qemu: options.qemu, emulate: options.emulate, accel: forced === 'kvm' || forced === 'tcg' ? forced : 'auto' });
+  if (values.json) chalk.level = 0;
+  // Ctrl-C stops the strategy running now (its VMs and relay) before the process exits.
+  const abort = new AbortController();
+  let running: Promise<number> | null = null;
+  const stop: Cleanup = async () => {
+    abort.abort();
+    await running?.catch(() => {});
+  };
+  cleanups.add(stop);
+  running = runCompareCommand({ compare: options, backend, json: Boolean(values.json), signal: abort.signal });
+  try {
+    return await running;
+  } finally {
+    cleanups.delete(stop);
+  }
 }
 
 /** --backend, with --qemu PATH implying qemu. */
@@ -373,7 +454,31 @@ async function runInteractive(labId: string | undefined, values: DrillFlags, arg
   // The TUI hands us its own step (stop the lab, leave the alternate screen, raw mode off), so
   // a signal taken here gives the terminal back before the process exits.
   let restoreTerminal: Cleanup | undefined;
+  // A lab with `compare:` ends with its comparison on the end screen; the TUI aborts it when
+  // the screen is left, and an exit waits for its VMs and relay to stop.
+  const comparisons = new Set<Promise<unknown>>();
+  const stopComparisons: Cleanup = async () => {
+    await Promise.allSettled([...comparisons]);
+  };
+  cleanups.add(stopComparisons);
+  const compareLab = async (labId: string, progress: (line: string) => void, signal: AbortSignal): Promise<string | null> => {
+    const { compareOptionsForLab } = await import('./compare/lab.js');
+    const lab = await findLab(labId, LABS_DIR);
+    const backend = await backendFor(lab, backendKind, values.qemu, emulate);
+    const options = compareOptionsForLab(lab, backend, seedFlag ?? lab.setup.seed ?? 1);
+    if (!options) return null;
+    const { runCompare, formatCompareTable } = await import('./compare/run.js');
+    const { progressLine } = await import('./commands/compare.js');
+    const run = runCompare(options, (p) => p.kind !== 'tick' && progress(progressLine(p)), { backend, signal });
+    comparisons.add(run);
+    try {
+      return formatCompareTable(await run);
+    } finally {
+      comparisons.delete(run);
+    }
+  };
   const code = await runTui({
+    compareLab,
     onStop: (stop) => {
       restoreTerminal = () => stop(EXIT_FAILED);
       cleanups.add(restoreTerminal);
@@ -408,6 +513,8 @@ async function runInteractive(labId: string | undefined, values: DrillFlags, arg
   if (restoreTerminal) cleanups.delete(restoreTerminal);
   await stopAll();
   cleanups.delete(stopAll);
+  await stopComparisons();
+  cleanups.delete(stopComparisons);
   return code;
 }
 

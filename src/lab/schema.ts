@@ -16,6 +16,7 @@ import { toCondition, condition } from './snapshot-fields.js';
 import { action, checkTemplates, linkFault } from './schema-actions.js';
 import { parseRange, QemuRangeError, RANGE_EXPECTED, type QemuRange } from './qemu-range.js';
 import { HOLD_PARAMETER_NAMES, type HoldParameter, type LabHold } from './hold.js';
+import { MAX_POSTCOPY_AFTER, planStrategies, StrategyError, STRATEGIES_EXPECTED } from '../compare/strategies.js';
 
 // ---------------------------------------------------------------------------------------------
 // The normalized lab
@@ -139,6 +140,20 @@ export interface Lab {
   expect: Condition[];
   /** Shown when the lab ends. */
   summaryText: string;
+  /**
+   * `compare:` — at the end, the drill summary and the TUI's end screen run `compare` on the
+   * lab's guest and link with these strategies and show the table (src/compare/lab.ts).
+   */
+  compare?: LabCompare;
+}
+
+/** A lab's `compare:` field, normalized. */
+export interface LabCompare {
+  strategies: string[];
+  maxSeconds?: number;
+  maxPasses?: number;
+  postcopyAfter?: number;
+  maxCpuThrottle?: number;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -275,6 +290,36 @@ const hold = () =>
     return { while: cond, parameters };
   });
 
+const COMPARE_EXPECTED = `a comparison like { strategies: [precopy, auto-converge, postcopy] } (strategies: ${STRATEGIES_EXPECTED}; optional max-seconds, max-passes, postcopy-after, max-cpu-throttle)`;
+
+/** `compare:` — which strategies to compare at the end, and the precopy bound. */
+const compareField = () =>
+  strictObject(
+    {
+      strategies: list(text('a strategy name', { nonEmpty: true }), 'a list of strategies', 1),
+      'max-seconds': numberIn('a whole number of seconds from 1 to 3600', { int: true, min: 1, max: 3600 }).optional(),
+      'max-passes': numberIn('a whole number of passes from 1 to 10000', { int: true, min: 1, max: 10_000 }).optional(),
+      'postcopy-after': numberIn(`a whole number of passes from 1 to ${MAX_POSTCOPY_AFTER}`, { int: true, min: 1, max: MAX_POSTCOPY_AFTER }).optional(),
+      'max-cpu-throttle': numberIn('a percentage from 1 to 99', { int: true, min: 1, max: 99 }).optional(),
+    },
+    COMPARE_EXPECTED,
+  ).transform((c, ctx): LabCompare => {
+    try {
+      planStrategies(c.strategies, c['postcopy-after']);
+    } catch (e) {
+      if (!(e instanceof StrategyError)) throw e;
+      ctx.addIssue({ code: 'custom', path: ['strategies'], message: e.message });
+      return z.NEVER;
+    }
+    return {
+      strategies: c.strategies,
+      ...(c['max-seconds'] !== undefined ? { maxSeconds: c['max-seconds'] } : {}),
+      ...(c['max-passes'] !== undefined ? { maxPasses: c['max-passes'] } : {}),
+      ...(c['postcopy-after'] !== undefined ? { postcopyAfter: c['postcopy-after'] } : {}),
+      ...(c['max-cpu-throttle'] !== undefined ? { maxCpuThrottle: c['max-cpu-throttle'] } : {}),
+    };
+  });
+
 const QEMU_EXPECTED = `${RANGE_EXPECTED}, or { versions: ">=10.0", because: "why the others differ" }`;
 
 function toRange(v: unknown, subPath: PathKey[] = []): QemuRange {
@@ -370,6 +415,7 @@ export const LAB_SCHEMA = strictObject(
     steps: list(STEP, 'a list of steps', 1),
     expect: list(condition(), 'a list of final conditions', 1),
     'summary-text': text('the text shown at the end'),
+    compare: compareField().optional(),
   },
   'a lab: a mapping with id, title, summary, setup, steps, expect and summary-text',
 ).transform((l, ctx): Lab => {
@@ -434,6 +480,7 @@ export const LAB_SCHEMA = strictObject(
     })),
     expect: l.expect,
     summaryText: l['summary-text'],
+    ...(l.compare ? { compare: l.compare } : {}),
   };
 });
 

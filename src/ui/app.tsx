@@ -44,7 +44,12 @@ export interface RunTuiOptions {
    * terminal, then resolve runTui with `code`. The owner of exit runs it on a signal.
    */
   onStop?(stop: (code: number) => Promise<void>): void;
+  /** A lab with `compare:`: run its comparison for the end screen (progress, then the table); null: none. */
+  compareLab?: CompareLab;
 }
+
+/** Runs a lab's comparison (src/compare): calls `progress` as it goes, resolves with the table, or null when the lab has none. */
+export type CompareLab = (labId: string, progress: (line: string) => void, signal: AbortSignal) => Promise<string | null>;
 
 /**
  * Frames Ink actually wrote and the time spent rendering them, for the README's measurements
@@ -121,6 +126,7 @@ export interface AppProps {
   /** Called once when the person leaves; the caller stops the session and unmounts. */
   onExit(code: number): void;
   sampleIntervalMs?: number;
+  compareLab?: CompareLab;
 }
 
 type Screen =
@@ -241,6 +247,22 @@ export function App(props: AppProps) {
 
   const quitLab = useCallback(() => exit(EXIT.ok), [exit]);
 
+  // The end screen of a lab with `compare:` runs the comparison and shows its table; leaving
+  // the screen stops it (its VMs and relay).
+  const [comparison, setComparison] = useState<string | undefined>(undefined);
+  const summaryLab = screen.kind === 'summary' ? screen.labId : null;
+  useEffect(() => {
+    setComparison(undefined);
+    if (!summaryLab || !props.compareLab) return;
+    const abort = new AbortController();
+    const run = props.compareLab(summaryLab, (line) => !abort.signal.aborted && setComparison(`Comparing strategies on this lab's guest and link…\n${line}`), abort.signal);
+    run.then(
+      (table) => !abort.signal.aborted && setComparison(table ?? undefined),
+      (err) => !abort.signal.aborted && setComparison(`The comparison failed: ${errorText(err)}`),
+    );
+    return () => abort.abort();
+  }, [summaryLab, props.compareLab]);
+
   const layout = calculateLayout(columns, rows);
   const pickerActive = screen.kind === 'picker' && !layout.tooSmall;
   usePickerKeys({
@@ -323,6 +345,7 @@ export function App(props: AppProps) {
           hasNext={!!nextLab}
           retryStep={retryStep}
           notice={notice}
+          comparison={comparison}
           width={columns}
         />
       );
@@ -422,6 +445,7 @@ export async function runTui(opts: RunTuiOptions): Promise<number> {
           progressPath={progressPath}
           lifecycle={lifecycle}
           onExit={(code) => void finish(code)}
+          compareLab={opts.compareLab}
         />,
         {
           stdin,

@@ -17,6 +17,8 @@ export function Summary(props: {
   /** A failed run: `r` retries this step (0-based) on fresh VMs, the earlier steps replayed. */
   retryStep?: number | null;
   notice?: string;
+  /** A lab with `compare:`: its comparison's progress, then its table (src/compare/table.ts). */
+  comparison?: string;
   width: number;
 }) {
   const { summary: s, title, lesson, hasNext, notice, width } = props;
@@ -56,6 +58,15 @@ export function Summary(props: {
         <Box flexDirection="column" marginTop={1} width={width - 2}>
           {wrapWords(lesson, width - 2).map((l, i) => (
             <Text key={i}>{l || ' '}</Text>
+          ))}
+        </Box>
+      ) : null}
+      {props.comparison ? (
+        <Box flexDirection="column" marginTop={1}>
+          {props.comparison.split('\n').map((l, i) => (
+            <Text key={i} wrap="truncate-end">
+              {l || ' '}
+            </Text>
           ))}
         </Box>
       ) : null}

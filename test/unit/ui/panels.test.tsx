@@ -405,6 +405,20 @@ describe('Summary and LabPicker', () => {
     expect(out).toContain('watch the counters.');
     expect(out.split('\n').every((l) => l.length <= 60)).toBe(true);
   });
+  it("summary shows a lab's comparison table (compare:) under the counters", () => {
+    const table = 'strategy  result     total s\n--------  ---------  -------\npostcopy  completed      8.8';
+    const out = frame(
+      <Summary
+        summary={{ ok: true, labId: 'x', durationMs: 1000, verified: true, pagesResent: 0, duplicatesDiscarded: 0, blocktimeMs: 0, recoveries: 0 }}
+        title="T"
+        hasNext={false}
+        comparison={table}
+        width={80}
+      />,
+    );
+    expect(out).toMatch(/postcopy\s+completed\s+8\.8/);
+    expect(out.indexOf('all pages verified')).toBeLessThan(out.indexOf('postcopy  completed'));
+  });
   it('summary explains a failure', () => {
     const out = frame(
       <Summary
