@@ -70,6 +70,7 @@ Options:
                   its states, events, capabilities and greeting. Sim only (a real QEMU is its own version)
   --record FILE   write the run's JSONL event log here (default: under the state directory)
   --no-record     do not write an event log
+  --no-compare    skip the comparison a lab with compare: runs after it passes
   --verbose       also print the VMs' own log lines
   --hold          play at a person's pace, as the TUI does: the steps' holds and the lab's
                   interactive-parameters (a drill ignores both by default)
@@ -190,6 +191,7 @@ async function main(argv: string[]): Promise<number> {
         emulate: { type: 'string' },
         record: { type: 'string' },
         'no-record': { type: 'boolean', default: false },
+        'no-compare': { type: 'boolean', default: false },
         verbose: { type: 'boolean', short: 'v', default: false },
         hold: { type: 'boolean', default: false },
         'learner-delay': { type: 'string' },
@@ -291,6 +293,7 @@ interface DrillFlags {
   emulate?: string;
   record?: string;
   'no-record'?: boolean;
+  'no-compare'?: boolean;
   verbose?: boolean;
   hold?: boolean;
   'learner-delay'?: string;
@@ -329,7 +332,8 @@ async function drillCommand(idOrPath: string | undefined, values: DrillFlags, ar
   });
   cleanups.delete(stop);
   if (recordPath && !values.json) process.stderr.write(chalk.dim(`event log: ${recordPath}\n`));
-  await labComparison(lab, backend, seed, Boolean(values.json));
+  // Only after a passing run: a failed one has said what matters, and the table takes a minute.
+  if (code === 0 && !values['no-compare']) await labComparison(lab, backend, seed, Boolean(values.json));
   return code;
 }
 
