@@ -10,7 +10,8 @@
  * stopped between passes). A migration that lost a page (the destination kept a zero or an
  * old copy), placed a stale copy, or left a page unplaced shows up as a second step, a step
  * the wrong way, or a jump of more than one. That is the whole check: one pass over the
- * dump, every written page compared with its predecessor.
+ * dump, every written page compared with its predecessor. A working set smaller than the
+ * range adds one rule: the pages after it were written once (the fill pass) and hold 1.
  */
 import { readFile } from 'node:fs/promises';
 import type { GuestLayout } from './guest-image.js';
@@ -51,10 +52,63 @@ export interface ConsistencyResult {
 
 const hex = (n: number): string => `0x${n.toString(16)}`;
 
+interface Run {
+  dump: Uint8Array;
+  base: number;
+  first: number;
+  step: number;
+  pageSize: number;
+  count: number;
+}
+
+/** The increment pattern over written pages [from, to): one value, at most one step down. */
+function checkRun(r: Run, from: number, to: number): ConsistencyResult {
+  const firstValue = r.dump[r.first + from * r.step - r.base];
+  let last = firstValue;
+  let boundaries = 0;
+  for (let index = from + 1; index < to; index++) {
+    const address = r.first + index * r.step;
+    const found = r.dump[address - r.base];
+    if (found === last) continue;
+    if (boundaries === 0 && ((found + 1) & 0xff) === last) {
+      // The one place the guest's loop was: pages before it have this pass, pages after do not.
+      boundaries = 1;
+      last = found;
+      continue;
+    }
+    const page = Math.floor(address / r.pageSize);
+    const why =
+      boundaries === 0
+        ? `expected ${last} (or ${(last - 1) & 0xff} at the guest's position)`
+        : `expected ${last}: the guest's position was already seen, so every later page must equal its predecessor`;
+    return {
+      ok: false,
+      pages: r.count,
+      boundaries,
+      firstValue,
+      firstBad: { page, address, index, expected: last, found },
+      explanation: `page ${hex(page)} (byte at ${hex(address)}, written page ${index} of ${r.count}) holds ${found}; ${why}. The page was lost (never placed), stale (an old copy placed) or corrupted.`,
+    };
+  }
+  const where = boundaries === 0 ? 'no step (stopped between passes)' : 'one step (where the guest was mid-pass)';
+  return {
+    ok: true,
+    pages: r.count,
+    boundaries,
+    firstValue,
+    explanation: `${to - from} written pages form one increment pattern with ${where}; first page value ${firstValue}.`,
+  };
+}
+
 /**
  * Check a dump of guest RAM against the guest's increment pattern. Throws a RangeError when the
  * dump does not cover the layout (a truncated or wrong-range dump is a usage error, not a
  * verdict about the migration).
+ *
+ * With a working set smaller than the range, the guest filled every written page once and then
+ * wrote only the working set: the working set must show the pattern and every page after it
+ * must hold exactly 1. While the fill pass is still running, the whole range is one pattern of
+ * 1s then 0s, which is accepted too.
  */
 export function checkConsistency(dump: Uint8Array, layout: DumpLayout): ConsistencyResult {
   const base = layout.dumpBase ?? 0;
@@ -72,41 +126,30 @@ export function checkConsistency(dump: Uint8Array, layout: DumpLayout): Consiste
       `the dump (${dump.length} bytes from ${hex(base)}) ends before the last checked byte at ${hex(lastAddress)}; save guest RAM up to ${hex(layout.endAddress)}`,
     );
   }
-
-  const firstValue = dump[first - base];
-  let last = firstValue;
-  let boundaries = 0;
-  for (let index = 1; index < count; index++) {
+  const run: Run = { dump, base, first, step, pageSize: layout.pageSize, count };
+  const workingSet = Math.min(count, layout.workingSetPages ?? count);
+  const whole = checkRun(run, 0, count);
+  if (workingSet === count) return whole;
+  if (whole.ok && whole.firstValue <= 1) {
+    return { ...whole, explanation: `${whole.explanation} (the fill pass, before the working set of ${workingSet} pages is written again)` };
+  }
+  const ws = checkRun(run, 0, workingSet);
+  if (!ws.ok) return ws;
+  for (let index = workingSet; index < count; index++) {
     const address = first + index * step;
     const found = dump[address - base];
-    if (found === last) continue;
-    if (boundaries === 0 && ((found + 1) & 0xff) === last) {
-      // The one place the guest's loop was: pages before it have this pass, pages after do not.
-      boundaries = 1;
-      last = found;
-      continue;
-    }
+    if (found === 1) continue;
     const page = Math.floor(address / layout.pageSize);
-    const why =
-      boundaries === 0
-        ? `expected ${last} (or ${(last - 1) & 0xff} at the guest's position)`
-        : `expected ${last}: the guest's position was already seen, so every later page must equal its predecessor`;
     return {
+      ...ws,
       ok: false,
-      pages: count,
-      boundaries,
-      firstValue,
-      firstBad: { page, address, index, expected: last, found },
-      explanation: `page ${hex(page)} (byte at ${hex(address)}, written page ${index} of ${count}) holds ${found}; ${why}. The page was lost (never placed), stale (an old copy placed) or corrupted.`,
+      firstBad: { page, address, index, expected: 1, found },
+      explanation: `page ${hex(page)} (byte at ${hex(address)}, written page ${index} of ${count}, outside the working set of ${workingSet}) holds ${found}; expected 1 (written once by the fill pass). The page was lost (never placed), stale (an old copy placed) or corrupted.`,
     };
   }
-  const where = boundaries === 0 ? 'no step (stopped between passes)' : 'one step (where the guest was mid-pass)';
   return {
-    ok: true,
-    pages: count,
-    boundaries,
-    firstValue,
-    explanation: `${count} written pages form one increment pattern with ${where}; first page value ${firstValue}.`,
+    ...ws,
+    explanation: `${ws.explanation.replace(/\.$/, '')}; the ${count - workingSet} pages outside the working set hold 1 (filled once).`,
   };
 }
 

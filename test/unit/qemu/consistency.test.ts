@@ -67,3 +67,29 @@ describe('checkConsistency', () => {
     expect(() => checkConsistency(Buffer.alloc(MiB + 100), layout)).toThrow(RangeError);
   });
 });
+
+describe('checkConsistency with a working set', () => {
+  const ws: DumpLayout = guestLayout({ endMiB: 2, workingSetPages: 64 }); // 256 pages, the loop over the first 64
+
+  it('accepts the working set mid-pass with the rest filled once', () => {
+    const r = checkConsistency(fabricate((i) => (i < 64 ? (i < 20 ? 6 : 5) : 1), ws), ws);
+    expect(r).toMatchObject({ ok: true, boundaries: 1, firstValue: 6 });
+    expect(r.explanation).toMatch(/192 pages outside the working set hold 1/);
+  });
+
+  it('accepts the fill pass in progress (1s then 0s over the whole range)', () => {
+    expect(checkConsistency(fabricate((i) => (i < 100 ? 1 : 0), ws), ws).ok).toBe(true);
+  });
+
+  it('rejects a lost page outside the working set, naming it', () => {
+    const r = checkConsistency(fabricate((i) => (i < 64 ? 9 : i === 200 ? 0 : 1), ws), ws);
+    expect(r.ok).toBe(false);
+    expect(r.firstBad).toMatchObject({ index: 200, expected: 1, found: 0 });
+    expect(r.explanation).toMatch(/outside the working set/);
+  });
+
+  it('rejects a stale page inside the working set', () => {
+    const r = checkConsistency(fabricate((i) => (i < 64 ? (i === 30 ? 3 : 7) : 1), ws), ws);
+    expect(r).toMatchObject({ ok: false, firstBad: { index: 30, found: 3 } });
+  });
+});
