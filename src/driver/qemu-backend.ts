@@ -20,7 +20,8 @@
  * The lab's guest maps onto the generated guest as: dirty rate = `dirtyRate` x `vcpus` pages per
  * second, all of it on one vCPU (the guest is one loop; QEMU gets no -smp), paced by the TSC;
  * working set = the hot pages of a `hotset` workload (fraction x pages, written in order: the
- * cold share is not modelled), else every page. Reads (`readRate`) have no QEMU counterpart.
+ * cold share is not modelled), else every page; a `random` workload picks each page at random
+ * (seeded by the lab's seed). Reads (`readRate`) have no QEMU counterpart.
  */
 import path from 'node:path';
 import type { QmpClient } from '../qmp/client.js';
@@ -53,11 +54,16 @@ export interface QemuBackendOptions {
 }
 
 /** The generated guest's dirty rate and working set for a lab's guest (see the header). */
-export function qemuGuestWorkload(g: Pick<GuestSpec, 'dirtyRate' | 'vcpus' | 'workload' | 'hotset'>, writtenPages: number): { dirtyPagesPerSecond: number; workingSetPages: number } {
+export function qemuGuestWorkload(
+  g: Pick<GuestSpec, 'dirtyRate' | 'vcpus' | 'workload' | 'hotset' | 'seed'>,
+  writtenPages: number,
+): { dirtyPagesPerSecond: number; workingSetPages: number; order: 'sequential' | 'random'; seed: number } {
   const dirtyPagesPerSecond = Math.min(MAX_DIRTY_PAGES_PER_SECOND, Math.round(g.dirtyRate * Math.max(1, g.vcpus)));
   const workingSetPages =
     g.workload === 'hotset' && g.hotset ? Math.min(writtenPages, Math.max(1, Math.round(g.hotset.fraction * writtenPages))) : writtenPages;
-  return { dirtyPagesPerSecond, workingSetPages };
+  // A random workload writes random pages (seeded), so a postcopy destination faults on pages
+  // it has not received; in address order the guest only ever meets pages already sent.
+  return { dirtyPagesPerSecond, workingSetPages, order: g.workload === 'random' ? 'random' : 'sequential', seed: g.seed };
 }
 
 /** What readGuest remembers of a side between reads. */
@@ -141,7 +147,7 @@ export class QemuBackend implements VmBackend {
       text:
         `QEMU backend: ${this.opts.version.text} (${this.opts.bin}), accel ${this.opts.accel}${this.opts.dirtyRing ? `, dirty ring ${DIRTY_RING_SIZE}` : ''}, guest ${size.memoryMiB} MiB: ` +
         `fills every page from 1 MiB to ${size.endMiB} MiB once, then writes ${work.dirtyPagesPerSecond} pages/s (${ctx.guest.dirtyRate} x ${ctx.guest.vcpus} vCPUs, on one vCPU) ` +
-        `over a working set of ${work.workingSetPages} pages`,
+        `over a working set of ${work.workingSetPages} pages${work.order === 'random' ? ' in random order' : ''}`,
     });
     if (this.opts.accelNote) ctx.onEvent({ kind: 'warning', text: this.opts.accelNote });
     if (size.shrunk) {

@@ -14,7 +14,7 @@
  * range adds one rule: the pages after it were written once (the fill pass) and hold 1.
  */
 import { readFile } from 'node:fs/promises';
-import type { GuestLayout } from './guest-image.js';
+import { OPS_ADDRESS, type GuestLayout } from './guest-image.js';
 
 /** Where the checked bytes are, and where the dump starts in guest-physical memory. */
 export interface DumpLayout extends GuestLayout {
@@ -129,6 +129,7 @@ export function checkConsistency(dump: Uint8Array, layout: DumpLayout): Consiste
   const run: Run = { dump, base, first, step, pageSize: layout.pageSize, count };
   const workingSet = Math.min(count, layout.workingSetPages ?? count);
   const whole = checkRun(run, 0, count);
+  if (layout.order === 'random') return checkRandom(run, layout, workingSet, whole);
   if (workingSet === count) return whole;
   if (whole.ok && whole.firstValue <= 1) {
     return { ...whole, explanation: `${whole.explanation} (the fill pass, before the working set of ${workingSet} pages is written again)` };
@@ -150,6 +151,55 @@ export function checkConsistency(dump: Uint8Array, layout: DumpLayout): Consiste
   return {
     ...ws,
     explanation: `${ws.explanation.replace(/\.$/, '')}; the ${count - workingSet} pages outside the working set hold 1 (filled once).`,
+  };
+}
+
+/** The guest's xorshift32 step (guest-image.ts, the random order). */
+function xorshift32(x: number): number {
+  x = (x ^ (x << 13)) >>> 0;
+  x = (x ^ (x >>> 17)) >>> 0;
+  return (x ^ (x << 5)) >>> 0;
+}
+
+/**
+ * The random order: replay the guest's `ops` writes (the counter is in the dump) from its seed;
+ * every working-set page must hold 1 + its count (mod 256), every other page 1. The write after
+ * the last counted one may already have reached memory (the guest stopped between its write and
+ * its count), so that one page may hold one more.
+ */
+function checkRandom(r: Run, layout: DumpLayout, workingSet: number, whole: ConsistencyResult): ConsistencyResult {
+  const at = OPS_ADDRESS - r.base;
+  if (at < 0 || at + 8 > r.dump.length) throw new RangeError(`a random-order check needs the ops counter at ${hex(OPS_ADDRESS)} in the dump (dump from 0)`);
+  const ops = r.dump[at] + r.dump[at + 1] * 2 ** 8 + r.dump[at + 2] * 2 ** 16 + r.dump[at + 3] * 2 ** 24 + (r.dump[at + 4] + r.dump[at + 5] * 2 ** 8) * 2 ** 32;
+  if (ops === 0 && whole.ok && whole.firstValue <= 1) return { ...whole, explanation: `${whole.explanation} (the fill pass; no random write counted yet)` };
+  const expected = new Uint8Array(r.count).fill(1);
+  let x = layout.seed;
+  const pick = (): number => {
+    x = xorshift32(x);
+    return Math.floor((x * workingSet) / 2 ** 32);
+  };
+  for (let i = 0; i < ops; i++) expected[pick()]++;
+  const uncounted = pick();
+  for (let index = 0; index < r.count; index++) {
+    const address = r.first + index * r.step;
+    const found = r.dump[address - r.base];
+    if (found === expected[index] || (index === uncounted && found === ((expected[index] + 1) & 0xff))) continue;
+    const page = Math.floor(address / r.pageSize);
+    return {
+      ok: false,
+      pages: r.count,
+      boundaries: 0,
+      firstValue: r.dump[r.first - r.base],
+      firstBad: { page, address, index, expected: expected[index], found },
+      explanation: `page ${hex(page)} (byte at ${hex(address)}, written page ${index} of ${r.count}) holds ${found}; replaying the guest's ${ops} random writes (seed ${layout.seed}) gives ${expected[index]}. The page was lost (never placed), stale (an old copy placed) or corrupted.`,
+    };
+  }
+  return {
+    ok: true,
+    pages: r.count,
+    boundaries: 0,
+    firstValue: r.dump[r.first - r.base],
+    explanation: `${r.count} written pages hold exactly what replaying the guest's ${ops} random writes over ${workingSet} pages (seed ${layout.seed}) gives.`,
   };
 }
 

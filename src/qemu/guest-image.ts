@@ -57,6 +57,13 @@ export interface GuestLayout {
   workingSetPages: number;
   /** Writes per second the loop is paced to; null: as fast as it runs; 0: idle after the fill. */
   dirtyPagesPerSecond: number | null;
+  /**
+   * The order of the working set's writes: 'sequential' (address order, pass after pass), or
+   * 'random' (each write picks a page by xorshift32 from `seed`; the checker replays it).
+   */
+  order: 'sequential' | 'random';
+  /** The xorshift32 seed of a random order (non-zero). */
+  seed: number;
 }
 
 export interface GuestImageOptions {
@@ -73,6 +80,10 @@ export interface GuestImageOptions {
    * vCPU runs. 0: the guest fills the range once and then halts.
    */
   dirtyPagesPerSecond?: number;
+  /** 'sequential' (default) or 'random' (see GuestLayout.order). */
+  order?: 'sequential' | 'random';
+  /** Seed of the random order; any integer (0 becomes 1: xorshift needs a non-zero state). */
+  seed?: number;
 }
 
 export const PAGE_SIZE = 4096;
@@ -89,7 +100,8 @@ export const PASS_MARKER = 'B';
  *   +0  ops (u64): completed writes of the working-set loop (the fill pass is not counted);
  *   +8  tscHz (u32): the TSC frequency measured at boot (0 when unpaced);
  *   +12 tscPerWrite (u32): TSC ticks between two writes' deadlines;
- *   +16 the catch-up cap, +20 the next deadline (u64), +28 calibration scratch.
+ *   +16 the catch-up cap, +20 the next deadline (u64), +28 calibration scratch;
+ *   +32 rng (u32): the random order's xorshift32 state.
  */
 export const OPS_ADDRESS = 0x9000;
 /** The largest paced rate: above it the guest could not keep the schedule anyway. */
@@ -142,6 +154,8 @@ export function guestLayout(opts: GuestImageOptions): GuestLayout {
     byteOffset,
     workingSetPages,
     dirtyPagesPerSecond: rate ?? null,
+    order: opts.order ?? 'sequential',
+    seed: (opts.seed ?? 1) >>> 0 || 1,
   };
 }
 
@@ -179,6 +193,7 @@ function program(layout: GuestLayout): Item[] {
   const NEXT_LO = OPS_ADDRESS + 20;
   const NEXT_HI = OPS_ADDRESS + 24;
   const CAL_MIN = OPS_ADDRESS + 28;
+  const RNG = OPS_ADDRESS + 32;
   const fixed = (asm: string, bytes: number[], label?: string): Item => ({ asm, label, size: bytes.length, bytes: () => bytes });
   const jcc = (asm: string, opcode: number, target: string, label?: string): Item => ({
     asm: `${asm} ${target}`,
@@ -294,6 +309,38 @@ function program(layout: GuestLayout): Item[] {
     { asm: 'jmp outer', size: 2, bytes: (at, here) => [0xeb, ...rel8(at('outer'), here)] },
   ];
 
+  // The random order: xorshift32, then page = (state * pages) >> 32, one counted write each.
+  const randomLoop: Item[] = [
+    fixed(`mov dword [${hex(RNG)}], ${layout.seed}`, [0xc7, 0x05, ...u32(RNG), ...u32(layout.seed)]),
+    ...(paced
+      ? [
+          fixed('rdtsc', [0x0f, 0x31]),
+          fixed(`mov [${hex(NEXT_LO)}], eax`, [0xa3, ...u32(NEXT_LO)]),
+          fixed(`mov [${hex(NEXT_HI)}], edx`, [0x89, 0x15, ...u32(NEXT_HI)]),
+          ...pace,
+        ]
+      : []),
+    fixed(`mov eax, [${hex(RNG)}]`, [0xa1, ...u32(RNG)], paced ? undefined : 'wait'),
+    fixed('mov ecx, eax', [0x89, 0xc1]),
+    fixed('shl ecx, 13', [0xc1, 0xe1, 0x0d]),
+    fixed('xor eax, ecx', [0x31, 0xc8]),
+    fixed('mov ecx, eax', [0x89, 0xc1]),
+    fixed('shr ecx, 17', [0xc1, 0xe9, 0x11]),
+    fixed('xor eax, ecx', [0x31, 0xc8]),
+    fixed('mov ecx, eax', [0x89, 0xc1]),
+    fixed('shl ecx, 5', [0xc1, 0xe1, 0x05]),
+    fixed('xor eax, ecx', [0x31, 0xc8]),
+    fixed(`mov [${hex(RNG)}], eax`, [0xa3, ...u32(RNG)]),
+    fixed(`mov ecx, ${layout.workingSetPages}`, [0xb9, ...u32(layout.workingSetPages)]),
+    fixed('mul ecx', [0xf7, 0xe1]), // edx = the page's index in the working set
+    fixed(`imul edx, edx, ${hex(step)}`, [0x69, 0xd2, ...u32(step)]),
+    fixed(`inc byte [edx + ${hex(first)}]`, [0xfe, 0x82, ...u32(first)]),
+    fixed(`add dword [${hex(OPS_LO)}], 1`, [0x83, 0x05, ...u32(OPS_LO), 0x01]),
+    fixed(`adc dword [${hex(OPS_HI)}], 0`, [0x83, 0x15, ...u32(OPS_HI), 0x00]),
+    // jmp rel32 (E9): the loop is longer than a short jump reaches.
+    { asm: 'jmp wait', size: 5, bytes: (at, here) => [0xe9, ...u32((at('wait') - (here + 5)) >>> 0)] },
+  ];
+
   // Rate 0: fill once, then halt for good (interrupts are off), leaving the host CPU free.
   const idle: Item[] = [fixed('hlt', [0xf4], 'idle'), jcc('jmp', 0xeb, 'idle')];
 
@@ -326,7 +373,7 @@ function program(layout: GuestLayout): Item[] {
     ...serialOut(BOOT_MARKER), // "booted": one 'A' on COM1
     ...(paced ? calibrate : []),
     ...fill,
-    ...(rate === 0 ? idle : loop),
+    ...(rate === 0 ? idle : layout.order === 'random' ? randomLoop : loop),
 
     // ---- data: the GDT and its descriptor ----
     fixed('dq 0 ; null descriptor', [0, 0, 0, 0, 0, 0, 0, 0], 'gdt'),

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { checkConsistency, type DumpLayout } from '../../../src/qemu/consistency.js';
-import { guestLayout } from '../../../src/qemu/guest-image.js';
+import { guestLayout, OPS_ADDRESS } from '../../../src/qemu/guest-image.js';
 
 const MiB = 1 << 20;
 const layout: DumpLayout = guestLayout({ endMiB: 2, byteOffset: 5 }); // 256 pages from 1 MiB
@@ -91,5 +91,41 @@ describe('checkConsistency with a working set', () => {
   it('rejects a stale page inside the working set', () => {
     const r = checkConsistency(fabricate((i) => (i < 64 ? (i === 30 ? 3 : 7) : 1), ws), ws);
     expect(r).toMatchObject({ ok: false, firstBad: { index: 30, found: 3 } });
+  });
+});
+
+describe('checkConsistency in random order', () => {
+  const rnd: DumpLayout = guestLayout({ endMiB: 2, workingSetPages: 64, order: 'random', seed: 42 });
+
+  /** What the guest leaves after `ops` random writes: replayed here independently of the checker. */
+  function randomDump(ops: number): Buffer {
+    const dump = fabricate(() => 1, rnd);
+    let x = 42;
+    for (let i = 0; i < ops; i++) {
+      x ^= x << 13;
+      x >>>= 0;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      x >>>= 0;
+      const page = Math.floor((x * 64) / 2 ** 32);
+      dump[rnd.startAddress + page * 4096]++;
+    }
+    dump.writeUInt32LE(ops, OPS_ADDRESS);
+    return dump;
+  }
+
+  it('accepts the pages the replayed writes give, and names a lost one', () => {
+    const dump = randomDump(5000);
+    expect(checkConsistency(dump, rnd)).toMatchObject({ ok: true, pages: 256 });
+    dump[rnd.startAddress + 10 * 4096] = 0;
+    const r = checkConsistency(dump, rnd);
+    expect(r).toMatchObject({ ok: false, firstBad: { index: 10, found: 0 } });
+    expect(r.explanation).toMatch(/replaying the guest's 5000 random writes/);
+  });
+
+  it('rejects a dump whose counter does not match its pages (a stale page elsewhere)', () => {
+    const dump = randomDump(300);
+    dump.writeUInt32LE(200, OPS_ADDRESS);
+    expect(checkConsistency(dump, rnd).ok).toBe(false);
   });
 });

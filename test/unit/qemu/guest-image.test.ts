@@ -53,6 +53,8 @@ describe('guest image', () => {
       byteOffset: 0,
       workingSetPages: 3328, // (40 - 1) MiB / 12 KiB
       dirtyPagesPerSecond: null,
+      order: 'sequential',
+      seed: 1,
     });
     expect(minimumMemoryMiB(40)).toBeGreaterThan(40);
   });

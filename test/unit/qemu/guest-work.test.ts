@@ -52,8 +52,8 @@ function fakeQmp(state: { status: string; migration: string; ops: number; thrott
 
 describe('qemuGuestWorkload', () => {
   it('runs dirtyRate x vCPUs pages per second over the hot pages of a hotset, else over all pages', () => {
-    expect(qemuGuestWorkload(guest, 1000)).toEqual({ dirtyPagesPerSecond: 3000, workingSetPages: 100 });
-    expect(qemuGuestWorkload({ ...guest, workload: 'random' }, 1000)).toEqual({ dirtyPagesPerSecond: 3000, workingSetPages: 1000 });
+    expect(qemuGuestWorkload(guest, 1000)).toEqual({ dirtyPagesPerSecond: 3000, workingSetPages: 100, order: 'sequential', seed: 1 });
+    expect(qemuGuestWorkload({ ...guest, workload: 'random' }, 1000)).toEqual({ dirtyPagesPerSecond: 3000, workingSetPages: 1000, order: 'random', seed: 1 });
     expect(qemuGuestWorkload({ ...guest, hotset: { fraction: 0.0001, share: 1 } }, 1000).workingSetPages).toBe(1);
   });
 });
