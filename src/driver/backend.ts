@@ -46,6 +46,8 @@ export interface GuestWork {
   throttlePercentage: number;
   /** The longest single wait of any vCPU for a missing page, ms. */
   worstStallMs: number;
+  /** What a field means on this backend when it is not what its name says (QEMU: see qemu-backend.ts). */
+  note?: string;
 }
 
 export interface BackendContext {

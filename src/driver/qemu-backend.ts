@@ -14,15 +14,23 @@
  *     `migrate {resume: true}` commands (a refused connect changes no state on QEMU 7.2).
  *   - `verified`: after completion, the destination guest is paused, its RAM saved with
  *     pmemsave and checked for the guest's increment pattern (consistency.ts), then resumed.
+ *   - the guest's work (`readGuest`): the guest counts its writes at a guest-physical address
+ *     (guest-image.ts OPS_ADDRESS), read with HMP `xp` through `human-monitor-command`.
+ *
+ * The lab's guest maps onto the generated guest as: dirty rate = `dirtyRate` x `vcpus` pages per
+ * second, all of it on one vCPU (the guest is one loop; QEMU gets no -smp), paced by the TSC;
+ * working set = the hot pages of a `hotset` workload (fraction x pages, written in order: the
+ * cold share is not modelled), else every page; a `random` workload picks each page at random
+ * (seeded by the lab's seed). Reads (`readRate`) have no QEMU counterpart.
  */
 import path from 'node:path';
 import type { QmpClient } from '../qmp/client.js';
-import { RAM_HEADROOM_MIB, writeGuestImage, type GuestLayout } from '../qemu/guest-image.js';
-import { verifyGuestMemory, waitForPasses } from '../qemu/guest-probe.js';
-import { buildQemuArgs, type Accel, type QemuVersion } from '../qemu/launcher.js';
+import { MAX_DIRTY_PAGES_PER_SECOND, RAM_HEADROOM_MIB, writeGuestImage, type GuestLayout } from '../qemu/guest-image.js';
+import { readGuestOps, verifyGuestMemory, waitForPasses } from '../qemu/guest-probe.js';
+import { buildQemuArgs, DIRTY_RING_SIZE, dirtyLimitRefusal, type Accel, type QemuVersion } from '../qemu/launcher.js';
 import { isPaused, isRecovering } from '../sim/states.js';
 import type { LinkSnapshot, MigrationStatus, PagesInfo, RamStats, RunState, Side } from '../types.js';
-import type { BackendContext, SideReading, VmBackend } from './backend.js';
+import type { BackendContext, GuestSpec, GuestWork, SideReading, VmBackend } from './backend.js';
 
 const MiB = 1024 * 1024;
 /** The largest guest used under TCG: every guest instruction is translated, so keep it small. */
@@ -38,7 +46,40 @@ export interface QemuBackendOptions {
   accelNote?: string;
   /** Machine type, identical on both sides. Default `pc`. */
   machine?: string;
+  /**
+   * Start both sides with KVM's dirty ring, so QEMU's `dirty-limit` capability can be used
+   * (compare's dirty-limit strategy). Refused at prepare, saying why, where it cannot work.
+   */
+  dirtyRing?: boolean;
 }
+
+/** The generated guest's dirty rate and working set for a lab's guest (see the header). */
+export function qemuGuestWorkload(
+  g: Pick<GuestSpec, 'dirtyRate' | 'vcpus' | 'workload' | 'hotset' | 'seed'>,
+  writtenPages: number,
+): { dirtyPagesPerSecond: number; workingSetPages: number; order: 'sequential' | 'random'; seed: number } {
+  const dirtyPagesPerSecond = Math.min(MAX_DIRTY_PAGES_PER_SECOND, Math.round(g.dirtyRate * Math.max(1, g.vcpus)));
+  const workingSetPages =
+    g.workload === 'hotset' && g.hotset ? Math.min(writtenPages, Math.max(1, Math.round(g.hotset.fraction * writtenPages))) : writtenPages;
+  // A random workload writes random pages (seeded), so a postcopy destination faults on pages
+  // it has not received; in address order the guest only ever meets pages already sent.
+  return { dirtyPagesPerSecond, workingSetPages, order: g.workload === 'random' ? 'random' : 'sequential', seed: g.seed };
+}
+
+/** What readGuest remembers of a side between reads. */
+interface GuestSeen {
+  /** Recent (time, ops) samples, for the rate over about two seconds. */
+  samples: { t: number; ops: number }[];
+  running: boolean;
+  runningMs: number;
+  lastT: number;
+  /** The counter's value this side's own work is counted from (destination: where the source stopped). */
+  base: number | null;
+  ops: number;
+}
+
+/** The span the guest's ops-per-second is measured over, as the sim's (workload.ts). */
+const RATE_WINDOW_MS = 2000;
 
 /** Guest RAM and the written range for a lab's memory size on this accelerator. */
 export function qemuGuestSize(memoryBytes: number, accel: Accel): { memoryMiB: number; endMiB: number; shrunk: boolean } {
@@ -72,6 +113,9 @@ export class QemuBackend implements VmBackend {
   private destStatus: MigrationStatus = 'none';
   /** The destination accepted migrate-incoming. */
   private incomingListening = false;
+  private guestSeen: Record<Side, GuestSeen | null> = { source: null, destination: null };
+  /** The source's counter once its guest stopped for good (the destination carries on from it). */
+  private sourceFinalOps: number | null = null;
 
   readonly qemuVersion: string;
 
@@ -79,20 +123,31 @@ export class QemuBackend implements VmBackend {
     this.qemuVersion = `${opts.version.major}.${opts.version.minor}`;
   }
 
+  /** Why dirty-limit cannot be used with this QEMU and accelerator, or null when it can. */
+  dirtyLimitRefusal(): string | null {
+    return dirtyLimitRefusal(this.opts.version, this.opts.accel);
+  }
+
   async prepare(ctx: BackendContext): Promise<void> {
+    if (this.opts.dirtyRing) {
+      const refusal = this.dirtyLimitRefusal();
+      if (refusal) throw new Error(refusal);
+    }
     const size = qemuGuestSize(ctx.guest.memoryBytes, this.opts.accel);
     this.memoryMiB = size.memoryMiB;
     this.image = path.join(ctx.runtimeDir, 'guest.rom');
-    // Stride 1: every page of the range is written, so every page is non-zero and costs a full
-    // page on the wire, as a busy guest's would (a zero page is sent as a few bytes, and a
-    // mostly-zero guest would finish postcopy before any fault could be injected). The guest
-    // loops as fast as its CPU allows: the lab's dirty-rate has no QEMU counterpart.
-    this.layout = await writeGuestImage(this.image, { endMiB: size.endMiB, stridePages: 1 }, 'rom');
+    // Stride 1: the fill pass writes every page of the range, so every page is non-zero and
+    // costs a full page on the wire, as a busy guest's would (a zero page is sent as a few
+    // bytes, and a mostly-zero guest would finish postcopy before any fault could be injected).
+    const writtenPages = (size.endMiB - 1) * (MiB / 4096);
+    const work = qemuGuestWorkload(ctx.guest, writtenPages);
+    this.layout = await writeGuestImage(this.image, { endMiB: size.endMiB, stridePages: 1, ...work }, 'rom');
     ctx.onEvent({
       kind: 'info',
       text:
-        `QEMU backend: ${this.opts.version.text} (${this.opts.bin}), accel ${this.opts.accel}, guest ${size.memoryMiB} MiB ` +
-        `writing one byte in every page from 1 MiB to ${size.endMiB} MiB, as fast as it runs`,
+        `QEMU backend: ${this.opts.version.text} (${this.opts.bin}), accel ${this.opts.accel}${this.opts.dirtyRing ? `, dirty ring ${DIRTY_RING_SIZE}` : ''}, guest ${size.memoryMiB} MiB: ` +
+        `fills every page from 1 MiB to ${size.endMiB} MiB once, then writes ${work.dirtyPagesPerSecond} pages/s (${ctx.guest.dirtyRate} x ${ctx.guest.vcpus} vCPUs, on one vCPU) ` +
+        `over a working set of ${work.workingSetPages} pages${work.order === 'random' ? ' in random order' : ''}`,
     });
     if (this.opts.accelNote) ctx.onEvent({ kind: 'warning', text: this.opts.accelNote });
     if (size.shrunk) {
@@ -112,6 +167,7 @@ export class QemuBackend implements VmBackend {
       serialFile: path.join(ctx.runtimeDir, `${side}.serial`),
       machine: this.opts.machine,
       name: `postcopy-lab-${side}`,
+      dirtyRingSize: this.opts.dirtyRing ? DIRTY_RING_SIZE : undefined,
     });
   }
 
@@ -163,6 +219,65 @@ export class QemuBackend implements VmBackend {
       this.incomingListening = false;
       this.destStatus = 'none';
     }
+    this.guestSeen[side] = null;
+  }
+
+  /**
+   * The guest's work on a side, from its ops counter (read with `xp`), timed here:
+   *   - ops: the source's count since boot; the destination's since the source stopped (its
+   *     own work, not what it carried over), or since its first reading if the source was not
+   *     seen stopped;
+   *   - opsPerSecond over the last ~2 s of readings (0 until two readings exist);
+   *   - runningMs: the time between readings that both found the VM running (as fine as the
+   *     caller reads);
+   *   - throttlePercentage: the source's `cpu-throttle-percentage` (auto-converge);
+   *   - worstStallMs: QEMU reports no single-stall figure. With the destination's
+   *     `postcopy-blocktime` capability on, the largest of `postcopy-vcpu-blocktime` (each
+   *     vCPU's total time blocked on missing pages, ms) stands in; else 0.
+   * A destination that is not running is not read: before it runs, a postcopy destination's
+   * not-yet-received page would block QEMU's monitor until the page arrives.
+   */
+  async readGuest(side: Side, q: QmpClient): Promise<GuestWork | null> {
+    if (!this.layout) return null;
+    const [st, mig] = await Promise.all([
+      q.execute<{ status: string }>('query-status', undefined, { timeoutMs: 5000 }),
+      q.execute<{ status?: string; 'cpu-throttle-percentage'?: number; 'postcopy-vcpu-blocktime'?: number[] }>('query-migrate', undefined, { timeoutMs: 5000 }),
+    ]);
+    const running = st.status === 'running';
+    const now = performance.now();
+    const seen = this.guestSeen[side];
+    let raw: number | null = null;
+    if (side === 'source' || running) raw = await readGuestOps(q);
+    if (side === 'source' && raw !== null && !running && mig.status && mig.status !== 'none') this.sourceFinalOps = raw;
+    const s: GuestSeen = seen ?? { samples: [], running, runningMs: 0, lastT: now, base: null, ops: 0 };
+    if (seen && seen.running && running) s.runningMs += now - seen.lastT;
+    s.running = running;
+    s.lastT = now;
+    if (raw !== null) {
+      s.base ??= side === 'source' ? 0 : (this.sourceFinalOps ?? raw);
+      s.ops = Math.max(0, raw - s.base);
+      s.samples.push({ t: now, ops: s.ops });
+      while (s.samples.length > 2 && now - s.samples[1].t >= RATE_WINDOW_MS) s.samples.shift();
+    }
+    this.guestSeen[side] = s;
+    const oldest = s.samples[0];
+    const dt = oldest ? now - oldest.t : 0;
+    const opsPerSecond = running && raw !== null && dt > 0 ? ((s.ops - oldest.ops) * 1000) / dt : 0;
+    const blocktime = mig['postcopy-vcpu-blocktime'];
+    return {
+      ops: s.ops,
+      opsPerSecond,
+      nominalOpsPerSecond: this.layout.dirtyPagesPerSecond ?? 0,
+      runningMs: Math.round(s.runningMs),
+      throttlePercentage: side === 'source' ? (mig['cpu-throttle-percentage'] ?? 0) : 0,
+      worstStallMs: blocktime?.length ? Math.max(...blocktime) : 0,
+      note:
+        side === 'destination'
+          ? blocktime?.length
+            ? 'worstStallMs is the largest per-vCPU total of postcopy-vcpu-blocktime (QEMU reports no single-stall figure)'
+            : 'worstStallMs: QEMU reports vCPU stalls only as postcopy-blocktime, and that capability is off'
+          : undefined,
+    };
   }
 
   noteStatus(side: Side, from: MigrationStatus, to: MigrationStatus, ctx: BackendContext): void {

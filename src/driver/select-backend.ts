@@ -18,6 +18,8 @@ export interface QemuBackendChoice {
   accel?: 'kvm' | 'tcg' | 'auto';
   /** The QEMU version the sim behaves as (--emulate); the newest when not given. */
   emulate?: EmulatedVersion;
+  /** QEMU: start both sides with KVM's dirty ring, for dirty-limit (refused, saying why, where unavailable). */
+  dirtyRing?: boolean;
 }
 
 /** Build a backend. QEMU: throws QemuNotFoundError (its message is the install sentence). */
@@ -26,5 +28,5 @@ export async function makeBackend(kind: BackendKind, choice: QemuBackendChoice =
   const bin = await findQemu(choice.qemu);
   const version = await qemuVersion(bin);
   const accel = await chooseAccel(choice.accel ?? 'auto');
-  return new QemuBackend({ bin, version, accel: accel.accel, accelNote: accel.note });
+  return new QemuBackend({ bin, version, accel: accel.accel, accelNote: accel.note, dirtyRing: choice.dirtyRing });
 }

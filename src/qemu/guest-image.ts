@@ -9,19 +9,35 @@
  *      every address with bit 20 set wraps to the first MiB), loads a three-entry GDT (null,
  *      flat 4 GiB code, flat 4 GiB data), sets CR0.PE and far-jumps into 32-bit protected mode.
  *      Paging stays off, so every address the loop writes is a guest-physical address.
- *   3. It writes 'A' to the serial port once (booted), then loops forever:
- *        for (addr = start + byteOffset; addr < end; addr += stride * 4096) (*addr)++;
+ *   3. It writes 'A' to the serial port once (booted). When paced, it measures the TSC's
+ *      frequency against the PIT (see "Pacing" below).
+ *   4. The fill pass: it bumps the byte at the same offset of every k-th 4 KiB page of the whole
+ *      range once, in address order, then writes 'B' (so every page is non-zero and costs a full
+ *      page on the wire, as a busy guest's would).
+ *   5. Then it loops forever over the working set (the first `workingSetPages` written pages):
+ *        for (addr = start + byteOffset; addr < wsEnd; addr += stride * 4096) {
+ *          wait for the next write's deadline; (*addr)++; ops++;
+ *        }
  *        out(0x3f8, 'B');
- *      One pass bumps the byte at the same offset of every k-th 4 KiB page, in address order;
- *      each 'B' on the serial port marks a finished pass.
+ *      `ops` is a 64-bit count of completed writes at guest-physical OPS_ADDRESS, which the
+ *      QEMU backend reads over QMP (`xp`) to measure the guest's work.
  *
- * Why that makes memory checkable: guest RAM starts zeroed, so at any instant the written
- * pages hold n, n, ..., n, n-1, ..., n-1 (mod 256): pages below the loop's position have had
- * pass n, pages above it only pass n-1. Any dump of a correctly migrated guest must show that
- * shape, with at most one step down; a lost or stale page breaks it (see consistency.ts).
+ * Why that makes memory checkable: guest RAM starts zeroed, so at any instant the working
+ * set's pages hold n, n, ..., n, n-1, ..., n-1 (mod 256), and the rest of the range holds 1
+ * (filled once, never again): pages below the loop's position have had pass n, pages above it
+ * only pass n-1. Any dump of a correctly migrated guest must show that shape; a lost or stale
+ * page breaks it (see consistency.ts).
  *
- * The dirty rate is chosen by the range (how many pages a pass touches) and the stride (only
- * every k-th page is written): `stridePages: 4` dirties a quarter of the range per pass.
+ * Pacing: with `dirtyPagesPerSecond` set, each write has a deadline `tscPerWrite` TSC ticks
+ * after the previous one (the guest spins on `rdtsc` until then). The TSC runs at the host's
+ * rate under KVM and under TCG alike, but its frequency is not known in advance, so the guest
+ * measures it once at boot: PIT channel 2 counts 59659 ticks of its 1.193182 MHz clock (50 ms)
+ * in one-shot mode, gated through port 0x61, and the fewest TSC ticks seen meanwhile in four
+ * tries give the frequency (Linux's pit_calibrate_tsc does the same). The end of the count is flagged by the
+ * hardware (port 0x61 bit 5), so a guest descheduled meanwhile still measures the right span.
+ * A guest more than about 1 ms behind its schedule (descheduled by the host, throttled by
+ * auto-converge, stopped for migration) drops the backlog instead of catching up in a burst:
+ * lost time is lost work, as for a CPU-bound guest, so a throttle slows the guest's progress.
  */
 import { writeFile } from 'node:fs/promises';
 
@@ -37,6 +53,17 @@ export interface GuestLayout {
   stridePages: number;
   /** The offset inside each written page of the byte the guest increments. */
   byteOffset: number;
+  /** How many written pages (from the first) the loop cycles over after the fill pass. */
+  workingSetPages: number;
+  /** Writes per second the loop is paced to; null: as fast as it runs; 0: idle after the fill. */
+  dirtyPagesPerSecond: number | null;
+  /**
+   * The order of the working set's writes: 'sequential' (address order, pass after pass), or
+   * 'random' (each write picks a page by xorshift32 from `seed`; the checker replays it).
+   */
+  order: 'sequential' | 'random';
+  /** The xorshift32 seed of a random order (non-zero). */
+  seed: number;
 }
 
 export interface GuestImageOptions {
@@ -46,6 +73,17 @@ export interface GuestImageOptions {
   stridePages?: number;
   /** Offset of the incremented byte within each page (default 0). */
   byteOffset?: number;
+  /** Written pages the loop cycles over after the fill pass (default: all of them). */
+  workingSetPages?: number;
+  /**
+   * Writes (one page each) per second, paced by the TSC. Default: unpaced, as fast as the
+   * vCPU runs. 0: the guest fills the range once and then halts.
+   */
+  dirtyPagesPerSecond?: number;
+  /** 'sequential' (default) or 'random' (see GuestLayout.order). */
+  order?: 'sequential' | 'random';
+  /** Seed of the random order; any integer (0 becomes 1: xorshift needs a non-zero state). */
+  seed?: number;
 }
 
 export const PAGE_SIZE = 4096;
@@ -56,6 +94,22 @@ export const SERIAL_PORT = 0x3f8;
 export const BOOT_MARKER = 'A';
 /** Written after every full pass over the range. */
 export const PASS_MARKER = 'B';
+/**
+ * The guest's own counters, guest-physical, in a page of their own below 1 MiB (clear of the
+ * code's page, so TCG does not retranslate code on each count):
+ *   +0  ops (u64): completed writes of the working-set loop (the fill pass is not counted);
+ *   +8  tscHz (u32): the TSC frequency measured at boot (0 when unpaced);
+ *   +12 tscPerWrite (u32): TSC ticks between two writes' deadlines;
+ *   +16 the catch-up cap, +20 the next deadline (u64), +28 calibration scratch;
+ *   +32 rng (u32): the random order's xorshift32 state.
+ */
+export const OPS_ADDRESS = 0x9000;
+/** The largest paced rate: above it the guest could not keep the schedule anyway. */
+export const MAX_DIRTY_PAGES_PER_SECOND = 10_000_000;
+/** PIT input clock, Hz, and the calibration span in PIT ticks (50 ms). */
+const PIT_HZ = 1_193_182;
+const CALIBRATION_TICKS = 59_659;
+const CALIBRATIONS = 4;
 
 /**
  * How much RAM above the written range the guest should be given. SeaBIOS keeps its
@@ -82,12 +136,26 @@ export function guestLayout(opts: GuestImageOptions): GuestLayout {
   if (!Number.isInteger(byteOffset) || byteOffset < 0 || byteOffset >= PAGE_SIZE) {
     throw new RangeError(`byteOffset must be an integer from 0 to ${PAGE_SIZE - 1}, got ${byteOffset}`);
   }
+  const endAddress = opts.endMiB * (1 << 20);
+  const written = Math.ceil((endAddress - GUEST_START_ADDRESS - byteOffset) / (stridePages * PAGE_SIZE));
+  const workingSetPages = opts.workingSetPages ?? written;
+  if (!Number.isInteger(workingSetPages) || workingSetPages < 1 || workingSetPages > written) {
+    throw new RangeError(`workingSetPages must be an integer from 1 to ${written} (the written pages of the range), got ${workingSetPages}`);
+  }
+  const rate = opts.dirtyPagesPerSecond;
+  if (rate !== undefined && (!Number.isInteger(rate) || rate < 0 || rate > MAX_DIRTY_PAGES_PER_SECOND)) {
+    throw new RangeError(`dirtyPagesPerSecond must be an integer from 0 to ${MAX_DIRTY_PAGES_PER_SECOND} (pages written per second), got ${rate}`);
+  }
   return {
     startAddress: GUEST_START_ADDRESS,
-    endAddress: opts.endMiB * (1 << 20),
+    endAddress,
     pageSize: PAGE_SIZE,
     stridePages,
     byteOffset,
+    workingSetPages,
+    dirtyPagesPerSecond: rate ?? null,
+    order: opts.order ?? 'sequential',
+    seed: (opts.seed ?? 1) >>> 0 || 1,
   };
 }
 
@@ -114,7 +182,168 @@ function rel8(target: number, here: number): number[] {
 function program(layout: GuestLayout): Item[] {
   const first = layout.startAddress + layout.byteOffset;
   const step = layout.stridePages * layout.pageSize;
+  const wsEnd = first + (layout.workingSetPages - 1) * step + 1;
+  const rate = layout.dirtyPagesPerSecond;
+  const paced = rate !== null && rate > 0;
+  const OPS_LO = OPS_ADDRESS;
+  const OPS_HI = OPS_ADDRESS + 4;
+  const TSC_HZ = OPS_ADDRESS + 8;
+  const TPW = OPS_ADDRESS + 12;
+  const CAP = OPS_ADDRESS + 16;
+  const NEXT_LO = OPS_ADDRESS + 20;
+  const NEXT_HI = OPS_ADDRESS + 24;
+  const CAL_MIN = OPS_ADDRESS + 28;
+  const RNG = OPS_ADDRESS + 32;
   const fixed = (asm: string, bytes: number[], label?: string): Item => ({ asm, label, size: bytes.length, bytes: () => bytes });
+  const jcc = (asm: string, opcode: number, target: string, label?: string): Item => ({
+    asm: `${asm} ${target}`,
+    label,
+    size: 2,
+    bytes: (at, here) => [opcode, ...rel8(at(target), here)],
+  });
+  const hex = (n: number): string => `0x${n.toString(16)}`;
+  const serialOut = (ch: string): Item[] => [
+    // rdtsc clobbers edx, so the port is loaded each time.
+    fixed(`mov dx, ${hex(SERIAL_PORT)}`, [0x66, 0xba, ...u16(SERIAL_PORT)]), // 66: 16-bit operand in a 32-bit segment
+    fixed(`mov al, '${ch}'`, [0xb0, ch.charCodeAt(0)]),
+    fixed('out dx, al', [0xee]),
+  ];
+
+  // Measure the TSC against PIT channel 2 (one-shot, mode 0) and derive the write schedule.
+  // Four measurements, the shortest kept: a vCPU descheduled while measuring sees more TSC
+  // ticks than 50 ms hold, never fewer.
+  const calibrate: Item[] = [
+    fixed(`mov dword [${hex(CAL_MIN)}], 0xffffffff`, [0xc7, 0x05, ...u32(CAL_MIN), ...u32(0xffffffff)], 'calibrations'),
+    fixed(`mov edi, ${CALIBRATIONS}`, [0xbf, ...u32(CALIBRATIONS)]),
+    fixed('in al, 0x61', [0xe4, 0x61], 'calibrate'),
+    fixed('and al, 0xfc', [0x24, 0xfc]), // speaker data off, channel 2 gate off
+    fixed('or al, 0x01', [0x0c, 0x01]), // gate on: the count runs once loaded
+    fixed('out 0x61, al', [0xe6, 0x61]),
+    fixed('mov al, 0xb0', [0xb0, 0xb0]), // channel 2, lobyte/hibyte, mode 0, binary
+    fixed('out 0x43, al', [0xe6, 0x43]),
+    fixed(`mov al, ${hex(CALIBRATION_TICKS & 0xff)}`, [0xb0, CALIBRATION_TICKS & 0xff]),
+    fixed('out 0x42, al', [0xe6, 0x42]),
+    fixed('rdtsc', [0x0f, 0x31]), // the count starts with the high byte, right after this
+    fixed('mov ebx, eax', [0x89, 0xc3]),
+    fixed(`mov al, ${hex(CALIBRATION_TICKS >>> 8)}`, [0xb0, CALIBRATION_TICKS >>> 8]),
+    fixed('out 0x42, al', [0xe6, 0x42]),
+    fixed('in al, 0x61', [0xe4, 0x61], 'count'),
+    fixed('test al, 0x20', [0xa8, 0x20]), // OUT2: high at the terminal count
+    jcc('jz', 0x74, 'count'),
+    fixed('rdtsc', [0x0f, 0x31]),
+    fixed('sub eax, ebx', [0x29, 0xd8]), // TSC ticks in 50 ms (fits: < 2^32 below 85 GHz)
+    fixed(`cmp eax, [${hex(CAL_MIN)}]`, [0x3b, 0x05, ...u32(CAL_MIN)]),
+    jcc('jae', 0x73, 'longer'),
+    fixed(`mov [${hex(CAL_MIN)}], eax`, [0xa3, ...u32(CAL_MIN)]),
+    fixed('dec edi', [0x4f], 'longer'),
+    jcc('jnz', 0x75, 'calibrate'),
+    fixed(`mov eax, [${hex(CAL_MIN)}]`, [0xa1, ...u32(CAL_MIN)]),
+    fixed(`mov ecx, ${PIT_HZ}`, [0xb9, ...u32(PIT_HZ)]),
+    fixed('mul ecx', [0xf7, 0xe1]), // edx:eax = ticks * PIT_HZ
+    fixed(`mov ecx, ${CALIBRATION_TICKS}`, [0xb9, ...u32(CALIBRATION_TICKS)]),
+    // A quotient over 32 bits would fault (#DE, and with no IDT the CPU resets): measure again.
+    fixed('cmp edx, ecx', [0x39, 0xca]),
+    jcc('jae', 0x73, 'calibrations'),
+    fixed('div ecx', [0xf7, 0xf1]), // eax = TSC Hz
+    fixed(`mov [${hex(TSC_HZ)}], eax`, [0xa3, ...u32(TSC_HZ)]),
+    fixed('mov ebx, eax', [0x89, 0xc3]),
+    fixed('shr ebx, 10', [0xc1, 0xeb, 0x0a]), // the catch-up cap: about 1 ms of TSC ticks
+    fixed(`mov [${hex(CAP)}], ebx`, [0x89, 0x1d, ...u32(CAP)]),
+    fixed('xor edx, edx', [0x31, 0xd2]),
+    fixed(`mov ecx, ${rate ?? 0}`, [0xb9, ...u32(rate ?? 0)]),
+    fixed('div ecx', [0xf7, 0xf1]), // eax = TSC ticks per write
+    fixed(`mov [${hex(TPW)}], eax`, [0xa3, ...u32(TPW)]),
+  ];
+
+  // The fill pass: every written page once, at full speed, before anything is counted.
+  const fill: Item[] = [
+    fixed(`mov eax, ${hex(first)}`, [0xb8, ...u32(first)]),
+    fixed('inc byte [eax]', [0xfe, 0x00], 'fill'), // FE /0, modrm 00 000 000 = [eax]
+    fixed(`add eax, ${hex(step)}`, [0x05, ...u32(step)]),
+    fixed(`cmp eax, ${hex(layout.endAddress)}`, [0x3d, ...u32(layout.endAddress)]),
+    jcc('jb', 0x72, 'fill'), // unsigned: addresses
+    ...serialOut(PASS_MARKER),
+  ];
+
+  // Wait for this write's deadline; more than the cap behind (or far ahead: a TSC that jumped
+  // back) restarts the schedule from now instead of bursting.
+  const pace: Item[] = [
+    // No `pause` here: under KVM a pause loop exits to the host (pause-loop exiting), which
+    // may deschedule the vCPU for longer than the catch-up cap and lose the writes.
+    fixed('rdtsc', [0x0f, 0x31], 'wait'),
+    fixed('mov ecx, eax', [0x89, 0xc1]),
+    fixed('mov ebx, edx', [0x89, 0xd3]),
+    fixed(`sub eax, [${hex(NEXT_LO)}]`, [0x2b, 0x05, ...u32(NEXT_LO)]),
+    fixed(`sbb edx, [${hex(NEXT_HI)}]`, [0x1b, 0x15, ...u32(NEXT_HI)]), // edx:eax = now - deadline
+    fixed('cmp edx, -1', [0x83, 0xfa, 0xff]),
+    jcc('je', 0x74, 'wait'), // up to 2^32 ticks early: keep waiting
+    fixed('test edx, edx', [0x85, 0xd2]),
+    jcc('jnz', 0x75, 'resync'),
+    fixed(`cmp eax, [${hex(CAP)}]`, [0x3b, 0x05, ...u32(CAP)]),
+    jcc('jbe', 0x76, 'due'),
+    fixed(`mov [${hex(NEXT_LO)}], ecx`, [0x89, 0x0d, ...u32(NEXT_LO)], 'resync'),
+    fixed(`mov [${hex(NEXT_HI)}], ebx`, [0x89, 0x1d, ...u32(NEXT_HI)]),
+    fixed(`mov eax, [${hex(TPW)}]`, [0xa1, ...u32(TPW)], 'due'),
+    fixed(`add [${hex(NEXT_LO)}], eax`, [0x01, 0x05, ...u32(NEXT_LO)]),
+    fixed(`adc dword [${hex(NEXT_HI)}], 0`, [0x83, 0x15, ...u32(NEXT_HI), 0x00]),
+  ];
+
+  // The working-set loop: one counted write per page, a 'B' per pass.
+  const loop: Item[] = [
+    ...(paced
+      ? [
+          fixed('rdtsc', [0x0f, 0x31]), // the schedule starts now
+          fixed(`mov [${hex(NEXT_LO)}], eax`, [0xa3, ...u32(NEXT_LO)]),
+          fixed(`mov [${hex(NEXT_HI)}], edx`, [0x89, 0x15, ...u32(NEXT_HI)]),
+        ]
+      : []),
+    fixed(`mov esi, ${hex(first)}`, [0xbe, ...u32(first)], 'outer'),
+    ...(paced ? pace : []),
+    fixed('inc byte [esi]', [0xfe, 0x06], paced ? undefined : 'inner'), // modrm 00 000 110 = [esi]
+    fixed(`add dword [${hex(OPS_LO)}], 1`, [0x83, 0x05, ...u32(OPS_LO), 0x01]),
+    fixed(`adc dword [${hex(OPS_HI)}], 0`, [0x83, 0x15, ...u32(OPS_HI), 0x00]),
+    fixed(`add esi, ${hex(step)}`, [0x81, 0xc6, ...u32(step)]),
+    fixed(`cmp esi, ${hex(wsEnd)}`, [0x81, 0xfe, ...u32(wsEnd)]),
+    jcc('jb', 0x72, paced ? 'wait' : 'inner'),
+    ...serialOut(PASS_MARKER),
+    { asm: 'jmp outer', size: 2, bytes: (at, here) => [0xeb, ...rel8(at('outer'), here)] },
+  ];
+
+  // The random order: xorshift32, then page = (state * pages) >> 32, one counted write each.
+  const randomLoop: Item[] = [
+    fixed(`mov dword [${hex(RNG)}], ${layout.seed}`, [0xc7, 0x05, ...u32(RNG), ...u32(layout.seed)]),
+    ...(paced
+      ? [
+          fixed('rdtsc', [0x0f, 0x31]),
+          fixed(`mov [${hex(NEXT_LO)}], eax`, [0xa3, ...u32(NEXT_LO)]),
+          fixed(`mov [${hex(NEXT_HI)}], edx`, [0x89, 0x15, ...u32(NEXT_HI)]),
+          ...pace,
+        ]
+      : []),
+    fixed(`mov eax, [${hex(RNG)}]`, [0xa1, ...u32(RNG)], paced ? undefined : 'wait'),
+    fixed('mov ecx, eax', [0x89, 0xc1]),
+    fixed('shl ecx, 13', [0xc1, 0xe1, 0x0d]),
+    fixed('xor eax, ecx', [0x31, 0xc8]),
+    fixed('mov ecx, eax', [0x89, 0xc1]),
+    fixed('shr ecx, 17', [0xc1, 0xe9, 0x11]),
+    fixed('xor eax, ecx', [0x31, 0xc8]),
+    fixed('mov ecx, eax', [0x89, 0xc1]),
+    fixed('shl ecx, 5', [0xc1, 0xe1, 0x05]),
+    fixed('xor eax, ecx', [0x31, 0xc8]),
+    fixed(`mov [${hex(RNG)}], eax`, [0xa3, ...u32(RNG)]),
+    fixed(`mov ecx, ${layout.workingSetPages}`, [0xb9, ...u32(layout.workingSetPages)]),
+    fixed('mul ecx', [0xf7, 0xe1]), // edx = the page's index in the working set
+    fixed(`imul edx, edx, ${hex(step)}`, [0x69, 0xd2, ...u32(step)]),
+    fixed(`inc byte [edx + ${hex(first)}]`, [0xfe, 0x82, ...u32(first)]),
+    fixed(`add dword [${hex(OPS_LO)}], 1`, [0x83, 0x05, ...u32(OPS_LO), 0x01]),
+    fixed(`adc dword [${hex(OPS_HI)}], 0`, [0x83, 0x15, ...u32(OPS_HI), 0x00]),
+    // jmp rel32 (E9): the loop is longer than a short jump reaches.
+    { asm: 'jmp wait', size: 5, bytes: (at, here) => [0xe9, ...u32((at('wait') - (here + 5)) >>> 0)] },
+  ];
+
+  // Rate 0: fill once, then halt for good (interrupts are off), leaving the host CPU free.
+  const idle: Item[] = [fixed('hlt', [0xf4], 'idle'), jcc('jmp', 0xeb, 'idle')];
+
   return [
     // ---- 16-bit real mode, running at 0x7c00 ----
     fixed('cli', [0xfa], 'start'), // no interrupts from here on: there is no IDT in protected mode
@@ -141,20 +370,10 @@ function program(layout: GuestLayout): Item[] {
     fixed('mov es, ax', [0x8e, 0xc0]), // modrm 11 000(es) 000
     fixed('mov ss, ax', [0x8e, 0xd0]), // modrm 11 010(ss) 000
     fixed('mov esp, 0x7c00', [0xbc, ...u32(LOAD_ADDRESS)]), // a valid stack below us (unused)
-    fixed(`mov dx, 0x${SERIAL_PORT.toString(16)}`, [0x66, 0xba, ...u16(SERIAL_PORT)]), // 66: 16-bit operand in a 32-bit segment
-    fixed(`mov al, '${BOOT_MARKER}'`, [0xb0, BOOT_MARKER.charCodeAt(0)]),
-    fixed('out dx, al', [0xee]), // "booted": one 'A' on COM1
-    // outer: start a pass at the first written byte.
-    fixed(`mov eax, 0x${first.toString(16)}`, [0xb8, ...u32(first)], 'outer'),
-    // inner: bump one byte in this page, step to the next written page, loop below the end.
-    fixed('inc byte [eax]', [0xfe, 0x00], 'inner'), // FE /0, modrm 00 000 000 = [eax]
-    fixed(`add eax, 0x${step.toString(16)}`, [0x05, ...u32(step)]),
-    fixed(`cmp eax, 0x${layout.endAddress.toString(16)}`, [0x3d, ...u32(layout.endAddress)]),
-    { asm: 'jb inner', size: 2, bytes: (at, here) => [0x72, ...rel8(at('inner'), here)] }, // unsigned: addresses
-    // A pass is complete: one 'B' on COM1, then start over.
-    fixed(`mov al, '${PASS_MARKER}'`, [0xb0, PASS_MARKER.charCodeAt(0)]),
-    fixed('out dx, al', [0xee]),
-    { asm: 'jmp outer', size: 2, bytes: (at, here) => [0xeb, ...rel8(at('outer'), here)] },
+    ...serialOut(BOOT_MARKER), // "booted": one 'A' on COM1
+    ...(paced ? calibrate : []),
+    ...fill,
+    ...(rate === 0 ? idle : layout.order === 'random' ? randomLoop : loop),
 
     // ---- data: the GDT and its descriptor ----
     fixed('dq 0 ; null descriptor', [0, 0, 0, 0, 0, 0, 0, 0], 'gdt'),

@@ -5,7 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import type { QmpClient } from '../qmp/client.js';
 import { checkConsistencyFile, type ConsistencyResult, type DumpLayout } from './consistency.js';
-import { BOOT_MARKER, PASS_MARKER } from './guest-image.js';
+import { BOOT_MARKER, OPS_ADDRESS, PASS_MARKER } from './guest-image.js';
 
 export interface SerialMarkers {
   /** The guest reached protected mode. */
@@ -56,4 +56,20 @@ export async function verifyGuestMemory(qmp: QmpClient, layout: DumpLayout, dump
   await qmp.execute('stop');
   await qmp.execute('pmemsave', { val: 0, size: layout.endAddress, filename: dumpPath }, { timeoutMs: 60_000 });
   return checkConsistencyFile(dumpPath, { ...layout, dumpBase: 0 });
+}
+
+/**
+ * The guest's ops counter (completed writes, a u64 at OPS_ADDRESS), read with HMP `xp` through
+ * `human-monitor-command`: one round trip, no file, the same on QEMU 7.2 and 10.0.
+ */
+export async function readGuestOps(qmp: QmpClient): Promise<number> {
+  const out = await qmp.execute<string>('human-monitor-command', { 'command-line': `xp /2wx 0x${OPS_ADDRESS.toString(16)}` }, { timeoutMs: 5000 });
+  return parseOpsDump(out);
+}
+
+/** Parse `xp /2wx` output ("0000000000009000: 0x0000abcd 0x00000000") into the u64 it shows. */
+export function parseOpsDump(out: string): number {
+  const m = /:\s*0x([0-9a-f]{1,8})\s+0x([0-9a-f]{1,8})/i.exec(out);
+  if (!m) throw new Error(`cannot read the guest's ops counter from the monitor's reply: ${JSON.stringify(out.slice(0, 200))}`);
+  return parseInt(m[2], 16) * 2 ** 32 + parseInt(m[1], 16);
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { buildGuestImage, buildGuestRom, guestImageListing, guestLayout, minimumMemoryMiB, ROM_SIZE } from '../../../src/qemu/guest-image.js';
+import { buildGuestImage, buildGuestRom, guestImageListing, guestLayout, minimumMemoryMiB, OPS_ADDRESS, ROM_SIZE } from '../../../src/qemu/guest-image.js';
 
 describe('guest image', () => {
   it('is one 512-byte sector with the 0x55AA boot signature at 510', () => {
@@ -38,6 +38,10 @@ describe('guest image', () => {
     expect(() => buildGuestImage({ endMiB: 1 })).toThrow(/endMiB/);
     expect(() => buildGuestImage({ endMiB: 8, stridePages: 0 })).toThrow(/stridePages/);
     expect(() => buildGuestImage({ endMiB: 8, byteOffset: 4096 })).toThrow(/byteOffset/);
+    expect(() => buildGuestImage({ endMiB: 2, workingSetPages: 257 })).toThrow(/workingSetPages must be an integer from 1 to 256/);
+    expect(() => buildGuestImage({ endMiB: 2, workingSetPages: 0 })).toThrow(/workingSetPages/);
+    expect(() => buildGuestImage({ endMiB: 8, dirtyPagesPerSecond: -1 })).toThrow(/dirtyPagesPerSecond/);
+    expect(() => buildGuestImage({ endMiB: 8, dirtyPagesPerSecond: 1.5 })).toThrow(/dirtyPagesPerSecond/);
   });
 
   it('describes its layout and the RAM it needs', () => {
@@ -47,8 +51,45 @@ describe('guest image', () => {
       pageSize: 4096,
       stridePages: 3,
       byteOffset: 0,
+      workingSetPages: 3328, // (40 - 1) MiB / 12 KiB
+      dirtyPagesPerSecond: null,
+      order: 'sequential',
+      seed: 1,
     });
     expect(minimumMemoryMiB(40)).toBeGreaterThan(40);
+  });
+});
+
+describe('paced guest', () => {
+  const u32 = (v: number) => [v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, (v >>> 24) & 0xff];
+  const has = (img: Buffer, bytes: number[]) => img.includes(Buffer.from(bytes));
+
+  it('divides the measured TSC frequency by the rate and counts each write at OPS_ADDRESS', () => {
+    const img = buildGuestImage({ endMiB: 16, dirtyPagesPerSecond: 2500 });
+    expect(has(img, [0xb9, ...u32(2500), 0xf7, 0xf1])).toBe(true); // mov ecx, 2500; div ecx
+    expect(has(img, [0xe6, 0x42])).toBe(true); // PIT channel 2 is programmed (calibration)
+    expect(has(img, [0x0f, 0x31])).toBe(true); // rdtsc
+    expect(has(img, [0x83, 0x05, ...u32(OPS_ADDRESS), 0x01])).toBe(true); // add dword [ops], 1
+    expect(has(img, [0x83, 0x15, ...u32(OPS_ADDRESS + 4), 0x00])).toBe(true); // adc dword [ops+4], 0
+  });
+
+  it('cycles over the working set after filling the whole range', () => {
+    const img = buildGuestImage({ endMiB: 16, workingSetPages: 10, dirtyPagesPerSecond: 100 });
+    expect(has(img, [0x3d, ...u32(16 << 20)])).toBe(true); // the fill pass: cmp eax, 16 MiB
+    expect(has(img, [0x81, 0xfe, ...u32((1 << 20) + 9 * 4096 + 1)])).toBe(true); // cmp esi, past the 10th page
+  });
+
+  it('is unpaced without a rate (no calibration) and halts after the fill at rate 0', () => {
+    const unpaced = buildGuestImage({ endMiB: 16 });
+    expect(has(unpaced, [0x0f, 0x31])).toBe(false);
+    expect(has(unpaced, [0x83, 0x05, ...u32(OPS_ADDRESS), 0x01])).toBe(true);
+    const idle = guestImageListing({ endMiB: 16, dirtyPagesPerSecond: 0 });
+    expect(idle.some((l) => l.endsWith('idle: hlt'))).toBe(true);
+    expect(idle.some((l) => l.includes('inc byte [esi]'))).toBe(false);
+  });
+
+  it('keeps every short jump in range and fits the sector at the largest settings', () => {
+    expect(() => buildGuestRom({ endMiB: 3072, workingSetPages: 1000, dirtyPagesPerSecond: 10_000_000 })).not.toThrow();
   });
 });
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { buildQemuArgs, findQemu, parseQemuVersion, QemuNotFoundError } from '../../../src/qemu/launcher.js';
+import { buildQemuArgs, dirtyLimitRefusal, findQemu, parseQemuVersion, QemuNotFoundError } from '../../../src/qemu/launcher.js';
 
 const base = { bin: '/usr/bin/qemu-system-x86_64', memoryMiB: 52, image: '/tmp/g.img', qmpSocket: '/tmp/q.sock', kvm: true };
 
@@ -15,7 +15,8 @@ describe('buildQemuArgs', () => {
     const { file, args } = buildQemuArgs({ ...base, kvm: false, serialFile: '/tmp/s.txt', controlSocket: '/tmp/c.sock' });
     expect(file).toBe(base.bin);
     const after = (opt: string) => args.filter((_, i) => args[i - 1] === opt);
-    expect(after('-machine')).toEqual(['pc,accel=tcg']);
+    expect(after('-machine')).toEqual(['pc']);
+    expect(after('-accel')).toEqual(['tcg']);
     expect(after('-m')).toEqual(['52']);
     expect(after('-serial')).toEqual(['file:/tmp/s.txt']);
     expect(after('-drive')).toEqual(['file=/tmp/g.img,format=raw,if=ide,file.locking=off']);
@@ -29,8 +30,27 @@ describe('buildQemuArgs', () => {
     expect(args).not.toContain('-drive');
   });
 
+  it("turns KVM's dirty ring on for both sides alike, and refuses it under TCG or at a bad size", () => {
+    const src = buildQemuArgs({ ...base, dirtyRingSize: 4096 });
+    const dst = buildQemuArgs({ ...base, dirtyRingSize: 4096, incoming: 'defer' });
+    expect(src.args.filter((_, i) => src.args[i - 1] === '-accel')).toEqual(['kvm,dirty-ring-size=4096']);
+    expect(dst.args.slice(0, src.args.length)).toEqual(src.args);
+    expect(() => buildQemuArgs({ ...base, kvm: false, dirtyRingSize: 4096 })).toThrow(/TCG has no dirty ring/);
+    expect(() => buildQemuArgs({ ...base, dirtyRingSize: 3000 })).toThrow(/power of two/);
+  });
+
   it('refuses paths QEMU would split at a comma', () => {
     expect(() => buildQemuArgs({ ...base, image: '/tmp/a,b.img' })).toThrow(/comma/);
+  });
+});
+
+describe('dirtyLimitRefusal', () => {
+  it('says why dirty-limit cannot be used before 8.1 or under TCG, and nothing when it can', () => {
+    expect(dirtyLimitRefusal({ major: 7, minor: 2 }, 'kvm')).toMatch(/needs QEMU 8\.1 or newer \(this is QEMU 7\.2/);
+    expect(dirtyLimitRefusal({ major: 8, minor: 0 }, 'kvm')).toMatch(/8\.1/);
+    expect(dirtyLimitRefusal({ major: 10, minor: 0 }, 'tcg')).toMatch(/TCG, which has none/);
+    expect(dirtyLimitRefusal({ major: 8, minor: 1 }, 'kvm')).toBeNull();
+    expect(dirtyLimitRefusal({ major: 10, minor: 0 }, 'kvm')).toBeNull();
   });
 });
 
