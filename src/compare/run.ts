@@ -9,6 +9,7 @@
  */
 import { Orchestrator, tcpUri } from '../driver/orchestrator.js';
 import type { GuestSpec, GuestWork, VmBackend } from '../driver/backend.js';
+import { QemuBackend } from '../driver/qemu-backend.js';
 import { makeBackend } from '../driver/select-backend.js';
 import { RelayLink } from '../link/relay.js';
 import { QmpError } from '../qmp/error.js';
@@ -79,11 +80,23 @@ export async function runCompare(options: CompareOptions, onProgress: (p: Compar
   for (const [index, plan] of plans.entries()) {
     if (control.signal?.aborted) throw new CompareAborted();
     onProgress({ kind: 'start', index, total: plans.length, strategy: plan.name, description: plan.description });
-    const result = await runStrategy(plan, options, backend, (t) => onProgress({ ...t, kind: 'tick', index, total: plans.length, strategy: plan.name }), control.signal);
+    const result = await runStrategy(plan, options, await backendFor(plan, backend), (t) => onProgress({ ...t, kind: 'tick', index, total: plans.length, strategy: plan.name }), control.signal);
     results.push(result);
     onProgress({ kind: 'done', index, total: plans.length, result });
   }
   return results;
+}
+
+/**
+ * dirty-limit on QEMU needs KVM's dirty ring, which is a machine option (`-accel
+ * kvm,dirty-ring-size=`): that strategy gets its own QEMU backend with it, so the others keep
+ * QEMU's usual dirty bitmap. Where the ring cannot be had (QEMU before 8.1, TCG), the strategy's
+ * migrate-set-capabilities says so as QEMU does.
+ */
+async function backendFor(plan: StrategyPlan, shared: VmBackend): Promise<VmBackend> {
+  if (!(shared instanceof QemuBackend) || !plan.capabilities['dirty-limit'] || shared.opts.dirtyRing) return shared;
+  const ring = new QemuBackend({ ...shared.opts, dirtyRing: true });
+  return ring.dirtyLimitRefusal() ? shared : ring;
 }
 
 /** The guest a comparison runs, as the orchestrator takes it. */
