@@ -476,7 +476,8 @@ async function runInteractive(labId: string | undefined, values: DrillFlags, arg
     const run = runCompare(options, (p) => p.kind !== 'tick' && progress(progressLine(p)), { backend, signal });
     comparisons.add(run);
     try {
-      return formatCompareTable(await run);
+      // The end screen's width (its one-column margin on each side): no cell is cut off.
+      return formatCompareTable(await run, { width: (process.stdout.columns || 100) - 2 });
     } finally {
       comparisons.delete(run);
     }

@@ -42,14 +42,32 @@ export function rowCells(r: StrategyResult): string[] {
   ];
 }
 
-/** The table, and below it a line per note (numbered as the rows they belong to). */
-export function formatCompareTable(results: readonly StrategyResult[]): string {
-  const rows = results.map(rowCells);
-  const cells = [[...COMPARE_COLUMNS], ...rows];
-  const w = COMPARE_COLUMNS.map((_, i) => Math.max(...cells.map((r) => r[i]!.length)));
+/** Columns given up first when the table must fit a narrow screen, in that order. */
+const DROP_ORDER = ['sent MiB', 'downtime ms', 'to 90% s', 'worst stall ms'] as const;
+
+/**
+ * The table, and below it a line per note (numbered as the rows they belong to). With `width`
+ * (a terminal's columns), columns are left out, least telling first, until it fits, and a note
+ * says which: a cell cut in half would be a wrong number.
+ */
+export function formatCompareTable(results: readonly StrategyResult[], opts: { width?: number } = {}): string {
+  const all = results.map(rowCells);
+  const widthOf = (keep: number[]) =>
+    keep.reduce((sum, i) => sum + Math.max(COMPARE_COLUMNS[i]!.length, ...all.map((r) => r[i]!.length)), 0) + 2 * (keep.length - 1);
+  let keep = COMPARE_COLUMNS.map((_, i) => i);
+  const hidden: string[] = [];
+  for (const name of DROP_ORDER) {
+    if (opts.width === undefined || widthOf(keep) <= opts.width) break;
+    keep = keep.filter((i) => COMPARE_COLUMNS[i] !== name);
+    hidden.push(name);
+  }
+  const header = keep.map((i) => COMPARE_COLUMNS[i]!);
+  const rows = all.map((r) => keep.map((i) => r[i]!));
+  const cells = [header, ...rows];
+  const w = header.map((_, j) => Math.max(...cells.map((r) => r[j]!.length)));
   // Numbers right-aligned, words left-aligned.
-  const line = (r: string[]) => r.map((c, i) => (i < 2 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join('  ');
-  const out = [line([...COMPARE_COLUMNS]), w.map((n) => '-'.repeat(n)).join('  '), ...rows.map(line)];
+  const line = (r: string[]) => r.map((c, j) => (j < 2 ? c.padEnd(w[j]!) : c.padStart(w[j]!))).join('  ');
+  const out = [line(header), w.map((n) => '-'.repeat(n)).join('  '), ...rows.map(line)];
   const notes: string[] = [];
   for (const r of results) {
     const refusedLong = r.reason && !r.completed && r.reason !== 'did not converge' && r.reason !== 'max throttle reached' && r.reason.length > 40;
@@ -58,6 +76,7 @@ export function formatCompareTable(results: readonly StrategyResult[]): string {
     if (r.guestNote && !r.reason?.startsWith('refused')) notes.push(`${r.strategy}: guest columns: ${r.guestNote}`);
     if (r.recoverTo90Ms === null && r.guestWorkLostPct !== null) notes.push(`${r.strategy}: still below 90% of its speed when the run ended`);
   }
+  if (hidden.length) notes.push(`not shown at this width: ${hidden.join(', ')} (a wider terminal, or postcopy-lab compare, shows them)`);
   // Notes that say the same for every row are said once.
   const unique = [...new Set(notes)];
   if (unique.length) out.push('', ...unique.map((n) => `  ${n}`));

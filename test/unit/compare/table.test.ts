@@ -45,3 +45,21 @@ describe('formatCompareTable', () => {
     expect(t.split('\n')[2]).toMatch(/^dirty-limit\s+refused: .{1,40}\s+—\s+—\s+—\s+—/);
   });
 });
+
+describe('formatCompareTable at a width', () => {
+  const wide = (strategy: string, over: Partial<StrategyResult> = {}): StrategyResult => row({ strategy, ...over });
+  it('leaves out whole columns, least telling first, until every line fits, and says which', () => {
+    const rows = [wide('precopy', { completed: false, reason: 'did not converge', bound: '15 s' }), wide('auto-converge', { throttlePct: 50 })];
+    const full = formatCompareTable(rows);
+    const fullWidth = Math.max(...full.split('\n').map((l) => l.length));
+    const narrow = formatCompareTable(rows, { width: 80 });
+    const table = narrow.split('\n\n')[0]!.split('\n');
+    for (const l of table) expect(l.length).toBeLessThanOrEqual(80);
+    expect(fullWidth).toBeGreaterThan(80);
+    expect(table[0]).not.toContain('sent MiB');
+    expect(table[0]).toContain('work lost');
+    expect(narrow).toMatch(/not shown at this width: sent MiB/);
+    // Wide enough: nothing is left out and nothing is said about it.
+    expect(formatCompareTable(rows, { width: fullWidth })).toBe(full);
+  });
+});
