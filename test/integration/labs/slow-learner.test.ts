@@ -43,8 +43,10 @@ describe.concurrent('a slow learner completes every lab (holds on, a wait before
       const snaps = lines.filter((l) => l.type === 'snapshot');
       const starts = events.filter((e) => e.kind === 'step' && e.data && !e.data.done);
       const holdsApplied = events.filter((e) => e.kind === 'hold' && e.data?.hold === 'apply');
-      // Every lab that runs postcopy holds somewhere (postcopy-basics and precopy-failure need none).
-      if (!['postcopy-basics', 'precopy-failure'].includes(id)) expect(holdsApplied.length).toBeGreaterThan(0);
+      // Every lab that runs postcopy holds somewhere (postcopy-basics and precopy-failure need
+      // none; in throttle-vs-postcopy and many-vcpus postcopy is the strategy compared, meant to
+      // finish at once on its small guest, and nothing waits on the learner while it runs).
+      if (!['postcopy-basics', 'precopy-failure', 'throttle-vs-postcopy', 'many-vcpus'].includes(id)) expect(holdsApplied.length).toBeGreaterThan(0);
 
       for (const start of starts.slice(0, -1)) {
         const from = start.t as number;
@@ -52,6 +54,9 @@ describe.concurrent('a slow learner completes every lab (holds on, a wait before
         if (window.length < 2) continue;
         const first = window[0]!;
         const last = window[window.length - 1]!;
+        // A step that begins after the migration completed (it starts a fresh one, as
+        // postcopy-preempt's second run does) has nothing left to miss.
+        if (first.source.status === 'completed') continue;
         // The step's action is still to come: the migration must not have ended meanwhile.
         expect(last.source.status, `${id} ${start.text}: the migration ended while the learner read`).not.toBe('completed');
         const heldNow = holdsApplied.some((h) => h.t <= last.t) && last.source.status === 'postcopy-active' && first.source.status === 'postcopy-active';

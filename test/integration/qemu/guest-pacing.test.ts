@@ -132,15 +132,17 @@ describe.skipIf(NO_QEMU !== undefined).each(QEMUS)(`paced guest on QEMU $short${
   });
 
   it('auto-converge throttles a guest that dirties faster than the capped link carries', async () => {
-    // 24 MiB, 8000 pages/s (31 MiB/s) over 1000 pages (4 MiB), against 4 MiB/s: each dirty
-    // sync finds the whole working set dirty again, far above half of what was sent.
+    // 24 MiB, 8000 pages/s (31 MiB/s) over 1000 pages (4 MiB), against 2 MiB/s: each dirty
+    // sync finds the whole working set dirty again, far above half of what was sent. At 4 MiB/s
+    // a starved vCPU (a loaded 2-core host gave it a fraction of a CPU) let QEMU 10.0 converge
+    // before any throttle; at 2 MiB/s it would have to write under ~80 pages a second.
     const g = guest({ memoryBytes: 24 * MiB, dirtyRate: 8000, hotset: { fraction: 1000 / (19 * 256), share: 1 } });
     const { backend, launch } = await setup(g);
     const src = await launch('source');
     await backend.readGuest('source', src.qmp); // a first sample, for the rate shown below
     const dst = await launch('destination');
     for (const side of [src, dst]) await side.qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'auto-converge', state: true }] });
-    await src.qmp.execute('migrate-set-parameters', { 'max-bandwidth': 4 * MiB });
+    await src.qmp.execute('migrate-set-parameters', { 'max-bandwidth': 2 * MiB });
     await dst.qmp.execute('migrate-incoming', { uri: 'tcp:127.0.0.1:0' });
     const incoming = await dst.qmp.execute<{ 'socket-address'?: { port: string }[] }>('query-migrate');
     await src.qmp.execute('migrate', { uri: `tcp:127.0.0.1:${incoming['socket-address']![0].port}` });
