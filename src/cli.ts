@@ -23,7 +23,7 @@ import { parseDuration } from './lab/duration.js';
 
 export const LABS_DIR = fileURLToPath(new URL('../../labs', import.meta.url));
 /** The order a newcomer should take the labs in; labs not named here follow by id. */
-const LAB_ORDER = ['postcopy-basics', 'precopy-failure', 'link-cut-recovery', 'blackhole', 'double-failure', 'qemu-recover-hang', 'walk-recovery'];
+const LAB_ORDER = ['postcopy-basics', 'precopy-failure', 'link-cut-recovery', 'blackhole', 'double-failure', 'qemu-recover-hang', 'walk-recovery', 'postcopy-preempt'];
 
 async function orderedLabs(opts?: Parameters<typeof listLabs>[1]) {
   const rank = (id: string) => (LAB_ORDER.includes(id) ? LAB_ORDER.indexOf(id) : LAB_ORDER.length);

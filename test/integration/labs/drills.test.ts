@@ -156,6 +156,15 @@ const FACTS: Record<string, (lines: Line[], summary: Line) => void> = {
     expect(states(lines, 'destination').filter((s) => s === 'postcopy-recover').length).toBeGreaterThanOrEqual(2);
     expect(summary.recoveries).toBeGreaterThanOrEqual(1);
   },
+  'postcopy-preempt': (lines, summary) => {
+    // The second connection came up at the switchover and again after the recovery, and the
+    // source completed on the SHUT (a paused source would have failed the last step).
+    expect(stepDone(lines, 'destination.pages.fault-latency-us.count >= 30 && link.connections >= 2')).toBe(true);
+    expect(stepDone(lines, 'destination.pages.recoveries >= 1 && link.connections >= 2')).toBe(true);
+    const src = states(lines, 'source');
+    expect(src.slice(src.lastIndexOf('postcopy-paused'))).toEqual(expect.arrayContaining(['postcopy-active', 'completed']));
+    expect(summary.recoveries).toBeGreaterThanOrEqual(1);
+  },
   'postcopy-basics': (lines) => {
     expect(states(lines, 'source')).toContain('postcopy-active');
     expect(states(lines, 'destination')).toContain('postcopy-active');
