@@ -52,6 +52,9 @@ describe.concurrent('a slow learner completes every lab (holds on, a wait before
         if (window.length < 2) continue;
         const first = window[0]!;
         const last = window[window.length - 1]!;
+        // A step that begins after the migration completed (it starts a fresh one, as
+        // postcopy-preempt's second run does) has nothing left to miss.
+        if (first.source.status === 'completed') continue;
         // The step's action is still to come: the migration must not have ended meanwhile.
         expect(last.source.status, `${id} ${start.text}: the migration ended while the learner read`).not.toBe('completed');
         const heldNow = holdsApplied.some((h) => h.t <= last.t) && last.source.status === 'postcopy-active' && first.source.status === 'postcopy-active';
