@@ -203,10 +203,30 @@ export class SourceVm extends SimVm implements SenderHost {
         this.sender?.servePreempt(ch);
       },
       data: () => this.fail('unexpected data on the preempt channel'),
-      error: (e) => this.fail(`preempt channel: ${socketErrorText(e)}`),
-      close: () => this.fail('the preempt channel was closed by the peer'),
+      error: (e) => this.preemptLost(ch, `preempt channel: ${socketErrorText(e)}`),
+      close: () => this.preemptLost(ch, 'the preempt channel was closed by the peer'),
     });
     this.preempt = ch;
+  }
+
+  /**
+   * The preempt channel closed or failed. The destination closes both channels when it
+   * completes, right after it writes MIG_RP_MSG_SHUT on the main channel's return path; two
+   * TCP connections keep no order between them, so the preempt channel's EOF may arrive before
+   * the SHUT (it always does when only the main channel's return path is delayed). Once the
+   * stream's EOF is sent, the verdict belongs to the main channel, as in QEMU, whose source
+   * never reads the preempt channel and completes on the SHUT: drop the preempt channel (any
+   * page still requested goes out on the main channel) and wait for the SHUT or for the main
+   * channel's own failure. Before that, a lost preempt channel is a lost migration connection.
+   */
+  private preemptLost(ch: Channel, reason: string): void {
+    if (!this.m.eofSent) return this.fail(reason);
+    this.log(`${reason} after the stream's EOF: waiting for the destination's SHUT on the main channel`);
+    ch.destroy();
+    if (this.preempt === ch) {
+      this.preempt = null;
+      this.preemptReady = false;
+    }
   }
 
   /** Write on the main channel, counting it. */

@@ -174,6 +174,15 @@ const FACTS: Record<string, (lines: Line[], summary: Line) => void> = {
     expect(stepDone(lines, 'source.throttle >= 99 && source.ram.dirty-sync-count >= 16')).toBe(true);
     expect(states(lines, 'source')).toContain('postcopy-active');
   },
+  'postcopy-preempt': (lines, summary) => {
+    // The second connection came up at the switchover and again after the recovery, and the
+    // source completed on the SHUT (a paused source would have failed the last step).
+    expect(stepDone(lines, 'destination.pages.fault-latency-us.count >= 30 && link.connections >= 2')).toBe(true);
+    expect(stepDone(lines, 'destination.pages.recoveries >= 1 && link.connections >= 2')).toBe(true);
+    const src = states(lines, 'source');
+    expect(src.slice(src.lastIndexOf('postcopy-paused'))).toEqual(expect.arrayContaining(['postcopy-active', 'completed']));
+    expect(summary.recoveries).toBeGreaterThanOrEqual(1);
+  },
   'postcopy-basics': (lines) => {
     expect(states(lines, 'source')).toContain('postcopy-active');
     expect(states(lines, 'destination')).toContain('postcopy-active');
