@@ -182,7 +182,9 @@ const TABLE: Scenario[] = [
         what: 'migrate_cancel in postcopy-active',
         side: 'src',
         cmd: 'migrate_cancel',
-        expect: { '7.2': { ok: true, then: { src: 'cancelling' } }, '10.0': CANCEL_REFUSED },
+        // Usually it sticks in cancelling; once, on a loaded host, 7.2's migration thread was
+        // between sends and reached cancelled. Either way 7.2 accepted it, which is the row.
+        expect: { '7.2': { ok: true, then: { src: 'cancelling|cancelled' } }, '10.0': CANCEL_REFUSED },
         sim: { '7.2': CANCEL_REFUSED },
         deliberate: CANCEL_STRANDS,
       },
@@ -279,7 +281,9 @@ class Pair {
     let last = '';
     for (;;) {
       last = await this.vms[side].status();
-      if (last === want || Date.now() > deadline) return last;
+      // `want` may name alternatives, "a|b": either is the expected outcome.
+      if (want.split('|').includes(last)) return want;
+      if (Date.now() > deadline) return last;
       await sleep(20);
     }
   }
