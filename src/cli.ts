@@ -346,19 +346,32 @@ async function labComparison(lab: Lab, backend: VmBackend, seed: number, json: b
   const options = compareOptionsForLab(lab, backend, seed);
   if (!options || exiting) return;
   const { runCompareCommand } = await import('./commands/compare.js');
+  if (!json) process.stdout.write(`\n${chalk.bold(`The comparison for ${lab.id}`)} (the same guest and link, one strategy after another):\n`);
+  try {
+    await stoppable((signal) => runCompareCommand({ compare: options, backend, json, jsonType: 'compare', signal, err: json ? process.stderr : process.stdout }));
+  } catch (e) {
+    process.stderr.write(`postcopy-lab: the comparison failed: ${(e as Error).message}\n`);
+  }
+}
+
+/** The accelerator POSTCOPY_LAB_QEMU_ACCEL forces (kvm or tcg), else KVM when usable. */
+function forcedAccel(): 'kvm' | 'tcg' | 'auto' {
+  const forced = process.env.POSTCOPY_LAB_QEMU_ACCEL;
+  return forced === 'kvm' || forced === 'tcg' ? forced : 'auto';
+}
+
+/** Run `work` so that Ctrl-C (or any exit) aborts it and waits for what it started to stop. */
+async function stoppable<T>(work: (signal: AbortSignal) => Promise<T>): Promise<T> {
   const abort = new AbortController();
-  let running: Promise<number> | null = null;
+  let running: Promise<T> | null = null;
   const stop: Cleanup = async () => {
     abort.abort();
     await running?.catch(() => {});
   };
   cleanups.add(stop);
-  if (!json) process.stdout.write(`\n${chalk.bold(`The comparison for ${lab.id}`)} (the same guest and link, one strategy after another):\n`);
-  running = runCompareCommand({ compare: options, backend, json, jsonType: 'compare', signal: abort.signal, err: json ? process.stderr : process.stdout });
+  running = work(abort.signal);
   try {
-    await running;
-  } catch (e) {
-    process.stderr.write(`postcopy-lab: the comparison failed: ${(e as Error).message}\n`);
+    return await running;
   } finally {
     cleanups.delete(stop);
   }
@@ -374,23 +387,10 @@ async function compareCommand(values: CompareFlags & { json?: boolean }): Promis
     if (e instanceof CompareOptionError) throw new UsageError(e.message);
     throw e;
   }
-  const forced = process.env.POSTCOPY_LAB_QEMU_ACCEL;
-  const backend = await makeBackend(options.backend, { qemu: options.qemu, emulate: options.emulate, accel: forced === 'kvm' || forced === 'tcg' ? forced : 'auto' });
+  const backend = await makeBackend(options.backend, { qemu: options.qemu, emulate: options.emulate, accel: forcedAccel() });
   if (values.json) chalk.level = 0;
   // Ctrl-C stops the strategy running now (its VMs and relay) before the process exits.
-  const abort = new AbortController();
-  let running: Promise<number> | null = null;
-  const stop: Cleanup = async () => {
-    abort.abort();
-    await running?.catch(() => {});
-  };
-  cleanups.add(stop);
-  running = runCompareCommand({ compare: options, backend, json: Boolean(values.json), signal: abort.signal });
-  try {
-    return await running;
-  } finally {
-    cleanups.delete(stop);
-  }
+  return stoppable((signal) => runCompareCommand({ compare: options, backend, json: Boolean(values.json), signal }));
 }
 
 /** --backend, with --qemu PATH implying qemu. */
@@ -420,8 +420,7 @@ function parseEmulate(emulate: string | undefined, kind: BackendKind): EmulatedV
 async function backendFor(lab: Lab, kind: BackendKind, qemu: string | undefined, emulate?: EmulatedVersion): Promise<VmBackend> {
   const problem = backendProblem(lab, kind);
   if (problem) throw new UsageError(problem);
-  const forced = process.env.POSTCOPY_LAB_QEMU_ACCEL;
-  const backend = await makeBackend(kind, { qemu, emulate, accel: forced === 'kvm' || forced === 'tcg' ? forced : 'auto' });
+  const backend = await makeBackend(kind, { qemu, emulate, accel: forcedAccel() });
   // The QEMU version (real, or the one the sim emulates) must be one the lab holds for.
   const outOfRange = versionProblem(lab, backend);
   if (outOfRange) throw new UsageError(outOfRange);
