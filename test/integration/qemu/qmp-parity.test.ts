@@ -382,27 +382,20 @@ describe.each(EMULATED_VERSIONS.map((v) => [v]))('QMP parity, QEMU %s', (version
     return Pair.start({ src, dst });
   };
 
-  for (const sc of TABLE) {
-    it(`sim --emulate ${version}: ${sc.name}`, async () => {
-      const p = await simPair();
-      const log: string[] = [];
-      try {
-        await runScenario(p, sc, version, true, log);
-      } finally {
-        if (process.env.PARITY_RECORD) console.info(`sim ${version} / ${sc.name}\n  ${log.join('\n  ')}`);
-        await p.close();
-      }
-    }, 30_000);
+  /** One scenario on a fresh pair, the pair closed whatever happens (PARITY_RECORD prints what it saw). */
+  const play = async (kind: 'sim' | 'qemu', start: () => Promise<Pair>, sc: Scenario): Promise<void> => {
+    const p = await start();
+    const log: string[] = [];
+    try {
+      await runScenario(p, sc, version, kind === 'sim', log);
+    } finally {
+      if (process.env.PARITY_RECORD) console.info(`${kind} ${version} / ${sc.name}\n  ${log.join('\n  ')}`);
+      await p.close();
+    }
+  };
 
-    it.skipIf(!qemu)(`QEMU ${qemu?.version.text ?? `${version} (not installed here)`}: ${sc.name}`, async () => {
-      const p = await qemuPair();
-      const log: string[] = [];
-      try {
-        await runScenario(p, sc, version, false, log);
-      } finally {
-        if (process.env.PARITY_RECORD) console.info(`qemu ${version} / ${sc.name}\n  ${log.join('\n  ')}`);
-        await p.close();
-      }
-    }, 30_000);
+  for (const sc of TABLE) {
+    it(`sim --emulate ${version}: ${sc.name}`, () => play('sim', simPair, sc), 30_000);
+    it.skipIf(!qemu)(`QEMU ${qemu?.version.text ?? `${version} (not installed here)`}: ${sc.name}`, () => play('qemu', qemuPair, sc), 30_000);
   }
 });
