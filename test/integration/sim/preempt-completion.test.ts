@@ -12,7 +12,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Orchestrator, tcpUri } from '../../../src/driver/orchestrator.js';
 import { RelayLink } from '../../../src/link/relay.js';
 import type { HostPort, MigrationStatus, PagesInfo, Side } from '../../../src/types.js';
-import { ensureBuilt } from '../../helpers/sim.js';
+import { ensureBuilt, waitFor } from '../../helpers/sim.js';
 
 const MiB = 1024 * 1024;
 /** How long the proxy holds the main channel's return path: far longer than a local close takes. */
@@ -59,14 +59,6 @@ async function status(o: Orchestrator, side: Side): Promise<{ status: MigrationS
   return o.qmp(side).execute('query-migrate');
 }
 
-async function until(what: string, f: () => Promise<boolean>, ms = 30_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await f())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 describe('postcopy-preempt completion', () => {
   it('completes on the SHUT even when the preempt channel closes first, after a cut and a recovery', async () => {
     await ensureBuilt();
@@ -85,19 +77,19 @@ describe('postcopy-preempt completion', () => {
     await o.qmp('destination').execute('migrate-incoming', { uri: tcpUri(ep.incoming.listen) });
     await o.qmp('source').execute('migrate', { uri: tcpUri(ep.incoming.connect) });
     await o.qmp('source').execute('migrate-start-postcopy');
-    await until('both channels up', async () => (await status(o, 'destination')).status === 'postcopy-active' && (await o.link!.snapshot()).connections === 2);
+    await waitFor(async () => (await status(o, 'destination')).status === 'postcopy-active' && (await o.link!.snapshot()).connections === 2, 'both channels up');
 
     await o.link!.apply({ kind: 'cut' });
-    await until('both paused', async () => (await status(o, 'source')).status === 'postcopy-paused' && (await status(o, 'destination')).status === 'postcopy-paused');
+    await waitFor(async () => (await status(o, 'source')).status === 'postcopy-paused' && (await status(o, 'destination')).status === 'postcopy-paused', 'both paused');
     await o.link!.restore();
 
     await o.qmp('destination').execute('migrate-recover', { uri: tcpUri(ep.recover.listen) });
     const via = await holdMainReturnPath(ep.recover.listen);
     await o.qmp('source').execute('migrate', { uri: tcpUri(via), resume: true });
-    await until('the destination to complete', async () => (await status(o, 'destination')).status === 'completed', 60_000);
+    await waitFor(async () => (await status(o, 'destination')).status === 'completed', 'the destination to complete', 60_000);
     // The SHUT is at most HOLD_MS behind the preempt channel's EOF; a source that took the EOF
     // for a failure has paused by then and stays paused.
-    await until('the source to leave postcopy-active', async () => (await status(o, 'source')).status !== 'postcopy-active', 10_000);
+    await waitFor(async () => (await status(o, 'source')).status !== 'postcopy-active', 'the source to leave postcopy-active', 10_000);
     const src = await status(o, 'source');
     expect(src.status, src['error-desc']).toBe('completed');
     const pages = await o.qmp('destination').execute<PagesInfo>('x-query-pages');
