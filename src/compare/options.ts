@@ -9,23 +9,13 @@ import type { BackendKind } from '../driver/backend.js';
 import { BACKEND_KINDS } from '../driver/select-backend.js';
 import { parseDuration, parseSize } from '../lab/duration.js';
 import { WORKLOADS, type Workload } from '../lab/schema.js';
+import type { GuestSpec } from '../driver/backend.js';
 import type { LinkFault } from '../types.js';
 import { parseEmulatedVersion, type EmulatedVersion } from '../sim/versions.js';
 import { DEFAULT_POSTCOPY_AFTER, MAX_POSTCOPY_AFTER, planStrategies, STRATEGY_BASES, StrategyError } from './strategies.js';
 
-export interface CompareGuest {
-  memoryBytes: number;
-  pageSize: number;
-  vcpus: number;
-  workload: Workload;
-  hotset?: { fraction: number; share: number };
-  /** Writes per second per vCPU. */
-  dirtyRate: number;
-  /** Reads per second per vCPU. */
-  readRate: number;
-  /** Guest threads per vCPU (the sim's async page faults); absent: one. */
-  threadsPerVcpu?: number;
-}
+/** The guest a comparison runs: the orchestrator's GuestSpec, the seed aside (one per run). */
+export type CompareGuest = Omit<GuestSpec, 'seed'>;
 
 export interface CompareOptions {
   guest: CompareGuest;

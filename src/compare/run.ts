@@ -101,17 +101,7 @@ async function backendFor(plan: StrategyPlan, shared: VmBackend): Promise<VmBack
 
 /** The guest a comparison runs, as the orchestrator takes it. */
 export function guestSpec(o: CompareOptions): GuestSpec {
-  return {
-    memoryBytes: o.guest.memoryBytes,
-    pageSize: o.guest.pageSize,
-    vcpus: o.guest.vcpus,
-    workload: o.guest.workload,
-    ...(o.guest.hotset ? { hotset: o.guest.hotset } : {}),
-    dirtyRate: o.guest.dirtyRate,
-    readRate: o.guest.readRate,
-    seed: o.seed,
-    ...(o.guest.threadsPerVcpu !== undefined ? { threadsPerVcpu: o.guest.threadsPerVcpu } : {}),
-  };
+  return { ...o.guest, seed: o.seed };
 }
 
 interface QueryMigrate {
