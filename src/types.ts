@@ -115,8 +115,14 @@ export interface PagesInfo {
   /** Destination: pages whose content did not match (first few), when verification failed. */
   mismatches?: number[];
   /**
+   * Destination: of `received`, pages placed from a recovery file (served by a recovery source,
+   * src/recovery/) rather than by the live source. Absent before any recovery source connected.
+   */
+  'from-file'?: number;
+  /**
    * A coarse map of guest memory when `map-cells` is given: one character per cell, each a
-   * range of pages. 'R' all present, 'r' some present, 'q' some requested or in flight, '.' none.
+   * range of pages. 'R' all present, 'r' some present, 'q' some requested or in flight, '.' none, 'F' all present
+   * and some of them placed from a recovery file.
    */
   map?: string;
 }
@@ -289,6 +295,8 @@ export type FailureReason =
   | 'verification'
   | 'vm-died'
   | 'guest-lost'
+  /** A recovery source refused to resume: the destination lacks pages its recovery file does not hold. */
+  | 'recovery-incomplete'
   | 'stopped'
   | 'timeout'
   | 'error';

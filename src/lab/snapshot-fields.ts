@@ -52,6 +52,7 @@ export const PAGES_FIELDS = {
   'recovery-attempts': true,
   verified: true,
   mismatches: true,
+  'from-file': true,
   map: true,
 } satisfies Record<keyof PagesInfo, FieldTree>;
 

@@ -60,8 +60,9 @@ export const EVENT_COLOUR: Record<LabEvent['kind'], Colour> = {
 };
 
 /** Page map cells: a distinct glyph per kind so the map reads without colour. */
-export const CELL_STYLE: Record<'R' | 'r' | 'q' | '.', { glyph: string; color: Colour; label: string }> = {
+export const CELL_STYLE: Record<'R' | 'F' | 'r' | 'q' | '.', { glyph: string; color: Colour; label: string }> = {
   R: { glyph: '█', color: 'green', label: 'received' },
+  F: { glyph: '█', color: 'cyan', label: 'from file' },
   r: { glyph: '▒', color: 'green', label: 'partial' },
   q: { glyph: '▚', color: 'yellow', label: 'requested' },
   '.': { glyph: '·', color: 'gray', label: 'missing' },
