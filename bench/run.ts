@@ -2,7 +2,7 @@
  * `npm run bench`: measures the sim on this machine and prints tables. Nothing here asserts;
  * the figures go in the README with how they were obtained.
  *
- *   node dist/bench/run.js [--quick] [--only throughput,recovery,qemu,rss,compare] [--json FILE]
+ *   node dist/bench/run.js [--quick] [--only throughput,recovery,qemu,rss,compare,recovery-file] [--json FILE]
  *
  * Every run starts fresh VM processes (and a relay where the row says so) over loopback TCP.
  */
@@ -16,6 +16,7 @@ import { QemuBackend } from '../src/driver/qemu-backend.js';
 import { RelayLink } from '../src/link/relay.js';
 import type { LabEvent, Link, MigrationStatus, PagesInfo, RamStats, Side } from '../src/types.js';
 import { DirectLink } from './direct-link.js';
+import { benchRecoveryFile } from './recovery-file.js';
 import { parseCompareFlags } from '../src/compare/options.js';
 import { runCompare, type StrategyResult } from '../src/compare/run.js';
 import { rowCells } from '../src/compare/table.js';
@@ -294,7 +295,7 @@ async function main() {
   const { values } = parseArgs({
     options: { quick: { type: 'boolean', default: false }, only: { type: 'string' }, json: { type: 'string' } },
   });
-  const only = new Set((values.only ?? 'throughput,recovery,qemu,rss,compare').split(','));
+  const only = new Set((values.only ?? 'throughput,recovery,qemu,rss,compare,recovery-file').split(','));
   const reps = values.quick ? 1 : 3;
   const results: Record<string, unknown> = {};
   const load = os.loadavg()[0].toFixed(2);
@@ -429,6 +430,7 @@ async function main() {
       ) + '\n',
     );
   }
+  if (only.has('recovery-file')) results['recovery-file'] = await benchRecoveryFile({ quick: values.quick });
   if (values.json) writeFileSync(values.json, JSON.stringify(results, null, 2));
 }
 

@@ -7,7 +7,7 @@
 import { parseArgs } from 'node:util';
 import { startQmpServer } from '../qmp/server.js';
 import { fmtBytes } from '../util/format.js';
-import { recordBytes, RecoveryFile, RecoveryFileError } from './format.js';
+import { minimumFileBytes, RecoveryFile, RecoveryFileError } from './format.js';
 import { RecoverySourceVm } from './recovery-source.js';
 
 export class RecoveryUsageError extends Error {}
@@ -81,6 +81,26 @@ export interface InspectReport {
   'file-bytes'?: number;
   /** Unsent pages only: what any file must hold (the pages lost in flight come on top). */
   'minimum-bytes-known'?: number;
+  'size-vs-minimum'?: number;
+  /** Stream bytes at the failure (null: written before any failure, continuous mode). */
+  'stream-bytes'?: number | null;
+  /**
+   * The most bytes that may have been in flight at the failure for this file still to complete
+   * any destination: every page whose frame started later is held (null: not known).
+   */
+  'covers-in-flight-bytes'?: number | null;
+}
+
+/** See InspectReport['covers-in-flight-bytes']: from the latest page sent that the file does not hold. */
+function coversInFlight(rf: RecoveryFile): number | null {
+  const T = rf.header.streamBytes;
+  if (T <= 0) return null;
+  let latest = -1;
+  for (let i = 0; i < rf.positions.length; i++) {
+    const pos = rf.positions[i];
+    if (pos > 0 && !rf.held.get(i)) latest = Math.max(latest, pos - 1);
+  }
+  return latest < 0 ? T : T - latest - 1;
 }
 
 export function inspect(file: string): InspectReport {
@@ -92,7 +112,9 @@ export function inspect(file: string): InspectReport {
     throw e;
   }
   const h = rf.header;
+  const covers = coversInFlight(rf);
   rf.close();
+  const minimum = minimumFileBytes(h.pageSize, h.pageCount, h.unsentPages);
   return {
     file,
     ok: true,
@@ -109,7 +131,10 @@ export function inspect(file: string): InspectReport {
     'unsent-pages': h.unsentPages,
     'window-pages': h.windowPages,
     'file-bytes': h.fileBytes,
-    'minimum-bytes-known': h.unsentPages * recordBytes(h.pageSize),
+    'minimum-bytes-known': minimum,
+    'size-vs-minimum': Math.round((h.fileBytes / minimum) * 100) / 100,
+    'stream-bytes': h.streamBytes > 0 ? h.streamBytes : null,
+    'covers-in-flight-bytes': covers,
   };
 }
 
@@ -122,7 +147,10 @@ export function formatInspect(r: InspectReport): string {
     `  mode       ${r.mode}, format version ${r.version}`,
     `  holds      ${r['held-pages']} pages (${r.records} records, ${r['stale-records']} stale copies)`,
     `  window     ${b(r['window-bytes'])} kept of what was sent last: ${r['window-pages']} pages; ${r['unsent-pages']} pages never sent`,
-    `  size       ${b(r['file-bytes'])}; the unsent pages alone need ${b(r['minimum-bytes-known'])} (the pages lost in flight come on top)`,
+    `  size       ${b(r['file-bytes'])}, ${r['size-vs-minimum']}× the ${b(r['minimum-bytes-known'])} the unsent pages alone need (the pages lost in flight come on top)`,
+    r['stream-bytes'] == null
+      ? `  in flight  not recorded (written before any failure: it holds every page, whatever was in flight)`
+      : `  in flight  the stream had ${r['stream-bytes']} bytes at the failure; complete for any destination if at most ${r['covers-in-flight-bytes']} bytes were in flight`,
   ].join('\n');
 }
 

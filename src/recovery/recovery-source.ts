@@ -10,18 +10,17 @@ import type { QmpCommandDef } from '../qmp/server.js';
 import { QmpError } from '../qmp/error.js';
 import { SourceVm } from '../sim/source.js';
 import { pageFrameBytes, writePageFrameHeader } from '../sim/wire.js';
-import { recordBytes, type RecoveryFile } from './format.js';
-
-/** How many missing pages an error names (the count is always given). */
-const NAMED = 16;
+import { assess, assessmentFields, refusalText, type Assessment, type FileView } from './assess.js';
+import type { RecoveryFile } from './format.js';
 
 export class RecoverySourceVm extends SourceVm {
+  /** Its resume header tells the destination the pages come from a file. */
+  protected override readonly servesFile = true;
   /** Pages sent from the file. */
   private served = 0;
-  /** What the destination lacked at the last resume, and of those what the file did not hold. */
-  private lacked: number | null = null;
-  private missing: number[] = [];
-  private missingCount = 0;
+  /** What the destination lacked (bitmap: at the resume; walk: the pages it asked that the file lacks). */
+  private last: Assessment | null = null;
+  private readonly view: FileView;
 
   constructor(readonly rf: RecoveryFile, name = 'recovery-source') {
     const { pageSize, pageCount } = rf.header;
@@ -39,6 +38,8 @@ export class RecoverySourceVm extends SourceVm {
     this.errorDesc = `recovery source: the original source is gone; pages come from ${rf.file}`;
     this.m.toSend.clearAll();
     this.m.toSend.or(rf.held);
+    const h = rf.header;
+    this.view = { pageSize, pageCount, held: rf.held, positions: rf.positions, streamBytes: h.streamBytes, windowBytes: h.windowBytes };
   }
 
   override start(): void {
@@ -50,7 +51,9 @@ export class RecoverySourceVm extends SourceVm {
   encodePages(pages: readonly number[]): Buffer {
     const lacking = pages.filter((p) => !this.rf.held.get(p));
     if (lacking.length) {
-      this.fail(`the destination asked for page${lacking.length > 1 ? 's' : ''} ${lacking.slice(0, NAMED).join(', ')}, which the recovery file ${this.rf.file} does not hold`);
+      // Walk (or a vCPU's request): the destination lacks these, and the file cannot give them.
+      this.last = assess(this.view, lacking);
+      this.fail(refusalText(this.last, this.rf.file, this.rf.header.windowBytes, 'asked'));
       return Buffer.alloc(0);
     }
     const fb = pageFrameBytes(this.pageSize);
@@ -66,22 +69,13 @@ export class RecoverySourceVm extends SourceVm {
   }
 
   protected override resumeRefusal(): string | null {
+    // Bitmap strategy: the destination just said what it lacks (the complement of its bitmap).
     const lacks = this.m.toSend;
-    this.lacked = lacks.count;
-    this.missing = [];
-    this.missingCount = 0;
-    for (let i = lacks.nextSet(0); i >= 0; i = lacks.nextSet(i + 1)) {
-      if (this.rf.held.get(i)) continue;
-      this.missingCount++;
-      if (this.missing.length < NAMED) this.missing.push(i);
-    }
-    if (this.missingCount === 0) return null;
-    const n = this.missingCount;
-    return (
-      `recovery cannot be complete: the destination lacks ${n} page${n > 1 ? 's' : ''} the recovery file does not hold ` +
-      `(${this.missing.join(', ')}${n > this.missing.length ? ', …' : ''}); ` +
-      `at least ${n * pageFrameBytes(this.pageSize)} bytes sent before the failure never arrived, more than the file's window of ${this.rf.header.windowBytes} bytes kept`
-    );
+    const pages = function* () {
+      for (let i = lacks.nextSet(0); i >= 0; i = lacks.nextSet(i + 1)) yield i;
+    };
+    this.last = assess(this.view, pages());
+    return this.last.missing === 0 ? null : refusalText(this.last, this.rf.file, this.rf.header.windowBytes, 'lacks');
   }
 
   override queryMigrate(): Record<string, unknown> {
@@ -94,15 +88,7 @@ export class RecoverySourceVm extends SourceVm {
       'held-pages': this.rf.held.count,
       'window-bytes': h.windowBytes,
       'served-pages': this.served,
-      ...(this.lacked === null
-        ? {}
-        : {
-            'destination-lacked': this.lacked,
-            // The smallest file that could have recovered this destination: exactly what it lacked.
-            'minimum-bytes': this.lacked * recordBytes(h.pageSize),
-            'missing-pages': this.missingCount,
-            'missing-first': this.missing,
-          }),
+      ...(this.last ? { ...assessmentFields(this.last), 'size-vs-minimum': Math.round((h.fileBytes / this.last.minimumBytes) * 100) / 100 } : {}),
     };
     return out;
   }

@@ -2,8 +2,8 @@
  * The source's side of the recovery file (capability x-recovery-file), in one of two modes:
  *
  * - on-failure (the thread's sketch): when postcopy pauses, write every page the source knows
- *   it has not sent, plus the pages among the last `x-recovery-file-window` bytes it did send
- *   (they may have died in socket and relay buffers). Small, but only possible while the source
+ *   it has not sent, plus the pages whose frame started within the last `x-recovery-file-window`
+ *   bytes of the stream (they may have died in socket and relay buffers). Small, but only possible while the source
  *   host still lives after the failure.
  * - continuous (x-recovery-file-continuous, VMware's shared-storage style): every page sent is
  *   appended as it goes, and at switchover the pages not yet sent follow in the background; the
@@ -20,7 +20,7 @@ import path from 'node:path';
 import { Bitmap } from '../sim/bitmap.js';
 import { writePage } from '../sim/content.js';
 import { pageFrameBytes } from '../sim/wire.js';
-import { recordBytes, RecoveryFileWriter, versionsDigest, type RecoveryMode, type WriteStats } from './format.js';
+import { minimumFileBytes, RecoveryFileWriter, versionsDigest, type RecoveryMode, type WriteStats } from './format.js';
 
 /** The thread's "~20MByte (enough for a few packet buffers)". */
 export const DEFAULT_RECOVERY_WINDOW = 20 * 1024 * 1024;
@@ -42,34 +42,21 @@ export function recoveryFilePath(dir: string, name: string): string {
 
 type SpillState = 'spilling' | 'writing' | 'written' | 'failed';
 
-/** The page indices of the last `capacity` pages sent, oldest first when read. */
-class SentRing {
-  private readonly ring: Int32Array;
-  private head = 0;
-  private n = 0;
-  constructor(readonly capacity: number) {
-    this.ring = new Int32Array(Math.max(1, capacity));
-  }
-  push(page: number): void {
-    if (this.capacity === 0) return;
-    this.ring[this.head] = page;
-    this.head = (this.head + 1) % this.capacity;
-    this.n = Math.min(this.n + 1, this.capacity);
-  }
-  forEach(f: (page: number) => void): void {
-    for (let k = 0; k < this.n; k++) f(this.ring[(this.head - this.n + k + this.capacity) % this.capacity]);
-  }
-}
-
 export class RecoverySpill {
   readonly file: string;
-  private readonly ring: SentRing;
+  /**
+   * Per page, where its frame last started in the migration stream + 1 (0: never sent): the
+   * window is read from it, and it goes into the file so that the recovery source can measure
+   * what was in flight (assess.ts). 8 bytes a page, 32 MiB for a 16 GiB guest.
+   */
+  readonly positions: Float64Array;
   private writer: RecoveryFileWriter | null = null;
   private state: SpillState;
   private stats: WriteStats | null = null;
   private error: string | undefined;
+  /** When the file's first byte was written (continuous: the migration's start). */
   private startedAt = 0;
-  private writeMs = 0;
+  private elapsedMs = 0;
   private digest = '';
   /** Bumped on every new write, so an older background write stops when superseded. */
   private generation = 0;
@@ -82,9 +69,12 @@ export class RecoverySpill {
     name: string,
   ) {
     this.file = recoveryFilePath(dir, name);
-    this.ring = new SentRing(mode === 'on-failure' ? Math.ceil(windowBytes / pageFrameBytes(host.pageSize)) : 0);
+    this.positions = new Float64Array(host.pageCount);
     this.state = 'spilling';
-    if (mode === 'continuous') this.writer = this.newWriter();
+    if (mode === 'continuous') {
+      this.writer = this.newWriter();
+      this.startedAt = performance.now();
+    }
   }
 
   private newWriter(): RecoveryFileWriter {
@@ -92,12 +82,12 @@ export class RecoverySpill {
     return new RecoveryFileWriter(this.file, { mode: this.mode, pageSize, pageCount, windowBytes: this.mode === 'on-failure' ? this.windowBytes : 0 });
   }
 
-  /** Pages just sent, as the encoded frames in `frames` (one per page, in order). */
-  noteSent(pages: readonly number[], frames: Buffer): void {
-    for (const p of pages) this.ring.push(p);
+  /** Pages just sent, as the encoded frames in `frames` (one per page, in order), the first at stream byte `streamPos`. */
+  noteSent(pages: readonly number[], frames: Buffer, streamPos: number): void {
+    const fb = pageFrameBytes(this.host.pageSize);
+    for (let k = 0; k < pages.length; k++) this.positions[pages[k]] = streamPos + k * fb + 1;
     const w = this.writer;
     if (this.mode !== 'continuous' || !w || this.state !== 'spilling') return;
-    const fb = pageFrameBytes(this.host.pageSize);
     try {
       // A frame is [type][len][index][version][page]: the page's bytes start 13 bytes in.
       for (let k = 0; k < pages.length; k++) w.append(pages[k], frames.readUInt32BE(k * fb + 9), frames, k * fb + 13);
@@ -109,25 +99,40 @@ export class RecoverySpill {
   /** Switchover (the guest is frozen here now): continuous mode writes what was never sent. */
   switchover(unsent: Bitmap): void {
     if (this.mode !== 'continuous' || !this.writer || this.state !== 'spilling') return;
-    void this.writeRest(this.writer, unsent.count, new Bitmap(unsent.size, unsent.bytes), 0);
+    void this.writeRest(this.writer, new Bitmap(unsent.size, unsent.bytes), 0);
   }
 
-  /** Postcopy paused: on-failure mode writes its file now (continuous has written it already). */
-  paused(unsent: Bitmap): void {
+  /**
+   * Postcopy paused with `streamBytes` written to the stream: on-failure mode writes its file
+   * now (continuous has written it already): the unsent pages, and the pages whose frame
+   * started within the last `windowBytes` of the stream.
+   */
+  paused(unsent: Bitmap, streamBytes: number): void {
     if (this.mode !== 'on-failure') return;
     this.writer?.abort();
     const pages = new Bitmap(unsent.size, unsent.bytes);
-    const unsentCount = pages.count;
-    this.ring.forEach((p) => pages.set(p));
+    const from = streamBytes - this.windowBytes;
+    let windowPages = 0;
+    for (let i = 0; i < this.positions.length; i++) {
+      const pos = this.positions[i];
+      if (pos > 0 && pos - 1 >= from && !pages.get(i)) {
+        pages.set(i);
+        windowPages++;
+      }
+    }
     this.writer = this.newWriter();
-    void this.writeRest(this.writer, unsentCount, pages, pages.count - unsentCount);
+    this.startedAt = performance.now();
+    void this.writeRest(this.writer, pages, windowPages, streamBytes, unsent);
   }
 
-  private async writeRest(w: RecoveryFileWriter, unsentPages: number, pages: Bitmap, windowPages: number): Promise<void> {
+  private async writeRest(w: RecoveryFileWriter, pages: Bitmap, windowPages: number, streamBytes = 0, unsent = pages): Promise<void> {
     const gen = ++this.generation;
     this.state = 'writing';
-    this.startedAt = performance.now();
     const { pageSize, versions } = this.host;
+    // The unsent pages' content never went out: no position (the recovery source counts a
+    // lacking page with a position as lost in flight). Their old positions are of stale copies.
+    const unsentPages = unsent.count;
+    for (let i = unsent.nextSet(0); i >= 0; i = unsent.nextSet(i + 1)) this.positions[i] = 0;
     const page = Buffer.allocUnsafe(pageSize);
     try {
       let since = 0;
@@ -140,9 +145,9 @@ export class RecoverySpill {
           if (gen !== this.generation) return;
         }
       }
-      this.stats = w.finish(versions, { unsentPages, windowPages });
+      this.stats = w.finish(versions, { unsentPages, windowPages, streamBytes }, this.positions);
       this.digest = versionsDigest(versions);
-      this.writeMs = performance.now() - this.startedAt;
+      this.elapsedMs = performance.now() - this.startedAt;
       this.state = 'written';
       this.host.log(`recovery file written: ${this.file}, ${this.stats.fileBytes} bytes, ${this.stats.heldPages} pages (${unsentPages} unsent + ${windowPages} from the window)`);
     } catch (e) {
@@ -164,17 +169,30 @@ export class RecoverySpill {
     if (this.state !== 'written') this.writer?.abort();
   }
 
-  /** query-migrate's x-recovery-file. */
+  /**
+   * query-migrate's x-recovery-file, the same fields in both modes: what was written, what it
+   * cost (the time in write calls, the time from the first byte to the file in place, the
+   * bandwidth that used), and once written the file's size against the minimum known here
+   * (the unsent pages; the pages lost in flight come on top and only the recovery source,
+   * told what the destination lacks, knows them: its x-recovery-source.minimum-bytes).
+   */
   report(): Record<string, unknown> {
-    const rec = recordBytes(this.host.pageSize);
+    const { pageSize, pageCount } = this.host;
+    const bytes = this.stats?.fileBytes ?? this.writer?.bytes ?? 0;
+    const elapsed = this.stats ? this.elapsedMs : this.startedAt ? performance.now() - this.startedAt : 0;
     const out: Record<string, unknown> = {
       mode: this.mode,
       file: this.file,
       state: this.state,
       'window-bytes': this.mode === 'on-failure' ? this.windowBytes : 0,
-      'bytes-written': this.stats?.fileBytes ?? this.writer?.bytes ?? 0,
+      'bytes-written': bytes,
+      'write-ms': Math.round(this.stats?.writeMs ?? this.writer?.writeTimeMs ?? 0),
+      'elapsed-ms': Math.round(elapsed),
+      // Bytes per second of wall time while the file was being written (MB/s, 10^6 bytes).
+      'write-mbps': elapsed > 0 ? Math.round((bytes / 1e6 / (elapsed / 1000)) * 100) / 100 : 0,
     };
     if (this.stats) {
+      const minimum = minimumFileBytes(pageSize, pageCount, this.stats.unsentPages);
       Object.assign(out, {
         // The guest's identity, for `recovery-source --expect-digest`.
         digest: this.digest,
@@ -183,11 +201,9 @@ export class RecoverySpill {
         records: this.stats.records,
         'unsent-pages': this.stats.unsentPages,
         'window-pages': this.stats.windowPages,
-        // What any file must hold at least: the pages never sent (the pages really lost in
-        // flight are known only when the destination says what it lacks: the recovery source).
-        'minimum-bytes-known': this.stats.unsentPages * rec,
-        'write-ms': Math.round(this.stats.writeMs),
-        'elapsed-ms': Math.round(this.writeMs),
+        'stream-bytes': this.stats.streamBytes,
+        'minimum-bytes-known': minimum,
+        'size-vs-minimum': Math.round((this.stats.fileBytes / minimum) * 100) / 100,
       });
     }
     if (this.error) out.error = this.error;

@@ -157,6 +157,9 @@ export class DestinationVm extends SimVm implements IncomingOwner, IncomingHost 
     this.listener = null;
   }
 
+  /** The channels now connected are a recovery source's: pages placed come from a recovery file. */
+  private servedFromFile = false;
+
   adoptMain(conn: IncomingConnection, header: WireHeader): void {
     if (header.resume !== conn.recover) {
       throw new Error(conn.recover ? 'a new migration arrived while recovering a paused one' : 'a resume arrived on a fresh incoming migration');
@@ -166,6 +169,8 @@ export class DestinationVm extends SimVm implements IncomingOwner, IncomingHost 
     this.preemptExpected = header.preemptEnabled && this.cap('postcopy-preempt');
     if (!this.preemptExpected) this.closeListener();
     this.startDestinationStallWatch(conn);
+    // A recovery source (src/recovery/) says so in its resume header: what it places is from its file.
+    this.servedFromFile = conn.recover && header.fromFile === true;
     if (conn.recover) {
       this.m.recoveryAttempts++;
       this.setStatus('postcopy-recover');
@@ -219,9 +224,12 @@ export class DestinationVm extends SimVm implements IncomingOwner, IncomingHost 
           throw new Error('the source wants postcopy but postcopy-ram is not enabled on the destination');
         }
         return;
-      case 'page':
+      case 'page': {
+        const had = m.present.get(msg.index);
         m.place(msg.index, msg.version, msg.buf, msg.offset);
+        if (this.servedFromFile && !had) m.noteFromFile(msg.index);
         return this.checkAllReceived();
+      }
       case 'postcopy-ram-discard':
         if (this.status !== 'active') throw new Error('discard outside precopy');
         return m.discard(msg.ranges);

@@ -143,6 +143,14 @@ export class IncomingMigration {
     }
   }
 
+  /** Pages placed from a recovery file (a recovery source served them); null until one connects. */
+  private fromFile: Bitmap | null = null;
+
+  /** Page `index`, just placed, came from a recovery source. */
+  noteFromFile(index: number): void {
+    (this.fromFile ??= new Bitmap(this.pageCount)).set(index);
+  }
+
   private setPage(index: number, version: number): void {
     this.present.set(index);
     this.placed[index] = version;
@@ -238,7 +246,8 @@ export class IncomingMigration {
       verified: this.verified,
     };
     if (this.mismatches.length) info.mismatches = this.mismatches.slice(0, 16);
-    if (cells && cells > 0) info.map = pageMap(cells, this.pageCount, this.present, this.waiting.keys());
+    if (this.fromFile) info['from-file'] = this.fromFile.count;
+    if (cells && cells > 0) info.map = pageMap(cells, this.pageCount, this.present, this.waiting.keys(), this.fromFile ?? undefined);
     return info;
   }
 }

@@ -138,8 +138,11 @@ export class SourceVm extends SimVm implements SenderHost {
     return this.cap('postcopy-preempt') && this.cap('postcopy-ram');
   }
 
+  /** A recovery source serves a recovery file: its resume header says so (the destination counts those pages). */
+  protected readonly servesFile: boolean = false;
+
   private header(resume: boolean, preemptChannel: boolean): Buffer {
-    return encodeHeader({ resume, preemptChannel, preemptEnabled: this.usePreempt(), pageSize: this.pageSize, pageCount: this.pageCount });
+    return encodeHeader({ resume, preemptChannel, preemptEnabled: this.usePreempt(), fromFile: this.servesFile, pageSize: this.pageSize, pageCount: this.pageCount });
   }
 
   private connect(addr: Addr, resume: boolean): void {
@@ -303,7 +306,8 @@ export class SourceVm extends SimVm implements SenderHost {
   }
 
   pagesSent(pages: readonly number[], frames: Buffer): void {
-    this.spill?.noteSent(pages, frames);
+    // Called before the sender counts these frames: `transferred` is where the first starts.
+    this.spill?.noteSent(pages, frames, this.m.transferred);
   }
 
   /** Before the resume: a reason not to go on (the recovery source's missing pages), or null. */
@@ -425,7 +429,7 @@ export class SourceVm extends SimVm implements SenderHost {
       this.m.reqQueue = [];
       this.m.eofSent = false;
       this.setStatus('postcopy-paused');
-      this.spill?.paused(this.m.toSend);
+      this.spill?.paused(this.m.toSend, this.m.transferred);
       return;
     }
     this.m.totalTime = performance.now() - this.m.startedAt;

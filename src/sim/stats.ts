@@ -50,6 +50,8 @@ export function pageMap(
   pageCount: number,
   present: { countRange(s: number, e: number): number },
   pending: Iterable<number>,
+  /** Pages placed from a recovery file: a cell all present with some of them is 'F'. */
+  fromFile?: { countRange(s: number, e: number): number },
 ): string {
   const n = Math.max(1, Math.min(cells, pageCount));
   const hasPending = new Uint8Array(n);
@@ -59,7 +61,7 @@ export function pageMap(
     const s = Math.floor((c * pageCount) / n);
     const e = Math.floor(((c + 1) * pageCount) / n);
     const have = present.countRange(s, e);
-    if (have === e - s) out += 'R';
+    if (have === e - s) out += fromFile && fromFile.countRange(s, e) > 0 ? 'F' : 'R';
     else if (hasPending[c]) out += 'q';
     else if (have > 0) out += 'r';
     else out += '.';

@@ -53,6 +53,8 @@ export interface WireHeader {
   preemptChannel: boolean;
   /** On the main channel: a preempt channel will follow (postcopy-preempt is on). */
   preemptEnabled: boolean;
+  /** Ours: a recovery source (src/recovery/) serves this resume from a recovery file. */
+  fromFile?: boolean;
   pageSize: number;
   pageCount: number;
 }
@@ -127,7 +129,7 @@ export function encodeHeader(h: Omit<WireHeader, 'magic' | 'version'>): Buffer {
   const b = frame(MIG_CMD.HEADER, 16);
   b.writeUInt32BE(WIRE_MAGIC, 5);
   b.writeUInt16BE(WIRE_VERSION, 9);
-  b.writeUInt16BE((h.resume ? 1 : 0) | (h.preemptChannel ? 2 : 0) | (h.preemptEnabled ? 4 : 0), 11);
+  b.writeUInt16BE((h.resume ? 1 : 0) | (h.preemptChannel ? 2 : 0) | (h.preemptEnabled ? 4 : 0) | (h.fromFile ? 8 : 0), 11);
   b.writeUInt32BE(h.pageSize, 13);
   b.writeUInt32BE(h.pageCount, 17);
   return b;
@@ -345,6 +347,7 @@ export class MainStreamDecoder extends FrameDecoder<MainMessage> {
           resume: (buf.readUInt16BE(start + 6) & 1) === 1,
           preemptChannel: (buf.readUInt16BE(start + 6) & 2) === 2,
           preemptEnabled: (buf.readUInt16BE(start + 6) & 4) === 4,
+          fromFile: (buf.readUInt16BE(start + 6) & 8) === 8,
           pageSize: buf.readUInt32BE(start + 8),
           pageCount: buf.readUInt32BE(start + 12),
         };

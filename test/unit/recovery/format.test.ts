@@ -28,7 +28,7 @@ function smallFile(): { file: string; versions: Uint32Array } {
   const w = new RecoveryFileWriter(file, { mode: 'continuous', pageSize: PS, pageCount: 64, windowBytes: 8 * PS });
   w.append(2, 99, makePage(2, 99, PS)); // stale: superseded by the frozen version below
   for (let i = 0; i < 64; i += 2) w.append(i, versions[i], makePage(i, versions[i], PS));
-  w.finish(versions, { unsentPages: 30, windowPages: 2 });
+  w.finish(versions, { unsentPages: 30, windowPages: 2, streamBytes: 1_000_000 }, new Float64Array(64).map((_, i) => (i % 2 ? 0 : 1000 + i * 5000)));
   return { file, versions };
 }
 
@@ -47,7 +47,9 @@ describe('recovery file', () => {
   it('round trip: identity, held pages, pages byte for byte, stale copies not held', () => {
     const { file, versions } = smallFile();
     const f = RecoveryFile.open(file, { pageSize: PS, pageCount: 64, digest: versionsDigest(versions) });
-    expect(f.header).toMatchObject({ version: 1, mode: 'continuous', pageSize: PS, pageCount: 64, windowBytes: 8 * PS, recordCount: 33, unsentPages: 30, windowPages: 2 });
+    expect(f.header).toMatchObject({ version: 2, mode: 'continuous', pageSize: PS, pageCount: 64, windowBytes: 8 * PS, recordCount: 33, unsentPages: 30, windowPages: 2, streamBytes: 1_000_000 });
+    expect(f.positions[4]).toBe(1000 + 4 * 5000);
+    expect(f.positions[5]).toBe(0);
     expect(f.held.count).toBe(32);
     expect(Array.from(f.versions)).toEqual(Array.from(versions));
     const b = Buffer.alloc(PS);
@@ -68,16 +70,17 @@ describe('recovery file', () => {
     }
   });
 
-  it('refuses flipped bits in a record, the header, the versions table and the bitmap, naming what is corrupt', () => {
+  it('refuses flipped bits in a record, the header, the versions table, the positions table and the bitmap, naming what is corrupt', () => {
     const { file } = smallFile();
     const whole = fs.readFileSync(file);
     const f = RecoveryFile.open(file);
-    const { versionsOffset, bitmapOffset } = f.header;
+    const { versionsOffset, positionsOffset, bitmapOffset } = f.header;
     f.close();
     const cases: Array<[number, RegExp]> = [
       [HEADER_BYTES + recordBytes(PS) * 5 + 100, /record 5 \(byte \d+\): checksum mismatch/],
       [20, /header checksum mismatch/],
       [versionsOffset + 9, /versions table checksum mismatch/],
+      [positionsOffset + 8 * 4 + 7, /positions table checksum mismatch/],
       [bitmapOffset, /bitmap checksum mismatch/],
     ];
     for (const [at, re] of cases) {
@@ -93,10 +96,15 @@ describe('recovery file', () => {
     const whole = fs.readFileSync(file);
     fs.writeFileSync(file, Buffer.concat([Buffer.from('QEVM\x00\x00\x00\x03'), whole.subarray(8)]));
     refused(file, /not a postcopy-lab recovery file \(magic "QEVM/);
-    const v2 = Buffer.from(whole);
-    v2.writeUInt16BE(2, 8);
-    fs.writeFileSync(file, v2);
-    refused(file, /format version 2 is not supported \(this build reads version 1\)/);
+    const v3 = Buffer.from(whole);
+    v3.writeUInt16BE(3, 8);
+    fs.writeFileSync(file, v3);
+    refused(file, /format version 3 is not supported \(this build reads version 2\)/);
+    // A file of the first format (no positions table): refused, saying why and what to do.
+    const v1 = Buffer.from(whole);
+    v1.writeUInt16BE(1, 8);
+    fs.writeFileSync(file, v1);
+    refused(file, /format version 1 is not supported \(this build reads version 2: a version 1 file has no record of what was in flight .*write it again/);
     fs.writeFileSync(file, whole);
     refused(file, /wrong guest: 64 pages, expected 128/, { pageCount: 128 });
     refused(file, /wrong guest: pages of 4096 bytes, expected 65536/, { pageSize: 65536 });
@@ -119,7 +127,7 @@ describe('recovery file', () => {
       w.append(i, versions[i], page);
       if ((i & 0xfff) === 0) peak = Math.max(peak, process.memoryUsage().rss);
     }
-    const stats = w.finish(versions, { unsentPages: pageCount / 4, windowPages: 0 });
+    const stats = w.finish(versions, { unsentPages: pageCount / 4, windowPages: 0, streamBytes: 0 });
     expect(stats.heldPages).toBe(pageCount / 4);
     expect(fs.statSync(file).size).toBe(stats.fileBytes);
     // Not the 256 MiB of pages written: a few MiB of buffers and metadata.
@@ -131,4 +139,15 @@ describe('recovery file', () => {
     expect(checkPage(b, 0, pageCount - 4, versions[pageCount - 4], PS)).toBe(true);
     f.close();
   }, 120_000);
+
+  it('a file never completed: its writer stopped (killed) before the rename, and the reader says so', () => {
+    const dir = tmp();
+    const file = path.join(dir, 'src.recovery');
+    const w = new RecoveryFileWriter(file, { mode: 'continuous', pageSize: PS, pageCount: 8, windowBytes: 0 });
+    w.append(0, 0, makePage(0, 0, PS));
+    // No finish, no abort: as a SIGKILLed source leaves it.
+    refused(file, /recovery file .*src\.recovery was never completed: .*\.src\.recovery\.tmp-\d+ is the part written before its writer stopped/);
+    w.abort();
+    refused(file, /cannot open recovery file .*ENOENT/);
+  });
 });
