@@ -2,9 +2,13 @@
  * The recovery file end to end with real processes through the relay: postcopy, the link
  * cut, the source writes its file (on-failure) and is killed, a recovery source started from
  * the file takes the destination's reconnection like a source, and the migration completes
- * verified. With a window smaller than the bytes in flight, the recovery source refuses before
- * resuming and names the missing pages; the destination stays paused and recoverable.
+ * verified, the destination counting the pages that came from the file. With a window smaller
+ * than the bytes in flight, the recovery source refuses before resuming, naming the missing
+ * pages, the bytes in flight and the window that would have been enough; the destination stays
+ * paused and recoverable. Walk from a file; continuous mode, killed after its file is complete
+ * (completes) and before (refused: the file was never completed).
  */
+import fc from 'fast-check';
 import fs from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
@@ -37,10 +41,11 @@ async function start(): Promise<{ o: Orchestrator; ep: LinkEndpoints }> {
 const q = (o: Orchestrator, side: Side) => o.qmp(side).execute<Q>('query-migrate');
 
 /** Postcopy with a slow push and latency on the link (bytes in flight), then a cut; the source writes its file. */
-async function cutWithFile(o: Orchestrator, ep: LinkEndpoints, windowBytes: number): Promise<{ file: string; digest: string }> {
+async function cutWithFile(o: Orchestrator, ep: LinkEndpoints, windowBytes: number, mode: 'on-failure' | 'continuous' = 'on-failure'): Promise<{ file: string; digest: string }> {
   const caps = ['postcopy-ram', 'return-path', 'events'].map((capability) => ({ capability, state: true }));
   for (const side of ['source', 'destination'] as const) await o.qmp(side).execute('migrate-set-capabilities', { capabilities: caps });
-  await o.qmp('source').execute('migrate-set-capabilities', { capabilities: [{ capability: 'x-recovery-file', state: true }] });
+  const cap = mode === 'continuous' ? 'x-recovery-file-continuous' : 'x-recovery-file';
+  await o.qmp('source').execute('migrate-set-capabilities', { capabilities: [{ capability: cap, state: true }] });
   await o.qmp('source').execute('migrate-set-parameters', { 'max-postcopy-bandwidth': 4 * MiB, 'x-recovery-file-window': windowBytes });
   await o.link!.apply({ kind: 'latency', ms: 400 });
   await o.qmp('destination').execute('migrate-incoming', { uri: tcpUri(ep.incoming.listen) });
@@ -54,11 +59,31 @@ async function cutWithFile(o: Orchestrator, ep: LinkEndpoints, windowBytes: numb
     const r = (await q(o, 'source'))['x-recovery-file'] as Record<string, unknown> | undefined;
     return r?.state === 'written' ? r : null;
   }, 'the recovery file written');
-  expect(rf).toMatchObject({ mode: 'on-failure', 'window-bytes': windowBytes });
-  expect(rf['held-pages']).toBe((rf['unsent-pages'] as number) + (rf['window-pages'] as number));
+  // Both modes report the same figures: what was written, what it cost, the size against the minimum known.
+  for (const k of ['bytes-written', 'write-ms', 'elapsed-ms', 'write-mbps', 'file-bytes', 'minimum-bytes-known', 'size-vs-minimum', 'stream-bytes']) expect(rf[k], k).toEqual(expect.any(Number));
+  expect(rf['size-vs-minimum'] as number).toBeGreaterThanOrEqual(1);
+  if (mode === 'on-failure') {
+    expect(rf).toMatchObject({ mode, 'window-bytes': windowBytes });
+    expect(rf['held-pages']).toBe((rf['unsent-pages'] as number) + (rf['window-pages'] as number));
+    expect(rf['stream-bytes'] as number).toBeGreaterThan(0);
+  } else {
+    // Written at switchover, before the failure: every page, whatever is in flight later.
+    expect(rf).toMatchObject({ mode, 'held-pages': 8192, 'stream-bytes': 0 });
+  }
   await o.killVm('source');
   await o.link!.restore();
   return { file: rf.file as string, digest: rf.digest as string };
+}
+
+/** The destination recovers from `rs`; resolves with both sides' final query-migrate. */
+async function recoverFrom(o: Orchestrator, ep: LinkEndpoints, rs: QmpClient): Promise<'completed' | Q> {
+  await o.qmp('destination').execute('migrate-recover', { uri: tcpUri(ep.recover.listen) });
+  await rs.execute('migrate', { uri: tcpUri(ep.recover.connect), resume: true });
+  return waitFor(async () => {
+    const r = await rs.execute<Q>('query-migrate');
+    if (r.status === 'completed' && (await q(o, 'destination')).status === 'completed') return 'completed' as const;
+    return r.status === 'postcopy-paused' && r['error-desc']?.includes('recovery cannot be complete') ? r : null;
+  }, 'completed or refused', 90_000);
 }
 
 async function recoverySource(file: string, digest: string): Promise<QmpClient> {
@@ -85,9 +110,15 @@ describe('recovery file and recovery source (sim, relay)', () => {
     await o.qmp('destination').execute('migrate-recover', { uri: tcpUri(ep.recover.listen) });
     await rs.execute('migrate', { uri: tcpUri(ep.recover.connect), resume: true });
     await waitFor(async () => (await rs.execute<Q>('query-migrate')).status === 'completed' && (await q(o, 'destination')).status === 'completed', 'completed', 60_000);
-    const pages = await o.qmp('destination').execute<PagesInfo>('x-query-pages');
+    const pages = await o.qmp('destination').execute<PagesInfo>('x-query-pages', { 'map-cells': 64 });
     expect(pages.verified).toBe(true);
     expect(pages.recoveries).toBe(1);
+    // The destination knows which pages the file gave it (the recovery source's resume header says so).
+    const served = (await rs.execute<Q>('query-migrate'))['x-recovery-source'] as { 'served-pages': number };
+    expect(pages['from-file']).toBeGreaterThan(0);
+    expect(pages['from-file']).toBeLessThanOrEqual(served['served-pages']);
+    expect(pages.map).toMatch(/^[RF]+$/);
+    expect(pages.map).toContain('F');
     const rq = await rs.execute<Q>('query-migrate');
     expect(rq['x-verified']).toBe(true);
     expect(rq['x-recovery-source']).toMatchObject({ 'missing-pages': 0 });
@@ -104,14 +135,85 @@ describe('recovery file and recovery source (sim, relay)', () => {
       const r = await rs.execute<Q>('query-migrate');
       return r.status === 'postcopy-paused' && r['error-desc']?.includes('recovery cannot be complete') ? r : null;
     }, 'the refusal', 30_000);
-    expect(rq['error-desc']).toMatch(/the destination lacks (\d+) pages? the recovery file does not hold \(\d+/);
-    const info = rq['x-recovery-source'] as { 'missing-pages': number; 'missing-first': number[]; 'held-pages': number };
+    const info = rq['x-recovery-source'] as Record<string, number> & { 'missing-first': number[] };
     expect(info['missing-pages']).toBeGreaterThan(0);
     expect(info['missing-first'].length).toBe(Math.min(16, info['missing-pages']));
+    // Measured: the bytes in flight at the failure, and the window that would have been enough.
+    expect(info['in-flight-bytes']).toBeGreaterThan(0);
+    expect(info['window-needed-bytes']).toBe(info['in-flight-bytes']);
+    expect(info['lost-in-flight-pages']).toBeGreaterThanOrEqual(info['missing-pages']);
+    expect(rq['error-desc']).toBe(
+      `recovery cannot be complete: the destination lacks ${info['missing-pages']} page${info['missing-pages'] === 1 ? '' : 's'} the recovery file ${file} does not hold ` +
+        `(${info['missing-first'].join(', ')}${info['missing-pages'] > 16 ? ', …' : ''}); ${info['in-flight-bytes']} bytes were in flight at the failure ` +
+        `(the stream had ${info['stream-bytes']} bytes; the earliest page lost in flight started ${info['in-flight-bytes']} bytes before its end); ` +
+        `the file kept a window of 0 bytes, a window of ${info['window-needed-bytes']} bytes would have been enough`,
+    );
     // Never resumed: no page was served and the destination is paused again, still recoverable.
     await waitFor(async () => (await q(o, 'destination')).status === 'postcopy-paused', 'destination paused again');
     expect((await o.qmp('destination').execute<PagesInfo>('x-query-pages')).recoveries).toBe(0);
   }, 120_000);
+});
+
+describe('recovery file: strategies, modes, windows (sim, relay)', () => {
+  it('walk strategy from a file: the recovery source serves what the walker asks, and it completes verified', async () => {
+    const { o, ep } = await start();
+    const { file, digest } = await cutWithFile(o, ep, 64 * MiB);
+    const rs = await recoverySource(file, digest);
+    await rs.execute('migrate-set-capabilities', { capabilities: [{ capability: 'x-recovery-walk', state: true }] });
+    expect(await recoverFrom(o, ep, rs)).toBe('completed');
+    const pages = await o.qmp('destination').execute<PagesInfo>('x-query-pages');
+    expect(pages).toMatchObject({ verified: true, recoveries: 1 });
+    expect(pages.walker.done).toBe(true);
+    expect(pages['from-file']).toBeGreaterThan(0);
+  }, 120_000);
+
+  it('continuous mode: the source is killed after its file is complete; recovery from it completes verified', async () => {
+    const { o, ep } = await start();
+    const { file, digest } = await cutWithFile(o, ep, 0, 'continuous');
+    const rs = await recoverySource(file, digest);
+    expect(await recoverFrom(o, ep, rs)).toBe('completed');
+    expect(await o.qmp('destination').execute<PagesInfo>('x-query-pages')).toMatchObject({ verified: true, recoveries: 1 });
+    // Nothing was measured in flight (the file was written before the failure) and nothing was missing.
+    expect((await rs.execute<Q>('query-migrate'))['x-recovery-source']).toMatchObject({ 'missing-pages': 0, 'in-flight-bytes': null });
+  }, 120_000);
+
+  it('continuous mode: the source killed before its file is complete; the recovery source refuses, saying the file was never completed', async () => {
+    const { o, ep } = await start();
+    const caps = ['postcopy-ram', 'return-path', 'x-recovery-file-continuous'].map((capability) => ({ capability, state: true }));
+    await o.qmp('source').execute('migrate-set-capabilities', { capabilities: caps });
+    await o.qmp('destination').execute('migrate-set-capabilities', { capabilities: caps.slice(0, 2) });
+    // Precopy slow enough that the switchover (where the file is completed) never comes.
+    await o.qmp('source').execute('migrate-set-parameters', { 'max-bandwidth': 1 * MiB });
+    await o.qmp('destination').execute('migrate-incoming', { uri: tcpUri(ep.incoming.listen) });
+    await o.qmp('source').execute('migrate', { uri: tcpUri(ep.incoming.connect) });
+    const rf = await waitFor(async () => {
+      const r = (await q(o, 'source'))['x-recovery-file'] as Record<string, unknown> | undefined;
+      return r && (r['bytes-written'] as number) > 64 * 1024 ? r : null;
+    }, 'the spill under way');
+    expect(rf.state).toBe('spilling');
+    await o.killVm('source');
+    const r = await execa(process.execPath, [CLI_BIN, 'recovery-source', rf.file as string, '--qmp', path.join(tempDir('recsrc-'), 'rs.qmp')], { cwd: ROOT, reject: false, timeout: 30_000 });
+    expect(r.exitCode).not.toBe(0);
+    expect(r.stderr).toMatch(/recovery file .*\.recovery was never completed: .*\.tmp-\d+ is the part written before its writer stopped/);
+  }, 120_000);
+
+  it('property (real processes): recovery completes exactly when the window reaches the bytes in flight the recovery source measures', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.integer({ min: 0, max: 3 * MiB }), async (windowBytes) => {
+        const { o, ep } = await start();
+        const { file, digest } = await cutWithFile(o, ep, windowBytes);
+        const rs = await recoverySource(file, digest);
+        const outcome = await recoverFrom(o, ep, rs);
+        const info = (await rs.execute<Q>('query-migrate'))['x-recovery-source'] as Record<string, number>;
+        expect(info['in-flight-bytes']).toEqual(expect.any(Number));
+        expect(outcome === 'completed').toBe(windowBytes >= info['window-needed-bytes']);
+        if (outcome === 'completed') expect((await o.qmp('destination').execute<PagesInfo>('x-query-pages')).verified).toBe(true);
+        else expect(info['missing-pages']).toBeGreaterThan(0);
+        for (const c of cleanups.splice(0).reverse()) await c().catch(() => {});
+      }),
+      { numRuns: 3 },
+    );
+  }, 400_000);
 });
 
 describe('recovery-file inspect', () => {
