@@ -104,7 +104,11 @@ describe('recovery file and recovery source (sim, relay)', () => {
     const { file, digest } = await cutWithFile(o, ep, 64 * MiB);
     const inspect = await execa(process.execPath, [CLI_BIN, 'recovery-file', 'inspect', file, '--json'], { cwd: ROOT, reject: false });
     expect(inspect.exitCode).toBe(0);
-    expect(JSON.parse(inspect.stdout)).toMatchObject({ ok: true, digest, 'page-count': 8192 });
+    const report = JSON.parse(inspect.stdout);
+    expect(report).toMatchObject({ ok: true, version: 2, digest, 'page-count': 8192 });
+    // The stream at the failure, and how much in flight the file survives: at least its window (the 64 MiB window covers the whole stream here).
+    expect(report['stream-bytes']).toBeGreaterThan(0);
+    expect(report['covers-in-flight-bytes']).toBe(report['stream-bytes']);
     const rs = await recoverySource(file, digest);
     expect(await rs.execute('query-migrate')).toMatchObject({ status: 'postcopy-paused' });
     await o.qmp('destination').execute('migrate-recover', { uri: tcpUri(ep.recover.listen) });
