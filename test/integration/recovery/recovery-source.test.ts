@@ -18,6 +18,7 @@ import { RelayLink } from '../../../src/link/relay.js';
 import { QmpClient } from '../../../src/qmp/client.js';
 import type { LinkEndpoints, PagesInfo, Side } from '../../../src/types.js';
 import { CLI_BIN, ensureBuilt, ROOT, tempDir, waitFor } from '../../helpers/sim.js';
+import { HEADER_BYTES, recordBytes } from '../../../src/recovery/format.js';
 
 const MiB = 1024 * 1024;
 const cleanups: Array<() => Promise<void>> = [];
@@ -109,6 +110,17 @@ describe('recovery file and recovery source (sim, relay)', () => {
     // The stream at the failure, and how much in flight the file survives: at least its window (the 64 MiB window covers the whole stream here).
     expect(report['stream-bytes']).toBeGreaterThan(0);
     expect(report['covers-in-flight-bytes']).toBe(report['stream-bytes']);
+    // A corrupt copy (one bit of one record) is refused whole before anything listens: no page of it placed.
+    const bad = path.join(tempDir('recbad-'), 'bad.recovery');
+    const bytes = fs.readFileSync(file);
+    const at = HEADER_BYTES + 3 * recordBytes(4096) + 500;
+    bytes[at] ^= 1;
+    fs.writeFileSync(bad, bytes);
+    const before = (await o.qmp('destination').execute<PagesInfo>('x-query-pages')).received;
+    const refused = await execa(process.execPath, [CLI_BIN, 'recovery-source', bad, '--qmp', path.join(tempDir('recsrc-'), 'rs.qmp')], { cwd: ROOT, reject: false, timeout: 30_000 });
+    expect(refused.exitCode).not.toBe(0);
+    expect(refused.stderr).toMatch(/record 3 \(byte \d+\): checksum mismatch/);
+    expect(await o.qmp('destination').execute<PagesInfo>('x-query-pages')).toMatchObject({ received: before, recoveries: 0 });
     const rs = await recoverySource(file, digest);
     expect(await rs.execute('query-migrate')).toMatchObject({ status: 'postcopy-paused' });
     await o.qmp('destination').execute('migrate-recover', { uri: tcpUri(ep.recover.listen) });
