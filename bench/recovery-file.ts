@@ -149,6 +149,7 @@ export async function benchRecoveryFile(opts: { quick?: boolean } = {}): Promise
     '|---|---|---|---|---|---|---|',
   ];
   let rss = '';
+  process.stdout.write('Recovery file: size and write cost of both modes (one run each), and the recovery source serving it\n' + lines.join('\n') + '\n');
   try {
     for (const guest of opts.quick ? [GiB] : [GiB, 16 * GiB]) {
       for (const mode of ['on-failure', 'continuous'] as const) {
