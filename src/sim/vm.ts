@@ -53,7 +53,7 @@ export interface MigrationParameters {
   'x-stall-timeout': number;
   /** Ours: pages the x-recovery-walk walker may have requested at once (1 = the thread's single walker thread). */
   'x-walk-window': number;
-  /** Ours: bytes of the last pages sent that an on-failure recovery file writes again (they may have been lost in flight). */
+  /** Ours: an on-failure recovery file also writes the pages whose frame started within this many last bytes of the stream (they may have been lost in flight). */
   'x-recovery-file-window': number;
   /** auto-converge (src/sim/throttle.ts): the first throttle, percent. */
   'cpu-throttle-initial': number;
