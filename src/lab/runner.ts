@@ -364,7 +364,11 @@ export class LabSession implements LabSessionApi {
         }
       }
       await this.engine.runSteps(this.opts.mode, startAt);
+      // The snapshot that ended the last step may also be the one that ended the run (a
+      // recovery source's refusal): the run ends with that, not with the outcome checks.
+      if (this.feed.aborted) throw this.feed.aborted;
       await this.engine.checkOutcome();
+      if (this.feed.aborted) throw this.feed.aborted;
     } catch (e) {
       // An abort (the guest lost, a VM died) explains more than the wait it cut short.
       failure = this.feed.aborted ?? RunFailure.from(e);
