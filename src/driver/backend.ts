@@ -115,9 +115,12 @@ export interface VmBackend {
   verify(client: (side: Side) => QmpClient | null, ctx: BackendContext): Promise<void>;
   /**
    * The argv of a recovery source (postcopy-lab recovery-source) serving `file` on the source's
-   * QMP path, before the link wraps it. Throws, saying why, where this backend has none.
+   * QMP path, before the link wraps it; absent where this backend has none (say why in
+   * `recoverySourceRefusal`).
    */
-  recoverySourceCommand(file: string, digest: string, ctx: BackendContext): { file: string; args: string[] };
+  recoverySourceCommand?(file: string, digest: string, ctx: BackendContext): { file: string; args: string[] };
+  /** Why this backend cannot put a recovery source in the source's place, or absent/null when it can. */
+  recoverySourceRefusal?(): string | null;
   /** A side's VM process was replaced by a fresh one (a lab's `vm` action): forget what the old one was doing. */
   restarted?(side: Side): void;
   /** Read a side's guest work; null where this backend cannot (say why in its notes). */

@@ -194,6 +194,8 @@ export class Orchestrator {
           : "the source VM is still running: a recovery source takes the source's place only once the source is gone (kill it first: { vm: source, do: kill }); two sources would fight over one guest",
       );
     }
+    const refusal = this.backend.recoverySourceRefusal?.() ?? (this.backend.recoverySourceCommand ? null : `the ${this.backend.kind} backend has no recovery source`);
+    if (refusal) throw new Error(refusal);
     const rf = this.lastRecoveryFile;
     if (!rf) {
       throw new Error('the source never reported a recovery file: set capability x-recovery-file (or x-recovery-file-continuous) on the source before the migration, so it writes one');
@@ -202,7 +204,7 @@ export class Orchestrator {
       const why = rf.state === 'spilling' ? ' (continuous: the pages never sent were still being appended)' : rf.error ? ` (${rf.error})` : '';
       throw new Error(`the source never wrote a complete recovery file: its ${rf.mode} file ${rf.file} was last seen '${rf.state}'${why}; a recovery source serves only a whole file`);
     }
-    const argv = this.backend.recoverySourceCommand(rf.file, rf.digest, this.context());
+    const argv = this.backend.recoverySourceCommand!(rf.file, rf.digest, this.context());
     await vm?.exit;
     await rm(this.qmpPath('source'), { force: true });
     // The status stays: the recovery source starts where the lost source stopped (postcopy-paused).

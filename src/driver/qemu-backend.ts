@@ -218,10 +218,8 @@ export class QemuBackend implements VmBackend {
    * QEMU destination could not read it. Refused with the reason until a recovery source that
    * speaks QEMU's stream exists (issue 12, "Beyond").
    */
-  recoverySourceCommand(): never {
-    throw new Error(
-      `a recovery source needs the sim backend: it speaks the sim's migration stream, which a QEMU ${this.qemuVersion} destination cannot read (run the lab with --backend sim)`,
-    );
+  recoverySourceRefusal(): string {
+    return `a recovery source needs the sim backend: it speaks the sim's migration stream, which a QEMU ${this.qemuVersion} destination cannot read (run the lab with --backend sim)`;
   }
 
   restarted(side: Side): void {
