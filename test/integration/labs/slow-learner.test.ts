@@ -39,7 +39,7 @@ describe.concurrent('a slow learner completes every lab (holds on, a wait before
       const r = await limit(() => runCli(['drill', id, '--json', '--no-record', '--hold', '--learner-delay', `${DELAY_MS / 1000}s`], dir, 240_000));
       const lines = jsonLines(r.stdout) as Line[];
       const summary = lines.find((l) => l.type === 'summary');
-      expect(summary, r.stderr).toMatchObject(id in EXPECTED_OUTCOME ? { ok: true, expectedFailure: { reason: EXPECTED_OUTCOME[id] } } : { ok: true, verified: true });
+      expect(summary, `${JSON.stringify(summary?.failure)}\n${r.stderr.slice(-1500)}`).toMatchObject(id in EXPECTED_OUTCOME ? { ok: true, expectedFailure: { reason: EXPECTED_OUTCOME[id] } } : { ok: true, verified: true });
       expect(r.code).toBe(0);
 
       const events = lines.filter((l) => l.type === 'event');
