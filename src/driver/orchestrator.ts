@@ -45,6 +45,8 @@ interface VmHandle {
 }
 
 const STDERR_TAIL = 20;
+/** How long a recovery source may take to open and check its file before QMP answers. */
+const RECOVERY_SOURCE_READY_MS = 120_000;
 
 export class Orchestrator {
   runtimeDir = '';
@@ -98,8 +100,11 @@ export class Orchestrator {
   /** Connect QMP to a freshly spawned VM and follow its events; throws if it exits first. */
   private async connect(vm: VmHandle): Promise<void> {
     const sock = this.qmpPath(vm.side);
+    // A recovery source checks every record of its file before it listens: seconds per 100 MB
+    // on a loaded machine, longer than a VM takes to answer.
+    const ready = vm.what === 'recovery-source' ? RECOVERY_SOURCE_READY_MS : this.backend.readyTimeoutMs;
     const client = await Promise.race([
-      QmpClient.connect(sock, { retryUntilMs: this.backend.readyTimeoutMs, timeoutMs: 10_000 }),
+      QmpClient.connect(sock, { retryUntilMs: ready, timeoutMs: 10_000 }),
       vm.exit.then(() => {
         throw new Error(`the ${vm.side} VM exited while starting: ${vm.stderrTail.slice(-3).join(' | ') || 'no output'}`);
       }),
