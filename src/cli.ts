@@ -24,7 +24,7 @@ import type { CompareFlags } from './compare/options.js';
 
 export const LABS_DIR = fileURLToPath(new URL('../../labs', import.meta.url));
 /** The order a newcomer should take the labs in; labs not named here follow by id. */
-const LAB_ORDER = ['postcopy-basics', 'precopy-failure', 'link-cut-recovery', 'blackhole', 'double-failure', 'qemu-recover-hang', 'walk-recovery', 'throttle-vs-postcopy', 'many-vcpus', 'postcopy-preempt'];
+const LAB_ORDER = ['postcopy-basics', 'precopy-failure', 'link-cut-recovery', 'blackhole', 'double-failure', 'qemu-recover-hang', 'walk-recovery', 'recovery-file', 'recovery-file-window', 'throttle-vs-postcopy', 'many-vcpus', 'postcopy-preempt'];
 
 async function orderedLabs(opts?: Parameters<typeof listLabs>[1]) {
   const rank = (id: string) => (LAB_ORDER.includes(id) ? LAB_ORDER.indexOf(id) : LAB_ORDER.length);

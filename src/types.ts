@@ -157,6 +157,48 @@ export interface SideSnapshot {
    * unblocked) speed, `percent` the one as a percentage of the other.
    */
   guest?: SideGuest;
+  /**
+   * The source's recovery file as its query-migrate reports it (`x-recovery-file`: mode, file,
+   * state, digest once written, sizes); absent when no x-recovery-file capability is on.
+   */
+  recoveryFile?: RecoveryFileInfo;
+  /**
+   * Present when this side is a recovery source (postcopy-lab recovery-source) that took the
+   * lost source's place: query-migrate's `x-recovery-source` (pages held and served, and after
+   * a resume what the destination lacked and which of those the file did not hold).
+   */
+  recoverySource?: RecoverySourceInfo;
+}
+
+/** query-migrate's `x-recovery-file` on a sim source (src/recovery/spill.ts). */
+export interface RecoveryFileInfo {
+  mode: 'on-failure' | 'continuous';
+  file: string;
+  /** spilling, writing, written, failed. */
+  state: string;
+  'window-bytes': number;
+  'bytes-written': number;
+  /** The guest's identity (sha-256 of the frozen versions), once the file is written. */
+  digest?: string;
+  'file-bytes'?: number;
+  'held-pages'?: number;
+  'unsent-pages'?: number;
+  'window-pages'?: number;
+  'write-ms'?: number;
+  'elapsed-ms'?: number;
+  error?: string;
+}
+
+/** query-migrate's `x-recovery-source` on a recovery source (src/recovery/recovery-source.ts). */
+export interface RecoverySourceInfo {
+  file: string;
+  'held-pages': number;
+  'served-pages': number;
+  'window-bytes': number;
+  'destination-lacked'?: number;
+  'missing-pages'?: number;
+  'missing-first'?: number[];
+  'minimum-bytes'?: number;
 }
 
 export interface SideGuest {
@@ -334,6 +376,11 @@ export interface RunSummary {
   recoveries: number;
   /** The lab's closing text (`summary-text`), on a successful run only. */
   summaryText?: string;
+  /**
+   * A lab whose declared outcome is a failure (`outcome: { failure: recovery-incomplete }`)
+   * ended exactly so: the run is ok, and this says how it ended.
+   */
+  expectedFailure?: { reason: FailureReason; message: string };
 }
 
 /** Why the waiting step can no longer happen (a VM's death ends the run instead). */

@@ -77,7 +77,9 @@ export function countersLine(s: Snapshot): string {
 export function summaryLines(sum: RunSummary, snap: Snapshot | null): string[] {
   const pages = snap?.destination.pages?.total ?? 0;
   const lines: string[] = [];
-  if (sum.ok) {
+  if (sum.ok && sum.expectedFailure) {
+    lines.push(chalk.green(`✓ ${sum.labId}: ended as the lab expects (${sum.expectedFailure.reason}) in ${formatDuration(sum.durationMs)}: ${sum.expectedFailure.message}`));
+  } else if (sum.ok) {
     lines.push(chalk.green(`✓ ${sum.labId}: completed in ${formatDuration(sum.durationMs)}, every page verified (${pages} pages)`));
   } else {
     lines.push(chalk.red(`✗ ${sum.labId}: ${sum.failure?.message ?? 'failed'}`));

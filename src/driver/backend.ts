@@ -12,7 +12,7 @@
  * Two implementations: sim-backend.ts (our Node VM) and qemu-backend.ts (qemu-system-x86_64).
  */
 import type { QmpClient } from '../qmp/client.js';
-import type { LabEvent, LinkSnapshot, MigrationStatus, PagesInfo, RamStats, RunState, Side, SideGuest } from '../types.js';
+import type { LabEvent, LinkSnapshot, MigrationStatus, PagesInfo, RamStats, RecoveryFileInfo, RecoverySourceInfo, RunState, Side, SideGuest } from '../types.js';
 
 export type BackendKind = 'sim' | 'qemu';
 
@@ -74,6 +74,10 @@ export interface SideReading {
   guest?: SideGuest;
   /** A number that grows while this side's migration moves; its freezing is `stalledMs`. */
   progress: number;
+  /** query-migrate's `x-recovery-file` (a sim source with the capability on). */
+  recoveryFile?: RecoveryFileInfo;
+  /** query-migrate's `x-recovery-source` (a recovery source in the source's place). */
+  recoverySource?: RecoverySourceInfo;
 }
 
 export interface VmBackend {
@@ -109,6 +113,14 @@ export interface VmBackend {
    * here. Never throws; a check that cannot run leaves the verdict null and says why.
    */
   verify(client: (side: Side) => QmpClient | null, ctx: BackendContext): Promise<void>;
+  /**
+   * The argv of a recovery source (postcopy-lab recovery-source) serving `file` on the source's
+   * QMP path, before the link wraps it; absent where this backend has none (say why in
+   * `recoverySourceRefusal`).
+   */
+  recoverySourceCommand?(file: string, digest: string, ctx: BackendContext): { file: string; args: string[] };
+  /** Why this backend cannot put a recovery source in the source's place, or absent/null when it can. */
+  recoverySourceRefusal?(): string | null;
   /** A side's VM process was replaced by a fresh one (a lab's `vm` action): forget what the old one was doing. */
   restarted?(side: Side): void;
   /** Read a side's guest work; null where this backend cannot (say why in its notes). */

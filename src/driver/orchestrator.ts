@@ -7,7 +7,7 @@ import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { QmpClient } from '../qmp/client.js';
-import type { LabEvent, Link, LinkEndpoints, LinkSnapshot, MigrationStatus, Side, SideGuest, SideSnapshot, Snapshot } from '../types.js';
+import type { LabEvent, Link, LinkEndpoints, LinkSnapshot, MigrationStatus, RecoveryFileInfo, Side, SideGuest, SideSnapshot, Snapshot } from '../types.js';
 import type { BackendContext, GuestSpec, SideReading, VmBackend } from './backend.js';
 import { notAStateChange } from './migration-events.js';
 import { SimBackend } from './sim-backend.js';
@@ -30,8 +30,12 @@ export interface OrchestratorOptions {
   backend?: VmBackend;
 }
 
+/** What runs on a side: the backend's VM, or (source only) a recovery source serving the lost source's file. */
+export type SideProcess = 'vm' | 'recovery-source';
+
 interface VmHandle {
   side: Side;
+  what: SideProcess;
   proc: ResultPromise<{ stdin: 'pipe'; stdout: 'ignore'; stderr: 'pipe'; reject: false }>;
   qmp: QmpClient | null;
   alive: boolean;
@@ -41,6 +45,8 @@ interface VmHandle {
 }
 
 const STDERR_TAIL = 20;
+/** How long a recovery source may take to open and check its file before QMP answers. */
+const RECOVERY_SOURCE_READY_MS = 120_000;
 
 export class Orchestrator {
   runtimeDir = '';
@@ -55,6 +61,11 @@ export class Orchestrator {
   private lastEventAt = new Map<Side, number>();
   readonly backend: VmBackend;
   private ctx: BackendContext | null = null;
+  /**
+   * The last `x-recovery-file` the source VM reported: once the source is gone it is the only
+   * record of where its file is, whether it was complete, and the guest's digest.
+   */
+  private lastRecoveryFile: RecoveryFileInfo | null = null;
 
   constructor(private readonly opts: OrchestratorOptions) {
     this.backend = opts.backend ?? new SimBackend();
@@ -89,8 +100,11 @@ export class Orchestrator {
   /** Connect QMP to a freshly spawned VM and follow its events; throws if it exits first. */
   private async connect(vm: VmHandle): Promise<void> {
     const sock = this.qmpPath(vm.side);
+    // A recovery source checks every record of its file before it listens: seconds per 100 MB
+    // on a loaded machine, longer than a VM takes to answer.
+    const ready = vm.what === 'recovery-source' ? RECOVERY_SOURCE_READY_MS : this.backend.readyTimeoutMs;
     const client = await Promise.race([
-      QmpClient.connect(sock, { retryUntilMs: this.backend.readyTimeoutMs, timeoutMs: 10_000 }),
+      QmpClient.connect(sock, { retryUntilMs: ready, timeoutMs: 10_000 }),
       vm.exit.then(() => {
         throw new Error(`the ${vm.side} VM exited while starting: ${vm.stderrTail.slice(-3).join(' | ') || 'no output'}`);
       }),
@@ -150,11 +164,68 @@ export class Orchestrator {
     this.lastStatus.delete(side);
     this.lastProgress.delete(side);
     this.lastEventAt.delete(side);
+    if (side === 'source') this.lastRecoveryFile = null;
     if (this.stopped) throw new Error('the run has stopped');
     this.backend.restarted?.(side);
     this.spawnVm(side);
     await this.connect(this.vms.get(side)!);
     this.opts.onEvent({ kind: 'info', side, text: `a fresh ${side} VM process started (pid ${this.vms.get(side)!.proc.pid ?? '?'}) with the same command line` });
+  }
+
+  /** What runs on `side` now: its VM, or a recovery source in the source's place. */
+  process(side: Side): SideProcess {
+    return this.vms.get(side)?.what ?? 'vm';
+  }
+
+  /** The source's recovery file as it last reported it (null: never reported one). */
+  recoveryFile(): RecoveryFileInfo | null {
+    return this.lastRecoveryFile;
+  }
+
+  /**
+   * Start a recovery source (postcopy-lab recovery-source) in the lost source's place: through
+   * the link's wrapper, so it runs where the source ran (the kernel link's namespace), on the
+   * source's QMP path, serving the file the source reported with its digest. From then on
+   * `qmp('source')` and the snapshot's `source` are the recovery source. Refused, saying why,
+   * while the source still runs, when it never wrote a complete file, or on a backend without one.
+   */
+  async startRecoverySource(): Promise<void> {
+    if (this.stopped) throw new Error('the run has stopped');
+    const vm = this.vms.get('source');
+    if (vm?.alive) {
+      throw new Error(
+        vm.what === 'recovery-source'
+          ? 'a recovery source already runs in the source\'s place'
+          : "the source VM is still running: a recovery source takes the source's place only once the source is gone (kill it first: { vm: source, do: kill }); two sources would fight over one guest",
+      );
+    }
+    const refusal = this.backend.recoverySourceRefusal?.() ?? (this.backend.recoverySourceCommand ? null : `the ${this.backend.kind} backend has no recovery source`);
+    if (refusal) throw new Error(refusal);
+    const rf = this.lastRecoveryFile;
+    if (!rf) {
+      throw new Error('the source never reported a recovery file: set capability x-recovery-file (or x-recovery-file-continuous) on the source before the migration, so it writes one');
+    }
+    if (rf.state !== 'written' || !rf.digest) {
+      const why = rf.state === 'spilling' ? ' (continuous: the pages never sent were still being appended)' : rf.error ? ` (${rf.error})` : '';
+      throw new Error(`the source never wrote a complete recovery file: its ${rf.mode} file ${rf.file} was last seen '${rf.state}'${why}; a recovery source serves only a whole file`);
+    }
+    const argv = this.backend.recoverySourceCommand!(rf.file, rf.digest, this.context());
+    await vm?.exit;
+    await rm(this.qmpPath('source'), { force: true });
+    // The status stays: the recovery source starts where the lost source stopped (postcopy-paused).
+    this.lastProgress.delete('source');
+    this.lastEventAt.delete('source');
+    if (this.stopped) throw new Error('the run has stopped');
+    this.backend.restarted?.('source');
+    this.spawnVm('source', 'recovery-source', argv);
+    await this.connect(this.vms.get('source')!);
+    const pid = this.vms.get('source')!.proc.pid ?? '?';
+    this.opts.onEvent({
+      kind: 'info',
+      side: 'source',
+      text: `a recovery source started in the source's place (pid ${pid}): postcopy-lab recovery-source ${rf.file} --qmp ${this.qmpPath('source')} --expect-digest ${rf.digest}; from now on 'source' is the recovery source`,
+      data: { process: 'recovery-source', file: rf.file, digest: rf.digest },
+    });
   }
 
   /** Kill a side's VM process (if it still runs) and start a fresh one. */
@@ -167,11 +238,10 @@ export class Orchestrator {
     return path.join(this.runtimeDir, `${side}.qmp`);
   }
 
-  private spawnVm(side: Side): void {
-    const argv = this.backend.command(side, this.context());
+  private spawnVm(side: Side, what: SideProcess = 'vm', argv = this.backend.command(side, this.context())): void {
     const cmd = this.link!.wrapCommand(side, argv.file, argv.args);
     const proc = execa(cmd.file, cmd.args, { stdin: 'pipe', stdout: 'ignore', stderr: 'pipe', reject: false });
-    const vm: VmHandle = { side, proc, qmp: null, alive: true, stopping: false, stderrTail: [], exit: Promise.resolve() };
+    const vm: VmHandle = { side, what, proc, qmp: null, alive: true, stopping: false, stderrTail: [], exit: Promise.resolve() };
     let partial = '';
     proc.stderr.on('data', (chunk: Buffer) => {
       const lines = (partial + chunk.toString('utf8')).split('\n');
@@ -188,7 +258,8 @@ export class Orchestrator {
       vm.qmp?.close();
       if (!vm.stopping && !this.stopped) {
         const signal = r.signal ?? null;
-        this.opts.onEvent({ kind: 'error', side, text: `the ${side} VM process exited unexpectedly (${signal ? `signal ${signal}` : `exit code ${r.exitCode}`})` });
+        const who = what === 'recovery-source' ? 'recovery source process (in the source\'s place)' : `${side} VM process`;
+        this.opts.onEvent({ kind: 'error', side, text: `the ${who} exited unexpectedly (${signal ? `signal ${signal}` : `exit code ${r.exitCode}`})` });
         this.opts.onVmExit?.(side, { code: r.exitCode ?? null, signal, stderrTail: vm.stderrTail });
       }
     });
@@ -247,6 +318,7 @@ export class Orchestrator {
       const issued = performance.now();
       const [r, guest] = await Promise.all([this.backend.read(side, vm.qmp, { mapCells: this.opts.mapCells ?? 256 }), this.readGuest(side, vm.qmp)]);
       if (guest) r.guest = guest;
+      if (side === 'source' && vm.what === 'vm' && r.recoveryFile) this.lastRecoveryFile = r.recoveryFile;
       // A poll's queries run side by side: an event can arrive between the query-migrate reply
       // and the others. Then the event is newer than the poll; keep it (no completed ->
       // postcopy-active -> completed flicker).
@@ -269,8 +341,11 @@ export class Orchestrator {
   }
 
   private sideSnapshot(side: Side, r: SideReading | null): SideSnapshot {
+    const vm = this.vms.get(side);
+    // A source that is gone still shows the file it left: the one thing a recovery needs from it.
+    const leftFile = side === 'source' && vm?.what !== 'recovery-source' && this.lastRecoveryFile ? { recoveryFile: this.lastRecoveryFile } : {};
     if (!r) {
-      return { side, alive: this.vms.get(side)?.alive ?? false, runState: 'unknown', status: this.lastStatus.get(side) ?? 'none', stalledMs: 0 };
+      return { side, alive: vm?.alive ?? false, runState: 'unknown', status: this.lastStatus.get(side) ?? 'none', stalledMs: 0, ...leftFile };
     }
     // "Stalled": how long no byte has moved on this side's migration connection(s) (a silent
     // link shows here). `progress` is bytes on the wire, not page counts: in precopy the
@@ -286,6 +361,8 @@ export class Orchestrator {
     const stalledMs = moving && last && last.value === progress ? Math.round(now - last.at) : 0;
     const snap: SideSnapshot = { side, alive: true, runState: r.runState, status: r.status, ram: r.ram, pages: r.pages, error: r.error, stalledMs, throttle: r.throttle ?? 0 };
     if (r.guest) snap.guest = r.guest;
+    if (r.recoveryFile) snap.recoveryFile = r.recoveryFile;
+    if (r.recoverySource) snap.recoverySource = r.recoverySource;
     return snap;
   }
 

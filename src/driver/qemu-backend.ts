@@ -213,6 +213,15 @@ export class QemuBackend implements VmBackend {
     client.executeOob = wrap(client.executeOob.bind(client));
   }
 
+  /**
+   * The recovery source speaks the sim's wire protocol, not QEMU's migration stream: a real
+   * QEMU destination could not read it. Refused with the reason until a recovery source that
+   * speaks QEMU's stream exists (issue 12, "Beyond").
+   */
+  recoverySourceRefusal(): string {
+    return `a recovery source needs the sim backend: it speaks the sim's migration stream, which a QEMU ${this.qemuVersion} destination cannot read (run the lab with --backend sim)`;
+  }
+
   restarted(side: Side): void {
     // A fresh destination waits for its own migrate-incoming; recovery counts stay (they are the run's).
     if (side === 'destination') {

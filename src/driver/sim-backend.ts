@@ -5,12 +5,14 @@
  */
 import { builtEntry } from '../entry-path.js';
 import type { QmpClient } from '../qmp/client.js';
-import type { MigrationStatus, PagesInfo, RamStats, RunState, Side } from '../types.js';
+import type { MigrationStatus, PagesInfo, RamStats, RecoveryFileInfo, RecoverySourceInfo, RunState, Side } from '../types.js';
 import { DEFAULT_EMULATED_VERSION, traitsOf, type EmulatedVersion } from '../sim/versions.js';
 import type { GuestAccounting } from '../sim/workload.js';
 import type { BackendContext, GuestWork, SideReading, VmBackend } from './backend.js';
 
 export const VM_MAIN = builtEntry('../sim/vm-main.js', import.meta.url);
+/** The CLI, whose `recovery-source` command is a process started like a VM. */
+const CLI_MAIN = builtEntry('../cli.js', import.meta.url);
 
 export class SimBackend implements VmBackend {
   readonly kind = 'sim' as const;
@@ -42,6 +44,11 @@ export class SimBackend implements VmBackend {
     if (g.hotset) args.push('--hot-fraction', String(g.hotset.fraction), '--hot-share', String(g.hotset.share));
     if (side === 'destination') args.push('--incoming', 'defer');
     return { file: process.execPath, args };
+  }
+
+  /** `postcopy-lab recovery-source FILE --qmp SOCK --expect-digest HEX`, on the source's QMP path. */
+  recoverySourceCommand(file: string, digest: string, ctx: BackendContext): { file: string; args: string[] } {
+    return { file: process.execPath, args: [CLI_MAIN, 'recovery-source', file, '--qmp', ctx.qmpPath('source'), '--expect-digest', digest, '--name', 'recovery-source'] };
   }
 
   /** The destination's migrate-incoming was accepted: it listens, whatever 7.2 reports. */
@@ -80,14 +87,24 @@ export class SimBackend implements VmBackend {
   async read(side: Side, q: QmpClient, opts: { mapCells: number }): Promise<SideReading> {
     const [st, mig, pages] = await Promise.all([
       q.execute<{ status: RunState }>('query-status', undefined, { timeoutMs: 5000 }),
-      q.execute<{ status?: MigrationStatus; ram?: Partial<RamStats>; 'error-desc'?: string; 'cpu-throttle-percentage'?: number }>('query-migrate', undefined, { timeoutMs: 5000 }),
+      q.execute<{
+        status?: MigrationStatus;
+        ram?: Partial<RamStats>;
+        'error-desc'?: string;
+        'cpu-throttle-percentage'?: number;
+        'x-recovery-file'?: RecoveryFileInfo;
+        'x-recovery-source'?: RecoverySourceInfo;
+      }>('query-migrate', undefined, { timeoutMs: 5000 }),
       q.execute<PagesInfo>('x-query-pages', { 'map-cells': opts.mapCells }, { timeoutMs: 5000 }),
     ]);
     // "Stalled" means the wire is quiet, not that page counts are flat: in precopy the
     // destination's `received` stops growing after one pass while dirty pages still arrive.
     let status = mig.status ?? 'none';
     if (side === 'destination' && status === 'none' && this.incomingListening) status = 'setup';
-    return { runState: st.status, status, ram: mig.ram, pages, error: mig['error-desc'], throttle: mig['cpu-throttle-percentage'] ?? 0, progress: pages['wire-bytes'] };
+    const r: SideReading = { runState: st.status, status, ram: mig.ram, pages, error: mig['error-desc'], throttle: mig['cpu-throttle-percentage'] ?? 0, progress: pages['wire-bytes'] };
+    if (mig['x-recovery-file']) r.recoveryFile = mig['x-recovery-file'];
+    if (mig['x-recovery-source']) r.recoverySource = mig['x-recovery-source'];
+    return r;
   }
 
   async readGuest(_side: Side, q: QmpClient): Promise<GuestWork> {
@@ -112,6 +129,6 @@ export class SimBackend implements VmBackend {
    * too put every state change twice in the event log.
    */
   quietStderr(line: string): boolean {
-    return /^(\[(source|destination)\] )?migration status: /.test(line);
+    return /^(\[(source|destination|recovery-source)\] )?migration status: /.test(line);
   }
 }

@@ -7,13 +7,15 @@ import { EMULATED_VERSIONS } from '../sim/versions.js';
 import { inRange } from './qemu-range.js';
 import type { Lab, LabStep } from './schema.js';
 
-/** The sim-only features a lab uses: `x-` capabilities, parameters and commands. */
+/** The sim-only features a lab uses: `x-` capabilities, parameters and commands, and the recovery source. */
 export function simOnlyFeatures(lab: Lab): string[] {
   const found = new Set<string>();
   for (const k of Object.keys(lab.setup.capabilities)) if (k.startsWith('x-')) found.add(`capability ${k}`);
   for (const k of Object.keys(lab.setup.parameters)) if (k.startsWith('x-')) found.add(`parameter ${k}`);
   for (const step of lab.steps) {
     for (const a of step.actions) {
+      // The recovery source speaks the sim's migration stream, not QEMU's.
+      if (a.type === 'vm' && a.do === 'recovery-source') found.add('action { vm: source, do: recovery-source }');
       if (a.type !== 'qmp') continue;
       if (a.execute.startsWith('x-')) found.add(`command ${a.execute}`);
       if (a.execute === 'migrate-set-capabilities' || a.execute === 'migrate-set-parameters') {

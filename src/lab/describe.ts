@@ -25,6 +25,7 @@ const VM_OPERATION_WORDS: Record<Extract<LabAction, { type: 'vm' }>['do'], strin
   kill: 'kill the VM process (SIGKILL)',
   start: 'start a fresh VM process',
   restart: 'kill the VM process if it still runs, and start a fresh one',
+  'recovery-source': "start a recovery source from the source's recovery file in its place (postcopy-lab recovery-source FILE --qmp SOCK --expect-digest HEX)",
 };
 
 /** One lab action, with the run's addresses filled in. */

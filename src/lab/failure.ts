@@ -31,6 +31,26 @@ export class RunFailure extends Error {
   }
 }
 
+/**
+ * A run's end against the lab's declared outcome. With none, the run stands as it ended. With
+ * `outcome: { failure: R }`, ending with exactly R is a pass (`expected` names it); completing,
+ * or failing for another reason, fails and says what the lab expected.
+ */
+export function judgeOutcome(
+  outcome: { failure: FailureReason } | undefined,
+  failure: RunFailure | null,
+  verified: boolean,
+): { failure: RunFailure | null; expected?: { reason: FailureReason; message: string } } {
+  if (!outcome) return { failure };
+  const want = outcome.failure;
+  if (failure?.reason === want) return { failure: null, expected: { reason: want, message: failure.message } };
+  if (!failure) {
+    const how = verified ? 'the migration completed and every page verified' : 'the run ended without that failure';
+    return { failure: new RunFailure(`the lab expects this run to end in '${want}', but ${how}`, 'expect', { seen: { outcome: verified ? 'completed' : 'no failure' } }) };
+  }
+  return { failure: new RunFailure(`${failure.message.replace(/[.\s]*$/, '.')} The lab expects this run to end in '${want}' instead.`, failure.reason, failure.detail) };
+}
+
 /** What a VM process's unexpected end means for the guest, from both sides' last known states. */
 export function vmDeathMeaning(side: Side, status: MigrationStatus, other: MigrationStatus): string {
   const postcopy = (s: MigrationStatus) => s.startsWith('postcopy');
@@ -72,6 +92,9 @@ export const GUEST_LOST_AFTER_DESTINATION_RAN =
   'The destination failed during postcopy instead of pausing (source postcopy-paused, destination failed): the guest ran ' +
   'there and part of its memory existed only there, so it cannot be resumed on either side. The guest is lost.';
 
+/** How a recovery source's error-desc begins when it refuses a resume it could never complete. */
+export const RECOVERY_INCOMPLETE_PREFIX = 'recovery cannot be complete';
+
 /**
  * Watches the snapshot stream for states from which neither side can run the guest again, so
  * the run ends at once with a sentence instead of waiting for a step's timeout. Stateful: it
@@ -83,6 +106,14 @@ export class GuestWatch {
   /** Null while the guest can still run somewhere; else the failure that ends the run. */
   observe(s: Snapshot): RunFailure | null {
     if (s.destination.status === 'postcopy-active') this.destinationRan = true;
+    // A recovery source that refused to resume: its file lacks pages the destination needs, and
+    // the source that had them is gone, so no later step can bring them back.
+    if (s.source.recoverySource && s.source.error?.startsWith(RECOVERY_INCOMPLETE_PREFIX)) {
+      const rs = s.source.recoverySource;
+      return new RunFailure(s.source.error, 'recovery-incomplete', {
+        seen: { 'source.status': s.source.status, 'source.recoverySource.missing-pages': rs['missing-pages'], 'source.recoverySource.missing-first': rs['missing-first'] },
+      });
+    }
     if (s.source.status === 'postcopy-paused' && s.destination.status === 'failed') {
       return new RunFailure(this.destinationRan ? GUEST_LOST_AFTER_DESTINATION_RAN : GUEST_LOST_BEFORE_DESTINATION_RAN, 'guest-lost', {
         seen: { 'source.status': s.source.status, 'destination.status': s.destination.status },

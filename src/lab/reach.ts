@@ -73,9 +73,14 @@ export function unreachable(step: Pick<LabStep, 'index' | 'actions'>, condition:
   return null;
 }
 
-/** The two commands that recover a paused postcopy, with this run's addresses; null unless both sides are paused. */
+/**
+ * The two commands that recover a paused postcopy, with this run's addresses; null unless both
+ * sides are paused and running (a killed source keeps its last state but can resume nothing:
+ * the commands come back once a recovery source runs in its place).
+ */
 export function recoveryCommands(s: Snapshot | null, addresses: Readonly<Record<string, string>>): { side: Side; line: string }[] | null {
   if (!s || s.source.status !== 'postcopy-paused' || s.destination.status !== 'postcopy-paused') return null;
+  if (!s.source.alive || !s.destination.alive) return null;
   const listen = addresses['recover.listen'];
   const connect = addresses['recover.connect'];
   if (!listen || !connect) return null;

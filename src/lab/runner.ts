@@ -18,10 +18,10 @@ import { inRange } from './qemu-range.js';
 import type { LabEvent, LabSessionApi, Link, LinkFault, RunSummary, SessionState, Side, Snapshot, StopReason } from '../types.js';
 import { commandText, type QmpCommand } from './describe.js';
 import { describeFault } from '../link/fault-model.js';
-import { destinationExitIsHarmless, GuestWatch, RunFailure, vmDeathMeaning } from './failure.js';
+import { destinationExitIsHarmless, GuestWatch, judgeOutcome, RunFailure, vmDeathMeaning } from './failure.js';
 import { SnapshotFeed } from './feed.js';
 import { Recorder } from './recorder.js';
-import type { Lab } from './schema.js';
+import type { Lab, VmOperation } from './schema.js';
 import { StepEngine, type RunMode, type StepHooks } from './steps.js';
 import { SessionStore } from './store.js';
 import { summaryCounters } from './summary.js';
@@ -268,9 +268,16 @@ export class LabSession implements LabSessionApi {
 
   /**
    * A lab's `vm` action: what an operator does to a VM process. A fresh VM gets the lab's
-   * setup, as the operator's own start script would give it.
+   * setup, as the operator's own start script would give it; so does a recovery source (its
+   * capabilities pick the strategy, its parameters pace the push and the holds).
    */
-  private async vmAction(side: Side, op: 'kill' | 'start' | 'restart'): Promise<void> {
+  private async vmAction(side: Side, op: VmOperation): Promise<void> {
+    if (op === 'recovery-source') {
+      await this.orch.startRecoverySource();
+      await this.setupSide(side);
+      await this.poll();
+      return;
+    }
     if (op === 'kill' || op === 'restart') await this.orch.killVm(side);
     if (op === 'start' || op === 'restart') {
       await this.orch.startVm(side);
@@ -314,6 +321,16 @@ export class LabSession implements LabSessionApi {
     const meaning = vmDeathMeaning(side, status, other);
     const how = info.signal ? `killed by ${info.signal}` : `exit code ${info.code}`;
     const tail = info.stderrTail.slice(-2).join(' | ');
+    // A source that dies after writing its whole recovery file is what the file is for.
+    const rf = side === 'source' && this.orch.process('source') === 'vm' ? this.orch.recoveryFile() : null;
+    if (rf?.state === 'written' && status === 'postcopy-paused') {
+      this.event({
+        kind: 'warning',
+        side,
+        text: `the source VM process died (${how}), but it had written its recovery file ${rf.file} (${rf.mode}): a recovery source can take its place ({ vm: source, do: recovery-source }).${tail ? ` Last words: ${tail}` : ''}`,
+      });
+      return;
+    }
     if (destinationExitIsHarmless(side, info, status, other)) {
       this.event({
         kind: 'warning',
@@ -347,7 +364,11 @@ export class LabSession implements LabSessionApi {
         }
       }
       await this.engine.runSteps(this.opts.mode, startAt);
+      // The snapshot that ended the last step may also be the one that ended the run (a
+      // recovery source's refusal): the run ends with that, not with the outcome checks.
+      if (this.feed.aborted) throw this.feed.aborted;
       await this.engine.checkOutcome();
+      if (this.feed.aborted) throw this.feed.aborted;
     } catch (e) {
       // An abort (the guest lost, a VM died) explains more than the wait it cut short.
       failure = this.feed.aborted ?? RunFailure.from(e);
@@ -368,7 +389,9 @@ export class LabSession implements LabSessionApi {
     const snap = this.feed.current ?? this.getState().snapshot;
     const dp = snap?.destination.pages;
     const verified = dp?.verified === true;
-    if (!failure && !verified) {
+    const judged = judgeOutcome(this.lab.outcome, failure, verified);
+    failure = judged.failure;
+    if (!failure && !verified && !judged.expected) {
       const why =
         dp?.verified === false
           ? `the destination's memory did not match the source's (pages ${dp.mismatches?.slice(0, 8).join(', ') ?? '?'} differ)`
@@ -388,6 +411,7 @@ export class LabSession implements LabSessionApi {
       failure: failure?.toSummary(),
       ...summaryCounters(snap),
       ...(failure === null ? { summaryText: this.lab.summaryText } : {}),
+      ...(judged.expected ? { expectedFailure: judged.expected } : {}),
     };
     this.store.update({ finished: summary });
     return summary;

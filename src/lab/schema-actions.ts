@@ -78,8 +78,11 @@ export const linkFault = () =>
 
 export const SIDES = ['source', 'destination'] as const satisfies readonly Side[];
 export const ACTION_KEYS = ['qmp', 'link', 'vm', 'wait', 'wait-until'] as const;
-/** What an operator does to a VM process: kill it (SIGKILL), start a fresh one, or both. */
-export const VM_OPERATIONS = ['kill', 'start', 'restart'] as const;
+/**
+ * What an operator does to a VM process: kill it (SIGKILL), start a fresh one, or both; or,
+ * once the source is gone, start a recovery source from its recovery file in its place.
+ */
+export const VM_OPERATIONS = ['kill', 'start', 'restart', 'recovery-source'] as const;
 const ACTION_EXPECTED = `an action: a mapping with one of ${ACTION_KEYS.join(', ')}`;
 
 /** Reports each `${name}` in QMP arguments that is not a template variable, on its own path. */
@@ -193,7 +196,12 @@ export const action = () =>
       }
       case 'vm': {
         const a = delegate(VM_ACTION, v, ctx);
-        return a === z.NEVER ? z.NEVER : { type: 'vm', side: a.vm, do: a.do };
+        if (a === z.NEVER) return z.NEVER;
+        if (a.do === 'recovery-source' && a.vm !== 'source') {
+          ctx.addIssue({ code: 'custom', path: ['vm'], message: `a recovery source takes the source's place: write { vm: source, do: recovery-source }, got vm: ${a.vm}` });
+          return z.NEVER;
+        }
+        return { type: 'vm', side: a.vm, do: a.do };
       }
       case 'wait': {
         const a = delegate(WAIT_ACTION, v, ctx);

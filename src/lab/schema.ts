@@ -7,7 +7,7 @@
  * (the issue path), and load.ts turns that path into a file, line and column.
  */
 import { z } from 'zod';
-import type { LinkFault, Side } from '../types.js';
+import type { FailureReason, LinkFault, Side } from '../types.js';
 import type { Condition } from './condition.js';
 import { parseSize, UnitError } from './duration.js';
 import { findTemplateVariables, knownTemplateNames, PARAM_PREFIX } from './template.js';
@@ -34,6 +34,7 @@ export const SIZE_PARAMETERS: readonly string[] = [
   'max-postcopy-bandwidth',
   'avail-switchover-bandwidth',
   'xbzrle-cache-size',
+  'x-recovery-file-window',
 ];
 
 export interface LabSetup {
@@ -84,11 +85,24 @@ export type LabAction =
   /**
    * An operator's hand on a VM process: `kill` (SIGKILL, not reported as a death), `start` a
    * fresh one with the same command line (the destination waits for migrate-incoming; the lab's
-   * capabilities and parameters are set again), or `restart` (kill if running, then start).
+   * capabilities and parameters are set again), `restart` (kill if running, then start), or
+   * `recovery-source` (source only: once the source is gone, a recovery source serving its
+   * recovery file takes its place; src/driver/orchestrator.ts).
    */
-  | { type: 'vm'; side: Side; do: 'kill' | 'start' | 'restart' }
+  | { type: 'vm'; side: Side; do: VmOperation }
   | { type: 'wait'; ms: number }
   | { type: 'wait-until'; condition: Condition; timeoutMs: number };
+
+/** What a `vm` action does to a side's process (schema-actions.ts VM_OPERATIONS). */
+export type VmOperation = 'kill' | 'start' | 'restart' | 'recovery-source';
+
+/**
+ * How a lab's run is meant to end when that is not a verified completion: `failure` names the
+ * one reason (types.ts FailureReason) that makes the run a pass. Any other end fails it.
+ */
+export interface LabOutcome {
+  failure: FailureReason;
+}
 
 /** The QEMU versions a lab holds for, and (optionally) why the others differ. */
 export interface LabQemu {
@@ -136,8 +150,10 @@ export interface Lab {
   expectedFailures: VersionNote[];
   setup: LabSetup;
   steps: LabStep[];
-  /** Final conditions, all of which must hold. */
+  /** Final conditions, all of which must hold (none when the outcome is a failure). */
   expect: Condition[];
+  /** The end the lab expects instead of a verified completion; absent: completion. */
+  outcome?: LabOutcome;
   /** Shown when the lab ends. */
   summaryText: string;
   /**
@@ -320,6 +336,18 @@ const compareField = () =>
     };
   });
 
+/**
+ * The failures a lab may declare as its outcome: the ones that are the subject of a lesson. Not
+ * a timeout, a refused command or a stop: those say the lab itself went wrong.
+ */
+export const OUTCOME_FAILURES = ['recovery-incomplete', 'guest-lost', 'vm-died'] as const satisfies readonly FailureReason[];
+
+/** `outcome: { failure: recovery-incomplete }`: the run passes when it ends with exactly that failure. */
+const outcomeField = () =>
+  strictObject({ failure: oneOf(OUTCOME_FAILURES, 'a failure reason:') }, `an outcome like { failure: recovery-incomplete } (failures: ${OUTCOME_FAILURES.join(', ')})`).transform(
+    (o): LabOutcome => ({ failure: o.failure }),
+  );
+
 const QEMU_EXPECTED = `${RANGE_EXPECTED}, or { versions: ">=10.0", because: "why the others differ" }`;
 
 function toRange(v: unknown, subPath: PathKey[] = []): QemuRange {
@@ -413,12 +441,18 @@ export const LAB_SCHEMA = strictObject(
     'expected-failures': versionNotes().optional(),
     setup: SETUP,
     steps: list(STEP, 'a list of steps', 1),
-    expect: list(condition(), 'a list of final conditions', 1),
+    expect: list(condition(), 'a list of final conditions', 1).optional(),
+    outcome: outcomeField().optional(),
     'summary-text': text('the text shown at the end'),
     compare: compareField().optional(),
   },
   'a lab: a mapping with id, title, summary, setup, steps, expect and summary-text',
 ).transform((l, ctx): Lab => {
+  if (l.outcome && l.expect) {
+    ctx.addIssue({ code: 'custom', path: ['expect'], message: `a lab whose outcome is a failure (${l.outcome.failure}) has no final expect: the run ends with that failure before any would be checked (remove expect, or the outcome)` });
+  } else if (!l.outcome && !l.expect) {
+    ctx.addIssue({ code: 'custom', path: ['expect'], message: `required field is missing (expected a list of final conditions, or an outcome: { failure: ${OUTCOME_FAILURES.join(' | ')} })`, params: { missing: true } });
+  }
   // A hold puts back the values in effect before it; those must be the lab's own, not a
   // backend's default (which differs between the sim and QEMU versions).
   const parameterNames = [...new Set([...Object.keys(l.setup.parameters), ...Object.keys(l.setup.interactiveParameters)])];
@@ -478,7 +512,8 @@ export const LAB_SCHEMA = strictObject(
       timeoutMs: s.timeout ?? DEFAULT_TIMEOUT_MS,
       ...(s.hold ? { hold: s.hold } : {}),
     })),
-    expect: l.expect,
+    expect: l.expect ?? [],
+    ...(l.outcome ? { outcome: l.outcome } : {}),
     summaryText: l['summary-text'],
     ...(l.compare ? { compare: l.compare } : {}),
   };

@@ -3,7 +3,7 @@
  * path (`destination.pages.recieved`) fails with a suggestion instead of reading `undefined`
  * until the step times out.
  */
-import type { LinkDirectionSnapshot, LinkSnapshot, PagesInfo, RamStats, SideSnapshot, Snapshot } from '../types.js';
+import type { LinkDirectionSnapshot, LinkSnapshot, PagesInfo, RamStats, RecoveryFileInfo, RecoverySourceInfo, SideSnapshot, Snapshot } from '../types.js';
 import { ConditionSyntaxError, conditionPaths, formatPath, parseCondition, type Condition } from './condition.js';
 import { didYouMean, expectedGot, FieldError, leaf, suggest } from './schema-fields.js';
 
@@ -67,6 +67,31 @@ export const SIDE_FIELDS = {
   stalledMs: true,
   throttle: true,
   guest: { rate: true, nominal: true, percent: true },
+  recoveryFile: {
+    mode: true,
+    file: true,
+    state: true,
+    'window-bytes': true,
+    'bytes-written': true,
+    digest: true,
+    'file-bytes': true,
+    'held-pages': true,
+    'unsent-pages': true,
+    'window-pages': true,
+    'write-ms': true,
+    'elapsed-ms': true,
+    error: true,
+  } satisfies Record<keyof RecoveryFileInfo, FieldTree>,
+  recoverySource: {
+    file: true,
+    'held-pages': true,
+    'served-pages': true,
+    'window-bytes': true,
+    'destination-lacked': true,
+    'missing-pages': true,
+    'missing-first': true,
+    'minimum-bytes': true,
+  } satisfies Record<keyof RecoverySourceInfo, FieldTree>,
 } satisfies Record<keyof SideSnapshot, FieldTree>;
 
 export const DIRECTION_FIELDS = {

@@ -17,7 +17,7 @@ import { formatDuration } from './duration.js';
 import { RunFailure } from './failure.js';
 import { SETTLE_MS, stepsBefore, unreachable } from './reach.js';
 import type { SnapshotFeed } from './feed.js';
-import type { Lab, LabAction, LabStep } from './schema.js';
+import type { Lab, LabAction, LabStep, VmOperation } from './schema.js';
 import type { SessionStore } from './store.js';
 import { expandTemplates } from './template.js';
 
@@ -29,8 +29,8 @@ export interface StepPorts {
   sendQmp(side: Side, cmd: QmpCommand, opts: { oob: boolean }): Promise<unknown>;
   applyLink(fault: LinkFault): Promise<void>;
   restoreLink(): Promise<void>;
-  /** Kill, start or restart a side's VM process (a lab's `vm` action). */
-  vm(side: Side, op: 'kill' | 'start' | 'restart'): Promise<void>;
+  /** Kill, start or restart a side's VM process, or start a recovery source in the source's place (a lab's `vm` action). */
+  vm(side: Side, op: VmOperation): Promise<void>;
   /** The backend's check of the destination's memory; a snapshot with its verdict follows. */
   verify(): Promise<void>;
   /** The run's addresses (`incoming.listen` ...) for the lab's templates. */
@@ -189,7 +189,8 @@ export class StepEngine {
           return await this.ports.vm(a.side, a.do);
         } catch (e) {
           if (e instanceof RunFailure) throw e;
-          throw new RunFailure(`step ${step.index + 1} '${step.title}': ${a.do} the ${a.side} VM: ${(e as Error).message}`, 'error', { step: step.index + 1, stepTitle: step.title });
+          const what = a.do === 'recovery-source' ? "start a recovery source in the source's place" : `${a.do} the ${a.side} VM`;
+          throw new RunFailure(`step ${step.index + 1} '${step.title}': ${what}: ${(e as Error).message}`, 'error', { step: step.index + 1, stepTitle: step.title });
         }
       case 'wait':
         return this.feed.sleep(a.ms);

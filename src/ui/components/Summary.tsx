@@ -27,13 +27,18 @@ export function Summary(props: {
   const rows: [string, string, string?][] = [
     ['time', fmtDuration(s.durationMs)],
     ...summaryRows(s).map((r): [string, string] => [r.label, r.value]),
-    ['all pages verified', s.verified ? 'yes' : 'NO', s.verified ? 'green' : 'red'],
+    ['all pages verified', s.verified ? 'yes' : s.expectedFailure ? 'no, as the lab expects' : 'NO', s.verified ? 'green' : s.expectedFailure ? 'yellow' : 'red'],
   ];
   return (
     <Box flexDirection="column" width={width} paddingX={1}>
       <Text bold color={s.ok ? 'green' : 'red'}>
         {s.ok ? '✓ Lab complete' : '✗ Lab failed'}: {title}
       </Text>
+      {s.expectedFailure ? (
+        <Text color="green" wrap="wrap">
+          ended as the lab expects ({s.expectedFailure.reason}): {s.expectedFailure.message}
+        </Text>
+      ) : null}
       <Box flexDirection="column" marginTop={1}>
         {rows.map(([label, value, color]) => (
           <Text key={label}>

@@ -71,6 +71,9 @@ function limiter(n: number) {
 }
 const limit = limiter(3);
 
+/** Labs whose declared outcome is a failure (`outcome:` in the file): a pass ends in exactly it. */
+const EXPECTED_OUTCOME: Record<string, string> = { 'recovery-file-window': 'recovery-incomplete' };
+
 /** Labs with a known defect tolerated below (none now: postcopy-basics caps its push so faults happen). */
 const KNOWN_DEFECT: Record<string, { condition: string }> = {};
 // The slowest first, so the others overlap with it.
@@ -183,6 +186,26 @@ const FACTS: Record<string, (lines: Line[], summary: Line) => void> = {
     expect(src.slice(src.lastIndexOf('postcopy-paused'))).toEqual(expect.arrayContaining(['postcopy-active', 'completed']));
     expect(summary.recoveries).toBeGreaterThanOrEqual(1);
   },
+  'recovery-file': (lines, summary) => {
+    // The source was killed after writing its file, and a recovery source took its place.
+    const started = lines.find((l) => l.kind === 'info' && (l.data as { process?: string })?.process === 'recovery-source');
+    expect(started, 'the recovery source started').toBeDefined();
+    const killed = lines.findIndex((l) => l.kind === 'info' && String(l.text).includes('source VM process was killed'));
+    expect(killed).toBeGreaterThan(0);
+    expect(lines.indexOf(started!)).toBeGreaterThan(killed);
+    const written = lines.filter((l) => l.type === 'snapshot').map((l) => (l.source as { recoveryFile?: { state: string } }).recoveryFile?.state);
+    expect(written).toContain('written');
+    expect(stepDone(lines, 'destination.pages.recoveries >= 1')).toBe(true);
+    expect(summary.recoveries).toBe(1);
+  },
+  'recovery-file-window': (lines, summary) => {
+    const failure = summary.expectedFailure as { reason: string; message: string };
+    expect(failure.reason).toBe('recovery-incomplete');
+    expect(failure.message).toMatch(/^recovery cannot be complete: the destination lacks \d+ pages?/);
+    // Refused before resuming: no page served, no recovery counted, the destination paused again.
+    expect(summary.recoveries).toBe(0);
+    expect(states(lines, 'destination')).not.toContain('completed');
+  },
   'postcopy-basics': (lines) => {
     expect(states(lines, 'source')).toContain('postcopy-active');
     expect(states(lines, 'destination')).toContain('postcopy-active');
@@ -207,13 +230,20 @@ describe.concurrent('every shipped lab as a drill', () => {
       if (known && summary.ok === false && failure?.condition === known.condition && summary.verified === true) {
         console.warn(`drill ${id}: known lab defect, '${known.condition}' never held (${JSON.stringify(failure)})`);
         expect(r.code).toBe(1);
+      } else if (id in EXPECTED_OUTCOME) {
+        expect(summary, `${JSON.stringify(summary.failure)}\n${r.stderr.slice(-1500)}`).toMatchObject({ type: 'summary', ok: true, verified: false, labId: id, expectedFailure: { reason: EXPECTED_OUTCOME[id] } });
+        expect(summary.failure).toBeUndefined();
+        expect(r.code).toBe(0);
+        FACTS[id]?.(lines, summary);
       } else {
         expect(summary, `${JSON.stringify(summary.failure)}\n${r.stderr.slice(-1500)}`).toMatchObject({ type: 'summary', ok: true, verified: true, labId: id });
         expect(r.code).toBe(0);
         FACTS[id]?.(lines, summary);
       }
-      expect(summary).toMatchObject({ type: 'summary', verified: true, labId: id });
-      expect(summary.snapshot).toEqual({ source: 'completed', destination: 'completed' });
+      if (!(id in EXPECTED_OUTCOME)) {
+        expect(summary).toMatchObject({ type: 'summary', verified: true, labId: id });
+        expect(summary.snapshot).toEqual({ source: 'completed', destination: 'completed' });
+      }
       expect(lines.filter((l) => l.type === 'summary')).toHaveLength(1);
       // Events and snapshots, then the summary, then (a lab with compare:) its comparison.
       const at = lines.indexOf(summary);
@@ -363,4 +393,68 @@ describe('lifecycle', () => {
     await expectCleanedUp(dir);
     for (const pid of running) expect(() => process.kill(pid, 0)).toThrow();
   }, 120_000);
+});
+
+describe('the recovery source and a declared outcome', () => {
+  /** A small postcopy cut with the source's recovery file, then `tail` (more steps). */
+  const cutLab = (caps: string, window: string, tail: string[], head: string[] = []) =>
+    [
+      'title: Recovery file',
+      'summary: A cut with a recovery file.',
+      'backends: [sim]',
+      ...head,
+      'setup:',
+      '  memory: 32M',
+      `  capabilities: { postcopy-ram: true, return-path: true, events: true${caps} }`,
+      `  parameters: { max-postcopy-bandwidth: 4M, x-recovery-file-window: ${window} }`,
+      'steps:',
+      '  - title: Postcopy, then a cut',
+      '    text: t',
+      '    hints: [h]',
+      '    do:',
+      '      - { qmp: destination, execute: migrate-incoming, arguments: { uri: "${incoming.listen}" } }',
+      '      - { qmp: source, execute: migrate, arguments: { uri: "${incoming.connect}" } }',
+      '      - { qmp: source, execute: migrate-start-postcopy }',
+      "      - { wait-until: 'destination.pages.received > 500', timeout: 30s }",
+      '      - link: { kind: cut }',
+      "    until: 'source.status == \"postcopy-paused\" && destination.status == \"postcopy-paused\"'",
+      ...tail,
+    ].join('\n');
+  const resumeSteps = [
+    '  - title: Recovery source',
+    '    text: t',
+    '    hints: [h]',
+    '    do:',
+    "      - { wait-until: 'source.recoveryFile.state == \"written\"', timeout: 30s }",
+    '      - { vm: source, do: kill }',
+    '      - link: restore',
+    '      - { vm: source, do: recovery-source }',
+    '      - { qmp: destination, execute: migrate-recover, arguments: { uri: "${recover.listen}" } }',
+    '      - { qmp: source, execute: migrate, arguments: { uri: "${recover.connect}", resume: true } }',
+    "    until: 'source.status == \"completed\" && destination.status == \"completed\"'",
+  ];
+
+  it('a lab expecting recovery-incomplete whose window was large enough completes, and fails saying what it expected', async () => {
+    const dir = newDir();
+    const file = writeLab(dir, 'expects-incomplete', cutLab(', x-recovery-file: true', '64M', [...resumeSteps, 'summary-text: done', ''], ['outcome: { failure: recovery-incomplete }']));
+    const r = await runCli(['drill', file, '--json', '--no-record'], dir, 180_000);
+    const summary = jsonLines(r.stdout).find((l) => l.type === 'summary')!;
+    expect(summary, r.stderr.slice(-1500)).toMatchObject({ ok: false, verified: true, failure: { reason: 'expect' } });
+    expect((summary.failure as { message: string }).message).toBe("the lab expects this run to end in 'recovery-incomplete', but the migration completed and every page verified");
+    expect(r.code).toBe(1);
+    await expectCleanedUp(dir);
+  }, 200_000);
+
+  it('a recovery source while the source still runs, or from a source without a file, is refused saying why', async () => {
+    const dir = newDir();
+    const running = writeLab(dir, 'rs-running', cutLab(', x-recovery-file: true', '20M', ['  - { title: Too soon, text: t, hints: [h], do: [{ vm: source, do: recovery-source }], until: source.alive }', 'expect: [source.alive]', 'summary-text: done', '']));
+    const noFile = writeLab(dir, 'rs-nofile', cutLab('', '20M', ['  - { title: No file, text: t, hints: [h], do: [{ vm: source, do: kill }, { vm: source, do: recovery-source }], until: source.alive }', 'expect: [source.alive]', 'summary-text: done', '']));
+    const [a, b] = await Promise.all([runCli(['drill', running, '--json', '--no-record'], dir, 180_000), runCli(['drill', noFile, '--json', '--no-record'], dir, 180_000)]);
+    const failure = (r: { stdout: string }) => (jsonLines(r.stdout).find((l) => l.type === 'summary')!.failure as { message: string }).message;
+    expect(a.code).toBe(1);
+    expect(failure(a)).toMatch(/start a recovery source in the source's place: the source VM is still running: a recovery source takes the source's place only once the source is gone \(kill it first/);
+    expect(b.code).toBe(1);
+    expect(failure(b)).toMatch(/the source never reported a recovery file: set capability x-recovery-file/);
+    await expectCleanedUp(dir);
+  }, 200_000);
 });

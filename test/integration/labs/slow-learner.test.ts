@@ -29,6 +29,9 @@ beforeAll(ensureBuilt, 240_000);
 
 const limit = limiter(4);
 
+/** Labs whose declared outcome is a failure: the slow learner reaches exactly it. */
+const EXPECTED_OUTCOME: Record<string, string> = { 'recovery-file-window': 'recovery-incomplete' };
+
 describe.concurrent('a slow learner completes every lab (holds on, a wait before every step)', () => {
   it.each(LAB_IDS)('%s', async (id) => {
     const dir = tempDir('pcl-slow-');
@@ -36,7 +39,7 @@ describe.concurrent('a slow learner completes every lab (holds on, a wait before
       const r = await limit(() => runCli(['drill', id, '--json', '--no-record', '--hold', '--learner-delay', `${DELAY_MS / 1000}s`], dir, 240_000));
       const lines = jsonLines(r.stdout) as Line[];
       const summary = lines.find((l) => l.type === 'summary');
-      expect(summary, r.stderr).toMatchObject({ ok: true, verified: true });
+      expect(summary, `${JSON.stringify(summary?.failure)}\n${r.stderr.slice(-1500)}`).toMatchObject(id in EXPECTED_OUTCOME ? { ok: true, expectedFailure: { reason: EXPECTED_OUTCOME[id] } } : { ok: true, verified: true });
       expect(r.code).toBe(0);
 
       const events = lines.filter((l) => l.type === 'event');
@@ -45,8 +48,10 @@ describe.concurrent('a slow learner completes every lab (holds on, a wait before
       const holdsApplied = events.filter((e) => e.kind === 'hold' && e.data?.hold === 'apply');
       // Every lab that runs postcopy holds somewhere (postcopy-basics and precopy-failure need
       // none; in throttle-vs-postcopy and many-vcpus postcopy is the strategy compared, meant to
-      // finish at once on its small guest, and nothing waits on the learner while it runs).
-      if (!['postcopy-basics', 'precopy-failure', 'throttle-vs-postcopy', 'many-vcpus'].includes(id)) expect(holdsApplied.length).toBeGreaterThan(0);
+      // finish at once on its small guest, and nothing waits on the learner while it runs; in
+      // recovery-file-window the link's own 512 KiB/s makes postcopy last minutes, and a
+      // trickle would drain the buffers whose loss is the lesson).
+      if (!['postcopy-basics', 'precopy-failure', 'throttle-vs-postcopy', 'many-vcpus', 'recovery-file-window'].includes(id)) expect(holdsApplied.length).toBeGreaterThan(0);
 
       for (const start of starts.slice(0, -1)) {
         const from = start.t as number;

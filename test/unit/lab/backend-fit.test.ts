@@ -102,7 +102,7 @@ describe('the vm action', () => {
   });
 
   it.each([
-    ['  - { vm: destination, do: reboot }', /do: expected what to do to the process: kill, start, restart, got 'reboot'/],
+    ['  - { vm: destination, do: reboot }', /do: expected what to do to the process: kill, start, restart, recovery-source, got 'reboot'/],
     ['  - { vm: dest, do: restart }', /vm: expected the side whose VM process to act on: source, destination, got 'dest' \(did you mean 'destination'\?\)/],
     ['  - { vm: source }', /do: required field is missing/],
     ['  - { vm: source, do: kill, signal: 9 }', /signal: unknown field 'signal'/],

@@ -91,6 +91,9 @@ describe('recoveryCommands', () => {
     expect(recoveryCommands(snap('postcopy-paused', 'postcopy-recover'), ADDR)).toBeNull();
     expect(recoveryCommands(snap('postcopy-active', 'postcopy-active'), ADDR)).toBeNull();
     expect(recoveryCommands(null, ADDR)).toBeNull();
+    // A killed source still reads postcopy-paused, but nothing can resume it.
+    const gone = snap('postcopy-paused', 'postcopy-paused');
+    expect(recoveryCommands({ ...gone, source: { ...gone.source, alive: false } }, ADDR)).toBeNull();
   });
 });
 
