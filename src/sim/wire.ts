@@ -156,15 +156,23 @@ export function writePageFrameHeader(buf: Buffer, offset: number, index: number,
  * sending the pages means for the migration's bookkeeping is the sender's business.
  */
 export function encodePages(pages: readonly number[], versions: Uint32Array, pageSize: number): Buffer {
+  return encodePagesInto(Buffer.allocUnsafe(pageFrameBytes(pageSize) * pages.length), pages, versions, pageSize);
+}
+
+/**
+ * encodePages into `buf` (at least `pages.length` frames long, e.g. a reused one); returns the
+ * encoded bytes, a view of `buf`.
+ */
+export function encodePagesInto(buf: Buffer, pages: readonly number[], versions: Uint32Array, pageSize: number): Buffer {
   const frameBytes = pageFrameBytes(pageSize);
-  const buf = Buffer.allocUnsafe(frameBytes * pages.length);
+  if (buf.length < frameBytes * pages.length) throw new RangeError(`encodePagesInto: ${buf.length} bytes cannot hold ${pages.length} page frames`);
   let o = 0;
   for (const p of pages) {
     const v = versions[p];
     writePage(buf, writePageFrameHeader(buf, o, p, v, pageSize), p, v, pageSize);
     o += frameBytes;
   }
-  return buf;
+  return buf.subarray(0, o);
 }
 
 export function encodeEmpty(type: number): Buffer {
