@@ -42,10 +42,14 @@ export class Channel {
     };
   }
 
-  /** Queue bytes; false once the channel is closed (nothing is written then). */
-  write(buf: Buffer): boolean {
+  /**
+   * Queue bytes; false once the channel is closed (nothing is written then). `done` runs once
+   * the kernel has taken all of `buf` or the socket failed: either way `buf` is free again.
+   */
+  write(buf: Buffer, done?: () => void): boolean {
     if (this.closed || this.sock.destroyed) return false;
-    this.sock.write(buf);
+    if (done) this.sock.write(buf, () => done());
+    else this.sock.write(buf);
     return true;
   }
 

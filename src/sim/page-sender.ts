@@ -11,15 +11,28 @@ import type { Channel } from './channel.js';
 import type { SourceMigration } from './source-migration.js';
 import { isPostcopy } from './states.js';
 import type { MigrationParameters } from './vm.js';
-import { encodePages, pageFrameBytes } from './wire.js';
+import { encodePagesInto, pageFrameBytes } from './wire.js';
 
 /** Pages per write: big enough for throughput, small enough that a request is not stuck behind much. */
 export const PRECOPY_BATCH = 64;
 export const POSTCOPY_BATCH = 16;
-/** Keep writing until this much waits in user space, then wait for the kernel to take it. */
-const WRITE_HIGH_WATER = 512 * 1024;
-/** Give the event loop a turn (return-path reads) after this many bytes written. */
-const YIELD_BYTES = 256 * 1024;
+/**
+ * Keep writing until this much waits in user space, then wait for the kernel to take it. A
+ * requested page sent on the main channel (no postcopy-preempt) queues behind all of it, and
+ * the kernel's own buffers already hold megabytes: more here buys no throughput.
+ */
+const WRITE_HIGH_WATER = 128 * 1024;
+/**
+ * The longest the pump writes without giving the event loop a turn, in ms. A page request on
+ * the return path is read only in such a turn, so this bounds what the pump adds to a fault's
+ * latency (QEMU's preempt channel: ~0.2-0.6 ms per fault); a turn costs a few microseconds.
+ */
+const YIELD_MS = 0.25;
+/**
+ * Encode buffers kept for reuse: each batch would otherwise be a fresh 64-256 KiB allocation,
+ * and at a gigabyte a second the collections those cause are pauses in the pump.
+ */
+const SPARE_BUFFERS = 8;
 
 /** What the sender needs from the source VM: its state, and the transitions the pump drives. */
 export interface SenderHost {
@@ -37,13 +50,18 @@ export interface SenderHost {
   sendEof(): void;
   /** The frames for `pages`; by default made from `versions` (the recovery source reads its file). */
   encodePages?(pages: readonly number[]): Buffer;
-  /** Pages just went out as `frames` (the recovery file's window and continuous spill). */
+  /**
+   * Pages just went out as `frames` (the recovery file's window and continuous spill). The
+   * sender reuses `frames` once the kernel has taken them: copy what must be kept.
+   */
   pagesSent?(pages: readonly number[], frames: Buffer): void;
 }
 
 export class PageSender {
   private wakeUp: (() => void) | null = null;
   private readonly bucket = new TokenBucket(realClock);
+  /** Encode buffers the kernel has taken all of (see SPARE_BUFFERS). */
+  private readonly spare: Buffer[] = [];
 
   constructor(
     private readonly host: SenderHost,
@@ -60,11 +78,25 @@ export class PageSender {
   /** Encode, account and write pages on `ch` (the main channel, or the preempt channel). */
   sendPages(pages: readonly number[], ch: Channel = this.ch): number {
     const { m, pageSize } = this.host;
-    const buf = this.host.encodePages ? this.host.encodePages(pages) : encodePages(pages, this.host.versions, pageSize);
-    m.noteSent(pages, pageFrameBytes(pageSize), isPostcopy(this.host.status));
+    const frameBytes = pageFrameBytes(pageSize);
+    let whole: Buffer | null = null;
+    let buf: Buffer;
+    if (this.host.encodePages) buf = this.host.encodePages(pages);
+    else {
+      whole = this.spare.pop() ?? null;
+      if (!whole || whole.length < frameBytes * pages.length) whole = Buffer.allocUnsafe(frameBytes * Math.max(pages.length, POSTCOPY_BATCH));
+      buf = encodePagesInto(whole, pages, this.host.versions, pageSize);
+    }
+    m.noteSent(pages, frameBytes, isPostcopy(this.host.status));
     this.host.pagesSent?.(pages, buf);
     m.transferred += buf.length;
-    ch.write(buf);
+    if (!whole) ch.write(buf);
+    else {
+      const w = whole;
+      ch.write(buf, () => {
+        if (this.spare.length < SPARE_BUFFERS) this.spare.push(w);
+      });
+    }
     return buf.length;
   }
 
@@ -84,7 +116,7 @@ export class PageSender {
 
   async run(): Promise<void> {
     const h = this.host;
-    let sinceYield = 0;
+    let lastYield = performance.now();
     while (this.ch.open) {
       const { m } = h;
       if (h.status === 'active' && m.postcopyRequested && !m.completingPrecopy) {
@@ -117,13 +149,16 @@ export class PageSender {
         await this.sleep(Infinity);
         continue;
       }
-      if (this.ch.writableLength >= WRITE_HIGH_WATER) await this.ch.waitDrain();
-      else if ((sinceYield += sent) >= YIELD_BYTES) {
+      if (this.ch.writableLength >= WRITE_HIGH_WATER) {
+        await this.ch.waitDrain();
+        lastYield = performance.now();
+      } else if (performance.now() - lastYield >= YIELD_MS) {
         // The kernel takes writes at once while its buffer has room (megabytes on loopback):
         // without a yield this loop would not look at the return path, and the page requests
-        // waiting there, until that buffer is full.
-        sinceYield = 0;
+        // waiting there, until that buffer is full. setImmediate, not a timer: the turn polls
+        // the sockets and comes straight back.
         await new Promise<void>((r) => setImmediate(r));
+        lastYield = performance.now();
       }
       if (background) {
         const limit = postcopy ? h.params['max-postcopy-bandwidth'] : m.completingPrecopy ? 0 : h.params['max-bandwidth'];

@@ -97,13 +97,23 @@ export class SourceMigration {
     this.passBytes += bytes;
   }
 
-  /** The next background batch, in address order from the cursor (wrapping in postcopy). */
+  /**
+   * The next background batch, in address order from the cursor (wrapping in postcopy, once per
+   * batch: the pages taken are still in the to-send set until they are sent, and a second lap
+   * would put them in the batch again).
+   */
   nextBackgroundPages(max: number, wrap: boolean): number[] {
     const pages: number[] = [];
+    // After the wrap: where this batch began, which it must not reach again.
+    let lap = Infinity;
     while (pages.length < max) {
       let i = this.toSend.nextSet(this.cursor);
-      if (i < 0 && wrap) i = this.toSend.nextSet(0); // the push covers what is left anywhere
-      if (i < 0) break;
+      if (i < 0 && wrap && lap === Infinity) {
+        // The push covers what is left anywhere.
+        lap = pages.length ? pages[0] : this.pageCount;
+        i = this.toSend.nextSet(0);
+      }
+      if (i < 0 || i >= lap) break;
       pages.push(i);
       this.cursor = i + 1;
     }

@@ -158,15 +158,23 @@ export function writePageFrameHeader(buf: Buffer, offset: number, index: number,
  * sending the pages means for the migration's bookkeeping is the sender's business.
  */
 export function encodePages(pages: readonly number[], versions: Uint32Array, pageSize: number): Buffer {
+  return encodePagesInto(Buffer.allocUnsafe(pageFrameBytes(pageSize) * pages.length), pages, versions, pageSize);
+}
+
+/**
+ * encodePages into `buf` (at least `pages.length` frames long, e.g. a reused one); returns the
+ * encoded bytes, a view of `buf`.
+ */
+export function encodePagesInto(buf: Buffer, pages: readonly number[], versions: Uint32Array, pageSize: number): Buffer {
   const frameBytes = pageFrameBytes(pageSize);
-  const buf = Buffer.allocUnsafe(frameBytes * pages.length);
+  if (buf.length < frameBytes * pages.length) throw new RangeError(`encodePagesInto: ${buf.length} bytes cannot hold ${pages.length} page frames`);
   let o = 0;
   for (const p of pages) {
     const v = versions[p];
     writePage(buf, writePageFrameHeader(buf, o, p, v, pageSize), p, v, pageSize);
     o += frameBytes;
   }
-  return buf;
+  return buf.subarray(0, o);
 }
 
 export function encodeEmpty(type: number): Buffer {
@@ -247,7 +255,13 @@ function parseJson(buf: Buffer, start: number, end: number, what: string): Recor
  * After a ProtocolError the decoder refuses further input.
  */
 abstract class FrameDecoder<M> {
-  private pending: Buffer | null = null;
+  /**
+   * The one partial frame, in a buffer kept across frames: a stream cut at arbitrary points
+   * splits a page frame at nearly every chunk, and a fresh buffer each time is garbage at the
+   * rate pages arrive (collections that pause the placing of requested pages).
+   */
+  private scratch: Buffer | null = null;
+  private pendingLen = 0;
   private failed: ProtocolError | null = null;
   bytes = 0;
 
@@ -255,7 +269,7 @@ abstract class FrameDecoder<M> {
 
   /** Bytes buffered in an incomplete frame. */
   get buffered(): number {
-    return this.pending?.length ?? 0;
+    return this.pendingLen;
   }
 
   push(chunk: Buffer): void {
@@ -263,7 +277,7 @@ abstract class FrameDecoder<M> {
     this.bytes += chunk.length;
     try {
       let o = 0;
-      if (this.pending) {
+      if (this.pendingLen) {
         // Complete the one partial frame by copying only the bytes it lacks, not the chunk.
         o = this.completePending(chunk);
         if (o < 0) return;
@@ -277,38 +291,46 @@ abstract class FrameDecoder<M> {
         o = start + len;
         this.decode(type, chunk, start, o);
       }
-      if (o < chunk.length) this.pending = Buffer.from(chunk.subarray(o));
+      if (o < chunk.length) this.hold(chunk, o, chunk.length);
     } catch (e) {
       this.failed = e instanceof ProtocolError ? e : new ProtocolError(String((e as Error)?.message ?? e));
-      this.pending = null;
+      this.pendingLen = 0;
+      this.scratch = null;
       throw this.failed;
     }
   }
 
+  /** Appends src[from, to) to the partial frame, growing its buffer when a frame needs more. */
+  private hold(src: Buffer, from: number, to: number): void {
+    const need = this.pendingLen + (to - from);
+    if (!this.scratch || this.scratch.length < need) {
+      const grown = Buffer.allocUnsafe(Math.max(need, 2 * (this.scratch?.length ?? 0), 8192));
+      if (this.scratch && this.pendingLen) this.scratch.copy(grown, 0, 0, this.pendingLen);
+      this.scratch = grown;
+    }
+    src.copy(this.scratch, this.pendingLen, from, to);
+    this.pendingLen = need;
+  }
+
   /** Feeds the pending partial frame; returns the offset in chunk after it, or -1 if still partial. */
   private completePending(chunk: Buffer): number {
-    let p = this.pending!;
     let used = 0;
-    if (p.length < FRAME_HEADER_BYTES) {
-      used = Math.min(FRAME_HEADER_BYTES - p.length, chunk.length);
-      p = Buffer.concat([p, chunk.subarray(0, used)]);
-      if (p.length < FRAME_HEADER_BYTES) {
-        this.pending = p;
-        return -1;
-      }
+    if (this.pendingLen < FRAME_HEADER_BYTES) {
+      used = Math.min(FRAME_HEADER_BYTES - this.pendingLen, chunk.length);
+      this.hold(chunk, 0, used);
+      if (this.pendingLen < FRAME_HEADER_BYTES) return -1;
     }
+    const p = this.scratch!;
     const len = p.readUInt32BE(1);
     this.checkLength(p[0], len);
-    const need = FRAME_HEADER_BYTES + len - p.length;
+    const need = FRAME_HEADER_BYTES + len - this.pendingLen;
     const take = Math.min(need, chunk.length - used);
-    p = Buffer.concat([p, chunk.subarray(used, used + take)]);
+    this.hold(chunk, used, used + take);
     used += take;
-    if (take < need) {
-      this.pending = p;
-      return -1;
-    }
-    this.pending = null;
-    this.decode(p[0], p, FRAME_HEADER_BYTES, p.length);
+    if (take < need) return -1;
+    this.pendingLen = 0;
+    // hold() may have grown the buffer: decode from the one that holds the frame now.
+    this.decode(this.scratch![0], this.scratch!, FRAME_HEADER_BYTES, FRAME_HEADER_BYTES + len);
     return used;
   }
 

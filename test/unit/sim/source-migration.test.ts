@@ -31,6 +31,18 @@ it('the background push goes in address order from the cursor, wrapping only whe
   expect(m.nextBackgroundPages(3, true)).toEqual([1, 5, 6]);
 });
 
+it('a batch that wraps stops before the pages it already holds (they are still to send until sent)', () => {
+  const m = new SourceMigration(8, 4096);
+  m.toSend.clearAll();
+  for (const p of [1, 5, 6]) m.toSend.set(p);
+  m.cursor = 5;
+  expect(m.nextBackgroundPages(16, true)).toEqual([5, 6, 1]);
+  m.cursor = 0;
+  expect(m.nextBackgroundPages(16, true)).toEqual([1, 5, 6]);
+  m.cursor = 6;
+  expect(m.nextBackgroundPages(16, true)).toEqual([6, 1, 5]);
+});
+
 it('the discard set is the to-send set as ranges', () => {
   const m = new SourceMigration(10, 4096);
   m.toSend.clearAll();

@@ -95,6 +95,21 @@ describe('wire: round trips', () => {
     );
   });
 
+  it('frames split across chunks, one after another and of growing size, decode whole (the partial-frame buffer is reused and grown)', () => {
+    const big = { pad: 'x'.repeat(100_000) };
+    const stream = Buffer.concat([encodePage(1, 2), encodePage(4, 5), encodeJson(MIG_CMD.EOF, big), encodePage(6, 7)]);
+    // Cut inside every frame, and once inside the big frame's header, so a header is completed
+    // in a buffer that must then grow for the rest of the frame.
+    const pageLen = encodePage(1, 2).length;
+    const eofAt = 2 * pageLen;
+    const out = decodeMain(chunk(stream, [10, pageLen + 10, eofAt + 3, eofAt + 50_000, stream.length - 10]));
+    expect(out.map((m) => m.type)).toEqual(['page', 'page', 'eof', 'page']);
+    expect(out[0]).toEqual({ type: 'page', index: 1, version: 2, ok: true });
+    expect(out[1]).toEqual({ type: 'page', index: 4, version: 5, ok: true });
+    expect(out[2]).toEqual({ type: 'eof', device: big });
+    expect(out[3]).toEqual({ type: 'page', index: 6, version: 7, ok: true });
+  });
+
   it('one byte at a time gives the same messages', () => {
     const stream = Buffer.concat([
       encodeHeader(headerOf({ resume: true, pageSize: PS, pageCount: PAGES })),
