@@ -34,7 +34,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { EventEmitter } from 'node:events';
 import { loadLab } from '../src/lab/load.js';
+import { FakeSession, fakeSide, fakeSnapshot } from '../test/helpers/fake-session.js';
 import { spawnTerm, type Term } from '../test/helpers/term.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -194,6 +196,71 @@ async function pass(params: Record<string, unknown>, want: number, have: Record<
   }
 }
 
+/**
+ * The cost of one frame by itself, in this process, without a terminal or a migration: the lab
+ * screen at 120x36 in Ink (unthrottled), fed a snapshot in which what streams changes every
+ * time (counters, link bytes, the page map, the sparklines, t). CPU per frame from
+ * process.cpuUsage() over `frames` frames; load on the machine inflates it less than wall time.
+ */
+async function frameCost(frames: number): Promise<{ cpuMsPerFrame: number; inkMs: number[] }> {
+  // React as the CLI runs it (src/cli.ts): its development build is several times slower. It
+  // reads NODE_ENV when first loaded, hence the imports here.
+  process.env.NODE_ENV ??= 'production';
+  const { render } = await import('ink');
+  const { createElement } = await import('react');
+  const { LabScreen } = await import('../src/ui/screens/LabScreen.js');
+  const stdout = Object.assign(new EventEmitter(), { columns: 120, rows: 36, isTTY: false, write: () => true });
+  const stdin = Object.assign(new EventEmitter(), {
+    isTTY: true,
+    setEncoding() {},
+    setRawMode() {},
+    resume() {},
+    pause() {},
+    ref() {},
+    unref() {},
+    read: () => null,
+  });
+  const session = new FakeSession();
+  const inkMs: number[] = [];
+  const app = render(
+    createElement(LabScreen, { session, columns: 120, rows: 36, onQuit: () => {}, onFinished: () => {}, sampleIntervalMs: 0 }),
+    {
+      stdout: stdout as unknown as NodeJS.WriteStream,
+      stdin: stdin as unknown as NodeJS.ReadStream,
+      debug: true,
+      patchConsole: false,
+      exitOnCtrlC: false,
+      onRender: ({ renderTime }) => inkMs.push(renderTime),
+    },
+  );
+  const cells = 256; // the orchestrator's map-cells
+  const step = async (i: number) => {
+    const received = Math.min(cells, i * 3);
+    const map = 'R'.repeat(received) + [...'.'.repeat(cells - received)].map((c, j) => ((j * 7 + i) % 13 === 0 ? 'q' : (j + i) % 5 === 0 ? 'r' : c)).join('');
+    const base = fakeSnapshot();
+    const dst = fakeSide('destination');
+    const src = fakeSide('source');
+    session.set({
+      snapshot: {
+        ...base,
+        t: 12_300 + i * 100,
+        source: { ...src, pages: { ...src.pages!, sent: 400 + i * 50, missing: 590 - (i % 590) }, ram: { ...src.ram, mbps: 100 + (i % 17) } },
+        destination: { ...dst, pages: { ...dst.pages!, received: 400 + i * 50, requested: i % 4, map } },
+        link: { ...base.link, 'source-to-destination': { ...base.link['source-to-destination'], bytesForwarded: i * 4_000_000 } },
+      },
+      history: Array.from({ length: 60 }, (_, k) => ({ t: k, mbps: 100 + ((k + i) % 9), remaining: 1e8 - (k + i) * 1e6 })),
+    });
+    await new Promise((r) => setImmediate(r));
+  };
+  for (let i = 0; i < 20; i++) await step(i); // warm up (JIT, caches)
+  inkMs.length = 0;
+  const c0 = process.cpuUsage();
+  for (let i = 20; i < 20 + frames; i++) await step(i);
+  const c1 = process.cpuUsage(c0);
+  app.unmount();
+  return { cpuMsPerFrame: (c1.user + c1.system) / 1000 / frames, inkMs: [...inkMs] };
+}
+
 function pct(xs: number[], p: number): number {
   if (!xs.length) return NaN;
   const s = [...xs].sort((a, b) => a - b);
@@ -201,9 +268,11 @@ function pct(xs: number[], p: number): number {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { passes: { type: 'string', default: '4' }, presses: { type: 'string', default: '20' }, profile: { type: 'string' } } });
+  const { values } = parseArgs({ options: { passes: { type: 'string', default: '4' }, presses: { type: 'string', default: '20' }, profile: { type: 'string' }, frames: { type: 'string', default: '300' } } });
   const maxPasses = Number(values.passes);
   const want = Number(values.presses);
+  process.stderr.write('in-process frames…\n');
+  const fc = await frameCost(Number(values.frames));
   const lab = await loadLab(path.join(ROOT, 'labs', `${LAB}.yaml`));
   const params = lab.setup.parameters;
   const load0 = os.loadavg();
@@ -240,6 +309,7 @@ async function main(): Promise<void> {
     const xs = lat[k];
     rows.push([`key-to-screen ${label}`, xs.length ? `p50 ${pct(xs, 50).toFixed(0)} ms, p95 ${pct(xs, 95).toFixed(0)} ms (n=${xs.length})` : 'no samples', 'target p95 < 50 ms']);
   }
+  rows.push(['in-process frame, 120x36 (no pty)', `${fc.cpuMsPerFrame.toFixed(2)} ms CPU each; Ink output p50 ${ms(pct(fc.inkMs, 50))}, p95 ${ms(pct(fc.inkMs, 95))} (n=${fc.inkMs.length})`, '']);
   rows.push(['load average (1 min) before / after', `${load0[0].toFixed(2)} / ${load1[0].toFixed(2)} on ${os.cpus().length} cores`, '']);
   const w0 = Math.max(...rows.map((r) => r[0].length));
   const w1 = Math.max(...rows.map((r) => r[1].length));

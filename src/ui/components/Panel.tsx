@@ -4,7 +4,8 @@ import type { ReactNode } from 'react';
 /**
  * A fixed-size region with a one-line title and a rule: panels never grow and push others.
  * Clipped vertically only: every row is already cut to the width (wrap="truncate", fit()), and
- * Ink's horizontal clip re-slices every line written inside the box on every frame.
+ * Ink's horizontal clip re-slices every line written inside the box on every frame. The rule is
+ * no longer than the room beside the title (Ink measures every character of it on each frame).
  */
 export function Panel(props: { title: string; extra?: ReactNode; width: number; height: number; children?: ReactNode }) {
   const { title, extra, width, height, children } = props;
@@ -21,7 +22,7 @@ export function Panel(props: { title: string; extra?: ReactNode; width: number; 
         ) : null}
         <Box flexGrow={1} flexShrink={1} flexBasis={0} height={1} overflowY="hidden" marginLeft={1}>
           <Text dimColor wrap="wrap">
-            {'─'.repeat(width)}
+            {'─'.repeat(Math.max(0, width - title.length - 2))}
           </Text>
         </Box>
       </Box>
