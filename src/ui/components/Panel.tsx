@@ -22,7 +22,7 @@ export function Panel(props: { title: string; extra?: ReactNode; width: number; 
         ) : null}
         <Box flexGrow={1} flexShrink={1} flexBasis={0} height={1} overflowY="hidden" marginLeft={1}>
           <Text dimColor wrap="wrap">
-            {'─'.repeat(Math.max(0, width - title.length - 2))}
+            {'─'.repeat(Math.max(0, width - title.length - 1))}
           </Text>
         </Box>
       </Box>
