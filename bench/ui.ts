@@ -3,41 +3,58 @@
  * a frame, key-to-screen latency, and the UI process's CPU share. Not a test: a script that
  * prints a table (the README's figures come from it).
  *
- *   npx tsc -p tsconfig.build.json && node dist/bench/ui.js [--passes N] [--presses N]
+ *   npx tsc -p tsconfig.build.json && node dist/bench/ui.js [--passes N] [--presses N] [--profile DIR]
+ *
+ * --profile DIR: the TUI process writes a V8 CPU profile (node --cpu-prof) into DIR, to find
+ * where a frame's time goes (open it in Chrome's DevTools, or sum self time per function).
  *
  * Method. The real app runs in a pseudo-terminal (test/helpers/term.ts: node-pty feeding a
  * headless xterm) as `postcopy-lab lab link-cut-recovery`, 120x36, with
- * POSTCOPY_LAB_UI_STATS=<file> so the app keeps its own counters in a file (frameStats: frames
- * Ink wrote and their render time; renderCounter: React renders of the lab screen). Through the
+ * POSTCOPY_LAB_UI_STATS=<file> so the app keeps its own counters in a file (src/ui/app.tsx,
+ * startStatsFile: frames Ink wrote and their times, React renders of the lab screen, CPU). Through the
  * QMP console the bench sets the lab's drill-speed parameters on the source (the TUI's default
  * parameters are slowed for a person), then `s` (show me) runs steps 1 to 3: the migration is
- * in postcopy, pages streaming at the drill's cap. That phase is the measurement window:
+ * in postcopy; Space releases the next step's hold, so pages stream at the drill's cap. That
+ * phase is the measurement window:
  *   - renders/s and frames/s: the difference of two readings of the stats file / their time;
- *   - CPU: utime+stime of the UI process (/proc/<pid>/stat) over the same window, as % of one
- *     core (the VMs and the relay are other processes and are not counted);
+ *   - CPU: process.cpuUsage() (user + system) of the UI process, read by the app itself into
+ *     the stats file, over the same window, as % of one core (the VMs and the relay are other
+ *     processes and are not counted);
+ *   - sample to frame: for each sample of the session the screen showed, the time from handing
+ *     it to React until Ink had built the frame (render, commit, Yoga layout, Ink's output),
+ *     p50/p95; and Ink's own part of it (its onRender time: the tree turned into the screen);
  *   - key-to-screen: time from writing a key to the pty until the emulated screen shows its
  *     effect (`?` -> the help overlay, `:` -> the console, `h` -> the hint line), polled every
  *     millisecond; each overlay is closed again (Esc) before the next press.
- * A pass ends when the migration completes; passes repeat until `--presses` samples per key.
+ * A pass ends when the migration completes or has its samples; passes repeat until `--presses`
+ * samples per key.
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { EventEmitter } from 'node:events';
 import { loadLab } from '../src/lab/load.js';
+import { FakeSession, fakeSide, fakeSnapshot } from '../test/helpers/fake-session.js';
 import { spawnTerm, type Term } from '../test/helpers/term.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CLI = path.join(ROOT, 'bin/postcopy-lab.js');
 const LAB = 'link-cut-recovery';
-const CLK_TCK = 100; // Linux's USER_HZ; /proc/<pid>/stat counts in these ticks
 
+/** What the app writes to POSTCOPY_LAB_UI_STATS (src/ui/app.tsx, startStatsFile). */
 interface Stats {
   t: number;
+  /** process.cpuUsage() of the TUI process, user + system, µs. */
+  cpuUs: number;
   frames: number;
   renderMs: number;
+  /** Ink's output time per frame written, ms. */
+  renderTimes: number[];
   renders: number;
+  /** Per session sample shown: React render + commit + layout + Ink output, ms. */
+  builds: number[];
 }
 
 function readStats(file: string): Stats | null {
@@ -46,14 +63,6 @@ function readStats(file: string): Stats | null {
   } catch {
     return null;
   }
-}
-
-/** utime + stime of `pid`, in seconds. */
-function cpuSeconds(pid: number): number {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  // The command name (field 2) may contain spaces; fields after it are space separated.
-  const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(rest[11]) + Number(rest[12])) / CLK_TCK;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -94,16 +103,21 @@ interface PassResult {
   frames: number;
   renderMs: number;
   cpuS: number;
+  /** Ink's output time of each frame in the window, ms. */
+  renderTimes: number[];
+  /** The whole build of each sampled frame in the window, ms. */
+  builds: number[];
   latency: Record<string, number[]>;
 }
 
 /** The passive part of each pass: streaming, no keys. */
 const PASSIVE_MS = 4000;
 
-async function pass(params: Record<string, unknown>, want: number, have: Record<string, number[]>): Promise<PassResult> {
+async function pass(params: Record<string, unknown>, want: number, have: Record<string, number[]>, profileDir?: string): Promise<PassResult> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pcl-bench-ui-'));
   const statsFile = path.join(dir, 'ui-stats.json');
-  const t = spawnTerm(process.execPath, [CLI, 'lab', LAB], { cwd: ROOT, cols: 120, rows: 36, dir, env: { POSTCOPY_LAB_UI_STATS: statsFile } });
+  const nodeArgs = profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [];
+  const t = spawnTerm(process.execPath, [...nodeArgs, CLI, 'lab', LAB], { cwd: ROOT, cols: 120, rows: 36, dir, env: { POSTCOPY_LAB_UI_STATS: statsFile } });
   const latency: Record<string, number[]> = { '?': [], ':': [], h: [] };
   try {
     await t.waitFor('Steps 1/7', 60_000);
@@ -111,7 +125,7 @@ async function pass(params: Record<string, unknown>, want: number, have: Record<
     // The lab's drill-speed parameters, set on the source through the console.
     t.type(':');
     await t.waitFor('QMP console to destination');
-    t.type('\t');
+    t.type('\u001b[Z'); // Shift-Tab: the other side (Tab completes a command)
     await consoleLine(t, 'source', `migrate-set-parameters ${JSON.stringify(params)}`);
     t.type('\u001b');
     await t.waitUntil(normalScreen, 'the event log');
@@ -121,27 +135,34 @@ async function pass(params: Record<string, unknown>, want: number, have: Record<
       await t.waitFor(`Steps ${step}/7`, 60_000);
     }
     await t.waitUntil(migrating, 'postcopy-active');
+    // The step that follows (cut the link) holds postcopy's push to a trickle for a person;
+    // Space lets it run, so the window sees pages stream at the drill's cap.
+    await t.waitFor(/held for you/, 10_000).then(
+      () => t.type(' '),
+      () => {},
+    );
+    await t.waitUntil((s) => !/held for you/.test(s), 'the hold released');
     // First a passive window: the pages stream and nobody types. Renders, frames and CPU are
     // what the UI costs by itself; key presses would add their own renders to it.
     const s0 = readStats(statsFile)!;
-    const c0 = cpuSeconds(t.pid);
     const w0 = performance.now();
-    let last = { s: s0, c: c0, w: w0 };
+    let s1 = s0;
     while (migrating(t.screen()) && performance.now() - w0 < PASSIVE_MS) {
       await sleep(250);
       const s = readStats(statsFile);
-      if (s && migrating(t.screen())) last = { s, c: cpuSeconds(t.pid), w: performance.now() };
+      if (s && migrating(t.screen())) s1 = s;
     }
-    const s1 = last.s;
     const result: PassResult = {
       windowMs: s1.t - s0.t,
       renders: s1.renders - s0.renders,
       frames: s1.frames - s0.frames,
       renderMs: s1.renderMs - s0.renderMs,
-      cpuS: last.c - c0,
+      // process.cpuUsage() inside the TUI process, over the same window as its own clock.
+      cpuS: (s1.cpuUs - s0.cpuUs) / 1e6,
+      renderTimes: s1.renderTimes.slice(s0.renderTimes.length),
+      builds: s1.builds.slice(s0.builds.length),
       latency,
     };
-    (result as PassResult & { wallMs: number }).wallMs = last.w - w0;
     // Then key-to-screen latency while the pages still stream; stop at the end of postcopy.
     const keys: Array<['?' | ':' | 'h', (s: string) => boolean, string]> = [
       ['?', helpOpen, '\u001b'],
@@ -158,7 +179,7 @@ async function pass(params: Record<string, unknown>, want: number, have: Record<
         const n = 3 - hintsLeft;
         latency.h.push(await keyToScreen(t, 'h', (s) => s.includes(`Hint ${n}/2`)));
         hintsLeft--;
-      } else await sleep(100);
+      } else break;
       // Space the presses out like a person would.
       await sleep(150);
     }
@@ -175,6 +196,71 @@ async function pass(params: Record<string, unknown>, want: number, have: Record<
   }
 }
 
+/**
+ * The cost of one frame by itself, in this process, without a terminal or a migration: the lab
+ * screen at 120x36 in Ink (unthrottled), fed a snapshot in which what streams changes every
+ * time (counters, link bytes, the page map, the sparklines, t). CPU per frame from
+ * process.cpuUsage() over `frames` frames; load on the machine inflates it less than wall time.
+ */
+async function frameCost(frames: number): Promise<{ cpuMsPerFrame: number; inkMs: number[] }> {
+  // React as the CLI runs it (src/cli.ts): its development build is several times slower. It
+  // reads NODE_ENV when first loaded, hence the imports here.
+  process.env.NODE_ENV ??= 'production';
+  const { render } = await import('ink');
+  const { createElement } = await import('react');
+  const { LabScreen } = await import('../src/ui/screens/LabScreen.js');
+  const stdout = Object.assign(new EventEmitter(), { columns: 120, rows: 36, isTTY: false, write: () => true });
+  const stdin = Object.assign(new EventEmitter(), {
+    isTTY: true,
+    setEncoding() {},
+    setRawMode() {},
+    resume() {},
+    pause() {},
+    ref() {},
+    unref() {},
+    read: () => null,
+  });
+  const session = new FakeSession();
+  const inkMs: number[] = [];
+  const app = render(
+    createElement(LabScreen, { session, columns: 120, rows: 36, onQuit: () => {}, onFinished: () => {}, sampleIntervalMs: 0 }),
+    {
+      stdout: stdout as unknown as NodeJS.WriteStream,
+      stdin: stdin as unknown as NodeJS.ReadStream,
+      debug: true,
+      patchConsole: false,
+      exitOnCtrlC: false,
+      onRender: ({ renderTime }) => inkMs.push(renderTime),
+    },
+  );
+  const cells = 256; // the orchestrator's map-cells
+  const step = async (i: number) => {
+    const received = Math.min(cells, i * 3);
+    const map = 'R'.repeat(received) + [...'.'.repeat(cells - received)].map((c, j) => ((j * 7 + i) % 13 === 0 ? 'q' : (j + i) % 5 === 0 ? 'r' : c)).join('');
+    const base = fakeSnapshot();
+    const dst = fakeSide('destination');
+    const src = fakeSide('source');
+    session.set({
+      snapshot: {
+        ...base,
+        t: 12_300 + i * 100,
+        source: { ...src, pages: { ...src.pages!, sent: 400 + i * 50, missing: 590 - (i % 590) }, ram: { ...src.ram, mbps: 100 + (i % 17) } },
+        destination: { ...dst, pages: { ...dst.pages!, received: 400 + i * 50, requested: i % 4, map } },
+        link: { ...base.link, 'source-to-destination': { ...base.link['source-to-destination'], bytesForwarded: i * 4_000_000 } },
+      },
+      history: Array.from({ length: 60 }, (_, k) => ({ t: k, mbps: 100 + ((k + i) % 9), remaining: 1e8 - (k + i) * 1e6 })),
+    });
+    await new Promise((r) => setImmediate(r));
+  };
+  for (let i = 0; i < 20; i++) await step(i); // warm up (JIT, caches)
+  inkMs.length = 0;
+  const c0 = process.cpuUsage();
+  for (let i = 20; i < 20 + frames; i++) await step(i);
+  const c1 = process.cpuUsage(c0);
+  app.unmount();
+  return { cpuMsPerFrame: (c1.user + c1.system) / 1000 / frames, inkMs: [...inkMs] };
+}
+
 function pct(xs: number[], p: number): number {
   if (!xs.length) return NaN;
   const s = [...xs].sort((a, b) => a - b);
@@ -182,9 +268,11 @@ function pct(xs: number[], p: number): number {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { passes: { type: 'string', default: '4' }, presses: { type: 'string', default: '20' } } });
+  const { values } = parseArgs({ options: { passes: { type: 'string', default: '4' }, presses: { type: 'string', default: '20' }, profile: { type: 'string' }, frames: { type: 'string', default: '300' } } });
   const maxPasses = Number(values.passes);
   const want = Number(values.presses);
+  process.stderr.write('in-process frames…\n');
+  const fc = await frameCost(Number(values.frames));
   const lab = await loadLab(path.join(ROOT, 'labs', `${LAB}.yaml`));
   const params = lab.setup.parameters;
   const load0 = os.loadavg();
@@ -192,7 +280,7 @@ async function main(): Promise<void> {
   const lat: Record<string, number[]> = { '?': [], ':': [], h: [] };
   for (let i = 0; i < maxPasses && (lat['?'].length < want || lat[':'].length < want); i++) {
     process.stderr.write(`pass ${i + 1}: ${LAB} with ${JSON.stringify(params)}…\n`);
-    const r = await pass(params, want, lat);
+    const r = await pass(params, want, lat, values.profile);
     all.push(r);
     for (const k of Object.keys(lat)) lat[k].push(...r.latency[k]);
   }
@@ -202,13 +290,16 @@ async function main(): Promise<void> {
   const frames = all.reduce((a, r) => a + r.frames, 0);
   const renderMs = all.reduce((a, r) => a + r.renderMs, 0);
   const cpuS = all.reduce((a, r) => a + r.cpuS, 0);
-  const wallS = all.reduce((a, r) => a + (r as PassResult & { wallMs: number }).wallMs, 0) / 1000;
+  const builds = all.flatMap((r) => r.builds);
+  const inkTimes = all.flatMap((r) => r.renderTimes);
+  const ms = (x: number) => `${x.toFixed(1)} ms`;
   const rows: [string, string, string][] = [
     ['measured window (postcopy streaming)', `${windowS.toFixed(1)} s over ${all.length} run(s)`, ''],
     ['renders per second (lab screen)', (renders / windowS).toFixed(1), 'target 10-15'],
     ['frames written per second (Ink)', (frames / windowS).toFixed(1), ''],
-    ['render time per frame', `${(renderMs / Math.max(1, frames)).toFixed(2)} ms`, ''],
-    ['UI process CPU', `${((cpuS / wallS) * 100).toFixed(1)} % of one core`, 'target < 15 %'],
+    ['sample to frame (React, layout, Ink)', builds.length ? `p50 ${ms(pct(builds, 50))}, p95 ${ms(pct(builds, 95))} (n=${builds.length})` : 'no samples', ''],
+    ['  of which Ink output', inkTimes.length ? `p50 ${ms(pct(inkTimes, 50))}, p95 ${ms(pct(inkTimes, 95))}, mean ${ms(renderMs / Math.max(1, frames))}` : 'no samples', ''],
+    ['UI process CPU (process.cpuUsage)', `${((cpuS / windowS) * 100).toFixed(1)} % of one core`, 'target < 10 %'],
   ];
   for (const [k, label] of [
     ['?', '`?` -> help visible'],
@@ -216,8 +307,9 @@ async function main(): Promise<void> {
     ['h', '`h` -> hint visible'],
   ] as const) {
     const xs = lat[k];
-    rows.push([`key-to-screen ${label}`, xs.length ? `p50 ${pct(xs, 50).toFixed(0)} ms, p95 ${pct(xs, 95).toFixed(0)} ms (n=${xs.length})` : 'no samples', 'target < 100 ms']);
+    rows.push([`key-to-screen ${label}`, xs.length ? `p50 ${pct(xs, 50).toFixed(0)} ms, p95 ${pct(xs, 95).toFixed(0)} ms (n=${xs.length})` : 'no samples', 'target p95 < 50 ms']);
   }
+  rows.push(['in-process frame, 120x36 (no pty)', `${fc.cpuMsPerFrame.toFixed(2)} ms CPU each; Ink output p50 ${ms(pct(fc.inkMs, 50))}, p95 ${ms(pct(fc.inkMs, 95))} (n=${fc.inkMs.length})`, '']);
   rows.push(['load average (1 min) before / after', `${load0[0].toFixed(2)} / ${load1[0].toFixed(2)} on ${os.cpus().length} cores`, '']);
   const w0 = Math.max(...rows.map((r) => r[0].length));
   const w1 = Math.max(...rows.map((r) => r[1].length));

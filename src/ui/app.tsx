@@ -17,7 +17,7 @@ import { defaultProgressPath, loadProgress, markCompleted, resetProgress, type P
 import { LabScreen } from './screens/LabScreen.js';
 import { usePickerKeys } from './use-picker-keys.js';
 import { useTerminalSize } from './use-terminal-size.js';
-import { renderCounter } from './use-session.js';
+import { frameBuild, renderCounter } from './use-session.js';
 
 /** How to open a lab: `startAt` (0-based) replays the steps before it on the fresh VMs (a rewind). */
 export interface OpenLabOptions {
@@ -52,21 +52,41 @@ export interface RunTuiOptions {
 export type CompareLab = (labId: string, progress: (line: string) => void, signal: AbortSignal) => Promise<string | null>;
 
 /**
- * Frames Ink actually wrote and the time spent rendering them, for the README's measurements
- * (renders per second, render cost). React renders of the lab screen are in renderCounter.
+ * Frames Ink actually wrote and the time Ink spent building each one's output (its `onRender`
+ * renderTime: the tree walked into the screen's text), for bench/ui.ts. React renders of the
+ * lab screen are in renderCounter; the whole cost of a session-driven frame (React, layout and
+ * Ink together) in frameBuild.
  */
-export const frameStats = { frames: 0, renderMs: 0 };
+export const frameStats = { frames: 0, renderMs: 0, renderTimes: [] as number[] };
+
+/** Per-frame samples kept for the percentiles: the bench's window is a few hundred frames. */
+const MAX_SAMPLES = 20_000;
+
+function pushSample(xs: number[], x: number): void {
+  if (xs.length < MAX_SAMPLES) xs.push(x);
+}
 
 /**
- * For bench/ui.ts: with POSTCOPY_LAB_UI_STATS=<file>, the app keeps `{ t, frames, renderMs,
- * renders }` in that file (t: this process's performance.now(), ms), rewritten every 250 ms
- * and on exit, so a measurement window is the difference of two readings.
+ * For bench/ui.ts: with POSTCOPY_LAB_UI_STATS=<file>, the app keeps `{ t, cpuUs, frames,
+ * renderMs, renderTimes, renders, builds }` in that file (t: this process's performance.now(),
+ * ms; cpuUs: process.cpuUsage() user+system, µs), rewritten every 250 ms and on exit, so a
+ * measurement window is the difference of two readings (and the per-frame arrays' slices).
  */
 function startStatsFile(file: string | undefined): () => void {
   if (!file) return () => {};
+  frameBuild.enabled = true;
   const write = () => {
     try {
-      const body = JSON.stringify({ t: performance.now(), frames: frameStats.frames, renderMs: frameStats.renderMs, renders: renderCounter.count });
+      const cpu = process.cpuUsage();
+      const body = JSON.stringify({
+        t: performance.now(),
+        cpuUs: cpu.user + cpu.system,
+        frames: frameStats.frames,
+        renderMs: frameStats.renderMs,
+        renderTimes: frameStats.renderTimes,
+        renders: renderCounter.count,
+        builds: frameBuild.times,
+      });
       writeFileSync(`${file}.tmp`, body);
       renameSync(`${file}.tmp`, file);
     } catch {
@@ -454,9 +474,17 @@ export async function runTui(opts: RunTuiOptions): Promise<number> {
           exitOnCtrlC: false,
           patchConsole: opts.patchConsole ?? true,
           maxFps: 30,
+          // Not incrementalRendering (Ink 6.8): with it, rows of this full-height frame came out
+          // shifted and duplicated in a real terminal (the e2e's xterm), and the frame's cost is
+          // in building it, not in writing it.
           onRender: ({ renderTime }) => {
             frameStats.frames++;
             frameStats.renderMs += renderTime;
+            if (frameBuild.enabled) {
+              pushSample(frameStats.renderTimes, renderTime);
+              if (frameBuild.since !== null) pushSample(frameBuild.times, performance.now() - frameBuild.since);
+              frameBuild.since = null;
+            }
           },
         },
       );

@@ -9,11 +9,21 @@
 import { useEffect, useMemo, useSyncExternalStore } from 'react';
 import type { LabSessionApi, SessionState } from '../types.js';
 
-/** About 12 frames per second. */
-export const DEFAULT_SAMPLE_INTERVAL_MS = 200;
+/**
+ * About 12 frames per second: counters read as moving, and a frame costs little now that the
+ * panels re-render only when what they show changes (README: The TUI's cost).
+ */
+export const DEFAULT_SAMPLE_INTERVAL_MS = 80;
 
 /** Renders of components that read the session through useSampledSession (for measurement). */
 export const renderCounter = { count: 0 };
+
+/**
+ * For bench/ui.ts (off unless enabled): for each sample of the session, the time from handing
+ * it to React until Ink has built the frame (React's render and commit, Yoga's layout, Ink's
+ * output), in ms. `since` is set here and read by the app's onRender (src/ui/app.tsx).
+ */
+export const frameBuild = { enabled: false, since: null as number | null, times: [] as number[] };
 
 export function resetRenderCounter(): void {
   renderCounter.count = 0;
@@ -89,6 +99,7 @@ export class SampledStore<T> {
     if (Object.is(next, this.current)) return;
     this.current = next;
     this.lastEmit = this.now();
+    if (frameBuild.enabled) frameBuild.since ??= performance.now();
     for (const l of [...this.listeners]) l();
   }
 }

@@ -1,4 +1,5 @@
 import { Text } from 'ink';
+import { memo } from 'react';
 import type { LabEvent } from '../../types.js';
 import { fit, fmtT } from '../format.js';
 import { moreAbove, moreBelow, type ScrollWindow } from '../scroll.js';
@@ -26,7 +27,7 @@ export function logWindow(events: readonly LabEvent[], top: LabEvent | null, row
  * The event log, oldest at the top, one line each (truncated, never wrapped) so the log has a
  * fixed height; its title row says how many events lie above and below the window.
  */
-export function EventLog(props: { events: LabEvent[]; top?: LabEvent | null; width: number; height: number; focused?: boolean }) {
+function EventLogView(props: { events: LabEvent[]; top?: LabEvent | null; width: number; height: number; focused?: boolean }) {
   const { events, width, height, focused } = props;
   // The log is 3 rows at 80x24: its "more" markers go in the title row, not over events.
   const rows = Math.max(0, height - 1);
@@ -55,3 +56,6 @@ export function EventLog(props: { events: LabEvent[]; top?: LabEvent | null; wid
     </Panel>
   );
 }
+
+/** Its props are slices the session replaces only when they change: a shallow compare is exact. */
+export const EventLog = memo(EventLogView);

@@ -1,4 +1,5 @@
 import { Text } from 'ink';
+import { memo } from 'react';
 import type { Direction, LinkDirectionSnapshot, LinkSnapshot } from '../../types.js';
 import { fit, fmtBytes, fmtRate } from '../format.js';
 import type { Colour } from '../theme.js';
@@ -44,8 +45,27 @@ export function describeDirection(d: LinkDirectionSnapshot, compact = false): st
   return parts.join(compact ? ' ' : '  ');
 }
 
+export interface LinkPanelProps {
+  link?: LinkSnapshot;
+  width: number;
+  height?: number;
+}
+
+/** What the panel shows, as text: its comparison and its render read the same thing. */
+function linkView(link: LinkSnapshot, width: number): { title: string; rows: { dir: Direction; state: LinkDirectionSnapshot['state']; text: string }[] } {
+  const compact = width < 60;
+  return {
+    title: `Link ${link.kind}${link.flapping ? ' · flapping' : ''} · ${link.connections} conn`,
+    rows: (['source-to-destination', 'destination-to-source'] as const).map((dir) => ({
+      dir,
+      state: link[dir].state,
+      text: describeDirection(link[dir], compact),
+    })),
+  };
+}
+
 /** The link, per direction: state, latency, rate, bytes forwarded and dropped. */
-export function LinkPanel(props: { link?: LinkSnapshot; width: number; height?: number }) {
+function LinkPanelView(props: LinkPanelProps) {
   const { link, width } = props;
   const height = props.height ?? 3;
   if (!link) {
@@ -55,22 +75,31 @@ export function LinkPanel(props: { link?: LinkSnapshot; width: number; height?: 
       </Panel>
     );
   }
-  const title = `Link ${link.kind}${link.flapping ? ' · flapping' : ''} · ${link.connections} conn`;
+  const v = linkView(link, width);
+  const compact = width < 60;
   return (
-    <Panel title={title} width={width} height={height}>
-      {(['source-to-destination', 'destination-to-source'] as const).map((dir) => {
-        const d = link[dir];
-        const compact = width < 60;
-        return (
-          <Text key={dir} wrap="truncate">
-            <Text dimColor>{(compact ? SHORTER : SHORT)[dir]} </Text>
-            <Text color={STATE_COLOUR[d.state]} bold={d.state !== 'up'}>
-              {fit(d.state, 10)}
-            </Text>
-            {describeDirection(d, compact)}
+    <Panel title={v.title} width={width} height={height}>
+      {v.rows.map((r) => (
+        <Text key={r.dir} wrap="truncate">
+          <Text dimColor>{(compact ? SHORTER : SHORT)[r.dir]} </Text>
+          <Text color={STATE_COLOUR[r.state]} bold={r.state !== 'up'}>
+            {fit(r.state, 10)}
           </Text>
-        );
-      })}
+          {r.text}
+        </Text>
+      ))}
     </Panel>
   );
 }
+
+/** A new snapshot whose link reads the same (same state, same rounded byte counts) does not re-render the panel. */
+export function sameLinkPanelProps(a: LinkPanelProps, b: LinkPanelProps): boolean {
+  if (a.width !== b.width || a.height !== b.height) return false;
+  if (a.link === b.link) return true;
+  if (!a.link || !b.link) return false;
+  const x = linkView(a.link, a.width);
+  const y = linkView(b.link, b.width);
+  return x.title === y.title && x.rows.every((r, i) => r.state === y.rows[i].state && r.text === y.rows[i].text);
+}
+
+export const LinkPanel = memo(LinkPanelView, sameLinkPanelProps);

@@ -1,67 +1,104 @@
-import { Box, Text } from 'ink';
+import chalk from 'chalk';
+import { Text } from 'ink';
+import { memo } from 'react';
 import type { PagesInfo, RamStats } from '../../types.js';
 import { fmtBytes } from '../format.js';
-import { CELL_STYLE } from '../theme.js';
+import { CELL_STYLE, type Colour } from '../theme.js';
 import { Panel } from './Panel.js';
 
 type CellKind = keyof typeof CELL_STYLE;
-const KINDS: CellKind[] = ['R', 'r', 'q', '.'];
+/** Legend order: most filled first. 'F' is listed only when the map (or the counters) has any. */
+const KINDS: CellKind[] = ['R', 'F', 'r', 'q', '.'];
 
 /**
  * Fit a map of `map.length` cells into at most `cells` cells. Each output cell summarises a
- * run of input cells: all present stays 'R', anything requested or in flight shows as 'q'
- * (holes a vCPU is waiting on matter most), some present is 'r', otherwise '.'.
+ * run of input cells: anything requested or in flight shows as 'q' (holes a vCPU is waiting on
+ * matter most); all present stays 'R', or 'F' when some of the run came from a recovery file;
+ * some present is 'r', otherwise '.'.
  */
 export function resampleMap(map: string, cells: number): string {
   if (cells <= 0 || map.length === 0) return '';
   if (map.length <= cells) return map;
-  let out = '';
+  const out: string[] = new Array<string>(cells);
   for (let i = 0; i < cells; i++) {
     const from = Math.floor((i * map.length) / cells);
     const to = Math.max(from + 1, Math.floor(((i + 1) * map.length) / cells));
-    const run = map.slice(from, to);
-    if (run.includes('q')) out += 'q';
-    else if (/^R+$/.test(run)) out += 'R';
-    else if (/[Rr]/.test(run)) out += 'r';
-    else out += '.';
+    let q = false;
+    let full = 0; // 'R' or 'F'
+    let file = false;
+    let some = false; // any present at all ('R', 'F' or 'r')
+    for (let j = from; j < to; j++) {
+      const c = map[j];
+      if (c === 'q') {
+        q = true;
+        break;
+      }
+      if (c === 'R' || c === 'F') {
+        full++;
+        some = true;
+        if (c === 'F') file = true;
+      } else if (c === 'r') some = true;
+    }
+    out[i] = q ? 'q' : full === to - from ? (file ? 'F' : 'R') : some ? 'r' : '.';
   }
-  return out;
+  return out.join('');
 }
 
-/** Split `cells` into runs of equal kind so a row is a handful of <Text> nodes, not one per cell. */
-function runs(row: string): { kind: CellKind; n: number }[] {
-  const out: { kind: CellKind; n: number }[] = [];
-  for (const ch of row) {
-    const kind = (KINDS.includes(ch as CellKind) ? ch : '.') as CellKind;
-    const last = out[out.length - 1];
-    if (last && last.kind === kind) last.n++;
-    else out.push({ kind, n: 1 });
+/** Colouring one glyph run costs one chalk call; chalk's level (NO_COLOR) applies here too. */
+const paint = (color: Colour, s: string): string => chalk[color](s);
+
+/**
+ * The grid's rows as strings with their colours inside, one string per row. A row is one Ink
+ * text node, not one per run of cells: Ink's cost is per node and per write, and this panel is
+ * the widest grid on the screen.
+ */
+export function mapRows(cells: string, width: number): string[] {
+  const rows: string[] = [];
+  for (let i = 0; i < cells.length; i += width) {
+    const row = cells.slice(i, i + width);
+    let line = '';
+    let runKind: CellKind | null = null;
+    let runLen = 0;
+    const flush = () => {
+      if (runKind !== null && runLen > 0) line += paint(CELL_STYLE[runKind].color, CELL_STYLE[runKind].glyph.repeat(runLen));
+    };
+    for (const ch of row) {
+      const kind = (ch in CELL_STYLE ? ch : '.') as CellKind;
+      if (kind === runKind) runLen++;
+      else {
+        flush();
+        runKind = kind;
+        runLen = 1;
+      }
+    }
+    flush();
+    rows.push(line);
   }
-  return out;
+  return rows;
 }
 
-function Legend() {
-  return (
-    <Text wrap="truncate">
-      {KINDS.map((k) => (
-        <Text key={k}>
-          <Text color={CELL_STYLE[k].color}>{CELL_STYLE[k].glyph}</Text>
-          <Text dimColor>
-            {CELL_STYLE[k].label}
-            {k === '.' ? '' : ' '}
-          </Text>
-        </Text>
-      ))}
-    </Text>
-  );
+function Legend(props: { withFile: boolean }) {
+  const kinds = props.withFile ? KINDS : KINDS.filter((k) => k !== 'F');
+  const text = kinds
+    .map((k) => `${paint(CELL_STYLE[k].color, CELL_STYLE[k].glyph)}${chalk.dim(CELL_STYLE[k].label)}`)
+    .join(' ');
+  return <Text wrap="truncate">{text}</Text>;
+}
+
+export interface PageMapProps {
+  pages?: PagesInfo;
+  ram?: Partial<RamStats>;
+  width: number;
+  height: number;
 }
 
 /**
  * The destination's memory as a grid: the background push fills it, vCPU faults punch
- * requested cells into it, the walker sweeps it. Without a map (the QEMU backend has no
- * per-page view) it says so and shows what it can.
+ * requested cells into it, the walker sweeps it, a recovery file's pages show in their own
+ * colour. Without a map (the QEMU backend has no per-page view) it says so and shows what it
+ * can.
  */
-export function PageMap(props: { pages?: PagesInfo; ram?: Partial<RamStats>; width: number; height: number }) {
+function PageMapView(props: PageMapProps) {
   const { pages, ram, width, height } = props;
   const gridRows = Math.max(0, height - 1);
   if (!pages?.map) {
@@ -82,21 +119,29 @@ export function PageMap(props: { pages?: PagesInfo; ram?: Partial<RamStats>; wid
     );
   }
   const cells = resampleMap(pages.map, width * gridRows);
-  const rows: string[] = [];
-  for (let i = 0; i < cells.length; i += width) rows.push(cells.slice(i, i + width));
+  const withFile = cells.includes('F') || (pages['from-file'] ?? 0) > 0;
   return (
-    <Panel title="Pages" extra={<Legend />} width={width} height={height}>
-      {rows.map((row, i) => (
-        <Box key={i} height={1}>
-          <Text wrap="truncate">
-            {runs(row).map((r, j) => (
-              <Text key={j} color={CELL_STYLE[r.kind].color}>
-                {CELL_STYLE[r.kind].glyph.repeat(r.n)}
-              </Text>
-            ))}
-          </Text>
-        </Box>
-      ))}
+    <Panel title="Pages" extra={<Legend withFile={withFile} />} width={width} height={height}>
+      <Text>{mapRows(cells, width).join('\n')}</Text>
     </Panel>
   );
 }
+
+/**
+ * The slice of the snapshot the panel shows: a new snapshot with the same map, counts and size
+ * does not re-render it. Everything PageMapView reads must be compared here.
+ */
+export function samePageMapProps(a: PageMapProps, b: PageMapProps): boolean {
+  if (a.width !== b.width || a.height !== b.height) return false;
+  const p = a.pages;
+  const q = b.pages;
+  if (p !== q) {
+    if (!p || !q) return false;
+    if (p.map !== q.map || p.total !== q.total || p.received !== q.received || p['from-file'] !== q['from-file']) return false;
+  }
+  // ram is read only when there is no map.
+  if (!p?.map && (a.ram?.remaining !== b.ram?.remaining || a.ram?.total !== b.ram?.total)) return false;
+  return true;
+}
+
+export const PageMap = memo(PageMapView, samePageMapProps);

@@ -1,23 +1,28 @@
 import { Box, Text } from 'ink';
 import type { ReactNode } from 'react';
 
-/** A fixed-size region with a one-line title and a rule: panels never grow and push others. */
+/**
+ * A fixed-size region with a one-line title and a rule: panels never grow and push others.
+ * Clipped vertically only: every row is already cut to the width (wrap="truncate", fit()), and
+ * Ink's horizontal clip re-slices every line written inside the box on every frame. The rule is
+ * no longer than the room beside the title (Ink measures every character of it on each frame).
+ */
 export function Panel(props: { title: string; extra?: ReactNode; width: number; height: number; children?: ReactNode }) {
   const { title, extra, width, height, children } = props;
   return (
-    <Box flexDirection="column" width={width} height={height} overflow="hidden">
-      <Box width={width} height={1} flexShrink={0} overflow="hidden">
+    <Box flexDirection="column" width={width} height={height} overflowY="hidden">
+      <Box width={width} height={1} flexShrink={0} overflowY="hidden">
         <Box flexShrink={0}>
           <Text bold>{title}</Text>
         </Box>
         {extra ? (
-          <Box flexShrink={1} marginLeft={1} overflow="hidden">
+          <Box flexShrink={1} marginLeft={1} overflowY="hidden">
             {extra}
           </Box>
         ) : null}
-        <Box flexGrow={1} flexShrink={1} flexBasis={0} height={1} overflow="hidden" marginLeft={1}>
+        <Box flexGrow={1} flexShrink={1} flexBasis={0} height={1} overflowY="hidden" marginLeft={1}>
           <Text dimColor wrap="wrap">
-            {'─'.repeat(width)}
+            {'─'.repeat(Math.max(0, width - title.length - 1))}
           </Text>
         </Box>
       </Box>

@@ -75,7 +75,7 @@ export function QmpConsole(props: { console: ConsoleState; width: number; height
       width={width}
       height={height}
     >
-      <Box flexDirection="column" height={Math.max(0, height - 2)} overflow="hidden">
+      <Box flexDirection="column" height={Math.max(0, height - 2)} overflowY="hidden">
         {w.above > 0 ? <Text color="cyan" wrap="truncate">{moreAbove(w.above)} · PgUp</Text> : null}
         {lines.slice(w.start, w.end).map((l, i) => (
           <Text key={w.start + i} wrap="truncate" color={l.color} dimColor={l.dim}>

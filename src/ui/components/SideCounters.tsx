@@ -1,4 +1,5 @@
 import { Box, Text } from 'ink';
+import { memo } from 'react';
 import type { PagesInfo, SideSnapshot } from '../../types.js';
 import { fit, fmtBytes, fmtCount, fmtMBps, fmtUsAsMs } from '../format.js';
 import { isPostcopy } from '../../sim/states.js';
@@ -75,6 +76,16 @@ function guestCell(s: SideSnapshot, g: PagesInfo['guest'] | undefined): Cell {
 }
 
 /**
+ * The destination's pages row: pages placed and, once a recovery source has connected, how
+ * many of them came from its recovery file rather than from the live source.
+ */
+function receivedCell(p: PagesInfo): Cell {
+  const fromFile = p['from-file'];
+  if (fromFile === undefined) return { text: `${p.received} received`, short: `${p.received} recv` };
+  return { text: `${p.received} received · from file ${fromFile}`, short: `${p.received} recv · file ${fromFile}`, color: 'cyan' };
+}
+
+/**
  * The source's vCPU throttle (auto-converge: query-migrate's cpu-throttle-percentage); the
  * destination's cell of the same row is its vCPUs blocked on missing pages.
  */
@@ -123,7 +134,7 @@ export function sideCells(s: SideSnapshot | undefined): Cell[] {
       : { text: '– until postcopy', short: '– (precopy)', color: 'gray' };
   return [
     state,
-    isSource ? { text: `${p.sent ?? p.received} sent` } : { text: `${p.received} received`, short: `${p.received} recv` },
+    isSource ? { text: `${p.sent ?? p.received} sent` } : receivedCell(p),
     isSource ? dash : { text: `${p.requested} / ${p['in-flight']}`, color: p.requested > 0 ? 'yellow' : undefined },
     isSource
       ? { text: `${p.resent} re-sent` }
@@ -147,11 +158,42 @@ export function sideCells(s: SideSnapshot | undefined): Cell[] {
   ];
 }
 
+/** sideCells per snapshot side: the memo's comparison and the render share one computation. */
+const cellsCache = new WeakMap<SideSnapshot, Cell[]>();
+function cachedCells(s: SideSnapshot | undefined): Cell[] {
+  if (!s) return sideCells(s);
+  let cells = cellsCache.get(s);
+  if (!cells) cellsCache.set(s, (cells = sideCells(s)));
+  return cells;
+}
+
+const sameCell = (a: Cell, b: Cell) => a.text === b.text && a.short === b.short && a.color === b.color && a.bold === b.bold;
+const sameCells = (a: Cell[], b: Cell[]) => a.length === b.length && a.every((c, i) => sameCell(c, b[i]));
+
+export interface SideCountersProps {
+  source?: SideSnapshot;
+  destination?: SideSnapshot;
+  width: number;
+  height?: number;
+}
+
+/** The panel's slice of the snapshot is its cells: a new snapshot showing the same text does not re-render it. */
+export function sameSideCountersProps(a: SideCountersProps, b: SideCountersProps): boolean {
+  return (
+    a.width === b.width &&
+    a.height === b.height &&
+    (a.source === b.source || sameCells(cachedCells(a.source), cachedCells(b.source))) &&
+    (a.destination === b.destination || sameCells(cachedCells(a.destination), cachedCells(b.destination)))
+  );
+}
+
 /**
  * Live counters for both sides as one table (label, source, destination), so the two sides
  * line up row by row.
  */
-export function SideCounters(props: { source?: SideSnapshot; destination?: SideSnapshot; width: number; height?: number }) {
+export const SideCounters = memo(SideCountersView, sameSideCountersProps);
+
+function SideCountersView(props: SideCountersProps) {
   const { source, destination, width } = props;
   const labelW = 15;
   const colW = Math.floor((width - labelW) / 2);
@@ -161,10 +203,10 @@ export function SideCounters(props: { source?: SideSnapshot; destination?: SideS
       {fit(c.short !== undefined && c.text.length > colW - 1 ? c.short : c.text, colW - 1)}{' '}
     </Text>
   );
-  const src = sideCells(source);
-  const dst = sideCells(destination);
+  const src = cachedCells(source);
+  const dst = cachedCells(destination);
   return (
-    <Box flexDirection="column" width={width} height={props.height ?? COUNTER_LABELS.length + 1} overflow="hidden">
+    <Box flexDirection="column" width={width} height={props.height ?? COUNTER_LABELS.length + 1} overflowY="hidden">
       <Text wrap="truncate">
         <Text bold>{fit('Counters', labelW)}</Text>
         <Text bold>{fit('source', colW)}</Text>

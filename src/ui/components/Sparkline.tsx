@@ -1,4 +1,5 @@
 import { Box, Text } from 'ink';
+import { memo } from 'react';
 import type { SessionState } from '../../types.js';
 import { fit, fmtBytes, fmtMBps } from '../format.js';
 
@@ -37,14 +38,14 @@ export function sparkline(values: readonly number[], width: number, max?: number
  * Throughput and remaining over the last minute. `history.mbps` is QEMU's megabits per second
  * (shown as MB/s); `history.remaining` is QEMU's ram.remaining, in bytes.
  */
-export function Sparkline(props: { history: SessionState['history']; width: number }) {
+function SparklineView(props: { history: SessionState['history']; width: number }) {
   const { history, width } = props;
   const labelW = 10;
   const valueW = 10;
   const sparkW = Math.max(0, width - labelW - valueW - 1);
   const last = history[history.length - 1];
   return (
-    <Box flexDirection="column" width={width} height={2} overflow="hidden">
+    <Box flexDirection="column" width={width} height={2} overflowY="hidden">
       <Text wrap="truncate">
         <Text dimColor>{fit('MB/s 1min', labelW)}</Text>
         <Text color="green">{sparkline(history.map((h) => h.mbps), sparkW)}</Text> {fit(last ? fmtMBps(last.mbps) : '–', valueW)}
@@ -56,3 +57,6 @@ export function Sparkline(props: { history: SessionState['history']; width: numb
     </Box>
   );
 }
+
+/** Its props are slices the session replaces only when they change: a shallow compare is exact. */
+export const Sparkline = memo(SparklineView);

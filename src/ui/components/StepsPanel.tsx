@@ -1,4 +1,5 @@
 import { Text } from 'ink';
+import { memo } from 'react';
 import type { StepView } from '../../types.js';
 import { wrapWords } from '../format.js';
 import type { StepsViewState } from '../lab-state.js';
@@ -99,7 +100,7 @@ function navLine(pos: number, total: number, status: StepView['status'], readabl
 }
 
 /** The lab's steps: a window of their titles, the step being read, and its text and hints. */
-export function StepsPanel(props: {
+function StepsPanelView(props: {
   steps: StepView[];
   currentStep: number;
   /** Which step is read and how far scrolled; default: the current step, from its top. */
@@ -140,3 +141,6 @@ export function StepsPanel(props: {
     </Panel>
   );
 }
+
+/** Its props are slices the session replaces only when they change: a shallow compare is exact. */
+export const StepsPanel = memo(StepsPanelView);

@@ -6,6 +6,7 @@
  * are computed from the state, then drawn.
  */
 import { Box, Text } from 'ink';
+import { memo } from 'react';
 import { describeFault } from '../../link/fault-model.js';
 import { faultConsequence, recoveryCommands, stepsBefore } from '../../lab/reach.js';
 import type { LinkFault, SessionState } from '../../types.js';
@@ -44,7 +45,16 @@ export function adviceLines(state: SessionState, pendingFault: LinkFault | null,
   return out.slice(0, Math.max(0, maxLines));
 }
 
-export function Advice(props: { lines: AdviceLine[]; width: number }) {
+const sameLine = (a: AdviceLine, b: AdviceLine) => a.text === b.text && a.color === b.color && a.bold === b.bold;
+
+/** adviceLines makes new lines on every render; the same words do not re-render. */
+export function sameAdviceProps(a: { lines: AdviceLine[]; width: number }, b: { lines: AdviceLine[]; width: number }): boolean {
+  return a.width === b.width && a.lines.length === b.lines.length && a.lines.every((l, i) => sameLine(l, b.lines[i]));
+}
+
+export const Advice = memo(AdviceView, sameAdviceProps);
+
+function AdviceView(props: { lines: AdviceLine[]; width: number }) {
   if (props.lines.length === 0) return null;
   return (
     <Box flexDirection="column" width={props.width}>

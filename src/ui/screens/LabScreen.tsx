@@ -1,11 +1,11 @@
 import { Box, Text } from 'ink';
-import { useEffect, useMemo, useRef } from 'react';
-import type { LabSessionApi, RunSummary } from '../../types.js';
+import { memo, useEffect, useMemo, useRef } from 'react';
+import type { LabSessionApi, RunSummary, SessionState } from '../../types.js';
 import { EventLog, logWindow } from '../components/EventLog.js';
 import { HelpOverlay, helpWindow } from '../components/HelpOverlay.js';
 import { KeyBar } from '../components/KeyBar.js';
 import { HoldStatus } from '../components/HoldStatus.js';
-import { holdLine } from '../hold-status.js';
+import { holdLine, type HoldLine } from '../hold-status.js';
 import { LinkMenu } from '../components/LinkMenu.js';
 import { LinkPanel } from '../components/LinkPanel.js';
 import { PageMap } from '../components/PageMap.js';
@@ -15,7 +15,7 @@ import { SideCounters } from '../components/SideCounters.js';
 import { Sparkline } from '../components/Sparkline.js';
 import { StepsPanel, stepsView } from '../components/StepsPanel.js';
 import { fmtT } from '../format.js';
-import { fitKeyHints, hintWidth, keyHints } from '../key-bar.js';
+import { fitKeyHints, hintWidth, keyHints, type KeyHint } from '../key-bar.js';
 import { initialLabUiState, labUiReducer, type LabUiAction, type LabUiState } from '../lab-state.js';
 import { createStore, useStore } from '../store.js';
 import { calculateLayout } from '../layout.js';
@@ -47,15 +47,16 @@ export function LabScreen(props: LabScreenProps) {
   const store = useMemo(() => createStore<LabUiState, LabUiAction>(labUiReducer, initialLabUiState()), []);
   const ui = useStore(store);
   const dispatch = store.dispatch;
-  // What this render shows, for the scroll keys: they move from what the person sees.
-  const views = useRef<LabViews | null>(null);
+  // What this render shows, for the scroll keys: they move from what the person sees. Kept as
+  // this render's function, computed only when a key asks (most renders are counter samples).
+  const views = useRef<(() => LabViews) | null>(null);
   useLabKeys({
     session,
     ui: store,
     onQuit,
     isActive: props.isActive ?? true,
     onSessionChanged: flush,
-    views: () => views.current ?? computeViews(),
+    views: () => (views.current ?? computeViews)(),
     onRewind: props.onRewind,
   });
 
@@ -90,7 +91,7 @@ export function LabScreen(props: LabScreenProps) {
       help: helpWindow(layout.main.width, overlayHeight, ui.helpOffset),
     };
   }
-  views.current = computeViews();
+  views.current = computeViews;
 
   let body;
   if (ui.mode === 'help' || ui.mode === 'link' || ui.mode === 'confirm-quit') {
@@ -148,8 +149,8 @@ export function LabScreen(props: LabScreenProps) {
   }
 
   return (
-    <Box flexDirection="column" width={layout.main.width} height={layout.height} overflow="hidden">
-      <Box height={1} width={layout.header.width} overflow="hidden">
+    <Box flexDirection="column" width={layout.main.width} height={layout.height} overflowY="hidden">
+      <Box height={1} width={layout.header.width} overflowY="hidden">
         {/* A notice takes the title's place while it shows: the title is on every other frame,
             the notice (an error's reason above all) would otherwise be cut at the right edge. */}
         <Text wrap="truncate">
@@ -167,9 +168,16 @@ export function LabScreen(props: LabScreenProps) {
         </Text>
       </Box>
       {body}
-      <StatusAndKeys state={state} mode={ui.mode} width={layout.keyBar.width} />
+      <StatusAndKeys {...statusAndKeys(state, ui.mode, layout.keyBar.width)} />
     </Box>
   );
+}
+
+/** What the key bar's row shows: the keys valid now and, in the room they leave, the hold status. */
+interface StatusAndKeysView {
+  hints: KeyHint[];
+  line: HoldLine | null;
+  width: number;
 }
 
 /**
@@ -177,14 +185,29 @@ export function LabScreen(props: LabScreenProps) {
  * that says whether the lab is waiting for you. The keys come first — the status gets only the
  * room they leave, so the key a step asks for (c, b, p) is never pushed out by it.
  */
-function StatusAndKeys(props: { state: ReturnType<typeof useSampledStore>['state']; mode: LabUiState['mode']; width: number }) {
-  const { state, mode, width } = props;
+function statusAndKeys(state: SessionState, mode: LabUiState['mode'], width: number): StatusAndKeysView {
   const hints = keyHints(mode, state);
   const shown = fitKeyHints(hints, width);
   const keysWidth = shown.reduce((w, h, i) => w + hintWidth(h) + (i > 0 ? 2 : 0), 0);
   const room = width - keysWidth - 2;
   const line = mode === 'normal' && room >= 6 ? holdLine(state, room) : null;
-  if (!line || line.text.length > room) return <KeyBar hints={hints} width={width} />;
+  return { hints, line: line && line.text.length <= room ? line : null, width };
+}
+
+/** Computed from the whole state on every sample; the row re-renders only when its words change. */
+function sameStatusAndKeys(a: StatusAndKeysView, b: StatusAndKeysView): boolean {
+  return (
+    a.width === b.width &&
+    a.line?.text === b.line?.text &&
+    a.line?.tone === b.line?.tone &&
+    a.hints.length === b.hints.length &&
+    a.hints.every((h, i) => h.key === b.hints[i].key && h.label === b.hints[i].label && h.priority === b.hints[i].priority)
+  );
+}
+
+const StatusAndKeys = memo(function StatusAndKeys(props: StatusAndKeysView) {
+  const { hints, line, width } = props;
+  if (!line) return <KeyBar hints={hints} width={width} />;
   return (
     <Box width={width}>
       <Box width={line.text.length}>
@@ -194,4 +217,4 @@ function StatusAndKeys(props: { state: ReturnType<typeof useSampledStore>['state
       <KeyBar hints={hints} width={width - line.text.length - 2} />
     </Box>
   );
-}
+}, sameStatusAndKeys);
