@@ -6,7 +6,8 @@
  */
 import net from 'node:net';
 import type { Direction, HostPort, LinkFault, LinkSnapshot } from '../types.js';
-import { realClock, type Clock } from '../util/clock.js';
+import type { Clock } from '../util/clock.js';
+import { preciseClock } from './precise-clock.js';
 import { Notifier, type StageContext } from './faults/stage.js';
 import { LinkState, type LinkDirection } from './relay-state.js';
 import { DirectionPump, type PumpOwner } from './relay-pump.js';
@@ -44,7 +45,7 @@ export class Relay {
     private readonly routes: readonly Route[],
     options: RelayOptions = {},
   ) {
-    this.clock = options.clock ?? realClock;
+    this.clock = options.clock ?? preciseClock;
     this.random = options.random ?? Math.random;
     this.state = new LinkState({ clock: this.clock, onCut: () => this.resetAll() });
   }
