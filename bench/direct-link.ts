@@ -6,7 +6,7 @@
 import net from 'node:net';
 import type { Link, LinkEndpoints, LinkSnapshot } from '../src/types.js';
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = net.createServer();
     s.once('error', reject);

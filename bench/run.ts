@@ -2,7 +2,7 @@
  * `npm run bench`: measures the sim on this machine and prints tables. Nothing here asserts;
  * the figures go in the README with how they were obtained.
  *
- *   node dist/bench/run.js [--quick] [--only throughput,recovery,qemu,rss,compare,recovery-file] [--json FILE]
+ *   node dist/bench/run.js [--quick] [--only throughput,link-accuracy,recovery,qemu,rss,compare,recovery-file] [--json FILE]
  *
  * Every run starts fresh VM processes (and a relay where the row says so) over loopback TCP.
  */
@@ -17,6 +17,8 @@ import { RelayLink } from '../src/link/relay.js';
 import type { LabEvent, Link, MigrationStatus, PagesInfo, RamStats, Side } from '../src/types.js';
 import { DirectLink } from './direct-link.js';
 import { benchRecoveryFile } from './recovery-file.js';
+import { linkAccuracy } from './link-accuracy.js';
+import { SocatLink, socatMissing, SOCAT_BUFFER_BYTES } from './socat-link.js';
 import { parseCompareFlags } from '../src/compare/options.js';
 import { runCompare, type StrategyResult } from '../src/compare/run.js';
 import { rowCells } from '../src/compare/table.js';
@@ -24,9 +26,17 @@ import { rowCells } from '../src/compare/table.js';
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
 
+/** direct: nothing between the VMs; socat: a plain C forwarder; relay: ours, no fault set unless a row sets one. */
+type BenchLink = 'direct' | 'socat' | 'relay';
+
+function makeBenchLink(link: BenchLink, runtimeDir: string): Link {
+  if (link === 'relay') return new RelayLink({ runtimeDir });
+  return link === 'socat' ? new SocatLink() : new DirectLink();
+}
+
 interface PairOptions {
   memoryBytes: number;
-  link: 'direct' | 'relay';
+  link: BenchLink;
   /** The sim unless given (QEMU for the side-by-side rows). */
   backend?: VmBackend;
   readRate?: number;
@@ -50,7 +60,7 @@ class Pair {
         readRate: o.readRate ?? 20000,
         seed: 1,
       },
-      makeLink: (dir): Link => (o.link === 'relay' ? new RelayLink({ runtimeDir: dir }) : new DirectLink()),
+      makeLink: (dir): Link => makeBenchLink(o.link, dir),
       backend: o.backend,
       onEvent: (e: Omit<LabEvent, 't'>) => {
         if (e.kind === 'state' && e.side) {
@@ -147,7 +157,7 @@ interface ThroughputResult {
 }
 
 /** Postcopy from the first moment, no caps: how fast the sim moves a guest, and fault latency meanwhile. */
-async function postcopyRun(memoryBytes: number, link: 'direct' | 'relay', preempt: boolean): Promise<ThroughputResult> {
+async function postcopyRun(memoryBytes: number, link: BenchLink, preempt: boolean): Promise<ThroughputResult> {
   return withPair({ memoryBytes, link, readRate: 20000, dirtyRate: 2000 }, async (p, ep) => {
     await setCaps(
       p,
@@ -290,37 +300,58 @@ function table(head: string[], rows: (string | number)[][]): string {
 }
 
 const fmt = (n: number, d = 0) => (Number.isFinite(n) ? n.toFixed(d) : '-');
+/** A difference in ms with its sign: +0.12, -1.50. */
+const signed = (n: number) => (Number.isFinite(n) ? `${n >= 0 ? '+' : ''}${n.toFixed(2)}` : '-');
 
 async function main() {
   const { values } = parseArgs({
     options: { quick: { type: 'boolean', default: false }, only: { type: 'string' }, json: { type: 'string' } },
   });
-  const only = new Set((values.only ?? 'throughput,recovery,qemu,rss,compare,recovery-file').split(','));
+  const only = new Set((values.only ?? 'throughput,link-accuracy,recovery,qemu,rss,compare,recovery-file').split(','));
   const reps = values.quick ? 1 : 3;
   const results: Record<string, unknown> = {};
   const load = os.loadavg()[0].toFixed(2);
   console.log(`postcopy-lab bench: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, node ${process.version}, load ${load}, ${reps} run(s) per row (median)\n`);
 
   if (only.has('throughput')) {
+    // Each rep runs every link once, in turn, so a change in the machine's load hits all rows
+    // alike; the ratios compare rows of this run only.
+    const missing = await socatMissing();
+    if (missing) console.log(`socat rows: skipped (${missing})`);
+    const links: BenchLink[] = missing ? ['direct', 'relay'] : ['direct', 'socat', 'relay'];
     const rows: (string | number)[][] = [];
     for (const preempt of [false, true]) {
-      for (const link of ['direct', 'relay'] as const) {
-        const runs: ThroughputResult[] = [];
-        for (let i = 0; i < reps; i++) runs.push(await postcopyRun(1 * GiB, link, preempt));
-        const m = (f: (r: ThroughputResult) => number) => median(runs.map(f));
+      const runs = new Map<BenchLink, ThroughputResult[]>(links.map((l) => [l, []]));
+      for (let i = 0; i < reps; i++) for (const link of links) runs.get(link)!.push(await postcopyRun(1 * GiB, link, preempt));
+      const m = (link: BenchLink, f: (r: ThroughputResult) => number) => (runs.has(link) ? median(runs.get(link)!.map(f)) : NaN);
+      const mb = (link: BenchLink) => m(link, (r) => r.mbPerSec);
+      const ms = (link: BenchLink, f: (r: ThroughputResult) => number) => m(link, f) / 1000;
+      for (const link of links) {
         rows.push([
-          `1 GiB, ${link}${preempt ? ', postcopy-preempt' : ''}`,
-          fmt(m((r) => r.mbPerSec)),
-          fmt(m((r) => r.pagesPerSec)),
-          fmt(m((r) => r.p50us) / 1000, 2),
-          fmt(m((r) => r.p99us) / 1000, 2),
-          fmt(m((r) => r.faults)),
+          `1 GiB, ${link === 'socat' ? `socat -b ${SOCAT_BUFFER_BYTES}` : link}${preempt ? ', postcopy-preempt' : ''}`,
+          fmt(mb(link)),
+          fmt(mb(link) / mb('direct'), 2),
+          fmt(mb(link) / mb('socat'), 2),
+          fmt(ms(link, (r) => r.p50us), 2),
+          fmt(ms(link, (r) => r.p99us), 2),
+          signed(ms(link, (r) => r.p50us) - ms('socat', (r) => r.p50us)),
+          signed(ms(link, (r) => r.p99us) - ms('socat', (r) => r.p99us)),
+          fmt(m(link, (r) => r.faults)),
         ]);
-        results[`postcopy-${link}${preempt ? '-preempt' : ''}`] = runs;
+        results[`postcopy-${link}${preempt ? '-preempt' : ''}`] = runs.get(link);
       }
     }
-    console.log('Clean postcopy (switchover at once, no caps), and page faults served while the push runs');
-    console.log(table(['guest, link', 'MB/s', 'pages/s', 'fault p50 ms', 'fault p99 ms', 'faults'], rows) + '\n');
+    console.log('Clean postcopy (switchover at once, no caps, no fault set), and page faults served while the push runs');
+    console.log(
+      table(['guest, link', 'MB/s', '× direct', '× socat', 'fault p50 ms', 'fault p99 ms', 'p50 − socat', 'p99 − socat', 'faults'], rows) + '\n',
+    );
+  }
+
+  if (only.has('link-accuracy')) {
+    const { rows, raw } = await linkAccuracy(reps);
+    results['link-accuracy'] = raw;
+    console.log('Relay faults as configured (no VMs: ping-pong of 64-byte messages, a bulk sender, loopback; medians)');
+    console.log(table(['row', 'configured', 'measured', 'error'], rows.map((r) => [r.row, r.configured, r.measured, r.error])) + '\n');
   }
 
   if (only.has('recovery')) {

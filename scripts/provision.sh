@@ -6,7 +6,8 @@
 #
 # Options:
 #   --ci                 install only what the test suite needs: qemu-system-x86, nftables,
-#                        iproute2, and QEMU 10.0 beside the distribution's QEMU (below)
+#                        iproute2, socat (the bench's plain-forwarder baseline), and QEMU 10.0
+#                        beside the distribution's QEMU (below)
 #   --lab-host           also Node.js >= 20 (from the distro, when it has it) and, on Ubuntu, the
 #                        linux-modules-extra package that carries sch_netem
 #   --project DIR        run `npm ci` in DIR afterwards (needs Node >= 20)
@@ -27,7 +28,7 @@
 # alone when PREFIX/bin/qemu-system-x86_64 already reports 10.0.
 set -euo pipefail
 
-usage() { sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; }
 
 mode=""
 project=""
@@ -82,7 +83,7 @@ fi
 distro="${ID:-unknown}"
 case " ${ID:-} ${ID_LIKE:-} " in
   *" debian "* | *" ubuntu "*) ;;
-  *) echo "provision: ${PRETTY_NAME:-this system} is not Debian or Ubuntu; install qemu-system-x86, nftables, iproute2 and Node.js 20+ by hand" >&2; exit 1 ;;
+  *) echo "provision: ${PRETTY_NAME:-this system} is not Debian or Ubuntu; install qemu-system-x86, nftables, iproute2, socat and Node.js 20+ by hand" >&2; exit 1 ;;
 esac
 say "$mode on ${PRETTY_NAME:-$distro}, kernel $(uname -r)"
 
@@ -113,7 +114,8 @@ node_major() { command -v node >/dev/null 2>&1 && node -p 'process.versions.node
 # ---- what the tests and the labs need ----
 # qemu-system-x86: the QEMU backend (SeaBIOS comes with it; no NIC ROMs are needed: the lab
 # guests run with -nodefaults). nftables and iproute2: the kernel link (netns, veth, tc, nft).
-ensure_packages qemu-system-x86 nftables iproute2
+# socat: the bench's baseline, a plain C forwarder the relay is measured against.
+ensure_packages qemu-system-x86 nftables iproute2 socat
 
 incomplete=()
 

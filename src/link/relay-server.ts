@@ -1,14 +1,16 @@
 /**
  * The relay's data plane: one listener per route on 127.0.0.1, and for every accepted
- * connection one connection to the route's target, pumped both ways through the direction's
- * fault stages (./faults). Source = the accepting side (client), destination = the target.
+ * connection one connection to the route's target, pumped both ways (./relay-pump.ts: directly
+ * while no fault is set, through the direction's fault stages in ./faults otherwise).
+ * Source = the accepting side (client), destination = the target.
  */
 import net from 'node:net';
 import type { Direction, HostPort, LinkFault, LinkSnapshot } from '../types.js';
-import { runStages } from './faults/pipeline.js';
-import { realClock, type Clock } from '../util/clock.js';
+import type { Clock } from '../util/clock.js';
+import { preciseClock } from './precise-clock.js';
 import { Notifier, type StageContext } from './faults/stage.js';
 import { LinkState, type LinkDirection } from './relay-state.js';
+import { DirectionPump, type PumpOwner } from './relay-pump.js';
 
 export interface Route {
   listen: HostPort;
@@ -43,7 +45,7 @@ export class Relay {
     private readonly routes: readonly Route[],
     options: RelayOptions = {},
   ) {
-    this.clock = options.clock ?? realClock;
+    this.clock = options.clock ?? preciseClock;
     this.random = options.random ?? Math.random;
     this.state = new LinkState({ clock: this.clock, onCut: () => this.resetAll() });
   }
@@ -136,7 +138,7 @@ export class Relay {
 }
 
 /** One relayed TCP connection: the accepted socket and the one to the target. */
-class RelayConnection {
+class RelayConnection implements PumpOwner {
   readonly closing = new Notifier();
   private upstream: net.Socket | undefined;
   private closed = false;
@@ -188,8 +190,12 @@ class RelayConnection {
     upstream.once('close', () => this.checkClosed());
     upstream.once('connect', () => {
       if (this.closed) return;
-      void this.pump('source-to-destination', this.client, upstream);
-      void this.pump('destination-to-source', upstream, this.client);
+      for (const [d, from, to] of [
+        ['source-to-destination', this.client, upstream],
+        ['destination-to-source', upstream, this.client],
+      ] as const) {
+        new DirectionPump(d, from, to, this.relay.direction(d), this.relay.makeContext(d, this), this).start();
+      }
     });
   }
 
@@ -208,48 +214,20 @@ class RelayConnection {
     this.finish();
   }
 
-  /** Resolves once the direction is neither blackholed nor down (or the connection closes). */
-  private whilePathDead(dir: { config: { state: string }; changes: Notifier }): Promise<void> {
-    const dead = () => dir.config.state === 'blackhole' || dir.config.state === 'down';
-    if (!dead() || this.closed) return Promise.resolve();
-    return new Promise((resolve) => {
-      const done = () => {
-        if (dead() && !this.closed) return;
-        offChange();
-        offClose();
-        resolve();
-      };
-      const offChange = dir.changes.on(done);
-      const offClose = this.closing.on(done);
-    });
+  countRead(d: Direction, bytes: number): void {
+    this.read[d] += bytes;
   }
 
-  private async pump(d: Direction, from: net.Socket, to: net.Socket): Promise<void> {
-    const dir = this.relay.direction(d);
-    const read = this.read;
-    async function* counted(): AsyncGenerator<Buffer> {
-      for await (const chunk of from.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
-        read[d] += chunk.length;
-        yield chunk;
-      }
-    }
-    try {
-      for await (const chunk of runStages(counted(), this.relay.makeContext(d, this))) {
-        if (this.closed || to.destroyed) break;
-        this.settled[d] += chunk.length;
-        dir.bytesForwarded += chunk.length;
-        if (!to.write(chunk)) await drained(to);
-      }
-      // The sender finished its direction (FIN): pass the half-close on once every byte is out.
-      // A blackholed or downed direction swallows the FIN too (a real one is retransmitted until
-      // the path is back), so a side that closes its end cannot tell the other through a
-      // pulled cable: the other side must notice, or be paused, by itself.
-      await this.whilePathDead(dir);
-      if (!this.closed && !to.destroyed) to.end();
-    } catch {
-      // A reset or error on either socket: show the other peer a reset too, as a real path would.
-      this.reset();
-    }
+  countForwarded(d: Direction, bytes: number): void {
+    this.settled[d] += bytes;
+  }
+
+  onClose(fn: () => void): () => void {
+    return this.closing.on(fn);
+  }
+
+  fail(): void {
+    this.reset();
   }
 
   /** Done when both sockets are gone (after a clean close both ways, or a reset). */
@@ -269,18 +247,6 @@ class RelayConnection {
     this.closing.fire();
     this.relay.forget(this);
   }
-}
-
-function drained(socket: net.Socket): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      socket.off('drain', done);
-      socket.off('close', done);
-      resolve();
-    };
-    socket.on('drain', done);
-    socket.on('close', done);
-  });
 }
 
 function resetSocket(socket: net.Socket): void {

@@ -1,0 +1,208 @@
+/**
+ * One direction of one relayed connection: reads one socket, writes the other.
+ *
+ * Two ways to move a chunk, chosen from the direction's live config:
+ * - **direct** while no fault is set (up, no latency, jitter, loss or cap): each chunk read is
+ *   written at once, on the 'data' event, as a C forwarder would (socat reads, then writes).
+ *   Nothing is copied or allocated beyond the buffer Node read into, and no promise is
+ *   created per chunk. When the writer's buffer is full the reading socket is paused until
+ *   'drain': the relay holds at most the writable buffer's high-water mark plus one chunk, so
+ *   a page request behind the bulk push waits behind no more bytes than socat would hold.
+ * - **staged** while any fault is set: chunks go through the fault stages (./faults), which
+ *   pull one chunk at a time, so their backpressure reaches the socket as before.
+ *
+ * The switch happens on a config change. Going back to direct waits until the stages have
+ * delivered (or dropped) every chunk they hold, so order is kept across switches.
+ */
+import type net from 'node:net';
+import type { Direction } from '../types.js';
+import type { DirectionConfig } from './fault-model.js';
+import { latencyDelay } from './faults/latency.js';
+import { runStages } from './faults/pipeline.js';
+import type { StageContext } from './faults/stage.js';
+import type { LinkDirection } from './relay-state.js';
+
+/** True when the direction shapes nothing and passes everything: the direct path applies. */
+export function isClear(c: Readonly<DirectionConfig>): boolean {
+  return c.state === 'up' && c.latencyMs <= 0 && c.jitterMs <= 0 && c.lossPercent <= 0 && c.rateBytesPerSec <= 0;
+}
+
+/** What a pump needs from its connection. */
+export interface PumpOwner {
+  readonly isClosed: boolean;
+  /** Bytes read from the socket (what the relay now owes the other end). */
+  countRead(d: Direction, bytes: number): void;
+  /** Bytes handed to the other socket. */
+  countForwarded(d: Direction, bytes: number): void;
+  onClose(fn: () => void): () => void;
+  /** An unexpected failure: reset both ends. */
+  fail(): void;
+}
+
+export class DirectionPump {
+  private mode: 'direct' | 'staged' = 'direct';
+  private readonly inbox: Buffer[] = [];
+  private wantData = false;
+  private waitingDrain = false;
+  private ended = false;
+  private endedAt = 0;
+  private endSample = 0;
+  private wake: (() => void) | undefined;
+  private drainWaiter: (() => void) | undefined;
+  private offChange: (() => void) | undefined;
+  private offClose: (() => void) | undefined;
+
+  constructor(
+    private readonly d: Direction,
+    private readonly from: net.Socket,
+    private readonly to: net.Socket,
+    private readonly dir: LinkDirection,
+    private readonly ctx: StageContext,
+    private readonly owner: PumpOwner,
+  ) {}
+
+  start(): void {
+    this.offChange = this.dir.changes.on(() => this.configChanged());
+    this.offClose = this.owner.onClose(() => {
+      this.offChange?.();
+      this.offClose?.();
+      this.poke();
+      this.drained();
+    });
+    this.from.on('data', (chunk: Buffer) => this.onData(chunk));
+    this.from.once('end', () => this.onEnd());
+    this.to.on('drain', () => this.drained());
+    if (!isClear(this.dir.config)) this.startStaged();
+  }
+
+  private onData(chunk: Buffer): void {
+    this.owner.countRead(this.d, chunk.length);
+    if (this.mode === 'direct') {
+      this.forward(chunk);
+      return;
+    }
+    // The stages pull one chunk at a time: hold it and stop reading until they take it.
+    this.inbox.push(chunk);
+    this.from.pause();
+    this.poke();
+  }
+
+  private onEnd(): void {
+    this.ended = true;
+    this.endedAt = this.ctx.clock.now();
+    this.endSample = this.ctx.random();
+    if (this.mode === 'direct') this.passFin();
+    else this.poke();
+  }
+
+  private configChanged(): void {
+    if (this.mode === 'direct' && !isClear(this.dir.config)) this.startStaged();
+    else this.poke();
+  }
+
+  /** Hands a chunk to the other socket; pauses reading while the writer is full. */
+  private forward(chunk: Buffer): void {
+    if (this.owner.isClosed || this.to.destroyed) return;
+    this.owner.countForwarded(this.d, chunk.length);
+    this.dir.bytesForwarded += chunk.length;
+    if (!this.to.write(chunk)) {
+      this.waitingDrain = true;
+      this.from.pause();
+    }
+  }
+
+  private drained(): void {
+    this.waitingDrain = false;
+    const w = this.drainWaiter;
+    this.drainWaiter = undefined;
+    w?.();
+    this.resumeIfWanted();
+  }
+
+  private resumeIfWanted(): void {
+    if (this.waitingDrain || this.owner.isClosed || this.ended) return;
+    if (this.mode === 'direct' || (this.wantData && this.inbox.length === 0)) this.from.resume();
+  }
+
+  private poke(): void {
+    const w = this.wake;
+    this.wake = undefined;
+    w?.();
+  }
+
+  private startStaged(): void {
+    this.mode = 'staged';
+    void this.runStaged();
+  }
+
+  /** The socket's chunks for the stages; ends at FIN, or once the config is clear again. */
+  private async *input(): AsyncGenerator<Buffer> {
+    for (;;) {
+      if (this.owner.isClosed) return;
+      const chunk = this.inbox.shift();
+      if (chunk) {
+        yield chunk;
+        continue;
+      }
+      if (this.ended || isClear(this.dir.config)) return;
+      this.wantData = true;
+      const woken = new Promise<void>((resolve) => (this.wake = resolve));
+      this.resumeIfWanted();
+      await woken;
+      this.wantData = false;
+    }
+  }
+
+  private async runStaged(): Promise<void> {
+    try {
+      for await (const chunk of runStages(this.input(), this.ctx)) {
+        if (this.owner.isClosed || this.to.destroyed) return;
+        this.forward(chunk);
+        if (this.waitingDrain) await new Promise<void>((resolve) => (this.drainWaiter = resolve));
+      }
+      if (this.owner.isClosed) return;
+      if (this.ended) {
+        await this.finStaged();
+        return;
+      }
+      // No fault any more and nothing held: forward directly again (unless one came back meanwhile).
+      this.mode = 'direct';
+      if (!isClear(this.dir.config)) this.startStaged();
+      else this.resumeIfWanted();
+    } catch {
+      this.owner.fail();
+    }
+  }
+
+  /**
+   * The FIN after staged chunks: it travels the path as a segment would, so it takes the
+   * direction's latency (from when it arrived) and is held while the path is dead (a real one
+   * is retransmitted until the path is back): a side that closes its end cannot tell the other
+   * through a pulled cable.
+   */
+  private async finStaged(): Promise<void> {
+    const dead = (): boolean => this.dir.config.state === 'blackhole' || this.dir.config.state === 'down';
+    for (;;) {
+      if (this.owner.isClosed) return;
+      const due = this.endedAt + latencyDelay({ bytes: 0, sample: this.endSample }, this.dir.config);
+      const wait = due - this.ctx.clock.now();
+      if (!dead() && wait <= 0) break;
+      await new Promise<void>((resolve) => {
+        this.wake = resolve;
+        if (!dead()) {
+          const cancel = this.ctx.clock.setTimer(() => this.poke(), wait);
+          const done = this.wake;
+          this.wake = () => {
+            cancel();
+            done();
+          };
+        }
+      });
+    }
+    this.passFin();
+  }
+
+  private passFin(): void {
+    if (!this.owner.isClosed && !this.to.destroyed) this.to.end();
+  }
+}
