@@ -249,16 +249,3 @@ export async function serveQemuResume(o: ServeOptions): Promise<ServeResult> {
     sock.destroy();
   }
 }
-
-/** A FrozenReader over a `pmemsave` of guest-physical [0, size) for pc.ram below 4 GiB. */
-export function pcRamFromPmemsave(dump: Buffer, ramBytes: number): FrozenReader {
-  // 0xa0000-0xfffff is VGA and ROM in the guest-physical map, not pc.ram: pmemsave reads what
-  // the guest would see there, so those pc.ram pages are not held.
-  const holeStart = 0xa0000;
-  const holeEnd = 0x100000;
-  return (idstr, offset) => {
-    if (idstr !== 'pc.ram' || offset + TARGET_PAGE_SIZE > Math.min(dump.length, ramBytes)) return null;
-    if (offset >= holeStart && offset < holeEnd) return null;
-    return dump.subarray(offset, offset + TARGET_PAGE_SIZE);
-  };
-}
