@@ -1,6 +1,6 @@
 /**
  * `postcopy-lab recovery-source --qemu-frozen FILE --connect HOST:PORT --qemu BIN --image ROM
- *  --memory MIB [--machine M] [--accel kvm|tcg] [--json]`: finish a real QEMU destination's
+ *  --memory MIB [--machine M] [--accel kvm|tcg] [--partial] [--json]`: finish a real QEMU destination's
  * paused postcopy migration whose source is gone, from that source's RAM saved while it was
  * postcopy-paused (`pmemsave {val: 0, size: RAM}`).
  *
@@ -20,7 +20,7 @@ import { TARGET_PAGE_SIZE } from './wire.js';
 export class QemuRecoveryUsageError extends Error {}
 
 const USAGE =
-  'postcopy-lab recovery-source --qemu-frozen FILE --connect HOST:PORT --qemu BIN --image ROM --memory MIB [--machine pc] [--accel kvm|tcg] [--json]';
+  'postcopy-lab recovery-source --qemu-frozen FILE --connect HOST:PORT --qemu BIN --image ROM --memory MIB [--machine pc] [--accel kvm|tcg] [--partial] [--json]';
 
 /**
  * pc.ram from a `pmemsave` file of guest-physical [0, RAM), read page by page (a large guest's
@@ -54,6 +54,7 @@ export async function runQemuRecoverySource(argv: string[], out: (s: string) => 
         machine: { type: 'string' },
         accel: { type: 'string' },
         json: { type: 'boolean' },
+        partial: { type: 'boolean' },
       },
     }));
   } catch (e) {
@@ -85,7 +86,13 @@ export async function runQemuRecoverySource(argv: string[], out: (s: string) => 
       dir,
     );
     log(`ram section ${ram.sectionId}, RAMBlocks ${ram.blocks.map((b) => `${b.idstr} (${b.length} bytes)`).join(', ')}`);
-    const result = await serveQemuResume({ host: m[1], port: Number(m[2]), ram, frozen: pcRamFromFile(fd, memoryMiB * 1024 * 1024), log });
+    const result = await serveQemuResume({ host: m[1], port: Number(m[2]), ram, frozen: pcRamFromFile(fd, memoryMiB * 1024 * 1024), log, partial: values.partial === true });
+    if (result.unheld) {
+      const e = new RecoveryIncompleteError(result.unheld);
+      const message = e.message.replace(/; nothing was resumed.*$/, `; the ${result.pagesSent} held pages were served and the destination left postcopy-paused`);
+      out(values.json ? `${JSON.stringify({ error: 'recovery-incomplete', partial: true, message, pagesSent: result.pagesSent, unheld: result.unheld })}\n` : `recovery-incomplete: ${message}\n`);
+      return 1;
+    }
     out(values.json ? `${JSON.stringify(result)}\n` : `sent ${result.pagesSent} pages; the destination ${result.shut === 0 ? 'finished (MIG_RP_MSG_SHUT 0)' : `ended with ${result.shut === null ? 'no MIG_RP_MSG_SHUT' : `MIG_RP_MSG_SHUT ${result.shut}`}`}\n`);
     return result.shut === 0 ? 0 : 1;
   } catch (e) {

@@ -49,6 +49,13 @@ export interface ServeOptions {
   log?: (line: string) => void;
   /** Bound on each wait for the destination. Default 30 000 ms. */
   timeoutMs?: number;
+  /**
+   * When the saved RAM lacks pages the destination needs: resume anyway, send every page that
+   * is held, then close without QEMU_VM_EOF, so the destination pauses again (postcopy-paused,
+   * recoverable by a later source holding the rest) instead of being refused in
+   * postcopy-recover, which QEMU before 8.2 does not survive. Default false: refuse.
+   */
+  partial?: boolean;
 }
 
 export interface ServeResult {
@@ -59,6 +66,8 @@ export interface ServeResult {
   pagesRequested: number;
   /** MIG_RP_MSG_SHUT's value (0: the destination finished cleanly), or null if it closed without one. */
   shut: number | null;
+  /** With `partial`: the lacking pages the saved RAM did not hold (the destination was left paused). */
+  unheld?: { idstr: string; pages: number[] }[];
 }
 
 /** Thrown before resuming when the saved RAM does not hold a page the destination lacks. */
@@ -175,7 +184,9 @@ export async function serveQemuResume(o: ServeOptions): Promise<ServeResult> {
       const no = lacks.filter((i) => o.frozen(idstr, i * TARGET_PAGE_SIZE) === null);
       if (no.length) unheld.push({ idstr, pages: no });
     }
-    if (unheld.length) throw new RecoveryIncompleteError(unheld);
+    if (unheld.length && !o.partial) throw new RecoveryIncompleteError(unheld);
+    const unheldKeys = new Set(unheld.flatMap((u) => u.pages.map((p) => `${u.idstr}:${p}`)));
+    if (unheld.length) log(`${unheldKeys.size} lacking pages are not held: serving the rest, then leaving the destination paused`);
 
     // 4. Resume.
     await write(postcopyResumeCommand());
@@ -197,11 +208,12 @@ export async function serveQemuResume(o: ServeOptions): Promise<ServeResult> {
     const lacking = new Set<string>();
     for (const [idstr, lacks] of missing) {
       for (const i of lacks) {
+        if (unheldKeys.has(key(idstr, i))) continue;
         background.push([idstr, i]);
         lacking.add(key(idstr, i));
       }
     }
-    const toSend = [...missing.values()].reduce((n, l) => n + l.length, 0);
+    const toSend = background.length;
     let pagesRequested = 0;
     let bg = 0;
     let lastBlock: string | null = null;
@@ -230,6 +242,12 @@ export async function serveQemuResume(o: ServeOptions): Promise<ServeResult> {
       await write(Buffer.concat(batch));
     }
     await write(Buffer.concat([endOfSection(), sectionFooter(o.ram.sectionId)]));
+    const missingCounts = Object.fromEntries([...missing].map(([k, v]) => [k, v.length]));
+    if (unheld.length) {
+      // No QEMU_VM_EOF: closing here is what a dead link does in postcopy-active.
+      log(`sent the ${sent.size} held pages (${pagesRequested} requested); closing with ${unheldKeys.size} still lacking`);
+      return { missing: missingCounts, pagesSent: sent.size, pagesRequested, shut: null, unheld };
+    }
     // QEMU ends a postcopy stream with the iterative sections' SECTION_END and QEMU_VM_EOF.
     await write(Buffer.concat([sectionHeader(QEMU_VM_SECTION_END, o.ram.sectionId), endOfSection(), sectionFooter(o.ram.sectionId), Buffer.from([QEMU_VM_EOF])]));
     log(`sent ${sent.size} pages (${pagesRequested} requested), then RAM_SAVE_FLAG_EOS (0x${RAM_SAVE_FLAG.EOS.toString(16)}) and QEMU_VM_EOF`);
@@ -244,7 +262,7 @@ export async function serveQemuResume(o: ServeOptions): Promise<ServeResult> {
       }
       if (m.type === 'REQ_PAGES') pagesRequested++; // a late request for a page already on its way
     }
-    return { missing: Object.fromEntries([...missing].map(([k, v]) => [k, v.length])), pagesSent: sent.size, pagesRequested, shut };
+    return { missing: missingCounts, pagesSent: sent.size, pagesRequested, shut };
   } finally {
     sock.destroy();
   }

@@ -76,14 +76,18 @@ describe.skipIf(NO_QEMU !== undefined).each(QEMUS)(
     });
 
     it.each([
-      { title: 'a killed source, served its whole saved RAM: the destination completes, its memory consistent', incompleteFirst: false },
+      { title: 'a killed source, served its whole saved RAM: the destination completes, its memory consistent', first: 'whole' },
       {
         title: handshakeFailureSurvives
           ? 'served an incomplete saved RAM first: refused before resuming, the destination falls back to postcopy-paused, then completes from the whole RAM'
-          : "served an incomplete saved RAM: refused before resuming, and the destination dies of the closed handshake (SIGSEGV, QEMU < 8.2)",
-        incompleteFirst: true,
+          : 'served an incomplete saved RAM: refused before resuming, and the destination dies of the closed handshake (SIGSEGV, QEMU < 8.2)',
+        first: 'refuse',
       },
-    ])('$title', async ({ incompleteFirst }) => {
+      {
+        title: 'served an incomplete saved RAM with --partial: the held pages go, the destination pauses again, then completes from the whole RAM',
+        first: 'partial',
+      },
+    ] as const)('$title', async ({ first }) => {
       dir = await mkdtemp(join(tmpdir(), 'pcl-qrec-'));
       const rom = join(dir, 'guest.rom');
       const layout = await writeGuestImage(rom, GUEST, 'rom');
@@ -144,19 +148,30 @@ describe.skipIf(NO_QEMU !== undefined).each(QEMUS)(
       await link.restore();
       // The CLI probes the "ram" section with the source's options (the source is gone: one
       // QEMU at a time besides the destination), then serves the destination through the relay.
-      const serve = async (file: string) => {
+      const serve = async (file: string, ...more: string[]) => {
         await dst.qmp.execute('migrate-recover', { uri: `tcp:${ep.recover.listen.host}:${ep.recover.listen.port}` });
         return runCli(
           ['recovery-source', '--qemu-frozen', file, '--connect', `${ep.recover.connect.host}:${ep.recover.connect.port}`,
-            '--qemu', bin, '--image', rom, '--memory', String(MEMORY_MIB), '--accel', accel, '--json'],
+            '--qemu', bin, '--image', rom, '--memory', String(MEMORY_MIB), '--accel', accel, '--json', ...more],
           dir,
           120_000,
         );
       };
-      if (incompleteFirst) {
-        // The first 8 MiB only: the guest's random writes left pages missing above that.
-        const short = join(dir, 'short.ram');
-        fs.writeFileSync(short, fs.readFileSync(frozenPath).subarray(0, 8 << 20));
+      // The first 8 MiB only: the guest's random writes left pages missing above that.
+      const short = join(dir, 'short.ram');
+      fs.writeFileSync(short, fs.readFileSync(frozenPath).subarray(0, 8 << 20));
+      let unheldFirst = 0;
+      if (first === 'partial') {
+        const partial = await serve(short, '--partial');
+        expect(partial.code, partial.stderr).toBe(1);
+        const report = JSON.parse(partial.stdout) as { error: string; partial: boolean; pagesSent: number; unheld: { idstr: string; pages: number[] }[] };
+        expect(report).toMatchObject({ error: 'recovery-incomplete', partial: true, unheld: [{ idstr: 'pc.ram' }] });
+        expect(report.unheld[0].pages.every((p) => p * 4096 >= 8 << 20)).toBe(true); // only what the short file lacks
+        expect(report.pagesSent).toBeGreaterThan(0);
+        unheldFirst = report.unheld[0].pages.length;
+        await reach(dst, 'postcopy-paused', 'destination paused again after the partial serve');
+      }
+      if (first === 'refuse') {
         const refused = await serve(short);
         expect(refused.code).toBe(1);
         expect(JSON.parse(refused.stdout)).toMatchObject({ error: 'recovery-incomplete', unheld: [{ idstr: 'pc.ram' }] });
@@ -186,6 +201,8 @@ describe.skipIf(NO_QEMU !== undefined).each(QEMUS)(
       });
       expect(last.status, dst.vm.stderr()).toBe('completed');
       expect(result.missing['pc.ram']).toBeGreaterThan(0); // the cut really left pages behind
+      // After --partial, the destination lacks exactly what the short file did not hold.
+      if (first === 'partial') expect(result.missing['pc.ram']).toBe(unheldFirst);
       expect(result.pagesSent).toBe(Object.values(result.missing).reduce((a, b) => a + b, 0));
       const status = await dst.qmp.execute<{ status: string; running: boolean }>('query-status');
       const ops1 = await readGuestOps(dst.qmp);
