@@ -9,7 +9,8 @@
  *   1. no file header: the destination's paused load thread just continues reading records;
  *   2. MIG_CMD_RECV_BITMAP per RAMBlock -> MIG_RP_MSG_RECV_BITMAP + the block's received bitmap;
  *   3. we check that every page the destination lacks is held, and stop here (failing fast,
- *      naming the pages) if one is not: nothing is resumed with a page we cannot give;
+ *      naming the pages) if one is not: nothing is resumed with a page we cannot give (or,
+ *      with `partial`, the held pages are served and the connection closed before step 5's end);
  *   4. MIG_CMD_POSTCOPY_RESUME -> MIG_RP_MSG_RESUME_ACK (1); the destination is postcopy-active
  *      again and re-sends the page requests its faulting threads still wait for;
  *   5. the missing pages in a SECTION_PART of the original "ram" section (requested ones first),
