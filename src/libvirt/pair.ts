@@ -290,6 +290,7 @@ export class LibvirtPair {
    * error in one step does not skip the next.
    */
   stop(): Promise<void> {
+    if (!this.started) return Promise.resolve();
     this.stopping ??= this.teardown();
     return this.stopping;
   }
