@@ -162,6 +162,22 @@ export class LibvirtSession {
     return checkConsistencyFile(this.pair.hostPath('destination', DUMP_FILE), { ...this.layout, dumpBase: 0 });
   }
 
+  /**
+   * The way out of a silent blackhole that libvirt has no command for: QEMU's out-of-band
+   * `migrate-pause` on the destination, through the extra QMP socket. Deliberately behind
+   * libvirt's back (its incoming job holds the domain's lock, so nothing else can reach QEMU);
+   * libvirt then sees QEMU's postcopy-paused and reports `post-copy failed`, and
+   * `--postcopy-resume` works again.
+   */
+  async pauseDestinationOutOfBand(): Promise<void> {
+    const q = await QmpClient.connect(this.pair.hostPath('destination', QMP_SOCKET), { retryUntilMs: 5000, timeoutMs: 10_000 });
+    try {
+      await q.executeOob('migrate-pause');
+    } finally {
+      q.close();
+    }
+  }
+
   /** Kill background virsh commands, stop the pair, remove the link. Idempotent. */
   async stop(): Promise<void> {
     for (const c of this.running) c.kill('SIGKILL');
