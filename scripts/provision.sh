@@ -6,8 +6,9 @@
 #
 # Options:
 #   --ci                 install only what the test suite needs: qemu-system-x86, nftables,
-#                        iproute2, socat (the bench's plain-forwarder baseline), and QEMU 10.0
-#                        beside the distribution's QEMU (below)
+#                        iproute2, socat (the bench's plain-forwarder baseline),
+#                        libvirt-daemon-system and libvirt-clients (the system libvirtd is not
+#                        started), and QEMU 10.0 beside the distribution's QEMU (below)
 #   --lab-host           also Node.js >= 20 (from the distro, when it has it) and, on Ubuntu, the
 #                        linux-modules-extra package that carries sch_netem
 #   --project DIR        run `npm ci` in DIR afterwards (needs Node >= 20)
@@ -28,7 +29,7 @@
 # alone when PREFIX/bin/qemu-system-x86_64 already reports 10.0.
 set -euo pipefail
 
-usage() { sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; }
 
 mode=""
 project=""
@@ -116,6 +117,30 @@ node_major() { command -v node >/dev/null 2>&1 && node -p 'process.versions.node
 # guests run with -nodefaults). nftables and iproute2: the kernel link (netns, veth, tc, nft).
 # socat: the bench's baseline, a plain C forwarder the relay is measured against.
 ensure_packages qemu-system-x86 nftables iproute2 socat
+
+# libvirt-daemon-system and libvirt-clients: the libvirt backend, which starts its own two
+# daemons in the run's namespaces (src/libvirt/pair.ts) and never uses the system's. So the
+# packages' maintainer scripts must not start the system libvirtd (nor virtlogd, virtlockd):
+# invoke-rc.d and deb-systemd-invoke both ask /usr/sbin/policy-rc.d first, and exit 101 there
+# means "not now". Ours is in place only during the install, and only if there was none.
+ensure_libvirt() {
+  local missing=() p
+  for p in libvirt-daemon-system libvirt-clients; do installed "$p" || missing+=("$p"); done
+  if [ ${#missing[@]} -eq 0 ]; then say "already installed: libvirt-daemon-system libvirt-clients"; return 0; fi
+  if [ "$dry_run" = 1 ]; then
+    say "would install ${missing[*]} with a policy-rc.d that keeps the system libvirtd stopped"
+    return 0
+  fi
+  local policy=/usr/sbin/policy-rc.d ours=0
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\n# postcopy-lab provision.sh: no service starts while libvirt installs\nexit 101\n' | as_root tee "$policy" >/dev/null
+    as_root chmod 0755 "$policy"
+    ours=1
+  fi
+  ensure_packages "${missing[@]}" || { [ "$ours" = 0 ] || as_root rm -f "$policy"; return 1; }
+  [ "$ours" = 0 ] || as_root rm -f "$policy"
+}
+ensure_libvirt
 
 incomplete=()
 

@@ -12,6 +12,7 @@ import { OWNER_DIR, isOwnerAlive, listOwners, removeOwner, type OwnerMarker } fr
 import { run as defaultRun, runIgnoringNotExist, type Runner } from './run.js';
 import { PREFIX } from './validate.js';
 import { cleanupRuntimeDirs, findRuntimeDirs, type RuntimeDir } from '../util/runtime-dir.js';
+import { cleanupLibvirtLeftovers } from '../libvirt/cleanup.js';
 
 export interface LeftoverNamespace {
   name: string;
@@ -124,10 +125,13 @@ export async function findLeftovers(opts: LeftoverOptions = {}): Promise<Leftove
 export interface CleanupOptions extends LeftoverOptions {
   /** Also remove namespaces whose owner is still running (a live run). Default false. */
   includeActive?: boolean;
+  /** Where libvirt pairs live (src/libvirt/pair.ts); for tests. */
+  libvirtStateRoot?: string;
 }
 
 export interface CleanupResult {
-  removed: { namespaces: string[]; nftTables: string[]; markers: string[]; runtimeDirs: string[] };
+  /** libvirtPairs: the directories of libvirt pairs removed, with their daemons and QEMUs (src/libvirt/cleanup.ts). */
+  removed: { namespaces: string[]; nftTables: string[]; markers: string[]; runtimeDirs: string[]; libvirtPairs: string[] };
   skipped: { name: string; reason: string }[];
   /** Processes that were inside removed namespaces and still run (not killed by cleanup). */
   orphanedPids: number[];
@@ -139,9 +143,15 @@ export async function cleanupLeftovers(opts: CleanupOptions = {}): Promise<Clean
   const runner = opts.runner ?? defaultRun;
   const ownerDir = opts.ownerDir ?? OWNER_DIR;
   const found = await findLeftovers(opts);
-  const result: CleanupResult = { removed: { namespaces: [], nftTables: [], markers: [], runtimeDirs: [] }, skipped: [], orphanedPids: [], errors: [...found.notes] };
+  const result: CleanupResult = { removed: { namespaces: [], nftTables: [], markers: [], runtimeDirs: [], libvirtPairs: [] }, skipped: [], orphanedPids: [], errors: [...found.notes] };
   const doneRuns = new Set<string>();
   const keptRuns = new Set<string>();
+
+  // libvirt pairs first: their daemons and QEMUs are found through the namespaces removed below.
+  const pairs = await cleanupLibvirtLeftovers({ runner, runId: opts.runId, includeActive: opts.includeActive, stateRoot: opts.libvirtStateRoot });
+  result.removed.libvirtPairs.push(...pairs.removed);
+  result.skipped.push(...pairs.skipped);
+  result.errors.push(...pairs.errors);
 
   for (const ns of found.namespaces) {
     if (ns.active && !opts.includeActive) {
@@ -190,6 +200,7 @@ export async function cleanupLeftovers(opts: CleanupOptions = {}): Promise<Clean
 /** What cleanup did, for a person: one line per thing removed, skipped or failed. */
 export function formatCleanup(r: CleanupResult): string {
   const lines = [
+    ...r.removed.libvirtPairs.map((p) => `removed libvirt pair ${p} (its daemons and QEMUs stopped)`),
     ...r.removed.namespaces.map((n) => `removed namespace ${n}`),
     ...r.removed.nftTables.map((t) => `removed nft table ${t}`),
     ...r.removed.runtimeDirs.map((d) => `removed runtime directory ${d}`),
@@ -197,7 +208,7 @@ export function formatCleanup(r: CleanupResult): string {
     ...(r.orphanedPids.length ? [`still running (not killed): ${r.orphanedPids.join(' ')}`] : []),
     ...r.errors.map((e) => `could not clean: ${e}`),
   ];
-  const removed = r.removed.namespaces.length + r.removed.nftTables.length + r.removed.runtimeDirs.length;
-  if (removed === 0) lines.unshift('nothing to clean up: no namespaces, nft tables or runtime directories of a dead postcopy-lab run');
+  const removed = r.removed.namespaces.length + r.removed.nftTables.length + r.removed.runtimeDirs.length + r.removed.libvirtPairs.length;
+  if (removed === 0) lines.unshift('nothing to clean up: no namespaces, nft tables, libvirt pairs or runtime directories of a dead postcopy-lab run');
   return lines.join('\n');
 }

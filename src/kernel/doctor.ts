@@ -9,6 +9,7 @@ import { installedQemus } from '../qemu/installed.js';
 import { findQemu } from '../qemu/launcher.js';
 import type { KernelProbe, QdiscKind } from './probe.js';
 import { probeKernel } from './probe.js';
+import { libvirtChecks, probeLibvirt, type LibvirtProbe } from '../libvirt/doctor.js';
 
 /** ✓ works · ✗ missing (the fix says how to get it) · ! worth a look · - could not be checked. */
 export type CheckStatus = 'ok' | 'missing' | 'warn' | 'skipped';
@@ -120,7 +121,7 @@ function listQemu(p: KernelProbe, q: QemuFound): QemuListing {
 }
 
 /** Turn the probes into the doctor's checklist. Pure. */
-export function buildDoctorReport(p: KernelProbe, qemus: QemuFound[] = []): DoctorReport {
+export function buildDoctorReport(p: KernelProbe, qemus: QemuFound[] = [], libvirt?: LibvirtProbe): DoctorReport {
   const f = family(p);
   const checks: DoctorCheck[] = [];
   checks.push(
@@ -212,6 +213,8 @@ export function buildDoctorReport(p: KernelProbe, qemus: QemuFound[] = []): Doct
     });
   }
 
+  if (libvirt) checks.push(...libvirtChecks(libvirt));
+
   const usable = p.root && p.tools.ip.present && p.tools.tc.present && p.netns.ok === true;
   const supported: KernelFaultName[] = [];
   const unsupported: { fault: KernelFaultName; reason: string }[] = [];
@@ -261,8 +264,8 @@ export async function probeQemus(): Promise<QemuFound[]> {
 
 /** Probe this machine and build the report. */
 export async function runDoctor(): Promise<DoctorReport> {
-  const [kernel, qemus] = await Promise.all([probeKernel(), probeQemus()]);
-  return buildDoctorReport(kernel, qemus);
+  const [kernel, qemus, libvirt] = await Promise.all([probeKernel(), probeQemus(), probeLibvirt()]);
+  return buildDoctorReport(kernel, qemus, libvirt);
 }
 
 const SYMBOL: Record<CheckStatus, string> = { ok: '✓', missing: '✗', warn: '!', skipped: '-' };
