@@ -7,8 +7,9 @@
 # Options:
 #   --ci                 install only what the test suite needs: qemu-system-x86, nftables,
 #                        iproute2, socat (the bench's plain-forwarder baseline),
-#                        libvirt-daemon-system and libvirt-clients (the system libvirtd is not
-#                        started), and QEMU 10.0 beside the distribution's QEMU (below)
+#                        libvirt-daemon-system and libvirt-clients (the system
+#                        libvirtd is not started), and QEMU 10.0 beside the
+#                        distribution's QEMU (below)
 #   --lab-host           also Node.js >= 20 (from the distro, when it has it) and, on Ubuntu, the
 #                        linux-modules-extra package that carries sch_netem
 #   --project DIR        run `npm ci` in DIR afterwards (needs Node >= 20)
@@ -29,7 +30,7 @@
 # alone when PREFIX/bin/qemu-system-x86_64 already reports 10.0.
 set -euo pipefail
 
-usage() { sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; }
 
 mode=""
 project=""
