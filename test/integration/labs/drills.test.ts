@@ -213,6 +213,25 @@ const FACTS: Record<string, (lines: Line[], summary: Line) => void> = {
   },
 };
 
+/**
+ * The lab authoring check (rustlings' `dev check`), from the drill's step events: every step's
+ * `until` is false when the step begins (`data.untilAtStart`) and true after its `do`. A step
+ * whose condition already held at its start teaches nothing: a bug in the lab. A lab whose
+ * outcome is a named failure ends in it while its last step is under way, so that step only
+ * has to begin.
+ */
+function expectEveryStepTeaches(id: string, lines: Line[], endsInFailure: boolean): void {
+  const steps = lines.filter((l) => l.type === 'event' && l.kind === 'step').map((l) => l.data as { index: number; untilAtStart?: boolean; done?: boolean });
+  const count = Math.max(...steps.map((s) => s.index)) + 1;
+  for (let i = 0; i < count; i++) {
+    const began = steps.find((e) => e.index === i && e.done === undefined);
+    const done = steps.find((e) => e.index === i && e.done === true);
+    expect(began, `${id} step ${i + 1}: no 'step' event when it began`).toBeDefined();
+    expect(began!.untilAtStart, `${id} step ${i + 1}: its until already held when the step began`).toBe(false);
+    if (!(endsInFailure && i === count - 1)) expect(done, `${id} step ${i + 1}: its until never held`).toBeDefined();
+  }
+}
+
 describe.concurrent('every shipped lab as a drill', () => {
   it('covers the six labs of issue 2 (labs added later get the generic checks)', () => {
     for (const id of Object.keys(FACTS)) expect(LAB_IDS).toContain(id);
@@ -250,6 +269,7 @@ describe.concurrent('every shipped lab as a drill', () => {
       for (const l of lines.slice(0, at)) expect(['event', 'snapshot']).toContain(l.type);
       for (const l of lines.slice(at + 1)) expect(l.type).toBe('compare');
       expectEachStateChangeOnce(lines);
+      expectEveryStepTeaches(id, lines, id in EXPECTED_OUTCOME);
       // The lab's closing text travels with a successful summary.
       if (summary.ok) expect(String(summary.summaryText ?? '').trim(), 'summaryText').not.toBe('');
       await expectCleanedUp(dir);
