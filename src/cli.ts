@@ -55,7 +55,7 @@ Usage:
   postcopy-lab reset [lab]             forget lab progress (all labs, or one)
   postcopy-lab recovery-source FILE --qmp SOCK [--expect-digest HEX]
                                        serve a recovery file to a paused destination, as its lost source would
-  postcopy-lab recovery-source --qemu-frozen FILE --connect HOST:PORT --qemu BIN --image ROM --memory MIB
+  postcopy-lab recovery-source --qemu-frozen FILE (--connect HOST:PORT | --qmp SOCK) --qemu BIN --image ROM --memory MIB
                                        finish a real QEMU destination's postcopy from its lost source's saved RAM
   postcopy-lab recovery-file inspect FILE [--json]
                                        what a recovery file holds, and whether every record is intact
@@ -170,7 +170,7 @@ async function main(argv: string[]): Promise<number> {
   // A real QEMU destination served from its lost source's saved RAM (src/qemu-recovery).
   if (argv[0] === 'recovery-source' && argv.includes('--qemu-frozen')) {
     const { runQemuRecoverySource, QemuRecoveryUsageError } = await import('./qemu-recovery/command.js');
-    return runQemuRecoverySource(argv.slice(1)).catch((e: unknown) => {
+    return runQemuRecoverySource(argv.slice(1), undefined, (c) => cleanups.add(c)).catch((e: unknown) => {
       throw e instanceof QemuRecoveryUsageError ? new UsageError(e.message) : e;
     });
   }

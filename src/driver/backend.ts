@@ -50,6 +50,12 @@ export interface GuestWork {
   note?: string;
 }
 
+/**
+ * Where a lab saves the QEMU source's frozen RAM (`pmemsave`, `${source.ram-file}`) for the
+ * QEMU backend's recovery source: this name in the run's runtime directory.
+ */
+export const SAVED_RAM_FILE = 'source.ram';
+
 export interface BackendContext {
   /** The run's private directory (0700): sockets, the guest image, dumps. */
   runtimeDir: string;
@@ -119,6 +125,14 @@ export interface VmBackend {
    * `recoverySourceRefusal`).
    */
   recoverySourceCommand?(file: string, digest: string, ctx: BackendContext): { file: string; args: string[] };
+  /**
+   * What the recovery source serves: the sim source's recovery file (its x-recovery-file report,
+   * checked by the orchestrator), or the QEMU source's RAM saved with pmemsave (SAVED_RAM_FILE;
+   * no digest). Default 'recovery-file'.
+   */
+  readonly recoverySourceFrom?: 'recovery-file' | 'saved-ram';
+  /** The guest's RAM in bytes as this backend really gives it (`${guest.ram-bytes}`); the lab's size when absent. */
+  guestRamBytes?(): number;
   /** Why this backend cannot put a recovery source in the source's place, or absent/null when it can. */
   recoverySourceRefusal?(): string | null;
   /** A side's VM process was replaced by a fresh one (a lab's `vm` action): forget what the old one was doing. */

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { QmpClient } from '../qmp/client.js';
 import type { LabEvent, Link, LinkEndpoints, LinkSnapshot, MigrationStatus, RecoveryFileInfo, Side, SideGuest, SideSnapshot, Snapshot } from '../types.js';
-import type { BackendContext, GuestSpec, SideReading, VmBackend } from './backend.js';
+import { SAVED_RAM_FILE, type BackendContext, type GuestSpec, type SideReading, type VmBackend } from './backend.js';
 import { notAStateChange } from './migration-events.js';
 import { SimBackend } from './sim-backend.js';
 import { makeRuntimeDir } from '../util/runtime-dir.js';
@@ -201,15 +201,26 @@ export class Orchestrator {
     }
     const refusal = this.backend.recoverySourceRefusal?.() ?? (this.backend.recoverySourceCommand ? null : `the ${this.backend.kind} backend has no recovery source`);
     if (refusal) throw new Error(refusal);
-    const rf = this.lastRecoveryFile;
-    if (!rf) {
-      throw new Error('the source never reported a recovery file: set capability x-recovery-file (or x-recovery-file-continuous) on the source before the migration, so it writes one');
+    let argv: { file: string; args: string[] };
+    let what: string;
+    if ((this.backend.recoverySourceFrom ?? 'recovery-file') === 'saved-ram') {
+      // QEMU: the source's RAM saved with pmemsave while it was postcopy-paused (the backend
+      // says what is missing if it was not).
+      const file = path.join(this.runtimeDir, SAVED_RAM_FILE);
+      argv = this.backend.recoverySourceCommand!(file, '', this.context());
+      what = `its RAM saved in ${file}`;
+    } else {
+      const rf = this.lastRecoveryFile;
+      if (!rf) {
+        throw new Error('the source never reported a recovery file: set capability x-recovery-file (or x-recovery-file-continuous) on the source before the migration, so it writes one');
+      }
+      if (rf.state !== 'written' || !rf.digest) {
+        const why = rf.state === 'spilling' ? ' (continuous: the pages never sent were still being appended)' : rf.error ? ` (${rf.error})` : '';
+        throw new Error(`the source never wrote a complete recovery file: its ${rf.mode} file ${rf.file} was last seen '${rf.state}'${why}; a recovery source serves only a whole file`);
+      }
+      argv = this.backend.recoverySourceCommand!(rf.file, rf.digest, this.context());
+      what = `its recovery file ${rf.file} (digest ${rf.digest})`;
     }
-    if (rf.state !== 'written' || !rf.digest) {
-      const why = rf.state === 'spilling' ? ' (continuous: the pages never sent were still being appended)' : rf.error ? ` (${rf.error})` : '';
-      throw new Error(`the source never wrote a complete recovery file: its ${rf.mode} file ${rf.file} was last seen '${rf.state}'${why}; a recovery source serves only a whole file`);
-    }
-    const argv = this.backend.recoverySourceCommand!(rf.file, rf.digest, this.context());
     await vm?.exit;
     await rm(this.qmpPath('source'), { force: true });
     // The status stays: the recovery source starts where the lost source stopped (postcopy-paused).
@@ -223,8 +234,8 @@ export class Orchestrator {
     this.opts.onEvent({
       kind: 'info',
       side: 'source',
-      text: `a recovery source started in the source's place (pid ${pid}): postcopy-lab recovery-source ${rf.file} --qmp ${this.qmpPath('source')} --expect-digest ${rf.digest}; from now on 'source' is the recovery source`,
-      data: { process: 'recovery-source', file: rf.file, digest: rf.digest },
+      text: `a recovery source started in the source's place (pid ${pid}) from ${what}: postcopy-lab ${argv.args.slice(1).join(' ')}; from now on 'source' is the recovery source`,
+      data: { process: 'recovery-source', argv: argv.args.slice(1) },
     });
   }
 

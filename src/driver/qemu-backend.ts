@@ -23,16 +23,19 @@
  * cold share is not modelled), else every page; a `random` workload picks each page at random
  * (seeded by the lab's seed). Reads (`readRate`) have no QEMU counterpart.
  */
+import { statSync } from 'node:fs';
 import path from 'node:path';
+import { builtEntry } from '../entry-path.js';
 import type { QmpClient } from '../qmp/client.js';
 import { MAX_DIRTY_PAGES_PER_SECOND, RAM_HEADROOM_MIB, writeGuestImage, type GuestLayout } from '../qemu/guest-image.js';
 import { readGuestOps, verifyGuestMemory, waitForPasses } from '../qemu/guest-probe.js';
 import { buildQemuArgs, DIRTY_RING_SIZE, dirtyLimitRefusal, type Accel, type QemuVersion } from '../qemu/launcher.js';
 import { isPaused, isRecovering } from '../sim/states.js';
-import type { LinkSnapshot, MigrationStatus, PagesInfo, RamStats, RunState, Side } from '../types.js';
+import type { LinkSnapshot, MigrationStatus, PagesInfo, RamStats, RecoverySourceInfo, RunState, Side } from '../types.js';
 import type { BackendContext, GuestSpec, GuestWork, SideReading, VmBackend } from './backend.js';
 
 const MiB = 1024 * 1024;
+const CLI_MAIN = builtEntry('../cli.js', import.meta.url);
 /** The largest guest used under TCG: every guest instruction is translated, so keep it small. */
 export const TCG_MAX_MEMORY_MIB = 128;
 /** The smallest guest: the written range needs a few MiB above the first one. */
@@ -213,13 +216,56 @@ export class QemuBackend implements VmBackend {
     client.executeOob = wrap(client.executeOob.bind(client));
   }
 
+  readonly recoverySourceFrom = 'saved-ram' as const;
+
+  guestRamBytes(): number {
+    return this.memoryMiB * MiB;
+  }
+
   /**
-   * The recovery source speaks the sim's wire protocol, not QEMU's migration stream: a real
-   * QEMU destination could not read it. Refused with the reason until a recovery source that
-   * speaks QEMU's stream exists (issue 12, "Beyond").
+   * The stand-in source for a real QEMU destination (src/qemu-recovery): the source's RAM as
+   * the lab saved it with pmemsave while the source was postcopy-paused, and the source's own
+   * binary, image, memory, machine and accelerator (they fix the "ram" section id its probe
+   * QEMU learns). Before 8.2 a destination refused in postcopy-recover dies (SIGSEGV), so
+   * there it runs --partial: a file that lacks pages is served as far as it goes and the
+   * destination is left postcopy-paused, alive, instead.
    */
-  recoverySourceRefusal(): string {
-    return `a recovery source needs the sim backend: it speaks the sim's migration stream, which a QEMU ${this.qemuVersion} destination cannot read (run the lab with --backend sim)`;
+  recoverySourceCommand(file: string, _digest: string, ctx: BackendContext): { file: string; args: string[] } {
+    let size: number;
+    try {
+      size = statSync(file).size;
+    } catch {
+      throw new Error(
+        `the source's RAM was never saved to ${file}: while the source is postcopy-paused (and still alive), run pmemsave {"val": 0, "size": ${this.guestRamBytes()}, "filename": "${file}"} on it (\${source.ram-file}, \${guest.ram-bytes})`,
+      );
+    }
+    if (size < this.guestRamBytes()) {
+      throw new Error(`the saved RAM ${file} has ${size} bytes, less than the guest's ${this.guestRamBytes()}: pmemsave {"val": 0, "size": ${this.guestRamBytes()}} saves all of it`);
+    }
+    const v = this.opts.version;
+    const refusalKillsDestination = v.major < 8 || (v.major === 8 && v.minor < 2);
+    return {
+      file: process.execPath,
+      args: [
+        CLI_MAIN,
+        'recovery-source',
+        '--qemu-frozen',
+        file,
+        '--qmp',
+        ctx.qmpPath('source'),
+        '--qemu',
+        this.opts.bin,
+        '--image',
+        this.image,
+        '--memory',
+        String(this.memoryMiB),
+        '--machine',
+        this.opts.machine ?? 'pc',
+        '--accel',
+        this.opts.accel,
+        ...(refusalKillsDestination ? ['--partial'] : []),
+      ],
+    };
   }
 
   restarted(side: Side): void {
@@ -256,7 +302,10 @@ export class QemuBackend implements VmBackend {
     const now = performance.now();
     const seen = this.guestSeen[side];
     let raw: number | null = null;
-    if (side === 'source' || running) raw = await readGuestOps(q);
+    // A paused postcopy destination may lack the counter's page: `xp` would then block QEMU's
+    // monitor until the page arrives, which takes a recovery, which takes that monitor.
+    const destPaused = side === 'destination' && (isPaused(this.destStatus) || isRecovering(this.destStatus));
+    if (side === 'source' || (running && !destPaused)) raw = await readGuestOps(q);
     if (side === 'source' && raw !== null && !running && mig.status && mig.status !== 'none') this.sourceFinalOps = raw;
     const s: GuestSeen = seen ?? { samples: [], running, runningMs: 0, lastT: now, base: null, ops: 0 };
     if (seen && seen.running && running) s.runningMs += now - seen.lastT;
@@ -312,7 +361,14 @@ export class QemuBackend implements VmBackend {
   async read(side: Side, q: QmpClient): Promise<SideReading> {
     const [st, mig] = await Promise.all([
       q.execute<{ status: string }>('query-status', undefined, { timeoutMs: 5000 }),
-      q.execute<{ status?: string; ram?: Partial<RamStats>; 'error-desc'?: string; 'postcopy-blocktime'?: number; 'cpu-throttle-percentage'?: number }>('query-migrate', undefined, {
+      q.execute<{
+        status?: string;
+        ram?: Partial<RamStats>;
+        'error-desc'?: string;
+        'postcopy-blocktime'?: number;
+        'cpu-throttle-percentage'?: number;
+        'x-recovery-source'?: RecoverySourceInfo;
+      }>('query-migrate', undefined, {
         timeoutMs: 5000,
       }),
     ]);
@@ -327,6 +383,8 @@ export class QemuBackend implements VmBackend {
       progress: mig.ram?.transferred ?? 0,
     };
     if (mig['postcopy-blocktime'] !== undefined) reading.blocktimeMs = mig['postcopy-blocktime'];
+    // The stand-in source (src/qemu-recovery/qmp-front.ts) in the lost source's place.
+    if (mig['x-recovery-source']) reading.recoverySource = mig['x-recovery-source'];
     return reading;
   }
 

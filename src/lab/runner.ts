@@ -9,9 +9,10 @@
  * Every QMP command — a lab's `do`, the console, a key, the setup — goes through `sendQmp`, so
  * each is logged once and the out-of-band rule is stated in one place.
  */
+import path from 'node:path';
 import { formatError, formatReply, parseConsoleLine } from '../qmp/console.js';
 import { Orchestrator, tcpUri, type GuestSpec } from '../driver/orchestrator.js';
-import type { VmBackend } from '../driver/backend.js';
+import { SAVED_RAM_FILE, type VmBackend } from '../driver/backend.js';
 import { SimBackend } from '../driver/sim-backend.js';
 import { notesFor, stepTextFor } from './backend-fit.js';
 import { inRange } from './qemu-range.js';
@@ -239,6 +240,8 @@ export class LabSession implements LabSessionApi {
       'incoming.connect': tcpUri(ep.incoming.connect),
       'recover.listen': tcpUri(ep.recover.listen),
       'recover.connect': tcpUri(ep.recover.connect),
+      'source.ram-file': path.join(this.orch.runtimeDir, SAVED_RAM_FILE),
+      'guest.ram-bytes': String(this.backend.guestRamBytes?.() ?? this.lab.setup.memoryBytes),
     };
     // Now the addresses are known: show them in the step texts, hints and actions.
     this.store.update({

@@ -7,8 +7,18 @@
  */
 import { fmtBytes, fmtRate } from '../util/format.js';
 
-/** The addresses a lab may use. */
-export const TEMPLATE_VARIABLES = ['incoming.listen', 'incoming.connect', 'recover.listen', 'recover.connect'] as const;
+/**
+ * What the run hands out: the addresses, where the source's RAM is saved for a recovery source
+ * (`pmemsave {filename: ...}`, in the run's private directory), and the guest's RAM in bytes
+ * as the backend really gave it (QEMU under TCG shrinks it; `pmemsave {size: ...}`).
+ */
+export const TEMPLATE_VARIABLES = ['incoming.listen', 'incoming.connect', 'recover.listen', 'recover.connect', 'source.ram-file', 'guest.ram-bytes'] as const;
+
+/**
+ * Variables that are numbers: a string that is exactly `${name}` becomes the number (QMP's int
+ * arguments, pmemsave's size, refuse a string); inside longer text they are text.
+ */
+export const NUMERIC_TEMPLATE_VARIABLES: readonly string[] = ['guest.ram-bytes'];
 export type TemplateVariable = (typeof TEMPLATE_VARIABLES)[number];
 
 /** The guest's setup, as the lab's text may quote it. */
@@ -102,8 +112,10 @@ export function checkTemplateVariables(value: unknown): void {
  * Non-string leaves are kept as they are. A name missing from `vars` throws TemplateError.
  */
 export function expandTemplates<T>(value: T, vars: Readonly<Record<string, string>>): T {
-  return walkStrings(value, (s) =>
-    scan(s, (name) => {
+  return walkStrings(value, (s) => {
+    const whole = /^\$\{([^}]*)\}$/.exec(s)?.[1]?.trim();
+    if (whole && NUMERIC_TEMPLATE_VARIABLES.includes(whole) && Object.hasOwn(vars, whole)) return Number(vars[whole]);
+    return scan(s, (name) => {
       if (!Object.hasOwn(vars, name)) {
         const known = Object.keys(vars);
         throw new TemplateError(
@@ -112,11 +124,11 @@ export function expandTemplates<T>(value: T, vars: Readonly<Record<string, strin
         );
       }
       return vars[name]!;
-    }),
-  ) as T;
+    });
+  }) as T;
 }
 
-function walkStrings(value: unknown, fn: (s: string) => string): unknown {
+function walkStrings(value: unknown, fn: (s: string) => unknown): unknown {
   if (typeof value === 'string') return fn(value);
   if (Array.isArray(value)) return value.map((v) => walkStrings(v, fn));
   if (value !== null && typeof value === 'object') {

@@ -1,10 +1,12 @@
 /**
- * `postcopy-lab recovery-source --qemu-frozen FILE --connect HOST:PORT --qemu BIN --image ROM
- *  --memory MIB [--machine M] [--accel kvm|tcg] [--partial] [--json]`: finish a real QEMU destination's
+ * `postcopy-lab recovery-source --qemu-frozen FILE (--connect HOST:PORT | --qmp SOCK) --qemu BIN
+ *  --image ROM --memory MIB [--machine M] [--accel kvm|tcg] [--partial] [--json]`: finish a real QEMU destination's
  * paused postcopy migration whose source is gone, from that source's RAM saved while it was
  * postcopy-paused (`pmemsave {val: 0, size: RAM}`).
  *
- * The destination must already listen (`migrate-recover {uri}`) at HOST:PORT. QEMU options
+ * With --connect the destination must already listen (`migrate-recover {uri}`) at HOST:PORT and
+ * the result is printed; with --qmp it is a process started like a VM (qmp-front.ts) that
+ * connects when told `migrate {uri, resume: true}`. QEMU options
  * must be the source's (they fix the "ram" section id and the RAMBlocks, learned by a probe
  * QEMU started here; run it after the source is gone, one QEMU at a time).
  */
@@ -14,13 +16,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { probeRamSection } from './probe.js';
+import { runQmpFront } from './qmp-front.js';
 import { RecoveryIncompleteError, serveQemuResume, type FrozenReader } from './serve.js';
 import { TARGET_PAGE_SIZE } from './wire.js';
 
 export class QemuRecoveryUsageError extends Error {}
 
 const USAGE =
-  'postcopy-lab recovery-source --qemu-frozen FILE --connect HOST:PORT --qemu BIN --image ROM --memory MIB [--machine pc] [--accel kvm|tcg] [--partial] [--json]';
+  'postcopy-lab recovery-source --qemu-frozen FILE (--connect HOST:PORT | --qmp SOCK) --qemu BIN --image ROM --memory MIB [--machine pc] [--accel kvm|tcg] [--partial] [--json]';
 
 /**
  * pc.ram from a `pmemsave` file of guest-physical [0, RAM), read page by page (a large guest's
@@ -39,7 +42,18 @@ export function pcRamFromFile(fd: number, ramBytes: number): FrozenReader {
   };
 }
 
-export async function runQemuRecoverySource(argv: string[], out: (s: string) => void = (s) => process.stdout.write(s)): Promise<number> {
+/** Pages of pc.ram that pcRamFromFile gives (all but the VGA/firmware window). */
+export function heldPcRamPages(fd: number, ramBytes: number): number {
+  const pages = Math.floor(Math.min(fs.fstatSync(fd).size, ramBytes) / TARGET_PAGE_SIZE);
+  const hole = Math.max(0, Math.min(pages, 0x100000 / TARGET_PAGE_SIZE) - 0xa0000 / TARGET_PAGE_SIZE);
+  return pages - hole;
+}
+
+export async function runQemuRecoverySource(
+  argv: string[],
+  out: (s: string) => void = (s) => process.stdout.write(s),
+  addCleanup: (c: () => Promise<void>) => void = () => {},
+): Promise<number> {
   let values: Record<string, string | boolean | undefined>;
   try {
     ({ values } = parseArgs({
@@ -48,6 +62,7 @@ export async function runQemuRecoverySource(argv: string[], out: (s: string) => 
       options: {
         'qemu-frozen': { type: 'string' },
         connect: { type: 'string' },
+        qmp: { type: 'string' },
         qemu: { type: 'string' },
         image: { type: 'string' },
         memory: { type: 'string' },
@@ -66,7 +81,9 @@ export async function runQemuRecoverySource(argv: string[], out: (s: string) => 
     return v;
   };
   const frozenPath = need('qemu-frozen');
-  const m = /^(.+):(\d{1,5})$/.exec(need('connect'));
+  const qmpPath = typeof values.qmp === 'string' && values.qmp !== '' ? values.qmp : null;
+  if (qmpPath && values.connect !== undefined) throw new QemuRecoveryUsageError(`--connect and --qmp: give one (--connect serves at once; --qmp waits for migrate {uri, resume: true}); usage: ${USAGE}`);
+  const m = qmpPath ? ['', '', '1'] : /^(.+):(\d{1,5})$/.exec(need('connect'));
   if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535) throw new QemuRecoveryUsageError(`--connect: '${String(values.connect)}' must be HOST:PORT (where the destination's migrate-recover listens)`);
   const memoryMiB = Number(need('memory'));
   if (!Number.isInteger(memoryMiB) || memoryMiB < 2) throw new QemuRecoveryUsageError(`--memory: '${String(values.memory)}' must be the source's -m in MiB (an integer >= 2)`);
@@ -86,6 +103,20 @@ export async function runQemuRecoverySource(argv: string[], out: (s: string) => 
       dir,
     );
     log(`ram section ${ram.sectionId}, RAMBlocks ${ram.blocks.map((b) => `${b.idstr} (${b.length} bytes)`).join(', ')}`);
+    if (qmpPath) {
+      const ramBytes = memoryMiB * 1024 * 1024;
+      return await runQmpFront({
+        qmpPath,
+        file: frozenPath,
+        ram,
+        frozen: pcRamFromFile(fd, ramBytes),
+        heldPages: heldPcRamPages(fd, ramBytes),
+        ramBytes,
+        partial: values.partial === true,
+        log,
+        addCleanup,
+      });
+    }
     const result = await serveQemuResume({ host: m[1], port: Number(m[2]), ram, frozen: pcRamFromFile(fd, memoryMiB * 1024 * 1024), log, partial: values.partial === true });
     if (result.unheld) {
       const e = new RecoveryIncompleteError(result.unheld);

@@ -57,6 +57,13 @@ export interface ServeOptions {
    * postcopy-recover, which QEMU before 8.2 does not survive. Default false: refuse.
    */
   partial?: boolean;
+  /**
+   * Where the resume stands, for a QMP front's query-migrate: `postcopy-recover` once every
+   * received bitmap is in (with what each block lacks), `postcopy-active` at the resume ack.
+   */
+  onState?: (state: 'postcopy-recover' | 'postcopy-active', missing: Record<string, number>) => void;
+  /** Pages sent so far, after each write of them. */
+  onSent?: (pages: number) => void;
 }
 
 export interface ServeResult {
@@ -179,6 +186,7 @@ export async function serveQemuResume(o: ServeOptions): Promise<ServeResult> {
       log(`${m.idstr}: the destination lacks ${lacks.length} of ${pages} pages`);
     }
 
+    o.onState?.('postcopy-recover', Object.fromEntries([...missing].map(([k, v]) => [k, v.length])));
     // 3. Fail fast, before resuming, if a page the destination lacks is not held.
     const unheld: { idstr: string; pages: number[] }[] = [];
     for (const [idstr, lacks] of missing) {
@@ -200,6 +208,7 @@ export async function serveQemuResume(o: ServeOptions): Promise<ServeResult> {
       take(m, 'before its resume ack');
     }
     log('the destination acknowledged the resume (postcopy-active)');
+    o.onState?.('postcopy-active', Object.fromEntries([...missing].map(([k, v]) => [k, v.length])));
 
     // 5. Pages: requested first, then the rest in block order, each at most once (placing a
     // page twice makes UFFDIO_COPY fail on the destination).
@@ -241,6 +250,7 @@ export async function serveQemuResume(o: ServeOptions): Promise<ServeResult> {
       }
       if (batch.length === 0 && bg >= background.length) break;
       await write(Buffer.concat(batch));
+      o.onSent?.(sent.size);
     }
     await write(Buffer.concat([endOfSection(), sectionFooter(o.ram.sectionId)]));
     const missingCounts = Object.fromEntries([...missing].map(([k, v]) => [k, v.length]));

@@ -4,6 +4,7 @@
  * The QEMU lab matrix: every lab that declares the qemu backend, on every installed QEMU in its
  * `qemu:` range (test/helpers/qemus.ts), over the relay: each passes, or fails exactly as the lab
  * declares for that version (`expected-failures`); a QEMU outside a lab's range is refused.
+ * qemu-recovery-file kills the source and finishes from its saved RAM (src/qemu-recovery).
  * Then link-cut-recovery over the kernel link (when it works here), and the backend refusals.
  *
  * KVM when /dev/kvm is usable, else TCG (the backend shrinks the guest itself; forced with
@@ -145,6 +146,18 @@ const CHECKS: Record<string, (r: DrillResult) => void> = {
     expect(from).toBeGreaterThanOrEqual(0);
     expect(to).toBeGreaterThan(from);
     expect(ev.slice(from, to).filter((t) => t.includes('-> postcopy-paused'))).toEqual([]);
+  },
+  'qemu-recovery-file': (r) => {
+    // The source QEMU was killed; the stand-in source from its saved RAM finished the migration.
+    expect(summary(r.lines).recoveries).toBe(1);
+    const ev = texts(r.lines);
+    expect(ev.some((t) => /^source: the source VM process was killed \(SIGKILL\)/.test(t))).toBe(true);
+    expect(ev.some((t) => /^source: a recovery source started in the source's place .* from its RAM saved in .*source\.ram: postcopy-lab recovery-source --qemu-frozen /.test(t))).toBe(true);
+    expect(ev).toContain('source: postcopy-paused -> postcopy-recover');
+    expect(ev).toContain('source: postcopy-active -> completed');
+    const snap = lastSnapshot(r.lines) as unknown as { source: { recoverySource?: { 'served-pages': number; 'destination-lacked'?: number } } };
+    expect(snap.source.recoverySource?.['served-pages']).toBeGreaterThan(0);
+    expect(snap.source.recoverySource?.['served-pages']).toBe(snap.source.recoverySource?.['destination-lacked']);
   },
   'double-failure': (r) => {
     expect(summary(r.lines).recoveries).toBeGreaterThanOrEqual(1);

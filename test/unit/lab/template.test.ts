@@ -95,4 +95,11 @@ summary-text: Done.
     expect(() => loadLabText(LAB('cap ${param.max-bandwidth}'), 't.yaml')).toThrow(/t\.yaml:12:11: steps\[0\]\.text: unknown template variable '\$\{param\.max-bandwidth\}'.*known: .*\$\{param\.x-walk-window\}/);
     expect(() => loadLabText(LAB('size ${setup.memroy}'), 't.yaml')).toThrow(/did you mean '\$\{setup\.memory\}'/);
   });
+
+  it('gives ${guest.ram-bytes} as a number when it is the whole string (pmemsave size is an int), as text inside other text', () => {
+    const vars = { 'guest.ram-bytes': '67108864', 'source.ram-file': '/run/x/source.ram' };
+    expect(expandTemplates({ val: 0, size: '${guest.ram-bytes}', filename: '${source.ram-file}' }, vars)).toEqual({ val: 0, size: 67108864, filename: '/run/x/source.ram' });
+    expect(expandTemplates('size ${guest.ram-bytes}', vars)).toBe('size 67108864');
+    expect(expandTemplates('${source.ram-file}', vars)).toBe('/run/x/source.ram');
+  });
 });
