@@ -9,9 +9,27 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa, type ResultPromise } from 'execa';
+import { parse as parseYaml } from 'yaml';
 import { QmpClient, type QmpEventMessage } from '../../src/qmp/client.js';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+/**
+ * The ids of the shipped labs that run on the sim (their `backends` list has it), sorted. A lab
+ * for another backend only (QEMU, libvirt) is drilled with that backend's tests.
+ */
+export function simLabIds(): string[] {
+  const dir = path.join(ROOT, 'labs');
+  return fs
+    .readdirSync(dir)
+    .filter((f) => f.endsWith('.yaml'))
+    .filter((f) => {
+      const backends = (parseYaml(fs.readFileSync(path.join(dir, f), 'utf8')) as { backends?: unknown }).backends;
+      return !Array.isArray(backends) || backends.includes('sim');
+    })
+    .map((f) => f.replace(/\.yaml$/, ''))
+    .sort();
+}
 export const VM_MAIN_DIST = path.join(ROOT, 'dist/src/sim/vm-main.js');
 export const RELAY_MAIN_DIST = path.join(ROOT, 'dist/src/link/relay-main.js');
 export const CLI_BIN = path.join(ROOT, 'bin/postcopy-lab.js');

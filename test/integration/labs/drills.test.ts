@@ -9,7 +9,6 @@
  * on the CPU.
  */
 import fs from 'node:fs';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   ensureBuilt,
@@ -18,24 +17,19 @@ import {
   pidsMatching,
   runCli,
   runtimeDirsIn,
+  simLabIds,
   SLOW_POSTCOPY_LAB,
   spawnCli,
   tempDir,
   waitFor,
   waitForJsonLine,
   writeLab,
-  ROOT,
 } from '../../helpers/sim.js';
 
 type Line = Record<string, unknown>;
 
-/** The shipped labs that run on the sim (a qemu-only lab is drilled in test/integration/qemu). */
-const LAB_IDS = fs
-  .readdirSync(path.join(ROOT, 'labs'))
-  .filter((f) => f.endsWith('.yaml'))
-  .filter((f) => !/^backends: \[qemu\]/m.test(fs.readFileSync(path.join(ROOT, 'labs', f), 'utf8')))
-  .map((f) => f.replace(/\.yaml$/, ''))
-  .sort();
+/** The shipped labs that run on the sim (a lab for QEMU or libvirt only is drilled with that backend's tests). */
+const LAB_IDS = simLabIds();
 
 const dirs: string[] = [];
 beforeAll(ensureBuilt, 240_000);

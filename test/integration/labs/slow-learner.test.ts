@@ -9,9 +9,8 @@
  * within 60 s at the rate it drained during the wait. Generous bounds, no timing asserted.
  */
 import fs from 'node:fs';
-import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ensureBuilt, jsonLines, ROOT, runCli, tempDir, limiter } from '../../helpers/sim.js';
+import { ensureBuilt, jsonLines, runCli, simLabIds, tempDir, limiter } from '../../helpers/sim.js';
 
 type Line = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -19,11 +18,8 @@ const DELAY_MS = 5000;
 /** What the labs promise a person: this long before each action. */
 const LEARNER_MS = 60_000;
 
-const LAB_IDS = fs
-  .readdirSync(path.join(ROOT, 'labs'))
-  .filter((f) => f.endsWith('.yaml'))
-  .map((f) => f.replace(/\.yaml$/, ''))
-  .sort();
+/** The sim's labs (a lab for QEMU or libvirt only is drilled with that backend's tests). */
+const LAB_IDS = simLabIds();
 
 beforeAll(ensureBuilt, 240_000);
 
