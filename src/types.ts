@@ -364,6 +364,8 @@ export interface RunSummary {
   pagesSent?: number;
   /** Destination `received`: pages placed. */
   pagesReceived?: number;
+  /** Destination `from-file`: of those, pages a recovery source served from its file (absent when none connected). */
+  pagesFromFile?: number;
   /** Source `resent`: pages sent again after a recovery. */
   pagesResent: number;
   /** Destination `duplicates-discarded`. */

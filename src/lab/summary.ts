@@ -8,7 +8,7 @@ import type { RunSummary, Snapshot } from '../types.js';
 /** The counter fields of a RunSummary. */
 export type SummaryCounters = Pick<
   RunSummary,
-  'pagesSent' | 'pagesReceived' | 'pagesResent' | 'duplicatesDiscarded' | 'blocktimeMs' | 'blocktimeWorstVcpuMs' | 'recoveries'
+  'pagesSent' | 'pagesReceived' | 'pagesFromFile' | 'pagesResent' | 'duplicatesDiscarded' | 'blocktimeMs' | 'blocktimeWorstVcpuMs' | 'recoveries'
 >;
 
 /** The counters a summary reports, read from the last snapshot (zeros when there is none). */
@@ -18,6 +18,8 @@ export function summaryCounters(snap: Snapshot | null | undefined): SummaryCount
   return {
     pagesSent: sp?.sent ?? 0,
     pagesReceived: dp?.received ?? 0,
+    // Only once a recovery source served the destination (absent otherwise, as in PagesInfo).
+    ...(dp?.['from-file'] === undefined ? {} : { pagesFromFile: dp['from-file'] }),
     pagesResent: sp?.resent ?? 0,
     duplicatesDiscarded: dp?.['duplicates-discarded'] ?? 0,
     blocktimeMs: dp?.['blocktime-ms'] ?? 0,
@@ -40,6 +42,7 @@ export function summaryRows(s: RunSummary): Array<{ label: string; value: string
   const rows: Array<{ label: string; value: string | undefined }> = [
     { label: 'pages sent', value: s.pagesSent?.toString() },
     { label: 'pages received', value: s.pagesReceived?.toString() },
+    { label: 'of them from a recovery file', value: s.pagesFromFile?.toString() },
     { label: 'pages re-sent', value: String(s.pagesResent) },
     { label: 'duplicates discarded', value: String(s.duplicatesDiscarded) },
     {

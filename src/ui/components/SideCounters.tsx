@@ -82,7 +82,7 @@ function guestCell(s: SideSnapshot, g: PagesInfo['guest'] | undefined): Cell {
 function receivedCell(p: PagesInfo): Cell {
   const fromFile = p['from-file'];
   if (fromFile === undefined) return { text: `${p.received} received`, short: `${p.received} recv` };
-  return { text: `${p.received} received · from file ${fromFile}`, short: `${p.received} recv · file ${fromFile}`, color: 'cyan' };
+  return { text: `${p.received} received · from file ${fromFile}`, short: `${p.received} (${fromFile} file)`, color: 'cyan' };
 }
 
 /**
