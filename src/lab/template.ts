@@ -8,7 +8,8 @@
 import { fmtBytes, fmtRate } from '../util/format.js';
 
 /** The addresses a lab may use. */
-export const TEMPLATE_VARIABLES = ['incoming.listen', 'incoming.connect', 'recover.listen', 'recover.connect'] as const;
+/** libvirt.*: only on --backend libvirt (its labs say backends: [libvirt]). */
+export const TEMPLATE_VARIABLES = ['incoming.listen', 'incoming.connect', 'recover.listen', 'recover.connect', 'libvirt.domain', 'libvirt.dest-uri'] as const;
 export type TemplateVariable = (typeof TEMPLATE_VARIABLES)[number];
 
 /** The guest's setup, as the lab's text may quote it. */
