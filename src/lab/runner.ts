@@ -470,6 +470,16 @@ export class LabSession implements LabSessionApi {
   }
 
   async qmpLine(side: Side, line: string): Promise<{ ok: boolean; text: string }> {
+    // On the libvirt backend the console also takes virsh subcommands, split on white space
+    // into argv (no shell, no quoting): `virsh domstate --reason pcl-guest`.
+    const words = line.trim().split(/\s+/);
+    if (words[0] === 'virsh') {
+      try {
+        return { ok: true, text: (await this.virsh(side, words.slice(1))) || 'ok' };
+      } catch (e) {
+        return { ok: false, text: (e as Error).message };
+      }
+    }
     let cmd;
     try {
       cmd = parseConsoleLine(line);

@@ -10,6 +10,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { listLabs } from '../../../src/lab/load.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   ensureBuilt,
@@ -29,10 +30,10 @@ import {
 
 type Line = Record<string, unknown>;
 
-const LAB_IDS = fs
-  .readdirSync(path.join(ROOT, 'labs'))
-  .filter((f) => f.endsWith('.yaml'))
-  .map((f) => f.replace(/\.yaml$/, ''))
+// The sim's labs (a libvirt lab runs in test/integration/libvirt/).
+const LAB_IDS = (await listLabs(path.join(ROOT, 'labs')))
+  .filter((l) => l.backends.includes('sim'))
+  .map((l) => l.id)
   .sort();
 
 const dirs: string[] = [];

@@ -10,6 +10,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { listLabs } from '../../../src/lab/load.js';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ensureBuilt, jsonLines, ROOT, runCli, tempDir, limiter } from '../../helpers/sim.js';
 
@@ -19,10 +20,10 @@ const DELAY_MS = 5000;
 /** What the labs promise a person: this long before each action. */
 const LEARNER_MS = 60_000;
 
-const LAB_IDS = fs
-  .readdirSync(path.join(ROOT, 'labs'))
-  .filter((f) => f.endsWith('.yaml'))
-  .map((f) => f.replace(/\.yaml$/, ''))
+// The sim's labs (a libvirt lab runs in test/integration/libvirt/).
+const LAB_IDS = (await listLabs(path.join(ROOT, 'labs')))
+  .filter((l) => l.backends.includes('sim'))
+  .map((l) => l.id)
   .sort();
 
 beforeAll(ensureBuilt, 240_000);
