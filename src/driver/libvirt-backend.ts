@@ -84,7 +84,7 @@ class LibvirtDriver implements RunDriver {
   private readonly statuses = new Map<Side, MigrationStatus>();
   private readonly background = new Set<Promise<unknown>>();
   private verified: boolean | null = null;
-  /** Completed recoveries: the destination postcopy-active again after postcopy-paused. */
+  /** Completed recoveries: the destination out of postcopy-paused into postcopy-active or completed. */
   private recoveries = 0;
   private lastProgress: { value: number; at: number } | null = null;
   private readonly startedAt = performance.now();
@@ -223,7 +223,9 @@ class LibvirtDriver implements RunDriver {
     // QEMU's query-migrate says completed from then on; libvirt's reason changes once the
     // destination is paused for its memory check ("paused (user)"), which is no new migration.
     const status = prev === 'completed' && seen === 'none' ? 'completed' : seen;
-    if (side === 'destination' && prev === 'postcopy-paused' && status === 'postcopy-active') this.recoveries++;
+    // A paused destination that runs on (or has already completed: states are polled, a fast
+    // resume can finish between two polls) was recovered.
+    if (side === 'destination' && prev === 'postcopy-paused' && (status === 'postcopy-active' || status === 'completed')) this.recoveries++;
     if (prev !== status) {
       this.statuses.set(side, status);
       this.o.onEvent({ kind: 'state', side, text: `${prev} -> ${status}`, data: { from: prev, to: status } } as Omit<LabEvent, 't'>);

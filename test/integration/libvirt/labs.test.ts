@@ -78,7 +78,8 @@ describe.skipIf(SKIP !== undefined)(`libvirt lab drills${SKIP ? ` (skipped: ${SK
       const ev = texts(r.lines);
       expect(r.code, `stderr: ${r.stderr.slice(-400)}; last events: ${ev.slice(-10).join(' | ')}`).toBe(0);
       expect(r.lines.find((l) => l.type === 'summary')).toMatchObject({ ok: true, verified: true });
-      expect(ev.filter((t) => t === 'destination: postcopy-paused -> postcopy-active')).toHaveLength(2);
+      // Polled states: a fast second resume may go from postcopy-paused straight to completed.
+      expect(ev.filter((t) => /^destination: postcopy-paused -> (postcopy-active|completed)$/.test(t))).toHaveLength(2);
       // The first resume's virsh was cut too; the second completed.
       expect(ev.filter((t) => /virsh migrate --live --postcopy --postcopy-resume .*: completed/.test(t))).toHaveLength(1);
     });
