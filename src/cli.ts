@@ -13,8 +13,8 @@ import { LabSession } from './lab/runner.js';
 import { RelayLink } from './link/relay.js';
 import type { Link } from './types.js';
 import { EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, runDrill } from './commands/drill.js';
-import type { BackendKind, VmBackend } from './driver/backend.js';
-import { BACKEND_KINDS, makeBackend } from './driver/select-backend.js';
+import { ownsLifecycle, type AnyBackend, type BackendKind, type VmBackend } from './driver/backend.js';
+import { BACKEND_KINDS, makeBackend, makeVmBackend } from './driver/select-backend.js';
 import { DEFAULT_EMULATED_VERSION, EMULATED_VERSIONS, parseEmulatedVersion, type EmulatedVersion } from './sim/versions.js';
 import { backendProblem, versionProblem } from './lab/backend-fit.js';
 import { QemuNotFoundError } from './qemu/launcher.js';
@@ -37,12 +37,12 @@ const USAGE = `postcopy-lab ${PKG_VERSION}: a terminal lab for postcopy live mig
 Usage:
   postcopy-lab                         open the lab picker (interactive terminal)
   postcopy-lab lab <id|file>           open one lab in the TUI (headless without a terminal)
-  postcopy-lab drill <id|file> [--json] [--seed N] [--timeout S] [--link relay|kernel] [--backend sim|qemu] [--record FILE]
+  postcopy-lab drill <id|file> [--json] [--seed N] [--timeout S] [--link relay|kernel] [--backend sim|qemu|libvirt] [--record FILE]
                                        [--emulate 7.2|10.0]
                                        [--hold] [--learner-delay 30s]
                                        run a lab headless; exit 0 if every check held and memory verified
   postcopy-lab compare [--memory 256M] [--vcpus 4] [--workload random] [--dirty-rate N] [--read-rate N]
-                       [--bandwidth 32M] [--latency 0ms] [--threads T] [--backend sim|qemu] [--qemu PATH]
+                       [--bandwidth 32M] [--latency 0ms] [--threads T] [--backend sim|qemu|libvirt] [--qemu PATH]
                        [--emulate V] [--seed N] [--max-passes N] [--max-seconds S] [--postcopy-after N]
                        [--max-cpu-throttle P] [--strategies a,b,...] [--json]
                                        migrate the same guest on the same link with each strategy
@@ -66,8 +66,10 @@ Options:
   --timeout S     give up after S seconds (default 300)
   --link KIND     relay (default, no privileges) or kernel (root: netns + tc + nftables)
   --backend KIND  sim (default: our VMs, nothing to install) or qemu (two qemu-system-x86_64
-                  running a generated test guest; KVM when /dev/kvm is usable, else TCG)
-  --qemu PATH     the QEMU binary to run (implies --backend qemu); to compare QEMU versions
+                  running a generated test guest; KVM when /dev/kvm is usable, else TCG) or
+                  libvirt (root: two libvirtd in the kernel link's namespaces, driven by virsh;
+                  implies --link kernel; labs that say backends: [libvirt])
+  --qemu PATH     the QEMU binary to run (implies --backend qemu; libvirt runs it too); to compare QEMU versions
   --emulate V     the QEMU version the sim behaves as: ${EMULATED_VERSIONS.join(' or ')} (default ${DEFAULT_EMULATED_VERSION}):
                   its states, events, capabilities and greeting. Sim only (a real QEMU is its own version)
   --record FILE   write the run's JSONL event log here (default: under the state directory)
@@ -194,7 +196,7 @@ async function main(argv: string[]): Promise<number> {
         json: { type: 'boolean', default: false },
         seed: { type: 'string' },
         timeout: { type: 'string' },
-        link: { type: 'string', default: 'relay' },
+        link: { type: 'string' },
         backend: { type: 'string' },
         qemu: { type: 'string' },
         emulate: { type: 'string' },
@@ -310,8 +312,8 @@ interface DrillFlags {
 
 async function drillCommand(idOrPath: string | undefined, values: DrillFlags, argv: string[]): Promise<number> {
   const lab = await loadLabOrExplain(idOrPath);
-  const linkKind = values.link ?? 'relay';
   const backendKind = parseBackend(values.backend, values.qemu);
+  const linkKind = parseLinkKind(values.link, backendKind);
   const seed = num(values.seed, '--seed', 0, 2 ** 32 - 1) ?? lab.setup.seed ?? 1;
   const timeoutMs = (num(values.timeout, '--timeout', 1, 86400) ?? 300) * 1000;
   const learnerDelayMs = learnerDelay(values['learner-delay']);
@@ -342,7 +344,7 @@ async function drillCommand(idOrPath: string | undefined, values: DrillFlags, ar
   cleanups.delete(stop);
   if (recordPath && !values.json) process.stderr.write(chalk.dim(`event log: ${recordPath}\n`));
   // Only after a passing run: a failed one has said what matters, and the table takes a minute.
-  if (code === 0 && !values['no-compare']) await labComparison(lab, backend, seed, Boolean(values.json));
+  if (code === 0 && !values['no-compare'] && !ownsLifecycle(backend)) await labComparison(lab, backend, seed, Boolean(values.json));
   return code;
 }
 
@@ -396,7 +398,7 @@ async function compareCommand(values: CompareFlags & { json?: boolean }): Promis
     if (e instanceof CompareOptionError) throw new UsageError(e.message);
     throw e;
   }
-  const backend = await makeBackend(options.backend, { qemu: options.qemu, emulate: options.emulate, accel: forcedAccel() });
+  const backend = await makeVmBackend(options.backend, { qemu: options.qemu, emulate: options.emulate, accel: forcedAccel() });
   if (values.json) chalk.level = 0;
   // Ctrl-C stops the strategy running now (its VMs and relay) before the process exits.
   return stoppable((signal) => runCompareCommand({ compare: options, backend, json: Boolean(values.json), signal }));
@@ -408,8 +410,15 @@ function parseBackend(backend: string | undefined, qemu: string | undefined): Ba
   if (!(BACKEND_KINDS as readonly string[]).includes(kind)) {
     throw new UsageError(`--backend: '${kind}' is not a backend (expected ${BACKEND_KINDS.join(' or ')})`);
   }
-  if (qemu && kind !== 'qemu') throw new UsageError(`--qemu is for the QEMU backend, but --backend is '${kind}'`);
+  if (qemu && kind === 'sim') throw new UsageError(`--qemu is for the QEMU and libvirt backends, but --backend is '${kind}'`);
   return kind as BackendKind;
+}
+
+/** --link; `--backend libvirt` implies kernel (its daemons live in the kernel link's namespaces). */
+function parseLinkKind(link: string | undefined, backend: BackendKind): string {
+  if (backend !== 'libvirt') return link ?? 'relay';
+  if (link !== undefined && link !== 'kernel') throw new UsageError(`--link ${link}: --backend libvirt runs its two daemons in the kernel link's namespaces, so the link is kernel (leave --link out)`);
+  return 'kernel';
 }
 
 /** --emulate: a version the sim emulates, and only with the sim (a real QEMU is its own version). */
@@ -426,7 +435,7 @@ function parseEmulate(emulate: string | undefined, kind: BackendKind): EmulatedV
 }
 
 /** The backend for one lab, refusing (exit 2) a lab that does not support it, or a missing QEMU. */
-async function backendFor(lab: Lab, kind: BackendKind, qemu: string | undefined, emulate?: EmulatedVersion): Promise<VmBackend> {
+async function backendFor(lab: Lab, kind: BackendKind, qemu: string | undefined, emulate?: EmulatedVersion): Promise<AnyBackend> {
   const problem = backendProblem(lab, kind);
   if (problem) throw new UsageError(problem);
   const backend = await makeBackend(kind, { qemu, emulate, accel: forcedAccel() });
@@ -456,7 +465,7 @@ async function runInteractive(labId: string | undefined, values: DrillFlags, arg
   // entry per render that is never cleared: hundreds of MiB after a few minutes of a lab.
   process.env.NODE_ENV ??= 'production';
   const { runTui } = await import('./ui/app.js');
-  const makeLink = await makeLinkFactory(values.link ?? 'relay', seedFlag);
+  const makeLink = await makeLinkFactory(parseLinkKind(values.link, backendKind), seedFlag);
   const labs = await orderedLabs();
   const sessions = new Set<LabSession>();
   const stopAll: Cleanup = async () => {
@@ -477,6 +486,7 @@ async function runInteractive(labId: string | undefined, values: DrillFlags, arg
     const { compareOptionsForLab } = await import('./compare/lab.js');
     const lab = await findLab(labId, LABS_DIR);
     const backend = await backendFor(lab, backendKind, values.qemu, emulate);
+    if (ownsLifecycle(backend)) return null;
     const options = compareOptionsForLab(lab, backend, seedFlag ?? lab.setup.seed ?? 1);
     if (!options) return null;
     const { runCompare, formatCompareTable } = await import('./compare/run.js');
@@ -510,7 +520,7 @@ async function runInteractive(labId: string | undefined, values: DrillFlags, arg
         makeLink,
         backend,
         recordPath: values['no-record'] ? undefined : defaultRecordPath(lab.id),
-        recordMeta: { version: PKG_VERSION, node: process.version, link: values.link ?? 'relay', backend: backendKind, qemuVersion: backend.qemuVersion, argv },
+        recordMeta: { version: PKG_VERSION, node: process.version, link: parseLinkKind(values.link, backendKind), backend: backendKind, qemuVersion: backend.qemuVersion, argv },
       });
       sessions.add(session);
       try {

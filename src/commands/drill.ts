@@ -10,7 +10,7 @@ import type { Lab } from '../lab/schema.js';
 import { formatDuration } from '../lab/duration.js';
 import { summaryCountersLine } from '../lab/summary.js';
 import type { Link } from '../types.js';
-import type { VmBackend } from '../driver/backend.js';
+import type { AnyBackend } from '../driver/backend.js';
 
 export interface DrillOptions {
   lab: Lab;
@@ -25,7 +25,7 @@ export interface DrillOptions {
   makeLink(runtimeDir: string): Link;
   linkKind: string;
   /** What a VM is; the sim when absent. */
-  backend?: VmBackend;
+  backend?: AnyBackend;
   recordPath?: string;
   recordMeta?: Record<string, unknown>;
   out?: NodeJS.WritableStream;

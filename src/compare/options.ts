@@ -110,6 +110,7 @@ export function parseCompareFlags(f: CompareFlags): CompareOptions {
   if (latencyMs > 10_000) throw new CompareOptionError(`--latency: '${f.latency}' must be at most 10s`);
   const backend = f.backend ?? (f.qemu ? 'qemu' : 'sim');
   if (!(BACKEND_KINDS as readonly string[]).includes(backend)) throw new CompareOptionError(`--backend: '${backend}' is not a backend (expected ${BACKEND_KINDS.join(' or ')})`);
+  if (backend === 'libvirt') throw new CompareOptionError('--backend libvirt: compare runs strategies on the sim or QEMU backend only (libvirt sets its own migration options); use --backend qemu');
   if (f.qemu && backend !== 'qemu') throw new CompareOptionError(`--qemu is for the QEMU backend, but --backend is '${backend}'`);
   let emulate: EmulatedVersion | undefined;
   if (f.emulate !== undefined) {

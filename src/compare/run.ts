@@ -10,7 +10,7 @@
 import { Orchestrator, tcpUri } from '../driver/orchestrator.js';
 import type { GuestSpec, GuestWork, VmBackend } from '../driver/backend.js';
 import { QemuBackend } from '../driver/qemu-backend.js';
-import { makeBackend } from '../driver/select-backend.js';
+import { makeVmBackend } from '../driver/select-backend.js';
 import { RelayLink } from '../link/relay.js';
 import { QmpError } from '../qmp/error.js';
 import type { MigrationStatus, Side } from '../types.js';
@@ -75,7 +75,7 @@ export class CompareAborted extends Error {
 /** Run every strategy in turn; never leaves a process behind. Rejects only on abort or a broken setup. */
 export async function runCompare(options: CompareOptions, onProgress: (p: CompareProgress) => void = () => {}, control: CompareControl = {}): Promise<StrategyResult[]> {
   const plans = planStrategies(options.strategies, options.postcopyAfter);
-  const backend = control.backend ?? (await makeBackend(options.backend, { qemu: options.qemu, emulate: options.emulate }));
+  const backend = control.backend ?? (await makeVmBackend(options.backend, { qemu: options.qemu, emulate: options.emulate }));
   const results: StrategyResult[] = [];
   for (const [index, plan] of plans.entries()) {
     if (control.signal?.aborted) throw new CompareAborted();

@@ -12,9 +12,9 @@
  * Two implementations: sim-backend.ts (our Node VM) and qemu-backend.ts (qemu-system-x86_64).
  */
 import type { QmpClient } from '../qmp/client.js';
-import type { LabEvent, LinkSnapshot, MigrationStatus, PagesInfo, RamStats, RecoveryFileInfo, RecoverySourceInfo, RunState, Side, SideGuest } from '../types.js';
+import type { LabEvent, Link, LinkEndpoints, LinkSnapshot, MigrationStatus, PagesInfo, RamStats, RecoveryFileInfo, RecoverySourceInfo, RunState, Side, SideGuest, Snapshot } from '../types.js';
 
-export type BackendKind = 'sim' | 'qemu';
+export type BackendKind = 'sim' | 'qemu' | 'libvirt';
 
 /** What a lab asks of the guest; each backend maps it onto its own VM. */
 export interface GuestSpec {
@@ -141,4 +141,54 @@ export interface VmBackend {
   readGuest?(side: Side, client: QmpClient): Promise<GuestWork | null>;
   /** Lines of stderr that are noise for this backend (not logged as events). */
   quietStderr?(line: string): boolean;
+}
+
+/**
+ * What a lab run drives: the Orchestrator (which starts both VMs itself and speaks QMP to each)
+ * or a backend that owns the VMs' lifecycle itself (libvirt: the destination exists only once
+ * `virsh migrate` starts it, and every migration-changing command goes through libvirt's job).
+ */
+export interface RunDriver {
+  readonly link: Link | null;
+  /** Start the link and the VMs; the addresses the lab's templates name. */
+  start(): Promise<LinkEndpoints>;
+  snapshot(): Promise<Snapshot>;
+  verify(): Promise<void>;
+  /** The freshest migration status known for a side. */
+  status(side: Side): MigrationStatus;
+  /** Send one QMP command (or what it maps to) to a side; rejects with the side's error or the refusal. */
+  send(side: Side, execute: string, args: Record<string, unknown> | undefined, oob: boolean): Promise<unknown>;
+  /** Whether `side` accepts out-of-band commands now. */
+  oobOffered(side: Side): boolean;
+  killVm(side: Side): Promise<void>;
+  startVm(side: Side): Promise<void>;
+  startRecoverySource(): Promise<void>;
+  process(side: Side): 'vm' | 'recovery-source';
+  recoveryFile(): RecoveryFileInfo | null;
+  /** Template values of this backend beyond the link's addresses (libvirt: the domain, the destination's URI). */
+  vars?(): Record<string, string>;
+  /** A `virsh` subcommand against a side's daemon (argv only); absent where the backend has no libvirt. */
+  virsh?(side: Side, args: string[]): Promise<string>;
+  stop(): Promise<void>;
+}
+
+export interface DriverOptions {
+  guest: GuestSpec;
+  makeLink(runtimeDir: string): Link;
+  onEvent(e: Omit<LabEvent, 't'>): void;
+  onVmExit?(side: Side, info: { code: number | null; signal: string | null; stderrTail: string[] }): void;
+  mapCells?: number;
+}
+
+/** A backend that starts, watches and stops its VMs itself (libvirt), instead of the Orchestrator. */
+export interface LifecycleBackend {
+  readonly kind: BackendKind;
+  readonly qemuVersion: string;
+  driver(opts: DriverOptions): RunDriver;
+}
+
+export type AnyBackend = VmBackend | LifecycleBackend;
+
+export function ownsLifecycle(b: AnyBackend): b is LifecycleBackend {
+  return 'driver' in b;
 }

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { QmpClient } from '../qmp/client.js';
 import type { LabEvent, Link, LinkEndpoints, LinkSnapshot, MigrationStatus, RecoveryFileInfo, Side, SideGuest, SideSnapshot, Snapshot } from '../types.js';
-import { SAVED_RAM_FILE, type BackendContext, type GuestSpec, type SideReading, type VmBackend } from './backend.js';
+import { SAVED_RAM_FILE, type BackendContext, type GuestSpec, type RunDriver, type SideReading, type VmBackend } from './backend.js';
 import { notAStateChange } from './migration-events.js';
 import { SimBackend } from './sim-backend.js';
 import { makeRuntimeDir } from '../util/runtime-dir.js';
@@ -48,7 +48,7 @@ const STDERR_TAIL = 20;
 /** How long a recovery source may take to open and check its file before QMP answers. */
 const RECOVERY_SOURCE_READY_MS = 120_000;
 
-export class Orchestrator {
+export class Orchestrator implements RunDriver {
   runtimeDir = '';
   link: Link | null = null;
   endpoints: LinkEndpoints | null = null;
@@ -245,6 +245,16 @@ export class Orchestrator {
     await this.startVm(side);
   }
 
+  /**
+   * The template variables this run adds: where a lab saves the source's RAM for a stand-in
+   * recovery source (pmemsave, in the run's private directory), and the guest's RAM as the
+   * backend really gave it (QEMU under TCG may shrink it).
+   */
+  vars(): Record<string, string> {
+    const ram = this.backend.guestRamBytes?.() ?? this.opts.guest.memoryBytes;
+    return { 'source.ram-file': path.join(this.runtimeDir, SAVED_RAM_FILE), 'guest.ram-bytes': String(ram) };
+  }
+
   qmpPath(side: Side): string {
     return path.join(this.runtimeDir, `${side}.qmp`);
   }
@@ -275,6 +285,17 @@ export class Orchestrator {
       }
     });
     this.vms.set(side, vm);
+  }
+
+  /** One QMP command to a side's VM, as is (`exec-oob` when `oob`). */
+  send(side: Side, execute: string, args: Record<string, unknown> | undefined, oob: boolean): Promise<unknown> {
+    const client = this.qmp(side);
+    return oob ? client.executeOob(execute, args) : client.execute(execute, args);
+  }
+
+  oobOffered(side: Side): boolean {
+    const vm = this.vms.get(side);
+    return !!(vm?.alive && vm.qmp && !vm.qmp.closed && vm.qmp.oobEnabled);
   }
 
   qmp(side: Side): QmpClient {

@@ -5,11 +5,12 @@
  */
 import { chooseAccel, findQemu, qemuVersion } from '../qemu/launcher.js';
 import type { EmulatedVersion } from '../sim/versions.js';
-import type { BackendKind, VmBackend } from './backend.js';
+import type { AnyBackend, BackendKind, VmBackend } from './backend.js';
+import { LibvirtBackend } from './libvirt-backend.js';
 import { QemuBackend } from './qemu-backend.js';
 import { SimBackend } from './sim-backend.js';
 
-export const BACKEND_KINDS: readonly BackendKind[] = ['sim', 'qemu'];
+export const BACKEND_KINDS: readonly BackendKind[] = ['sim', 'qemu', 'libvirt'];
 
 export interface QemuBackendChoice {
   /** A path to qemu-system-x86_64; else PATH is searched. */
@@ -23,10 +24,20 @@ export interface QemuBackendChoice {
 }
 
 /** Build a backend. QEMU: throws QemuNotFoundError (its message is the install sentence). */
-export async function makeBackend(kind: BackendKind, choice: QemuBackendChoice = {}): Promise<VmBackend> {
+export async function makeBackend(kind: 'sim' | 'qemu', choice?: QemuBackendChoice): Promise<VmBackend>;
+export async function makeBackend(kind: BackendKind, choice?: QemuBackendChoice): Promise<AnyBackend>;
+export async function makeBackend(kind: BackendKind, choice: QemuBackendChoice = {}): Promise<AnyBackend> {
   if (kind === 'sim') return new SimBackend(choice.emulate);
   const bin = await findQemu(choice.qemu);
   const version = await qemuVersion(bin);
+  // libvirt runs the same QEMU binary (a wrapper for an unpacked one: src/libvirt/emulator.ts).
+  if (kind === 'libvirt') return new LibvirtBackend({ emulator: bin, version });
   const accel = await chooseAccel(choice.accel ?? 'auto');
   return new QemuBackend({ bin, version, accel: accel.accel, accelNote: accel.note, dirtyRing: choice.dirtyRing });
+}
+
+/** A backend the Orchestrator drives (compare, bench): libvirt owns its VMs' lifecycle and is refused. */
+export async function makeVmBackend(kind: BackendKind, choice: QemuBackendChoice = {}): Promise<VmBackend> {
+  if (kind === 'libvirt') throw new Error('--backend libvirt: this command runs on the sim or QEMU backend only (libvirt owns its migration job); use --backend qemu');
+  return makeBackend(kind, choice);
 }

@@ -39,6 +39,8 @@ export function describeAction(a: LabAction, vars: Readonly<Record<string, strin
       return 'link: restore';
     case 'vm':
       return `${a.side}: ${VM_OPERATION_WORDS[a.do]}`;
+    case 'virsh':
+      return `${a.side}: virsh ${a.args.map((x) => expandTemplates(x, vars)).join(' ')}`;
     case 'wait':
       return `wait ${formatDuration(a.ms)}`;
     case 'wait-until':

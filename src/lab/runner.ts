@@ -9,10 +9,9 @@
  * Every QMP command — a lab's `do`, the console, a key, the setup — goes through `sendQmp`, so
  * each is logged once and the out-of-band rule is stated in one place.
  */
-import path from 'node:path';
 import { formatError, formatReply, parseConsoleLine } from '../qmp/console.js';
 import { Orchestrator, tcpUri, type GuestSpec } from '../driver/orchestrator.js';
-import { SAVED_RAM_FILE, type VmBackend } from '../driver/backend.js';
+import { ownsLifecycle, type AnyBackend, type RunDriver } from '../driver/backend.js';
 import { SimBackend } from '../driver/sim-backend.js';
 import { notesFor, stepTextFor } from './backend-fit.js';
 import { inRange } from './qemu-range.js';
@@ -37,7 +36,7 @@ export interface LabSessionOptions {
   seed: number;
   makeLink(runtimeDir: string): Link;
   /** What a VM is (src/driver/backend.ts); the sim when absent. */
-  backend?: VmBackend;
+  backend?: AnyBackend;
   /** Poll period for snapshots, ms. */
   pollMs?: number;
   /** Append the JSONL event log here. */
@@ -76,9 +75,9 @@ export class LabSession implements LabSessionApi {
   private readonly feed: SnapshotFeed;
   private readonly guestWatch = new GuestWatch();
   private readonly engine: StepEngine;
-  private orch: Orchestrator;
+  private orch: RunDriver;
   /** What a VM is here; its QEMU version picks the steps' notes. */
-  private readonly backend: VmBackend;
+  private readonly backend: AnyBackend;
   private vars: Record<string, string> = {};
   /** The migration parameters this run set up (setup, plus interactive-parameters for a person). */
   private readonly params: Record<string, number | string | boolean>;
@@ -135,6 +134,7 @@ export class LabSession implements LabSessionApi {
         applyLink: (f) => this.applyLink(f),
         restoreLink: () => this.restoreLink(),
         vm: (side, op) => this.vmAction(side, op),
+        virsh: (side, args) => this.virsh(side, args),
         verify: async () => {
           await this.orch.verify();
           await this.poll();
@@ -201,7 +201,7 @@ export class LabSession implements LabSessionApi {
 
   // ---- lifecycle -------------------------------------------------------------------------------
 
-  private makeOrchestrator(): Orchestrator {
+  private makeOrchestrator(): RunDriver {
     const g = this.lab.setup;
     const guest: GuestSpec = {
       memoryBytes: g.memoryBytes,
@@ -213,13 +213,9 @@ export class LabSession implements LabSessionApi {
       readRate: g.readRate,
       seed: this.opts.seed,
     };
-    return new Orchestrator({
-      guest,
-      makeLink: this.opts.makeLink,
-      backend: this.backend,
-      onEvent: (e) => this.event(e),
-      onVmExit: (side, info) => this.vmDied(side, info),
-    });
+    const o = { guest, makeLink: this.opts.makeLink, onEvent: (e: Omit<LabEvent, 't'>) => this.event(e), onVmExit: this.vmDied.bind(this) };
+    // A backend that owns its VMs' lifecycle (libvirt) drives the run itself.
+    return ownsLifecycle(this.backend) ? this.backend.driver(o) : new Orchestrator({ ...o, backend: this.backend });
   }
 
   /** Start the link and both VMs, apply the lab's setup. Throws a RunFailure ('setup') on failure. */
@@ -240,8 +236,10 @@ export class LabSession implements LabSessionApi {
       'incoming.connect': tcpUri(ep.incoming.connect),
       'recover.listen': tcpUri(ep.recover.listen),
       'recover.connect': tcpUri(ep.recover.connect),
-      'source.ram-file': path.join(this.orch.runtimeDir, SAVED_RAM_FILE),
-      'guest.ram-bytes': String(this.backend.guestRamBytes?.() ?? this.lab.setup.memoryBytes),
+      // What the driver adds: the saved-RAM file and the guest's real RAM size (VMs this
+      // process starts), or the libvirt domain and destination URI.
+      'guest.ram-bytes': String(this.lab.setup.memoryBytes),
+      ...this.orch.vars?.(),
     };
     // Now the addresses are known: show them in the step texts, hints and actions.
     this.store.update({
@@ -434,12 +432,32 @@ export class LabSession implements LabSessionApi {
       throw new Error(`refused by the lab: ${refusal}`);
     }
     try {
-      const client = this.orch.qmp(side);
-      const r = opts.oob ? await client.executeOob(cmd.execute, cmd.arguments) : await client.execute(cmd.execute, cmd.arguments);
+      const r = await this.orch.send(side, cmd.execute, cmd.arguments, opts.oob);
       this.event({ kind: 'qmp', side, text: `${text} -> ${formatReply(r)}` });
       return r;
     } catch (e) {
       this.event({ kind: 'qmp', side, text: `${text} -> ${formatError(e as Error)}` });
+      throw e;
+    }
+  }
+
+  /**
+   * A `virsh` subcommand against a side's daemon (a lab's virsh action, the console on the
+   * libvirt backend), logged as the operator would type it, with its output or error.
+   */
+  async virsh(side: Side, args: string[]): Promise<string> {
+    const text = `virsh ${args.join(' ')}`;
+    if (!this.orch.virsh) {
+      const why = `virsh needs --backend libvirt (this run's backend is ${this.backend.kind})`;
+      this.event({ kind: 'qmp', side, text: `${text} -> refused: ${why}` });
+      throw new Error(why);
+    }
+    try {
+      const out = await this.orch.virsh(side, args);
+      this.event({ kind: 'qmp', side, text: `${text} -> ${out || 'ok'}` });
+      return out;
+    } catch (e) {
+      this.event({ kind: 'qmp', side, text: `${text} -> error: ${(e as Error).message}` });
       throw e;
     }
   }
@@ -451,14 +469,20 @@ export class LabSession implements LabSessionApi {
   }
 
   private oobOffered(side: Side): boolean {
-    try {
-      return this.orch.qmp(side).oobEnabled;
-    } catch {
-      return false;
-    }
+    return this.orch.oobOffered(side);
   }
 
   async qmpLine(side: Side, line: string): Promise<{ ok: boolean; text: string }> {
+    // On the libvirt backend the console also takes virsh subcommands, split on white space
+    // into argv (no shell, no quoting): `virsh domstate --reason pcl-guest`.
+    const words = line.trim().split(/\s+/);
+    if (words[0] === 'virsh') {
+      try {
+        return { ok: true, text: (await this.virsh(side, words.slice(1))) || 'ok' };
+      } catch (e) {
+        return { ok: false, text: (e as Error).message };
+      }
+    }
     let cmd;
     try {
       cmd = parseConsoleLine(line);

@@ -11,6 +11,7 @@ import { suggest, didYouMean, type PathKey, FieldError, missing, expectedGot, le
 import { DEFAULT_TIMEOUT_MS } from './schema-fields.js';
 import { condition } from './snapshot-fields.js';
 import type { LabAction } from './schema.js';
+import { virshActionProblem } from '../libvirt/virsh-action.js';
 // ---------------------------------------------------------------------------------------------
 // Link faults. Lab files may write units (`ms: 2s`, `bytesPerSec: 10M`) and get a suggestion
 // for a misspelt name; after converting, the fault model (src/link/fault-model.ts) decides what
@@ -77,7 +78,7 @@ export const linkFault = () =>
 // Actions: a mapping whose one action key (qmp, link, vm, wait, wait-until) says what it is.
 
 export const SIDES = ['source', 'destination'] as const satisfies readonly Side[];
-export const ACTION_KEYS = ['qmp', 'link', 'vm', 'wait', 'wait-until'] as const;
+export const ACTION_KEYS = ['qmp', 'link', 'vm', 'virsh', 'wait', 'wait-until'] as const;
 /**
  * What an operator does to a VM process: kill it (SIGKILL), start a fresh one, or both; or,
  * once the source is gone, start a recovery source from its recovery file in its place.
@@ -132,6 +133,14 @@ const VM_ACTION = strictObject(
     do: oneOf(VM_OPERATIONS, 'what to do to the process:'),
   },
   'a vm action like { vm: destination, do: restart }',
+);
+const VIRSH_ACTION = strictObject(
+  {
+    virsh: oneOf(SIDES, "the side whose libvirt daemon to run virsh against:"),
+    args: z.unknown(),
+    'allow-error': text('part of an error text that is acceptable').optional(),
+  },
+  'a virsh action like { virsh: source, args: [domstate, --reason, "${libvirt.domain}"] }',
 );
 const WAIT_ACTION = strictObject({ wait: duration() }, 'a wait action');
 const WAIT_UNTIL_ACTION = strictObject({ 'wait-until': condition(), timeout: duration().optional() }, 'a wait-until action');
@@ -202,6 +211,24 @@ export const action = () =>
           return z.NEVER;
         }
         return { type: 'vm', side: a.vm, do: a.do };
+      }
+      case 'virsh': {
+        const a = delegate(VIRSH_ACTION, v, ctx);
+        if (a === z.NEVER) return z.NEVER;
+        const args = a.args;
+        if (!Array.isArray(args)) {
+          ctx.addIssue({ code: 'custom', path: ['args'], message: expectedGot('a list of virsh arguments, like [migrate-postcopy, "${libvirt.domain}"]', args) });
+          return z.NEVER;
+        }
+        const problem = virshActionProblem(args);
+        if (problem) {
+          ctx.addIssue({ code: 'custom', path: ['args'], message: problem });
+          return z.NEVER;
+        }
+        const before = ctx.issues.length;
+        checkTemplates(args, ['args'], ctx);
+        if (ctx.issues.length > before) return z.NEVER;
+        return { type: 'virsh', side: a.virsh, args: args as string[], ...(a['allow-error'] !== undefined ? { allowError: a['allow-error'] } : {}) };
       }
       case 'wait': {
         const a = delegate(WAIT_ACTION, v, ctx);

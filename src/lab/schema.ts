@@ -21,7 +21,7 @@ import { MAX_POSTCOPY_AFTER, planStrategies, StrategyError, STRATEGIES_EXPECTED 
 // ---------------------------------------------------------------------------------------------
 // The normalized lab
 
-export const BACKENDS = ['sim', 'qemu'] as const;
+export const BACKENDS = ['sim', 'qemu', 'libvirt'] as const;
 export type Backend = (typeof BACKENDS)[number];
 
 export const WORKLOADS = ['sequential', 'random', 'hotset'] as const;
@@ -64,6 +64,8 @@ export interface LabSetup {
 
 /** One thing a step does; the runner performs these for "show me" and in drills. */
 export type LabAction =
+  /** A virsh subcommand against a side's libvirt daemon (argv only; --backend libvirt). */
+  | { type: 'virsh'; side: Side; args: string[]; allowError?: string }
   | {
       type: 'qmp';
       side: Side;

@@ -31,6 +31,8 @@ export interface StepPorts {
   restoreLink(): Promise<void>;
   /** Kill, start or restart a side's VM process, or start a recovery source in the source's place (a lab's `vm` action). */
   vm(side: Side, op: VmOperation): Promise<void>;
+  /** A virsh subcommand against a side's daemon (a lab's `virsh` action; libvirt backend only). */
+  virsh?(side: Side, args: string[]): Promise<string>;
   /** The backend's check of the destination's memory; a snapshot with its verdict follows. */
   verify(): Promise<void>;
   /** The run's addresses (`incoming.listen` ...) for the lab's templates. */
@@ -192,6 +194,18 @@ export class StepEngine {
           const what = a.do === 'recovery-source' ? "start a recovery source in the source's place" : `${a.do} the ${a.side} VM`;
           throw new RunFailure(`step ${step.index + 1} '${step.title}': ${what}: ${(e as Error).message}`, 'error', { step: step.index + 1, stepTitle: step.title });
         }
+      case 'virsh': {
+        const args = a.args.map((x) => expandTemplates(x, this.ports.vars()));
+        try {
+          if (!this.ports.virsh) throw new Error('virsh actions need --backend libvirt');
+          await this.ports.virsh(a.side, args);
+        } catch (e) {
+          if (e instanceof RunFailure) throw e;
+          if (a.allowError !== undefined && (e as Error).message.includes(a.allowError)) return;
+          throw new RunFailure(`step ${step.index + 1} '${step.title}': virsh ${args.join(' ')} on the ${a.side}: ${(e as Error).message}`, 'refused', { step: step.index + 1, stepTitle: step.title });
+        }
+        return;
+      }
       case 'wait':
         return this.feed.sleep(a.ms);
       case 'wait-until':

@@ -8,11 +8,21 @@
 import { fmtBytes, fmtRate } from '../util/format.js';
 
 /**
- * What the run hands out: the addresses, where the source's RAM is saved for a recovery source
+ * What the run hands out: the addresses, the libvirt domain and destination URI (libvirt only), where the source's RAM is saved for a recovery source
  * (`pmemsave {filename: ...}`, in the run's private directory), and the guest's RAM in bytes
  * as the backend really gave it (QEMU under TCG shrinks it; `pmemsave {size: ...}`).
  */
-export const TEMPLATE_VARIABLES = ['incoming.listen', 'incoming.connect', 'recover.listen', 'recover.connect', 'source.ram-file', 'guest.ram-bytes'] as const;
+export const TEMPLATE_VARIABLES = [
+  'incoming.listen',
+  'incoming.connect',
+  'recover.listen',
+  'recover.connect',
+  'source.ram-file',
+  'guest.ram-bytes',
+  // libvirt.*: only on --backend libvirt (its labs say backends: [libvirt]).
+  'libvirt.domain',
+  'libvirt.dest-uri',
+] as const;
 
 /**
  * Variables that are numbers: a string that is exactly `${name}` becomes the number (QMP's int

@@ -16,7 +16,7 @@
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { execa, type ResultPromise } from 'execa';
-import type { Side } from '../types.js';
+import type { LinkEndpoints, Side } from '../types.js';
 import { KernelLink } from '../kernel/kernel-link.js';
 import { writeGuestImage, RAM_HEADROOM_MIB, type GuestLayout } from '../qemu/guest-image.js';
 import { waitForPasses } from '../qemu/guest-probe.js';
@@ -58,6 +58,8 @@ export class LibvirtSession {
   pair!: LibvirtPair;
   readonly domain: string;
   layout: GuestLayout | null = null;
+  /** The kernel link's addresses, once started. */
+  endpoints: LinkEndpoints | null = null;
   private readonly running = new Set<ResultPromise>();
   private started = false;
 
@@ -71,7 +73,7 @@ export class LibvirtSession {
     if (this.started) throw new Error(`libvirt session ${this.opts.runId} is already started`);
     this.started = true;
     try {
-      await this.link.start();
+      this.endpoints = await this.link.start();
       this.pair = new LibvirtPair({ runId: this.opts.runId, network: this.link, stateRoot: this.opts.stateRoot, qemuModuleDir: await unpackedModuleDir(this.opts.emulator) });
       await this.pair.start();
       const memoryMiB = this.opts.memoryMiB ?? 64;

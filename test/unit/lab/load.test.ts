@@ -179,7 +179,7 @@ describe('loadLabText: errors name file, line, column, field and what was expect
     [
       'an unknown template variable',
       withLine(21, '        arguments: { uri: "${incoming.lisen}" }'),
-      `${FILE}:21:27: steps[0].do[0].arguments.uri: unknown template variable '\${incoming.lisen}' (expected one of \${incoming.listen}, \${incoming.connect}, \${recover.listen}, \${recover.connect}, \${source.ram-file}, \${guest.ram-bytes}, \${setup.memory}, \${setup.page-size}, \${setup.vcpus}, \${setup.workload}, \${setup.dirty-rate}, \${setup.read-rate}, or \${param.NAME} for a parameter the lab sets) (did you mean '\${incoming.listen}'?)`,
+      `${FILE}:21:27: steps[0].do[0].arguments.uri: unknown template variable '\${incoming.lisen}' (expected one of \${incoming.listen}, \${incoming.connect}, \${recover.listen}, \${recover.connect}, \${source.ram-file}, \${guest.ram-bytes}, \${libvirt.domain}, \${libvirt.dest-uri}, \${setup.memory}, \${setup.page-size}, \${setup.vcpus}, \${setup.workload}, \${setup.dirty-rate}, \${setup.read-rate}, or \${param.NAME} for a parameter the lab sets) (did you mean '\${incoming.listen}'?)`,
     ],
     ['a bad size', withLine(6, '  memory: 256Q'), `${FILE}:6:11: setup.memory: expected a size like 4096, 64K, 256M or 1G (binary units), got '256Q'`],
     ['a duration without unit', withLine(28, '      - wait: 2'), `${FILE}:28:15: steps[1].do[1].wait: expected a duration like 500ms, 2s or 1m, got 2 (a bare number is ambiguous: write 2ms or 2s)`],
@@ -187,12 +187,12 @@ describe('loadLabText: errors name file, line, column, field and what was expect
     [
       'an unknown action key',
       withLine(28, '      - kill: destination'),
-      `${FILE}:28:9: steps[1].do[1].kill: unknown action 'kill' (an action is one of qmp, link, vm, wait, wait-until)`,
+      `${FILE}:28:9: steps[1].do[1].kill: unknown action 'kill' (an action is one of qmp, link, vm, virsh, wait, wait-until)`,
     ],
     [
       'two actions in one item',
       withLine(28, '      - { wait: 2s, link: restore }'),
-      `${FILE}:28:9: steps[1].do[1]: an action has exactly one of qmp, link, vm, wait, wait-until; this one has link and wait (make each its own list item)`,
+      `${FILE}:28:9: steps[1].do[1]: an action has exactly one of qmp, link, vm, virsh, wait, wait-until; this one has link and wait (make each its own list item)`,
     ],
     [
       'a condition path that is not in the Snapshot',

@@ -1,0 +1,309 @@
+/**
+ * `--backend libvirt`: two libvirt daemons (src/libvirt/pair.ts) in the kernel link's
+ * namespaces, driven as an operator drives them, through virsh. Unlike the sim and QEMU
+ * backends this one owns its VMs' lifecycle (a LifecycleBackend): the destination domain only
+ * exists once `virsh migrate` starts it, and libvirt's migration job must never be bypassed,
+ * so the Orchestrator (which starts both VMs and speaks QMP to each) is not used.
+ *
+ *   - states: `virsh domstate --reason` on each side, turned into QEMU's migration states by
+ *     STATE_TABLE (libvirt has no word for setup, postcopy-recover or failed);
+ *   - counters: `virsh domjobinfo` on the source only (the destination's monitor is locked
+ *     during its incoming job); `query-*` commands read on the extra read-only QMP socket;
+ *   - commands: each QMP command a lab sends is mapped by src/libvirt/commands.ts or refused
+ *     with the reason; a lab's `virsh` action runs the subcommand as written (argv only);
+ *   - verification: the destination paused and dumped through the extra QMP socket, checked by
+ *     the project's consistency check (LibvirtSession.verifyDestination).
+ */
+import { LibvirtSession, QMP_SOCKET, type Running } from '../libvirt/session.js';
+import { mapQmpCommand } from '../libvirt/commands.js';
+import type { DomState } from '../libvirt/virsh.js';
+import { virshActionProblem } from '../libvirt/virsh-action.js';
+import { MAX_DIRTY_PAGES_PER_SECOND } from '../qemu/guest-image.js';
+import { QmpClient } from '../qmp/client.js';
+import type { LabEvent, LinkEndpoints, LinkSnapshot, MigrationStatus, PagesInfo, RamStats, RunState, Side, SideSnapshot, Snapshot } from '../types.js';
+import type { DriverOptions, LifecycleBackend, RunDriver } from './backend.js';
+
+const MiB = 1024 * 1024;
+
+/**
+ * libvirt's `domstate --reason` as QEMU's migration status, per side. 'job': running with a
+ * migration job (domjobinfo) is `active`, without one `none`. Anything not listed is `none`.
+ */
+export const STATE_TABLE: ReadonlyArray<{ side: Side; state: string; reason: string | null; status: MigrationStatus | 'job' }> = [
+  { side: 'source', state: 'running', reason: null, status: 'job' },
+  { side: 'source', state: 'paused', reason: 'migrating', status: 'active' },
+  { side: 'source', state: 'paused', reason: 'post-copy', status: 'postcopy-active' },
+  { side: 'source', state: 'paused', reason: 'post-copy failed', status: 'postcopy-paused' },
+  { side: 'source', state: 'shut off', reason: 'migrated', status: 'completed' },
+  { side: 'destination', state: 'paused', reason: 'migrating', status: 'active' },
+  { side: 'destination', state: 'running', reason: 'post-copy', status: 'postcopy-active' },
+  { side: 'destination', state: 'running', reason: 'post-copy failed', status: 'postcopy-paused' },
+  { side: 'destination', state: 'paused', reason: 'post-copy failed', status: 'postcopy-paused' },
+  { side: 'destination', state: 'running', reason: 'migrated', status: 'completed' },
+];
+
+export function migrationStatus(side: Side, s: DomState | null, jobActive: boolean): MigrationStatus {
+  if (!s) return 'none';
+  const row = STATE_TABLE.find((r) => r.side === side && r.state === s.state && (r.reason === null || r.reason === s.reason));
+  if (!row) return 'none';
+  return row.status === 'job' ? (jobActive ? 'active' : 'none') : row.status;
+}
+
+function runState(s: DomState | null): RunState | 'unknown' {
+  if (!s) return 'unknown';
+  if (s.state === 'running') return 'running';
+  if (s.state === 'paused') return 'paused';
+  if (s.state === 'shut off') return 'shutdown';
+  return 'unknown';
+}
+
+/** The virsh subcommands that last as long as the migration (run in the background). */
+const LONG = new Set(['migrate']);
+
+export interface LibvirtBackendOptions {
+  /** The QEMU libvirt runs (its version is the backend's). */
+  emulator: string;
+  version: { major: number; minor: number; text: string };
+}
+
+export class LibvirtBackend implements LifecycleBackend {
+  readonly kind = 'libvirt' as const;
+  readonly qemuVersion: string;
+
+  constructor(readonly opts: LibvirtBackendOptions) {
+    this.qemuVersion = `${opts.version.major}.${opts.version.minor}`;
+  }
+
+  driver(o: DriverOptions): RunDriver {
+    return new LibvirtDriver(this.opts, o);
+  }
+}
+
+class LibvirtDriver implements RunDriver {
+  private session: LibvirtSession | null = null;
+  private readonly statuses = new Map<Side, MigrationStatus>();
+  private readonly background = new Set<Promise<unknown>>();
+  private verified: boolean | null = null;
+  /** Completed recoveries: the destination out of postcopy-paused into postcopy-active or completed. */
+  private recoveries = 0;
+  private lastProgress: { value: number; at: number } | null = null;
+  private readonly startedAt = performance.now();
+  private stopped = false;
+
+  constructor(
+    private readonly opts: LibvirtBackendOptions,
+    private readonly o: DriverOptions,
+  ) {}
+
+  get link(): LibvirtSession['link'] | null {
+    return this.session?.link ?? null;
+  }
+
+  async start(): Promise<LinkEndpoints> {
+    const g = this.o.guest;
+    // The kernel link's interface names carry the run id: keep it short (8 characters).
+    const runId = `lv${process.pid.toString(36)}${Math.floor(Math.random() * 36 ** 3).toString(36)}`.slice(0, 8);
+    const memoryMiB = Math.max(32, Math.ceil(g.memoryBytes / MiB));
+    const dirty = Math.min(MAX_DIRTY_PAGES_PER_SECOND, Math.round(g.dirtyRate * Math.max(1, g.vcpus)));
+    this.session = new LibvirtSession({ runId, emulator: this.opts.emulator, memoryMiB, dirtyPagesPerSecond: dirty });
+    this.o.onEvent({ kind: 'info', text: `libvirt backend: two libvirtd in the kernel link's namespaces (run ${runId}), QEMU ${this.opts.version.text} (${this.opts.emulator}), guest ${memoryMiB} MiB writing ${dirty} pages/s` });
+    await this.session.start();
+    this.o.onEvent({ kind: 'info', side: 'source', text: `domain ${this.session.domain} defined and started on the source daemon; the destination daemon is ${this.session.destUri}` });
+    return this.session.endpoints!;
+  }
+
+  private get s(): LibvirtSession {
+    if (!this.session || this.stopped) throw new Error('the libvirt run is not running');
+    return this.session;
+  }
+
+  /** The template values a libvirt lab names: the domain and the destination daemon's URI. */
+  vars(): Record<string, string> {
+    return { 'libvirt.domain': this.s.domain, 'libvirt.dest-uri': this.s.destUri };
+  }
+
+  status(side: Side): MigrationStatus {
+    return this.statuses.get(side) ?? 'none';
+  }
+
+  oobOffered(): boolean {
+    // The lab's commands go through virsh; there is no out-of-band path but the extra socket.
+    return false;
+  }
+
+  async send(side: Side, execute: string, args: Record<string, unknown> | undefined, oob: boolean): Promise<unknown> {
+    const s = this.s;
+    const plan = mapQmpCommand(side, execute, args, { domain: s.domain, destUri: s.destUri });
+    if (plan.kind === 'refused') throw new Error(`refused on the libvirt backend: ${plan.reason}`);
+    if (plan.kind === 'qmp-read') {
+      const q = await QmpClient.connect(s.pair.hostPath(side, QMP_SOCKET), { retryUntilMs: 2000, timeoutMs: 10_000 });
+      try {
+        return oob ? await q.executeOob(execute, args) : await q.execute(execute, args);
+      } finally {
+        q.close();
+      }
+    }
+    if (plan.note) this.o.onEvent({ kind: 'info', side, text: `libvirt: ${execute} is \`virsh ${plan.args.join(' ')}\`: ${plan.note}` });
+    return this.virsh(plan.side, plan.args);
+  }
+
+  /** A virsh subcommand against `side`'s daemon; `migrate` runs in the background (it lasts as long as the migration). */
+  async virsh(side: Side, args: string[]): Promise<string> {
+    const problem = virshActionProblem(args);
+    if (problem) throw new Error(problem);
+    const s = this.s;
+    const line = `virsh ${args.join(' ')}`;
+    if (!LONG.has(args[0])) {
+      const r = await s.pair.virsh(side, args, { timeoutMs: 30_000 });
+      return r.stdout.trim();
+    }
+    if (side !== 'source') throw new Error(`${line}: migrate runs against the source daemon (virsh: source)`);
+    const running = (await s.perform({ kind: 'virsh', side, args, long: true })) as Running;
+    this.o.onEvent({ kind: 'info', side, text: `${line}: started (it returns when the migration ends or fails)` });
+    const done = running.done.then((r) => {
+      if (this.stopped) return;
+      const why = r.stderr.trim().split('\n').filter(Boolean).slice(-1)[0] ?? '';
+      this.o.onEvent({ kind: r.exitCode === 0 ? 'info' : 'warning', side, text: `${line}: ${r.exitCode === 0 ? 'completed' : `failed (exit ${r.exitCode})${why ? `: ${why}` : ''}`}` });
+    });
+    this.background.add(done);
+    void done.finally(() => this.background.delete(done));
+    return 'started';
+  }
+
+  async snapshot(): Promise<Snapshot> {
+    const s = this.s;
+    const [src, dst, link] = await Promise.all([this.readSource(s), this.readDestination(s), this.linkSnapshot(s)]);
+    return { t: Math.round(performance.now() - this.startedAt), source: src, destination: dst, link };
+  }
+
+  private async readSource(s: LibvirtSession): Promise<SideSnapshot> {
+    const st = await s.state('source').catch(() => null);
+    let ram: Partial<RamStats> | undefined;
+    let jobActive = false;
+    if (st && st.state !== 'shut off') {
+      const job = await s.jobInfo().catch(() => null);
+      jobActive = job?.jobType === 'Unbounded';
+      if (job && jobActive) ram = { total: job.dataTotal ?? 0, transferred: job.dataProcessed ?? 0, remaining: job.dataRemaining ?? 0 };
+    }
+    const status = this.note('source', migrationStatus('source', st, jobActive));
+    // Stalled: no byte processed by the source's job while pages should move (a silent link).
+    const now = performance.now();
+    const progress = ram?.transferred ?? 0;
+    const moving = status === 'active' || status === 'postcopy-active';
+    if (!this.lastProgress || this.lastProgress.value !== progress || !moving) this.lastProgress = { value: progress, at: now };
+    const stalledMs = moving ? Math.round(now - this.lastProgress.at) : 0;
+    return { side: 'source', alive: st !== null && st.state !== 'shut off', runState: runState(st), status, ram, stalledMs };
+  }
+
+  private async readDestination(s: LibvirtSession): Promise<SideSnapshot> {
+    const st = await s.state('destination').catch(() => null);
+    const status = this.note('destination', migrationStatus('destination', st, false));
+    return {
+      side: 'destination',
+      alive: st !== null && st.state !== 'shut off',
+      runState: runState(st),
+      status,
+      stalledMs: 0,
+      pages: destinationPages(this.verified, this.recoveries, Math.floor((s.layout?.endAddress ?? 0) / 4096)),
+    };
+  }
+
+  private async linkSnapshot(s: LibvirtSession): Promise<LinkSnapshot> {
+    try {
+      return await s.link.snapshot();
+    } catch {
+      const dir = { state: 'down' as const, latencyMs: 0, jitterMs: 0, rateBytesPerSec: 0, lossPercent: 0, bytesForwarded: 0, bytesDropped: 0 };
+      return { kind: 'kernel', up: false, flapping: false, connections: 0, 'source-to-destination': dir, 'destination-to-source': { ...dir } };
+    }
+  }
+
+  /** Log a state change once, as the Orchestrator does. */
+  private note(side: Side, seen: MigrationStatus): MigrationStatus {
+    const prev = this.statuses.get(side) ?? 'none';
+    // QEMU's query-migrate says completed from then on; libvirt's reason changes once the
+    // destination is paused for its memory check ("paused (user)"), which is no new migration.
+    const status = prev === 'completed' && seen === 'none' ? 'completed' : seen;
+    // A paused destination that runs on (or has already completed: states are polled, a fast
+    // resume can finish between two polls) was recovered.
+    if (side === 'destination' && prev === 'postcopy-paused' && (status === 'postcopy-active' || status === 'completed')) this.recoveries++;
+    if (prev !== status) {
+      this.statuses.set(side, status);
+      this.o.onEvent({ kind: 'state', side, text: `${prev} -> ${status}`, data: { from: prev, to: status } } as Omit<LabEvent, 't'>);
+    }
+    return status;
+  }
+
+  async verify(): Promise<void> {
+    if (this.stopped || !this.session) return;
+    if (this.status('destination') !== 'completed') {
+      this.o.onEvent({ kind: 'warning', side: 'destination', text: `memory not verified: the migration did not complete on the destination (status ${this.status('destination')})` });
+      return;
+    }
+    try {
+      const r = await this.session.verifyDestination();
+      this.verified = r.ok;
+      this.o.onEvent({ kind: r.ok ? 'info' : 'error', side: 'destination', text: `memory ${r.ok ? 'verified' : 'NOT consistent'} (pmemsave on the extra QMP socket + check): ${r.explanation}` });
+    } catch (e) {
+      this.o.onEvent({ kind: 'error', side: 'destination', text: `memory check could not run: ${(e as Error).message}` });
+    }
+  }
+
+  killVm(): Promise<void> {
+    return Promise.reject(new Error(LIFECYCLE_REFUSAL));
+  }
+
+  startVm(): Promise<void> {
+    return Promise.reject(new Error(LIFECYCLE_REFUSAL));
+  }
+
+  startRecoverySource(): Promise<void> {
+    return Promise.reject(new Error("a recovery source needs the sim backend: it speaks the sim's migration stream, which libvirt's QEMU cannot read"));
+  }
+
+  process(): 'vm' {
+    return 'vm';
+  }
+
+  recoveryFile(): null {
+    return null;
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    try {
+      await this.session?.stop();
+    } catch (e) {
+      this.o.onEvent({ kind: 'warning', text: `${(e as Error).message} (postcopy-lab cleanup removes what is left)` });
+    }
+    await Promise.allSettled([...this.background]);
+  }
+}
+
+const LIFECYCLE_REFUSAL = 'on the libvirt backend the VMs are libvirt domains: use a virsh action (virsh destroy, start) instead of a vm action';
+
+/** The destination's memory verdict and recoveries as the snapshot carries them; libvirt gives no page counters (all 0). */
+function destinationPages(verified: boolean | null, recoveries: number, guestPages: number): PagesInfo {
+  return {
+    'page-size': 4096,
+    // The guest's RAM below its written range's end; 'received' is known only once it verified.
+    total: guestPages,
+    sent: 0,
+    received: verified ? guestPages : 0,
+    requested: 0,
+    'in-flight': 0,
+    missing: 0,
+    'duplicates-discarded': 0,
+    resent: 0,
+    'blocked-vcpus': 0,
+    'fault-latency-us': { p50: 0, p99: 0, count: 0 },
+    'blocktime-ms': 0,
+    'blocktime-worst-vcpu-ms': 0,
+    'wire-bytes': 0,
+    walker: { active: false, position: 0, total: 0, done: false },
+    guest: { progress: 0, 'ops-per-second': 0, 'window-ms': 0 },
+    recoveries,
+    'recovery-attempts': recoveries,
+    verified,
+  };
+}
