@@ -14,7 +14,7 @@ import { RelayLink } from './link/relay.js';
 import type { Link } from './types.js';
 import { EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, runDrill } from './commands/drill.js';
 import { ownsLifecycle, type AnyBackend, type BackendKind, type VmBackend } from './driver/backend.js';
-import { BACKEND_KINDS, makeBackend, makeVmBackend } from './driver/select-backend.js';
+import { BACKEND_CHOICES, BACKEND_KINDS, makeBackend, makeVmBackend } from './driver/select-backend.js';
 import { DEFAULT_EMULATED_VERSION, EMULATED_VERSIONS, parseEmulatedVersion, type EmulatedVersion } from './sim/versions.js';
 import { backendProblem, versionProblem } from './lab/backend-fit.js';
 import { QemuNotFoundError } from './qemu/launcher.js';
@@ -408,7 +408,7 @@ async function compareCommand(values: CompareFlags & { json?: boolean }): Promis
 function parseBackend(backend: string | undefined, qemu: string | undefined): BackendKind {
   const kind = backend ?? (qemu ? 'qemu' : 'sim');
   if (!(BACKEND_KINDS as readonly string[]).includes(kind)) {
-    throw new UsageError(`--backend: '${kind}' is not a backend (expected ${BACKEND_KINDS.join(' or ')})`);
+    throw new UsageError(`--backend: '${kind}' is not a backend (expected ${BACKEND_CHOICES})`);
   }
   if (qemu && kind === 'sim') throw new UsageError(`--qemu is for the QEMU and libvirt backends, but --backend is '${kind}'`);
   return kind as BackendKind;

@@ -6,7 +6,7 @@
  * and each strategy takes 10–30 s on the sim.
  */
 import type { BackendKind } from '../driver/backend.js';
-import { BACKEND_KINDS } from '../driver/select-backend.js';
+import { BACKEND_CHOICES, BACKEND_KINDS } from '../driver/select-backend.js';
 import { parseDuration, parseSize } from '../lab/duration.js';
 import { WORKLOADS, type Workload } from '../lab/schema.js';
 import type { GuestSpec } from '../driver/backend.js';
@@ -109,7 +109,7 @@ export function parseCompareFlags(f: CompareFlags): CompareOptions {
   }
   if (latencyMs > 10_000) throw new CompareOptionError(`--latency: '${f.latency}' must be at most 10s`);
   const backend = f.backend ?? (f.qemu ? 'qemu' : 'sim');
-  if (!(BACKEND_KINDS as readonly string[]).includes(backend)) throw new CompareOptionError(`--backend: '${backend}' is not a backend (expected ${BACKEND_KINDS.join(' or ')})`);
+  if (!(BACKEND_KINDS as readonly string[]).includes(backend)) throw new CompareOptionError(`--backend: '${backend}' is not a backend (expected ${BACKEND_CHOICES})`);
   if (backend === 'libvirt') throw new CompareOptionError('--backend libvirt: compare runs strategies on the sim or QEMU backend only (libvirt sets its own migration options); use --backend qemu');
   if (f.qemu && backend !== 'qemu') throw new CompareOptionError(`--qemu is for the QEMU backend, but --backend is '${backend}'`);
   let emulate: EmulatedVersion | undefined;

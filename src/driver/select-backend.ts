@@ -11,6 +11,8 @@ import { QemuBackend } from './qemu-backend.js';
 import { SimBackend } from './sim-backend.js';
 
 export const BACKEND_KINDS: readonly BackendKind[] = ['sim', 'qemu', 'libvirt'];
+/** The kinds as an error message lists them: "sim, qemu or libvirt". */
+export const BACKEND_CHOICES = `${BACKEND_KINDS.slice(0, -1).join(', ')} or ${BACKEND_KINDS[BACKEND_KINDS.length - 1]}`;
 
 export interface QemuBackendChoice {
   /** A path to qemu-system-x86_64; else PATH is searched. */

@@ -33,7 +33,7 @@ describe('compare options', () => {
     expect(bad({ workload: 'zipf' })).toBe("--workload: 'zipf' is not a workload (expected sequential, random, hotset)");
     expect(bad({ bandwidth: '0' })).toMatch(/^--bandwidth: '0' must be from 64K to 10G/);
     expect(bad({ latency: '5' })).toMatch(/^--latency: '5' must be a duration/);
-    expect(bad({ backend: 'xen' })).toBe("--backend: 'xen' is not a backend (expected sim or qemu)");
+    expect(bad({ backend: 'xen' })).toBe("--backend: 'xen' is not a backend (expected sim, qemu or libvirt)");
     expect(bad({ emulate: '9.9' })).toMatch(/^--emulate: '9.9' is not a QEMU version the sim emulates/);
     expect(bad({ emulate: '7.2', backend: 'qemu' })).toMatch(/^--emulate is for the sim backend/);
     expect(bad({ strategies: 'precopy,warp' })).toMatch(/^--strategies: 'warp' is not a strategy \(expected a comma-separated list of precopy, auto-converge/);
