@@ -254,7 +254,10 @@ async function main(argv: string[]): Promise<number> {
       else {
         const w = Math.max(...labs.map((l) => l.id.length));
         for (const l of labs) {
-          const where = l.backends.includes('qemu') ? (l.qemu ? ` [QEMU ${l.qemu}]` : '') : ' [sim only]';
+          // Where a lab runs, when that is not everywhere: its backends (with its QEMU range).
+          const qemu = l.backends.includes('qemu') && l.qemu ? `QEMU ${l.qemu}` : 'qemu';
+          const names = l.backends.map((b) => (b === 'qemu' ? qemu : b));
+          const where = names.length === 1 ? ` [${names[0]} only]` : l.backends.includes('qemu') && l.qemu ? ` [${names.join(', ')}]` : '';
           process.stdout.write(`${chalk.bold(l.id.padEnd(w))}  ${l.summary}${chalk.dim(where)}\n`);
         }
       }

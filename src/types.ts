@@ -120,6 +120,12 @@ export interface PagesInfo {
    */
   'from-file'?: number;
   /**
+   * True where the backend reports no page counts for this side (libvirt's destination: its
+   * monitor is locked during the incoming job): `received`, `requested`, `missing` and the rest
+   * are unknown, not zero, and only `recoveries` and `verified` mean anything.
+   */
+  'counts-unknown'?: boolean;
+  /**
    * A coarse map of guest memory when `map-cells` is given: one character per cell, each a
    * range of pages. 'R' all present, 'r' some present, 'q' some requested or in flight, '.' none, 'F' all present
    * and some of them placed from a recovery file.

@@ -305,5 +305,7 @@ function destinationPages(verified: boolean | null, recoveries: number, guestPag
     recoveries,
     'recovery-attempts': recoveries,
     verified,
+    // libvirt gives no page counts for the destination: the zeros above are placeholders.
+    'counts-unknown': true,
   };
 }

@@ -53,6 +53,7 @@ export const PAGES_FIELDS = {
   verified: true,
   mismatches: true,
   'from-file': true,
+  'counts-unknown': true,
   map: true,
 } satisfies Record<keyof PagesInfo, FieldTree>;
 

@@ -102,7 +102,11 @@ function PageMapView(props: PageMapProps) {
   const { pages, ram, width, height } = props;
   const gridRows = Math.max(0, height - 1);
   if (!pages?.map) {
-    const remaining = pages
+    const remaining = pages?.['counts-unknown']
+      ? ram?.remaining !== undefined && ram.total !== undefined
+        ? `source: ${fmtBytes(ram.remaining)} of ${fmtBytes(ram.total)} remaining`
+        : 'the destination reports no page counts'
+      : pages
       ? `${pages.total - pages.received} of ${pages.total} pages remaining`
       : ram?.remaining !== undefined && ram.total !== undefined
         ? `${fmtBytes(ram.remaining)} of ${fmtBytes(ram.total)} remaining`
@@ -111,7 +115,9 @@ function PageMapView(props: PageMapProps) {
       <Panel title="Pages" width={width} height={height}>
         <Text wrap="truncate">{remaining}</Text>
         <Text dimColor wrap="wrap">
-          {pages
+          {pages?.['counts-unknown']
+            ? 'No page map: libvirt reports no page counts for the destination.'
+            : pages
             ? 'No page map: this backend reports counts only.'
             : 'No page map: the QEMU backend has no per-page view (x-query-pages is the sim’s).'}
         </Text>

@@ -120,6 +120,11 @@ export function sideCells(s: SideSnapshot | undefined): Cell[] {
     ];
   }
   const isSource = s.side === 'source';
+  // A backend without page counts for this side (libvirt's destination): say so, never zeros.
+  if (p['counts-unknown']) {
+    const unknown: Cell = { text: 'not reported', short: 'n/a', color: 'gray' };
+    return [state, unknown, unknown, unknown, unknown, rateCell(s), unknown, guestCell(s, undefined), unknown, unknown];
+  }
   const lat = p['fault-latency-us'];
   const walker = p.walker;
   const blocked = p['blocked-vcpus'];

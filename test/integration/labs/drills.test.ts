@@ -393,6 +393,18 @@ describe('bad input and failing conditions', () => {
   });
 });
 
+describe('list', () => {
+  it('says where each lab runs: its backends, with its QEMU range', async () => {
+    const r = await runCli(['list'], newDir(), 30_000);
+    expect(r.code).toBe(0);
+    const line = (id: string) => r.stdout.split('\n').find((l) => l.startsWith(`${id} `)) ?? '';
+    expect(line('link-cut-recovery')).toMatch(/\[sim, QEMU >=7\.2\]$/);
+    expect(line('walk-recovery')).toMatch(/\[sim only\]$/);
+    expect(line('qemu-recovery-file')).toMatch(/\[QEMU >=7\.2 only\]$/);
+    expect(line('libvirt-postcopy-recovery')).toMatch(/\[libvirt only\]$/);
+  });
+});
+
 describe('lifecycle', () => {
   it('SIGTERM to a running drill: it exits, its VMs and relay are gone, the runtime dir is removed', async () => {
     const dir = newDir();

@@ -130,6 +130,16 @@ describe('SideCounters', () => {
     const post = fakeSide('destination', { status: 'postcopy-paused', pages: fakePages({ received: 1000 }) });
     expect(sideCells(post)[4]).toMatchObject({ text: '0', color: 'green' });
   });
+  it('shows page counts a backend does not report as not reported, never as zeros (libvirt\'s destination)', () => {
+    const dst = fakeSide('destination', { status: 'postcopy-active', pages: fakePages({ received: 0, 'counts-unknown': true }) });
+    const cells = sideCells(dst);
+    expect(cells[0]).toMatchObject({ text: 'postcopy-active' });
+    for (const i of [1, 2, 3, 4]) expect(cells[i]).toMatchObject({ text: 'not reported' });
+    const map = plain(render(<PageMap pages={dst.pages} ram={{ total: 64 << 20, remaining: 8 << 20 }} width={70} height={5} />).lastFrame() ?? '');
+    expect(map).toMatch(/source: 8\.0+ MiB of 64\.0 MiB remaining/);
+    expect(map).toContain('libvirt reports no page counts for the destination');
+    expect(map).not.toMatch(/of \d+ pages remaining/);
+  });
   it('says "stalled" only while pages should move and the wire is quiet', () => {
     expect(sideCells(fakeSide('source', { stalledMs: 5200 }))[5]).toMatchObject({ text: '100 · no bytes 5s', color: 'yellow' });
     expect(sideCells(fakeSide('destination', { stalledMs: 5200, ram: undefined }))[5]).toMatchObject({ text: 'no bytes 5s' });
@@ -179,7 +189,7 @@ describe('SideCounters', () => {
 describe('PageMap', () => {
   it('draws the map as a grid with a legend', () => {
     const map = 'RRRRrrqq....';
-    const out = frame(<PageMap pages={fakePages({ map })} width={60} height={4} />);
+    const out = frame(<PageMap pages={fakePages({ map })} width={70} height={5} />);
     expect(out).toContain('█received');
     expect(out).toContain('▒partial');
     expect(out).toContain('▚requested');
@@ -203,7 +213,7 @@ describe('PageMap', () => {
     const out = frame(<PageMap pages={undefined} ram={{ remaining: 1024 * 1024, total: 4 * 1024 * 1024 }} width={90} height={4} />);
     expect(out).toContain('1.00 MiB of 4.00 MiB remaining');
     expect(out).toContain('the QEMU backend has no per-page view');
-    expect(frame(<PageMap pages={fakePages({ map: undefined })} width={60} height={4} />)).toContain('600 of 1000 pages remaining');
+    expect(frame(<PageMap pages={fakePages({ map: undefined })} width={70} height={5} />)).toContain('600 of 1000 pages remaining');
   });
 });
 
