@@ -106,7 +106,7 @@ class LibvirtDriver implements RunDriver {
     const memoryMiB = Math.max(32, Math.ceil(g.memoryBytes / MiB));
     const dirty = Math.min(MAX_DIRTY_PAGES_PER_SECOND, Math.round(g.dirtyRate * Math.max(1, g.vcpus)));
     this.session = new LibvirtSession({ runId, emulator: this.opts.emulator, memoryMiB, dirtyPagesPerSecond: dirty });
-    this.o.onEvent({ kind: 'info', text: `libvirt backend: two libvirtd in the kernel link's namespaces (run ${runId}), QEMU ${this.opts.version.text} (${this.opts.emulator}), guest ${memoryMiB} MiB writing ${dirty} pages/s` });
+    this.o.onEvent({ kind: 'info', text: `libvirt backend: two libvirtd in the kernel link's namespaces (run ${runId}), QEMU ${this.opts.version.major}.${this.opts.version.minor} (${this.opts.emulator}), guest ${memoryMiB} MiB writing ${dirty} pages/s` });
     await this.session.start();
     this.o.onEvent({ kind: 'info', side: 'source', text: `domain ${this.session.domain} defined and started on the source daemon; the destination daemon is ${this.session.destUri}` });
     return this.session.endpoints!;
