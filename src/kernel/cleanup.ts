@@ -6,10 +6,10 @@
  * reported as active and left alone (namespaces: unless asked). The runtime directories need no
  * privileges, so they are cleaned even where the kernel part cannot be inspected.
  */
-import { netnsDel, netnsList, netnsPids } from './ip.js';
+import { netnsDel, netnsList } from './ip.js';
 import { listTables, nft, parseTables, tableDelete } from './nft.js';
 import { OWNER_DIR, isOwnerAlive, listOwners, removeOwner, type OwnerMarker } from './owner.js';
-import { run as defaultRun, runIgnoringNotExist, type Runner } from './run.js';
+import { run as defaultRun, pidsInNamespace, runIgnoringNotExist, type Runner } from './run.js';
 import { PREFIX } from './validate.js';
 import { cleanupRuntimeDirs, findRuntimeDirs, type RuntimeDir } from '../util/runtime-dir.js';
 import { cleanupLibvirtLeftovers } from '../libvirt/cleanup.js';
@@ -57,18 +57,6 @@ export async function listNamespaces(runner: Runner = defaultRun): Promise<strin
   return rows.map((r) => r.name);
 }
 
-async function pidsIn(runner: Runner, ns: string): Promise<number[]> {
-  try {
-    const { stdout } = await runner(netnsPids(ns));
-    return stdout
-      .split('\n')
-      .map((l) => Number(l.trim()))
-      .filter((n) => Number.isInteger(n) && n > 0);
-  } catch {
-    return [];
-  }
-}
-
 export async function findLeftovers(opts: LeftoverOptions = {}): Promise<Leftovers> {
   const runner = opts.runner ?? defaultRun;
   const ownerDir = opts.ownerDir ?? OWNER_DIR;
@@ -100,7 +88,7 @@ export async function findLeftovers(opts: LeftoverOptions = {}): Promise<Leftove
         active = isOwnerAlive(owner);
       }
     }
-    namespaces.push({ name, runId, active, ownerPid, pids: await pidsIn(runner, name) });
+    namespaces.push({ name, runId, active, ownerPid, pids: await pidsInNamespace(runner, name) });
   }
 
   let nftTables: { family: string; name: string }[] = [];

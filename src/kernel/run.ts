@@ -4,6 +4,7 @@
  */
 import { execa } from 'execa';
 import type { Argv } from './argv.js';
+import { netnsPids } from './ip.js';
 import { KernelCommandError, isNotExist } from './errors.js';
 
 export interface RunOptions {
@@ -55,5 +56,18 @@ export async function runIgnoringNotExist(runner: Runner, argv: Argv, opts?: Run
   } catch (err) {
     if (isNotExist(err)) return false;
     throw err;
+  }
+}
+
+/** Processes inside a network namespace (`ip netns pids`); none when it is gone or unreadable. */
+export async function pidsInNamespace(runner: Runner, ns: string): Promise<number[]> {
+  try {
+    const { stdout } = await runner(netnsPids(ns));
+    return stdout
+      .split('\n')
+      .map((l) => Number(l.trim()))
+      .filter((n) => Number.isInteger(n) && n > 0);
+  } catch {
+    return [];
   }
 }

@@ -26,9 +26,9 @@ import path from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import type { Side } from '../types.js';
 import type { Argv } from '../kernel/argv.js';
-import { netnsExec, netnsPids } from '../kernel/ip.js';
+import { netnsExec } from '../kernel/ip.js';
 import { processStart } from '../kernel/owner.js';
-import { run as defaultRun, type Runner, type RunResult } from '../kernel/run.js';
+import { run as defaultRun, pidsInNamespace, type Runner, type RunResult } from '../kernel/run.js';
 import { validateRunId } from '../kernel/validate.js';
 import { newHostUuid, renderLibvirtdConf, renderQemuConf, LIBVIRT_TCP_PORT } from './config.js';
 import { SYSTEM_QEMU_MODULE_DIR } from './emulator.js';
@@ -337,19 +337,6 @@ async function settles(p: Promise<unknown>, ms: number): Promise<boolean> {
 export async function isMountPoint(dir: string): Promise<boolean> {
   const info = await readFile('/proc/self/mountinfo', 'utf8');
   return info.split('\n').some((l) => l.split(' ')[4] === dir);
-}
-
-/** Processes inside a network namespace (none when it is gone). */
-export async function pidsInNamespace(runner: Runner, ns: string): Promise<number[]> {
-  try {
-    const { stdout } = await runner(netnsPids(ns));
-    return stdout
-      .split('\n')
-      .map((l) => Number(l.trim()))
-      .filter((n) => Number.isInteger(n) && n > 0);
-  } catch {
-    return [];
-  }
 }
 
 function alive(pid: number): boolean {
