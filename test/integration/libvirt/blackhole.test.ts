@@ -6,28 +6,13 @@
  * the way out, after which the link comes back and `--postcopy-resume` completes. QEMU 7.2.
  * Skipped, saying why, where libvirt cannot run.
  */
-import { access, constants } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { LibvirtSession } from '../../../src/libvirt/session.js';
 import { VirshError } from '../../../src/libvirt/pair.js';
 import { migrateArgs, resumeArgs } from '../../../src/libvirt/virsh.js';
-import { kvmUsable } from '../../../src/qemu/launcher.js';
+import { libvirtSkipReason } from './helpers.js';
 
-const exists = (p: string) =>
-  access(p, constants.X_OK).then(
-    () => true,
-    () => false,
-  );
-
-async function skipReason(): Promise<string | undefined> {
-  if (process.getuid?.() !== 0) return 'needs root (network and mount namespaces, libvirtd)';
-  if (!(await exists('/usr/sbin/libvirtd')) || !(await exists('/usr/bin/virsh'))) return 'libvirt is not installed (apt-get install libvirt-daemon-system libvirt-clients)';
-  if (!(await exists('/usr/bin/qemu-system-x86_64'))) return 'no /usr/bin/qemu-system-x86_64';
-  const kvm = await kvmUsable();
-  if (!kvm.usable) return `KVM not usable: ${kvm.reason}`;
-  return undefined;
-}
-const SKIP = await skipReason();
+const SKIP = await libvirtSkipReason({ systemQemu: true, kvm: true });
 
 describe.skipIf(SKIP !== undefined)(`libvirt and a silent blackhole${SKIP ? ` (skipped: ${SKIP})` : ''}`, () => {
   it('cannot be resumed until the destination is paused out of band; then --postcopy-resume completes', { timeout: 300_000 }, async () => {

@@ -4,28 +4,16 @@
  * `postcopy-lab cleanup` runs) must remove all of it. Skipped, saying why, where libvirt
  * cannot run.
  */
-import { access, constants, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { cleanupLeftovers } from '../../../src/kernel/cleanup.js';
 import { listNamespaces } from '../../../src/kernel/cleanup.js';
 import { ROOT, ensureBuilt } from '../../helpers/sim.js';
+import { exists, libvirtSkipReason } from './helpers.js';
 
-const exists = (p: string) =>
-  access(p, constants.F_OK).then(
-    () => true,
-    () => false,
-  );
-
-async function skipReason(): Promise<string | undefined> {
-  if (process.getuid?.() !== 0) return 'needs root (network and mount namespaces, libvirtd)';
-  if (!(await exists('/usr/sbin/libvirtd'))) return 'no /usr/sbin/libvirtd (apt-get install libvirt-daemon-system)';
-  if (!(await exists('/usr/bin/virsh'))) return 'no virsh (apt-get install libvirt-clients)';
-  if (!(await exists('/usr/bin/qemu-system-x86_64'))) return 'no /usr/bin/qemu-system-x86_64';
-  return undefined;
-}
-const SKIP = await skipReason();
+const SKIP = await libvirtSkipReason({ systemQemu: true });
 
 /** Pids whose command line names this run's directory (the domain's QEMU) or whose netns is the run's. */
 async function runProcesses(root: string, namespaces: string[]): Promise<number[]> {

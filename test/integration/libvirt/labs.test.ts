@@ -6,39 +6,18 @@
  *
  * Skipped, saying why, where libvirt cannot run: not root, no libvirtd/virsh, no usable KVM.
  */
-import { access, constants } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { LIBVIRT_STATE_ROOT } from '../../../src/libvirt/pair.js';
-import { kvmUsable } from '../../../src/qemu/launcher.js';
+import { QEMUS } from '../../helpers/qemus.js';
 import { ensureBuilt, ROOT } from '../../helpers/sim.js';
+import { exists, libvirtSkipReason } from './helpers.js';
 
 const CLI = path.join(ROOT, 'bin', 'postcopy-lab.js');
 type JsonLine = Record<string, unknown> & { type: string; text?: string; side?: string };
 
-const exists = (p: string, mode = constants.X_OK) =>
-  access(p, mode).then(
-    () => true,
-    () => false,
-  );
-
-const QEMUS = [
-  { short: '7.2', bin: '/usr/bin/qemu-system-x86_64' },
-  { short: '10.0', bin: '/opt/qemu-10.0/bin/qemu-system-x86_64' },
-];
-
-async function skipReason(): Promise<string | undefined> {
-  if (process.getuid?.() !== 0) return 'needs root (network and mount namespaces, libvirtd)';
-  if (!(await exists('/usr/sbin/libvirtd'))) return 'no /usr/sbin/libvirtd (apt-get install libvirt-daemon-system)';
-  if (!(await exists('/usr/bin/virsh'))) return 'no virsh (apt-get install libvirt-clients)';
-  const kvm = await kvmUsable();
-  if (!kvm.usable) return `KVM not usable: ${kvm.reason}`;
-  return undefined;
-}
-
-const SKIP = await skipReason();
-const available = (await Promise.all(QEMUS.map(async (q) => ((await exists(q.bin)) ? q : null)))).filter((q) => q !== null);
+const SKIP = await libvirtSkipReason({ kvm: true });
 if (SKIP) console.warn(`libvirt lab drills skipped: ${SKIP}`);
 
 beforeAll(ensureBuilt, 240_000);
@@ -55,7 +34,7 @@ async function drill(lab: string, bin: string): Promise<{ code: number; lines: J
 const texts = (lines: JsonLine[]): string[] => lines.filter((l) => l.type === 'event').map((l) => `${l.side ?? ''}: ${l.text ?? ''}`);
 
 describe.skipIf(SKIP !== undefined)(`libvirt lab drills${SKIP ? ` (skipped: ${SKIP})` : ''}`, () => {
-  describe.each(available)('QEMU $short', ({ bin }) => {
+  describe.each(QEMUS)('QEMU $short', ({ bin }) => {
     it('libvirt-postcopy-recovery: virsh migrate --postcopy, a cut, post-copy failed on both sides, --postcopy-resume, verified', { timeout: 240_000 }, async () => {
       const r = await drill('libvirt-postcopy-recovery', bin);
       const ev = texts(r.lines);
@@ -71,7 +50,7 @@ describe.skipIf(SKIP !== undefined)(`libvirt lab drills${SKIP ? ` (skipped: ${SK
       // Nothing left of this run: its pair's directory (the daemons' state and sockets) is gone.
       const run = ev.map((t) => /\(run (lv[0-9a-z]+)\)/.exec(t)?.[1]).find(Boolean);
       expect(run, 'the run id in the start event').toBeDefined();
-      expect(await exists(path.join(LIBVIRT_STATE_ROOT, run!), constants.F_OK)).toBe(false);
+      expect(await exists(path.join(LIBVIRT_STATE_ROOT, run!))).toBe(false);
     });
     it('libvirt-double-failure: a second cut after a resume, a second --postcopy-resume, verified', { timeout: 240_000 }, async () => {
       const r = await drill('libvirt-double-failure', bin);

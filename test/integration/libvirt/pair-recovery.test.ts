@@ -7,40 +7,19 @@
  *
  * Skipped, saying why, where it cannot run: not root, no libvirtd/virsh, no usable KVM.
  */
-import { access, constants } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { mapQmpCommand } from '../../../src/libvirt/commands.js';
 import { LibvirtSession } from '../../../src/libvirt/session.js';
-import { kvmUsable } from '../../../src/qemu/launcher.js';
+import { QEMUS } from '../../helpers/qemus.js';
+import { exists, libvirtSkipReason } from './helpers.js';
 
-const exists = (p: string) =>
-  access(p, constants.X_OK).then(
-    () => true,
-    () => false,
-  );
-
-const QEMUS = [
-  { short: '7.2', bin: '/usr/bin/qemu-system-x86_64' },
-  { short: '10.0', bin: '/opt/qemu-10.0/bin/qemu-system-x86_64' },
-];
-
-async function skipReason(): Promise<string | undefined> {
-  if (process.getuid?.() !== 0) return 'needs root (network and mount namespaces, libvirtd)';
-  if (!(await exists('/usr/sbin/libvirtd'))) return 'no /usr/sbin/libvirtd (apt-get install libvirt-daemon-system)';
-  if (!(await exists('/usr/bin/virsh'))) return 'no virsh (apt-get install libvirt-clients)';
-  const kvm = await kvmUsable();
-  if (!kvm.usable) return `KVM not usable: ${kvm.reason}`;
-  return undefined;
-}
-
-const SKIP = await skipReason();
-const available = (await Promise.all(QEMUS.map(async (q) => ((await exists(q.bin)) ? q : null)))).filter((q) => q !== null);
+const SKIP = await libvirtSkipReason({ kvm: true });
 if (SKIP) console.warn(`libvirt pair tests skipped: ${SKIP}`);
 
 describe.skipIf(SKIP !== undefined)(`libvirt two-daemon pair${SKIP ? ` (skipped: ${SKIP})` : ''}`, () => {
   // A second cut after a resume is the lab libvirt-double-failure, drilled on both QEMUs in
   // labs.test.ts: not repeated at this layer.
-  describe.each(available)('QEMU $short', ({ short, bin }) => {
+  describe.each(QEMUS)('QEMU $short', ({ short, bin }) => {
     it('postcopy, an RST cut, post-copy failed, --postcopy-resume, and a consistent destination', { timeout: 240_000 }, async () => {
       const session = new LibvirtSession({ runId: `lvt${process.pid}${short.replace('.', '')}`, emulator: bin, subnet: '10.213.40.0/24', memoryMiB: 64 });
       try {
