@@ -6,38 +6,14 @@
  */
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { Guest, MAX_THREADS_PER_VCPU, type AccessResult, type MemoryHooks, type WorkloadSpec } from '../../../src/sim/workload.js';
+import { Guest, MAX_THREADS_PER_VCPU, type WorkloadSpec } from '../../../src/sim/workload.js';
+import { recorder, run } from './guest-harness.js';
 import { encodeJson, MainStreamDecoder, MIG_CMD, type MainMessage } from '../../../src/sim/wire.js';
-
-interface Access {
-  vcpu: number;
-  page: number;
-  write: boolean;
-}
 
 function spec(over: Partial<WorkloadSpec> = {}): WorkloadSpec {
   return { kind: 'random', vcpus: 2, readRate: 4000, dirtyRate: 1000, hotFraction: 0.1, hotShare: 0.9, seed: 7, ...over };
 }
 
-function recorder(decide: (a: Access) => AccessResult = () => 'ok'): MemoryHooks & { log: Access[] } {
-  const log: Access[] = [];
-  return {
-    log,
-    access(vcpu, page, write) {
-      const a = { vcpu, page, write };
-      log.push(a);
-      return decide(a);
-    },
-  };
-}
-
-function run(s: WorkloadSpec, pages: number, ms: number, hooks = recorder()): { guest: Guest; log: Access[] } {
-  const guest = new Guest(s, pages, hooks);
-  guest.start();
-  vi.advanceTimersByTime(ms);
-  guest.stop();
-  return { guest, log: hooks.log };
-}
 
 /** mulberry32, as the guest draws its numbers: the reference for "the stream from before threads". */
 function mulberry32(a: number): [number, number] {

@@ -4,38 +4,13 @@
  * vCPU blocked on a missing page stops alone while the others carry on.
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { Guest, type AccessResult, type MemoryHooks, type WorkloadSpec } from '../../../src/sim/workload.js';
-
-interface Access {
-  vcpu: number;
-  page: number;
-  write: boolean;
-}
+import { Guest, type WorkloadSpec } from '../../../src/sim/workload.js';
+import { recorder, run } from './guest-harness.js';
 
 function spec(over: Partial<WorkloadSpec> = {}): WorkloadSpec {
   return { kind: 'random', vcpus: 3, readRate: 2000, dirtyRate: 500, hotFraction: 0.1, hotShare: 0.9, seed: 7, ...over };
 }
 
-/** Hooks that record every access and answer with `decide` (default: always ok). */
-function recorder(decide: (a: Access) => AccessResult = () => 'ok'): MemoryHooks & { log: Access[] } {
-  const log: Access[] = [];
-  return {
-    log,
-    access(vcpu, page, write) {
-      const a = { vcpu, page, write };
-      log.push(a);
-      return decide(a);
-    },
-  };
-}
-
-function run(s: WorkloadSpec, pages: number, ms: number, hooks = recorder()): { guest: Guest; log: Access[] } {
-  const guest = new Guest(s, pages, hooks);
-  guest.start();
-  vi.advanceTimersByTime(ms);
-  guest.stop();
-  return { guest, log: hooks.log };
-}
 
 beforeEach(() => {
   vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval', 'setTimeout', 'clearTimeout', 'performance', 'Date'] });
