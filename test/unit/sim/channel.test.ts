@@ -2,33 +2,15 @@
  * A Channel closes as a unit: once its owner closes it, nothing the socket still emits (data
  * already on the way, the close that follows) and no callback bound to it runs again.
  */
-import net from 'node:net';
-import { afterEach, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { Channel } from '../../../src/sim/channel.js';
 import { waitFor } from '../../helpers/sim.js';
+import { socketPair } from '../../helpers/socket-pair.js';
 
-const cleanup: Array<() => void> = [];
-afterEach(() => {
-  for (const f of cleanup.splice(0)) f();
-});
 
-/** A connected pair of real sockets on 127.0.0.1. */
-async function pair(): Promise<{ client: net.Socket; server: net.Socket }> {
-  const srv = net.createServer();
-  await new Promise<void>((r) => srv.listen({ host: '127.0.0.1', port: 0 }, r));
-  const accepted = new Promise<net.Socket>((r) => srv.once('connection', r));
-  const client = net.connect({ host: '127.0.0.1', port: (srv.address() as net.AddressInfo).port });
-  const server = await accepted;
-  cleanup.push(() => {
-    client.destroy();
-    server.destroy();
-    srv.close();
-  });
-  return { client, server };
-}
 
 it('runs its handlers while open, and none after destroy(), not even the close it causes', async () => {
-  const { client, server } = await pair();
+  const { client, server } = await socketPair();
   const seen: string[] = [];
   const ch = new Channel(client, {
     data: (d) => seen.push(`data:${d.toString()}`),
@@ -50,7 +32,7 @@ it('runs its handlers while open, and none after destroy(), not even the close i
 });
 
 it('reports the peer closing while open, once', async () => {
-  const { client, server } = await pair();
+  const { client, server } = await socketPair();
   const seen: string[] = [];
   new Channel(client, { error: () => seen.push('error'), close: () => seen.push('close') });
   server.end();

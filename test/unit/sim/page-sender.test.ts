@@ -3,7 +3,7 @@
  * timing: the order of frames and their bytes are what the pump promises.
  */
 import net from 'node:net';
-import { afterEach, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { Channel } from '../../../src/sim/channel.js';
 import { checkPage } from '../../../src/sim/content.js';
 import { PageSender, type SenderHost } from '../../../src/sim/page-sender.js';
@@ -11,27 +11,10 @@ import { SourceMigration } from '../../../src/sim/source-migration.js';
 import type { MigrationParameters } from '../../../src/sim/vm.js';
 import { MainStreamDecoder } from '../../../src/sim/wire.js';
 import { waitFor } from '../../helpers/sim.js';
+import { socketPair } from '../../helpers/socket-pair.js';
 
 const PAGE = 4096;
-const cleanup: Array<() => void> = [];
-afterEach(() => {
-  for (const f of cleanup.splice(0)) f();
-});
 
-async function pair(): Promise<{ client: net.Socket; server: net.Socket }> {
-  const srv = net.createServer();
-  await new Promise<void>((r) => srv.listen({ host: '127.0.0.1', port: 0 }, r));
-  const accepted = new Promise<net.Socket>((r) => srv.once('connection', r));
-  const client = net.connect({ host: '127.0.0.1', port: (srv.address() as net.AddressInfo).port });
-  const server = await accepted;
-  if (client.connecting) await new Promise((r) => client.once('connect', r));
-  cleanup.push(() => {
-    client.destroy();
-    server.destroy();
-    srv.close();
-  });
-  return { client, server };
-}
 
 /** A source in postcopy with `pages` pages to push, whose stream ends when the push is done. */
 function postcopyHost(pages: number, ch: () => Channel): SenderHost & { eof: boolean } {
@@ -69,7 +52,7 @@ function readPages(server: net.Socket, versions: Uint32Array): { order: number[]
 }
 
 it('pushes every page once with the right bytes, reusing its buffers only after the kernel took them', async () => {
-  const { client, server } = await pair();
+  const { client, server } = await socketPair();
   // The reader starts late, so writes queue in user space and wait for the kernel: a buffer
   // reused before its write completed would put later pages' bytes into earlier frames.
   server.pause();
@@ -89,7 +72,7 @@ it('pushes every page once with the right bytes, reusing its buffers only after 
 });
 
 it('a page requested while the push runs goes out ahead of the rest of the push, once', async () => {
-  const { client, server } = await pair();
+  const { client, server } = await socketPair();
   const pages = 16384;
   const host = postcopyHost(pages, () => ch);
   const ch = new Channel(client, { error: () => {}, close: () => {} });
