@@ -30,8 +30,8 @@ export interface DomainXmlOptions {
   type?: 'kvm' | 'qemu';
   /** The extra QMP socket, as a path inside the daemon's mount namespace; absent on a remote host (out of reach). */
   qmpSocket?: string;
-  /** Where COM1 goes, inside the daemon's mount namespace. */
-  serialFile: string;
+  /** Where COM1 goes, inside the daemon's mount namespace; absent on a remote host (nothing would read it). */
+  serialFile?: string;
 }
 
 export const DEFAULT_MACHINE = 'pc-i440fx-7.2';
@@ -72,7 +72,7 @@ export function buildDomainXml(o: DomainXmlOptions): string {
     '  <on_crash>destroy</on_crash>',
     '  <devices>',
     ...(o.emulator === undefined ? [] : [`    <emulator>${e(o.emulator, 'emulator')}</emulator>`]),
-    `    <serial type='file'><source path='${e(o.serialFile, 'serialFile')}'/></serial>`,
+    ...(o.serialFile === undefined ? [] : [`    <serial type='file'><source path='${e(o.serialFile, 'serialFile')}'/></serial>`]),
     "    <controller type='usb' model='none'/>",
     "    <memballoon model='none'/>",
     "    <video><model type='none'/></video>",

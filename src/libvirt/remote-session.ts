@@ -13,7 +13,7 @@
  *
  * What a remote run lacks, said where it is asked for: the link (none: not ours to break), the
  * destination's memory check and `query-*` (the extra QMP socket), and the serial log the local
- * run waits on (the guest is taken as ready once it runs).
+ * run waits on (the guest has no serial device there; it is taken as ready once it runs).
  */
 import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -28,7 +28,6 @@ import { buildDomainXml } from './domain-xml.js';
 import { VirshError } from './pair.js';
 import { parseHypervisorVersion, RemoteUriError, type RemoteHosts } from './remote.js';
 import type { LibvirtRun, Running } from './run.js';
-import { SERIAL_FILE } from './session.js';
 import { parseDomjobinfo, parseDomstate, virsh, type DomJobInfo, type DomState } from './virsh.js';
 
 export const REMOTE_QMP_MISSING =
@@ -102,8 +101,10 @@ export class RemoteLibvirtSession implements LibvirtRun {
       this.layout = await writeGuestImage(rom, { endMiB: memoryMiB - RAM_HEADROOM_MIB, stridePages: 1, dirtyPagesPerSecond: this.opts.dirtyPagesPerSecond ?? 20_000 }, 'rom');
       const volume = await this.uploadRom(rom);
       const xml = path.join(this.localDir, 'domain.xml');
-      // No extra QMP socket: on a remote host it would be out of reach (and taint the domain for nothing).
-      await writeFile(xml, buildDomainXml({ name: this.domain, memoryMiB, rom: volume, emulator: this.opts.emulator, serialFile: SERIAL_FILE }), { mode: 0o600 });
+      // No extra QMP socket and no serial file: on a remote host both would be out of reach (the
+      // socket would also taint the domain for nothing), and a file in a directory of the host's
+      // that its QEMU user may not write would only stop the domain from starting.
+      await writeFile(xml, buildDomainXml({ name: this.domain, memoryMiB, rom: volume, emulator: this.opts.emulator }), { mode: 0o600 });
       await this.virsh('source', ['define', xml]);
       await this.virsh('source', ['start', this.domain], { timeoutMs: 60_000 });
       const dest = this.opts.hosts.destination.host;

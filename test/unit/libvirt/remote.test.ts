@@ -75,10 +75,11 @@ describe('parseHypervisorVersion', () => {
 });
 
 describe('the remote domain', () => {
-  it('has no extra QMP socket and leaves the emulator to the daemon', () => {
-    const xml = buildDomainXml({ name: 'pcl-guest', memoryMiB: 64, rom: '/var/lib/libvirt/postcopy-lab-x/guest.rom', serialFile: '/var/log/libvirt/pcl-serial.log' });
+  it('has no extra QMP socket, no serial file, and leaves the emulator to the daemon', () => {
+    const xml = buildDomainXml({ name: 'pcl-guest', memoryMiB: 64, rom: '/var/lib/libvirt/postcopy-lab-x/guest.rom' });
     expect(xml).not.toContain('qemu:commandline');
     expect(xml).not.toContain('<emulator>');
+    expect(xml).not.toContain('<serial');
     expect(xml).toContain("<loader type='rom'>/var/lib/libvirt/postcopy-lab-x/guest.rom</loader>");
   });
 });
