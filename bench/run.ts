@@ -2,7 +2,7 @@
  * `npm run bench`: measures the sim on this machine and prints tables. Nothing here asserts;
  * the figures go in the README with how they were obtained.
  *
- *   node dist/bench/run.js [--quick] [--only throughput,link-accuracy,recovery,qemu,rss,compare,recovery-file] [--json FILE]
+ *   node dist/bench/run.js [--quick] [--only throughput,link-accuracy,recovery,qemu,rss,compare,recovery-file,libvirt-resume] [--json FILE]
  *
  * Every run starts fresh VM processes (and a relay where the row says so) over loopback TCP.
  */
@@ -16,6 +16,7 @@ import { QemuBackend } from '../src/driver/qemu-backend.js';
 import { RelayLink } from '../src/link/relay.js';
 import type { LabEvent, Link, MigrationStatus, PagesInfo, RamStats, Side } from '../src/types.js';
 import { DirectLink } from './direct-link.js';
+import { benchLibvirtResume } from './libvirt-resume.js';
 import { benchRecoveryFile } from './recovery-file.js';
 import { linkAccuracy } from './link-accuracy.js';
 import { SocatLink, socatMissing, SOCAT_BUFFER_BYTES } from './socat-link.js';
@@ -462,6 +463,7 @@ async function main() {
     );
   }
   if (only.has('recovery-file')) results['recovery-file'] = await benchRecoveryFile({ quick: values.quick });
+  if (only.has('libvirt-resume')) results['libvirt-resume'] = await benchLibvirtResume({ quick: values.quick, direct: async (qemu) => qemuRecoveryRun(await makeBackend('qemu', { qemu }), 64 * MiB) });
   if (values.json) writeFileSync(values.json, JSON.stringify(results, null, 2));
 }
 

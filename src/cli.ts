@@ -21,6 +21,7 @@ import { QemuNotFoundError } from './qemu/launcher.js';
 import { stateDir } from './util/state-dir.js';
 import { parseDuration } from './lab/duration.js';
 import type { CompareFlags } from './compare/options.js';
+import { parseRemoteHosts, remoteLabProblem, RemoteUriError, type RemoteHosts } from './libvirt/remote.js';
 
 export const LABS_DIR = fileURLToPath(new URL('../../labs', import.meta.url));
 /** The order a newcomer should take the labs in; labs not named here follow by id. */
@@ -38,6 +39,7 @@ Usage:
   postcopy-lab                         open the lab picker (interactive terminal)
   postcopy-lab lab <id|file>           open one lab in the TUI (headless without a terminal)
   postcopy-lab drill <id|file> [--json] [--seed N] [--timeout S] [--link relay|kernel] [--backend sim|qemu|libvirt] [--record FILE]
+                                       [--source-uri URI --dest-uri URI]
                                        [--emulate 7.2|10.0]
                                        [--hold] [--learner-delay 30s]
                                        run a lab headless; exit 0 if every check held and memory verified
@@ -69,6 +71,11 @@ Options:
                   running a generated test guest; KVM when /dev/kvm is usable, else TCG) or
                   libvirt (root: two libvirtd in the kernel link's namespaces, driven by virsh;
                   implies --link kernel; labs that say backends: [libvirt])
+  --source-uri URI, --dest-uri URI
+                  with --backend libvirt: run on two libvirt daemons you already have (e.g.
+                  qemu+ssh://root@host-a/system and qemu+ssh://root@host-b/system) instead of the
+                  local pair; the link is then none (labs that break it are refused), and there is
+                  no memory check (it needs the daemons' host)
   --qemu PATH     the QEMU binary to run (implies --backend qemu; libvirt runs it too); to compare QEMU versions
   --emulate V     the QEMU version the sim behaves as: ${EMULATED_VERSIONS.join(' or ')} (default ${DEFAULT_EMULATED_VERSION}):
                   its states, events, capabilities and greeting. Sim only (a real QEMU is its own version)
@@ -139,6 +146,10 @@ function defaultRecordPath(labId: string): string | undefined {
 async function makeLinkFactory(kind: string, seed?: number): Promise<(runtimeDir: string) => Link> {
   // The relay's jitter and loss draws follow the run's seed too, so a drill replays the same faults.
   if (kind === 'relay') return (runtimeDir) => new RelayLink({ runtimeDir, seed });
+  // Remote libvirt hosts: the backend runs no link, so nothing may ask for one.
+  if (kind === 'none') return () => {
+    throw new Error('there is no link on remote libvirt hosts (--link none)');
+  };
   if (kind === 'kernel') {
     const { KernelLink } = await import('./kernel/kernel-link.js');
     const runId = `${process.pid.toString(36)}${Math.floor(Math.random() * 36 ** 3).toString(36)}`.slice(0, 8);
@@ -198,6 +209,8 @@ async function main(argv: string[]): Promise<number> {
         timeout: { type: 'string' },
         link: { type: 'string' },
         backend: { type: 'string' },
+        'source-uri': { type: 'string' },
+        'dest-uri': { type: 'string' },
         qemu: { type: 'string' },
         emulate: { type: 'string' },
         record: { type: 'string' },
@@ -240,6 +253,7 @@ async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = positionals;
   // Checked for every command, so a misspelt backend is refused even where it is not used.
   parseEmulate(values.emulate, parseBackend(values.backend, values.qemu));
+  parseRemote(values, parseBackend(values.backend, values.qemu));
 
   switch (command) {
     case 'drill':
@@ -304,6 +318,8 @@ interface DrillFlags {
   link?: string;
   backend?: string;
   qemu?: string;
+  'source-uri'?: string;
+  'dest-uri'?: string;
   emulate?: string;
   record?: string;
   'no-record'?: boolean;
@@ -316,12 +332,13 @@ interface DrillFlags {
 async function drillCommand(idOrPath: string | undefined, values: DrillFlags, argv: string[]): Promise<number> {
   const lab = await loadLabOrExplain(idOrPath);
   const backendKind = parseBackend(values.backend, values.qemu);
-  const linkKind = parseLinkKind(values.link, backendKind);
+  const remote = parseRemote(values, backendKind);
+  const linkKind = parseLinkKind(values.link, backendKind, remote);
   const seed = num(values.seed, '--seed', 0, 2 ** 32 - 1) ?? lab.setup.seed ?? 1;
   const timeoutMs = (num(values.timeout, '--timeout', 1, 86400) ?? 300) * 1000;
   const learnerDelayMs = learnerDelay(values['learner-delay']);
   const makeLink = await makeLinkFactory(linkKind, seed);
-  const backend = await backendFor(lab, backendKind, values.qemu, parseEmulate(values.emulate, backendKind));
+  const backend = await backendFor(lab, backendKind, values.qemu, parseEmulate(values.emulate, backendKind), remote);
   if (values.json) chalk.level = 0;
   const recordPath = values['no-record'] ? undefined : (values.record ?? defaultRecordPath(lab.id));
   let session: LabSession | null = null;
@@ -417,8 +434,23 @@ function parseBackend(backend: string | undefined, qemu: string | undefined): Ba
   return kind as BackendKind;
 }
 
-/** --link; `--backend libvirt` implies kernel (its daemons live in the kernel link's namespaces). */
-function parseLinkKind(link: string | undefined, backend: BackendKind): string {
+/** --source-uri/--dest-uri: null for the local pair (src/libvirt/remote.ts checks them). */
+function parseRemote(values: DrillFlags & { link?: string }, backend: BackendKind): RemoteHosts | null {
+  try {
+    return parseRemoteHosts({ sourceUri: values['source-uri'], destUri: values['dest-uri'], backend, link: values.link, qemu: values.qemu });
+  } catch (e) {
+    if (e instanceof RemoteUriError) throw new UsageError(e.message);
+    throw e;
+  }
+}
+
+/**
+ * --link; `--backend libvirt` implies kernel (its daemons live in the kernel link's namespaces),
+ * and on remote hosts none (the network between them is not ours).
+ */
+function parseLinkKind(link: string | undefined, backend: BackendKind, remote: RemoteHosts | null = null): string {
+  if (remote) return 'none';
+  if (link === 'none') throw new UsageError('--link none is for --backend libvirt with --source-uri/--dest-uri (hosts whose network is not ours); a run on this machine has a link: relay or kernel');
   if (backend !== 'libvirt') return link ?? 'relay';
   if (link !== undefined && link !== 'kernel') throw new UsageError(`--link ${link}: --backend libvirt runs its two daemons in the kernel link's namespaces, so the link is kernel (leave --link out)`);
   return 'kernel';
@@ -438,10 +470,13 @@ function parseEmulate(emulate: string | undefined, kind: BackendKind): EmulatedV
 }
 
 /** The backend for one lab, refusing (exit 2) a lab that does not support it, or a missing QEMU. */
-async function backendFor(lab: Lab, kind: BackendKind, qemu: string | undefined, emulate?: EmulatedVersion): Promise<AnyBackend> {
-  const problem = backendProblem(lab, kind);
+async function backendFor(lab: Lab, kind: BackendKind, qemu: string | undefined, emulate?: EmulatedVersion, remote: RemoteHosts | null = null): Promise<AnyBackend> {
+  const problem = backendProblem(lab, kind) ?? (remote ? remoteLabProblem(lab) : undefined);
   if (problem) throw new UsageError(problem);
-  const backend = await makeBackend(kind, { qemu, emulate, accel: forcedAccel() });
+  const backend = await makeBackend(kind, { qemu, emulate, accel: forcedAccel(), remote }).catch((e: unknown) => {
+    // An unreachable remote daemon: one sentence, like any bad input.
+    throw e instanceof RemoteUriError ? new UsageError(e.message) : e;
+  });
   // The QEMU version (real, or the one the sim emulates) must be one the lab holds for.
   const outOfRange = versionProblem(lab, backend);
   if (outOfRange) throw new UsageError(outOfRange);
@@ -461,6 +496,7 @@ async function runInteractive(labId: string | undefined, values: DrillFlags, arg
   }
   const backendKind = parseBackend(values.backend, values.qemu);
   const emulate = parseEmulate(values.emulate, backendKind);
+  const remote = parseRemote(values, backendKind);
   const seedFlag = num(values.seed, '--seed', 0, 2 ** 32 - 1);
   // Ink treats an empty CI as "CI" and would draw nothing; we decided above that this is a terminal.
   if (process.env.CI !== undefined && process.env.CI.trim() === '') delete process.env.CI;
@@ -468,7 +504,7 @@ async function runInteractive(labId: string | undefined, values: DrillFlags, arg
   // entry per render that is never cleared: hundreds of MiB after a few minutes of a lab.
   process.env.NODE_ENV ??= 'production';
   const { runTui } = await import('./ui/app.js');
-  const makeLink = await makeLinkFactory(parseLinkKind(values.link, backendKind), seedFlag);
+  const makeLink = await makeLinkFactory(parseLinkKind(values.link, backendKind, remote), seedFlag);
   const labs = await orderedLabs();
   const sessions = new Set<LabSession>();
   const stopAll: Cleanup = async () => {
@@ -488,7 +524,7 @@ async function runInteractive(labId: string | undefined, values: DrillFlags, arg
   const compareLab = async (labId: string, progress: (line: string) => void, signal: AbortSignal): Promise<string | null> => {
     const { compareOptionsForLab } = await import('./compare/lab.js');
     const lab = await findLab(labId, LABS_DIR);
-    const backend = await backendFor(lab, backendKind, values.qemu, emulate);
+    const backend = await backendFor(lab, backendKind, values.qemu, emulate, remote);
     if (ownsLifecycle(backend)) return null;
     const options = compareOptionsForLab(lab, backend, seedFlag ?? lab.setup.seed ?? 1);
     if (!options) return null;
@@ -513,7 +549,7 @@ async function runInteractive(labId: string | undefined, values: DrillFlags, arg
     initialLab: labId ? (await loadLabOrExplain(labId)).id : undefined,
     openLab: async (id, openOpts) => {
       const lab = await findLab(id, LABS_DIR);
-      const backend = await backendFor(lab, backendKind, values.qemu, emulate);
+      const backend = await backendFor(lab, backendKind, values.qemu, emulate, remote);
       const session = new LabSession(lab, {
         mode: 'interactive',
         seed: seedFlag ?? lab.setup.seed ?? 1,
@@ -523,7 +559,7 @@ async function runInteractive(labId: string | undefined, values: DrillFlags, arg
         makeLink,
         backend,
         recordPath: values['no-record'] ? undefined : defaultRecordPath(lab.id),
-        recordMeta: { version: PKG_VERSION, node: process.version, link: parseLinkKind(values.link, backendKind), backend: backendKind, qemuVersion: backend.qemuVersion, argv },
+        recordMeta: { version: PKG_VERSION, node: process.version, link: parseLinkKind(values.link, backendKind, remote), backend: backendKind, qemuVersion: backend.qemuVersion, argv },
       });
       sessions.add(session);
       try {

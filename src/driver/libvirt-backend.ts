@@ -14,7 +14,10 @@
  *   - verification: the destination paused and dumped through the extra QMP socket, checked by
  *     the project's consistency check (LibvirtSession.verifyDestination).
  */
-import { LibvirtSession, QMP_SOCKET, type Running } from '../libvirt/session.js';
+import { LibvirtSession } from '../libvirt/session.js';
+import { RemoteLibvirtSession } from '../libvirt/remote-session.js';
+import type { RemoteHosts } from '../libvirt/remote.js';
+import type { LibvirtRun, Running } from '../libvirt/run.js';
 import { mapQmpCommand } from '../libvirt/commands.js';
 import type { DomState } from '../libvirt/virsh.js';
 import { virshActionProblem } from '../libvirt/virsh-action.js';
@@ -61,9 +64,11 @@ function runState(s: DomState | null): RunState | 'unknown' {
 const LONG = new Set(['migrate']);
 
 export interface LibvirtBackendOptions {
-  /** The QEMU libvirt runs (its version is the backend's). */
-  emulator: string;
+  /** The QEMU libvirt runs (its version is the backend's); absent on remote hosts: their daemons' default. */
+  emulator?: string;
   version: { major: number; minor: number; text: string };
+  /** Two daemons the user already has (--source-uri, --dest-uri) instead of the local pair. */
+  remote?: RemoteHosts;
 }
 
 export class LibvirtBackend implements LifecycleBackend {
@@ -80,7 +85,7 @@ export class LibvirtBackend implements LifecycleBackend {
 }
 
 class LibvirtDriver implements RunDriver {
-  private session: LibvirtSession | null = null;
+  private session: LibvirtRun | null = null;
   private readonly statuses = new Map<Side, MigrationStatus>();
   private readonly background = new Set<Promise<unknown>>();
   private verified: boolean | null = null;
@@ -95,7 +100,7 @@ class LibvirtDriver implements RunDriver {
     private readonly o: DriverOptions,
   ) {}
 
-  get link(): LibvirtSession['link'] | null {
+  get link(): LibvirtRun['link'] {
     return this.session?.link ?? null;
   }
 
@@ -105,14 +110,23 @@ class LibvirtDriver implements RunDriver {
     const runId = `lv${process.pid.toString(36)}${Math.floor(Math.random() * 36 ** 3).toString(36)}`.slice(0, 8);
     const memoryMiB = Math.max(32, Math.ceil(g.memoryBytes / MiB));
     const dirty = Math.min(MAX_DIRTY_PAGES_PER_SECOND, Math.round(g.dirtyRate * Math.max(1, g.vcpus)));
-    this.session = new LibvirtSession({ runId, emulator: this.opts.emulator, memoryMiB, dirtyPagesPerSecond: dirty });
-    this.o.onEvent({ kind: 'info', text: `libvirt backend: two libvirtd in the kernel link's namespaces (run ${runId}), QEMU ${this.opts.version.major}.${this.opts.version.minor} (${this.opts.emulator}), guest ${memoryMiB} MiB writing ${dirty} pages/s` });
-    await this.session.start();
+    const qemu = `QEMU ${this.opts.version.major}.${this.opts.version.minor}`;
+    const guest = `guest ${memoryMiB} MiB writing ${dirty} pages/s`;
+    const remote = this.opts.remote;
+    if (remote) {
+      this.session = new RemoteLibvirtSession({ runId, hosts: remote, emulator: this.opts.emulator, memoryMiB, dirtyPagesPerSecond: dirty });
+      this.o.onEvent({ kind: 'info', text: `libvirt backend on your hosts: source ${remote.source.uri}, destination ${remote.destination.uri} (run ${runId}), ${qemu} (${this.opts.emulator ?? "the daemons' default emulator"}), ${guest}; link: none (the network between your hosts is not postcopy-lab's to break)` });
+      this.o.onEvent({ kind: 'warning', text: `not available on remote hosts: ${this.session.qmpMissing}` });
+    } else {
+      this.session = new LibvirtSession({ runId, emulator: this.opts.emulator!, memoryMiB, dirtyPagesPerSecond: dirty });
+      this.o.onEvent({ kind: 'info', text: `libvirt backend: two libvirtd in the kernel link's namespaces (run ${runId}), ${qemu} (${this.opts.emulator}), ${guest}` });
+    }
+    const endpoints = await this.session.start();
     this.o.onEvent({ kind: 'info', side: 'source', text: `domain ${this.session.domain} defined and started on the source daemon; the destination daemon is ${this.session.destUri}` });
-    return this.session.endpoints!;
+    return endpoints;
   }
 
-  private get s(): LibvirtSession {
+  private get s(): LibvirtRun {
     if (!this.session || this.stopped) throw new Error('the libvirt run is not running');
     return this.session;
   }
@@ -136,7 +150,9 @@ class LibvirtDriver implements RunDriver {
     const plan = mapQmpCommand(side, execute, args, { domain: s.domain, destUri: s.destUri });
     if (plan.kind === 'refused') throw new Error(`refused on the libvirt backend: ${plan.reason}`);
     if (plan.kind === 'qmp-read') {
-      const q = await QmpClient.connect(s.pair.hostPath(side, QMP_SOCKET), { retryUntilMs: 2000, timeoutMs: 10_000 });
+      const socket = s.qmpSocket(side);
+      if (!socket) throw new Error(`${execute}: ${s.qmpMissing}`);
+      const q = await QmpClient.connect(socket, { retryUntilMs: 2000, timeoutMs: 10_000 });
       try {
         return oob ? await q.executeOob(execute, args) : await q.execute(execute, args);
       } finally {
@@ -154,7 +170,7 @@ class LibvirtDriver implements RunDriver {
     const s = this.s;
     const line = `virsh ${args.join(' ')}`;
     if (!LONG.has(args[0])) {
-      const r = await s.pair.virsh(side, args, { timeoutMs: 30_000 });
+      const r = await s.virsh(side, args, { timeoutMs: 30_000 });
       return r.stdout.trim();
     }
     if (side !== 'source') throw new Error(`${line}: migrate runs against the source daemon (virsh: source)`);
@@ -176,7 +192,7 @@ class LibvirtDriver implements RunDriver {
     return { t: Math.round(performance.now() - this.startedAt), source: src, destination: dst, link };
   }
 
-  private async readSource(s: LibvirtSession): Promise<SideSnapshot> {
+  private async readSource(s: LibvirtRun): Promise<SideSnapshot> {
     const st = await s.state('source').catch(() => null);
     let ram: Partial<RamStats> | undefined;
     let jobActive = false;
@@ -195,7 +211,7 @@ class LibvirtDriver implements RunDriver {
     return { side: 'source', alive: st !== null && st.state !== 'shut off', runState: runState(st), status, ram, stalledMs };
   }
 
-  private async readDestination(s: LibvirtSession): Promise<SideSnapshot> {
+  private async readDestination(s: LibvirtRun): Promise<SideSnapshot> {
     const st = await s.state('destination').catch(() => null);
     const status = this.note('destination', migrationStatus('destination', st, false));
     return {
@@ -208,13 +224,16 @@ class LibvirtDriver implements RunDriver {
     };
   }
 
-  private async linkSnapshot(s: LibvirtSession): Promise<LinkSnapshot> {
+  private async linkSnapshot(s: LibvirtRun): Promise<LinkSnapshot> {
     try {
-      return await s.link.snapshot();
+      if (s.link) return await s.link.snapshot();
     } catch {
-      const dir = { state: 'down' as const, latencyMs: 0, jitterMs: 0, rateBytesPerSec: 0, lossPercent: 0, bytesForwarded: 0, bytesDropped: 0 };
-      return { kind: 'kernel', up: false, flapping: false, connections: 0, 'source-to-destination': dir, 'destination-to-source': { ...dir } };
+      // Reported as down below.
     }
+    // Remote hosts: no link of ours, never broken by us ('up' only says so; nothing is measured).
+    const up = s.link === null;
+    const dir = { state: up ? ('up' as const) : ('down' as const), latencyMs: 0, jitterMs: 0, rateBytesPerSec: 0, lossPercent: 0, bytesForwarded: 0, bytesDropped: 0 };
+    return { kind: 'kernel', up, flapping: false, connections: 0, 'source-to-destination': dir, 'destination-to-source': { ...dir } };
   }
 
   /** Log a state change once, as the Orchestrator does. */
@@ -235,6 +254,10 @@ class LibvirtDriver implements RunDriver {
 
   async verify(): Promise<void> {
     if (this.stopped || !this.session) return;
+    if (this.session.qmpMissing) {
+      this.o.onEvent({ kind: 'warning', side: 'destination', text: `memory not verified: ${this.session.qmpMissing}` });
+      return;
+    }
     if (this.status('destination') !== 'completed') {
       this.o.onEvent({ kind: 'warning', side: 'destination', text: `memory not verified: the migration did not complete on the destination (status ${this.status('destination')})` });
       return;

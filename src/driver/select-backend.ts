@@ -6,6 +6,7 @@
 import { chooseAccel, findQemu, qemuVersion } from '../qemu/launcher.js';
 import type { EmulatedVersion } from '../sim/versions.js';
 import type { AnyBackend, BackendKind, VmBackend } from './backend.js';
+import type { RemoteHosts } from '../libvirt/remote.js';
 import { LibvirtBackend } from './libvirt-backend.js';
 import { QemuBackend } from './qemu-backend.js';
 import { SimBackend } from './sim-backend.js';
@@ -23,6 +24,8 @@ export interface QemuBackendChoice {
   emulate?: EmulatedVersion;
   /** QEMU: start both sides with KVM's dirty ring, for dirty-limit (refused, saying why, where unavailable). */
   dirtyRing?: boolean;
+  /** libvirt: two daemons the user already has (--source-uri, --dest-uri) instead of the local pair. */
+  remote?: RemoteHosts | null;
 }
 
 /** Build a backend. QEMU: throws QemuNotFoundError (its message is the install sentence). */
@@ -30,6 +33,13 @@ export async function makeBackend(kind: 'sim' | 'qemu', choice?: QemuBackendChoi
 export async function makeBackend(kind: BackendKind, choice?: QemuBackendChoice): Promise<AnyBackend>;
 export async function makeBackend(kind: BackendKind, choice: QemuBackendChoice = {}): Promise<AnyBackend> {
   if (kind === 'sim') return new SimBackend(choice.emulate);
+  if (kind === 'libvirt' && choice.remote) {
+    // The hosts' QEMU: --qemu names its path there (and must be the same QEMU here, to know its
+    // version); without it, each daemon's default, whose version the source daemon tells.
+    const { remoteQemuVersion } = await import('../libvirt/remote-session.js');
+    const version = choice.qemu ? await qemuVersion(choice.qemu) : await remoteQemuVersion(choice.remote.source.uri);
+    return new LibvirtBackend({ emulator: choice.qemu, version, remote: choice.remote });
+  }
   const bin = await findQemu(choice.qemu);
   const version = await qemuVersion(bin);
   // libvirt runs the same QEMU binary (a wrapper for an unpacked one: src/libvirt/emulator.ts).

@@ -22,16 +22,16 @@ export interface DomainXmlOptions {
   memoryMiB: number;
   /** The generated ROM, as a path QEMU can open. */
   rom: string;
-  /** The QEMU binary (or the wrapper of an unpacked QEMU that finds its own modules). */
-  emulator: string;
+  /** The QEMU binary (or the wrapper of an unpacked QEMU that finds its own modules); absent: the daemon's default. */
+  emulator?: string;
   /** Default pc-i440fx-7.2. */
   machine?: string;
   /** 'kvm' (default) or 'qemu' (TCG). */
   type?: 'kvm' | 'qemu';
-  /** The extra QMP socket, as a path inside the daemon's mount namespace. */
-  qmpSocket: string;
-  /** Where COM1 goes, inside the daemon's mount namespace. */
-  serialFile: string;
+  /** The extra QMP socket, as a path inside the daemon's mount namespace; absent on a remote host (out of reach). */
+  qmpSocket?: string;
+  /** Where COM1 goes, inside the daemon's mount namespace; absent on a remote host (nothing would read it). */
+  serialFile?: string;
 }
 
 export const DEFAULT_MACHINE = 'pc-i440fx-7.2';
@@ -71,16 +71,13 @@ export function buildDomainXml(o: DomainXmlOptions): string {
     '  <on_reboot>destroy</on_reboot>',
     '  <on_crash>destroy</on_crash>',
     '  <devices>',
-    `    <emulator>${e(o.emulator, 'emulator')}</emulator>`,
-    `    <serial type='file'><source path='${e(o.serialFile, 'serialFile')}'/></serial>`,
+    ...(o.emulator === undefined ? [] : [`    <emulator>${e(o.emulator, 'emulator')}</emulator>`]),
+    ...(o.serialFile === undefined ? [] : [`    <serial type='file'><source path='${e(o.serialFile, 'serialFile')}'/></serial>`]),
     "    <controller type='usb' model='none'/>",
     "    <memballoon model='none'/>",
     "    <video><model type='none'/></video>",
     '  </devices>',
-    '  <qemu:commandline>',
-    "    <qemu:arg value='-qmp'/>",
-    `    <qemu:arg value='unix:${e(o.qmpSocket, 'qmpSocket')},server=on,wait=off'/>`,
-    '  </qemu:commandline>',
+    ...(o.qmpSocket === undefined ? [] : ['  <qemu:commandline>', "    <qemu:arg value='-qmp'/>", `    <qemu:arg value='unix:${e(o.qmpSocket, 'qmpSocket')},server=on,wait=off'/>`, '  </qemu:commandline>']),
     '</domain>',
     '',
   ].join('\n');

@@ -26,6 +26,7 @@ import type { CommandPlan } from './commands.js';
 import { buildDomainXml } from './domain-xml.js';
 import { unpackedModuleDir } from './emulator.js';
 import { LibvirtPair, VirshError } from './pair.js';
+import type { LibvirtRun, Running } from './run.js';
 import { parseDomjobinfo, parseDomstate, type DomJobInfo, type DomState } from './virsh.js';
 
 /** Paths as the daemons (and their QEMUs) see them: each side's own, behind the bind mounts. */
@@ -47,13 +48,10 @@ export interface LibvirtSessionOptions {
   stateRoot?: string;
 }
 
-/** A long virsh command running in the background (a migration). */
-export interface Running {
-  argv: string[];
-  done: Promise<{ exitCode: number | undefined; stderr: string }>;
-}
+export type { Running } from './run.js';
 
-export class LibvirtSession {
+export class LibvirtSession implements LibvirtRun {
+  readonly qmpMissing = null;
   readonly link: KernelLink;
   pair!: LibvirtPair;
   readonly domain: string;
@@ -69,7 +67,7 @@ export class LibvirtSession {
   }
 
   /** Start the link and the pair, define and start the guest, wait until it wrote its range once. */
-  async start(): Promise<void> {
+  async start(): Promise<LinkEndpoints> {
     if (this.started) throw new Error(`libvirt session ${this.opts.runId} is already started`);
     this.started = true;
     try {
@@ -84,6 +82,7 @@ export class LibvirtSession {
       await this.pair.virsh('source', ['define', xml]);
       await this.pair.virsh('source', ['start', this.domain]);
       await waitForPasses(this.pair.hostPath('source', SERIAL_FILE), 1, 60_000);
+      return this.endpoints;
     } catch (err) {
       await this.stop().catch(() => undefined);
       throw err;
@@ -93,6 +92,16 @@ export class LibvirtSession {
   /** The destination daemon as the source side reaches it. */
   get destUri(): string {
     return this.pair.tcpUri('destination');
+  }
+
+  /** A short virsh subcommand against a side's daemon. */
+  virsh(side: Side, args: string[], opts: { timeoutMs?: number } = {}): Promise<{ stdout: string; stderr: string }> {
+    return this.pair.virsh(side, args, opts);
+  }
+
+  /** The extra QMP socket as this process reaches it: behind the side's bind mount. */
+  qmpSocket(side: Side): string {
+    return this.pair.hostPath(side, QMP_SOCKET);
   }
 
   /** `virsh domstate --reason`; null when the side has no such domain (yet, or any more). */

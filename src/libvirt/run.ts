@@ -1,0 +1,38 @@
+/**
+ * What the libvirt backend's driver needs of a run, whichever daemons it runs on: the local pair
+ * in the kernel link's namespaces (session.ts) or two daemons the user already has
+ * (remote-session.ts). The driver speaks only virsh through it; the extra QMP socket is there
+ * only where the daemon is local (`qmpSocket` null otherwise), and the link only where it is ours.
+ */
+import type { ConsistencyResult } from '../qemu/consistency.js';
+import type { GuestLayout } from '../qemu/guest-image.js';
+import type { Link, LinkEndpoints, Side } from '../types.js';
+import type { CommandPlan } from './commands.js';
+import type { DomJobInfo, DomState } from './virsh.js';
+
+/** A long virsh command running in the background (a migration). */
+export interface Running {
+  argv: string[];
+  done: Promise<{ exitCode: number | undefined; stderr: string }>;
+}
+
+export interface LibvirtRun {
+  readonly domain: string;
+  /** The link we shape and cut; null when the network between the hosts is not ours. */
+  readonly link: Link | null;
+  layout: GuestLayout | null;
+  readonly destUri: string;
+  start(): Promise<LinkEndpoints>;
+  /** `virsh domstate --reason`; null when the side has no such domain. */
+  state(side: Side): Promise<DomState | null>;
+  jobInfo(): Promise<DomJobInfo>;
+  /** A short virsh subcommand against a side's daemon; throws VirshError with virsh's words. */
+  virsh(side: Side, args: string[], opts?: { timeoutMs?: number }): Promise<{ stdout: string; stderr: string }>;
+  perform(plan: CommandPlan): Promise<Running | null>;
+  /** The extra QMP socket of a side as this process reaches it, or null (say why: `qmpMissing`). */
+  qmpSocket(side: Side): string | null;
+  /** Why there is no extra QMP socket (and so no memory check, no query-*, no out-of-band pause). */
+  readonly qmpMissing: string | null;
+  verifyDestination(): Promise<ConsistencyResult>;
+  stop(): Promise<void>;
+}
