@@ -12,6 +12,9 @@
  *   few seconds; the sink's bytes over the last part of the window (after the bucket's burst)
  *   divided by its length.
  * - idle overhead: the median RTT through the relay and through socat, no fault set.
+ * - CPU per GB: 1 GB pushed through the relay and through socat in turn, pings on a second
+ *   connection meanwhile; the forwarder's user and kernel CPU from /proc per GB moved (what the
+ *   machine's load disturbs least), its MB/s and the pings' median RTT.
  */
 import net from 'node:net';
 import fs from 'node:fs';
@@ -171,6 +174,27 @@ export async function linkAccuracy(reps: number): Promise<{ rows: AccuracyRow[];
       rows.push({ row: 'latency beside a bulk transfer, minus socat under the same load', configured: `${x} ms`, measured: `${m.toFixed(2)} ms`, error: `${(m - x >= 0 ? '+' : '') + (m - x).toFixed(2)} ms` });
     }
   }
+  if (missing) {
+    rows.push({ row: 'CPU per GB moved', configured: '-', measured: `skipped (${missing})`, error: '' });
+  } else {
+    // Alternated, so a change in the machine's load hits both alike; medians.
+    const runs: Record<'relay' | 'socat', CpuPerGb[]> = { relay: [], socat: [] };
+    for (let i = 0; i < reps; i++) for (const k of ['socat', 'relay'] as const) runs[k].push(await cpuPerGb(k, 1e9));
+    const m = (k: 'relay' | 'socat', f: (r: CpuPerGb) => number) => median(runs[k].map(f));
+    for (const k of ['relay', 'socat'] as const) {
+      raw[`${k}CpuPerGb`] = m(k, (r) => r.cpuSecondsPerGb);
+      raw[`${k}UserPerGb`] = m(k, (r) => r.userPerGb);
+      raw[`${k}SystemPerGb`] = m(k, (r) => r.systemPerGb);
+      raw[`${k}BulkMbPerSec`] = m(k, (r) => r.mbPerSec);
+      raw[`${k}BulkPingMs`] = m(k, (r) => r.pingMs);
+    }
+    const cpu = (k: 'relay' | 'socat') =>
+      `${raw[`${k}CpuPerGb`]!.toFixed(2)} s (user ${raw[`${k}UserPerGb`]!.toFixed(2)}, kernel ${raw[`${k}SystemPerGb`]!.toFixed(2)})`;
+    rows.push({ row: 'CPU per GB moved, 1 GB bulk + pings: relay', configured: '0', measured: cpu('relay'), error: `× socat ${(raw.relayCpuPerGb! / raw.socatCpuPerGb!).toFixed(2)}` });
+    rows.push({ row: 'CPU per GB moved, 1 GB bulk + pings: socat', configured: '0', measured: cpu('socat'), error: '' });
+    rows.push({ row: 'that bulk transfer: relay (socat)', configured: '0', measured: `${raw.relayBulkMbPerSec!.toFixed(0)} MB/s (${raw.socatBulkMbPerSec!.toFixed(0)})`, error: `× socat ${(raw.relayBulkMbPerSec! / raw.socatBulkMbPerSec!).toFixed(2)}` });
+    rows.push({ row: 'ping RTT beside it: relay (socat)', configured: '0', measured: `${raw.relayBulkPingMs!.toFixed(2)} ms (${raw.socatBulkPingMs!.toFixed(2)})`, error: '' });
+  }
   for (const rate of [4 * MiB, 32 * MiB, 128 * MiB]) {
     const measured = await rateOf(rate, reps > 1 ? 4 : 2.5);
     raw[`rate${rate}`] = measured;
@@ -205,6 +229,113 @@ async function rateOf(bytesPerSec: number, seconds: number): Promise<number> {
     return bytes / ((window[window.length - 1]!.t - window[0]!.t) / 1000);
   } finally {
     server.close();
+    await link.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** utime + stime, in seconds, of the processes `match` picks by pid and process group. */
+function cpuSeconds(match: (pid: number, pgid: number) => boolean): { user: number; system: number } {
+  let user = 0;
+  let system = 0;
+  for (const name of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    let stat: string;
+    try {
+      stat = fs.readFileSync(`/proc/${name}/stat`, 'utf8');
+    } catch {
+      continue;
+    }
+    // After the command name (which may hold spaces): state ppid pgrp ... utime(14) stime(15).
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (match(Number(name), Number(f[2]))) {
+      user += Number(f[11]);
+      system += Number(f[12]);
+    }
+  }
+  return { user: user / 100, system: system / 100 }; // USER_HZ
+}
+
+export interface CpuPerGb {
+  /** Seconds of the forwarder's CPU (user + system) per GB (1e9 bytes) moved. */
+  cpuSecondsPerGb: number;
+  /** The same split into user space and kernel. */
+  userPerGb: number;
+  systemPerGb: number;
+  mbPerSec: number;
+  /** Median RTT of 64-byte pings on a second connection of the link meanwhile. */
+  pingMs: number;
+}
+
+/**
+ * `bytes` pushed flat out through one connection of the link while 64-byte pings cross a
+ * second one (the return path a page request takes): the forwarder's CPU per GB, read from
+ * /proc, is what the machine's load disturbs least. CPU is read once the sink has every byte,
+ * before the connection closes (socat's per-connection child is gone after).
+ */
+export async function cpuPerGb(kind: 'relay' | 'socat', bytes: number): Promise<CpuPerGb> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'postcopy-cpu-'));
+  const link = kind === 'relay' ? new RelayLink({ runtimeDir: dir }) : new SocatLink();
+  const ep = await link.start();
+  const match =
+    link instanceof RelayLink
+      ? (pid: number) => pid === link.pid
+      : (_pid: number, pgid: number) => (link as SocatLink).groups.includes(pgid);
+  let received = 0;
+  let allIn: () => void = () => {};
+  const done = new Promise<void>((resolve) => (allIn = resolve));
+  const sockets = new Set<net.Socket>();
+  const sink = net.createServer((s) => {
+    sockets.add(s);
+    s.on('error', () => {});
+    s.on('data', (d: Buffer) => {
+      received += d.length;
+      if (received >= bytes) allIn();
+    });
+  });
+  const echo = net.createServer((s) => {
+    sockets.add(s);
+    s.setNoDelay(true);
+    s.on('error', () => {});
+    s.on('data', (d: Buffer) => s.write(d));
+  });
+  await new Promise<void>((r) => sink.listen(ep.recover.listen.port, '127.0.0.1', () => r()));
+  await new Promise<void>((r) => echo.listen(ep.incoming.listen.port, '127.0.0.1', () => r()));
+  try {
+    const s = await connect(ep.recover.connect.port);
+    s.on('error', () => {});
+    const cpu0 = cpuSeconds(match);
+    const t0 = performance.now();
+    const chunk = Buffer.alloc(256 * 1024, 7);
+    let sent = 0;
+    const pump = () => {
+      while (sent < bytes) {
+        sent += chunk.length;
+        if (!s.write(chunk)) return;
+      }
+    };
+    s.on('drain', pump);
+    pump();
+    let pinging = true;
+    const pings = (async () => {
+      const out: number[] = [];
+      while (pinging) out.push(...(await pingPong(ep.incoming.connect.port, 20)));
+      return out;
+    })();
+    await done;
+    const seconds = (performance.now() - t0) / 1000;
+    const cpu1 = cpuSeconds(match);
+    const user = cpu1.user - cpu0.user;
+    const system = cpu1.system - cpu0.system;
+    pinging = false;
+    const rtts = await pings;
+    s.destroy();
+    const gb = received / 1e9;
+    return { cpuSecondsPerGb: (user + system) / gb, userPerGb: user / gb, systemPerGb: system / gb, mbPerSec: received / 1e6 / seconds, pingMs: median(rtts) };
+  } finally {
+    for (const s of sockets) s.destroy();
+    await new Promise((r) => sink.close(r));
+    await new Promise((r) => echo.close(r));
     await link.stop();
     fs.rmSync(dir, { recursive: true, force: true });
   }

@@ -30,6 +30,11 @@ export class SocatLink implements Link {
   readonly kind = 'relay' as const;
   private readonly children: ResultPromise[] = [];
 
+  /** The process groups of the listeners and their per-connection children (for CPU accounting). */
+  get groups(): number[] {
+    return this.children.flatMap((c) => (c.pid === undefined ? [] : [c.pid]));
+  }
+
   async start(): Promise<LinkEndpoints> {
     const route = async (): Promise<{ listen: HostPort; connect: HostPort }> => {
       const target = { host: '127.0.0.1', port: await freePort() };

@@ -3,13 +3,15 @@
  *
  * Two ways to move a chunk, chosen from the direction's live config:
  * - **direct** while no fault is set (up, no latency, jitter, loss or cap): each chunk read is
- *   written at once, on the 'data' event, as a C forwarder would (socat reads, then writes).
- *   Nothing is copied or allocated beyond the buffer Node read into, and no promise is
- *   created per chunk. When the writer's buffer is full the reading socket is paused until
- *   'drain': the relay holds at most the writable buffer's high-water mark plus one chunk, so
- *   a page request behind the bulk push waits behind no more bytes than socat would hold.
- * - **staged** while any fault is set: chunks go through the fault stages (./faults), which
- *   pull one chunk at a time, so their backpressure reaches the socket as before.
+ *   written at once, from the read callback, as a C forwarder would (socat reads, then writes).
+ *   Reads go into reused buffers (./read-pool.ts), given back when the write completes; nothing
+ *   is copied or allocated per chunk and no promise is created. When the writer's buffer is
+ *   full the reading socket is paused until 'drain': the relay holds at most the writable
+ *   buffer's high-water mark plus one chunk, so a page request behind the bulk push waits
+ *   behind no more bytes than socat would hold.
+ * - **staged** while any fault is set: chunks (copied out of the read buffer, which goes back
+ *   at once: a stage may hold a chunk for seconds) go through the fault stages (./faults),
+ *   which pull one chunk at a time, so their backpressure reaches the socket as before.
  *
  * The switch happens on a config change. Going back to direct waits until the stages have
  * delivered (or dropped) every chunk they hold, so order is kept across switches.
@@ -38,6 +40,8 @@ export interface PumpOwner {
   /** An unexpected failure: reset both ends. */
   fail(): void;
 }
+
+const noRelease = (): void => {};
 
 export class DirectionPump {
   private mode: 'direct' | 'staged' = 'direct';
@@ -69,20 +73,27 @@ export class DirectionPump {
       this.poke();
       this.drained();
     });
-    this.from.on('data', (chunk: Buffer) => this.onData(chunk));
+    // A socket reading with `onread` calls read() instead and emits no 'data'; the listener
+    // still puts it in flowing mode, which starts reading and lets 'end' be emitted.
+    this.from.on('data', (chunk: Buffer) => this.read(chunk, noRelease));
     this.from.once('end', () => this.onEnd());
     this.to.on('drain', () => this.drained());
+    // The socket comes paused (nothing may be read before this pump exists); staged mode
+    // resumes it when its stages want a chunk.
     if (!isClear(this.dir.config)) this.startStaged();
+    else this.from.resume();
   }
 
-  private onData(chunk: Buffer): void {
+  /** One read: `chunk` may be a view of a pooled buffer, given back by `release` once written. */
+  read(chunk: Buffer, release: () => void): void {
     this.owner.countRead(this.d, chunk.length);
     if (this.mode === 'direct') {
-      this.forward(chunk);
+      this.forward(chunk, release);
       return;
     }
     // The stages pull one chunk at a time: hold it and stop reading until they take it.
-    this.inbox.push(chunk);
+    this.inbox.push(release === noRelease ? chunk : Buffer.from(chunk));
+    release();
     this.from.pause();
     this.poke();
   }
@@ -101,11 +112,16 @@ export class DirectionPump {
   }
 
   /** Hands a chunk to the other socket; pauses reading while the writer is full. */
-  private forward(chunk: Buffer): void {
-    if (this.owner.isClosed || this.to.destroyed) return;
+  private forward(chunk: Buffer, release: () => void = noRelease): void {
+    if (this.owner.isClosed || this.to.destroyed) {
+      release();
+      return;
+    }
     this.owner.countForwarded(this.d, chunk.length);
     this.dir.bytesForwarded += chunk.length;
-    if (!this.to.write(chunk)) {
+    // The callback runs once the bytes are in the kernel (or the write failed): then the
+    // buffer can take another read.
+    if (!this.to.write(chunk, release === noRelease ? undefined : release)) {
       this.waitingDrain = true;
       this.from.pause();
     }

@@ -11,6 +11,7 @@ import { preciseClock } from './precise-clock.js';
 import { Notifier, type StageContext } from './faults/stage.js';
 import { LinkState, type LinkDirection } from './relay-state.js';
 import { DirectionPump, type PumpOwner } from './relay-pump.js';
+import { adoptPooled, pooledOnRead, ReadPool, type PooledReader } from './read-pool.js';
 
 export interface Route {
   listen: HostPort;
@@ -39,6 +40,10 @@ export class Relay {
   private readonly connections = new Set<RelayConnection>();
   private readonly clock: Clock;
   readonly random: () => number;
+  /** The read buffers every connection shares (see ./read-pool.ts). */
+  readonly pool = new ReadPool();
+  /** Accepted connections whose socket reads into the pool (all of them on Node 20). */
+  pooledAccepts = 0;
   private closed = false;
 
   constructor(
@@ -54,7 +59,10 @@ export class Relay {
   async listen(): Promise<Route[]> {
     const bound: Route[] = [];
     for (const route of this.routes) {
-      const server = net.createServer({ allowHalfOpen: true }, (socket) => this.accept(socket, route.target));
+      // Paused on connect: nothing is read before the socket is moved to one that reads into the pool.
+      const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) =>
+        this.accept(socket, route.target),
+      );
       this.servers.push(server);
       await new Promise<void>((resolve, reject) => {
         server.once('error', (err: NodeJS.ErrnoException) =>
@@ -120,14 +128,23 @@ export class Relay {
     this.connections.delete(conn);
   }
 
-  private accept(client: net.Socket, target: HostPort): void {
-    client.on('error', () => {});
+  private accept(accepted: net.Socket, target: HostPort): void {
+    accepted.on('error', () => {});
     if (this.closed || this.state.refuseNew) {
       // A refusal as the source sees it: the connection is reset, not politely closed.
-      resetSocket(client);
+      resetSocket(accepted);
       return;
     }
-    const conn = new RelayConnection(this, client, target);
+    const readers: Readers = {};
+    const { socket: client, pooled } = adoptPooled(
+      accepted,
+      pooledOnRead(this.pool, () => readers.client),
+    );
+    if (pooled) {
+      this.pooledAccepts++;
+      client.on('error', () => {});
+    }
+    const conn = new RelayConnection(this, client, target, readers);
     this.connections.add(conn);
     conn.start();
   }
@@ -135,6 +152,12 @@ export class Relay {
   private resetAll(): void {
     for (const conn of [...this.connections]) conn.reset();
   }
+}
+
+/** Where each socket's pooled reads go: set when the pumps start (the sockets are paused until then). */
+interface Readers {
+  client?: PooledReader;
+  upstream?: PooledReader;
 }
 
 /** One relayed TCP connection: the accepted socket and the one to the target. */
@@ -150,6 +173,7 @@ class RelayConnection implements PumpOwner {
     private readonly relay: Relay,
     private readonly client: net.Socket,
     private readonly target: HostPort,
+    private readonly readers: Readers,
   ) {}
 
   get isClosed(): boolean {
@@ -182,7 +206,13 @@ class RelayConnection implements PumpOwner {
   }
 
   private connect(): void {
-    const upstream = net.connect({ host: this.target.host, port: this.target.port, allowHalfOpen: true, noDelay: true });
+    const upstream = net.connect({
+      host: this.target.host,
+      port: this.target.port,
+      allowHalfOpen: true,
+      noDelay: true,
+      onread: pooledOnRead(this.relay.pool, () => this.readers.upstream),
+    });
     this.upstream = upstream;
     // An error on either socket (a refused connect, a reset) is shown to the other peer as a
     // reset: that is what the source sees when the destination is not listening.
@@ -190,11 +220,13 @@ class RelayConnection implements PumpOwner {
     upstream.once('close', () => this.checkClosed());
     upstream.once('connect', () => {
       if (this.closed) return;
-      for (const [d, from, to] of [
-        ['source-to-destination', this.client, upstream],
-        ['destination-to-source', upstream, this.client],
+      for (const [d, from, to, side] of [
+        ['source-to-destination', this.client, upstream, 'client'],
+        ['destination-to-source', upstream, this.client, 'upstream'],
       ] as const) {
-        new DirectionPump(d, from, to, this.relay.direction(d), this.relay.makeContext(d, this), this).start();
+        const pump = new DirectionPump(d, from, to, this.relay.direction(d), this.relay.makeContext(d, this), this);
+        this.readers[side] = (chunk, release) => pump.read(chunk, release);
+        pump.start();
       }
     });
   }
