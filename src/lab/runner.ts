@@ -508,7 +508,7 @@ export class LabSession implements LabSessionApi {
     }
     try {
       const r = await this.sendQmp(side, { execute: cmd.execute, arguments: cmd.arguments }, { oob: cmd.oob, ...(via ? { via } : {}) });
-      return { ok: true, text: via ? `${formatReply(r)}: ${EXTRA_MONITOR_NOTE}` : formatReply(r) };
+      return { ok: true, text: via ? `${cmd.execute} ${EXTRA_MONITOR_NOTE}` : formatReply(r) };
     } catch (e) {
       return { ok: false, text: formatError(e as Error) };
     }
