@@ -301,6 +301,10 @@ class LibvirtDriver implements RunDriver {
       this.o.onEvent({ kind: 'warning', side: 'destination', text: `memory not verified: the migration did not complete on the destination (status ${this.status('destination')})` });
       return;
     }
+    // A completed migration's `virsh migrate` returns within moments (libvirt's Confirm phase);
+    // states from events can reach the end of the run before it does: let it log its end
+    // before the summary, rather than be killed at stop.
+    if (this.background.size) await Promise.race([Promise.allSettled([...this.background]), new Promise((r) => setTimeout(r, 10_000).unref())]);
     try {
       const r = await this.session.verifyDestination();
       this.verified = r.ok;
