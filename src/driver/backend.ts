@@ -158,6 +158,11 @@ export interface RunDriver {
   status(side: Side): MigrationStatus;
   /** Send one QMP command (or what it maps to) to a side; rejects with the side's error or the refusal. */
   send(side: Side, execute: string, args: Record<string, unknown> | undefined, oob: boolean): Promise<unknown>;
+  /**
+   * Send one QMP command around the backend's job, on the side's extra QMP socket (libvirt's
+   * way out of a silent blackhole: src/libvirt/commands.ts EXTRA_MONITOR); absent elsewhere.
+   */
+  sendViaExtraMonitor?(side: Side, execute: string, args: Record<string, unknown> | undefined, oob: boolean): Promise<unknown>;
   /** Whether `side` accepts out-of-band commands now. */
   oobOffered(side: Side): boolean;
   killVm(side: Side): Promise<void>;
@@ -168,7 +173,7 @@ export interface RunDriver {
   /** Template values of this backend beyond the link's addresses (libvirt: the domain, the destination's URI). */
   vars?(): Record<string, string>;
   /** A `virsh` subcommand against a side's daemon (argv only); absent where the backend has no libvirt. */
-  virsh?(side: Side, args: string[]): Promise<string>;
+  virsh?(side: Side, args: string[], opts?: { awaitEnd?: boolean }): Promise<string>;
   stop(): Promise<void>;
 }
 

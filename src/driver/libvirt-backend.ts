@@ -6,11 +6,15 @@
  * so the Orchestrator (which starts both VMs and speaks QMP to each) is not used.
  *
  *   - states: `virsh domstate --reason` on each side, turned into QEMU's migration states by
- *     STATE_TABLE (libvirt has no word for setup, postcopy-recover or failed);
+ *     STATE_TABLE (libvirt has no word for setup, postcopy-recover or failed), and between two
+ *     polls the lifecycle events of one `virsh event --loop --all` per daemon (events.ts), so
+ *     a state that lasts less than a poll (a fast resume) is still seen, in order;
  *   - counters: `virsh domjobinfo` on the source only (the destination's monitor is locked
  *     during its incoming job); `query-*` commands read on the extra read-only QMP socket;
  *   - commands: each QMP command a lab sends is mapped by src/libvirt/commands.ts or refused
- *     with the reason; a lab's `virsh` action runs the subcommand as written (argv only);
+ *     with the reason; a lab's `virsh` action runs the subcommand as written (argv only); the
+ *     one command allowed around libvirt's job is the destination's out-of-band migrate-pause
+ *     on the extra QMP socket (`via: x-extra-monitor`, commands.ts EXTRA_MONITOR);
  *   - verification: the destination paused and dumped through the extra QMP socket, checked by
  *     the project's consistency check (LibvirtSession.verifyDestination).
  */
@@ -18,7 +22,8 @@ import { LibvirtSession } from '../libvirt/session.js';
 import { RemoteLibvirtSession } from '../libvirt/remote-session.js';
 import type { RemoteHosts } from '../libvirt/remote.js';
 import type { LibvirtRun, Running } from '../libvirt/run.js';
-import { mapQmpCommand } from '../libvirt/commands.js';
+import { EXTRA_MONITOR_NOTE, extraMonitorProblem, mapQmpCommand } from '../libvirt/commands.js';
+import { EventWatch, stateFromEvent, type EventLine } from '../libvirt/events.js';
 import type { DomState } from '../libvirt/virsh.js';
 import { virshActionProblem } from '../libvirt/virsh-action.js';
 import { MAX_DIRTY_PAGES_PER_SECOND } from '../qemu/guest-image.js';
@@ -62,6 +67,12 @@ function runState(s: DomState | null): RunState | 'unknown' {
 
 /** The virsh subcommands that last as long as the migration (run in the background). */
 const LONG = new Set(['migrate']);
+/**
+ * A short virsh command's limit: above libvirt's own 30 s wait for a domain's state-change lock,
+ * so a person who tries `virsh suspend` on a destination whose incoming job holds it reads
+ * libvirt's answer ("cannot acquire state change lock (held by monitor=...)"), not ours.
+ */
+const SHORT_VIRSH_TIMEOUT_MS = 45_000;
 
 export interface LibvirtBackendOptions {
   /** The QEMU libvirt runs (its version is the backend's); absent on remote hosts: their daemons' default. */
@@ -94,6 +105,10 @@ class LibvirtDriver implements RunDriver {
   private lastProgress: { value: number; at: number } | null = null;
   private readonly startedAt = performance.now();
   private stopped = false;
+  /** One `virsh event --loop` per daemon, stopped with the run. */
+  private readonly watches: EventWatch[] = [];
+  /** Per side, how many states events have given: a poll that read across one is stale. */
+  private readonly eventSeq = new Map<Side, number>();
 
   constructor(
     private readonly opts: LibvirtBackendOptions,
@@ -123,7 +138,32 @@ class LibvirtDriver implements RunDriver {
     }
     const endpoints = await this.session.start();
     this.o.onEvent({ kind: 'info', side: 'source', text: `domain ${this.session.domain} defined and started on the source daemon; the destination daemon is ${this.session.destUri}` });
+    this.watchEvents(this.session);
     return endpoints;
+  }
+
+  /** States between polls: `virsh event --loop --all` against each daemon (argv; run in the source's namespace, so cleanup finds a leftover). */
+  private watchEvents(s: LibvirtRun): void {
+    for (const side of ['source', 'destination'] as const) {
+      const w = new EventWatch(
+        s.virshArgv(side, ['event', '--loop', '--all']),
+        (e) => this.onLibvirtEvent(s, side, e),
+        (why) => {
+          if (!this.stopped) this.o.onEvent({ kind: 'warning', side, text: `${why}; the ${side}'s states are polled (virsh domstate --reason) from now on` });
+        },
+      );
+      w.start();
+      this.watches.push(w);
+    }
+  }
+
+  private onLibvirtEvent(s: LibvirtRun, side: Side, e: EventLine): void {
+    if (this.stopped) return;
+    const st = stateFromEvent(e, s.domain);
+    // A running source is `active` only with a migration job, which only domjobinfo says: the poll decides.
+    if (!st || (side === 'source' && st.state === 'running')) return;
+    this.eventSeq.set(side, (this.eventSeq.get(side) ?? 0) + 1);
+    this.note(side, migrationStatus(side, st, false));
   }
 
   private get s(): LibvirtRun {
@@ -163,14 +203,26 @@ class LibvirtDriver implements RunDriver {
     return this.virsh(plan.side, plan.args);
   }
 
-  /** A virsh subcommand against `side`'s daemon; `migrate` runs in the background (it lasts as long as the migration). */
-  async virsh(side: Side, args: string[]): Promise<string> {
+  /** The one command allowed around libvirt's job (commands.ts EXTRA_MONITOR): the destination's out-of-band migrate-pause. */
+  async sendViaExtraMonitor(side: Side, execute: string, _args: Record<string, unknown> | undefined, oob: boolean): Promise<unknown> {
+    const problem = extraMonitorProblem(side, execute, oob);
+    if (problem) throw new Error(`refused on the libvirt backend: ${problem}`);
+    await this.s.pauseDestinationOutOfBand();
+    this.o.onEvent({ kind: 'info', side, text: `migrate-pause ${EXTRA_MONITOR_NOTE}` });
+    return {};
+  }
+
+  /**
+   * A virsh subcommand against `side`'s daemon; `migrate` runs in the background (it lasts as
+   * long as the migration) unless `awaitEnd` (a lab that expects it to be refused at once).
+   */
+  async virsh(side: Side, args: string[], opts: { awaitEnd?: boolean } = {}): Promise<string> {
     const problem = virshActionProblem(args);
     if (problem) throw new Error(problem);
     const s = this.s;
     const line = `virsh ${args.join(' ')}`;
-    if (!LONG.has(args[0])) {
-      const r = await s.virsh(side, args, { timeoutMs: 30_000 });
+    if (!LONG.has(args[0]) || opts.awaitEnd) {
+      const r = await s.virsh(side, args, { timeoutMs: SHORT_VIRSH_TIMEOUT_MS });
       return r.stdout.trim();
     }
     if (side !== 'source') throw new Error(`${line}: migrate runs against the source daemon (virsh: source)`);
@@ -193,6 +245,7 @@ class LibvirtDriver implements RunDriver {
   }
 
   private async readSource(s: LibvirtRun): Promise<SideSnapshot> {
+    const seq = this.eventSeq.get('source') ?? 0;
     const st = await s.state('source').catch(() => null);
     let ram: Partial<RamStats> | undefined;
     let jobActive = false;
@@ -201,7 +254,7 @@ class LibvirtDriver implements RunDriver {
       jobActive = job?.jobType === 'Unbounded';
       if (job && jobActive) ram = { total: job.dataTotal ?? 0, transferred: job.dataProcessed ?? 0, remaining: job.dataRemaining ?? 0 };
     }
-    const status = this.note('source', migrationStatus('source', st, jobActive));
+    const status = this.polled('source', seq, migrationStatus('source', st, jobActive));
     // Stalled: no byte processed by the source's job while pages should move (a silent link).
     const now = performance.now();
     const progress = ram?.transferred ?? 0;
@@ -212,8 +265,9 @@ class LibvirtDriver implements RunDriver {
   }
 
   private async readDestination(s: LibvirtRun): Promise<SideSnapshot> {
+    const seq = this.eventSeq.get('destination') ?? 0;
     const st = await s.state('destination').catch(() => null);
-    const status = this.note('destination', migrationStatus('destination', st, false));
+    const status = this.polled('destination', seq, migrationStatus('destination', st, false));
     return {
       side: 'destination',
       alive: st !== null && st.state !== 'shut off',
@@ -236,13 +290,21 @@ class LibvirtDriver implements RunDriver {
     return { kind: 'kernel', up, flapping: false, connections: 0, 'source-to-destination': dir, 'destination-to-source': { ...dir } };
   }
 
+  /**
+   * A polled status, unless an event gave the side a state while the poll was out (the poll may
+   * have read the state before it): then the event's stands, and the next poll reads afresh.
+   */
+  private polled(side: Side, seqAtStart: number, seen: MigrationStatus): MigrationStatus {
+    return (this.eventSeq.get(side) ?? 0) === seqAtStart ? this.note(side, seen) : this.status(side);
+  }
+
   /** Log a state change once, as the Orchestrator does. */
   private note(side: Side, seen: MigrationStatus): MigrationStatus {
     const prev = this.statuses.get(side) ?? 'none';
     // QEMU's query-migrate says completed from then on; libvirt's reason changes once the
     // destination is paused for its memory check ("paused (user)"), which is no new migration.
     const status = prev === 'completed' && seen === 'none' ? 'completed' : seen;
-    // A paused destination that runs on (or has already completed: states are polled, a fast
+    // A paused destination that runs on (or has already completed: without its events, a fast
     // resume can finish between two polls) was recovered.
     if (side === 'destination' && prev === 'postcopy-paused' && (status === 'postcopy-active' || status === 'completed')) this.recoveries++;
     if (prev !== status) {
@@ -262,6 +324,10 @@ class LibvirtDriver implements RunDriver {
       this.o.onEvent({ kind: 'warning', side: 'destination', text: `memory not verified: the migration did not complete on the destination (status ${this.status('destination')})` });
       return;
     }
+    // A completed migration's `virsh migrate` returns within moments (libvirt's Confirm phase);
+    // states from events can reach the end of the run before it does: let it log its end
+    // before the summary, rather than be killed at stop.
+    if (this.background.size) await Promise.race([Promise.allSettled([...this.background]), new Promise((r) => setTimeout(r, 10_000).unref())]);
     try {
       const r = await this.session.verifyDestination();
       this.verified = r.ok;
@@ -294,6 +360,7 @@ class LibvirtDriver implements RunDriver {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    await Promise.allSettled(this.watches.map((w) => w.stop()));
     try {
       await this.session?.stop();
     } catch (e) {

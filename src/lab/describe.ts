@@ -14,10 +14,13 @@ export interface QmpCommand {
   arguments?: Record<string, unknown>;
 }
 
-/** A command as the console accepts it: `exec-oob migrate-pause`, `migrate {"uri": "tcp:..."}`. */
-export function commandText(cmd: QmpCommand, oob: boolean): string {
+/**
+ * A command as the console accepts it: `exec-oob migrate-pause`, `migrate {"uri": "tcp:..."}`;
+ * with `via` (libvirt's extra QMP socket) the path comes first: `x-extra-monitor exec-oob migrate-pause`.
+ */
+export function commandText(cmd: QmpCommand, oob: boolean, via?: string): string {
   const args = cmd.arguments && Object.keys(cmd.arguments).length ? ` ${JSON.stringify(cmd.arguments)}` : '';
-  return `${oob ? 'exec-oob ' : ''}${cmd.execute}${args}`;
+  return `${via ? `${via} ` : ''}${oob ? 'exec-oob ' : ''}${cmd.execute}${args}`;
 }
 
 /** A `vm` action as an operator would say it. */
@@ -32,7 +35,7 @@ const VM_OPERATION_WORDS: Record<Extract<LabAction, { type: 'vm' }>['do'], strin
 export function describeAction(a: LabAction, vars: Readonly<Record<string, string>>): string {
   switch (a.type) {
     case 'qmp':
-      return `${a.side}: ${commandText({ execute: a.execute, arguments: expandTemplates(a.arguments, vars) }, a.oob)}`;
+      return `${a.side}: ${commandText({ execute: a.execute, arguments: expandTemplates(a.arguments, vars) }, a.oob, a.via)}`;
     case 'link':
       return `link: ${describeFault(a.fault)}`;
     case 'restore':

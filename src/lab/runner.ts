@@ -26,6 +26,7 @@ import { StepEngine, type RunMode, type StepHooks } from './steps.js';
 import { SessionStore } from './store.js';
 import { summaryCounters } from './summary.js';
 import { breaksLink, bypassRefusal } from './reach.js';
+import { EXTRA_MONITOR, EXTRA_MONITOR_NOTE } from '../libvirt/commands.js';
 import { expandTemplates, setupTemplateValues } from './template.js';
 import { HoldController } from './hold.js';
 
@@ -134,7 +135,7 @@ export class LabSession implements LabSessionApi {
         applyLink: (f) => this.applyLink(f),
         restoreLink: () => this.restoreLink(),
         vm: (side, op) => this.vmAction(side, op),
-        virsh: (side, args) => this.virsh(side, args),
+        virsh: (side, args, o) => this.virsh(side, args, o),
         verify: async () => {
           await this.orch.verify();
           await this.poll();
@@ -426,8 +427,9 @@ export class LabSession implements LabSessionApi {
    * The one way a QMP command is sent: logged once as the console would show it (with the
    * reply or the error), rejecting with the side's error. `oob` sends it as `exec-oob`.
    */
-  async sendQmp(side: Side, cmd: QmpCommand, opts: { oob: boolean }): Promise<unknown> {
-    const text = commandText(cmd, opts.oob);
+  async sendQmp(side: Side, cmd: QmpCommand, opts: { oob: boolean; via?: 'x-extra-monitor' }): Promise<unknown> {
+    const text = commandText(cmd, opts.oob, opts.via);
+    if (opts.via) return this.sendVia(side, cmd, opts.oob, text);
     const refusal = bypassRefusal(side, cmd, this.vars);
     if (refusal) {
       this.event({ kind: 'qmp', side, text: `${text} -> refused by the lab: ${refusal}` });
@@ -443,11 +445,24 @@ export class LabSession implements LabSessionApi {
     }
   }
 
+  /** A command around the backend's job, on the extra QMP socket (libvirt only; the backend checks what may go). */
+  private async sendVia(side: Side, cmd: QmpCommand, oob: boolean, text: string): Promise<unknown> {
+    try {
+      if (!this.orch.sendViaExtraMonitor) throw new Error(`the extra QMP socket is libvirt's (--backend libvirt); this run's backend is ${this.backend.kind}, where QMP goes to QEMU directly`);
+      const r = await this.orch.sendViaExtraMonitor(side, cmd.execute, cmd.arguments, oob);
+      this.event({ kind: 'qmp', side, text: `${text} -> ${formatReply(r)}` });
+      return r;
+    } catch (e) {
+      this.event({ kind: 'qmp', side, text: `${text} -> ${formatError(e as Error)}` });
+      throw e;
+    }
+  }
+
   /**
    * A `virsh` subcommand against a side's daemon (a lab's virsh action, the console on the
    * libvirt backend), logged as the operator would type it, with its output or error.
    */
-  async virsh(side: Side, args: string[]): Promise<string> {
+  async virsh(side: Side, args: string[], opts?: { awaitEnd?: boolean }): Promise<string> {
     const text = `virsh ${args.join(' ')}`;
     if (!this.orch.virsh) {
       const why = `virsh needs --backend libvirt (this run's backend is ${this.backend.kind})`;
@@ -455,7 +470,7 @@ export class LabSession implements LabSessionApi {
       throw new Error(why);
     }
     try {
-      const out = await this.orch.virsh(side, args);
+      const out = await this.orch.virsh(side, args, opts);
       this.event({ kind: 'qmp', side, text: `${text} -> ${out || 'ok'}` });
       return out;
     } catch (e) {
@@ -485,15 +500,17 @@ export class LabSession implements LabSessionApi {
         return { ok: false, text: (e as Error).message };
       }
     }
+    // libvirt's way out of a blackhole: `x-extra-monitor exec-oob migrate-pause` on the destination.
+    const via = words[0] === EXTRA_MONITOR ? EXTRA_MONITOR : undefined;
     let cmd;
     try {
-      cmd = parseConsoleLine(line);
+      cmd = parseConsoleLine(via ? line.trim().slice(via.length) : line);
     } catch (e) {
       return { ok: false, text: (e as Error).message };
     }
     try {
-      const r = await this.sendQmp(side, { execute: cmd.execute, arguments: cmd.arguments }, { oob: cmd.oob });
-      return { ok: true, text: formatReply(r) };
+      const r = await this.sendQmp(side, { execute: cmd.execute, arguments: cmd.arguments }, { oob: cmd.oob, ...(via ? { via } : {}) });
+      return { ok: true, text: via ? `${cmd.execute} ${EXTRA_MONITOR_NOTE}` : formatReply(r) };
     } catch (e) {
       return { ok: false, text: formatError(e as Error) };
     }

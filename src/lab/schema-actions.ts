@@ -12,6 +12,7 @@ import { DEFAULT_TIMEOUT_MS } from './schema-fields.js';
 import { condition } from './snapshot-fields.js';
 import type { LabAction } from './schema.js';
 import { virshActionProblem } from '../libvirt/virsh-action.js';
+import { EXTRA_MONITOR, extraMonitorProblem } from '../libvirt/commands.js';
 // ---------------------------------------------------------------------------------------------
 // Link faults. Lab files may write units (`ms: 2s`, `bytesPerSec: 10M`) and get a suggestion
 // for a misspelt name; after converting, the fault model (src/link/fault-model.ts) decides what
@@ -123,6 +124,8 @@ const QMP_ACTION = strictObject(
     oob: boolean().optional(),
     'expect-error': text('part of the expected error text').optional(),
     'allow-error': text('part of an error text that is acceptable').optional(),
+    /** libvirt only: around libvirt's job, on the extra QMP socket (src/libvirt/commands.ts). */
+    via: oneOf([EXTRA_MONITOR] as const, 'the path around the backend:').optional(),
   },
   'a qmp action',
 );
@@ -139,6 +142,8 @@ const VIRSH_ACTION = strictObject(
     virsh: oneOf(SIDES, "the side whose libvirt daemon to run virsh against:"),
     args: z.unknown(),
     'allow-error': text('part of an error text that is acceptable').optional(),
+    /** The command must fail with this text (awaited even when it is a `migrate`: the lab expects it to end). */
+    'expect-error': text('part of the expected error text').optional(),
   },
   'a virsh action like { virsh: source, args: [domstate, --reason, "${libvirt.domain}"] }',
 );
@@ -178,6 +183,13 @@ export const action = () =>
         const a = delegate(QMP_ACTION, v, ctx);
         if (a === z.NEVER) return z.NEVER;
         const args = a.arguments ?? {};
+        if (a.via !== undefined) {
+          const problem = extraMonitorProblem(a.qmp, a.execute, a.oob ?? false);
+          if (problem) {
+            ctx.addIssue({ code: 'custom', path: ['via'], message: problem });
+            return z.NEVER;
+          }
+        }
         const before = ctx.issues.length;
         checkTemplates(args, ['arguments'], ctx);
         if (ctx.issues.length > before) return z.NEVER;
@@ -189,6 +201,7 @@ export const action = () =>
           oob: a.oob ?? false,
           ...(a['expect-error'] !== undefined ? { expectError: a['expect-error'] } : {}),
           ...(a['allow-error'] !== undefined ? { allowError: a['allow-error'] } : {}),
+          ...(a.via !== undefined ? { via: a.via } : {}),
         };
       }
       case 'link': {
@@ -228,7 +241,13 @@ export const action = () =>
         const before = ctx.issues.length;
         checkTemplates(args, ['args'], ctx);
         if (ctx.issues.length > before) return z.NEVER;
-        return { type: 'virsh', side: a.virsh, args: args as string[], ...(a['allow-error'] !== undefined ? { allowError: a['allow-error'] } : {}) };
+        return {
+          type: 'virsh',
+          side: a.virsh,
+          args: args as string[],
+          ...(a['allow-error'] !== undefined ? { allowError: a['allow-error'] } : {}),
+          ...(a['expect-error'] !== undefined ? { expectError: a['expect-error'] } : {}),
+        };
       }
       case 'wait': {
         const a = delegate(WAIT_ACTION, v, ctx);

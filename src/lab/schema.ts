@@ -65,7 +65,8 @@ export interface LabSetup {
 /** One thing a step does; the runner performs these for "show me" and in drills. */
 export type LabAction =
   /** A virsh subcommand against a side's libvirt daemon (argv only; --backend libvirt). */
-  | { type: 'virsh'; side: Side; args: string[]; allowError?: string }
+  /** `expectError`: it must fail with that text, and is awaited even when it is a `migrate` (which otherwise runs in the background). */
+  | { type: 'virsh'; side: Side; args: string[]; allowError?: string; expectError?: string }
   | {
       type: 'qmp';
       side: Side;
@@ -81,6 +82,11 @@ export type LabAction =
        * (for a state that depends on the network: e.g. a destination still listening).
        */
       allowError?: string;
+      /**
+       * libvirt only: send on the destination's extra QMP socket, around libvirt's job. Only
+       * an out-of-band migrate-pause to the destination (src/libvirt/commands.ts EXTRA_MONITOR).
+       */
+      via?: 'x-extra-monitor';
     }
   | { type: 'link'; fault: LinkFault }
   | { type: 'restore' }

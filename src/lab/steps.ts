@@ -26,13 +26,13 @@ export type RunMode = 'drill' | 'interactive';
 /** What the engine acts through. */
 export interface StepPorts {
   /** The one way to send a QMP command; logs it and rejects with the side's error. */
-  sendQmp(side: Side, cmd: QmpCommand, opts: { oob: boolean }): Promise<unknown>;
+  sendQmp(side: Side, cmd: QmpCommand, opts: { oob: boolean; via?: 'x-extra-monitor' }): Promise<unknown>;
   applyLink(fault: LinkFault): Promise<void>;
   restoreLink(): Promise<void>;
   /** Kill, start or restart a side's VM process, or start a recovery source in the source's place (a lab's `vm` action). */
   vm(side: Side, op: VmOperation): Promise<void>;
   /** A virsh subcommand against a side's daemon (a lab's `virsh` action; libvirt backend only). */
-  virsh?(side: Side, args: string[]): Promise<string>;
+  virsh?(side: Side, args: string[], opts?: { awaitEnd?: boolean }): Promise<string>;
   /** The backend's check of the destination's memory; a snapshot with its verdict follows. */
   verify(): Promise<void>;
   /** The run's addresses (`incoming.listen` ...) for the lab's templates. */
@@ -198,11 +198,15 @@ export class StepEngine {
         const args = a.args.map((x) => expandTemplates(x, this.ports.vars()));
         try {
           if (!this.ports.virsh) throw new Error('virsh actions need --backend libvirt');
-          await this.ports.virsh(a.side, args);
+          await this.ports.virsh(a.side, args, { awaitEnd: a.expectError !== undefined });
         } catch (e) {
           if (e instanceof RunFailure) throw e;
+          if (a.expectError !== undefined && (e as Error).message.includes(a.expectError)) return;
           if (a.allowError !== undefined && (e as Error).message.includes(a.allowError)) return;
           throw new RunFailure(`step ${step.index + 1} '${step.title}': virsh ${args.join(' ')} on the ${a.side}: ${(e as Error).message}`, 'refused', { step: step.index + 1, stepTitle: step.title });
+        }
+        if (a.expectError !== undefined) {
+          throw new RunFailure(`step ${step.index + 1} '${step.title}': virsh ${args.join(' ')} on the ${a.side} succeeded, but the lab expected an error containing '${a.expectError}'`, 'refused', { step: step.index + 1, stepTitle: step.title });
         }
         return;
       }
@@ -218,13 +222,13 @@ export class StepEngine {
     const at = `step ${step.index + 1} '${step.title}'`;
     const cmd = { execute: a.execute, arguments: expandTemplates(a.arguments, this.ports.vars()) };
     try {
-      await this.ports.sendQmp(a.side, cmd, { oob: a.oob });
+      await this.ports.sendQmp(a.side, cmd, { oob: a.oob, ...(a.via ? { via: a.via } : {}) });
     } catch (e) {
       if (e instanceof RunFailure) throw e;
       const desc = (e as Error).message;
       if (a.expectError !== undefined && desc.includes(a.expectError)) return;
       if (a.allowError !== undefined && desc.includes(a.allowError)) return;
-      throw new RunFailure(`${at}: ${a.side} refused ${commandText(cmd, a.oob)}: ${desc}`, 'refused', where);
+      throw new RunFailure(`${at}: ${a.side} refused ${commandText(cmd, a.oob, a.via)}: ${desc}`, 'refused', where);
     }
     if (a.expectError !== undefined) {
       throw new RunFailure(`${at}: ${a.side} accepted ${a.execute}, but the lab expected an error containing '${a.expectError}'`, 'refused', where);

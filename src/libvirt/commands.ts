@@ -25,6 +25,32 @@ export type CommandPlan =
 
 type Args = Record<string, unknown> | undefined;
 
+/**
+ * The one way around libvirt's job: QEMU's `migrate-pause`, out-of-band, on the destination's
+ * extra QMP socket (domain-xml.ts). During a silent blackhole nothing has failed, so libvirt's
+ * `--postcopy-resume` refuses ("has not failed"), and the destination's incoming job holds the
+ * domain's state-change lock, so libvirt cannot pause it either; QEMU's migrate-pause shuts the
+ * destination's end of the dead connection (`postcopy-paused`, which libvirt then reports as
+ * `post-copy failed`), and libvirt's own recovery works again. Out-of-band (`exec-oob`), because
+ * the destination's main loop may itself wait for a page that will never come. Nothing else
+ * may take this path: every other migration-changing command would leave libvirt's job wrong.
+ */
+export const EXTRA_MONITOR = 'x-extra-monitor';
+/** The same escape as the console takes it, on the destination. */
+export const EXTRA_MONITOR_CONSOLE = `${EXTRA_MONITOR} exec-oob migrate-pause`;
+/** Said when the escape is used (console, lab log): what it bypasses and why it is the way out. */
+export const EXTRA_MONITOR_NOTE =
+  "sent around libvirt's job, on the destination's extra QMP socket: libvirt cannot pause the destination (its incoming job holds the domain's state-change lock) and will not resume a migration that has not failed, so QEMU's own out-of-band migrate-pause is the way out; libvirt then reports 'post-copy failed' and --postcopy-resume works";
+
+/** Why `execute` may not go `via: x-extra-monitor` to `side`, or null when it may. */
+export function extraMonitorProblem(side: string, execute: string, oob: boolean): string | null {
+  const rule = `${EXTRA_MONITOR} takes one command: migrate-pause to the destination, out-of-band (qmp: destination, execute: migrate-pause, oob: true)`;
+  if (execute !== 'migrate-pause') return `${rule}; every other command goes through libvirt (got execute: ${execute})`;
+  if (side !== 'destination') return `${rule}; the source is paused through libvirt with \`virsh domjobabort --postcopy\` (the plain qmp action migrate-pause on the source maps to it), got qmp: ${side}`;
+  if (!oob) return `${rule}; add oob: true (exec-oob: the destination's main loop may be waiting for a page that never comes)`;
+  return null;
+}
+
 const MIB = 1024 * 1024;
 
 /** QMP's bytes per second to virsh's whole MiB/s, never 0 (0 would mean "unlimited" to libvirt). */
@@ -66,7 +92,7 @@ export function mapQmpCommand(side: Side, command: string, args: Args, ctx: MapC
     case 'migrate-pause':
       if (side === 'source') return { kind: 'virsh', side, args: ['domjobabort', '--postcopy', d], long: false, note: 'libvirt pauses a postcopy migration with domjobabort --postcopy (QEMU\'s migrate-pause on the source)' };
       return refused(
-        "libvirt has no command that pauses the destination's postcopy (its incoming job holds the domain's state-change lock); pause the source instead (`virsh domjobabort --postcopy` on the source), or, where the link is a silent blackhole, use the lab's out-of-band pause on the destination's extra QMP socket",
+        `libvirt has no command that pauses the destination's postcopy (its incoming job holds the domain's state-change lock); pause the source instead (\`virsh domjobabort --postcopy\` on the source), or, where the link is a silent blackhole, pause the destination around libvirt's job on its extra QMP socket: \`${EXTRA_MONITOR_CONSOLE}\` in the console, \`via: ${EXTRA_MONITOR}\` on a lab's qmp action`,
       );
     case 'migrate-recover':
       return refused('libvirt makes the destination listen again itself: send `migrate` with resume=true to the source (`virsh migrate --postcopy --postcopy-resume`)');

@@ -150,7 +150,7 @@ export class RemoteLibvirtSession implements LibvirtRun {
       await this.virsh(plan.side, plan.args);
       return null;
     }
-    const argv = virsh(this.uri(plan.side), ...plan.args);
+    const argv = this.virshArgv(plan.side, plan.args);
     const child = execa(argv[0], argv.slice(1), { reject: false, stdin: 'ignore', env: { LC_ALL: 'C' }, extendEnv: true });
     this.running.add(child);
     const done = child.then((r) => {
@@ -160,8 +160,16 @@ export class RemoteLibvirtSession implements LibvirtRun {
     return { argv, done };
   }
 
+  virshArgv(side: Side, args: string[]): string[] {
+    return virsh(this.uri(side), ...args);
+  }
+
   qmpSocket(): null {
     return null;
+  }
+
+  pauseDestinationOutOfBand(): Promise<void> {
+    return Promise.reject(new Error(`the out-of-band migrate-pause is sent on the destination's extra QMP socket, and ${REMOTE_QMP_MISSING}`));
   }
 
   verifyDestination(): Promise<ConsistencyResult> {

@@ -28,7 +28,11 @@ export interface LibvirtRun {
   jobInfo(): Promise<DomJobInfo>;
   /** A short virsh subcommand against a side's daemon; throws VirshError with virsh's words. */
   virsh(side: Side, args: string[], opts?: { timeoutMs?: number }): Promise<{ stdout: string; stderr: string }>;
+  /** The argv of a virsh subcommand against a side's daemon (for long-running ones: `event --loop`). */
+  virshArgv(side: Side, args: string[]): string[];
   perform(plan: CommandPlan): Promise<Running | null>;
+  /** QEMU's out-of-band migrate-pause on the destination's extra QMP socket (where there is one). */
+  pauseDestinationOutOfBand(): Promise<void>;
   /** The extra QMP socket of a side as this process reaches it, or null (say why: `qmpMissing`). */
   qmpSocket(side: Side): string | null;
   /** Why there is no extra QMP socket (and so no memory check, no query-*, no out-of-band pause). */

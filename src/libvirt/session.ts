@@ -104,6 +104,10 @@ export class LibvirtSession implements LibvirtRun {
     return this.pair.hostPath(side, QMP_SOCKET);
   }
 
+  virshArgv(side: Side, args: string[]): string[] {
+    return this.pair.virshArgv(side, args);
+  }
+
   /** `virsh domstate --reason`; null when the side has no such domain (yet, or any more). */
   async state(side: Side): Promise<DomState | null> {
     try {

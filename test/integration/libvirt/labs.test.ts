@@ -31,6 +31,16 @@ async function drill(lab: string, bin: string): Promise<{ code: number; lines: J
   return { code: r.exitCode ?? -1, lines, stderr: String(r.stderr) };
 }
 
+/** The authoring rule the sim drills check (test/integration/labs/drills.test.ts): each step's until false when it began, true after. */
+function expectEveryStepTeaches(lines: JsonLine[]): void {
+  const steps = lines.filter((l) => l.type === 'event' && l.kind === 'step').map((l) => l.data as { index: number; untilAtStart?: boolean; done?: boolean });
+  const count = Math.max(...steps.map((s) => s.index)) + 1;
+  for (let i = 0; i < count; i++) {
+    expect(steps.find((e) => e.index === i && e.done === undefined)?.untilAtStart, `step ${i + 1}: its until held when it began`).toBe(false);
+    expect(steps.find((e) => e.index === i && e.done === true), `step ${i + 1}: its until never held`).toBeDefined();
+  }
+}
+
 const texts = (lines: JsonLine[]): string[] => lines.filter((l) => l.type === 'event').map((l) => `${l.side ?? ''}: ${l.text ?? ''}`);
 
 describe.skipIf(SKIP !== undefined)(`libvirt lab drills${SKIP ? ` (skipped: ${SKIP})` : ''}`, () => {
@@ -51,6 +61,27 @@ describe.skipIf(SKIP !== undefined)(`libvirt lab drills${SKIP ? ` (skipped: ${SK
       const run = ev.map((t) => /\(run (lv[0-9a-z]+)\)/.exec(t)?.[1]).find(Boolean);
       expect(run, 'the run id in the start event').toBeDefined();
       expect(await exists(path.join(LIBVIRT_STATE_ROOT, run!))).toBe(false);
+    });
+    it('libvirt-blackhole: nothing fails, resume refused, source paused through libvirt, destination out of band, resumed, verified', { timeout: 240_000 }, async () => {
+      const r = await drill('libvirt-blackhole', bin);
+      const ev = texts(r.lines);
+      expect(r.code, `stderr: ${r.stderr.slice(-400)}; last events: ${ev.slice(-10).join(' | ')}`).toBe(0);
+      expect(r.lines.find((l) => l.type === 'summary')).toMatchObject({ ok: true, verified: true });
+      // Both sides stayed post-copy on the silent link, as virsh says it.
+      expect(ev).toContain('source: virsh domstate --reason pcl-guest -> paused (post-copy)');
+      expect(ev).toContain('destination: virsh domstate --reason pcl-guest -> running (post-copy)');
+      expect(ev.some((t) => /--postcopy-resume --p2p .*has not failed/.test(t))).toBe(true);
+      // The plain QMP pause of the destination was refused; the one around libvirt went through.
+      expect(ev.some((t) => /^destination: exec-oob migrate-pause -> .*state-change lock/.test(t))).toBe(true);
+      expect(ev).toContain('destination: x-extra-monitor exec-oob migrate-pause -> {}');
+      // The source was paused first (by domjobabort --postcopy), the destination only after.
+      const srcPaused = ev.indexOf('source: postcopy-active -> postcopy-paused');
+      const dstPaused = ev.indexOf('destination: postcopy-active -> postcopy-paused');
+      expect(srcPaused).toBeGreaterThan(-1);
+      expect(dstPaused).toBeGreaterThan(srcPaused);
+      // The event watchers ran the whole run (no fallback to polling was announced).
+      expect(ev.filter((t) => t.includes('virsh event ended'))).toEqual([]);
+      expectEveryStepTeaches(r.lines);
     });
     it('libvirt-double-failure: a second cut after a resume, a second --postcopy-resume, verified', { timeout: 240_000 }, async () => {
       const r = await drill('libvirt-double-failure', bin);
