@@ -74,13 +74,18 @@ export function unreachable(step: Pick<LabStep, 'index' | 'actions'>, condition:
 }
 
 /**
- * The two commands that recover a paused postcopy, with this run's addresses; null unless both
+ * The commands that recover a paused postcopy, with this run's addresses (on the libvirt
+ * backend the one virsh command that does both); null unless both
  * sides are paused and running (a killed source keeps its last state but can resume nothing:
  * the commands come back once a recovery source runs in its place).
  */
 export function recoveryCommands(s: Snapshot | null, addresses: Readonly<Record<string, string>>): { side: Side; line: string }[] | null {
   if (!s || s.source.status !== 'postcopy-paused' || s.destination.status !== 'postcopy-paused') return null;
   if (!s.source.alive || !s.destination.alive) return null;
+  // libvirt owns the job there and refuses the QMP pair: the command an operator types instead.
+  const domain = addresses['libvirt.domain'];
+  const destUri = addresses['libvirt.dest-uri'];
+  if (domain && destUri) return [{ side: 'source', line: `virsh migrate --live --postcopy --postcopy-resume ${domain} ${destUri}` }];
   const listen = addresses['recover.listen'];
   const connect = addresses['recover.connect'];
   if (!listen || !connect) return null;

@@ -87,6 +87,12 @@ describe('recoveryCommands', () => {
       { side: 'source', line: 'migrate {"uri": "tcp:127.0.0.1:5004", "resume": true}' },
     ]);
   });
+  it('on the libvirt backend: the one virsh command, not the QMP pair libvirt refuses', () => {
+    const lv = { ...ADDR, 'libvirt.domain': 'pcl-lv1', 'libvirt.dest-uri': 'qemu+tcp://10.0.0.2/system' };
+    expect(recoveryCommands(snap('postcopy-paused', 'postcopy-paused'), lv)).toEqual([
+      { side: 'source', line: 'virsh migrate --live --postcopy --postcopy-resume pcl-lv1 qemu+tcp://10.0.0.2/system' },
+    ]);
+  });
   it('otherwise none', () => {
     expect(recoveryCommands(snap('postcopy-paused', 'postcopy-recover'), ADDR)).toBeNull();
     expect(recoveryCommands(snap('postcopy-active', 'postcopy-active'), ADDR)).toBeNull();
