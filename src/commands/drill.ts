@@ -63,7 +63,10 @@ export function countersLine(s: Snapshot): string {
   const thr = src.throttle ? `, throttle ${src.throttle}%${src.guest ? ` (guest at ${src.guest.percent}% speed)` : ''}` : '';
   const quiet = (side: typeof src) => (side.stalledMs > 1000 ? `, no bytes for ${formatDuration(side.stalledMs)}` : '');
   const dp = dst.pages;
-  const dstPart = dp
+  // libvirt gives no page counts for the destination: its state alone, never zeros.
+  const dstPart = dp?.['counts-unknown']
+    ? `dst ${dst.status} (page counts not reported)`
+    : dp
     ? `dst ${dst.status} received ${dp.received}/${dp.total} pages, ${dp['blocked-vcpus']} vCPUs blocked, blocktime ${(dp['blocktime-ms'] / 1000).toFixed(1)} vCPU·s, fault p99 ${(dp['fault-latency-us'].p99 / 1000).toFixed(1)} ms` +
       (dp.walker.active ? `, walker ${((dp.walker.position / dp.walker.total) * 100).toFixed(0)}%` : '') +
       quiet(dst)

@@ -1,0 +1,17 @@
+/** The drill's live counters line: what it claims about the destination's pages. */
+import { describe, expect, it } from 'vitest';
+import { countersLine } from '../../../src/commands/drill.js';
+import { fakePages, fakeSide, fakeSnapshot } from '../../helpers/fake-session.js';
+
+describe('countersLine', () => {
+  it('names the destination’s received pages where they are counted', () => {
+    const s = fakeSnapshot({ destination: fakeSide('destination', { status: 'postcopy-active', pages: fakePages({ received: 100, total: 400 }) }) });
+    expect(countersLine(s)).toContain('dst postcopy-active received 100/400 pages');
+  });
+  it('libvirt (counts-unknown): the state alone, not "received 0/N"', () => {
+    const s = fakeSnapshot({ destination: fakeSide('destination', { status: 'postcopy-active', pages: fakePages({ received: 0, total: 400, 'counts-unknown': true }) }) });
+    const line = countersLine(s);
+    expect(line).toContain('dst postcopy-active (page counts not reported)');
+    expect(line).not.toMatch(/received 0\//);
+  });
+});
