@@ -102,8 +102,10 @@ export class SourceMigration {
    * batch: the pages taken are still in the to-send set until they are sent, and a second lap
    * would put them in the batch again).
    */
-  nextBackgroundPages(max: number, wrap: boolean): number[] {
-    const pages: number[] = [];
+  nextBackgroundPages(max: number, wrap: boolean, into: number[] = []): number[] {
+    // `into` (a sender's reused array) is emptied and refilled: nothing allocated per batch.
+    const pages = into;
+    pages.length = 0;
     // After the wrap: where this batch began, which it must not reach again.
     let lap = Infinity;
     while (pages.length < max) {
