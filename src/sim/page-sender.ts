@@ -95,7 +95,11 @@ export class PageSender {
     let slot: EncodeSlot | null = null;
     let buf: Buffer;
     if (this.host.encodePages) buf = this.host.encodePages(pages);
-    else {
+    else if (pages.length < POSTCOPY_BATCH) {
+      // A few requested pages (or the push's last): a fresh buffer. A slot held by each request
+      // in flight would make slots faster than they come back, a megabyte each (pageBuffer).
+      buf = encodePagesInto(Buffer.allocUnsafe(frameBytes * pages.length), pages, this.host.versions, pageSize);
+    } else {
       const bytes = frameBytes * pages.length;
       slot = this.spare.pop() ?? null;
       if (!slot || slot.whole.length < bytes) slot = this.newSlot(frameBytes * Math.max(pages.length, PRECOPY_BATCH), pageSize);
