@@ -42,6 +42,22 @@ function windowStart(index: number, version: number): number {
   return ((h >>> 0) % (POOL_SIZE >>> 3)) << 3;
 }
 
+/**
+ * Little-endian u32 in and out by hand: Buffer's writeUInt32LE/readUInt32LE check their bounds
+ * through a wrapper that allocates per call (Node 20), and this runs a few times per page.
+ * Both work in int32 (`| 0`), so a word above 2^31 is never a boxed number either.
+ */
+function put32(buf: Buffer, o: number, v: number): void {
+  buf[o] = v;
+  buf[o + 1] = v >>> 8;
+  buf[o + 2] = v >>> 16;
+  buf[o + 3] = v >>> 24;
+}
+
+function get32(buf: Buffer, o: number): number {
+  return buf[o] | (buf[o + 1] << 8) | (buf[o + 2] << 16) | (buf[o + 3] << 24);
+}
+
 export const PAGE_HEADER_BYTES = 8;
 const TRAILER_BYTES = 8;
 
@@ -78,15 +94,15 @@ export function pageBuffer(bytes: number, pageSize: number): Buffer {
 
 /** Writes page (index, version) into buf at offset. */
 export function writePage(buf: Buffer, offset: number, index: number, version: number, pageSize: number): void {
-  buf.writeUInt32LE(index >>> 0, offset);
-  buf.writeUInt32LE(version >>> 0, offset + 4);
+  put32(buf, offset, index);
+  put32(buf, offset + 4, version);
   const s = windowStart(index, version);
   const body = pageSize - PAGE_HEADER_BYTES - TRAILER_BYTES;
   const arena = withPool.get(buf.buffer);
   if (arena && arena.poolFor >= pageSize) arena.whole.copyWithin(buf.byteOffset + offset + PAGE_HEADER_BYTES, s, s + body);
   else getPool(pageSize).copy(buf, offset + PAGE_HEADER_BYTES, s, s + body);
-  buf.writeUInt32LE(trailer0(index), offset + pageSize - TRAILER_BYTES);
-  buf.writeUInt32LE(trailer1(index, version), offset + pageSize - 4);
+  put32(buf, offset + pageSize - TRAILER_BYTES, trailer0(index));
+  put32(buf, offset + pageSize - 4, trailer1(index, version));
 }
 
 /** Returns a fresh buffer holding page (index, version). */
@@ -99,9 +115,9 @@ export function makePage(index: number, version: number, pageSize: number): Buff
 /** True if buf[offset, offset+pageSize) is exactly page (index, version). */
 export function checkPage(buf: Buffer, offset: number, index: number, version: number, pageSize: number): boolean {
   if (offset + pageSize > buf.length) return false;
-  if (buf.readUInt32LE(offset) !== index >>> 0 || buf.readUInt32LE(offset + 4) !== version >>> 0) return false;
+  if (offset < 0 || get32(buf, offset) !== (index | 0) || get32(buf, offset + 4) !== (version | 0)) return false;
   const p = getPool(pageSize);
-  if (buf.readUInt32LE(offset + pageSize - TRAILER_BYTES) !== trailer0(index) || buf.readUInt32LE(offset + pageSize - 4) !== trailer1(index, version)) return false;
+  if (get32(buf, offset + pageSize - TRAILER_BYTES) !== (trailer0(index) | 0) || get32(buf, offset + pageSize - 4) !== (trailer1(index, version) | 0)) return false;
   const s = windowStart(index, version);
   const body = pageSize - PAGE_HEADER_BYTES - TRAILER_BYTES;
   return p.compare(buf, offset + PAGE_HEADER_BYTES, offset + PAGE_HEADER_BYTES + body, s, s + body) === 0;

@@ -135,6 +135,13 @@ export function encodeHeader(h: Omit<WireHeader, 'magic' | 'version'>): Buffer {
   return b;
 }
 
+function putU32BE(buf: Buffer, o: number, v: number): void {
+  buf[o] = v >>> 24;
+  buf[o + 1] = v >>> 16;
+  buf[o + 2] = v >>> 8;
+  buf[o + 3] = v;
+}
+
 /** Size of one encoded page frame. */
 export function pageFrameBytes(pageSize: number): number {
   return FRAME_HEADER_BYTES + 8 + pageSize;
@@ -146,10 +153,11 @@ export function pageFrameBytes(pageSize: number): number {
  * its own, independent of the frame that carried it.
  */
 export function writePageFrameHeader(buf: Buffer, offset: number, index: number, version: number, pageSize: number): number {
+  // By hand, not writeUInt32BE: that allocates per call (its bounds check's wrapper, Node 20).
   buf[offset] = MIG_CMD.PAGE;
-  buf.writeUInt32BE(8 + pageSize, offset + 1);
-  buf.writeUInt32BE(index >>> 0, offset + 5);
-  buf.writeUInt32BE(version >>> 0, offset + 9);
+  putU32BE(buf, offset + 1, 8 + pageSize);
+  putU32BE(buf, offset + 5, index);
+  putU32BE(buf, offset + 9, version);
   return offset + 13;
 }
 
