@@ -64,7 +64,6 @@ export async function faultTailRun(preempt = true, memoryBytes = GiB): Promise<F
     const read = (side: Side): LoopStats => JSON.parse(readFileSync(path.join(dir, `${side}.json`), 'utf8')) as LoopStats;
     // The destination writes its figures as it completes, the source when the SHUT arrives.
     const loop = { source: read('source'), destination: read('destination') };
-    if (process.env.FAULT_TAIL_DEBUG) console.log(JSON.stringify(loop));
     const seconds = loop.source.ms / 1000;
     return { mbPerSec: ram['postcopy-bytes'] / 1e6 / seconds, faults: dst['fault-latency-us'].count, p50Ms: dst['fault-latency-us'].p50 / 1000, p99Ms: dst['fault-latency-us'].p99 / 1000, loop };
   } finally {

@@ -33,7 +33,7 @@ const YIELD_MS = 0.25;
  * Encode buffers kept for reuse: each batch would otherwise be a fresh 64-256 KiB allocation,
  * and at a gigabyte a second the collections those cause are pauses in the pump. Each is a
  * pageBuffer (pages made into it allocate nothing), sized for the largest batch so one serves
- * every phase; only as many exist as are in flight at once (two or three).
+ * every phase; at most this many are made, and each is kept.
  */
 const SPARE_BUFFERS = 8;
 
@@ -73,6 +73,8 @@ export class PageSender {
   private readonly bucket = new TokenBucket(realClock);
   /** Encode buffers the kernel has taken all of (see SPARE_BUFFERS). */
   private readonly spare: EncodeSlot[] = [];
+  /** Slots made, at most SPARE_BUFFERS: each is kept for good. */
+  private slots = 0;
   /** The background batch, one array refilled each time. */
   private readonly batch: number[] = [];
 
@@ -92,17 +94,19 @@ export class PageSender {
   sendPages(pages: readonly number[], ch: Channel = this.ch): number {
     const { m, pageSize } = this.host;
     const frameBytes = pageFrameBytes(pageSize);
+    const bytes = frameBytes * pages.length;
+    // A slot for a whole batch. A few requested pages (or the push's last) take a fresh buffer,
+    // and so does a batch when every slot is in flight (the pump writes several batches per
+    // turn and their callbacks come after it): a slot made then, a megabyte (pageBuffer), would
+    // be dropped later, and enough of those start the old generation's collections.
     let slot: EncodeSlot | null = null;
+    if (!this.host.encodePages && pages.length >= POSTCOPY_BATCH) {
+      slot = this.spare.pop() ?? (this.slots < SPARE_BUFFERS ? this.newSlot(frameBytes * Math.max(pages.length, PRECOPY_BATCH), pageSize) : null);
+    }
     let buf: Buffer;
     if (this.host.encodePages) buf = this.host.encodePages(pages);
-    else if (pages.length < POSTCOPY_BATCH) {
-      // A few requested pages (or the push's last): a fresh buffer. A slot held by each request
-      // in flight would make slots faster than they come back, a megabyte each (pageBuffer).
-      buf = encodePagesInto(Buffer.allocUnsafe(frameBytes * pages.length), pages, this.host.versions, pageSize);
-    } else {
-      const bytes = frameBytes * pages.length;
-      slot = this.spare.pop() ?? null;
-      if (!slot || slot.whole.length < bytes) slot = this.newSlot(frameBytes * Math.max(pages.length, PRECOPY_BATCH), pageSize);
+    else if (!slot) buf = encodePagesInto(Buffer.allocUnsafe(bytes), pages, this.host.versions, pageSize);
+    else {
       // The view of the batch's length, kept while batches keep that length (nearly all do).
       if (slot.view.length !== bytes) slot.view = slot.whole.subarray(0, bytes);
       buf = encodePagesInto(slot.view, pages, this.host.versions, pageSize);
@@ -118,13 +122,8 @@ export class PageSender {
   /** An encode buffer, and the one function that returns it to the spares once the kernel took it. */
   private newSlot(bytes: number, pageSize: number): EncodeSlot {
     const whole = pageBuffer(bytes, pageSize);
-    const slot: EncodeSlot = {
-      whole,
-      view: whole,
-      release: () => {
-        if (this.spare.length < SPARE_BUFFERS) this.spare.push(slot);
-      },
-    };
+    this.slots++;
+    const slot: EncodeSlot = { whole, view: whole, release: () => this.spare.push(slot) };
     return slot;
   }
 
