@@ -73,6 +73,8 @@ const LONG = new Set(['migrate']);
  * libvirt's answer ("cannot acquire state change lock (held by monitor=...)"), not ours.
  */
 const SHORT_VIRSH_TIMEOUT_MS = 45_000;
+/** How long a background `virsh migrate` is watched for an immediate refusal before it counts as started. */
+const IMMEDIATE_REFUSAL_MS = 1500;
 
 export interface LibvirtBackendOptions {
   /** The QEMU libvirt runs (its version is the backend's); absent on remote hosts: their daemons' default. */
@@ -227,6 +229,13 @@ class LibvirtDriver implements RunDriver {
     }
     if (side !== 'source') throw new Error(`${line}: migrate runs against the source daemon (virsh: source)`);
     const running = (await s.perform({ kind: 'virsh', side, args, long: true })) as Running;
+    // libvirt refuses a bad migrate at once (a resume of a migration that has not failed, a
+    // domain that is not there): say so to whoever typed it, not "started" and a warning later.
+    const early = await Promise.race([running.done, new Promise<null>((r) => setTimeout(() => r(null), IMMEDIATE_REFUSAL_MS))]);
+    if (early && early.exitCode !== 0) {
+      const why = early.stderr.trim().split('\n').filter(Boolean).slice(-1)[0] ?? '';
+      throw new Error(`${line}: refused by libvirt (exit ${early.exitCode})${why ? `: ${why}` : ''}`);
+    }
     this.o.onEvent({ kind: 'info', side, text: `${line}: started (it returns when the migration ends or fails)` });
     const done = running.done.then((r) => {
       if (this.stopped) return;

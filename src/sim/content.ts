@@ -42,25 +42,67 @@ function windowStart(index: number, version: number): number {
   return ((h >>> 0) % (POOL_SIZE >>> 3)) << 3;
 }
 
+/**
+ * Little-endian u32 in and out by hand: Buffer's writeUInt32LE/readUInt32LE check their bounds
+ * through a wrapper that allocates per call (Node 20), and this runs a few times per page.
+ * Both work in int32 (`| 0`), so a word above 2^31 is never a boxed number either.
+ */
+function put32(buf: Buffer, o: number, v: number): void {
+  buf[o] = v;
+  buf[o + 1] = v >>> 8;
+  buf[o + 2] = v >>> 16;
+  buf[o + 3] = v >>> 24;
+}
+
+function get32(buf: Buffer, o: number): number {
+  return buf[o] | (buf[o + 1] << 8) | (buf[o + 2] << 16) | (buf[o + 3] << 24);
+}
+
 export const PAGE_HEADER_BYTES = 8;
 const TRAILER_BYTES = 8;
 
-/** The trailer's words: (index, version) through a different mix than the window's. */
-function trailer(index: number, version: number): [number, number] {
-  return [Math.imul(index ^ 0x5bd1e995, 0x1b873593) >>> 0, Math.imul(version ^ 0xcc9e2d51, 0x85ebca6b) ^ index] as [number, number];
+/** The trailer's words: (index, version) through a different mix than the window's (two functions, not a pair: making a page allocates nothing). */
+function trailer0(index: number): number {
+  return Math.imul(index ^ 0x5bd1e995, 0x1b873593) >>> 0;
+}
+
+function trailer1(index: number, version: number): number {
+  return (Math.imul(version ^ 0xcc9e2d51, 0x85ebca6b) ^ index) >>> 0;
+}
+
+/**
+ * Buffers made by pageBuffer(): the ArrayBuffer each lives in, and a view of all of it, whose
+ * first bytes are a copy of the pool. Buffer.copy from the pool builds a Uint8Array per call
+ * (Node 20), and a gigabyte of pages made that way is some 40 young-generation collections,
+ * each a pause of the process that also serves page requests; copyWithin inside one
+ * ArrayBuffer allocates nothing.
+ */
+const withPool = new WeakMap<ArrayBufferLike, { whole: Uint8Array; poolFor: number }>();
+
+/**
+ * A buffer of `bytes` to write pages into (e.g. a sender's reused encode buffer): writePage into
+ * it allocates nothing. It carries a copy of the pool (1 MiB) beside it, so make few and keep them.
+ */
+export function pageBuffer(bytes: number, pageSize: number): Buffer {
+  const p = getPool(pageSize);
+  const ab = new ArrayBuffer(p.length + bytes);
+  const whole = new Uint8Array(ab);
+  whole.set(p, 0);
+  withPool.set(ab, { whole, poolFor: pageSize });
+  return Buffer.from(ab, p.length, bytes);
 }
 
 /** Writes page (index, version) into buf at offset. */
 export function writePage(buf: Buffer, offset: number, index: number, version: number, pageSize: number): void {
-  const p = getPool(pageSize);
-  buf.writeUInt32LE(index >>> 0, offset);
-  buf.writeUInt32LE(version >>> 0, offset + 4);
+  put32(buf, offset, index);
+  put32(buf, offset + 4, version);
   const s = windowStart(index, version);
   const body = pageSize - PAGE_HEADER_BYTES - TRAILER_BYTES;
-  p.copy(buf, offset + PAGE_HEADER_BYTES, s, s + body);
-  const [t0, t1] = trailer(index, version);
-  buf.writeUInt32LE(t0, offset + pageSize - TRAILER_BYTES);
-  buf.writeUInt32LE(t1 >>> 0, offset + pageSize - 4);
+  const arena = withPool.get(buf.buffer);
+  if (arena && arena.poolFor >= pageSize) arena.whole.copyWithin(buf.byteOffset + offset + PAGE_HEADER_BYTES, s, s + body);
+  else getPool(pageSize).copy(buf, offset + PAGE_HEADER_BYTES, s, s + body);
+  put32(buf, offset + pageSize - TRAILER_BYTES, trailer0(index));
+  put32(buf, offset + pageSize - 4, trailer1(index, version));
 }
 
 /** Returns a fresh buffer holding page (index, version). */
@@ -73,10 +115,9 @@ export function makePage(index: number, version: number, pageSize: number): Buff
 /** True if buf[offset, offset+pageSize) is exactly page (index, version). */
 export function checkPage(buf: Buffer, offset: number, index: number, version: number, pageSize: number): boolean {
   if (offset + pageSize > buf.length) return false;
-  if (buf.readUInt32LE(offset) !== index >>> 0 || buf.readUInt32LE(offset + 4) !== version >>> 0) return false;
+  if (offset < 0 || get32(buf, offset) !== (index | 0) || get32(buf, offset + 4) !== (version | 0)) return false;
   const p = getPool(pageSize);
-  const [t0, t1] = trailer(index, version);
-  if (buf.readUInt32LE(offset + pageSize - TRAILER_BYTES) !== t0 || buf.readUInt32LE(offset + pageSize - 4) !== t1 >>> 0) return false;
+  if (get32(buf, offset + pageSize - TRAILER_BYTES) !== (trailer0(index) | 0) || get32(buf, offset + pageSize - 4) !== (trailer1(index, version) | 0)) return false;
   const s = windowStart(index, version);
   const body = pageSize - PAGE_HEADER_BYTES - TRAILER_BYTES;
   return p.compare(buf, offset + PAGE_HEADER_BYTES, offset + PAGE_HEADER_BYTES + body, s, s + body) === 0;

@@ -133,7 +133,8 @@ export class DestinationVm extends SimVm implements IncomingOwner, IncomingHost 
 
   private listen(addr: { host: string; port: number }, recover: boolean): Promise<void> {
     return new Promise((resolve, reject) => {
-      const server = net.createServer((sock) => new IncomingConnection(sock, this, recover));
+      // Paused: the connection reads into its own buffer from its first byte (IncomingConnection).
+      const server = net.createServer({ pauseOnConnect: true }, (sock) => new IncomingConnection(sock, this, recover));
       server.once('error', (e: NodeJS.ErrnoException) => {
         if (this.listener === server) this.listener = null;
         const why = e.code === 'EADDRINUSE' ? 'Address already in use' : e.code === 'EADDRNOTAVAIL' ? 'Cannot assign requested address' : e.message;

@@ -11,6 +11,7 @@ import type { Channel } from './channel.js';
 import type { SourceMigration } from './source-migration.js';
 import { isPostcopy } from './states.js';
 import type { MigrationParameters } from './vm.js';
+import { pageBuffer } from './content.js';
 import { encodePagesInto, pageFrameBytes } from './wire.js';
 
 /** Pages per write: big enough for throughput, small enough that a request is not stuck behind much. */
@@ -30,7 +31,9 @@ const WRITE_HIGH_WATER = 128 * 1024;
 const YIELD_MS = 0.25;
 /**
  * Encode buffers kept for reuse: each batch would otherwise be a fresh 64-256 KiB allocation,
- * and at a gigabyte a second the collections those cause are pauses in the pump.
+ * and at a gigabyte a second the collections those cause are pauses in the pump. Each is a
+ * pageBuffer (pages made into it allocate nothing), sized for the largest batch so one serves
+ * every phase; at most this many are made, and each is kept.
  */
 const SPARE_BUFFERS = 8;
 
@@ -57,11 +60,23 @@ export interface SenderHost {
   pagesSent?(pages: readonly number[], frames: Buffer): void;
 }
 
+/** A reused encode buffer: nothing about it is allocated per batch. */
+interface EncodeSlot {
+  readonly whole: Buffer;
+  /** whole[0, the last batch's bytes). */
+  view: Buffer;
+  readonly release: () => void;
+}
+
 export class PageSender {
   private wakeUp: (() => void) | null = null;
   private readonly bucket = new TokenBucket(realClock);
   /** Encode buffers the kernel has taken all of (see SPARE_BUFFERS). */
-  private readonly spare: Buffer[] = [];
+  private readonly spare: EncodeSlot[] = [];
+  /** Slots made, at most SPARE_BUFFERS: each is kept for good. */
+  private slots = 0;
+  /** The background batch, one array refilled each time. */
+  private readonly batch: number[] = [];
 
   constructor(
     private readonly host: SenderHost,
@@ -79,25 +94,37 @@ export class PageSender {
   sendPages(pages: readonly number[], ch: Channel = this.ch): number {
     const { m, pageSize } = this.host;
     const frameBytes = pageFrameBytes(pageSize);
-    let whole: Buffer | null = null;
+    const bytes = frameBytes * pages.length;
+    // A slot for a whole batch. A few requested pages (or the push's last) take a fresh buffer,
+    // and so does a batch when every slot is in flight (the pump writes several batches per
+    // turn and their callbacks come after it): a slot made then, a megabyte (pageBuffer), would
+    // be dropped later, and enough of those start the old generation's collections.
+    let slot: EncodeSlot | null = null;
+    if (!this.host.encodePages && pages.length >= POSTCOPY_BATCH) {
+      slot = this.spare.pop() ?? (this.slots < SPARE_BUFFERS ? this.newSlot(frameBytes * Math.max(pages.length, PRECOPY_BATCH), pageSize) : null);
+    }
     let buf: Buffer;
     if (this.host.encodePages) buf = this.host.encodePages(pages);
+    else if (!slot) buf = encodePagesInto(Buffer.allocUnsafe(bytes), pages, this.host.versions, pageSize);
     else {
-      whole = this.spare.pop() ?? null;
-      if (!whole || whole.length < frameBytes * pages.length) whole = Buffer.allocUnsafe(frameBytes * Math.max(pages.length, POSTCOPY_BATCH));
-      buf = encodePagesInto(whole, pages, this.host.versions, pageSize);
+      // The view of the batch's length, kept while batches keep that length (nearly all do).
+      if (slot.view.length !== bytes) slot.view = slot.whole.subarray(0, bytes);
+      buf = encodePagesInto(slot.view, pages, this.host.versions, pageSize);
     }
     m.noteSent(pages, frameBytes, isPostcopy(this.host.status));
     this.host.pagesSent?.(pages, buf);
     m.transferred += buf.length;
-    if (!whole) ch.write(buf);
-    else {
-      const w = whole;
-      ch.write(buf, () => {
-        if (this.spare.length < SPARE_BUFFERS) this.spare.push(w);
-      });
-    }
+    if (!slot) ch.write(buf);
+    else ch.write(buf, slot.release);
     return buf.length;
+  }
+
+  /** An encode buffer, and the one function that returns it to the spares once the kernel took it. */
+  private newSlot(bytes: number, pageSize: number): EncodeSlot {
+    const whole = pageBuffer(bytes, pageSize);
+    this.slots++;
+    const slot: EncodeSlot = { whole, view: whole, release: () => this.spare.push(slot) };
+    return slot;
   }
 
   /** Requested pages, up to one batch; 0 if none wait. */
@@ -136,7 +163,7 @@ export class PageSender {
           await this.sleep(owed);
           continue;
         }
-        const pages = m.nextBackgroundPages(postcopy ? POSTCOPY_BATCH : PRECOPY_BATCH, postcopy);
+        const pages = m.nextBackgroundPages(postcopy ? POSTCOPY_BATCH : PRECOPY_BATCH, postcopy, this.batch);
         if (pages.length) sent = this.sendPages(pages);
         background = sent > 0;
       }

@@ -102,21 +102,25 @@ export class SourceMigration {
    * batch: the pages taken are still in the to-send set until they are sent, and a second lap
    * would put them in the batch again).
    */
-  nextBackgroundPages(max: number, wrap: boolean): number[] {
-    const pages: number[] = [];
+  nextBackgroundPages(max: number, wrap: boolean, into: number[] = []): number[] {
+    // `into` (a sender's reused array) is refilled by index and cut to length at the end:
+    // emptying it first would drop its storage and grow it again, an allocation per batch.
+    const pages = into;
+    let n = 0;
     // After the wrap: where this batch began, which it must not reach again.
     let lap = Infinity;
-    while (pages.length < max) {
+    while (n < max) {
       let i = this.toSend.nextSet(this.cursor);
       if (i < 0 && wrap && lap === Infinity) {
         // The push covers what is left anywhere.
-        lap = pages.length ? pages[0] : this.pageCount;
+        lap = n ? pages[0] : this.pageCount;
         i = this.toSend.nextSet(0);
       }
       if (i < 0 || i >= lap) break;
-      pages.push(i);
+      pages[n++] = i;
       this.cursor = i + 1;
     }
+    pages.length = n;
     return pages;
   }
 

@@ -14,6 +14,7 @@ import { parseArgs } from 'node:util';
 import { startQmpServer } from '../qmp/server.js';
 import { parseSize } from '../util/format.js';
 import { DestinationVm } from './destination.js';
+import { loopStatsFromEnv } from './loop-stats.js';
 import { SourceVm } from './source.js';
 import { parseEmulatedVersion } from './versions.js';
 import type { SimVm, VmOptions } from './vm.js';
@@ -118,6 +119,14 @@ async function main(): Promise<void> {
     die(`cannot create the QMP socket ${qmp}: ${(e as Error).message}`);
   }
   vm.emit = (event, data) => server.emit(event, data);
+  const loopStats = loopStatsFromEnv(opts.name);
+  if (loopStats) {
+    // Postcopy is where a fault's latency is made: measure from its start to the migration's end.
+    vm.onStatus = (to) => {
+      if (to === 'postcopy-active') loopStats.start();
+      else if (to === 'completed' || to === 'postcopy-paused' || to === 'failed') loopStats.stop();
+    };
+  }
   let exiting = false;
   const exit = (code: number) => {
     if (exiting) return;

@@ -127,6 +127,8 @@ export abstract class SimVm implements MemoryHooks {
   onCrash: (signal: NodeJS.Signals, why: string) => void = () => {};
   /** Diagnostic log (stderr of the VM process). */
   log: (msg: string) => void = () => {};
+  /** Every change of migration status, after it is made (the process's loop statistics follow it). */
+  onStatus: (to: MigrationStatus) => void = () => {};
 
   constructor(readonly opts: VmOptions, initialRunState: RunState) {
     this.pageSize = opts.pageSize;
@@ -151,6 +153,7 @@ export abstract class SimVm implements MemoryHooks {
     this.status = to;
     // QEMU emits MIGRATION only with the `events` capability on.
     if (this.cap('events')) this.emit('MIGRATION', { status: to });
+    this.onStatus(to);
   }
 
   protected setRunState(to: RunState): void {

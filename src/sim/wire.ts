@@ -135,6 +135,13 @@ export function encodeHeader(h: Omit<WireHeader, 'magic' | 'version'>): Buffer {
   return b;
 }
 
+function putU32BE(buf: Buffer, o: number, v: number): void {
+  buf[o] = v >>> 24;
+  buf[o + 1] = v >>> 16;
+  buf[o + 2] = v >>> 8;
+  buf[o + 3] = v;
+}
+
 /** Size of one encoded page frame. */
 export function pageFrameBytes(pageSize: number): number {
   return FRAME_HEADER_BYTES + 8 + pageSize;
@@ -146,10 +153,11 @@ export function pageFrameBytes(pageSize: number): number {
  * its own, independent of the frame that carried it.
  */
 export function writePageFrameHeader(buf: Buffer, offset: number, index: number, version: number, pageSize: number): number {
+  // By hand, not writeUInt32BE: that allocates per call (its bounds check's wrapper, Node 20).
   buf[offset] = MIG_CMD.PAGE;
-  buf.writeUInt32BE(8 + pageSize, offset + 1);
-  buf.writeUInt32BE(index >>> 0, offset + 5);
-  buf.writeUInt32BE(version >>> 0, offset + 9);
+  putU32BE(buf, offset + 1, 8 + pageSize);
+  putU32BE(buf, offset + 5, index);
+  putU32BE(buf, offset + 9, version);
   return offset + 13;
 }
 
@@ -163,7 +171,7 @@ export function encodePages(pages: readonly number[], versions: Uint32Array, pag
 
 /**
  * encodePages into `buf` (at least `pages.length` frames long, e.g. a reused one); returns the
- * encoded bytes, a view of `buf`.
+ * encoded bytes: `buf` itself when they fill it, else a view of it.
  */
 export function encodePagesInto(buf: Buffer, pages: readonly number[], versions: Uint32Array, pageSize: number): Buffer {
   const frameBytes = pageFrameBytes(pageSize);
@@ -174,7 +182,7 @@ export function encodePagesInto(buf: Buffer, pages: readonly number[], versions:
     writePage(buf, writePageFrameHeader(buf, o, p, v, pageSize), p, v, pageSize);
     o += frameBytes;
   }
-  return buf.subarray(0, o);
+  return o === buf.length ? buf : buf.subarray(0, o);
 }
 
 export function encodeEmpty(type: number): Buffer {
@@ -249,9 +257,12 @@ function parseJson(buf: Buffer, start: number, end: number, what: string): Recor
   }
 }
 
+const EMPTY = Buffer.alloc(0);
+
 /**
  * Incremental frame decoder. push() accepts any chunking of the stream; messages are handed
- * to the callback in order. A `page` message's buffer is only valid during the callback.
+ * to the callback in order. A `page` message (the object and its buffer) is only valid during
+ * the callback.
  * After a ProtocolError the decoder refuses further input.
  */
 abstract class FrameDecoder<M> {
@@ -272,26 +283,27 @@ abstract class FrameDecoder<M> {
     return this.pendingLen;
   }
 
-  push(chunk: Buffer): void {
+  /** The stream's next bytes: chunk[0, length) (a reused read buffer holds more than was read). */
+  push(chunk: Buffer, length = chunk.length): void {
     if (this.failed) throw this.failed;
-    this.bytes += chunk.length;
+    this.bytes += length;
     try {
       let o = 0;
       if (this.pendingLen) {
         // Complete the one partial frame by copying only the bytes it lacks, not the chunk.
-        o = this.completePending(chunk);
+        o = this.completePending(chunk, length);
         if (o < 0) return;
       }
-      while (chunk.length - o >= FRAME_HEADER_BYTES) {
+      while (length - o >= FRAME_HEADER_BYTES) {
         const type = chunk[o];
         const len = chunk.readUInt32BE(o + 1);
         this.checkLength(type, len);
-        if (chunk.length - o < FRAME_HEADER_BYTES + len) break;
+        if (length - o < FRAME_HEADER_BYTES + len) break;
         const start = o + FRAME_HEADER_BYTES;
         o = start + len;
         this.decode(type, chunk, start, o);
       }
-      if (o < chunk.length) this.hold(chunk, o, chunk.length);
+      if (o < length) this.hold(chunk, o, length);
     } catch (e) {
       this.failed = e instanceof ProtocolError ? e : new ProtocolError(String((e as Error)?.message ?? e));
       this.pendingLen = 0;
@@ -313,10 +325,10 @@ abstract class FrameDecoder<M> {
   }
 
   /** Feeds the pending partial frame; returns the offset in chunk after it, or -1 if still partial. */
-  private completePending(chunk: Buffer): number {
+  private completePending(chunk: Buffer, length: number): number {
     let used = 0;
     if (this.pendingLen < FRAME_HEADER_BYTES) {
-      used = Math.min(FRAME_HEADER_BYTES - this.pendingLen, chunk.length);
+      used = Math.min(FRAME_HEADER_BYTES - this.pendingLen, length);
       this.hold(chunk, 0, used);
       if (this.pendingLen < FRAME_HEADER_BYTES) return -1;
     }
@@ -324,7 +336,7 @@ abstract class FrameDecoder<M> {
     const len = p.readUInt32BE(1);
     this.checkLength(p[0], len);
     const need = FRAME_HEADER_BYTES + len - this.pendingLen;
-    const take = Math.min(need, chunk.length - used);
+    const take = Math.min(need, length - used);
     this.hold(chunk, used, used + take);
     used += take;
     if (take < need) return -1;
@@ -339,6 +351,12 @@ abstract class FrameDecoder<M> {
 }
 
 export class MainStreamDecoder extends FrameDecoder<MainMessage> {
+  /**
+   * The one page message, filled in for each page frame: a fresh object per page is garbage at
+   * the rate pages arrive. Like its buffer, it is only valid during the callback.
+   */
+  private readonly page: Extract<MainMessage, { type: 'page' }> = { type: 'page', index: 0, version: 0, buf: EMPTY, offset: 0 };
+
   constructor(
     private readonly pageSize: number,
     private readonly pageCount: number,
@@ -386,7 +404,15 @@ export class MainStreamDecoder extends FrameDecoder<MainMessage> {
         const index = buf.readUInt32BE(start);
         const version = buf.readUInt32BE(start + 4);
         this.checkIndex(index, 'page');
-        return this.onMessage({ type: 'page', index, version, buf, offset: start + 8 });
+        const m = this.page;
+        m.index = index;
+        m.version = version;
+        m.buf = buf;
+        m.offset = start + 8;
+        this.onMessage(m);
+        // Not kept past the callback: drop the chunk it points into.
+        m.buf = EMPTY;
+        return;
       }
       case MIG_CMD.POSTCOPY_ADVISE:
         return this.onMessage({ type: 'postcopy-advise' });

@@ -5,13 +5,32 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { checkPage, makePage, PAGE_HEADER_BYTES, writePage } from '../../../src/sim/content.js';
+import { checkPage, makePage, PAGE_HEADER_BYTES, pageBuffer, writePage } from '../../../src/sim/content.js';
 
 const pageSizes = fc.constantFrom(512, 1024, 4096, 65536);
 const u32 = fc.integer({ min: 0, max: 0xffffffff });
 const index = fc.integer({ min: 0, max: 2 ** 31 - 1 });
 
 describe('page content', () => {
+  it('a page written into a pageBuffer (copied beside the pool, allocating nothing) is byte for byte the same page', () => {
+    fc.assert(
+      fc.property(pageSizes, index, u32, fc.integer({ min: 0, max: 100 }), (ps, i, v, offset) => {
+        const buf = pageBuffer(offset + ps + 3, ps).fill(0xaa);
+        writePage(buf, offset, i, v, ps);
+        expect(buf.subarray(offset, offset + ps).equals(makePage(i, v, ps))).toBe(true);
+        expect(checkPage(buf, offset, i, v, ps)).toBe(true);
+        // Nothing outside the page is touched (the pool beside it is not part of the buffer).
+        expect(buf.subarray(0, offset).every((b) => b === 0xaa)).toBe(true);
+        expect(buf.subarray(offset + ps).every((b) => b === 0xaa)).toBe(true);
+        // A view of it (the sender's batch-sized one) works the same.
+        const view = buf.subarray(offset);
+        writePage(view, 0, i, (v + 1) >>> 0, ps);
+        expect(view.subarray(0, ps).equals(makePage(i, (v + 1) >>> 0, ps))).toBe(true);
+      }),
+      { numRuns: 100 },
+    );
+  });
+
   it('writePage then checkPage round-trips at any offset, and makePage gives the same bytes', () => {
     fc.assert(
       fc.property(pageSizes, index, u32, fc.integer({ min: 0, max: 100 }), (ps, i, v, offset) => {

@@ -41,6 +41,13 @@ it('a batch that wraps stops before the pages it already holds (they are still t
   expect(m.nextBackgroundPages(16, true)).toEqual([1, 5, 6]);
   m.cursor = 6;
   expect(m.nextBackgroundPages(16, true)).toEqual([6, 1, 5]);
+  // The sender's one reused array: refilled, and cut to the batch, each time.
+  const batch = [9, 9, 9, 9, 9];
+  m.cursor = 5;
+  expect(m.nextBackgroundPages(2, true, batch)).toBe(batch);
+  expect(batch).toEqual([5, 6]);
+  m.cursor = 0;
+  expect(m.nextBackgroundPages(16, true, batch)).toEqual([1, 5, 6]);
 });
 
 it('the discard set is the to-send set as ranges', () => {

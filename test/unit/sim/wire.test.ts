@@ -95,6 +95,34 @@ describe('wire: round trips', () => {
     );
   });
 
+  it('a stream read into one reused buffer (push(buf, n), as the destination reads) decodes whole, whatever the buffer held before', () => {
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 1, max: 9000 }), { minLength: 1, maxLength: 12 }), (cuts) => {
+        const stream = Buffer.concat([encodePage(1, 2), encodePage(4, 5), encodePage(6, 7), encodePage(8, 0xffffffff)]);
+        const out: Plain[] = [];
+        const d = new MainStreamDecoder(PS, PAGES, (m) => out.push(plainMain(m, PS)));
+        const readBuf = Buffer.alloc(9000);
+        let o = 0;
+        for (let k = 0; o < stream.length; k++) {
+          const n = Math.min(cuts[k % cuts.length], stream.length - o);
+          // Stale bytes past n: the decoder must never look at them.
+          readBuf.fill(0xee);
+          stream.copy(readBuf, 0, o, o + n);
+          d.push(readBuf, n);
+          o += n;
+        }
+        expect(out).toEqual([
+          { type: 'page', index: 1, version: 2, ok: true },
+          { type: 'page', index: 4, version: 5, ok: true },
+          { type: 'page', index: 6, version: 7, ok: true },
+          { type: 'page', index: 8, version: 0xffffffff, ok: true },
+        ]);
+        expect(d.bytes).toBe(stream.length);
+      }),
+      { numRuns: 100 },
+    );
+  });
+
   it('frames split across chunks, one after another and of growing size, decode whole (the partial-frame buffer is reused and grown)', () => {
     const big = { pad: 'x'.repeat(100_000) };
     const stream = Buffer.concat([encodePage(1, 2), encodePage(4, 5), encodeJson(MIG_CMD.EOF, big), encodePage(6, 7)]);

@@ -1,0 +1,115 @@
+/**
+ * The direct fault-latency tail with postcopy-preempt (issue 13): 1 GiB postcopy from the
+ * first moment, no link between the VMs, the background push at full speed, and per VM process
+ * what delays its event loop meanwhile (src/sim/loop-stats.ts): GC pauses per GiB by kind and
+ * the loop's delay p99. A page request crosses both loops, so these are the causes of the tail
+ * and, unlike the tail itself, they change little with the machine's load.
+ *
+ *   node dist/bench/run.js --only fault-tail [--quick]
+ *
+ * Extra flags for the VM processes (e.g. V8's) come from NODE_OPTIONS, which they inherit.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Orchestrator, tcpUri } from '../src/driver/orchestrator.js';
+import type { PagesInfo, RamStats, Side } from '../src/types.js';
+import type { LoopStats } from '../src/sim/loop-stats.js';
+import { DirectLink } from './direct-link.js';
+
+const GiB = 1 << 30;
+
+export interface FaultTailRun {
+  mbPerSec: number;
+  faults: number;
+  p50Ms: number;
+  p99Ms: number;
+  loop: Record<Side, LoopStats>;
+}
+
+async function untilCompleted(o: Orchestrator): Promise<RamStats> {
+  for (;;) {
+    const r = await o.qmp('source').execute<{ status: string; ram: RamStats }>('query-migrate');
+    if (r.status === 'completed') return r.ram;
+    if (r.status === 'failed' || r.status === 'postcopy-paused') throw new Error(`the migration went ${r.status}`);
+    await new Promise((res) => setTimeout(res, 50));
+  }
+}
+
+/** One run; `preempt` false gives the vanilla row for comparison. */
+export async function faultTailRun(preempt = true, memoryBytes = GiB): Promise<FaultTailRun> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'fault-tail-'));
+  const before = process.env.POSTCOPY_LAB_LOOP_STATS;
+  process.env.POSTCOPY_LAB_LOOP_STATS = dir;
+  const o = new Orchestrator({
+    guest: { memoryBytes, pageSize: 4096, vcpus: 2, workload: 'random', dirtyRate: 2000, readRate: 20000, seed: 1 },
+    makeLink: () => new DirectLink(),
+    onEvent: () => {},
+  });
+  try {
+    const ep = await o.start();
+    if (before === undefined) delete process.env.POSTCOPY_LAB_LOOP_STATS;
+    else process.env.POSTCOPY_LAB_LOOP_STATS = before;
+    const capabilities = Object.entries({ 'postcopy-ram': true, 'return-path': true, events: true, 'postcopy-preempt': preempt }).map(([capability, state]) => ({ capability, state }));
+    for (const side of ['source', 'destination'] as const) {
+      await o.qmp(side).execute('migrate-set-capabilities', { capabilities });
+      await o.qmp(side).execute('migrate-set-parameters', { 'max-bandwidth': 100 * GiB, 'max-postcopy-bandwidth': 0 });
+    }
+    await o.qmp('destination').execute('migrate-incoming', { uri: tcpUri(ep.incoming.listen) });
+    await o.qmp('source').execute('migrate', { uri: tcpUri(ep.incoming.connect) });
+    await o.qmp('source').execute('migrate-start-postcopy');
+    const ram = await untilCompleted(o);
+    const dst = await o.qmp('destination').execute<PagesInfo>('x-query-pages');
+    if (dst.verified !== true) throw new Error('the migration did not verify');
+    const read = (side: Side): LoopStats => JSON.parse(readFileSync(path.join(dir, `${side}.json`), 'utf8')) as LoopStats;
+    // The destination writes its figures as it completes, the source when the SHUT arrives.
+    const loop = { source: read('source'), destination: read('destination') };
+    const seconds = loop.source.ms / 1000;
+    return { mbPerSec: ram['postcopy-bytes'] / 1e6 / seconds, faults: dst['fault-latency-us'].count, p50Ms: dst['fault-latency-us'].p50 / 1000, p99Ms: dst['fault-latency-us'].p99 / 1000, loop };
+  } finally {
+    await o.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const f = (n: number, d = 2) => (Number.isFinite(n) ? n.toFixed(d) : '-');
+
+/** One table row per run and side: the tail, and what each loop was delayed by. */
+export function faultTailRows(runs: FaultTailRun[], gib = 1): string[][] {
+  const rows: string[][] = [];
+  runs.forEach((r, i) => {
+    for (const side of ['source', 'destination'] as const) {
+      const l = r.loop[side];
+      const sc = l.gc.scavenge ?? { count: 0, totalMs: 0, maxMs: 0, p50Ms: 0 };
+      let otherMs = 0;
+      let otherN = 0;
+      for (const [k, g] of Object.entries(l.gc)) {
+        if (k === 'scavenge') continue;
+        otherMs += g.totalMs;
+        otherN += g.count;
+      }
+      rows.push([
+        side === 'source' ? `${i + 1}` : '',
+        side === 'source' ? f(r.mbPerSec, 0) : '',
+        side === 'source' ? `${f(r.p50Ms)} / ${f(r.p99Ms)}` : '',
+        side,
+        f(sc.count / gib, 0),
+        `${f(sc.p50Ms)} / ${f(sc.maxMs)}`,
+        `${f(otherN / gib, 0)} (${f(otherMs / gib, 1)} ms)`,
+        `${f(l.loopDelayMs.p50)} / ${f(l.loopDelayMs.p99)} / ${f(l.loopDelayMs.max)}`,
+      ]);
+    }
+  });
+  return rows;
+}
+
+export const FAULT_TAIL_HEAD = ['run', 'MB/s', 'fault p50 / p99 ms', 'VM', 'scavenges /GiB', 'scavenge p50 / max ms', 'other GCs /GiB (pause)', 'loop delay p50 / p99 / max ms'];
+
+/** `--only fault-tail`: `reps` direct preempt runs of 1 GiB. */
+export async function benchFaultTail(o: { quick: boolean }, print: (head: string[], rows: string[][]) => string): Promise<FaultTailRun[]> {
+  const runs: FaultTailRun[] = [];
+  for (let i = 0; i < (o.quick ? 1 : 3); i++) runs.push(await faultTailRun(true));
+  console.log('Direct fault tail, postcopy-preempt, 1 GiB, push at full speed: what delays each VM process (measured over postcopy)');
+  console.log(print(FAULT_TAIL_HEAD, faultTailRows(runs)) + '\n');
+  return runs;
+}
