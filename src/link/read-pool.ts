@@ -8,13 +8,11 @@
  * made the relay's kernel time per GB twice socat's (1.2 s against 0.6 s) on top of the
  * allocation and GC in user space. With the pool, memory is touched once and reused.
  *
- * The dialled socket takes `onread` through Node's public `net.connect` option. The accepted
- * one is built by `net.Server` without it, so `adoptPooled` moves the accepted handle into a
- * socket constructed with `onread` (what `net.Server` itself does, plus the option). That uses
- * the socket's `_handle`, which is private: it is checked first, and when it is not what is
- * expected (another Node) the accepted socket is used as it is, reading with fresh buffers.
+ * The dialled socket takes `onread` through Node's public `net.connect` option; the accepted one
+ * is moved to such a socket by src/util/adopt-socket.ts (with its fallback to a plain socket).
  */
 import net from 'node:net';
+import { adoptWithOnRead } from '../util/adopt-socket.js';
 
 /** One read's worth: socat's `-b 131072`, so a read moves as much as socat's. */
 export const READ_BUFFER_BYTES = 128 * 1024;
@@ -63,23 +61,6 @@ export function pooledOnRead(pool: ReadPool, reader: () => PooledReader | undefi
   };
 }
 
-interface StreamHandle {
-  readStart(): number;
-  readStop(): number;
-  useUserBuffer(b: Uint8Array): void;
-}
-
-function isStreamHandle(h: unknown): h is StreamHandle {
-  const o = h as Partial<StreamHandle> | null;
-  return (
-    typeof o === 'object' &&
-    o !== null &&
-    typeof o.readStart === 'function' &&
-    typeof o.readStop === 'function' &&
-    typeof o.useUserBuffer === 'function'
-  );
-}
-
 /**
  * The accepted socket `accepted` (from a server listening with `pauseOnConnect: true`, so it
  * has read nothing) as a socket reading with `onread`, paused until resumed; or `accepted`
@@ -87,14 +68,6 @@ function isStreamHandle(h: unknown): h is StreamHandle {
  * also paused). Either way the caller owns the returned socket only.
  */
 export function adoptPooled(accepted: net.Socket, onread: net.OnReadOpts): { socket: net.Socket; pooled: boolean } {
-  const holder = accepted as unknown as { _handle?: unknown };
-  const handle = holder._handle;
-  if (!isStreamHandle(handle) || accepted.destroyed) return { socket: accepted, pooled: false };
-  const options = { handle, allowHalfOpen: true, readable: true, writable: true, pauseOnCreate: true, onread };
-  const adopted = new net.Socket(options as net.SocketConstructorOpts);
-  // The old object lets go of the handle (so destroying it does not close it) and is destroyed
-  // so the server stops counting it as a connection.
-  holder._handle = null;
-  accepted.destroy();
-  return { socket: adopted, pooled: true };
+  const { socket, adopted } = adoptWithOnRead(accepted, onread, { paused: true });
+  return { socket, pooled: adopted };
 }

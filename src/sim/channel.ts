@@ -5,6 +5,7 @@
  * it still belongs to the current connection.
  */
 import net from 'node:net';
+import { adoptWithOnRead } from '../util/adopt-socket.js';
 
 export interface ChannelHandlers {
   /** The outgoing connection is established. */
@@ -98,31 +99,23 @@ export function socketErrorText(e: NodeJS.ErrnoException): string {
 
 /**
  * An accepted socket, taken from a server made with `pauseOnConnect` before it read anything,
- * re-made to read into `buffer` (Node's `onread`): every read lands in the same buffer and
- * `onRead(n)` sees buffer[0, n), valid until it returns; returning false pauses reading until
- * `resume()`. A socket that reads through the stream machinery makes a fresh buffer per read,
- * and V8 forces a young-generation collection every 32 MiB of such buffers: some 32 pauses per
- * GiB received, each one delaying the page requests this process serves. Node offers `onread`
- * only to sockets it constructs, so the accepted socket hands its handle over (`_handle`, the
- * one private field this touches); without one the socket reads as a stream.
+ * re-made to read into `buffer` (Node's `onread`, src/util/adopt-socket.ts): every read lands in
+ * the same buffer and `onRead(n)` sees buffer[0, n), valid until it returns; returning false
+ * pauses reading until `resume()`. A socket that reads through the stream machinery makes a
+ * fresh buffer per read, and V8 forces a young-generation collection every 32 MiB of such
+ * buffers: some 32 pauses per GiB received, each one delaying the page requests this process
+ * serves. Where the handle cannot move, the socket reads as a stream, copied into `buffer`.
  */
 export function readIntoBuffer(sock: net.Socket, buffer: Buffer, onRead: (n: number) => boolean): net.Socket {
-  const old = sock as net.Socket & { _handle: unknown };
-  const handle = old._handle;
-  if (!handle || sock.destroyed) {
+  const { socket, adopted } = adoptWithOnRead(sock, { buffer, callback: (n: number) => onRead(n) }, { paused: false });
+  if (!adopted) {
     sock.on('data', (d: Buffer) => {
       for (let o = 0; o < d.length; o += buffer.length) {
         const n = d.copy(buffer, 0, o, Math.min(d.length, o + buffer.length));
         if (!onRead(n)) sock.pause();
       }
     });
-    sock.resume();
-    return sock;
   }
-  old._handle = null;
-  sock.destroy();
-  const opts = { handle, readable: true, writable: true, onread: { buffer, callback: (n: number) => onRead(n) } };
-  const s = new net.Socket(opts as unknown as net.SocketConstructorOpts);
-  s.resume();
-  return s;
+  socket.resume();
+  return socket;
 }
