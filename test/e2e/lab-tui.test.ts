@@ -6,14 +6,19 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, type TestContext } from 'vitest';
 import { CLI_BIN, ROOT, ensureBuilt } from '../helpers/sim.js';
 import { eventually, killAllTerms, pidsWith, spawnTerm, type Term } from '../helpers/term.js';
 
 const LAB_TITLE = 'Cut the link during postcopy, then recover';
 
-function startApp(args: string[] = [], size = { cols: 120, rows: 36 }): Term {
-  return spawnTerm(process.execPath, [CLI_BIN, ...args], { cwd: ROOT, ...size });
+/** Starts the app in its own terminal, killed when the test that started it ends. */
+function startApp(ctx: TestContext, args: string[] = [], size = { cols: 120, rows: 36 }): Term {
+  const t = spawnTerm(process.execPath, [CLI_BIN, ...args], { cwd: ROOT, ...size });
+  // The test's own hook: the tests run side by side, and a shared afterEach would kill the
+  // terminals of the others.
+  ctx.onTestFinished(() => t.kill());
+  return t;
 }
 
 /** The VM and relay processes this terminal's run started (their sockets live under its dir). */
@@ -106,15 +111,18 @@ beforeAll(async () => {
   await ensureBuilt();
 }, 240_000);
 
-afterEach(() => {
+afterAll(() => {
   killAllTerms();
 });
 
-describe('the lab TUI in a real terminal', () => {
+// Side by side: a person's pace is mostly waiting (the held migration, the slow interactive
+// link), so the two whole labs overlap each other and the short tests, each in its own
+// terminal and its own directories (children() tells each run's processes apart by its dir).
+describe.concurrent('the lab TUI in a real terminal', () => {
   // The lab holds the migration while a person reads, and its interactive link is slow by
   // design: a quick person still needs about a minute and a half to reach the end.
-  it('opens link-cut-recovery from the picker and a person completes it', async () => {
-    const t = startApp();
+  it('opens link-cut-recovery from the picker and a person completes it', async (ctx) => {
+    const t = startApp(ctx);
     await t.waitFor('labs completed');
     expect(t.screen()).toContain('postcopy-lab');
     expect(t.screen()).toMatch(/↑↓ choose\s+Enter open/);
@@ -199,8 +207,8 @@ describe('the lab TUI in a real terminal', () => {
     await eventually(() => children(t).length === 0, 'no VM or relay process of this run to remain');
   }, 240_000);
 
-  it('at 80x24 every word can be read: step text, a done step, the event log, a long console reply, the closing lesson', async () => {
-    const t = startApp(['lab', 'blackhole'], { cols: 80, rows: 24 });
+  it('at 80x24 every word can be read: step text, a done step, the event log, a long console reply, the closing lesson', async (ctx) => {
+    const t = startApp(ctx, ['lab', 'blackhole'], { cols: 80, rows: 24 });
     await t.waitFor('Steps 1/5', 30_000);
     await t.waitFor(/step 1\/5: Start a postcopy migration/, 30_000);
 
@@ -279,8 +287,8 @@ describe('the lab TUI in a real terminal', () => {
     // A whole lab run by a person: the bound is for hangs on a loaded machine, not for speed.
   }, 240_000);
 
-  it('says the terminal is too small below 80x24 and comes back on a resize', async () => {
-    const t = startApp(['lab', 'link-cut-recovery']);
+  it('says the terminal is too small below 80x24 and comes back on a resize', async (ctx) => {
+    const t = startApp(ctx, ['lab', 'link-cut-recovery']);
     await t.waitFor('Steps 1/7', 30_000);
     await t.waitFor(/destination listens on/, 30_000);
     t.resize(60, 20);
@@ -300,8 +308,8 @@ describe('the lab TUI in a real terminal', () => {
     await eventually(() => children(t).length === 0, 'no VM or relay process of this run to remain');
   });
 
-  it('Ctrl-C during a lab exits 130 and stops every child process', async () => {
-    const t = startApp(['lab', 'link-cut-recovery']);
+  it('Ctrl-C during a lab exits 130 and stops every child process', async (ctx) => {
+    const t = startApp(ctx, ['lab', 'link-cut-recovery']);
     await t.waitFor('Steps 1/7', 30_000);
     await t.waitFor(/destination listens on/, 30_000);
     await eventually(() => children(t).length >= 3, 'both VMs and the relay to run');
@@ -312,12 +320,12 @@ describe('the lab TUI in a real terminal', () => {
 
   // One owner of exit (src/cli.ts): a signal stops the lab, restores the terminal, and exits
   // with 128 + the signal's number, whichever signal it is.
-  it.each([
+  it.for([
     ['SIGTERM', 143],
     ['SIGHUP', 129],
     ['SIGINT', 130],
-  ] as const)('%s during a lab exits %i, restores the terminal and leaves nothing behind', async (signal, code) => {
-    const t = startApp(['lab', 'link-cut-recovery']);
+  ] as const)('%s during a lab exits %i, restores the terminal and leaves nothing behind', async ([signal, code], ctx) => {
+    const t = startApp(ctx, ['lab', 'link-cut-recovery']);
     await t.waitFor('Steps 1/7', 30_000);
     await t.waitFor(/destination listens on/, 30_000);
     await eventually(() => children(t).length >= 3, 'both VMs and the relay to run');

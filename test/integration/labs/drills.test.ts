@@ -5,15 +5,18 @@
  * directory). Then bad input (exit 2), a condition that never holds (exit 1, saying where and
  * what was seen), and SIGTERM in the middle of a drill.
  *
- * The drills run three at a time: most of their time is spent waiting on bandwidth caps, not
- * on the CPU.
+ * The lab drills run three at a time (most of their time is spent waiting on bandwidth caps,
+ * not on the CPU), started before the tests: the other tests, first in the file, run while they
+ * do, and each lab's test (last in the file) awaits its own drill.
  */
 import fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  type CliResult,
   ensureBuilt,
   isStateEvent,
   jsonLines,
+  limiter,
   pidsMatching,
   runCli,
   runtimeDirsIn,
@@ -32,7 +35,6 @@ type Line = Record<string, unknown>;
 const LAB_IDS = simLabIds();
 
 const dirs: string[] = [];
-beforeAll(ensureBuilt, 240_000);
 afterAll(() => {
   for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
 });
@@ -43,28 +45,6 @@ function newDir(): string {
   return d;
 }
 
-/** A small semaphore: at most `n` drills at once; an exclusive drill runs alone. */
-function limiter(n: number) {
-  let active = 0;
-  let exclusive = false;
-  const queue: Array<() => void> = [];
-  const wake = () => {
-    for (const r of queue.splice(0)) r();
-  };
-  return async <T>(fn: () => Promise<T>, alone = false): Promise<T> => {
-    // `alone`: wait for every running drill to end and keep the others out meanwhile.
-    while (exclusive || active >= (alone ? 1 : n) || (alone && active > 0)) await new Promise<void>((r) => queue.push(r));
-    active++;
-    if (alone) exclusive = true;
-    try {
-      return await fn();
-    } finally {
-      active--;
-      if (alone) exclusive = false;
-      wake();
-    }
-  };
-}
 const limit = limiter(3);
 
 /** Labs whose declared outcome is a failure (`outcome:` in the file): a pass ends in exactly it. */
@@ -74,6 +54,21 @@ const EXPECTED_OUTCOME: Record<string, string> = { 'recovery-file-window': 'reco
 const KNOWN_DEFECT: Record<string, { condition: string }> = {};
 // The slowest first, so the others overlap with it.
 const ORDERED = [...LAB_IDS.filter((id) => id in KNOWN_DEFECT), ...LAB_IDS.filter((id) => !(id in KNOWN_DEFECT))];
+
+/** Each lab's drill and its directory, started in beforeAll. */
+const labRuns = new Map<string, { dir: string; run: Promise<CliResult> }>();
+
+beforeAll(async () => {
+  await ensureBuilt();
+  for (const id of ORDERED) {
+    const dir = newDir();
+    // One lab's comparison (compare:) runs after its summary; the other's is skipped for time.
+    const run = limit(() => runCli(['drill', id, '--json', '--no-record', ...(id === 'many-vcpus' ? ['--no-compare'] : [])], dir, 240_000));
+    // Each is awaited by its own test; a rejection must not go unhandled meanwhile.
+    run.catch(() => {});
+    labRuns.set(id, { dir, run });
+  }
+}, 240_000);
 
 /** Nothing of the run in `dir` remains: no process naming it, no runtime directory in it. */
 async function expectCleanedUp(dir: string): Promise<void> {
@@ -228,51 +223,6 @@ function expectEveryStepTeaches(id: string, lines: Line[], endsInFailure: boolea
   }
 }
 
-describe.concurrent('every shipped lab as a drill', () => {
-  it('covers the six labs of issue 2 (labs added later get the generic checks)', () => {
-    for (const id of Object.keys(FACTS)) expect(LAB_IDS).toContain(id);
-  });
-
-  for (const id of ORDERED) {
-    it(`drill ${id}`, { timeout: 300_000 }, async () => {
-      const dir = newDir();
-      // One lab's comparison (compare:) runs after its summary; the other's is skipped for time.
-      const r = await limit(() => runCli(['drill', id, '--json', '--no-record', ...(id === 'many-vcpus' ? ['--no-compare'] : [])], dir, 240_000));
-      const lines = jsonLines(r.stdout); // throws if any stdout line is not a JSON object
-      const summary = lines.find((l) => l.type === 'summary') ?? lines[lines.length - 1];
-      const failure = summary.failure as { condition?: string } | undefined;
-      const known = KNOWN_DEFECT[id];
-      if (known && summary.ok === false && failure?.condition === known.condition && summary.verified === true) {
-        console.warn(`drill ${id}: known lab defect, '${known.condition}' never held (${JSON.stringify(failure)})`);
-        expect(r.code).toBe(1);
-      } else if (id in EXPECTED_OUTCOME) {
-        expect(summary, `${JSON.stringify(summary.failure)}\n${r.stderr.slice(-1500)}`).toMatchObject({ type: 'summary', ok: true, verified: false, labId: id, expectedFailure: { reason: EXPECTED_OUTCOME[id] } });
-        expect(summary.failure).toBeUndefined();
-        expect(r.code).toBe(0);
-        FACTS[id]?.(lines, summary);
-      } else {
-        expect(summary, `${JSON.stringify(summary.failure)}\n${r.stderr.slice(-1500)}`).toMatchObject({ type: 'summary', ok: true, verified: true, labId: id });
-        expect(r.code).toBe(0);
-        FACTS[id]?.(lines, summary);
-      }
-      if (!(id in EXPECTED_OUTCOME)) {
-        expect(summary).toMatchObject({ type: 'summary', verified: true, labId: id });
-        expect(summary.snapshot).toEqual({ source: 'completed', destination: 'completed' });
-      }
-      expect(lines.filter((l) => l.type === 'summary')).toHaveLength(1);
-      // Events and snapshots, then the summary, then (a lab with compare:) its comparison.
-      const at = lines.indexOf(summary);
-      for (const l of lines.slice(0, at)) expect(['event', 'snapshot']).toContain(l.type);
-      for (const l of lines.slice(at + 1)) expect(l.type).toBe('compare');
-      expectEachStateChangeOnce(lines);
-      expectEveryStepTeaches(id, lines, id in EXPECTED_OUTCOME);
-      // The lab's closing text travels with a successful summary.
-      if (summary.ok) expect(String(summary.summaryText ?? '').trim(), 'summaryText').not.toBe('');
-      await expectCleanedUp(dir);
-    });
-  }
-});
-
 describe('bad input and failing conditions', () => {
   it('a malformed lab file: exit 2, stderr names file:line:column and the field', async () => {
     const dir = newDir();
@@ -390,7 +340,8 @@ describe('bad input and failing conditions', () => {
     const last = jsonLines(slow.stdout).at(-1)!;
     expect(last.failure).toMatchObject({ reason: 'timeout', message: 'the drill did not finish within --timeout 2s' });
     await expectCleanedUp(dir3);
-  });
+    // Three drills one after another, beside the lab drills: the bound is for hangs, not speed.
+  }, 150_000);
 });
 
 describe('list', () => {
@@ -485,4 +436,48 @@ describe('the recovery source and a declared outcome', () => {
     expect(failure(b)).toMatch(/the source never reported a recovery file: set capability x-recovery-file/);
     await expectCleanedUp(dir);
   }, 200_000);
+});
+
+describe('every shipped lab as a drill', () => {
+  it('covers the six labs of issue 2 (labs added later get the generic checks)', () => {
+    for (const id of Object.keys(FACTS)) expect(LAB_IDS).toContain(id);
+  });
+
+  for (const id of ORDERED) {
+    it(`drill ${id}`, { timeout: 300_000 }, async () => {
+      const { dir, run } = labRuns.get(id)!;
+      const r = await run;
+      const lines = jsonLines(r.stdout); // throws if any stdout line is not a JSON object
+      const summary = lines.find((l) => l.type === 'summary') ?? lines[lines.length - 1];
+      const failure = summary.failure as { condition?: string } | undefined;
+      const known = KNOWN_DEFECT[id];
+      if (known && summary.ok === false && failure?.condition === known.condition && summary.verified === true) {
+        console.warn(`drill ${id}: known lab defect, '${known.condition}' never held (${JSON.stringify(failure)})`);
+        expect(r.code).toBe(1);
+      } else if (id in EXPECTED_OUTCOME) {
+        expect(summary, `${JSON.stringify(summary.failure)}\n${r.stderr.slice(-1500)}`).toMatchObject({ type: 'summary', ok: true, verified: false, labId: id, expectedFailure: { reason: EXPECTED_OUTCOME[id] } });
+        expect(summary.failure).toBeUndefined();
+        expect(r.code).toBe(0);
+        FACTS[id]?.(lines, summary);
+      } else {
+        expect(summary, `${JSON.stringify(summary.failure)}\n${r.stderr.slice(-1500)}`).toMatchObject({ type: 'summary', ok: true, verified: true, labId: id });
+        expect(r.code).toBe(0);
+        FACTS[id]?.(lines, summary);
+      }
+      if (!(id in EXPECTED_OUTCOME)) {
+        expect(summary).toMatchObject({ type: 'summary', verified: true, labId: id });
+        expect(summary.snapshot).toEqual({ source: 'completed', destination: 'completed' });
+      }
+      expect(lines.filter((l) => l.type === 'summary')).toHaveLength(1);
+      // Events and snapshots, then the summary, then (a lab with compare:) its comparison.
+      const at = lines.indexOf(summary);
+      for (const l of lines.slice(0, at)) expect(['event', 'snapshot']).toContain(l.type);
+      for (const l of lines.slice(at + 1)) expect(l.type).toBe('compare');
+      expectEachStateChangeOnce(lines);
+      expectEveryStepTeaches(id, lines, id in EXPECTED_OUTCOME);
+      // The lab's closing text travels with a successful summary.
+      if (summary.ok) expect(String(summary.summaryText ?? '').trim(), 'summaryText').not.toBe('');
+      await expectCleanedUp(dir);
+    });
+  }
 });
