@@ -28,7 +28,7 @@ export interface RelayLinkOptions {
   host?: string;
   /** Seed for the relay's jitter and loss draws, for reproducible runs. */
   seed?: number;
-  /** How long to wait for the relay's ready line. */
+  /** How long to wait for the relay's ready line (default 30 s: a Node start on a loaded machine can take 10). */
   startTimeoutMs?: number;
   /** The relay entry point to run; RELAY_MAIN unless told (tests running from sources pass dist's). */
   relayMain?: string;
@@ -84,7 +84,7 @@ export class RelayLink implements Link {
     this.exited = child.then((result) => {
       this.exit = { code: result.exitCode, signal: result.signal };
     });
-    const routes = await this.readReady(child, this.options.startTimeoutMs ?? 10_000);
+    const routes = await this.readReady(child, this.options.startTimeoutMs ?? 30_000);
     const [inRoute, recoverRoute] = routes;
     return {
       incoming: { listen: { host: this.host, port: incoming }, connect: inRoute.listen },
