@@ -48,8 +48,16 @@ describe.skipIf(SKIP !== undefined)(`libvirt two-daemon pair${SKIP ? ` (skipped:
         await session.link.restore();
         // Speed the rest up where libvirt allows it on a failed job; refused, the resume only runs slower.
         await session.perform(mapQmpCommand('source', 'migrate-set-parameters', { 'max-postcopy-bandwidth': 100 * 1024 * 1024 }, ctx)).catch(() => undefined);
-        const resume = await session.perform(mapQmpCommand('source', 'migrate', { uri: 'tcp:10.213.40.2:4445', resume: true }, ctx));
-        const resumed = await resume!.done;
+        const resumeOnce = async () => (await session.perform(mapQmpCommand('source', 'migrate', { uri: 'tcp:10.213.40.2:4445', resume: true }, ctx)))!.done;
+        let resumed = await resumeOnce();
+        // Under load a resume issued as the link comes back can fail once with the destination's
+        // earlier failure ("job 'migration in' failed in post-copy phase", seen in the suite at
+        // load ~15, never alone); both sides stay post-copy failed and the operator's second
+        // --postcopy-resume completes, which is what this test then requires.
+        if (resumed.exitCode !== 0 && /failed in post-copy phase/.test(resumed.stderr)) {
+          expect(await session.state('destination')).toEqual({ state: 'running', reason: 'post-copy failed' });
+          resumed = await resumeOnce();
+        }
         expect(resumed.exitCode, resumed.stderr).toBe(0);
         expect(await session.waitState('destination', (s) => s.state === 'running', 'running')).toEqual({ state: 'running', reason: 'migrated' });
         expect(await session.waitState('source', (s) => s.state === 'shut off', 'shut off')).toEqual({ state: 'shut off', reason: 'migrated' });
