@@ -144,7 +144,12 @@ async function pass(params: Record<string, unknown>, want: number, have: Record<
     await t.waitUntil((s) => !/held for you/.test(s), 'the hold released');
     // First a passive window: the pages stream and nobody types. Renders, frames and CPU are
     // what the UI costs by itself; key presses would add their own renders to it.
-    const s0 = readStats(statsFile)!;
+    let s0 = readStats(statsFile);
+    while (!s0) {
+      // written in place by the app: a read can meet a half-written file
+      await sleep(10);
+      s0 = readStats(statsFile);
+    }
     const w0 = performance.now();
     let s1 = s0;
     while (migrating(t.screen()) && performance.now() - w0 < PASSIVE_MS) {

@@ -4,7 +4,7 @@
  * that stops the lab session, unmounts Ink and gives the terminal back as it was. Signals and
  * process exit belong to the caller (src/cli.ts): this file installs no process handlers.
  */
-import { renameSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import chalk from 'chalk';
 import { Box, render, Text } from 'ink';
 import { KeyProvider, useKeys } from './use-keys.js';
@@ -87,8 +87,9 @@ function startStatsFile(file: string | undefined): () => void {
         renders: renderCounter.count,
         builds: frameBuild.times,
       });
-      writeFileSync(`${file}.tmp`, body);
-      renameSync(`${file}.tmp`, file);
+      // In place, no rename: a rename cost ~4 ms of this process's CPU each (1.5 % of a core,
+      // counted in the very CPU figure the file reports); the reader retries a torn read.
+      writeFileSync(file, body);
     } catch {
       // a measurement aid; never a reason to fail
     }
