@@ -18,6 +18,7 @@ import { LabScreen } from './screens/LabScreen.js';
 import { usePickerKeys } from './use-picker-keys.js';
 import { useTerminalSize } from './use-terminal-size.js';
 import { frameBuild, renderCounter } from './use-session.js';
+import { shareInkOutputCaches } from './ink-output-cache.js';
 
 /** How to open a lab: `startAt` (0-based) replays the steps before it on the fresh VMs (a rewind). */
 export interface OpenLabOptions {
@@ -417,6 +418,8 @@ export async function runTui(opts: RunTuiOptions): Promise<number> {
   const progressPath = opts.progressPath ?? defaultProgressPath(env);
   const stopErrors: string[] = [];
   const stopStats = startStatsFile(env.POSTCOPY_LAB_UI_STATS);
+  // Frames reuse Ink's tokenized lines instead of tokenizing every line again (see the module).
+  await shareInkOutputCaches();
 
   return new Promise<number>((resolve) => {
     let finished: Promise<void> | null = null;
