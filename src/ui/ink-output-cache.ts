@@ -14,8 +14,13 @@
  * If a later Ink moves or reshapes `Output`, this does nothing and frames cost what they did.
  */
 
-/** Entries (lines + widths) the shared caches may hold before they are started afresh. */
-const MAX_ENTRIES = 20_000;
+/**
+ * Entries (lines + widths) the shared caches may hold before they are started afresh. A frame of
+ * the lab screen writes ~40 lines and ~150 distinct characters, a few of them new each frame; a
+ * cached line holds one small object per character (~4 KiB for a long line), so this keeps the
+ * caches near 10 MiB at most and restarts them every few hundred frames.
+ */
+const MAX_ENTRIES = 3_000;
 
 interface Caches {
   widths: Map<string, unknown>;
