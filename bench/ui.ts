@@ -38,6 +38,7 @@ import { EventEmitter } from 'node:events';
 import { loadLab } from '../src/lab/load.js';
 import { FakeSession, fakeSide, fakeSnapshot } from '../test/helpers/fake-session.js';
 import { spawnTerm, type Term } from '../test/helpers/term.js';
+import { shareInkOutputCaches } from '../src/ui/ink-output-cache.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CLI = path.join(ROOT, 'bin/postcopy-lab.js');
@@ -144,7 +145,12 @@ async function pass(params: Record<string, unknown>, want: number, have: Record<
     await t.waitUntil((s) => !/held for you/.test(s), 'the hold released');
     // First a passive window: the pages stream and nobody types. Renders, frames and CPU are
     // what the UI costs by itself; key presses would add their own renders to it.
-    const s0 = readStats(statsFile)!;
+    let s0 = readStats(statsFile);
+    while (!s0) {
+      // written in place by the app: a read can meet a half-written file
+      await sleep(10);
+      s0 = readStats(statsFile);
+    }
     const w0 = performance.now();
     let s1 = s0;
     while (migrating(t.screen()) && performance.now() - w0 < PASSIVE_MS) {
@@ -202,13 +208,16 @@ async function pass(params: Record<string, unknown>, want: number, have: Record<
  * time (counters, link bytes, the page map, the sparklines, t). CPU per frame from
  * process.cpuUsage() over `frames` frames; load on the machine inflates it less than wall time.
  */
-async function frameCost(frames: number): Promise<{ cpuMsPerFrame: number; inkMs: number[] }> {
+async function frameCost(frames: number, asInk = false): Promise<{ cpuMsPerFrame: number; inkMs: number[] }> {
   // React as the CLI runs it (src/cli.ts): its development build is several times slower. It
   // reads NODE_ENV when first loaded, hence the imports here.
   process.env.NODE_ENV ??= 'production';
   const { render } = await import('ink');
   const { createElement } = await import('react');
   const { LabScreen } = await import('../src/ui/screens/LabScreen.js');
+  // As runTui does (src/ui/app.tsx): frames share Ink's Output caches; `asInk` measures first
+  // without (it cannot be undone), for a before/after in the same minute.
+  if (!asInk) await shareInkOutputCaches();
   const stdout = Object.assign(new EventEmitter(), { columns: 120, rows: 36, isTTY: false, write: () => true });
   const stdin = Object.assign(new EventEmitter(), {
     isTTY: true,
@@ -272,6 +281,7 @@ async function main(): Promise<void> {
   const maxPasses = Number(values.passes);
   const want = Number(values.presses);
   process.stderr.write('in-process frames…\n');
+  const fcInk = await frameCost(Number(values.frames), true);
   const fc = await frameCost(Number(values.frames));
   const lab = await loadLab(path.join(ROOT, 'labs', `${LAB}.yaml`));
   const params = lab.setup.parameters;
@@ -309,6 +319,7 @@ async function main(): Promise<void> {
     const xs = lat[k];
     rows.push([`key-to-screen ${label}`, xs.length ? `p50 ${pct(xs, 50).toFixed(0)} ms, p95 ${pct(xs, 95).toFixed(0)} ms (n=${xs.length})` : 'no samples', 'target p95 < 50 ms']);
   }
+  rows.push(['in-process frame, Ink caches per frame', `${fcInk.cpuMsPerFrame.toFixed(2)} ms CPU each; Ink output p50 ${ms(pct(fcInk.inkMs, 50))}, p95 ${ms(pct(fcInk.inkMs, 95))} (n=${fcInk.inkMs.length})`, '']);
   rows.push(['in-process frame, 120x36 (no pty)', `${fc.cpuMsPerFrame.toFixed(2)} ms CPU each; Ink output p50 ${ms(pct(fc.inkMs, 50))}, p95 ${ms(pct(fc.inkMs, 95))} (n=${fc.inkMs.length})`, '']);
   rows.push(['load average (1 min) before / after', `${load0[0].toFixed(2)} / ${load1[0].toFixed(2)} on ${os.cpus().length} cores`, '']);
   const w0 = Math.max(...rows.map((r) => r[0].length));

@@ -296,11 +296,19 @@ export class LabSession implements LabSessionApi {
     }
   }
 
-  private schedulePoll(): void {
+  /**
+   * Polls start every `pollMs` (100 ms) from the start of the previous one, never overlapping.
+   * Timed from its end, the period was 100 ms plus the queries plus everything publishing runs
+   * synchronously (the TUI builds its frame inside publishSnapshot: 20-150 ms under load), so a
+   * lab published only 3-4 snapshots a second.
+   */
+  private schedulePoll(startedAt = performance.now()): void {
     if (this.stopping) return;
+    const wait = Math.max(0, startedAt + (this.opts.pollMs ?? 100) - performance.now());
     this.pollTimer = setTimeout(() => {
-      void this.poll().finally(() => this.schedulePoll());
-    }, this.opts.pollMs ?? 100);
+      const started = performance.now();
+      void this.poll().finally(() => this.schedulePoll(started));
+    }, wait);
   }
 
   private async poll(): Promise<void> {
