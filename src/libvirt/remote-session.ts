@@ -27,7 +27,7 @@ import { MIGRATION_PORT_MIN } from './config.js';
 import { buildDomainXml } from './domain-xml.js';
 import { VirshError } from './pair.js';
 import { parseHypervisorVersion, RemoteUriError, type RemoteHosts } from './remote.js';
-import type { LibvirtRun, Running } from './run.js';
+import { startBackground, type LibvirtRun, type Running } from './run.js';
 import { parseDomjobinfo, parseDomstate, virsh, type DomJobInfo, type DomState } from './virsh.js';
 
 export const REMOTE_QMP_MISSING =
@@ -150,14 +150,7 @@ export class RemoteLibvirtSession implements LibvirtRun {
       await this.virsh(plan.side, plan.args);
       return null;
     }
-    const argv = this.virshArgv(plan.side, plan.args);
-    const child = execa(argv[0], argv.slice(1), { reject: false, stdin: 'ignore', env: { LC_ALL: 'C' }, extendEnv: true });
-    this.running.add(child);
-    const done = child.then((r) => {
-      this.running.delete(child);
-      return { exitCode: r.exitCode, stderr: String(r.stderr ?? '') };
-    });
-    return { argv, done };
+    return startBackground(this.virshArgv(plan.side, plan.args), this.running);
   }
 
   virshArgv(side: Side, args: string[]): string[] {

@@ -4,6 +4,7 @@
  * (remote-session.ts). The driver speaks only virsh through it; the extra QMP socket is there
  * only where the daemon is local (`qmpSocket` null otherwise), and the link only where it is ours.
  */
+import { execa, type ResultPromise } from 'execa';
 import type { ConsistencyResult } from '../qemu/consistency.js';
 import type { GuestLayout } from '../qemu/guest-image.js';
 import type { Link, LinkEndpoints, Side } from '../types.js';
@@ -39,4 +40,18 @@ export interface LibvirtRun {
   readonly qmpMissing: string | null;
   verifyDestination(): Promise<ConsistencyResult>;
   stop(): Promise<void>;
+}
+
+/**
+ * A long virsh command (`virsh migrate`, which blocks until the migration ends) started in the
+ * background; it stays in `running` until it exits, so a session's stop() can kill what is left.
+ */
+export function startBackground(argv: string[], running: Set<ResultPromise>): Running {
+  const child = execa(argv[0], argv.slice(1), { reject: false, stdin: 'ignore', env: { LC_ALL: 'C' }, extendEnv: true });
+  running.add(child);
+  const done = child.then((r) => {
+    running.delete(child);
+    return { exitCode: r.exitCode, stderr: String(r.stderr ?? '') };
+  });
+  return { argv, done };
 }

@@ -15,7 +15,7 @@
  */
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { execa, type ResultPromise } from 'execa';
+import type { ResultPromise } from 'execa';
 import type { LinkEndpoints, Side } from '../types.js';
 import { KernelLink } from '../kernel/kernel-link.js';
 import { writeGuestImage, RAM_HEADROOM_MIB, type GuestLayout } from '../qemu/guest-image.js';
@@ -26,7 +26,7 @@ import type { CommandPlan } from './commands.js';
 import { buildDomainXml } from './domain-xml.js';
 import { unpackedModuleDir } from './emulator.js';
 import { LibvirtPair, VirshError } from './pair.js';
-import type { LibvirtRun, Running } from './run.js';
+import { startBackground, type LibvirtRun, type Running } from './run.js';
 import { parseDomjobinfo, parseDomstate, type DomJobInfo, type DomState } from './virsh.js';
 
 /** Paths as the daemons (and their QEMUs) see them: each side's own, behind the bind mounts. */
@@ -151,14 +151,7 @@ export class LibvirtSession implements LibvirtRun {
       await this.pair.virsh(plan.side, plan.args);
       return null;
     }
-    const argv = this.pair.virshArgv(plan.side, plan.args);
-    const child = execa(argv[0], argv.slice(1), { reject: false, stdin: 'ignore', env: { LC_ALL: 'C' }, extendEnv: true });
-    this.running.add(child);
-    const done = child.then((r) => {
-      this.running.delete(child);
-      return { exitCode: r.exitCode, stderr: String(r.stderr ?? '') };
-    });
-    return { argv, done };
+    return startBackground(this.pair.virshArgv(plan.side, plan.args), this.running);
   }
 
   /**
