@@ -553,9 +553,10 @@ async function runInteractive(labId: string | undefined, values: DrillFlags, arg
       const session = new LabSession(lab, {
         mode: 'interactive',
         seed: seedFlag ?? lab.setup.seed ?? 1,
-        // The screen redraws about 5 times a second (src/ui/use-session.ts); polling faster
-        // would only cost CPU next to the VMs.
-        pollMs: 200,
+        // A snapshot every 100 ms: the screen samples the session every 80 ms
+        // (src/ui/use-session.ts), so it redraws about 10 times a second while pages stream
+        // (at 200 ms it was 5; README: The TUI's cost).
+        pollMs: 100,
         makeLink,
         backend,
         recordPath: values['no-record'] ? undefined : defaultRecordPath(lab.id),
