@@ -382,6 +382,11 @@ export interface RunSummary {
   blocktimeWorstVcpuMs?: number;
   /** Completed recoveries (the destination's count). */
   recoveries: number;
+  /**
+   * The backend reports no page counters (libvirt): pagesSent, pagesResent, duplicatesDiscarded
+   * and blocktime are placeholders, said as "not reported", never as zeros.
+   */
+  countsNotReported?: true;
   /** The lab's closing text (`summary-text`), on a successful run only. */
   summaryText?: string;
   /**

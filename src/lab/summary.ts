@@ -8,7 +8,7 @@ import type { RunSummary, Snapshot } from '../types.js';
 /** The counter fields of a RunSummary. */
 export type SummaryCounters = Pick<
   RunSummary,
-  'pagesSent' | 'pagesReceived' | 'pagesFromFile' | 'pagesResent' | 'duplicatesDiscarded' | 'blocktimeMs' | 'blocktimeWorstVcpuMs' | 'recoveries'
+  'pagesSent' | 'pagesReceived' | 'pagesFromFile' | 'pagesResent' | 'duplicatesDiscarded' | 'blocktimeMs' | 'blocktimeWorstVcpuMs' | 'recoveries' | 'countsNotReported'
 >;
 
 /** The counters a summary reports, read from the last snapshot (zeros when there is none). */
@@ -25,6 +25,7 @@ export function summaryCounters(snap: Snapshot | null | undefined): SummaryCount
     blocktimeMs: dp?.['blocktime-ms'] ?? 0,
     blocktimeWorstVcpuMs: dp?.['blocktime-worst-vcpu-ms'] ?? 0,
     recoveries: dp?.recoveries ?? 0,
+    ...(dp?.['counts-unknown'] ? { countsNotReported: true as const } : {}),
   };
 }
 
@@ -39,15 +40,17 @@ function secs(ms: number): string {
  * read as wall-clock time. A field a record lacks (written before it existed) is left out.
  */
 export function summaryRows(s: RunSummary): Array<{ label: string; value: string }> {
+  // A backend without page counters (libvirt): its placeholders are said as such, not as zeros.
+  const counted = (v: string | undefined) => (s.countsNotReported ? 'not reported' : v);
   const rows: Array<{ label: string; value: string | undefined }> = [
-    { label: 'pages sent', value: s.pagesSent?.toString() },
+    { label: 'pages sent', value: counted(s.pagesSent?.toString()) },
     { label: 'pages received', value: s.pagesReceived?.toString() },
     { label: 'of them from a recovery file', value: s.pagesFromFile?.toString() },
-    { label: 'pages re-sent', value: String(s.pagesResent) },
-    { label: 'duplicates discarded', value: String(s.duplicatesDiscarded) },
+    { label: 'pages re-sent', value: counted(String(s.pagesResent)) },
+    { label: 'duplicates discarded', value: counted(String(s.duplicatesDiscarded)) },
     {
       label: 'vCPU blocktime',
-      value: `${secs(s.blocktimeMs)} vCPU·s${s.blocktimeWorstVcpuMs === undefined ? '' : ` (worst vCPU ${secs(s.blocktimeWorstVcpuMs)} s)`}`,
+      value: counted(`${secs(s.blocktimeMs)} vCPU·s${s.blocktimeWorstVcpuMs === undefined ? '' : ` (worst vCPU ${secs(s.blocktimeWorstVcpuMs)} s)`}`),
     },
     { label: 'recoveries', value: String(s.recoveries) },
   ];

@@ -27,6 +27,9 @@ export function logWindow(events: readonly LabEvent[], top: LabEvent | null, row
  * The event log, oldest at the top, one line each (truncated, never wrapped) so the log has a
  * fixed height; its title row says how many events lie above and below the window.
  */
+/** The kind column: the longest kind ('warning') and a space before the side. */
+const KIND_WIDTH = 8;
+
 function EventLogView(props: { events: LabEvent[]; top?: LabEvent | null; width: number; height: number; focused?: boolean }) {
   const { events, width, height, focused } = props;
   // The log is 3 rows at 80x24: its "more" markers go in the title row, not over events.
@@ -48,7 +51,7 @@ function EventLogView(props: { events: LabEvent[]; top?: LabEvent | null; width:
       {visible.map((e, i) => (
         <Text key={w.start + i} wrap="truncate">
           <Text dimColor>{fmtT(e.t).padStart(7)} </Text>
-          <Text color={EVENT_COLOUR[e.kind]}>{fit(e.kind, 7)}</Text>
+          <Text color={EVENT_COLOUR[e.kind]}>{fit(e.kind, KIND_WIDTH)}</Text>
           <Text dimColor>{fit(e.side ? SIDE[e.side] : '', 4)}</Text>
           <Text color={e.kind === 'error' ? 'red' : e.kind === 'warning' ? 'yellow' : undefined}>{e.text.replace(/\s*\n\s*/g, ' ')}</Text>
         </Text>
