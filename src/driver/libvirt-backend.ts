@@ -261,7 +261,11 @@ class LibvirtDriver implements RunDriver {
     if (st && st.state !== 'shut off') {
       const job = await s.jobInfo().catch(() => null);
       jobActive = job?.jobType === 'Unbounded';
-      if (job && jobActive) ram = { total: job.dataTotal ?? 0, transferred: job.dataProcessed ?? 0, remaining: job.dataRemaining ?? 0 };
+      if (job && jobActive) {
+        ram = { total: job.dataTotal ?? 0, transferred: job.dataProcessed ?? 0, remaining: job.dataRemaining ?? 0 };
+        // domjobinfo's "Memory bandwidth" (bytes/s) as query-migrate's mbps (megabits/s).
+        if (job.memoryBandwidth !== null) ram.mbps = (job.memoryBandwidth * 8) / 1e6;
+      }
     }
     const status = this.polled('source', seq, migrationStatus('source', st, jobActive));
     // Stalled: no byte processed by the source's job while pages should move (a silent link).
