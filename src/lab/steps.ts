@@ -196,19 +196,12 @@ export class StepEngine {
         }
       case 'virsh': {
         const args = a.args.map((x) => expandTemplates(x, this.ports.vars()));
-        try {
-          if (!this.ports.virsh) throw new Error('virsh actions need --backend libvirt');
-          await this.ports.virsh(a.side, args, { awaitEnd: a.expectError !== undefined });
-        } catch (e) {
-          if (e instanceof RunFailure) throw e;
-          if (a.expectError !== undefined && (e as Error).message.includes(a.expectError)) return;
-          if (a.allowError !== undefined && (e as Error).message.includes(a.allowError)) return;
-          throw new RunFailure(`step ${step.index + 1} '${step.title}': virsh ${args.join(' ')} on the ${a.side}: ${(e as Error).message}`, 'refused', { step: step.index + 1, stepTitle: step.title });
-        }
-        if (a.expectError !== undefined) {
-          throw new RunFailure(`step ${step.index + 1} '${step.title}': virsh ${args.join(' ')} on the ${a.side} succeeded, but the lab expected an error containing '${a.expectError}'`, 'refused', { step: step.index + 1, stepTitle: step.title });
-        }
-        return;
+        const virsh = this.ports.virsh;
+        const line = `virsh ${args.join(' ')} on the ${a.side}`;
+        return this.expecting(a, step, async () => {
+          if (!virsh) throw new Error('virsh actions need --backend libvirt');
+          await virsh(a.side, args, { awaitEnd: a.expectError !== undefined });
+        }, (desc) => `${line}: ${desc}`, `${line} succeeded`);
       }
       case 'wait':
         return this.feed.sleep(a.ms);
@@ -218,20 +211,40 @@ export class StepEngine {
   }
 
   private async runQmp(a: Extract<LabAction, { type: 'qmp' }>, step: LabStep): Promise<void> {
+    const cmd = { execute: a.execute, arguments: expandTemplates(a.arguments, this.ports.vars()) };
+    return this.expecting(
+      a,
+      step,
+      () => this.ports.sendQmp(a.side, cmd, { oob: a.oob, ...(a.via ? { via: a.via } : {}) }),
+      (desc) => `${a.side} refused ${commandText(cmd, a.oob, a.via)}: ${desc}`,
+      `${a.side} accepted ${a.execute}`,
+    );
+  }
+
+  /**
+   * An action that may be refused: an error containing `expectError` or `allowError` is what the
+   * lab wants; any other ends the step ('refused'), and so does success when an error was expected.
+   */
+  private async expecting(
+    a: { expectError?: string; allowError?: string },
+    step: LabStep,
+    run: () => Promise<unknown>,
+    refused: (desc: string) => string,
+    succeeded: string,
+  ): Promise<void> {
     const where = { step: step.index + 1, stepTitle: step.title };
     const at = `step ${step.index + 1} '${step.title}'`;
-    const cmd = { execute: a.execute, arguments: expandTemplates(a.arguments, this.ports.vars()) };
     try {
-      await this.ports.sendQmp(a.side, cmd, { oob: a.oob, ...(a.via ? { via: a.via } : {}) });
+      await run();
     } catch (e) {
       if (e instanceof RunFailure) throw e;
       const desc = (e as Error).message;
       if (a.expectError !== undefined && desc.includes(a.expectError)) return;
       if (a.allowError !== undefined && desc.includes(a.allowError)) return;
-      throw new RunFailure(`${at}: ${a.side} refused ${commandText(cmd, a.oob, a.via)}: ${desc}`, 'refused', where);
+      throw new RunFailure(`${at}: ${refused(desc)}`, 'refused', where);
     }
     if (a.expectError !== undefined) {
-      throw new RunFailure(`${at}: ${a.side} accepted ${a.execute}, but the lab expected an error containing '${a.expectError}'`, 'refused', where);
+      throw new RunFailure(`${at}: ${succeeded}, but the lab expected an error containing '${a.expectError}'`, 'refused', where);
     }
   }
 
