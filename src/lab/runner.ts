@@ -437,14 +437,14 @@ export class LabSession implements LabSessionApi {
    */
   async sendQmp(side: Side, cmd: QmpCommand, opts: { oob: boolean; via?: 'x-extra-monitor' }): Promise<unknown> {
     const text = commandText(cmd, opts.oob, opts.via);
-    if (opts.via) return this.sendVia(side, cmd, opts.oob, text);
-    const refusal = bypassRefusal(side, cmd, this.vars);
+    // The extra QMP socket (libvirt) is not the lab's link: no bypass to refuse there.
+    const refusal = opts.via ? null : bypassRefusal(side, cmd, this.vars);
     if (refusal) {
       this.event({ kind: 'qmp', side, text: `${text} -> refused by the lab: ${refusal}` });
       throw new Error(`refused by the lab: ${refusal}`);
     }
     try {
-      const r = await this.orch.send(side, cmd.execute, cmd.arguments, opts.oob);
+      const r = opts.via ? await this.sendVia(side, cmd, opts.oob) : await this.orch.send(side, cmd.execute, cmd.arguments, opts.oob);
       this.event({ kind: 'qmp', side, text: `${text} -> ${formatReply(r)}` });
       return r;
     } catch (e) {
@@ -454,16 +454,11 @@ export class LabSession implements LabSessionApi {
   }
 
   /** A command around the backend's job, on the extra QMP socket (libvirt only; the backend checks what may go). */
-  private async sendVia(side: Side, cmd: QmpCommand, oob: boolean, text: string): Promise<unknown> {
-    try {
-      if (!this.orch.sendViaExtraMonitor) throw new Error(`the extra QMP socket is libvirt's (--backend libvirt); this run's backend is ${this.backend.kind}, where QMP goes to QEMU directly`);
-      const r = await this.orch.sendViaExtraMonitor(side, cmd.execute, cmd.arguments, oob);
-      this.event({ kind: 'qmp', side, text: `${text} -> ${formatReply(r)}` });
-      return r;
-    } catch (e) {
-      this.event({ kind: 'qmp', side, text: `${text} -> ${formatError(e as Error)}` });
-      throw e;
+  private sendVia(side: Side, cmd: QmpCommand, oob: boolean): Promise<unknown> {
+    if (!this.orch.sendViaExtraMonitor) {
+      return Promise.reject(new Error(`the extra QMP socket is libvirt's (--backend libvirt); this run's backend is ${this.backend.kind}, where QMP goes to QEMU directly`));
     }
+    return this.orch.sendViaExtraMonitor(side, cmd.execute, cmd.arguments, oob);
   }
 
   /**
