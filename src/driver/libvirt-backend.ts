@@ -231,7 +231,9 @@ class LibvirtDriver implements RunDriver {
     const running = (await s.perform({ kind: 'virsh', side, args, long: true })) as Running;
     // libvirt refuses a bad migrate at once (a resume of a migration that has not failed, a
     // domain that is not there): say so to whoever typed it, not "started" and a warning later.
-    const early = await Promise.race([running.done, new Promise<null>((r) => setTimeout(() => r(null), IMMEDIATE_REFUSAL_MS))]);
+    let timer: NodeJS.Timeout | undefined;
+    const early = await Promise.race([running.done, new Promise<null>((r) => (timer = setTimeout(() => r(null), IMMEDIATE_REFUSAL_MS)))]);
+    clearTimeout(timer);
     if (early && early.exitCode !== 0) {
       const why = early.stderr.trim().split('\n').filter(Boolean).slice(-1)[0] ?? '';
       throw new Error(`${line}: refused by libvirt (exit ${early.exitCode})${why ? `: ${why}` : ''}`);
