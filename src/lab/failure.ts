@@ -2,8 +2,9 @@
  * How a run fails, as values: RunFailure carries a typed reason (types.ts FailureReason) and
  * the step, condition and values seen; and the two judgements about a run that the runner
  * makes on its own, without a lab condition — what a VM's death means, and when the guest can
- * no longer run anywhere (GuestWatch).
+ * no longer run anywhere (GuestWatch). The run's summary is src/lab/verdict.ts.
  */
+import type { RunDriver } from '../driver/backend.js';
 import type { FailureReason, MigrationStatus, RunSummary, Side, Snapshot } from '../types.js';
 
 type FailureDetail = Omit<NonNullable<RunSummary['failure']>, 'reason' | 'message'>;
@@ -74,6 +75,37 @@ export function vmDeathMeaning(side: Side, status: MigrationStatus, other: Migra
 export function destinationExitIsHarmless(side: Side, info: { signal: string | null }, status: MigrationStatus, other: MigrationStatus): boolean {
   const postcopy = (s: MigrationStatus) => s.startsWith('postcopy');
   return side === 'destination' && info.signal === null && !postcopy(status) && !postcopy(other) && other !== 'completed' && status !== 'completed';
+}
+
+/** What the driver knows of a side when its VM process ends (src/driver/backend.ts RunDriver). */
+export type VmDeathView = Pick<RunDriver, 'status' | 'process' | 'recoveryFile'>;
+
+/**
+ * A VM process's unexpected end, judged: a warning when the run can go on (a source that had
+ * written its whole recovery file, a destination that exited as QEMU's does when its incoming
+ * migration fails), else the failure that ends the run.
+ */
+export function vmDeathVerdict(side: Side, info: { code: number | null; signal: string | null; stderrTail: string[] }, driver: VmDeathView): { warning: string } | { failure: RunFailure } {
+  // The driver's view is fresher than the last snapshot (it follows MIGRATION events).
+  const status = driver.status(side);
+  const other = driver.status(side === 'source' ? 'destination' : 'source');
+  const meaning = vmDeathMeaning(side, status, other);
+  const how = info.signal ? `killed by ${info.signal}` : `exit code ${info.code}`;
+  const tail = info.stderrTail.slice(-2).join(' | ');
+  const lastWords = tail ? ` Last words: ${tail}` : '';
+  // A source that dies after writing its whole recovery file is what the file is for.
+  const rf = side === 'source' && driver.process('source') === 'vm' ? driver.recoveryFile() : null;
+  if (rf?.state === 'written' && status === 'postcopy-paused') {
+    return {
+      warning: `the source VM process died (${how}), but it had written its recovery file ${rf.file} (${rf.mode}): a recovery source can take its place ({ vm: source, do: recovery-source }).${lastWords}`,
+    };
+  }
+  if (destinationExitIsHarmless(side, info, status, other)) {
+    return {
+      warning: `the destination VM process exited (${how}): QEMU's destination exits when its incoming migration fails. ${meaning} Start a fresh destination to try again.${lastWords}`,
+    };
+  }
+  return { failure: new RunFailure(`the ${side} VM process died (${how}). ${meaning}${lastWords}`, 'vm-died') };
 }
 
 /**

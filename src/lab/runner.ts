@@ -1,32 +1,31 @@
 /**
- * The one lab session, shared by the TUI and the headless drill. It wires the parts together
- * and owns the run's lifecycle:
+ * The one lab session, shared by the TUI and the headless drill: the run's lifecycle (start,
+ * setup, run the steps, finish, stop), wiring the parts that do the rest:
  *
- *   orchestrator (VMs, link) --poll--> SnapshotFeed + SessionStore --> UI, drill, Recorder
- *                  ^                          |
- *                  +---- sendQmp / link <---- StepEngine (steps, expect) <--- keys, console
+ *   driver (VMs, link) --Poller--> SnapshotFeed + SessionStore --> UI, drill, Recorder
+ *          ^                              |
+ *          +---- Operator (qmp, virsh, link) <---- StepEngine (steps, expect) <--- keys, console
  *
- * Every QMP command — a lab's `do`, the console, a key, the setup — goes through `sendQmp`, so
- * each is logged once and the out-of-band rule is stated in one place.
+ * Every command — a lab's `do`, the console, a key, the setup — goes through the Operator
+ * (src/lab/operator.ts), so each is logged once and its rules are stated in one place. The
+ * run's summary is src/lab/verdict.ts.
  */
-import { formatError, formatReply, parseConsoleLine } from '../qmp/console.js';
 import { Orchestrator, tcpUri, type GuestSpec } from '../driver/orchestrator.js';
 import { ownsLifecycle, type AnyBackend, type RunDriver } from '../driver/backend.js';
 import { SimBackend } from '../driver/sim-backend.js';
 import { notesFor, stepTextFor } from './backend-fit.js';
-import { inRange } from './qemu-range.js';
 import type { LabEvent, LabSessionApi, Link, LinkFault, RunSummary, SessionState, Side, Snapshot, StopReason } from '../types.js';
-import { commandText, type QmpCommand } from './describe.js';
-import { describeFault } from '../link/fault-model.js';
-import { destinationExitIsHarmless, GuestWatch, judgeOutcome, RunFailure, vmDeathMeaning } from './failure.js';
+import type { QmpCommand } from './describe.js';
+import { GuestWatch, RunFailure, vmDeathVerdict } from './failure.js';
 import { SnapshotFeed } from './feed.js';
 import { Recorder } from './recorder.js';
 import type { Lab, VmOperation } from './schema.js';
 import { StepEngine, type RunMode, type StepHooks } from './steps.js';
 import { SessionStore } from './store.js';
-import { summaryCounters } from './summary.js';
-import { breaksLink, bypassRefusal } from './reach.js';
-import { EXTRA_MONITOR, EXTRA_MONITOR_NOTE } from '../libvirt/commands.js';
+import { breaksLink } from './reach.js';
+import { Operator } from './operator.js';
+import { Poller } from './poller.js';
+import { runSummary } from './verdict.js';
 import { expandTemplates, setupTemplateValues } from './template.js';
 import { HoldController } from './hold.js';
 
@@ -55,13 +54,6 @@ export interface LabSessionOptions {
   learnerDelayMs?: number;
 }
 
-/**
- * The commands an operator sends out-of-band when the monitor offers it: the monitor may be
- * busy exactly when the migration is in trouble. Used for keys; a lab action and a console
- * line say `oob` (`exec-oob`) themselves, as QMP does.
- */
-const OPERATOR_OOB = new Set(['migrate-pause', 'migrate-recover']);
-
 const STOP_MESSAGES: Record<StopReason, string> = {
   stopped: 'the lab was stopped',
   timeout: 'the run was stopped: it took too long',
@@ -83,7 +75,8 @@ export class LabSession implements LabSessionApi {
   /** The migration parameters this run set up (setup, plus interactive-parameters for a person). */
   private readonly params: Record<string, number | string | boolean>;
   private readonly hold: HoldController | null;
-  private pollTimer: NodeJS.Timeout | null = null;
+  private readonly operator: Operator;
+  private readonly poller: Poller;
   private stopping: Promise<void> | null = null;
   private readonly startedAt = performance.now();
 
@@ -126,6 +119,16 @@ export class LabSession implements LabSessionApi {
           })
         : null;
     this.feed = new SnapshotFeed((s) => this.guestWatch.observe(s));
+    this.operator = new Operator({ driver: () => this.orch, vars: () => this.vars, backendKind: this.backend.kind, emit: (e) => this.event(e) });
+    this.poller = new Poller(
+      () => this.orch.snapshot(),
+      (snap) => {
+        this.store.publishSnapshot(snap);
+        this.feed.publish(snap);
+        void this.hold?.observe(snap);
+      },
+      opts.pollMs ?? 100,
+    );
     this.engine = new StepEngine(
       lab,
       this.store,
@@ -258,7 +261,7 @@ export class LabSession implements LabSessionApi {
     for (const side of ['source', 'destination'] as const) await this.setupSide(side);
     for (const f of this.lab.setup.link) await this.applyLink(f);
     await this.poll();
-    this.schedulePoll();
+    this.poller.schedule();
   }
 
   /** The lab's capabilities and parameters on one side (at the start, and on a fresh VM). */
@@ -296,60 +299,14 @@ export class LabSession implements LabSessionApi {
     }
   }
 
-  /**
-   * Polls start every `pollMs` (100 ms) from the start of the previous one, never overlapping.
-   * Timed from its end, the period was 100 ms plus the queries plus everything publishing runs
-   * synchronously (the TUI builds its frame inside publishSnapshot: 20-150 ms under load), so a
-   * lab published only 3-4 snapshots a second.
-   */
-  private schedulePoll(startedAt = performance.now()): void {
-    if (this.stopping) return;
-    const wait = Math.max(0, startedAt + (this.opts.pollMs ?? 100) - performance.now());
-    this.pollTimer = setTimeout(() => {
-      const started = performance.now();
-      void this.poll().finally(() => this.schedulePoll(started));
-    }, wait);
-  }
-
-  private async poll(): Promise<void> {
-    if (this.stopping) return;
-    let snap: Snapshot;
-    try {
-      snap = await this.orch.snapshot();
-    } catch {
-      return;
-    }
-    this.store.publishSnapshot(snap);
-    this.feed.publish(snap);
-    void this.hold?.observe(snap);
+  private poll(): Promise<void> {
+    return this.poller.poll();
   }
 
   private vmDied(side: Side, info: { code: number | null; signal: string | null; stderrTail: string[] }): void {
-    // The orchestrator's view is fresher than the last snapshot (it follows MIGRATION events).
-    const status = this.orch.status(side);
-    const other = this.orch.status(side === 'source' ? 'destination' : 'source');
-    const meaning = vmDeathMeaning(side, status, other);
-    const how = info.signal ? `killed by ${info.signal}` : `exit code ${info.code}`;
-    const tail = info.stderrTail.slice(-2).join(' | ');
-    // A source that dies after writing its whole recovery file is what the file is for.
-    const rf = side === 'source' && this.orch.process('source') === 'vm' ? this.orch.recoveryFile() : null;
-    if (rf?.state === 'written' && status === 'postcopy-paused') {
-      this.event({
-        kind: 'warning',
-        side,
-        text: `the source VM process died (${how}), but it had written its recovery file ${rf.file} (${rf.mode}): a recovery source can take its place ({ vm: source, do: recovery-source }).${tail ? ` Last words: ${tail}` : ''}`,
-      });
-      return;
-    }
-    if (destinationExitIsHarmless(side, info, status, other)) {
-      this.event({
-        kind: 'warning',
-        side,
-        text: `the destination VM process exited (${how}): QEMU's destination exits when its incoming migration fails. ${meaning} Start a fresh destination to try again.${tail ? ` Last words: ${tail}` : ''}`,
-      });
-      return;
-    }
-    this.feed.abort(new RunFailure(`the ${side} VM process died (${how}). ${meaning}${tail ? ` Last words: ${tail}` : ''}`, 'vm-died'));
+    const v = vmDeathVerdict(side, info, this.orch);
+    if ('warning' in v) this.event({ kind: 'warning', side, text: v.warning });
+    else this.feed.abort(v.failure);
   }
 
   // ---- running a lab ----------------------------------------------------------------------------
@@ -396,142 +353,39 @@ export class LabSession implements LabSessionApi {
   private finish(failure: RunFailure | null): RunSummary {
     const prior = this.getState().finished;
     if (prior) return prior;
-    const snap = this.feed.current ?? this.getState().snapshot;
-    const dp = snap?.destination.pages;
-    const verified = dp?.verified === true;
-    const judged = judgeOutcome(this.lab.outcome, failure, verified);
-    failure = judged.failure;
-    if (!failure && !verified && !judged.expected) {
-      const why =
-        dp?.verified === false
-          ? `the destination's memory did not match the source's (pages ${dp.mismatches?.slice(0, 8).join(', ') ?? '?'} differ)`
-          : snap?.destination.status === 'completed'
-            ? "the migration completed, but the destination's memory could not be checked here (the warning above says why)"
-            : `the migration did not complete, so the destination's memory was never verified (destination ${snap?.destination.status ?? 'unknown'})`;
-      failure = new RunFailure(`verification: ${why}`, 'verification');
-    }
-    // A failure the lab declares for this version (a QEMU bug it shows) is still a failure; say it was expected.
-    const known = this.lab.expectedFailures.filter((n) => inRange(n.range, this.backend.qemuVersion)).map((n) => n.text.trim());
-    if (failure && known.length) {
-      failure = new RunFailure(`${failure.message.replace(/[.\s]*$/, '.')} This is the failure the lab expects on QEMU ${this.backend.qemuVersion}: ${known.join('; ')}.`, failure.reason, failure.detail);
-    }
-    const summary: RunSummary = {
-      ok: failure === null,
-      labId: this.lab.id,
-      durationMs: this.now(),
-      verified,
-      failure: failure?.toSummary(),
-      ...summaryCounters(snap),
-      ...(failure === null ? { summaryText: this.lab.summaryText } : {}),
-      ...(judged.expected ? { expectedFailure: judged.expected } : {}),
-    };
+    const summary = runSummary(this.lab, failure, this.feed.current ?? this.getState().snapshot, this.backend.qemuVersion, this.now());
     this.store.update({ finished: summary });
     return summary;
   }
 
   // ---- what a person (or the TUI) can do -------------------------------------------------------
 
-  /**
-   * The one way a QMP command is sent: logged once as the console would show it (with the
-   * reply or the error), rejecting with the side's error. `oob` sends it as `exec-oob`.
-   */
-  async sendQmp(side: Side, cmd: QmpCommand, opts: { oob: boolean; via?: 'x-extra-monitor' }): Promise<unknown> {
-    const text = commandText(cmd, opts.oob, opts.via);
-    // The extra QMP socket (libvirt) is not the lab's link: no bypass to refuse there.
-    const refusal = opts.via ? null : bypassRefusal(side, cmd, this.vars);
-    if (refusal) {
-      this.event({ kind: 'qmp', side, text: `${text} -> refused by the lab: ${refusal}` });
-      throw new Error(`refused by the lab: ${refusal}`);
-    }
-    try {
-      const r = opts.via ? await this.sendVia(side, cmd, opts.oob) : await this.orch.send(side, cmd.execute, cmd.arguments, opts.oob);
-      this.event({ kind: 'qmp', side, text: `${text} -> ${formatReply(r)}` });
-      return r;
-    } catch (e) {
-      this.event({ kind: 'qmp', side, text: `${text} -> ${formatError(e as Error)}` });
-      throw e;
-    }
+  /** The one way a QMP command is sent (src/lab/operator.ts): logged once, with the reply or the error. */
+  sendQmp(side: Side, cmd: QmpCommand, opts: { oob: boolean; via?: 'x-extra-monitor' }): Promise<unknown> {
+    return this.operator.sendQmp(side, cmd, opts);
   }
 
-  /** A command around the backend's job, on the extra QMP socket (libvirt only; the backend checks what may go). */
-  private sendVia(side: Side, cmd: QmpCommand, oob: boolean): Promise<unknown> {
-    if (!this.orch.sendViaExtraMonitor) {
-      return Promise.reject(new Error(`the extra QMP socket is libvirt's (--backend libvirt); this run's backend is ${this.backend.kind}, where QMP goes to QEMU directly`));
-    }
-    return this.orch.sendViaExtraMonitor(side, cmd.execute, cmd.arguments, oob);
+  /** A `virsh` subcommand against a side's daemon (libvirt), logged as the operator would type it. */
+  virsh(side: Side, args: string[], opts?: { awaitEnd?: boolean }): Promise<string> {
+    return this.operator.virsh(side, args, opts);
   }
 
-  /**
-   * A `virsh` subcommand against a side's daemon (a lab's virsh action, the console on the
-   * libvirt backend), logged as the operator would type it, with its output or error.
-   */
-  async virsh(side: Side, args: string[], opts?: { awaitEnd?: boolean }): Promise<string> {
-    const text = `virsh ${args.join(' ')}`;
-    if (!this.orch.virsh) {
-      const why = `virsh needs --backend libvirt (this run's backend is ${this.backend.kind})`;
-      this.event({ kind: 'qmp', side, text: `${text} -> refused: ${why}` });
-      throw new Error(why);
-    }
-    try {
-      const out = await this.orch.virsh(side, args, opts);
-      this.event({ kind: 'qmp', side, text: `${text} -> ${out || 'ok'}` });
-      return out;
-    } catch (e) {
-      this.event({ kind: 'qmp', side, text: `${text} -> error: ${(e as Error).message}` });
-      throw e;
-    }
+  /** A key's command, out-of-band where an operator would send it so. */
+  qmp(side: Side, execute: string, args?: Record<string, unknown>): Promise<unknown> {
+    return this.operator.qmp(side, execute, args);
   }
 
-  /** A key's command: out-of-band for what an operator sends so (OPERATOR_OOB), when offered. */
-  async qmp(side: Side, execute: string, args?: Record<string, unknown>): Promise<unknown> {
-    const oob = OPERATOR_OOB.has(execute) && this.oobOffered(side);
-    return this.sendQmp(side, { execute, arguments: args }, { oob });
+  /** A console line (QMP, `virsh …`, `x-extra-monitor …`), answered in one line. */
+  qmpLine(side: Side, line: string): Promise<{ ok: boolean; text: string }> {
+    return this.operator.consoleLine(side, line);
   }
 
-  private oobOffered(side: Side): boolean {
-    return this.orch.oobOffered(side);
+  applyLink(fault: LinkFault): Promise<void> {
+    return this.operator.applyLink(fault);
   }
 
-  async qmpLine(side: Side, line: string): Promise<{ ok: boolean; text: string }> {
-    // On the libvirt backend the console also takes virsh subcommands, split on white space
-    // into argv (no shell, no quoting): `virsh domstate --reason pcl-guest`.
-    const words = line.trim().split(/\s+/);
-    if (words[0] === 'virsh') {
-      try {
-        return { ok: true, text: (await this.virsh(side, words.slice(1))) || 'ok' };
-      } catch (e) {
-        return { ok: false, text: (e as Error).message };
-      }
-    }
-    // libvirt's way out of a blackhole: `x-extra-monitor exec-oob migrate-pause` on the destination.
-    const via = words[0] === EXTRA_MONITOR ? EXTRA_MONITOR : undefined;
-    let cmd;
-    try {
-      cmd = parseConsoleLine(via ? line.trim().slice(via.length) : line);
-    } catch (e) {
-      return { ok: false, text: (e as Error).message };
-    }
-    try {
-      const r = await this.sendQmp(side, { execute: cmd.execute, arguments: cmd.arguments }, { oob: cmd.oob, ...(via ? { via } : {}) });
-      return { ok: true, text: via ? `${cmd.execute} ${EXTRA_MONITOR_NOTE}` : formatReply(r) };
-    } catch (e) {
-      return { ok: false, text: formatError(e as Error) };
-    }
-  }
-
-  async applyLink(fault: LinkFault): Promise<void> {
-    await this.linkOrThrow().apply(fault);
-    this.event({ kind: 'fault', text: `link: ${describeFault(fault)}`, data: fault });
-  }
-
-  async restoreLink(): Promise<void> {
-    await this.linkOrThrow().restore();
-    this.event({ kind: 'fault', text: 'link: restored (up, no shaping)' });
-  }
-
-  private linkOrThrow(): Link {
-    if (!this.orch.link) throw new Error('the link is not running (the lab has not started, or has stopped)');
-    return this.orch.link;
+  restoreLink(): Promise<void> {
+    return this.operator.restoreLink();
   }
 
   /** Rejects with what went wrong (a refusal, a step already being shown), so no one claims it ran. */
@@ -571,7 +425,7 @@ export class LabSession implements LabSessionApi {
   stop(reason: StopReason = 'stopped'): Promise<void> {
     if (!this.stopping) {
       this.stopping = (async () => {
-        if (this.pollTimer) clearTimeout(this.pollTimer);
+        this.poller.stop();
         this.feed.abort(new RunFailure(STOP_MESSAGES[reason], reason));
         await this.orch.stop();
       })();
