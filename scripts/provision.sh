@@ -213,10 +213,61 @@ qemu10_fail() {
   exit 1
 }
 
+# The wrapper PREFIX/bin/qemu-system-x86_64: relocatable (it finds root/ beside its own
+# directory), and still right when called through a symlink.
+qemu10_wrapper() {
+  cat <<'WRAPPER'
+#!/bin/sh
+# QEMU 10.0 from Debian's bookworm-backports, unpacked beside the distribution's QEMU by
+# postcopy-lab's scripts/provision.sh. Its modules, firmware and data come from ../root only:
+# ../root/usr/bin/qemu-bundle relocates QEMU's compiled-in /usr paths there.
+exec "$(dirname "$(readlink -f "$0")")/../root/usr/bin/qemu-system-x86_64" "$@"
+WRAPPER
+}
+
+# QEMU 10.0 must see only its own files under PREFIX/root. Its compiled-in paths are Debian's
+# /usr ones, where the distribution's 7.2 keeps its own: QEMU_MODULE_DIR only adds a directory
+# searched before them, so a module 10.0's packages lack (ui-opengl, for `-display help` or
+# libvirt's probe) was still loaded from 7.2's and refused ("Only modules from the same build
+# can be loaded"). QEMU's own relocation does it instead: when a directory qemu-bundle sits
+# beside the binary, each compiled-in path P (modules, firmware, data) is read as qemu-bundle/P
+# (how QEMU runs from its build tree). qemu-bundle/usr -> ../.. makes them PREFIX/root/usr's,
+# and a module 10.0 has not got is simply absent. Idempotent: only what differs is written.
+qemu10_layout() {
+  local prefix="$1" bin="$1/bin/qemu-system-x86_64" bundle="$1/root/usr/bin/qemu-bundle"
+  if [ "$(readlink "$bundle/usr" 2>/dev/null)" != ../.. ]; then
+    if [ "$dry_run" = 1 ]; then
+      say "would link $bundle/usr -> ../.. (QEMU 10.0's compiled-in /usr paths, modules included, become $prefix/root/usr)"
+    else
+      say "linking $bundle/usr -> ../.. (QEMU 10.0's compiled-in /usr paths, modules included, become $prefix/root/usr)"
+      as_root mkdir -p "$bundle"
+      as_root ln -sfn ../.. "$bundle/usr"
+    fi
+  fi
+  if ! qemu10_wrapper | cmp -s - "$bin"; then
+    if [ "$dry_run" = 1 ]; then
+      say "would write $bin (a wrapper that runs $prefix/root/usr/bin/qemu-system-x86_64)"
+    else
+      say "writing $bin (a wrapper that runs $prefix/root/usr/bin/qemu-system-x86_64)"
+      as_root mkdir -p "$prefix/bin"
+      qemu10_wrapper | as_root tee "$bin.new" >/dev/null
+      as_root chmod 0755 "$bin.new"
+      as_root mv "$bin.new" "$bin"
+    fi
+  fi
+  # The proof: 7.2's modules are refused by name when 10.0 tries them.
+  if [ "$dry_run" = 0 ] && "$bin" -display help 2>&1 | grep -q 'same build'; then
+    qemu10_fail "$bin still tries the distribution's QEMU modules: $("$bin" -display help 2>&1 | grep -m 1 'failed to initialize module')"
+  fi
+}
+
 provision_qemu10() {
   local prefix="$qemu10_prefix" bin="$qemu10_prefix/bin/qemu-system-x86_64"
-  if is_qemu10 "$bin"; then
+  # Unpacked already (by this script, or an earlier one whose wrapper let 7.2's modules in):
+  # only the layout is brought up to date.
+  if is_qemu10 "$prefix/root/usr/bin/qemu-system-x86_64" && is_qemu10 "$bin"; then
     say "QEMU 10.0 already at $bin ($("$bin" --version | head -n 1))"
+    qemu10_layout "$prefix"
     return 0
   fi
   if [ "$distro" != debian ] || [ "${VERSION_CODENAME:-}" != bookworm ]; then
@@ -301,21 +352,7 @@ Signed-By: $signed}
   as_root rm -rf "$prefix/root"
   as_root mv "$stage" "$prefix/root"
 
-  # The wrapper: the unpacked QEMU with its own modules and firmware; relocatable (it finds root/
-  # beside its own directory), and still right when called through a symlink.
-  cat >"$tmp/wrapper" <<'WRAPPER'
-#!/bin/sh
-# QEMU 10.0 from Debian's bookworm-backports, unpacked beside the distribution's QEMU by
-# postcopy-lab's scripts/provision.sh: its modules and firmware come from ../root, not /usr.
-root=$(dirname "$(readlink -f "$0")")/../root
-QEMU_MODULE_DIR="$root/usr/lib/x86_64-linux-gnu/qemu" exec "$root/usr/bin/qemu-system-x86_64" -L "$root/usr/share/qemu" -L "$root/usr/share/seabios" "$@"
-WRAPPER
-  if [ "$dry_run" = 1 ]; then
-    say "would write $bin (a wrapper: QEMU_MODULE_DIR and -L into $prefix/root)"
-  else
-    as_root mkdir -p "$prefix/bin"
-    as_root install -m 0755 "$tmp/wrapper" "$bin"
-  fi
+  qemu10_layout "$prefix"
   rm -rf "$tmp"
   trap - EXIT
   if [ "$dry_run" = 0 ]; then
