@@ -9,6 +9,7 @@ import type { RunDriver } from '../driver/backend.js';
 import type { LabEvent, Link, LinkFault, Side } from '../types.js';
 import { describeFault } from '../link/fault-model.js';
 import { EXTRA_MONITOR, EXTRA_MONITOR_NOTE } from '../libvirt/commands.js';
+import { virshErrorForPerson } from '../libvirt/virsh-typo.js';
 import { commandText, type QmpCommand } from './describe.js';
 import { bypassRefusal } from './reach.js';
 
@@ -82,8 +83,10 @@ export class Operator {
       this.deps.emit({ kind: 'qmp', side, text: `${text} -> ${out || 'ok'}` });
       return out;
     } catch (e) {
-      this.deps.emit({ kind: 'qmp', side, text: `${text} -> error: ${(e as Error).message}` });
-      throw e;
+      // Said as a learner reads it: no private socket URI, a typo answered with the nearest subcommands.
+      const said = virshErrorForPerson((e as Error).message);
+      this.deps.emit({ kind: 'qmp', side, text: `${text} -> error: ${said}` });
+      throw said === (e as Error).message ? e : new Error(said, { cause: e });
     }
   }
 

@@ -1,0 +1,32 @@
+import { describe, expect, it } from 'vitest';
+import type { RunDriver } from '../../../src/driver/backend.js';
+import { VirshError } from '../../../src/libvirt/pair.js';
+import { unixUri, virsh } from '../../../src/libvirt/virsh.js';
+import { Operator } from '../../../src/lab/operator.js';
+import type { LabEvent } from '../../../src/types.js';
+
+/** A driver that has only virsh, answering as libvirt 9.0 does to an unknown subcommand. */
+function operatorWithVirsh(stderr: string): { op: Operator; events: Array<Omit<LabEvent, 't'>> } {
+  const events: Array<Omit<LabEvent, 't'>> = [];
+  const driver = {
+    link: null,
+    virsh: (_side: string, args: string[]) => Promise.reject(new VirshError(virsh(unixUri('/run/pcl/r1/src/run/libvirt-sock'), ...args), stderr, 1)),
+  } as unknown as RunDriver;
+  const op = new Operator({ driver: () => driver, vars: () => ({}), backendKind: 'libvirt', emit: (e) => events.push(e) });
+  return { op, events };
+}
+
+describe('the console on the libvirt backend', () => {
+  it('answers a virsh typo with the nearest subcommand, in the reply and the log, without the socket URI', async () => {
+    const { op, events } = operatorWithVirsh("error: unknown command: 'migrate-postcop'\n");
+    const r = await op.consoleLine('source', 'virsh migrate-postcop pcl-guest');
+    expect(r).toEqual({ ok: false, text: "virsh has no command 'migrate-postcop': did you mean migrate-postcopy?" });
+    expect(events.map((e) => e.text)).toEqual(["virsh migrate-postcop pcl-guest -> error: virsh has no command 'migrate-postcop': did you mean migrate-postcopy?"]);
+  });
+
+  it("shows virsh's other errors in its own words, without the socket URI", async () => {
+    const { op } = operatorWithVirsh("error: Requested operation is not valid: domain is not running\n");
+    const r = await op.consoleLine('destination', 'virsh suspend pcl-guest');
+    expect(r.text).toBe('virsh suspend pcl-guest failed: Requested operation is not valid: domain is not running');
+  });
+});
