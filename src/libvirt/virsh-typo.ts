@@ -1,8 +1,9 @@
 /**
  * virsh's errors as a learner at the console reads them: the local daemon's
  * `-c qemu+unix:///system?socket=…` (this run's private socket) taken out of the command line an
- * error quotes, and an unknown subcommand answered in one line with the closest subcommands
- * the libvirt labs use ("did you mean migrate-postcopy?").
+ * error quotes, and virsh's polkit notice too (printed before every error where no polkit runs,
+ * while root's connection works); an unknown subcommand answered in one line with the closest
+ * subcommands the libvirt labs use ("did you mean migrate-postcopy?").
  */
 
 /** The virsh subcommands the libvirt labs and their step texts use, in the order a lab meets them. */
@@ -22,9 +23,15 @@ export const LAB_VIRSH_COMMANDS = [
 /** ` -c qemu+unix:///system?socket=/path` as VirshError quotes a local daemon's command line. */
 const LOCAL_CONNECTION = / -c qemu\+unix:\/\/\/\S*/g;
 
-/** The message without the local daemon's connection URI (a remote host's URI stays: it says which host). */
-export function stripLocalUri(message: string): string {
-  return message.replace(LOCAL_CONNECTION, '');
+/** virsh's notice where polkit is absent, as VirshError joins it to the real error ("…; "). */
+const POLKIT_NOTICE = /Authorization not available\. Check if polkit service is running or see debug message for more information\.(; )?/g;
+
+/**
+ * The message without the local daemon's connection URI and the polkit notice: neither says
+ * anything about what was asked. A remote host's URI stays: it says which host answered.
+ */
+export function stripNoise(message: string): string {
+  return message.replace(LOCAL_CONNECTION, '').replace(POLKIT_NOTICE, '');
 }
 
 /** Edit distance (insertions, deletions, substitutions, and a swap of two neighbours counts one). */
@@ -60,11 +67,11 @@ const UNKNOWN_COMMAND = /unknown command: '([^']*)'/;
 
 /**
  * A virsh error as the console shows it: one line naming the nearest lab subcommands when virsh
- * did not know the subcommand, else virsh's own words without the local connection URI.
+ * did not know the subcommand, else virsh's own words without the noise (stripNoise).
  */
 export function virshErrorForPerson(message: string): string {
   const unknown = UNKNOWN_COMMAND.exec(message);
-  if (!unknown) return stripLocalUri(message);
+  if (!unknown) return stripNoise(message);
   const word = unknown[1];
   const near = closestVirshCommands(word);
   const offer = near.length ? `did you mean ${near.join(' or ')}?` : `the labs use ${LAB_VIRSH_COMMANDS.join(', ')}`;

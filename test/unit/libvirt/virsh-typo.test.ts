@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { VirshError } from '../../../src/libvirt/pair.js';
 import { tcpUri, unixUri, virsh } from '../../../src/libvirt/virsh.js';
-import { closestVirshCommands, LAB_VIRSH_COMMANDS, stripLocalUri, virshErrorForPerson } from '../../../src/libvirt/virsh-typo.js';
+import { closestVirshCommands, LAB_VIRSH_COMMANDS, stripNoise, virshErrorForPerson } from '../../../src/libvirt/virsh-typo.js';
 
 /** A VirshError as the pair throws it: virsh run inside the source's namespace against a local daemon. */
 function localError(args: string[], stderr: string): VirshError {
@@ -30,9 +30,15 @@ describe('virsh errors as a learner reads them', () => {
     expect(said).toBe("virsh domstate --reason pcl-guest failed: failed to get domain 'pcl-guest'");
   });
 
+  it("drops virsh's polkit notice, which comes before the real error where no polkit runs", () => {
+    const e = localError(['domstate', 'nosuch'], "error: Authorization not available. Check if polkit service is running or see debug message for more information.\nerror: failed to get domain 'nosuch'\n");
+    expect(e.message).toContain('polkit');
+    expect(virshErrorForPerson(e.message)).toBe("virsh domstate nosuch failed: failed to get domain 'nosuch'");
+  });
+
   it("keeps a remote host's URI: it says which host answered", () => {
     const remote = "virsh -c qemu+tcp://10.213.0.2/system domstate x failed: failed to get domain 'x'";
-    expect(stripLocalUri(remote)).toBe(remote);
+    expect(stripNoise(remote)).toBe(remote);
     expect(virsh(tcpUri('10.213.0.2'), 'list')).toContain('qemu+tcp://10.213.0.2/system');
   });
 
