@@ -21,13 +21,13 @@
 # bookworm-backports. That suite is added with the mirror and key of the machine's own
 # `bookworm` source (/etc/apt/sources.list.d/postcopy-lab-backports.sources; apt pins
 # backports at priority 100, so nothing installed from it unless asked), and its packages are
-# unpacked, not installed, under PREFIX/root, with PREFIX/bin/qemu-system-x86_64 a wrapper
-# that finds its own modules and firmware: the distribution's QEMU stays as it was.
+# unpacked, not installed, under PREFIX/root, with PREFIX/bin/qemu-system-x86_64 a wrapper; it
+# sees only its own modules and firmware (qemu-bundle): the distribution's QEMU stays as it was.
 #
 # Only packages from the machine's configured Debian/Ubuntu mirror are fetched; nothing else
 # is downloaded. Running it twice changes nothing the second time: packages already installed
-# are skipped, `apt-get update` runs only when something is missing, and QEMU 10.0 is left
-# alone when PREFIX/bin/qemu-system-x86_64 already reports 10.0.
+# are skipped, `apt-get update` runs only when something is missing, and QEMU 10.0 is not
+# downloaded again when it is already unpacked and reports 10.0.
 set -euo pipefail
 
 usage() { sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; }

@@ -1,32 +1,34 @@
 /**
- * Which QEMU module directory a daemon's mount namespace must show at the system path.
+ * Whether the QEMU a libvirt run names keeps the distribution's QEMU modules out.
  *
- * QEMU looks for its modules in QEMU_MODULE_DIR first and then, always, in the directory it was
- * built for (/usr/lib/x86_64-linux-gnu/qemu on Debian). The QEMU 10.0 that scripts/provision.sh
- * unpacks beside the distribution's 7.2 lacks some modules (the OpenGL ones live in another
- * package), so when libvirt probes it (`qom-list-types` loads every module) it falls through to
- * 7.2's copies and aborts: "Only modules from the same build can be loaded". Inside the daemon's
- * own mount namespace we can show 10.0's module directory at the system path instead, so a
- * missing module is simply missing. The distribution's QEMU needs nothing.
+ * QEMU looks for its modules in QEMU_MODULE_DIR and then, always, in the directory it was built
+ * for (/usr/lib/x86_64-linux-gnu/qemu on Debian), where the distribution's 7.2 keeps its own.
+ * When libvirt probes a QEMU (`qom-list-types` loads every module), a 10.0 that fell through to
+ * 7.2's copies aborted: "Only modules from the same build can be loaded". scripts/provision.sh
+ * now unpacks 10.0 with a qemu-bundle beside its binary, which moves every compiled-in path into
+ * its own prefix, so nothing is needed inside the daemons' mount namespaces. An unpacked QEMU
+ * without it (provisioned by an earlier script) is refused here, saying how to fix it, instead
+ * of failing in libvirt's probe.
  */
 import { access, realpath } from 'node:fs/promises';
 import path from 'node:path';
 
-/** Where Debian's QEMU (any version) is built to look for modules. */
-export const SYSTEM_QEMU_MODULE_DIR = '/usr/lib/x86_64-linux-gnu/qemu';
-
 /**
- * The module directory of an unpacked QEMU (provision.sh's layout: PREFIX/bin/<wrapper> and
- * PREFIX/root/usr/lib/x86_64-linux-gnu/qemu), or null for a QEMU installed at the system paths.
+ * Throws when `emulator` is an unpacked QEMU (provision.sh's layout: PREFIX/bin/<wrapper> and
+ * PREFIX/root/usr/bin/qemu-system-x86_64) without PREFIX/root/usr/bin/qemu-bundle.
  */
-export async function unpackedModuleDir(emulator: string): Promise<string | null> {
+export async function checkUnpackedQemu(emulator: string): Promise<void> {
   const real = await realpath(emulator);
-  if (real.startsWith('/usr/')) return null;
-  const candidate = path.join(path.dirname(path.dirname(real)), 'root', SYSTEM_QEMU_MODULE_DIR);
-  try {
-    await access(candidate);
-    return candidate;
-  } catch {
-    return null;
-  }
+  if (real.startsWith('/usr/')) return;
+  const prefix = path.dirname(path.dirname(real));
+  const exists = (p: string) =>
+    access(p).then(
+      () => true,
+      () => false,
+    );
+  if (!(await exists(path.join(prefix, 'root/usr/bin/qemu-system-x86_64')))) return;
+  if (await exists(path.join(prefix, 'root/usr/bin/qemu-bundle/usr'))) return;
+  throw new Error(
+    `${emulator} is an unpacked QEMU without ${prefix}/root/usr/bin/qemu-bundle, so it would load the distribution's QEMU modules and libvirt's probe of it would fail; run scripts/provision.sh --ci again (it adds the link without a download)`,
+  );
 }

@@ -31,7 +31,6 @@ import { processStart } from '../kernel/owner.js';
 import { run as defaultRun, pidsInNamespace, type Runner, type RunResult } from '../kernel/run.js';
 import { validateRunId } from '../kernel/validate.js';
 import { newHostUuid, renderLibvirtdConf, renderQemuConf, LIBVIRT_TCP_PORT } from './config.js';
-import { SYSTEM_QEMU_MODULE_DIR } from './emulator.js';
 import { tcpUri, unixUri, virsh } from './virsh.js';
 
 /** Where pairs live. On /run (a tmpfs): a reboot clears it along with the namespaces. */
@@ -73,11 +72,6 @@ export interface LibvirtPairOptions {
   runner?: Runner;
   /** How long a daemon may take to answer after spawn. Default 30 s (it probes QEMU first). */
   readyTimeoutMs?: number;
-  /**
-   * An unpacked QEMU's module directory, shown at the system module path inside both daemons'
-   * mount namespaces (emulator.ts says why). Null/absent: the system's modules.
-   */
-  qemuModuleDir?: string | null;
 }
 
 interface Daemon {
@@ -109,7 +103,6 @@ export class LibvirtPair {
   private readonly runner: Runner;
   private readonly libvirtd: string;
   private readonly readyTimeoutMs: number;
-  private readonly qemuModuleDir: string | null;
   private readonly daemons: Partial<Record<Side, Daemon>> = {};
   private started = false;
   private stopping: Promise<void> | null = null;
@@ -122,7 +115,6 @@ export class LibvirtPair {
     this.runner = opts.runner ?? defaultRun;
     this.libvirtd = opts.libvirtd ?? LIBVIRTD;
     this.readyTimeoutMs = opts.readyTimeoutMs ?? 30_000;
-    this.qemuModuleDir = opts.qemuModuleDir ?? null;
   }
 
   address(side: Side): string {
@@ -224,7 +216,6 @@ export class LibvirtPair {
       await writeFile(mnt, '', { mode: 0o600 });
       await r(['unshare', `--mount=${mnt}`, '--propagation', 'private', 'true']);
       for (const [which, target] of BIND_PATHS) await r(['nsenter', `--mount=${mnt}`, 'mount', '--bind', this.dir(side, which), target]);
-      if (this.qemuModuleDir) await r(['nsenter', `--mount=${mnt}`, 'mount', '--bind', this.qemuModuleDir, SYSTEM_QEMU_MODULE_DIR]);
     }
   }
 
@@ -264,7 +255,7 @@ export class LibvirtPair {
     while (performance.now() < deadline) {
       if (!d || d.exited) throw new Error(`the ${side} libvirtd exited at start: ${(d?.stderr ?? '').trim().split('\n').slice(-3).join(' | ') || 'no message'}`);
       try {
-        // Not `version`: that probes the system QEMU, which an unpacked QEMU's module directory breaks.
+        // Not `version`: that also probes the system's QEMU; `list` asks the daemon alone.
         await this.virsh(side, ['list', '--all', '--name'], { timeoutMs: 10_000 });
         return;
       } catch (err) {

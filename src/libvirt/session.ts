@@ -24,7 +24,7 @@ import { checkConsistencyFile, type ConsistencyResult } from '../qemu/consistenc
 import { QmpClient } from '../qmp/client.js';
 import type { CommandPlan } from './commands.js';
 import { buildDomainXml } from './domain-xml.js';
-import { unpackedModuleDir } from './emulator.js';
+import { checkUnpackedQemu } from './emulator.js';
 import { LibvirtPair, VirshError } from './pair.js';
 import { startBackground, type LibvirtRun, type Running } from './run.js';
 import { parseDomjobinfo, parseDomstate, type DomJobInfo, type DomState } from './virsh.js';
@@ -71,8 +71,9 @@ export class LibvirtSession implements LibvirtRun {
     if (this.started) throw new Error(`libvirt session ${this.opts.runId} is already started`);
     this.started = true;
     try {
+      await checkUnpackedQemu(this.opts.emulator);
       this.endpoints = await this.link.start();
-      this.pair = new LibvirtPair({ runId: this.opts.runId, network: this.link, stateRoot: this.opts.stateRoot, qemuModuleDir: await unpackedModuleDir(this.opts.emulator) });
+      this.pair = new LibvirtPair({ runId: this.opts.runId, network: this.link, stateRoot: this.opts.stateRoot });
       await this.pair.start();
       const memoryMiB = this.opts.memoryMiB ?? 64;
       const rom = path.join(this.pair.root, 'guest.rom');
