@@ -1,12 +1,16 @@
-import { mkdir, mkdtemp, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { checkUnpackedQemu } from '../../../src/libvirt/emulator.js';
+
+const made: string[] = [];
+afterAll(() => Promise.all(made.map((d) => rm(d, { recursive: true, force: true }))));
 
 /** provision.sh's layout under a temporary prefix: the wrapper and the unpacked binary (empty files). */
 async function unpacked(withBundle: boolean): Promise<string> {
   const prefix = await mkdtemp(path.join(tmpdir(), 'pcl-emulator-'));
+  made.push(prefix);
   await mkdir(path.join(prefix, 'bin'));
   await mkdir(path.join(prefix, 'root/usr/bin'), { recursive: true });
   await writeFile(path.join(prefix, 'bin/qemu-system-x86_64'), '#!/bin/sh\n');
@@ -28,8 +32,9 @@ describe('an unpacked QEMU for libvirt', () => {
     await expect(checkUnpackedQemu(bin)).rejects.toThrow(/without .*qemu-bundle, so it would load the distribution's QEMU modules.*scripts\/provision\.sh --ci again/);
   });
 
-  it("a QEMU that is not unpacked (no root/ beside its bin/) needs nothing", async () => {
+  it('a QEMU that is not unpacked (no root/ beside its bin/) needs nothing', async () => {
     const prefix = await mkdtemp(path.join(tmpdir(), 'pcl-emulator-'));
+    made.push(prefix);
     await writeFile(path.join(prefix, 'qemu-system-x86_64'), '');
     await expect(checkUnpackedQemu(path.join(prefix, 'qemu-system-x86_64'))).resolves.toBeUndefined();
   });
