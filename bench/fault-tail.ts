@@ -37,7 +37,7 @@ async function untilCompleted(o: Orchestrator): Promise<RamStats> {
 }
 
 /** One run; `preempt` false gives the vanilla row for comparison. */
-export async function faultTailRun(preempt = true, memoryBytes = GiB): Promise<FaultTailRun> {
+export async function faultTailRun(preempt = true, memoryBytes = GiB, postcopyBandwidth = 0): Promise<FaultTailRun> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'fault-tail-'));
   const before = process.env.POSTCOPY_LAB_LOOP_STATS;
   process.env.POSTCOPY_LAB_LOOP_STATS = dir;
@@ -53,7 +53,7 @@ export async function faultTailRun(preempt = true, memoryBytes = GiB): Promise<F
     const capabilities = Object.entries({ 'postcopy-ram': true, 'return-path': true, events: true, 'postcopy-preempt': preempt }).map(([capability, state]) => ({ capability, state }));
     for (const side of ['source', 'destination'] as const) {
       await o.qmp(side).execute('migrate-set-capabilities', { capabilities });
-      await o.qmp(side).execute('migrate-set-parameters', { 'max-bandwidth': 100 * GiB, 'max-postcopy-bandwidth': 0 });
+      await o.qmp(side).execute('migrate-set-parameters', { 'max-bandwidth': 100 * GiB, 'max-postcopy-bandwidth': postcopyBandwidth });
     }
     await o.qmp('destination').execute('migrate-incoming', { uri: tcpUri(ep.incoming.listen) });
     await o.qmp('source').execute('migrate', { uri: tcpUri(ep.incoming.connect) });
@@ -70,6 +70,60 @@ export async function faultTailRun(preempt = true, memoryBytes = GiB): Promise<F
     await o.stop();
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** p50 / p99 / max of a list of ms. */
+function pcts(a: number[]): string {
+  if (!a.length) return '-';
+  const s = [...a].sort((x, y) => x - y);
+  const p = (q: number) => s[Math.min(s.length - 1, Math.floor(q * s.length))];
+  return `${f(p(0.5))} / ${f(p(0.99))} / ${f(s[s.length - 1])}`;
+}
+
+/**
+ * Where a fault's time goes, hop by hop (wall clock, both processes on this machine):
+ * destination wrote the request → source read it → source wrote the page → destination placed it.
+ */
+export function hopRows(r: FaultTailRun): string[][] {
+  const at = (side: Side, name: string) => new Map(r.loop[side].hops?.[name] ?? []);
+  const sent = at('destination', 'sent');
+  const read = at('source', 'read');
+  const written = at('source', 'written');
+  const placed = at('destination', 'placed');
+  const a: number[] = [];
+  const b: number[] = [];
+  const c: number[] = [];
+  const all: number[] = [];
+  for (const [page, t0] of sent) {
+    const t1 = read.get(page);
+    const t2 = written.get(page);
+    const t3 = placed.get(page);
+    if (t1 === undefined || t2 === undefined || t3 === undefined || t1 < t0 || t3 < t2) continue;
+    a.push(t1 - t0);
+    b.push(t2 - t1);
+    c.push(t3 - t2);
+    all.push(t3 - t0);
+  }
+  return [
+    ['request: destination wrote → source read', pcts(a)],
+    ['source read → page written (preempt)', pcts(b)],
+    ['page written → destination placed', pcts(c)],
+    [`whole fault (${all.length} joined)`, pcts(all)],
+  ];
+}
+
+/** Per side: labelled tasks that ran over 1 ms, the loop's busy share, CPU and run-queue wait. */
+export function taskRows(r: FaultTailRun): string[][] {
+  const rows: string[][] = [];
+  for (const side of ['source', 'destination'] as const) {
+    const l = r.loop[side];
+    const busy = `elu ${f(l.elu ?? NaN)}, cpu ${f(((l.cpuMs?.user ?? NaN) + (l.cpuMs?.system ?? NaN)) / l.ms)} (sys ${f((l.cpuMs?.system ?? NaN) / l.ms)}), run-queue ${f((l.runQueueMs ?? NaN) / l.ms)} of wall`;
+    rows.push([side, busy, '', '', '']);
+    for (const [k, t] of Object.entries(l.tasks ?? {}).sort((x, y) => y[1].totalMs - x[1].totalMs)) {
+      rows.push(['', k, `${t.count}`, `${f(t.totalMs / t.count, 3)} / ${f(t.maxMs)}`, `${t.over1} / ${t.over2}`]);
+    }
+  }
+  return rows;
 }
 
 const f = (n: number, d = 2) => (Number.isFinite(n) ? n.toFixed(d) : '-');
@@ -111,5 +165,11 @@ export async function benchFaultTail(o: { quick: boolean }, print: (head: string
   for (let i = 0; i < (o.quick ? 1 : 3); i++) runs.push(await faultTailRun(true));
   console.log('Direct fault tail, postcopy-preempt, 1 GiB, push at full speed: what delays each VM process (measured over postcopy)');
   console.log(print(FAULT_TAIL_HEAD, faultTailRows(runs)) + '\n');
+  runs.forEach((r, i) => {
+    console.log(`Run ${i + 1}: where a fault's time goes (ms, p50 / p99 / max)`);
+    console.log(print(['hop', 'ms'], hopRows(r)) + '\n');
+    console.log(`Run ${i + 1}: what each loop ran (labelled tasks; busy shares of the measured span)`);
+    console.log(print(['VM', 'task', 'count', 'mean / max ms', 'over 1 / 2 ms'], taskRows(r)) + '\n');
+  });
   return runs;
 }
