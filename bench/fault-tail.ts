@@ -7,9 +7,11 @@
  *
  *   node dist/bench/run.js --only fault-tail [--quick]
  *
- * Extra flags for the VM processes (e.g. V8's) come from NODE_OPTIONS, which they inherit.
+ * Extra flags for the VM processes (e.g. V8's) come from NODE_OPTIONS, which they inherit;
+ * POSTCOPY_LAB_CPU_PROF=1 keeps a V8 CPU profile of each VM over postcopy (--cpu-prof is not
+ * allowed in NODE_OPTIONS).
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Orchestrator, tcpUri } from '../src/driver/orchestrator.js';
@@ -64,11 +66,16 @@ export async function faultTailRun(preempt = true, memoryBytes = GiB, postcopyBa
     const read = (side: Side): LoopStats => JSON.parse(readFileSync(path.join(dir, `${side}.json`), 'utf8')) as LoopStats;
     // The destination writes its figures as it completes, the source when the SHUT arrives.
     const loop = { source: read('source'), destination: read('destination') };
+    if (process.env.POSTCOPY_LAB_CPU_PROF === '1') {
+      // Each VM writes its profile a moment after its summary.
+      for (let i = 0; i < 40 && !(['source', 'destination'] as const).every((s) => existsSync(path.join(dir, `${s}.cpuprofile`))); i++) await new Promise((r) => setTimeout(r, 50));
+      console.log(`CPU profiles of the VMs over postcopy: ${dir}/{source,destination}.cpuprofile`);
+    }
     const seconds = loop.source.ms / 1000;
     return { mbPerSec: ram['postcopy-bytes'] / 1e6 / seconds, faults: dst['fault-latency-us'].count, p50Ms: dst['fault-latency-us'].p50 / 1000, p99Ms: dst['fault-latency-us'].p99 / 1000, loop };
   } finally {
     await o.stop();
-    rmSync(dir, { recursive: true, force: true });
+    if (process.env.POSTCOPY_LAB_CPU_PROF !== '1') rmSync(dir, { recursive: true, force: true });
   }
 }
 
@@ -117,7 +124,9 @@ export function taskRows(r: FaultTailRun): string[][] {
   const rows: string[][] = [];
   for (const side of ['source', 'destination'] as const) {
     const l = r.loop[side];
-    const busy = `elu ${f(l.elu ?? NaN)}, cpu ${f(((l.cpuMs?.user ?? NaN) + (l.cpuMs?.system ?? NaN)) / l.ms)} (sys ${f((l.cpuMs?.system ?? NaN) / l.ms)}), run-queue ${f((l.runQueueMs ?? NaN) / l.ms)} of wall`;
+    const th = l.threads ?? {};
+    const share = (ms: number | undefined) => f((ms ?? NaN) / l.ms);
+    const busy = `elu ${f(l.elu ?? NaN)}; main thread: cpu ${share(th.main?.cpuMs)}, run-queue ${share(th.main?.waitMs)}; other threads: cpu ${share(th.others?.cpuMs)} (of wall)`;
     rows.push([side, busy, '', '', '']);
     for (const [k, t] of Object.entries(l.tasks ?? {}).sort((x, y) => y[1].totalMs - x[1].totalMs)) {
       rows.push(['', k, `${t.count}`, `${f(t.totalMs / t.count, 3)} / ${f(t.maxMs)}`, `${t.over1} / ${t.over2}`]);

@@ -12,9 +12,11 @@
  * processes to say which hop owns the tail).
  *
  * Off unless the VM process is started with POSTCOPY_LAB_LOOP_STATS=DIR (the bench's
- * fault-tail rows set it); the summary goes to DIR/<name>.json when postcopy ends.
+ * fault-tail rows set it); the summary goes to DIR/<name>.json when postcopy ends, and with
+ * POSTCOPY_LAB_CPU_PROF=1 also V8's CPU profile of the span to DIR/<name>.cpuprofile.
  */
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector';
 import path from 'node:path';
 import { monitorEventLoopDelay, PerformanceObserver, type EventLoopUtilization, type IntervalHistogram } from 'node:perf_hooks';
 
@@ -34,7 +36,7 @@ export interface LoopStats {
   cpuMs: { user: number; system: number };
   /** Time the main thread waited on a run queue (/proc/self/task/<pid>/schedstat), ms; -1 where unknown. */
   runQueueMs: number;
-  /** Per thread of this process (by name, e.g. V8's workers): CPU ms and run-queue wait ms over the span. */
+  /** The main thread (the event loop) and all the others (V8's and libuv's workers): CPU ms and run-queue wait ms over the span. */
   threads: Record<string, { cpuMs: number; waitMs: number }>;
   /** Per labelled task (see `task`): how many ran, the longest, and how many took over 1 and 2 ms. */
   tasks: Record<string, { count: number; maxMs: number; over1: number; over2: number; totalMs: number }>;
@@ -67,8 +69,7 @@ function threadTimes(): Map<string, [string, number, number]> {
   try {
     for (const tid of readdirSync('/proc/self/task')) {
       const [cpu, wait] = readFileSync(`/proc/self/task/${tid}/schedstat`, 'utf8').split(' ').map(Number);
-      const name = readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim();
-      out.set(tid, [`${name}`, cpu, wait]);
+      out.set(tid, [tid === String(process.pid) ? 'main' : 'others', cpu, wait]);
     }
   } catch {
     // Not Linux: no per-thread figures.
@@ -114,7 +115,13 @@ export class LoopStatsRecorder {
   private startedAt = 0;
   private running = false;
 
-  constructor(private readonly file: string) {
+  /** V8's CPU profiler over the same span (POSTCOPY_LAB_CPU_PROF), written beside the summary. */
+  private profiler: Session | null = null;
+
+  constructor(
+    private readonly file: string,
+    private readonly cpuProfile = false,
+  ) {
     this.obs = new PerformanceObserver((list) => {
       if (!this.running) return;
       for (const e of list.getEntries()) {
@@ -142,6 +149,12 @@ export class LoopStatsRecorder {
     this.eld.reset();
     this.eld.enable();
     this.obs.observe({ entryTypes: ['gc'] });
+    if (this.cpuProfile) {
+      // --cpu-prof is refused in NODE_OPTIONS, and the VM's argv is the orchestrator's to make.
+      const s = (this.profiler = new Session());
+      s.connect();
+      s.post('Profiler.enable', () => s.post('Profiler.start'));
+    }
   }
 
   /** Stop and write the summary (once per start). */
@@ -152,6 +165,12 @@ export class LoopStatsRecorder {
     this.eld.disable();
     this.obs.disconnect();
     writeFileSync(this.file, JSON.stringify(this.summary()) + '\n');
+    const s = this.profiler;
+    this.profiler = null;
+    s?.post('Profiler.stop', (err, r) => {
+      if (!err) writeFileSync(this.file.replace(/\.json$/, '') + '.cpuprofile', JSON.stringify(r.profile));
+      s.disconnect();
+    });
   }
 
   summary(): LoopStats {
@@ -195,5 +214,5 @@ function round(x: number): number {
 /** The recorder for this process, if POSTCOPY_LAB_LOOP_STATS names a directory. */
 export function loopStatsFromEnv(name: string, env = process.env): LoopStatsRecorder | null {
   const dir = env.POSTCOPY_LAB_LOOP_STATS;
-  return dir ? new LoopStatsRecorder(path.join(dir, `${name}.json`)) : null;
+  return dir ? new LoopStatsRecorder(path.join(dir, `${name}.json`), env.POSTCOPY_LAB_CPU_PROF === '1') : null;
 }
