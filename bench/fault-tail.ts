@@ -5,6 +5,13 @@
  * the loop's delay p99. A page request crosses both loops, so these are the causes of the tail
  * and, unlike the tail itself, they change little with the machine's load.
  *
+ * Then, per run: each fault's hops joined across the two processes by page (the destination
+ * wrote the request, the source read it, wrote the page, the destination placed it), which
+ * hop owns the tail; and what each loop ran (labelled tasks: their count, mean and longest,
+ * how many over 1 and 2 ms) beside its main thread's CPU and run-queue wait as shares of the
+ * span. A loop delayed while its main thread waited for a CPU ran nothing late: a long task
+ * would be named in the task table, a wait for a CPU shows as run-queue time.
+ *
  *   node dist/bench/run.js --only fault-tail [--quick]
  *
  * Extra flags for the VM processes (e.g. V8's) come from NODE_OPTIONS, which they inherit;
@@ -14,6 +21,7 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Orchestrator, tcpUri } from '../src/driver/orchestrator.js';
 import type { PagesInfo, RamStats, Side } from '../src/types.js';
 import type { LoopStats } from '../src/sim/loop-stats.js';
@@ -27,6 +35,12 @@ export interface FaultTailRun {
   p50Ms: number;
   p99Ms: number;
   loop: Record<Side, LoopStats>;
+  /**
+   * The bench process's own loop delay over the same run (ms): a process on this machine that
+   * mostly sleeps. What the VMs' loops show beyond it is theirs (their work, or waiting for a
+   * CPU as processes that hardly ever sleep); what it shows too is the machine's.
+   */
+  control: LoopStats['loopDelayMs'];
 }
 
 async function untilCompleted(o: Orchestrator): Promise<RamStats> {
@@ -60,7 +74,12 @@ export async function faultTailRun(preempt = true, memoryBytes = GiB, postcopyBa
     await o.qmp('destination').execute('migrate-incoming', { uri: tcpUri(ep.incoming.listen) });
     await o.qmp('source').execute('migrate', { uri: tcpUri(ep.incoming.connect) });
     await o.qmp('source').execute('migrate-start-postcopy');
+    const eld = monitorEventLoopDelay({ resolution: 1 });
+    eld.enable();
     const ram = await untilCompleted(o);
+    eld.disable();
+    const ms = (ns: number) => Math.round(ns / 1e3) / 1e3;
+    const control = { p50: ms(eld.percentile(50)), p99: ms(eld.percentile(99)), max: ms(eld.max), mean: ms(eld.mean) };
     const dst = await o.qmp('destination').execute<PagesInfo>('x-query-pages');
     if (dst.verified !== true) throw new Error('the migration did not verify');
     const read = (side: Side): LoopStats => JSON.parse(readFileSync(path.join(dir, `${side}.json`), 'utf8')) as LoopStats;
@@ -72,7 +91,7 @@ export async function faultTailRun(preempt = true, memoryBytes = GiB, postcopyBa
       console.log(`CPU profiles of the VMs over postcopy: ${dir}/{source,destination}.cpuprofile`);
     }
     const seconds = loop.source.ms / 1000;
-    return { mbPerSec: ram['postcopy-bytes'] / 1e6 / seconds, faults: dst['fault-latency-us'].count, p50Ms: dst['fault-latency-us'].p50 / 1000, p99Ms: dst['fault-latency-us'].p99 / 1000, loop };
+    return { mbPerSec: ram['postcopy-bytes'] / 1e6 / seconds, faults: dst['fault-latency-us'].count, p50Ms: dst['fault-latency-us'].p50 / 1000, p99Ms: dst['fault-latency-us'].p99 / 1000, loop, control };
   } finally {
     await o.stop();
     if (process.env.POSTCOPY_LAB_CPU_PROF !== '1') rmSync(dir, { recursive: true, force: true });
@@ -162,6 +181,8 @@ export function faultTailRows(runs: FaultTailRun[], gib = 1): string[][] {
         `${f(l.loopDelayMs.p50)} / ${f(l.loopDelayMs.p99)} / ${f(l.loopDelayMs.max)}`,
       ]);
     }
+    const c = r.control;
+    rows.push(['', '', '', 'bench (control)', '', '', '', c ? `${f(c.p50)} / ${f(c.p99)} / ${f(c.max)}` : '-']);
   });
   return rows;
 }
