@@ -5,13 +5,23 @@
  * the loop's delay p99. A page request crosses both loops, so these are the causes of the tail
  * and, unlike the tail itself, they change little with the machine's load.
  *
+ * Then, per run: each fault's hops joined across the two processes by page (the destination
+ * wrote the request, the source read it, wrote the page, the destination placed it), which
+ * hop owns the tail; and what each loop ran (labelled tasks: their count, mean and longest,
+ * how many over 1 and 2 ms) beside its main thread's CPU and run-queue wait as shares of the
+ * span. A loop delayed while its main thread waited for a CPU ran nothing late: a long task
+ * would be named in the task table, a wait for a CPU shows as run-queue time.
+ *
  *   node dist/bench/run.js --only fault-tail [--quick]
  *
- * Extra flags for the VM processes (e.g. V8's) come from NODE_OPTIONS, which they inherit.
+ * Extra flags for the VM processes (e.g. V8's) come from NODE_OPTIONS, which they inherit;
+ * POSTCOPY_LAB_CPU_PROF=1 keeps a V8 CPU profile of each VM over postcopy (--cpu-prof is not
+ * allowed in NODE_OPTIONS).
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Orchestrator, tcpUri } from '../src/driver/orchestrator.js';
 import type { PagesInfo, RamStats, Side } from '../src/types.js';
 import type { LoopStats } from '../src/sim/loop-stats.js';
@@ -20,11 +30,19 @@ import { DirectLink } from './direct-link.js';
 const GiB = 1 << 30;
 
 export interface FaultTailRun {
+  /** max-postcopy-bandwidth of the run, bytes/s (0: full speed). */
+  postcopyBandwidth: number;
   mbPerSec: number;
   faults: number;
   p50Ms: number;
   p99Ms: number;
   loop: Record<Side, LoopStats>;
+  /**
+   * The bench process's own loop delay over the same run (ms): a process on this machine that
+   * mostly sleeps. What the VMs' loops show beyond it is theirs (their work, or waiting for a
+   * CPU as processes that hardly ever sleep); what it shows too is the machine's.
+   */
+  control: LoopStats['loopDelayMs'];
 }
 
 async function untilCompleted(o: Orchestrator): Promise<RamStats> {
@@ -37,7 +55,7 @@ async function untilCompleted(o: Orchestrator): Promise<RamStats> {
 }
 
 /** One run; `preempt` false gives the vanilla row for comparison. */
-export async function faultTailRun(preempt = true, memoryBytes = GiB): Promise<FaultTailRun> {
+export async function faultTailRun(preempt = true, memoryBytes = GiB, postcopyBandwidth = 0): Promise<FaultTailRun> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'fault-tail-'));
   const before = process.env.POSTCOPY_LAB_LOOP_STATS;
   process.env.POSTCOPY_LAB_LOOP_STATS = dir;
@@ -53,23 +71,89 @@ export async function faultTailRun(preempt = true, memoryBytes = GiB): Promise<F
     const capabilities = Object.entries({ 'postcopy-ram': true, 'return-path': true, events: true, 'postcopy-preempt': preempt }).map(([capability, state]) => ({ capability, state }));
     for (const side of ['source', 'destination'] as const) {
       await o.qmp(side).execute('migrate-set-capabilities', { capabilities });
-      await o.qmp(side).execute('migrate-set-parameters', { 'max-bandwidth': 100 * GiB, 'max-postcopy-bandwidth': 0 });
+      await o.qmp(side).execute('migrate-set-parameters', { 'max-bandwidth': 100 * GiB, 'max-postcopy-bandwidth': postcopyBandwidth });
     }
     await o.qmp('destination').execute('migrate-incoming', { uri: tcpUri(ep.incoming.listen) });
     await o.qmp('source').execute('migrate', { uri: tcpUri(ep.incoming.connect) });
     await o.qmp('source').execute('migrate-start-postcopy');
+    const eld = monitorEventLoopDelay({ resolution: 1 });
+    eld.enable();
     const ram = await untilCompleted(o);
+    eld.disable();
+    const ms = (ns: number) => Math.round(ns / 1e3) / 1e3;
+    const control = { p50: ms(eld.percentile(50)), p99: ms(eld.percentile(99)), max: ms(eld.max), mean: ms(eld.mean) };
     const dst = await o.qmp('destination').execute<PagesInfo>('x-query-pages');
     if (dst.verified !== true) throw new Error('the migration did not verify');
     const read = (side: Side): LoopStats => JSON.parse(readFileSync(path.join(dir, `${side}.json`), 'utf8')) as LoopStats;
     // The destination writes its figures as it completes, the source when the SHUT arrives.
     const loop = { source: read('source'), destination: read('destination') };
+    if (process.env.POSTCOPY_LAB_CPU_PROF === '1') {
+      // Each VM writes its profile a moment after its summary.
+      for (let i = 0; i < 40 && !(['source', 'destination'] as const).every((s) => existsSync(path.join(dir, `${s}.cpuprofile`))); i++) await new Promise((r) => setTimeout(r, 50));
+      console.log(`CPU profiles of the VMs over postcopy: ${dir}/{source,destination}.cpuprofile`);
+    }
     const seconds = loop.source.ms / 1000;
-    return { mbPerSec: ram['postcopy-bytes'] / 1e6 / seconds, faults: dst['fault-latency-us'].count, p50Ms: dst['fault-latency-us'].p50 / 1000, p99Ms: dst['fault-latency-us'].p99 / 1000, loop };
+    return { postcopyBandwidth, mbPerSec: ram['postcopy-bytes'] / 1e6 / seconds, faults: dst['fault-latency-us'].count, p50Ms: dst['fault-latency-us'].p50 / 1000, p99Ms: dst['fault-latency-us'].p99 / 1000, loop, control };
   } finally {
     await o.stop();
-    rmSync(dir, { recursive: true, force: true });
+    if (process.env.POSTCOPY_LAB_CPU_PROF !== '1') rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** p50 / p99 / max of a list of ms. */
+function pcts(a: number[]): string {
+  if (!a.length) return '-';
+  const s = [...a].sort((x, y) => x - y);
+  const p = (q: number) => s[Math.min(s.length - 1, Math.floor(q * s.length))];
+  return `${f(p(0.5))} / ${f(p(0.99))} / ${f(s[s.length - 1])}`;
+}
+
+/**
+ * Where a fault's time goes, hop by hop (wall clock, both processes on this machine):
+ * destination wrote the request → source read it → source wrote the page → destination placed it.
+ */
+export function hopRows(r: FaultTailRun): string[][] {
+  const at = (side: Side, name: string) => new Map(r.loop[side].hops?.[name] ?? []);
+  const sent = at('destination', 'sent');
+  const read = at('source', 'read');
+  const written = at('source', 'written');
+  const placed = at('destination', 'placed');
+  const a: number[] = [];
+  const b: number[] = [];
+  const c: number[] = [];
+  const all: number[] = [];
+  for (const [page, t0] of sent) {
+    const t1 = read.get(page);
+    const t2 = written.get(page);
+    const t3 = placed.get(page);
+    if (t1 === undefined || t2 === undefined || t3 === undefined || t1 < t0 || t3 < t2) continue;
+    a.push(t1 - t0);
+    b.push(t2 - t1);
+    c.push(t3 - t2);
+    all.push(t3 - t0);
+  }
+  return [
+    ['request: destination wrote → source read', pcts(a)],
+    ['source read → page written (preempt)', pcts(b)],
+    ['page written → destination placed', pcts(c)],
+    [`whole fault (${all.length} joined)`, pcts(all)],
+  ];
+}
+
+/** Per side: labelled tasks that ran over 1 ms, the loop's busy share, CPU and run-queue wait. */
+export function taskRows(r: FaultTailRun): string[][] {
+  const rows: string[][] = [];
+  for (const side of ['source', 'destination'] as const) {
+    const l = r.loop[side];
+    const th = l.threads ?? {};
+    const share = (ms: number | undefined) => f((ms ?? NaN) / l.ms);
+    const busy = `elu ${f(l.elu ?? NaN)}; main thread: cpu ${share(th.main?.cpuMs)}, run-queue ${share(th.main?.waitMs)}; other threads: cpu ${share(th.others?.cpuMs)} (of wall)`;
+    rows.push([side, busy, '', '', '']);
+    for (const [k, t] of Object.entries(l.tasks ?? {}).sort((x, y) => y[1].totalMs - x[1].totalMs)) {
+      rows.push(['', k, `${t.count}`, `${f(t.totalMs / t.count, 3)} / ${f(t.maxMs)}`, `${t.over1} / ${t.over2}`]);
+    }
+  }
+  return rows;
 }
 
 const f = (n: number, d = 2) => (Number.isFinite(n) ? n.toFixed(d) : '-');
@@ -99,6 +183,8 @@ export function faultTailRows(runs: FaultTailRun[], gib = 1): string[][] {
         `${f(l.loopDelayMs.p50)} / ${f(l.loopDelayMs.p99)} / ${f(l.loopDelayMs.max)}`,
       ]);
     }
+    const c = r.control;
+    rows.push(['', '', '', 'bench (control)', '', '', '', c ? `${f(c.p50)} / ${f(c.p99)} / ${f(c.max)}` : '-']);
   });
   return rows;
 }
@@ -111,5 +197,20 @@ export async function benchFaultTail(o: { quick: boolean }, print: (head: string
   for (let i = 0; i < (o.quick ? 1 : 3); i++) runs.push(await faultTailRun(true));
   console.log('Direct fault tail, postcopy-preempt, 1 GiB, push at full speed: what delays each VM process (measured over postcopy)');
   console.log(print(FAULT_TAIL_HEAD, faultTailRows(runs)) + '\n');
-  return runs;
+  runs.forEach((r, i) => {
+    console.log(`Run ${i + 1}: where a fault's time goes (ms, p50 / p99 / max)`);
+    console.log(print(['hop', 'ms'], hopRows(r)) + '\n');
+    console.log(`Run ${i + 1}: what each loop ran (labelled tasks; busy shares of the measured span)`);
+    console.log(print(['VM', 'task', 'count', 'mean / max ms', 'over 1 / 2 ms'], taskRows(r)) + '\n');
+  });
+  // The same with the push capped at half the full speed just measured: if the tail is the VMs
+  // waiting for a CPU on a machine their push saturates, it shrinks here; if it is their own
+  // long turns, it does not.
+  const full = [...runs].sort((a, b) => a.mbPerSec - b.mbPerSec)[Math.floor(runs.length / 2)].mbPerSec;
+  const half = await faultTailRun(true, GiB, Math.round((full * 1e6) / 2));
+  console.log(`The same, push capped at ${f(full / 2, 0)} MB/s (half the full speed above)`);
+  console.log(print(FAULT_TAIL_HEAD, faultTailRows([half])) + '\n');
+  console.log(print(['hop', 'ms'], hopRows(half)) + '\n');
+  console.log(print(['VM', 'task', 'count', 'mean / max ms', 'over 1 / 2 ms'], taskRows(half)) + '\n');
+  return [...runs, half];
 }

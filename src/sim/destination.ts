@@ -17,6 +17,7 @@ import { IncomingConnection, type IncomingOwner } from './incoming-channel.js';
 import { IncomingMigration, type IncomingHost, type Waiting } from './incoming-migration.js';
 import { isPaused, isPostcopy } from './states.js';
 import { SimVm, type VmOptions } from './vm.js';
+import { hop } from './loop-stats.js';
 import type { VcpuStalls } from './workload.js';
 import { encodeEmpty, encodeJson, encodeRecvBitmap, encodeReqPages, MIG_RP_MSG, type MainMessage, type WireHeader } from './wire.js';
 
@@ -59,6 +60,7 @@ export class DestinationVm extends SimVm implements IncomingOwner, IncomingHost 
     if (this.status !== 'postcopy-active' || !this.main) return;
     w.sentAt = performance.now();
     this.main.write(encodeReqPages(page, 1));
+    hop('sent', page);
   }
 
   unblock(vcpu: number, page: number): void {

@@ -12,6 +12,7 @@
 import type net from 'node:net';
 import { Channel, readIntoBuffer, socketErrorText } from './channel.js';
 import { MainStreamDecoder, type MainMessage, type WireHeader } from './wire.js';
+import { task, taskStart } from './loop-stats.js';
 
 export type IncomingRole = 'pending' | 'main' | 'preempt';
 
@@ -88,6 +89,15 @@ export class IncomingConnection {
   /** readBuf[0, n) arrived; false pauses reading (a yield to the preempt channel, see below). */
   private onRead(n: number): boolean {
     if (!this.channel.open) return true;
+    const t0 = taskStart();
+    try {
+      return this.read(n);
+    } finally {
+      task(`read:${this.state}`, t0);
+    }
+  }
+
+  private read(n: number): boolean {
     this.owner.noteData(this, n);
     try {
       this.decoder.push(this.readBuf, n);

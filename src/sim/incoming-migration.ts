@@ -10,6 +10,7 @@ import type { PagesInfo } from '../types.js';
 import { Bitmap } from './bitmap.js';
 import { checkPage } from './content.js';
 import { LatencyRing, pageMap } from './stats.js';
+import { hop } from './loop-stats.js';
 import type { VcpuStalls } from './workload.js';
 
 export interface Waiting {
@@ -135,6 +136,7 @@ export class IncomingMigration {
     const w = this.waiting.get(index);
     if (!w) return;
     this.waiting.delete(index);
+    hop('placed', index);
     if (w.sentAt !== null) this.latency.add((performance.now() - w.sentAt) * 1000);
     for (const v of w.vcpus) this.host.unblock(v, index);
     if (w.walker) {

@@ -13,6 +13,7 @@ import { isPostcopy } from './states.js';
 import type { MigrationParameters } from './vm.js';
 import { pageBuffer } from './content.js';
 import { encodePagesInto, pageFrameBytes } from './wire.js';
+import { hop, task, taskStart } from './loop-stats.js';
 
 /** Pages per write: big enough for throughput, small enough that a request is not stuck behind much. */
 export const PRECOPY_BATCH = 64;
@@ -133,7 +134,9 @@ export class PageSender {
     if (m.reqQueue.length === 0) return 0;
     const pages = m.reqQueue.splice(0, POSTCOPY_BATCH);
     m.requestsServed += pages.length;
-    return this.sendPages(pages, ch);
+    const n = this.sendPages(pages, ch);
+    for (const p of pages) hop('written', p);
+    return n;
   }
 
   /** Every queued request at once, on the preempt channel. */
@@ -144,6 +147,7 @@ export class PageSender {
   async run(): Promise<void> {
     const h = this.host;
     let lastYield = performance.now();
+    let slice = taskStart();
     while (this.ch.open) {
       const { m } = h;
       if (h.status === 'active' && m.postcopyRequested && !m.completingPrecopy) {
@@ -160,7 +164,9 @@ export class PageSender {
         // what it owes the cap, or every request would let one more batch through.
         const owed = this.bucket.bytesPerSec > 0 ? this.bucket.waitMs() : 0;
         if (owed > 0) {
+          task('pump', slice);
           await this.sleep(owed);
+          slice = taskStart();
           continue;
         }
         const pages = m.nextBackgroundPages(postcopy ? POSTCOPY_BATCH : PRECOPY_BATCH, postcopy, this.batch);
@@ -173,25 +179,35 @@ export class PageSender {
           continue;
         }
         if (postcopy && !m.walkMode && m.toSend.count === 0 && !m.eofSent) h.sendEof();
+        task('pump', slice);
         await this.sleep(Infinity);
+        slice = taskStart();
         continue;
       }
       if (this.ch.writableLength >= WRITE_HIGH_WATER) {
+        task('pump', slice);
         await this.ch.waitDrain();
+        slice = taskStart();
         lastYield = performance.now();
       } else if (performance.now() - lastYield >= YIELD_MS) {
+        task('pump', slice);
         // The kernel takes writes at once while its buffer has room (megabytes on loopback):
         // without a yield this loop would not look at the return path, and the page requests
         // waiting there, until that buffer is full. setImmediate, not a timer: the turn polls
         // the sockets and comes straight back.
         await new Promise<void>((r) => setImmediate(r));
+        slice = taskStart();
         lastYield = performance.now();
       }
       if (background) {
         const limit = postcopy ? h.params['max-postcopy-bandwidth'] : m.completingPrecopy ? 0 : h.params['max-bandwidth'];
         if (this.bucket.bytesPerSec !== limit) this.bucket.setRate(limit);
         const wait = this.bucket.take(sent);
-        if (wait > 0) await this.sleep(wait);
+        if (wait > 0) {
+          task('pump', slice);
+          await this.sleep(wait);
+          slice = taskStart();
+        }
       }
     }
   }

@@ -10,6 +10,7 @@
  * SourceMigration (source-migration.ts), and the QMP commands are in source-qmp.ts.
  */
 import net from 'node:net';
+import { hop, task, taskStart } from './loop-stats.js';
 import type { PagesInfo } from '../types.js';
 import type { QmpCommandDef } from '../qmp/server.js';
 import { Bitmap } from './bitmap.js';
@@ -151,11 +152,13 @@ export class SourceVm extends SimVm implements SenderHost {
     const ch: Channel = new Channel(net.connect({ host: addr.host, port: addr.port }), {
       connect: () => this.connected(ch, addr, resume),
       data: (chunk) => {
+        const t0 = taskStart();
         try {
           decoder.push(chunk);
         } catch (e) {
           this.fail(`return path protocol error: ${(e as Error).message}`);
         }
+        task('return-path', t0);
       },
       drain: () => {
         this.lastDrainAt = performance.now();
@@ -329,7 +332,10 @@ export class SourceVm extends SimVm implements SenderHost {
       case 'req-pages':
         if (!isPostcopy(this.status) && !m.completingPrecopy) return this.fail(`page request for ${msg.start} outside postcopy`);
         m.postcopyRequests++;
-        for (let i = 0; i < msg.count; i++) m.reqQueue.push(msg.start + i);
+        for (let i = 0; i < msg.count; i++) {
+          m.reqQueue.push(msg.start + i);
+          hop('read', msg.start + i);
+        }
         if (this.preemptReady && this.preempt) return this.sender?.servePreempt(this.preempt);
         return this.sender?.kick();
       case 'recv-bitmap': {

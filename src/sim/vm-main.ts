@@ -14,7 +14,7 @@ import { parseArgs } from 'node:util';
 import { startQmpServer } from '../qmp/server.js';
 import { parseSize } from '../util/format.js';
 import { DestinationVm } from './destination.js';
-import { loopStatsFromEnv } from './loop-stats.js';
+import { loopStatsFromEnv, task, taskStart } from './loop-stats.js';
 import { SourceVm } from './source.js';
 import { parseEmulatedVersion } from './versions.js';
 import type { SimVm, VmOptions } from './vm.js';
@@ -114,7 +114,22 @@ async function main(): Promise<void> {
   vm.log = (m) => process.stderr.write(`[${opts.name}] ${m}\n`);
   let server: Awaited<ReturnType<typeof startQmpServer>>;
   try {
-    server = await startQmpServer({ path: qmp, commands: vm.commands(), version: vm.traits.version, package: 'postcopy-lab-sim' });
+    const commands = vm.commands();
+    if (process.env.POSTCOPY_LAB_LOOP_STATS) {
+      // Each command's own time, named, among what delays the loop (src/sim/loop-stats.ts).
+      for (const [name, def] of Object.entries(commands)) {
+        const h = def.handler.bind(def);
+        def.handler = (args) => {
+          const t0 = taskStart();
+          try {
+            return h(args);
+          } finally {
+            task(`qmp:${name}`, t0);
+          }
+        };
+      }
+    }
+    server = await startQmpServer({ path: qmp, commands, version: vm.traits.version, package: 'postcopy-lab-sim' });
   } catch (e) {
     die(`cannot create the QMP socket ${qmp}: ${(e as Error).message}`);
   }

@@ -17,6 +17,7 @@
  * rest of the period once they are written (as KVM's dirty ring full exits make it sleep).
  */
 import type { PagesInfo } from '../types.js';
+import { task, taskStart } from './loop-stats.js';
 
 export type WorkloadKind = 'sequential' | 'random' | 'hotset';
 
@@ -393,6 +394,15 @@ export class Guest {
   }
 
   private tick(): void {
+    const t0 = taskStart();
+    try {
+      this.runTick();
+    } finally {
+      task('guest-tick', t0);
+    }
+  }
+
+  private runTick(): void {
     const now = performance.now();
     const dt = Math.min(now - this.lastTick, 200);
     this.lastTick = now;
