@@ -477,7 +477,11 @@ export async function runTui(opts: RunTuiOptions): Promise<number> {
           stderr,
           exitOnCtrlC: false,
           patchConsole: opts.patchConsole ?? true,
-          maxFps: 30,
+          // Ink's frame limit is a debounce: a commit within 1000/maxFps ms of the last frame
+          // waits out a fresh window, so at Ink's 30 a key pressed just after a counter sample
+          // showed ~34 ms late (the bench's key p95). Session samples are limited already
+          // (SampledStore, ~12 a second); this only merges commits that come together (a paste).
+          maxFps: 250,
           // Not incrementalRendering (Ink 6.8): with it, rows of this full-height frame came out
           // shifted and duplicated in a real terminal (the e2e's xterm), and the frame's cost is
           // in building it, not in writing it.
