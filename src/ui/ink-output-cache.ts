@@ -130,7 +130,7 @@ export function shareInkOutputCaches(): Promise<boolean> {
         const lines = rows.map((writes) => {
           if (writes.length === 0) return ''; // a row of spaces, trimmed as Ink trims it
           const key = rowKey(this.width, writes);
-          let line = rowCache.get(key);
+          const line = rowCache.get(key);
           if (line === undefined) {
             const one = new Output({ width: this.width, height: 1 });
             one.caches = shared;
