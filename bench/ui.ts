@@ -25,7 +25,9 @@
  *     p50/p95; and Ink's own part of it (its onRender time: the tree turned into the screen);
  *   - key-to-screen: time from writing a key to the pty until the emulated screen shows its
  *     effect (`?` -> the help overlay, `:` -> the console, `h` -> the hint line), polled every
- *     millisecond; each overlay is closed again (Esc) before the next press.
+ *     millisecond; each overlay is closed again (Esc) before the next press. And the app's own
+ *     part of every key of that phase: from its key handlers until Ink built the next frame
+ *     (the rest is the pty, the scheduler on a loaded machine, and this process's polling).
  * A pass ends when the migration completes or has its samples; passes repeat until `--presses`
  * samples per key.
  */
@@ -56,6 +58,8 @@ interface Stats {
   renders: number;
   /** Per session sample shown: React render + commit + layout + Ink output, ms. */
   builds: number[];
+  /** Per key: from the app's key handlers until Ink has built the frame after it, ms. */
+  keys?: number[];
 }
 
 function readStats(file: string): Stats | null {
@@ -109,6 +113,8 @@ interface PassResult {
   /** The whole build of each sampled frame in the window, ms. */
   builds: number[];
   latency: Record<string, number[]>;
+  /** Key to frame inside the app for the keys of this pass (the presses and their Esc), ms. */
+  keysInApp: number[];
 }
 
 /** The passive part of each pass: streaming, no keys. */
@@ -168,6 +174,7 @@ async function pass(params: Record<string, unknown>, want: number, have: Record<
       renderTimes: s1.renderTimes.slice(s0.renderTimes.length),
       builds: s1.builds.slice(s0.builds.length),
       latency,
+      keysInApp: [],
     };
     // Then key-to-screen latency while the pages still stream; stop at the end of postcopy.
     const keys: Array<['?' | ':' | 'h', (s: string) => boolean, string]> = [
@@ -189,6 +196,14 @@ async function pass(params: Record<string, unknown>, want: number, have: Record<
       // Space the presses out like a person would.
       await sleep(150);
     }
+    const keysFrom = s1.keys?.length ?? 0;
+    await sleep(600); // the app rewrites its stats file every 500 ms
+    let s2 = readStats(statsFile);
+    for (let i = 0; !s2 && i < 100; i++) {
+      await sleep(10);
+      s2 = readStats(statsFile);
+    }
+    result.keysInApp = s2?.keys?.slice(keysFrom) ?? [];
     t.type('q');
     const code = await Promise.race([t.exit, sleep(20_000).then(() => -1)]);
     if (code === -1) {
@@ -302,6 +317,7 @@ async function main(): Promise<void> {
   const cpuS = all.reduce((a, r) => a + r.cpuS, 0);
   const builds = all.flatMap((r) => r.builds);
   const inkTimes = all.flatMap((r) => r.renderTimes);
+  const keysInApp = all.flatMap((r) => r.keysInApp);
   const ms = (x: number) => `${x.toFixed(1)} ms`;
   const rows: [string, string, string][] = [
     ['measured window (postcopy streaming)', `${windowS.toFixed(1)} s over ${all.length} run(s)`, ''],
@@ -319,6 +335,7 @@ async function main(): Promise<void> {
     const xs = lat[k];
     rows.push([`key-to-screen ${label}`, xs.length ? `p50 ${pct(xs, 50).toFixed(0)} ms, p95 ${pct(xs, 95).toFixed(0)} ms (n=${xs.length})` : 'no samples', 'target p95 < 50 ms']);
   }
+  rows.push(['  key to frame inside the app (all keys)', keysInApp.length ? `p50 ${ms(pct(keysInApp, 50))}, p95 ${ms(pct(keysInApp, 95))} (n=${keysInApp.length})` : 'no samples', '']);
   rows.push(['in-process frame, Ink caches per frame', `${fcInk.cpuMsPerFrame.toFixed(2)} ms CPU each; Ink output p50 ${ms(pct(fcInk.inkMs, 50))}, p95 ${ms(pct(fcInk.inkMs, 95))} (n=${fcInk.inkMs.length})`, '']);
   rows.push(['in-process frame, 120x36 (no pty)', `${fc.cpuMsPerFrame.toFixed(2)} ms CPU each; Ink output p50 ${ms(pct(fc.inkMs, 50))}, p95 ${ms(pct(fc.inkMs, 95))} (n=${fc.inkMs.length})`, '']);
   rows.push(['load average (1 min) before / after', `${load0[0].toFixed(2)} / ${load1[0].toFixed(2)} on ${os.cpus().length} cores`, '']);

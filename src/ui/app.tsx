@@ -69,8 +69,8 @@ function pushSample(xs: number[], x: number): void {
 
 /**
  * For bench/ui.ts: with POSTCOPY_LAB_UI_STATS=<file>, the app keeps `{ t, cpuUs, frames,
- * renderMs, renderTimes, renders, builds }` in that file (t: this process's performance.now(),
- * ms; cpuUs: process.cpuUsage() user+system, µs), rewritten every 250 ms and on exit, so a
+ * renderMs, renderTimes, renders, builds, keys }` in that file (t: this process's performance.now(),
+ * ms; cpuUs: process.cpuUsage() user+system, µs), rewritten every 500 ms and on exit, so a
  * measurement window is the difference of two readings (and the per-frame arrays' slices).
  */
 function startStatsFile(file: string | undefined): () => void {
@@ -87,6 +87,7 @@ function startStatsFile(file: string | undefined): () => void {
         renderTimes: frameStats.renderTimes,
         renders: renderCounter.count,
         builds: frameBuild.times,
+        keys: frameBuild.keys,
       });
       // In place, no rename: a rename cost ~4 ms of this process's CPU each (1.5 % of a core,
       // counted in the very CPU figure the file reports); the reader retries a torn read.
@@ -96,7 +97,9 @@ function startStatsFile(file: string | undefined): () => void {
     }
   };
   write();
-  const timer = setInterval(write, 250);
+  // Every 500 ms: each write costs this process ~1-2 ms (syscalls, more under load), counted in
+  // the CPU figure the file reports; the bench's window is 4 s.
+  const timer = setInterval(write, 500);
   timer.unref();
   return () => {
     clearInterval(timer);
@@ -477,7 +480,11 @@ export async function runTui(opts: RunTuiOptions): Promise<number> {
           stderr,
           exitOnCtrlC: false,
           patchConsole: opts.patchConsole ?? true,
-          maxFps: 30,
+          // Ink's frame limit is a debounce: a commit within 1000/maxFps ms of the last frame
+          // waits out a fresh window, so at Ink's 30 a key pressed just after a counter sample
+          // showed ~34 ms late (the bench's key p95). Session samples are limited already
+          // (SampledStore, ~12 a second); this only merges commits that come together (a paste).
+          maxFps: 250,
           // Not incrementalRendering (Ink 6.8): with it, rows of this full-height frame came out
           // shifted and duplicated in a real terminal (the e2e's xterm), and the frame's cost is
           // in building it, not in writing it.
@@ -487,7 +494,9 @@ export async function runTui(opts: RunTuiOptions): Promise<number> {
             if (frameBuild.enabled) {
               pushSample(frameStats.renderTimes, renderTime);
               if (frameBuild.since !== null) pushSample(frameBuild.times, performance.now() - frameBuild.since);
+              if (frameBuild.keySince !== null) pushSample(frameBuild.keys, performance.now() - frameBuild.keySince);
               frameBuild.since = null;
+              frameBuild.keySince = null;
             }
           },
         },

@@ -12,6 +12,14 @@
  * cached values are read-only to Ink (it places the cached cell objects into the frame's grid and
  * creates new ones for the cells after a wide character), which is what makes sharing them safe.
  * If a later Ink moves or reshapes `Output`, this does nothing and frames cost what they did.
+ *
+ * Rows, too: Ink builds every frame as a grid of one object per cell (120x36 of them) and turns
+ * each row back into a string, although most rows are the same as in the last frame. Here each
+ * row is first described by what is written on it (position and text of each write, after
+ * Ink's vertical clipping and its transformers), and a row described as before is taken from a
+ * cache; only a new row is built, by Ink's own code, alone in a one-row `Output`. A frame with
+ * anything this does not model (a horizontal clip, a line a transformer split) is built by Ink
+ * as a whole, as before.
  */
 
 /**
@@ -28,10 +36,66 @@ interface Caches {
   styledChars: Map<string, unknown>;
 }
 
+type Clip = { x1?: number; x2?: number; y1?: number; y2?: number };
+type Operation =
+  | { type: 'write'; x: number; y: number; text: string; transformers: Array<(line: string, index: number) => string> }
+  | { type: 'clip'; clip: Clip }
+  | { type: 'unclip' };
+
 interface OutputLike {
+  width: number;
+  height: number;
+  operations: Operation[];
   caches: Caches;
-  get(): unknown;
+  get(): { output: string; height: number };
 }
+
+type OutputClass = new (o: { width: number; height: number }) => OutputLike;
+
+/** Built rows by their description (see rowKey), shared by every frame; started afresh when full. */
+const MAX_ROWS = 2_000;
+
+/**
+ * What each row of the frame gets written, as Ink's `Output.get` would place it: `[x, line]`
+ * per write, in order. Null when the frame has something this does not model (then Ink builds it).
+ */
+function rowWrites(out: OutputLike): Array<Array<[number, string]>> | null {
+  const rows: Array<Array<[number, string]>> = Array.from({ length: out.height }, () => []);
+  const clips: Clip[] = [];
+  for (const op of out.operations) {
+    if (op.type === 'clip') clips.push(op.clip);
+    else if (op.type === 'unclip') clips.pop();
+    else if (op.type === 'write') {
+      let { y } = op;
+      let lines = op.text.split('\n');
+      const clip = clips.at(-1);
+      if (clip) {
+        if (typeof clip.x1 === 'number' && typeof clip.x2 === 'number') return null;
+        if (typeof clip.y1 === 'number' && typeof clip.y2 === 'number') {
+          if (y + lines.length < clip.y1 || y > clip.y2) continue;
+          const from = y < clip.y1 ? clip.y1 - y : 0;
+          const to = y + lines.length > clip.y2 ? clip.y2 - y : lines.length;
+          lines = lines.slice(from, to);
+          if (y < clip.y1) y = clip.y1;
+        }
+      }
+      let offsetY = 0;
+      for (let index = 0; index < lines.length; index++) {
+        const row = rows[y + offsetY];
+        // As Ink: a line below the frame is dropped, and so is every line after it.
+        if (!row) continue;
+        let line = lines[index];
+        for (const transformer of op.transformers) line = transformer(line, index);
+        if (line.includes('\n')) return null;
+        row.push([op.x, line]);
+        offsetY++;
+      }
+    }
+  }
+  return rows;
+}
+
+const rowKey = (width: number, writes: Array<[number, string]>): string => `${width}\u0000${writes.map(([x, line]) => `${x}\u0001${line}`).join('\u0002')}`;
 
 let installed: Promise<boolean> | undefined;
 
@@ -48,18 +112,36 @@ export function shareInkOutputCaches(): Promise<boolean> {
   installed ??= (async () => {
     try {
       const url = new URL('./output.js', import.meta.resolve('ink'));
-      const mod = (await import(url.href)) as { default?: new (o: { width: number; height: number }) => OutputLike };
+      const mod = (await import(url.href)) as { default?: OutputClass };
       const Output = mod.default;
       if (typeof Output !== 'function') return false;
       const probe = new Output({ width: 0, height: 0 });
-      if (!isCaches(probe.caches) || typeof Output.prototype.get !== 'function') return false;
+      if (!isCaches(probe.caches) || !Array.isArray(probe.operations) || typeof Output.prototype.get !== 'function') return false;
       const Caches = probe.caches.constructor as new () => Caches;
       let shared = new Caches();
+      const rowCache = new Map<string, string>();
       const get = Output.prototype.get;
       Output.prototype.get = function (this: OutputLike) {
         if (shared.widths.size + shared.blockWidths.size + shared.styledChars.size > MAX_ENTRIES) shared = new Caches();
+        if (rowCache.size > MAX_ROWS) rowCache.clear();
         this.caches = shared;
-        return get.call(this);
+        const rows = rowWrites(this);
+        if (!rows) return get.call(this);
+        const lines = rows.map((writes) => {
+          if (writes.length === 0) return ''; // a row of spaces, trimmed as Ink trims it
+          const key = rowKey(this.width, writes);
+          const line = rowCache.get(key);
+          if (line === undefined) {
+            const one = new Output({ width: this.width, height: 1 });
+            one.caches = shared;
+            for (const [x, text] of writes) one.operations.push({ type: 'write', x, y: 0, text, transformers: [] });
+            const built = get.call(one).output;
+            rowCache.set(key, built);
+            return built;
+          }
+          return line;
+        });
+        return { output: lines.join('\n'), height: this.height };
       };
       return true;
     } catch {

@@ -26,6 +26,7 @@
  * provider reads such a chunk as what a person most likely typed: Esc, then the key.
  */
 import { useInput, useStdin, type Key } from 'ink';
+import { frameBuild } from './use-session.js';
 import { createContext, createElement, useCallback, useContext, useEffect, useLayoutEffect, useRef, useState, type ReactNode } from 'react';
 
 type KeyHandler = (input: string, key: Key) => void;
@@ -36,6 +37,7 @@ const KeyRegistry = createContext<Set<KeyHandler> | null>(null);
 export function KeyProvider(props: { children?: ReactNode }) {
   const [registry] = useState(() => new Set<KeyHandler>());
   useInputKeys((input, key) => {
+    if (frameBuild.enabled) frameBuild.keySince ??= performance.now();
     // A handler may unmount another screen (and unregister it) while we iterate.
     for (const h of [...registry]) if (registry.has(h)) h(input, key);
   });

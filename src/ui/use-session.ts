@@ -23,7 +23,18 @@ export const renderCounter = { count: 0 };
  * it to React until Ink has built the frame (React's render and commit, Yoga's layout, Ink's
  * output), in ms. `since` is set here and read by the app's onRender (src/ui/app.tsx).
  */
-export const frameBuild = { enabled: false, since: null as number | null, times: [] as number[] };
+export const frameBuild = {
+  enabled: false,
+  since: null as number | null,
+  times: [] as number[],
+  /**
+   * Key to frame inside the app: from the key reaching the key handlers (use-keys.ts) until
+   * Ink has built the frame after it, ms. What the process adds to a key; the bench's
+   * key-to-screen adds the terminal and the scheduler.
+   */
+  keySince: null as number | null,
+  keys: [] as number[],
+};
 
 export function resetRenderCounter(): void {
   renderCounter.count = 0;

@@ -1,5 +1,5 @@
 import chalk from 'chalk';
-import { Text } from 'ink';
+import { Text, Transform } from 'ink';
 import { memo } from 'react';
 import type { PagesInfo, RamStats } from '../../types.js';
 import { fmtBytes } from '../format.js';
@@ -47,34 +47,57 @@ export function resampleMap(map: string, cells: number): string {
 /** Colouring one glyph run costs one chalk call; chalk's level (NO_COLOR) applies here too. */
 const paint = (color: Colour, s: string): string => chalk[color](s);
 
-/**
- * The grid's rows as strings with their colours inside, one string per row. A row is one Ink
- * text node, not one per run of cells: Ink's cost is per node and per write, and this panel is
- * the widest grid on the screen.
- */
-export function mapRows(cells: string, width: number): string[] {
-  const rows: string[] = [];
-  for (let i = 0; i < cells.length; i += width) {
-    const row = cells.slice(i, i + width);
-    let line = '';
-    let runKind: CellKind | null = null;
-    let runLen = 0;
-    const flush = () => {
-      if (runKind !== null && runLen > 0) line += paint(CELL_STYLE[runKind].color, CELL_STYLE[runKind].glyph.repeat(runLen));
-    };
-    for (const ch of row) {
-      const kind = (ch in CELL_STYLE ? ch : '.') as CellKind;
-      if (kind === runKind) runLen++;
-      else {
-        flush();
-        runKind = kind;
-        runLen = 1;
-      }
+/** One row of cell letters ('R', 'q', ...) as coloured glyphs; anything else is a missing page. */
+export function paintRow(row: string): string {
+  let line = '';
+  let runKind: CellKind | null = null;
+  let runLen = 0;
+  const flush = () => {
+    if (runKind !== null && runLen > 0) line += paint(CELL_STYLE[runKind].color, CELL_STYLE[runKind].glyph.repeat(runLen));
+  };
+  for (const ch of row) {
+    const kind = (ch in CELL_STYLE ? ch : '.') as CellKind;
+    if (kind === runKind) runLen++;
+    else {
+      flush();
+      runKind = kind;
+      runLen = 1;
     }
-    flush();
-    rows.push(line);
   }
-  return rows;
+  flush();
+  return line;
+}
+
+/**
+ * The grid reaches Ink as its cell letters, one ASCII character per cell, and is painted into
+ * glyphs only as Ink writes each row (a Transform). Ink measures every text's width on every
+ * frame without a cache (render-node-to-output, measure-text): for ASCII that is one regex test,
+ * for a row of glyphs and colour codes it is a grapheme-by-grapheme walk, ~14 % of a frame's CPU
+ * when the map was written as glyphs. Every glyph is one column wide, so the layout is the same.
+ */
+const paintedRows = new Map<string, string>();
+let paintedLevel = chalk.level;
+const paintRowCached = (row: string): string => {
+  // NO_COLOR (or a test) may change chalk's level: painted rows of another level are stale.
+  if (chalk.level !== paintedLevel) {
+    paintedRows.clear();
+    paintedLevel = chalk.level;
+  }
+  let painted = paintedRows.get(row);
+  if (painted === undefined) {
+    // Rows change as pages arrive; a full cache is started afresh rather than grown forever.
+    if (paintedRows.size > 2_000) paintedRows.clear();
+    painted = paintRow(row);
+    paintedRows.set(row, painted);
+  }
+  return painted;
+};
+
+/** Cell letters row by row, each row cut to `width`, to be painted by paintRowCached. */
+function letterRows(cells: string, width: number): string {
+  const rows: string[] = [];
+  for (let i = 0; i < cells.length; i += width) rows.push(cells.slice(i, i + width).replace(/[^RFrq.]/g, '.'));
+  return rows.join('\n');
 }
 
 function Legend(props: { withFile: boolean }) {
@@ -128,7 +151,7 @@ function PageMapView(props: PageMapProps) {
   const withFile = cells.includes('F') || (pages['from-file'] ?? 0) > 0;
   return (
     <Panel title="Pages" extra={<Legend withFile={withFile} />} width={width} height={height}>
-      <Text>{mapRows(cells, width).join('\n')}</Text>
+      <Transform transform={paintRowCached}>{letterRows(cells, width)}</Transform>
     </Panel>
   );
 }

@@ -4,11 +4,13 @@
  * a changed slice must reach the screen.
  */
 import chalk from 'chalk';
+import { Text, Transform } from 'ink';
 import { render } from 'ink-testing-library';
+import { Panel } from '../../../src/ui/components/Panel.js';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { RunSummary } from '../../../src/types.js';
 import { LinkPanel, sameLinkPanelProps } from '../../../src/ui/components/LinkPanel.js';
-import { mapRows, PageMap, resampleMap, samePageMapProps } from '../../../src/ui/components/PageMap.js';
+import { paintRow, PageMap, resampleMap, samePageMapProps } from '../../../src/ui/components/PageMap.js';
 import { sameSideCountersProps, SideCounters, sideCells } from '../../../src/ui/components/SideCounters.js';
 import { LabScreen } from '../../../src/ui/screens/LabScreen.js';
 import { FakeSession, fakeDirection, fakePages, fakeSide, fakeSnapshot } from '../../helpers/fake-session.js';
@@ -29,7 +31,7 @@ describe('PageMap: cells from a recovery file', () => {
     const level = chalk.level;
     chalk.level = 1;
     try {
-      const [row] = mapRows('RRFF', 4);
+      const row = paintRow('RRFF');
       expect(row).toContain(chalk.cyan('██'));
       expect(row).toContain(chalk.green('██'));
     } finally {
@@ -45,6 +47,40 @@ describe('PageMap: cells from a recovery file', () => {
     const counted = render(<PageMap pages={fakePages({ map: 'RRRR....', 'from-file': 3 })} width={70} height={3} />);
     expect(plain(counted.lastFrame())).toContain('from file');
     counted.unmount();
+  });
+
+  it('the grid painted as Ink writes it (a Transform of cell letters) is the frame of the glyphs written as text', () => {
+    const level = chalk.level;
+    chalk.level = 3;
+    try {
+      const map = 'RRRRFFq..r'.repeat(40) + 'x'; // 'x': not a cell kind, drawn as missing
+      for (const [width, height] of [[30, 5], [70, 8], [7, 3]]) {
+        const cells = resampleMap(map, width * (height - 1));
+        const rows = [];
+        for (let i = 0; i < cells.length; i += width) rows.push(paintRow(cells.slice(i, i + width)));
+        const asText = render(
+          <Panel title="Pages" extra={<Text wrap="truncate">{'legend'}</Text>} width={width} height={height}>
+            <Text>{rows.join('\n')}</Text>
+          </Panel>,
+        );
+        const painted = render(
+          <Panel title="Pages" extra={<Text wrap="truncate">{'legend'}</Text>} width={width} height={height}>
+            <Transform transform={paintRow}>{cells.match(new RegExp(`.{1,${width}}`, 'g'))!.join('\n')}</Transform>
+          </Panel>,
+        );
+        expect(painted.lastFrame()).toBe(asText.lastFrame());
+        expect(plain(painted.lastFrame())).toContain('▚');
+        asText.unmount();
+        painted.unmount();
+        // And the panel itself paints what a frame of glyph text would show.
+        const panel = render(<PageMap pages={fakePages({ map })} width={width} height={height} />);
+        const lines = plain(panel.lastFrame()).replace(/\n+$/, '').split('\n').slice(1);
+        expect(lines.join('\n')).toBe(plain(rows.join('\n')));
+        panel.unmount();
+      }
+    } finally {
+      chalk.level = level;
+    }
   });
 
   it('the destination counts pages from the file beside the pages received, only when present', () => {
