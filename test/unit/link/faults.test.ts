@@ -222,6 +222,8 @@ describe('bandwidth', () => {
     await settle();
     expect(before).toBeLessThan(2000);
     expect(s.bytes()).toBe(2000);
+    // Released by the change, not by the bucket: it left now, not at the due time it had.
+    expect(Math.max(...s.out.map((o) => o.due))).toBeLessThanOrEqual(h.clock.now());
   });
 });
 
