@@ -43,15 +43,6 @@ export interface PumpOwner {
 
 const noRelease = (): void => {};
 
-/**
- * The staged path hands chunks on for at most this long before it lets the event loop turn.
- * Chunks that fall due together (a window held by latency) leave in one chain of promise
- * turns, which no timer or read of another connection can interrupt: without a bound, a
- * 4 MiB burst kept a ping on the next connection ~10 ms past its own due time.
- */
-const STAGED_BATCH_MS = 0.5;
-const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
-
 export class DirectionPump {
   private mode: 'direct' | 'staged' = 'direct';
   private readonly inbox: Chunk[] = [];
@@ -181,14 +172,10 @@ export class DirectionPump {
 
   private async runStaged(): Promise<void> {
     try {
-      let batchStart = this.ctx.clock.now();
       for await (const chunk of runStages(this.input(), this.ctx)) {
         if (this.owner.isClosed || this.to.destroyed) return;
         this.forward(chunk.data);
         if (this.waitingDrain) await new Promise<void>((resolve) => (this.drainWaiter = resolve));
-        else if (this.ctx.clock.now() - batchStart > STAGED_BATCH_MS) await nextTurn();
-        else continue;
-        batchStart = this.ctx.clock.now();
       }
       if (this.owner.isClosed) return;
       if (this.ended) {
