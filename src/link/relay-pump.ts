@@ -21,7 +21,7 @@ import type { Direction } from '../types.js';
 import type { DirectionConfig } from './fault-model.js';
 import { latencyDelay } from './faults/latency.js';
 import { runStages } from './faults/pipeline.js';
-import type { StageContext } from './faults/stage.js';
+import type { Chunk, StageContext } from './faults/stage.js';
 import type { LinkDirection } from './relay-state.js';
 
 /** True when the direction shapes nothing and passes everything: the direct path applies. */
@@ -45,7 +45,7 @@ const noRelease = (): void => {};
 
 export class DirectionPump {
   private mode: 'direct' | 'staged' = 'direct';
-  private readonly inbox: Buffer[] = [];
+  private readonly inbox: Chunk[] = [];
   private wantData = false;
   private waitingDrain = false;
   private ended = false;
@@ -91,8 +91,9 @@ export class DirectionPump {
       this.forward(chunk, release);
       return;
     }
-    // The stages pull one chunk at a time: hold it and stop reading until they take it.
-    this.inbox.push(release === noRelease ? chunk : Buffer.from(chunk));
+    // The stages pull one chunk at a time: hold it and stop reading until they take it. Its
+    // delays count from now, not from when the stages get to it.
+    this.inbox.push({ data: release === noRelease ? chunk : Buffer.from(chunk), at: this.ctx.clock.now() });
     release();
     this.from.pause();
     this.poke();
@@ -152,7 +153,7 @@ export class DirectionPump {
   }
 
   /** The socket's chunks for the stages; ends at FIN, or once the config is clear again. */
-  private async *input(): AsyncGenerator<Buffer> {
+  private async *input(): AsyncGenerator<Chunk> {
     for (;;) {
       if (this.owner.isClosed) return;
       const chunk = this.inbox.shift();
@@ -173,7 +174,7 @@ export class DirectionPump {
     try {
       for await (const chunk of runStages(this.input(), this.ctx)) {
         if (this.owner.isClosed || this.to.destroyed) return;
-        this.forward(chunk);
+        this.forward(chunk.data);
         if (this.waitingDrain) await new Promise<void>((resolve) => (this.drainWaiter = resolve));
       }
       if (this.owner.isClosed) return;

@@ -12,23 +12,29 @@ import { sliceBytes } from '../../util/token-bucket.js';
 
 export const bandwidth: Stage = async function* bandwidth(input, ctx) {
   for await (const chunk of input) {
+    const { data } = chunk;
     let offset = 0;
-    while (offset < chunk.length) {
+    while (offset < data.length) {
       if (ctx.closed) return;
       const rate = ctx.bucket.bytesPerSec;
       if (rate <= 0) {
-        yield offset === 0 ? chunk : chunk.subarray(offset);
+        yield offset === 0 ? chunk : { data: data.subarray(offset), at: Math.max(chunk.at, ctx.clock.now()) };
         break;
       }
-      const n = Math.min(chunk.length - offset, sliceBytes(rate));
+      const n = Math.min(data.length - offset, sliceBytes(rate));
+      let at = chunk.at;
       let wait = ctx.bucket.take(n);
       // A rate change resets the bucket's debt, so re-ask after every wake-up.
       while (wait > 0 && !ctx.closed) {
+        const due = ctx.clock.now() + wait;
         await waitForChange(ctx, wait);
+        // The slice left when the bucket had its tokens, however late the timer fired (or
+        // earlier, when a rate change woke it).
+        at = Math.max(chunk.at, Math.min(due, ctx.clock.now()));
         wait = ctx.bucket.waitMs();
       }
       if (ctx.closed) return;
-      yield chunk.subarray(offset, offset + n);
+      yield { data: data.subarray(offset, offset + n), at };
       offset += n;
     }
   }

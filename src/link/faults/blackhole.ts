@@ -16,7 +16,7 @@ export const blackhole: Stage = async function* blackhole(input, ctx) {
   for await (const chunk of input) {
     const state = ctx.config.state;
     if (state === 'blackhole' || state === 'cut') {
-      ctx.countDropped(chunk.length);
+      ctx.countDropped(chunk.data.length);
       continue;
     }
     yield chunk;

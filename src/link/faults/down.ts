@@ -10,8 +10,13 @@ import { waitForChange, type Stage } from './stage.js';
 
 export const down: Stage = async function* down(input, ctx) {
   for await (const chunk of input) {
+    if (ctx.config.state !== 'down') {
+      yield chunk;
+      continue;
+    }
     while (ctx.config.state === 'down' && !ctx.closed) await waitForChange(ctx);
     if (ctx.closed) return;
-    yield chunk;
+    // Held until the cable came back: that is when it set off again.
+    yield { data: chunk.data, at: Math.max(chunk.at, ctx.clock.now()) };
   }
 };

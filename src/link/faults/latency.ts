@@ -12,4 +12,4 @@ export const latencyDelay: DelayPolicy = (chunk, config) => {
   return Math.max(0, config.latencyMs + (2 * chunk.sample - 1) * config.jitterMs);
 };
 
-export const latency = delayStage(latencyDelay);
+export const latency = delayStage(latencyDelay, (c) => c.latencyMs > 0 || c.jitterMs > 0);

@@ -27,4 +27,4 @@ export function stallProbability(percent: number, bytes: number): number {
 export const lossDelay: DelayPolicy = (chunk, config) =>
   chunk.sample < stallProbability(config.lossPercent, chunk.bytes) ? RETRANSMIT_DELAY_MS : 0;
 
-export const loss = delayStage(lossDelay);
+export const loss = delayStage(lossDelay, (c) => c.lossPercent > 0);

@@ -10,10 +10,10 @@ import { blackhole } from './blackhole.js';
 import { down } from './down.js';
 import { latency } from './latency.js';
 import { loss } from './loss.js';
-import type { Stage, StageContext } from './stage.js';
+import type { Chunk, Stage, StageContext } from './stage.js';
 
 export const STAGES: readonly Stage[] = [bandwidth, loss, latency, down, blackhole];
 
-export function runStages(input: AsyncIterable<Buffer>, ctx: StageContext, stages: readonly Stage[] = STAGES): AsyncIterable<Buffer> {
-  return stages.reduce<AsyncIterable<Buffer>>((stream, stage) => stage(stream, ctx), input);
+export function runStages(input: AsyncIterable<Chunk>, ctx: StageContext, stages: readonly Stage[] = STAGES): AsyncIterable<Chunk> {
+  return stages.reduce<AsyncIterable<Chunk>>((stream, stage) => stage(stream, ctx), input);
 }

@@ -5,7 +5,8 @@ import { TokenBucket } from '../../../src/util/token-bucket.js';
 import { blackhole } from '../../../src/link/faults/blackhole.js';
 import { delayStage } from '../../../src/link/faults/delay-queue.js';
 import { down } from '../../../src/link/faults/down.js';
-import { latency } from '../../../src/link/faults/latency.js';
+import { latency, latencyDelay } from '../../../src/link/faults/latency.js';
+import type { Chunk } from '../../../src/link/faults/stage.js';
 import { loss, RETRANSMIT_DELAY_MS, stallProbability } from '../../../src/link/faults/loss.js';
 import { runStages } from '../../../src/link/faults/pipeline.js';
 import { harness, ManualClock, runStage, settle } from './helpers.js';
@@ -89,9 +90,42 @@ describe('latency', () => {
     expect(s.text()).toBe('x');
   });
 
+  it('counts the delay from when the chunk was read, not from when it reached the stage', async () => {
+    // The relay stamps a chunk when it reads it; the stages before this one took 30 ms (the
+    // promise turns between stages cost real time, more under load).
+    const h = harness({ latencyMs: 100 });
+    await h.clock.advance(30);
+    async function* readAtZero(): AsyncGenerator<Chunk> {
+      yield { data: Buffer.from('x'), at: 0 };
+    }
+    const out: { at: number; due: number }[] = [];
+    const done = (async () => {
+      for await (const c of latency(readAtZero(), h.ctx)) out.push({ at: h.clock.now(), due: c.at });
+    })();
+    await h.clock.advance(69);
+    expect(out).toEqual([]);
+    await h.clock.advance(1);
+    await done;
+    expect(out).toEqual([{ at: 100, due: 100 }]);
+  });
+
+  it('passes on the time a chunk was due, so a late wake-up is not counted again downstream', async () => {
+    // Bucket debt (two slices: 51.2 ms, then 100 ms in all) then latency (100 ms): the second
+    // stage counts from the due time the first one reports, which a late timer in the relay
+    // would otherwise push back.
+    const h = harness({ latencyMs: 100, rateBytesPerSec: 10_000 });
+    const s = runStage((input, ctx) => runStages(input, ctx), h);
+    s.write(Buffer.alloc(1000));
+    await h.clock.advance(250);
+    const dues = s.out.map((o) => o.due);
+    expect(dues).toHaveLength(2);
+    expect(dues[0]).toBeCloseTo(151.2, 6);
+    expect(dues[1]).toBeCloseTo(200, 6);
+  });
+
   it('holds a bounded number of bytes, then stops pulling (backpressure)', async () => {
     const h = harness({ latencyMs: 1000 });
-    const s = runStage(delayStage(() => 1000, 10), h);
+    const s = runStage(delayStage(() => 1000, () => true, 10), h);
     let accepted = 0;
     for (let i = 0; i < 40; i++) if (s.write('12345')) accepted++;
     await settle();
@@ -103,6 +137,17 @@ describe('latency', () => {
 });
 
 describe('loss', () => {
+  it('with only latency set, holds one chunk: no second window of queueing in front of the latency', async () => {
+    // Latency holds 10 bytes; loss, which delays nothing here, must not run ahead of it.
+    const h = harness({ latencyMs: 1000 });
+    const s = runStage((input, ctx) => runStages(input, ctx, [loss, delayStage(latencyDelay, () => true, 10)]), h);
+    for (let i = 0; i < 40; i++) s.write('12345');
+    await settle();
+    // Latency took 10 bytes and pulled one more chunk; loss holds one: 4 chunks of 40 left the input.
+    expect(s.input.writableLength + s.input.readableLength).toBeGreaterThanOrEqual(35);
+    h.close();
+  });
+
   it('never loses bytes: a lost chunk stalls for the retransmission delay, and so does what follows', async () => {
     const samples = [0, 0.99]; // first chunk "lost", second not
     const h = harness({ lossPercent: 50 }, () => samples.shift() ?? 0.99);
@@ -177,6 +222,8 @@ describe('bandwidth', () => {
     await settle();
     expect(before).toBeLessThan(2000);
     expect(s.bytes()).toBe(2000);
+    // Released by the change, not by the bucket: it left now, not at the due time it had.
+    expect(Math.max(...s.out.map((o) => o.due))).toBeLessThanOrEqual(h.clock.now());
   });
 });
 

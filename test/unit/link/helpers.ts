@@ -3,7 +3,7 @@ import { PassThrough } from 'node:stream';
 import { TokenBucket } from '../../../src/util/token-bucket.js';
 import type { Clock } from '../../../src/util/clock.js';
 import type { DirectionConfig } from '../../../src/link/fault-model.js';
-import { Notifier, type Stage, type StageContext } from '../../../src/link/faults/stage.js';
+import { Notifier, type Chunk, type Stage, type StageContext } from '../../../src/link/faults/stage.js';
 
 /** A clock that only moves when told to; timers fire in time order as it passes them. */
 export class ManualClock implements Clock {
@@ -98,15 +98,23 @@ export function harness(patch: Partial<DirectionConfig> = {}, random: () => numb
   };
 }
 
-/** An in-memory stream pair around a stage: write chunks in, read what comes out and when. */
+/** The chunks written to `input`, stamped with the clock's time when the stage pulls them (as the relay stamps reads). */
+async function* stamped(input: AsyncIterable<Buffer>, clock: ManualClock): AsyncGenerator<Chunk> {
+  for await (const data of input) yield { data, at: clock.now() };
+}
+
+/**
+ * An in-memory stream pair around a stage: write chunks in, read what comes out and when
+ * (`at`: the clock when it came out; `due`: the time the stage said it left).
+ */
 export function runStage(stage: Stage, h: Harness) {
   const input = new PassThrough({ objectMode: true, highWaterMark: 4 });
-  const out: { at: number; chunk: Buffer }[] = [];
+  const out: { at: number; due: number; chunk: Buffer }[] = [];
   let ended = false;
   let error: unknown;
   const done = (async () => {
     try {
-      for await (const chunk of stage(input as AsyncIterable<Buffer>, h.ctx)) out.push({ at: h.clock.now(), chunk });
+      for await (const c of stage(stamped(input as AsyncIterable<Buffer>, h.clock), h.ctx)) out.push({ at: h.clock.now(), due: c.at, chunk: c.data });
     } catch (err) {
       error = err;
     } finally {
