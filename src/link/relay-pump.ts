@@ -4,11 +4,11 @@
  * Two ways to move a chunk, chosen from the direction's live config:
  * - **direct** while no fault is set (up, no latency, jitter, loss or cap): each chunk read is
  *   written at once, from the read callback, as a C forwarder would (socat reads, then writes).
- *   Reads go into reused buffers (./read-pool.ts), given back when the write completes; nothing
- *   is copied or allocated per chunk and no promise is created. When the writer's buffer is
- *   full the reading socket is paused until 'drain': the relay holds at most the writable
- *   buffer's high-water mark plus one chunk, so a page request behind the bulk push waits
- *   behind no more bytes than socat would hold.
+ *   Reads go into reused buffers (./read-pool.ts), given back when the write completes, and
+ *   writes go straight to the socket's handle where Node allows it (./chunk-writer.ts); nothing
+ *   is copied per chunk and no promise is created. When the kernel does not take a chunk whole
+ *   the reading socket is paused until it has: the relay holds at most one chunk, so a page
+ *   request behind the bulk push waits behind no more bytes than socat would hold.
  * - **staged** while any fault is set: chunks (copied out of the read buffer, which goes back
  *   at once: a stage may hold a chunk for seconds) go through the fault stages (./faults),
  *   which pull one chunk at a time, so their backpressure reaches the socket as before.
@@ -19,6 +19,7 @@
 import type net from 'node:net';
 import type { Direction } from '../types.js';
 import type { DirectionConfig } from './fault-model.js';
+import { chunkWriter, type ChunkWriter } from './chunk-writer.js';
 import { latencyDelay } from './faults/latency.js';
 import { runStages } from './faults/pipeline.js';
 import type { StageContext } from './faults/stage.js';
@@ -55,6 +56,7 @@ export class DirectionPump {
   private drainWaiter: (() => void) | undefined;
   private offChange: (() => void) | undefined;
   private offClose: (() => void) | undefined;
+  private writer: ChunkWriter | undefined;
 
   constructor(
     private readonly d: Direction,
@@ -63,9 +65,12 @@ export class DirectionPump {
     private readonly dir: LinkDirection,
     private readonly ctx: StageContext,
     private readonly owner: PumpOwner,
+    /** False: write through `socket.write` even where handle writes work (./chunk-writer.ts). */
+    private readonly handleWrites = true,
   ) {}
 
   start(): void {
+    this.writer = chunkWriter(this.to, { drained: () => this.drained(), failed: () => this.owner.fail() }, this.handleWrites);
     this.offChange = this.dir.changes.on(() => this.configChanged());
     this.offClose = this.owner.onClose(() => {
       this.offChange?.();
@@ -77,7 +82,6 @@ export class DirectionPump {
     // still puts it in flowing mode, which starts reading and lets 'end' be emitted.
     this.from.on('data', (chunk: Buffer) => this.read(chunk, noRelease));
     this.from.once('end', () => this.onEnd());
-    this.to.on('drain', () => this.drained());
     // The socket comes paused (nothing may be read before this pump exists); staged mode
     // resumes it when its stages want a chunk.
     if (!isClear(this.dir.config)) this.startStaged();
@@ -113,15 +117,16 @@ export class DirectionPump {
 
   /** Hands a chunk to the other socket; pauses reading while the writer is full. */
   private forward(chunk: Buffer, release: () => void = noRelease): void {
-    if (this.owner.isClosed || this.to.destroyed) {
+    if (this.owner.isClosed || this.to.destroyed || !this.writer) {
       release();
       return;
     }
     this.owner.countForwarded(this.d, chunk.length);
     this.dir.bytesForwarded += chunk.length;
-    // The callback runs once the bytes are in the kernel (or the write failed): then the
-    // buffer can take another read.
-    if (!this.to.write(chunk, release === noRelease ? undefined : release)) {
+    // `release` runs once the bytes are in the kernel (or the write failed): then the buffer
+    // can take another read. Until every pending write is in, reading stops: the relay holds
+    // at most one chunk per direction beyond what the kernel holds.
+    if (!this.writer.write(chunk, release)) {
       this.waitingDrain = true;
       this.from.pause();
     }
