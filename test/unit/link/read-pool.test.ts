@@ -86,6 +86,7 @@ describe('read pool', () => {
     readers.read = (chunk, release) => {
       parts.push(Buffer.from(chunk));
       release();
+      return true;
     };
     const ended = new Promise((r) => socket.once('end', r));
     socket.resume();
