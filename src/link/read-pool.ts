@@ -41,8 +41,12 @@ export class ReadPool {
   }
 }
 
-/** Called for every read: `chunk` is a view of a pool buffer; call `release` once it is written. */
-export type PooledReader = (chunk: Buffer, release: () => void) => void;
+/**
+ * Called for every read: `chunk` is a view of a pool buffer; call `release` once it is written.
+ * Returning false stops reading (Node's `onread` contract: the handle stops, the stream stays
+ * flowing) until the socket's `resume()`, which then only restarts the handle.
+ */
+export type PooledReader = (chunk: Buffer, release: () => void) => boolean;
 
 /**
  * The `onread` option for a socket whose reads go to `reader()` (looked up per read, so the
@@ -54,9 +58,7 @@ export function pooledOnRead(pool: ReadPool, reader: () => PooledReader | undefi
     callback: (bytes: number, buf: Uint8Array) => {
       const whole = buf as Buffer;
       const read = reader();
-      if (read) read(whole.subarray(0, bytes), () => pool.give(whole));
-      // Reading is paused and resumed with the socket's pause()/resume(), never from here.
-      return true;
+      return read ? read(whole.subarray(0, bytes), () => pool.give(whole)) : true;
     },
   };
 }

@@ -4,11 +4,11 @@
  * Two ways to move a chunk, chosen from the direction's live config:
  * - **direct** while no fault is set (up, no latency, jitter, loss or cap): each chunk read is
  *   written at once, from the read callback, as a C forwarder would (socat reads, then writes).
- *   Reads go into reused buffers (./read-pool.ts), given back when the write completes; nothing
- *   is copied or allocated per chunk and no promise is created. When the writer's buffer is
- *   full the reading socket is paused until 'drain': the relay holds at most the writable
- *   buffer's high-water mark plus one chunk, so a page request behind the bulk push waits
- *   behind no more bytes than socat would hold.
+ *   Reads go into reused buffers (./read-pool.ts), given back when the write completes, and
+ *   writes go straight to the socket's handle where Node allows it (./chunk-writer.ts); nothing
+ *   is copied per chunk and no promise is created. When the kernel does not take a chunk whole
+ *   the reading socket is paused until it has: the relay holds at most one chunk, so a page
+ *   request behind the bulk push waits behind no more bytes than socat would hold.
  * - **staged** while any fault is set: chunks (copied out of the read buffer, which goes back
  *   at once: a stage may hold a chunk for seconds) go through the fault stages (./faults),
  *   which pull one chunk at a time, so their backpressure reaches the socket as before.
@@ -19,6 +19,7 @@
 import type net from 'node:net';
 import type { Direction } from '../types.js';
 import type { DirectionConfig } from './fault-model.js';
+import { chunkWriter, type ChunkWriter } from './chunk-writer.js';
 import { latencyDelay } from './faults/latency.js';
 import { runStages } from './faults/pipeline.js';
 import type { Chunk, StageContext } from './faults/stage.js';
@@ -43,11 +44,26 @@ export interface PumpOwner {
 
 const noRelease = (): void => {};
 
+/**
+ * Bytes one socket may read in a turn of the event loop before the direct path lets the other
+ * sockets' events run. libuv reads a readable socket up to 32 times in a row: measured under a
+ * bulk push, 4 MiB batches of 128 KiB reads (each written at once) were common, and a page
+ * request on the return path or the preempt channel waited behind the whole batch, where socat
+ * (a process per connection, one read per select) makes it wait behind one read.
+ */
+export const TURN_BYTES = 256 * 1024;
+
 export class DirectionPump {
   private mode: 'direct' | 'staged' = 'direct';
   private readonly inbox: Chunk[] = [];
   private wantData = false;
   private waitingDrain = false;
+  /**
+   * Bytes read directly since reading last gave way (counted across turns too: a slow trickle
+   * then gives way once more than needed, which costs one turn), and whether it is giving way.
+   */
+  private turnBytes = 0;
+  private yielding = false;
   private ended = false;
   private endedAt = 0;
   private endSample = 0;
@@ -55,6 +71,7 @@ export class DirectionPump {
   private drainWaiter: (() => void) | undefined;
   private offChange: (() => void) | undefined;
   private offClose: (() => void) | undefined;
+  private writer: ChunkWriter | undefined;
 
   constructor(
     private readonly d: Direction,
@@ -63,9 +80,12 @@ export class DirectionPump {
     private readonly dir: LinkDirection,
     private readonly ctx: StageContext,
     private readonly owner: PumpOwner,
+    /** False: write through `socket.write` even where handle writes work (./chunk-writer.ts). */
+    private readonly handleWrites = true,
   ) {}
 
   start(): void {
+    this.writer = chunkWriter(this.to, { drained: () => this.drained(), failed: () => this.owner.fail() }, this.handleWrites);
     this.offChange = this.dir.changes.on(() => this.configChanged());
     this.offClose = this.owner.onClose(() => {
       this.offChange?.();
@@ -75,21 +95,31 @@ export class DirectionPump {
     });
     // A socket reading with `onread` calls read() instead and emits no 'data'; the listener
     // still puts it in flowing mode, which starts reading and lets 'end' be emitted.
-    this.from.on('data', (chunk: Buffer) => this.read(chunk, noRelease));
+    this.from.on('data', (chunk: Buffer) => {
+      if (!this.read(chunk, noRelease)) this.from.pause();
+    });
     this.from.once('end', () => this.onEnd());
-    this.to.on('drain', () => this.drained());
     // The socket comes paused (nothing may be read before this pump exists); staged mode
     // resumes it when its stages want a chunk.
     if (!isClear(this.dir.config)) this.startStaged();
     else this.from.resume();
   }
 
-  /** One read: `chunk` may be a view of a pooled buffer, given back by `release` once written. */
-  read(chunk: Buffer, release: () => void): void {
+  /**
+   * One read: `chunk` may be a view of a pooled buffer, given back by `release` once written.
+   * Returns false when reading must stop (a write is pending, or this turn's share is read):
+   * for a pooled socket that stops its handle at once, without the stream's pause machinery.
+   */
+  read(chunk: Buffer, release: () => void): boolean {
     this.owner.countRead(this.d, chunk.length);
     if (this.mode === 'direct') {
       this.forward(chunk, release);
-      return;
+      this.turnBytes += chunk.length;
+      if (this.turnBytes >= TURN_BYTES && !this.yielding) {
+        this.yielding = true;
+        setImmediate(this.nextTurn);
+      }
+      return !this.waitingDrain && !this.yielding;
     }
     // The stages pull one chunk at a time: hold it and stop reading until they take it. Its
     // delays count from now, not from when the stages get to it.
@@ -97,6 +127,7 @@ export class DirectionPump {
     release();
     this.from.pause();
     this.poke();
+    return true;
   }
 
   private onEnd(): void {
@@ -114,17 +145,19 @@ export class DirectionPump {
 
   /** Hands a chunk to the other socket; pauses reading while the writer is full. */
   private forward(chunk: Buffer, release: () => void = noRelease): void {
-    if (this.owner.isClosed || this.to.destroyed) {
+    if (this.owner.isClosed || this.to.destroyed || !this.writer) {
       release();
       return;
     }
     this.owner.countForwarded(this.d, chunk.length);
     this.dir.bytesForwarded += chunk.length;
-    // The callback runs once the bytes are in the kernel (or the write failed): then the
-    // buffer can take another read.
-    if (!this.to.write(chunk, release === noRelease ? undefined : release)) {
+    // `release` runs once the bytes are in the kernel (or the write failed): then the buffer
+    // can take another read. Until every pending write is in, reading stops: the relay holds
+    // at most one chunk per direction beyond what the kernel holds.
+    if (!this.writer.write(chunk, release)) {
       this.waitingDrain = true;
-      this.from.pause();
+      // Direct reads stop by read()'s answer; the stages' writes are not from a read.
+      if (this.mode === 'staged') this.from.pause();
     }
   }
 
@@ -136,8 +169,15 @@ export class DirectionPump {
     this.resumeIfWanted();
   }
 
+  /** After the other sockets' events of this turn (setImmediate runs after the poll phase). */
+  private readonly nextTurn = (): void => {
+    this.yielding = false;
+    this.turnBytes = 0;
+    this.resumeIfWanted();
+  };
+
   private resumeIfWanted(): void {
-    if (this.waitingDrain || this.owner.isClosed || this.ended) return;
+    if (this.waitingDrain || this.yielding || this.owner.isClosed || this.ended) return;
     if (this.mode === 'direct' || (this.wantData && this.inbox.length === 0)) this.from.resume();
   }
 

@@ -21,6 +21,8 @@ export interface Route {
 export interface RelayOptions {
   clock?: Clock;
   random?: () => number;
+  /** False: write through `socket.write` even where handle writes work (for tests of that path). */
+  handleWrites?: boolean;
 }
 
 /** A listen port that is taken; the message names it and suggests port 0. */
@@ -40,6 +42,7 @@ export class Relay {
   private readonly connections = new Set<RelayConnection>();
   private readonly clock: Clock;
   readonly random: () => number;
+  readonly handleWrites: boolean;
   /** The read buffers every connection shares (see ./read-pool.ts). */
   readonly pool = new ReadPool();
   /** Accepted connections whose socket reads into the pool (all of them on Node 20). */
@@ -52,6 +55,7 @@ export class Relay {
   ) {
     this.clock = options.clock ?? preciseClock;
     this.random = options.random ?? Math.random;
+    this.handleWrites = options.handleWrites ?? true;
     this.state = new LinkState({ clock: this.clock, onCut: () => this.resetAll() });
   }
 
@@ -224,7 +228,7 @@ class RelayConnection implements PumpOwner {
         ['source-to-destination', this.client, upstream, 'client'],
         ['destination-to-source', upstream, this.client, 'upstream'],
       ] as const) {
-        const pump = new DirectionPump(d, from, to, this.relay.direction(d), this.relay.makeContext(d, this), this);
+        const pump = new DirectionPump(d, from, to, this.relay.direction(d), this.relay.makeContext(d, this), this, this.relay.handleWrites);
         this.readers[side] = (chunk, release) => pump.read(chunk, release);
         pump.start();
       }

@@ -86,6 +86,7 @@ describe('read pool', () => {
     readers.read = (chunk, release) => {
       parts.push(Buffer.from(chunk));
       release();
+      return true;
     };
     const ended = new Promise((r) => socket.once('end', r));
     socket.resume();
@@ -97,7 +98,8 @@ describe('read pool', () => {
   });
 });
 
-describe('relay over pooled reads', () => {
+// Both write paths of ./chunk-writer.ts: handle writes (the default) and socket.write.
+describe.each([true, false])('relay over pooled reads (handle writes %s)', (handleWrites) => {
   async function rig() {
     // The target: echoes everything back.
     const target = net.createServer({ allowHalfOpen: true }, (s) => {
@@ -105,7 +107,7 @@ describe('relay over pooled reads', () => {
       s.pipe(s);
     });
     const targetPort = await listen(target);
-    const relay = new Relay([{ listen: { host: '127.0.0.1', port: 0 }, target: { host: '127.0.0.1', port: targetPort } }]);
+    const relay = new Relay([{ listen: { host: '127.0.0.1', port: 0 }, target: { host: '127.0.0.1', port: targetPort } }], { handleWrites });
     const [route] = await relay.listen();
     cleanups.push(() => relay.close());
     return { relay, port: route!.listen.port };
