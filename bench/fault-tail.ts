@@ -12,6 +12,9 @@
  * span. A loop delayed while its main thread waited for a CPU ran nothing late: a long task
  * would be named in the task table, a wait for a CPU shows as run-queue time.
  *
+ * Last, a calibration row: the same guest on QEMU 10.0 (KVM) and on the sim, back to back, their
+ * mean fault latency side by side (skipped, saying why, without QEMU 10.0 or KVM).
+ *
  *   node dist/bench/run.js --only fault-tail [--quick]
  *
  * Extra flags for the VM processes (e.g. V8's) come from NODE_OPTIONS, which they inherit;
@@ -23,6 +26,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Orchestrator, tcpUri } from '../src/driver/orchestrator.js';
+import { makeBackend } from '../src/driver/select-backend.js';
+import { QemuBackend } from '../src/driver/qemu-backend.js';
+import { installedQemus } from '../src/qemu/installed.js';
 import type { PagesInfo, RamStats, Side } from '../src/types.js';
 import type { LoopStats } from '../src/sim/loop-stats.js';
 import { DirectLink } from './direct-link.js';
@@ -54,13 +60,16 @@ async function untilCompleted(o: Orchestrator): Promise<RamStats> {
   }
 }
 
+/** The guest of every row, sim or QEMU: the same lab guest, so the rows compare. */
+const GUEST = { pageSize: 4096, vcpus: 2, workload: 'random', dirtyRate: 2000, readRate: 20000, seed: 1 } as const;
+
 /** One run; `preempt` false gives the vanilla row for comparison. */
 export async function faultTailRun(preempt = true, memoryBytes = GiB, postcopyBandwidth = 0): Promise<FaultTailRun> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'fault-tail-'));
   const before = process.env.POSTCOPY_LAB_LOOP_STATS;
   process.env.POSTCOPY_LAB_LOOP_STATS = dir;
   const o = new Orchestrator({
-    guest: { memoryBytes, pageSize: 4096, vcpus: 2, workload: 'random', dirtyRate: 2000, readRate: 20000, seed: 1 },
+    guest: { memoryBytes, ...GUEST },
     makeLink: () => new DirectLink(),
     onEvent: () => {},
   });
@@ -97,6 +106,75 @@ export async function faultTailRun(preempt = true, memoryBytes = GiB, postcopyBa
   } finally {
     await o.stop();
     if (process.env.POSTCOPY_LAB_CPU_PROF !== '1') rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The sim's mean fault latency (ms): each page request from the destination writing it to the
+ * page placed, joined by page across the two processes (what QEMU's blocktime counts: a vCPU
+ * waits from its fault to the page placed).
+ */
+export function meanFaultMs(r: FaultTailRun): number {
+  const sent = new Map(r.loop.destination.hops?.sent ?? []);
+  let sum = 0;
+  let n = 0;
+  for (const [page, t3] of r.loop.destination.hops?.placed ?? []) {
+    const t0 = sent.get(page);
+    if (t0 === undefined || t3 < t0) continue;
+    sum += t3 - t0;
+    n++;
+  }
+  return n ? sum / n : NaN;
+}
+
+export interface QemuTailRun {
+  /** "QEMU 10.0.2, kvm". */
+  label: string;
+  mbPerSec: number;
+  /** Page requests the source served (`postcopy-requests`). */
+  requests: number;
+  /** The destination's `postcopy-vcpu-blocktime`, summed over vCPUs (ms). */
+  vcpuBlocktimeMs: number;
+  /** vCPU blocktime per page request (ms): QEMU's mean fault latency. */
+  meanMs: number;
+}
+
+/**
+ * The calibration row: the same 1 GiB guest on QEMU 10.0 under KVM, postcopy-preempt, push at
+ * full speed, nothing between the VMs. QEMU 10.0 has no `postcopy-latency` (10.1 added it, as
+ * blocktime over faults); its `postcopy-vcpu-blocktime` (ms per vCPU, each fault's wait taken
+ * from ms timestamps: unbiased over many faults) over the source's `postcopy-requests` is the
+ * same mean. The generated guest is one vCPU, and only its faults send requests, so the two
+ * count the same faults. Returns why not when there is no QEMU 10.0 or no KVM.
+ */
+export async function qemuFaultTailRun(memoryBytes = GiB): Promise<QemuTailRun | string> {
+  const q10 = (await installedQemus()).find((q) => q.short === '10.0');
+  if (!q10) return 'no QEMU 10.0 installed (scripts/provision.sh unpacks it under /opt/qemu-10.0)';
+  const backend = await makeBackend('qemu', { qemu: q10.bin });
+  if (!(backend instanceof QemuBackend) || backend.opts.accel !== 'kvm') return 'no KVM: under TCG the guest is shrunk and slow, nothing to calibrate against';
+  const o = new Orchestrator({ guest: { memoryBytes, ...GUEST }, makeLink: () => new DirectLink(), backend, onEvent: () => {} });
+  try {
+    const ep = await o.start();
+    const capabilities = Object.entries({ 'postcopy-ram': true, 'return-path': true, events: true, 'postcopy-preempt': true, 'postcopy-blocktime': true }).map(([capability, state]) => ({ capability, state }));
+    for (const side of ['source', 'destination'] as const) {
+      await o.qmp(side).execute('migrate-set-capabilities', { capabilities });
+      await o.qmp(side).execute('migrate-set-parameters', { 'max-bandwidth': 100 * GiB, 'max-postcopy-bandwidth': 0 });
+    }
+    await o.qmp('destination').execute('migrate-incoming', { uri: tcpUri(ep.incoming.listen) });
+    await o.qmp('source').execute('migrate', { uri: tcpUri(ep.incoming.connect) });
+    await o.qmp('source').execute('migrate-start-postcopy');
+    const t0 = performance.now();
+    const ram = await untilCompleted(o);
+    const seconds = (performance.now() - t0) / 1000;
+    const dst = await o.qmp('destination').execute<{ 'postcopy-vcpu-blocktime'?: number[] }>('query-migrate');
+    const vcpu = dst['postcopy-vcpu-blocktime'];
+    if (!vcpu) throw new Error("the destination's query-migrate has no postcopy-vcpu-blocktime (is the postcopy-blocktime capability on?)");
+    const vcpuBlocktimeMs = vcpu.reduce((a, b) => a + b, 0);
+    const requests = ram['postcopy-requests'] ?? 0;
+    const v = backend.opts.version;
+    return { label: `QEMU ${v.major}.${v.minor}.${v.micro}, kvm`, mbPerSec: (ram['postcopy-bytes'] ?? ram.transferred) / 1e6 / seconds, requests, vcpuBlocktimeMs, meanMs: requests ? vcpuBlocktimeMs / requests : NaN };
+  } finally {
+    await o.stop();
   }
 }
 
@@ -192,7 +270,10 @@ export function faultTailRows(runs: FaultTailRun[], gib = 1): string[][] {
 export const FAULT_TAIL_HEAD = ['run', 'MB/s', 'fault p50 / p99 ms', 'VM', 'scavenges /GiB', 'scavenge p50 / max ms', 'other GCs /GiB (pause)', 'loop delay p50 / p99 / max ms'];
 
 /** `--only fault-tail`: `reps` direct preempt runs of 1 GiB. */
-export async function benchFaultTail(o: { quick: boolean }, print: (head: string[], rows: string[][]) => string): Promise<FaultTailRun[]> {
+export async function benchFaultTail(
+  o: { quick: boolean },
+  print: (head: string[], rows: string[][]) => string,
+): Promise<{ runs: FaultTailRun[]; calibration: { sim: FaultTailRun; qemu: QemuTailRun } | string }> {
   const runs: FaultTailRun[] = [];
   for (let i = 0; i < (o.quick ? 1 : 3); i++) runs.push(await faultTailRun(true));
   console.log('Direct fault tail, postcopy-preempt, 1 GiB, push at full speed: what delays each VM process (measured over postcopy)');
@@ -212,5 +293,30 @@ export async function benchFaultTail(o: { quick: boolean }, print: (head: string
   console.log(print(FAULT_TAIL_HEAD, faultTailRows([half])) + '\n');
   console.log(print(['hop', 'ms'], hopRows(half)) + '\n');
   console.log(print(['VM', 'task', 'count', 'mean / max ms', 'over 1 / 2 ms'], taskRows(half)) + '\n');
-  return [...runs, half];
+  const calibration = await calibrate(print);
+  return { runs: [...runs, half], calibration };
+}
+
+/**
+ * Calibration against QEMU on this machine: a QEMU run and a sim run back to back, same guest,
+ * same conditions, their mean fault latency side by side (QEMU 10.0 gives no percentiles).
+ */
+async function calibrate(print: (head: string[], rows: string[][]) => string): Promise<{ sim: FaultTailRun; qemu: QemuTailRun } | string> {
+  const qemu = await qemuFaultTailRun().catch((e: Error) => `the QEMU run failed: ${e.message}`);
+  if (typeof qemu === 'string') {
+    console.log(`Calibration against QEMU 10.0: skipped (${qemu})\n`);
+    return qemu;
+  }
+  const sim = await faultTailRun(true);
+  console.log('Calibration: mean fault latency, the same 1 GiB guest, postcopy-preempt, direct, push at full speed, back to back');
+  console.log(
+    print(
+      ['VMs', 'MB/s', 'faults', 'fault mean ms', 'p50 / p99 ms'],
+      [
+        ['sim', f(sim.mbPerSec, 0), `${sim.faults}`, f(meanFaultMs(sim)), `${f(sim.p50Ms)} / ${f(sim.p99Ms)}`],
+        [qemu.label, f(qemu.mbPerSec, 0), `${qemu.requests}`, `${f(qemu.meanMs)} (vCPU blocktime ${f(qemu.vcpuBlocktimeMs, 0)} ms / requests)`, '- (10.0 reports none)'],
+      ],
+    ) + '\n',
+  );
+  return { sim, qemu };
 }
