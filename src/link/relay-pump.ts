@@ -139,9 +139,10 @@ export class DirectionPump {
       this.inbox.push({ data: Buffer.from(chunk), at });
       release();
     }
-    this.from.pause();
     this.poke();
-    return true;
+    // Stop by the answer, as the direct path does: the stream's pause and resume cost a tick
+    // and an event per chunk. resumeIfWanted() restarts the handle once the stages want more.
+    return false;
   }
 
   private onEnd(): void {
