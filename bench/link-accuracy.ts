@@ -13,14 +13,19 @@
  *   few seconds; the sink's bytes over the last part of the window (after the bucket's burst)
  *   divided by its length.
  * - idle overhead: the median RTT through the relay and through socat, no fault set.
- * - CPU per GB: 1 GB pushed through the relay and through socat in turn, pings on a second
- *   connection meanwhile; the forwarder's user and kernel CPU from /proc per GB moved (what the
- *   machine's load disturbs least), its MB/s and the pings' median RTT.
+ * - CPU per GB: 1 GB pushed through the relay, through socat and through the relay with 5 ms
+ *   of latency set (its staged path) in turn, pings on a second connection meanwhile; the
+ *   forwarder's user and kernel CPU from /proc per GB moved (what the machine's load disturbs
+ *   least), its MB/s and the pings' median RTT.
+ * - wake-up control: the idle latency rows' error beside what waking a process idle X ms
+ *   longer costs this machine with no relay at all (wakeUpByIdle).
  */
 import net from 'node:net';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { execa } from 'execa';
+import { preciseClock } from '../src/link/precise-clock.js';
 import { RelayLink } from '../src/link/relay.js';
 import type { Link, LinkEndpoints } from '../src/types.js';
 import { SocatLink, socatMissing } from './socat-link.js';
@@ -157,7 +162,60 @@ async function rttByLatency(make: (dir: string) => Link, latencies: readonly num
   }
 }
 
+/**
+ * The control row of the idle latency rows, no relay: a 64-byte ping to an echo process that
+ * has been idle `hold` ms longer, minus one idle 2 ms. With X ms of latency set, the bench's
+ * echo server sleeps X ms more before the relay hands it the ping; this says what waking a
+ * process after that long costs on this machine (a VM's idle vCPU halts; waking it is the
+ * host's business), whoever holds the ping. The sender holds each ping with the relay's own
+ * clock (src/link/precise-clock.ts), so it is awake, as the relay is, when it sends.
+ */
+async function wakeUpByIdle(holds: readonly number[], pings: number): Promise<number[]> {
+  const child = execa(process.execPath, [new URL('./echo-process.js', import.meta.url).pathname], { stdin: 'pipe', stdout: 'pipe', stderr: 'inherit', reject: false });
+  try {
+    const port = await new Promise<number>((resolve, reject) => {
+      child.stdout.once('data', (d: Buffer) => resolve(Number(String(d).trim())));
+      child.once('exit', () => reject(new Error('the echo process exited before it listened')));
+    });
+    const s = await connect(port);
+    const rtts = holds.map((): number[] => []);
+    const ping = Buffer.alloc(64, 1);
+    try {
+      for (let done = 0; done < pings; done += ROUND_PINGS) {
+        for (const [i, hold] of holds.entries()) {
+          for (let k = 0; k < ROUND_PINGS; k++) {
+            await new Promise((r) => setTimeout(r, 2));
+            await new Promise<void>((r) => preciseClock.setTimer(r, hold));
+            const t0 = performance.now();
+            await new Promise<void>((resolve) => {
+              let got = 0;
+              const on = (d: Buffer) => {
+                got += d.length;
+                if (got >= ping.length) {
+                  s.off('data', on);
+                  resolve();
+                }
+              };
+              s.on('data', on);
+              s.write(ping);
+            });
+            rtts[i]!.push(performance.now() - t0);
+          }
+        }
+      }
+    } finally {
+      s.destroy();
+    }
+    return rtts.map(median);
+  } finally {
+    child.stdin.end();
+    await child;
+  }
+}
+
 const ROUND_PINGS = 20;
+/** The latency set for the staged path's CPU-per-GB row. */
+const LOADED_CPU_LATENCY_MS = 5;
 /** The configured latency measures as X ± this, idle (issue 13). */
 const IDLE_TOLERANCE_MS = 0.5;
 
@@ -184,11 +242,19 @@ export async function linkAccuracy(reps: number): Promise<{ rows: AccuracyRow[];
   raw.relayIdle = idle[0]!;
   if (!missing) raw.socatIdle = await rtt(socat, { pings });
   rows.push({ row: 'ping RTT, idle, no fault: relay (socat)', configured: '0', measured: `${raw.relayIdle.toFixed(3)} ms (${raw.socatIdle?.toFixed(3) ?? 'socat skipped'})`, error: '' });
+  const wake = await wakeUpByIdle(idleLatencies, pings);
   for (const [i, x] of idleLatencies.entries()) {
     if (x === 0) continue;
     const m = idle[i]! - raw.relayIdle;
     raw[`latency${x}Idle`] = m;
     rows.push({ row: 'latency, idle, minus the no-fault RTT', configured: `${x} ms`, measured: `${m.toFixed(2)} ms`, error: `${signed(m - x)} ms (${verdict(m - x, IDLE_TOLERANCE_MS)}: ± ${IDLE_TOLERANCE_MS})` });
+  }
+  for (const [i, x] of idleLatencies.entries()) {
+    if (x === 0) continue;
+    const w = wake[i]! - wake[0]!;
+    raw[`wakeUp${x}Idle`] = w;
+    // The same machine's cost, with no relay: what of the row above is not the relay's.
+    rows.push({ row: 'control, no relay: RTT to a process idle X ms longer, minus idle 2 ms', configured: `${x} ms`, measured: `${signed(w)} ms`, error: `latency error less this: ${signed(raw[`latency${x}Idle`]! - x - w)} ms` });
   }
   if (missing) {
     rows.push({ row: 'latency, under load', configured: '-', measured: `skipped (${missing})`, error: '' });
@@ -218,20 +284,32 @@ export async function linkAccuracy(reps: number): Promise<{ rows: AccuracyRow[];
     rows.push({ row: 'CPU per GB moved', configured: '-', measured: `skipped (${missing})`, error: '' });
   } else {
     // Alternated, so a change in the machine's load hits both alike; medians.
-    const runs: Record<'relay' | 'socat', CpuPerGb[]> = { relay: [], socat: [] };
-    for (let i = 0; i < reps; i++) for (const k of ['socat', 'relay'] as const) runs[k].push(await cpuPerGb(k, 1e9));
-    const m = (k: 'relay' | 'socat', f: (r: CpuPerGb) => number) => median(runs[k].map(f));
-    for (const k of ['relay', 'socat'] as const) {
+    // relayLatency: the staged path (a fault set), LOADED_CPU_LATENCY_MS on the bulk's direction.
+    type Kind = 'relay' | 'socat' | 'relayLatency';
+    const runs: Record<Kind, CpuPerGb[]> = { relay: [], socat: [], relayLatency: [] };
+    for (let i = 0; i < reps; i++) {
+      for (const k of ['socat', 'relay', 'relayLatency'] as const) {
+        runs[k].push(await cpuPerGb(k === 'socat' ? 'socat' : 'relay', 1e9, k === 'relayLatency' ? LOADED_CPU_LATENCY_MS : 0));
+      }
+    }
+    const m = (k: Kind, f: (r: CpuPerGb) => number) => median(runs[k].map(f));
+    for (const k of ['relay', 'socat', 'relayLatency'] as const) {
       raw[`${k}CpuPerGb`] = m(k, (r) => r.cpuSecondsPerGb);
       raw[`${k}UserPerGb`] = m(k, (r) => r.userPerGb);
       raw[`${k}SystemPerGb`] = m(k, (r) => r.systemPerGb);
       raw[`${k}BulkMbPerSec`] = m(k, (r) => r.mbPerSec);
       raw[`${k}BulkPingMs`] = m(k, (r) => r.pingMs);
     }
-    const cpu = (k: 'relay' | 'socat') =>
+    const cpu = (k: Kind) =>
       `${raw[`${k}CpuPerGb`]!.toFixed(2)} s (user ${raw[`${k}UserPerGb`]!.toFixed(2)}, kernel ${raw[`${k}SystemPerGb`]!.toFixed(2)})`;
     rows.push({ row: 'CPU per GB moved, 1 GB bulk + pings: relay', configured: '0', measured: cpu('relay'), error: `× socat ${(raw.relayCpuPerGb! / raw.socatCpuPerGb!).toFixed(2)}` });
     rows.push({ row: 'CPU per GB moved, 1 GB bulk + pings: socat', configured: '0', measured: cpu('socat'), error: '' });
+    rows.push({
+      row: 'CPU per GB moved, 1 GB bulk + pings: relay with latency set (staged path)',
+      configured: `${LOADED_CPU_LATENCY_MS} ms`,
+      measured: cpu('relayLatency'),
+      error: `× relay, no fault ${(raw.relayLatencyCpuPerGb! / raw.relayCpuPerGb!).toFixed(2)}`,
+    });
     rows.push({ row: 'that bulk transfer: relay (socat)', configured: '0', measured: `${raw.relayBulkMbPerSec!.toFixed(0)} MB/s (${raw.socatBulkMbPerSec!.toFixed(0)})`, error: `× socat ${(raw.relayBulkMbPerSec! / raw.socatBulkMbPerSec!).toFixed(2)}` });
     rows.push({ row: 'ping RTT beside it: relay (socat)', configured: '0', measured: `${raw.relayBulkPingMs!.toFixed(2)} ms (${raw.socatBulkPingMs!.toFixed(2)})`, error: '' });
   }
@@ -313,7 +391,7 @@ export interface CpuPerGb {
  * /proc, is what the machine's load disturbs least. CPU is read once the sink has every byte,
  * before the connection closes (socat's per-connection child is gone after).
  */
-export async function cpuPerGb(kind: 'relay' | 'socat', bytes: number): Promise<CpuPerGb> {
+export async function cpuPerGb(kind: 'relay' | 'socat', bytes: number, latencyMs = 0): Promise<CpuPerGb> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'postcopy-cpu-'));
   const link = kind === 'relay' ? new RelayLink({ runtimeDir: dir }) : new SocatLink();
   const ep = await link.start();
@@ -342,6 +420,8 @@ export async function cpuPerGb(kind: 'relay' | 'socat', bytes: number): Promise<
   await new Promise<void>((r) => sink.listen(ep.recover.listen.port, '127.0.0.1', () => r()));
   await new Promise<void>((r) => echo.listen(ep.incoming.listen.port, '127.0.0.1', () => r()));
   try {
+    // The bulk's direction (the pings cross it too): the staged path's cost per GB.
+    if (latencyMs > 0) await link.apply({ kind: 'latency', ms: latencyMs, direction: 'source-to-destination' });
     const s = await connect(ep.recover.connect.port);
     s.on('error', () => {});
     const cpu0 = cpuSeconds(match);

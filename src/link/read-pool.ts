@@ -17,8 +17,13 @@ import { adoptWithOnRead } from '../util/adopt-socket.js';
 /** One read's worth: socat's `-b 131072`, so a read moves as much as socat's. */
 export const READ_BUFFER_BYTES = 128 * 1024;
 
-/** Free buffers kept beyond this are left to the GC (the pool never holds more than ~4 MiB). */
-const MAX_FREE = 32;
+/**
+ * Free buffers kept beyond this are left to the GC (the pool never holds more than ~8 MiB free).
+ * A direction with a fault set holds its big chunks' buffers until written (./relay-pump.ts):
+ * up to the delay queue's 4 MiB bound (./faults/delay-queue.ts), 32 buffers, and they come back
+ * as fast as they went; a pool smaller than that would allocate afresh under every bulk push.
+ */
+export const MAX_FREE = 64;
 
 export class ReadPool {
   private readonly free: Buffer[] = [];

@@ -9,9 +9,9 @@
  *   is copied per chunk and no promise is created. When the kernel does not take a chunk whole
  *   the reading socket is paused until it has: the relay holds at most one chunk, so a page
  *   request behind the bulk push waits behind no more bytes than socat would hold.
- * - **staged** while any fault is set: chunks (copied out of the read buffer, which goes back
- *   at once: a stage may hold a chunk for seconds) go through the fault stages (./faults),
- *   which pull one chunk at a time, so their backpressure reaches the socket as before.
+ * - **staged** while any fault is set: chunks go through the fault stages (./faults), which
+ *   pull one chunk at a time, so their backpressure reaches the socket as before. A big chunk
+ *   keeps its pooled read buffer until written (KEEP_POOLED_BYTES); a small one is copied.
  *
  * The switch happens on a config change. Going back to direct waits until the stages have
  * delivered (or dropped) every chunk they hold, so order is kept across switches.
@@ -52,6 +52,13 @@ const noRelease = (): void => {};
  * (a process per connection, one read per select) makes it wait behind one read.
  */
 export const TURN_BYTES = 256 * 1024;
+
+/**
+ * A staged chunk at least this big keeps its pooled read buffer until it is written; a smaller
+ * one is copied out and the buffer goes back at once. Copying every chunk (a fresh 128 KiB
+ * allocation per read, and the GC after) was most of the staged path's CPU under a bulk push.
+ */
+export const KEEP_POOLED_BYTES = 32 * 1024;
 
 export class DirectionPump {
   private mode: 'direct' | 'staged' = 'direct';
@@ -122,12 +129,20 @@ export class DirectionPump {
       return !this.waitingDrain && !this.yielding;
     }
     // The stages pull one chunk at a time: hold it and stop reading until they take it. Its
-    // delays count from now, not from when the stages get to it.
-    this.inbox.push({ data: release === noRelease ? chunk : Buffer.from(chunk), at: this.ctx.clock.now() });
-    release();
-    this.from.pause();
+    // delays count from now, not from when the stages get to it. A big chunk keeps its pooled
+    // buffer until written (the pool grows meanwhile); a small one is copied so that a buffer
+    // is never held for a few bytes: what the stages hold in buffers stays within
+    // READ_BUFFER_BYTES / KEEP_POOLED_BYTES of the bytes their bounds count.
+    const at = this.ctx.clock.now();
+    if (release === noRelease || chunk.length >= KEEP_POOLED_BYTES) this.inbox.push({ data: chunk, at, release });
+    else {
+      this.inbox.push({ data: Buffer.from(chunk), at });
+      release();
+    }
     this.poke();
-    return true;
+    // Stop by the answer, as the direct path does: the stream's pause and resume cost a tick
+    // and an event per chunk. resumeIfWanted() restarts the handle once the stages want more.
+    return false;
   }
 
   private onEnd(): void {
@@ -214,7 +229,7 @@ export class DirectionPump {
     try {
       for await (const chunk of runStages(this.input(), this.ctx)) {
         if (this.owner.isClosed || this.to.destroyed) return;
-        this.forward(chunk.data);
+        this.forward(chunk.data, chunk.release);
         if (this.waitingDrain) await new Promise<void>((resolve) => (this.drainWaiter = resolve));
       }
       if (this.owner.isClosed) return;

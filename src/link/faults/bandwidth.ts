@@ -18,7 +18,7 @@ export const bandwidth: Stage = async function* bandwidth(input, ctx) {
       if (ctx.closed) return;
       const rate = ctx.bucket.bytesPerSec;
       if (rate <= 0) {
-        yield offset === 0 ? chunk : { data: data.subarray(offset), at: Math.max(chunk.at, ctx.clock.now()) };
+        yield offset === 0 ? chunk : { data: data.subarray(offset), at: Math.max(chunk.at, ctx.clock.now()), release: chunk.release };
         break;
       }
       const n = Math.min(data.length - offset, sliceBytes(rate));
@@ -34,8 +34,9 @@ export const bandwidth: Stage = async function* bandwidth(input, ctx) {
         wait = ctx.bucket.waitMs();
       }
       if (ctx.closed) return;
-      yield { data: data.subarray(offset, offset + n), at };
       offset += n;
+      // The buffer goes back with the last piece: the pieces are written in order.
+      yield { data: data.subarray(offset - n, offset), at, release: offset >= data.length ? chunk.release : undefined };
     }
   }
 };

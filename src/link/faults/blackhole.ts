@@ -17,6 +17,7 @@ export const blackhole: Stage = async function* blackhole(input, ctx) {
     const state = ctx.config.state;
     if (state === 'blackhole' || state === 'cut') {
       ctx.countDropped(chunk.data.length);
+      chunk.release?.();
       continue;
     }
     yield chunk;

@@ -34,6 +34,7 @@ export type DelayActive = (config: Readonly<DirectionConfig>) => boolean;
 interface Entry extends DelayedChunk {
   data: Buffer;
   arrived: number;
+  release: (() => void) | undefined;
 }
 
 export function delayStage(policy: DelayPolicy, active: DelayActive, maxHeldBytes = DEFAULT_MAX_HELD_BYTES): Stage {
@@ -69,7 +70,7 @@ export function delayStage(policy: DelayPolicy, active: DelayActive, maxHeldByte
         for await (const chunk of input) {
           while (held >= limit() && !ctx.closed && !stopped) await waitMoved();
           if (ctx.closed || stopped) return;
-          queue.push({ data: chunk.data, bytes: chunk.data.length, arrived: chunk.at, sample: ctx.random() });
+          queue.push({ data: chunk.data, bytes: chunk.data.length, arrived: chunk.at, sample: ctx.random(), release: chunk.release });
           held += chunk.data.length;
           moved.fire();
         }
@@ -106,7 +107,7 @@ export function delayStage(policy: DelayPolicy, active: DelayActive, maxHeldByte
         held -= head.bytes;
         lastDue = due;
         moved.fire();
-        yield { data: head.data, at: due };
+        yield { data: head.data, at: due, release: head.release };
       }
     } finally {
       stopped = true;

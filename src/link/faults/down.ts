@@ -17,6 +17,6 @@ export const down: Stage = async function* down(input, ctx) {
     while (ctx.config.state === 'down' && !ctx.closed) await waitForChange(ctx);
     if (ctx.closed) return;
     // Held until the cable came back: that is when it set off again.
-    yield { data: chunk.data, at: Math.max(chunk.at, ctx.clock.now()) };
+    yield { data: chunk.data, at: Math.max(chunk.at, ctx.clock.now()), release: chunk.release };
   }
 };

@@ -40,6 +40,13 @@ export interface Chunk {
   readonly data: Buffer;
   /** Clock time (ms) the bytes were read, or were due to leave the last stage that held them. */
   readonly at: number;
+  /**
+   * Gives `data`'s memory back (a pooled read buffer, src/link/read-pool.ts) once the bytes are
+   * written; a stage that drops the chunk calls it, one that passes it on passes it on (one that
+   * splits the chunk, on its last piece only). Never called for a connection torn down while
+   * the chunk was held: the buffer is then left to the GC.
+   */
+  readonly release?: () => void;
 }
 
 export type Stage = (input: AsyncIterable<Chunk>, ctx: StageContext) => AsyncIterable<Chunk>;
