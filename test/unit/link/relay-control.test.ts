@@ -36,7 +36,7 @@ describe('RelayControl', () => {
   it('sends every request on one connection and matches responses in order', async () => {
     const { control, accepted } = await serve();
     const answers = await Promise.all([control.snapshot(), control.snapshot(), control.request({ cmd: 'nope' }).catch((e: Error) => e.message), control.snapshot()]);
-    expect(answers.map((a) => (typeof a === 'string' ? a : a.connections))).toEqual([1, 2, expect.stringMatching(/unknown cmd "nope"/), 3]);
+    expect(answers.map((a) => (typeof a === 'string' ? a : (a as LinkSnapshot).connections))).toEqual([1, 2, expect.stringMatching(/unknown cmd "nope"/), 3]);
     expect((await control.snapshot()).connections).toBe(4);
     expect(accepted()).toBe(1);
   });
