@@ -4,6 +4,7 @@ import type { Direction, LinkDirectionSnapshot, LinkSnapshot } from '../../types
 import { fit, fmtBytes, fmtRate } from '../format.js';
 import type { Colour } from '../theme.js';
 import { Panel } from './Panel.js';
+import { GlyphRow } from './GlyphRow.js';
 
 const STATE_COLOUR: Record<LinkDirectionSnapshot['state'], Colour> = {
   up: 'green',
@@ -80,13 +81,13 @@ function LinkPanelView(props: LinkPanelProps) {
   return (
     <Panel title={v.title} width={width} height={height}>
       {v.rows.map((r) => (
-        <Text key={r.dir} wrap="truncate">
+        <GlyphRow key={r.dir} width={width}>
           <Text dimColor>{(compact ? SHORTER : SHORT)[r.dir]} </Text>
           <Text color={STATE_COLOUR[r.state]} bold={r.state !== 'up'}>
             {fit(r.state, 10)}
           </Text>
           {r.text}
-        </Text>
+        </GlyphRow>
       ))}
     </Panel>
   );

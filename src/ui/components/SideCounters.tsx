@@ -4,6 +4,7 @@ import type { PagesInfo, SideSnapshot } from '../../types.js';
 import { fit, fmtBytes, fmtCount, fmtMBps, fmtUsAsMs } from '../format.js';
 import { isPostcopy } from '../../sim/states.js';
 import { KIND_STYLE, runStateColour, stateKind, type Colour } from '../theme.js';
+import { GlyphRow } from './GlyphRow.js';
 
 /** One cell of the counters table. */
 export interface Cell {
@@ -218,11 +219,11 @@ function SideCountersView(props: SideCountersProps) {
         <Text bold>{fit('destination', colW)}</Text>
       </Text>
       {COUNTER_LABELS.map((label, i) => (
-        <Text key={label} wrap="truncate">
+        <GlyphRow key={label} width={width}>
           <Text dimColor>{fit(label, labelW)}</Text>
           {cell(src[i])}
           {cell(dst[i])}
-        </Text>
+        </GlyphRow>
       ))}
     </Box>
   );

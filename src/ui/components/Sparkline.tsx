@@ -2,6 +2,7 @@ import { Box, Text } from 'ink';
 import { memo } from 'react';
 import type { SessionState } from '../../types.js';
 import { fit, fmtBytes, fmtMBps } from '../format.js';
+import { GlyphRow } from './GlyphRow.js';
 
 const BARS = '▁▂▃▄▅▆▇█';
 
@@ -46,14 +47,14 @@ function SparklineView(props: { history: SessionState['history']; width: number 
   const last = history[history.length - 1];
   return (
     <Box flexDirection="column" width={width} height={2} overflowY="hidden">
-      <Text wrap="truncate">
+      <GlyphRow width={width}>
         <Text dimColor>{fit('MB/s 1min', labelW)}</Text>
         <Text color="green">{sparkline(history.map((h) => h.mbps), sparkW)}</Text> {fit(last ? fmtMBps(last.mbps) : '–', valueW)}
-      </Text>
-      <Text wrap="truncate">
+      </GlyphRow>
+      <GlyphRow width={width}>
         <Text dimColor>{fit('remaining', labelW)}</Text>
         <Text color="yellow">{sparkline(history.map((h) => h.remaining), sparkW)}</Text> {fit(last ? fmtBytes(last.remaining) : '–', valueW)}
-      </Text>
+      </GlyphRow>
     </Box>
   );
 }

@@ -5,6 +5,7 @@ import { wrapWords } from '../format.js';
 import type { StepsViewState } from '../lab-state.js';
 import { moreAbove, moreBelow, scrollWindow, type ScrollWindow } from '../scroll.js';
 import { Panel } from './Panel.js';
+import { GlyphRow } from './GlyphRow.js';
 
 const MARK: Record<StepView['status'], { glyph: string; color?: string }> = {
   done: { glyph: '✓', color: 'green' },
@@ -118,15 +119,15 @@ function StepsPanelView(props: {
         const mark = MARK[s.status];
         const isCurrent = s.index === currentStep;
         return (
-          <Text key={s.index} wrap="truncate" bold={isCurrent || viewed} dimColor={s.status === 'done' && !viewed}>
+          <GlyphRow key={s.index} width={width} bold={isCurrent || viewed} dimColor={s.status === 'done' && !viewed}>
             <Text color={mark.color}>{mark.glyph}</Text> {number}. {s.title}
-          </Text>
+          </GlyphRow>
         );
       })}
       {v.nav ? (
-        <Text wrap="truncate" color="cyan" bold={props.focused}>
+        <GlyphRow width={width} color="cyan" bold={props.focused}>
           {v.nav}
-        </Text>
+        </GlyphRow>
       ) : null}
       {v.body.map((l, i) => (
         <Text key={i} wrap="truncate" color={l.kind === 'hint' ? 'yellow' : l.kind === 'more' ? 'cyan' : undefined}>
