@@ -78,6 +78,24 @@ function connect(port: number): Promise<net.Socket> {
   });
 }
 
+/** One ping written on `s` and its echo read back whole: the round trip in ms. */
+async function roundTrip(s: net.Socket, ping: Buffer): Promise<number> {
+  const t0 = performance.now();
+  await new Promise<void>((resolve) => {
+    let got = 0;
+    const on = (d: Buffer) => {
+      got += d.length;
+      if (got >= ping.length) {
+        s.off('data', on);
+        resolve();
+      }
+    };
+    s.on('data', on);
+    s.write(ping);
+  });
+  return performance.now() - t0;
+}
+
 /** `n` pings of 64 bytes, one at a time; the round trips in ms. */
 async function pingPong(port: number, n: number): Promise<number[]> {
   const s = await connect(port);
@@ -85,20 +103,7 @@ async function pingPong(port: number, n: number): Promise<number[]> {
   const ping = Buffer.alloc(64, 1);
   try {
     for (let i = 0; i < n; i++) {
-      const t0 = performance.now();
-      await new Promise<void>((resolve) => {
-        let got = 0;
-        const on = (d: Buffer) => {
-          got += d.length;
-          if (got >= ping.length) {
-            s.off('data', on);
-            resolve();
-          }
-        };
-        s.on('data', on);
-        s.write(ping);
-      });
-      out.push(performance.now() - t0);
+      out.push(await roundTrip(s, ping));
       await new Promise((r) => setTimeout(r, 2));
     }
   } finally {
@@ -186,20 +191,7 @@ async function wakeUpByIdle(holds: readonly number[], pings: number): Promise<nu
           for (let k = 0; k < ROUND_PINGS; k++) {
             await new Promise((r) => setTimeout(r, 2));
             await new Promise<void>((r) => preciseClock.setTimer(r, hold));
-            const t0 = performance.now();
-            await new Promise<void>((resolve) => {
-              let got = 0;
-              const on = (d: Buffer) => {
-                got += d.length;
-                if (got >= ping.length) {
-                  s.off('data', on);
-                  resolve();
-                }
-              };
-              s.on('data', on);
-              s.write(ping);
-            });
-            rtts[i]!.push(performance.now() - t0);
+            rtts[i]!.push(await roundTrip(s, ping));
           }
         }
       }
