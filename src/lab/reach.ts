@@ -6,7 +6,8 @@
  *   completed; the answer says what happened, why, and whether a retry on the same VMs makes
  *   sense;
  * - the recovery commands with the run's real addresses, whenever both sides are paused;
- * - whether a `migrate` goes through the lab's link, or past it (`bypassRefusal`).
+ * - whether a `migrate` goes through the lab's link, or past it, and whether the destination
+ *   listens where the link forwards (`bypassRefusal`).
  */
 import type { LinkFault, Side, Snapshot, Unreachable, UnreachableCause } from '../types.js';
 import type { QmpCommand } from './describe.js';
@@ -101,6 +102,7 @@ export function recoveryCommands(s: Snapshot | null, addresses: Readonly<Record<
  * then no fault does anything and the lab fails much later for a reason nobody can see.
  */
 export function bypassRefusal(side: Side, cmd: QmpCommand, addresses: Readonly<Record<string, string>>): string | null {
+  if (side === 'destination') return listenRefusal(cmd, addresses);
   if (side !== 'source' || cmd.execute !== 'migrate') return null;
   const uri = cmd.arguments?.uri;
   if (typeof uri !== 'string') return null;
@@ -112,6 +114,21 @@ export function bypassRefusal(side: Side, cmd: QmpCommand, addresses: Readonly<R
   const what = own ? "that address is the destination's own listener" : "that address is not the lab's link";
   const args = resume ? `{"uri": "${connect}", "resume": true}` : `{"uri": "${connect}"}`;
   return `${what}, so no fault of the lab would reach the migration; the lab's link is at ${connect}: use migrate ${args}`;
+}
+
+/**
+ * Why the lab refuses a destination's listen, or null. The link forwards the source's
+ * connection to one address (`incoming.listen`, `recover.listen` for a recovery); a destination
+ * listening anywhere else is found by nobody, and the source's `migrate` then fails with a reset
+ * that says nothing of why — and a destination listens only once, so the mistake would cost the
+ * run. Found playing link-cut-recovery with a port copied from an example.
+ */
+function listenRefusal(cmd: QmpCommand, addresses: Readonly<Record<string, string>>): string | null {
+  const key = cmd.execute === 'migrate-incoming' ? 'incoming.listen' : cmd.execute === 'migrate-recover' ? 'recover.listen' : null;
+  const listen = key ? addresses[key] : undefined;
+  const uri = cmd.arguments?.uri;
+  if (!listen || typeof uri !== 'string' || uri === listen) return null;
+  return `the lab's link forwards the source's connection to ${listen}, so a destination listening at ${uri} would never be found (the source's migrate would fail); use ${cmd.execute} {"uri": "${listen}"}`;
 }
 
 /** What a link fault does now, for the question asked before one the step does not call for. */

@@ -6,6 +6,8 @@
  *                                  {"exec-oob": "migrate-pause", "id": 1}
  *   - the short form:              query-migrate
  *                                  migrate-recover {"uri": "tcp:127.0.0.1:4445"}
+ * An error's example is built from what was typed (`uri=tcp:…` → {"uri": "tcp:…"}), never an
+ * address of its own: a learner copies examples, and a made-up port breaks the lab's link.
  *   - the short form, out-of-band: exec-oob migrate-pause
  * An `id` in a full request is accepted and ignored: the client numbers requests itself.
  */
@@ -19,7 +21,7 @@ export interface ConsoleCommand {
 
 const EXAMPLES =
   'Type a command name, optionally followed by a JSON object of arguments ' +
-  '(e.g. query-migrate, or migrate-recover {"uri": "tcp:127.0.0.1:4445"}), ' +
+  '(e.g. query-migrate, or migrate-recover {"uri": "tcp:HOST:PORT"}), ' +
   'or a full QMP request (e.g. {"execute": "query-status"}); prefix exec-oob to run a command out-of-band.';
 
 /** QAPI command names: letters, digits, '-', '_' (and '.', '__' in downstream extensions). */
@@ -57,7 +59,7 @@ function parseFullRequest(text: string): ConsoleCommand {
   const out: ConsoleCommand = { execute: name, oob: hasOob };
   if (Object.prototype.hasOwnProperty.call(v, 'arguments')) {
     if (!isPlainObject(v.arguments)) {
-      throw new Error(`"arguments" must be a JSON object, e.g. {"execute": "migrate-recover", "arguments": {"uri": "tcp:127.0.0.1:4445"}}.`);
+      throw new Error(`"arguments" must be a JSON object, e.g. {"execute": "migrate-recover", "arguments": {"uri": "tcp:HOST:PORT"}}.`);
     }
     out.arguments = v.arguments;
   }
@@ -83,7 +85,7 @@ function parseShortForm(text: string): ConsoleCommand {
   if (!argText) return out;
   if (!argText.startsWith('{')) {
     throw new Error(
-      `Arguments must be a JSON object, not "${argText}": e.g. ${name} {"uri": "tcp:127.0.0.1:4445"} ` +
+      `Arguments must be a JSON object, not "${argText}": e.g. ${name} ${argumentsLike(argText)} ` +
         `(QMP takes named arguments, unlike HMP's positional ones).`,
     );
   }
@@ -91,6 +93,30 @@ function parseShortForm(text: string): ConsoleCommand {
   if (!isPlainObject(args)) throw new Error(`The arguments of ${name} must be a JSON object. ${EXAMPLES}`);
   out.arguments = args;
   return out;
+}
+
+/** A JSON value for a typed word: a number or boolean as such, anything else a string. */
+function typedValue(word: string): unknown {
+  if (/^-?\d+(\.\d+)?$/.test(word)) return Number(word);
+  if (word === 'true' || word === 'false') return word === 'true';
+  return word;
+}
+
+/**
+ * The JSON object a person most likely meant by arguments typed HMP-style, with their own values:
+ * `uri=tcp:10.0.0.2:5000 resume=true` → {"uri": "tcp:10.0.0.2:5000", "resume": true}; one bare
+ * word → {"uri": word} (the migration commands' one argument); otherwise a shape to fill in.
+ */
+export function argumentsLike(argText: string): string {
+  const words = argText.split(/\s+/).filter(Boolean);
+  const pairs = words.map((w) => /^([A-Za-z][A-Za-z0-9_-]*)=(.+)$/.exec(w));
+  const show = (o: Record<string, unknown>): string =>
+    `{${Object.entries(o)
+      .map(([k, v]) => `${JSON.stringify(k)}: ${JSON.stringify(v)}`)
+      .join(', ')}}`;
+  if (pairs.every((m) => m)) return show(Object.fromEntries(pairs.map((m) => [m![1], typedValue(m![2]!)])));
+  if (words.length === 1) return show({ uri: words[0] });
+  return '{"name": value, ...}';
 }
 
 /** Parse one console line. Throws an Error saying what is wrong and what the right form is. */

@@ -122,6 +122,18 @@ describe('bypassRefusal', () => {
     expect(bypassRefusal('source', { execute: 'migrate', arguments: { uri: 'tcp:127.0.0.1:5004', resume: true } }, ADDR)).toBeNull();
     expect(bypassRefusal('destination', { execute: 'migrate-incoming', arguments: { uri: 'tcp:127.0.0.1:5001' } }, ADDR)).toBeNull();
     expect(bypassRefusal('source', { execute: 'migrate', arguments: { uri: 'tcp:127.0.0.1:5001' } }, {})).toBeNull();
+    expect(bypassRefusal('destination', { execute: 'migrate-recover', arguments: { uri: 'tcp:127.0.0.1:5003' } }, ADDR)).toBeNull();
+    expect(bypassRefusal('destination', { execute: 'migrate-incoming', arguments: { uri: 'tcp:127.0.0.1:4445' } }, {})).toBeNull();
+    expect(bypassRefusal('destination', { execute: 'query-migrate' }, ADDR)).toBeNull();
+  });
+  it('a destination listening where the link does not forward is refused with the address to use', () => {
+    expect(bypassRefusal('destination', { execute: 'migrate-incoming', arguments: { uri: 'tcp:127.0.0.1:4445' } }, ADDR)).toBe(
+      "the lab's link forwards the source's connection to tcp:127.0.0.1:5001, so a destination listening at tcp:127.0.0.1:4445 would never be found (the source's migrate would fail); use migrate-incoming {\"uri\": \"tcp:127.0.0.1:5001\"}",
+    );
+    // The incoming address is not the recovery's: the link forwards the recovery elsewhere.
+    expect(bypassRefusal('destination', { execute: 'migrate-recover', arguments: { uri: 'tcp:127.0.0.1:5001' } }, ADDR)).toMatch(
+      /use migrate-recover \{"uri": "tcp:127\.0\.0\.1:5003"\}$/,
+    );
   });
 });
 

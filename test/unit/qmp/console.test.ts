@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatError, formatReply, hintCommand, parseConsoleLine } from '../../../src/qmp/console.js';
+import { argumentsLike, formatError, formatReply, hintCommand, parseConsoleLine } from '../../../src/qmp/console.js';
 import { QMP_COMMANDS } from '../../../src/ui/qmp-commands.js';
 import { QmpError } from '../../../src/qmp/error.js';
 
@@ -56,6 +56,31 @@ describe('parseConsoleLine', () => {
       expect(() => parseConsoleLine(line)).toThrow(msg);
     });
   }
+
+  // Found playing link-cut-recovery: the example carried a made-up port, a learner copied it,
+  // the destination listened where the link does not forward, and the migration failed.
+  it('builds the example of an HMP-style mistake from what was typed, never a made-up address', () => {
+    expect(() => parseConsoleLine('migrate-incoming uri=tcp:127.0.0.1:4444')).toThrow(
+      'e.g. migrate-incoming {"uri": "tcp:127.0.0.1:4444"} (QMP takes named arguments',
+    );
+    expect(() => parseConsoleLine('migrate tcp:10.0.0.2:5000')).toThrow('e.g. migrate {"uri": "tcp:10.0.0.2:5000"}');
+    for (const line of ['migrate-incoming uri=tcp:127.0.0.1:4444', 'migrate x y', 'foo bar', '', '{"execute": "a", "arguments": 1}']) {
+      let message = '';
+      try {
+        parseConsoleLine(line);
+      } catch (e) {
+        message = (e as Error).message;
+      }
+      expect(message).not.toMatch(/4445/);
+    }
+  });
+
+  it('turns key=value words into the JSON object they stand for, with their types', () => {
+    expect(argumentsLike('uri=tcp:h:1 resume=true')).toBe('{"uri": "tcp:h:1", "resume": true}');
+    expect(argumentsLike('max-bandwidth=33554432')).toBe('{"max-bandwidth": 33554432}');
+    expect(argumentsLike('tcp:h:1')).toBe('{"uri": "tcp:h:1"}');
+    expect(argumentsLike('a b')).toBe('{"name": value, ...}');
+  });
 });
 
 describe('formatReply / formatError', () => {
