@@ -55,14 +55,33 @@ export function tailWindow(total: number, rows: number, back: number): ScrollWin
   return scrollWindow(total, rows, bottom.maxStart - Math.max(0, back));
 }
 
-/** Cut `text` into rows of at most `width` characters (no word boundaries: JSON, addresses). */
-export function hardWrap(text: string, width: number): string[] {
+/**
+ * `text` in rows of at most `width` characters, broken at the last space that fits, so prose
+ * (QEMU's errors, the lab's refusals) reads word by word; a word longer than a row (an address, a
+ * JSON value without spaces) is cut where the row ends, and a line's leading indent (JSON replies)
+ * is kept. The space a row breaks at is dropped. Not wrap-ansi: its trimming would take the
+ * indent of pretty-printed replies, and these strings carry no escape codes.
+ */
+export function wrapText(text: string, width: number): string[] {
   if (width <= 0) return [];
   const out: string[] = [];
   for (const line of text.split('\n')) {
-    const chars = [...line];
-    if (chars.length === 0) out.push('');
-    for (let i = 0; i < chars.length; i += width) out.push(chars.slice(i, i + width).join(''));
+    let rest = [...line];
+    if (rest.length === 0) out.push('');
+    while (rest.length > width) {
+      let cut = width;
+      while (cut > 0 && rest[cut] !== ' ') cut--;
+      // Only spaces of the indent before it: no word to keep whole, cut at the row's end.
+      if (rest.slice(0, cut).every((c) => c === ' ')) cut = 0;
+      if (cut === 0) {
+        out.push(rest.slice(0, width).join(''));
+        rest = rest.slice(width);
+      } else {
+        out.push(rest.slice(0, cut).join(''));
+        rest = rest.slice(cut + 1);
+      }
+    }
+    if (rest.length > 0) out.push(rest.join(''));
   }
   return out;
 }

@@ -1,6 +1,6 @@
 import { Box, Text } from 'ink';
 import type { ConsoleState } from '../lab-state.js';
-import { hardWrap, moreAbove, moreBelow, scrollWindow, tailWindow, type ScrollWindow } from '../scroll.js';
+import { wrapText, moreAbove, moreBelow, scrollWindow, tailWindow, type ScrollWindow } from '../scroll.js';
 import { Panel } from './Panel.js';
 
 export interface ConsoleLine {
@@ -14,13 +14,13 @@ export const replyTag = (side: string): string => `${side} › `;
 
 /**
  * The lines the console's scrollback shows in `width` columns: each command as typed, then its
- * reply as QEMU phrased it, every reply line tagged with the side that answered, wrapped (not
- * cut) so a long address or JSON value can be read to its end.
+ * reply as QEMU phrased it, every reply line tagged with the side that answered, wrapped at word
+ * boundaries (not cut) so a long address or JSON value can be read to its end.
  */
 export function consoleLines(c: ConsoleState, width: number): ConsoleLine[] {
   const lines: ConsoleLine[] = [];
   for (const e of c.output) {
-    for (const l of hardWrap(`${e.side}> ${e.line}`, width)) lines.push({ text: l, dim: true });
+    for (const l of wrapText(`${e.side}> ${e.line}`, width)) lines.push({ text: l, dim: true });
     const tag = replyTag(e.side);
     if (e.ok === undefined) {
       lines.push({ text: `${tag}…`, dim: true });
@@ -28,9 +28,9 @@ export function consoleLines(c: ConsoleState, width: number): ConsoleLine[] {
     }
     // Errors say so in words too: under NO_COLOR the red is gone.
     const text = !e.ok && !/^Error\b/.test(e.text ?? '') ? `Error: ${e.text ?? ''}` : (e.text ?? '');
-    for (const l of hardWrap(text, Math.max(1, width - tag.length))) lines.push({ text: tag + l, color: e.ok ? undefined : 'red' });
+    for (const l of wrapText(text, Math.max(1, width - tag.length))) lines.push({ text: tag + l, color: e.ok ? undefined : 'red' });
   }
-  if (c.completions.length) lines.push(...hardWrap(c.completions.join('  '), width).map((text) => ({ text, color: 'cyan' })));
+  if (c.completions.length) lines.push(...wrapText(c.completions.join('  '), width).map((text) => ({ text, color: 'cyan' })));
   return lines;
 }
 

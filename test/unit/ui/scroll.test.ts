@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { hardWrap, moreAbove, moreBelow, scrollWindow, tailWindow } from '../../../src/ui/scroll.js';
+import { wrapText, moreAbove, moreBelow, scrollWindow, tailWindow } from '../../../src/ui/scroll.js';
 
 describe('scrollWindow', () => {
   it('shows everything, unmarked, when it fits', () => {
@@ -43,7 +43,21 @@ describe('scrollWindow', () => {
     expect(moreAbove(3)).toBe('↑ 3 more lines above');
   });
 
-  it('hard-wraps lines that have no spaces to break at', () => {
-    expect(hardWrap('abcdefg\n\nxy', 3)).toEqual(['abc', 'def', 'g', '', 'xy']);
+  it('cuts words longer than a row where the row ends, and keeps empty lines', () => {
+    expect(wrapText('abcdefg\n\nxy', 3)).toEqual(['abc', 'def', 'g', '', 'xy']);
+  });
+
+  // Found playing link-cut-recovery: a refusal read "the source's co / nnection to tcp".
+  it('breaks prose at spaces, never inside a word that fits a row', () => {
+    const text = "Error: refused by the lab: the lab's link forwards the source's connection to tcp:127.0.0.1:35667, so";
+    const rows = wrapText(text, 30);
+    expect(rows).toEqual(["Error: refused by the lab: the", "lab's link forwards the", "source's connection to", 'tcp:127.0.0.1:35667, so']);
+    expect(rows.every((r) => r.length <= 30)).toBe(true);
+    expect(rows.join(' ')).toBe(text);
+  });
+
+  it('keeps the indent of a JSON reply, and cuts a long word after it', () => {
+    expect(wrapText('{\n  "status": "postcopy-active"\n}', 12)).toEqual(['{', '  "status":', '"postcopy-ac', 'tive"', '}']);
+    expect(wrapText('    abcdefghij', 6)).toEqual(['    ab', 'cdefgh', 'ij']);
   });
 });
