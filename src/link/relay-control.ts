@@ -62,6 +62,31 @@ export function handleControlLine(line: string, target: ControlTarget): { respon
   }
 }
 
+/** A text stream cut into its newline-ended lines (both ends of the control socket speak so). */
+class LineBuffer {
+  private text = '';
+
+  /** Bytes received after the last newline (an unfinished line). */
+  get pending(): number {
+    return this.text.length;
+  }
+
+  /**
+   * Adds `data` and hands each complete line to `onLine`, which returns false to stop there
+   * (the rest stays unread). True when every complete line was handed on.
+   */
+  push(data: string, onLine: (line: string) => boolean): boolean {
+    this.text += data;
+    let newline: number;
+    while ((newline = this.text.indexOf('\n')) >= 0) {
+      const line = this.text.slice(0, newline);
+      this.text = this.text.slice(newline + 1);
+      if (!onLine(line)) return false;
+    }
+    return true;
+  }
+}
+
 function clip(text: string): string {
   return JSON.stringify(text.length > 80 ? `${text.slice(0, 80)}…` : text);
 }
@@ -71,23 +96,18 @@ export async function serveControl(path: string, target: ControlTarget): Promise
   removeStaleSocket(path);
   const server = net.createServer((socket) => {
     socket.on('error', () => {});
-    let buffered = '';
+    const lines = new LineBuffer();
     socket.setEncoding('utf8');
     socket.on('data', (data: string) => {
-      buffered += data;
-      let newline: number;
-      while ((newline = buffered.indexOf('\n')) >= 0) {
-        const line = buffered.slice(0, newline).trim();
-        buffered = buffered.slice(newline + 1);
-        if (line === '') continue;
+      const done = lines.push(data, (raw) => {
+        const line = raw.trim();
+        if (line === '') return true;
         const { response, quit } = handleControlLine(line, target);
         socket.write(`${JSON.stringify(response)}\n`);
-        if (quit) {
-          socket.end(() => target.quit());
-          return;
-        }
-      }
-      if (buffered.length > MAX_LINE_BYTES) {
+        if (quit) socket.end(() => target.quit());
+        return !quit;
+      });
+      if (done && lines.pending > MAX_LINE_BYTES) {
         socket.end(`${JSON.stringify({ error: `request line longer than ${MAX_LINE_BYTES} bytes` })}\n`);
       }
     });
@@ -129,7 +149,6 @@ interface Pending {
  */
 export class RelayControl {
   private socket: net.Socket | null = null;
-  private buffered = '';
   private readonly pending: Pending[] = [];
 
   constructor(
@@ -179,36 +198,32 @@ export class RelayControl {
     if (this.socket) return this.socket;
     const socket = net.connect(this.path);
     this.socket = socket;
-    this.buffered = '';
+    const lines = new LineBuffer();
     socket.setEncoding('utf8');
     // An idle control connection must not keep a process alive; a waiting request's timer does.
     socket.unref();
-    socket.on('data', (data: string) => this.onData(data));
+    socket.on('data', (data: string) => lines.push(data, (line) => this.onLine(line)));
     socket.on('error', (err) => this.fail(socket, `relay control ${this.path}: ${err.message}`));
     socket.on('close', () => this.fail(socket, `relay control ${this.path}: closed without an answer`));
     return socket;
   }
 
-  private onData(data: string): void {
-    this.buffered += data;
-    let newline: number;
-    while ((newline = this.buffered.indexOf('\n')) >= 0) {
-      const line = this.buffered.slice(0, newline);
-      this.buffered = this.buffered.slice(newline + 1);
-      const entry = this.pending.shift();
-      if (!entry) continue;
-      clearTimeout(entry.timer);
-      let response: unknown;
-      try {
-        response = JSON.parse(line);
-      } catch {
-        entry.reject(new Error(`the relay answered with something that is not JSON: ${clip(line)}`));
-        continue;
-      }
-      const error = (response as { error?: unknown }).error;
-      if (typeof error === 'string') entry.reject(new Error(error));
-      else entry.resolve(response);
+  /** One response line, for the oldest request still waiting. */
+  private onLine(line: string): boolean {
+    const entry = this.pending.shift();
+    if (!entry) return true;
+    clearTimeout(entry.timer);
+    let response: unknown;
+    try {
+      response = JSON.parse(line);
+    } catch {
+      entry.reject(new Error(`the relay answered with something that is not JSON: ${clip(line)}`));
+      return true;
     }
+    const error = (response as { error?: unknown }).error;
+    if (typeof error === 'string') entry.reject(new Error(error));
+    else entry.resolve(response);
+    return true;
   }
 
   /** Ends `socket` (null: whichever is open) and fails every request still waiting on it. */
