@@ -77,20 +77,11 @@ function threadTimes(): Map<string, [string, number, number]> {
   return out;
 }
 
-function schedWaitNs(): number {
-  try {
-    return Number(readFileSync(`/proc/self/task/${process.pid}/schedstat`, 'utf8').split(' ')[1]);
-  } catch {
-    return -1;
-  }
-}
-
 export class LoopStatsRecorder {
   private readonly tasks = new Map<string, LoopStats['tasks'][string]>();
   private readonly hops = new Map<string, Array<[number, number]>>();
   private elu0: EventLoopUtilization | null = null;
   private cpu0: NodeJS.CpuUsage | null = null;
-  private sched0 = -1;
   private threads0 = new Map<string, [string, number, number]>();
 
   noteTask(label: string, ms: number): void {
@@ -143,7 +134,6 @@ export class LoopStatsRecorder {
     this.hops.clear();
     this.elu0 = performance.eventLoopUtilization();
     this.cpu0 = process.cpuUsage();
-    this.sched0 = schedWaitNs();
     this.threads0 = threadTimes();
     current.recorder = this;
     this.eld.reset();
@@ -182,7 +172,6 @@ export class LoopStatsRecorder {
     const h = this.eld;
     const ms = (ns: number) => round(ns / 1e6);
     const cpu = process.cpuUsage(this.cpu0 ?? undefined);
-    const sched = schedWaitNs();
     const tasks: LoopStats['tasks'] = {};
     for (const [k, t] of this.tasks) tasks[k] = { ...t, maxMs: round(t.maxMs), totalMs: round(t.totalMs) };
     const threads: LoopStats['threads'] = {};
@@ -196,7 +185,8 @@ export class LoopStatsRecorder {
       threads,
       elu: round(performance.eventLoopUtilization(this.elu0 ?? undefined).utilization),
       cpuMs: { user: round(cpu.user / 1000), system: round(cpu.system / 1000) },
-      runQueueMs: sched >= 0 && this.sched0 >= 0 ? round((sched - this.sched0) / 1e6) : -1,
+      // The main thread's share of the per-thread figures (none where /proc has no schedstat).
+      runQueueMs: threads.main?.waitMs ?? -1,
       tasks,
       hops: Object.fromEntries(this.hops),
       ms: round(performance.now() - this.startedAt),
