@@ -2,9 +2,10 @@
  * The engine behind the faults that hold chunks back without dropping them (latency, loss):
  * an in-order queue where each chunk leaves at max(previous chunk's due time, its arrival +
  * its own delay). Arrival is the chunk's `at` (when it was read, or was due to leave the stage
- * before), and the chunk passes its own due time on as its `at`. The delay is computed when the chunk reaches the head, from the current
- * config and a random sample drawn on arrival, so a live change (say, latency removed) applies
- * to the chunks still waiting, while jitter stays stable for a given chunk.
+ * before), and the chunk passes its own due time on as its `at`. The delay is computed when
+ * the chunk reaches the head, from the current config and a random sample drawn on arrival, so
+ * a live change (say, latency removed) applies to the chunks still waiting, while jitter stays
+ * stable for a given chunk.
  *
  * The queue holds at most `maxHeldBytes` while its policy may delay; past that the stage stops
  * pulling from its input, which is how a real link's window bounds the bytes in flight. With
