@@ -116,6 +116,14 @@ export function bypassRefusal(side: Side, cmd: QmpCommand, addresses: Readonly<R
   return `${what}, so no fault of the lab would reach the migration; the lab's link is at ${connect}: use migrate ${args}`;
 }
 
+/** Whether listening at `uri` takes connections made to `listen`: the same address, or any address (`tcp:0.0.0.0:P`, `tcp:[::]:P`) on its port. */
+function listensAt(uri: string, listen: string): boolean {
+  if (uri === listen) return true;
+  const u = /^tcp:(.*):(\d+)$/.exec(uri);
+  const l = /^tcp:(.*):(\d+)$/.exec(listen);
+  return !!u && !!l && u[2] === l[2] && ['0', '0.0.0.0', '::', '[::]', ''].includes(u[1]!);
+}
+
 /**
  * Why the lab refuses a destination's listen, or null. The link forwards the source's
  * connection to one address (`incoming.listen`, `recover.listen` for a recovery); a destination
@@ -127,7 +135,7 @@ function listenRefusal(cmd: QmpCommand, addresses: Readonly<Record<string, strin
   const key = cmd.execute === 'migrate-incoming' ? 'incoming.listen' : cmd.execute === 'migrate-recover' ? 'recover.listen' : null;
   const listen = key ? addresses[key] : undefined;
   const uri = cmd.arguments?.uri;
-  if (!listen || typeof uri !== 'string' || uri === listen) return null;
+  if (!listen || typeof uri !== 'string' || listensAt(uri, listen)) return null;
   return `the lab's link forwards the source's connection to ${listen}, so a destination listening at ${uri} would never be found (the source's migrate would fail); use ${cmd.execute} {"uri": "${listen}"}`;
 }
 

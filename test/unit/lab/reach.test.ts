@@ -125,6 +125,10 @@ describe('bypassRefusal', () => {
     expect(bypassRefusal('destination', { execute: 'migrate-recover', arguments: { uri: 'tcp:127.0.0.1:5003' } }, ADDR)).toBeNull();
     expect(bypassRefusal('destination', { execute: 'migrate-incoming', arguments: { uri: 'tcp:127.0.0.1:4445' } }, {})).toBeNull();
     expect(bypassRefusal('destination', { execute: 'query-migrate' }, ADDR)).toBeNull();
+    // Listening on every address at the link's port is found too.
+    expect(bypassRefusal('destination', { execute: 'migrate-incoming', arguments: { uri: 'tcp:0.0.0.0:5001' } }, ADDR)).toBeNull();
+    expect(bypassRefusal('destination', { execute: 'migrate-incoming', arguments: { uri: 'tcp:[::]:5001' } }, ADDR)).toBeNull();
+    expect(bypassRefusal('destination', { execute: 'migrate-incoming', arguments: { uri: 'tcp:0.0.0.0:5003' } }, ADDR)).not.toBeNull();
   });
   it('a destination listening where the link does not forward is refused with the address to use', () => {
     expect(bypassRefusal('destination', { execute: 'migrate-incoming', arguments: { uri: 'tcp:127.0.0.1:4445' } }, ADDR)).toBe(
