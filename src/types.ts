@@ -319,6 +319,8 @@ export interface StepView {
   until?: string;
   /** The step's own `do` breaks the link (a fault key is then part of the step, not a mistake). */
   breaksLink?: boolean;
+  /** The step's own `do` starts a fresh migration (a failed one is then restarted, not a dead end). */
+  startsMigration?: boolean;
 }
 
 /**

@@ -6,10 +6,12 @@
  *   completed; the answer says what happened, why, and whether a retry on the same VMs makes
  *   sense;
  * - the recovery commands with the run's real addresses, whenever both sides are paused;
+ * - whether "show me" may run the step over a link the person broke (`showMeRefusal`), and what
+ *   to do after a failed migration in a step that starts one (`restartAdvice`);
  * - whether a `migrate` goes through the lab's link, or past it, and whether the destination
  *   listens where the link forwards (`bypassRefusal`).
  */
-import type { LinkFault, Side, Snapshot, Unreachable, UnreachableCause } from '../types.js';
+import type { LinkFault, Side, Snapshot, StepView, Unreachable, UnreachableCause } from '../types.js';
 import type { QmpCommand } from './describe.js';
 import type { LabStep } from './schema.js';
 
@@ -21,11 +23,14 @@ export function stepsBefore(n: number): string {
   return n <= 2 ? 'step 1' : `steps 1–${n - 1}`;
 }
 
+/** Whether an action starts a fresh migration: a destination's migrate-incoming, a source's migrate that is no resume. */
+export function startsFreshMigration(a: LabStep['actions'][number]): boolean {
+  return a.type === 'qmp' && (a.execute === 'migrate-incoming' || (a.execute === 'migrate' && a.arguments.resume !== true));
+}
+
 /** Whether a step's own `do` starts a fresh migration (so a failed one before it is no dead end). */
 export function startsMigration(step: Pick<LabStep, 'actions'>): boolean {
-  return step.actions.some(
-    (a) => a.type === 'qmp' && (a.execute === 'migrate-incoming' || (a.execute === 'migrate' && a.arguments.resume !== true)),
-  );
+  return step.actions.some(startsFreshMigration);
 }
 
 /** Whether a step's own `do` breaks the link (then a fault key is part of the step, not a mistake). */
@@ -41,11 +46,74 @@ const cutOrHole = (s: Snapshot): string | null => {
   return null;
 };
 
+const MIGRATION_STARTS = new Set(['migrate', 'migrate-incoming', 'migrate-recover']);
+
 /**
- * Null while the step can still happen; else why not. `condition` is the step's `until` source,
- * known to be false on `s`.
+ * The link's state in words when a direction is cut, blackholed or down: "cut", "blackholed
+ * (destination to source)". Short: it leads error notices that must fit one row at 80 columns.
  */
-export function unreachable(step: Pick<LabStep, 'index' | 'actions'>, condition: string, s: Snapshot): Unreachable | null {
+function brokenLink(s: Snapshot): string | null {
+  const f = s.link['source-to-destination'].state;
+  const b = s.link['destination-to-source'].state;
+  const broken = (x: string) => x === 'cut' || x === 'blackhole' || x === 'down';
+  const word = (x: string) => (x === 'blackhole' ? 'blackholed' : x);
+  if (broken(f) && broken(b)) return f === b ? word(f) : `${word(f)} (source to destination), ${word(b)} (back)`;
+  if (broken(f)) return `${word(f)} (source to destination)`;
+  if (broken(b)) return `${word(b)} (destination to source)`;
+  return null;
+}
+
+/**
+ * Why "show me" must not run the step now, or null: the link is broken (a fault key the person
+ * pressed) and the step would start or resume a migration before any link action of its own.
+ * Over a cut that migration fails at once with a bare connection reset (over a blackhole it
+ * hangs), and nothing on screen said the link was the reason (found playing double-failure:
+ * c during precopy, then s). A step whose own `do` sets the link first, or that expects the
+ * command to fail, runs as written.
+ */
+export function showMeRefusal(step: Pick<LabStep, 'actions'>, s: Snapshot | null): string | null {
+  const link = s ? brokenLink(s) : null;
+  if (!link) return null;
+  for (const a of step.actions) {
+    if (a.type === 'link' || a.type === 'restore') return null;
+    const starts =
+      (a.type === 'qmp' && MIGRATION_STARTS.has(a.execute)) || (a.type === 'virsh' && a.args.some((x) => x.startsWith('migrate')));
+    if (!starts) continue;
+    if (a.expectError !== undefined || a.allowError !== undefined) return null;
+    return `the link is ${link}: press u to restore it, then s (the migration this step starts would not get through)`;
+  }
+  return null;
+}
+
+/**
+ * What to do in a step that starts a migration when none runs: after a failed one (the step is
+ * no dead end, but nothing on screen said how to go on), start again; with the link broken by
+ * a fault key, restore it first (a migration started over it fails at once with a bare reset).
+ * Null otherwise.
+ */
+export function restartAdvice(step: Pick<StepView, 'startsMigration' | 'status'> | undefined, s: Snapshot | null): string | null {
+  if (!step?.startsMigration || step.status !== 'active' || !s || !s.source.alive || !s.destination.alive) return null;
+  const ended = (x: string) => x === 'failed' || x === 'cancelled';
+  const link = brokenLink(s);
+  if (ended(s.source.status)) {
+    // Two rows at 80 columns: it takes them from the event log.
+    const what = cutOrHole(s);
+    const head = what ? `${what} came during precopy: the migration failed` : `The migration ${s.source.status === 'cancelled' ? 'was cancelled' : 'failed'}`;
+    const next = link ? `u restores the link; then start again` : 'start it again';
+    return `${head}, nothing was lost: ${next} (s shows you how).`;
+  }
+  if (s.source.status === 'none' && link) {
+    return `The link is ${link}: a migration started now would not get through. u restores it.`;
+  }
+  return null;
+}
+
+/**
+ * Null while the step can still happen; else why not. `condition` is the step's `until` source
+ * (or a `wait-until` of its `do`), known to be false on `s`; `started`: the step's own start of
+ * a migration has run.
+ */
+export function unreachable(step: Pick<LabStep, 'index' | 'actions'>, condition: string, s: Snapshot, opts: { started?: boolean } = {}): Unreachable | null {
   const src = s.source.status;
   const dst = s.destination.status;
   const needs = /postcopy/.test(condition) ? 'a migration in postcopy' : 'a migration in progress';
@@ -60,7 +128,9 @@ export function unreachable(step: Pick<LabStep, 'index' | 'actions'>, condition:
   }
   // A failure with the source still owning the guest (precopy); postcopy splits are GuestWatch's.
   const ended = (x: string) => x === 'failed' || x === 'cancelled';
-  if ((ended(src) || (ended(dst) && !src.startsWith('postcopy'))) && !startsMigration(step)) {
+  // A step that starts a migration is no dead end: the person starts it again. Once its own
+  // start has run (a drill, show me: `started`), a failure is this step's migration failing.
+  if ((ended(src) || (ended(dst) && !src.startsWith('postcopy'))) && (opts.started || !startsMigration(step))) {
     const what = cutOrHole(s);
     const running = s.source.runState === 'running';
     const head = what ? `${what} came during precopy: the migration failed` : `The migration failed during precopy (source ${src}, destination ${dst})`;

@@ -22,7 +22,7 @@ import { Recorder } from './recorder.js';
 import type { Lab, VmOperation } from './schema.js';
 import { StepEngine, type RunMode, type StepHooks } from './steps.js';
 import { SessionStore } from './store.js';
-import { breaksLink } from './reach.js';
+import { breaksLink, showMeRefusal, startsMigration } from './reach.js';
 import { Operator } from './operator.js';
 import { Poller } from './poller.js';
 import { runSummary } from './verdict.js';
@@ -93,7 +93,7 @@ export class LabSession implements LabSessionApi {
     this.store = new SessionStore(
       {
         snapshot: null,
-        steps: lab.steps.map((s) => ({ index: s.index, title: s.title, text: stepTextFor(s, version), hints: s.hints, hintsShown: 0, status: 'pending', actions: [], until: s.until.source, breaksLink: breaksLink(s) })),
+        steps: lab.steps.map((s) => ({ index: s.index, title: s.title, text: stepTextFor(s, version), hints: s.hints, hintsShown: 0, status: 'pending', actions: [], until: s.until.source, breaksLink: breaksLink(s), startsMigration: startsMigration(s) })),
         currentStep: 0,
         events: [],
         history: [],
@@ -396,6 +396,11 @@ export class LabSession implements LabSessionApi {
     if (st.replaying) throw new Error('the earlier steps are being replayed; wait for them');
     const step = this.lab.steps[st.currentStep];
     if (!step) throw new Error('there is no current step');
+    const refusal = showMeRefusal(step, st.snapshot);
+    if (refusal) {
+      this.event({ kind: 'error', text: `show me: ${refusal}` });
+      throw new Error(refusal);
+    }
     this.event({ kind: 'hint', text: `show me: ${st.steps[step.index].actions.join('; ') || '(nothing to do: wait)'}` });
     try {
       await this.engine.runActions(step);

@@ -15,7 +15,7 @@ import { evaluateCondition, formatSeen, type Condition } from './condition.js';
 import { commandText, describeAction, type QmpCommand } from './describe.js';
 import { formatDuration } from './duration.js';
 import { RunFailure } from './failure.js';
-import { SETTLE_MS, stepsBefore, unreachable } from './reach.js';
+import { SETTLE_MS, startsFreshMigration, stepsBefore, unreachable } from './reach.js';
 import type { SnapshotFeed } from './feed.js';
 import type { Lab, LabAction, LabStep, VmOperation } from './schema.js';
 import type { SessionStore } from './store.js';
@@ -131,7 +131,7 @@ export class StepEngine {
       await this.hooks.stepStarted?.(step, mode);
       if (mode === 'drill') await this.runActions(step);
       await this.hooks.stepWaiting?.(step, mode);
-      await this.waitFor(step.until, mode === 'drill' ? step.timeoutMs : null, step);
+      await this.waitFor(step.until, mode === 'drill' ? step.timeoutMs : null, step, mode === 'drill');
     } catch (e) {
       if (e instanceof RetryRequest) {
         this.store.setStep(step.index, { status: 'pending' });
@@ -168,7 +168,7 @@ export class StepEngine {
   async runActions(step: LabStep): Promise<void> {
     this.running = true;
     try {
-      for (const a of step.actions) await this.runAction(a, step);
+      for (const [i, a] of step.actions.entries()) await this.runAction(a, step, step.actions.slice(0, i).some(startsFreshMigration));
     } finally {
       this.running = false;
     }
@@ -178,7 +178,8 @@ export class StepEngine {
     return step.actions.map((a) => describeAction(a, this.ports.vars()));
   }
 
-  private async runAction(a: LabAction, step: LabStep): Promise<void> {
+  /** `started`: an earlier action of the step started a fresh migration (its failure then ends a wait). */
+  private async runAction(a: LabAction, step: LabStep, started: boolean): Promise<void> {
     switch (a.type) {
       case 'qmp':
         return this.runQmp(a, step);
@@ -206,7 +207,7 @@ export class StepEngine {
       case 'wait':
         return this.feed.sleep(a.ms);
       case 'wait-until':
-        return this.waitFor(a.condition, a.timeoutMs, step);
+        return this.waitFor(a.condition, a.timeoutMs, step, started);
     }
   }
 
@@ -254,7 +255,7 @@ export class StepEngine {
    * once; a person is told why (`blocked` in the state) and the wait goes on, for a retry, a
    * rewind, or a fix by hand.
    */
-  async waitFor(cond: Condition, timeoutMs: number | null, step: LabStep | null): Promise<void> {
+  async waitFor(cond: Condition, timeoutMs: number | null, step: LabStep | null, started = false): Promise<void> {
     const deadline = timeoutMs === null ? Infinity : performance.now() + timeoutMs;
     let last = this.feed.current;
     let since = null as { cause: string; at: number } | null;
@@ -262,7 +263,7 @@ export class StepEngine {
       for (;;) {
         if (this.retryRequested && timeoutMs === null) throw new RetryRequest();
         if (last && evaluateCondition(cond, last).value) return;
-        const stuck = step && last ? unreachable(step, cond.source, last) : null;
+        const stuck = step && last ? unreachable(step, cond.source, last, { started }) : null;
         since = stuck ? (since?.cause === stuck.cause ? since : { cause: stuck.cause, at: performance.now() }) : null;
         const settled = stuck && since && performance.now() - since.at >= SETTLE_MS[stuck.cause] ? stuck : null;
         if (settled && timeoutMs !== null) {

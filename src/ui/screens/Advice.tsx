@@ -1,14 +1,15 @@
 /**
  * The lines above the event log that say what the person must know now, whatever the step:
  * a question before a fault the step does not call for, a retry or rewind replaying steps, a
- * step that can no longer happen (why, and the keys out), or — whenever both sides are
+ * step that can no longer happen (why, and the keys out), how to start again after a failed
+ * migration in a step that starts one (restoring the link first if it is still broken), or — whenever both sides are
  * postcopy-paused — the two recovery commands with this run's real addresses. Pure: the lines
  * are computed from the state, then drawn.
  */
 import { Box, Text } from 'ink';
 import { memo } from 'react';
 import { describeFault } from '../../link/fault-model.js';
-import { faultConsequence, recoveryCommands, stepsBefore } from '../../lab/reach.js';
+import { faultConsequence, recoveryCommands, restartAdvice, stepsBefore } from '../../lab/reach.js';
 import type { LinkFault, SessionState } from '../../types.js';
 import { fit, wrapWords } from '../format.js';
 
@@ -37,6 +38,9 @@ export function adviceLines(state: SessionState, pendingFault: LinkFault | null,
       ? `r retries on the same VMs (${stepsBefore(b.step)} again); w rewinds (fresh VMs, same seed).`
       : `w rewinds: fresh VMs, same seed, ${stepsBefore(b.step)} replayed for you.`;
     say(`Step ${b.step} can no longer happen. ${b.message} ${keys}`, 'red', true);
+  } else {
+    const restart = restartAdvice(state.steps[state.currentStep], state.snapshot);
+    if (restart) say(restart, 'yellow', true);
   }
   const rec = recoveryCommands(state.snapshot, state.addresses ?? {});
   if (rec) {

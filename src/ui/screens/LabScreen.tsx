@@ -152,15 +152,19 @@ export function LabScreen(props: LabScreenProps) {
     <Box flexDirection="column" width={layout.main.width} height={layout.height} overflowY="hidden">
       <Box height={1} width={layout.header.width} overflowY="hidden">
         {/* A notice takes the title's place while it shows: the title is on every other frame,
-            the notice (an error's reason above all) would otherwise be cut at the right edge. */}
+            the notice (an error's reason above all) would otherwise be cut at the right edge.
+            An error takes the clock's place too: its reason ends with what to do, and at 80
+            columns the clock left that cut off ("press u to restore it" after a show me). */}
         <Text wrap="truncate">
           {ui.notice ? null : <Text bold>{session.title}  </Text>}
-          <Text dimColor>
-            {session.labId} · t={fmtT(snap?.t ?? 0)}
-          </Text>
+          {ui.notice?.level === 'error' ? null : (
+            <Text dimColor>
+              {session.labId} · t={fmtT(snap?.t ?? 0)}
+              {ui.notice ? '  ' : ''}
+            </Text>
+          )}
           {ui.notice ? (
             <Text color={ui.notice.level === 'error' ? 'red' : 'cyan'}>
-              {'  '}
               {ui.notice.level === 'error' ? 'Error: ' : ''}
               {ui.notice.text}
             </Text>

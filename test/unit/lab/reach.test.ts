@@ -4,7 +4,7 @@
  * step does not ask for would do now.
  */
 import { describe, expect, it } from 'vitest';
-import { breaksLink, bypassRefusal, faultConsequence, recoveryCommands, startsMigration, unreachable } from '../../../src/lab/reach.js';
+import { breaksLink, bypassRefusal, faultConsequence, recoveryCommands, restartAdvice, showMeRefusal, startsMigration, unreachable } from '../../../src/lab/reach.js';
 import type { LabStep } from '../../../src/lab/schema.js';
 import type { MigrationStatus, Snapshot } from '../../../src/types.js';
 import { fakeDirection, fakeSide, fakeSnapshot } from '../../helpers/fake-session.js';
@@ -152,5 +152,65 @@ describe('faults a step does not ask for', () => {
     expect(faultConsequence({ kind: 'cut' }, snap('postcopy-active', 'postcopy-active'))).toMatch(/pauses both sides \(postcopy-paused\)/);
     expect(faultConsequence({ kind: 'blackhole' }, snap('active', 'active'))).toMatch(/stalls the migration/);
     expect(faultConsequence({ kind: 'cut' }, snap('none', 'none'))).toMatch(/changes nothing/);
+  });
+});
+
+describe('show me over a broken link, and starting again after a failed migration', () => {
+  const link = (s2d: string, d2s: string) => ({
+    ...fakeSnapshot().link,
+    'source-to-destination': fakeDirection({ state: s2d as never }),
+    'destination-to-source': fakeDirection({ state: d2s as never }),
+  });
+  const startStep = (extra: LabStep['actions'] = []): Pick<LabStep, 'actions'> => ({ actions: [...extra, ...retryStep.actions] });
+
+  it('refuses a step that would start a migration over a cut the person made, naming the key that restores it', () => {
+    const s = snap('failed', 'failed', { link: link('cut', 'cut') });
+    expect(showMeRefusal(startStep(), s)).toBe(
+      'the link is cut: press u to restore it, then s (the migration this step starts would not get through)',
+    );
+    expect(showMeRefusal(resumeStep, snap('postcopy-paused', 'postcopy-paused', { link: link('up', 'blackhole') }))).toMatch(
+      /^the link is blackholed \(destination to source\): press u/,
+    );
+  });
+
+  it('runs the step as written when the link is up, when its own do sets the link first, or when it expects an error', () => {
+    expect(showMeRefusal(startStep(), snap('failed', 'failed'))).toBeNull();
+    const cutNow = snap('failed', 'failed', { link: link('cut', 'cut') });
+    expect(showMeRefusal(startStep([{ type: 'restore' }]), cutNow)).toBeNull();
+    expect(showMeRefusal(startStep([{ type: 'link', fault: { kind: 'blackhole', direction: 'destination-to-source' } }]), cutNow)).toBeNull();
+    const expecting = { actions: [{ ...resumeStep.actions[0]!, expectError: 'Connection refused' }] } as Pick<LabStep, 'actions'>;
+    expect(showMeRefusal(expecting, cutNow)).toBeNull();
+    expect(showMeRefusal(waitOnly, cutNow)).toBeNull();
+  });
+
+  it('after a cut in precopy, a step that starts a migration says to restore the link and start again', () => {
+    const active = { startsMigration: true, status: 'active' as const };
+    const s = snap('failed', 'failed', { link: link('cut', 'cut') });
+    expect(restartAdvice(active, s)).toBe(
+      'The cut came during precopy: the migration failed, nothing was lost: u restores the link; then start again (s shows you how).',
+    );
+    expect(restartAdvice(active, snap('failed', 'failed'))).toBe('The migration failed, nothing was lost: start it again (s shows you how).');
+    expect(restartAdvice(active, snap('none', 'none', { link: link('cut', 'cut') }))).toBe(
+      'The link is cut: a migration started now would not get through. u restores it.',
+    );
+  });
+
+  it('says nothing while a migration runs, in a step that does not start one, or when a VM is gone', () => {
+    const active = { startsMigration: true, status: 'active' as const };
+    expect(restartAdvice(active, snap('active', 'active'))).toBeNull();
+    expect(restartAdvice(active, snap('none', 'none'))).toBeNull();
+    expect(restartAdvice({ startsMigration: false, status: 'active' }, snap('failed', 'failed'))).toBeNull();
+    expect(restartAdvice({ startsMigration: true, status: 'pending' }, snap('failed', 'failed'))).toBeNull();
+    const dead = snap('failed', 'failed', { destination: fakeSide('destination', { status: 'failed', alive: false }) });
+    expect(restartAdvice(active, dead)).toBeNull();
+  });
+});
+
+describe('unreachable once the step has started its own migration', () => {
+  it('a failure is no longer excused by the step starting a migration: its own start has run (a drill, show me)', () => {
+    const s = snap('failed', 'failed');
+    expect(unreachable(retryStep, 'source.status == "active"', s)).toBeNull();
+    expect(unreachable(retryStep, 'source.status == "active"', s, { started: true })).toMatchObject({ cause: 'migration-failed', step: 3 });
+    expect(unreachable(retryStep, 'source.status == "active"', snap('active', 'active'), { started: true })).toBeNull();
   });
 });
