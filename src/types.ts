@@ -396,6 +396,12 @@ export interface RunSummary {
    * ended exactly so: the run is ok, and this says how it ended.
    */
   expectedFailure?: { reason: FailureReason; message: string };
+  /**
+   * A failure the lab declares for this QEMU version (`expected-failures`: the bug it shows):
+   * the run still failed (a drill exits 1), but the person did nothing wrong, and the end screen
+   * says the bug was reproduced rather than "Lab failed". "QEMU 7.2: <the lab's words>".
+   */
+  knownBug?: string;
 }
 
 /** Why the waiting step can no longer happen (a VM's death ends the run instead). */

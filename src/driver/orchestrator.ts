@@ -7,7 +7,7 @@ import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { QmpClient } from '../qmp/client.js';
-import type { LabEvent, Link, LinkEndpoints, LinkSnapshot, MigrationStatus, RecoveryFileInfo, Side, SideGuest, SideSnapshot, Snapshot } from '../types.js';
+import type { LabEvent, Link, LinkEndpoints, LinkSnapshot, MigrationStatus, PagesInfo, RecoveryFileInfo, Side, SideGuest, SideSnapshot, Snapshot } from '../types.js';
 import { SAVED_RAM_FILE, type BackendContext, type GuestSpec, type RunDriver, type SideReading, type VmBackend } from './backend.js';
 import { notAStateChange } from './migration-events.js';
 import { SimBackend } from './sim-backend.js';
@@ -57,6 +57,8 @@ export class Orchestrator implements RunDriver {
   private stopped = false;
   private lastProgress = new Map<Side, { value: number; at: number }>();
   private lastStatus = new Map<Side, MigrationStatus>();
+  /** Each side's last page counters, kept for a VM that died: its end screen shows what it had, not zeros. */
+  private lastPages = new Map<Side, PagesInfo>();
   /** When each side's last MIGRATION event arrived: a poll issued before it may be stale. */
   private lastEventAt = new Map<Side, number>();
   readonly backend: VmBackend;
@@ -162,6 +164,7 @@ export class Orchestrator implements RunDriver {
     // The old process's socket file would answer nothing; the fresh one makes its own.
     await rm(this.qmpPath(side), { force: true });
     this.lastStatus.delete(side);
+    this.lastPages.delete(side);
     this.lastProgress.delete(side);
     this.lastEventAt.delete(side);
     if (side === 'source') this.lastRecoveryFile = null;
@@ -377,8 +380,13 @@ export class Orchestrator implements RunDriver {
     // A source that is gone still shows the file it left: the one thing a recovery needs from it.
     const leftFile = side === 'source' && vm?.what !== 'recovery-source' && this.lastRecoveryFile ? { recoveryFile: this.lastRecoveryFile } : {};
     if (!r) {
-      return { side, alive: vm?.alive ?? false, runState: 'unknown', status: this.lastStatus.get(side) ?? 'none', stalledMs: 0, ...leftFile };
+      const alive = vm?.alive ?? false;
+      // A dead VM keeps its last counters (QEMU's crashed destination had received pages; its end
+      // screen said 0); a live one whose read failed shows none rather than stale ones.
+      const pages = alive ? undefined : this.lastPages.get(side);
+      return { side, alive, runState: 'unknown', status: this.lastStatus.get(side) ?? 'none', stalledMs: 0, ...(pages ? { pages } : {}), ...leftFile };
     }
+    if (r.pages) this.lastPages.set(side, r.pages);
     // "Stalled": how long no byte has moved on this side's migration connection(s) (a silent
     // link shows here). `progress` is bytes on the wire, not page counts: in precopy the
     // destination's page count stops after one pass while dirty pages keep arriving.

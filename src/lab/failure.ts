@@ -91,7 +91,8 @@ export function vmDeathVerdict(side: Side, info: { code: number | null; signal: 
   const other = driver.status(side === 'source' ? 'destination' : 'source');
   const meaning = vmDeathMeaning(side, status, other);
   const how = info.signal ? `killed by ${info.signal}` : `exit code ${info.code}`;
-  const tail = info.stderrTail.slice(-2).join(' | ');
+  // The last two different lines: QEMU repeats a line ("Detected IO failure for postcopy") per channel.
+  const tail = info.stderrTail.filter((l, i, all) => all.indexOf(l, i + 1) === -1).slice(-2).join(' | ');
   const lastWords = tail ? ` Last words: ${tail}` : '';
   // A source that dies after writing its whole recovery file is what the file is for.
   const rf = side === 'source' && driver.process('source') === 'vm' ? driver.recoveryFile() : null;

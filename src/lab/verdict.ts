@@ -37,5 +37,6 @@ export function runSummary(lab: Lab, failure: RunFailure | null, snap: Snapshot 
     ...summaryCounters(snap),
     ...(failure === null ? { summaryText: lab.summaryText } : {}),
     ...(judged.expected ? { expectedFailure: judged.expected } : {}),
+    ...(failure && known.length ? { knownBug: `QEMU ${qemuVersion}: ${known.join('; ')}` } : {}),
   };
 }

@@ -31,8 +31,8 @@ export function Summary(props: {
   ];
   return (
     <Box flexDirection="column" width={width} paddingX={1}>
-      <Text bold color={s.ok ? 'green' : 'red'}>
-        {s.ok ? '✓ Lab complete' : '✗ Lab failed'}: {title}
+      <Text bold color={s.ok ? 'green' : s.knownBug ? 'yellow' : 'red'}>
+        {s.ok ? '✓ Lab complete' : s.knownBug ? '⚠ Bug reproduced' : '✗ Lab failed'}: {title}
       </Text>
       {s.expectedFailure ? (
         <Text color="green" wrap="wrap">
@@ -51,7 +51,8 @@ export function Summary(props: {
       </Box>
       {s.failure ? (
         <Box flexDirection="column" marginTop={1}>
-          <Text color="red" wrap="wrap">
+          {/* A bug the lab declares for this QEMU: its message ends saying so (verdict.ts). */}
+          <Text color={s.knownBug ? 'yellow' : 'red'} wrap="wrap">
             {s.failure.step !== undefined ? `Step ${s.failure.step}${s.failure.stepTitle ? ` (${s.failure.stepTitle})` : ''}: ` : ''}
             {s.failure.message}
           </Text>

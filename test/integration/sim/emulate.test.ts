@@ -148,9 +148,12 @@ describe('a failure during the recovery handshake (qemu-recover-hang)', () => {
     const r = await runCli(['drill', 'qemu-recover-hang', '--emulate', '7.2', '--json', '--no-record'], dir, 100_000);
     expect(r.code).toBe(1);
     const lines = jsonLines(r.stdout);
-    const end = lines.find((l) => l.type === 'summary') as { ok?: boolean; failure?: { message?: string } };
+    const end = lines.find((l) => l.type === 'summary') as { ok?: boolean; failure?: { message?: string }; knownBug?: string; pagesReceived?: number };
     expect(end.ok).toBe(false);
     expect(end.failure?.message).toMatch(/killed by SIGSEGV/);
+    expect(end.knownBug).toMatch(/^QEMU 7\.2: the destination crashes \(SIGSEGV\)/);
+    // The dead destination's last counters, not zeros: it had received the pages before the cut.
+    expect(end.pagesReceived).toBeGreaterThan(0);
     expect(end.failure?.message).toMatch(/\. This is the failure the lab expects on QEMU 7\.2/);
     // The source never left postcopy-recover (no way back to postcopy-paused before 8.2).
     const src = sourceStates(lines);

@@ -448,6 +448,23 @@ describe('Summary and LabPicker', () => {
     expect(out).toMatch(/all pages verified\s+NO/);
     expect(out).not.toContain('next lab');
   });
+  it('summary of a bug the lab declares for this QEMU version: reproduced, not "Lab failed"', () => {
+    const out = frame(
+      <Summary
+        summary={{
+          ok: false, labId: 'x', durationMs: 1000, verified: false, pagesResent: 0, duplicatesDiscarded: 0, blocktimeMs: 0, recoveries: 0,
+          failure: { message: 'the destination VM process died (killed by SIGSEGV). This is the failure the lab expects on QEMU 7.2: it crashes.' },
+          knownBug: 'QEMU 7.2: it crashes',
+        }}
+        title="T"
+        hasNext={false}
+        width={100}
+      />,
+    );
+    expect(out).toContain('⚠ Bug reproduced: T');
+    expect(out).not.toContain('Lab failed');
+    expect(out.replace(/\s+/g, ' ')).toContain('This is the failure the lab expects on QEMU 7.2');
+  });
   it('picker lists labs, ticks completed ones and asks before reset', () => {
     const labs = [
       { id: 'a', title: 'Alpha', summary: 'First lab.' },
