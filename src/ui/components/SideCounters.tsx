@@ -50,7 +50,11 @@ const secs = (ms: number) => (ms / 1000).toFixed(1);
 
 /** The MB/s row: the rate (source only: QEMU's destination reports none), flagged when the wire is quiet. */
 function rateCell(s: SideSnapshot): Cell {
-  const rate = s.ram?.mbps !== undefined ? fmtMBps(s.ram.mbps) : '–';
+  // Paused or recovering, nothing moves: QEMU keeps reporting the last rate it measured
+  // (7.2 showed 3.9 MB/s for as long as a postcopy stayed paused), so it is not shown.
+  const kind = stateKind(s.status);
+  const moving = kind !== 'paused' && kind !== 'recovering';
+  const rate = s.ram?.mbps !== undefined && moving ? fmtMBps(s.ram.mbps) : '–';
   // stalledMs counts only while pages should move (see SideSnapshot.stalledMs).
   if (s.stalledMs >= STALL_SHOWN_MS && stateKind(s.status) === 'running') {
     const quiet = `${(s.stalledMs / 1000).toFixed(0)}s`;

@@ -143,7 +143,10 @@ describe('SideCounters', () => {
   it('says "stalled" only while pages should move and the wire is quiet', () => {
     expect(sideCells(fakeSide('source', { stalledMs: 5200 }))[5]).toMatchObject({ text: '100 · no bytes 5s', color: 'yellow' });
     expect(sideCells(fakeSide('destination', { stalledMs: 5200, ram: undefined }))[5]).toMatchObject({ text: 'no bytes 5s' });
-    expect(sideCells(fakeSide('source', { stalledMs: 5200, status: 'postcopy-paused' }))[5]).toMatchObject({ text: '100' });
+    // Paused: no stall flag, and no rate either (QEMU repeats the last one it measured).
+    expect(sideCells(fakeSide('source', { stalledMs: 5200, status: 'postcopy-paused' }))[5]).toMatchObject({ text: '–' });
+    expect(sideCells(fakeSide('source', { status: 'postcopy-recover' }))[5]).toMatchObject({ text: '–' });
+    expect(sideCells(fakeSide('source', { status: 'completed' }))[5]).toMatchObject({ text: '100' });
     expect(sideCells(fakeSide('source', { stalledMs: 1000 }))[5]).toMatchObject({ text: '100' });
   });
   it('makes a stalled guest visible, but not before its rate is measured, and reports a dead VM', () => {
