@@ -29,6 +29,7 @@ import { preciseClock } from '../src/link/precise-clock.js';
 import { RelayLink } from '../src/link/relay.js';
 import type { Link, LinkEndpoints } from '../src/types.js';
 import { SocatLink, socatMissing } from './socat-link.js';
+import { cpuSeconds } from './link-probe.js';
 
 const MiB = 1024 * 1024;
 
@@ -342,28 +343,6 @@ async function rateOf(bytesPerSec: number, seconds: number): Promise<number> {
     await link.stop();
     fs.rmSync(dir, { recursive: true, force: true });
   }
-}
-
-/** utime + stime, in seconds, of the processes `match` picks by pid and process group. */
-function cpuSeconds(match: (pid: number, pgid: number) => boolean): { user: number; system: number } {
-  let user = 0;
-  let system = 0;
-  for (const name of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    let stat: string;
-    try {
-      stat = fs.readFileSync(`/proc/${name}/stat`, 'utf8');
-    } catch {
-      continue;
-    }
-    // After the command name (which may hold spaces): state ppid pgrp ... utime(14) stime(15).
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (match(Number(name), Number(f[2]))) {
-      user += Number(f[11]);
-      system += Number(f[12]);
-    }
-  }
-  return { user: user / 100, system: system / 100 }; // USER_HZ
 }
 
 export interface CpuPerGb {

@@ -21,6 +21,7 @@ import { benchRecoveryFile } from './recovery-file.js';
 import { benchFaultTail } from './fault-tail.js';
 import { linkAccuracy } from './link-accuracy.js';
 import { SocatLink, socatMissing, SOCAT_BUFFER_BYTES } from './socat-link.js';
+import { cpuSeconds, sampleQueued } from './link-probe.js';
 import { held, median, pairedDiff, pairedRatio, rotation, spread } from './paired-rows.js';
 import { parseCompareFlags } from '../src/compare/options.js';
 import { runCompare, type StrategyResult } from '../src/compare/run.js';
@@ -152,6 +153,23 @@ interface ThroughputResult {
   p99us: number;
   faults: number;
   rss: Record<Side, number>;
+  /** Median bytes in the migration route's socket queues during postcopy (./link-probe.ts). */
+  queuedBytes: number;
+  /** The forwarder's CPU (user + kernel) per GB moved; NaN when direct. */
+  forwarderCpuPerGb: number;
+}
+
+/** Which processes forward for `link`, for their CPU (none when direct). */
+function forwarderMatch(link: Link | null | undefined): ((pid: number, pgid: number) => boolean) | undefined {
+  if (link instanceof RelayLink) {
+    const pid = link.pid;
+    return (p) => p === pid;
+  }
+  if (link instanceof SocatLink) {
+    const groups = link.groups;
+    return (_p, pgid) => groups.includes(pgid);
+  }
+  return undefined;
 }
 
 /** Postcopy from the first moment, no caps: how fast the sim moves a guest, and fault latency meanwhile. */
@@ -162,10 +180,19 @@ async function postcopyRun(memoryBytes: number, link: BenchLink, preempt: boolea
       { 'postcopy-ram': true, 'return-path': true, events: true, 'postcopy-preempt': preempt },
       { 'max-bandwidth': 100 * GiB, 'max-postcopy-bandwidth': 0 },
     );
+    const match = forwarderMatch(p.orch.link);
+    const cpu0 = match ? cpuSeconds(match) : undefined;
+    const queued = sampleQueued(new Set([ep.incoming.connect.port, ep.incoming.listen.port]));
     const { seconds, ram } = await timedPostcopy(p, ep);
+    const queuedSamples = queued.stop();
+    // Read before the VMs stop: socat's per-connection children are gone after.
+    const cpu1 = match ? cpuSeconds(match) : undefined;
     const dst = await p.pages('destination');
     if (dst.verified !== true) throw new Error('the migration did not verify');
+    const forwarderCpu = cpu0 && cpu1 ? cpu1.user + cpu1.system - cpu0.user - cpu0.system : NaN;
     return {
+      queuedBytes: median(queuedSamples),
+      forwarderCpuPerGb: forwarderCpu / (ram.transferred / 1e9),
       seconds,
       mbPerSec: ram['postcopy-bytes'] / 1e6 / seconds,
       pagesPerSec: ram.normal / seconds,
@@ -350,6 +377,8 @@ async function main() {
           vsSocat ? spread(pairedDiff(rs, of('socat'), p50), 2, true) : '',
           vsSocat ? spread(pairedDiff(rs, of('socat'), p99), 1, true) : '',
           fmt(median(rs.map((r) => r.faults))),
+          spread(rs.map((r) => r.queuedBytes / 1024), 0),
+          link === 'direct' ? '' : spread(rs.map((r) => r.forwarderCpuPerGb), 2),
         ]);
         results[key(link, preempt)] = rs;
       }
@@ -367,7 +396,7 @@ async function main() {
         `${throughputReps} reps, rows interleaved; median (min–max); × socat and − socat are per rep, against the socat run of the same rep`,
     );
     console.log(
-      table(['guest, link', 'MB/s', '× direct', '× socat', 'fault p50 ms', 'fault p99 ms', 'p50 − socat', 'p99 − socat', 'faults'], rows),
+      table(['guest, link', 'MB/s', '× direct', '× socat', 'fault p50 ms', 'fault p99 ms', 'p50 − socat', 'p99 − socat', 'faults', 'queued KiB', 'fwd CPU s/GB'], rows),
     );
     for (const v of verdicts) console.log(`  ${v}`);
     console.log('');
