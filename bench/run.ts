@@ -2,7 +2,7 @@
  * `npm run bench`: measures the sim on this machine and prints tables. Nothing here asserts;
  * the figures go in the README with how they were obtained.
  *
- *   node dist/bench/run.js [--quick] [--only throughput,link-accuracy,recovery,qemu,rss,compare,recovery-file,fault-tail,libvirt-resume] [--json FILE]
+ *   node dist/bench/run.js [--quick] [--reps N (throughput rows; default 5)] [--only throughput,link-accuracy,recovery,qemu,rss,compare,recovery-file,fault-tail,libvirt-resume] [--json FILE]
  *
  * Every run starts fresh VM processes (and a relay where the row says so) over loopback TCP.
  */
@@ -21,6 +21,8 @@ import { benchRecoveryFile } from './recovery-file.js';
 import { benchFaultTail } from './fault-tail.js';
 import { linkAccuracy } from './link-accuracy.js';
 import { SocatLink, socatMissing, SOCAT_BUFFER_BYTES } from './socat-link.js';
+import { cpuSeconds, sampleQueued } from './link-probe.js';
+import { held, median, pairedDiff, pairedRatio, rotation, spread } from './paired-rows.js';
 import { parseCompareFlags } from '../src/compare/options.js';
 import { runCompare, type StrategyResult } from '../src/compare/run.js';
 import { rowCells } from '../src/compare/table.js';
@@ -141,11 +143,6 @@ async function withPair<T>(o: PairOptions, f: (p: Pair, ep: Awaited<ReturnType<O
   }
 }
 
-function median(xs: number[]): number {
-  const a = [...xs].sort((x, y) => x - y);
-  return a.length ? a[Math.floor((a.length - 1) / 2)] : NaN;
-}
-
 // ---- scenarios ----------------------------------------------------------------------------------
 
 interface ThroughputResult {
@@ -156,6 +153,23 @@ interface ThroughputResult {
   p99us: number;
   faults: number;
   rss: Record<Side, number>;
+  /** Median bytes in the migration route's socket queues during postcopy (./link-probe.ts). */
+  queuedBytes: number;
+  /** The forwarder's CPU (user + kernel) per GB moved; NaN when direct. */
+  forwarderCpuPerGb: number;
+}
+
+/** Which processes forward for `link`, for their CPU (none when direct). */
+function forwarderMatch(link: Link | null | undefined): ((pid: number, pgid: number) => boolean) | undefined {
+  if (link instanceof RelayLink) {
+    const pid = link.pid;
+    return (p) => p === pid;
+  }
+  if (link instanceof SocatLink) {
+    const groups = link.groups;
+    return (_p, pgid) => groups.includes(pgid);
+  }
+  return undefined;
 }
 
 /** Postcopy from the first moment, no caps: how fast the sim moves a guest, and fault latency meanwhile. */
@@ -166,10 +180,19 @@ async function postcopyRun(memoryBytes: number, link: BenchLink, preempt: boolea
       { 'postcopy-ram': true, 'return-path': true, events: true, 'postcopy-preempt': preempt },
       { 'max-bandwidth': 100 * GiB, 'max-postcopy-bandwidth': 0 },
     );
+    const match = forwarderMatch(p.orch.link);
+    const cpu0 = match ? cpuSeconds(match) : undefined;
+    const queued = sampleQueued(new Set([ep.incoming.connect.port, ep.incoming.listen.port]));
     const { seconds, ram } = await timedPostcopy(p, ep);
+    const queuedSamples = queued.stop();
+    // Read before the VMs stop: socat's per-connection children are gone after.
+    const cpu1 = match ? cpuSeconds(match) : undefined;
     const dst = await p.pages('destination');
     if (dst.verified !== true) throw new Error('the migration did not verify');
+    const forwarderCpu = cpu0 && cpu1 ? cpu1.user + cpu1.system - cpu0.user - cpu0.system : NaN;
     return {
+      queuedBytes: median(queuedSamples),
+      forwarderCpuPerGb: forwarderCpu / (ram.transferred / 1e9),
       seconds,
       mbPerSec: ram['postcopy-bytes'] / 1e6 / seconds,
       pagesPerSec: ram.normal / seconds,
@@ -302,51 +325,81 @@ function table(head: string[], rows: (string | number)[][]): string {
 }
 
 const fmt = (n: number, d = 0) => (Number.isFinite(n) ? n.toFixed(d) : '-');
-/** A difference in ms with its sign: +0.12, -1.50. */
-const signed = (n: number) => (Number.isFinite(n) ? `${n >= 0 ? '+' : ''}${n.toFixed(2)}` : '-');
 
 async function main() {
   const { values } = parseArgs({
-    options: { quick: { type: 'boolean', default: false }, only: { type: 'string' }, json: { type: 'string' } },
+    options: { quick: { type: 'boolean', default: false }, only: { type: 'string' }, json: { type: 'string' }, reps: { type: 'string' } },
   });
   const only = new Set((values.only ?? 'throughput,link-accuracy,recovery,qemu,rss,compare,recovery-file,fault-tail').split(','));
   const reps = values.quick ? 1 : 3;
+  // The relay-vs-socat rows move by ms between runs: 5 reps each (~3.5 s a run, 30 runs, ~2 min).
+  const throughputReps = values.reps !== undefined ? Number(values.reps) : values.quick ? 1 : 5;
+  if (!Number.isInteger(throughputReps) || throughputReps < 1) throw new Error(`--reps must be a whole number ≥ 1, got ${values.reps}`);
   const results: Record<string, unknown> = {};
   const load = os.loadavg()[0].toFixed(2);
   console.log(`postcopy-lab bench: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, node ${process.version}, load ${load}, ${reps} run(s) per row (median)\n`);
 
   if (only.has('throughput')) {
-    // Each rep runs every link once, in turn, so a change in the machine's load hits all rows
-    // alike; the ratios compare rows of this run only.
+    // Each rep runs every row once, vanilla and preempt, the links' order rotated per rep, so a
+    // change in the machine's load hits all rows alike and no row always runs first. Every
+    // comparison with socat is made rep by rep (./paired-rows.ts); the spread says how far one
+    // figure moves between reps, so a single run shows whether a difference is noise.
     const missing = await socatMissing();
     if (missing) console.log(`socat rows: skipped (${missing})`);
     const links: BenchLink[] = missing ? ['direct', 'relay'] : ['direct', 'socat', 'relay'];
-    const rows: (string | number)[][] = [];
-    for (const preempt of [false, true]) {
-      const runs = new Map<BenchLink, ThroughputResult[]>(links.map((l) => [l, []]));
-      for (let i = 0; i < reps; i++) for (const link of links) runs.get(link)!.push(await postcopyRun(1 * GiB, link, preempt));
-      const m = (link: BenchLink, f: (r: ThroughputResult) => number) => (runs.has(link) ? median(runs.get(link)!.map(f)) : NaN);
-      const mb = (link: BenchLink) => m(link, (r) => r.mbPerSec);
-      const ms = (link: BenchLink, f: (r: ThroughputResult) => number) => m(link, f) / 1000;
-      for (const link of links) {
-        rows.push([
-          `1 GiB, ${link === 'socat' ? `socat -b ${SOCAT_BUFFER_BYTES}` : link}${preempt ? ', postcopy-preempt' : ''}`,
-          fmt(mb(link)),
-          fmt(mb(link) / mb('direct'), 2),
-          fmt(mb(link) / mb('socat'), 2),
-          fmt(ms(link, (r) => r.p50us), 2),
-          fmt(ms(link, (r) => r.p99us), 2),
-          signed(ms(link, (r) => r.p50us) - ms('socat', (r) => r.p50us)),
-          signed(ms(link, (r) => r.p99us) - ms('socat', (r) => r.p99us)),
-          fmt(m(link, (r) => r.faults)),
-        ]);
-        results[`postcopy-${link}${preempt ? '-preempt' : ''}`] = runs.get(link);
+    const runs = new Map<string, ThroughputResult[]>();
+    const key = (link: BenchLink, preempt: boolean) => `postcopy-${link}${preempt ? '-preempt' : ''}`;
+    for (let i = 0; i < throughputReps; i++) {
+      for (const preempt of [false, true]) {
+        for (const link of rotation(links, i)) {
+          const k = key(link, preempt);
+          runs.set(k, [...(runs.get(k) ?? []), await postcopyRun(1 * GiB, link, preempt)]);
+        }
       }
     }
-    console.log('Clean postcopy (switchover at once, no caps, no fault set), and page faults served while the push runs');
+    const rows: (string | number)[][] = [];
+    const verdicts: string[] = [];
+    for (const preempt of [false, true]) {
+      const of = (link: BenchLink) => runs.get(key(link, preempt)) ?? [];
+      const mb = (r: ThroughputResult) => r.mbPerSec;
+      const p50 = (r: ThroughputResult) => r.p50us / 1000;
+      const p99 = (r: ThroughputResult) => r.p99us / 1000;
+      for (const link of links) {
+        const rs = of(link);
+        const vsSocat = link !== 'socat' && !missing;
+        rows.push([
+          `1 GiB, ${link === 'socat' ? `socat -b ${SOCAT_BUFFER_BYTES}` : link}${preempt ? ', postcopy-preempt' : ''}`,
+          spread(rs.map(mb), 0),
+          fmt(median(rs.map(mb)) / median(of('direct').map(mb)), 2),
+          vsSocat ? spread(pairedRatio(rs, of('socat'), mb), 2) : '',
+          spread(rs.map(p50), 2),
+          spread(rs.map(p99), 1),
+          vsSocat ? spread(pairedDiff(rs, of('socat'), p50), 2, true) : '',
+          vsSocat ? spread(pairedDiff(rs, of('socat'), p99), 1, true) : '',
+          fmt(median(rs.map((r) => r.faults))),
+          spread(rs.map((r) => r.queuedBytes / 1024), 0),
+          link === 'direct' ? '' : spread(rs.map((r) => r.forwarderCpuPerGb), 2),
+        ]);
+        results[key(link, preempt)] = rs;
+      }
+      if (!missing) {
+        const rs = of('relay');
+        verdicts.push(
+          `relay${preempt ? ', preempt' : ''}: MB/s ≥ socat's in ${held(pairedRatio(rs, of('socat'), mb), (x) => x >= 1)} reps; ` +
+            `p50 ≤ socat + 0.3 ms in ${held(pairedDiff(rs, of('socat'), p50), (x) => x <= 0.3)}; ` +
+            `p99 ≤ socat + 0.3 ms in ${held(pairedDiff(rs, of('socat'), p99), (x) => x <= 0.3)}`,
+        );
+      }
+    }
     console.log(
-      table(['guest, link', 'MB/s', '× direct', '× socat', 'fault p50 ms', 'fault p99 ms', 'p50 − socat', 'p99 − socat', 'faults'], rows) + '\n',
+      `Clean postcopy (switchover at once, no caps, no fault set), and page faults served while the push runs: ` +
+        `${throughputReps} reps, rows interleaved; median (min–max); × socat and − socat are per rep, against the socat run of the same rep`,
     );
+    console.log(
+      table(['guest, link', 'MB/s', '× direct', '× socat', 'fault p50 ms', 'fault p99 ms', 'p50 − socat', 'p99 − socat', 'faults', 'queued KiB', 'fwd CPU s/GB'], rows),
+    );
+    for (const v of verdicts) console.log(`  ${v}`);
+    console.log('');
   }
 
   if (only.has('link-accuracy')) {
