@@ -550,14 +550,20 @@ export async function floorRun(variant: FloorVariant, withPush: boolean, prio: P
     send('stop');
     const [dr, sr] = await Promise.all([dResult, sResult]);
     const gb = dr.pushBytes / 1e9;
+    // Each thread's timeOrigin is its own reading of the wall clock, and a thread descheduled
+    // while it took it can be off by ms: align the source's stamps to the destination's by the
+    // fastest request and the fastest reply (NTP's estimate, both ways assumed equally fast).
+    const fastest = (a: number, b: number) => Math.min(...dr.faults.map((h) => h[b] - h[a]));
+    const offset = dr.faults.length ? (fastest(1, 2) - fastest(3, 4)) / 2 : 0;
+    const faults = dr.faults.map((h): Hops => [h[0], h[1], h[2] - offset, h[3] - offset, h[4], h[5]]);
     return {
       variant,
       push: withPush,
       prio,
       seconds: dr.seconds,
       pushMBps: dr.pushBytes / 1e6 / dr.seconds,
-      latencies: dr.faults.map((h) => h[5] - h[0]),
-      faults: dr.faults,
+      latencies: faults.map((h) => h[5] - h[0]),
+      faults,
       threads: { source: sr.threads, destination: dr.threads },
       cpuMsPerGB: { source: gb ? sr.cpuMs / gb : NaN, destination: gb ? dr.cpuMs / gb : NaN },
     };
