@@ -9,6 +9,7 @@ import { LabSession } from '../lab/runner.js';
 import type { Lab } from '../lab/schema.js';
 import { formatDuration } from '../lab/duration.js';
 import { summaryCountersLine } from '../lab/summary.js';
+import { fmtDuration } from '../util/format.js';
 import type { Link } from '../types.js';
 import type { AnyBackend } from '../driver/backend.js';
 
@@ -61,7 +62,7 @@ export function countersLine(s: Snapshot): string {
   const mbs = ram.mbps !== undefined ? `, ${(ram.mbps / 8).toFixed(0)} MB/s` : '';
   // auto-converge at work: the throttle and what it leaves of the guest's speed, side by side.
   const thr = src.throttle ? `, throttle ${src.throttle}%${src.guest ? ` (guest at ${src.guest.percent}% speed)` : ''}` : '';
-  const quiet = (side: typeof src) => (side.stalledMs > 1000 ? `, no bytes for ${formatDuration(side.stalledMs)}` : '');
+  const quiet = (side: typeof src) => (side.stalledMs > 1000 ? `, no bytes for ${fmtDuration(side.stalledMs)}` : '');
   const dp = dst.pages;
   // libvirt gives no page counts for the destination: its state alone, never zeros.
   const dstPart = dp?.['counts-unknown']
@@ -81,9 +82,9 @@ export function summaryLines(sum: RunSummary, snap: Snapshot | null): string[] {
   const pages = snap?.destination.pages?.total ?? 0;
   const lines: string[] = [];
   if (sum.ok && sum.expectedFailure) {
-    lines.push(chalk.green(`✓ ${sum.labId}: ended as the lab expects (${sum.expectedFailure.reason}) in ${formatDuration(sum.durationMs)}: ${sum.expectedFailure.message}`));
+    lines.push(chalk.green(`✓ ${sum.labId}: ended as the lab expects (${sum.expectedFailure.reason}) in ${fmtDuration(sum.durationMs)}: ${sum.expectedFailure.message}`));
   } else if (sum.ok) {
-    lines.push(chalk.green(`✓ ${sum.labId}: completed in ${formatDuration(sum.durationMs)}, every page verified (${pages} pages)`));
+    lines.push(chalk.green(`✓ ${sum.labId}: completed in ${fmtDuration(sum.durationMs)}, every page verified (${pages} pages)`));
   } else if (sum.knownBug) {
     // Still a failure (exit 1): the bug the lab declares for this QEMU version happened.
     lines.push(chalk.yellow(`⚠ ${sum.labId}: bug reproduced: ${sum.failure?.message ?? 'failed'}`));

@@ -1,6 +1,6 @@
 /** Number formatting shared by the panels: short, fixed-ish widths, units always shown. */
 
-export { fmtBytes, fmtRate } from '../util/format.js';
+export { fmtBytes, fmtDuration, fmtRate } from '../util/format.js';
 
 /** An integer count, or '–' when unknown. */
 export function fmtCount(n: number | undefined | null): string {
@@ -22,17 +22,6 @@ export function fmtMBps(mbps: number | undefined): string {
 export function fmtUsAsMs(us: number): string {
   const ms = us / 1000;
   return ms >= 100 ? ms.toFixed(0) : ms >= 10 ? ms.toFixed(1) : ms.toFixed(2);
-}
-
-/** A duration: 850 ms, 4.2 s, 3m 05s, 1h 02m. */
-export function fmtDuration(ms: number): string {
-  if (!Number.isFinite(ms) || ms < 0) return '–';
-  if (ms < 1000) return `${Math.round(ms)} ms`;
-  const s = ms / 1000;
-  if (s < 60) return `${s.toFixed(1)} s`;
-  const m = Math.floor(s / 60);
-  if (m < 60) return `${m}m ${String(Math.floor(s % 60)).padStart(2, '0')}s`;
-  return `${Math.floor(m / 60)}h ${String(m % 60).padStart(2, '0')}m`;
 }
 
 /** Run time shown in the header and event log: seconds with one decimal. */

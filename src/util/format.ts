@@ -62,3 +62,14 @@ export function fmtRate(bytesPerSec: number, opts: { trim?: boolean } = {}): str
   if (!bytesPerSec) return 'unlimited';
   return `${fmtBytes(bytesPerSec, opts)}/s`;
 }
+
+/** A duration for people (the drill's lines, the end screen): 850 ms, 4.2 s, 3m 05s, 1h 02m. */
+export function fmtDuration(ms: number): string {
+  if (!Number.isFinite(ms) || ms < 0) return '–';
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  const s = ms / 1000;
+  if (s < 60) return `${s.toFixed(1)} s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m}m ${String(Math.floor(s % 60)).padStart(2, '0')}s`;
+  return `${Math.floor(m / 60)}h ${String(m % 60).padStart(2, '0')}m`;
+}

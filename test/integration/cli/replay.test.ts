@@ -21,7 +21,7 @@ describe('postcopy-lab replay', () => {
     expect(r.stdout).toMatch(/▶ step 2\/3: Cut the link/);
     expect(r.stdout).toMatch(/source: active -> failed/);
     expect(r.stdout).toMatch(/destination: migrate-incoming \{"uri":"tcp:127\.0\.0\.1:\d+"\} -> \{\}/);
-    expect(r.stdout).toMatch(/✓ precopy-failure: completed in \d+ms, every page verified/);
+    expect(r.stdout).toMatch(/✓ precopy-failure: completed in \d+\.\d s, every page verified/);
     // The replay says the same as the drill did, line for line where the lines are events.
     const steps = (s: string) => s.split('\n').filter((l) => /[▶✓] step/.test(l)).map((l) => l.replace(/^\[[^\]]*\] /, ''));
     expect(steps(r.stdout)).toEqual(steps(drill.stdout));
