@@ -29,10 +29,16 @@ export class ReadPool {
   private readonly free: Buffer[] = [];
   /** Buffers handed out that were not in the pool (for tests: a pool that works stops allocating). */
   allocated = 0;
+  /**
+   * Buffers taken and not given back: each reading socket's next read buffer, and every chunk
+   * read and not yet in the kernel (for tests: what the relay holds).
+   */
+  lent = 0;
 
   constructor(readonly size = READ_BUFFER_BYTES) {}
 
   take(): Buffer {
+    this.lent++;
     const b = this.free.pop();
     if (b) return b;
     this.allocated++;
@@ -42,6 +48,7 @@ export class ReadPool {
 
   /** Gives back a buffer taken from this pool once nothing refers to its bytes any more. */
   give(b: Buffer): void {
+    this.lent--;
     if (b.length === this.size && this.free.length < MAX_FREE) this.free.push(b);
   }
 }

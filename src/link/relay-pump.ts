@@ -8,7 +8,9 @@
  *   writes go straight to the socket's handle where Node allows it (./chunk-writer.ts); nothing
  *   is copied per chunk and no promise is created. When the kernel does not take a chunk whole
  *   the reading socket is paused until it has: the relay holds at most one chunk, so a page
- *   request behind the bulk push waits behind no more bytes than socat would hold.
+ *   request behind the bulk push waits behind no more bytes than socat would hold. Reading a
+ *   second chunk while the first is written (double buffering) measured worse under a bulk
+ *   push: more bytes queued at the relay's input and more CPU per GB (README, Issue 13).
  * - **staged** while any fault is set: chunks go through the fault stages (./faults), which
  *   pull one chunk at a time, so their backpressure reaches the socket as before. A big chunk
  *   keeps its pooled read buffer until written (KEEP_POOLED_BYTES); a small one is copied.
