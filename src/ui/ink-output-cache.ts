@@ -150,6 +150,26 @@ function composeRow(width: number, writes: Array<[number, string]>, segment: (li
   return out;
 }
 
+/**
+ * Characters that Ink's tokenizer takes one at a time and places as they are when unstyled:
+ * printable ASCII, the middle dot, dashes, the ellipsis, arrows, box drawing, blocks and
+ * shapes. No escape character, so no style. The lab's changing text (counters, the page map's
+ * glyphs, sparklines) is mostly this, and tokenizing it grapheme by grapheme was most of what
+ * building a changed write cost.
+ */
+const PLAIN = /^[\x20-\x7e\u00b7\u2013\u2014\u2026\u2190-\u21ff\u2500-\u25ff]*$/;
+
+/** The segment of a plain line (see PLAIN) whose characters Ink measures one column each, without Ink; else null. */
+function plainSegment(line: string, caches: Caches): Segment | null {
+  if (!PLAIN.test(line)) return null;
+  let width = 0;
+  for (const ch of line) width += Math.max(1, caches.getStringWidth(ch));
+  if (width !== line.length) return null;
+  // As Ink trims a row: of these characters only the space is whitespace.
+  const text = line.trimEnd();
+  return { text, width, kept: text.length, styledStart: false, styledEnd: false };
+}
+
 const rowKey = (width: number, writes: Array<[number, string]>): string => `${width}\u0000${writes.map(([x, line]) => `${x}\u0001${line}`).join('\u0002')}`;
 
 let installed: Promise<boolean> | undefined;
@@ -179,6 +199,11 @@ export function shareInkOutputCaches(): Promise<boolean> {
       const segment = (line: string): Segment | null => {
         let seg = segments.get(line);
         if (seg !== undefined) return seg;
+        seg = plainSegment(line, shared);
+        if (seg) {
+          segments.set(line, seg);
+          return seg;
+        }
         const chars = shared.getStyledChars(line);
         let width = 0;
         for (const c of chars) width += Math.max(1, shared.getStringWidth(c.value));

@@ -75,6 +75,12 @@ function Beside({ n }: { n: number }) {
         <Text dimColor>{'end '}</Text>
       </Box>
       <Box>
+        <Text>{`${'█▒·→…–'.repeat(n)}  `}</Text>
+        <Text color="red">x</Text>
+        <Text>{`${'· '.repeat(n)} ▁▂▃ ${n}   `}</Text>
+        <Text>{'é́ plain?'}</Text>
+      </Box>
+      <Box>
         <Text>{`nbsp${n}\u00a0`}</Text>
         <Text color="blue">{`${n}`}</Text>
       </Box>
@@ -111,7 +117,7 @@ describe('shareInkOutputCaches', () => {
       const before = frames.map((n) => renderToString(<Frame n={n} />, { columns: 40 }));
       const beforeRows = frames.map((n) => renderToString(<Rows n={n} />, { columns: 70 }));
       const beforeBeside = frames.map((n) => renderToString(<Beside n={n} />, { columns: 70 }));
-      expect(beforeBeside[0].split('\n')).toHaveLength(5);
+      expect(beforeBeside[0].split('\n')).toHaveLength(6);
       expect(before[0]).toContain('\u001b['); // styled, so the styled-cell cache is exercised
       expect(beforeRows[0]).toContain('▚'); // the page map is painted
       expect(beforeRows[0].split('\n')).toHaveLength(30);
