@@ -6,7 +6,8 @@
  *   npx tsc -p tsconfig.build.json && node dist/bench/ui.js [--passes N] [--presses N] [--profile DIR]
  *
  * --profile DIR: the TUI process writes a V8 CPU profile (node --cpu-prof) into DIR, to find
- * where a frame's time goes (open it in Chrome's DevTools, or sum self time per function).
+ * where a frame's time goes; the bench prints its self time in the measured windows by part of
+ * the app and by function (bench/cpu-profile.ts) and leaves the windows beside the profiles.
  *
  * Method. The real app runs in a pseudo-terminal (test/helpers/term.ts: node-pty feeding a
  * headless xterm) as `postcopy-lab lab link-cut-recovery`, 120x36, with
@@ -19,7 +20,8 @@
  *   - renders/s and frames/s: the difference of two readings of the stats file / their time;
  *   - CPU: process.cpuUsage() (user + system) of the UI process, read by the app itself into
  *     the stats file, over the same window, as % of one core (the VMs and the relay are other
- *     processes and are not counted);
+ *     processes and are not counted); per render, and the system share;
+ *   - terminal output per frame: characters the app wrote to the pty over the window / frames;
  *   - sample to frame: for each sample of the session the screen showed, the time from handing
  *     it to React until Ink had built the frame (render, commit, Yoga layout, Ink's output),
  *     p50/p95; and Ink's own part of it (its onRender time: the tree turned into the screen);

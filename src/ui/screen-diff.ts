@@ -69,7 +69,9 @@ export function diffScreenWrites(stdout: Terminal, others: Terminal[] = []): () 
       return call(chunk);
     }
     const nowSize = `${stdout.columns}x${stdout.rows}`;
-    const diff = frame.afterLast && nowSize === size && sinceFull < FULL_FRAME_EVERY ? changedRows(frame.lines, last) : null;
+    // A frame taller than the terminal has scrolled: its first rows are not where the cursor can go.
+    const fits = frame.lines.length <= (stdout.rows ?? Infinity);
+    const diff = frame.afterLast && fits && nowSize === size && sinceFull < FULL_FRAME_EVERY ? changedRows(frame.lines, last) : null;
     last = frame.lines;
     size = nowSize;
     sinceFull = diff === null ? 0 : sinceFull + 1;

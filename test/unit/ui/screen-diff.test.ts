@@ -140,6 +140,10 @@ describe('screen diff', () => {
     expect(isWhole()).toBe(true);
     ink(`${frame(6)}\n`);
     expect(isWhole()).toBe(false);
+    const tall = `${frame(7)}\n${'more\n'.repeat(ROWS)}`;
+    ink(tall);
+    ink(tall.replace('t=7', 't=8'));
+    expect(t.writes.at(-1)!.startsWith(eraseLines(FRAME_LINES + ROWS))).toBe(true);
   });
 
   it('writes a frame whole every FULL_FRAME_EVERY frames', async () => {
