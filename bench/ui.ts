@@ -6,7 +6,8 @@
  *   npx tsc -p tsconfig.build.json && node dist/bench/ui.js [--passes N] [--presses N] [--profile DIR]
  *
  * --profile DIR: the TUI process writes a V8 CPU profile (node --cpu-prof) into DIR, to find
- * where a frame's time goes (open it in Chrome's DevTools, or sum self time per function).
+ * where a frame's time goes; the bench prints its self time in the measured windows by part of
+ * the app and by function (bench/cpu-profile.ts) and leaves the windows beside the profiles.
  *
  * Method. The real app runs in a pseudo-terminal (test/helpers/term.ts: node-pty feeding a
  * headless xterm) as `postcopy-lab lab link-cut-recovery`, 120x36, with
@@ -19,7 +20,8 @@
  *   - renders/s and frames/s: the difference of two readings of the stats file / their time;
  *   - CPU: process.cpuUsage() (user + system) of the UI process, read by the app itself into
  *     the stats file, over the same window, as % of one core (the VMs and the relay are other
- *     processes and are not counted);
+ *     processes and are not counted); per render, and the system share;
+ *   - terminal output per frame: characters the app wrote to the pty over the window / frames;
  *   - sample to frame: for each sample of the session the screen showed, the time from handing
  *     it to React until Ink had built the frame (render, commit, Yoga layout, Ink's output),
  *     p50/p95; and Ink's own part of it (its onRender time: the tree turned into the screen);
@@ -41,6 +43,7 @@ import { loadLab } from '../src/lab/load.js';
 import { FakeSession, fakeSide, fakeSnapshot } from '../test/helpers/fake-session.js';
 import { spawnTerm, type Term } from '../test/helpers/term.js';
 import { shareInkOutputCaches } from '../src/ui/ink-output-cache.js';
+import { nowUs, summarize, type Window } from './cpu-profile.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CLI = path.join(ROOT, 'bin/postcopy-lab.js');
@@ -51,6 +54,10 @@ interface Stats {
   t: number;
   /** process.cpuUsage() of the TUI process, user + system, µs. */
   cpuUs: number;
+  /** Of which system, µs. */
+  systemUs?: number;
+  /** Characters written to the terminal. */
+  written?: number;
   frames: number;
   renderMs: number;
   /** Ink's output time per frame written, ms. */
@@ -108,6 +115,9 @@ interface PassResult {
   frames: number;
   renderMs: number;
   cpuS: number;
+  systemS: number;
+  /** Characters written to the terminal in the window. */
+  written: number;
   /** Ink's output time of each frame in the window, ms. */
   renderTimes: number[];
   /** The whole build of each sampled frame in the window, ms. */
@@ -115,6 +125,8 @@ interface PassResult {
   latency: Record<string, number[]>;
   /** Key to frame inside the app for the keys of this pass (the presses and their Esc), ms. */
   keysInApp: number[];
+  /** The passive window on process.hrtime's clock, to cut a --profile to it. */
+  window: Window;
 }
 
 /** The passive part of each pass: streaming, no keys. */
@@ -158,11 +170,15 @@ async function pass(params: Record<string, unknown>, want: number, have: Record<
       s0 = readStats(statsFile);
     }
     const w0 = performance.now();
+    const window: Window = { startUs: nowUs(), endUs: 0 };
     let s1 = s0;
     while (migrating(t.screen()) && performance.now() - w0 < PASSIVE_MS) {
       await sleep(250);
       const s = readStats(statsFile);
-      if (s && migrating(t.screen())) s1 = s;
+      if (s && migrating(t.screen())) {
+        s1 = s;
+        window.endUs = nowUs();
+      }
     }
     const result: PassResult = {
       windowMs: s1.t - s0.t,
@@ -171,10 +187,13 @@ async function pass(params: Record<string, unknown>, want: number, have: Record<
       renderMs: s1.renderMs - s0.renderMs,
       // process.cpuUsage() inside the TUI process, over the same window as its own clock.
       cpuS: (s1.cpuUs - s0.cpuUs) / 1e6,
+      systemS: ((s1.systemUs ?? 0) - (s0.systemUs ?? 0)) / 1e6,
+      written: (s1.written ?? 0) - (s0.written ?? 0),
       renderTimes: s1.renderTimes.slice(s0.renderTimes.length),
       builds: s1.builds.slice(s0.builds.length),
       latency,
       keysInApp: [],
+      window,
     };
     // Then key-to-screen latency while the pages still stream; stop at the end of postcopy.
     const keys: Array<['?' | ':' | 'h', (s: string) => boolean, string]> = [
@@ -315,6 +334,8 @@ async function main(): Promise<void> {
   const frames = all.reduce((a, r) => a + r.frames, 0);
   const renderMs = all.reduce((a, r) => a + r.renderMs, 0);
   const cpuS = all.reduce((a, r) => a + r.cpuS, 0);
+  const systemS = all.reduce((a, r) => a + r.systemS, 0);
+  const written = all.reduce((a, r) => a + r.written, 0);
   const builds = all.flatMap((r) => r.builds);
   const inkTimes = all.flatMap((r) => r.renderTimes);
   const keysInApp = all.flatMap((r) => r.keysInApp);
@@ -326,6 +347,8 @@ async function main(): Promise<void> {
     ['sample to frame (React, layout, Ink)', builds.length ? `p50 ${ms(pct(builds, 50))}, p95 ${ms(pct(builds, 95))} (n=${builds.length})` : 'no samples', ''],
     ['  of which Ink output', inkTimes.length ? `p50 ${ms(pct(inkTimes, 50))}, p95 ${ms(pct(inkTimes, 95))}, mean ${ms(renderMs / Math.max(1, frames))}` : 'no samples', ''],
     ['UI process CPU (process.cpuUsage)', `${((cpuS / windowS) * 100).toFixed(1)} % of one core`, 'target < 10 %'],
+    ['  per render; of which system', `${ms((cpuS * 1000) / Math.max(1, renders))}; ${((systemS / windowS) * 100).toFixed(1)} % of one core`, ''],
+    ['terminal output per frame', `${(written / Math.max(1, frames) / 1024).toFixed(1)} KiB`, ''],
   ];
   for (const [k, label] of [
     ['?', '`?` -> help visible'],
@@ -343,6 +366,24 @@ async function main(): Promise<void> {
   const w1 = Math.max(...rows.map((r) => r[1].length));
   process.stdout.write(`postcopy-lab TUI bench: ${LAB}, 120x36, node ${process.version}\n\n`);
   for (const [a, b, c] of rows) process.stdout.write(`${a.padEnd(w0)}  ${b.padEnd(w1)}  ${c}\n`);
+  if (values.profile) printProfile(values.profile, all.map((r) => r.window).filter((w) => w.endUs > w.startUs), renders);
+}
+
+/** --profile: the TUI's CPU in the measured windows by part of the app, per render. */
+function printProfile(dir: string, windows: Window[], renders: number): void {
+  // Kept beside the profiles, for a closer look at the same windows afterwards.
+  fs.writeFileSync(path.join(dir, `windows-${Date.now()}.json`), JSON.stringify(windows));
+  const { windowMs, parts, functions } = summarize(dir, windows);
+  if (!windowMs) {
+    process.stdout.write(`\nno profile in ${dir} covers a measured window\n`);
+    return;
+  }
+  const total = parts.reduce((a, [, ms]) => a + ms, 0);
+  const row = ([k, ms]: [string, number]) => `  ${k.padEnd(60)} ${ms.toFixed(0).padStart(6)} ms  ${((100 * ms) / windowMs).toFixed(2).padStart(5)} % of a core  ${(ms / Math.max(1, renders)).toFixed(2)} ms per render\n`;
+  process.stdout.write(`\nprofiled CPU in the windows (${(windowMs / 1000).toFixed(1)} s, with the profiler's own cost): ${((100 * total) / windowMs).toFixed(1)} % of a core\n`);
+  for (const p of parts.slice(0, 14)) process.stdout.write(row(p));
+  process.stdout.write('heaviest functions (self time)\n');
+  for (const f of functions.slice(0, 20)) process.stdout.write(row(f));
 }
 
 main().catch((e: unknown) => {

@@ -18,6 +18,7 @@ import { LabScreen } from './screens/LabScreen.js';
 import { usePickerKeys } from './use-picker-keys.js';
 import { useTerminalSize } from './use-terminal-size.js';
 import { frameBuild, renderCounter } from './use-session.js';
+import { diffScreenWrites } from './screen-diff.js';
 import { shareInkOutputCaches } from './ink-output-cache.js';
 
 /** How to open a lab: `startAt` (0-based) replays the steps before it on the fresh VMs (a rewind). */
@@ -58,30 +59,40 @@ export type CompareLab = (labId: string, progress: (line: string) => void, signa
  * lab screen are in renderCounter; the whole cost of a session-driven frame (React, layout and
  * Ink together) in frameBuild.
  */
-export const frameStats = { frames: 0, renderMs: 0, renderTimes: [] as number[] };
+export const frameStats = { frames: 0, renderMs: 0, renderTimes: [] as number[], written: 0 };
 
 /** Per-frame samples kept for the percentiles: the bench's window is a few hundred frames. */
 const MAX_SAMPLES = 20_000;
 
+/** Kept to 0.01 ms: the stats file is rewritten every 500 ms by the process it measures, and full doubles made it ~3 times longer. */
 function pushSample(xs: number[], x: number): void {
-  if (xs.length < MAX_SAMPLES) xs.push(x);
+  if (xs.length < MAX_SAMPLES) xs.push(Math.round(x * 100) / 100);
 }
 
 /**
- * For bench/ui.ts: with POSTCOPY_LAB_UI_STATS=<file>, the app keeps `{ t, cpuUs, frames,
- * renderMs, renderTimes, renders, builds, keys }` in that file (t: this process's performance.now(),
- * ms; cpuUs: process.cpuUsage() user+system, µs), rewritten every 500 ms and on exit, so a
+ * For bench/ui.ts: with POSTCOPY_LAB_UI_STATS=<file>, the app keeps `{ t, cpuUs, systemUs,
+ * written, frames, renderMs, renderTimes, renders, builds, keys }` in that file (t: this
+ * process's performance.now(), ms; cpuUs: process.cpuUsage() user+system, µs; written:
+ * characters written to the terminal), rewritten every 500 ms and on exit, so a
  * measurement window is the difference of two readings (and the per-frame arrays' slices).
  */
-function startStatsFile(file: string | undefined): () => void {
+function startStatsFile(file: string | undefined, stdout: NodeJS.WriteStream): () => void {
   if (!file) return () => {};
   frameBuild.enabled = true;
-  const write = () => {
+  // What the frames cost the terminal (and this process's writes): characters written.
+  const write = stdout.write;
+  stdout.write = function (this: NodeJS.WriteStream, chunk: unknown, ...rest: unknown[]) {
+    if (typeof chunk === 'string' || chunk instanceof Uint8Array) frameStats.written += chunk.length;
+    return (write as (...a: unknown[]) => boolean).call(this, chunk, ...rest);
+  } as NodeJS.WriteStream['write'];
+  const save = () => {
     try {
       const cpu = process.cpuUsage();
       const body = JSON.stringify({
         t: performance.now(),
         cpuUs: cpu.user + cpu.system,
+        systemUs: cpu.system,
+        written: frameStats.written,
         frames: frameStats.frames,
         renderMs: frameStats.renderMs,
         renderTimes: frameStats.renderTimes,
@@ -96,14 +107,14 @@ function startStatsFile(file: string | undefined): () => void {
       // a measurement aid; never a reason to fail
     }
   };
-  write();
+  save();
   // Every 500 ms: each write costs this process ~1-2 ms (syscalls, more under load), counted in
   // the CPU figure the file reports; the bench's window is 4 s.
-  const timer = setInterval(write, 500);
+  const timer = setInterval(save, 500);
   timer.unref();
   return () => {
     clearInterval(timer);
-    write();
+    save();
   };
 }
 
@@ -420,7 +431,9 @@ export async function runTui(opts: RunTuiOptions): Promise<number> {
   const lifecycle = new SessionLifecycle();
   const progressPath = opts.progressPath ?? defaultProgressPath(env);
   const stopErrors: string[] = [];
-  const stopStats = startStatsFile(env.POSTCOPY_LAB_UI_STATS);
+  const stopStats = startStatsFile(env.POSTCOPY_LAB_UI_STATS, stdout);
+  // Full-screen frames reach the terminal as their changed rows only (see the module).
+  const stopDiff = stdout.isTTY ? diffScreenWrites(stdout, [stderr]) : () => {};
   // Frames reuse Ink's tokenized lines instead of tokenizing every line again (see the module).
   await shareInkOutputCaches();
 
@@ -447,6 +460,7 @@ export async function runTui(opts: RunTuiOptions): Promise<number> {
         // Unmounting after a render error can throw again; the terminal is restored below.
       }
       stopStats();
+      stopDiff();
       if (altScreen) stdout.write(ALT_SCREEN_OFF);
       stdout.write(SHOW_CURSOR);
       if (stdin.isTTY && typeof stdin.setRawMode === 'function') {

@@ -20,6 +20,11 @@
  * cache; only a new row is built, by Ink's own code, alone in a one-row `Output`. A frame with
  * anything this does not model (a horizontal clip, a line a transformer split) is built by Ink
  * as a whole, as before.
+ *
+ * And a new row is put together from its writes, each built by Ink alone and kept (see
+ * composeRow): while pages stream ~10 rows change per frame, but mostly in one write of each
+ * (a counter, a row of the page map) beside others that did not (the step's text on the left).
+ * Building all 120 cells of each such row again was most of what a frame's output still cost.
  */
 
 /**
@@ -30,10 +35,17 @@
  */
 const MAX_ENTRIES = 3_000;
 
+interface StyledChar {
+  value: string;
+  styles: unknown[];
+}
+
 interface Caches {
   widths: Map<string, unknown>;
   blockWidths: Map<string, unknown>;
   styledChars: Map<string, unknown>;
+  getStyledChars(line: string): StyledChar[];
+  getStringWidth(text: string): number;
 }
 
 type Clip = { x1?: number; x2?: number; y1?: number; y2?: number };
@@ -95,13 +107,76 @@ function rowWrites(out: OutputLike): Array<Array<[number, string]>> | null {
   return rows;
 }
 
+/**
+ * One write of a row, built by Ink alone (in an `Output` exactly as wide as it): its text, the
+ * columns it covers and, of those, the ones its text keeps (Ink trims a row's trailing plain
+ * spaces), and whether its first and last cells carry a style. Null when it cannot be placed
+ * beside others as text (trailing whitespace other than plain spaces, which Ink's trim would
+ * also take).
+ */
+interface Segment {
+  text: string;
+  width: number;
+  kept: number;
+  styledStart: boolean;
+  styledEnd: boolean;
+}
+
+/**
+ * A row from its writes' segments, or null when it must be built whole. Ink turns a row into text
+ * cell by cell, emitting at each cell only the style change from the cell before, and resets at
+ * the end. Cells no write covers are plain spaces. So a segment built alone starts with its
+ * first cell's full style (the change from a plain space) and ends with the reset (the change to
+ * one), exactly what the whole row has around it when plain cells separate it from the next
+ * write, or when the two cells that meet have no style on one side. Writes that overlap, run
+ * past the row, or meet with styles on both sides are left to Ink.
+ */
+function composeRow(width: number, writes: Array<[number, string]>, segment: (line: string) => Segment | null): string | null {
+  const sorted = writes.length > 1 ? [...writes].sort((a, b) => a[0] - b[0]) : writes;
+  let out = '';
+  let end = 0; // the first column after the last write
+  let kept = 0; // the first column after the last text kept
+  let styledEnd = false;
+  for (const [x, line] of sorted) {
+    const seg = segment(line);
+    if (!seg || x < end || x + seg.width > width || (x === end && styledEnd && seg.styledStart)) return null;
+    if (seg.text) {
+      out += ' '.repeat(x - kept) + seg.text;
+      kept = x + seg.kept;
+    }
+    end = x + seg.width;
+    styledEnd = seg.styledEnd;
+  }
+  return out;
+}
+
+/**
+ * Characters that Ink's tokenizer takes one at a time and places as they are when unstyled:
+ * printable ASCII, the middle dot, dashes, the ellipsis, arrows, box drawing, blocks and
+ * shapes. No escape character, so no style. The lab's changing text (counters, the page map's
+ * glyphs, sparklines) is mostly this, and tokenizing it grapheme by grapheme was most of what
+ * building a changed write cost.
+ */
+const PLAIN = /^[\x20-\x7e\u00b7\u2013\u2014\u2026\u2190-\u21ff\u2500-\u25ff]*$/;
+
+/** The segment of a plain line (see PLAIN) whose characters Ink measures one column each, without Ink; else null. */
+function plainSegment(line: string, caches: Caches): Segment | null {
+  if (!PLAIN.test(line)) return null;
+  let width = 0;
+  for (const ch of line) width += Math.max(1, caches.getStringWidth(ch));
+  if (width !== line.length) return null;
+  // As Ink trims a row: of these characters only the space is whitespace.
+  const text = line.trimEnd();
+  return { text, width, kept: text.length, styledStart: false, styledEnd: false };
+}
+
 const rowKey = (width: number, writes: Array<[number, string]>): string => `${width}\u0000${writes.map(([x, line]) => `${x}\u0001${line}`).join('\u0002')}`;
 
 let installed: Promise<boolean> | undefined;
 
 function isCaches(x: unknown): x is Caches {
   const c = x as Partial<Caches> | undefined;
-  return c?.widths instanceof Map && c.blockWidths instanceof Map && c.styledChars instanceof Map;
+  return c?.widths instanceof Map && c.blockWidths instanceof Map && c.styledChars instanceof Map && typeof c.getStyledChars === 'function' && typeof c.getStringWidth === 'function';
 }
 
 /**
@@ -120,24 +195,54 @@ export function shareInkOutputCaches(): Promise<boolean> {
       const Caches = probe.caches.constructor as new () => Caches;
       let shared = new Caches();
       const rowCache = new Map<string, string>();
+      const segments = new Map<string, Segment | null>();
+      const segment = (line: string): Segment | null => {
+        let seg = segments.get(line);
+        if (seg !== undefined) return seg;
+        seg = plainSegment(line, shared);
+        if (seg) {
+          segments.set(line, seg);
+          return seg;
+        }
+        const chars = shared.getStyledChars(line);
+        let width = 0;
+        for (const c of chars) width += Math.max(1, shared.getStringWidth(c.value));
+        let plain = 0; // trailing plain spaces, which Ink's trim takes
+        while (plain < chars.length && chars[chars.length - 1 - plain].value === ' ' && chars[chars.length - 1 - plain].styles.length === 0) plain++;
+        const before = chars[chars.length - 1 - plain];
+        if (before && before.styles.length === 0 && /^\s$/.test(before.value)) seg = null;
+        else if (chars.length === 0) seg = { text: '', width: 0, kept: 0, styledStart: false, styledEnd: false };
+        else {
+          const one = new Output({ width, height: 1 });
+          one.caches = shared;
+          one.operations.push({ type: 'write', x: 0, y: 0, text: line, transformers: [] });
+          seg = { text: get.call(one).output, width, kept: width - plain, styledStart: chars[0].styles.length > 0, styledEnd: chars[chars.length - 1].styles.length > 0 };
+        }
+        segments.set(line, seg);
+        return seg;
+      };
       const get = Output.prototype.get;
+      /** A row built by Ink as a whole, alone in a one-row Output. */
+      const buildRow = (width: number, writes: Array<[number, string]>): string => {
+        const one = new Output({ width, height: 1 });
+        one.caches = shared;
+        for (const [x, text] of writes) one.operations.push({ type: 'write', x, y: 0, text, transformers: [] });
+        return get.call(one).output;
+      };
       Output.prototype.get = function (this: OutputLike) {
         if (shared.widths.size + shared.blockWidths.size + shared.styledChars.size > MAX_ENTRIES) shared = new Caches();
         if (rowCache.size > MAX_ROWS) rowCache.clear();
+        if (segments.size > MAX_ROWS) segments.clear();
         this.caches = shared;
         const rows = rowWrites(this);
         if (!rows) return get.call(this);
         const lines = rows.map((writes) => {
           if (writes.length === 0) return ''; // a row of spaces, trimmed as Ink trims it
           const key = rowKey(this.width, writes);
-          const line = rowCache.get(key);
+          let line = rowCache.get(key);
           if (line === undefined) {
-            const one = new Output({ width: this.width, height: 1 });
-            one.caches = shared;
-            for (const [x, text] of writes) one.operations.push({ type: 'write', x, y: 0, text, transformers: [] });
-            const built = get.call(one).output;
-            rowCache.set(key, built);
-            return built;
+            line = composeRow(this.width, writes, segment) ?? buildRow(this.width, writes);
+            rowCache.set(key, line);
           }
           return line;
         });

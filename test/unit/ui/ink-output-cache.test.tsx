@@ -57,6 +57,57 @@ function Rows({ n }: { n: number }) {
   );
 }
 
+/**
+ * Writes side by side on a row, which the row cache builds from separately built writes:
+ * styled ones that meet, plain ones that meet styled ones, trailing spaces and other trailing
+ * whitespace before the next write, wide characters, an empty write.
+ */
+function Beside({ n }: { n: number }) {
+  return (
+    <Box flexDirection="column" width={70}>
+      <Box>
+        <Text color="red">{`left${n}`}</Text>
+        <Text color="green">right</Text>
+        <Text>{` plain${n}  `}</Text>
+        <Text inverse>{' '.repeat(n % 3)}</Text>
+        <Text bold>{`世${n}`}</Text>
+        <Text>{'   '}</Text>
+        <Text dimColor>{'end '}</Text>
+      </Box>
+      <Box>
+        <Text>{`${'█▒·→…–'.repeat(n)}  `}</Text>
+        <Text color="red">x</Text>
+        <Text>{`${'· '.repeat(n)} ▁▂▃ ${n}   `}</Text>
+        <Text>{'é́ plain?'}</Text>
+      </Box>
+      <Box>
+        <Text>{`nbsp${n}\u00a0`}</Text>
+        <Text color="blue">{`${n}`}</Text>
+      </Box>
+      <Box>
+        <Box width={8}>
+          <Text color="blue">{`w${n} `}</Text>
+        </Box>
+        <Text>{`${n}\t`}</Text>
+        <Text color="yellow">x</Text>
+        <Text>{'  '}</Text>
+        <Text color="cyan">世界</Text>
+        <Text color="cyan">{`${n} `}</Text>
+        <Text inverse>{`${n}`}</Text>
+      </Box>
+      <Box>
+        <Text>{`${'v'.repeat(n)}   `}</Text>
+        <Box marginLeft={2}>
+          <Text>{`   ${n}`}</Text>
+        </Box>
+        <Box width={70}>
+          <Text color="magenta">{'past the right edge '.repeat(4)}</Text>
+        </Box>
+      </Box>
+    </Box>
+  );
+}
+
 describe('shareInkOutputCaches', () => {
   it('applies to this Ink and leaves every frame as Ink draws it without sharing', async () => {
     const level = chalk.level;
@@ -65,6 +116,8 @@ describe('shareInkOutputCaches', () => {
       const frames = [1, 2, 3, 2, 1, 9];
       const before = frames.map((n) => renderToString(<Frame n={n} />, { columns: 40 }));
       const beforeRows = frames.map((n) => renderToString(<Rows n={n} />, { columns: 70 }));
+      const beforeBeside = frames.map((n) => renderToString(<Beside n={n} />, { columns: 70 }));
+      expect(beforeBeside[0].split('\n')).toHaveLength(6);
       expect(before[0]).toContain('\u001b['); // styled, so the styled-cell cache is exercised
       expect(beforeRows[0]).toContain('▚'); // the page map is painted
       expect(beforeRows[0].split('\n')).toHaveLength(30);
@@ -73,6 +126,7 @@ describe('shareInkOutputCaches', () => {
       for (let round = 0; round < 2; round++) {
         expect(frames.map((n) => renderToString(<Frame n={n} />, { columns: 40 }))).toEqual(before);
         expect(frames.map((n) => renderToString(<Rows n={n} />, { columns: 70 }))).toEqual(beforeRows);
+        expect(frames.map((n) => renderToString(<Beside n={n} />, { columns: 70 }))).toEqual(beforeBeside);
       }
     } finally {
       chalk.level = level;
