@@ -26,6 +26,7 @@ import { latencyDelay } from './faults/latency.js';
 import { runStages } from './faults/pipeline.js';
 import type { Chunk, StageContext } from './faults/stage.js';
 import type { LinkDirection } from './relay-state.js';
+import { READ_BUFFER_BYTES } from './read-pool.js';
 
 /** True when the direction shapes nothing and passes everything: the direct path applies. */
 export function isClear(c: Readonly<DirectionConfig>): boolean {
@@ -48,19 +49,21 @@ const noRelease = (): void => {};
 
 /**
  * Bytes one socket may read in a turn of the event loop before the direct path lets the other
- * sockets' events run. libuv reads a readable socket up to 32 times in a row: measured under a
- * bulk push, 4 MiB batches of 128 KiB reads (each written at once) were common, and a page
- * request on the return path or the preempt channel waited behind the whole batch, where socat
- * (a process per connection, one read per select) makes it wait behind one read.
+ * sockets' events run: one read (READ_BUFFER_BYTES). libuv reads a readable socket up to 32
+ * times in a row: measured under a bulk push, 4 MiB batches of 128 KiB reads (each written at
+ * once) were common, and a page request on the return path or the preempt channel waited
+ * behind the whole batch, where socat (a process per connection, one read per select) makes it
+ * wait behind one read.
  */
-export const TURN_BYTES = 256 * 1024;
+export const TURN_BYTES = READ_BUFFER_BYTES;
 
 /**
  * A staged chunk at least this big keeps its pooled read buffer until it is written; a smaller
  * one is copied out and the buffer goes back at once. Copying every chunk (a fresh 128 KiB
  * allocation per read, and the GC after) was most of the staged path's CPU under a bulk push.
+ * A quarter of a read buffer: what the stages hold in buffers stays within 4 × their bounds.
  */
-export const KEEP_POOLED_BYTES = 32 * 1024;
+export const KEEP_POOLED_BYTES = READ_BUFFER_BYTES / 4;
 
 export class DirectionPump {
   private mode: 'direct' | 'staged' = 'direct';
