@@ -16,10 +16,10 @@ import { adoptWithOnRead } from '../util/adopt-socket.js';
 
 /**
  * One read's worth. socat's `-b 131072` was the first choice; 512 KiB measured better on the
- * idle development machine (`npm run bench -- --only throughput,link-accuracy`, three runs of
- * each size alternated): the vanilla page request's p50 over socat's +2.5 to +3.5 ms against
- * +3.8 to +6.5, CPU per GB 0.76 s against 0.89 (staged, 5 ms set: 1.27 against 1.61 s), the
- * preempt rows unchanged. Fewer reads drain the relay's input faster: its bytes queued there.
+ * idle development machine (`npm run bench -- --only throughput,link-accuracy`, runs of each
+ * size alternated): CPU per GB 0.68 and 0.76 s against 0.89 (staged, 5 ms set: 1.27-1.29
+ * against 1.61 s); the vanilla page request's p50 over socat's +2.5 to +6.0 ms in four runs
+ * against +3.8 to +6.5 in three (weak); the preempt rows unchanged.
  */
 export const READ_BUFFER_BYTES = 512 * 1024;
 
