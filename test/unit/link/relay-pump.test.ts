@@ -12,6 +12,18 @@ import type { LinkFault } from '../../../src/types.js';
 import { Relay } from '../../../src/link/relay-server.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
+
+/** `sink` listening on loopback, a relay in front of it, and a client connecting through it; all closed after the test. */
+async function throughRelay(sink: net.Server): Promise<{ relay: Relay; c: net.Socket }> {
+  await new Promise<void>((r) => sink.listen({ host: '127.0.0.1', port: 0 }, r));
+  cleanups.push(() => new Promise<void>((r) => sink.close(() => r())));
+  const relay = new Relay([{ listen: { host: '127.0.0.1', port: 0 }, target: { host: '127.0.0.1', port: (sink.address() as net.AddressInfo).port } }]);
+  const [route] = await relay.listen();
+  cleanups.push(() => relay.close());
+  const c = net.connect({ host: '127.0.0.1', port: route!.listen.port });
+  cleanups.push(() => void c.destroy());
+  return { relay, c };
+}
 afterEach(async () => {
   for (const f of cleanups.splice(0).reverse()) await f();
 });
@@ -29,13 +41,7 @@ describe('relay pump, direct path', () => {
         if (received >= total) allIn();
       });
     });
-    await new Promise<void>((r) => sink.listen({ host: '127.0.0.1', port: 0 }, r));
-    cleanups.push(() => new Promise<void>((r) => sink.close(() => r())));
-    const relay = new Relay([{ listen: { host: '127.0.0.1', port: 0 }, target: { host: '127.0.0.1', port: (sink.address() as net.AddressInfo).port } }]);
-    const [route] = await relay.listen();
-    cleanups.push(() => relay.close());
-    const c = net.connect({ host: '127.0.0.1', port: route!.listen.port });
-    cleanups.push(() => void c.destroy());
+    const { relay, c } = await throughRelay(sink);
     await new Promise((r) => c.once('connect', r));
 
     const forwarded = () => relay.snapshot()['source-to-destination'].bytesForwarded;
@@ -71,13 +77,7 @@ describe('relay pump, direct path, a destination that does not read', () => {
       sinkSocket = s;
       accepted();
     });
-    await new Promise<void>((r) => sink.listen({ host: '127.0.0.1', port: 0 }, r));
-    cleanups.push(() => new Promise<void>((r) => sink.close(() => r())));
-    const relay = new Relay([{ listen: { host: '127.0.0.1', port: 0 }, target: { host: '127.0.0.1', port: (sink.address() as net.AddressInfo).port } }]);
-    const [route] = await relay.listen();
-    cleanups.push(() => relay.close());
-    const c = net.connect({ host: '127.0.0.1', port: route!.listen.port });
-    cleanups.push(() => void c.destroy());
+    const { relay, c } = await throughRelay(sink);
     c.on('error', () => {});
     await new Promise((r) => c.once('connect', r));
     await connected;
