@@ -26,6 +26,38 @@ function listening(port: number): boolean {
     .some((l) => l.includes(local) && / 0A /.test(l));
 }
 
+/**
+ * socat listeners still running, by process group. They are detached (so that stop() ends a
+ * listener and its forked children together), which also puts them out of reach of execa's
+ * cleanup: a bench stopped by Ctrl-C or kill left them listening. Killed on exit and on SIGINT
+ * and SIGTERM.
+ */
+const liveGroups = new Set<number>();
+let exitHooked = false;
+
+function killGroups(): void {
+  for (const pid of liveGroups) {
+    try {
+      process.kill(-pid, 'SIGTERM');
+    } catch {
+      // already gone
+    }
+  }
+  liveGroups.clear();
+}
+
+function hookExit(): void {
+  if (exitHooked) return;
+  exitHooked = true;
+  process.once('exit', killGroups);
+  for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+    process.once(signal, () => {
+      killGroups();
+      process.exit(code);
+    });
+  }
+}
+
 export class SocatLink implements Link {
   readonly kind = 'relay' as const;
   private readonly children: ResultPromise[] = [];
@@ -46,6 +78,10 @@ export class SocatLink implements Link {
         { detached: true, reject: false, stdio: 'ignore' },
       );
       this.children.push(child);
+      if (child.pid !== undefined) {
+        liveGroups.add(child.pid);
+        hookExit();
+      }
       const deadline = Date.now() + 5000;
       while (!(listening(front.port))) {
         if (child.exitCode !== null || Date.now() > deadline) throw new Error(`socat did not listen on ${front.host}:${front.port}`);
@@ -74,6 +110,7 @@ export class SocatLink implements Link {
   async stop(): Promise<void> {
     for (const child of this.children.splice(0)) {
       if (child.pid !== undefined) {
+        liveGroups.delete(child.pid);
         try {
           process.kill(-child.pid, 'SIGTERM');
         } catch {
