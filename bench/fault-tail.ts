@@ -187,7 +187,8 @@ function pcts(a: number[]): string {
 }
 
 /**
- * Where a fault's time goes, hop by hop (wall clock, both processes on this machine):
+ * Where a fault's time goes, hop by hop (wall clock, both processes on this machine; the
+ * source's stamps aligned to the destination's when the clocks are visibly off):
  * destination wrote the request → source read it → source wrote the page → destination placed it.
  */
 export function hopRows(r: FaultTailRun): string[][] {
@@ -196,15 +197,29 @@ export function hopRows(r: FaultTailRun): string[][] {
   const read = at('source', 'read');
   const written = at('source', 'written');
   const placed = at('destination', 'placed');
-  const a: number[] = [];
-  const b: number[] = [];
-  const c: number[] = [];
-  const all: number[] = [];
+  const joined: [number, number, number, number][] = [];
   for (const [page, t0] of sent) {
     const t1 = read.get(page);
     const t2 = written.get(page);
     const t3 = placed.get(page);
-    if (t1 === undefined || t2 === undefined || t3 === undefined || t1 < t0 || t3 < t2) continue;
+    if (t1 !== undefined && t2 !== undefined && t3 !== undefined) joined.push([t0, t1, t2, t3]);
+  }
+  // Each process's timeOrigin is its own reading of the wall clock, off by up to ms now and then
+  // (seen in bench/fault-floor.ts). When a hop comes out negative the clocks are off: the
+  // source's stamps are then aligned to the destination's by the fastest request and the fastest
+  // reply (NTP's estimate, both ways assumed equally fast). Otherwise they are left as read: the
+  // request and the reply take different paths, and the estimate would move time between them.
+  const fastestRequest = Math.min(...joined.map(([t0, t1]) => t1 - t0));
+  const fastestReply = Math.min(...joined.map(([, , t2, t3]) => t3 - t2));
+  const offset = joined.length && (fastestRequest < 0 || fastestReply < 0) ? (fastestRequest - fastestReply) / 2 : 0;
+  const a: number[] = [];
+  const b: number[] = [];
+  const c: number[] = [];
+  const all: number[] = [];
+  for (const [t0, s1, s2, t3] of joined) {
+    const t1 = s1 - offset;
+    const t2 = s2 - offset;
+    if (t1 < t0 || t3 < t2) continue;
     a.push(t1 - t0);
     b.push(t2 - t1);
     c.push(t3 - t2);
