@@ -33,6 +33,12 @@ export function startsMigration(step: Pick<LabStep, 'actions'>): boolean {
   return step.actions.some(startsFreshMigration);
 }
 
+/** The kinds of link-breaking fault a step's own `do` applies: a fault key of another kind is still a question. */
+export function stepLinkFaults(step: Pick<LabStep, 'actions'>): LinkFault['kind'][] {
+  const kinds = step.actions.flatMap((a) => (a.type === 'link' && ['cut', 'blackhole', 'down'].includes(a.fault.kind) ? [a.fault.kind] : []));
+  return [...new Set(kinds)];
+}
+
 /** Whether a step's own `do` breaks the link (then a fault key is part of the step, not a mistake). */
 export function breaksLink(step: Pick<LabStep, 'actions'>): boolean {
   return step.actions.some((a) => a.type === 'link' && a.fault.kind !== 'up' && !(a.fault.kind === 'bandwidth' && a.fault.bytesPerSec === 0));

@@ -36,7 +36,11 @@ export interface LabViews {
 export function faultNeedsConfirm(fault: LinkFault, state: SessionState): boolean {
   if (fault.kind !== 'cut' && fault.kind !== 'blackhole' && fault.kind !== 'down') return false;
   const step = state.steps.find((s) => s.index === state.currentStep);
-  if (!step || step.breaksLink !== false) return false;
+  if (!step) return false;
+  // A step that breaks the link its own way (blackhole's "pull the cable") asks before another
+  // kind: a cut there pauses both sides at once, the very thing the step shows a blackhole does not.
+  const otherKind = step.breaksLink === true && step.linkFaults !== undefined && step.linkFaults.length > 0 && !step.linkFaults.includes(fault.kind);
+  if (step.breaksLink !== false && !otherKind) return false;
   const status = state.snapshot?.source.status ?? 'none';
   return !['none', 'completed', 'failed', 'cancelled'].includes(status);
 }

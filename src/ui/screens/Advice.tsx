@@ -27,7 +27,10 @@ export function adviceLines(state: SessionState, pendingFault: LinkFault | null,
   };
   if (pendingFault) {
     const what = describeFault(pendingFault);
-    say(`This step does not break the link; ${faultConsequence(pendingFault, state.snapshot)} — ${what} anyway? y/N`, 'yellow', true);
+    const own = state.steps.find((st) => st.index === state.currentStep)?.linkFaults ?? [];
+    const verb: Record<string, string> = { cut: 'cuts', blackhole: 'blackholes', down: 'takes down' };
+    const head = own.length ? `This step ${own.map((k) => verb[k] ?? k).join(' and ')} the link` : 'This step does not break the link';
+    say(`${head}; ${faultConsequence(pendingFault, state.snapshot)} — ${what} anyway? y/N`, 'yellow', true);
   }
   const r = state.replaying;
   if (r) {

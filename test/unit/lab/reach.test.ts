@@ -4,7 +4,7 @@
  * step does not ask for would do now.
  */
 import { describe, expect, it } from 'vitest';
-import { breaksLink, bypassRefusal, faultConsequence, recoveryCommands, restartAdvice, showMeRefusal, startsMigration, unreachable } from '../../../src/lab/reach.js';
+import { breaksLink, bypassRefusal, faultConsequence, recoveryCommands, restartAdvice, showMeRefusal, startsMigration, stepLinkFaults, unreachable } from '../../../src/lab/reach.js';
 import type { LabStep } from '../../../src/lab/schema.js';
 import type { MigrationStatus, Snapshot } from '../../../src/types.js';
 import { fakeDirection, fakeSide, fakeSnapshot } from '../../helpers/fake-session.js';
@@ -212,5 +212,21 @@ describe('unreachable once the step has started its own migration', () => {
     expect(unreachable(retryStep, 'source.status == "active"', s)).toBeNull();
     expect(unreachable(retryStep, 'source.status == "active"', s, { started: true })).toMatchObject({ cause: 'migration-failed', step: 3 });
     expect(unreachable(retryStep, 'source.status == "active"', snap('active', 'active'), { started: true })).toBeNull();
+  });
+});
+
+describe('stepLinkFaults', () => {
+  it('the breaking kinds a step applies itself, once each; a restore or a shaping fault is none', () => {
+    expect(stepLinkFaults(cutStep)).toEqual(['cut']);
+    const mixed = {
+      actions: [
+        { type: 'link', fault: { kind: 'blackhole', direction: 'destination-to-source' } },
+        { type: 'link', fault: { kind: 'latency', ms: 5 } },
+        { type: 'restore' },
+        { type: 'link', fault: { kind: 'blackhole' } },
+      ],
+    } as unknown as Pick<LabStep, 'actions'>;
+    expect(stepLinkFaults(mixed)).toEqual(['blackhole']);
+    expect(stepLinkFaults(waitOnly)).toEqual([]);
   });
 });

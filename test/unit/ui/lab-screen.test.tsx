@@ -59,6 +59,21 @@ describe('LabScreen keys', () => {
     expect(s.callsOf('applyLink')[0].fault).toEqual({ kind: 'cut' });
   });
 
+  it('c during a step that blackholes the link asks first (a cut is not the step\'s fault); b does not ask', async () => {
+    const steps = new FakeSession().getState().steps.map((st) => ({ ...st, breaksLink: true, linkFaults: ['blackhole' as const] }));
+    const postcopy = fakeSnapshot({ source: fakeSide('source', { status: 'postcopy-active' }), destination: fakeSide('destination', { status: 'postcopy-active' }) });
+    const s = new FakeSession({ steps, snapshot: postcopy });
+    const m = await mount(s);
+    await m.type('c');
+    await waitForText(m.lastFrame, 'This step blackholes the link; a cut now pauses both sides (postcopy-paused)');
+    await m.type('n');
+    await settle(10);
+    expect(s.callsOf('applyLink')).toEqual([]);
+    await m.type('b');
+    await waitFor(() => s.callsOf('applyLink').length === 1, 'applyLink for b');
+    expect(s.callsOf('applyLink')[0].fault).toEqual({ kind: 'blackhole' });
+  });
+
   it('a step that can no longer happen is explained with r and w; r asks the session to retry, w rewinds to this step', async () => {
     const blocked = { cause: 'migration-failed' as const, step: 2, retry: true, message: 'The cut came during precopy: the migration failed — nothing was lost, but this step needs a migration in postcopy.' };
     const s = new FakeSession({ blocked });
