@@ -1,10 +1,11 @@
 /**
  * The lines above the event log that say what the person must know now, whatever the step:
- * a question before a fault the step does not call for, a retry or rewind replaying steps, a
- * step that can no longer happen (why, and the keys out), how to start again after a failed
- * migration in a step that starts one (restoring the link first if it is still broken), or — whenever both sides are
- * postcopy-paused — the two recovery commands with this run's real addresses. Pure: the lines
- * are computed from the state, then drawn.
+ * a question before a fault the step does not call for (or of another kind than the step's
+ * own), a retry or rewind replaying steps, a step that can no longer happen (why, and the keys
+ * out), how to start again after a failed migration in a step that starts one (restoring the
+ * link first if it is still broken), or — whenever both sides are postcopy-paused — the two
+ * recovery commands with this run's real addresses. Pure: the lines are computed from the
+ * state, then drawn.
  */
 import { Box, Text } from 'ink';
 import { memo } from 'react';
@@ -25,9 +26,10 @@ export function adviceLines(state: SessionState, pendingFault: LinkFault | null,
   const say = (text: string, color: AdviceLine['color'], bold = false) => {
     for (const l of wrapWords(text, width)) out.push({ text: l, color, bold });
   };
+  const current = state.steps.find((st) => st.index === state.currentStep);
   if (pendingFault) {
     const what = describeFault(pendingFault);
-    const own = state.steps.find((st) => st.index === state.currentStep)?.linkFaults ?? [];
+    const own = current?.linkFaults ?? [];
     const verb: Record<string, string> = { cut: 'cuts', blackhole: 'blackholes', down: 'takes down' };
     const head = own.length ? `This step ${own.map((k) => verb[k] ?? k).join(' and ')} the link` : 'This step does not break the link';
     say(`${head}; ${faultConsequence(pendingFault, state.snapshot)} — ${what} anyway? y/N`, 'yellow', true);
@@ -42,7 +44,7 @@ export function adviceLines(state: SessionState, pendingFault: LinkFault | null,
       : `w rewinds: fresh VMs, same seed, ${stepsBefore(b.step)} replayed for you.`;
     say(`Step ${b.step} can no longer happen. ${b.message} ${keys}`, 'red', true);
   } else {
-    const restart = restartAdvice(state.steps[state.currentStep], state.snapshot);
+    const restart = restartAdvice(current, state.snapshot);
     if (restart) say(restart, 'yellow', true);
   }
   const rec = recoveryCommands(state.snapshot, state.addresses ?? {});
