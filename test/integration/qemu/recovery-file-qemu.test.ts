@@ -168,7 +168,11 @@ describe.skipIf(NO_QEMU !== undefined).each(QEMUS)(
         const report = JSON.parse(partial.stdout) as { error: string; partial: boolean; pagesSent: number; unheld: { idstr: string; pages: number[] }[] };
         expect(report).toMatchObject({ error: 'recovery-incomplete', partial: true, unheld: [{ idstr: 'pc.ram' }] });
         expect(report.unheld[0].pages.every((p) => p * 4096 >= 8 << 20)).toBe(true); // only what the short file lacks
-        expect(report.pagesSent).toBeGreaterThan(0);
+        // What it held and the destination lacked may be nothing: precopy's later passes can
+        // have re-sent every page of the first 8 MiB the guest dirtied (seen once under load:
+        // pagesSent 0). The unheld pages are what it lacked; it must have lacked something.
+        expect(report.pagesSent).toBeGreaterThanOrEqual(0);
+        expect(report.pagesSent + report.unheld[0].pages.length).toBeGreaterThan(0);
         unheldFirst = report.unheld[0].pages.length;
         await reach(dst, 'postcopy-paused', 'destination paused again after the partial serve');
       }
