@@ -213,10 +213,7 @@ export function shareInkOutputCaches(): Promise<boolean> {
         if (before && before.styles.length === 0 && /^\s$/.test(before.value)) seg = null;
         else if (chars.length === 0) seg = { text: '', width: 0, kept: 0, styledStart: false, styledEnd: false };
         else {
-          const one = new Output({ width, height: 1 });
-          one.caches = shared;
-          one.operations.push({ type: 'write', x: 0, y: 0, text: line, transformers: [] });
-          seg = { text: get.call(one).output, width, kept: width - plain, styledStart: chars[0].styles.length > 0, styledEnd: chars[chars.length - 1].styles.length > 0 };
+          seg = { text: buildRow(width, [[0, line]]), width, kept: width - plain, styledStart: chars[0].styles.length > 0, styledEnd: chars[chars.length - 1].styles.length > 0 };
         }
         segments.set(line, seg);
         return seg;
