@@ -54,6 +54,9 @@ const cutOrHole = (s: Snapshot): string | null => {
 
 const MIGRATION_STARTS = new Set(['migrate', 'migrate-incoming', 'migrate-recover']);
 
+/** A migration that ended without completing. */
+const ended = (status: string): boolean => status === 'failed' || status === 'cancelled';
+
 /**
  * The link's state in words when a direction is cut, blackholed or down: "cut", "blackholed
  * (destination to source)". Short: it leads error notices that must fit one row at 80 columns.
@@ -99,7 +102,6 @@ export function showMeRefusal(step: Pick<LabStep, 'actions'>, s: Snapshot | null
  */
 export function restartAdvice(step: Pick<StepView, 'startsMigration' | 'status'> | undefined, s: Snapshot | null): string | null {
   if (!step?.startsMigration || step.status !== 'active' || !s || !s.source.alive || !s.destination.alive) return null;
-  const ended = (x: string) => x === 'failed' || x === 'cancelled';
   const link = brokenLink(s);
   if (ended(s.source.status)) {
     // Two rows at 80 columns: it takes them from the event log.
@@ -133,7 +135,6 @@ export function unreachable(step: Pick<LabStep, 'index' | 'actions'>, condition:
     };
   }
   // A failure with the source still owning the guest (precopy); postcopy splits are GuestWatch's.
-  const ended = (x: string) => x === 'failed' || x === 'cancelled';
   // A step that starts a migration is no dead end: the person starts it again. Once its own
   // start has run (a drill, show me: `started`), a failure is this step's migration failing.
   if ((ended(src) || (ended(dst) && !src.startsWith('postcopy'))) && (opts.started || !startsMigration(step))) {

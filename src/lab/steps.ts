@@ -168,7 +168,11 @@ export class StepEngine {
   async runActions(step: LabStep): Promise<void> {
     this.running = true;
     try {
-      for (const [i, a] of step.actions.entries()) await this.runAction(a, step, step.actions.slice(0, i).some(startsFreshMigration));
+      let started = false;
+      for (const a of step.actions) {
+        await this.runAction(a, step, started);
+        started ||= startsFreshMigration(a);
+      }
     } finally {
       this.running = false;
     }
