@@ -257,6 +257,7 @@ export async function serveQemuResume(o: ServeOptions): Promise<ServeResult> {
     if (unheld.length) {
       // No QEMU_VM_EOF: closing here is what a dead link does in postcopy-active.
       log(`sent the ${sent.size} held pages (${pagesRequested} requested); closing with ${unheldKeys.size} still lacking`);
+      await closeGracefully(sock, () => closed !== null, timeoutMs);
       return { missing: missingCounts, pagesSent: sent.size, pagesRequested, shut: null, unheld };
     }
     // QEMU ends a postcopy stream with the iterative sections' SECTION_END and QEMU_VM_EOF.
@@ -277,4 +278,21 @@ export async function serveQemuResume(o: ServeOptions): Promise<ServeResult> {
   } finally {
     sock.destroy();
   }
+}
+
+/**
+ * Half-close and wait for the destination to close its side. Destroying at once would lose the
+ * last pages: the destination's page requests keep arriving, and a socket closed with unread
+ * bytes sends RST and drops what it still had to send (seen as pages "sent" but still lacking).
+ */
+async function closeGracefully(sock: net.Socket, gone: () => boolean, timeoutMs: number): Promise<void> {
+  if (gone()) return;
+  await new Promise<void>((resolve) => {
+    const t = setTimeout(resolve, timeoutMs);
+    sock.once('close', () => {
+      clearTimeout(t);
+      resolve();
+    });
+    sock.end();
+  });
 }
