@@ -3,19 +3,11 @@
  * loopback port. Only for the benchmark's "direct" rows, to show what the relay costs; the
  * product always puts a real link (relay or kernel) between the VMs.
  */
-import net from 'node:net';
 import type { Link, LinkEndpoints, LinkSnapshot } from '../src/types.js';
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
+import { freePort } from '../src/util/ports.js';
+
+export { freePort };
 
 export class DirectLink implements Link {
   readonly kind = 'relay' as const;

@@ -8,12 +8,12 @@
  */
 import { builtEntry } from '../entry-path.js';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import type { Link, LinkEndpoints, LinkFault, LinkSnapshot, Side } from '../types.js';
 import { parseLinkFault } from './fault-model.js';
 import { RelayControl } from './relay-control.js';
+import { freePorts } from '../util/ports.js';
 import type { Route } from './relay-server.js';
 
 export { RelayControl } from './relay-control.js';
@@ -201,25 +201,3 @@ export class RelayLink implements Link {
     });
   }
 }
-
-/**
- * Asks the OS for `count` free loopback ports by binding port 0 on all of them at once (so they
- * are distinct), then releases them for the destination to bind.
- */
-export async function freePorts(host: string, count: number): Promise<number[]> {
-  const servers: net.Server[] = [];
-  try {
-    for (let i = 0; i < count; i++) {
-      const server = net.createServer();
-      servers.push(server);
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen({ host, port: 0, exclusive: true }, () => resolve());
-      });
-    }
-    return servers.map((s) => (s.address() as net.AddressInfo).port);
-  } finally {
-    await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
-  }
-}
-

@@ -4,7 +4,6 @@
  * polling, running the CLI, and finding processes left behind.
  */
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -75,25 +74,8 @@ export function tempDir(prefix = 'postcopy-sim-test-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }
 
-/** A port that was free a moment ago on 127.0.0.1. */
-export async function freePort(): Promise<number> {
-  // Below the kernel's ephemeral range (32768-60999 on Linux): a port taken from that range and
-  // released is free game for any outgoing connection until the test binds it again, and a VM's
-  // connect did take one ("Address already in use" in a parity row).
-  for (let attempt = 0; ; attempt++) {
-    const port = 20000 + Math.floor(Math.random() * 12000);
-    const server = net.createServer();
-    const ok = await new Promise<boolean>((resolve) => {
-      server.once('error', () => resolve(false));
-      server.listen({ host: '127.0.0.1', port, exclusive: true }, () => resolve(true));
-    });
-    if (ok) {
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-      return port;
-    }
-    if (attempt > 50) throw new Error('no free port found between 20000 and 32000');
-  }
-}
+/** A port that was free a moment ago on 127.0.0.1 (below the ephemeral range: see src/util/ports.ts). */
+export { freePort } from '../../src/util/ports.js';
 
 /** Polls `fn` until it returns a truthy value; throws with `what` and the last value on timeout. */
 export async function waitFor<T>(fn: () => Promise<T> | T, what: string, timeoutMs = 15_000, intervalMs = 50): Promise<NonNullable<T>> {
