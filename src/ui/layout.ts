@@ -6,8 +6,9 @@
  * and page map on the right), the bottom area (event log, or the QMP console when open) and
  * the key bar. Heights are fixed per size so nothing jumps while counters change.
  *
- * The QMP console needs room for a reply (query-migrate is some 30 lines), so while it is open
- * the bottom area grows to about half the screen; the right column then keeps the counters and
+ * The QMP console needs room for a reply (query-migrate is some 30 lines), and the event log
+ * focused with Tab shows each event whole (a QMP command with its arguments is several lines),
+ * so while either is in use (`tall`) the bottom area grows to about half the screen; the right column then keeps the counters and
  * drops the link panel and page map when they no longer fit, rather than squeezing them.
  */
 
@@ -58,7 +59,7 @@ export interface Layout {
 const clamp = (n: number, lo: number, hi: number): number => Math.max(lo, Math.min(hi, n));
 
 /** Decide which panels go where for a terminal of `columns` x `rows` cells. */
-export function calculateLayout(columns: number, rows: number, opts: { console?: boolean } = {}): Layout {
+export function calculateLayout(columns: number, rows: number, opts: { tall?: boolean } = {}): Layout {
   const cols = Math.max(0, Math.floor(columns || 0));
   const rws = Math.max(0, Math.floor(rows || 0));
   const tooSmall = cols < MIN_COLUMNS || rws < MIN_ROWS;
@@ -74,7 +75,7 @@ export function calculateLayout(columns: number, rows: number, opts: { console?:
     BOTTOM_MIN_HEIGHT,
     Math.min(clamp(Math.floor(inner * 0.3), BOTTOM_MIN_HEIGHT, BOTTOM_MAX_HEIGHT), inner - mainMin),
   );
-  const bottomHeight = opts.console ? Math.max(logHeight, Math.min(Math.floor(inner / 2), inner - COUNTERS_HEIGHT)) : logHeight;
+  const bottomHeight = opts.tall ? Math.max(logHeight, Math.min(Math.floor(inner / 2), inner - COUNTERS_HEIGHT)) : logHeight;
   const mainHeight = inner - bottomHeight;
   const countersHeight = Math.min(COUNTERS_HEIGHT, mainHeight);
   const linkHeight = mainHeight - countersHeight >= LINK_HEIGHT ? LINK_HEIGHT : 0;

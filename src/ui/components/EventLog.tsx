@@ -8,39 +8,128 @@ import { Panel } from './Panel.js';
 
 const SIDE: Record<string, string> = { source: 'src', destination: 'dst' };
 
+/** The columns before an event's text: time (7 and a space), kind, side. */
+const KIND_WIDTH = 8;
+const SIDE_WIDTH = 4;
+const PREFIX_WIDTH = 8 + KIND_WIDTH + SIDE_WIDTH;
+
+const textColour = (e: LabEvent): string | undefined => (e.kind === 'error' ? 'red' : e.kind === 'warning' ? 'yellow' : undefined);
+
+const oneLine = (text: string): string => text.replace(/\s*\n\s*/g, ' ');
+
+/**
+ * An event's text as the focused log shows it: whole, wrapped under the text column (a hanging
+ * indent past time, kind and side), so a long QMP command or error can be read to its end. A row
+ * may break after a space or a comma: QMP arguments are JSON without spaces.
+ */
+export function eventLines(e: LabEvent, width: number): string[] {
+  const w = Math.max(10, width - PREFIX_WIDTH);
+  const lines: string[] = [];
+  let line = '';
+  for (let piece of oneLine(e.text).split(/(?<=[ ,])/)) {
+    if (line && (line + piece).trimEnd().length > w) {
+      lines.push(line.trimEnd());
+      line = '';
+      piece = piece.trimStart();
+    }
+    for (; piece.trimEnd().length > w; piece = piece.slice(w)) lines.push(piece.slice(0, w));
+    line += piece;
+  }
+  if (line.trimEnd() || lines.length === 0) lines.push(line.trimEnd());
+  return lines;
+}
+
 /**
  * Which events the log shows in `rows` rows: the newest (`top` null), or from the event `top`
  * on, held there while new ones arrive, so a line can be read however busy the run is. An
  * event that fell out of the bounded list leaves the window at the oldest kept.
+ *
+ * `height` is the rows an event takes: 1 unfocused (cut to one line), its wrapped lines when the
+ * log is focused. Only whole events are shown, except one taller than the panel, shown cut.
  */
-export function logWindow(events: readonly LabEvent[], top: LabEvent | null, rows: number): ScrollWindow {
+export function logWindow(events: readonly LabEvent[], top: LabEvent | null, rows: number, height: (e: LabEvent) => number = () => 1): ScrollWindow {
   const n = events.length;
   const r = Math.max(0, rows);
   // Markers live in the title row: every row shows an event.
-  const maxStart = Math.max(0, n - r);
+  const fitFrom = (start: number): number => {
+    let end = start;
+    for (let used = 0; end < n; end++) {
+      used += height(events[end]);
+      if (used > r && end > start) break;
+      if (used >= r) {
+        end++;
+        break;
+      }
+    }
+    return r === 0 ? start : end;
+  };
+  // The newest events that fill the rows: where following the newest starts.
+  let maxStart = n;
+  for (let used = 0; maxStart > 0; maxStart--) {
+    used += height(events[maxStart - 1]);
+    if (used > r) {
+      if (maxStart === n) maxStart--; // the newest alone is taller than the panel
+      break;
+    }
+  }
+  maxStart = Math.min(maxStart, Math.max(0, n - 1));
+  if (n === 0 || r === 0) maxStart = Math.max(0, n - r);
   const start = top === null ? maxStart : Math.min(maxStart, Math.max(0, events.indexOf(top)));
-  const end = Math.min(n, start + r);
-  return { start, end, above: start, below: n - end, maxStart, page: Math.max(1, r - 1) };
+  const end = Math.min(n, fitFrom(start));
+  return { start, end, above: start, below: n - end, maxStart, page: Math.max(1, end - start - 1) };
 }
 
 /**
- * The event log, oldest at the top, one line each (truncated, never wrapped) so the log has a
- * fixed height; its title row says how many events lie above and below the window.
+ * The event log, oldest at the top, one line each (cut, never wrapped) so the log has a fixed
+ * height; its title row says how many events lie above and below the window. Focused (Tab), it
+ * shows each event whole, wrapped: what was cut to fit is read there.
  */
-/** The kind column: the longest kind ('warning') and a space before the side. */
-const KIND_WIDTH = 8;
-
 function EventLogView(props: { events: LabEvent[]; top?: LabEvent | null; width: number; height: number; focused?: boolean }) {
   const { events, width, height, focused } = props;
   // The log is 3 rows at 80x24: its "more" markers go in the title row, not over events.
   const rows = Math.max(0, height - 1);
-  const w = logWindow(events, props.top ?? null, rows);
+  const w = logWindow(events, props.top ?? null, rows, focused ? (e) => eventLines(e, width).length : undefined);
   const visible = events.slice(w.start, w.end);
+  const cut = !focused && visible.some((e) => PREFIX_WIDTH + oneLine(e.text).length > width);
   const marks = [
     w.above > 0 ? `${moreAbove(w.above)}${focused ? ' · PgUp' : ''}` : '',
     w.below > 0 ? `${moreBelow(w.below)}${focused ? ' · End: newest' : ''}` : '',
-    !focused && (w.above > 0 || w.below > 0) ? 'Tab scrolls' : focused ? '‹ ↑↓ PgUp PgDn scroll here' : '',
+    !focused && (w.above > 0 || w.below > 0 || cut) ? `Tab ${cut ? 'reads whole lines' : 'scrolls'}` : focused ? '‹ ↑↓ PgUp PgDn scroll here' : '',
   ].filter(Boolean);
+  const row = (e: LabEvent, key: string, text: string) => (
+    <Text key={key} wrap="truncate">
+      <Text dimColor>{fmtT(e.t).padStart(7)} </Text>
+      <Text color={EVENT_COLOUR[e.kind]}>{fit(e.kind, KIND_WIDTH)}</Text>
+      <Text dimColor>{fit(e.side ? SIDE[e.side] : '', SIDE_WIDTH)}</Text>
+      <Text color={textColour(e)}>{text}</Text>
+    </Text>
+  );
+  let body = focused
+    ? visible.flatMap((e, i) => {
+        const [first, ...rest] = eventLines(e, width);
+        return [
+          row(e, `${w.start + i}`, first),
+          ...rest.map((line, j) => (
+            <Text key={`${w.start + i}.${j}`} wrap="truncate" color={textColour(e)}>
+              {' '.repeat(PREFIX_WIDTH)}
+              {line}
+            </Text>
+          )),
+        ];
+      })
+    : visible.map((e, i) => row(e, `${w.start + i}`, oneLine(e.text)));
+  if (body.length > rows && rows < 2) body = body.slice(0, rows);
+  else if (body.length > rows) {
+    // One event taller than the panel: its last row shown says it goes on.
+    const last = eventLines(visible[0], width)[rows - 1] ?? '';
+    body = [
+      ...body.slice(0, Math.max(0, rows - 1)),
+      <Text key="cut" wrap="truncate" color={textColour(visible[0])}>
+        {' '.repeat(PREFIX_WIDTH)}
+        {fit(`${last} …`, width - PREFIX_WIDTH)}
+      </Text>,
+    ];
+  }
   return (
     <Panel
       title="Events"
@@ -48,14 +137,7 @@ function EventLogView(props: { events: LabEvent[]; top?: LabEvent | null; width:
       width={width}
       height={height}
     >
-      {visible.map((e, i) => (
-        <Text key={w.start + i} wrap="truncate">
-          <Text dimColor>{fmtT(e.t).padStart(7)} </Text>
-          <Text color={EVENT_COLOUR[e.kind]}>{fit(e.kind, KIND_WIDTH)}</Text>
-          <Text dimColor>{fit(e.side ? SIDE[e.side] : '', 4)}</Text>
-          <Text color={e.kind === 'error' ? 'red' : e.kind === 'warning' ? 'yellow' : undefined}>{e.text.replace(/\s*\n\s*/g, ' ')}</Text>
-        </Text>
-      ))}
+      {body}
     </Panel>
   );
 }

@@ -18,7 +18,7 @@ export const HELP_KEYS: [string, string][] = [
   ['y', 'put the command of the last hint shown into the console, aimed at the side it names'],
   ['[ ]', 're-read the step before / come back towards the current step'],
   ['PgUp PgDn', 'scroll the step text (or the event log: Tab); ↑↓ or k/j a line, Home/End'],
-  ['Tab', 'the scroll keys move the steps panel or the event log'],
+  ['Tab', 'the event log, taller, each event whole (the scroll keys move it); Tab again: the steps'],
   ['?', 'this help (in the console: on an empty line)'],
   ['q', 'quit (asks first when a migration is postcopy-paused)'],
   ['Ctrl-C', 'quit now: stops both VMs'],

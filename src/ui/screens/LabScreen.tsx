@@ -1,7 +1,7 @@
 import { Box, Text } from 'ink';
 import { memo, useEffect, useMemo, useRef } from 'react';
 import type { LabSessionApi, RunSummary, SessionState } from '../../types.js';
-import { EventLog, logWindow } from '../components/EventLog.js';
+import { EventLog, eventLines, logWindow } from '../components/EventLog.js';
 import { HelpOverlay, helpWindow } from '../components/HelpOverlay.js';
 import { KeyBar } from '../components/KeyBar.js';
 import { HoldStatus } from '../components/HoldStatus.js';
@@ -70,7 +70,7 @@ export function LabScreen(props: LabScreenProps) {
     return () => clearTimeout(timer);
   }, [ui.notice]);
 
-  const layout = calculateLayout(columns, rows, { console: ui.mode === 'console' });
+  const layout = calculateLayout(columns, rows, { tall: ui.mode === 'console' || ui.focus === 'log' });
   const snap = state.snapshot;
   const overlayHeight = layout.main.height + layout.bottom.height;
   // What must be said now takes rows from the bottom panel (the log can be scrolled back later).
@@ -86,7 +86,10 @@ export function LabScreen(props: LabScreenProps) {
       steps: stepsView(state.steps, state.currentStep, ui.steps, layout.left.steps.width, layout.left.steps.height),
       stepList: state.steps,
       currentStep: state.currentStep,
-      log: { events: state.events, window: logWindow(state.events, ui.log.top, bottomHeight - 1) },
+      log: {
+        events: state.events,
+        window: logWindow(state.events, ui.log.top, bottomHeight - 1, ui.focus === 'log' ? (e) => eventLines(e, layout.bottom.width).length : undefined),
+      },
       console: consoleWindow(ui.console, layout.bottom.width, bottomHeight).window,
       help: helpWindow(layout.main.width, overlayHeight, ui.helpOffset),
     };

@@ -45,7 +45,7 @@ describe('calculateLayout', () => {
     [120, 36, 16, 17, 11, 3, 3, 14],
     [200, 60, 28, 29, 11, 3, 15, 26],
   ] as const)('with the console open at %ix%i the bottom grows to about half and the right column drops what no longer fits', (columns, rows, bottom, main, counters, link, pageMap, steps) => {
-    const l = calculateLayout(columns, rows, { console: true });
+    const l = calculateLayout(columns, rows, { tall: true });
     expect([l.bottom.height, l.main.height, l.right.counters.height, l.right.link.height, l.right.pageMap.height, l.left.steps.height]).toEqual([
       bottom,
       main,

@@ -1,6 +1,6 @@
 import { render } from 'ink-testing-library';
 import { describe, expect, it } from 'vitest';
-import { EventLog, logWindow } from '../../../src/ui/components/EventLog.js';
+import { EventLog, eventLines, logWindow } from '../../../src/ui/components/EventLog.js';
 import { HelpOverlay, helpLines } from '../../../src/ui/components/HelpOverlay.js';
 import { KeyBar } from '../../../src/ui/components/KeyBar.js';
 import { LabPicker } from '../../../src/ui/components/LabPicker.js';
@@ -282,6 +282,47 @@ describe('EventLog', () => {
     const out = frame(<EventLog events={events} top={events[0]} focused width={100} height={5} />);
     expect(out).toContain('↓ more (26 lines) · End: newest · ‹ ↑↓ PgUp PgDn scroll here');
     expect(out.split('\n')[1]).toContain('event 0');
+  });
+  it('focused (Tab), shows each event whole, wrapped under its text column; unfocused, says Tab reads what was cut', () => {
+    const long = 'migrate-set-capabilities {"capabilities":[{"capability":"postcopy-ram","state":true},{"capability":"return-path","state":true}]}';
+    const events = [
+      ...Array.from({ length: 5 }, (_, i) => ({ t: i * 100, kind: 'info' as const, text: `event ${i}` })),
+      { t: 600, kind: 'qmp' as const, side: 'destination' as const, text: long },
+      { t: 700, kind: 'info' as const, text: 'last' },
+    ];
+    const cut = frame(<EventLog events={events} width={80} height={4} />);
+    expect(cut.split('\n')[0]).toContain('Tab reads whole lines');
+    expect(cut).not.toContain('"state":true}]}');
+    const whole = frame(<EventLog events={events} top={events[5]} focused width={80} height={5} />);
+    const lines = whole.split('\n');
+    expect(lines).toHaveLength(5);
+    expect(lines[1]).toMatch(/0\.6s qmp\s+dst migrate-set-capabilities/);
+    // Continuation rows start at the text column, and together they hold the whole text.
+    expect(lines.slice(2, 2 + eventLines(events[5], 80).length - 1).every((l) => l.startsWith(' '.repeat(20)) && l.trim().length > 0)).toBe(true);
+    expect(lines.slice(1).join(' ').replace(/\s+/g, '')).toContain(long.replace(/\s+/g, ''));
+    // Following the newest, focused: as many whole events as fit from the newest up.
+    const w = logWindow(events, null, 4, (e) => eventLines(e, 80).length);
+    expect(w.end).toBe(events.length);
+    expect(w.start).toBe(events.length - 2); // the long one (3 rows) and 'last'
+    expect(w.page).toBe(1);
+  });
+
+  it('wraps an event at spaces and after commas, every row within the text column, nothing lost', () => {
+    const e = { t: 0, kind: 'qmp' as const, text: 'migrate-set-capabilities {"capabilities":[{"capability":"postcopy-ram","state":true},{"capability":"events","state":true}]} -> {}' };
+    const lines = eventLines(e, 60); // 40 columns of text
+    expect(lines.every((l) => l.length <= 40)).toBe(true);
+    expect(lines[1]).toBe(e.text.slice(25, 65)); // no space or comma in 40 columns: cut at the column's end
+    expect(lines.slice(2).some((l) => l.endsWith(','))).toBe(true); // broken after a comma, not inside "events"
+    expect(lines.join('').replace(/ /g, '')).toBe(e.text.replace(/ /g, ''));
+    expect(eventLines({ t: 0, kind: 'info', text: '' }, 60)).toEqual(['']);
+  });
+
+  it('focused, cuts an event taller than the panel with a mark, and never more rows than it has', () => {
+    const events = [{ t: 0, kind: 'error' as const, text: 'word '.repeat(80) }];
+    const out = frame(<EventLog events={events} top={events[0]} focused width={60} height={4} />);
+    expect(out.split('\n')).toHaveLength(4);
+    expect(out.trimEnd().endsWith('…')).toBe(true);
+    expect(logWindow(events, null, 3, (e) => eventLines(e, 60).length)).toMatchObject({ start: 0, end: 1, below: 0 });
   });
 });
 
