@@ -11,7 +11,7 @@
  * GLYPHS) renders as a plain `<Text wrap="truncate">`, measured the slow way but the same.
  */
 import { Text, Transform } from 'ink';
-import { cloneElement, isValidElement, type ComponentProps, type ReactElement, type ReactNode } from 'react';
+import { cloneElement, createElement, isValidElement, type ComponentProps, type ReactElement, type ReactNode } from 'react';
 
 /** One column wide in every terminal string-width knows; the only ones replaced. */
 const GLYPHS = new Set('–—·✓▶→←█░▒▚…▁▂▃▄▅▆▇');
@@ -53,10 +53,16 @@ function asciify(node: ReactNode, w: Walk): ReactNode | null {
     const el = node as ReactElement<{ children?: ReactNode }>;
     const children = asciify(el.props.children, w);
     if (children === null && el.props.children !== null) return null;
-    return cloneElement(el, undefined, children);
+    return cloneElement(el, undefined, ...spread(children));
   }
   return null;
 }
+
+/**
+ * The children rebuilt here are the same static children JSX wrote (`<Text>a {n}. {b}</Text>`):
+ * passed spread, not as one array, so React does not take them for a list wanting keys.
+ */
+const spread = (children: ReactNode): ReactNode[] => (Array.isArray(children) ? (children as ReactNode[]) : [children]);
 
 /** Puts each glyph back in its column of one written row (Ink's SGR codes skipped). */
 function restore(line: string, glyphs: ReadonlyArray<[number, string]>): string {
@@ -106,12 +112,10 @@ export function GlyphRow(props: TextProps & { width: number; children: ReactNode
     ascii = truncate(children, keep, width - 1, find.last);
     w.glyphs = [...keep.glyphs, [width - 1, ELLIPSIS]];
   }
-  if (w.glyphs.length === 0) return <Text {...text}>{ascii}</Text>;
+  if (w.glyphs.length === 0) return createElement(Text, text, ...spread(ascii));
   const glyphs = w.glyphs;
   return (
-    <Transform transform={(line, index) => (index === 0 ? restore(line, glyphs) : line)}>
-      <Text {...text}>{ascii}</Text>
-    </Transform>
+    <Transform transform={(line, index) => (index === 0 ? restore(line, glyphs) : line)}>{createElement(Text, text, ...spread(ascii))}</Transform>
   );
 }
 
@@ -131,5 +135,5 @@ function truncate(node: ReactNode, w: Walk & { strings: number; last: number }, 
   }
   if (Array.isArray(node)) return (node as ReactNode[]).map((c) => truncate(c, w, width, ellipsisIn));
   const el = node as ReactElement<{ children?: ReactNode }>;
-  return cloneElement(el, undefined, truncate(el.props.children, w, width, ellipsisIn));
+  return cloneElement(el, undefined, ...spread(truncate(el.props.children, w, width, ellipsisIn)));
 }
