@@ -236,10 +236,24 @@ describe('the stand-in source against a scripted destination', () => {
   /** Pages each block already holds on the "destination". */
   const HELD: Record<string, number[]> = { 'pc.ram': [0, 1, 2, 5, 8, 9, 10, 11, 12, 13, 14, 15], 'pc.bios': [0, 1] };
 
-  async function fakeDestination(): Promise<{ port: number; seen: Promise<{ commands: number[]; pages: { idstr: string; offset: number; first: number }[]; eof: boolean }>; close: () => void }> {
+  interface Seen {
+    commands: number[];
+    pages: { idstr: string; offset: number; first: number }[];
+    eof: boolean;
+    /** The source reset the connection (RST) instead of closing it. */
+    reset: boolean;
+  }
+  /**
+   * A destination that answers with HELD; with `blocks`, other blocks, and with `nagging`, one
+   * that asks again and again for a page after the resume (a vCPU faulting on a page nobody
+   * holds) and reads nothing for its first 300 ms (a destination slower than the source).
+   */
+  async function fakeDestination(opts: { blocks?: typeof BLOCKS; held?: Record<string, number[]>; nagging?: number } = {}): Promise<{ port: number; seen: Promise<Seen>; close: () => void }> {
+    const blocks = opts.blocks ?? BLOCKS;
+    const held = opts.held ?? HELD;
     const server = net.createServer();
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-    const seen = new Promise<{ commands: number[]; pages: { idstr: string; offset: number; first: number }[]; eof: boolean }>((resolve) => {
+    const seen = new Promise<Seen>((resolve) => {
       server.once('connection', (sock) => {
         const commands: number[] = [];
         const pages: { idstr: string; offset: number; first: number }[] = [];
@@ -247,15 +261,24 @@ describe('the stand-in source against a scripted destination', () => {
         let block = '';
         let inSection = false;
         let eof = false;
+        let reset = false;
+        let nag: NodeJS.Timeout | undefined;
         const reply = (type: number, data: Buffer, extra = Buffer.alloc(0)): void => {
           const h = Buffer.alloc(4);
           h.writeUInt16BE(type, 0);
           h.writeUInt16BE(data.length, 2);
           sock.write(Buffer.concat([h, data, extra]));
         };
-        const done = (): void => resolve({ commands, pages, eof });
+        const done = (): void => {
+          clearInterval(nag);
+          resolve({ commands, pages, eof, reset });
+        };
         sock.on('close', done);
-        sock.on('error', () => {});
+        sock.on('error', (e: NodeJS.ErrnoException) => {
+          if (e.code === 'ECONNRESET') reset = true;
+        });
+        // QEMU's destination pauses on the source's EOF and closes its side.
+        sock.on('end', () => sock.end());
         sock.on('data', (chunk: Buffer) => {
           buf = Buffer.concat([buf, chunk]);
           for (;;) {
@@ -306,9 +329,9 @@ describe('the stand-in source against a scripted destination', () => {
             commands.push(cmd);
             if (cmd === MIG_CMD.RECV_BITMAP) {
               const name = data.subarray(1).toString('latin1');
-              const b = BLOCKS.find((x) => x.idstr === name)!;
+              const b = blocks.find((x) => x.idstr === name)!;
               const bitmap = Buffer.alloc(Math.ceil(b.length / 4096 / 64) * 8);
-              for (const i of HELD[name]) bitmap[i >> 3] |= 1 << (i & 7);
+              for (const i of held[name]) bitmap[i >> 3] |= 1 << (i & 7);
               const size = Buffer.alloc(8);
               size.writeBigUInt64BE(BigInt(bitmap.length));
               const end = Buffer.alloc(8);
@@ -323,6 +346,16 @@ describe('the stand-in source against a scripted destination', () => {
               req[12] = 6;
               req.write('pc.ram', 13, 'latin1');
               reply(MIG_RP_MSG.REQ_PAGES_ID, req);
+              if (opts.nagging !== undefined) {
+                const again = Buffer.alloc(13 + 6);
+                again.writeBigUInt64BE(BigInt(opts.nagging) * 4096n, 0);
+                again.writeUInt32BE(4096, 8);
+                again[12] = 6;
+                again.write('pc.ram', 13, 'latin1');
+                nag = setInterval(() => !sock.destroyed && reply(MIG_RP_MSG.REQ_PAGES_ID, again), 1);
+                sock.pause();
+                setTimeout(() => sock.resume(), 300);
+              }
             }
           }
         });
@@ -363,6 +396,30 @@ describe('the stand-in source against a scripted destination', () => {
       for (const p of seen.pages) expect(p.first).toBe(p.offset / 4096 === 3 ? 0 : p.offset / 4096 + 1);
       expect(seen.eof).toBe(true);
       expect(result).toMatchObject({ missing: { 'pc.ram': 4, 'pc.bios': 0 }, pagesSent: 4, shut: 0 });
+    } finally {
+      dest.close();
+    }
+  });
+
+  it('with --partial, every held page reaches a slow destination that keeps asking for an unheld one: it closes, never resets', async () => {
+    // 16 MiB of held pages: more than the socket buffers hold while the destination reads nothing.
+    const PAGES = 4096;
+    const blocks = [{ idstr: 'pc.ram', length: PAGES * 4096 }];
+    const unheld = PAGES - 1;
+    const dest = await fakeDestination({ blocks, held: { 'pc.ram': [] }, nagging: unheld });
+    try {
+      const result = await serveQemuResume({
+        host: '127.0.0.1',
+        port: dest.port,
+        ram: { sectionId: 7, version: 4, blocks },
+        frozen: (_idstr, offset) => (offset / 4096 === unheld ? null : Buffer.alloc(4096, 1)),
+        partial: true,
+      });
+      const seen = await dest.seen;
+      expect(result).toMatchObject({ pagesSent: PAGES - 1, shut: null, unheld: [{ idstr: 'pc.ram', pages: [unheld] }] });
+      expect(seen.reset).toBe(false);
+      expect(seen.eof).toBe(false); // no QEMU_VM_EOF: the destination is left paused
+      expect(new Set(seen.pages.map((p) => p.offset / 4096)).size).toBe(PAGES - 1);
     } finally {
       dest.close();
     }
