@@ -12,7 +12,7 @@
  * Two implementations: sim-backend.ts (our Node VM) and qemu-backend.ts (qemu-system-x86_64).
  */
 import type { QmpClient } from '../qmp/client.js';
-import type { LabEvent, Link, LinkEndpoints, LinkSnapshot, MigrationStatus, PagesInfo, RamStats, RecoveryFileInfo, RecoverySourceInfo, RunState, Side, SideGuest, Snapshot } from '../types.js';
+import type { LabEvent, Link, LinkEndpoints, LinkFault, LinkSnapshot, MigrationStatus, PagesInfo, RamStats, RecoveryFileInfo, RecoverySourceInfo, RunState, Side, SideGuest, Snapshot } from '../types.js';
 
 export type BackendKind = 'sim' | 'qemu' | 'libvirt';
 
@@ -44,8 +44,8 @@ export interface GuestWork {
   runningMs: number;
   /** The vCPU throttle in force, percent (0: none). */
   throttlePercentage: number;
-  /** The longest single wait of any vCPU for a missing page, ms. */
-  worstStallMs: number;
+  /** The longest single wait of any vCPU for a missing page, ms; null where the backend cannot see it (`note` says why). */
+  worstStallMs: number | null;
   /** What a field means on this backend when it is not what its name says (QEMU: see qemu-backend.ts). */
   note?: string;
 }
@@ -139,6 +139,12 @@ export interface VmBackend {
   restarted?(side: Side): void;
   /** Read a side's guest work; null where this backend cannot (say why in its notes). */
   readGuest?(side: Side, client: QmpClient): Promise<GuestWork | null>;
+  /**
+   * readGuest reads the destination's guest memory (QEMU's `xp`): on a page that has not arrived
+   * it blocks the monitor until the page does. The orchestrator then holds destination reads
+   * while a link fault can stop pages, and lets an in-flight one finish before applying one.
+   */
+  readonly guestReadTouchesPages?: boolean;
   /** Lines of stderr that are noise for this backend (not logged as events). */
   quietStderr?(line: string): boolean;
 }
@@ -150,6 +156,10 @@ export interface VmBackend {
  */
 export interface RunDriver {
   readonly link: Link | null;
+  /** Apply a link fault, where the driver must order it with its own reads (Orchestrator.applyLinkFault); else `link.apply`. */
+  applyLinkFault?(fault: LinkFault): Promise<void>;
+  /** Restore the link, the counterpart of applyLinkFault; else `link.restore`. */
+  restoreLink?(): Promise<void>;
   /** Start the link and the VMs; the addresses the lab's templates name. */
   start(): Promise<LinkEndpoints>;
   snapshot(): Promise<Snapshot>;

@@ -7,11 +7,12 @@ import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { QmpClient } from '../qmp/client.js';
-import type { LabEvent, Link, LinkEndpoints, LinkSnapshot, MigrationStatus, PagesInfo, RecoveryFileInfo, Side, SideGuest, SideSnapshot, Snapshot } from '../types.js';
+import type { LabEvent, Link, LinkEndpoints, LinkFault, LinkSnapshot, MigrationStatus, PagesInfo, RecoveryFileInfo, Side, SideGuest, SideSnapshot, Snapshot } from '../types.js';
 import { SAVED_RAM_FILE, type BackendContext, type GuestSpec, type RunDriver, type SideReading, type VmBackend } from './backend.js';
 import { notAStateChange } from './migration-events.js';
 import { SimBackend } from './sim-backend.js';
 import { makeRuntimeDir } from '../util/runtime-dir.js';
+import { isCableFault } from '../link/fault-model.js';
 
 export type { GuestSpec } from './backend.js';
 export { VM_MAIN } from './sim-backend.js';
@@ -29,6 +30,9 @@ export interface OrchestratorOptions {
   /** What a VM is: the sim (default) or QEMU. */
   backend?: VmBackend;
 }
+
+/** How long a fault waits for a destination guest read in flight (one blocked on a page gets it while the link is up). */
+const GUEST_READ_SETTLE_MS = 2000;
 
 /** What runs on a side: the backend's VM, or (source only) a recovery source serving the lost source's file. */
 export type SideProcess = 'vm' | 'recovery-source';
@@ -59,6 +63,10 @@ export class Orchestrator implements RunDriver {
   private lastStatus = new Map<Side, MigrationStatus>();
   /** Each side's last page counters, kept for a VM that died: its end screen shows what it had, not zeros. */
   private lastPages = new Map<Side, PagesInfo>();
+  /** A cable fault is on: a destination page may never come (see applyLinkFault). */
+  private pagesMayStop = false;
+  /** The destination's guest read in flight, where it touches pages. */
+  private destGuestRead: Promise<unknown> = Promise.resolve();
   /** When each side's last MIGRATION event arrived: a poll issued before it may be stale. */
   private lastEventAt = new Map<Side, number>();
   readonly backend: VmBackend;
@@ -367,9 +375,38 @@ export class Orchestrator implements RunDriver {
   }
 
   /** The guest's speed for the snapshot; a backend that cannot tell (or a failed read) leaves it out. */
+  /**
+   * Apply a link fault. Where reading the destination's guest touches its pages (QEMU's `xp`), a
+   * fault that can stop pages first holds those reads and lets one in flight finish: an `xp`
+   * blocked on a page the cut then kept away holds QEMU's monitor, and the recovery that would
+   * bring the page needs that monitor (migrate-recover timed out on a loaded CI host).
+   */
+  async applyLinkFault(fault: LinkFault): Promise<void> {
+    if (!this.link) throw new Error('the link is not running (the lab has not started, or has stopped)');
+    if (this.backend.guestReadTouchesPages && isCableFault(fault) && fault.kind !== 'up') {
+      this.pagesMayStop = true;
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([this.destGuestRead, new Promise((r) => (timer = setTimeout(r, GUEST_READ_SETTLE_MS)))]);
+      clearTimeout(timer);
+    }
+    await this.link.apply(fault);
+    if (fault.kind === 'up' && (fault.direction ?? 'both') === 'both') this.pagesMayStop = false;
+  }
+
+  /** Restore the link (up, no shaping); destination guest reads resume. */
+  async restoreLink(): Promise<void> {
+    if (!this.link) throw new Error('the link is not running (the lab has not started, or has stopped)');
+    await this.link.restore();
+    this.pagesMayStop = false;
+  }
+
   private async readGuest(side: Side, q: QmpClient): Promise<SideGuest | null> {
     if (!this.backend.readGuest) return null;
-    const g = await this.backend.readGuest(side, q).catch(() => null);
+    const touches = side === 'destination' && this.backend.guestReadTouchesPages;
+    if (touches && this.pagesMayStop) return null;
+    const read = this.backend.readGuest(side, q).catch(() => null);
+    if (touches) this.destGuestRead = read;
+    const g = await read;
     if (!g) return null;
     const percent = g.nominalOpsPerSecond > 0 ? Math.round((100 * g.opsPerSecond) / g.nominalOpsPerSecond) : 0;
     return { rate: g.opsPerSecond, nominal: g.nominalOpsPerSecond, percent };
@@ -382,8 +419,11 @@ export class Orchestrator implements RunDriver {
     if (!r) {
       const alive = vm?.alive ?? false;
       // A dead VM keeps its last counters (QEMU's crashed destination had received pages; its end
-      // screen said 0); a live one whose read failed shows none rather than stale ones.
-      const pages = alive ? undefined : this.lastPages.get(side);
+      // screen said 0); a live one whose read failed shows none rather than stale ones. A VM whose
+      // QMP socket has closed is dying: its exit may not have been seen yet (a loaded machine ended
+      // a drill on that snapshot, and said 0 pages received).
+      const dying = !alive || !vm?.qmp || vm.qmp.closed;
+      const pages = dying ? this.lastPages.get(side) : undefined;
       return { side, alive, runState: 'unknown', status: this.lastStatus.get(side) ?? 'none', stalledMs: 0, ...(pages ? { pages } : {}), ...leftFile };
     }
     if (r.pages) this.lastPages.set(side, r.pages);

@@ -103,6 +103,7 @@ interface SideCounters {
 export class QemuBackend implements VmBackend {
   readonly kind = 'qemu' as const;
   readonly readyTimeoutMs = 20_000;
+  readonly guestReadTouchesPages = true;
   private memoryMiB = 0;
   private layout: GuestLayout | null = null;
   private image = '';
@@ -132,6 +133,7 @@ export class QemuBackend implements VmBackend {
   }
 
   async prepare(ctx: BackendContext): Promise<void> {
+    this.forgetRun();
     if (this.opts.dirtyRing) {
       const refusal = this.dirtyLimitRefusal();
       if (refusal) throw new Error(refusal);
@@ -268,6 +270,22 @@ export class QemuBackend implements VmBackend {
     };
   }
 
+  /**
+   * A backend serves run after run (compare's strategies, a lab's rewind): what it learnt of the
+   * last run's VMs must not count in the next. A stale sourceFinalOps made compare's postcopy row
+   * lose 112 % of the guest's work (its destination's base came from the previous strategy).
+   */
+  private forgetRun(): void {
+    for (const side of ['source', 'destination'] as const) this.counters[side] = { recoveries: 0, attempts: 0, paused: false };
+    this.verified = null;
+    this.verifying = null;
+    this.lastDest = { received: 0, total: 0, pageSize: 4096 };
+    this.destStatus = 'none';
+    this.incomingListening = false;
+    this.guestSeen = { source: null, destination: null };
+    this.sourceFinalOps = null;
+  }
+
   restarted(side: Side): void {
     // A fresh destination waits for its own migrate-incoming; recovery counts stay (they are the run's).
     if (side === 'destination') {
@@ -288,7 +306,8 @@ export class QemuBackend implements VmBackend {
    *   - throttlePercentage: the source's `cpu-throttle-percentage` (auto-converge);
    *   - worstStallMs: QEMU reports no single-stall figure. With the destination's
    *     `postcopy-blocktime` capability on, the largest of `postcopy-vcpu-blocktime` (each
-   *     vCPU's total time blocked on missing pages, ms) stands in; else 0.
+   *     vCPU's total time blocked on missing pages, ms) stands in; else null on the destination
+   *     (unknown) and 0 on the source (a source's vCPUs never wait for pages).
    * A destination that is not running is not read: before it runs, a postcopy destination's
    * not-yet-received page would block QEMU's monitor until the page arrives.
    */
@@ -328,12 +347,12 @@ export class QemuBackend implements VmBackend {
       nominalOpsPerSecond: this.layout.dirtyPagesPerSecond ?? 0,
       runningMs: Math.round(s.runningMs),
       throttlePercentage: side === 'source' ? (mig['cpu-throttle-percentage'] ?? 0) : 0,
-      worstStallMs: blocktime?.length ? Math.max(...blocktime) : 0,
+      worstStallMs: blocktime?.length ? Math.max(...blocktime) : side === 'destination' ? null : 0,
       note:
         side === 'destination'
           ? blocktime?.length
             ? 'worstStallMs is the largest per-vCPU total of postcopy-vcpu-blocktime (QEMU reports no single-stall figure)'
-            : 'worstStallMs: QEMU reports vCPU stalls only as postcopy-blocktime, and that capability is off'
+            : 'worst stall: QEMU reports vCPU stalls only as postcopy-vcpu-blocktime, and the postcopy-blocktime capability is off'
           : undefined,
     };
   }

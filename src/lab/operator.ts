@@ -125,12 +125,14 @@ export class Operator {
   }
 
   async applyLink(fault: LinkFault): Promise<void> {
-    await this.link().apply(fault);
+    if (this.orch.applyLinkFault) await this.orch.applyLinkFault(fault);
+    else await this.link().apply(fault);
     this.deps.emit({ kind: 'fault', text: `link: ${describeFault(fault)}`, data: fault });
   }
 
   async restoreLink(): Promise<void> {
-    await this.link().restore();
+    if (this.orch.restoreLink) await this.orch.restoreLink();
+    else await this.link().restore();
     this.deps.emit({ kind: 'fault', text: 'link: restored (up, no shaping)' });
   }
 

@@ -93,6 +93,18 @@ describe('QemuBackend guest', () => {
     expect(w?.note).toMatch(/postcopy-vcpu-blocktime/);
   });
 
+  it('forgets the last run at prepare: a destination not yet running counts 0, and its base is not an earlier run\'s', async () => {
+    const { b, ctx } = await prepared();
+    // Run 1: the source stops at 5000; the destination ran on to 9000.
+    await b.readGuest('source', fakeQmp({ status: 'postmigrate', migration: 'completed', ops: 5000 }));
+    expect(await b.readGuest('destination', fakeQmp({ status: 'running', migration: 'completed', ops: 9000 }))).toMatchObject({ ops: 4000 });
+    // Run 2 (compare's next strategy, a lab's rewind): fresh VMs on the same backend.
+    await b.prepare(ctx);
+    expect(await b.readGuest('destination', fakeQmp({ status: 'inmigrate', migration: 'active', ops: 0 }))).toMatchObject({ ops: 0 });
+    // Its first reading is its base when this run's source was not seen stopped (not run 1's 5000).
+    expect(await b.readGuest('destination', fakeQmp({ status: 'running', migration: 'postcopy-active', ops: 7000 }))).toMatchObject({ ops: 0 });
+  });
+
   it('does not read a destination that is not running (a missing page would block its monitor)', async () => {
     const { b } = await prepared();
     const qmp = fakeQmp({ status: 'inmigrate', migration: 'postcopy-active', ops: 77 });

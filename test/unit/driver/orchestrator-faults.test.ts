@@ -1,0 +1,75 @@
+/**
+ * Link faults against destination guest reads that touch pages (QEMU's `xp`): a fault that can
+ * stop pages waits for a read in flight and holds new ones until the link is restored; a fault
+ * that only slows pages (latency) does neither. A scripted backend and link: nothing starts.
+ */
+import { describe, expect, it } from 'vitest';
+import type { GuestWork, VmBackend } from '../../../src/driver/backend.js';
+import { Orchestrator } from '../../../src/driver/orchestrator.js';
+import type { QmpClient } from '../../../src/qmp/client.js';
+import type { Link, LinkFault, Side } from '../../../src/types.js';
+
+const work: GuestWork = { ops: 1, opsPerSecond: 1, nominalOpsPerSecond: 1, runningMs: 1, throttlePercentage: 0, worstStallMs: 0 };
+
+function setup() {
+  const reads: Array<{ side: Side; release: () => void }> = [];
+  const linkCalls: string[] = [];
+  const backend = {
+    kind: 'qemu',
+    qemuVersion: '10.0',
+    readyTimeoutMs: 1000,
+    guestReadTouchesPages: true,
+    readGuest: (side: Side) => new Promise<GuestWork>((resolve) => reads.push({ side, release: () => resolve(work) })),
+  } as unknown as VmBackend;
+  const link = {
+    apply: async (f: LinkFault) => void linkCalls.push(`apply ${f.kind}`),
+    restore: async () => void linkCalls.push('restore'),
+  } as unknown as Link;
+  const orch = new Orchestrator({ guest: {} as never, makeLink: () => link, onEvent: () => {}, backend });
+  orch.link = link;
+  const readGuest = (side: Side) => (orch as unknown as { readGuest(s: Side, q: QmpClient): Promise<unknown> }).readGuest(side, {} as QmpClient);
+  return { orch, reads, linkCalls, readGuest };
+}
+
+const tick = () => new Promise((r) => setTimeout(r, 20));
+
+describe('Orchestrator.applyLinkFault with a backend whose guest reads touch pages', () => {
+  it('lets a destination read in flight finish before a cut, then holds destination reads until the restore', async () => {
+    const { orch, reads, linkCalls, readGuest } = setup();
+    const inFlight = readGuest('destination');
+    const cut = orch.applyLinkFault({ kind: 'cut' });
+    await tick();
+    expect(linkCalls).toEqual([]); // still waiting for the read
+    reads[0].release();
+    await inFlight;
+    await cut;
+    expect(linkCalls).toEqual(['apply cut']);
+    // Held: no read reaches the backend for the destination; the source is read as before.
+    expect(await readGuest('destination')).toBeNull();
+    const src = readGuest('source');
+    expect(reads.map((r) => r.side)).toEqual(['destination', 'source']);
+    reads[1].release();
+    expect(await src).not.toBeNull();
+    await orch.restoreLink();
+    const again = readGuest('destination');
+    expect(reads.at(-1)?.side).toBe('destination');
+    reads.at(-1)!.release();
+    expect(await again).not.toBeNull();
+  });
+
+  it('does not wait for or hold reads for a fault that only slows pages (latency), and an up both ways releases the hold', async () => {
+    const { orch, reads, linkCalls, readGuest } = setup();
+    void readGuest('destination');
+    await orch.applyLinkFault({ kind: 'latency', ms: 20 });
+    expect(linkCalls).toEqual(['apply latency']);
+    void readGuest('destination');
+    expect(reads).toHaveLength(2);
+    reads.forEach((r) => r.release());
+    await orch.applyLinkFault({ kind: 'blackhole' });
+    expect(await readGuest('destination')).toBeNull();
+    await orch.applyLinkFault({ kind: 'up' });
+    void readGuest('destination');
+    expect(reads).toHaveLength(3);
+    reads[2].release();
+  });
+});
