@@ -27,6 +27,8 @@ export class DestinationVm extends SimVm implements IncomingOwner, IncomingHost 
   m: IncomingMigration;
   private main: IncomingConnection | null = null;
   private preempt: IncomingConnection | null = null;
+  /** x-preempt-thread (the source's): page requests go on the preempt channel, read there by the source's request thread. */
+  private requestsOnPreempt = false;
   /** The main channel announced a preempt channel that has not arrived yet. */
   private preemptExpected = false;
   private listener: net.Server | null = null;
@@ -59,7 +61,7 @@ export class DestinationVm extends SimVm implements IncomingOwner, IncomingHost 
   request(page: number, w: Waiting): void {
     if (this.status !== 'postcopy-active' || !this.main) return;
     w.sentAt = performance.now();
-    this.main.write(encodeReqPages(page, 1));
+    (this.requestsOnPreempt && this.preempt ? this.preempt : this.main).write(encodeReqPages(page, 1));
     hop('sent', page);
   }
 
@@ -180,9 +182,10 @@ export class DestinationVm extends SimVm implements IncomingOwner, IncomingHost 
     } else this.setStatus('active');
   }
 
-  adoptPreempt(conn: IncomingConnection): void {
+  adoptPreempt(conn: IncomingConnection, header: WireHeader): void {
     if (!this.main || this.preempt || !this.preemptExpected) throw new Error('a preempt channel arrived without a main channel expecting it');
     this.preempt = conn;
+    this.requestsOnPreempt = header.requestsOnPreempt === true;
     this.closeListener();
     this.log('preempt channel up');
   }
@@ -318,6 +321,7 @@ export class DestinationVm extends SimVm implements IncomingOwner, IncomingHost 
     if (this.preempt) close(this.preempt);
     this.main = null;
     this.preempt = null;
+    this.requestsOnPreempt = false;
   }
 
   fail(reason: string): void {
