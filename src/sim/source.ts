@@ -114,6 +114,9 @@ export class SourceVm extends SimVm implements SenderHost {
       ? new RecoverySpill(this, this.cap('x-recovery-file-continuous') ? 'continuous' : 'on-failure', this.params['x-recovery-file-window'], this.opts.recoveryDir ?? '.', this.opts.name)
       : null;
     this.setStatus('setup');
+    // A thread takes tens of ms to start (more under load): not at switchover, when the first
+    // faults wait for its channel.
+    if (this.cap('x-preempt-thread') && this.usePreempt()) this.requestThread();
     this.connect(addr, false);
   }
 
@@ -232,8 +235,7 @@ export class SourceVm extends SimVm implements SenderHost {
 
   /** x-preempt-thread: the request thread connects the preempt channel and answers requests on it. */
   private connectThreadedPreempt(addr: Addr): void {
-    const t = (this.reqThread ??= new RequestThread((msg) => this.log(msg)));
-    if (this.cap('x-preempt-thread-fifo')) void t.makeFifo();
+    const t = this.requestThread();
     const header = encodeHeader({ ...this.headerFields(this.m.recovered || this.status === 'postcopy-recover', true), requestsOnPreempt: true });
     const frameBytes = pageFrameBytes(this.pageSize);
     const ch: ThreadedPreempt = t.connect(addr, header, this.versions, this.pageSize, this.pageCount, {
@@ -252,6 +254,12 @@ export class SourceVm extends SimVm implements SenderHost {
       lost: (reason) => this.preemptLost(ch, reason),
     });
     this.preempt = ch;
+  }
+
+  private requestThread(): RequestThread {
+    const t = (this.reqThread ??= new RequestThread((msg) => this.log(msg)));
+    if (this.cap('x-preempt-thread-fifo')) void t.makeFifo();
+    return t;
   }
 
   /**
