@@ -199,6 +199,9 @@ export class SourceVm extends SimVm implements SenderHost {
     this.m.setupTime = performance.now() - this.m.startedAt;
     this.write(this.header(false, false));
     if (this.cap('postcopy-ram')) this.write(encodeEmpty(MIG_CMD.POSTCOPY_ADVISE));
+    // x-preempt-thread: its channel is connected now, not at switchover, so the first faults
+    // find it up (until it is, requests go on the main channel to the busy main thread).
+    if (this.threadedPreempt()) this.connectPreempt();
     // QEMU's first dirty sync is in its setup (every page dirty): pass 1 starts with active.
     this.syncDirtyLog();
     this.setStatus('active');
@@ -213,11 +216,8 @@ export class SourceVm extends SimVm implements SenderHost {
    */
   private connectPreempt(): void {
     if (!this.usePreempt() || !this.addr || this.preempt) return;
-    if (this.cap('x-preempt-thread')) {
-      // A recovery file (spill) or a recovery source (encodePages) needs every page sent on this thread.
-      if (!this.spill && !(this as SenderHost).encodePages) return this.connectThreadedPreempt(this.addr);
-      this.log('x-preempt-thread: not with a recovery file or a recovery source; the preempt channel is served by the main thread');
-    }
+    if (this.threadedPreempt()) return this.connectThreadedPreempt(this.addr);
+    if (this.cap('x-preempt-thread')) this.log('x-preempt-thread: not with a recovery file or a recovery source; the preempt channel is served by the main thread');
     const ch: Channel = new Channel(net.connect({ host: this.addr.host, port: this.addr.port }), {
       connect: () => {
         ch.write(this.header(this.m.recovered || this.status === 'postcopy-recover', true));
@@ -231,6 +231,11 @@ export class SourceVm extends SimVm implements SenderHost {
       close: () => this.preemptLost(ch, 'the preempt channel was closed by the peer'),
     });
     this.preempt = ch;
+  }
+
+  /** x-preempt-thread applies: not with a recovery file (spill) or a recovery source (encodePages), which need every page sent on the main thread. */
+  private threadedPreempt(): boolean {
+    return this.usePreempt() && this.cap('x-preempt-thread') && !this.spill && !(this as SenderHost).encodePages;
   }
 
   /** x-preempt-thread: the request thread connects the preempt channel and answers requests on it. */
