@@ -1,22 +1,33 @@
 /**
  * x-preempt-thread (src/sim/request-thread.ts): the source's preempt channel served by a thread
  * of its own, the destination writing its page requests on that channel. Correctness only (the
- * latency is bench/fault-tail.ts's): every page right, a cut and a recovery with the thread, and
- * x-preempt-thread-fifo refused (no chrt) logged while the migration goes on.
+ * latency is bench/fault-tail.ts's): every page right, a cut and a recovery with the thread,
+ * x-preempt-thread-fifo refused (no chrt) logged while the migration goes on, and the
+ * destination taking a preempt channel whose header beat the main channel's (the thread
+ * connects right behind it) and asking for pages on it. About 6 s in all.
  */
+import fs from 'node:fs';
+import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Orchestrator, tcpUri } from '../../../src/driver/orchestrator.js';
 import { RelayLink } from '../../../src/link/relay.js';
 import type { LinkEndpoints, MigrationStatus, PagesInfo, Side } from '../../../src/types.js';
 import type { RequestThreadInfo } from '../../../src/sim/request-thread.js';
-import { ensureBuilt, waitFor } from '../../helpers/sim.js';
+import { encodeEmpty, encodeHeader, encodeJson, encodeRanges, MIG_CMD, pageFrameBytes, ReturnPathDecoder, writePageFrameHeader, type ReturnMessage } from '../../../src/sim/wire.js';
+import { writePage } from '../../../src/sim/content.js';
+import { ensureBuilt, freePort, setCaps, startVm, tempDir, waitFor, type SimVmProcess } from '../../helpers/sim.js';
 
 const MiB = 1024 * 1024;
 let orch: Orchestrator | null = null;
+let dst: SimVmProcess | null = null;
 const PATH = process.env.PATH;
+const sockets: net.Socket[] = [];
 
 afterEach(async () => {
   process.env.PATH = PATH;
+  for (const s of sockets.splice(0)) s.destroy();
+  await dst?.stop();
+  dst = null;
   await orch?.stop();
   orch = null;
 });
@@ -89,5 +100,63 @@ describe('x-preempt-thread', () => {
     expect(pages.verified).toBe(true);
     expect((await status(o, 'source'))['x-preempt-thread']!.priority).toMatch(/^normal \(chrt is not installed/);
     expect(log.some((l) => /x-preempt-thread-fifo: could not set SCHED_FIFO 1 on thread \d+: chrt is not installed/.test(l))).toBe(true);
+  });
+});
+
+describe('x-preempt-thread, the destination side (a raw source)', () => {
+  const PAGE = 4096;
+  const PAGES = 256;
+
+  /** A raw connection playing one of the source's channels, collecting what comes back on it. */
+  async function channel(port: number): Promise<{ sock: net.Socket; received: ReturnMessage[] }> {
+    const sock = net.connect({ host: '127.0.0.1', port });
+    sockets.push(sock);
+    const received: ReturnMessage[] = [];
+    const decoder = new ReturnPathDecoder(PAGES, (m) => received.push(m));
+    sock.on('data', (d: Buffer) => decoder.push(d));
+    sock.on('error', () => {});
+    await new Promise<void>((resolve, reject) => {
+      sock.once('connect', () => resolve());
+      sock.once('error', reject);
+    });
+    return { sock, received };
+  }
+
+  it('takes a preempt channel whose header comes before the main channel, and asks for pages on it', async () => {
+    await ensureBuilt();
+    const dir = tempDir();
+    try {
+      dst = await startVm({ role: 'destination', dir, memory: '1M', readRate: 500, dirtyRate: 200 });
+      await setCaps(dst, { events: true, 'postcopy-ram': true, 'return-path': true, 'postcopy-preempt': true });
+      const port = await freePort();
+      await dst.exec('migrate-incoming', { uri: `tcp:127.0.0.1:${port}` });
+      const layout = { pageSize: PAGE, pageCount: PAGES, preemptEnabled: true };
+      // The preempt channel first: its header is read while no main channel exists.
+      const preempt = await channel(port);
+      preempt.sock.write(encodeHeader({ ...layout, resume: false, preemptChannel: true, requestsOnPreempt: true }));
+      await new Promise((r) => setTimeout(r, 300));
+      const main = await channel(port);
+      main.sock.write(
+        Buffer.concat([
+          encodeHeader({ ...layout, resume: false, preemptChannel: false }),
+          encodeEmpty(MIG_CMD.POSTCOPY_ADVISE),
+          encodeRanges(MIG_CMD.POSTCOPY_RAM_DISCARD, [[0, PAGES]]),
+          encodeJson(MIG_CMD.POSTCOPY_RUN, { vcpus: [] }),
+        ]),
+      );
+      await waitFor(async () => (await dst!.status()) === 'postcopy-active', 'postcopy-active');
+      const vm = dst;
+      await waitFor(() => preempt.received.some((m) => m.type === 'req-pages'), 'a page request on the preempt channel');
+      // Answer on the preempt channel: the page is placed and the vCPU goes on.
+      const req = preempt.received.find((m) => m.type === 'req-pages') as { start: number };
+      const frame = Buffer.alloc(pageFrameBytes(PAGE));
+      writePage(frame, writePageFrameHeader(frame, 0, req.start, 0, PAGE), req.start, 0, PAGE);
+      preempt.sock.write(frame);
+      await waitFor(async () => (await vm.pages()).received >= 1, 'the requested page placed');
+      expect(main.received.filter((m) => m.type === 'req-pages')).toEqual([]);
+      expect(await vm.status()).toBe('postcopy-active');
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
