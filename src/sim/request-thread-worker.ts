@@ -1,10 +1,11 @@
 /**
  * The source's request thread (x-preempt-thread; its main-thread side is request-thread.ts): it
  * owns the preempt channel's connection, reads page requests on its reverse direction and
- * answers each at once from the guest's page versions. In postcopy the source's guest is stopped
- * (it runs on the destination), so the versions it is handed at connect are frozen: no lock, and
- * the page bytes follow from (page, version). This thread sleeps until a request arrives, so a
- * busy main thread (the background push) does not delay the answer.
+ * answers each at once from the guest's page versions. It connects during precopy, but is handed
+ * the versions only at switchover (or with a resume's connect): from then on the source's guest
+ * is stopped (it runs on the destination), so they are frozen: no lock, and the page bytes follow
+ * from (page, version). A request read before they come waits for them. This thread sleeps until
+ * a request arrives, so a busy main thread (the background push) does not delay the answer.
  */
 import { readlinkSync } from 'node:fs';
 import net from 'node:net';
@@ -27,15 +28,23 @@ function threadId(): number | null {
   }
 }
 
-/** The current connection, and how to close it without reporting the close. */
-let current: { gen: number; sock: net.Socket; quiet: boolean } | null = null;
+/** The current connection, how to close it without reporting the close, and how to hand it the frozen versions. */
+let current: { gen: number; sock: net.Socket; quiet: boolean; freeze(v: SharedArrayBuffer): void } | null = null;
 
 function open(m: Extract<ToThread, { type: 'connect' }>): void {
-  const versions = new Uint32Array(m.versions);
+  let versions = m.versions ? new Uint32Array(m.versions) : null;
   const frameBytes = pageFrameBytes(m.pageSize);
   const sock = net.connect({ host: m.host, port: m.port });
   sock.setNoDelay(true);
-  const conn = { gen: m.gen, sock, quiet: false };
+  const conn = {
+    gen: m.gen,
+    sock,
+    quiet: false,
+    freeze: (v: SharedArrayBuffer) => {
+      versions = new Uint32Array(v);
+      serve(hopClock());
+    },
+  };
   current = conn;
   let reported = false;
   const lost = (reason: string) => {
@@ -63,14 +72,18 @@ function open(m: Extract<ToThread, { type: 'connect' }>): void {
     } catch (e) {
       return lost(`return path protocol error (preempt channel): ${(e as Error).message}`);
     }
-    if (!pages.length) return;
+    serve(read);
+  });
+  /** Answer what was asked, once the versions are frozen. */
+  const serve = (read: number) => {
+    if (!pages.length || !versions || reported || conn.quiet) return;
     const buf = encodePagesInto(Buffer.allocUnsafe(frameBytes * pages.length), pages, versions, m.pageSize);
     sock.write(buf);
     const written = hopClock();
     post({ type: 'served', gen: m.gen, requests, pages, bytes: buf.length, read, written });
     pages = [];
     requests = 0;
-  });
+  };
   sock.on('error', (e: NodeJS.ErrnoException) => lost(`preempt channel: ${socketErrorText(e)}`));
   sock.on('close', () => lost('the preempt channel was closed by the peer'));
 }
@@ -82,6 +95,10 @@ port.on('message', (m: ToThread) => {
       current.sock.destroy();
     }
     return open(m);
+  }
+  if (m.type === 'versions') {
+    if (current?.gen === m.gen) current.freeze(m.versions);
+    return;
   }
   // close: the main thread closed the channel (a failure, a newer connection, or completion).
   if (!current || current.gen !== m.gen) return;

@@ -20,7 +20,9 @@ import { Worker } from 'node:worker_threads';
 import { execa } from 'execa';
 
 export type ToThread =
-  | { type: 'connect'; gen: number; host: string; port: number; header: Uint8Array; versions: SharedArrayBuffer; pageSize: number; pageCount: number }
+  /** `versions`: the frozen page versions, or null during precopy (a `versions` message follows at switchover). */
+  | { type: 'connect'; gen: number; host: string; port: number; header: Uint8Array; versions: SharedArrayBuffer | null; pageSize: number; pageCount: number }
+  | { type: 'versions'; gen: number; versions: SharedArrayBuffer }
   | { type: 'close'; gen: number; graceful: boolean };
 
 export type FromThread =
@@ -109,18 +111,24 @@ export class RequestThread {
     });
   }
 
-  /** Connect the preempt channel from the thread; `header` is its stream header. */
-  connect(addr: { host: string; port: number }, header: Buffer, versions: Uint32Array, pageSize: number, pageCount: number, handlers: ThreadedPreemptHandlers): ThreadedPreempt {
+  /**
+   * Connect the preempt channel from the thread; `header` is its stream header. `versions`: the
+   * guest's, once frozen (a resume); null during precopy, and `freeze` hands them over at
+   * switchover.
+   */
+  connect(addr: { host: string; port: number }, header: Buffer, versions: Uint32Array | null, pageSize: number, pageCount: number, handlers: ThreadedPreemptHandlers): ThreadedPreempt {
     this.active?.handle.destroy();
-    // A copy the thread can read: the source's guest is stopped for all of postcopy, so the
-    // versions do not change after this (a new copy on each connect covers a resume).
-    const shared = new SharedArrayBuffer(versions.byteLength);
-    new Uint32Array(shared).set(versions);
     const handle = new ThreadedPreempt(this, ++this.gen);
     this.active = { handle, handlers };
-    const msg: ToThread = { type: 'connect', gen: handle.gen, host: addr.host, port: addr.port, header: new Uint8Array(header), versions: shared, pageSize, pageCount };
+    const msg: ToThread = { type: 'connect', gen: handle.gen, host: addr.host, port: addr.port, header: new Uint8Array(header), versions: versions && shared(versions), pageSize, pageCount };
     this.worker.postMessage(msg);
     return handle;
+  }
+
+  /** The guest has stopped here (switchover): its versions, frozen from now on, go to the thread. */
+  freeze(handle: ThreadedPreempt, versions: Uint32Array): void {
+    if (this.active?.handle !== handle) return;
+    this.worker.postMessage({ type: 'versions', gen: handle.gen, versions: shared(versions) } satisfies ToThread);
   }
 
   close(handle: ThreadedPreempt, graceful: boolean): void {
@@ -150,6 +158,13 @@ export class RequestThread {
   terminate(): void {
     void this.worker.terminate();
   }
+}
+
+/** A copy of `versions` the thread can read (taken once they are frozen, so it needs no lock). */
+function shared(versions: Uint32Array): SharedArrayBuffer {
+  const sab = new SharedArrayBuffer(versions.byteLength);
+  new Uint32Array(sab).set(versions);
+  return sab;
 }
 
 /**

@@ -243,7 +243,9 @@ export class SourceVm extends SimVm implements SenderHost {
     const t = this.requestThread();
     const header = encodeHeader({ ...this.headerFields(this.m.recovered || this.status === 'postcopy-recover', true), requestsOnPreempt: true });
     const frameBytes = pageFrameBytes(this.pageSize);
-    const ch: ThreadedPreempt = t.connect(addr, header, this.versions, this.pageSize, this.pageCount, {
+    // Frozen already on a resume; during precopy they are handed over at switchover.
+    const frozen = isPostcopy(this.status) ? this.versions : null;
+    const ch: ThreadedPreempt = t.connect(addr, header, frozen, this.pageSize, this.pageCount, {
       up: () => this.log('preempt channel up (x-preempt-thread)'),
       served: (s) => {
         const m = this.m;
@@ -355,6 +357,7 @@ export class SourceVm extends SimVm implements SenderHost {
     m.cursor = 0;
     this.setStatus('postcopy-active');
     this.setRunState('postmigrate');
+    if (this.preempt instanceof ThreadedPreempt) this.reqThread?.freeze(this.preempt, this.versions);
     this.connectPreempt();
     m.downtime = performance.now() - m.downtimeStart;
     this.spill?.switchover(m.toSend);

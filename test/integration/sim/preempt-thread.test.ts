@@ -53,10 +53,14 @@ async function startPostcopy(o: Orchestrator, ep: LinkEndpoints, caps: string[])
   const capabilities = ['postcopy-ram', 'return-path', 'events', 'postcopy-preempt', ...caps].map((capability) => ({ capability, state: true }));
   for (const side of ['source', 'destination'] as const) {
     await o.qmp(side).execute('migrate-set-capabilities', { capabilities });
-    await o.qmp(side).execute('migrate-set-parameters', { 'max-postcopy-bandwidth': 2 * MiB });
+    await o.qmp(side).execute('migrate-set-parameters', { 'max-bandwidth': 4 * MiB, 'max-postcopy-bandwidth': 2 * MiB });
   }
   await o.qmp('destination').execute('migrate-incoming', { uri: tcpUri(ep.incoming.listen) });
   await o.qmp('source').execute('migrate', { uri: tcpUri(ep.incoming.connect) });
+  // A second of precopy, its channel already up: the guest writes pages after the thread
+  // connected, and what it serves must be their versions at switchover, not at connect.
+  await new Promise((r) => setTimeout(r, 1000));
+  expect((await status(o, 'source')).status).toBe('active');
   await o.qmp('source').execute('migrate-start-postcopy');
   // Served by the thread: it reports what it answered to the source's query-migrate.
   await waitFor(async () => ((await status(o, 'source'))['x-preempt-thread']?.served ?? 0) > 5, 'requests served by the request thread');
