@@ -67,8 +67,10 @@ export class DestinationVm extends SimVm implements IncomingOwner, IncomingHost 
   request(page: number, w: Waiting): void {
     if (this.status !== 'postcopy-active' || !this.main) return;
     w.sentAt = performance.now();
-    (this.requestsOnPreempt && this.preempt ? this.preempt : this.main).write(encodeReqPages(page, 1));
+    // Stamped before the write: the write wakes the source's reader, which (x-preempt-thread-fifo)
+    // may preempt this thread before the write returns.
     hop('sent', page);
+    (this.requestsOnPreempt && this.preempt ? this.preempt : this.main).write(encodeReqPages(page, 1));
   }
 
   unblock(vcpu: number, page: number): void {
