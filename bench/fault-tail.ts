@@ -31,6 +31,7 @@ import { QemuBackend } from '../src/driver/qemu-backend.js';
 import { installedQemus } from '../src/qemu/installed.js';
 import type { PagesInfo, RamStats, Side } from '../src/types.js';
 import type { LoopStats } from '../src/sim/loop-stats.js';
+import type { RequestThreadInfo } from '../src/sim/request-thread.js';
 import { DirectLink } from './direct-link.js';
 
 const GiB = 1 << 30;
@@ -49,6 +50,8 @@ export interface FaultTailRun {
    * CPU as processes that hardly ever sleep); what it shows too is the machine's.
    */
   control: LoopStats['loopDelayMs'];
+  /** With x-preempt-thread: what the source's request thread answered, and its scheduling. */
+  thread?: RequestThreadInfo;
 }
 
 async function untilCompleted(o: Orchestrator): Promise<RamStats> {
@@ -63,8 +66,11 @@ async function untilCompleted(o: Orchestrator): Promise<RamStats> {
 /** The guest of every row, sim or QEMU: the same lab guest, so the rows compare. */
 const GUEST = { pageSize: 4096, vcpus: 2, workload: 'random', dirtyRate: 2000, readRate: 20000, seed: 1 } as const;
 
-/** One run; `preempt` false gives the vanilla row for comparison. */
-export async function faultTailRun(preempt = true, memoryBytes = GiB, postcopyBandwidth = 0): Promise<FaultTailRun> {
+/**
+ * One run; `preempt` false gives the vanilla row for comparison. `simCaps`: the sim's own
+ * capabilities to set on both VMs as well (x-preempt-thread, x-preempt-thread-fifo).
+ */
+export async function faultTailRun(preempt = true, memoryBytes = GiB, postcopyBandwidth = 0, simCaps: string[] = []): Promise<FaultTailRun> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'fault-tail-'));
   const before = process.env.POSTCOPY_LAB_LOOP_STATS;
   process.env.POSTCOPY_LAB_LOOP_STATS = dir;
@@ -77,7 +83,7 @@ export async function faultTailRun(preempt = true, memoryBytes = GiB, postcopyBa
     const ep = await o.start();
     if (before === undefined) delete process.env.POSTCOPY_LAB_LOOP_STATS;
     else process.env.POSTCOPY_LAB_LOOP_STATS = before;
-    const capabilities = Object.entries({ 'postcopy-ram': true, 'return-path': true, events: true, 'postcopy-preempt': preempt }).map(([capability, state]) => ({ capability, state }));
+    const capabilities = Object.entries({ 'postcopy-ram': true, 'return-path': true, events: true, 'postcopy-preempt': preempt, ...Object.fromEntries(simCaps.map((c) => [c, true])) }).map(([capability, state]) => ({ capability, state }));
     for (const side of ['source', 'destination'] as const) {
       await o.qmp(side).execute('migrate-set-capabilities', { capabilities });
       await o.qmp(side).execute('migrate-set-parameters', { 'max-bandwidth': 100 * GiB, 'max-postcopy-bandwidth': postcopyBandwidth });
@@ -93,6 +99,7 @@ export async function faultTailRun(preempt = true, memoryBytes = GiB, postcopyBa
     const control = { p50: ms(eld.percentile(50)), p99: ms(eld.percentile(99)), max: ms(eld.max), mean: ms(eld.mean) };
     const dst = await o.qmp('destination').execute<PagesInfo>('x-query-pages');
     if (dst.verified !== true) throw new Error('the migration did not verify');
+    const thread = (await o.qmp('source').execute<{ 'x-preempt-thread'?: RequestThreadInfo }>('query-migrate'))['x-preempt-thread'];
     const read = (side: Side): LoopStats => JSON.parse(readFileSync(path.join(dir, `${side}.json`), 'utf8')) as LoopStats;
     // The destination writes its figures as it completes, the source when the SHUT arrives.
     const loop = { source: read('source'), destination: read('destination') };
@@ -102,7 +109,7 @@ export async function faultTailRun(preempt = true, memoryBytes = GiB, postcopyBa
       console.log(`CPU profiles of the VMs over postcopy: ${dir}/{source,destination}.cpuprofile`);
     }
     const seconds = loop.source.ms / 1000;
-    return { postcopyBandwidth, mbPerSec: ram['postcopy-bytes'] / 1e6 / seconds, faults: dst['fault-latency-us'].count, p50Ms: dst['fault-latency-us'].p50 / 1000, p99Ms: dst['fault-latency-us'].p99 / 1000, loop, control };
+    return { postcopyBandwidth, mbPerSec: ram['postcopy-bytes'] / 1e6 / seconds, faults: dst['fault-latency-us'].count, p50Ms: dst['fault-latency-us'].p50 / 1000, p99Ms: dst['fault-latency-us'].p99 / 1000, loop, control, thread };
   } finally {
     await o.stop();
     if (process.env.POSTCOPY_LAB_CPU_PROF !== '1') rmSync(dir, { recursive: true, force: true });
@@ -187,9 +194,10 @@ function pcts(a: number[]): string {
 }
 
 /**
- * Where a fault's time goes, hop by hop (wall clock, both processes on this machine; the
- * source's stamps aligned to the destination's when the clocks are visibly off):
- * destination wrote the request → source read it → source wrote the page → destination placed it.
+ * Where a fault's time goes, hop by hop (CLOCK_MONOTONIC stamps, one clock for both processes
+ * and their threads: src/sim/loop-stats.ts hopClock): destination wrote the request → source
+ * read it → source wrote the page → destination placed it. A fault whose page the push placed
+ * before the requested copy was written counts in the request hop and the whole fault only.
  */
 export function hopRows(r: FaultTailRun): string[][] {
   const at = (side: Side, name: string) => new Map(r.loop[side].hops?.[name] ?? []);
@@ -197,38 +205,29 @@ export function hopRows(r: FaultTailRun): string[][] {
   const read = at('source', 'read');
   const written = at('source', 'written');
   const placed = at('destination', 'placed');
-  const joined: [number, number, number, number][] = [];
-  for (const [page, t0] of sent) {
-    const t1 = read.get(page);
-    const t2 = written.get(page);
-    const t3 = placed.get(page);
-    if (t1 !== undefined && t2 !== undefined && t3 !== undefined) joined.push([t0, t1, t2, t3]);
-  }
-  // Each process's timeOrigin is its own reading of the wall clock, off by up to ms now and then
-  // (seen in bench/fault-floor.ts). When a hop comes out negative the clocks are off: the
-  // source's stamps are then aligned to the destination's by the fastest request and the fastest
-  // reply (NTP's estimate, both ways assumed equally fast). Otherwise they are left as read: the
-  // request and the reply take different paths, and the estimate would move time between them.
-  const fastestRequest = Math.min(...joined.map(([t0, t1]) => t1 - t0));
-  const fastestReply = Math.min(...joined.map(([, , t2, t3]) => t3 - t2));
-  const offset = joined.length && (fastestRequest < 0 || fastestReply < 0) ? (fastestRequest - fastestReply) / 2 : 0;
   const a: number[] = [];
   const b: number[] = [];
   const c: number[] = [];
   const all: number[] = [];
-  for (const [t0, s1, s2, t3] of joined) {
-    const t1 = s1 - offset;
-    const t2 = s2 - offset;
-    if (t1 < t0 || t3 < t2) continue;
+  let byPush = 0;
+  for (const [page, t0] of sent) {
+    const t1 = read.get(page);
+    const t2 = written.get(page);
+    const t3 = placed.get(page);
+    if (t1 === undefined || t2 === undefined || t3 === undefined || t1 < t0 || t3 < t0) continue;
     a.push(t1 - t0);
+    all.push(t3 - t0);
+    if (t3 < t2) {
+      byPush++;
+      continue;
+    }
     b.push(t2 - t1);
     c.push(t3 - t2);
-    all.push(t3 - t0);
   }
   return [
     ['request: destination wrote → source read', pcts(a)],
     ['source read → page written (preempt)', pcts(b)],
-    ['page written → destination placed', pcts(c)],
+    [`page written → destination placed${byPush ? ` (${byPush} placed by the push first, left out)` : ''}`, pcts(c)],
     [`whole fault (${all.length} joined)`, pcts(all)],
   ];
 }
@@ -310,6 +309,37 @@ export async function benchFaultTail(
   console.log(print(['VM', 'task', 'count', 'mean / max ms', 'over 1 / 2 ms'], taskRows(half)) + '\n');
   const calibration = await calibrate(print);
   return { runs: [...runs, half], calibration };
+}
+
+/** The request path's variants compared by `--only fault-thread`: today's, and x-preempt-thread with and without SCHED_FIFO. */
+const THREAD_VARIANTS: Array<[string, string[]]> = [
+  ['main threads (default)', []],
+  ['x-preempt-thread', ['x-preempt-thread']],
+  ['x-preempt-thread + -fifo', ['x-preempt-thread', 'x-preempt-thread-fifo']],
+];
+
+/** p99 of one hop row's "p50 / p99 / max" cell. */
+const hopP99 = (rows: string[][], i: number) => rows[i][1].split(' / ')[1] ?? '-';
+
+/**
+ * `--only fault-thread`: the direct preempt fault tail with the source's request path on its main
+ * thread (today's) and in its own thread (x-preempt-thread, src/sim/request-thread.ts), without
+ * and with SCHED_FIFO 1, interleaved rep by rep so the machine's load falls on all three alike.
+ * The request hop is the source's (its thread's) wait to read a request; the reply hop the
+ * destination's main thread's wait to place the page, which the option does not move.
+ */
+export async function benchFaultThread(o: { quick: boolean }, print: (head: string[], rows: string[][]) => string): Promise<Array<{ variant: string; run: FaultTailRun }>> {
+  const out: Array<{ variant: string; run: FaultTailRun }> = [];
+  const reps = o.quick ? 1 : 3;
+  for (let i = 0; i < reps; i++) for (const [variant, caps] of THREAD_VARIANTS) out.push({ variant, run: await faultTailRun(true, GiB, 0, caps) });
+  const load = os.loadavg()[0];
+  console.log(`Direct fault tail, postcopy-preempt, 1 GiB, push at full speed: the request path on the main threads or in the source's request thread (${reps} reps interleaved; load average ${f(load)} at the end${load > 1.5 ? ': under load' : ''})`);
+  const rows = out.map(({ variant, run }, i) => {
+    const hops = hopRows(run);
+    return [`${Math.floor(i / THREAD_VARIANTS.length) + 1}`, variant, f(run.mbPerSec, 0), `${run.faults}`, `${f(run.p50Ms)} / ${f(run.p99Ms)}`, hopP99(hops, 0), hopP99(hops, 2), run.thread ? `${run.thread.priority}, ${run.thread.served} served` : '-'];
+  });
+  console.log(print(['rep', 'request path', 'MB/s', 'faults', 'fault p50 / p99 ms', 'request hop p99', 'reply hop p99', 'thread'], rows) + '\n');
+  return out;
 }
 
 /**

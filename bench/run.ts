@@ -2,7 +2,7 @@
  * `npm run bench`: measures the sim on this machine and prints tables. Nothing here asserts;
  * the figures go in the README with how they were obtained.
  *
- *   node dist/bench/run.js [--quick] [--reps N (throughput rows; default 5)] [--only throughput,link-accuracy,recovery,qemu,rss,compare,recovery-file,fault-tail,fault-floor,libvirt-resume] [--json FILE]
+ *   node dist/bench/run.js [--quick] [--reps N (throughput rows; default 5)] [--only throughput,link-accuracy,recovery,qemu,rss,compare,recovery-file,fault-tail,fault-thread,fault-floor,libvirt-resume] [--json FILE]
  *
  * Every run starts fresh VM processes (and a relay where the row says so) over loopback TCP.
  */
@@ -18,7 +18,7 @@ import type { LabEvent, Link, MigrationStatus, PagesInfo, RamStats, Side } from 
 import { DirectLink } from './direct-link.js';
 import { benchLibvirtResume } from './libvirt-resume.js';
 import { benchRecoveryFile } from './recovery-file.js';
-import { benchFaultTail } from './fault-tail.js';
+import { benchFaultTail, benchFaultThread } from './fault-tail.js';
 import { benchFaultFloor } from './fault-floor.js';
 import { linkAccuracy } from './link-accuracy.js';
 import { SocatLink, socatMissing, SOCAT_BUFFER_BYTES } from './socat-link.js';
@@ -518,6 +518,7 @@ async function main() {
     );
   }
   if (only.has('fault-tail')) results['fault-tail'] = await benchFaultTail({ quick: values.quick }, table);
+  if (only.has('fault-thread')) results['fault-thread'] = await benchFaultThread({ quick: values.quick }, table);
   if (only.has('fault-floor')) results['fault-floor'] = await benchFaultFloor({ quick: values.quick }, table);
   if (only.has('recovery-file')) results['recovery-file'] = await benchRecoveryFile({ quick: values.quick });
   if (only.has('libvirt-resume')) results['libvirt-resume'] = await benchLibvirtResume({ quick: values.quick, direct: async (qemu) => qemuRecoveryRun(await makeBackend('qemu', { qemu }), 64 * MiB) });

@@ -27,6 +27,14 @@ export class DestinationVm extends SimVm implements IncomingOwner, IncomingHost 
   m: IncomingMigration;
   private main: IncomingConnection | null = null;
   private preempt: IncomingConnection | null = null;
+  /** x-preempt-thread (the source's): page requests go on the preempt channel, read there by the source's request thread. */
+  private requestsOnPreempt = false;
+  /**
+   * A preempt channel whose header came before the main channel's: the source's request thread
+   * (x-preempt-thread) connects it right behind the main channel, and nothing orders two TCP
+   * connections. It is adopted with the main channel.
+   */
+  private earlyPreempt: { conn: IncomingConnection; header: WireHeader } | null = null;
   /** The main channel announced a preempt channel that has not arrived yet. */
   private preemptExpected = false;
   private listener: net.Server | null = null;
@@ -59,8 +67,10 @@ export class DestinationVm extends SimVm implements IncomingOwner, IncomingHost 
   request(page: number, w: Waiting): void {
     if (this.status !== 'postcopy-active' || !this.main) return;
     w.sentAt = performance.now();
-    this.main.write(encodeReqPages(page, 1));
+    // Stamped before the write: the write wakes the source's reader, which (x-preempt-thread-fifo)
+    // may preempt this thread before the write returns.
     hop('sent', page);
+    (this.requestsOnPreempt && this.preempt ? this.preempt : this.main).write(encodeReqPages(page, 1));
   }
 
   unblock(vcpu: number, page: number): void {
@@ -167,9 +177,13 @@ export class DestinationVm extends SimVm implements IncomingOwner, IncomingHost 
     if (header.resume !== conn.recover) {
       throw new Error(conn.recover ? 'a new migration arrived while recovering a paused one' : 'a resume arrived on a fresh incoming migration');
     }
+    const early = this.earlyPreempt;
+    this.earlyPreempt = null;
     this.closeChannels();
     this.main = conn;
     this.preemptExpected = header.preemptEnabled && this.cap('postcopy-preempt');
+    if (early && this.preemptExpected && early.conn.channel.open) this.adoptPreempt(early.conn, early.header);
+    else early?.conn.channel.destroy();
     if (!this.preemptExpected) this.closeListener();
     this.startDestinationStallWatch(conn);
     // A recovery source (src/recovery/) says so in its resume header: what it places is from its file.
@@ -180,9 +194,14 @@ export class DestinationVm extends SimVm implements IncomingOwner, IncomingHost 
     } else this.setStatus('active');
   }
 
-  adoptPreempt(conn: IncomingConnection): void {
+  adoptPreempt(conn: IncomingConnection, header: WireHeader): void {
+    if (!this.main && header.requestsOnPreempt && !this.earlyPreempt && header.resume === (this.status === 'postcopy-paused')) {
+      this.earlyPreempt = { conn, header };
+      return;
+    }
     if (!this.main || this.preempt || !this.preemptExpected) throw new Error('a preempt channel arrived without a main channel expecting it');
     this.preempt = conn;
+    this.requestsOnPreempt = header.requestsOnPreempt === true;
     this.closeListener();
     this.log('preempt channel up');
   }
@@ -316,8 +335,11 @@ export class DestinationVm extends SimVm implements IncomingOwner, IncomingHost 
     this.stopStallWatch();
     if (this.main) close(this.main);
     if (this.preempt) close(this.preempt);
+    this.earlyPreempt?.conn.channel.destroy();
     this.main = null;
     this.preempt = null;
+    this.earlyPreempt = null;
+    this.requestsOnPreempt = false;
   }
 
   fail(reason: string): void {

@@ -29,7 +29,7 @@ export interface IncomingOwner {
   /** The header names a main channel: take it (throw to refuse). */
   adoptMain(conn: IncomingConnection, header: WireHeader): void;
   /** The header names a preempt channel: take it (throw to refuse). */
-  adoptPreempt(conn: IncomingConnection): void;
+  adoptPreempt(conn: IncomingConnection, header: WireHeader): void;
   /** A message on an adopted channel (on a preempt channel, only pages get here). */
   onMessage(conn: IncomingConnection, m: MainMessage): void;
   /** Bytes arrived on this connection (for the stall detector). */
@@ -71,7 +71,7 @@ export class IncomingConnection {
       case 'pending':
         if (m.type !== 'header') throw new Error(`expected the stream header, got ${m.type}`);
         if (m.header.preemptChannel) {
-          this.owner.adoptPreempt(this);
+          this.owner.adoptPreempt(this, m.header);
           this.state = 'preempt';
         } else {
           this.owner.adoptMain(this, m.header);

@@ -40,7 +40,7 @@ export interface LoopStats {
   threads: Record<string, { cpuMs: number; waitMs: number }>;
   /** Per labelled task (see `task`): how many ran, the longest, and how many took over 1 and 2 ms. */
   tasks: Record<string, { count: number; maxMs: number; over1: number; over2: number; totalMs: number }>;
-  /** Hop times of page requests (see `hop`): per hop name, [page, wall-clock ms] pairs. */
+  /** Hop times of page requests (see `hop`): per hop name, [page, hopClock ms] pairs. */
   hops: Record<string, Array<[number, number]>>;
 }
 
@@ -58,9 +58,23 @@ export function task(label: string, t0: number): void {
   current.recorder.noteTask(label, performance.now() - t0);
 }
 
+/**
+ * The clock of hop times, ms: CLOCK_MONOTONIC, one clock for every process and thread on the
+ * machine, so hops join across them as read. performance.timeOrigin + now() does not: each
+ * process's (and thread's) origin is its own reading of the wall clock, seen off by 0.2-4 ms.
+ */
+export function hopClock(): number {
+  return Number(process.hrtime.bigint()) / 1e6;
+}
+
 /** A page request passed a point (`name`) on its way, now: kept for the bench to join across processes. */
 export function hop(name: string, page: number): void {
-  current.recorder?.noteHop(name, page, performance.timeOrigin + performance.now());
+  current.recorder?.noteHop(name, page, hopClock());
+}
+
+/** As `hop`, at `t` (hopClock) taken elsewhere: in another thread (x-preempt-thread). */
+export function hopAt(name: string, page: number, t: number): void {
+  current.recorder?.noteHop(name, page, t);
 }
 
 /** Every thread's [name, cpu ns, wait ns] (/proc/self/task/<tid>/schedstat). */

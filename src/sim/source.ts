@@ -10,19 +10,20 @@
  * SourceMigration (source-migration.ts), and the QMP commands are in source-qmp.ts.
  */
 import net from 'node:net';
-import { hop, task, taskStart } from './loop-stats.js';
+import { hop, hopAt, task, taskStart } from './loop-stats.js';
 import type { PagesInfo } from '../types.js';
 import type { QmpCommandDef } from '../qmp/server.js';
 import { Bitmap } from './bitmap.js';
 import { Channel, socketErrorText } from './channel.js';
 import { PageSender, type SenderHost } from './page-sender.js';
+import { RequestThread, ThreadedPreempt } from './request-thread.js';
 import { SourceMigration } from './source-migration.js';
 import { stopThrottle, syncThrottle } from './throttle.js';
 import { sourceCommands } from './source-qmp.js';
 import { isFinished, isPaused, isPostcopy } from './states.js';
 import { SimVm, type VmOptions } from './vm.js';
 import { RecoverySpill } from '../recovery/spill.js';
-import { encodeDiscard, encodeEmpty, encodeHeader, encodeJson, encodeResume, encodeVerifyAll, MIG_CMD, pageFrameBytes, ReturnPathDecoder, type ReturnMessage } from './wire.js';
+import { encodeDiscard, encodeEmpty, encodeHeader, encodeJson, encodeResume, encodeVerifyAll, MIG_CMD, pageFrameBytes, ReturnPathDecoder, type ReturnMessage, type WireHeader } from './wire.js';
 
 type Addr = { host: string; port: number };
 
@@ -35,8 +36,12 @@ export class SourceVm extends SimVm implements SenderHost {
   /** The main channel: the stream out, the return path in. */
   private main: Channel | null = null;
   private sender: PageSender | null = null;
-  /** postcopy-preempt: a second connection that carries requested pages only, so they do not wait behind the push. */
-  private preempt: Channel | null = null;
+  /**
+   * postcopy-preempt: a second connection that carries requested pages only, so they do not wait
+   * behind the push; with x-preempt-thread its own thread owns it (request-thread.ts).
+   */
+  private preempt: Channel | ThreadedPreempt | null = null;
+  private reqThread: RequestThread | null = null;
   private preemptReady = false;
   private addr: Addr | null = null;
   private lastDrainAt = 0;
@@ -84,6 +89,7 @@ export class SourceVm extends SimVm implements SenderHost {
     if (this.status === 'none') return {};
     const out = this.m.queryMigrate(this.status, this.dirty, this.errorDesc);
     if (this.spill) out['x-recovery-file'] = this.spill.report();
+    if (this.reqThread) out['x-preempt-thread'] = this.reqThread.info();
     return out;
   }
 
@@ -108,6 +114,9 @@ export class SourceVm extends SimVm implements SenderHost {
       ? new RecoverySpill(this, this.cap('x-recovery-file-continuous') ? 'continuous' : 'on-failure', this.params['x-recovery-file-window'], this.opts.recoveryDir ?? '.', this.opts.name)
       : null;
     this.setStatus('setup');
+    // A thread takes tens of ms to start (more under load): not at switchover, when the first
+    // faults wait for its channel.
+    if (this.cap('x-preempt-thread') && this.usePreempt()) this.requestThread();
     this.connect(addr, false);
   }
 
@@ -143,7 +152,11 @@ export class SourceVm extends SimVm implements SenderHost {
   protected readonly servesFile: boolean = false;
 
   private header(resume: boolean, preemptChannel: boolean): Buffer {
-    return encodeHeader({ resume, preemptChannel, preemptEnabled: this.usePreempt(), fromFile: this.servesFile, pageSize: this.pageSize, pageCount: this.pageCount });
+    return encodeHeader(this.headerFields(resume, preemptChannel));
+  }
+
+  private headerFields(resume: boolean, preemptChannel: boolean): Omit<WireHeader, 'magic' | 'version'> {
+    return { resume, preemptChannel, preemptEnabled: this.usePreempt(), fromFile: this.servesFile, pageSize: this.pageSize, pageCount: this.pageCount };
   }
 
   private connect(addr: Addr, resume: boolean): void {
@@ -186,6 +199,9 @@ export class SourceVm extends SimVm implements SenderHost {
     this.m.setupTime = performance.now() - this.m.startedAt;
     this.write(this.header(false, false));
     if (this.cap('postcopy-ram')) this.write(encodeEmpty(MIG_CMD.POSTCOPY_ADVISE));
+    // x-preempt-thread: its channel is connected now, not at switchover, so the first faults
+    // find it up (until it is, requests go on the main channel to the busy main thread).
+    if (this.threadedPreempt()) this.connectPreempt();
     // QEMU's first dirty sync is in its setup (every page dirty): pass 1 starts with active.
     this.syncDirtyLog();
     this.setStatus('active');
@@ -200,6 +216,8 @@ export class SourceVm extends SimVm implements SenderHost {
    */
   private connectPreempt(): void {
     if (!this.usePreempt() || !this.addr || this.preempt) return;
+    if (this.threadedPreempt()) return this.connectThreadedPreempt(this.addr);
+    if (this.cap('x-preempt-thread')) this.log('x-preempt-thread: not with a recovery file or a recovery source; the preempt channel is served by the main thread');
     const ch: Channel = new Channel(net.connect({ host: this.addr.host, port: this.addr.port }), {
       connect: () => {
         ch.write(this.header(this.m.recovered || this.status === 'postcopy-recover', true));
@@ -215,6 +233,42 @@ export class SourceVm extends SimVm implements SenderHost {
     this.preempt = ch;
   }
 
+  /** x-preempt-thread applies: not with a recovery file (spill) or a recovery source (encodePages), which need every page sent on the main thread. */
+  private threadedPreempt(): boolean {
+    return this.usePreempt() && this.cap('x-preempt-thread') && !this.spill && !(this as SenderHost).encodePages;
+  }
+
+  /** x-preempt-thread: the request thread connects the preempt channel and answers requests on it. */
+  private connectThreadedPreempt(addr: Addr): void {
+    const t = this.requestThread();
+    const header = encodeHeader({ ...this.headerFields(this.m.recovered || this.status === 'postcopy-recover', true), requestsOnPreempt: true });
+    const frameBytes = pageFrameBytes(this.pageSize);
+    // Frozen already on a resume; during precopy they are handed over at switchover.
+    const frozen = isPostcopy(this.status) ? this.versions : null;
+    const ch: ThreadedPreempt = t.connect(addr, header, frozen, this.pageSize, this.pageCount, {
+      up: () => this.log('preempt channel up (x-preempt-thread)'),
+      served: (s) => {
+        const m = this.m;
+        m.postcopyRequests += s.requests;
+        m.requestsServed += s.pages.length;
+        m.noteSent(s.pages, frameBytes, true);
+        m.transferred += s.bytes;
+        for (const p of s.pages) {
+          hopAt('read', p, s.read);
+          hopAt('written', p, s.written);
+        }
+      },
+      lost: (reason) => this.preemptLost(ch, reason),
+    });
+    this.preempt = ch;
+  }
+
+  private requestThread(): RequestThread {
+    const t = (this.reqThread ??= new RequestThread((msg) => this.log(msg)));
+    if (this.cap('x-preempt-thread-fifo')) void t.makeFifo();
+    return t;
+  }
+
   /**
    * The preempt channel closed or failed. The destination closes both channels when it
    * completes, right after it writes MIG_RP_MSG_SHUT on the main channel's return path; two
@@ -225,7 +279,7 @@ export class SourceVm extends SimVm implements SenderHost {
    * page still requested goes out on the main channel) and wait for the SHUT or for the main
    * channel's own failure. Before that, a lost preempt channel is a lost migration connection.
    */
-  private preemptLost(ch: Channel, reason: string): void {
+  private preemptLost(ch: Channel | ThreadedPreempt, reason: string): void {
     if (!this.m.eofSent) return this.fail(reason);
     this.log(`${reason} after the stream's EOF: waiting for the destination's SHUT on the main channel`);
     ch.destroy();
@@ -303,6 +357,7 @@ export class SourceVm extends SimVm implements SenderHost {
     m.cursor = 0;
     this.setStatus('postcopy-active');
     this.setRunState('postmigrate');
+    if (this.preempt instanceof ThreadedPreempt) this.reqThread?.freeze(this.preempt, this.versions);
     this.connectPreempt();
     m.downtime = performance.now() - m.downtimeStart;
     this.spill?.switchover(m.toSend);
@@ -336,7 +391,7 @@ export class SourceVm extends SimVm implements SenderHost {
           m.reqQueue.push(msg.start + i);
           hop('read', msg.start + i);
         }
-        if (this.preemptReady && this.preempt) return this.sender?.servePreempt(this.preempt);
+        if (this.preemptReady && this.preempt instanceof Channel) return this.sender?.servePreempt(this.preempt);
         return this.sender?.kick();
       case 'recv-bitmap': {
         if (this.status !== 'postcopy-recover' || m.resumeMode !== 'bitmap') return this.fail('unexpected received-bitmap');
@@ -393,7 +448,7 @@ export class SourceVm extends SimVm implements SenderHost {
   }
 
   /** Close both channels as units (their handlers go quiet) and stop the pump. */
-  private closeChannels(close: (ch: Channel) => void): void {
+  private closeChannels(close: (ch: Channel | ThreadedPreempt) => void): void {
     this.stopStallWatch();
     if (this.main) close(this.main);
     if (this.preempt) close(this.preempt);
@@ -448,5 +503,6 @@ export class SourceVm extends SimVm implements SenderHost {
     this.spill?.abort();
     this.guest.stop();
     this.dropConnection();
+    this.reqThread?.terminate();
   }
 }

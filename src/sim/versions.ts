@@ -182,7 +182,7 @@ export function traitsOf(v: EmulatedVersion): VersionTraits {
 /** The QEMU capabilities the sim implements; every other one a version knows is listed but refused when set true. */
 export const MODELLED_CAPABILITIES = ['events', 'postcopy-ram', 'return-path', 'postcopy-preempt', 'postcopy-blocktime', 'auto-converge', 'dirty-limit'] as const;
 /** The sim's own capabilities, the same in every version. */
-export const SIM_CAPABILITIES = ['x-recovery-walk', 'x-recovery-file', 'x-recovery-file-continuous'] as const;
+export const SIM_CAPABILITIES = ['x-recovery-walk', 'x-recovery-file', 'x-recovery-file-continuous', 'x-preempt-thread', 'x-preempt-thread-fifo'] as const;
 /** The QEMU parameters the sim implements; every other one a version knows reports QEMU's default and only takes that value. */
 export const MODELLED_PARAMETERS = [
   'max-bandwidth',

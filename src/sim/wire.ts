@@ -55,6 +55,12 @@ export interface WireHeader {
   preemptEnabled: boolean;
   /** Ours: a recovery source (src/recovery/) serves this resume from a recovery file. */
   fromFile?: boolean;
+  /**
+   * Ours (x-preempt-thread), on a preempt channel: the source reads page requests on this
+   * channel's reverse direction, so the destination writes them here rather than on the main
+   * channel's return path (the source's request thread owns this connection).
+   */
+  requestsOnPreempt?: boolean;
   pageSize: number;
   pageCount: number;
 }
@@ -129,7 +135,7 @@ export function encodeHeader(h: Omit<WireHeader, 'magic' | 'version'>): Buffer {
   const b = frame(MIG_CMD.HEADER, 16);
   b.writeUInt32BE(WIRE_MAGIC, 5);
   b.writeUInt16BE(WIRE_VERSION, 9);
-  b.writeUInt16BE((h.resume ? 1 : 0) | (h.preemptChannel ? 2 : 0) | (h.preemptEnabled ? 4 : 0) | (h.fromFile ? 8 : 0), 11);
+  b.writeUInt16BE((h.resume ? 1 : 0) | (h.preemptChannel ? 2 : 0) | (h.preemptEnabled ? 4 : 0) | (h.fromFile ? 8 : 0) | (h.requestsOnPreempt ? 16 : 0), 11);
   b.writeUInt32BE(h.pageSize, 13);
   b.writeUInt32BE(h.pageCount, 17);
   return b;
@@ -388,6 +394,7 @@ export class MainStreamDecoder extends FrameDecoder<MainMessage> {
           preemptChannel: (buf.readUInt16BE(start + 6) & 2) === 2,
           preemptEnabled: (buf.readUInt16BE(start + 6) & 4) === 4,
           fromFile: (buf.readUInt16BE(start + 6) & 8) === 8,
+          requestsOnPreempt: (buf.readUInt16BE(start + 6) & 16) === 16,
           pageSize: buf.readUInt32BE(start + 8),
           pageCount: buf.readUInt32BE(start + 12),
         };

@@ -36,10 +36,10 @@ describe('emulated QEMU versions', () => {
 
   it("lists QEMU's capabilities of each version in QEMU's order, then ours", () => {
     expect(knownCapabilities(traitsOf('7.2'))).toEqual(
-      'xbzrle rdma-pin-all auto-converge zero-blocks compress events postcopy-ram x-colo release-ram block return-path pause-before-switchover multifd dirty-bitmaps postcopy-blocktime late-block-activate x-ignore-shared validate-uuid background-snapshot zero-copy-send postcopy-preempt x-recovery-walk x-recovery-file x-recovery-file-continuous'.split(' '),
+      'xbzrle rdma-pin-all auto-converge zero-blocks compress events postcopy-ram x-colo release-ram block return-path pause-before-switchover multifd dirty-bitmaps postcopy-blocktime late-block-activate x-ignore-shared validate-uuid background-snapshot zero-copy-send postcopy-preempt x-recovery-walk x-recovery-file x-recovery-file-continuous x-preempt-thread x-preempt-thread-fifo'.split(' '),
     );
     expect(knownCapabilities(traitsOf('10.0'))).toEqual(
-      'xbzrle rdma-pin-all auto-converge zero-blocks events postcopy-ram x-colo release-ram return-path pause-before-switchover multifd dirty-bitmaps postcopy-blocktime late-block-activate x-ignore-shared validate-uuid background-snapshot zero-copy-send postcopy-preempt switchover-ack dirty-limit mapped-ram x-recovery-walk x-recovery-file x-recovery-file-continuous'.split(' '),
+      'xbzrle rdma-pin-all auto-converge zero-blocks events postcopy-ram x-colo release-ram return-path pause-before-switchover multifd dirty-bitmaps postcopy-blocktime late-block-activate x-ignore-shared validate-uuid background-snapshot zero-copy-send postcopy-preempt switchover-ack dirty-limit mapped-ram x-recovery-walk x-recovery-file x-recovery-file-continuous x-preempt-thread x-preempt-thread-fifo'.split(' '),
     );
     // Every capability the sim models is known to each version, except dirty-limit (8.1+).
     for (const c of MODELLED_CAPABILITIES) expect(knownCapabilities(traitsOf('10.0'))).toContain(c);
@@ -51,7 +51,7 @@ describe('emulated QEMU versions', () => {
     expect(capabilityRefusal(t72, '7.2', 'switchover-ack', false)).toMatch(/does not accept value 'switchover-ack'/);
     expect(capabilityRefusal(traitsOf('10.0'), '10.0', 'compress', true)).toMatch(/does not accept value 'compress'/);
     expect(capabilityRefusal(t72, '7.2', 'xbzrle', true)).toBe(
-      "Capability 'xbzrle' exists in QEMU 7.2 but the sim does not model it (it models: events, postcopy-ram, return-path, postcopy-preempt, postcopy-blocktime, auto-converge, dirty-limit, x-recovery-walk, x-recovery-file, x-recovery-file-continuous)",
+      "Capability 'xbzrle' exists in QEMU 7.2 but the sim does not model it (it models: events, postcopy-ram, return-path, postcopy-preempt, postcopy-blocktime, auto-converge, dirty-limit, x-recovery-walk, x-recovery-file, x-recovery-file-continuous, x-preempt-thread, x-preempt-thread-fifo)",
     );
     expect(capabilityRefusal(t72, '7.2', 'xbzrle', false)).toBeNull();
     expect(capabilityRefusal(t72, '7.2', 'postcopy-ram', true)).toBeNull();
