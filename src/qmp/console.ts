@@ -143,6 +143,26 @@ export function formatError(e: QmpError | Error): string {
   return `Error: ${e.message}`;
 }
 
+/**
+ * The side a migration command belongs on, for a console line QEMU refused on the other one:
+ * its error then names the rule it broke ("Migrate recover can only be run when postcopy is
+ * paused", on a source that plainly is), not the side. Only where the side alone decides.
+ */
+export function wrongSideNote(side: 'source' | 'destination', execute: string, args: Record<string, unknown> | undefined): string | null {
+  const other = side === 'source' ? 'destination' : 'source';
+  const belongs: Record<string, 'source' | 'destination'> = {
+    'migrate-incoming': 'destination',
+    'migrate-recover': 'destination',
+    migrate: 'source',
+    'migrate-start-postcopy': 'source',
+    migrate_cancel: 'source',
+  };
+  const on = belongs[execute];
+  if (on === undefined || on === side) return null;
+  const what = execute === 'migrate' && args?.resume === true ? 'migrate with resume' : execute;
+  return `${what} is a ${other}'s command: Shift-Tab aims the console at the ${other}`;
+}
+
 /** A command found in a lab's hint, ready for the console: the line, and the side the hint names. */
 export interface HintCommand {
   line: string;

@@ -3,6 +3,7 @@ import type { RunDriver } from '../../../src/driver/backend.js';
 import { VirshError } from '../../../src/libvirt/pair.js';
 import { unixUri, virsh } from '../../../src/libvirt/virsh.js';
 import { Operator } from '../../../src/lab/operator.js';
+import { QmpError } from '../../../src/qmp/error.js';
 import type { LabEvent } from '../../../src/types.js';
 
 /** A driver that has only virsh, answering as libvirt 9.0 does to an unknown subcommand. */
@@ -28,5 +29,32 @@ describe('the console on the libvirt backend', () => {
     const { op } = operatorWithVirsh("error: Requested operation is not valid: domain is not running\n");
     const r = await op.consoleLine('destination', 'virsh suspend pcl-guest');
     expect(r.text).toBe('virsh suspend pcl-guest failed: Requested operation is not valid: domain is not running');
+  });
+});
+
+describe('the console, a migration command sent to the wrong side', () => {
+  function operatorRefusing(message: string): Operator {
+    const driver = {
+      link: null,
+      status: () => 'postcopy-paused',
+      send: () => Promise.reject(new QmpError('GenericError', message)),
+    } as unknown as RunDriver;
+    return new Operator({ driver: () => driver, vars: () => ({}), backendKind: 'sim', emit: () => {} });
+  }
+
+  it("keeps QEMU's error and says which side the command is for", async () => {
+    const op = operatorRefusing('Migrate recover can only be run when postcopy is paused.');
+    const r = await op.consoleLine('source', 'migrate-recover {"uri": "tcp:127.0.0.1:4445"}');
+    expect(r.ok).toBe(false);
+    expect(r.text).toBe(
+      "Error: Migrate recover can only be run when postcopy is paused. (GenericError)\n(migrate-recover is a destination's command: Shift-Tab aims the console at the destination)",
+    );
+    const resume = await operatorRefusing('Cannot resume if there is no paused migration').consoleLine('destination', 'migrate {"uri": "tcp:127.0.0.1:4445", "resume": true}');
+    expect(resume.text).toMatch(/\(migrate with resume is a source's command: Shift-Tab aims the console at the source\)$/);
+  });
+
+  it('adds nothing to an error on the right side', async () => {
+    const r = await operatorRefusing('Migrate recover can only be run when postcopy is paused.').consoleLine('destination', 'migrate-recover {"uri": "tcp:127.0.0.1:4445"}');
+    expect(r.text).not.toContain('Shift-Tab');
   });
 });
