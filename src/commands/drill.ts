@@ -123,6 +123,19 @@ export function eventLine(e: LabEvent, verbose: boolean): string | null {
 }
 
 /** Runs a drill to the end; returns the exit code. Never throws. */
+/**
+ * The header's backend: "sim as QEMU 10.0", "backend qemu 7.2", "backend libvirt 9.0, QEMU 7.2"
+ * (libvirt's version and the QEMU it runs are two different numbers).
+ */
+export function backendLabel(b: AnyBackend): string {
+  if (b.kind === 'sim') return `sim as QEMU ${b.qemuVersion}`;
+  if (b.kind === 'libvirt') {
+    const libvirt = 'libvirtVersion' in b && typeof b.libvirtVersion === 'string' ? ` ${b.libvirtVersion}` : '';
+    return `backend libvirt${libvirt}, QEMU ${b.qemuVersion}`;
+  }
+  return `backend ${b.kind} ${b.qemuVersion}`;
+}
+
 export async function runDrill(o: DrillOptions): Promise<number> {
   const out = o.out ?? process.stdout;
   const print = (line: string) => out.write(line + '\n');
@@ -160,7 +173,7 @@ export async function runDrill(o: DrillOptions): Promise<number> {
     if (o.json) json({ type: 'snapshot', ...snap });
     else print(`${chalk.dim(`[${secs(snap.t)}]`)}   ${chalk.dim(countersLine(snap))}`);
   });
-  if (!o.json) print(chalk.bold(`postcopy-lab drill ${o.lab.id}: ${o.lab.title}`) + chalk.dim(`  (seed ${o.seed}, link ${o.linkKind}${o.backend ? (o.backend.kind === 'sim' ? `, sim as QEMU ${o.backend.qemuVersion}` : `, backend ${o.backend.kind} ${o.backend.qemuVersion}`) : ''})`));
+  if (!o.json) print(chalk.bold(`postcopy-lab drill ${o.lab.id}: ${o.lab.title}`) + chalk.dim(`  (seed ${o.seed}, link ${o.linkKind}${o.backend ? `, ${backendLabel(o.backend)}` : ''})`));
   let summary: RunSummary;
   const timer = setTimeout(() => {
     void session.stop('timeout');

@@ -80,6 +80,8 @@ export interface LibvirtBackendOptions {
   /** The QEMU libvirt runs (its version is the backend's); absent on remote hosts: their daemons' default. */
   emulator?: string;
   version: { major: number; minor: number; text: string };
+  /** libvirt's own version ("9.0"), when known: `virsh --version` for the local pair. */
+  libvirtVersion?: string;
   /** Two daemons the user already has (--source-uri, --dest-uri) instead of the local pair. */
   remote?: RemoteHosts;
 }
@@ -87,9 +89,11 @@ export interface LibvirtBackendOptions {
 export class LibvirtBackend implements LifecycleBackend {
   readonly kind = 'libvirt' as const;
   readonly qemuVersion: string;
+  readonly libvirtVersion?: string;
 
   constructor(readonly opts: LibvirtBackendOptions) {
     this.qemuVersion = `${opts.version.major}.${opts.version.minor}`;
+    this.libvirtVersion = opts.libvirtVersion;
   }
 
   driver(o: DriverOptions): RunDriver {
