@@ -288,6 +288,7 @@ async function drillCommand(idOrPath: string | undefined, values: DrillFlags, ar
   const learnerDelayMs = learnerDelay(values['learner-delay']);
   const makeLink = await makeLinkFactory(linkKind, seed);
   const backend = await backendFor(lab, backendKind, values.qemu, parseEmulate(values.emulate, backendKind), remote);
+  await refuseMissingNetem(lab, linkKind);
   if (values.json) chalk.level = 0;
   const recordPath = values['no-record'] ? undefined : (values.record ?? defaultRecordPath(lab.id));
   let session: LabSession | null = null;
@@ -432,6 +433,13 @@ async function backendFor(lab: Lab, kind: BackendKind, qemu: string | undefined,
   return backend;
 }
 
+/** A lab whose faults need sch_netem on a kernel link without it: refused (exit 2) before any VM starts. */
+async function refuseMissingNetem(lab: Lab, linkKind: string): Promise<void> {
+  const { kernelLinkProblem } = await import('./commands/netem-fit.js');
+  const problem = await kernelLinkProblem(lab, linkKind);
+  if (problem) throw new UsageError(problem);
+}
+
 async function runInteractive(labId: string | undefined, values: DrillFlags, argv: string[]): Promise<number> {
   const { isInteractive } = await import('./ui/interactive.js');
   if (!isInteractive(process.stdin, process.stdout, process.env)) {
@@ -499,6 +507,7 @@ async function runInteractive(labId: string | undefined, values: DrillFlags, arg
     openLab: async (id, openOpts) => {
       const lab = await findLab(id, LABS_DIR);
       const backend = await backendFor(lab, backendKind, values.qemu, emulate, remote);
+      await refuseMissingNetem(lab, parseLinkKind(values.link, backendKind, remote));
       const session = new LabSession(lab, {
         mode: 'interactive',
         seed: seedFlag ?? lab.setup.seed ?? 1,
