@@ -23,7 +23,7 @@ import { parseDuration } from './lab/duration.js';
 import type { CompareFlags } from './compare/options.js';
 import { parseRemoteHosts, remoteLabProblem, RemoteUriError, type RemoteHosts } from './libvirt/remote.js';
 import { isCommand, PKG_VERSION, unknownCommandMessage, USAGE } from './commands/usage.js';
-import { orderLabs, whereLabRuns } from './commands/list.js';
+import { elsewhere, orderLabs, whereLabRuns } from './commands/list.js';
 
 export const LABS_DIR = fileURLToPath(new URL('../../labs', import.meta.url));
 async function orderedLabs(opts?: Parameters<typeof listLabs>[1]) {
@@ -462,7 +462,7 @@ async function runInteractive(labId: string | undefined, values: DrillFlags, arg
   process.env.NODE_ENV ??= 'production';
   const { runTui } = await import('./ui/app.js');
   const makeLink = await makeLinkFactory(parseLinkKind(values.link, backendKind, remote), seedFlag);
-  const labs = await orderedLabs();
+  const labs = (await orderedLabs()).map((l) => ({ ...l, elsewhere: elsewhere(l, backendKind) }));
   const sessions = new Set<LabSession>();
   const stopAll: Cleanup = async () => {
     await Promise.allSettled([...sessions].map((s) => s.stop()));

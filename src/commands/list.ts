@@ -49,3 +49,14 @@ export function whereLabRuns(l: Pick<LabListing, 'backends' | 'qemu'>): string {
   if (names.length === 1) return `[${names[0]} only${extra}]`;
   return range ? `[${names.join(', ')}${extra}]` : '';
 }
+
+/**
+ * For the picker: a lab the TUI's backend cannot run, tagged as `list` tags it, with the exact
+ * command that starts it (libvirt's daemons need root). Undefined when this backend runs it.
+ */
+export function elsewhere(l: Pick<LabListing, 'id' | 'backends'>, backend: string): { tag: string; command: string } | undefined {
+  if (l.backends.includes(backend as LabListing['backends'][number])) return undefined;
+  const to = l.backends[0];
+  const command = `${to === 'libvirt' ? 'sudo ' : ''}postcopy-lab lab ${l.id} --backend ${to}`;
+  return { tag: `[${l.backends.join(', ')}${l.backends.length === 1 ? ' only' : ''}]`, command };
+}
