@@ -124,6 +124,15 @@ export function eventLine(e: LabEvent, verbose: boolean): string | null {
 
 /** Runs a drill to the end; returns the exit code. Never throws. */
 /**
+ * Whether a snapshot taken at `t` gets a counters line: once a second, and (as text) not when
+ * it was taken before the last link change already printed. A slow backend's poll (libvirt's
+ * virsh calls) can land after "link: restored" still saying `link cut/cut`.
+ */
+export function counterLineDue(t: number, lastPrinted: number, lastLinkEvent: number): boolean {
+  return t - lastPrinted >= 1000 && t >= lastLinkEvent;
+}
+
+/**
  * The header's backend: "sim as QEMU 10.0", "backend qemu 7.2", "backend libvirt 9.0, QEMU 7.2"
  * (libvirt's version and the QEMU it runs are two different numbers).
  */
@@ -152,7 +161,10 @@ export async function runDrill(o: DrillOptions): Promise<number> {
   });
   o.onSession?.(session);
   // Every event as it happens, and the counters once a second, in the order they came.
+  // When the last link change was printed: a snapshot taken before it would contradict it.
+  let lastLinkEvent = -Infinity;
   const offEvent = session.onEvent((e) => {
+    if (e.kind === 'fault') lastLinkEvent = Math.max(lastLinkEvent, e.t);
     if (o.json) return json({ type: 'event', ...e });
     const line = eventLine(e, o.verbose);
     if (line) print(`${chalk.dim(`[${secs(e.t)}]`)} ${line}`);
@@ -167,7 +179,7 @@ export async function runDrill(o: DrillOptions): Promise<number> {
     if (st.finished && !summarySnapshot) summarySnapshot = st.snapshot;
   });
   const offSnapshot = session.onSnapshot((snap) => {
-    if (snap.t - lastCounters < 1000) return;
+    if (!counterLineDue(snap.t, lastCounters, o.json ? -Infinity : lastLinkEvent)) return;
     lastCounters = snap.t;
     lastJsonSnapshot = snap;
     if (o.json) json({ type: 'snapshot', ...snap });

@@ -206,7 +206,9 @@ class LibvirtDriver implements RunDriver {
       }
     }
     if (plan.note) this.o.onEvent({ kind: 'info', side, text: `libvirt: ${execute} is \`virsh ${plan.args.join(' ')}\`: ${plan.note}` });
-    return this.virsh(plan.side, plan.args);
+    // A QMP command answered: a virsh that printed nothing succeeded, as QMP's `{"return": {}}`.
+    const out = await this.virsh(plan.side, plan.args);
+    return out === '' ? {} : out;
   }
 
   /** The one command allowed around libvirt's job (commands.ts EXTRA_MONITOR): the destination's out-of-band migrate-pause. */
