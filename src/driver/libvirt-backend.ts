@@ -257,8 +257,11 @@ class LibvirtDriver implements RunDriver {
 
   async snapshot(): Promise<Snapshot> {
     const s = this.s;
+    // Stamped when the reads start: the virsh calls take most of a second, and the link (read
+    // at once) must not look newer than a link change logged while they ran.
+    const t = Math.round(performance.now() - this.startedAt);
     const [src, dst, link] = await Promise.all([this.readSource(s), this.readDestination(s), this.linkSnapshot(s)]);
-    return { t: Math.round(performance.now() - this.startedAt), source: src, destination: dst, link };
+    return { t, source: src, destination: dst, link };
   }
 
   private async readSource(s: LibvirtRun): Promise<SideSnapshot> {
