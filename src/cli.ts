@@ -15,78 +15,20 @@ import type { Link } from './types.js';
 import { EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, runDrill } from './commands/drill.js';
 import { ownsLifecycle, type AnyBackend, type BackendKind, type VmBackend } from './driver/backend.js';
 import { BACKEND_CHOICES, BACKEND_KINDS, makeBackend, makeVmBackend } from './driver/select-backend.js';
-import { DEFAULT_EMULATED_VERSION, EMULATED_VERSIONS, parseEmulatedVersion, type EmulatedVersion } from './sim/versions.js';
+import { parseEmulatedVersion, type EmulatedVersion } from './sim/versions.js';
 import { backendProblem, versionProblem } from './lab/backend-fit.js';
 import { QemuNotFoundError } from './qemu/launcher.js';
 import { stateDir } from './util/state-dir.js';
 import { parseDuration } from './lab/duration.js';
 import type { CompareFlags } from './compare/options.js';
 import { parseRemoteHosts, remoteLabProblem, RemoteUriError, type RemoteHosts } from './libvirt/remote.js';
+import { isCommand, PKG_VERSION, unknownCommandMessage, USAGE } from './commands/usage.js';
+import { elsewhere, orderLabs, whereLabRuns } from './commands/list.js';
 
 export const LABS_DIR = fileURLToPath(new URL('../../labs', import.meta.url));
-/** The order a newcomer should take the labs in; labs not named here follow by id. */
-const LAB_ORDER = ['postcopy-basics', 'precopy-failure', 'link-cut-recovery', 'blackhole', 'double-failure', 'qemu-recover-hang', 'walk-recovery', 'recovery-file', 'recovery-file-window', 'throttle-vs-postcopy', 'many-vcpus', 'postcopy-preempt'];
-
 async function orderedLabs(opts?: Parameters<typeof listLabs>[1]) {
-  const rank = (id: string) => (LAB_ORDER.includes(id) ? LAB_ORDER.indexOf(id) : LAB_ORDER.length);
-  return (await listLabs(LABS_DIR, opts)).sort((a, b) => rank(a.id) - rank(b.id) || a.id.localeCompare(b.id));
+  return orderLabs(await listLabs(LABS_DIR, opts));
 }
-const PKG_VERSION = '0.1.0';
-
-const USAGE = `postcopy-lab ${PKG_VERSION}: a terminal lab for postcopy live migration under network faults
-
-Usage:
-  postcopy-lab                         open the lab picker (interactive terminal)
-  postcopy-lab lab <id|file>           open one lab in the TUI (headless without a terminal)
-  postcopy-lab drill <id|file> [--json] [--seed N] [--timeout S] [--link relay|kernel] [--backend sim|qemu|libvirt] [--record FILE]
-                                       [--source-uri URI --dest-uri URI]
-                                       [--emulate 7.2|10.0]
-                                       [--hold] [--learner-delay 30s]
-                                       run a lab headless; exit 0 if every check held and memory verified
-  postcopy-lab compare [--memory 256M] [--vcpus 4] [--workload random] [--dirty-rate N] [--read-rate N]
-                       [--bandwidth 32M] [--latency 0ms] [--threads T] [--backend sim|qemu|libvirt] [--qemu PATH]
-                       [--emulate V] [--seed N] [--max-passes N] [--max-seconds S] [--postcopy-after N]
-                       [--max-cpu-throttle P] [--strategies a,b,...] [--json]
-                                       migrate the same guest on the same link with each strategy
-                                       (precopy, auto-converge, dirty-limit, postcopy, postcopy-after-N,
-                                       precopy-postcopy-ram) and print a table of what each cost
-  postcopy-lab list [--json]           list the labs
-  postcopy-lab replay <file.jsonl>     print a recorded run (every run writes one) as the drill showed it
-  postcopy-lab doctor                  check this machine for the kernel link and QEMU
-  postcopy-lab cleanup                 remove what a killed run left: socket directories, namespaces, nft tables
-  postcopy-lab reset [lab]             forget lab progress (all labs, or one)
-  postcopy-lab recovery-source FILE --qmp SOCK [--expect-digest HEX]
-                                       serve a recovery file to a paused destination, as its lost source would
-  postcopy-lab recovery-source --qemu-frozen FILE (--connect HOST:PORT | --qmp SOCK) --qemu BIN --image ROM --memory MIB
-                                       finish a real QEMU destination's postcopy from its lost source's saved RAM
-  postcopy-lab recovery-file inspect FILE [--json]
-                                       what a recovery file holds, and whether every record is intact
-
-Options:
-  --json          one JSON object per line on stdout, nothing else
-  --seed N        guest workload seed (default: the lab's, else 1)
-  --timeout S     give up after S seconds (default 300)
-  --link KIND     relay (default, no privileges) or kernel (root: netns + tc + nftables)
-  --backend KIND  sim (default: our VMs, nothing to install) or qemu (two qemu-system-x86_64
-                  running a generated test guest; KVM when /dev/kvm is usable, else TCG) or
-                  libvirt (root: two libvirtd in the kernel link's namespaces, driven by virsh;
-                  implies --link kernel; labs that say backends: [libvirt])
-  --source-uri URI, --dest-uri URI
-                  with --backend libvirt: run on two libvirt daemons you already have (e.g.
-                  qemu+ssh://root@host-a/system and qemu+ssh://root@host-b/system) instead of the
-                  local pair; the link is then none (labs that break it are refused), and there is
-                  no memory check (it needs the daemons' host)
-  --qemu PATH     the QEMU binary to run (implies --backend qemu; libvirt runs it too); to compare QEMU versions
-  --emulate V     the QEMU version the sim behaves as: ${EMULATED_VERSIONS.join(' or ')} (default ${DEFAULT_EMULATED_VERSION}):
-                  its states, events, capabilities and greeting. Sim only (a real QEMU is its own version)
-  --record FILE   write the run's JSONL event log here (default: under the state directory)
-  --no-record     do not write an event log
-  --no-compare    skip the comparison a lab with compare: runs after it passes
-  --verbose       also print the VMs' own log lines
-  --hold          play at a person's pace, as the TUI does: the steps' holds and the lab's
-                  interactive-parameters (a drill ignores both by default)
-  --learner-delay D  wait D (e.g. 30s) when each step begins, before its actions: a slow learner
-Exit codes: 0 ok, 1 a check failed (or the migration did not verify), 2 bad input.`;
 
 class UsageError extends Error {}
 
@@ -250,7 +192,9 @@ async function main(argv: string[]): Promise<number> {
     return EXIT_OK;
   }
   if (process.env.NO_COLOR) chalk.level = 0;
-  const [command, ...rest] = positionals;
+  const [word, ...rest] = positionals;
+  if (word !== undefined && !isCommand(word)) throw new UsageError(unknownCommandMessage(word));
+  const command = word;
   // Checked for every command, so a misspelt backend is refused even where it is not used.
   parseEmulate(values.emulate, parseBackend(values.backend, values.qemu));
   parseRemote(values, parseBackend(values.backend, values.qemu));
@@ -268,11 +212,8 @@ async function main(argv: string[]): Promise<number> {
       else {
         const w = Math.max(...labs.map((l) => l.id.length));
         for (const l of labs) {
-          // Where a lab runs, when that is not everywhere: its backends (with its QEMU range).
-          const qemu = l.backends.includes('qemu') && l.qemu ? `QEMU ${l.qemu}` : 'qemu';
-          const names = l.backends.map((b) => (b === 'qemu' ? qemu : b));
-          const where = names.length === 1 ? ` [${names[0]} only]` : l.backends.includes('qemu') && l.qemu ? ` [${names.join(', ')}]` : '';
-          process.stdout.write(`${chalk.bold(l.id.padEnd(w))}  ${l.summary}${chalk.dim(where)}\n`);
+          const where = whereLabRuns(l);
+          process.stdout.write(`${chalk.bold(l.id.padEnd(w))}  ${l.summary}${where ? chalk.dim(` ${where}`) : ''}\n`);
         }
       }
       return EXIT_OK;
@@ -305,8 +246,16 @@ async function main(argv: string[]): Promise<number> {
     case 'lab': {
       return runInteractive(command === 'lab' ? rest[0] : undefined, values, argv);
     }
-    default:
-      throw new UsageError(`unknown command '${command}' (expected drill, lab, compare, list, replay, doctor, cleanup or reset)`);
+    case 'recovery-source':
+    case 'recovery-file':
+      // Dispatched at the top when first; after another option it would miss its own options.
+      throw new UsageError(`${command} takes its own options: give it first (postcopy-lab ${command} ...)`);
+    default: {
+      // Every name in COMMANDS (src/commands/usage.ts) has its case above: --help and the
+      // unknown-command error list exactly what this switch runs.
+      const unhandled: never = command;
+      throw new Error(`no case for command '${String(unhandled)}'`);
+    }
   }
 }
 
@@ -339,6 +288,7 @@ async function drillCommand(idOrPath: string | undefined, values: DrillFlags, ar
   const learnerDelayMs = learnerDelay(values['learner-delay']);
   const makeLink = await makeLinkFactory(linkKind, seed);
   const backend = await backendFor(lab, backendKind, values.qemu, parseEmulate(values.emulate, backendKind), remote);
+  await refuseMissingNetem(lab, linkKind);
   if (values.json) chalk.level = 0;
   const recordPath = values['no-record'] ? undefined : (values.record ?? defaultRecordPath(lab.id));
   let session: LabSession | null = null;
@@ -483,6 +433,13 @@ async function backendFor(lab: Lab, kind: BackendKind, qemu: string | undefined,
   return backend;
 }
 
+/** A lab whose faults need sch_netem on a kernel link without it: refused (exit 2) before any VM starts. */
+async function refuseMissingNetem(lab: Lab, linkKind: string): Promise<void> {
+  const { kernelLinkProblem } = await import('./commands/netem-fit.js');
+  const problem = await kernelLinkProblem(lab, linkKind);
+  if (problem) throw new UsageError(problem);
+}
+
 async function runInteractive(labId: string | undefined, values: DrillFlags, argv: string[]): Promise<number> {
   const { isInteractive } = await import('./ui/interactive.js');
   if (!isInteractive(process.stdin, process.stdout, process.env)) {
@@ -505,7 +462,7 @@ async function runInteractive(labId: string | undefined, values: DrillFlags, arg
   process.env.NODE_ENV ??= 'production';
   const { runTui } = await import('./ui/app.js');
   const makeLink = await makeLinkFactory(parseLinkKind(values.link, backendKind, remote), seedFlag);
-  const labs = await orderedLabs();
+  const labs = (await orderedLabs()).map((l) => ({ ...l, elsewhere: elsewhere(l, backendKind) }));
   const sessions = new Set<LabSession>();
   const stopAll: Cleanup = async () => {
     await Promise.allSettled([...sessions].map((s) => s.stop()));
@@ -550,6 +507,7 @@ async function runInteractive(labId: string | undefined, values: DrillFlags, arg
     openLab: async (id, openOpts) => {
       const lab = await findLab(id, LABS_DIR);
       const backend = await backendFor(lab, backendKind, values.qemu, emulate, remote);
+      await refuseMissingNetem(lab, parseLinkKind(values.link, backendKind, remote));
       const session = new LabSession(lab, {
         mode: 'interactive',
         seed: seedFlag ?? lab.setup.seed ?? 1,

@@ -123,6 +123,28 @@ export function eventLine(e: LabEvent, verbose: boolean): string | null {
 }
 
 /** Runs a drill to the end; returns the exit code. Never throws. */
+/**
+ * Whether a snapshot taken at `t` gets a counters line: once a second, and (as text) not when
+ * it was taken before the last link change already printed. A slow backend's poll (libvirt's
+ * virsh calls) can land after "link: restored" still saying `link cut/cut`.
+ */
+export function counterLineDue(t: number, lastPrinted: number, lastLinkEvent: number): boolean {
+  return t - lastPrinted >= 1000 && t >= lastLinkEvent;
+}
+
+/**
+ * The header's backend: "sim as QEMU 10.0", "backend qemu 7.2", "backend libvirt 9.0, QEMU 7.2"
+ * (libvirt's version and the QEMU it runs are two different numbers).
+ */
+export function backendLabel(b: AnyBackend): string {
+  if (b.kind === 'sim') return `sim as QEMU ${b.qemuVersion}`;
+  if (b.kind === 'libvirt') {
+    const libvirt = 'libvirtVersion' in b && typeof b.libvirtVersion === 'string' ? ` ${b.libvirtVersion}` : '';
+    return `backend libvirt${libvirt}, QEMU ${b.qemuVersion}`;
+  }
+  return `backend ${b.kind} ${b.qemuVersion}`;
+}
+
 export async function runDrill(o: DrillOptions): Promise<number> {
   const out = o.out ?? process.stdout;
   const print = (line: string) => out.write(line + '\n');
@@ -139,7 +161,10 @@ export async function runDrill(o: DrillOptions): Promise<number> {
   });
   o.onSession?.(session);
   // Every event as it happens, and the counters once a second, in the order they came.
+  // When the last link change was printed: a snapshot taken before it would contradict it.
+  let lastLinkEvent = -Infinity;
   const offEvent = session.onEvent((e) => {
+    if (e.kind === 'fault') lastLinkEvent = Math.max(lastLinkEvent, e.t);
     if (o.json) return json({ type: 'event', ...e });
     const line = eventLine(e, o.verbose);
     if (line) print(`${chalk.dim(`[${secs(e.t)}]`)} ${line}`);
@@ -154,13 +179,13 @@ export async function runDrill(o: DrillOptions): Promise<number> {
     if (st.finished && !summarySnapshot) summarySnapshot = st.snapshot;
   });
   const offSnapshot = session.onSnapshot((snap) => {
-    if (snap.t - lastCounters < 1000) return;
+    if (!counterLineDue(snap.t, lastCounters, o.json ? -Infinity : lastLinkEvent)) return;
     lastCounters = snap.t;
     lastJsonSnapshot = snap;
     if (o.json) json({ type: 'snapshot', ...snap });
     else print(`${chalk.dim(`[${secs(snap.t)}]`)}   ${chalk.dim(countersLine(snap))}`);
   });
-  if (!o.json) print(chalk.bold(`postcopy-lab drill ${o.lab.id}: ${o.lab.title}`) + chalk.dim(`  (seed ${o.seed}, link ${o.linkKind}${o.backend ? (o.backend.kind === 'sim' ? `, sim as QEMU ${o.backend.qemuVersion}` : `, backend ${o.backend.kind} ${o.backend.qemuVersion}`) : ''})`));
+  if (!o.json) print(chalk.bold(`postcopy-lab drill ${o.lab.id}: ${o.lab.title}`) + chalk.dim(`  (seed ${o.seed}, link ${o.linkKind}${o.backend ? `, ${backendLabel(o.backend)}` : ''})`));
   let summary: RunSummary;
   const timer = setTimeout(() => {
     void session.stop('timeout');

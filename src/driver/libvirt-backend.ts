@@ -80,6 +80,8 @@ export interface LibvirtBackendOptions {
   /** The QEMU libvirt runs (its version is the backend's); absent on remote hosts: their daemons' default. */
   emulator?: string;
   version: { major: number; minor: number; text: string };
+  /** libvirt's own version ("9.0"), when known: `virsh --version` for the local pair. */
+  libvirtVersion?: string;
   /** Two daemons the user already has (--source-uri, --dest-uri) instead of the local pair. */
   remote?: RemoteHosts;
 }
@@ -87,9 +89,11 @@ export interface LibvirtBackendOptions {
 export class LibvirtBackend implements LifecycleBackend {
   readonly kind = 'libvirt' as const;
   readonly qemuVersion: string;
+  readonly libvirtVersion?: string;
 
   constructor(readonly opts: LibvirtBackendOptions) {
     this.qemuVersion = `${opts.version.major}.${opts.version.minor}`;
+    this.libvirtVersion = opts.libvirtVersion;
   }
 
   driver(o: DriverOptions): RunDriver {
@@ -202,7 +206,9 @@ class LibvirtDriver implements RunDriver {
       }
     }
     if (plan.note) this.o.onEvent({ kind: 'info', side, text: `libvirt: ${execute} is \`virsh ${plan.args.join(' ')}\`: ${plan.note}` });
-    return this.virsh(plan.side, plan.args);
+    // A QMP command answered: a virsh that printed nothing succeeded, as QMP's `{"return": {}}`.
+    const out = await this.virsh(plan.side, plan.args);
+    return out === '' ? {} : out;
   }
 
   /** The one command allowed around libvirt's job (commands.ts EXTRA_MONITOR): the destination's out-of-band migrate-pause. */
@@ -251,8 +257,11 @@ class LibvirtDriver implements RunDriver {
 
   async snapshot(): Promise<Snapshot> {
     const s = this.s;
+    // Stamped when the reads start: the virsh calls take most of a second, and the link (read
+    // at once) must not look newer than a link change logged while they ran.
+    const t = Math.round(performance.now() - this.startedAt);
     const [src, dst, link] = await Promise.all([this.readSource(s), this.readDestination(s), this.linkSnapshot(s)]);
-    return { t: Math.round(performance.now() - this.startedAt), source: src, destination: dst, link };
+    return { t, source: src, destination: dst, link };
   }
 
   private async readSource(s: LibvirtRun): Promise<SideSnapshot> {

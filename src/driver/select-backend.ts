@@ -28,6 +28,17 @@ export interface QemuBackendChoice {
   remote?: RemoteHosts | null;
 }
 
+/**
+ * The libvirt the local pair's daemons are ("9.0"), from `virsh --version` (client and daemons
+ * are one install here; the call reaches no daemon, ~30 ms); undefined when virsh does not say.
+ */
+async function localLibvirtVersion(): Promise<string | undefined> {
+  const { execa } = await import('execa');
+  const r = await execa('virsh', ['--version'], { reject: false, timeout: 10_000 });
+  const m = r.exitCode === 0 ? /^(\d+)\.(\d+)/.exec(String(r.stdout).trim()) : null;
+  return m ? `${m[1]}.${m[2]}` : undefined;
+}
+
 /** Build a backend. QEMU: throws QemuNotFoundError (its message is the install sentence). */
 export async function makeBackend(kind: 'sim' | 'qemu', choice?: QemuBackendChoice): Promise<VmBackend>;
 export async function makeBackend(kind: BackendKind, choice?: QemuBackendChoice): Promise<AnyBackend>;
@@ -43,7 +54,7 @@ export async function makeBackend(kind: BackendKind, choice: QemuBackendChoice =
   const bin = await findQemu(choice.qemu);
   const version = await qemuVersion(bin);
   // libvirt runs the same QEMU binary (a wrapper for an unpacked one: src/libvirt/emulator.ts).
-  if (kind === 'libvirt') return new LibvirtBackend({ emulator: bin, version });
+  if (kind === 'libvirt') return new LibvirtBackend({ emulator: bin, version, libvirtVersion: await localLibvirtVersion() });
   const accel = await chooseAccel(choice.accel ?? 'auto');
   return new QemuBackend({ bin, version, accel: accel.accel, accelNote: accel.note, dirtyRing: choice.dirtyRing });
 }

@@ -126,9 +126,13 @@ export interface Capabilities {
 }
 
 /** Refuse, before touching anything, a config this kernel cannot render. */
+/** Whether a direction's config needs netem (delay, jitter, loss); rate is tbf, cut/blackhole nft, down the veth. */
+export function needsNetem(c: Readonly<DirectionConfig>): boolean {
+  return c.latencyMs > 0 || c.jitterMs > 0 || c.lossPercent > 0;
+}
+
 export function checkSupported(caps: Capabilities, next: DirectionConfig, fault: LinkFault): void {
-  const needsNetem = next.latencyMs > 0 || next.jitterMs > 0 || next.lossPercent > 0;
-  if (needsNetem && caps.netem && !caps.netem.ok) {
+  if (needsNetem(next) && caps.netem && !caps.netem.ok) {
     throw new KernelUnsupportedError(
       `${fault.kind} needs the kernel's netem qdisc (module sch_netem), which this kernel lacks (tc said: ${caps.netem.detail}); ` +
         `use --link relay for latency, jitter and loss (rate, blackhole, cut and down work on the kernel link)`,

@@ -49,6 +49,20 @@ export function heldPcRamPages(fd: number, ramBytes: number): number {
   return pages - hole;
 }
 
+const given = (v: string | boolean | undefined): boolean => typeof v === 'string' && v !== '';
+const joinOr = (xs: string[], word: string): string => (xs.length < 2 ? xs.join('') : `${xs.slice(0, -1).join(', ')} ${word} ${xs[xs.length - 1]}`);
+
+/** Every required option not given, all at once (one message, not one per rerun). */
+export function missingOptions(values: Record<string, string | boolean | undefined>): string[] {
+  const missing: string[] = [];
+  if (!given(values['qemu-frozen'])) missing.push('--qemu-frozen FILE');
+  if (!given(values.connect) && !given(values.qmp)) missing.push('--connect HOST:PORT (or --qmp SOCK)');
+  if (!given(values.qemu)) missing.push('--qemu BIN');
+  if (!given(values.image)) missing.push('--image ROM');
+  if (!given(values.memory)) missing.push('--memory MIB');
+  return missing;
+}
+
 export async function runQemuRecoverySource(
   argv: string[],
   out: (s: string) => void = (s) => process.stdout.write(s),
@@ -75,6 +89,8 @@ export async function runQemuRecoverySource(
   } catch (e) {
     throw new QemuRecoveryUsageError(`${(e as Error).message.replace(/\. To specify.*$/, '')}; usage: ${USAGE}`);
   }
+  const missing = missingOptions(values);
+  if (missing.length > 0) throw new QemuRecoveryUsageError(`missing ${joinOr(missing, 'and')}; usage: ${USAGE}`);
   const need = (k: string): string => {
     const v = values[k];
     if (typeof v !== 'string' || v === '') throw new QemuRecoveryUsageError(`--${k} is required; usage: ${USAGE}`);

@@ -27,8 +27,9 @@ function parse(argv: string[], options: Record<string, { type: 'string' | 'boole
 export async function runRecoverySource(argv: string[], addCleanup: (c: () => Promise<void>) => void): Promise<number> {
   const { values, positionals } = parse(argv, { qmp: { type: 'string' }, 'expect-digest': { type: 'string' }, name: { type: 'string' } });
   const file = positionals[0];
-  if (!file) throw new RecoveryUsageError('recovery-source: which file? postcopy-lab recovery-source FILE --qmp SOCK');
-  if (typeof values.qmp !== 'string') throw new RecoveryUsageError('recovery-source: --qmp PATH is required (the QMP unix socket to create)');
+  // Every missing piece in one message.
+  const missing = [...(file ? [] : ['FILE (the recovery file)']), ...(typeof values.qmp === 'string' ? [] : ['--qmp SOCK (the QMP unix socket to create)'])];
+  if (!file || typeof values.qmp !== 'string') throw new RecoveryUsageError(`recovery-source: missing ${missing.join(' and ')}; usage: postcopy-lab recovery-source FILE --qmp SOCK [--expect-digest HEX]`);
   const digest = values['expect-digest'];
   if (digest !== undefined && !/^[0-9a-fA-F]{64}$/.test(String(digest))) {
     throw new RecoveryUsageError(`--expect-digest: '${String(digest)}' is not a sha-256 (64 hex digits, as query-migrate's x-recovery-file.digest)`);

@@ -20,7 +20,8 @@ export const HELP_KEYS: [string, string][] = [
   ['PgUp PgDn', 'scroll the step text (or the event log: Tab); ↑↓ or k/j a line, Home/End'],
   ['Tab', 'the event log, taller, each event whole (the scroll keys move it); Tab again: the steps'],
   ['?', 'this help (in the console: on an empty line)'],
-  ['q', 'quit (asks first when a migration is postcopy-paused)'],
+  // As README's key table says it; sidesAtRisk (src/ui/use-lab-keys.ts) decides.
+  ['q', 'quit (asks first during postcopy, paused or recovering: quitting then loses the guest)'],
   ['Ctrl-C', 'quit now: stops both VMs'],
 ];
 

@@ -1,12 +1,20 @@
 import { Box, Text } from 'ink';
-import { fit, fmtDuration } from '../format.js';
+import { fit, fmtDuration, wrapWords } from '../format.js';
 import type { Progress } from '../progress.js';
 
 export interface LabEntry {
   id: string;
   title: string;
   summary: string;
+  /**
+   * Set when the backend this TUI runs cannot run the lab (Enter refuses it): a short tag for
+   * the row ("[libvirt only]", at most TRAIL_WIDTH) and the command that starts it.
+   */
+  elsewhere?: { tag: string; command: string };
 }
+
+/** The row's last column: "best 12m 34s", or a lab's "[libvirt only]". */
+export const TRAIL_WIDTH = 14;
 
 /** What the picker asks before resetting progress: one lab's, or all of it. */
 export type ResetConfirm = { scope: 'one'; labId: string } | { scope: 'all' } | null;
@@ -26,9 +34,17 @@ export function LabPicker(props: {
   const done = labs.filter((l) => progress.completed[l.id]).length;
   const current = labs[selected];
   // Titles get the width the line has: the marks before, "best 12m 34s" after, the padding.
-  const titleW = Math.max(10, Math.min(Math.max(...labs.map((l) => l.title.length), 10), width - 2 - 4 - 1 - 14));
-  // Room for the list: the header, the selected lab's summary and the key line take ~8 rows.
-  const listRows = Math.max(3, height - 9);
+  const titleW = Math.max(10, Math.min(Math.max(...labs.map((l) => l.title.length), 10), width - 2 - 4 - 1 - TRAIL_WIDTH));
+  // The text under the list, wrapped here so the list gets exactly the rows left: a list that
+  // does not fit is shrunk by the layout, which drops rows (the selected one too).
+  const textW = Math.max(10, width - 2);
+  const summary = current ? wrapWords(current.summary, textW) : [];
+  const how = current?.elsewhere ? [...wrapWords(`This backend cannot run it (Enter refuses it). Start it with:`, textW), ...wrapWords(current.elsewhere.command, textW)] : [];
+  const noticeLines = notice ? wrapWords(notice, textW) : [];
+  const below =
+    (current ? 2 + summary.length + how.length : 0) + (confirm ? 2 : 0) + (busy ? 2 : 0) + (notice ? 1 + noticeLines.length : 0) + 2;
+  // The header line and the margin above the list come first.
+  const listRows = Math.max(3, height - 2 - below);
   const first = Math.max(0, Math.min(selected - Math.floor(listRows / 2), labs.length - listRows));
   const visible = labs.slice(first, first + listRows);
   return (
@@ -45,7 +61,8 @@ export function LabPicker(props: {
           return (
             <Text key={l.id} wrap="truncate" inverse={isSel}>
               {isSel ? '›' : ' '} <Text color="green">{p ? '✓' : ' '}</Text> {fit(l.title, titleW)}{' '}
-              <Text dimColor={!isSel}>{p ? `best ${fmtDuration(p.bestMs)}` : ''}</Text>
+              {/* A lab this backend cannot run says so here (its ✓ still shows a completion). */}
+              <Text dimColor={!isSel}>{l.elsewhere ? l.elsewhere.tag.slice(0, TRAIL_WIDTH) : p ? `best ${fmtDuration(p.bestMs)}` : ''}</Text>
             </Text>
           );
         })}
@@ -53,7 +70,14 @@ export function LabPicker(props: {
       {current ? (
         <Box marginTop={1} flexDirection="column">
           <Text dimColor>{current.id}</Text>
-          <Text wrap="wrap">{current.summary}</Text>
+          {summary.map((line, i) => (
+            <Text key={i}>{line}</Text>
+          ))}
+          {how.map((line, i) => (
+            <Text key={`how${i}`} color="yellow">
+              {line}
+            </Text>
+          ))}
         </Box>
       ) : null}
       {confirm ? (
@@ -73,9 +97,13 @@ export function LabPicker(props: {
       ) : null}
       {notice ? (
         <Box marginTop={1}>
-          <Text color="yellow" wrap="wrap">
-            {notice}
-          </Text>
+          <Box flexDirection="column">
+            {noticeLines.map((line, i) => (
+              <Text key={i} color="yellow">
+                {line}
+              </Text>
+            ))}
+          </Box>
         </Box>
       ) : null}
       <Box marginTop={1}>

@@ -348,14 +348,17 @@ describe('bad input and failing conditions', () => {
 });
 
 describe('list', () => {
-  it('says where each lab runs: its backends, with its QEMU range', async () => {
+  it('says where each lab runs: its backends, with the QEMU range its file declares', async () => {
     const r = await runCli(['list'], newDir(), 30_000);
     expect(r.code).toBe(0);
     const line = (id: string) => r.stdout.split('\n').find((l) => l.startsWith(`${id} `)) ?? '';
     expect(line('link-cut-recovery')).toMatch(/\[sim, QEMU >=7\.2\]$/);
     expect(line('walk-recovery')).toMatch(/\[sim only\]$/);
     expect(line('qemu-recovery-file')).toMatch(/\[QEMU >=7\.2 only\]$/);
-    expect(line('libvirt-postcopy-recovery')).toMatch(/\[libvirt only\]$/);
+    expect(line('libvirt-postcopy-recovery')).toMatch(/\[libvirt only, QEMU >=7\.2\]$/);
+    expect(line('many-vcpus')).toMatch(/\[sim only, QEMU >=7\.2\]$/);
+    // Teaching order (src/commands/list.ts LAB_ORDER): the libvirt labs last, the hardest at the end.
+    expect(r.stdout.trimEnd().split('\n').at(-1)).toMatch(/^libvirt-blackhole /);
   });
 });
 

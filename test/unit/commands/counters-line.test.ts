@@ -1,6 +1,6 @@
 /** The drill's live counters line: what it claims about the destination's pages. */
 import { describe, expect, it } from 'vitest';
-import { countersLine } from '../../../src/commands/drill.js';
+import { counterLineDue, countersLine } from '../../../src/commands/drill.js';
 import { fakePages, fakeSide, fakeSnapshot } from '../../helpers/fake-session.js';
 
 describe('countersLine', () => {
@@ -13,5 +13,16 @@ describe('countersLine', () => {
     const line = countersLine(s);
     expect(line).toContain('dst postcopy-active (page counts not reported)');
     expect(line).not.toMatch(/received 0\//);
+  });
+});
+
+describe('counterLineDue', () => {
+  it('once a second', () => {
+    expect(counterLineDue(1500, 1000, -Infinity)).toBe(false);
+    expect(counterLineDue(2000, 1000, -Infinity)).toBe(true);
+  });
+  it('not for a snapshot taken before a link change already printed (it would say the old link)', () => {
+    expect(counterLineDue(14100, 13000, 14300)).toBe(false);
+    expect(counterLineDue(14400, 13000, 14300)).toBe(true);
   });
 });
