@@ -48,6 +48,12 @@ export interface GuestWork {
   worstStallMs: number | null;
   /** What a field means on this backend when it is not what its name says (QEMU: see qemu-backend.ts). */
   note?: string;
+  /**
+   * How long `opsPerSecond` covers, ms (0: no rate yet, unknown rather than zero). Given by a
+   * backend whose `read` has no guest counters of its own (QEMU): the orchestrator then puts
+   * the rate in the side's `pages.guest`, which the screen shows.
+   */
+  windowMs?: number;
 }
 
 /**
@@ -78,6 +84,8 @@ export interface SideReading {
   throttle?: number;
   /** The guest's speed; the orchestrator fills it from `readGuest` where the backend has it. */
   guest?: SideGuest;
+  /** How long `guest.rate` covers, ms, where readGuest says (GuestWork.windowMs): then it goes into `pages.guest`. */
+  guestWindowMs?: number;
   /** A number that grows while this side's migration moves; its freezing is `stalledMs`. */
   progress: number;
   /** query-migrate's `x-recovery-file` (a sim source with the capability on). */

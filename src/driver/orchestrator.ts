@@ -7,8 +7,8 @@ import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { QmpClient } from '../qmp/client.js';
-import type { LabEvent, Link, LinkEndpoints, LinkFault, LinkSnapshot, MigrationStatus, PagesInfo, RecoveryFileInfo, Side, SideGuest, SideSnapshot, Snapshot } from '../types.js';
-import { SAVED_RAM_FILE, type BackendContext, type GuestSpec, type RunDriver, type SideReading, type VmBackend } from './backend.js';
+import type { LabEvent, Link, LinkEndpoints, LinkFault, LinkSnapshot, MigrationStatus, PagesInfo, RecoveryFileInfo, Side, SideSnapshot, Snapshot } from '../types.js';
+import { SAVED_RAM_FILE, type BackendContext, type GuestSpec, type GuestWork, type RunDriver, type SideReading, type VmBackend } from './backend.js';
 import { notAStateChange } from './migration-events.js';
 import { SimBackend } from './sim-backend.js';
 import { makeRuntimeDir } from '../util/runtime-dir.js';
@@ -359,8 +359,12 @@ export class Orchestrator implements RunDriver {
     if (!vm?.alive || !vm.qmp || vm.qmp.closed) return null;
     try {
       const issued = performance.now();
-      const [r, guest] = await Promise.all([this.backend.read(side, vm.qmp, { mapCells: this.opts.mapCells ?? 256 }), this.readGuest(side, vm.qmp)]);
-      if (guest) r.guest = guest;
+      const [r, work] = await Promise.all([this.backend.read(side, vm.qmp, { mapCells: this.opts.mapCells ?? 256 }), this.readGuest(side, vm.qmp)]);
+      if (work) {
+        const percent = work.nominalOpsPerSecond > 0 ? Math.round((100 * work.opsPerSecond) / work.nominalOpsPerSecond) : 0;
+        r.guest = { rate: work.opsPerSecond, nominal: work.nominalOpsPerSecond, percent };
+        if (work.windowMs !== undefined) r.guestWindowMs = work.windowMs;
+      }
       if (side === 'source' && vm.what === 'vm' && r.recoveryFile) this.lastRecoveryFile = r.recoveryFile;
       // A poll's queries run side by side: an event can arrive between the query-migrate reply
       // and the others. Then the event is newer than the poll; keep it (no completed ->
@@ -400,16 +404,13 @@ export class Orchestrator implements RunDriver {
     this.pagesMayStop = false;
   }
 
-  private async readGuest(side: Side, q: QmpClient): Promise<SideGuest | null> {
+  private async readGuest(side: Side, q: QmpClient): Promise<GuestWork | null> {
     if (!this.backend.readGuest) return null;
     const touches = side === 'destination' && this.backend.guestReadTouchesPages;
     if (touches && this.pagesMayStop) return null;
     const read = this.backend.readGuest(side, q).catch(() => null);
     if (touches) this.destGuestRead = read;
-    const g = await read;
-    if (!g) return null;
-    const percent = g.nominalOpsPerSecond > 0 ? Math.round((100 * g.opsPerSecond) / g.nominalOpsPerSecond) : 0;
-    return { rate: g.opsPerSecond, nominal: g.nominalOpsPerSecond, percent };
+    return read;
   }
 
   private sideSnapshot(side: Side, r: SideReading | null): SideSnapshot {
@@ -439,7 +440,10 @@ export class Orchestrator implements RunDriver {
     const moving = r.status === 'active' || r.status === 'postcopy-active';
     if (!moving) this.lastProgress.set(side, { value: progress, at: now });
     const stalledMs = moving && last && last.value === progress ? Math.round(now - last.at) : 0;
-    const snap: SideSnapshot = { side, alive: true, runState: r.runState, status: r.status, ram: r.ram, pages: r.pages, error: r.error, stalledMs, throttle: r.throttle ?? 0 };
+    // QEMU's pages (made in combine) have no guest counters of their own: the screen's guest row
+    // reads the rate readGuest measured.
+    const pages = r.pages && r.guest && r.guestWindowMs !== undefined ? { ...r.pages, guest: { ...r.pages.guest, 'ops-per-second': Math.round(r.guest.rate), 'window-ms': r.guestWindowMs } } : r.pages;
+    const snap: SideSnapshot = { side, alive: true, runState: r.runState, status: r.status, ram: r.ram, pages, error: r.error, stalledMs, throttle: r.throttle ?? 0 };
     if (r.guest) snap.guest = r.guest;
     if (r.recoveryFile) snap.recoveryFile = r.recoveryFile;
     if (r.recoverySource) snap.recoverySource = r.recoverySource;

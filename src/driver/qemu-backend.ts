@@ -339,7 +339,8 @@ export class QemuBackend implements VmBackend {
     this.guestSeen[side] = s;
     const oldest = s.samples[0];
     const dt = oldest ? now - oldest.t : 0;
-    const opsPerSecond = running && raw !== null && dt > 0 ? ((s.ops - oldest.ops) * 1000) / dt : 0;
+    const measured = running && raw !== null && dt > 0;
+    const opsPerSecond = measured ? ((s.ops - oldest.ops) * 1000) / dt : 0;
     const blocktime = mig['postcopy-vcpu-blocktime'];
     return {
       ops: s.ops,
@@ -347,6 +348,7 @@ export class QemuBackend implements VmBackend {
       nominalOpsPerSecond: this.layout.dirtyPagesPerSecond ?? 0,
       runningMs: Math.round(s.runningMs),
       throttlePercentage: side === 'source' ? (mig['cpu-throttle-percentage'] ?? 0) : 0,
+      windowMs: measured ? Math.round(dt) : 0,
       worstStallMs: blocktime?.length ? Math.max(...blocktime) : side === 'destination' ? null : 0,
       note:
         side === 'destination'

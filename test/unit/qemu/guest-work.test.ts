@@ -105,6 +105,18 @@ describe('QemuBackend guest', () => {
     expect(await b.readGuest('destination', fakeQmp({ status: 'running', migration: 'postcopy-active', ops: 7000 }))).toMatchObject({ ops: 0 });
   });
 
+  it('says how long its rate covers: 0 at the first reading (unknown, not zero), then the span of its readings', async () => {
+    const { b } = await prepared();
+    const src = { status: 'running', migration: 'active', ops: 1000 };
+    expect(await b.readGuest('source', fakeQmp(src))).toMatchObject({ windowMs: 0, opsPerSecond: 0 });
+    await new Promise((r) => setTimeout(r, 50));
+    src.ops = 1100;
+    const w = await b.readGuest('source', fakeQmp(src));
+    expect(w?.windowMs).toBeGreaterThanOrEqual(40);
+    expect(w?.opsPerSecond).toBeGreaterThan(0);
+    expect(await b.readGuest('destination', fakeQmp({ status: 'inmigrate', migration: 'active', ops: 0 }))).toMatchObject({ windowMs: 0 });
+  });
+
   it('does not read a destination that is not running (a missing page would block its monitor)', async () => {
     const { b } = await prepared();
     const qmp = fakeQmp({ status: 'inmigrate', migration: 'postcopy-active', ops: 77 });
