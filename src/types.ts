@@ -126,6 +126,12 @@ export interface PagesInfo {
    */
   'counts-unknown'?: boolean;
   /**
+   * True where the backend cannot see vCPU blocktime (QEMU's destination without the
+   * postcopy-blocktime capability): `blocktime-ms`, `blocktime-worst-vcpu-ms` and
+   * `blocked-vcpus` are unknown, not zero.
+   */
+  'blocktime-unknown'?: boolean;
+  /**
    * A coarse map of guest memory when `map-cells` is given: one character per cell, each a
    * range of pages. 'R' all present, 'r' some present, 'q' some requested or in flight, '.' none, 'F' all present
    * and some of them placed from a recovery file.
@@ -384,6 +390,8 @@ export interface RunSummary {
   blocktimeMs: number;
   /** Destination `blocktime-worst-vcpu-ms`: the most one vCPU was blocked, ms. */
   blocktimeWorstVcpuMs?: number;
+  /** Destination `blocktime-unknown`: blocktime was not measured (QEMU without postcopy-blocktime), said so, never as zero. */
+  blocktimeNotMeasured?: true;
   /** Completed recoveries (the destination's count). */
   recoveries: number;
   /**

@@ -68,7 +68,7 @@ export function countersLine(s: Snapshot): string {
   const dstPart = dp?.['counts-unknown']
     ? `dst ${dst.status} (page counts not reported)`
     : dp
-    ? `dst ${dst.status} received ${dp.received}/${dp.total} pages, ${dp['blocked-vcpus']} vCPUs blocked, blocktime ${(dp['blocktime-ms'] / 1000).toFixed(1)} vCPU·s, fault p99 ${(dp['fault-latency-us'].p99 / 1000).toFixed(1)} ms` +
+    ? `dst ${dst.status} received ${dp.received}/${dp.total} pages, ${dp['blocktime-unknown'] ? 'blocktime not measured' : `${dp['blocked-vcpus']} vCPUs blocked, blocktime ${(dp['blocktime-ms'] / 1000).toFixed(1)} vCPU·s`}, fault p99 ${dp['fault-latency-us'].count ? `${(dp['fault-latency-us'].p99 / 1000).toFixed(1)} ms` : '–'}` +
       (dp.walker.active ? `, walker ${((dp.walker.position / dp.walker.total) * 100).toFixed(0)}%` : '') +
       quiet(dst)
     : `dst ${dst.status}${dst.alive ? '' : ' (dead)'}`;

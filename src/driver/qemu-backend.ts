@@ -120,6 +120,10 @@ export class QemuBackend implements VmBackend {
   private guestSeen: Record<Side, GuestSeen | null> = { source: null, destination: null };
   /** The source's counter once its guest stopped for good (the destination carries on from it). */
   private sourceFinalOps: number | null = null;
+  /** The destination's largest postcopy-vcpu-blocktime (one vCPU's total), with postcopy-blocktime on. */
+  private blocktimeWorstMs: number | undefined;
+  /** The destination has been in postcopy in this run. */
+  private destPostcopy = false;
 
   readonly qemuVersion: string;
 
@@ -284,6 +288,8 @@ export class QemuBackend implements VmBackend {
     this.incomingListening = false;
     this.guestSeen = { source: null, destination: null };
     this.sourceFinalOps = null;
+    this.blocktimeWorstMs = undefined;
+    this.destPostcopy = false;
   }
 
   restarted(side: Side): void {
@@ -362,6 +368,7 @@ export class QemuBackend implements VmBackend {
   noteStatus(side: Side, from: MigrationStatus, to: MigrationStatus, ctx: BackendContext): void {
     const c = this.counters[side];
     if (side === 'destination') this.destStatus = to;
+    if (side === 'destination' && to.startsWith('postcopy')) this.destPostcopy = true;
     if (side === 'destination' && to === 'postcopy-recover') c.attempts++;
     if (isPaused(to) || isRecovering(to)) c.paused = true;
     if (to === 'postcopy-active' && c.paused) {
@@ -387,6 +394,7 @@ export class QemuBackend implements VmBackend {
         ram?: Partial<RamStats>;
         'error-desc'?: string;
         'postcopy-blocktime'?: number;
+        'postcopy-vcpu-blocktime'?: number[];
         'cpu-throttle-percentage'?: number;
         'x-recovery-source'?: RecoverySourceInfo;
       }>('query-migrate', undefined, {
@@ -404,6 +412,7 @@ export class QemuBackend implements VmBackend {
       progress: mig.ram?.transferred ?? 0,
     };
     if (mig['postcopy-blocktime'] !== undefined) reading.blocktimeMs = mig['postcopy-blocktime'];
+    if (side === 'destination') this.blocktimeWorstMs = mig['postcopy-vcpu-blocktime']?.length ? Math.max(...mig['postcopy-vcpu-blocktime']) : undefined;
     // The stand-in source (src/qemu-recovery/qmp-front.ts) in the lost source's place.
     if (mig['x-recovery-source']) reading.recoverySource = mig['x-recovery-source'];
     return reading;
@@ -428,7 +437,11 @@ export class QemuBackend implements VmBackend {
       'blocked-vcpus': 0,
       'fault-latency-us': { p50: 0, p99: 0, count: 0 },
       'blocktime-ms': p.blocktimeMs ?? 0,
-      'blocktime-worst-vcpu-ms': 0,
+      'blocktime-worst-vcpu-ms': side === 'destination' ? (this.blocktimeWorstMs ?? 0) : 0,
+      // QEMU reports blocktime only with postcopy-blocktime on (and from the switchover on).
+      // QEMU reports blocktime only with postcopy-blocktime on, and only once postcopy began:
+      // before that 0 is true (no vCPU waits for a page in precopy); after, its absence is unknown.
+      ...(side === 'destination' && p.blocktimeMs === undefined && this.destPostcopy ? { 'blocktime-unknown': true } : {}),
       'wire-bytes': p.wireBytes,
       walker: { active: false, position: 0, total: 0, done: false },
       guest: { progress: 0, 'ops-per-second': 0, 'window-ms': 0 },

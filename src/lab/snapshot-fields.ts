@@ -54,6 +54,7 @@ export const PAGES_FIELDS = {
   mismatches: true,
   'from-file': true,
   'counts-unknown': true,
+  'blocktime-unknown': true,
   map: true,
 } satisfies Record<keyof PagesInfo, FieldTree>;
 

@@ -8,7 +8,7 @@ import type { RunSummary, Snapshot } from '../types.js';
 /** The counter fields of a RunSummary. */
 export type SummaryCounters = Pick<
   RunSummary,
-  'pagesSent' | 'pagesReceived' | 'pagesFromFile' | 'pagesResent' | 'duplicatesDiscarded' | 'blocktimeMs' | 'blocktimeWorstVcpuMs' | 'recoveries' | 'countsNotReported'
+  'pagesSent' | 'pagesReceived' | 'pagesFromFile' | 'pagesResent' | 'duplicatesDiscarded' | 'blocktimeMs' | 'blocktimeWorstVcpuMs' | 'blocktimeNotMeasured' | 'recoveries' | 'countsNotReported'
 >;
 
 /** The counters a summary reports, read from the last snapshot (zeros when there is none). */
@@ -26,6 +26,7 @@ export function summaryCounters(snap: Snapshot | null | undefined): SummaryCount
     blocktimeWorstVcpuMs: dp?.['blocktime-worst-vcpu-ms'] ?? 0,
     recoveries: dp?.recoveries ?? 0,
     ...(dp?.['counts-unknown'] ? { countsNotReported: true as const } : {}),
+    ...(dp?.['blocktime-unknown'] ? { blocktimeNotMeasured: true as const } : {}),
   };
 }
 
@@ -50,7 +51,9 @@ export function summaryRows(s: RunSummary): Array<{ label: string; value: string
     { label: 'duplicates discarded', value: counted(String(s.duplicatesDiscarded)) },
     {
       label: 'vCPU blocktime',
-      value: counted(`${secs(s.blocktimeMs)} vCPU·s${s.blocktimeWorstVcpuMs === undefined ? '' : ` (worst vCPU ${secs(s.blocktimeWorstVcpuMs)} s)`}`),
+      value: s.blocktimeNotMeasured
+        ? 'not measured (QEMU measures it with the postcopy-blocktime capability, off in this lab)'
+        : counted(`${secs(s.blocktimeMs)} vCPU·s${s.blocktimeWorstVcpuMs === undefined ? '' : ` (worst vCPU ${secs(s.blocktimeWorstVcpuMs)} s)`}`),
     },
     { label: 'recoveries', value: String(s.recoveries) },
   ];

@@ -153,7 +153,9 @@ export function sideCells(s: SideSnapshot | undefined): Cell[] {
     rateCell(s),
     isSource
       ? throttleCell(s)
-      : {
+      : p['blocktime-unknown']
+        ? { text: 'not measured', short: 'n/a', color: 'gray' }
+        : {
           text: `${blocked} now · ${secs(blocktime)} vCPU·s`,
           short: `${blocked} · ${secs(blocktime)} vCPU·s`,
           color: blocked > 0 ? 'yellow' : undefined,

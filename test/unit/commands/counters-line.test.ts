@@ -8,6 +8,12 @@ describe('countersLine', () => {
     const s = fakeSnapshot({ destination: fakeSide('destination', { status: 'postcopy-active', pages: fakePages({ received: 100, total: 400 }) }) });
     expect(countersLine(s)).toContain('dst postcopy-active received 100/400 pages');
   });
+  it('QEMU without postcopy-blocktime: blocktime not measured, no "0 vCPUs blocked"; no fault p99 without faults measured', () => {
+    const s = fakeSnapshot({ destination: fakeSide('destination', { status: 'postcopy-active', pages: fakePages({ received: 100, total: 400, 'blocktime-unknown': true, 'fault-latency-us': { p50: 0, p99: 0, count: 0 } }) }) });
+    const line = countersLine(s);
+    expect(line).toContain('blocktime not measured, fault p99 –');
+    expect(line).not.toContain('vCPUs blocked');
+  });
   it('libvirt (counts-unknown): the state alone, not "received 0/N"', () => {
     const s = fakeSnapshot({ destination: fakeSide('destination', { status: 'postcopy-active', pages: fakePages({ received: 0, total: 400, 'counts-unknown': true }) }) });
     const line = countersLine(s);

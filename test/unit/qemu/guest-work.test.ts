@@ -117,6 +117,21 @@ describe('QemuBackend guest', () => {
     expect(await b.readGuest('destination', fakeQmp({ status: 'inmigrate', migration: 'active', ops: 0 }))).toMatchObject({ windowMs: 0 });
   });
 
+  it('marks blocktime unknown on a destination in postcopy without postcopy-blocktime, known (0) before postcopy', async () => {
+    const { b, ctx } = await prepared();
+    const reading = (status: string, blocktime?: number) => ({ runState: 'running', status, progress: 0, ram: { total: 4096 * 100, remaining: 4096 * 50, 'page-size': 4096 }, ...(blocktime === undefined ? {} : { blocktimeMs: blocktime }) });
+    const dst = (status: string, blocktime?: number) => {
+      const r = { source: reading(status) as never, destination: reading(status, blocktime) as never };
+      b.combine(r, { 'source-to-destination': { bytesForwarded: 0 } } as never);
+      return (r.destination as { pages: Record<string, unknown> }).pages;
+    };
+    expect(dst('active')['blocktime-unknown']).toBeUndefined();
+    b.noteStatus('destination', 'active', 'postcopy-active', ctx);
+    expect(dst('postcopy-active')['blocktime-unknown']).toBe(true);
+    expect(dst('postcopy-active', 1200)).toMatchObject({ 'blocktime-ms': 1200 });
+    expect(dst('postcopy-active', 1200)['blocktime-unknown']).toBeUndefined();
+  });
+
   it('does not read a destination that is not running (a missing page would block its monitor)', async () => {
     const { b } = await prepared();
     const qmp = fakeQmp({ status: 'inmigrate', migration: 'postcopy-active', ops: 77 });

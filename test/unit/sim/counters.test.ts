@@ -248,6 +248,8 @@ describe('the summary takes the same fields', () => {
   });
   it('a backend without page counters (libvirt): its placeholders are "not reported", not zeros; what it knows stays', () => {
     const base = { ok: true, labId: 'x', durationMs: 1, verified: true, pagesSent: 0, pagesReceived: 15360, pagesResent: 0, duplicatesDiscarded: 0, blocktimeMs: 0, recoveries: 1 };
+    expect(Object.fromEntries(summaryRows({ ...base, blocktimeNotMeasured: true }).map((r) => [r.label, r.value]))['vCPU blocktime']).toMatch(/^not measured \(QEMU measures it with the postcopy-blocktime capability/);
+    expect(summaryCounters({ source: { pages: {} }, destination: { pages: { received: 10, 'blocktime-unknown': true } } } as unknown as Snapshot)).toMatchObject({ blocktimeNotMeasured: true });
     const rows = Object.fromEntries(summaryRows({ ...base, countsNotReported: true }).map((r) => [r.label, r.value]));
     expect(rows).toMatchObject({ 'pages sent': 'not reported', 'pages re-sent': 'not reported', 'duplicates discarded': 'not reported', 'vCPU blocktime': 'not reported', 'pages received': '15360', recoveries: '1' });
     expect(Object.fromEntries(summaryRows(base).map((r) => [r.label, r.value]))['pages sent']).toBe('0');

@@ -140,6 +140,11 @@ describe('SideCounters', () => {
     expect(map).toContain('libvirt reports no page counts for the destination');
     expect(map).not.toMatch(/of \d+ pages remaining/);
   });
+  it('says blocktime is not measured where the backend cannot see it (QEMU without postcopy-blocktime), never 0', () => {
+    const dst = fakeSide('destination', { status: 'postcopy-active', pages: fakePages({ 'blocktime-unknown': true }) });
+    expect(sideCells(dst)[6]).toMatchObject({ text: 'not measured' });
+    expect(sideCells(fakeSide('destination', { status: 'postcopy-active', pages: fakePages({}) }))[6].text).toMatch(/vCPU·s$/);
+  });
   it('says "stalled" only while pages should move and the wire is quiet', () => {
     expect(sideCells(fakeSide('source', { stalledMs: 5200 }))[5]).toMatchObject({ text: '100 · no bytes 5s', color: 'yellow' });
     expect(sideCells(fakeSide('destination', { stalledMs: 5200, ram: undefined }))[5]).toMatchObject({ text: 'no bytes 5s' });
