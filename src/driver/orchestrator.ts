@@ -378,7 +378,6 @@ export class Orchestrator implements RunDriver {
     }
   }
 
-  /** The guest's speed for the snapshot; a backend that cannot tell (or a failed read) leaves it out. */
   /**
    * Apply a link fault. Where reading the destination's guest touches its pages (QEMU's `xp`), a
    * fault that can stop pages first holds those reads and lets one in flight finish: an `xp`
@@ -404,6 +403,7 @@ export class Orchestrator implements RunDriver {
     this.pagesMayStop = false;
   }
 
+  /** The guest's work for the snapshot; a backend that cannot tell (or a failed read, or a held one) leaves it out. */
   private async readGuest(side: Side, q: QmpClient): Promise<GuestWork | null> {
     if (!this.backend.readGuest) return null;
     const touches = side === 'destination' && this.backend.guestReadTouchesPages;
