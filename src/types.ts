@@ -132,6 +132,11 @@ export interface PagesInfo {
    */
   'blocktime-unknown'?: boolean;
   /**
+   * Counters this backend does not have for this side (QEMU: requests in flight and discarded
+   * duplicates on the destination, re-sent pages on the source): unknown, not zero.
+   */
+  unreported?: Array<'requested' | 'duplicates-discarded' | 'resent'>;
+  /**
    * A coarse map of guest memory when `map-cells` is given: one character per cell, each a
    * range of pages. 'R' all present, 'r' some present, 'q' some requested or in flight, '.' none, 'F' all present
    * and some of them placed from a recovery file.
@@ -392,6 +397,8 @@ export interface RunSummary {
   blocktimeWorstVcpuMs?: number;
   /** Destination `blocktime-unknown`: blocktime was not measured (QEMU without postcopy-blocktime), said so, never as zero. */
   blocktimeNotMeasured?: true;
+  /** Counters the backend does not have (PagesInfo.unreported): said as "not reported", never as zeros. */
+  notReported?: Array<'pagesResent' | 'duplicatesDiscarded'>;
   /** Completed recoveries (the destination's count). */
   recoveries: number;
   /**

@@ -442,6 +442,9 @@ export class QemuBackend implements VmBackend {
       // QEMU reports blocktime only with postcopy-blocktime on, and only once postcopy began:
       // before that 0 is true (no vCPU waits for a page in precopy); after, its absence is unknown.
       ...(side === 'destination' && p.blocktimeMs === undefined && this.destPostcopy ? { 'blocktime-unknown': true } : {}),
+      // QEMU counts none of these: its destination's requests in flight and discarded duplicates,
+      // its source's pages sent again after a recovery.
+      unreported: side === 'destination' ? ['requested', 'duplicates-discarded'] : ['resent'],
       'wire-bytes': p.wireBytes,
       walker: { active: false, position: 0, total: 0, done: false },
       guest: { progress: 0, 'ops-per-second': 0, 'window-ms': 0 },

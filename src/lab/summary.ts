@@ -3,12 +3,12 @@
  * the drill's summary line and `--json` give the same numbers under the same names, all taken
  * from the final snapshot with PagesInfo's definitions (src/types.ts).
  */
-import type { RunSummary, Snapshot } from '../types.js';
+import type { PagesInfo, RunSummary, Snapshot } from '../types.js';
 
 /** The counter fields of a RunSummary. */
 export type SummaryCounters = Pick<
   RunSummary,
-  'pagesSent' | 'pagesReceived' | 'pagesFromFile' | 'pagesResent' | 'duplicatesDiscarded' | 'blocktimeMs' | 'blocktimeWorstVcpuMs' | 'blocktimeNotMeasured' | 'recoveries' | 'countsNotReported'
+  'pagesSent' | 'pagesReceived' | 'pagesFromFile' | 'pagesResent' | 'duplicatesDiscarded' | 'blocktimeMs' | 'blocktimeWorstVcpuMs' | 'blocktimeNotMeasured' | 'notReported' | 'recoveries' | 'countsNotReported'
 >;
 
 /** The counters a summary reports, read from the last snapshot (zeros when there is none). */
@@ -27,7 +27,16 @@ export function summaryCounters(snap: Snapshot | null | undefined): SummaryCount
     recoveries: dp?.recoveries ?? 0,
     ...(dp?.['counts-unknown'] ? { countsNotReported: true as const } : {}),
     ...(dp?.['blocktime-unknown'] ? { blocktimeNotMeasured: true as const } : {}),
+    ...notReported(sp, dp),
   };
+}
+
+/** The summary's counters a backend does not have (PagesInfo.unreported), by their summary names. */
+function notReported(sp: PagesInfo | undefined, dp: PagesInfo | undefined): { notReported?: Array<'pagesResent' | 'duplicatesDiscarded'> } {
+  const out: Array<'pagesResent' | 'duplicatesDiscarded'> = [];
+  if (sp?.unreported?.includes('resent')) out.push('pagesResent');
+  if (dp?.unreported?.includes('duplicates-discarded')) out.push('duplicatesDiscarded');
+  return out.length ? { notReported: out } : {};
 }
 
 /** Seconds with one decimal: "12.3". */
@@ -47,8 +56,8 @@ export function summaryRows(s: RunSummary): Array<{ label: string; value: string
     { label: 'pages sent', value: counted(s.pagesSent?.toString()) },
     { label: 'pages received', value: s.pagesReceived?.toString() },
     { label: 'of them from a recovery file', value: s.pagesFromFile?.toString() },
-    { label: 'pages re-sent', value: counted(String(s.pagesResent)) },
-    { label: 'duplicates discarded', value: counted(String(s.duplicatesDiscarded)) },
+    { label: 'pages re-sent', value: s.notReported?.includes('pagesResent') ? 'not reported' : counted(String(s.pagesResent)) },
+    { label: 'duplicates discarded', value: s.notReported?.includes('duplicatesDiscarded') ? 'not reported' : counted(String(s.duplicatesDiscarded)) },
     {
       label: 'vCPU blocktime',
       value: s.blocktimeNotMeasured

@@ -45,6 +45,9 @@ function bar(fraction: number, width: number): string {
   return '█'.repeat(n) + '░'.repeat(width - n);
 }
 
+/** A counter the backend does not have (PagesInfo.unreported, counts-unknown): never shown as 0. */
+const NOT_REPORTED: Cell = { text: 'not reported', short: 'n/a', color: 'gray' };
+
 /** Seconds with one decimal, for blocktime. */
 const secs = (ms: number) => (ms / 1000).toFixed(1);
 
@@ -127,7 +130,7 @@ export function sideCells(s: SideSnapshot | undefined): Cell[] {
   const isSource = s.side === 'source';
   // A backend without page counts for this side (libvirt's destination): say so, never zeros.
   if (p['counts-unknown']) {
-    const unknown: Cell = { text: 'not reported', short: 'n/a', color: 'gray' };
+    const unknown = NOT_REPORTED;
     return [state, unknown, unknown, unknown, unknown, rateCell(s), unknown, guestCell(s, undefined), unknown, unknown];
   }
   const lat = p['fault-latency-us'];
@@ -145,10 +148,12 @@ export function sideCells(s: SideSnapshot | undefined): Cell[] {
   return [
     state,
     isSource ? { text: `${p.sent ?? p.received} sent` } : receivedCell(p),
-    isSource ? dash : { text: `${p.requested} / ${p['in-flight']}`, color: p.requested > 0 ? 'yellow' : undefined },
+    isSource ? dash : p.unreported?.includes('requested') ? NOT_REPORTED : { text: `${p.requested} / ${p['in-flight']}`, color: p.requested > 0 ? 'yellow' : undefined },
     isSource
-      ? { text: `${p.resent} re-sent` }
-      : { text: `${p['duplicates-discarded']} dup discarded`, short: `${p['duplicates-discarded']} dup` },
+      ? p.unreported?.includes('resent') ? NOT_REPORTED : { text: `${p.resent} re-sent` }
+      : p.unreported?.includes('duplicates-discarded')
+        ? NOT_REPORTED
+        : { text: `${p['duplicates-discarded']} dup discarded`, short: `${p['duplicates-discarded']} dup` },
     remaining,
     rateCell(s),
     isSource

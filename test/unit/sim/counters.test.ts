@@ -250,6 +250,10 @@ describe('the summary takes the same fields', () => {
     const base = { ok: true, labId: 'x', durationMs: 1, verified: true, pagesSent: 0, pagesReceived: 15360, pagesResent: 0, duplicatesDiscarded: 0, blocktimeMs: 0, recoveries: 1 };
     expect(Object.fromEntries(summaryRows({ ...base, blocktimeNotMeasured: true }).map((r) => [r.label, r.value]))['vCPU blocktime']).toMatch(/^not measured \(QEMU measures it with the postcopy-blocktime capability/);
     expect(summaryCounters({ source: { pages: {} }, destination: { pages: { received: 10, 'blocktime-unknown': true } } } as unknown as Snapshot)).toMatchObject({ blocktimeNotMeasured: true });
+    const qemu = summaryCounters({ source: { pages: { unreported: ['resent'] } }, destination: { pages: { received: 10, unreported: ['requested', 'duplicates-discarded'] } } } as unknown as Snapshot);
+    expect(qemu.notReported).toEqual(['pagesResent', 'duplicatesDiscarded']);
+    const qemuRows = Object.fromEntries(summaryRows({ ...base, ...qemu }).map((r) => [r.label, r.value]));
+    expect(qemuRows).toMatchObject({ 'pages re-sent': 'not reported', 'duplicates discarded': 'not reported', 'pages received': '10' });
     const rows = Object.fromEntries(summaryRows({ ...base, countsNotReported: true }).map((r) => [r.label, r.value]));
     expect(rows).toMatchObject({ 'pages sent': 'not reported', 'pages re-sent': 'not reported', 'duplicates discarded': 'not reported', 'vCPU blocktime': 'not reported', 'pages received': '15360', recoveries: '1' });
     expect(Object.fromEntries(summaryRows(base).map((r) => [r.label, r.value]))['pages sent']).toBe('0');

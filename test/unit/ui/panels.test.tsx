@@ -140,6 +140,14 @@ describe('SideCounters', () => {
     expect(map).toContain('libvirt reports no page counts for the destination');
     expect(map).not.toMatch(/of \d+ pages remaining/);
   });
+  it('says "not reported" for the counters a backend does not have (QEMU), never 0', () => {
+    const dst = fakeSide('destination', { status: 'postcopy-active', pages: fakePages({ unreported: ['requested', 'duplicates-discarded'] }) });
+    expect(sideCells(dst)[2]).toMatchObject({ text: 'not reported' });
+    expect(sideCells(dst)[3]).toMatchObject({ text: 'not reported' });
+    expect(sideCells(dst)[1].text).toMatch(/received/);
+    const src = fakeSide('source', { status: 'postcopy-active', pages: fakePages({ unreported: ['resent'] }) });
+    expect(sideCells(src)[3]).toMatchObject({ text: 'not reported' });
+  });
   it('says blocktime is not measured where the backend cannot see it (QEMU without postcopy-blocktime), never 0', () => {
     const dst = fakeSide('destination', { status: 'postcopy-active', pages: fakePages({ 'blocktime-unknown': true }) });
     expect(sideCells(dst)[6]).toMatchObject({ text: 'not measured' });
