@@ -49,33 +49,21 @@ export function eventLines(e: LabEvent, width: number): string[] {
  */
 export function logWindow(events: readonly LabEvent[], top: LabEvent | null, rows: number, height: (e: LabEvent) => number = () => 1): ScrollWindow {
   const n = events.length;
-  const r = Math.max(0, rows);
   // Markers live in the title row: every row shows an event.
-  const fitFrom = (start: number): number => {
+  const r = Math.max(0, rows);
+  // One past the last whole event that fits from `start` (the first one even when taller).
+  const endFrom = (start: number): number => {
+    if (r === 0) return start;
     let end = start;
-    for (let used = 0; end < n; end++) {
-      used += height(events[end]);
-      if (used > r && end > start) break;
-      if (used >= r) {
-        end++;
-        break;
-      }
-    }
-    return r === 0 ? start : end;
+    for (let used = 0; end < n && (end === start || used + height(events[end]) <= r); end++) used += height(events[end]);
+    return end;
   };
-  // The newest events that fill the rows: where following the newest starts.
+  // Following the newest: from the oldest of the newest events that fit whole.
   let maxStart = n;
-  for (let used = 0; maxStart > 0; maxStart--) {
-    used += height(events[maxStart - 1]);
-    if (used > r) {
-      if (maxStart === n) maxStart--; // the newest alone is taller than the panel
-      break;
-    }
-  }
-  maxStart = Math.min(maxStart, Math.max(0, n - 1));
-  if (n === 0 || r === 0) maxStart = Math.max(0, n - r);
+  for (let used = 0; maxStart > 0 && used + height(events[maxStart - 1]) <= r; maxStart--) used += height(events[maxStart - 1]);
+  if (maxStart === n && n > 0 && r > 0) maxStart = n - 1; // the newest alone is taller than the panel
   const start = top === null ? maxStart : Math.min(maxStart, Math.max(0, events.indexOf(top)));
-  const end = Math.min(n, fitFrom(start));
+  const end = endFrom(start);
   return { start, end, above: start, below: n - end, maxStart, page: Math.max(1, end - start - 1) };
 }
 
