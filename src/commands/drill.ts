@@ -122,7 +122,6 @@ export function eventLine(e: LabEvent, verbose: boolean): string | null {
   }
 }
 
-/** Runs a drill to the end; returns the exit code. Never throws. */
 /**
  * Whether a snapshot taken at `t` gets a counters line: once a second, and (as text) not when
  * it was taken before the last link change already printed. A slow backend's poll (libvirt's
@@ -145,6 +144,7 @@ export function backendLabel(b: AnyBackend): string {
   return `backend ${b.kind} ${b.qemuVersion}`;
 }
 
+/** Runs a drill to the end; returns the exit code. Never throws. */
 export async function runDrill(o: DrillOptions): Promise<number> {
   const out = o.out ?? process.stdout;
   const print = (line: string) => out.write(line + '\n');

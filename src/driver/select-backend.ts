@@ -3,6 +3,7 @@
  * messages a person needs when it cannot start. Whether a lab fits a backend is the lab
  * layer's question (src/lab/backend-fit.ts).
  */
+import { execa } from 'execa';
 import { chooseAccel, findQemu, qemuVersion } from '../qemu/launcher.js';
 import type { EmulatedVersion } from '../sim/versions.js';
 import type { AnyBackend, BackendKind, VmBackend } from './backend.js';
@@ -33,7 +34,6 @@ export interface QemuBackendChoice {
  * are one install here; the call reaches no daemon, ~30 ms); undefined when virsh does not say.
  */
 async function localLibvirtVersion(): Promise<string | undefined> {
-  const { execa } = await import('execa');
   const r = await execa('virsh', ['--version'], { reject: false, timeout: 10_000 });
   const m = r.exitCode === 0 ? /^(\d+)\.(\d+)/.exec(String(r.stdout).trim()) : null;
   return m ? `${m[1]}.${m[2]}` : undefined;

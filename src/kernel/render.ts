@@ -125,12 +125,12 @@ export interface Capabilities {
   nft: { ok: boolean; error: string };
 }
 
-/** Refuse, before touching anything, a config this kernel cannot render. */
 /** Whether a direction's config needs netem (delay, jitter, loss); rate is tbf, cut/blackhole nft, down the veth. */
 export function needsNetem(c: Readonly<DirectionConfig>): boolean {
   return c.latencyMs > 0 || c.jitterMs > 0 || c.lossPercent > 0;
 }
 
+/** Refuse, before touching anything, a config this kernel cannot render. */
 export function checkSupported(caps: Capabilities, next: DirectionConfig, fault: LinkFault): void {
   if (needsNetem(next) && caps.netem && !caps.netem.ok) {
     throw new KernelUnsupportedError(

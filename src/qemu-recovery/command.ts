@@ -91,11 +91,8 @@ export async function runQemuRecoverySource(
   }
   const missing = missingOptions(values);
   if (missing.length > 0) throw new QemuRecoveryUsageError(`missing ${joinOr(missing, 'and')}; usage: ${USAGE}`);
-  const need = (k: string): string => {
-    const v = values[k];
-    if (typeof v !== 'string' || v === '') throw new QemuRecoveryUsageError(`--${k} is required; usage: ${USAGE}`);
-    return v;
-  };
+  // Given, every one of them: missingOptions checked.
+  const need = (k: string): string => String(values[k]);
   const frozenPath = need('qemu-frozen');
   const qmpPath = typeof values.qmp === 'string' && values.qmp !== '' ? values.qmp : null;
   if (qmpPath && values.connect !== undefined) throw new QemuRecoveryUsageError(`--connect and --qmp: give one (--connect serves at once; --qmp waits for migrate {uri, resume: true}); usage: ${USAGE}`);
