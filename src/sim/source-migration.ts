@@ -9,6 +9,9 @@ import { isFinished } from './states.js';
 import { pageMap, RateMeter } from './stats.js';
 import { ThrottleState } from './throttle.js';
 
+/** QEMU's BUFFER_DELAY: the shortest window its bandwidth (and so its switchover threshold) is measured over. */
+export const BANDWIDTH_WINDOW_MS = 100;
+
 export class SourceMigration {
   /** Pages still to send in this pass (precopy) or at all (postcopy). */
   readonly toSend: Bitmap;
@@ -54,10 +57,17 @@ export class SourceMigration {
   postcopyRequests = 0;
   requestsServed = 0;
   dirtySyncCount = 0;
-  passBytes = 0;
   passStart = 0;
-  /** Bytes per ms over the last precopy pass. */
+  /**
+   * Bytes per ms over the last window of at least BANDWIDTH_WINDOW_MS, as QEMU's
+   * migration_update_counters measures it (BUFFER_DELAY): precopy's switchover threshold is this
+   * times downtime-limit. 0 until the first window closes, so no switchover before it. A window
+   * per pass instead made a pass that fitted in the socket buffers look like a fast link (a few
+   * pages in a millisecond) and switched over with seconds of data still queued.
+   */
   bandwidthEstimate = 0;
+  private windowStart = performance.now();
+  private windowBytes = 0;
   dirtyPagesRate = 0;
   private readonly ppsMeter = new RateMeter();
   private readonly bpsMeter = new RateMeter();
@@ -94,7 +104,17 @@ export class SourceMigration {
     this.normalPages += pages.length;
     if (postcopy) this.postcopyBytes += bytes;
     else this.precopyBytes += bytes;
-    this.passBytes += bytes;
+    this.windowBytes += bytes;
+    this.updateBandwidth(performance.now());
+  }
+
+  /** Close the bandwidth window when it is BANDWIDTH_WINDOW_MS old (QEMU: every BUFFER_DELAY). */
+  updateBandwidth(now: number): void {
+    const spent = now - this.windowStart;
+    if (spent < BANDWIDTH_WINDOW_MS) return;
+    this.bandwidthEstimate = this.windowBytes / spent;
+    this.windowStart = now;
+    this.windowBytes = 0;
   }
 
   /**

@@ -206,7 +206,6 @@ export class SourceVm extends SimVm implements SenderHost {
     this.syncDirtyLog();
     this.setStatus('active');
     this.m.passStart = performance.now();
-    this.m.passBytes = 0;
     void this.sender?.run();
   }
 
@@ -301,7 +300,7 @@ export class SourceVm extends SimVm implements SenderHost {
     const m = this.m;
     const now = performance.now();
     const passMs = Math.max(1, now - m.passStart);
-    m.bandwidthEstimate = m.passBytes / passMs;
+    m.updateBandwidth(now);
     m.dirtyPagesRate = (this.dirty.count * 1000) / passMs;
     if (m.completingPrecopy) {
       // The guest is stopped and the last dirty pages are sent: finish the stream.
@@ -313,7 +312,6 @@ export class SourceVm extends SimVm implements SenderHost {
     m.takeDirty(this.dirty, 'replace');
     m.cursor = 0;
     m.passStart = now;
-    m.passBytes = 0;
     const pending = m.toSend.count * pageFrameBytes(this.pageSize);
     const threshold = m.bandwidthEstimate * this.params['downtime-limit'];
     if (pending <= threshold && !m.postcopyRequested) {

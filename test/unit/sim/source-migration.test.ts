@@ -1,5 +1,5 @@
 /** The source's per-migration bookkeeping, without sockets. */
-import { expect, it } from 'vitest';
+import { expect, it, vi } from 'vitest';
 import { SourceMigration } from '../../../src/sim/source-migration.js';
 import { Bitmap } from '../../../src/sim/bitmap.js';
 
@@ -70,4 +70,28 @@ it('remaining pages: precopy counts what was dirtied since the last sync, postco
   expect(m.remainingPages('active', dirty)).toBe(2);
   expect(m.remainingPages('postcopy-active', dirty)).toBe(1);
   expect(m.remainingPages('completed', dirty)).toBe(0);
+});
+
+it('the bandwidth estimate is measured over windows of at least 100 ms, so a burst into the socket buffers is not a fast link', () => {
+  vi.useFakeTimers({ toFake: ['performance'] });
+  try {
+    const m = new SourceMigration(4096, 4096);
+    // 400 pages in 1 ms (what a socket buffer swallows): no window has closed, so no estimate
+    // and no switchover threshold yet. A per-pass estimate would have said 1.6 GB/s.
+    vi.advanceTimersByTime(1);
+    for (let p = 0; p < 400; p++) m.noteSent([p], 4096, false);
+    expect(m.bandwidthEstimate).toBe(0);
+    // The link then carries 4 KiB per ms until the window is 100 ms old: the estimate is the window's.
+    for (let ms = 2; ms <= 100; ms++) {
+      vi.advanceTimersByTime(1);
+      m.noteSent([400 + ms], 4096, false);
+    }
+    expect(m.bandwidthEstimate).toBeCloseTo((499 * 4096) / 100, 0);
+    // A tiny pass right after (5 pages in 1 ms) leaves it alone.
+    vi.advanceTimersByTime(1);
+    for (let p = 600; p < 605; p++) m.noteSent([p], 4096, false);
+    expect(m.bandwidthEstimate).toBeCloseTo((499 * 4096) / 100, 0);
+  } finally {
+    vi.useRealTimers();
+  }
 });
