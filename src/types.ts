@@ -132,10 +132,11 @@ export interface PagesInfo {
    */
   'blocktime-unknown'?: boolean;
   /**
-   * Counters this backend does not have for this side (QEMU: requests in flight and discarded
-   * duplicates on the destination, re-sent pages on the source): unknown, not zero.
+   * Counters this backend does not have for this side (QEMU: requests in flight, discarded
+   * duplicates and vCPUs blocked now on the destination, re-sent pages on the source):
+   * unknown, not zero.
    */
-  unreported?: Array<'requested' | 'duplicates-discarded' | 'resent'>;
+  unreported?: Array<'requested' | 'duplicates-discarded' | 'resent' | 'blocked-vcpus'>;
   /**
    * A coarse map of guest memory when `map-cells` is given: one character per cell, each a
    * range of pages. 'R' all present, 'r' some present, 'q' some requested or in flight, '.' none, 'F' all present

@@ -438,13 +438,13 @@ export class QemuBackend implements VmBackend {
       'fault-latency-us': { p50: 0, p99: 0, count: 0 },
       'blocktime-ms': p.blocktimeMs ?? 0,
       'blocktime-worst-vcpu-ms': side === 'destination' ? (this.blocktimeWorstMs ?? 0) : 0,
-      // QEMU reports blocktime only with postcopy-blocktime on (and from the switchover on).
       // QEMU reports blocktime only with postcopy-blocktime on, and only once postcopy began:
       // before that 0 is true (no vCPU waits for a page in precopy); after, its absence is unknown.
       ...(side === 'destination' && p.blocktimeMs === undefined && this.destPostcopy ? { 'blocktime-unknown': true } : {}),
-      // QEMU counts none of these: its destination's requests in flight and discarded duplicates,
-      // its source's pages sent again after a recovery.
-      unreported: side === 'destination' ? ['requested', 'duplicates-discarded'] : ['resent'],
+      // QEMU counts none of these: its destination's requests in flight, discarded duplicates
+      // and vCPUs blocked now (its blocktime is a total), its source's pages sent again after a
+      // recovery.
+      unreported: side === 'destination' ? ['requested', 'duplicates-discarded', 'blocked-vcpus'] : ['resent'],
       'wire-bytes': p.wireBytes,
       walker: { active: false, position: 0, total: 0, done: false },
       guest: { progress: 0, 'ops-per-second': 0, 'window-ms': 0 },

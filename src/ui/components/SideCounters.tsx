@@ -160,11 +160,13 @@ export function sideCells(s: SideSnapshot | undefined): Cell[] {
       ? throttleCell(s)
       : p['blocktime-unknown']
         ? { text: 'not measured', short: 'n/a', color: 'gray' }
-        : {
-          text: `${blocked} now · ${secs(blocktime)} vCPU·s`,
-          short: `${blocked} · ${secs(blocktime)} vCPU·s`,
-          color: blocked > 0 ? 'yellow' : undefined,
-        },
+        : p.unreported?.includes('blocked-vcpus')
+          ? { text: `${secs(blocktime)} vCPU·s`, short: `${secs(blocktime)} vCPU·s` }
+          : {
+            text: `${blocked} now · ${secs(blocktime)} vCPU·s`,
+            short: `${blocked} · ${secs(blocktime)} vCPU·s`,
+            color: blocked > 0 ? 'yellow' : undefined,
+          },
     guestCell(s, p.guest),
     isSource ? dash : { text: lat.count ? `${fmtUsAsMs(lat.p50)}/${fmtUsAsMs(lat.p99)} ms` : '–' },
     walker.done

@@ -151,6 +151,10 @@ const CHECKS: Record<string, (r: DrillResult) => void> = {
     const snap = lastSnapshot(r.lines);
     expect(snap.source.ram?.['postcopy-requests']).toBeGreaterThanOrEqual(20);
     expect(snap.source.ram?.['dirty-sync-count']).toBeGreaterThanOrEqual(2);
+    // The lab turns postcopy-blocktime on: QEMU's own blocktime, measured, never "not measured".
+    const s = summary(r.lines);
+    expect(s.blocktimeNotMeasured).toBeUndefined();
+    expect(s.blocktimeMs).toBeGreaterThan(0);
   },
   'precopy-failure': (r) => {
     // QEMU's destination exits after the failed incoming precopy (unless the lab's restart

@@ -126,7 +126,7 @@ describe('QemuBackend guest', () => {
       return (r.destination as { pages: Record<string, unknown> }).pages;
     };
     expect(dst('active')['blocktime-unknown']).toBeUndefined();
-    expect(dst('active').unreported).toEqual(['requested', 'duplicates-discarded']);
+    expect(dst('active').unreported).toEqual(['requested', 'duplicates-discarded', 'blocked-vcpus']);
     b.noteStatus('destination', 'active', 'postcopy-active', ctx);
     expect(dst('postcopy-active')['blocktime-unknown']).toBe(true);
     expect(dst('postcopy-active', 1200)).toMatchObject({ 'blocktime-ms': 1200 });

@@ -153,6 +153,12 @@ describe('SideCounters', () => {
     expect(sideCells(dst)[6]).toMatchObject({ text: 'not measured' });
     expect(sideCells(fakeSide('destination', { status: 'postcopy-active', pages: fakePages({}) }))[6].text).toMatch(/vCPU·s$/);
   });
+  it('with blocktime measured but no count of vCPUs blocked now (QEMU), shows the total alone, never "0 now"', () => {
+    const qemu = sideCells(fakeSide('destination', { status: 'postcopy-active', pages: fakePages({ 'blocked-vcpus': 0, 'blocktime-ms': 3200, unreported: ['blocked-vcpus'] }) }))[6];
+    expect(qemu.text).toBe('3.2 vCPU·s');
+    const sim = sideCells(fakeSide('destination', { status: 'postcopy-active', pages: fakePages({ 'blocked-vcpus': 0, 'blocktime-ms': 3200 }) }))[6];
+    expect(sim.text).toBe('0 now · 3.2 vCPU·s');
+  });
   it('says "stalled" only while pages should move and the wire is quiet', () => {
     expect(sideCells(fakeSide('source', { stalledMs: 5200 }))[5]).toMatchObject({ text: '100 · no bytes 5s', color: 'yellow' });
     expect(sideCells(fakeSide('destination', { stalledMs: 5200, ram: undefined }))[5]).toMatchObject({ text: 'no bytes 5s' });
