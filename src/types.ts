@@ -132,6 +132,12 @@ export interface PagesInfo {
    */
   'blocktime-unknown'?: boolean;
   /**
+   * True where blocktime is measured but not yet reported: QEMU's destination with
+   * postcopy-blocktime on gives it in query-migrate only once the incoming migration has
+   * completed (7.2 and 10.0). Until then the blocktime fields are unknown, not zero.
+   */
+  'blocktime-at-end'?: boolean;
+  /**
    * Counters this backend does not have for this side (QEMU: requests in flight, discarded
    * duplicates and vCPUs blocked now on the destination, re-sent pages on the source):
    * unknown, not zero.
@@ -398,6 +404,8 @@ export interface RunSummary {
   blocktimeWorstVcpuMs?: number;
   /** Destination `blocktime-unknown`: blocktime was not measured (QEMU without postcopy-blocktime), said so, never as zero. */
   blocktimeNotMeasured?: true;
+  /** Destination `blocktime-at-end` at the end: measured, but the run ended before QEMU reported it (it does on completion). */
+  blocktimeAtEnd?: true;
   /** Counters the backend does not have (PagesInfo.unreported): said as "not reported", never as zeros. */
   notReported?: Array<'pagesResent' | 'duplicatesDiscarded'>;
   /** Completed recoveries (the destination's count). */

@@ -4,7 +4,7 @@
  * stdout. Exit 0 only if every condition held and the destination's memory verified.
  */
 import chalk from 'chalk';
-import type { LabEvent, RunSummary, Snapshot } from '../types.js';
+import type { LabEvent, PagesInfo, RunSummary, Snapshot } from '../types.js';
 import { LabSession } from '../lab/runner.js';
 import type { Lab } from '../lab/schema.js';
 import { formatDuration } from '../lab/duration.js';
@@ -44,6 +44,14 @@ export function secs(t: number): string {
   return `${(t / 1000).toFixed(1).padStart(5)}s`;
 }
 
+/** The destination's blocktime in the counters line: what the backend measured, or why not. */
+function blocktimePart(dp: PagesInfo): string {
+  if (dp['blocktime-unknown']) return 'blocktime not measured';
+  if (dp['blocktime-at-end']) return 'blocktime reported at the end';
+  const blocktime = `blocktime ${(dp['blocktime-ms'] / 1000).toFixed(1)} vCPU·s`;
+  return dp.unreported?.includes('blocked-vcpus') ? blocktime : `${dp['blocked-vcpus']} vCPUs blocked, ${blocktime}`;
+}
+
 /**
  * One line of live counters for both sides and the link, each number named as PagesInfo
  * defines it (src/types.ts): the source's pages sent and remaining, the destination's pages
@@ -68,7 +76,7 @@ export function countersLine(s: Snapshot): string {
   const dstPart = dp?.['counts-unknown']
     ? `dst ${dst.status} (page counts not reported)`
     : dp
-    ? `dst ${dst.status} received ${dp.received}/${dp.total} pages, ${dp['blocktime-unknown'] ? 'blocktime not measured' : `${dp['blocked-vcpus']} vCPUs blocked, blocktime ${(dp['blocktime-ms'] / 1000).toFixed(1)} vCPU·s`}, fault p99 ${dp['fault-latency-us'].count ? `${(dp['fault-latency-us'].p99 / 1000).toFixed(1)} ms` : '–'}` +
+    ? `dst ${dst.status} received ${dp.received}/${dp.total} pages, ${blocktimePart(dp)}, fault p99 ${dp['fault-latency-us'].count ? `${(dp['fault-latency-us'].p99 / 1000).toFixed(1)} ms` : '–'}` +
       (dp.walker.active ? `, walker ${((dp.walker.position / dp.walker.total) * 100).toFixed(0)}%` : '') +
       quiet(dst)
     : `dst ${dst.status}${dst.alive ? '' : ' (dead)'}`;

@@ -78,7 +78,7 @@ export interface SideReading {
   ram?: Partial<RamStats>;
   pages?: PagesInfo;
   error?: string;
-  /** Destination vCPU blocktime in ms, where the backend reads it outside `pages` (QEMU's postcopy-blocktime). */
+  /** Destination vCPU blocktime summed over vCPUs (vCPU·ms), where the backend reads it outside `pages` (QEMU: postcopy-vcpu-blocktime added up). */
   blocktimeMs?: number;
   /** query-migrate's `cpu-throttle-percentage` (auto-converge), 0 when absent. */
   throttle?: number;

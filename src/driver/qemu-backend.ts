@@ -124,6 +124,8 @@ export class QemuBackend implements VmBackend {
   private blocktimeWorstMs: number | undefined;
   /** The destination has been in postcopy in this run. */
   private destPostcopy = false;
+  /** The destination's postcopy-blocktime capability, asked once it is in postcopy (undefined: not asked yet). */
+  private destBlocktimeCap: boolean | undefined;
 
   readonly qemuVersion: string;
 
@@ -290,6 +292,7 @@ export class QemuBackend implements VmBackend {
     this.sourceFinalOps = null;
     this.blocktimeWorstMs = undefined;
     this.destPostcopy = false;
+    this.destBlocktimeCap = undefined;
   }
 
   restarted(side: Side): void {
@@ -393,7 +396,6 @@ export class QemuBackend implements VmBackend {
         status?: string;
         ram?: Partial<RamStats>;
         'error-desc'?: string;
-        'postcopy-blocktime'?: number;
         'postcopy-vcpu-blocktime'?: number[];
         'cpu-throttle-percentage'?: number;
         'x-recovery-source'?: RecoverySourceInfo;
@@ -411,7 +413,16 @@ export class QemuBackend implements VmBackend {
       throttle: mig['cpu-throttle-percentage'] ?? 0,
       progress: mig.ram?.transferred ?? 0,
     };
-    if (mig['postcopy-blocktime'] !== undefined) reading.blocktimeMs = mig['postcopy-blocktime'];
+    // Our blocktime is the sum over vCPUs (vCPU·ms): QEMU's postcopy-vcpu-blocktime added up.
+    // Its postcopy-blocktime is another figure, the time all vCPUs were blocked at once.
+    const perVcpu = mig['postcopy-vcpu-blocktime'];
+    if (perVcpu?.length) reading.blocktimeMs = perVcpu.reduce((a, b) => a + b, 0);
+    // QEMU gives blocktime only once the incoming migration completed: until then, ask once
+    // whether it is measuring at all ("at the end") or not ("not measured").
+    else if (side === 'destination' && (this.destPostcopy || status.startsWith('postcopy')) && this.destBlocktimeCap === undefined) {
+      const caps = await q.execute<Array<{ capability: string; state: boolean }>>('query-migrate-capabilities', undefined, { timeoutMs: 5000 });
+      this.destBlocktimeCap = caps.some((c) => c.capability === 'postcopy-blocktime' && c.state);
+    }
     if (side === 'destination') this.blocktimeWorstMs = mig['postcopy-vcpu-blocktime']?.length ? Math.max(...mig['postcopy-vcpu-blocktime']) : undefined;
     // The stand-in source (src/qemu-recovery/qmp-front.ts) in the lost source's place.
     if (mig['x-recovery-source']) reading.recoverySource = mig['x-recovery-source'];
@@ -438,9 +449,14 @@ export class QemuBackend implements VmBackend {
       'fault-latency-us': { p50: 0, p99: 0, count: 0 },
       'blocktime-ms': p.blocktimeMs ?? 0,
       'blocktime-worst-vcpu-ms': side === 'destination' ? (this.blocktimeWorstMs ?? 0) : 0,
-      // QEMU reports blocktime only with postcopy-blocktime on, and only once postcopy began:
-      // before that 0 is true (no vCPU waits for a page in precopy); after, its absence is unknown.
-      ...(side === 'destination' && p.blocktimeMs === undefined && this.destPostcopy ? { 'blocktime-unknown': true } : {}),
+      // QEMU reports blocktime only with postcopy-blocktime on, and only once the incoming
+      // migration completed: before postcopy 0 is true (no vCPU waits for a page in precopy);
+      // after, until reported, it is unknown: measured ("at the end") or not measured at all.
+      ...(side === 'destination' && p.blocktimeMs === undefined && this.destPostcopy
+        ? this.destBlocktimeCap
+          ? { 'blocktime-at-end': true }
+          : { 'blocktime-unknown': true }
+        : {}),
       // QEMU counts none of these: its destination's requests in flight, discarded duplicates
       // and vCPUs blocked now (its blocktime is a total), its source's pages sent again after a
       // recovery.

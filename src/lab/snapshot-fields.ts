@@ -55,6 +55,7 @@ export const PAGES_FIELDS = {
   'from-file': true,
   'counts-unknown': true,
   'blocktime-unknown': true,
+  'blocktime-at-end': true,
   unreported: true,
   map: true,
 } satisfies Record<keyof PagesInfo, FieldTree>;

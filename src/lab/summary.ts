@@ -8,7 +8,7 @@ import type { PagesInfo, RunSummary, Snapshot } from '../types.js';
 /** The counter fields of a RunSummary. */
 export type SummaryCounters = Pick<
   RunSummary,
-  'pagesSent' | 'pagesReceived' | 'pagesFromFile' | 'pagesResent' | 'duplicatesDiscarded' | 'blocktimeMs' | 'blocktimeWorstVcpuMs' | 'blocktimeNotMeasured' | 'notReported' | 'recoveries' | 'countsNotReported'
+  'pagesSent' | 'pagesReceived' | 'pagesFromFile' | 'pagesResent' | 'duplicatesDiscarded' | 'blocktimeMs' | 'blocktimeWorstVcpuMs' | 'blocktimeNotMeasured' | 'blocktimeAtEnd' | 'notReported' | 'recoveries' | 'countsNotReported'
 >;
 
 /** The counters a summary reports, read from the last snapshot (zeros when there is none). */
@@ -27,6 +27,7 @@ export function summaryCounters(snap: Snapshot | null | undefined): SummaryCount
     recoveries: dp?.recoveries ?? 0,
     ...(dp?.['counts-unknown'] ? { countsNotReported: true as const } : {}),
     ...(dp?.['blocktime-unknown'] ? { blocktimeNotMeasured: true as const } : {}),
+    ...(dp?.['blocktime-at-end'] ? { blocktimeAtEnd: true as const } : {}),
     ...notReported(sp, dp),
   };
 }
@@ -62,7 +63,9 @@ export function summaryRows(s: RunSummary): Array<{ label: string; value: string
       label: 'vCPU blocktime',
       value: s.blocktimeNotMeasured
         ? 'not measured (QEMU measures it with the postcopy-blocktime capability, off in this lab)'
-        : counted(`${secs(s.blocktimeMs)} vCPU·s${s.blocktimeWorstVcpuMs === undefined ? '' : ` (worst vCPU ${secs(s.blocktimeWorstVcpuMs)} s)`}`),
+        : s.blocktimeAtEnd
+          ? 'not reported (QEMU reports it only when the migration completes)'
+          : counted(`${secs(s.blocktimeMs)} vCPU·s${s.blocktimeWorstVcpuMs === undefined ? '' : ` (worst vCPU ${secs(s.blocktimeWorstVcpuMs)} s)`}`),
     },
     { label: 'recoveries', value: String(s.recoveries) },
   ];

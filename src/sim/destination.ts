@@ -95,7 +95,13 @@ export class DestinationVm extends SimVm implements IncomingOwner, IncomingHost 
     const status = this.reportedStatus();
     if (status === 'none') return {};
     const out: Record<string, unknown> = { status };
-    if (this.cap('postcopy-blocktime') && this.m.postcopy) out['postcopy-blocktime'] = Math.round(this.m.currentBlocktime());
+    // As QEMU (7.2 and 10.0): only once the incoming postcopy completed, the time every vCPU
+    // was blocked at once and each vCPU's own. The sum over vCPUs, under way, is x-query-pages'.
+    if (this.cap('postcopy-blocktime') && this.m.postcopy && status === 'completed') {
+      const stalls = this.vcpuStalls();
+      out['postcopy-blocktime'] = Math.round(stalls.allMs);
+      out['postcopy-vcpu-blocktime'] = stalls.perVcpuMs.map((ms) => Math.round(ms));
+    }
     if (this.errorDesc && (this.status === 'failed' || isPaused(this.status))) out['error-desc'] = this.errorDesc;
     if (this.m.verified !== null) out['x-verified'] = this.m.verified;
     return out;

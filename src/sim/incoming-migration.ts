@@ -217,11 +217,6 @@ export class IncomingMigration {
 
   // ---- what x-query-pages and query-migrate report -------------------------------------------
 
-  /** Blocktime so far in vCPU·ms (summed over vCPUs), counting vCPUs that are blocked right now. */
-  currentBlocktime(): number {
-    return this.host.vcpuStalls().totalMs;
-  }
-
   queryPages(guest: PagesInfo['guest'], cells?: number): PagesInfo {
     let inFlight = 0;
     for (const w of this.waiting.values()) if (w.sentAt !== null) inFlight++;

@@ -125,6 +125,10 @@ export interface VcpuStalls {
   blocked: number;
   totalMs: number;
   worstMs: number;
+  /** Each vCPU's stall time, ms (QEMU's postcopy-vcpu-blocktime). */
+  perVcpuMs: number[];
+  /** The time every vCPU was stalled at once, ms (QEMU's postcopy-blocktime: "overlapped"). */
+  allMs: number;
 }
 
 export class Guest {
@@ -138,6 +142,9 @@ export class Guest {
   private rateWindow: { t: number; done: number }[] = [];
   /** Operations done here, never the ones carried over with the device state at switchover. */
   private done = 0;
+  /** Since when every vCPU has been stalled at once (null: one runs), and such time before. */
+  private allStalledSince: number | null = null;
+  private allStalledMs = 0;
   /** The vCPU throttle, percent: each vCPU runs (100 - throttle)% of the time. */
   private throttle = 0;
   /** Pages each vCPU may write per dirty-limit period, and the period; null = no limit. */
@@ -200,13 +207,22 @@ export class Guest {
     let blocked = 0;
     let totalMs = 0;
     let worstMs = 0;
+    const perVcpuMs: number[] = [];
     for (const v of this.vcpus) {
       const ms = v.stalledMs + (v.stalledSince !== null ? now - v.stalledSince : 0);
       if (v.stalledSince !== null) blocked++;
       totalMs += ms;
       worstMs = Math.max(worstMs, ms);
+      perVcpuMs.push(ms);
     }
-    return { blocked, totalMs, worstMs };
+    const allMs = this.allStalledMs + (this.allStalledSince !== null ? now - this.allStalledSince : 0);
+    return { blocked, totalMs, worstMs, perVcpuMs, allMs };
+  }
+
+  /** A vCPU stalled at `now`: when it was the last one running, every vCPU now waits. */
+  private stalled(v: Vcpu, now: number): void {
+    v.stalledSince = now;
+    if (this.allStalledSince === null && this.vcpus.every((x) => x.stalledSince !== null)) this.allStalledSince = now;
   }
 
   /**
@@ -350,10 +366,15 @@ export class Guest {
       this.done++;
       if (v.stalledSince !== null) {
         // A thread can run again: the vCPU's stall ends.
-        const ms = performance.now() - v.stalledSince;
+        const now = performance.now();
+        const ms = now - v.stalledSince;
         v.longestStallMs = Math.max(v.longestStallMs, ms);
         v.stalledMs += ms;
         v.stalledSince = null;
+        if (this.allStalledSince !== null) {
+          this.allStalledMs += now - this.allStalledSince;
+          this.allStalledSince = null;
+        }
       }
     }
   }
@@ -442,7 +463,7 @@ export class Guest {
           t.blockedOn = { page, write };
           if (v.threads.every((x) => x.blockedOn)) {
             // No thread left to run: the vCPU itself stalls until a page arrives.
-            v.stalledSince = now;
+            this.stalled(v, now);
             v.budget = 0;
             break;
           }

@@ -160,6 +160,8 @@ export function sideCells(s: SideSnapshot | undefined): Cell[] {
       ? throttleCell(s)
       : p['blocktime-unknown']
         ? { text: 'not measured', short: 'n/a', color: 'gray' }
+        : p['blocktime-at-end']
+          ? { text: 'QEMU: at the end', short: 'at end', color: 'gray' }
         : p.unreported?.includes('blocked-vcpus')
           ? { text: `${secs(blocktime)} vCPU·s`, short: `${secs(blocktime)} vCPU·s` }
           : {

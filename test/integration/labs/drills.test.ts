@@ -203,7 +203,9 @@ const FACTS: Record<string, (lines: Line[], summary: Line) => void> = {
   'postcopy-basics': (lines) => {
     expect(states(lines, 'source')).toContain('postcopy-active');
     expect(states(lines, 'destination')).toContain('postcopy-active');
-    expect(stepDone(lines, 'source.ram.postcopy-requests >= 20')).toBe(true);
+    // Pages were asked for (the lab's expect says at least 20; the last snapshot shows them).
+    const last = lines.filter((l) => l.type === 'snapshot').at(-1) as unknown as { source: { ram?: Record<string, number> } };
+    expect(last.source.ram?.['postcopy-requests']).toBeGreaterThanOrEqual(20);
   },
 };
 

@@ -133,6 +133,49 @@ describe('QemuBackend guest', () => {
     expect(dst('postcopy-active', 1200)['blocktime-unknown']).toBeUndefined();
   });
 
+  it('with postcopy-blocktime on, says blocktime comes at the end (QEMU reports it on completion), asking the capability once', async () => {
+    for (const capOn of [true, false]) {
+      const { b, ctx } = await prepared();
+      let asked = 0;
+      const q = {
+        execute: async (command: string) => {
+          if (command === 'query-status') return { status: 'running', running: true };
+          if (command === 'query-migrate') return { status: 'postcopy-active', ram: { total: 4096 * 100, remaining: 4096 * 50, 'page-size': 4096, transferred: 0 } };
+          if (command === 'query-migrate-capabilities') {
+            asked++;
+            return [{ capability: 'postcopy-ram', state: true }, { capability: 'postcopy-blocktime', state: capOn }];
+          }
+          throw new Error(`unexpected ${command}`);
+        },
+      } as unknown as QmpClient;
+      b.noteStatus('destination', 'active', 'postcopy-active', ctx);
+      for (let i = 0; i < 3; i++) {
+        const r = { source: (await b.read('source', q)) as never, destination: (await b.read('destination', q)) as never };
+        b.combine(r, { 'source-to-destination': { bytesForwarded: 0 } } as never);
+        const pages = (r.destination as { pages: Record<string, unknown> }).pages;
+        expect(pages['blocktime-at-end']).toBe(capOn ? true : undefined);
+        expect(pages['blocktime-unknown']).toBe(capOn ? undefined : true);
+      }
+      expect(asked).toBe(1);
+    }
+  });
+
+  it("on completion, blocktime is QEMU's per-vCPU blocktime added up (vCPU·ms), not its all-vCPUs-at-once figure", async () => {
+    const { b, ctx } = await prepared();
+    const q = {
+      execute: async (command: string) => {
+        if (command === 'query-status') return { status: 'running', running: true };
+        if (command === 'query-migrate')
+          return { status: 'completed', ram: { total: 4096 * 100, remaining: 0, 'page-size': 4096, transferred: 0 }, 'postcopy-blocktime': 10, 'postcopy-vcpu-blocktime': [30, 50] };
+        throw new Error(`unexpected ${command}`);
+      },
+    } as unknown as QmpClient;
+    b.noteStatus('destination', 'postcopy-active', 'completed', ctx);
+    const r = { source: (await b.read('source', q)) as never, destination: (await b.read('destination', q)) as never };
+    b.combine(r, { 'source-to-destination': { bytesForwarded: 0 } } as never);
+    expect((r.destination as { pages: Record<string, unknown> }).pages).toMatchObject({ 'blocktime-ms': 80, 'blocktime-worst-vcpu-ms': 50 });
+  });
+
   it('does not read a destination that is not running (a missing page would block its monitor)', async () => {
     const { b } = await prepared();
     const qmp = fakeQmp({ status: 'inmigrate', migration: 'postcopy-active', ops: 77 });

@@ -30,7 +30,7 @@ function incoming(pages = 8): { m: IncomingMigration } {
       w.sentAt = performance.now();
     },
     unblock: () => {},
-    vcpuStalls: () => ({ blocked: 0, totalMs: 0, worstMs: 0 }),
+    vcpuStalls: () => ({ blocked: 0, totalMs: 0, worstMs: 0, perVcpuMs: [], allMs: 0 }),
     walkWindow: () => 1,
     log: () => {},
   };
@@ -250,6 +250,8 @@ describe('the summary takes the same fields', () => {
     const base = { ok: true, labId: 'x', durationMs: 1, verified: true, pagesSent: 0, pagesReceived: 15360, pagesResent: 0, duplicatesDiscarded: 0, blocktimeMs: 0, recoveries: 1 };
     expect(Object.fromEntries(summaryRows({ ...base, blocktimeNotMeasured: true }).map((r) => [r.label, r.value]))['vCPU blocktime']).toMatch(/^not measured \(QEMU measures it with the postcopy-blocktime capability/);
     expect(summaryCounters({ source: { pages: {} }, destination: { pages: { received: 10, 'blocktime-unknown': true } } } as unknown as Snapshot)).toMatchObject({ blocktimeNotMeasured: true });
+    expect(summaryCounters({ source: { pages: {} }, destination: { pages: { received: 10, 'blocktime-at-end': true } } } as unknown as Snapshot)).toMatchObject({ blocktimeAtEnd: true });
+    expect(Object.fromEntries(summaryRows({ ...base, blocktimeAtEnd: true }).map((r) => [r.label, r.value]))['vCPU blocktime']).toBe('not reported (QEMU reports it only when the migration completes)');
     const qemu = summaryCounters({ source: { pages: { unreported: ['resent'] } }, destination: { pages: { received: 10, unreported: ['requested', 'duplicates-discarded'] } } } as unknown as Snapshot);
     expect(qemu.notReported).toEqual(['pagesResent', 'duplicatesDiscarded']);
     const qemuRows = Object.fromEntries(summaryRows({ ...base, ...qemu }).map((r) => [r.label, r.value]));

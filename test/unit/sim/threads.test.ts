@@ -93,7 +93,7 @@ describe('threads on a vCPU', () => {
     const acc = guest.accounting();
     expect(acc.vcpus[0]).toMatchObject({ blocked: false, 'blocked-threads': 1, 'longest-stall-ms': 0 });
     expect(guest.blockedCount).toBe(0);
-    expect(guest.stalls()).toEqual({ blocked: 0, totalMs: 0, worstMs: 0 });
+    expect(guest.stalls()).toEqual({ blocked: 0, totalMs: 0, worstMs: 0, perVcpuMs: [0, 0], allMs: 0 });
     // vCPU 0 lost one access out of ~5000 to the blocked thread, and nothing else.
     expect(acc.vcpus[0].ops).toBeGreaterThanOrEqual(acc.vcpus[1].ops - 2);
     expect(acc.vcpus[0].ops).toBeGreaterThan(4900);
@@ -135,6 +135,35 @@ describe('threads on a vCPU', () => {
     expect(acc.vcpus[0].ops).toBeGreaterThan(2400);
     expect(acc.vcpus[0]['blocked-threads']).toBe(3);
     expect(g.stalls().totalMs).toBe(stalled); // no stall since
+  });
+
+  it("counts the time every vCPU was stalled at once apart from each vCPU's own (QEMU's postcopy-blocktime and postcopy-vcpu-blocktime)", () => {
+    // Each vCPU's first access misses: both stall at once on the first tick.
+    const missing = new Set<number>();
+    const seen = new Set<number>();
+    const hooks = recorder((a) => {
+      if (!seen.has(a.vcpu)) {
+        seen.add(a.vcpu);
+        missing.add(a.page);
+      }
+      return missing.has(a.page) ? 'blocked' : 'ok';
+    });
+    const g = new Guest(spec(), 1 << 20, hooks);
+    g.start();
+    vi.advanceTimersByTime(300);
+    const first = (vcpu: number) => hooks.log.find((a) => a.vcpu === vcpu)!.page;
+    // vCPU 1 runs again: the overlap ends; vCPU 0 stays stalled 200 ms more.
+    missing.delete(first(1));
+    g.unblock(1, first(1));
+    vi.advanceTimersByTime(200);
+    missing.delete(first(0));
+    g.unblock(0, first(0));
+    g.stop();
+    const s = g.stalls();
+    expect(s.allMs).toBeGreaterThanOrEqual(270);
+    expect(s.allMs).toBeLessThanOrEqual(300);
+    expect(s.perVcpuMs[0]).toBeCloseTo(s.perVcpuMs[1]! + 200, 0);
+    expect(s.totalMs).toBeCloseTo(s.perVcpuMs[0]! + s.perVcpuMs[1]!, 6);
   });
 
   it('throttling and the dirty limit hold per vCPU, whatever its threads', () => {

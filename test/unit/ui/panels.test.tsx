@@ -153,6 +153,10 @@ describe('SideCounters', () => {
     expect(sideCells(dst)[6]).toMatchObject({ text: 'not measured' });
     expect(sideCells(fakeSide('destination', { status: 'postcopy-active', pages: fakePages({}) }))[6].text).toMatch(/vCPU·s$/);
   });
+  it('says blocktime comes at the end where QEMU measures it but reports it only on completion', () => {
+    const dst = fakeSide('destination', { status: 'postcopy-active', pages: fakePages({ 'blocktime-at-end': true, unreported: ['blocked-vcpus'] }) });
+    expect(sideCells(dst)[6]).toMatchObject({ text: 'QEMU: at the end' });
+  });
   it('with blocktime measured but no count of vCPUs blocked now (QEMU), shows the total alone, never "0 now"', () => {
     const qemu = sideCells(fakeSide('destination', { status: 'postcopy-active', pages: fakePages({ 'blocked-vcpus': 0, 'blocktime-ms': 3200, unreported: ['blocked-vcpus'] }) }))[6];
     expect(qemu.text).toBe('3.2 vCPU·s');
