@@ -40,9 +40,9 @@ function notReported(sp: PagesInfo | undefined, dp: PagesInfo | undefined): { no
   return out.length ? { notReported: out } : {};
 }
 
-/** Seconds with one decimal: "12.3". */
+/** Seconds with one decimal ("12.3"), two under a second so that 48 ms is not "0.0" ("0.05"). */
 function secs(ms: number): string {
-  return (ms / 1000).toFixed(1);
+  return (ms / 1000).toFixed(ms > 0 && ms < 1000 ? 2 : 1);
 }
 
 /**

@@ -53,7 +53,7 @@ describe('the counters agree between the panel, the summary and --json', () => {
     const replay = await runCli(['replay', record], dir, 30_000);
     expect(replay.code, replay.stderr).toBe(0);
     expect(replay.stdout).toContain(summaryCountersLine(fromJson.summary));
-    expect(replay.stdout).toMatch(/vCPU blocktime \d+\.\d vCPU·s \(worst vCPU \d+\.\d s\)/);
+    expect(replay.stdout).toMatch(/vCPU blocktime \d+\.\d{1,2} vCPU·s \(worst vCPU \d+\.\d{1,2} s\)/);
 
     // The panel shows the same numbers from the same snapshot, each beside its word.
     const src = sideCells(fromJson.snap.source).map((c) => c.text);

@@ -241,6 +241,8 @@ describe('the summary takes the same fields', () => {
     expect(summaryCountersLine(sum)).toBe(
       'pages sent 1000, pages received 1000, pages re-sent 15, duplicates discarded 4, vCPU blocktime 60.0 vCPU·s (worst vCPU 31.0 s), recoveries 2',
     );
+    // Under a second, two decimals: 48 ms is not "0.0"; none is "0.0".
+    expect(summaryCountersLine({ ...sum, blocktimeMs: 48, blocktimeWorstVcpuMs: 0 })).toContain('vCPU blocktime 0.05 vCPU·s (worst vCPU 0.0 s)');
     // A record written before pagesSent existed: the row is left out, not shown as 0.
     expect(summaryRows({ ok: true, labId: 'x', durationMs: 1, verified: true, pagesResent: 0, duplicatesDiscarded: 0, blocktimeMs: 0, recoveries: 0 }).map((r) => r.label)).not.toContain(
       'pages sent',
