@@ -27,6 +27,8 @@ export interface OperatorDeps {
   vars(): Record<string, string>;
   /** The backend's name, for refusals that say which backend would take the command. */
   backendKind: string;
+  /** Why the run's state refuses this command from a person now (a resume over a broken link), or null. */
+  stateRefusal?(side: Side, cmd: QmpCommand): Promise<string | null>;
   emit(e: Omit<LabEvent, 't'>): void;
 }
 
@@ -41,10 +43,12 @@ export class Operator {
    * The one way a QMP command is sent: logged once as the console would show it (with the
    * reply or the error), rejecting with the side's error. `oob` sends it as `exec-oob`.
    */
-  async sendQmp(side: Side, cmd: QmpCommand, opts: { oob: boolean; via?: 'x-extra-monitor' }): Promise<unknown> {
+  async sendQmp(side: Side, cmd: QmpCommand, opts: { oob: boolean; via?: 'x-extra-monitor'; person?: boolean }): Promise<unknown> {
     const text = commandText(cmd, opts.oob, opts.via);
-    // The extra QMP socket (libvirt) is not the lab's link: no bypass to refuse there.
-    const refusal = opts.via ? null : bypassRefusal(side, cmd, this.deps.vars());
+    // The extra QMP socket (libvirt) is not the lab's link: no bypass to refuse there. The
+    // run's state is judged only for what a person types or keys (a step's own actions are
+    // the lab author's order: a link restore, then its resume).
+    const refusal = opts.via ? null : (bypassRefusal(side, cmd, this.deps.vars()) ?? (opts.person ? ((await this.deps.stateRefusal?.(side, cmd)) ?? null) : null));
     if (refusal) {
       this.deps.emit({ kind: 'qmp', side, text: `${text} -> refused by the lab: ${refusal}` });
       throw new Error(`refused by the lab: ${refusal}`);
@@ -93,7 +97,7 @@ export class Operator {
   /** A key's command: out-of-band for what an operator sends so (OPERATOR_OOB), when offered. */
   async qmp(side: Side, execute: string, args?: Record<string, unknown>): Promise<unknown> {
     const oob = OPERATOR_OOB.has(execute) && this.orch.oobOffered(side);
-    return this.sendQmp(side, { execute, arguments: args }, { oob });
+    return this.sendQmp(side, { execute, arguments: args }, { oob, person: true });
   }
 
   /** A console line: QMP, `virsh …` (libvirt), or `x-extra-monitor …` (libvirt's extra QMP socket). */
@@ -117,7 +121,7 @@ export class Operator {
       return { ok: false, text: (e as Error).message };
     }
     try {
-      const r = await this.sendQmp(side, { execute: cmd.execute, arguments: cmd.arguments }, { oob: cmd.oob, ...(via ? { via } : {}) });
+      const r = await this.sendQmp(side, { execute: cmd.execute, arguments: cmd.arguments }, { oob: cmd.oob, person: true, ...(via ? { via } : {}) });
       return { ok: true, text: via ? `${cmd.execute} ${EXTRA_MONITOR_NOTE}` : formatReply(r) };
     } catch (e) {
       const note = via ? null : wrongSideNote(side, cmd.execute, cmd.arguments);

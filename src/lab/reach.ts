@@ -9,7 +9,8 @@
  * - whether "show me" may run the step over a link the person broke (`showMeRefusal`), and what
  *   to do after a failed migration in a step that starts one (`restartAdvice`);
  * - whether a `migrate` goes through the lab's link, or past it, and whether the destination
- *   listens where the link forwards (`bypassRefusal`).
+ *   listens where the link forwards (`bypassRefusal`); whether a resume would meet a link the
+ *   person left broken (`resumeRefusal`).
  */
 import type { LinkFault, Side, Snapshot, StepView, Unreachable, UnreachableCause } from '../types.js';
 import type { QmpCommand } from './describe.js';
@@ -61,7 +62,7 @@ const ended = (status: string): boolean => status === 'failed' || status === 'ca
  * The link's state in words when a direction is cut, blackholed or down: "cut", "blackholed
  * (destination to source)". Short: it leads error notices that must fit one row at 80 columns.
  */
-function brokenLink(s: Snapshot): string | null {
+export function brokenLink(s: Snapshot): string | null {
   const f = s.link['source-to-destination'].state;
   const b = s.link['destination-to-source'].state;
   const broken = (x: string) => x === 'cut' || x === 'blackhole' || x === 'down';
@@ -191,6 +192,22 @@ export function bypassRefusal(side: Side, cmd: QmpCommand, addresses: Readonly<R
   const what = own ? "that address is the destination's own listener" : "that address is not the lab's link";
   const args = resume ? `{"uri": "${connect}", "resume": true}` : `{"uri": "${connect}"}`;
   return `${what}, so no fault of the lab would reach the migration; the lab's link is at ${connect}: use migrate ${args}`;
+}
+
+/**
+ * Why the lab refuses a source's `migrate` with `resume` now, or null: the link is cut,
+ * blackholed or down, and the step under way does not break it itself. Over a broken link the
+ * resume cannot get through; QEMU before 8.2 (and the sim emulating it) then leaves its source
+ * in postcopy-recover for good, where neither migrate-pause nor another resume moves it, and the
+ * guest is lost. Found playing link-cut-recovery on QEMU 7.2: the recovery typed before u.
+ * A step that breaks the link itself (qemu-recover-hang, double-failure) means its resume to
+ * meet the broken link, and runs as written.
+ */
+export function resumeRefusal(step: Pick<LabStep, 'actions'> | undefined, side: Side, cmd: QmpCommand, s: Snapshot | null): string | null {
+  if (side !== 'source' || cmd.execute !== 'migrate' || cmd.arguments?.resume !== true) return null;
+  const link = s ? brokenLink(s) : null;
+  if (!link || (step && stepLinkFaults(step).length > 0)) return null;
+  return `the link is ${link}, so the resume would not get through (and a QEMU source before 8.2 would then stay in postcopy-recover for good): press u to restore the link, then resume`;
 }
 
 /** Whether listening at `uri` takes connections made to `listen`: the same address, or any address (`tcp:0.0.0.0:P`, `tcp:[::]:P`) on its port. */

@@ -2,7 +2,7 @@
  * The usual mistakes, through the real session (sim VMs as separate processes, the relay link,
  * real TCP), interactive as a person drives a lab: a cut during precopy blocks the step with a
  * reason and a retry brings the lab to the end; a cut right after switchover shows the recovery
- * commands and recovering from the console works; a `migrate` past the link is refused; a
+ * commands, a resume before the link is restored is refused, and recovering from the console works; a `migrate` past the link is refused; a
  * rewind replays the earlier steps on fresh VMs.
  */
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -124,6 +124,13 @@ describe('mistakes, through the real session', () => {
     expect(cmds).not.toBeNull();
     expect(cmds![0]!.line).toBe(`migrate-recover {"uri": "${s.getState().addresses!['recover.listen']}"}`);
     expect(s.getState().blocked ?? null).toBeNull(); // paused is recoverable, not a dead end
+    // The usual mistake: recovering before restoring the link. The resume is refused, saying
+    // to press u (QEMU 7.2's source would hang in postcopy-recover), and nothing moves.
+    const early = await s.qmpLine(cmds![1]!.side, cmds![1]!.line);
+    expect(early.ok).toBe(false);
+    expect(early.text).toMatch(/refused by the lab: the link is cut, so the resume would not get through .*press u to restore the link, then resume$/);
+    await new Promise((res) => setTimeout(res, 300));
+    expect(s.getState().snapshot?.source.status).toBe('postcopy-paused');
     await s.restoreLink();
     for (const c of cmds!) expect(await s.qmpLine(c.side, c.line)).toMatchObject({ ok: true });
     const summary = await run;

@@ -4,7 +4,7 @@
  * step does not ask for would do now.
  */
 import { describe, expect, it } from 'vitest';
-import { breaksLink, bypassRefusal, faultConsequence, recoveryCommands, restartAdvice, showMeRefusal, startsMigration, stepLinkFaults, unreachable } from '../../../src/lab/reach.js';
+import { breaksLink, bypassRefusal, faultConsequence, recoveryCommands, restartAdvice, resumeRefusal, showMeRefusal, startsMigration, stepLinkFaults, unreachable } from '../../../src/lab/reach.js';
 import type { LabStep } from '../../../src/lab/schema.js';
 import type { MigrationStatus, Snapshot } from '../../../src/types.js';
 import { fakeDirection, fakeSide, fakeSnapshot } from '../../helpers/fake-session.js';
@@ -228,5 +228,24 @@ describe('stepLinkFaults', () => {
     } as unknown as Pick<LabStep, 'actions'>;
     expect(stepLinkFaults(mixed)).toEqual(['blackhole']);
     expect(stepLinkFaults(waitOnly)).toEqual([]);
+  });
+});
+
+describe('resumeRefusal', () => {
+  const resume = { execute: 'migrate', arguments: { uri: 'tcp:127.0.0.1:5004', resume: true } };
+  const broken = (state: 'cut' | 'blackhole' | 'down', back: 'up' | 'cut' | 'blackhole' | 'down' = state === 'down' ? 'down' : state) =>
+    snap('postcopy-paused', 'postcopy-paused', { link: { ...fakeSnapshot().link, 'source-to-destination': fakeDirection({ state }), 'destination-to-source': fakeDirection({ state: back }) } });
+  it('refuses a resume over a link the person left broken, saying to press u first (QEMU 7.2 would hang in postcopy-recover)', () => {
+    const r = resumeRefusal(waitOnly, 'source', resume, broken('cut'));
+    expect(r).toBe('the link is cut, so the resume would not get through (and a QEMU source before 8.2 would then stay in postcopy-recover for good): press u to restore the link, then resume');
+    expect(resumeRefusal(waitOnly, 'source', resume, broken('blackhole', 'up'))).toMatch(/^the link is blackholed \(source to destination\), so/);
+  });
+  it('lets it through with the link up, for other commands, on the destination, and in a step that breaks the link itself', () => {
+    expect(resumeRefusal(waitOnly, 'source', resume, snap('postcopy-paused', 'postcopy-paused'))).toBeNull();
+    expect(resumeRefusal(waitOnly, 'source', { execute: 'migrate', arguments: { uri: 'tcp:127.0.0.1:5002' } }, broken('cut'))).toBeNull();
+    expect(resumeRefusal(waitOnly, 'destination', { execute: 'migrate-recover', arguments: { uri: 'tcp:127.0.0.1:5003' } }, broken('cut'))).toBeNull();
+    // qemu-recover-hang, double-failure: the step blackholes the link, then resumes into it on purpose.
+    const holeThenResume: Actions = { index: 2, actions: [{ type: 'link', fault: { kind: 'blackhole' } }, ...resumeStep.actions] };
+    expect(resumeRefusal(holeThenResume, 'source', resume, broken('blackhole'))).toBeNull();
   });
 });

@@ -2,7 +2,7 @@ import { render } from 'ink-testing-library';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { RunSummary } from '../../../src/types.js';
 import { LabScreen } from '../../../src/ui/screens/LabScreen.js';
-import { FakeSession, fakeSide, fakeSnapshot } from '../../helpers/fake-session.js';
+import { FakeSession, fakeDirection, fakeSide, fakeSnapshot } from '../../helpers/fake-session.js';
 import { KEYS, plain, settle, waitFor, waitForText } from './helpers.js';
 
 let cleanup: (() => void) | null = null;
@@ -97,6 +97,24 @@ describe('LabScreen keys', () => {
     const m = await mount(s, 80, 24);
     expect(m.frame()).toContain('paused · destination: migrate-recover {"uri": "tcp:127.0.0.1:7003"}');
     expect(m.frame()).toContain('paused · source: migrate {"uri": "tcp:127.0.0.1:7004", "resume": true}');
+    expect(m.frame()).not.toContain('press u');
+  });
+
+  it('both sides paused over a cut link: "press u" comes before the recovery commands (a resume would not get through)', async () => {
+    const link = fakeSnapshot().link;
+    const s = new FakeSession({
+      addresses: { 'recover.listen': 'tcp:127.0.0.1:7003', 'recover.connect': 'tcp:127.0.0.1:7004' },
+      snapshot: fakeSnapshot({
+        source: fakeSide('source', { status: 'postcopy-paused' }),
+        destination: fakeSide('destination', { status: 'postcopy-paused' }),
+        link: { ...link, 'source-to-destination': fakeDirection({ state: 'cut' }), 'destination-to-source': fakeDirection({ state: 'cut' }) },
+      }),
+    });
+    const m = await mount(s, 80, 24);
+    const lines = m.frame().split('\n');
+    const u = lines.findIndex((l) => l.includes('paused · the link is cut: press u to restore it, then recover:'));
+    expect(u).toBeGreaterThan(-1);
+    expect(lines[u + 1]).toContain('paused · destination: migrate-recover {"uri": "tcp:127.0.0.1:7003"}');
   });
 
   it('s reports a refused show-me as an error, not as done', async () => {
