@@ -32,7 +32,10 @@ export function adviceLines(state: SessionState, pendingFault: LinkFault | null,
     const own = current?.linkFaults ?? [];
     const verb: Record<string, string> = { cut: 'cuts', blackhole: 'blackholes', down: 'takes down' };
     const head = own.length ? `This step ${own.map((k) => verb[k] ?? k).join(' and ')} the link` : 'This step does not break the link';
-    say(`${head}; ${faultConsequence(pendingFault, state.snapshot)} — ${what} anyway? y/N`, 'yellow', true);
+    // Asked in an earlier step, the question can outlive it: once the step under way calls
+    // for this very fault, it is no longer a warning.
+    if (own.includes(pendingFault.kind)) say(`Step ${state.currentStep + 1} calls for this: y applies the ${what} now, n/Esc not yet`, 'yellow', true);
+    else say(`${head}; ${faultConsequence(pendingFault, state.snapshot)} — ${what} anyway? y/N`, 'yellow', true);
   }
   const r = state.replaying;
   if (r) {

@@ -59,6 +59,20 @@ describe('LabScreen keys', () => {
     expect(s.callsOf('applyLink')[0].fault).toEqual({ kind: 'cut' });
   });
 
+  it('a question asked in a step that does not break the link, when the next step calls for that fault, says so instead of warning', async () => {
+    const base = new FakeSession().getState().steps;
+    const s = new FakeSession({ steps: base.map((st) => ({ ...st, breaksLink: false })), snapshot: fakeSnapshot({ source: fakeSide('source', { status: 'postcopy-active' }), destination: fakeSide('destination', { status: 'postcopy-active' }) }) });
+    const m = await mount(s);
+    await m.type('c');
+    await waitForText(m.lastFrame, 'This step does not break the link; a cut now pauses both sides');
+    // The step that cuts begins while the question is up.
+    s.set({ steps: base.map((st) => ({ ...st, breaksLink: true, linkFaults: ['cut' as const] })) });
+    await waitForText(m.lastFrame, `Step ${s.getState().currentStep + 1} calls for this: y applies the cut (both directions) now, n/Esc not yet`);
+    expect(m.frame()).not.toContain('anyway?');
+    await m.type('y');
+    await waitFor(() => s.callsOf('applyLink').length === 1, 'applyLink after y');
+  });
+
   it('c during a step that blackholes the link asks first (a cut is not the step\'s fault); b does not ask', async () => {
     const steps = new FakeSession().getState().steps.map((st) => ({ ...st, breaksLink: true, linkFaults: ['blackhole' as const] }));
     const postcopy = fakeSnapshot({ source: fakeSide('source', { status: 'postcopy-active' }), destination: fakeSide('destination', { status: 'postcopy-active' }) });
