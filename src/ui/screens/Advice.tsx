@@ -4,8 +4,8 @@
  * own), a retry or rewind replaying steps, a step that can no longer happen (why, and the keys
  * out), how to start again after a failed migration in a step that starts one (restoring the
  * link first if it is still broken), or — whenever both sides are postcopy-paused — the two
- * recovery commands with this run's real addresses (after "press u" while the link is broken). Pure: the lines are computed from the
- * state, then drawn.
+ * recovery commands with this run's real addresses (after "u restores it" while the person
+ * left the link broken). Pure: the lines are computed from the state, then drawn.
  */
 import { Box, Text } from 'ink';
 import { memo } from 'react';
@@ -52,9 +52,10 @@ export function adviceLines(state: SessionState, pendingFault: LinkFault | null,
   }
   const rec = recoveryCommands(state.snapshot, state.addresses ?? {});
   if (rec) {
-    // Over a broken link the resume cannot get through (the console refuses it): u comes first.
-    const link = state.snapshot ? brokenLink(state.snapshot) : null;
-    if (link) out.push({ text: fit(`paused · the link is ${link}: press u to restore it, then recover:`, width), color: 'yellow' });
+    // Over a broken link the resume cannot get through (the console refuses it): u comes first,
+    // unless the step under way breaks the link itself (double-failure's stalled handshake).
+    const link = state.snapshot && !current?.linkFaults?.length ? brokenLink(state.snapshot) : null;
+    if (link) out.push({ text: fit(`paused · the link is ${link}: u restores it; then:`, width), color: 'yellow' });
     for (const c of rec) out.push({ text: fit(`paused · ${c.side}: ${c.line}`, width), color: 'yellow' });
   }
   return out.slice(0, Math.max(0, maxLines));

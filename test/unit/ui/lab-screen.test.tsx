@@ -111,7 +111,7 @@ describe('LabScreen keys', () => {
     const m = await mount(s, 80, 24);
     expect(m.frame()).toContain('paused · destination: migrate-recover {"uri": "tcp:127.0.0.1:7003"}');
     expect(m.frame()).toContain('paused · source: migrate {"uri": "tcp:127.0.0.1:7004", "resume": true}');
-    expect(m.frame()).not.toContain('press u');
+    expect(m.frame()).not.toContain('u restores it');
   });
 
   it('both sides paused over a cut link: "press u" comes before the recovery commands (a resume would not get through)', async () => {
@@ -126,9 +126,13 @@ describe('LabScreen keys', () => {
     });
     const m = await mount(s, 80, 24);
     const lines = m.frame().split('\n');
-    const u = lines.findIndex((l) => l.includes('paused · the link is cut: press u to restore it, then recover:'));
+    const u = lines.findIndex((l) => l.includes('paused · the link is cut: u restores it; then:'));
     expect(u).toBeGreaterThan(-1);
     expect(lines[u + 1]).toContain('paused · destination: migrate-recover {"uri": "tcp:127.0.0.1:7003"}');
+    // A step that breaks the link itself means the recovery to meet it: no "press u" there.
+    s.set({ steps: s.getState().steps.map((st) => ({ ...st, breaksLink: true, linkFaults: ['cut' as const] })) });
+    await waitFor(() => !m.frame().includes('u restores it'), 'no u advice in a step that cuts');
+    expect(m.frame()).toContain('paused · destination: migrate-recover {"uri": "tcp:127.0.0.1:7003"}');
   });
 
   it('s reports a refused show-me as an error, not as done', async () => {
