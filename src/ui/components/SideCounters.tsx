@@ -48,8 +48,8 @@ function bar(fraction: number, width: number): string {
 /** A counter the backend does not have (PagesInfo.unreported, counts-unknown): never shown as 0. */
 const NOT_REPORTED: Cell = { text: 'not reported', short: 'n/a', color: 'gray' };
 
-/** Seconds with one decimal, for blocktime. */
-const secs = (ms: number) => (ms / 1000).toFixed(1);
+/** Seconds for blocktime: one decimal, none from 100 s on (a long recovery's "0 · 140 vCPU·s" fits 80 columns). */
+const secs = (ms: number) => (ms / 1000).toFixed(ms >= 100_000 ? 0 : 1);
 
 /** The MB/s row: the rate (source only: QEMU's destination reports none), flagged when the wire is quiet. */
 function rateCell(s: SideSnapshot): Cell {

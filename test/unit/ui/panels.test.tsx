@@ -162,6 +162,8 @@ describe('SideCounters', () => {
     expect(qemu.text).toBe('3.2 vCPU·s');
     const sim = sideCells(fakeSide('destination', { status: 'postcopy-active', pages: fakePages({ 'blocked-vcpus': 0, 'blocktime-ms': 3200 }) }))[6];
     expect(sim.text).toBe('0 now · 3.2 vCPU·s');
+    // From 100 s on, whole seconds: the short form fits the destination's column at 80 columns.
+    expect(sideCells(fakeSide('destination', { status: 'postcopy-active', pages: fakePages({ 'blocked-vcpus': 0, 'blocktime-ms': 140_300 }) }))[6].short).toBe('0 · 140 vCPU·s');
   });
   it('says "stalled" only while pages should move and the wire is quiet', () => {
     expect(sideCells(fakeSide('source', { stalledMs: 5200 }))[5]).toMatchObject({ text: '100 · no bytes 5s', color: 'yellow' });
