@@ -104,6 +104,20 @@ function throttleCell(s: SideSnapshot): Cell {
 }
 
 /**
+ * The destination's vCPUs blocked now and blocktime (vCPU·s), or why a backend cannot say:
+ * not measured (QEMU without postcopy-blocktime), measured but reported only at the end (QEMU
+ * with it), or the total alone (QEMU never says how many vCPUs wait right now).
+ */
+function blocktimeCell(p: PagesInfo): Cell {
+  if (p['blocktime-unknown']) return { text: 'not measured', short: 'n/a', color: 'gray' };
+  if (p['blocktime-at-end']) return { text: 'QEMU: at the end', short: 'at end', color: 'gray' };
+  const total = `${secs(p['blocktime-ms'])} vCPU·s`;
+  if (p.unreported?.includes('blocked-vcpus')) return { text: total };
+  const blocked = p['blocked-vcpus'];
+  return { text: `${blocked} now · ${total}`, short: `${blocked} · ${total}`, color: blocked > 0 ? 'yellow' : undefined };
+}
+
+/**
  * One side's column, one cell per COUNTER_LABELS entry. Pure, so the table's content can be
  * tested without rendering.
  */
@@ -135,8 +149,6 @@ export function sideCells(s: SideSnapshot | undefined): Cell[] {
   }
   const lat = p['fault-latency-us'];
   const walker = p.walker;
-  const blocked = p['blocked-vcpus'];
-  const blocktime = p['blocktime-ms'];
   // The destination's remaining means something only once the guest runs there (postcopy);
   // in precopy every page may still be replaced, so a 0 there would contradict the source.
   const dstRemaining = p.total - p.received;
@@ -158,17 +170,7 @@ export function sideCells(s: SideSnapshot | undefined): Cell[] {
     rateCell(s),
     isSource
       ? throttleCell(s)
-      : p['blocktime-unknown']
-        ? { text: 'not measured', short: 'n/a', color: 'gray' }
-        : p['blocktime-at-end']
-          ? { text: 'QEMU: at the end', short: 'at end', color: 'gray' }
-        : p.unreported?.includes('blocked-vcpus')
-          ? { text: `${secs(blocktime)} vCPU·s`, short: `${secs(blocktime)} vCPU·s` }
-          : {
-            text: `${blocked} now · ${secs(blocktime)} vCPU·s`,
-            short: `${blocked} · ${secs(blocktime)} vCPU·s`,
-            color: blocked > 0 ? 'yellow' : undefined,
-          },
+      : blocktimeCell(p),
     guestCell(s, p.guest),
     isSource ? dash : { text: lat.count ? `${fmtUsAsMs(lat.p50)}/${fmtUsAsMs(lat.p99)} ms` : '–' },
     walker.done
