@@ -423,7 +423,7 @@ export class QemuBackend implements VmBackend {
       const caps = await q.execute<Array<{ capability: string; state: boolean }>>('query-migrate-capabilities', undefined, { timeoutMs: 5000 });
       this.destBlocktimeCap = caps.some((c) => c.capability === 'postcopy-blocktime' && c.state);
     }
-    if (side === 'destination') this.blocktimeWorstMs = mig['postcopy-vcpu-blocktime']?.length ? Math.max(...mig['postcopy-vcpu-blocktime']) : undefined;
+    if (side === 'destination') this.blocktimeWorstMs = perVcpu?.length ? Math.max(...perVcpu) : undefined;
     // The stand-in source (src/qemu-recovery/qmp-front.ts) in the lost source's place.
     if (mig['x-recovery-source']) reading.recoverySource = mig['x-recovery-source'];
     return reading;

@@ -194,6 +194,11 @@ export function bypassRefusal(side: Side, cmd: QmpCommand, addresses: Readonly<R
   return `${what}, so no fault of the lab would reach the migration; the lab's link is at ${connect}: use migrate ${args}`;
 }
 
+/** Whether a command is a source's `migrate` with `resume` (a postcopy recovery's reconnect). */
+export function isSourceResume(side: Side, cmd: QmpCommand): boolean {
+  return side === 'source' && cmd.execute === 'migrate' && cmd.arguments?.resume === true;
+}
+
 /**
  * Why the lab refuses a source's `migrate` with `resume` now, or null: the link is cut,
  * blackholed or down, and the step under way does not break it itself. Over a broken link the
@@ -204,7 +209,7 @@ export function bypassRefusal(side: Side, cmd: QmpCommand, addresses: Readonly<R
  * meet the broken link, and runs as written.
  */
 export function resumeRefusal(step: Pick<LabStep, 'actions'> | undefined, side: Side, cmd: QmpCommand, s: Snapshot | null): string | null {
-  if (side !== 'source' || cmd.execute !== 'migrate' || cmd.arguments?.resume !== true) return null;
+  if (!isSourceResume(side, cmd)) return null;
   const link = s ? brokenLink(s) : null;
   if (!link || (step && stepLinkFaults(step).length > 0)) return null;
   return `the link is ${link}, so the resume would not get through (and a QEMU source before 8.2 would then stay in postcopy-recover for good): press u to restore the link, then resume`;
