@@ -164,7 +164,13 @@ export type LabUiAction =
   | { type: 'focus'; focus: Focus }
   /** Read step `index` (null: the current step); its text starts at the top. */
   | { type: 'steps-view'; index: number | null }
-  | { type: 'steps-scroll'; step: number; offset: number }
+  | {
+      type: 'steps-scroll';
+      step: number;
+      offset: number;
+      /** For the current step: true keeps it on screen after it ends (read halfway), false follows the lab. */
+      pin?: boolean;
+    }
   | { type: 'log-scroll'; top: LabEvent | null }
   | { type: 'help-scroll'; offset: number }
   /** The line was handed to the session; the reply follows as console-reply. */
@@ -273,8 +279,12 @@ export function labUiReducer(state: LabUiState, action: LabUiAction): LabUiState
       return { ...state, focus: action.focus };
     case 'steps-view':
       return { ...state, steps: { viewing: action.index, offset: 0, offsetStep: action.index } };
-    case 'steps-scroll':
-      return { ...state, steps: { ...state.steps, offset: Math.max(0, action.offset), offsetStep: action.step } };
+    case 'steps-scroll': {
+      // A reader halfway down the current step's text keeps their place when the step ends
+      // under them (a step may end by the lab's clock): ] then goes on to the step that began.
+      const viewing = action.pin === undefined ? state.steps.viewing : action.pin ? action.step : null;
+      return { ...state, steps: { viewing, offset: Math.max(0, action.offset), offsetStep: action.step } };
+    }
     case 'log-scroll':
       return { ...state, log: { top: action.top } };
     case 'help-scroll':

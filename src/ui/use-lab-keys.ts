@@ -179,7 +179,10 @@ export function useLabKeys(opts: LabKeysOptions): void {
     }
     const to = v.steps.viewed === null ? null : scrollTarget(input, key, v.steps.window);
     if (to === null || v.steps.viewed === null) return false;
-    dispatch({ type: 'steps-scroll', step: v.steps.viewed, offset: to });
+    // Halfway down the current step's text, the panel stays on it when the step ends; at its top
+    // or its end (read), it follows the lab to the next step.
+    const pin = v.steps.viewed === v.currentStep ? to > 0 && to < v.steps.window.maxStart : undefined;
+    dispatch({ type: 'steps-scroll', step: v.steps.viewed, offset: to, pin });
     return true;
   };
 
@@ -283,7 +286,7 @@ export function useLabKeys(opts: LabKeysOptions): void {
             session.nextHint();
             // The hint is the last thing in the step's text: bring it into view (render clamps).
             dispatch({ type: 'steps-view', index: null });
-            dispatch({ type: 'steps-scroll', step: state.currentStep, offset: Number.MAX_SAFE_INTEGER });
+            dispatch({ type: 'steps-scroll', step: state.currentStep, offset: Number.MAX_SAFE_INTEGER, pin: false });
             opts.onSessionChanged?.();
             return;
           }

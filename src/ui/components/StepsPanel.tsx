@@ -95,8 +95,9 @@ function navLine(pos: number, total: number, status: StepView['status'], readabl
   const prev = pos > 0;
   const next = pos < readable - 1;
   if (!prev && !next) return head;
-  const long = `${head} — ${[prev ? '[ prev' : '', next ? '] next' : ''].filter(Boolean).join('  ')}`;
-  if (long.length <= width) return long;
+  const keys = [prev ? '[ prev' : '', next ? '] next' : ''].filter(Boolean).join('  ');
+  // "] next" matters most where a reader kept a step that ended under them: shorten the head first.
+  for (const h of [head, `step ${pos + 1}/${total} (${STATUS_WORD[status]})`]) if (`${h} — ${keys}`.length <= width) return `${h} — ${keys}`;
   return `${head} ${prev ? '[' : ''}${prev && next ? ' ' : ''}${next ? ']' : ''}`;
 }
 

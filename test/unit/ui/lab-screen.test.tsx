@@ -329,6 +329,32 @@ describe('LabScreen keys', () => {
     await waitForText(m.lastFrame, 'a newer event');
   });
 
+  it('a step that ends while its text is read halfway stays on screen; ] goes on; read to its end, the panel follows', async () => {
+    const long = (tag: string) => Array.from({ length: 300 }, (_, i) => `${tag}${i}`).join(' ');
+    const s = new FakeSession();
+    const steps = s.getState().steps.map((st) => (st.index === 1 ? { ...st, text: long('w') } : st.index === 2 ? { ...st, text: `NEXT-STEP ${long('n')}` } : st));
+    s.set({ steps });
+    const m = await mount(s, 80, 24);
+    await waitForText(m.lastFrame, /↓ more \(\d+ lines\)/);
+    await m.type(KEYS.pageDown);
+    await waitForText(m.lastFrame, /↑ \d+ more lines? above/);
+    const midway = m.frame();
+    // The lab moves on by itself (a step that ends by the clock).
+    s.set({ currentStep: 2, steps: s.getState().steps.map((st) => (st.index === 1 ? { ...st, status: 'done' } : st.index === 2 ? { ...st, status: 'active' } : st)) });
+    await waitForText(m.lastFrame, 'Steps 3/3');
+    expect(m.frame()).not.toContain('NEXT-STEP');
+    expect(m.frame()).toMatch(/step 2(\/| of )3 \(done\) — \[ prev {2}\] next/);
+    const words = (f: string) => f.match(/\bw\d+\b/g);
+    expect(words(m.frame())).toEqual(words(midway));
+    await m.type(']');
+    await waitForText(m.lastFrame, 'NEXT-STEP');
+    expect(m.frame()).toContain('(current)');
+    // Read to its end, the step is let go: what comes next shows when it comes.
+    for (let i = 0; i < 20 && m.frame().includes('↓ more'); i++) await m.type(KEYS.pageDown);
+    s.set({ currentStep: -1, steps: s.getState().steps.map((st) => ({ ...st, status: 'done' })) });
+    await waitForText(m.lastFrame, 'All steps done');
+  });
+
   it('y puts the command of the last hint shown into the console, aimed at the side it names', async () => {
     const s = new FakeSession();
     const steps = s.getState().steps.map((st) =>

@@ -172,6 +172,16 @@ describe('reading state: steps, focus, log', () => {
     const e = { t: 1, kind: 'info' as const, text: 'x' };
     expect(run([{ type: 'log-scroll', top: e }]).log.top).toBe(e);
   });
+
+  it('halfway down the current step the panel keeps that step; at its top or end it follows the lab', () => {
+    let s = run([{ type: 'steps-scroll', step: 5, offset: 4, pin: true }]);
+    expect(s.steps).toEqual({ viewing: 5, offset: 4, offsetStep: 5 });
+    s = run([{ type: 'steps-scroll', step: 5, offset: 9, pin: false }], s);
+    expect(s.steps).toEqual({ viewing: null, offset: 9, offsetStep: 5 });
+    // A step read with [ stays the one read, whatever its scroll.
+    s = run([{ type: 'steps-view', index: 2 }, { type: 'steps-scroll', step: 2, offset: 0 }], s);
+    expect(s.steps).toEqual({ viewing: 2, offset: 0, offsetStep: 2 });
+  });
 });
 
 describe('console-aim: the console opens on the side the step starts with', () => {
