@@ -155,6 +155,8 @@ export interface VmBackend {
   readonly guestReadTouchesPages?: boolean;
   /** Lines of stderr that are noise for this backend (not logged as events). */
   quietStderr?(line: string): boolean;
+  /** A line of stderr as the event log shows it: with what it means, where it alarms for nothing. */
+  explainStderr?(line: string): string;
 }
 
 /**

@@ -282,7 +282,8 @@ export class Orchestrator implements RunDriver {
         if (!line || this.backend.quietStderr?.(line)) continue;
         vm.stderrTail.push(line);
         if (vm.stderrTail.length > STDERR_TAIL) vm.stderrTail.shift();
-        this.opts.onEvent({ kind: 'info', side, text: line.replace(/^\[(source|destination)\] /, '') });
+        const text = line.replace(/^\[(source|destination)\] /, '');
+        this.opts.onEvent({ kind: 'info', side, text: this.backend.explainStderr?.(text) ?? text });
       }
     });
     vm.exit = proc.then((r) => {

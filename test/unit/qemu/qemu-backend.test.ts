@@ -29,6 +29,15 @@ const link = (forwarded: number): LinkSnapshot => ({
 });
 const reading = (status: MigrationStatus, ram?: SideReading['ram']): SideReading => ({ runState: 'running', status, ram, progress: 0 });
 
+describe('QemuBackend.explainStderr', () => {
+  it("says QEMU's start-up CPUID warning is harmless, and leaves other lines as they are", () => {
+    const b = backend();
+    const warn = "qemu-system-x86_64: warning: host doesn't support requested feature: CPUID.01H:ECX.pni [bit 0]";
+    expect(b.explainStderr(warn)).toMatch(/^qemu-system-x86_64: warning: .*pni \[bit 0\] \(harmless: /);
+    expect(b.explainStderr('qemu-system-x86_64: Unable to write to socket: Broken pipe')).toBe('qemu-system-x86_64: Unable to write to socket: Broken pipe');
+  });
+});
+
 describe('qemuGuestSize', () => {
   it('keeps the lab size under KVM and shrinks it under TCG, leaving headroom above the written range', () => {
     expect(qemuGuestSize(256 * MiB, 'kvm')).toEqual({ memoryMiB: 256, endMiB: 252, shrunk: false });
