@@ -341,6 +341,8 @@ export interface StepView {
   startsMigration?: boolean;
   /** The kinds of link-breaking fault the step's own `do` applies ('cut', 'blackhole', 'down'): another kind is a mistake worth a question. */
   linkFaults?: LinkFault['kind'][];
+  /** The sides the step's own `do` sends a postcopy recovery command to (migrate-recover, migrate with resume). */
+  recoverySides?: Side[];
 }
 
 /**
@@ -444,7 +446,6 @@ export interface Unreachable {
   retry: boolean;
 }
 
-/** What the lab session publishes; the TUI renders it, the drill prints it. */
 /** What the screen shows about the current step's hold (src/lab/hold.ts). */
 export interface HoldStatus {
   /** The step (0-based) the hold belongs to. */
@@ -457,6 +458,7 @@ export interface HoldStatus {
   rate: number | null;
 }
 
+/** What the lab session publishes; the TUI renders it, the drill prints it. */
 export interface SessionState {
   snapshot: Snapshot | null;
   steps: StepView[];
@@ -468,6 +470,8 @@ export interface SessionState {
   finished: RunSummary | null;
   /** Interactive: the current step can no longer happen, and why; null (or absent) while it can. */
   blocked?: Unreachable | null;
+  /** Interactive: the current step went another way (its lab's `missed`), and the way back; null while it has not. */
+  missed?: { step: number; text: string } | null;
   /** A retry or rewind replaying steps for the person: the step being replayed (1-based) and the step it leads to. */
   replaying?: { why: 'retry' | 'rewind'; step: number; to: number } | null;
   /** The run's addresses (`incoming.connect`, `recover.listen` ...), once the link is up. */

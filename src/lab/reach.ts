@@ -40,6 +40,20 @@ export function stepLinkFaults(step: Pick<LabStep, 'actions'>): LinkFault['kind'
   return [...new Set(kinds)];
 }
 
+/**
+ * The sides a step's own `do` sends a recovery command to: the destination's migrate-recover, the
+ * source's migrate with resume. double-failure's "Reconnect too early" resumes the source alone.
+ */
+export function recoverySides(step: Pick<LabStep, 'actions'>): Side[] {
+  const sides = step.actions.flatMap((a): Side[] => {
+    if (a.type !== 'qmp') return [];
+    if (a.side === 'destination' && a.execute === 'migrate-recover') return ['destination'];
+    if (a.side === 'source' && a.execute === 'migrate' && a.arguments.resume === true) return ['source'];
+    return [];
+  });
+  return [...new Set(sides)];
+}
+
 /** Whether a step's own `do` breaks the link (then a fault key is part of the step, not a mistake). */
 export function breaksLink(step: Pick<LabStep, 'actions'>): boolean {
   return step.actions.some((a) => a.type === 'link' && a.fault.kind !== 'up' && !(a.fault.kind === 'bandwidth' && a.fault.bytesPerSec === 0));

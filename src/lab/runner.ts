@@ -22,7 +22,7 @@ import { Recorder } from './recorder.js';
 import type { Lab, VmOperation } from './schema.js';
 import { StepEngine, type RunMode, type StepHooks } from './steps.js';
 import { SessionStore } from './store.js';
-import { breaksLink, isSourceResume, resumeRefusal, showMeRefusal, startsMigration, stepLinkFaults } from './reach.js';
+import { breaksLink, isSourceResume, recoverySides, resumeRefusal, showMeRefusal, startsMigration, stepLinkFaults } from './reach.js';
 import { Operator } from './operator.js';
 import { Poller } from './poller.js';
 import { runSummary } from './verdict.js';
@@ -93,7 +93,7 @@ export class LabSession implements LabSessionApi {
     this.store = new SessionStore(
       {
         snapshot: null,
-        steps: lab.steps.map((s) => ({ index: s.index, title: s.title, text: stepTextFor(s, version), hints: s.hints, hintsShown: 0, status: 'pending', actions: [], until: s.until.source, breaksLink: breaksLink(s), startsMigration: startsMigration(s), linkFaults: stepLinkFaults(s) })),
+        steps: lab.steps.map((s) => ({ index: s.index, title: s.title, text: stepTextFor(s, version), hints: s.hints, hintsShown: 0, status: 'pending', actions: [], until: s.until.source, breaksLink: breaksLink(s), startsMigration: startsMigration(s), linkFaults: stepLinkFaults(s), recoverySides: recoverySides(s) })),
         currentStep: 0,
         events: [],
         history: [],

@@ -139,6 +139,12 @@ export interface LabStep {
   timeoutMs: number;
   /** What to hold while the step waits for a person (src/lab/hold.ts). */
   hold?: LabHold;
+  /**
+   * A person's run that went another way, and the way back: while `when` holds during the step,
+   * the screen says `text` and offers a rewind (double-failure's too-early reconnect succeeds
+   * when the destination already listens). A drill does the step's own `do` and ignores it.
+   */
+  missed?: { when: Condition; text: string };
 }
 
 export interface Lab {
@@ -419,11 +425,16 @@ const STEP = strictObject(
     until: condition(),
     timeout: duration().optional(),
     hold: hold().optional(),
+    missed: strictObject(
+      { when: condition(), text: text('what went otherwise, and the way back', { nonEmpty: true }) },
+      `a missed step like { when: 'source.status == "postcopy-active"', text: "The recovery succeeded: ..." }`,
+    ).optional(),
   },
   'a step mapping with title, text, hints and until',
 ).superRefine((step, ctx) => {
   // Hints and text show the addresses too: a misspelt placeholder would reach the person as is.
   checkTemplates(step.text, ['text'], ctx);
+  if (step.missed) checkTemplates(step.missed.text, ['missed', 'text'], ctx);
   for (const n of step.notes ?? []) checkTemplates(n.text, ['notes'], ctx);
   checkTemplates(step.hints, ['hints'], ctx);
 });
@@ -519,6 +530,7 @@ export const LAB_SCHEMA = strictObject(
       until: s.until,
       timeoutMs: s.timeout ?? DEFAULT_TIMEOUT_MS,
       ...(s.hold ? { hold: s.hold } : {}),
+      ...(s.missed ? { missed: s.missed } : {}),
     })),
     expect: l.expect ?? [],
     ...(l.outcome ? { outcome: l.outcome } : {}),

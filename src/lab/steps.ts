@@ -279,7 +279,11 @@ export class StepEngine {
             seen,
           });
         }
-        if (timeoutMs === null && step) this.setBlocked(settled);
+        if (timeoutMs === null && step) {
+          this.setBlocked(settled);
+          const missed = step.missed && last && !settled && evaluateCondition(step.missed.when, last).value;
+          this.setMissed(missed ? { step: step.index + 1, text: expandTemplates(step.missed!.text, this.ports.vars()) } : null);
+        }
         if (performance.now() > deadline) {
           const seen = last ? evaluateCondition(cond, last).seen : {};
           const where = step ? `step ${step.index + 1} '${step.title}'` : 'wait-until';
@@ -295,9 +299,18 @@ export class StepEngine {
     } finally {
       if (timeoutMs === null && step) {
         this.setBlocked(null);
+        this.setMissed(null);
         this.retryRequested = false;
       }
     }
+  }
+
+  /** The current step went another way (its `missed`), said once in the log while it lasts. */
+  private setMissed(m: { step: number; text: string } | null): void {
+    const cur = this.store.getState().missed ?? null;
+    if (cur === m || (cur && m && cur.step === m.step && cur.text === m.text)) return;
+    this.store.update({ missed: m });
+    if (m) this.store.emit({ kind: 'warning', text: `step ${m.step}: ${m.text}` });
   }
 
   private setBlocked(b: Unreachable | null): void {

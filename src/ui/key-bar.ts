@@ -15,7 +15,8 @@ export interface KeyHint {
 }
 
 /** Where QEMU accepts migrate-pause: postcopy-active, or a recovery under way (since 8.2). */
-const pausable = (s: MigrationStatus) => isPostcopy(s) && !isPaused(s);
+/** A side migrate-pause acts on: in postcopy and not paused already (QEMU refuses it otherwise). */
+export const pausable = (s: MigrationStatus) => isPostcopy(s) && !isPaused(s);
 
 /** What the lab screen's normal mode accepts, given the session's state. */
 export interface NormalKeys {
@@ -51,7 +52,7 @@ export function normalKeys(state: SessionState): NormalKeys {
     hint: !!step && step.status === 'active' && step.hintsShown < step.hints.length,
     showMe: running && !!step && step.status === 'active' && step.actions.length > 0,
     retry: running && state.blocked?.retry === true,
-    rewind: running && !!state.blocked,
+    rewind: running && (!!state.blocked || state.missed?.step === state.currentStep + 1),
     hold: running && !!state.hold && state.hold.step === state.currentStep && state.hold.state !== 'idle',
   };
 }

@@ -9,7 +9,7 @@ import { hintCommand } from '../qmp/console.js';
 import type { LabEvent, LabSessionApi, MigrationStatus, SessionState, Side, Snapshot, StepView } from '../types.js';
 import { isPostcopy, isRecovering } from '../sim/states.js';
 import type { StepsView } from './components/StepsPanel.js';
-import { normalKeys } from './key-bar.js';
+import { normalKeys, pausable } from './key-bar.js';
 import { describeFault } from '../link/fault-model.js';
 import { stepsBefore } from '../lab/reach.js';
 import type { LinkFault } from '../types.js';
@@ -273,13 +273,18 @@ export function useLabKeys(opts: LabKeysOptions): void {
           if (input === 'l' && k.linkMenu) return dispatch({ type: 'mode', mode: 'link' });
           if (input === 'p' && k.pause) {
             // Source first, as QEMU's docs do: the destination may not notice a dead stream at once.
+            // A side already paused (or not in postcopy) is left alone: QEMU would refuse it, and
+            // an error after the pause that did work reads as if nothing had.
+            const snap = state.snapshot;
+            const sides = (['source', 'destination'] as const).filter((side) => !snap || pausable(snap[side].status));
+            const skipped = (['source', 'destination'] as const).filter((side) => !sides.includes(side));
+            const rest = skipped.map((side) => `the ${side} is ${snap![side].status}`).join(', ');
             return run(
               'migrate-pause',
               async () => {
-                await session.qmp('source', 'migrate-pause');
-                await session.qmp('destination', 'migrate-pause');
+                for (const side of sides) await session.qmp(side, 'migrate-pause');
               },
-              'migrate-pause sent to source and destination',
+              `migrate-pause sent to ${sides.join(' and ')}${rest ? ` (${rest})` : ''}`,
             );
           }
           if (input === 'h' && k.hint) {

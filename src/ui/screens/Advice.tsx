@@ -2,7 +2,8 @@
  * The lines above the event log that say what the person must know now, whatever the step:
  * a question before a fault the step does not call for (or of another kind than the step's
  * own), a retry or rewind replaying steps, a step that can no longer happen (why, and the keys
- * out), how to start again after a failed migration in a step that starts one (restoring the
+ * out), a step that went another way (the lab's `missed`: what happened, the way back), how
+ * to start again after a failed migration in a step that starts one (restoring the
  * link first if it is still broken), or — whenever both sides are postcopy-paused — the two
  * recovery commands with this run's real addresses (after "u restores it" while the person
  * left the link broken). Pure: the lines are computed from the state, then drawn.
@@ -46,6 +47,9 @@ export function adviceLines(state: SessionState, pendingFault: LinkFault | null,
       ? `r retries on the same VMs (${stepsBefore(b.step)} again); w rewinds (fresh VMs, same seed).`
       : `w rewinds: fresh VMs, same seed, ${stepsBefore(b.step)} replayed for you.`;
     say(`Step ${b.step} can no longer happen. ${b.message} ${keys}`, 'red', true);
+  } else if (state.missed && state.missed.step === state.currentStep + 1) {
+    const m = state.missed;
+    say(`Step ${m.step}: ${m.text} w rewinds: fresh VMs, same seed, ${stepsBefore(m.step)} replayed for you.`, 'yellow', true);
   } else {
     const restart = restartAdvice(current, state.snapshot);
     if (restart) say(restart, 'yellow', true);
@@ -56,7 +60,10 @@ export function adviceLines(state: SessionState, pendingFault: LinkFault | null,
     // unless the step under way breaks the link itself (double-failure's stalled handshake).
     const link = state.snapshot && !current?.linkFaults?.length ? brokenLink(state.snapshot) : null;
     if (link) out.push({ text: fit(`paused · the link is ${link}: u restores it; then:`, width), color: 'yellow' });
-    for (const c of rec) out.push({ text: fit(`paused · ${c.side}: ${c.line}`, width), color: 'yellow' });
+    // A step that sends one of the two itself (double-failure resumes the source before the
+    // destination listens, on purpose) is not contradicted by the other.
+    const own = current?.recoverySides ?? [];
+    for (const c of rec.filter((c) => own.length === 0 || own.includes(c.side))) out.push({ text: fit(`paused · ${c.side}: ${c.line}`, width), color: 'yellow' });
   }
   return out.slice(0, Math.max(0, maxLines));
 }

@@ -181,6 +181,16 @@ describe('loadLabText: errors name file, line, column, field and what was expect
       withLine(21, '        arguments: { uri: "${incoming.lisen}" }'),
       `${FILE}:21:27: steps[0].do[0].arguments.uri: unknown template variable '\${incoming.lisen}' (expected one of \${incoming.listen}, \${incoming.connect}, \${recover.listen}, \${recover.connect}, \${source.ram-file}, \${guest.ram-bytes}, \${libvirt.domain}, \${libvirt.dest-uri}, \${setup.memory}, \${setup.page-size}, \${setup.vcpus}, \${setup.workload}, \${setup.dirty-rate}, \${setup.read-rate}, or \${param.NAME} for a parameter the lab sets) (did you mean '\${incoming.listen}'?)`,
     ],
+    [
+      'a missed step without its text',
+      withLine(37, "    timeout: 30s\n    missed: { when: 'source.status == \"postcopy-active\"' }"),
+      `${FILE}:38:13: steps[1].missed.text: required field is missing (expected what went otherwise, and the way back`,
+    ],
+    [
+      'a missed condition over a field that is not in the Snapshot',
+      withLine(37, "    timeout: 30s\n    missed: { when: 'source.stauts == \"postcopy-active\"', text: Went through. }"),
+      `${FILE}:38:21: steps[1].missed.when: unknown field 'stauts' in source.stauts (did you mean 'status'?)`,
+    ],
     ['a bad size', withLine(6, '  memory: 256Q'), `${FILE}:6:11: setup.memory: expected a size like 4096, 64K, 256M or 1G (binary units), got '256Q'`],
     ['a duration without unit', withLine(28, '      - wait: 2'), `${FILE}:28:15: steps[1].do[1].wait: expected a duration like 500ms, 2s or 1m, got 2 (a bare number is ambiguous: write 2ms or 2s)`],
     ['a misspelt action', withLine(28, '      - wiat: 2s'), `${FILE}:28:9: steps[1].do[1].wiat: unknown field 'wiat' (did you mean 'wait'?)`],

@@ -4,7 +4,7 @@
  * step does not ask for would do now.
  */
 import { describe, expect, it } from 'vitest';
-import { breaksLink, bypassRefusal, faultConsequence, recoveryCommands, restartAdvice, resumeRefusal, showMeRefusal, startsMigration, stepLinkFaults, unreachable } from '../../../src/lab/reach.js';
+import { breaksLink, bypassRefusal, faultConsequence, recoveryCommands, recoverySides, restartAdvice, resumeRefusal, showMeRefusal, startsMigration, stepLinkFaults, unreachable } from '../../../src/lab/reach.js';
 import type { LabStep } from '../../../src/lab/schema.js';
 import type { MigrationStatus, Snapshot } from '../../../src/types.js';
 import { fakeDirection, fakeSide, fakeSnapshot } from '../../helpers/fake-session.js';
@@ -228,6 +228,17 @@ describe('stepLinkFaults', () => {
     } as unknown as Pick<LabStep, 'actions'>;
     expect(stepLinkFaults(mixed)).toEqual(['blackhole']);
     expect(stepLinkFaults(waitOnly)).toEqual([]);
+  });
+});
+
+describe('recoverySides', () => {
+  it("the sides a step's own recovery commands go to: a fresh migrate or a destination migrate counts for none", () => {
+    const qmp = (side: string, execute: string, args: Record<string, unknown> = {}) => ({ type: 'qmp', side, execute, arguments: args, oob: false });
+    const step = (...actions: unknown[]) => ({ actions }) as unknown as Pick<LabStep, 'actions'>;
+    expect(recoverySides(step({ type: 'restore' }, qmp('source', 'migrate', { uri: 'tcp:x', resume: true })))).toEqual(['source']);
+    expect(recoverySides(step(qmp('destination', 'migrate-recover', { uri: 'tcp:x' }), qmp('source', 'migrate', { uri: 'tcp:y', resume: true })))).toEqual(['destination', 'source']);
+    expect(recoverySides(step(qmp('source', 'migrate', { uri: 'tcp:x' }), qmp('destination', 'migrate-incoming', { uri: 'tcp:y' })))).toEqual([]);
+    expect(recoverySides(waitOnly)).toEqual([]);
   });
 });
 

@@ -196,6 +196,40 @@ describe('StepEngine', () => {
     expect(t.store.getState().steps.map((s) => s.status)).toEqual(['done', 'done', 'pending']);
   });
 
+  it("interactive: a step's missed condition says its text (templates filled) while it holds, once in the log; a drill ignores it", async () => {
+    const withMissed = loadLabText(
+      LAB.replace(
+        "    until: 'destination.status == \"completed\"'\n",
+        "    until: 'destination.status == \"completed\"'\n    missed:\n      when: 'source.status == \"postcopy-paused\"'\n      text: 'Paused; listen on \${incoming.listen} again.'\n",
+      ),
+      'scripted.yaml',
+    );
+    expect(withMissed.steps[2]!.missed?.text).toBe('Paused; listen on ${incoming.listen} again.');
+    const t = setup();
+    const engine = new StepEngine(withMissed, t.store, t.feed, {
+      sendQmp: async () => ({}),
+      applyLink: async () => {},
+      restoreLink: async () => {},
+      vm: async () => {},
+      verify: async () => {},
+      vars: () => ({ 'incoming.listen': 'tcp:127.0.0.1:4444' }),
+    });
+    const run = engine.runSteps('interactive', 2, 3);
+    await play(t.feed, [snap('postcopy-active', 'postcopy-active'), snap('postcopy-paused', 'postcopy-paused'), snap('postcopy-paused', 'postcopy-paused')]);
+    await expect.poll(() => t.store.getState().missed).toEqual({ step: 3, text: 'Paused; listen on tcp:127.0.0.1:4444 again.' });
+    await play(t.feed, [snap('postcopy-active', 'postcopy-active')]);
+    await expect.poll(() => t.store.getState().missed).toBeNull();
+    await play(t.feed, [snap('postcopy-paused', 'postcopy-paused'), snap('completed', 'completed')]);
+    await run;
+    expect(t.store.getState().missed).toBeNull();
+    expect(t.events.filter((e) => e.kind === 'warning' && e.text === 'step 3: Paused; listen on tcp:127.0.0.1:4444 again.')).toHaveLength(2);
+    // A drill: the step's own do is what runs; what a person might do otherwise is not its concern.
+    const drill = engine.runSteps('drill', 2, 3);
+    await play(t.feed, [snap('postcopy-paused', 'postcopy-paused'), snap('completed', 'completed')]);
+    await drill;
+    expect(t.store.getState().missed ?? null).toBeNull();
+  });
+
   it('a drill ends at once with step-unreachable when the migration failed under a step that needs it', async () => {
     const t = setup();
     const run = t.engine.runSteps('drill', 2, 3).catch((e: unknown) => e);

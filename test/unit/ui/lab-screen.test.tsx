@@ -103,6 +103,22 @@ describe('LabScreen keys', () => {
     expect(onRewind).toHaveBeenCalledWith(1);
   });
 
+  it("a step that went another way (the lab's missed) says so and offers w, which rewinds to it; not once the lab is past it", async () => {
+    const s = new FakeSession({ missed: { step: 2, text: 'The recovery went through: the destination was already listening.' } });
+    const onRewind = vi.fn<(step: number) => void>();
+    const r = render(<LabScreen session={s} columns={100} rows={30} onQuit={vi.fn()} onFinished={vi.fn()} onRewind={onRewind} sampleIntervalMs={20} />);
+    cleanup = r.unmount;
+    await waitForText(r.lastFrame, 'Step 2: The recovery went through: the destination was already listening. w rewinds: fresh VMs,');
+    expect(plain(r.lastFrame())).toMatch(/w rewind/);
+    r.stdin.write('w');
+    await waitFor(() => onRewind.mock.calls.length === 1, 'rewind');
+    expect(onRewind).toHaveBeenCalledWith(1);
+    // A stale one (the lab is on another step) is neither said nor offered.
+    s.set({ currentStep: 2 });
+    await waitFor(() => !plain(r.lastFrame()).includes('went through'), 'the missed line gone');
+    expect(plain(r.lastFrame())).not.toMatch(/w rewind/);
+  });
+
   it('both sides postcopy-paused: the recovery commands with the real addresses, whatever the step', async () => {
     const s = new FakeSession({
       addresses: { 'recover.listen': 'tcp:127.0.0.1:7003', 'recover.connect': 'tcp:127.0.0.1:7004' },
@@ -112,6 +128,10 @@ describe('LabScreen keys', () => {
     expect(m.frame()).toContain('paused · destination: migrate-recover {"uri": "tcp:127.0.0.1:7003"}');
     expect(m.frame()).toContain('paused · source: migrate {"uri": "tcp:127.0.0.1:7004", "resume": true}');
     expect(m.frame()).not.toContain('u restores it');
+    // A step that resumes the source alone (double-failure's "Reconnect too early") is not contradicted.
+    s.set({ steps: s.getState().steps.map((st) => ({ ...st, recoverySides: ['source' as const] })) });
+    await waitFor(() => !m.frame().includes('migrate-recover'), 'the destination line gone in a source-only step');
+    expect(m.frame()).toContain('paused · source: migrate {"uri": "tcp:127.0.0.1:7004", "resume": true}');
   });
 
   it('both sides paused over a cut link: "press u" comes before the recovery commands (a resume would not get through)', async () => {
@@ -190,6 +210,14 @@ describe('LabScreen keys', () => {
       ['source', 'migrate-pause'],
       ['destination', 'migrate-pause'],
     ]);
+  });
+
+  it('p leaves a side that is paused already alone, and says so (QEMU would refuse it, after the pause that worked)', async () => {
+    const s = new FakeSession({ snapshot: fakeSnapshot({ source: fakeSide('source', { status: 'postcopy-recover' }), destination: fakeSide('destination', { status: 'postcopy-paused' }) }) });
+    const m = await mount(s);
+    await m.type('p');
+    await waitForText(m.lastFrame, 'migrate-pause sent to source (the destination is postcopy-paused)');
+    expect(s.callsOf('qmp').map((c) => [c.side, c.execute])).toEqual([['source', 'migrate-pause']]);
   });
 
   it('shows an action that failed in the header', async () => {
