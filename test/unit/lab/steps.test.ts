@@ -200,7 +200,7 @@ describe('StepEngine', () => {
     const withMissed = loadLabText(
       LAB.replace(
         "    until: 'destination.status == \"completed\"'\n",
-        "    until: 'destination.status == \"completed\"'\n    missed:\n      when: 'source.status == \"postcopy-paused\"'\n      text: 'Paused; listen on \${incoming.listen} again.'\n",
+        "    until: 'destination.status == \"completed\"'\n    missed:\n      when: 'source.status == \"postcopy-paused\"'\n      text: 'Paused; listen on ${incoming.listen} again.'\n",
       ),
       'scripted.yaml',
     );
