@@ -15,6 +15,7 @@ import type { HoldStatus, LabEvent, Side, Snapshot } from '../types.js';
 export type { HoldStatus } from '../types.js';
 import { fmtRate } from '../util/format.js';
 import { evaluateCondition, type Condition } from './condition.js';
+import { stepState } from './snapshot-fields.js';
 import type { QmpCommand } from './describe.js';
 
 /**
@@ -62,6 +63,8 @@ interface Current {
   step: number;
   hold: LabHold;
   until: Condition;
+  /** The snapshot when the step began waiting: what the until's `this-step.` counters count from. */
+  base: Snapshot | null;
   released: boolean;
   /** The step ended: whatever happens now, the hold is off. */
   ended: boolean;
@@ -78,7 +81,7 @@ export class HoldController {
 
   /** A step begins waiting for the person; `hold` may be absent. */
   begin(step: number, hold: LabHold | undefined, until: Condition): Promise<void> {
-    this.current = hold ? { step, hold, until, released: false, ended: false } : null;
+    this.current = hold ? { step, hold, until, base: this.last, released: false, ended: false } : null;
     return this.sync();
   }
 
@@ -113,7 +116,7 @@ export class HoldController {
     const c = this.current;
     if (!c || c.ended || c.released) return false;
     if (!this.last) return c.hold.while === null;
-    if (evaluateCondition(c.until, this.last).value) return false;
+    if (evaluateCondition(c.until, stepState(this.last, (c.base ??= this.last))).value) return false;
     return c.hold.while === null || evaluateCondition(c.hold.while, this.last).value;
   }
 

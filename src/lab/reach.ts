@@ -121,8 +121,14 @@ export function restartAdvice(step: Pick<StepView, 'startsMigration' | 'status'>
   if (ended(s.source.status)) {
     // Two rows at 80 columns: it takes them from the event log.
     const what = cutOrHole(s);
-    const head = what ? `${what} came during precopy: the migration failed` : `The migration ${s.source.status === 'cancelled' ? 'was cancelled' : 'failed'}`;
-    const next = link ? `u restores the link; then start again` : 'start it again';
+    // migrate before migrate-incoming: the usual first mistake, and the words should say so.
+    const unheard = s.source.status === 'failed' && s.destination.status === 'none';
+    const head = what
+      ? `${what} came during precopy: the migration failed`
+      : unheard
+        ? 'The migration failed: the destination was not listening yet (migrate-incoming comes first)'
+        : `The migration ${s.source.status === 'cancelled' ? 'was cancelled' : 'failed'}`;
+    const next = link ? `u restores the link; then start again` : unheard ? 'start the destination listening, then migrate again' : 'start it again';
     return `${head}, nothing was lost: ${next} (s shows you how).`;
   }
   if (s.source.status === 'none' && link) {

@@ -9,7 +9,7 @@ import { FAULT_DIRECTIONS, FAULT_KINDS, LinkFaultError, parseLinkFault } from '.
 import { findTemplateVariables, PARAM_PREFIX, SETUP_TEMPLATE_VARIABLES, TEMPLATE_VARIABLES, TemplateError, unknownVariableMessage } from './template.js';
 import { suggest, didYouMean, type PathKey, FieldError, missing, expectedGot, leaf, text, oneOf, boolean, toDuration, duration, size, plainObject, strictObject, delegate } from './schema-fields.js';
 import { DEFAULT_TIMEOUT_MS } from './schema-fields.js';
-import { condition } from './snapshot-fields.js';
+import { stepCondition } from './snapshot-fields.js';
 import type { LabAction } from './schema.js';
 import { virshActionProblem } from '../libvirt/virsh-action.js';
 import { EXTRA_MONITOR, extraMonitorProblem } from '../libvirt/commands.js';
@@ -148,7 +148,7 @@ const VIRSH_ACTION = strictObject(
   'a virsh action like { virsh: source, args: [domstate, --reason, "${libvirt.domain}"] }',
 );
 const WAIT_ACTION = strictObject({ wait: duration() }, 'a wait action');
-const WAIT_UNTIL_ACTION = strictObject({ 'wait-until': condition(), timeout: duration().optional() }, 'a wait-until action');
+const WAIT_UNTIL_ACTION = strictObject({ 'wait-until': stepCondition(), timeout: duration().optional() }, 'a wait-until action');
 
 const LINK_VALUE_EXPECTED = `${FAULT_EXPECTED}, or "restore"`;
 

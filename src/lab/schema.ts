@@ -12,7 +12,7 @@ import type { Condition } from './condition.js';
 import { parseSize, UnitError } from './duration.js';
 import { findTemplateVariables, knownTemplateNames, PARAM_PREFIX } from './template.js';
 import { suggest, didYouMean, type PathKey, FieldError, expectedGot, leaf, text, oneOf, numberIn, duration, SIZE_EXPECTED, toSize, size, list, plainObject, strictObject, DEFAULT_TIMEOUT_MS } from './schema-fields.js';
-import { toCondition, condition } from './snapshot-fields.js';
+import { toCondition, condition, stepCondition } from './snapshot-fields.js';
 import { action, checkTemplates, linkFault } from './schema-actions.js';
 import { parseRange, QemuRangeError, RANGE_EXPECTED, type QemuRange } from './qemu-range.js';
 import { HOLD_PARAMETER_NAMES, type HoldParameter, type LabHold } from './hold.js';
@@ -422,11 +422,11 @@ const STEP = strictObject(
     notes: versionNotes().optional(),
     hints: list(text('a hint', { nonEmpty: true }), 'a list of hints', 1),
     do: list(action(), 'a list of actions').optional(),
-    until: condition(),
+    until: stepCondition(),
     timeout: duration().optional(),
     hold: hold().optional(),
     missed: strictObject(
-      { when: condition(), text: text('what went otherwise, and the way back', { nonEmpty: true }) },
+      { when: stepCondition(), text: text('what went otherwise, and the way back', { nonEmpty: true }) },
       `a missed step like { when: 'source.status == "postcopy-active"', text: "The recovery succeeded: ..." }`,
     ).optional(),
   },

@@ -125,8 +125,25 @@ export const SNAPSHOT_FIELDS = {
   link: LINK_FIELDS,
 } satisfies Record<keyof Snapshot, FieldTree>;
 
-/** Why `segments` is not a Snapshot path, or undefined when it is one. */
-export function checkSnapshotPath(segments: readonly string[]): string | undefined {
+/**
+ * The root name of a step's own share of a counter: `this-step.destination.pages.recoveries` is
+ * what `destination.pages.recoveries` gained since the step began (src/lab/steps.ts). A bare
+ * counter also counts what a person did in earlier steps (a cut recovered in "Pull the cable"
+ * made blackhole's later "recover" step done before it began).
+ */
+export const THIS_STEP = 'this-step';
+
+/**
+ * Why `segments` is not a Snapshot path, or undefined when it is one. With `thisStep`, a
+ * `this-step.` path (a Snapshot path after it) is one too.
+ */
+export function checkSnapshotPath(segments: readonly string[], opts: { thisStep?: boolean } = {}): string | undefined {
+  if (segments[0] === THIS_STEP) {
+    if (!opts.thisStep) return `${formatPath(segments)}: '${THIS_STEP}' is a step's own: it may be read in a step's until, its wait-until and its missed.when`;
+    if (segments.length === 1) return `'${THIS_STEP}' needs a counter after it, like ${THIS_STEP}.destination.pages.recoveries`;
+    const inner = checkSnapshotPath(segments.slice(1));
+    return inner === undefined ? undefined : `${inner} (after ${THIS_STEP})`;
+  }
   let node: FieldTree = SNAPSHOT_FIELDS;
   for (let i = 0; i < segments.length; i++) {
     const s = segments[i]!;
@@ -148,7 +165,7 @@ export function checkSnapshotPath(segments: readonly string[]): string | undefin
 
 export const CONDITION_EXPECTED = 'a condition like destination.status == "completed"';
 
-export function toCondition(v: unknown): Condition {
+export function toCondition(v: unknown, opts: { thisStep?: boolean } = {}): Condition {
   if (typeof v !== 'string') throw new FieldError(expectedGot(`${CONDITION_EXPECTED} (quote it if it starts with ! or [)`, v));
   let c: Condition;
   try {
@@ -158,10 +175,32 @@ export function toCondition(v: unknown): Condition {
     throw e;
   }
   for (const path of conditionPaths(c)) {
-    const problem = checkSnapshotPath(path);
+    const problem = checkSnapshotPath(path, opts);
     if (problem) throw new FieldError(problem);
   }
   return c;
 }
-export const condition = () => leaf(CONDITION_EXPECTED, toCondition);
+export const condition = () => leaf(CONDITION_EXPECTED, (v) => toCondition(v));
+/** A condition of a step's own (until, wait-until, missed.when): it may read `this-step.` counters. */
+export const stepCondition = () => leaf(CONDITION_EXPECTED, (v) => toCondition(v, { thisStep: true }));
+
+type Tree = { [key: string]: unknown };
+const plain = (v: unknown): v is Tree => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+/** What each number in `now` gained since `base`; other values and arrays left out. */
+function gained(now: Tree, base: Tree | undefined): Tree {
+  const out: Tree = {};
+  for (const [k, v] of Object.entries(now)) {
+    const b = base && Object.hasOwn(base, k) ? base[k] : undefined;
+    if (typeof v === 'number' && typeof b === 'number') out[k] = v - b;
+    else if (plain(v)) out[k] = gained(v, plain(b) ? b : undefined);
+  }
+  return out;
+}
+
+/** The state a step's condition reads: the snapshot, and under `this-step` its gains since `base` (the snapshot when the step began). */
+export function stepState(now: Snapshot, base: Snapshot | null): Snapshot | (Snapshot & { [THIS_STEP]: Tree }) {
+  if (!base) return now;
+  return { ...now, [THIS_STEP]: gained(now as unknown as Tree, base as unknown as Tree) };
+}
 

@@ -10,8 +10,9 @@
  * k), and StepHooks tell a caller when a step starts waiting for its condition and when it ends
  * (a hold lowers the bandwidth while a person reads, and restores it).
  */
-import type { LinkFault, Side, Unreachable } from '../types.js';
+import type { LinkFault, Side, Snapshot, Unreachable } from '../types.js';
 import { evaluateCondition, formatSeen, type Condition } from './condition.js';
+import { stepState } from './snapshot-fields.js';
 import { commandText, describeAction, type QmpCommand } from './describe.js';
 import { formatDuration } from './duration.js';
 import { RunFailure } from './failure.js';
@@ -58,6 +59,8 @@ class RetryRequest extends Error {}
 export class StepEngine {
   private running = false;
   private retryRequested = false;
+  /** The snapshot when the current step began: what its `this-step.` counters count from. */
+  private stepBase: Snapshot | null = null;
 
   constructor(
     private readonly lab: Lab,
@@ -122,10 +125,12 @@ export class StepEngine {
   private async runStep(step: LabStep, mode: RunMode): Promise<void> {
     this.store.update({ currentStep: step.index });
     this.store.setStep(step.index, { status: 'active' });
+    // What `this-step.` counters are counted from (the first snapshot, if none came yet).
+    const snap = this.feed.current;
+    this.stepBase = snap;
     // The lab authoring check (rustlings' `dev check`): a step's condition must not already
     // hold before the step is done, or the step teaches nothing. Recorded, not enforced.
-    const snap = this.feed.current;
-    const untilAtStart = snap ? evaluateCondition(step.until, snap).value : false;
+    const untilAtStart = snap ? evaluateCondition(step.until, stepState(snap, snap)).value : false;
     this.store.emit({ kind: 'step', text: `step ${step.index + 1}/${this.lab.steps.length}: ${step.title}`, data: { index: step.index, untilAtStart } });
     try {
       await this.hooks.stepStarted?.(step, mode);
@@ -262,16 +267,18 @@ export class StepEngine {
   async waitFor(cond: Condition, timeoutMs: number | null, step: LabStep | null, started = false): Promise<void> {
     const deadline = timeoutMs === null ? Infinity : performance.now() + timeoutMs;
     let last = this.feed.current;
+    // A step's conditions read its own share of the counters too (`this-step.`); `expect` does not.
+    const view = (x: Snapshot) => (step ? stepState(x, (this.stepBase ??= x)) : x);
     let since = null as { cause: string; at: number } | null;
     try {
       for (;;) {
         if (this.retryRequested && timeoutMs === null) throw new RetryRequest();
-        if (last && evaluateCondition(cond, last).value) return;
+        if (last && evaluateCondition(cond, view(last)).value) return;
         const stuck = step && last ? unreachable(step, cond.source, last, { started }) : null;
         since = stuck ? (since?.cause === stuck.cause ? since : { cause: stuck.cause, at: performance.now() }) : null;
         const settled = stuck && since && performance.now() - since.at >= SETTLE_MS[stuck.cause] ? stuck : null;
         if (settled && timeoutMs !== null) {
-          const seen = evaluateCondition(cond, last!).seen;
+          const seen = evaluateCondition(cond, view(last!)).seen;
           throw new RunFailure(`step ${step!.index + 1} '${step!.title}': ${settled.message} (seen ${formatSeen(seen)})`, 'step-unreachable', {
             step: step!.index + 1,
             stepTitle: step!.title,
@@ -281,11 +288,11 @@ export class StepEngine {
         }
         if (timeoutMs === null && step) {
           this.setBlocked(settled);
-          const missed = step.missed && last && !settled && evaluateCondition(step.missed.when, last).value;
+          const missed = step.missed && last && !settled && evaluateCondition(step.missed.when, view(last)).value;
           this.setMissed(missed ? { step: step.index + 1, text: expandTemplates(step.missed!.text, this.ports.vars()) } : null);
         }
         if (performance.now() > deadline) {
-          const seen = last ? evaluateCondition(cond, last).seen : {};
+          const seen = last ? evaluateCondition(cond, view(last)).seen : {};
           const where = step ? `step ${step.index + 1} '${step.title}'` : 'wait-until';
           throw new RunFailure(`${where}: '${cond.source}' still false after ${formatDuration(timeoutMs!)}; seen ${formatSeen(seen)}`, 'condition-timeout', {
             step: step ? step.index + 1 : undefined,

@@ -49,7 +49,8 @@ export function adviceLines(state: SessionState, pendingFault: LinkFault | null,
     say(`Step ${b.step} can no longer happen. ${b.message} ${keys}`, 'red', true);
   } else if (state.missed && state.missed.step === state.currentStep + 1) {
     const m = state.missed;
-    say(`Step ${m.step}: ${m.text} w rewinds: fresh VMs, same seed, ${stepsBefore(m.step)} replayed for you.`, 'yellow', true);
+    // The key bar offers w (rewind); the lab's text says whether that or something else is the way back.
+    say(`Step ${m.step}: ${m.text}`, 'yellow', true);
   } else {
     const restart = restartAdvice(current, state.snapshot);
     if (restart) say(restart, 'yellow', true);
@@ -57,13 +58,17 @@ export function adviceLines(state: SessionState, pendingFault: LinkFault | null,
   const rec = recoveryCommands(state.snapshot, state.addresses ?? {});
   if (rec) {
     // Over a broken link the resume cannot get through (the console refuses it): u comes first,
-    // unless the step under way breaks the link itself (double-failure's stalled handshake).
-    const link = state.snapshot && !current?.linkFaults?.length ? brokenLink(state.snapshot) : null;
+    // unless the step under way broke it that way itself (double-failure's stalled handshake).
+    // A cut in a step that blackholes (blackhole's "Pull the cable") is the person's: u first.
+    const stepFaults: string[] = current?.linkFaults ?? [];
+    const snap = state.snapshot;
+    const theirs = snap && [snap.link['source-to-destination'].state, snap.link['destination-to-source'].state].some((x) => ['cut', 'blackhole', 'down'].includes(x) && !stepFaults.includes(x));
+    const link = theirs ? brokenLink(snap) : null;
     if (link) out.push({ text: fit(`paused · the link is ${link}: u restores it; then:`, width), color: 'yellow' });
     // A step that sends one of the two itself (double-failure resumes the source before the
     // destination listens, on purpose) is not contradicted by the other.
-    const own = current?.recoverySides ?? [];
-    for (const c of rec.filter((c) => own.length === 0 || own.includes(c.side))) out.push({ text: fit(`paused · ${c.side}: ${c.line}`, width), color: 'yellow' });
+    const stepSides = current?.recoverySides ?? [];
+    for (const c of rec.filter((c) => stepSides.length === 0 || stepSides.includes(c.side))) out.push({ text: fit(`paused · ${c.side}: ${c.line}`, width), color: 'yellow' });
   }
   return out.slice(0, Math.max(0, maxLines));
 }

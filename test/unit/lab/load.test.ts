@@ -191,6 +191,16 @@ describe('loadLabText: errors name file, line, column, field and what was expect
       withLine(37, "    timeout: 30s\n    missed: { when: 'source.stauts == \"postcopy-active\"', text: Went through. }"),
       `${FILE}:38:21: steps[1].missed.when: unknown field 'stauts' in source.stauts (did you mean 'status'?)`,
     ],
+    [
+      "a step's own counter read in the lab's final expect",
+      withLine(40, "  - 'this-step.destination.pages.recoveries >= 1'"),
+      `${FILE}:40:5: expect[1]: this-step.destination.pages.recoveries: 'this-step' is a step's own: it may be read in a step's until, its wait-until and its missed.when`,
+    ],
+    [
+      'a misspelt counter after this-step',
+      withLine(36, "    until: 'this-step.destination.pages.recoverys >= 1'"),
+      `${FILE}:36:12: steps[1].until: unknown field 'recoverys' in destination.pages.recoverys (did you mean 'recoveries'?) (after this-step)`,
+    ],
     ['a bad size', withLine(6, '  memory: 256Q'), `${FILE}:6:11: setup.memory: expected a size like 4096, 64K, 256M or 1G (binary units), got '256Q'`],
     ['a duration without unit', withLine(28, '      - wait: 2'), `${FILE}:28:15: steps[1].do[1].wait: expected a duration like 500ms, 2s or 1m, got 2 (a bare number is ambiguous: write 2ms or 2s)`],
     ['a misspelt action', withLine(28, '      - wiat: 2s'), `${FILE}:28:9: steps[1].do[1].wiat: unknown field 'wiat' (did you mean 'wait'?)`],

@@ -190,6 +190,10 @@ describe('show me over a broken link, and starting again after a failed migratio
       'The cut came during precopy: the migration failed, nothing was lost: u restores the link; then start again (s shows you how).',
     );
     expect(restartAdvice(active, snap('failed', 'failed'))).toBe('The migration failed, nothing was lost: start it again (s shows you how).');
+    // migrate sent before migrate-incoming: said as such.
+    expect(restartAdvice(active, snap('failed', 'none'))).toBe(
+      'The migration failed: the destination was not listening yet (migrate-incoming comes first), nothing was lost: start the destination listening, then migrate again (s shows you how).',
+    );
     expect(restartAdvice(active, snap('none', 'none', { link: link('cut', 'cut') }))).toBe(
       'The link is cut: a migration started now would not get through. u restores it.',
     );

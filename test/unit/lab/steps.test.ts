@@ -230,6 +230,31 @@ describe('StepEngine', () => {
     expect(t.store.getState().missed ?? null).toBeNull();
   });
 
+  it("this-step counters count from the step's start: a recovery made in an earlier step does not end a later recover step", async () => {
+    const relative = loadLabText(LAB.replace("    until: 'destination.status == \"completed\"'\n", "    until: 'this-step.destination.pages.recoveries >= 1'\n"), 'scripted.yaml');
+    const t = setup();
+    const engine = new StepEngine(relative, t.store, t.feed, {
+      sendQmp: async () => ({}),
+      applyLink: async () => {},
+      restoreLink: async () => {},
+      vm: async () => {},
+      verify: async () => {},
+      vars: () => ({}),
+    });
+    const recovered = (n: number, status: MigrationStatus = 'postcopy-paused') =>
+      fakeSnapshot({ source: fakeSide('source', { status }), destination: fakeSide('destination', { status, pages: { ...fakeSide('destination').pages, recoveries: n } }) });
+    t.feed.publish(recovered(1)); // the person cut and recovered once before this step began
+    let done = false;
+    const run = engine.runSteps('interactive', 2, 3).then(() => (done = true));
+    await play(t.feed, [recovered(1), recovered(1)]);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(done).toBe(false);
+    expect(t.events.find((e) => e.kind === 'step' && /step 3\/3/.test(e.text))?.data).toMatchObject({ untilAtStart: false });
+    await play(t.feed, [recovered(2, 'postcopy-active')]);
+    await run;
+    expect(done).toBe(true);
+  });
+
   it('a drill ends at once with step-unreachable when the migration failed under a step that needs it', async () => {
     const t = setup();
     const run = t.engine.runSteps('drill', 2, 3).catch((e: unknown) => e);
