@@ -433,7 +433,7 @@ export interface RunSummary {
 }
 
 /** Why the waiting step can no longer happen (a VM's death ends the run instead). */
-export type UnreachableCause = 'migration-failed' | 'migration-completed';
+export type UnreachableCause = 'migration-failed' | 'migration-completed' | 'switched-to-postcopy';
 
 /** A step that can no longer happen, as the interactive lab says it (src/lab/reach.ts). */
 export interface Unreachable {

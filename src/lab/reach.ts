@@ -13,11 +13,50 @@
  *   person left broken (`resumeRefusal`).
  */
 import type { LinkFault, Side, Snapshot, StepView, Unreachable, UnreachableCause } from '../types.js';
+import { isPostcopy } from '../sim/states.js';
+import { parseCondition, type Expr } from './condition.js';
 import type { QmpCommand } from './describe.js';
 import type { LabStep } from './schema.js';
 
 /** How long a state must last before it is declared final: states move in bursts around a failure. */
-export const SETTLE_MS: Record<UnreachableCause, number> = { 'migration-failed': 1000, 'migration-completed': 3000 };
+export const SETTLE_MS: Record<UnreachableCause, number> = { 'migration-failed': 1000, 'migration-completed': 3000, 'switched-to-postcopy': 1000 };
+
+/** States of a migration before its switchover: a condition that requires one cannot hold once postcopy began. */
+const PRECOPY_STATES = new Set(['none', 'setup', 'active', 'pre-switchover']);
+
+const precopyNeeds = new Map<string, Side[]>();
+
+/**
+ * The sides whose status `condition` requires to be a precopy state (a `side.status == "active"`,
+ * or an `in` list of precopy states, among the conjuncts of its top-level `&&`): "wait for
+ * precopy's first pass" steps. Memoised: it is asked on every snapshot.
+ */
+export function precopyRequired(condition: string): Side[] {
+  let sides = precopyNeeds.get(condition);
+  if (sides) return sides;
+  const found = new Set<Side>();
+  const statusSide = (e: Expr): Side | null =>
+    e.kind === 'path' && e.segments.length === 2 && e.segments[1] === 'status' && (e.segments[0] === 'source' || e.segments[0] === 'destination') ? e.segments[0] : null;
+  const walk = (e: Expr): void => {
+    if (e.kind === 'binary' && e.op === '&&') return (walk(e.left), walk(e.right));
+    if (e.kind === 'binary' && e.op === '==') {
+      const [path, lit] = e.left.kind === 'path' ? [e.left, e.right] : [e.right, e.left];
+      const side = statusSide(path);
+      if (side && lit.kind === 'literal' && typeof lit.value === 'string' && PRECOPY_STATES.has(lit.value)) found.add(side);
+    } else if (e.kind === 'in') {
+      const side = statusSide(e.left);
+      if (side && e.list.length > 0 && e.list.every((v) => typeof v === 'string' && PRECOPY_STATES.has(v))) found.add(side);
+    }
+  };
+  try {
+    walk(parseCondition(condition).ast);
+  } catch {
+    // Not a condition this module can read: nothing is required.
+  }
+  sides = [...found];
+  precopyNeeds.set(condition, sides);
+  return sides;
+}
 
 /** The steps before step `n` (1-based) in words: "step 1", "steps 1–3". */
 export function stepsBefore(n: number): string {
@@ -152,6 +191,17 @@ export function unreachable(step: Pick<LabStep, 'index' | 'actions'>, condition:
       step: step.index + 1,
       message:
 `The migration completed before this step could happen: nothing was lost, but '${condition}' can no longer hold.`,
+      retry: false,
+    };
+  }
+  // Postcopy cannot go back to precopy: a step waiting for precopy (its first pass, a throttle)
+  // after the person switched early waits for nothing (found playing qemu-recovery-file).
+  const switched = precopyRequired(condition).find((side) => isPostcopy(s[side].status));
+  if (switched && !ended(src) && !ended(dst)) {
+    return {
+      cause: 'switched-to-postcopy',
+      step: step.index + 1,
+      message: `The migration switched to postcopy (${switched} ${s[switched].status}) before this step was done: the step watches precopy, and postcopy cannot go back to it.`,
       retry: false,
     };
   }

@@ -143,6 +143,15 @@ export function formatError(e: QmpError | Error): string {
   return `Error: ${e.message}`;
 }
 
+/** The one side each migration command is for (QEMU refuses it on the other). */
+const COMMAND_SIDE: Record<string, 'source' | 'destination'> = {
+  'migrate-incoming': 'destination',
+  'migrate-recover': 'destination',
+  migrate: 'source',
+  'migrate-start-postcopy': 'source',
+  migrate_cancel: 'source',
+};
+
 /**
  * The side a migration command belongs on, for a console line QEMU refused on the other one:
  * its error then names the rule it broke ("Migrate recover can only be run when postcopy is
@@ -150,18 +159,14 @@ export function formatError(e: QmpError | Error): string {
  */
 export function wrongSideNote(side: 'source' | 'destination', execute: string, args: Record<string, unknown> | undefined): string | null {
   const other = side === 'source' ? 'destination' : 'source';
-  const belongs: Record<string, 'source' | 'destination'> = {
-    'migrate-incoming': 'destination',
-    'migrate-recover': 'destination',
-    migrate: 'source',
-    'migrate-start-postcopy': 'source',
-    migrate_cancel: 'source',
-  };
-  const on = belongs[execute];
+  const on = COMMAND_SIDE[execute];
   if (on === undefined || on === side) return null;
   const what = execute === 'migrate' && args?.resume === true ? 'migrate with resume' : execute;
   return `${what} is a ${other}'s command: Shift-Tab aims the console at the ${other}`;
 }
+
+/** Commands QEMU refuses without arguments: named bare in a hint, they are no command to copy. */
+const NEEDS_ARGUMENTS = new Set(['migrate', 'migrate-incoming', 'migrate-recover', 'migrate-set-capabilities', 'migrate-set-parameters']);
 
 /** A command found in a lab's hint, ready for the console: the line, and the side the hint names. */
 export interface HintCommand {
@@ -187,15 +192,19 @@ export function hintCommand(hint: string, commands: readonly string[]): HintComm
       const rest = hint.slice(at + m[0].length);
       const brace = /^\s*\{/.exec(rest);
       const args = brace ? jsonObjectAt(rest, brace[0].length - 1) : null;
-      line = args ? `${m[0]} ${args}` : m[0];
+      // "migrate, with the link's address" names a command; it is not one to send as it stands.
+      line = args ? `${m[0]} ${args}` : NEEDS_ARGUMENTS.has(m[0]) ? null : m[0];
     }
     if (!line) continue;
+    let execute: string;
     try {
-      parseConsoleLine(line);
+      execute = parseConsoleLine(line).execute;
     } catch {
       continue;
     }
-    return { line, side: sideNamed(hint.slice(0, at), 'last') ?? sideNamed(hint.slice(at + line.length), 'first') };
+    // A command for one side only goes there, whatever the prose around it names
+    // ("migrate-incoming on the destination, migrate and migrate-start-postcopy on the source").
+    return { line, side: COMMAND_SIDE[execute] ?? sideNamed(hint.slice(0, at), 'last') ?? sideNamed(hint.slice(at + line.length), 'first') };
   }
   return null;
 }

@@ -4,7 +4,7 @@
  * step does not ask for would do now.
  */
 import { describe, expect, it } from 'vitest';
-import { breaksLink, bypassRefusal, faultConsequence, recoveryCommands, recoverySides, restartAdvice, resumeRefusal, showMeRefusal, startsMigration, stepLinkFaults, unreachable } from '../../../src/lab/reach.js';
+import { breaksLink, bypassRefusal, faultConsequence, precopyRequired, recoveryCommands, recoverySides, restartAdvice, resumeRefusal, showMeRefusal, startsMigration, stepLinkFaults, unreachable } from '../../../src/lab/reach.js';
 import type { LabStep } from '../../../src/lab/schema.js';
 import type { MigrationStatus, Snapshot } from '../../../src/types.js';
 import { fakeDirection, fakeSide, fakeSnapshot } from '../../helpers/fake-session.js';
@@ -46,6 +46,21 @@ describe('unreachable', () => {
     expect(u!.message).toBe(
       'The cut came during precopy: the migration failed and the guest kept running on the source — nothing was lost, but this step needs a migration in postcopy.',
     );
+  });
+
+  it('a step waiting for precopy after the person switched to postcopy can no longer happen; rewind, not retry', () => {
+    const first = 'source.status == "active" && source.ram.dirty-sync-count >= 3';
+    expect(precopyRequired(first)).toEqual(['source']);
+    expect(precopyRequired('destination.status in ["setup", "active"] && link.up')).toEqual(['destination']);
+    expect(precopyRequired('source.status == "active" || source.status == "postcopy-active"')).toEqual([]);
+    expect(precopyRequired('source.status != "active"')).toEqual([]);
+    expect(precopyRequired(POSTCOPY)).toEqual([]);
+    const u = unreachable(waitOnly, first, snap('postcopy-active', 'postcopy-active'));
+    expect(u).toMatchObject({ cause: 'switched-to-postcopy', step: 3, retry: false });
+    expect(u!.message).toBe(
+      'The migration switched to postcopy (source postcopy-active) before this step was done: the step watches precopy, and postcopy cannot go back to it.',
+    );
+    expect(unreachable(waitOnly, first, snap('active', 'active'))).toBeNull();
   });
 
   it('a failure with no fault on the link names both states; a dead VM means no retry on the same VMs', () => {

@@ -10,7 +10,7 @@ import { SnapshotFeed } from '../../../src/lab/feed.js';
 import { StepEngine, type StepPorts } from '../../../src/lab/steps.js';
 import { SessionStore } from '../../../src/lab/store.js';
 import type { QmpCommand } from '../../../src/lab/describe.js';
-import type { LabEvent, MigrationStatus, SessionState, Side, Snapshot } from '../../../src/types.js';
+import type { LabEvent, MigrationStatus, PagesInfo, SessionState, Side, Snapshot } from '../../../src/types.js';
 import { fakeSide, fakeSnapshot } from '../../helpers/fake-session.js';
 
 const LAB = `
@@ -242,7 +242,7 @@ describe('StepEngine', () => {
       vars: () => ({}),
     });
     const recovered = (n: number, status: MigrationStatus = 'postcopy-paused') =>
-      fakeSnapshot({ source: fakeSide('source', { status }), destination: fakeSide('destination', { status, pages: { ...fakeSide('destination').pages, recoveries: n } }) });
+      fakeSnapshot({ source: fakeSide('source', { status }), destination: fakeSide('destination', { status, pages: { ...fakeSide('destination').pages, recoveries: n } as PagesInfo }) });
     t.feed.publish(recovered(1)); // the person cut and recovered once before this step began
     let done = false;
     const run = engine.runSteps('interactive', 2, 3).then(() => (done = true));

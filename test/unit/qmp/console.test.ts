@@ -133,5 +133,8 @@ describe('hintCommand', () => {
     expect(cmd('Then wait: the point is that nothing happens.')).toBeNull();
     // "migrated" is not the command migrate.
     expect(cmd('The pages migrated already stay.')).toBeNull();
+    // A command that needs arguments, named without them, is not one to send as it stands.
+    expect(cmd("On the source: migrate, with the link's address for the destination.")).toBeNull();
+    expect(cmd('migrate-incoming on the destination, migrate and migrate-start-postcopy on the source, then c.')).toEqual({ line: 'migrate-start-postcopy', side: 'source' });
   });
 });
