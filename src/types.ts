@@ -192,6 +192,11 @@ export interface SideSnapshot {
    * a resume what the destination lacked and which of those the file did not hold).
    */
   recoverySource?: RecoverySourceInfo;
+  /**
+   * A QEMU source: the last pmemsave it accepted (its guest-physical RAM in a file). Ours: QEMU
+   * reports no such thing. qemu-recovery-file waits for it before the source host is lost.
+   */
+  savedRam?: { file: string; bytes: number };
 }
 
 /** query-migrate's `x-recovery-file` on a sim source (src/recovery/spill.ts). */
@@ -343,6 +348,8 @@ export interface StepView {
   linkFaults?: LinkFault['kind'][];
   /** The sides the step's own `do` sends a postcopy recovery command to (migrate-recover, migrate with resume). */
   recoverySides?: Side[];
+  /** The step's own `do` kills, restarts or replaces a VM (qemu-recovery-file's "Lose the source host"). */
+  actsOnVm?: boolean;
 }
 
 /**

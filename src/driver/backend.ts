@@ -92,6 +92,8 @@ export interface SideReading {
   recoveryFile?: RecoveryFileInfo;
   /** query-migrate's `x-recovery-source` (a recovery source in the source's place). */
   recoverySource?: RecoverySourceInfo;
+  /** A QEMU source's last accepted pmemsave (SideSnapshot.savedRam). */
+  savedRam?: { file: string; bytes: number };
 }
 
 export interface VmBackend {

@@ -448,6 +448,7 @@ export class Orchestrator implements RunDriver {
     if (r.guest) snap.guest = r.guest;
     if (r.recoveryFile) snap.recoveryFile = r.recoveryFile;
     if (r.recoverySource) snap.recoverySource = r.recoverySource;
+    if (r.savedRam) snap.savedRam = r.savedRam;
     return snap;
   }
 

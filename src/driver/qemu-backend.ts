@@ -117,6 +117,8 @@ export class QemuBackend implements VmBackend {
   private destStatus: MigrationStatus = 'none';
   /** The destination accepted migrate-incoming. */
   private incomingListening = false;
+  /** The source's last accepted pmemsave. */
+  private savedRam: { file: string; bytes: number } | undefined;
   private guestSeen: Record<Side, GuestSeen | null> = { source: null, destination: null };
   /** The source's counter once its guest stopped for good (the destination carries on from it). */
   private sourceFinalOps: number | null = null;
@@ -214,6 +216,8 @@ export class QemuBackend implements VmBackend {
     // destination's accepted migrate-incoming means it listens (see read()).
     const seen = (command: string, args: Record<string, unknown> | undefined, ok: boolean): void => {
       if (side === 'source' && command === 'migrate' && args?.resume === true) this.counters.source.attempts++;
+      // The RAM a stand-in source will need once this source is lost (qemu-recovery-file).
+      if (side === 'source' && command === 'pmemsave' && ok) this.savedRam = { file: String(args?.filename), bytes: Number(args?.size) };
       if (side === 'destination' && command === 'migrate-incoming' && ok && !this.incomingListening) {
         this.incomingListening = true;
         ctx.onEvent({
@@ -438,6 +442,7 @@ export class QemuBackend implements VmBackend {
     if (side === 'destination') this.blocktimeWorstMs = perVcpu?.length ? Math.max(...perVcpu) : undefined;
     // The stand-in source (src/qemu-recovery/qmp-front.ts) in the lost source's place.
     if (mig['x-recovery-source']) reading.recoverySource = mig['x-recovery-source'];
+    if (side === 'source' && this.savedRam) reading.savedRam = this.savedRam;
     return reading;
   }
 

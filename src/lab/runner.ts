@@ -93,7 +93,7 @@ export class LabSession implements LabSessionApi {
     this.store = new SessionStore(
       {
         snapshot: null,
-        steps: lab.steps.map((s) => ({ index: s.index, title: s.title, text: stepTextFor(s, version), hints: s.hints, hintsShown: 0, status: 'pending', actions: [], until: s.until.source, breaksLink: breaksLink(s), startsMigration: startsMigration(s), linkFaults: stepLinkFaults(s), recoverySides: recoverySides(s) })),
+        steps: lab.steps.map((s) => ({ index: s.index, title: s.title, text: stepTextFor(s, version), hints: s.hints, hintsShown: 0, status: 'pending', actions: [], until: s.until.source, breaksLink: breaksLink(s), startsMigration: startsMigration(s), linkFaults: stepLinkFaults(s), recoverySides: recoverySides(s), actsOnVm: s.actions.some((a) => a.type === 'vm') })),
         currentStep: 0,
         events: [],
         history: [],

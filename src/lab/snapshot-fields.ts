@@ -86,6 +86,7 @@ export const SIDE_FIELDS = {
     'elapsed-ms': true,
     error: true,
   } satisfies Record<keyof RecoveryFileInfo, FieldTree>,
+  savedRam: { file: true, bytes: true },
   recoverySource: {
     file: true,
     'held-pages': true,

@@ -166,7 +166,7 @@ export function wrongSideNote(side: 'source' | 'destination', execute: string, a
 }
 
 /** Commands QEMU refuses without arguments: named bare in a hint, they are no command to copy. */
-const NEEDS_ARGUMENTS = new Set(['migrate', 'migrate-incoming', 'migrate-recover', 'migrate-set-capabilities', 'migrate-set-parameters']);
+const NEEDS_ARGUMENTS = new Set(['migrate', 'migrate-incoming', 'migrate-recover', 'migrate-set-capabilities', 'migrate-set-parameters', 'pmemsave']);
 
 /** A command found in a lab's hint, ready for the console: the line, and the side the hint names. */
 export interface HintCommand {

@@ -2,6 +2,8 @@
 export const QMP_COMMANDS: readonly string[] = [
   'query-status',
   'query-migrate',
+  'query-migrate-capabilities',
+  'query-migrate-parameters',
   'migrate-set-capabilities',
   'migrate-set-parameters',
   'migrate-incoming',
@@ -13,6 +15,7 @@ export const QMP_COMMANDS: readonly string[] = [
   'stop',
   'cont',
   'quit',
+  'pmemsave',
   'x-query-pages',
 ];
 

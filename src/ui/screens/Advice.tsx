@@ -55,15 +55,19 @@ export function adviceLines(state: SessionState, pendingFault: LinkFault | null,
     const restart = restartAdvice(current, state.snapshot);
     if (restart) say(restart, 'yellow', true);
   }
-  const rec = recoveryCommands(state.snapshot, state.addresses ?? {});
+  // Over a broken link the resume cannot get through (the console refuses it): u comes first,
+  // unless the step under way broke it that way itself (double-failure's stalled handshake).
+  // A cut in a step that blackholes (blackhole's "Pull the cable") is the person's: u first.
+  const stepFaults: string[] = current?.linkFaults ?? [];
+  const snap = state.snapshot;
+  const theirs = !!snap && [snap.link['source-to-destination'].state, snap.link['destination-to-source'].state].some((x) => ['cut', 'blackhole', 'down'].includes(x) && !stepFaults.includes(x));
+  // A step that broke the link, or acts on a VM, for a purpose of its own and recovers nothing
+  // (qemu-recovery-file's "Cut the link; save the paused source's RAM", "Lose the source host")
+  // is not helped by the recovery commands: they would end its lesson before it begins.
+  const stepsOwnPause = !current?.recoverySides?.length && (current?.actsOnVm === true || (stepFaults.length > 0 && !theirs));
+  const rec = stepsOwnPause ? null : recoveryCommands(snap, state.addresses ?? {});
   if (rec) {
-    // Over a broken link the resume cannot get through (the console refuses it): u comes first,
-    // unless the step under way broke it that way itself (double-failure's stalled handshake).
-    // A cut in a step that blackholes (blackhole's "Pull the cable") is the person's: u first.
-    const stepFaults: string[] = current?.linkFaults ?? [];
-    const snap = state.snapshot;
-    const theirs = snap && [snap.link['source-to-destination'].state, snap.link['destination-to-source'].state].some((x) => ['cut', 'blackhole', 'down'].includes(x) && !stepFaults.includes(x));
-    const link = theirs ? brokenLink(snap) : null;
+    const link = theirs ? brokenLink(snap!) : null;
     if (link) out.push({ text: fit(`paused · the link is ${link}: u restores it; then:`, width), color: 'yellow' });
     // A step that sends one of the two itself (double-failure resumes the source before the
     // destination listens, on purpose) is not contradicted by the other.

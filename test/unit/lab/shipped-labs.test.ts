@@ -1,6 +1,8 @@
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { LabError, listLabs, loadLab } from '../../../src/lab/load.js';
+import { hintCommand } from '../../../src/qmp/console.js';
+import { QMP_COMMANDS } from '../../../src/ui/qmp-commands.js';
 
 const LABS_DIR = fileURLToPath(new URL('../../../labs/', import.meta.url));
 
@@ -29,5 +31,23 @@ describe("shipped labs' hints", () => {
       }
     }
     expect(missing).toEqual([]);
+  });
+
+  it('let y copy every command a step sends with its arguments spelt out (the console knows its name)', async () => {
+    const labs = await Promise.all((await listLabs(LABS_DIR)).map((l) => loadLab(l.path)));
+    const uncopyable: string[] = [];
+    for (const lab of labs) {
+      for (const step of lab.steps) {
+        for (const a of step.actions) {
+          if (a.type !== 'qmp') continue;
+          const hinted = step.hints.filter((h) => h.includes(a.execute));
+          if (hinted.length === 0) continue;
+          // A run fills the templates (an address, a size, a path); any value parses the same.
+          const filled = hinted.map((h) => h.replace(/\$\{[^}]+\}/g, '1'));
+          if (!filled.some((h) => hintCommand(h, QMP_COMMANDS) !== null)) uncopyable.push(`${lab.id} step ${step.index + 1}: ${a.execute}`);
+        }
+      }
+    }
+    expect(uncopyable).toEqual([]);
   });
 });

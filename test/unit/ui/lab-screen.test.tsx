@@ -149,13 +149,27 @@ describe('LabScreen keys', () => {
     const u = lines.findIndex((l) => l.includes('paused · the link is cut: u restores it; then:'));
     expect(u).toBeGreaterThan(-1);
     expect(lines[u + 1]).toContain('paused · destination: migrate-recover {"uri": "tcp:127.0.0.1:7003"}');
-    // A step that breaks the link itself means the recovery to meet it: no "press u" there.
-    s.set({ steps: s.getState().steps.map((st) => ({ ...st, breaksLink: true, linkFaults: ['cut' as const] })) });
+    // A step that breaks the link itself and recovers over it (double-failure's stalled
+    // handshake) means the recovery to meet it: no "press u" there.
+    const both = ['destination' as const, 'source' as const];
+    s.set({ steps: s.getState().steps.map((st) => ({ ...st, breaksLink: true, linkFaults: ['cut' as const], recoverySides: both })) });
     await waitFor(() => !m.frame().includes('u restores it'), 'no u advice in a step that cuts');
     expect(m.frame()).toContain('paused · destination: migrate-recover {"uri": "tcp:127.0.0.1:7003"}');
-    // A cut in a step that blackholes is the person's doing: u first again.
-    s.set({ steps: s.getState().steps.map((st) => ({ ...st, breaksLink: true, linkFaults: ['blackhole' as const] })) });
+    // One that breaks it for another purpose and recovers nothing (qemu-recovery-file's cut and
+    // save) shows no recovery commands: they would end its lesson.
+    s.set({ steps: s.getState().steps.map((st) => ({ ...st, recoverySides: [] })) });
+    await waitFor(() => !m.frame().includes('paused · '), 'no recovery commands in a step that cuts to save the RAM');
+    // Nor one that kills the source ("Lose the source host"), whoever broke the link.
+    s.set({ steps: s.getState().steps.map((st) => ({ ...st, breaksLink: false, linkFaults: [] })) });
+    await waitForText(m.lastFrame, 'paused · destination: migrate-recover');
+    s.set({ steps: s.getState().steps.map((st) => ({ ...st, actsOnVm: true })) });
+    await waitFor(() => !m.frame().includes('paused · '), 'no recovery commands in a step that kills the source');
+    s.set({ steps: s.getState().steps.map((st) => ({ ...st, actsOnVm: false })) });
+    // A cut in a step that blackholes is the person's doing: u first again, and the commands
+    // (blackhole's "Pull the cable" recovers nothing itself).
+    s.set({ steps: s.getState().steps.map((st) => ({ ...st, breaksLink: true, linkFaults: ['blackhole' as const], recoverySides: [] })) });
     await waitForText(m.lastFrame, 'paused · the link is cut: u restores it; then:');
+    expect(m.frame()).toContain('paused · destination: migrate-recover {"uri": "tcp:127.0.0.1:7003"}');
   });
 
   it('s reports a refused show-me as an error, not as done', async () => {
