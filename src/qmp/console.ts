@@ -162,11 +162,21 @@ export function wrongSideNote(side: 'source' | 'destination', execute: string, a
   const on = COMMAND_SIDE[execute];
   if (on === undefined || on === side) return null;
   const what = execute === 'migrate' && args?.resume === true ? 'migrate with resume' : execute;
-  return `${what} is a ${other}'s command: Shift-Tab aims the console at the ${other}`;
+  // The TUI's console then turns to that side with the line (use-lab-keys): no key to name here.
+  return `${what} is a ${other}'s command`;
 }
 
 /** Commands QEMU refuses without arguments: named bare in a hint, they are no command to copy. */
 const NEEDS_ARGUMENTS = new Set(['migrate', 'migrate-incoming', 'migrate-recover', 'migrate-set-capabilities', 'migrate-set-parameters', 'pmemsave']);
+
+/** The one side a console line's command is for (migrate-recover: the destination), or null. */
+export function commandSide(line: string): 'source' | 'destination' | null {
+  try {
+    return COMMAND_SIDE[parseConsoleLine(line).execute] ?? null;
+  } catch {
+    return null;
+  }
+}
 
 /** A command found in a lab's hint, ready for the console: the line, and the side the hint names. */
 export interface HintCommand {

@@ -5,7 +5,7 @@
 import { useKeys } from './use-keys.js';
 import type { Key } from 'ink';
 import { useRef } from 'react';
-import { hintCommand } from '../qmp/console.js';
+import { commandSide, hintCommand } from '../qmp/console.js';
 import type { LabEvent, LabSessionApi, MigrationStatus, SessionState, Side, Snapshot, StepView } from '../types.js';
 import { isPostcopy, isRecovering } from '../sim/states.js';
 import type { StepsView } from './components/StepsPanel.js';
@@ -142,7 +142,16 @@ export function useLabKeys(opts: LabKeysOptions): void {
     const side = ui.console.side;
     dispatch({ type: 'console-submit', id });
     session.qmpLine(side, line).then(
-      (reply) => dispatch({ type: 'console-reply', id, ok: reply.ok, text: reply.text }),
+      (reply) => {
+        dispatch({ type: 'console-reply', id, ok: reply.ok, text: reply.text });
+        // Sent to the side it is not for (the console keeps its side between steps): QEMU refused
+        // it; turn to the right side with the line, so Enter sends it there.
+        const right = commandSide(line);
+        if (!reply.ok && right && right !== side && store.getState().console.input === '') {
+          dispatch({ type: 'console-fill', line, side: right });
+          dispatch({ type: 'notice', text: `the console turned to the ${right} with your line: Enter sends it there` });
+        }
+      },
       (err: unknown) => dispatch({ type: 'console-reply', id, ok: false, text: `Error: ${errorText(err)}` }),
     );
   };

@@ -273,6 +273,28 @@ describe('LabScreen keys', () => {
     await waitForText(m.lastFrame, 'Events');
   });
 
+  it('console: a command QEMU refused on the side it is not for comes back on the right side, Enter away', async () => {
+    const m = await mount();
+    m.session.qmpLineReply = async (side, line) =>
+      side === 'destination' && line.startsWith('migrate {') ? { ok: false, text: 'Error: Cannot resume if there is no paused migration' } : { ok: true, text: '{"return": {}}' };
+    await m.type(':');
+    await waitForText(m.lastFrame, 'QMP console to destination');
+    await m.type('migrate {"uri": "tcp:127.0.0.1:7004", "resume": true}', KEYS.enter);
+    await waitForText(m.lastFrame, 'QMP console to source');
+    await waitForText(m.lastFrame, 'source> migrate {"uri": "tcp:127.0.0.1:7004", "resume": true}');
+    expect(m.frame()).toContain('the console turned to the source with your line');
+    await m.type(KEYS.enter);
+    await waitFor(() => m.session.callsOf('qmpLine').length === 2, 'the resume sent again');
+    expect(m.session.callsOf('qmpLine')[1]).toEqual({ method: 'qmpLine', side: 'source', line: 'migrate {"uri": "tcp:127.0.0.1:7004", "resume": true}' });
+    // A command for either side (query-migrate) that fails stays where it was.
+    m.session.qmpLineReply = async () => ({ ok: false, text: 'Error: x' });
+    await m.type('query-migrate', KEYS.enter);
+    await waitFor(() => m.session.callsOf('qmpLine').length === 3, 'query-migrate');
+    await settle(40);
+    expect(m.frame()).toContain('QMP console to source');
+    expect(m.frame()).toMatch(/source> *\n/);
+  });
+
   it('console: keys typed faster than renders still land in order', async () => {
     const m = await mount();
     for (const k of [':', 'query-', 'status', KEYS.enter, KEYS.shiftTab, 'stop', KEYS.enter]) m.stdin.write(k);
