@@ -116,6 +116,18 @@ function learnerDelay(v: string | undefined): number | undefined {
   }
 }
 
+/**
+ * A lab that runs on one backend only, and not the sim (qemu-recovery-file, the libvirt labs),
+ * runs there without --backend: `postcopy-lab lab libvirt-double-failure` should not be an
+ * error that names the flag it could have assumed. An explicit --backend or --qemu wins.
+ */
+async function withLabBackend(idOrPath: string | undefined, values: DrillFlags): Promise<DrillFlags> {
+  if (!idOrPath || values.backend !== undefined || values.qemu !== undefined) return values;
+  const lab = await findLab(idOrPath, LABS_DIR).catch(() => null);
+  if (!lab || lab.backends.includes('sim')) return values;
+  return { ...values, backend: lab.backends[0] };
+}
+
 async function loadLabOrExplain(idOrPath: string | undefined): Promise<Lab> {
   if (!idOrPath) throw new UsageError('which lab? Give a lab id (see `postcopy-lab list`) or a path to a lab file');
   return findLab(idOrPath, LABS_DIR);
@@ -201,7 +213,7 @@ async function main(argv: string[]): Promise<number> {
 
   switch (command) {
     case 'drill':
-      return drillCommand(rest[0], values, argv);
+      return drillCommand(rest[0], await withLabBackend(rest[0], values), argv);
     case 'compare':
       return compareCommand(values);
     case 'list': {
@@ -244,7 +256,8 @@ async function main(argv: string[]): Promise<number> {
     }
     case undefined:
     case 'lab': {
-      return runInteractive(command === 'lab' ? rest[0] : undefined, values, argv);
+      const labId = command === 'lab' ? rest[0] : undefined;
+      return runInteractive(labId, await withLabBackend(labId, values), argv);
     }
     case 'recovery-source':
     case 'recovery-file':

@@ -298,6 +298,13 @@ describe('backend selection', () => {
     expect(r.stderr).toMatch(/QEMU not found .*apt-get install qemu-system-x86.*--backend sim` needs nothing/);
   });
 
+  it('a lab that runs on one backend, not the sim, runs there without --backend (an --emulate for the sim is then refused)', async () => {
+    const r = await execa('node', [CLI, 'drill', 'qemu-recovery-file', '--emulate', '7.2', '--no-record'], { cwd: ROOT, reject: false });
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toContain('--emulate is for the sim backend: with --backend qemu');
+    expect(r.stderr).not.toContain('runs on qemu only');
+  });
+
   it('an unknown backend is bad input', async () => {
     const r = await execa('node', [CLI, 'drill', 'postcopy-basics', '--backend', 'xen'], { cwd: ROOT, reject: false });
     expect(r.exitCode).toBe(2);
