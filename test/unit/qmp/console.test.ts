@@ -128,6 +128,22 @@ describe('hintCommand', () => {
     expect(cmd('Send {"execute": "x", "arguments": {"a": "}"}} now')?.line).toBe('{"execute": "x", "arguments": {"a": "}"}}');
   });
 
+  it("takes a libvirt console line up to where the prose resumes, with the hint's side", () => {
+    expect(cmd('In the console (:), on the source: virsh migrate --live --postcopy --bandwidth 1 pcl-guest qemu+tcp://10.7.0.2:16509/system')).toEqual({
+      line: 'virsh migrate --live --postcopy --bandwidth 1 pcl-guest qemu+tcp://10.7.0.2:16509/system',
+      side: 'source',
+    });
+    expect(cmd('On the source: virsh migrate --postcopy-resume --p2p pcl-guest qemu+tcp://h:1/system: read its refusal in the log.')?.line).toBe(
+      'virsh migrate --postcopy-resume --p2p pcl-guest qemu+tcp://h:1/system',
+    );
+    expect(cmd('Then on the source: virsh domjobabort --postcopy pcl-guest (or migrate-pause, which the backend maps to it).')).toEqual({ line: 'virsh domjobabort --postcopy pcl-guest', side: 'source' });
+    expect(cmd('virsh suspend pcl-guest on the destination shows the lock, after 30 s.')).toEqual({ line: 'virsh suspend pcl-guest', side: 'destination' });
+    expect(cmd('In the console, on the destination: x-extra-monitor exec-oob migrate-pause')).toEqual({ line: 'x-extra-monitor exec-oob migrate-pause', side: 'destination' });
+    expect(cmd('Press b (blackhole), then compare virsh domstate --reason pcl-guest on each side.')?.line).toBe('virsh domstate --reason pcl-guest');
+    // A QMP command named first still comes first.
+    expect(cmd('On the source: migrate-start-postcopy, or in the console: virsh migrate-postcopy pcl-guest')?.line).toBe('migrate-start-postcopy');
+  });
+
   it('finds nothing in a hint without a command', () => {
     expect(cmd('Press b, or apply a blackhole to the link.')).toBeNull();
     expect(cmd('Then wait: the point is that nothing happens.')).toBeNull();
