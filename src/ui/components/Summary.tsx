@@ -29,6 +29,8 @@ export function Summary(props: {
     ...summaryRows(s).map((r): [string, string] => [r.label, r.value]),
     ['all pages verified', s.verified ? 'yes' : s.expectedFailure ? 'no, as the lab expects' : 'NO', s.verified ? 'green' : s.expectedFailure ? 'yellow' : 'red'],
   ];
+  // The values in one column, two spaces after the longest label ("of them from a recovery file").
+  const labelWidth = Math.max(...rows.map(([label]) => label.length)) + 2;
   return (
     <Box flexDirection="column" width={width} paddingX={1}>
       <Text bold color={s.ok ? 'green' : s.knownBug ? 'yellow' : 'red'}>
@@ -42,7 +44,7 @@ export function Summary(props: {
       <Box flexDirection="column" marginTop={1}>
         {rows.map(([label, value, color]) => (
           <Text key={label}>
-            <Text dimColor>{label.padEnd(22)}</Text>
+            <Text dimColor>{label.padEnd(labelWidth)}</Text>
             <Text color={color} bold={!!color}>
               {value}
             </Text>

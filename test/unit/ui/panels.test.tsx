@@ -468,6 +468,18 @@ describe('Summary and LabPicker', () => {
     expect(out).toMatch(/vCPU blocktime\s+60\.0 vCPU·s \(worst vCPU 31\.0 s\)/);
     expect(out).toMatch(/all pages verified\s+yes/);
     expect(out).toContain('n next lab');
+    // The longest label still has room before its value, and the values share one column.
+    const withFile = frame(
+      <Summary
+        summary={{ ok: true, labId: 'x', durationMs: 1000, verified: true, pagesSent: 10, pagesReceived: 20, pagesFromFile: 22715, pagesResent: 0, duplicatesDiscarded: 0, blocktimeMs: 0, recoveries: 1 }}
+        title="T"
+        hasNext={false}
+        width={80}
+      />,
+    );
+    expect(withFile).toMatch(/of them from a recovery file {2}22715/);
+    const column = (label: string) => withFile.split('\n').find((l) => l.includes(label))!.search(/\S+$/);
+    expect(column('pages sent')).toBe(column('of them from a recovery file'));
   });
   it('summary ends with the lab\'s closing lesson, wrapped, also when the lab failed', () => {
     const lesson = 'A blackhole is the failure that postcopy recovery cannot see by itself. Monitoring has to watch the counters.\n';
