@@ -99,6 +99,18 @@ function setup(reply: (s: Sent) => unknown = () => ({})) {
   return { store, feed, engine, sent, events, hookLog };
 }
 
+/** An engine for `l` on `t`'s store and feed, with ports that do nothing. */
+function quietEngine(l: typeof lab, t: ReturnType<typeof setup>, vars: Record<string, string> = {}): StepEngine {
+  return new StepEngine(l, t.store, t.feed, {
+    sendQmp: async () => ({}),
+    applyLink: async () => {},
+    restoreLink: async () => {},
+    vm: async () => {},
+    verify: async () => {},
+    vars: () => vars,
+  });
+}
+
 /** Publishes `snaps` one per macrotask, so the engine sees each. */
 async function play(feed: SnapshotFeed, snaps: Snapshot[]): Promise<void> {
   for (const s of snaps) {
@@ -139,14 +151,7 @@ describe('StepEngine', () => {
   it('an until that stays false ends as condition-timeout with the values seen', async () => {
     const short = loadLabText(LAB.replace(/timeout: 5s/g, 'timeout: 50ms'), 'scripted.yaml');
     const t = setup();
-    const engine = new StepEngine(short, t.store, t.feed, {
-      sendQmp: async () => ({}),
-      applyLink: async () => {},
-      restoreLink: async () => {},
-      vm: async () => {},
-      verify: async () => {},
-      vars: () => ({}),
-    });
+    const engine = quietEngine(short, t);
     const run = engine.runSteps('drill', 2, 3).catch((e: unknown) => e);
     const ticker = setInterval(() => t.feed.publish(snap('postcopy-active', 'postcopy-active')), 10);
     const err = (await run) as RunFailure;
@@ -206,14 +211,7 @@ describe('StepEngine', () => {
     );
     expect(withMissed.steps[2]!.missed?.text).toBe('Paused; listen on ${incoming.listen} again.');
     const t = setup();
-    const engine = new StepEngine(withMissed, t.store, t.feed, {
-      sendQmp: async () => ({}),
-      applyLink: async () => {},
-      restoreLink: async () => {},
-      vm: async () => {},
-      verify: async () => {},
-      vars: () => ({ 'incoming.listen': 'tcp:127.0.0.1:4444' }),
-    });
+    const engine = quietEngine(withMissed, t, { 'incoming.listen': 'tcp:127.0.0.1:4444' });
     const run = engine.runSteps('interactive', 2, 3);
     await play(t.feed, [snap('postcopy-active', 'postcopy-active'), snap('postcopy-paused', 'postcopy-paused'), snap('postcopy-paused', 'postcopy-paused')]);
     await expect.poll(() => t.store.getState().missed).toEqual({ step: 3, text: 'Paused; listen on tcp:127.0.0.1:4444 again.' });
@@ -233,14 +231,7 @@ describe('StepEngine', () => {
   it("this-step counters count from the step's start: a recovery made in an earlier step does not end a later recover step", async () => {
     const relative = loadLabText(LAB.replace("    until: 'destination.status == \"completed\"'\n", "    until: 'this-step.destination.pages.recoveries >= 1'\n"), 'scripted.yaml');
     const t = setup();
-    const engine = new StepEngine(relative, t.store, t.feed, {
-      sendQmp: async () => ({}),
-      applyLink: async () => {},
-      restoreLink: async () => {},
-      vm: async () => {},
-      verify: async () => {},
-      vars: () => ({}),
-    });
+    const engine = quietEngine(relative, t);
     const recovered = (n: number, status: MigrationStatus = 'postcopy-paused') =>
       fakeSnapshot({ source: fakeSide('source', { status }), destination: fakeSide('destination', { status, pages: { ...fakeSide('destination').pages, recoveries: n } as PagesInfo }) });
     t.feed.publish(recovered(1)); // the person cut and recovered once before this step began
