@@ -135,7 +135,6 @@ export class QemuBackend implements VmBackend {
     this.qemuVersion = `${opts.version.major}.${opts.version.minor}`;
   }
 
-  /** Why dirty-limit cannot be used with this QEMU and accelerator, or null when it can. */
   /**
    * QEMU's default CPU model (qemu64) asks for CPU features; under KVM, one the host's CPU lacks
    * is left out of the guest with a warning at start-up (here, in a VM: "CPUID.01H:ECX.pni").
@@ -148,6 +147,7 @@ export class QemuBackend implements VmBackend {
     return line;
   }
 
+  /** Why dirty-limit cannot be used with this QEMU and accelerator, or null when it can. */
   dirtyLimitRefusal(): string | null {
     return dirtyLimitRefusal(this.opts.version, this.opts.accel);
   }

@@ -188,9 +188,10 @@ export interface HintCommand {
  * The first command a hint gives, so one key can put it into the console: a full request
  * (`{"exec-oob": "migrate-pause"}`), a known command name with its JSON arguments
  * (`migrate {"uri": "tcp:127.0.0.1:4445", "resume": true}`), or a libvirt console line
- * (`virsh domstate --reason pcl-guest`, `x-extra-monitor exec-oob migrate-pause`). The side is the one the hint names
- * nearest before the command ("on the destination: …"), else the first named after it ("… on the
- * source"). Null when the hint has no command (e.g. "Press b").
+ * (`virsh domstate --reason pcl-guest`, `x-extra-monitor exec-oob migrate-pause`). The side is
+ * the command's own where it has one (migrate-recover: the destination), else the one the hint
+ * names nearest before the command ("on the destination: …"), else the first named after it
+ * ("… on the source"). Null when the hint has no command (e.g. "Press b").
  */
 export function hintCommand(hint: string, commands: readonly string[]): HintCommand | null {
   const names = [...commands].sort((a, b) => b.length - a.length).map(escapeRegExp);
@@ -204,8 +205,7 @@ export function hintCommand(hint: string, commands: readonly string[]): HintComm
       // resumes (": read its refusal", " (or …", " on each side", the sentence's end).
       const words = hint.slice(at).split(/: | \(| on | then |, |\. /)[0]!.replace(/\.$/, '').trim();
       return { line: words, side: sideNamed(hint.slice(0, at), 'last') ?? sideNamed(hint.slice(at + words.length), 'first') };
-    }
-    else {
+    } else {
       const rest = hint.slice(at + m[0].length);
       const brace = /^\s*\{/.exec(rest);
       const args = brace ? jsonObjectAt(rest, brace[0].length - 1) : null;

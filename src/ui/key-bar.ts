@@ -14,8 +14,10 @@ export interface KeyHint {
   priority: number;
 }
 
-/** Where QEMU accepts migrate-pause: postcopy-active, or a recovery under way (since 8.2). */
-/** A side migrate-pause acts on: in postcopy and not paused already (QEMU refuses it otherwise). */
+/**
+ * A side migrate-pause acts on: postcopy-active, or a recovery under way (since 8.2); QEMU
+ * refuses it on a side already paused or not in postcopy.
+ */
 export const pausable = (s: MigrationStatus) => isPostcopy(s) && !isPaused(s);
 
 /** What the lab screen's normal mode accepts, given the session's state. */
