@@ -175,6 +175,9 @@ type Screen =
 
 const errorText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
+/** Enter and Esc on the end screen count only this long after it appeared (a key meant for the lab screen would skip it). */
+export const SUMMARY_KEY_GRACE_MS = 800;
+
 /**
  * The step (0-based) a failed run can be retried at on fresh VMs, the earlier ones replayed;
  * null for a success or a run someone stopped. A failure that names no step (a VM died) is
@@ -207,6 +210,8 @@ export function App(props: AppProps) {
     setConfirmState(c);
   };
   const exited = useRef(false);
+  /** When the end screen appeared (performance.now()). */
+  const summaryShownAt = useRef(0);
 
   const exit = useCallback(
     (code: number) => {
@@ -276,6 +281,7 @@ export function App(props: AppProps) {
       setNotice(note);
       void lifecycle.stopCurrent((err) => setNotice(`Stopping the lab failed: ${errorText(err)}`));
       const atStep = session.getState().currentStep;
+      summaryShownAt.current = performance.now();
       setScreen({ kind: 'summary', labId: session.labId, title: session.title, summary, lesson: session.summaryText, atStep });
     },
     [screen, lifecycle, progressPath],
@@ -330,6 +336,9 @@ export function App(props: AppProps) {
     (input, key) => {
       if ((input === 'r' || input === 'w') && retryStep !== null && screen.kind === 'summary') {
         rewind(screen.labId, retryStep);
+      } else if ((key.return || key.escape) && performance.now() - summaryShownAt.current < SUMMARY_KEY_GRACE_MS) {
+        // An Enter or Esc meant for the lab screen (the console's last resume, closing it) as the
+        // lab completed: it would skip the end screen and its lesson unread.
       } else if (key.return || key.escape) {
         setScreen({ kind: 'picker' });
       } else if (input === 'n' && nextLab) {

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { render } from 'ink-testing-library';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { LabSessionApi, RunSummary } from '../../../src/types.js';
-import { App, EXIT, retryableStep, SessionLifecycle } from '../../../src/ui/app.js';
+import { App, EXIT, retryableStep, SessionLifecycle, SUMMARY_KEY_GRACE_MS } from '../../../src/ui/app.js';
 import { FakeSession, fakeSide, fakeSnapshot } from '../../helpers/fake-session.js';
 import { KEYS, plain, settle, waitFor, waitForText } from './helpers.js';
 
@@ -68,6 +68,11 @@ describe('App', () => {
     // The session is stopped as soon as the run is over.
     await waitFor(() => m.sessions[0].callsOf('stop').length === 1, 'stop');
     expect(JSON.parse(readFileSync(progressPath, 'utf8')).completed['link-cut-recovery'].durationMs).toBe(61_000);
+    // An Enter or Esc typed for the lab screen as it ended does not skip the end screen unread.
+    await m.type(KEYS.escape);
+    await settle(60);
+    expect(m.frame()).toContain('✓ Lab complete: Link cut recovery');
+    await settle(SUMMARY_KEY_GRACE_MS);
     await m.type(KEYS.enter);
     await waitForText(m.lastFrame, '1/2 labs completed');
     expect(m.frame()).toMatch(/✓ Link cut recovery/);
