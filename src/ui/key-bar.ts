@@ -4,7 +4,9 @@
  * key that does nothing.
  */
 import { isPaused, isPostcopy } from '../sim/states.js';
-import type { MigrationStatus, SessionState } from '../types.js';
+import { hintCommand } from '../qmp/console.js';
+import type { MigrationStatus, SessionState, StepView } from '../types.js';
+import { QMP_COMMANDS } from './qmp-commands.js';
 import type { Mode } from './lab-state.js';
 
 export interface KeyHint {
@@ -19,6 +21,16 @@ export interface KeyHint {
  * refuses it on a side already paused or not in postcopy.
  */
 export const pausable = (s: MigrationStatus) => isPostcopy(s) && !isPaused(s);
+
+/** The QMP command of the newest hint shown for `step` that has one. */
+export function shownHintCommand(step: StepView | undefined): ReturnType<typeof hintCommand> {
+  if (!step) return null;
+  for (let i = step.hintsShown - 1; i >= 0; i--) {
+    const c = hintCommand(step.hints[i], QMP_COMMANDS);
+    if (c) return c;
+  }
+  return null;
+}
 
 /** What the lab screen's normal mode accepts, given the session's state. */
 export interface NormalKeys {
@@ -117,7 +129,8 @@ export function keyHints(mode: Mode, state: SessionState): KeyHint[] {
       hints.push({ key: '[]', label: 'steps', priority: 2 });
       hints.push({ key: 'PgUp/Dn', label: 'scroll', priority: 2 });
       hints.push({ key: 'Tab', label: 'steps/events', priority: 1 });
-      if (step && step.hintsShown > 0) hints.push({ key: 'y', label: 'copy hint', priority: 4 });
+      // Only where a hint shown gives a command to copy ("Press c" gives none).
+      if (shownHintCommand(step)) hints.push({ key: 'y', label: 'copy hint', priority: 4 });
       hints.push({ key: ':', label: 'console', priority: 9 });
       hints.push({ key: '?', label: 'help', priority: Infinity });
       hints.push({ key: 'q', label: 'quit', priority: 10 });

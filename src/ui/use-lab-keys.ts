@@ -5,16 +5,15 @@
 import { useKeys } from './use-keys.js';
 import type { Key } from 'ink';
 import { useRef } from 'react';
-import { commandSide, hintCommand } from '../qmp/console.js';
+import { commandSide } from '../qmp/console.js';
 import type { LabEvent, LabSessionApi, MigrationStatus, SessionState, Side, Snapshot, StepView } from '../types.js';
 import { isPostcopy, isRecovering } from '../sim/states.js';
 import type { StepsView } from './components/StepsPanel.js';
-import { normalKeys, pausable } from './key-bar.js';
+import { normalKeys, pausable, shownHintCommand } from './key-bar.js';
 import { describeFault } from '../link/fault-model.js';
 import { stepsBefore } from '../lab/reach.js';
 import type { LinkFault } from '../types.js';
 import { selectedLinkFault, type LabUiAction, type LabUiState } from './lab-state.js';
-import { QMP_COMMANDS } from './qmp-commands.js';
 import type { ScrollWindow } from './scroll.js';
 import type { Store } from './store.js';
 
@@ -64,15 +63,6 @@ export function stepToView(v: LabViews, delta: -1 | 1): number | null | undefine
   return v.stepList[to].index === v.currentStep ? null : v.stepList[to].index;
 }
 
-/** The QMP command of the newest hint shown for `step` that has one. */
-export function shownHintCommand(step: StepView | undefined): ReturnType<typeof hintCommand> {
-  if (!step) return null;
-  for (let i = step.hintsShown - 1; i >= 0; i--) {
-    const c = hintCommand(step.hints[i], QMP_COMMANDS);
-    if (c) return c;
-  }
-  return null;
-}
 
 /** A side whose migration state means quitting loses the guest. */
 export interface SideAtRisk {

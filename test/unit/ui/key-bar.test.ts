@@ -3,13 +3,18 @@ import { fitKeyHints, keyHints, normalKeys } from '../../../src/ui/key-bar.js';
 import { fakeDirection, fakeSide, fakeSnapshot, fakeState, fakeSteps } from '../../helpers/fake-session.js';
 
 const keys = (hints: { key: string }[]) => hints.map((h) => h.key).join(' ');
+/** The fake steps with a first hint that gives a command (y copies it); the default's "Press c" gives none. */
+const copyable = () => fakeSteps().map((st) => (st.index === 1 ? { ...st, hints: ['Press p, or on the source: migrate-pause', ...st.hints.slice(1)] } : st));
 
 describe('key bar', () => {
   it('offers only the keys valid now', () => {
-    const state = fakeState();
+    const state = fakeState({ steps: copyable() });
     expect(keys(keyHints('normal', state))).toBe('c b l p h s [] PgUp/Dn Tab y : ? q');
+    // A hint shown that gives no command to copy ("Press c"): no y.
+    expect(keys(keyHints('normal', fakeState()))).toBe('c b l p h s [] PgUp/Dn Tab : ? q');
     // Link cut: c no longer applies, u does.
     const cut = fakeState({
+      steps: copyable(),
       snapshot: fakeSnapshot({
         link: { ...fakeSnapshot().link, up: false, 'source-to-destination': fakeDirection({ state: 'cut' }), 'destination-to-source': fakeDirection({ state: 'cut' }) },
         source: fakeSide('source', { status: 'postcopy-paused' }),
@@ -24,7 +29,7 @@ describe('key bar', () => {
     // No snapshot yet (VMs starting): only the console, help and quit.
     expect(keys(keyHints('normal', fakeState({ snapshot: null, steps: [] })))).toBe('[] PgUp/Dn Tab : ? q');
     // y only once a hint is shown.
-    const noHint = fakeSteps();
+    const noHint = copyable();
     noHint[1] = { ...noHint[1], hintsShown: 0 };
     expect(keys(keyHints('normal', fakeState({ steps: noHint })))).not.toContain('y');
   });
@@ -36,7 +41,7 @@ describe('key bar', () => {
   });
 
   it('drops low-priority keys first when narrow and always keeps ?', () => {
-    const hints = keyHints('normal', fakeState());
+    const hints = keyHints('normal', fakeState({ steps: copyable() }));
     expect(keys(fitKeyHints(hints, 200))).toBe('c b l p h s [] PgUp/Dn Tab y : ? q');
     expect(keys(fitKeyHints(hints, 80))).toBe('c b h s y : ? q');
     expect(keys(fitKeyHints(hints, 64))).toBe('c b h s : ? q');

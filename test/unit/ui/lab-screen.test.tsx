@@ -186,7 +186,7 @@ describe('LabScreen keys', () => {
   it('shows the hold above the keys and Space releases it; no Space without a hold', async () => {
     const s = new FakeSession({ hold: { step: 1, state: 'held', text: 'max-postcopy-bandwidth 64 KiB/s', rate: 65536 } });
     const wide = await mount(s, 200, 30);
-    await waitForText(wide.lastFrame, '⏸ held at 64 KiB/s · Space');
+    await waitForText(wide.lastFrame, '⏸ held for you at 64 KiB/s — Space lets it run');
     // Narrower, the status takes what the keys leave: the keys the step needs stay.
     const m = await mount(s);
     await waitForText(m.lastFrame, 'c cut');

@@ -403,8 +403,11 @@ describe('QmpConsole', () => {
 describe('KeyBar, HelpOverlay, LinkMenu', () => {
   it('key bar shows the keys and keeps ? when narrow', () => {
     expect(frame(<KeyBar hints={keyHints('normal', fakeState())} width={100} />)).toBe(
-      'c cut  b blackhole  l link menu  p pause  h hint  s show me  y copy hint  : console  ? help  q quit',
+      'c cut  b blackhole  l link menu  p pause  h hint  s show me  : console  ? help  q quit',
     );
+    // y only where a hint shown gives a command to copy ("Press c" gives none).
+    const withCommand = fakeState({ steps: fakeSteps().map((st) => (st.index === 1 ? { ...st, hints: ['On the source: migrate-start-postcopy'], hintsShown: 1 } : st)) });
+    expect(frame(<KeyBar hints={keyHints('normal', withCommand)} width={100} />)).toContain('y copy hint');
     expect(frame(<KeyBar hints={keyHints('normal', fakeState())} width={8} />)).toBe('? help');
   });
   it('help lists every key', () => {
