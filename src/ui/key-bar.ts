@@ -22,7 +22,7 @@ export interface KeyHint {
  */
 export const pausable = (s: MigrationStatus) => isPostcopy(s) && !isPaused(s);
 
-/** The QMP command of the newest hint shown for `step` that has one. */
+/** The command (QMP, or a libvirt console line) of the newest hint shown for `step` that has one. */
 export function shownHintCommand(step: StepView | undefined): ReturnType<typeof hintCommand> {
   if (!step) return null;
   for (let i = step.hintsShown - 1; i >= 0; i--) {
