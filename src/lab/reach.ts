@@ -73,9 +73,12 @@ export function startsMigration(step: Pick<LabStep, 'actions'>): boolean {
   return step.actions.some(startsFreshMigration);
 }
 
+/** Whether a fault kind, or a direction's state, breaks the link: cut, blackhole, down (a migration over it stops). */
+export const isBreaking = (kind: string): boolean => kind === 'cut' || kind === 'blackhole' || kind === 'down';
+
 /** The kinds of link-breaking fault a step's own `do` applies: a fault key of another kind is still a question. */
 export function stepLinkFaults(step: Pick<LabStep, 'actions'>): LinkFault['kind'][] {
-  const kinds = step.actions.flatMap((a) => (a.type === 'link' && ['cut', 'blackhole', 'down'].includes(a.fault.kind) ? [a.fault.kind] : []));
+  const kinds = step.actions.flatMap((a) => (a.type === 'link' && isBreaking(a.fault.kind) ? [a.fault.kind] : []));
   return [...new Set(kinds)];
 }
 
@@ -87,7 +90,7 @@ export function recoverySides(step: Pick<LabStep, 'actions'>): Side[] {
   const sides = step.actions.flatMap((a): Side[] => {
     if (a.type !== 'qmp') return [];
     if (a.side === 'destination' && a.execute === 'migrate-recover') return ['destination'];
-    if (a.side === 'source' && a.execute === 'migrate' && a.arguments.resume === true) return ['source'];
+    if (isSourceResume(a.side, a)) return ['source'];
     return [];
   });
   return [...new Set(sides)];
@@ -118,12 +121,19 @@ const ended = (status: string): boolean => status === 'failed' || status === 'ca
 export function brokenLink(s: Snapshot): string | null {
   const f = s.link['source-to-destination'].state;
   const b = s.link['destination-to-source'].state;
-  const broken = (x: string) => x === 'cut' || x === 'blackhole' || x === 'down';
   const word = (x: string) => (x === 'blackhole' ? 'blackholed' : x);
-  if (broken(f) && broken(b)) return f === b ? word(f) : `${word(f)} (source to destination), ${word(b)} (back)`;
-  if (broken(f)) return `${word(f)} (source to destination)`;
-  if (broken(b)) return `${word(b)} (destination to source)`;
+  if (isBreaking(f) && isBreaking(b)) return f === b ? word(f) : `${word(f)} (source to destination), ${word(b)} (back)`;
+  if (isBreaking(f)) return `${word(f)} (source to destination)`;
+  if (isBreaking(b)) return `${word(b)} (destination to source)`;
   return null;
+}
+
+/**
+ * Whether a direction is broken in a way the step's own `do` (`stepFaults`, its linkFaults) does
+ * not break it: the person's doing (a cut in blackhole's "Pull the cable"), to be restored first.
+ */
+export function brokenOutsideStep(s: Snapshot, stepFaults: readonly string[]): boolean {
+  return [s.link['source-to-destination'].state, s.link['destination-to-source'].state].some((x) => isBreaking(x) && !stepFaults.includes(x));
 }
 
 /**
@@ -311,7 +321,7 @@ function listenRefusal(cmd: QmpCommand, addresses: Readonly<Record<string, strin
 /** What a link fault does now, for the question asked before one the step does not call for. */
 export function faultConsequence(fault: LinkFault, s: Snapshot | null): string {
   const status = s?.source.status ?? 'none';
-  const breaking = fault.kind === 'cut' || fault.kind === 'blackhole' || fault.kind === 'down';
+  const breaking = isBreaking(fault.kind);
   const word = fault.kind === 'cut' ? 'a cut' : fault.kind === 'blackhole' ? 'a blackhole' : fault.kind === 'down' ? 'taking the link down' : 'this change';
   if (!breaking) return `${word} slows the migration down`;
   if (status === 'active' || status === 'setup') {

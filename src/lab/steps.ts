@@ -273,12 +273,15 @@ export class StepEngine {
     try {
       for (;;) {
         if (this.retryRequested && timeoutMs === null) throw new RetryRequest();
-        if (last && evaluateCondition(cond, view(last)).value) return;
+        // Once per snapshot: the state the step's conditions read, and the condition's result.
+        const state = last ? view(last) : null;
+        const result = state ? evaluateCondition(cond, state) : null;
+        if (result?.value) return;
         const stuck = step && last ? unreachable(step, cond.source, last, { started }) : null;
         since = stuck ? (since?.cause === stuck.cause ? since : { cause: stuck.cause, at: performance.now() }) : null;
         const settled = stuck && since && performance.now() - since.at >= SETTLE_MS[stuck.cause] ? stuck : null;
         if (settled && timeoutMs !== null) {
-          const seen = evaluateCondition(cond, view(last!)).seen;
+          const seen = result!.seen;
           throw new RunFailure(`step ${step!.index + 1} '${step!.title}': ${settled.message} (seen ${formatSeen(seen)})`, 'step-unreachable', {
             step: step!.index + 1,
             stepTitle: step!.title,
@@ -288,11 +291,11 @@ export class StepEngine {
         }
         if (timeoutMs === null && step) {
           this.setBlocked(settled);
-          const missed = step.missed && last && !settled && evaluateCondition(step.missed.when, view(last)).value;
+          const missed = step.missed && state && !settled && evaluateCondition(step.missed.when, state).value;
           this.setMissed(missed ? { step: step.index + 1, text: expandTemplates(step.missed!.text, this.ports.vars()) } : null);
         }
         if (performance.now() > deadline) {
-          const seen = last ? evaluateCondition(cond, view(last)).seen : {};
+          const seen = result?.seen ?? {};
           const where = step ? `step ${step.index + 1} '${step.title}'` : 'wait-until';
           throw new RunFailure(`${where}: '${cond.source}' still false after ${formatDuration(timeoutMs!)}; seen ${formatSeen(seen)}`, 'condition-timeout', {
             step: step ? step.index + 1 : undefined,

@@ -178,6 +178,19 @@ export function commandSide(line: string): 'source' | 'destination' | null {
   }
 }
 
+const commandPatterns = new WeakMap<readonly string[], RegExp>();
+
+/** Where a command may start in a hint, for this list of command names (built once per list: the key bar asks on every render). */
+function commandPattern(commands: readonly string[]): RegExp {
+  let re = commandPatterns.get(commands);
+  if (!re) {
+    const names = [...commands].sort((a, b) => b.length - a.length).map(escapeRegExp);
+    re = new RegExp(`\\{\\s*"(?:execute|exec-oob)"|(?<![\\w-])(?:virsh|x-extra-monitor) |(?<![\\w-])(?:${names.join('|')})(?![\\w-])`, 'g');
+    commandPatterns.set(commands, re);
+  }
+  return re;
+}
+
 /** A command found in a lab's hint, ready for the console: the line, and the side the hint names. */
 export interface HintCommand {
   line: string;
@@ -194,9 +207,7 @@ export interface HintCommand {
  * ("… on the source"). Null when the hint has no command (e.g. "Press b").
  */
 export function hintCommand(hint: string, commands: readonly string[]): HintCommand | null {
-  const names = [...commands].sort((a, b) => b.length - a.length).map(escapeRegExp);
-  const re = new RegExp(`\\{\\s*"(?:execute|exec-oob)"|(?<![\\w-])(?:virsh|x-extra-monitor) |(?<![\\w-])(?:${names.join('|')})(?![\\w-])`, 'g');
-  for (const m of hint.matchAll(re)) {
+  for (const m of hint.matchAll(commandPattern(commands))) {
     const at = m.index ?? 0;
     let line: string | null;
     if (m[0].startsWith('{')) line = jsonObjectAt(hint, at);

@@ -11,7 +11,7 @@ import { isPostcopy, isRecovering } from '../sim/states.js';
 import type { StepsView } from './components/StepsPanel.js';
 import { normalKeys, pausable, shownHintCommand } from './key-bar.js';
 import { describeFault } from '../link/fault-model.js';
-import { stepsBefore } from '../lab/reach.js';
+import { isBreaking, stepsBefore } from '../lab/reach.js';
 import type { LinkFault } from '../types.js';
 import { selectedLinkFault, type LabUiAction, type LabUiState } from './lab-state.js';
 import type { ScrollWindow } from './scroll.js';
@@ -33,7 +33,7 @@ export interface LabViews {
  * own `do` does not, and a migration is under way for it to ruin.
  */
 export function faultNeedsConfirm(fault: LinkFault, state: SessionState): boolean {
-  if (fault.kind !== 'cut' && fault.kind !== 'blackhole' && fault.kind !== 'down') return false;
+  if (!isBreaking(fault.kind)) return false;
   const step = state.steps.find((s) => s.index === state.currentStep);
   if (!step) return false;
   // A step that breaks the link its own way (blackhole's "pull the cable") asks before another

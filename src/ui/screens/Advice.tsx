@@ -11,7 +11,7 @@
 import { Box, Text } from 'ink';
 import { memo } from 'react';
 import { describeFault } from '../../link/fault-model.js';
-import { brokenLink, faultConsequence, recoveryCommands, restartAdvice, stepsBefore } from '../../lab/reach.js';
+import { brokenLink, brokenOutsideStep, faultConsequence, recoveryCommands, restartAdvice, stepsBefore } from '../../lab/reach.js';
 import type { LinkFault, SessionState } from '../../types.js';
 import { fit, wrapWords } from '../format.js';
 
@@ -58,9 +58,9 @@ export function adviceLines(state: SessionState, pendingFault: LinkFault | null,
   // Over a broken link the resume cannot get through (the console refuses it): u comes first,
   // unless the step under way broke it that way itself (double-failure's stalled handshake).
   // A cut in a step that blackholes (blackhole's "Pull the cable") is the person's: u first.
-  const stepFaults: string[] = current?.linkFaults ?? [];
+  const stepFaults = current?.linkFaults ?? [];
   const snap = state.snapshot;
-  const theirs = !!snap && [snap.link['source-to-destination'].state, snap.link['destination-to-source'].state].some((x) => ['cut', 'blackhole', 'down'].includes(x) && !stepFaults.includes(x));
+  const theirs = !!snap && brokenOutsideStep(snap, stepFaults);
   // A step that broke the link, or acts on a VM, for a purpose of its own and recovers nothing
   // (qemu-recovery-file's "Cut the link; save the paused source's RAM", "Lose the source host")
   // is not helped by the recovery commands: they would end its lesson before it begins.

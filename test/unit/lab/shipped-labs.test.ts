@@ -15,38 +15,35 @@ describe('shipped labs', () => {
   });
 });
 
+/** Every QMP command a shipped lab's steps send, with its lab and step: where a name in each message comes from. */
+async function qmpActions() {
+  const labs = await Promise.all((await listLabs(LABS_DIR)).map((l) => loadLab(l.path)));
+  return labs.flatMap((lab) =>
+    lab.steps.flatMap((step) => step.actions.flatMap((a) => (a.type === 'qmp' ? [{ a, step, where: `${lab.id} step ${step.index + 1}: ${a.execute}` }] : []))),
+  );
+}
+
 describe("shipped labs' hints", () => {
   it('give the address of every migration command a step sends to an address (a learner cannot guess a port)', async () => {
-    const labs = await Promise.all((await listLabs(LABS_DIR)).map((l) => loadLab(l.path)));
     const missing: string[] = [];
-    for (const lab of labs) {
-      for (const step of lab.steps) {
-        for (const a of step.actions) {
-          if (a.type !== 'qmp' || a.expectError !== undefined) continue;
-          const uri = a.arguments.uri;
-          if (typeof uri !== 'string' || !uri.includes('${')) continue;
-          // Some hint names the command with that very template.
-          if (!step.hints.some((h) => h.includes(a.execute) && h.includes(uri))) missing.push(`${lab.id} step ${step.index + 1}: ${a.execute} ${uri}`);
-        }
-      }
+    for (const { a, step, where } of await qmpActions()) {
+      if (a.expectError !== undefined) continue;
+      const uri = a.arguments.uri;
+      if (typeof uri !== 'string' || !uri.includes('${')) continue;
+      // Some hint names the command with that very template.
+      if (!step.hints.some((h) => h.includes(a.execute) && h.includes(uri))) missing.push(`${where} ${uri}`);
     }
     expect(missing).toEqual([]);
   });
 
   it('let y copy every command a step sends with its arguments spelt out (the console knows its name)', async () => {
-    const labs = await Promise.all((await listLabs(LABS_DIR)).map((l) => loadLab(l.path)));
     const uncopyable: string[] = [];
-    for (const lab of labs) {
-      for (const step of lab.steps) {
-        for (const a of step.actions) {
-          if (a.type !== 'qmp') continue;
-          const hinted = step.hints.filter((h) => h.includes(a.execute));
-          if (hinted.length === 0) continue;
-          // A run fills the templates (an address, a size, a path); any value parses the same.
-          const filled = hinted.map((h) => h.replace(/\$\{[^}]+\}/g, '1'));
-          if (!filled.some((h) => hintCommand(h, QMP_COMMANDS) !== null)) uncopyable.push(`${lab.id} step ${step.index + 1}: ${a.execute}`);
-        }
-      }
+    for (const { a, step, where } of await qmpActions()) {
+      const hinted = step.hints.filter((h) => h.includes(a.execute));
+      if (hinted.length === 0) continue;
+      // A run fills the templates (an address, a size, a path); any value parses the same.
+      const filled = hinted.map((h) => h.replace(/\$\{[^}]+\}/g, '1'));
+      if (!filled.some((h) => hintCommand(h, QMP_COMMANDS) !== null)) uncopyable.push(where);
     }
     expect(uncopyable).toEqual([]);
   });
