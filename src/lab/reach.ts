@@ -286,13 +286,20 @@ export function isSourceResume(side: Side, cmd: QmpCommand): boolean {
  * in postcopy-recover for good, where neither migrate-pause nor another resume moves it, and the
  * guest is lost. Found playing link-cut-recovery on QEMU 7.2: the recovery typed before u.
  * A step that breaks the link itself (qemu-recover-hang, double-failure) means its resume to
- * meet the broken link, and runs as written.
+ * meet the fault it sets, and runs as written; a fault it does not set (a cut pressed where the
+ * step blackholes the return path) is refused like any other, as the advice line already treats
+ * it (`brokenOutsideStep`).
  */
 export function resumeRefusal(step: Pick<LabStep, 'actions'> | undefined, side: Side, cmd: QmpCommand, s: Snapshot | null): string | null {
-  if (!isSourceResume(side, cmd)) return null;
-  const link = s ? brokenLink(s) : null;
-  if (!link || (step && stepLinkFaults(step).length > 0)) return null;
-  return `the link is ${link}, so the resume would not get through (and a QEMU source before 8.2 would then stay in postcopy-recover for good): press u to restore the link, then resume`;
+  if (!isSourceResume(side, cmd) || !s) return null;
+  const link = brokenLink(s);
+  const own = step ? stepLinkFaults(step) : [];
+  if (!link || !brokenOutsideStep(s, own)) return null;
+  const faults = (step?.actions ?? []).flatMap((a) =>
+    a.type === 'link' && isBreaking(a.fault.kind) ? [a.fault.direction && a.fault.direction !== 'both' ? `${a.fault.kind} ${a.fault.direction}` : a.fault.kind] : [],
+  );
+  const then = faults.length > 0 ? `, set the step's own fault (${[...new Set(faults)].join(', ')}), then` : ', then';
+  return `the link is ${link}, so the resume would not get through (and a QEMU source before 8.2 would then stay in postcopy-recover for good): press u to restore the link${then} resume`;
 }
 
 /** Whether listening at `uri` takes connections made to `listen`: the same address, or any address (`tcp:0.0.0.0:P`, `tcp:[::]:P`) on its port. */
@@ -330,6 +337,7 @@ export function faultConsequence(fault: LinkFault, s: Snapshot | null): string {
   if (status === 'postcopy-active') {
     return fault.kind === 'cut' ? `${word} now pauses both sides (postcopy-paused) and this step waits until you recover` : `${word} now freezes the postcopy migration`;
   }
+  if (status === 'postcopy-paused') return `${word} now keeps the next recovery from getting through until the link is restored (u)`;
   if (status.startsWith('postcopy')) return `${word} now breaks the recovery under way`;
   return `${word} changes nothing for the migration now (${status})`;
 }

@@ -167,6 +167,9 @@ describe('faults a step does not ask for', () => {
     expect(faultConsequence({ kind: 'cut' }, snap('postcopy-active', 'postcopy-active'))).toMatch(/pauses both sides \(postcopy-paused\)/);
     expect(faultConsequence({ kind: 'blackhole' }, snap('active', 'active'))).toMatch(/stalls the migration/);
     expect(faultConsequence({ kind: 'cut' }, snap('none', 'none'))).toMatch(/changes nothing/);
+    // Both sides paused, nothing under way: the fault meets the next recovery, it breaks none.
+    expect(faultConsequence({ kind: 'cut' }, snap('postcopy-paused', 'postcopy-paused'))).toBe('a cut now keeps the next recovery from getting through until the link is restored (u)');
+    expect(faultConsequence({ kind: 'cut' }, snap('postcopy-recover', 'postcopy-recover'))).toMatch(/breaks the recovery under way/);
   });
 });
 
@@ -277,5 +280,15 @@ describe('resumeRefusal', () => {
     // qemu-recover-hang, double-failure: the step blackholes the link, then resumes into it on purpose.
     const holeThenResume: Actions = { index: 2, actions: [{ type: 'link', fault: { kind: 'blackhole' } }, ...resumeStep.actions] };
     expect(resumeRefusal(holeThenResume, 'source', resume, broken('blackhole'))).toBeNull();
+    expect(resumeRefusal(holeThenResume, 'source', resume, broken('up' as 'cut', 'blackhole'))).toBeNull();
+  });
+  it("refuses it in a step that breaks the link, when the break is not the step's own (c pressed where the step blackholes)", () => {
+    const holeThenResume: Actions = { index: 2, actions: [{ type: 'link', fault: { kind: 'blackhole' } }, ...resumeStep.actions] };
+    expect(resumeRefusal(holeThenResume, 'source', resume, broken('cut'))).toBe(
+      "the link is cut, so the resume would not get through (and a QEMU source before 8.2 would then stay in postcopy-recover for good): press u to restore the link, set the step's own fault (blackhole), then resume",
+    );
+    expect(resumeRefusal(holeThenResume, 'source', resume, broken('blackhole', 'cut'))).toMatch(/^the link is blackholed \(source to destination\), cut \(back\), so/);
+    const returnHole: Actions = { index: 2, actions: [{ type: 'link', fault: { kind: 'blackhole', direction: 'destination-to-source' } }, ...resumeStep.actions] };
+    expect(resumeRefusal(returnHole, 'source', resume, broken('cut'))).toMatch(/set the step's own fault \(blackhole destination-to-source\), then resume$/);
   });
 });
