@@ -255,6 +255,13 @@ export interface LinkSnapshot {
   up: boolean;
   flapping: boolean;
   connections: number;
+  /**
+   * Relay only: connections the source made that the relay could not pass on, because the
+   * destination refused them (nothing listened behind the link yet). The relay has accepted
+   * them, so the source sees a reset, not "connection refused"; on the kernel link the source
+   * is refused itself and this is absent.
+   */
+  refused?: number;
   'source-to-destination': LinkDirectionSnapshot;
   'destination-to-source': LinkDirectionSnapshot;
 }

@@ -76,6 +76,8 @@ export class Orchestrator implements RunDriver {
    * record of where its file is, whether it was complete, and the guest's digest.
    */
   private lastRecoveryFile: RecoveryFileInfo | null = null;
+  /** The relay's `refused` count already told (a new one is logged once). */
+  private refusedSeen = 0;
 
   constructor(private readonly opts: OrchestratorOptions) {
     this.backend = opts.backend ?? new SimBackend();
@@ -320,6 +322,7 @@ export class Orchestrator implements RunDriver {
     const [src, dst, link] = await Promise.all([this.readSide('source'), this.readSide('destination'), this.linkSnapshot()]);
     const readings: Record<Side, SideReading | null> = { source: src, destination: dst };
     this.backend.combine(readings, link);
+    this.noteRefused(link);
     return { t: this.elapsed(), source: this.sideSnapshot('source', readings.source), destination: this.sideSnapshot('destination', readings.destination), link };
   }
 
@@ -330,6 +333,23 @@ export class Orchestrator implements RunDriver {
       const vm = this.vms.get(side);
       return vm?.alive && vm.qmp && !vm.qmp.closed ? vm.qmp : null;
     }, this.context());
+  }
+
+  /**
+   * Through the relay a source that connects before the destination listens is accepted, then
+   * reset: its own log says only "connection reset", which reads like a broken link. The relay
+   * knows better (the destination refused it), and says so once per refusal. Found playing
+   * walk-recovery: the resume typed before migrate-recover.
+   */
+  private noteRefused(link: LinkSnapshot): void {
+    const n = link.refused ?? 0;
+    if (n <= this.refusedSeen) return;
+    const times = n - this.refusedSeen === 1 ? '' : ` (${n - this.refusedSeen} times)`;
+    this.refusedSeen = n;
+    this.opts.onEvent({
+      kind: 'warning',
+      text: `link: nothing listened on the destination${times}: the relay took the source's connection, the destination refused it, so the source saw a reset; the destination listens first (migrate-incoming, or migrate-recover in a recovery)`,
+    });
   }
 
   private async linkSnapshot(): Promise<LinkSnapshot> {

@@ -114,6 +114,7 @@ export const LINK_FIELDS = {
   up: true,
   flapping: true,
   connections: true,
+  refused: true,
   'source-to-destination': DIRECTION_FIELDS,
   'destination-to-source': DIRECTION_FIELDS,
 } satisfies Record<keyof LinkSnapshot, FieldTree>;

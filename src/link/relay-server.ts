@@ -47,6 +47,7 @@ export class Relay {
   readonly pool = new ReadPool();
   /** Accepted connections whose socket reads into the pool (all of them on Node 20). */
   pooledAccepts = 0;
+  private refused = 0;
   private closed = false;
 
   constructor(
@@ -90,7 +91,7 @@ export class Relay {
   }
 
   snapshot(): LinkSnapshot {
-    return this.state.snapshot(this.connections.size);
+    return this.state.snapshot(this.connections.size, this.refused);
   }
 
   /** Stops listening and resets every connection. */
@@ -130,6 +131,11 @@ export class Relay {
   /** @internal */
   forget(conn: RelayConnection): void {
     this.connections.delete(conn);
+  }
+
+  /** @internal A connection the destination refused (see LinkSnapshot's `refused`). */
+  noteRefused(): void {
+    this.refused++;
   }
 
   private accept(accepted: net.Socket, target: HostPort): void {
@@ -220,7 +226,10 @@ class RelayConnection implements PumpOwner {
     this.upstream = upstream;
     // An error on either socket (a refused connect, a reset) is shown to the other peer as a
     // reset: that is what the source sees when the destination is not listening.
-    upstream.on('error', () => this.reset());
+    upstream.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'ECONNREFUSED' && !this.closed) this.relay.noteRefused();
+      this.reset();
+    });
     upstream.once('close', () => this.checkClosed());
     upstream.once('connect', () => {
       if (this.closed) return;

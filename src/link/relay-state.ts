@@ -103,7 +103,7 @@ export class LinkState {
     }
   }
 
-  snapshot(connections: number): LinkSnapshot {
+  snapshot(connections: number, refused = 0): LinkSnapshot {
     const s2d = this.directions['source-to-destination'];
     const d2s = this.directions['destination-to-source'];
     return {
@@ -111,6 +111,7 @@ export class LinkState {
       up: s2d.config.state === 'up' && d2s.config.state === 'up',
       flapping: Boolean(s2d.flap?.active || d2s.flap?.active),
       connections,
+      refused,
       'source-to-destination': s2d.snapshot(),
       'destination-to-source': d2s.snapshot(),
     };

@@ -67,6 +67,23 @@ describe('relay link', () => {
     expect(echo.received).toBe(payload.length);
   });
 
+  it('resets a connection nothing listens behind, and counts it as refused (a cut reset is not)', async () => {
+    const { link, ends } = await startLink();
+    expect((await link.snapshot()).refused).toBe(0);
+    // Nothing listens on the recover route yet: the relay accepts, the destination refuses.
+    const early = await connect(ends.recover.connect.port);
+    await waitFor(() => early.state.error !== undefined || early.state.closed, 5000, 'the early connection to end');
+    await waitFor(async () => (await link.snapshot()).refused === 1, 5000, 'the refusal to be counted');
+
+    await startEcho(ends);
+    const c = await connect(ends.incoming.connect.port);
+    c.socket.write('x');
+    await waitFor(() => c.state.received === 1, 5000, 'the echo');
+    await link.apply({ kind: 'cut' });
+    await waitFor(() => c.state.error !== undefined, 5000, 'the cut');
+    expect((await link.snapshot()).refused).toBe(1);
+  });
+
   it('passes a half-close on, after the data', async () => {
     const { ends } = await startLink();
     await startEcho(ends);

@@ -73,3 +73,21 @@ describe('Orchestrator.applyLinkFault with a backend whose guest reads touch pag
     reads[2].release();
   });
 });
+
+describe('Orchestrator: connections the destination refused behind the relay', () => {
+  it('says so once per new refusal, naming the command that listens (the source itself saw only a reset)', () => {
+    const events: Array<{ kind: string; text: string }> = [];
+    const orch = new Orchestrator({ guest: {} as never, makeLink: () => ({}) as Link, onEvent: (e) => void events.push(e), backend: {} as VmBackend });
+    const note = (refused: number | undefined) => (orch as unknown as { noteRefused(l: { refused?: number }): void }).noteRefused({ refused });
+    note(undefined); // the kernel link: the source is refused itself
+    note(0);
+    expect(events).toEqual([]);
+    note(1);
+    note(1);
+    expect(events).toHaveLength(1);
+    expect(events[0].kind).toBe('warning');
+    expect(events[0].text).toMatch(/^link: nothing listened on the destination: .*migrate-recover in a recovery\)$/);
+    note(3);
+    expect(events[1].text).toMatch(/^link: nothing listened on the destination \(2 times\):/);
+  });
+});
