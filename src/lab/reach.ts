@@ -255,6 +255,22 @@ export function recoveryCommands(s: Snapshot | null, addresses: Readonly<Record<
 }
 
 /**
+ * The arguments the console's Tab fills in after a command name that needs an address, with this
+ * run's addresses: `migrate` on the source (with `resume` once the source is postcopy-paused),
+ * `migrate-incoming` and `migrate-recover` on the destination. The ports are new each run and the
+ * lesson is not in typing them (found playing walk-recovery: `migrate ` then Tab did nothing).
+ * Null where the command needs none of them, or on a backend without them (libvirt).
+ */
+export function consoleArguments(execute: string, side: Side, s: Snapshot | null, addresses: Readonly<Record<string, string>>): string | null {
+  const uri = (key: string) => (addresses[key] ? `{"uri": "${addresses[key]}"}` : null);
+  if (side === 'destination' && execute === 'migrate-incoming') return uri('incoming.listen');
+  if (side === 'destination' && execute === 'migrate-recover') return uri('recover.listen');
+  if (side !== 'source' || execute !== 'migrate') return null;
+  if (s?.source.status === 'postcopy-paused') return addresses['recover.connect'] ? `{"uri": "${addresses['recover.connect']}", "resume": true}` : null;
+  return uri('incoming.connect');
+}
+
+/**
  * Why the lab refuses a command, or null. A source `migrate` must go through the link (one of
  * its connect addresses): one aimed at the destination's own listener passes the first steps,
  * then no fault does anything and the lab fails much later for a reason nobody can see.

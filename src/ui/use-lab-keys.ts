@@ -11,7 +11,7 @@ import { isPostcopy, isRecovering } from '../sim/states.js';
 import type { StepsView } from './components/StepsPanel.js';
 import { normalKeys, pausable, shownHintCommand } from './key-bar.js';
 import { describeFault } from '../link/fault-model.js';
-import { isBreaking, stepsBefore } from '../lab/reach.js';
+import { consoleArguments, isBreaking, stepsBefore } from '../lab/reach.js';
 import type { LinkFault } from '../types.js';
 import { selectedLinkFault, type LabUiAction, type LabUiState } from './lab-state.js';
 import type { ScrollWindow } from './scroll.js';
@@ -193,7 +193,14 @@ export function useLabKeys(opts: LabKeysOptions): void {
           if (key.escape) return dispatch({ type: 'mode', mode: 'normal' });
           if (key.return) return sendConsoleLine(ui);
           if (key.tab && key.shift) return dispatch({ type: 'console-toggle-side' });
-          if (key.tab) return dispatch({ type: 'console-tab' });
+          if (key.tab) {
+            // "migrate " (a whole name and a space, no arguments yet): Tab gives this run's address.
+            const typed = /^\s*(\S+) +$/.exec(ui.console.input);
+            const s = session.getState();
+            const args = typed ? consoleArguments(typed[1]!, ui.console.side, s.snapshot, s.addresses ?? {}) : null;
+            if (args) return dispatch({ type: 'console-fill', line: `${typed![1]} ${args}` });
+            return dispatch({ type: 'console-tab' });
+          }
           if (key.upArrow) return dispatch({ type: 'console-history', delta: -1 });
           if (key.downArrow) return dispatch({ type: 'console-history', delta: 1 });
           if (key.pageUp || key.pageDown) {

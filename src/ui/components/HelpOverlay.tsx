@@ -26,7 +26,7 @@ export const HELP_KEYS: [string, string][] = [
 ];
 
 export const CONSOLE_HELP: [string, string][] = [
-  ['Tab', 'complete a command name'],
+  ['Tab', 'complete a command name; after migrate, migrate-incoming or migrate-recover and a space: this run\'s address'],
   ['S-Tab', 'switch target: source or destination (each keeps its own history)'],
   ['↑ ↓', 'history of this side'],
   ['← →', 'move the cursor; Home/End or Ctrl-A/Ctrl-E: start/end; Ctrl-D deletes under it'],

@@ -4,7 +4,7 @@
  * step does not ask for would do now.
  */
 import { describe, expect, it } from 'vitest';
-import { breaksLink, bypassRefusal, faultConsequence, precopyRequired, recoveryCommands, recoverySides, restartAdvice, resumeRefusal, showMeRefusal, startsMigration, stepLinkFaults, unreachable } from '../../../src/lab/reach.js';
+import { breaksLink, bypassRefusal, consoleArguments, faultConsequence, precopyRequired, recoveryCommands, recoverySides, restartAdvice, resumeRefusal, showMeRefusal, startsMigration, stepLinkFaults, unreachable } from '../../../src/lab/reach.js';
 import type { LabStep } from '../../../src/lab/schema.js';
 import type { MigrationStatus, Snapshot } from '../../../src/types.js';
 import { fakeDirection, fakeSide, fakeSnapshot } from '../../helpers/fake-session.js';
@@ -261,6 +261,22 @@ describe('recoverySides', () => {
     expect(recoverySides(step(qmp('destination', 'migrate-recover', { uri: 'tcp:x' }), qmp('source', 'migrate', { uri: 'tcp:y', resume: true })))).toEqual(['destination', 'source']);
     expect(recoverySides(step(qmp('source', 'migrate', { uri: 'tcp:x' }), qmp('destination', 'migrate-incoming', { uri: 'tcp:y' })))).toEqual([]);
     expect(recoverySides(waitOnly)).toEqual([]);
+  });
+});
+
+describe('consoleArguments', () => {
+  const addresses = { 'incoming.listen': 'tcp:a:1', 'incoming.connect': 'tcp:a:2', 'recover.listen': 'tcp:a:3', 'recover.connect': 'tcp:a:4' };
+  it("gives each address command this run's address on its own side, and resume once the source is paused", () => {
+    expect(consoleArguments('migrate-incoming', 'destination', null, addresses)).toBe('{"uri": "tcp:a:1"}');
+    expect(consoleArguments('migrate-recover', 'destination', null, addresses)).toBe('{"uri": "tcp:a:3"}');
+    expect(consoleArguments('migrate', 'source', snap('active', 'active'), addresses)).toBe('{"uri": "tcp:a:2"}');
+    expect(consoleArguments('migrate', 'source', snap('postcopy-paused', 'postcopy-paused'), addresses)).toBe('{"uri": "tcp:a:4", "resume": true}');
+  });
+  it('gives nothing on the wrong side, for other commands, or without addresses (libvirt)', () => {
+    expect(consoleArguments('migrate', 'destination', null, addresses)).toBeNull();
+    expect(consoleArguments('migrate-recover', 'source', null, addresses)).toBeNull();
+    expect(consoleArguments('query-migrate', 'source', null, addresses)).toBeNull();
+    expect(consoleArguments('migrate', 'source', null, {})).toBeNull();
   });
 });
 

@@ -319,6 +319,25 @@ describe('LabScreen keys', () => {
     await waitForText(m.lastFrame, 'destination> x-query-pages');
   });
 
+  it("console: Tab after a command name and a space fills in this run's address for it (resume once the source is paused)", async () => {
+    const addresses = { 'incoming.listen': 'tcp:127.0.0.1:7001', 'incoming.connect': 'tcp:127.0.0.1:7002', 'recover.listen': 'tcp:127.0.0.1:7003', 'recover.connect': 'tcp:127.0.0.1:7004' };
+    const s = new FakeSession({ addresses });
+    const m = await mount(s, 100, 30);
+    await m.type(':', 'migrate-incoming ', KEYS.tab);
+    await waitForText(m.lastFrame, 'destination> migrate-incoming {"uri": "tcp:127.0.0.1:7001"}');
+    await m.type(KEYS.enter, KEYS.shiftTab, 'migrate ', KEYS.tab);
+    await waitForText(m.lastFrame, 'source> migrate {"uri": "tcp:127.0.0.1:7002"}');
+    await m.type(KEYS.enter);
+    await waitFor(() => s.callsOf('qmpLine').length === 2, 'two qmpLine calls');
+    s.set({ snapshot: fakeSnapshot({ source: fakeSide('source', { status: 'postcopy-paused' }), destination: fakeSide('destination', { status: 'postcopy-paused' }) }) });
+    await m.type('migrate ', KEYS.tab);
+    await waitForText(m.lastFrame, 'source> migrate {"uri": "tcp:127.0.0.1:7004", "resume": true}');
+    // No address for a command that takes none: Tab leaves the line as it is.
+    await m.type(KEYS.enter, 'query-status ', KEYS.tab);
+    await waitForText(m.lastFrame, 'source> query-status');
+    expect(m.frame()).not.toContain('query-status {');
+  });
+
   it('console: a rejected qmpLine shows as an error line', async () => {
     const s = new FakeSession();
     s.qmpLineReply = async () => {
