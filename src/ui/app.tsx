@@ -175,7 +175,7 @@ type Screen =
 
 const errorText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
-/** Enter and Esc on the end screen count only this long after it appeared (a key meant for the lab screen would skip it). */
+/** Enter on the end screen counts only this long after it appeared (an Enter meant for the lab screen would skip it). */
 export const SUMMARY_KEY_GRACE_MS = 800;
 
 /**
@@ -336,10 +336,13 @@ export function App(props: AppProps) {
     (input, key) => {
       if ((input === 'r' || input === 'w') && retryStep !== null && screen.kind === 'summary') {
         rewind(screen.labId, retryStep);
-      } else if ((key.return || key.escape) && performance.now() - summaryShownAt.current < SUMMARY_KEY_GRACE_MS) {
-        // An Enter or Esc meant for the lab screen (the console's last resume, closing it) as the
-        // lab completed: it would skip the end screen and its lesson unread.
-      } else if (key.return || key.escape) {
+      } else if (key.escape) {
+        // Esc is the console's close key: the console is often still open when the lab ends, and
+        // closing it seconds later would skip the end screen unread (found playing walk-recovery,
+        // whose walk ends ~2 s after the resume). The footer offers Enter.
+      } else if (key.return && performance.now() - summaryShownAt.current < SUMMARY_KEY_GRACE_MS) {
+        // An Enter meant for the lab screen (the console's last resume) as the lab completed.
+      } else if (key.return) {
         setScreen({ kind: 'picker' });
       } else if (input === 'n' && nextLab) {
         setSelected(summaryIndex + 1);

@@ -6,6 +6,7 @@ import { useKeys } from './use-keys.js';
 import type { Key } from 'ink';
 import { useRef } from 'react';
 import { commandSide } from '../qmp/console.js';
+import { complete } from './qmp-commands.js';
 import type { LabEvent, LabSessionApi, MigrationStatus, SessionState, Side, Snapshot, StepView } from '../types.js';
 import { isPostcopy, isRecovering } from '../sim/states.js';
 import type { StepsView } from './components/StepsPanel.js';
@@ -194,10 +195,12 @@ export function useLabKeys(opts: LabKeysOptions): void {
           if (key.return) return sendConsoleLine(ui);
           if (key.tab && key.shift) return dispatch({ type: 'console-toggle-side' });
           if (key.tab) {
-            // "migrate " (a whole name and a space, no arguments yet): Tab gives this run's address.
-            const typed = /^\s*(\S+) +$/.exec(ui.console.input);
+            // "migrate " (a whole name and a space, no arguments yet), or a whole name no other
+            // extends ("migrate-recover", as the console turned it): Tab gives this run's address.
+            const typed = /^\s*(\S+)( *)$/.exec(ui.console.input);
+            const whole = typed && (typed[2] !== '' || complete(typed[1]!).matches.join() === typed[1]);
             const s = session.getState();
-            const args = typed ? consoleArguments(typed[1]!, ui.console.side, s.snapshot, s.addresses ?? {}) : null;
+            const args = whole ? consoleArguments(typed[1]!, ui.console.side, s.snapshot, s.addresses ?? {}) : null;
             if (args) return dispatch({ type: 'console-fill', line: `${typed![1]} ${args}` });
             return dispatch({ type: 'console-tab' });
           }

@@ -332,6 +332,10 @@ describe('LabScreen keys', () => {
     s.set({ snapshot: fakeSnapshot({ source: fakeSide('source', { status: 'postcopy-paused' }), destination: fakeSide('destination', { status: 'postcopy-paused' }) }) });
     await m.type('migrate ', KEYS.tab);
     await waitForText(m.lastFrame, 'source> migrate {"uri": "tcp:127.0.0.1:7004", "resume": true}');
+    // A whole name no other command extends needs no space first; "migrate" still lists its completions.
+    await m.type(KEYS.enter, KEYS.shiftTab, 'migrate-recover', KEYS.tab);
+    await waitForText(m.lastFrame, 'destination> migrate-recover {"uri": "tcp:127.0.0.1:7003"}');
+    await m.type(KEYS.enter, KEYS.shiftTab);
     // No address for a command that takes none: Tab leaves the line as it is.
     await m.type(KEYS.enter, 'query-status ', KEYS.tab);
     await waitForText(m.lastFrame, 'source> query-status');
