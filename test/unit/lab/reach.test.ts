@@ -82,6 +82,14 @@ describe('unreachable', () => {
     expect(u!.message).toMatch(/completed before this step could happen/);
   });
 
+  it('a step that starts fresh VMs itself (postcopy-preempt) finds the migration before it ended, and is no dead end until its own do ran', () => {
+    const fresh: Actions = { index: 1, actions: [{ type: 'vm', side: 'source', do: 'restart' }, { type: 'vm', side: 'destination', do: 'restart' }] };
+    const until = 'source.status == "none" && destination.status == "none" && source.runState == "running"';
+    expect(unreachable(fresh, until, snap('completed', 'completed'))).toBeNull();
+    expect(unreachable(fresh, until, snap('failed', 'failed'))).toBeNull();
+    expect(unreachable(fresh, until, snap('completed', 'completed'), { started: true })).toMatchObject({ cause: 'migration-completed' });
+  });
+
   it('live, paused and recovering migrations are all still reachable (recovery is the lesson, not a dead end)', () => {
     for (const [s, d] of [
       ['active', 'active'],
