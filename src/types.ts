@@ -262,6 +262,12 @@ export interface LinkSnapshot {
    * is refused itself and this is absent.
    */
   refused?: number;
+  /**
+   * Relay only: of `refused`, those made while another connection to the same destination
+   * address was open: a second channel the destination did not expect (postcopy-preempt's
+   * channel to a destination without the capability), not a source that came too early.
+   */
+  refusedSecond?: number;
   'source-to-destination': LinkDirectionSnapshot;
   'destination-to-source': LinkDirectionSnapshot;
 }

@@ -76,8 +76,8 @@ export class Orchestrator implements RunDriver {
    * record of where its file is, whether it was complete, and the guest's digest.
    */
   private lastRecoveryFile: RecoveryFileInfo | null = null;
-  /** The relay's `refused` count already told (a new one is logged once). */
-  private refusedSeen = 0;
+  /** The relay's `refused` and `refusedSecond` counts already told (a new one is logged once). */
+  private refusedSeen = { all: 0, second: 0 };
 
   constructor(private readonly opts: OrchestratorOptions) {
     this.backend = opts.backend ?? new SimBackend();
@@ -342,14 +342,23 @@ export class Orchestrator implements RunDriver {
    * walk-recovery: the resume typed before migrate-recover.
    */
   private noteRefused(link: LinkSnapshot): void {
-    const n = link.refused ?? 0;
-    if (n <= this.refusedSeen) return;
-    const times = n - this.refusedSeen === 1 ? '' : ` (${n - this.refusedSeen} times)`;
-    this.refusedSeen = n;
-    this.opts.onEvent({
-      kind: 'warning',
-      text: `link: nothing listened on the destination${times}: the relay took the source's connection, the destination refused it, so the source saw a reset; the destination listens first (migrate-incoming, or migrate-recover in a recovery)`,
-    });
+    const all = link.refused ?? 0;
+    const second = Math.min(link.refusedSecond ?? 0, all);
+    const seen = this.refusedSeen;
+    if (all <= seen.all) return;
+    this.refusedSeen = { all, second };
+    const say = (n: number, text: string) =>
+      n > 0 && this.opts.onEvent({ kind: 'warning', text: text.replace('%', n === 1 ? '' : ` (${n} times)`) });
+    // Beside an open connection to the same address: a channel the destination did not expect
+    // (found playing postcopy-preempt with the capability set on the source only).
+    say(
+      second - seen.second,
+      "link: the destination refused the source's second connection%: its listener takes one migration's channels, and a second (postcopy-preempt's) only with postcopy-preempt set on the destination too; the relay had accepted it, so the source saw a reset",
+    );
+    say(
+      all - seen.all - (second - seen.second),
+      "link: nothing listened on the destination%: the relay took the source's connection, the destination refused it, so the source saw a reset; the destination listens first (migrate-incoming, or migrate-recover in a recovery)",
+    );
   }
 
   private async linkSnapshot(): Promise<LinkSnapshot> {

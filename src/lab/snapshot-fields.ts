@@ -115,6 +115,7 @@ export const LINK_FIELDS = {
   flapping: true,
   connections: true,
   refused: true,
+  refusedSecond: true,
   'source-to-destination': DIRECTION_FIELDS,
   'destination-to-source': DIRECTION_FIELDS,
 } satisfies Record<keyof LinkSnapshot, FieldTree>;

@@ -48,6 +48,7 @@ export class Relay {
   /** Accepted connections whose socket reads into the pool (all of them on Node 20). */
   pooledAccepts = 0;
   private refused = 0;
+  private refusedSecond = 0;
   private closed = false;
 
   constructor(
@@ -91,7 +92,7 @@ export class Relay {
   }
 
   snapshot(): LinkSnapshot {
-    return this.state.snapshot(this.connections.size, this.refused);
+    return this.state.snapshot(this.connections.size, this.refused, this.refusedSecond);
   }
 
   /** Stops listening and resets every connection. */
@@ -133,9 +134,15 @@ export class Relay {
     this.connections.delete(conn);
   }
 
-  /** @internal A connection the destination refused (see LinkSnapshot's `refused`). */
-  noteRefused(): void {
+  /** @internal A connection the destination refused (see LinkSnapshot's `refused`, `refusedSecond`). */
+  noteRefused(conn: RelayConnection): void {
     this.refused++;
+    for (const other of this.connections) {
+      if (other !== conn && !other.isClosed && other.target === conn.target) {
+        this.refusedSecond++;
+        return;
+      }
+    }
   }
 
   private accept(accepted: net.Socket, target: HostPort): void {
@@ -182,7 +189,7 @@ class RelayConnection implements PumpOwner {
   constructor(
     private readonly relay: Relay,
     private readonly client: net.Socket,
-    private readonly target: HostPort,
+    readonly target: HostPort,
     private readonly readers: Readers,
   ) {}
 
@@ -227,7 +234,7 @@ class RelayConnection implements PumpOwner {
     // An error on either socket (a refused connect, a reset) is shown to the other peer as a
     // reset: that is what the source sees when the destination is not listening.
     upstream.on('error', (err: NodeJS.ErrnoException) => {
-      if (err.code === 'ECONNREFUSED' && !this.closed) this.relay.noteRefused();
+      if (err.code === 'ECONNREFUSED' && !this.closed) this.relay.noteRefused(this);
       this.reset();
     });
     upstream.once('close', () => this.checkClosed());

@@ -103,7 +103,7 @@ export class LinkState {
     }
   }
 
-  snapshot(connections: number, refused = 0): LinkSnapshot {
+  snapshot(connections: number, refused = 0, refusedSecond = 0): LinkSnapshot {
     const s2d = this.directions['source-to-destination'];
     const d2s = this.directions['destination-to-source'];
     return {
@@ -112,6 +112,7 @@ export class LinkState {
       flapping: Boolean(s2d.flap?.active || d2s.flap?.active),
       connections,
       refused,
+      refusedSecond,
       'source-to-destination': s2d.snapshot(),
       'destination-to-source': d2s.snapshot(),
     };

@@ -74,6 +74,22 @@ describe('relay link', () => {
     const early = await connect(ends.recover.connect.port);
     await waitFor(() => early.state.error !== undefined || early.state.closed, 5000, 'the early connection to end');
     await waitFor(async () => (await link.snapshot()).refused === 1, 5000, 'the refusal to be counted');
+    expect((await link.snapshot()).refusedSecond).toBe(0);
+
+    // A second connection to a listener that took one and closed (a destination without
+    // postcopy-preempt, the source's preempt channel): refused beside an open one.
+    const once = net.createServer((s) => {
+      s.on('error', () => {});
+      once.close();
+    });
+    await new Promise<void>((resolve) => once.listen(ends.recover.listen.port, ends.recover.listen.host, resolve));
+    const main = await connect(ends.recover.connect.port);
+    main.socket.write('main');
+    await waitFor(async () => (await link.snapshot())['source-to-destination'].bytesForwarded === 4, 5000, 'the main channel through');
+    const second = await connect(ends.recover.connect.port);
+    await waitFor(() => second.state.error !== undefined || second.state.closed, 5000, 'the second connection to end');
+    await waitFor(async () => (await link.snapshot()).refused === 2, 5000, 'the second refusal');
+    expect((await link.snapshot()).refusedSecond).toBe(1);
 
     await startEcho(ends);
     const c = await connect(ends.incoming.connect.port);
@@ -81,7 +97,7 @@ describe('relay link', () => {
     await waitFor(() => c.state.received === 1, 5000, 'the echo');
     await link.apply({ kind: 'cut' });
     await waitFor(() => c.state.error !== undefined, 5000, 'the cut');
-    expect((await link.snapshot()).refused).toBe(1);
+    expect((await link.snapshot()).refused).toBe(2);
   });
 
   it('passes a half-close on, after the data', async () => {

@@ -78,7 +78,8 @@ describe('Orchestrator: connections the destination refused behind the relay', (
   it('says so once per new refusal, naming the command that listens (the source itself saw only a reset)', () => {
     const events: Array<{ kind: string; text: string }> = [];
     const orch = new Orchestrator({ guest: {} as never, makeLink: () => ({}) as Link, onEvent: (e) => void events.push(e), backend: {} as VmBackend });
-    const note = (refused: number | undefined) => (orch as unknown as { noteRefused(l: { refused?: number }): void }).noteRefused({ refused });
+    const note = (refused: number | undefined, refusedSecond?: number) =>
+      (orch as unknown as { noteRefused(l: { refused?: number; refusedSecond?: number }): void }).noteRefused({ refused, refusedSecond });
     note(undefined); // the kernel link: the source is refused itself
     note(0);
     expect(events).toEqual([]);
@@ -89,5 +90,9 @@ describe('Orchestrator: connections the destination refused behind the relay', (
     expect(events[0].text).toMatch(/^link: nothing listened on the destination: .*migrate-recover in a recovery\)$/);
     note(3);
     expect(events[1].text).toMatch(/^link: nothing listened on the destination \(2 times\):/);
+    // Beside an open connection to the same address: the preempt channel nobody expected.
+    note(4, 1);
+    expect(events).toHaveLength(3);
+    expect(events[2].text).toMatch(/^link: the destination refused the source's second connection: .*postcopy-preempt set on the destination too/);
   });
 });
