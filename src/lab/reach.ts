@@ -354,6 +354,16 @@ export function faultConsequence(fault: LinkFault, s: Snapshot | null): string {
   if (status === 'active' || status === 'setup') {
     return fault.kind === 'cut' ? `${word} now fails the migration (precopy)` : `${word} now stalls the migration (precopy) until the link is back`;
   }
+  // The source has switched, but the switchover still waits behind precopy bytes on the link
+  // (the destination is still active): a cut now fails the destination while it loads the
+  // device state, and the guest is lost (found playing recovery-file-window: migrate-start-postcopy
+  // at once on a 512 KiB/s link, then c; the question said both sides would pause).
+  const dst = s?.destination.status ?? 'none';
+  if ((status === 'postcopy-active' || status === 'device') && (dst === 'active' || dst === 'setup')) {
+    return fault.kind === 'cut'
+      ? `${word} now, before the switchover has reached the destination (still ${dst}), fails its migration while the source pauses: the guest is lost`
+      : `${word} now holds the switchover on its way to the destination (still ${dst}) until the link is back`;
+  }
   if (status === 'postcopy-active') {
     return fault.kind === 'cut' ? `${word} now pauses both sides (postcopy-paused) and this step waits until you recover` : `${word} now freezes the postcopy migration`;
   }

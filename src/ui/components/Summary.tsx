@@ -64,6 +64,8 @@ export function Summary(props: {
       ) : null}
       {lesson?.trim() ? (
         <Box flexDirection="column" marginTop={1} width={width - 2}>
+          {/* The lesson tells of the run the lab intends: after another ending it must not read as this run's account (found: recovery-file-window, cut before the switchover reached the destination). */}
+          {!s.ok && !s.knownBug ? <Text dimColor>What the lab shows when it runs to its end:</Text> : null}
           {wrapWords(lesson, width - 2).map((l, i) => (
             <Text key={i}>{l || ' '}</Text>
           ))}

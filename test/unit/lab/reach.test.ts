@@ -175,6 +175,9 @@ describe('faults a step does not ask for', () => {
     expect(faultConsequence({ kind: 'cut' }, snap('postcopy-active', 'postcopy-active'))).toMatch(/pauses both sides \(postcopy-paused\)/);
     expect(faultConsequence({ kind: 'blackhole' }, snap('active', 'active'))).toMatch(/stalls the migration/);
     expect(faultConsequence({ kind: 'cut' }, snap('none', 'none'))).toMatch(/changes nothing/);
+    // The source switched, the destination has not heard yet (the switchover queued behind precopy bytes).
+    expect(faultConsequence({ kind: 'cut' }, snap('postcopy-active', 'active'))).toBe('a cut now, before the switchover has reached the destination (still active), fails its migration while the source pauses: the guest is lost');
+    expect(faultConsequence({ kind: 'blackhole' }, snap('postcopy-active', 'active'))).toMatch(/holds the switchover on its way/);
     // Both sides paused, nothing under way: the fault meets the next recovery, it breaks none.
     expect(faultConsequence({ kind: 'cut' }, snap('postcopy-paused', 'postcopy-paused'))).toBe('a cut now keeps the next recovery from getting through until the link is restored (u)');
     expect(faultConsequence({ kind: 'cut' }, snap('postcopy-recover', 'postcopy-recover'))).toMatch(/breaks the recovery under way/);

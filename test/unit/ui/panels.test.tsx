@@ -498,6 +498,18 @@ describe('Summary and LabPicker', () => {
     expect(out).toContain('A blackhole is the failure that postcopy recovery cannot');
     expect(out).toContain('watch the counters.');
     expect(out.split('\n').every((l) => l.length <= 60)).toBe(true);
+    // After a failure the lesson is introduced as the lab's, not told as this run's account.
+    expect(out).toMatch(/What the lab shows when it runs to its end:\n\s*A blackhole is/);
+    const ok = frame(
+      <Summary
+        summary={{ ok: true, labId: 'x', durationMs: 1000, verified: true, pagesResent: 0, duplicatesDiscarded: 0, blocktimeMs: 0, recoveries: 0 }}
+        title="T"
+        lesson={lesson}
+        hasNext={false}
+        width={60}
+      />,
+    );
+    expect(ok).not.toContain('What the lab shows');
   });
   it("summary shows a lab's comparison table (compare:) under the counters", () => {
     const table = 'strategy  result     total s\n--------  ---------  -------\npostcopy  completed      8.8';
