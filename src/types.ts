@@ -412,6 +412,8 @@ export interface RunSummary {
    */
   /** Source `sent`: pages put on the wire at least once. */
   pagesSent?: number;
+  /** The source at the end was a recovery source in the lost source's place: `pagesSent` is what it sent, not the whole migration's. */
+  sentByRecoverySource?: true;
   /** Destination `received`: pages placed. */
   pagesReceived?: number;
   /** Destination `from-file`: of those, pages a recovery source served from its file (absent when none connected). */

@@ -8,7 +8,7 @@ import type { PagesInfo, RunSummary, Snapshot } from '../types.js';
 /** The counter fields of a RunSummary. */
 export type SummaryCounters = Pick<
   RunSummary,
-  'pagesSent' | 'pagesReceived' | 'pagesFromFile' | 'pagesResent' | 'duplicatesDiscarded' | 'blocktimeMs' | 'blocktimeWorstVcpuMs' | 'blocktimeNotMeasured' | 'blocktimeAtEnd' | 'notReported' | 'recoveries' | 'countsNotReported'
+  'pagesSent' | 'sentByRecoverySource' | 'pagesReceived' | 'pagesFromFile' | 'pagesResent' | 'duplicatesDiscarded' | 'blocktimeMs' | 'blocktimeWorstVcpuMs' | 'blocktimeNotMeasured' | 'blocktimeAtEnd' | 'notReported' | 'recoveries' | 'countsNotReported'
 >;
 
 /** The counters a summary reports, read from the last snapshot (zeros when there is none). */
@@ -17,6 +17,8 @@ export function summaryCounters(snap: Snapshot | null | undefined): SummaryCount
   const dp = snap?.destination.pages;
   return {
     pagesSent: sp?.sent ?? 0,
+    // A recovery source counts only what it sent itself (0 when it refused to resume).
+    ...(snap?.source.recoverySource ? { sentByRecoverySource: true as const } : {}),
     pagesReceived: dp?.received ?? 0,
     // Only once a recovery source served the destination (absent otherwise, as in PagesInfo).
     ...(dp?.['from-file'] === undefined ? {} : { pagesFromFile: dp['from-file'] }),
@@ -54,7 +56,7 @@ export function summaryRows(s: RunSummary): Array<{ label: string; value: string
   // A backend without page counters (libvirt): its placeholders are said as such, not as zeros.
   const counted = (v: string | undefined) => (s.countsNotReported ? 'not reported' : v);
   const rows: Array<{ label: string; value: string | undefined }> = [
-    { label: 'pages sent', value: counted(s.pagesSent?.toString()) },
+    { label: s.sentByRecoverySource ? 'pages sent by the recovery source' : 'pages sent', value: counted(s.pagesSent?.toString()) },
     { label: 'pages received', value: s.pagesReceived?.toString() },
     { label: 'of them from a recovery file', value: s.pagesFromFile?.toString() },
     { label: 'pages re-sent', value: s.notReported?.includes('pagesResent') ? 'not reported' : counted(String(s.pagesResent)) },

@@ -11,7 +11,7 @@ import { KeyProvider, useKeys } from './use-keys.js';
 import { useCallback, useEffect, useRef, useState } from 'react';
 import type { LabSessionApi, RunSummary } from '../types.js';
 import { LabPicker, type LabEntry, type ResetConfirm } from './components/LabPicker.js';
-import { Summary } from './components/Summary.js';
+import { Summary, summaryMaxScroll, type SummaryProps } from './components/Summary.js';
 import { calculateLayout, tooSmallMessage } from './layout.js';
 import { defaultProgressPath, loadProgress, markCompleted, resetProgress, type Progress } from './progress.js';
 import { LabScreen } from './screens/LabScreen.js';
@@ -212,6 +212,8 @@ export function App(props: AppProps) {
   const exited = useRef(false);
   /** When the end screen appeared (performance.now()). */
   const summaryShownAt = useRef(0);
+  /** The end screen's first row shown (it scrolls when taller than the terminal). */
+  const [summaryScroll, setSummaryScroll] = useState(0);
 
   const exit = useCallback(
     (code: number) => {
@@ -282,6 +284,7 @@ export function App(props: AppProps) {
       void lifecycle.stopCurrent((err) => setNotice(`Stopping the lab failed: ${errorText(err)}`));
       const atStep = session.getState().currentStep;
       summaryShownAt.current = performance.now();
+      setSummaryScroll(0);
       setScreen({ kind: 'summary', labId: session.labId, title: session.title, summary, lesson: session.summaryText, atStep });
     },
     [screen, lifecycle, progressPath],
@@ -332,9 +335,18 @@ export function App(props: AppProps) {
   const summaryIndex = screen.kind === 'summary' ? labs.findIndex((l) => l.id === screen.labId) : -1;
   const nextLab = summaryIndex >= 0 ? labs[summaryIndex + 1] : undefined;
   const retryStep = screen.kind === 'summary' ? retryableStep(screen.summary, screen.atStep) : null;
+  const summaryProps: SummaryProps | null =
+    screen.kind === 'summary'
+      ? { summary: screen.summary, title: screen.title, lesson: screen.lesson, hasNext: !!nextLab, retryStep, notice, comparison, width: columns, height: rows, scroll: summaryScroll }
+      : null;
   useKeys(
     (input, key) => {
-      if ((input === 'r' || input === 'w') && retryStep !== null && screen.kind === 'summary') {
+      const max = summaryProps ? summaryMaxScroll(summaryProps) : 0;
+      const page = Math.max(1, rows - 3);
+      const to = key.pageDown || input === ' ' ? summaryScroll + page : key.pageUp ? summaryScroll - page : key.downArrow || input === 'j' ? summaryScroll + 1 : key.upArrow || input === 'k' ? summaryScroll - 1 : key.home ? 0 : key.end ? max : null;
+      if (to !== null) {
+        setSummaryScroll(Math.max(0, Math.min(max, to)));
+      } else if ((input === 'r' || input === 'w') && retryStep !== null && screen.kind === 'summary') {
         rewind(screen.labId, retryStep);
       } else if (key.escape) {
         // Esc is the console's close key: the console is often still open when the lab ends, and
@@ -386,16 +398,7 @@ export function App(props: AppProps) {
       break;
     case 'summary':
       content = (
-        <Summary
-          summary={screen.summary}
-          title={screen.title}
-          lesson={screen.lesson}
-          hasNext={!!nextLab}
-          retryStep={retryStep}
-          notice={notice}
-          comparison={comparison}
-          width={columns}
-        />
+        <Summary {...summaryProps!} />
       );
       break;
     case 'exiting':

@@ -4,12 +4,16 @@ import { stepsBefore } from '../../lab/reach.js';
 import { fmtDuration, wrapWords } from '../format.js';
 import { summaryRows } from '../../lab/summary.js';
 
-/**
- * The end screen: what the run did, whether every page arrived intact, and the lab's closing
- * lesson (its `summary-text`), completed or failed: the lesson is what the lab was for. It stays
- * until the person presses a key.
- */
-export function Summary(props: {
+/** A run of text on one row, and how it is drawn. */
+interface Seg {
+  text: string;
+  color?: string;
+  bold?: boolean;
+  dim?: boolean;
+}
+type Row = Seg[];
+
+export interface SummaryProps {
   summary: RunSummary;
   title: string;
   lesson?: string;
@@ -20,100 +24,110 @@ export function Summary(props: {
   /** A lab with `compare:`: its comparison's progress, then its table (src/compare/table.ts). */
   comparison?: string;
   width: number;
-}) {
-  const { summary: s, title, lesson, hasNext, notice, width } = props;
+  /** The terminal's rows: a taller summary scrolls (`scroll`, its first row shown) above the keys, which stay. */
+  height?: number;
+  scroll?: number;
+}
+
+/**
+ * The end screen's rows above its keys, each one terminal row wide at most: what the run did,
+ * whether every page arrived intact, why it failed, and the lab's closing lesson (its
+ * `summary-text`), completed or failed: the lesson is what the lab was for.
+ */
+export function summaryBody(props: SummaryProps): Row[] {
+  const { summary: s, title, lesson, notice, width } = props;
+  const inner = Math.max(10, width - 2);
+  const rows: Row[] = [];
+  const blank = () => rows.length > 0 && rows[rows.length - 1].length > 0 && rows.push([]);
+  const para = (text: string, seg: Omit<Seg, 'text'> = {}) => {
+    for (const l of wrapWords(text, inner)) rows.push([{ text: l, ...seg }]);
+  };
+  const head = s.ok ? '✓ Lab complete' : s.knownBug ? '⚠ Bug reproduced' : '✗ Lab failed';
+  para(`${head}: ${title}`, { bold: true, color: s.ok ? 'green' : s.knownBug ? 'yellow' : 'red' });
+  if (s.expectedFailure) para(`ended as the lab expects (${s.expectedFailure.reason}): ${s.expectedFailure.message}`, { color: 'green' });
+  blank();
   // The same rows, labels and units as the drill's summary line (src/lab/summary.ts).
-  const retry = props.retryStep ?? null;
-  const rows: [string, string, string?][] = [
+  const table: [string, string, string?][] = [
     ['time', fmtDuration(s.durationMs)],
     ...summaryRows(s).map((r): [string, string] => [r.label, r.value]),
     ['all pages verified', s.verified ? 'yes' : s.expectedFailure ? 'no, as the lab expects' : 'NO', s.verified ? 'green' : s.expectedFailure ? 'yellow' : 'red'],
   ];
   // The values in one column, two spaces after the longest label ("of them from a recovery file").
-  const labelWidth = Math.max(...rows.map(([label]) => label.length)) + 2;
+  const labelWidth = Math.max(...table.map(([label]) => label.length)) + 2;
+  for (const [label, value, color] of table) rows.push([{ text: label.padEnd(labelWidth), dim: true }, { text: value, color, bold: !!color }]);
+  if (s.failure) {
+    blank();
+    // A bug the lab declares for this QEMU: its message ends saying so (verdict.ts).
+    const where = s.failure.step !== undefined ? `Step ${s.failure.step}${s.failure.stepTitle ? ` (${s.failure.stepTitle})` : ''}: ` : '';
+    para(`${where}${s.failure.message}`, { color: s.knownBug ? 'yellow' : 'red' });
+    if (s.failure.condition) para(`condition: ${s.failure.condition}`, { dim: true });
+    if (s.failure.seen) para(`seen: ${JSON.stringify(s.failure.seen)}`, { dim: true });
+  }
+  if (lesson?.trim()) {
+    blank();
+    // The lesson tells of the run the lab intends: after another ending it must not read as this
+    // run's account (found: recovery-file-window, cut before the switchover reached the destination).
+    if (!s.ok && !s.knownBug) para('What the lab shows when it runs to its end:', { dim: true });
+    para(lesson);
+  }
+  if (props.comparison) {
+    blank();
+    for (const l of props.comparison.split('\n')) rows.push([{ text: l.slice(0, inner) }]);
+  }
+  if (notice) {
+    blank();
+    para(notice, { color: 'yellow' });
+  }
+  return rows;
+}
+
+/** The keys line: always on screen, below the rows. */
+function keysRow(props: SummaryProps, more: { above: number; below: number } | null): Row {
+  const key = (k: string): Seg => ({ text: k, bold: true, color: 'cyan' });
+  const row: Row = [];
+  const retry = props.retryStep ?? null;
+  if (more) row.push(key('↑↓'), { text: ` scroll${more.below > 0 ? ` (${more.below} more below)` : ''}  ` });
+  if (retry !== null) row.push(key('r'), { text: ` ${retry === 0 ? 'start the lab again' : `retry step ${retry + 1} (fresh VMs, ${stepsBefore(retry + 1)} replayed)`}  ` });
+  row.push(key('Enter'), { text: ' labs  ' });
+  if (props.hasNext) row.push(key('n'), { text: ' next lab  ' });
+  row.push(key('q'), { text: ' quit' });
+  return row;
+}
+
+/** The first row `scroll` may show: the rows above the keys fill the screen and no more. */
+export function summaryMaxScroll(props: SummaryProps): number {
+  const body = summaryBody(props);
+  const room = props.height === undefined ? Infinity : Math.max(1, props.height - 2);
+  return body.length > room ? body.length - room : 0;
+}
+
+/**
+ * The end screen. Taller than the terminal (a long failure, a lesson, a comparison table at 80×24),
+ * its rows scroll with ↑↓/PgUp/PgDn and the keys stay on the last row: Ink drew past the bottom
+ * and the terminal scrolled the title away (found playing recovery-file-window). It stays until
+ * the person presses a key.
+ */
+export function Summary(props: SummaryProps) {
+  const body = summaryBody(props);
+  const room = props.height === undefined ? body.length : Math.max(1, props.height - 2);
+  const top = Math.max(0, Math.min(props.scroll ?? 0, body.length - room));
+  const shown = body.slice(top, top + room);
+  const overflow = body.length > room ? { above: top, below: body.length - top - shown.length } : null;
+  const draw = (row: Row, key: number) => (
+    <Text key={key} wrap="truncate">
+      {row.length === 0
+        ? ' '
+        : row.map((seg, i) => (
+            <Text key={i} color={seg.color} bold={seg.bold} dimColor={seg.dim}>
+              {seg.text}
+            </Text>
+          ))}
+    </Text>
+  );
   return (
-    <Box flexDirection="column" width={width} paddingX={1}>
-      <Text bold color={s.ok ? 'green' : s.knownBug ? 'yellow' : 'red'}>
-        {s.ok ? '✓ Lab complete' : s.knownBug ? '⚠ Bug reproduced' : '✗ Lab failed'}: {title}
-      </Text>
-      {s.expectedFailure ? (
-        <Text color="green" wrap="wrap">
-          ended as the lab expects ({s.expectedFailure.reason}): {s.expectedFailure.message}
-        </Text>
-      ) : null}
-      <Box flexDirection="column" marginTop={1}>
-        {rows.map(([label, value, color]) => (
-          <Text key={label}>
-            <Text dimColor>{label.padEnd(labelWidth)}</Text>
-            <Text color={color} bold={!!color}>
-              {value}
-            </Text>
-          </Text>
-        ))}
-      </Box>
-      {s.failure ? (
-        <Box flexDirection="column" marginTop={1}>
-          {/* A bug the lab declares for this QEMU: its message ends saying so (verdict.ts). */}
-          <Text color={s.knownBug ? 'yellow' : 'red'} wrap="wrap">
-            {s.failure.step !== undefined ? `Step ${s.failure.step}${s.failure.stepTitle ? ` (${s.failure.stepTitle})` : ''}: ` : ''}
-            {s.failure.message}
-          </Text>
-          {s.failure.condition ? <Text dimColor>condition: {s.failure.condition}</Text> : null}
-          {s.failure.seen ? <Text dimColor wrap="wrap">seen: {JSON.stringify(s.failure.seen)}</Text> : null}
-        </Box>
-      ) : null}
-      {lesson?.trim() ? (
-        <Box flexDirection="column" marginTop={1} width={width - 2}>
-          {/* The lesson tells of the run the lab intends: after another ending it must not read as this run's account (found: recovery-file-window, cut before the switchover reached the destination). */}
-          {!s.ok && !s.knownBug ? <Text dimColor>What the lab shows when it runs to its end:</Text> : null}
-          {wrapWords(lesson, width - 2).map((l, i) => (
-            <Text key={i}>{l || ' '}</Text>
-          ))}
-        </Box>
-      ) : null}
-      {props.comparison ? (
-        <Box flexDirection="column" marginTop={1}>
-          {props.comparison.split('\n').map((l, i) => (
-            <Text key={i} wrap="truncate-end">
-              {l || ' '}
-            </Text>
-          ))}
-        </Box>
-      ) : null}
-      {notice ? (
-        <Box marginTop={1}>
-          <Text color="yellow">{notice}</Text>
-        </Box>
-      ) : null}
-      <Box marginTop={1}>
-        <Text>
-          {retry !== null ? (
-            <>
-              <Text bold color="cyan">
-                r
-              </Text>{' '}
-              {retry === 0 ? 'start the lab again' : `retry step ${retry + 1} (fresh VMs, ${stepsBefore(retry + 1)} replayed)`}
-              {'  '}
-            </>
-          ) : null}
-          <Text bold color="cyan">
-            Enter
-          </Text>{' '}
-          labs{'  '}
-          {hasNext ? (
-            <>
-              <Text bold color="cyan">
-                n
-              </Text>{' '}
-              next lab{'  '}
-            </>
-          ) : null}
-          <Text bold color="cyan">
-            q
-          </Text>{' '}
-          quit
-        </Text>
-      </Box>
+    <Box flexDirection="column" width={props.width} paddingX={1}>
+      {shown.map(draw)}
+      <Box marginTop={1}>{draw(keysRow(props, overflow), -1)}</Box>
     </Box>
   );
 }

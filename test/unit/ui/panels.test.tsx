@@ -11,7 +11,7 @@ import { consoleWindow, inputWindow, QmpConsole } from '../../../src/ui/componen
 import { COUNTER_LABELS, sideCells, SideCounters } from '../../../src/ui/components/SideCounters.js';
 import { sparkline, Sparkline } from '../../../src/ui/components/Sparkline.js';
 import { StepsPanel, stepsView } from '../../../src/ui/components/StepsPanel.js';
-import { Summary } from '../../../src/ui/components/Summary.js';
+import { Summary, summaryMaxScroll } from '../../../src/ui/components/Summary.js';
 import { initialLabUiState } from '../../../src/ui/lab-state.js';
 import { fakeDirection, fakePages, fakeSide, fakeSnapshot, fakeSteps, fakeState } from '../../helpers/fake-session.js';
 import { plain } from './helpers.js';
@@ -483,6 +483,16 @@ describe('Summary and LabPicker', () => {
     expect(withFile).toMatch(/of them from a recovery file {2}22715/);
     const column = (label: string) => withFile.split('\n').find((l) => l.includes(label))!.search(/\S+$/);
     expect(column('pages sent')).toBe(column('of them from a recovery file'));
+    // Sent by a recovery source in the lost source's place: its own count, and said so.
+    const byRecovery = frame(
+      <Summary
+        summary={{ ok: true, labId: 'x', durationMs: 1000, verified: false, pagesSent: 0, sentByRecoverySource: true, pagesReceived: 1901, pagesResent: 0, duplicatesDiscarded: 0, blocktimeMs: 0, recoveries: 0 }}
+        title="T"
+        hasNext={false}
+        width={80}
+      />,
+    );
+    expect(byRecovery).toMatch(/pages sent by the recovery source {2}0/);
   });
   it('summary ends with the lab\'s closing lesson, wrapped, also when the lab failed', () => {
     const lesson = 'A blackhole is the failure that postcopy recovery cannot see by itself. Monitoring has to watch the counters.\n';
@@ -510,6 +520,35 @@ describe('Summary and LabPicker', () => {
       />,
     );
     expect(ok).not.toContain('What the lab shows');
+  });
+  it('a summary taller than the terminal keeps its title and its keys on screen, and scrolls the rest', () => {
+    const props = {
+      summary: {
+        ok: true, labId: 'x', durationMs: 37_600, verified: false, pagesResent: 0, duplicatesDiscarded: 2, blocktimeMs: 68_500, recoveries: 0,
+        expectedFailure: { reason: 'recovery-incomplete', message: `recovery cannot be complete: the destination lacks 1481 pages (${Array.from({ length: 60 }, (_, i) => 1897 + i).join(', ')})` },
+      },
+      title: 'A recovery file whose window is too small',
+      lesson: `${'The file held every page the source never sent, and its window the last ones it sent, but more than the window was in flight when the link died. '.repeat(3)}The window must cover the bytes in flight.`,
+      hasNext: true,
+      width: 80,
+      height: 24,
+    } as const;
+    const lines = (scroll: number) => plain(frame(<Summary {...props} scroll={scroll} />)).split('\n');
+    const top = lines(0);
+    expect(top).toHaveLength(24);
+    expect(top[0]).toContain('✓ Lab complete: A recovery file whose window is too small');
+    expect(top[23]).toMatch(/^ ↑↓ scroll \(\d+ more below\) {2}Enter labs {2}n next lab {2}q quit/);
+    expect(top.join('\n')).not.toContain('bytes in flight.');
+    const max = summaryMaxScroll({ ...props });
+    expect(max).toBeGreaterThan(0);
+    const end = lines(max);
+    expect(end).toHaveLength(24);
+    expect(end.join('\n')).toContain('bytes in flight.');
+    expect(end[23]).toMatch(/^ ↑↓ scroll {2}Enter labs/);
+    // Past the end is the end.
+    expect(lines(max + 50)).toEqual(end);
+    // Without a height (tests, a tall terminal) everything is shown and no scroll is offered.
+    expect(plain(frame(<Summary {...props} height={undefined} />))).not.toContain('↑↓ scroll');
   });
   it("summary shows a lab's comparison table (compare:) under the counters", () => {
     const table = 'strategy  result     total s\n--------  ---------  -------\npostcopy  completed      8.8';
