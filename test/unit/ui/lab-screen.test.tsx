@@ -237,6 +237,19 @@ describe('LabScreen keys', () => {
     expect(s.callsOf('qmp').map((c) => [c.side, c.execute])).toEqual([['source', 'migrate-pause']]);
   });
 
+  it('p on libvirt pauses the source alone (libvirt refuses the destination; it follows as the connection closes)', async () => {
+    const s = new FakeSession({ addresses: { 'libvirt.domain': 'pcl-guest', 'libvirt.dest-uri': 'qemu+tcp://10.213.0.2/system' } });
+    const m = await mount(s, 160, 30);
+    await m.type('p');
+    await waitForText(m.lastFrame, 'migrate-pause sent to source (libvirt: the destination follows)');
+    expect(s.callsOf('qmp').map((c) => [c.side, c.execute])).toEqual([['source', 'migrate-pause']]);
+    // Source paused already, destination still in postcopy (a blackhole): nothing to send, and the way out named.
+    s.set({ snapshot: fakeSnapshot({ source: fakeSide('source', { status: 'postcopy-paused' }), destination: fakeSide('destination', { status: 'postcopy-active' }) }) });
+    await m.type('p');
+    await waitForText(m.lastFrame, 'libvirt: x-extra-monitor exec-oob migrate-pause pauses the destination');
+    expect(s.callsOf('qmp')).toHaveLength(1);
+  });
+
   it('shows an action that failed in the header', async () => {
     const s = new FakeSession();
     s.applyLinkError = new Error('relay is not running');
