@@ -289,15 +289,14 @@ export function useLabKeys(opts: LabKeysOptions): void {
             let sides: Side[] = (['source', 'destination'] as const).filter((side) => !snap || pausable(snap[side].status));
             const skipped = (['source', 'destination'] as const).filter((side) => !sides.includes(side));
             const notes = skipped.map((side) => `the ${side} is ${snap![side].status}`);
-            // libvirt refuses the destination's pause (its incoming job holds the domain): the source's
-            // pause closes the connection and the destination follows (found playing
-            // libvirt-postcopy-pause: p worked, then said "migrate-pause failed").
-            // Over a blackhole the destination notices nothing: its extra QMP socket is the way (kept
-            // short: the notice is one row at 80 columns).
+            // libvirt refuses the destination's pause (its incoming job holds the domain; found playing
+            // libvirt-postcopy-pause: p worked, then said "migrate-pause failed"). The source's pause
+            // closes the connection and the destination follows, but over a blackhole it notices
+            // nothing: p again then names its extra QMP socket (one row at 80 columns).
             if (state.addresses?.['libvirt.domain'] && sides.includes('destination')) {
               sides = sides.filter((side) => side !== 'destination');
               if (sides.length === 0) return dispatch({ type: 'notice', level: 'error', text: `libvirt: ${EXTRA_MONITOR_CONSOLE} pauses the destination` });
-              notes.push('libvirt: the destination follows');
+              notes.push('libvirt: source only');
             }
             const rest = notes.join('; ');
             return run(

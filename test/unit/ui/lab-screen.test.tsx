@@ -241,7 +241,7 @@ describe('LabScreen keys', () => {
     const s = new FakeSession({ addresses: { 'libvirt.domain': 'pcl-guest', 'libvirt.dest-uri': 'qemu+tcp://10.213.0.2/system' } });
     const m = await mount(s, 160, 30);
     await m.type('p');
-    await waitForText(m.lastFrame, 'migrate-pause sent to source (libvirt: the destination follows)');
+    await waitForText(m.lastFrame, 'migrate-pause sent to source (libvirt: source only)');
     expect(s.callsOf('qmp').map((c) => [c.side, c.execute])).toEqual([['source', 'migrate-pause']]);
     // Source paused already, destination still in postcopy (a blackhole): nothing to send, and the way out named.
     s.set({ snapshot: fakeSnapshot({ source: fakeSide('source', { status: 'postcopy-paused' }), destination: fakeSide('destination', { status: 'postcopy-active' }) }) });
