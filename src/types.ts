@@ -488,7 +488,8 @@ export interface SessionState {
   /** Bounded: the most recent events only. */
   events: LabEvent[];
   /** One point per sample, bounded to the last minute. */
-  history: { t: number; mbps: number; remaining: number }[];
+  /** `remaining` is null before the source's migration starts (query-migrate says 0 then, which is not what is left). */
+  history: { t: number; mbps: number; remaining: number | null }[];
   finished: RunSummary | null;
   /** Interactive: the current step can no longer happen, and why; null (or absent) while it can. */
   blocked?: Unreachable | null;

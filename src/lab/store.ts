@@ -68,7 +68,8 @@ export class SessionStore {
   /** Publish a snapshot: the state's `snapshot` and the last minute of `history`. */
   publishSnapshot(snap: Snapshot): void {
     const history = this.state.history.filter((h) => snap.t - h.t <= HISTORY_MS);
-    history.push({ t: snap.t, mbps: snap.source.ram?.mbps ?? 0, remaining: snap.source.ram?.remaining ?? 0 });
+    const started = snap.source.status !== 'none' && snap.source.ram?.remaining !== undefined;
+    history.push({ t: snap.t, mbps: snap.source.ram?.mbps ?? 0, remaining: started ? snap.source.ram!.remaining! : null });
     for (const l of [...this.snapshotListeners]) l(snap);
     this.update({ snapshot: snap, history });
   }

@@ -20,7 +20,7 @@ export function secondsLeft(state: SessionState): number | null {
   if (!snap || !ram || ram.remaining === undefined || ram.remaining <= 0) return null;
   if (status !== 'active' && status !== 'postcopy-active') return null;
   // The rate over the last ~5 s of samples, so one fast or slow sample does not swing it.
-  const recent = state.history.filter((h) => snap.t - h.t <= 5000);
+  const recent = state.history.filter((h): h is typeof h & { remaining: number } => snap.t - h.t <= 5000 && h.remaining !== null);
   if (recent.length < 2) return null;
   const first = recent[0]!;
   const last = recent[recent.length - 1]!;

@@ -37,7 +37,7 @@ export function sparkline(values: readonly number[], width: number, max?: number
 
 /**
  * Throughput and remaining over the last minute. `history.mbps` is QEMU's megabits per second
- * (shown as MB/s); `history.remaining` is QEMU's ram.remaining, in bytes.
+ * (shown as MB/s); `history.remaining` is QEMU's ram.remaining, in bytes (– before the migration starts).
  */
 function SparklineView(props: { history: SessionState['history']; width: number }) {
   const { history, width } = props;
@@ -53,7 +53,7 @@ function SparklineView(props: { history: SessionState['history']; width: number 
       </GlyphRow>
       <GlyphRow width={width}>
         <Text dimColor>{fit('remaining', labelW)}</Text>
-        <Text color="yellow">{sparkline(history.map((h) => h.remaining), sparkW)}</Text> {fit(last ? fmtBytes(last.remaining) : '–', valueW)}
+        <Text color="yellow">{sparkline(history.map((h) => h.remaining ?? 0), sparkW)}</Text> {fit(last && last.remaining !== null ? fmtBytes(last.remaining) : '–', valueW)}
       </GlyphRow>
     </Box>
   );

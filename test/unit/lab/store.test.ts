@@ -48,6 +48,14 @@ describe('SessionStore', () => {
     // The first point is more than a minute older than the second: gone from the history.
     expect(store.getState().history.map((h) => h.t)).toEqual([70_000]);
   });
+
+  it("records no remaining before the source's migration starts (query-migrate's 0 then is not what is left)", () => {
+    const store = new SessionStore(emptyState(), () => 0);
+    const side = fakeSnapshot().source;
+    store.publishSnapshot(fakeSnapshot({ t: 100, source: { ...side, status: 'none', ram: { ...side.ram, remaining: 0 } } }));
+    store.publishSnapshot(fakeSnapshot({ t: 200, source: { ...side, status: 'active' } }));
+    expect(store.getState().history.map((h) => h.remaining)).toEqual([null, side.ram!.remaining]);
+  });
 });
 
 describe('Recorder', () => {

@@ -282,6 +282,11 @@ describe('Sparkline', () => {
     expect(out).toContain('remaining');
     expect(out).toContain('1.00 MiB');
   });
+  it('says – for remaining before the migration starts (query-migrate gives 0 then: not what is left)', () => {
+    const out = frame(<Sparkline history={[{ t: 0, mbps: 0, remaining: null }]} width={60} />);
+    expect(out).toMatch(/remaining\s+–/);
+    expect(out).not.toContain('0 B');
+  });
 });
 
 describe('EventLog', () => {
