@@ -8,7 +8,7 @@ export const HELP_KEYS: [string, string][] = [
   ['b', 'blackhole the link both ways (packets vanish: the sides notice only on timeout)'],
   ['l', 'link menu: any fault (↑↓), both ways or one (d), Enter applies'],
   ['u', 'restore the link: both directions up, no latency, no cap'],
-  ['p', 'migrate-pause on the source, then the destination (postcopy only)'],
+  ['p', 'migrate-pause on the source, then the destination (postcopy only; a side already paused is left alone; on libvirt the source alone)'],
   ['h', 'show the next hint for this step'],
   ['s', 'show me: run this step’s commands for you'],
   ['Space', 'let the migration run at its own pace, or hold it for you again (when the step holds it)'],
