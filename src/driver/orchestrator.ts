@@ -347,17 +347,20 @@ export class Orchestrator implements RunDriver {
     const seen = this.refusedSeen;
     if (all <= seen.all) return;
     this.refusedSeen = { all, second };
-    const say = (n: number, text: string) =>
-      n > 0 && this.opts.onEvent({ kind: 'warning', text: text.replace('%', n === 1 ? '' : ` (${n} times)`) });
+    const say = (n: number, what: string, why: string) => {
+      if (n > 0) this.opts.onEvent({ kind: 'warning', text: `link: ${what}${n === 1 ? '' : ` (${n} times)`}: ${why}` });
+    };
     // Beside an open connection to the same address: a channel the destination did not expect
     // (found playing postcopy-preempt with the capability set on the source only).
     say(
       second - seen.second,
-      "link: the destination refused the source's second connection%: its listener takes one migration's channels, and a second (postcopy-preempt's) only with postcopy-preempt set on the destination too; the relay had accepted it, so the source saw a reset",
+      "the destination refused the source's second connection",
+      "its listener takes one migration's channels, and a second (postcopy-preempt's) only with postcopy-preempt set on the destination too; the relay had accepted it, so the source saw a reset",
     );
     say(
       all - seen.all - (second - seen.second),
-      "link: nothing listened on the destination%: the relay took the source's connection, the destination refused it, so the source saw a reset; the destination listens first (migrate-incoming, or migrate-recover in a recovery)",
+      'nothing listened on the destination',
+      "the relay took the source's connection, the destination refused it, so the source saw a reset; the destination listens first (migrate-incoming, or migrate-recover in a recovery)",
     );
   }
 

@@ -16,6 +16,7 @@ import { calculateLayout, tooSmallMessage } from './layout.js';
 import { defaultProgressPath, loadProgress, markCompleted, resetProgress, type Progress } from './progress.js';
 import { LabScreen } from './screens/LabScreen.js';
 import { usePickerKeys } from './use-picker-keys.js';
+import { scrollTarget } from './use-lab-keys.js';
 import { useTerminalSize } from './use-terminal-size.js';
 import { frameBuild, renderCounter } from './use-session.js';
 import { diffScreenWrites } from './screen-diff.js';
@@ -341,11 +342,11 @@ export function App(props: AppProps) {
       : null;
   useKeys(
     (input, key) => {
-      const max = summaryProps ? summaryMaxScroll(summaryProps) : 0;
-      const page = Math.max(1, rows - 3);
-      const to = key.pageDown || input === ' ' ? summaryScroll + page : key.pageUp ? summaryScroll - page : key.downArrow || input === 'j' ? summaryScroll + 1 : key.upArrow || input === 'k' ? summaryScroll - 1 : key.home ? 0 : key.end ? max : null;
+      // The lab screen's scroll keys, and Space for a page as in a pager.
+      const w = { start: summaryScroll, page: Math.max(1, rows - 3), maxStart: summaryProps ? summaryMaxScroll(summaryProps) : 0 };
+      const to = input === ' ' ? Math.min(w.maxStart, w.start + w.page) : scrollTarget(input, key, w);
       if (to !== null) {
-        setSummaryScroll(Math.max(0, Math.min(max, to)));
+        setSummaryScroll(to);
       } else if ((input === 'r' || input === 'w') && retryStep !== null && screen.kind === 'summary') {
         rewind(screen.labId, retryStep);
       } else if (key.escape) {

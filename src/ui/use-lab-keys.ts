@@ -47,7 +47,7 @@ export function faultNeedsConfirm(fault: LinkFault, state: SessionState): boolea
 }
 
 /** How far a scroll key moves a window, or null when the key is not a scroll key. */
-export function scrollTarget(input: string, key: Key, w: ScrollWindow): number | null {
+export function scrollTarget(input: string, key: Key, w: Pick<ScrollWindow, 'start' | 'page' | 'maxStart'>): number | null {
   if (key.pageDown) return Math.min(w.maxStart, w.start + w.page);
   if (key.pageUp) return Math.max(0, w.start - w.page);
   if (key.downArrow || input === 'j') return Math.min(w.maxStart, w.start + 1);

@@ -82,6 +82,26 @@ describe('App', () => {
     expect(m.frame()).toMatch(/✓ Link cut recovery/);
   });
 
+  it('a summary taller than the terminal (24 rows) scrolls with the keys, its title and keys staying on screen', async () => {
+    const m = mount({ initialLab: 'link-cut-recovery' });
+    await waitForText(m.lastFrame, 'Steps 2/3');
+    const long = Array.from({ length: 30 }, (_, i) => `Lesson line ${i}.`).join('\n\n');
+    (m.sessions[0] as unknown as { summaryText: string }).summaryText = long;
+    m.sessions[0].set({ finished: SUMMARY });
+    await waitForText(m.lastFrame, '✓ Lab complete: Link cut recovery');
+    expect(m.frame()).toMatch(/↑↓ scroll \(\d+ more below\)/);
+    expect(m.frame()).not.toContain('Lesson line 29.');
+    await settle(SUMMARY_KEY_GRACE_MS);
+    await m.type(KEYS.end);
+    await waitForText(m.lastFrame, 'Lesson line 29.');
+    expect(m.frame()).not.toContain('✓ Lab complete');
+    await m.type(KEYS.home);
+    await waitForText(m.lastFrame, '✓ Lab complete: Link cut recovery');
+    await m.type(KEYS.pageDown);
+    await waitFor(() => !m.frame().includes('✓ Lab complete'), 'a page down');
+    expect(m.frame()).toContain('Enter labs');
+  });
+
   it('n on the summary opens the next lab', async () => {
     const m = mount({ initialLab: 'link-cut-recovery' });
     await waitForText(m.lastFrame, 'Steps 2/3');
