@@ -29,6 +29,8 @@ export interface OperatorDeps {
   backendKind: string;
   /** Why the run's state refuses this command from a person now (a resume over a broken link), or null. */
   stateRefusal?(side: Side, cmd: QmpCommand): Promise<string | null>;
+  /** Told of every command a side accepted (a step's, a key's, a console line's). */
+  accepted?(side: Side, cmd: QmpCommand): void;
   emit(e: Omit<LabEvent, 't'>): void;
 }
 
@@ -56,6 +58,7 @@ export class Operator {
     try {
       const r = opts.via ? await this.sendVia(side, cmd, opts.oob) : await this.orch.send(side, cmd.execute, cmd.arguments, opts.oob);
       this.deps.emit({ kind: 'qmp', side, text: `${text} -> ${formatReply(r)}` });
+      this.deps.accepted?.(side, cmd);
       return r;
     } catch (e) {
       this.deps.emit({ kind: 'qmp', side, text: `${text} -> ${formatError(e as Error)}` });

@@ -17,6 +17,7 @@ import { isPostcopy } from '../sim/states.js';
 import { parseCondition, type Expr } from './condition.js';
 import type { QmpCommand } from './describe.js';
 import type { LabStep } from './schema.js';
+import { parseVersion } from './qemu-range.js';
 
 /** How long a state must last before it is declared final: states move in bursts around a failure. */
 export const SETTLE_MS: Record<UnreachableCause, number> = { 'migration-failed': 1000, 'migration-completed': 3000, 'switched-to-postcopy': 1000 };
@@ -320,6 +321,34 @@ export function resumeRefusal(step: Pick<LabStep, 'actions'> | undefined, side: 
   );
   const then = faults.length > 0 ? `, set the step's own fault (${[...new Set(faults)].join(', ')}), then` : ', then';
   return `the link is ${link}, so the resume would not get through (and a QEMU source before 8.2 would then stay in postcopy-recover for good): press u to restore the link${then} resume`;
+}
+
+/**
+ * Whether a source of this QEMU version is stranded by a recovery connection that fails: before
+ * 8.2 it stays in postcopy-recover for good (the sim's VersionTraits.recoveryFailurePauses).
+ */
+export function recoveryFailureStrands(version: string): boolean {
+  try {
+    const [major, minor] = parseVersion(version);
+    return major < 8 || (major === 8 && minor < 2);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Why the lab refuses a source's resume before the destination listens, or null: on QEMU before
+ * 8.2 the resume that finds no listener (the relay accepts it and resets it; the kernel link
+ * refuses it) leaves the source in postcopy-recover for good, and the guest is lost. Found
+ * playing link-cut-recovery on QEMU 7.2: the resume typed before migrate-recover. From 8.2 the
+ * source falls back to postcopy-paused, and double-failure's "Reconnect too early" does this on
+ * purpose. `listening`: a migrate-recover was accepted on the destination since its last change
+ * of state.
+ */
+export function earlyResumeRefusal(side: Side, cmd: QmpCommand, s: Snapshot | null, listening: boolean, version: string, recoverListen?: string): string | null {
+  if (listening || !s || !isSourceResume(side, cmd) || s.destination.status !== 'postcopy-paused' || !recoveryFailureStrands(version)) return null;
+  const first = recoverListen ? `migrate-recover {"uri": "${recoverListen}"}` : 'migrate-recover';
+  return `the destination is not listening for the recovery yet, and a QEMU ${version} source whose resume finds no listener stays in postcopy-recover for good: first, on the destination, ${first}`;
 }
 
 /** Whether listening at `uri` takes connections made to `listen`: the same address, or any address (`tcp:0.0.0.0:P`, `tcp:[::]:P`) on its port. */

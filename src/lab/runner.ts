@@ -22,7 +22,7 @@ import { Recorder } from './recorder.js';
 import type { Lab, VmOperation } from './schema.js';
 import { StepEngine, type RunMode, type StepHooks } from './steps.js';
 import { SessionStore } from './store.js';
-import { breaksLink, isSourceResume, recoverySides, resumeRefusal, showMeRefusal, startsMigration, stepLinkFaults } from './reach.js';
+import { breaksLink, earlyResumeRefusal, isSourceResume, recoverySides, resumeRefusal, showMeRefusal, startsMigration, stepLinkFaults } from './reach.js';
 import { Operator } from './operator.js';
 import { Poller } from './poller.js';
 import { runSummary } from './verdict.js';
@@ -76,6 +76,8 @@ export class LabSession implements LabSessionApi {
   private readonly params: Record<string, number | string | boolean>;
   private readonly hold: HoldController | null;
   private readonly operator: Operator;
+  /** A migrate-recover was accepted on the destination since its state last changed (earlyResumeRefusal). */
+  private recoverListening = false;
   private readonly poller: Poller;
   private stopping: Promise<void> | null = null;
   private readonly startedAt = performance.now();
@@ -129,7 +131,14 @@ export class LabSession implements LabSessionApi {
       stateRefusal: async (side, cmd) => {
         if (!isSourceResume(side, cmd)) return null;
         const snap = await this.orch.snapshot().catch(() => null);
-        return snap && resumeRefusal(this.lab.steps[this.store.getState().currentStep], side, cmd, snap);
+        if (!snap) return null;
+        return (
+          resumeRefusal(this.lab.steps[this.store.getState().currentStep], side, cmd, snap) ??
+          earlyResumeRefusal(side, cmd, snap, this.recoverListening, this.backend.qemuVersion, this.vars['recover.listen'])
+        );
+      },
+      accepted: (side, cmd) => {
+        if (side === 'destination' && cmd.execute === 'migrate-recover') this.recoverListening = true;
       },
     });
     this.poller = new Poller(
@@ -212,6 +221,11 @@ export class LabSession implements LabSessionApi {
   }
 
   private event(e: Omit<LabEvent, 't'>): void {
+    // The destination taking a channel (postcopy-recover), or moving on, ends the listen a
+    // migrate-recover started: the next resume needs a new one (earlyResumeRefusal). Not a
+    // 'setup' (QEMU 7.2's MIGRATION event on every listen) nor the paused state it returns to.
+    const to = e.kind === 'state' && e.side === 'destination' ? (e.data as { to?: string } | undefined)?.to : undefined;
+    if (to !== undefined && to !== 'setup' && to !== 'postcopy-paused') this.recoverListening = false;
     this.store.emit(e);
   }
 

@@ -4,7 +4,7 @@
  * step does not ask for would do now.
  */
 import { describe, expect, it } from 'vitest';
-import { breaksLink, bypassRefusal, consoleArguments, faultConsequence, precopyRequired, recoveryCommands, recoverySides, restartAdvice, resumeRefusal, showMeRefusal, startsMigration, stepLinkFaults, unreachable } from '../../../src/lab/reach.js';
+import { breaksLink, bypassRefusal, consoleArguments, earlyResumeRefusal, recoveryFailureStrands, faultConsequence, precopyRequired, recoveryCommands, recoverySides, restartAdvice, resumeRefusal, showMeRefusal, startsMigration, stepLinkFaults, unreachable } from '../../../src/lab/reach.js';
 import type { LabStep } from '../../../src/lab/schema.js';
 import type { MigrationStatus, Snapshot } from '../../../src/types.js';
 import { fakeDirection, fakeSide, fakeSnapshot } from '../../helpers/fake-session.js';
@@ -288,6 +288,28 @@ describe('consoleArguments', () => {
     expect(consoleArguments('migrate-recover', 'source', null, addresses)).toBeNull();
     expect(consoleArguments('query-migrate', 'source', null, addresses)).toBeNull();
     expect(consoleArguments('migrate', 'source', null, {})).toBeNull();
+  });
+});
+
+describe('earlyResumeRefusal', () => {
+  const resume = { execute: 'migrate', arguments: { uri: 'tcp:127.0.0.1:5004', resume: true } };
+  const paused = snap('postcopy-paused', 'postcopy-paused');
+  it('refuses a resume before the destination listens where it would strand the source (QEMU before 8.2), naming the command', () => {
+    expect(earlyResumeRefusal('source', resume, paused, false, '7.2', 'tcp:127.0.0.1:5003')).toBe(
+      'the destination is not listening for the recovery yet, and a QEMU 7.2 source whose resume finds no listener stays in postcopy-recover for good: first, on the destination, migrate-recover {"uri": "tcp:127.0.0.1:5003"}',
+    );
+    expect(recoveryFailureStrands('7.2.22')).toBe(true);
+    expect(recoveryFailureStrands('8.1')).toBe(true);
+  });
+  it('lets it through once the destination listens, from 8.2 on (double-failure resumes too early on purpose), and for other commands', () => {
+    expect(earlyResumeRefusal('source', resume, paused, true, '7.2')).toBeNull();
+    expect(earlyResumeRefusal('source', resume, paused, false, '8.2')).toBeNull();
+    expect(earlyResumeRefusal('source', resume, paused, false, '10.0')).toBeNull();
+    expect(earlyResumeRefusal('source', { execute: 'migrate', arguments: { uri: 'tcp:x' } }, paused, false, '7.2')).toBeNull();
+    expect(earlyResumeRefusal('destination', { execute: 'migrate-recover', arguments: { uri: 'tcp:x' } }, paused, false, '7.2')).toBeNull();
+    // The destination not paused (it crashed, or is recovering): not this rule's to judge.
+    expect(earlyResumeRefusal('source', resume, snap('postcopy-paused', 'postcopy-recover'), false, '7.2')).toBeNull();
+    expect(recoveryFailureStrands('not a version')).toBe(false);
   });
 });
 
