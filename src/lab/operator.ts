@@ -20,6 +20,9 @@ import { bypassRefusal } from './reach.js';
  */
 const OPERATOR_OOB = new Set(['migrate-pause', 'migrate-recover']);
 
+/** How a command the lab refuses is answered (the console reads the command a refusal names after it). */
+export const LAB_REFUSAL = 'refused by the lab: ';
+
 export interface OperatorDeps {
   /** The run's driver (it is made after the operator, so asked for each time). */
   driver(): RunDriver;
@@ -52,8 +55,8 @@ export class Operator {
     // the lab author's order: a link restore, then its resume).
     const refusal = opts.via ? null : (bypassRefusal(side, cmd, this.deps.vars()) ?? (opts.person ? ((await this.deps.stateRefusal?.(side, cmd)) ?? null) : null));
     if (refusal) {
-      this.deps.emit({ kind: 'qmp', side, text: `${text} -> refused by the lab: ${refusal}` });
-      throw new Error(`refused by the lab: ${refusal}`);
+      this.deps.emit({ kind: 'qmp', side, text: `${text} -> ${LAB_REFUSAL}${refusal}` });
+      throw new Error(`${LAB_REFUSAL}${refusal}`);
     }
     try {
       const r = opts.via ? await this.sendVia(side, cmd, opts.oob) : await this.orch.send(side, cmd.execute, cmd.arguments, opts.oob);

@@ -5,15 +5,16 @@
 import { useKeys } from './use-keys.js';
 import type { Key } from 'ink';
 import { useRef } from 'react';
-import { commandSide } from '../qmp/console.js';
+import { commandSide, hintCommand, type HintCommand } from '../qmp/console.js';
 import { EXTRA_MONITOR_CONSOLE } from '../libvirt/commands.js';
-import { complete } from './qmp-commands.js';
+import { complete, QMP_COMMANDS } from './qmp-commands.js';
 import type { LabEvent, LabSessionApi, MigrationStatus, SessionState, Side, Snapshot, StepView } from '../types.js';
 import { isPostcopy, isRecovering } from '../sim/states.js';
 import type { StepsView } from './components/StepsPanel.js';
 import { normalKeys, pausable, shownHintCommand } from './key-bar.js';
 import { describeFault } from '../link/fault-model.js';
 import { consoleArguments, isBreaking, stepsBefore } from '../lab/reach.js';
+import { LAB_REFUSAL } from '../lab/operator.js';
 import type { LinkFault } from '../types.js';
 import { selectedLinkFault, type LabUiAction, type LabUiState } from './lab-state.js';
 import type { ScrollWindow } from './scroll.js';
@@ -65,6 +66,18 @@ export function stepToView(v: LabViews, delta: -1 | 1): number | null | undefine
   return v.stepList[to].index === v.currentStep ? null : v.stepList[to].index;
 }
 
+
+/**
+ * The command a lab's refusal names instead of the line refused ("…: use migrate {"uri": …}",
+ * "…: first, on the destination, migrate-recover {"uri": …}"), with its side; null when it names
+ * none, or only the line itself. QEMU's own errors are not read: only the lab's refusals.
+ */
+export function refusalFix(replyText: string, sent: string): HintCommand | null {
+  const at = replyText.indexOf(LAB_REFUSAL);
+  if (at < 0) return null;
+  const fix = hintCommand(replyText.slice(at + LAB_REFUSAL.length), QMP_COMMANDS);
+  return fix && fix.line !== sent.trim() ? fix : null;
+}
 
 /** A side whose migration state means quitting loses the guest. */
 export interface SideAtRisk {
@@ -139,9 +152,18 @@ export function useLabKeys(opts: LabKeysOptions): void {
         // Sent to the side it is not for (the console keeps its side between steps): QEMU refused
         // it; turn to the right side with the line, so Enter sends it there.
         const right = commandSide(line);
-        if (!reply.ok && right && right !== side && store.getState().console.input === '') {
+        if (reply.ok || store.getState().console.input !== '') return;
+        if (right && right !== side) {
           dispatch({ type: 'console-fill', line, side: right });
           dispatch({ type: 'notice', text: `the console turned to the ${right} with your line: Enter sends it there` });
+          return;
+        }
+        // The lab refused it and named the command to send instead (the right address, or
+        // migrate-recover first): that command, on its side, ready for Enter.
+        const fix = refusalFix(reply.text, line);
+        if (fix) {
+          dispatch({ type: 'console-fill', line: fix.line, side: fix.side ?? side });
+          dispatch({ type: 'notice', text: `the console has the lab's command on the ${fix.side ?? side}: Enter sends it` });
         }
       },
       (err: unknown) => dispatch({ type: 'console-reply', id, ok: false, text: `Error: ${errorText(err)}` }),

@@ -2,6 +2,7 @@ import { render } from 'ink-testing-library';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { RunSummary } from '../../../src/types.js';
 import { LabScreen } from '../../../src/ui/screens/LabScreen.js';
+import { refusalFix } from '../../../src/ui/use-lab-keys.js';
 import { FakeSession, fakeDirection, fakeSide, fakeSnapshot } from '../../helpers/fake-session.js';
 import { KEYS, plain, settle, waitFor, waitForText } from './helpers.js';
 
@@ -353,6 +354,24 @@ describe('LabScreen keys', () => {
     await m.type(KEYS.enter, 'query-status ', KEYS.tab);
     await waitForText(m.lastFrame, 'source> query-status');
     expect(m.frame()).not.toContain('query-status {');
+  });
+
+  it("console: a line the lab refuses, naming the command to send instead, leaves that command in the console on its side", async () => {
+    const s = new FakeSession();
+    const early =
+      'Error: refused by the lab: the destination is not listening for the recovery yet, and a QEMU 7.2 source whose resume finds no listener stays in postcopy-recover for good: first, on the destination, migrate-recover {"uri": "tcp:127.0.0.1:7003"}';
+    const past = "Error: refused by the lab: that address is the destination's own listener, so no fault of the lab would reach the migration; the lab's link is at tcp:127.0.0.1:7002: use migrate {\"uri\": \"tcp:127.0.0.1:7002\"}";
+    s.qmpLineReply = async (_side, line) => ({ ok: false, text: line.includes('resume') ? early : line.includes('7001') ? past : 'Error: refused by the lab: the link is cut, so the resume would not get through: press u to restore the link, then resume' });
+    const m = await mount(s, 120, 30);
+    await m.type(':', KEYS.shiftTab, 'migrate {"uri": "tcp:127.0.0.1:7004", "resume": true}', KEYS.enter);
+    await waitForText(m.lastFrame, 'destination> migrate-recover {"uri": "tcp:127.0.0.1:7003"}');
+    expect(m.frame()).toContain("the console has the lab's command on the destination: Enter sends it");
+    await m.type(KEYS.enter, KEYS.shiftTab, 'migrate {"uri": "tcp:127.0.0.1:7001"}', KEYS.enter);
+    await waitForText(m.lastFrame, 'source> migrate {"uri": "tcp:127.0.0.1:7002"}');
+    // A refusal that names no command to send instead (press u) leaves the console empty.
+    expect(refusalFix('Error: refused by the lab: the link is cut, so the resume would not get through: press u to restore the link, then resume', 'migrate {}')).toBeNull();
+    // QEMU's own errors are not read for commands.
+    expect(refusalFix("Error: Parameter 'uri' is missing; try migrate-recover {\"uri\": \"tcp:x:1\"}", 'migrate-recover')).toBeNull();
   });
 
   it('console: a rejected qmpLine shows as an error line', async () => {
