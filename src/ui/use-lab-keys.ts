@@ -163,7 +163,7 @@ export function useLabKeys(opts: LabKeysOptions): void {
         const fix = refusalFix(reply.text, line);
         if (fix) {
           dispatch({ type: 'console-fill', line: fix.line, side: fix.side ?? side });
-          dispatch({ type: 'notice', text: `the console has the lab's command on the ${fix.side ?? side}: Enter sends it` });
+          dispatch({ type: 'notice', text: `Enter sends the lab's command to the ${fix.side ?? side}` });
         }
       },
       (err: unknown) => dispatch({ type: 'console-reply', id, ok: false, text: `Error: ${errorText(err)}` }),

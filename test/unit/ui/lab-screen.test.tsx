@@ -365,7 +365,7 @@ describe('LabScreen keys', () => {
     const m = await mount(s, 120, 30);
     await m.type(':', KEYS.shiftTab, 'migrate {"uri": "tcp:127.0.0.1:7004", "resume": true}', KEYS.enter);
     await waitForText(m.lastFrame, 'destination> migrate-recover {"uri": "tcp:127.0.0.1:7003"}');
-    expect(m.frame()).toContain("the console has the lab's command on the destination: Enter sends it");
+    expect(m.frame()).toContain("Enter sends the lab's command to the destination");
     await m.type(KEYS.enter, KEYS.shiftTab, 'migrate {"uri": "tcp:127.0.0.1:7001"}', KEYS.enter);
     await waitForText(m.lastFrame, 'source> migrate {"uri": "tcp:127.0.0.1:7002"}');
     // A refusal that names no command to send instead (press u) leaves the console empty.
