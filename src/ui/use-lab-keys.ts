@@ -209,144 +209,144 @@ export function useLabKeys(opts: LabKeysOptions): void {
     return true;
   };
 
-  useKeys(
-    (input, key) => {
-      const ui = store.getState();
-      switch (ui.mode) {
-        case 'console': {
-          if (key.escape) return dispatch({ type: 'mode', mode: 'normal' });
-          if (key.return) return sendConsoleLine(ui);
-          if (key.tab && key.shift) return dispatch({ type: 'console-toggle-side' });
-          if (key.tab) {
-            // "migrate " (a whole name and a space, no arguments yet), or a whole name no other
-            // extends ("migrate-recover", as the console turned it): Tab gives this run's address.
-            const typed = /^\s*(\S+)( *)$/.exec(ui.console.input);
-            const whole = typed && (typed[2] !== '' || complete(typed[1]!).matches.join() === typed[1]);
-            const s = session.getState();
-            const args = whole ? consoleArguments(typed[1]!, ui.console.side, s.snapshot, s.addresses ?? {}) : null;
-            if (args) return dispatch({ type: 'console-fill', line: `${typed![1]} ${args}` });
-            return dispatch({ type: 'console-tab' });
-          }
-          if (key.upArrow) return dispatch({ type: 'console-history', delta: -1 });
-          if (key.downArrow) return dispatch({ type: 'console-history', delta: 1 });
-          if (key.pageUp || key.pageDown) {
-            const w = opts.views().console;
-            const row = key.pageUp ? Math.max(0, w.start - w.page) : w.start + w.page;
-            return dispatch({ type: 'console-scroll', row: row >= w.maxStart ? null : row });
-          }
-          if (key.leftArrow) return dispatch({ type: 'console-cursor', to: 'left' });
-          if (key.rightArrow) return dispatch({ type: 'console-cursor', to: 'right' });
-          if (key.home || (key.ctrl && input === 'a')) return dispatch({ type: 'console-cursor', to: 'home' });
-          if (key.end || (key.ctrl && input === 'e')) return dispatch({ type: 'console-cursor', to: 'end' });
-          // Terminals send DEL (0x7f) for Backspace, which Ink names `delete`: both erase backwards.
-          if (key.backspace || key.delete) return dispatch({ type: 'console-backspace' });
-          if (key.ctrl && input === 'd') return dispatch({ type: 'console-delete-forward' });
-          if (key.ctrl && input === 'u') return dispatch({ type: 'console-clear-line' });
-          if (input === '?' && ui.console.input === '') return dispatch({ type: 'mode', mode: 'help' });
-          if (key.ctrl || key.meta || !input) return;
-          return dispatch({ type: 'console-type', text: input });
+  const onKey = (input: string, key: Key): void => {
+    const ui = store.getState();
+    switch (ui.mode) {
+      case 'console': {
+        if (key.escape) return dispatch({ type: 'mode', mode: 'normal' });
+        if (key.return) return sendConsoleLine(ui);
+        if (key.tab && key.shift) return dispatch({ type: 'console-toggle-side' });
+        if (key.tab) {
+          // "migrate " (a whole name and a space, no arguments yet), or a whole name no other
+          // extends ("migrate-recover", as the console turned it): Tab gives this run's address.
+          const typed = /^\s*(\S+)( *)$/.exec(ui.console.input);
+          const whole = typed && (typed[2] !== '' || complete(typed[1]!).matches.join() === typed[1]);
+          const s = session.getState();
+          const args = whole ? consoleArguments(typed[1]!, ui.console.side, s.snapshot, s.addresses ?? {}) : null;
+          if (args) return dispatch({ type: 'console-fill', line: `${typed![1]} ${args}` });
+          return dispatch({ type: 'console-tab' });
         }
-        case 'help': {
-          if (key.escape || input === '?' || input === 'q') return dispatch({ type: 'close-help' });
-          const to = scrollTarget(input, key, opts.views().help);
-          if (to !== null) dispatch({ type: 'help-scroll', offset: to });
-          return;
+        if (key.upArrow) return dispatch({ type: 'console-history', delta: -1 });
+        if (key.downArrow) return dispatch({ type: 'console-history', delta: 1 });
+        if (key.pageUp || key.pageDown) {
+          const w = opts.views().console;
+          const row = key.pageUp ? Math.max(0, w.start - w.page) : w.start + w.page;
+          return dispatch({ type: 'console-scroll', row: row >= w.maxStart ? null : row });
         }
-        case 'link':
-          if (key.escape || input === 'l') return dispatch({ type: 'mode', mode: 'normal' });
-          if (input === '?') return dispatch({ type: 'mode', mode: 'help' });
-          if (key.upArrow || input === 'k') return dispatch({ type: 'link-move', delta: -1 });
-          if (key.downArrow || input === 'j') return dispatch({ type: 'link-move', delta: 1 });
-          if (key.leftArrow || (key.tab && key.shift) || input === 'D') return dispatch({ type: 'link-direction', delta: -1 });
-          if (key.rightArrow || key.tab || input === 'd') return dispatch({ type: 'link-direction', delta: 1 });
-          if (key.return) {
-            dispatch({ type: 'mode', mode: 'normal' });
-            faultOrAsk(selectedLinkFault(ui));
-          }
-          return;
-        case 'confirm-fault':
-          if ((input === 'y' || input === 'Y') && ui.pendingFault) {
-            dispatch({ type: 'mode', mode: 'normal' });
-            return applyFault(ui.pendingFault);
-          }
-          if (input === '?') return dispatch({ type: 'mode', mode: 'help' });
-          if (key.escape || input === 'n' || input === 'N' || input === 'q') dispatch({ type: 'mode', mode: 'normal' });
-          return;
-        case 'confirm-quit':
-          if (input === 'y' || input === 'Y') return onQuit();
-          if (input === '?') return dispatch({ type: 'mode', mode: 'help' });
-          if (key.escape || input === 'n' || input === 'N' || input === 'q') dispatch({ type: 'mode', mode: 'normal' });
-          return;
-        case 'normal': {
-          // The session's latest state, not the last sampled frame: validity must not lag.
-          const state: SessionState = session.getState();
-          const k = normalKeys(state);
-          if (input === 'q') {
-            if (sidesAtRisk(state.snapshot).length > 0) dispatch({ type: 'mode', mode: 'confirm-quit' });
-            else onQuit();
-            return;
-          }
-          if (input === '?') return dispatch({ type: 'mode', mode: 'help' });
-          if (input === ':') {
-            const first = state.steps.find((st) => st.index === state.currentStep)?.actions.find((a) => /^(source|destination): /.test(a));
-            dispatch({ type: 'console-aim', step: state.currentStep, side: first ? (first.split(':')[0] as Side) : null });
-            return dispatch({ type: 'mode', mode: 'console' });
-          }
-          if (navigate(input, key, ui)) return;
-          if (input === 'c' && k.cut) return faultOrAsk({ kind: 'cut' });
-          if (input === 'b' && k.blackhole) return faultOrAsk({ kind: 'blackhole' });
-          if (input === 'r' && k.retry) {
-            const step = state.currentStep + 1;
-            if (session.retry()) dispatch({ type: 'notice', text: `retry: replaying ${stepsBefore(step)} on the same VMs, then step ${step} again` });
-            return;
-          }
-          if (input === 'w' && k.rewind) return opts.onRewind?.(state.currentStep);
-          if (input === 'u' && k.restore) return run('restore link', () => session.restoreLink(), 'link restored');
-          if (input === 'l' && k.linkMenu) return dispatch({ type: 'mode', mode: 'link' });
-          if (input === 'p' && k.pause) {
-            // Source first, as QEMU's docs do: the destination may not notice a dead stream at once.
-            // A side already paused (or not in postcopy) is left alone: QEMU would refuse it, and
-            // an error after the pause that did work reads as if nothing had.
-            const snap = state.snapshot;
-            let sides: Side[] = (['source', 'destination'] as const).filter((side) => !snap || pausable(snap[side].status));
-            const skipped = (['source', 'destination'] as const).filter((side) => !sides.includes(side));
-            const notes = skipped.map((side) => `the ${side} is ${snap![side].status}`);
-            // libvirt refuses the destination's pause (its incoming job holds the domain; found playing
-            // libvirt-postcopy-pause: p worked, then said "migrate-pause failed"). The source's pause
-            // closes the connection and the destination follows, but over a blackhole it notices
-            // nothing: p again then names its extra QMP socket (one row at 80 columns).
-            if (state.addresses?.['libvirt.domain'] && sides.includes('destination')) {
-              sides = sides.filter((side) => side !== 'destination');
-              if (sides.length === 0) return dispatch({ type: 'notice', level: 'error', text: `libvirt: ${EXTRA_MONITOR_CONSOLE} pauses the destination` });
-              notes.push('libvirt: source only');
-            }
-            const rest = notes.join('; ');
-            return run(
-              'migrate-pause',
-              async () => {
-                for (const side of sides) await session.qmp(side, 'migrate-pause');
-              },
-              `migrate-pause sent to ${sides.join(' and ')}${rest ? ` (${rest})` : ''}`,
-            );
-          }
-          if (input === 'h' && k.hint) {
-            session.nextHint();
-            // The hint is the last thing in the step's text: bring it into view (render clamps).
-            dispatch({ type: 'steps-view', index: null });
-            dispatch({ type: 'steps-scroll', step: state.currentStep, offset: Number.MAX_SAFE_INTEGER, pin: false });
-            opts.onSessionChanged?.();
-            return;
-          }
-          if (input === ' ' && k.hold) {
-            session.toggleHold();
-            opts.onSessionChanged?.();
-            return;
-          }
-          if (input === 's' && k.showMe) return run('show me', () => session.showMe(), 'show me: ran this step’s commands');
-          return;
-        }
+        if (key.leftArrow) return dispatch({ type: 'console-cursor', to: 'left' });
+        if (key.rightArrow) return dispatch({ type: 'console-cursor', to: 'right' });
+        if (key.home || (key.ctrl && input === 'a')) return dispatch({ type: 'console-cursor', to: 'home' });
+        if (key.end || (key.ctrl && input === 'e')) return dispatch({ type: 'console-cursor', to: 'end' });
+        // Terminals send DEL (0x7f) for Backspace, which Ink names `delete`: both erase backwards.
+        if (key.backspace || key.delete) return dispatch({ type: 'console-backspace' });
+        if (key.ctrl && input === 'd') return dispatch({ type: 'console-delete-forward' });
+        if (key.ctrl && input === 'u') return dispatch({ type: 'console-clear-line' });
+        if (input === '?' && ui.console.input === '') return dispatch({ type: 'mode', mode: 'help' });
+        if (key.ctrl || key.meta || !input) return;
+        return dispatch({ type: 'console-type', text: input });
       }
-    },
-    { isActive },
-  );
+      case 'help': {
+        if (key.escape || input === '?' || input === 'q') return dispatch({ type: 'close-help' });
+        const to = scrollTarget(input, key, opts.views().help);
+        if (to !== null) dispatch({ type: 'help-scroll', offset: to });
+        return;
+      }
+      case 'link':
+        if (key.escape || input === 'l') return dispatch({ type: 'mode', mode: 'normal' });
+        if (input === '?') return dispatch({ type: 'mode', mode: 'help' });
+        if (key.upArrow || input === 'k') return dispatch({ type: 'link-move', delta: -1 });
+        if (key.downArrow || input === 'j') return dispatch({ type: 'link-move', delta: 1 });
+        if (key.leftArrow || (key.tab && key.shift) || input === 'D') return dispatch({ type: 'link-direction', delta: -1 });
+        if (key.rightArrow || key.tab || input === 'd') return dispatch({ type: 'link-direction', delta: 1 });
+        if (key.return) {
+          dispatch({ type: 'mode', mode: 'normal' });
+          faultOrAsk(selectedLinkFault(ui));
+        }
+        return;
+      case 'confirm-fault':
+      case 'confirm-quit': {
+        if (input === 'y' || input === 'Y') {
+          if (ui.mode === 'confirm-quit') return onQuit();
+          dispatch({ type: 'mode', mode: 'normal' });
+          return ui.pendingFault ? applyFault(ui.pendingFault) : undefined;
+        }
+        if (input === '?') return dispatch({ type: 'mode', mode: 'help' });
+        dispatch({ type: 'mode', mode: 'normal' });
+        if (key.escape || input === 'n' || input === 'N' || input === 'q') return;
+        // y/N: any other key is a no, and does what it does (found playing link-cut-recovery:
+        // u, : and a resume typed while a cut's question was up all vanished without a word).
+        dispatch({ type: 'notice', text: ui.mode === 'confirm-quit' ? 'not quitting' : `not applied: ${describeFault(ui.pendingFault!)}` });
+        return onKey(input, key);
+      }
+      case 'normal': {
+        // The session's latest state, not the last sampled frame: validity must not lag.
+        const state: SessionState = session.getState();
+        const k = normalKeys(state);
+        if (input === 'q') {
+          if (sidesAtRisk(state.snapshot).length > 0) dispatch({ type: 'mode', mode: 'confirm-quit' });
+          else onQuit();
+          return;
+        }
+        if (input === '?') return dispatch({ type: 'mode', mode: 'help' });
+        if (input === ':') {
+          const first = state.steps.find((st) => st.index === state.currentStep)?.actions.find((a) => /^(source|destination): /.test(a));
+          dispatch({ type: 'console-aim', step: state.currentStep, side: first ? (first.split(':')[0] as Side) : null });
+          return dispatch({ type: 'mode', mode: 'console' });
+        }
+        if (navigate(input, key, ui)) return;
+        if (input === 'c' && k.cut) return faultOrAsk({ kind: 'cut' });
+        if (input === 'b' && k.blackhole) return faultOrAsk({ kind: 'blackhole' });
+        if (input === 'r' && k.retry) {
+          const step = state.currentStep + 1;
+          if (session.retry()) dispatch({ type: 'notice', text: `retry: replaying ${stepsBefore(step)} on the same VMs, then step ${step} again` });
+          return;
+        }
+        if (input === 'w' && k.rewind) return opts.onRewind?.(state.currentStep);
+        if (input === 'u' && k.restore) return run('restore link', () => session.restoreLink(), 'link restored');
+        if (input === 'l' && k.linkMenu) return dispatch({ type: 'mode', mode: 'link' });
+        if (input === 'p' && k.pause) {
+          // Source first, as QEMU's docs do: the destination may not notice a dead stream at once.
+          // A side already paused (or not in postcopy) is left alone: QEMU would refuse it, and
+          // an error after the pause that did work reads as if nothing had.
+          const snap = state.snapshot;
+          let sides: Side[] = (['source', 'destination'] as const).filter((side) => !snap || pausable(snap[side].status));
+          const skipped = (['source', 'destination'] as const).filter((side) => !sides.includes(side));
+          const notes = skipped.map((side) => `the ${side} is ${snap![side].status}`);
+          // libvirt refuses the destination's pause (its incoming job holds the domain; found playing
+          // libvirt-postcopy-pause: p worked, then said "migrate-pause failed"). The source's pause
+          // closes the connection and the destination follows, but over a blackhole it notices
+          // nothing: p again then names its extra QMP socket (one row at 80 columns).
+          if (state.addresses?.['libvirt.domain'] && sides.includes('destination')) {
+            sides = sides.filter((side) => side !== 'destination');
+            if (sides.length === 0) return dispatch({ type: 'notice', level: 'error', text: `libvirt: ${EXTRA_MONITOR_CONSOLE} pauses the destination` });
+            notes.push('libvirt: source only');
+          }
+          const rest = notes.join('; ');
+          return run(
+            'migrate-pause',
+            async () => {
+              for (const side of sides) await session.qmp(side, 'migrate-pause');
+            },
+            `migrate-pause sent to ${sides.join(' and ')}${rest ? ` (${rest})` : ''}`,
+          );
+        }
+        if (input === 'h' && k.hint) {
+          session.nextHint();
+          // The hint is the last thing in the step's text: bring it into view (render clamps).
+          dispatch({ type: 'steps-view', index: null });
+          dispatch({ type: 'steps-scroll', step: state.currentStep, offset: Number.MAX_SAFE_INTEGER, pin: false });
+          opts.onSessionChanged?.();
+          return;
+        }
+        if (input === ' ' && k.hold) {
+          session.toggleHold();
+          opts.onSessionChanged?.();
+          return;
+        }
+        if (input === 's' && k.showMe) return run('show me', () => session.showMe(), 'show me: ran this step’s commands');
+        return;
+      }
+    }
+  };
+  useKeys(onKey, { isActive });
 }

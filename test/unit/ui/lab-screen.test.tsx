@@ -60,6 +60,19 @@ describe('LabScreen keys', () => {
     expect(s.callsOf('applyLink')[0].fault).toEqual({ kind: 'cut' });
   });
 
+  it('any other key answers the question no and does what it does (u, : typed while it was up vanished)', async () => {
+    const steps = new FakeSession().getState().steps.map((st) => ({ ...st, breaksLink: false }));
+    const s = new FakeSession({ steps, snapshot: fakeSnapshot({ source: fakeSide('source', { status: 'active' }), destination: fakeSide('destination', { status: 'active' }) }) });
+    const m = await mount(s, 100, 30);
+    await m.type('c');
+    await waitForText(m.lastFrame, 'This step does not break the link');
+    await m.type(':');
+    await waitForText(m.lastFrame, 'QMP console to');
+    expect(m.frame()).toContain('not applied: cut (both directions)');
+    expect(m.frame()).not.toContain('This step does not break the link');
+    expect(s.callsOf('applyLink')).toEqual([]);
+  });
+
   it('a question asked in a step that does not break the link, when the next step calls for that fault, says so instead of warning', async () => {
     const base = new FakeSession().getState().steps;
     const s = new FakeSession({ steps: base.map((st) => ({ ...st, breaksLink: false })), snapshot: fakeSnapshot({ source: fakeSide('source', { status: 'postcopy-active' }), destination: fakeSide('destination', { status: 'postcopy-active' }) }) });
