@@ -81,17 +81,27 @@ export function summaryBody(props: SummaryProps): Row[] {
   return rows;
 }
 
-/** The keys line: always on screen, below the rows. */
-function keysRow(props: SummaryProps, more: { above: number; below: number } | null): Row {
+/**
+ * The keys line: always on screen, below the rows, on one row. Where the long words do not fit
+ * (a retry's replay, a scroll's count, at 80 columns) the short ones do, so `q quit` is never cut.
+ */
+export function keysRow(props: SummaryProps, more: { above: number; below: number } | null): Row {
   const key = (k: string): Seg => ({ text: k, bold: true, color: 'cyan' });
-  const row: Row = [];
   const retry = props.retryStep ?? null;
-  if (more) row.push(key('↑↓'), { text: ` scroll${more.below > 0 ? ` (${more.below} more below)` : ''}  ` });
-  if (retry !== null) row.push(key('r'), { text: ` ${retry === 0 ? 'start the lab again' : `retry step ${retry + 1} (fresh VMs, ${stepsBefore(retry + 1)} replayed)`}  ` });
-  row.push(key('Enter'), { text: ' labs  ' });
-  if (props.hasNext) row.push(key('n'), { text: ' next lab  ' });
-  row.push(key('q'), { text: ' quit' });
-  return row;
+  const build = (long: boolean): Row => {
+    const row: Row = [];
+    if (more) row.push(key('↑↓'), { text: ` scroll${more.below > 0 ? (long ? ` (${more.below} more below)` : ` (${more.below} more)`) : ''}  ` });
+    if (retry !== null) {
+      const what = retry === 0 ? 'start the lab again' : long ? `retry step ${retry + 1} (fresh VMs, ${stepsBefore(retry + 1)} replayed)` : `retry step ${retry + 1}`;
+      row.push(key('r'), { text: ` ${what}  ` });
+    }
+    row.push(key('Enter'), { text: ' labs  ' });
+    if (props.hasNext) row.push(key('n'), { text: ' next lab  ' });
+    row.push(key('q'), { text: ' quit' });
+    return row;
+  };
+  const long = build(true);
+  return long.reduce((n, seg) => n + seg.text.length, 0) <= props.width - 2 ? long : build(false);
 }
 
 /** The first row `scroll` may show: the rows above the keys fill the screen and no more. */

@@ -11,7 +11,7 @@ import { consoleWindow, inputWindow, QmpConsole } from '../../../src/ui/componen
 import { COUNTER_LABELS, sideCells, SideCounters } from '../../../src/ui/components/SideCounters.js';
 import { sparkline, Sparkline } from '../../../src/ui/components/Sparkline.js';
 import { StepsPanel, stepsView } from '../../../src/ui/components/StepsPanel.js';
-import { Summary, summaryMaxScroll } from '../../../src/ui/components/Summary.js';
+import { keysRow, Summary, summaryMaxScroll } from '../../../src/ui/components/Summary.js';
 import { initialLabUiState } from '../../../src/ui/lab-state.js';
 import { fakeDirection, fakePages, fakeSide, fakeSnapshot, fakeSteps, fakeState } from '../../helpers/fake-session.js';
 import { plain } from './helpers.js';
@@ -552,6 +552,13 @@ describe('Summary and LabPicker', () => {
     expect(end[23]).toMatch(/^ ↑↓ scroll {2}Enter labs/);
     // Past the end is the end.
     expect(lines(max + 50)).toEqual(end);
+    // A failed run's retry and a scroll at 80 columns: the short words, and q quit is not cut.
+    const failed = { ...props, summary: { ...props.summary, ok: false, expectedFailure: undefined, failure: { message: 'timed out' } }, retryStep: 4 };
+    const keys = keysRow(failed, { above: 0, below: 12 }).map((s) => s.text).join('');
+    expect(keys).toBe('↑↓ scroll (12 more)  r retry step 5  Enter labs  n next lab  q quit');
+    expect(keysRow({ ...failed, width: 140 }, { above: 0, below: 12 }).map((s) => s.text).join('')).toBe(
+      '↑↓ scroll (12 more below)  r retry step 5 (fresh VMs, steps 1–4 replayed)  Enter labs  n next lab  q quit',
+    );
     // Without a height (tests, a tall terminal) everything is shown and no scroll is offered.
     expect(plain(frame(<Summary {...props} height={undefined} />))).not.toContain('↑↓ scroll');
   });
