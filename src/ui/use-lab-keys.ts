@@ -271,6 +271,9 @@ export function useLabKeys(opts: LabKeysOptions): void {
           return ui.pendingFault ? applyFault(ui.pendingFault) : undefined;
         }
         if (input === '?') return dispatch({ type: 'mode', mode: 'help' });
+        // Reading keys (scroll, [ ], Tab) read on and leave the question up: reading the step's
+        // text is how a person decides.
+        if (navigate(input, key, ui)) return;
         dispatch({ type: 'mode', mode: 'normal' });
         if (key.escape || input === 'n' || input === 'N' || input === 'q') return;
         // y/N: any other key is a no, and does what it does (found playing link-cut-recovery:

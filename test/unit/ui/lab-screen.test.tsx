@@ -66,6 +66,10 @@ describe('LabScreen keys', () => {
     const m = await mount(s, 100, 30);
     await m.type('c');
     await waitForText(m.lastFrame, 'This step does not break the link');
+    // Reading keys leave the question up.
+    await m.type(KEYS.pageDown, ']');
+    await settle(20);
+    expect(m.frame()).toContain('This step does not break the link');
     await m.type(':');
     await waitForText(m.lastFrame, 'QMP console to');
     expect(m.frame()).toContain('not applied: cut (both directions)');
