@@ -402,8 +402,17 @@ export class LabSession implements LabSessionApi {
   }
 
   /** A console line (QMP, `virsh …`, `x-extra-monitor …`), answered in one line. */
-  qmpLine(side: Side, line: string): Promise<{ ok: boolean; text: string }> {
-    return this.operator.consoleLine(side, line);
+  async qmpLine(side: Side, line: string): Promise<{ ok: boolean; text: string }> {
+    const reply = await this.operator.consoleLine(side, line);
+    // A VM that is gone (QEMU's destination exits when its precopy fails) in a step that starts a
+    // fresh one: say which key does (found playing precopy-failure on QEMU 10.0, where
+    // migrate-incoming typed after the cut answered only "not running").
+    const step = this.lab.steps[this.store.getState().currentStep];
+    const fresh = step?.actions.some((a) => a.type === 'vm' && a.side === side && (a.do === 'restart' || a.do === 'start'));
+    if (!reply.ok && fresh && reply.text.includes(`the ${side} VM is not running`)) {
+      return { ok: false, text: `${reply.text}\n(this step starts a fresh ${side}: s (show me) does it, and then the rest of the step)` };
+    }
+    return reply;
   }
 
   applyLink(fault: LinkFault): Promise<void> {

@@ -172,3 +172,47 @@ describe('mistakes, through the real session', () => {
     expect(s.getState().snapshot?.source.status).toBe('active');
   }, 60_000);
 });
+
+describe('a VM that is gone, in a step that starts a fresh one', () => {
+  const GONE = loadLabText(
+    `
+id: gone
+title: Gone
+summary: A destination that exits, and the step that starts a fresh one.
+backends: [sim]
+setup: { memory: 16M, vcpus: 1, workload: random, dirty-rate: 100, capabilities: { events: true } }
+steps:
+  - title: Lose the destination
+    text: It exits, as QEMU's does after a failed precopy.
+    hints: [s]
+    do:
+      - vm: destination
+        do: kill
+    until: 'destination.alive == false'
+  - title: A fresh destination
+    text: The lab starts one.
+    hints: [s]
+    do:
+      - vm: destination
+        do: restart
+    until: 'destination.alive == true && destination.status == "none"'
+expect:
+  - 'destination.alive == true'
+summary-text: Gone and back.
+`,
+    'gone.yaml',
+  );
+
+  it('a console line to it says which key starts the fresh one (QEMU 10.0: "not running" and nothing more)', async () => {
+    const s = new LabSession(GONE, { mode: 'interactive', seed: 7, pollMs: 100, makeLink: (runtimeDir) => new RelayLink({ runtimeDir }) });
+    session = s;
+    await s.start();
+    void s.run();
+    await s.showMe();
+    await waitFor(() => stepIs(s, 1), 'step 2');
+    const r = await s.qmpLine('destination', 'query-status');
+    expect(r).toEqual({ ok: false, text: 'Error: the destination VM is not running\n(this step starts a fresh destination: s (show me) does it, and then the rest of the step)' });
+    // The other side is not gone, and is answered as ever.
+    expect((await s.qmpLine('source', 'query-status')).ok).toBe(true);
+  }, 60_000);
+});
