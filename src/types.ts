@@ -196,7 +196,15 @@ export interface SideSnapshot {
    * A QEMU source: the last pmemsave it accepted (its guest-physical RAM in a file). Ours: QEMU
    * reports no such thing. qemu-recovery-file waits for it before the source host is lost.
    */
-  savedRam?: { file: string; bytes: number };
+  savedRam?: SavedRam;
+}
+
+/** A QEMU source's last accepted pmemsave: where, how much, and whether it holds all of guest RAM. */
+export interface SavedRam {
+  file: string;
+  bytes: number;
+  /** `bytes` covers the whole of guest RAM (`${guest.ram-bytes}`): a stand-in source can serve it. */
+  complete: boolean;
 }
 
 /** query-migrate's `x-recovery-file` on a sim source (src/recovery/spill.ts). */

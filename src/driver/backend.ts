@@ -12,7 +12,7 @@
  * Two implementations: sim-backend.ts (our Node VM) and qemu-backend.ts (qemu-system-x86_64).
  */
 import type { QmpClient } from '../qmp/client.js';
-import type { LabEvent, Link, LinkEndpoints, LinkFault, LinkSnapshot, MigrationStatus, PagesInfo, RamStats, RecoveryFileInfo, RecoverySourceInfo, RunState, Side, SideGuest, Snapshot } from '../types.js';
+import type { LabEvent, Link, LinkEndpoints, LinkFault, LinkSnapshot, MigrationStatus, PagesInfo, RamStats, RecoveryFileInfo, RecoverySourceInfo, RunState, SavedRam, Side, SideGuest, Snapshot } from '../types.js';
 
 export type BackendKind = 'sim' | 'qemu' | 'libvirt';
 
@@ -93,7 +93,7 @@ export interface SideReading {
   /** query-migrate's `x-recovery-source` (a recovery source in the source's place). */
   recoverySource?: RecoverySourceInfo;
   /** A QEMU source's last accepted pmemsave (SideSnapshot.savedRam). */
-  savedRam?: { file: string; bytes: number };
+  savedRam?: SavedRam;
 }
 
 export interface VmBackend {

@@ -23,7 +23,7 @@
  * cold share is not modelled), else every page; a `random` workload picks each page at random
  * (seeded by the lab's seed). Reads (`readRate`) have no QEMU counterpart.
  */
-import { statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { builtEntry } from '../entry-path.js';
 import type { QmpClient } from '../qmp/client.js';
@@ -31,7 +31,7 @@ import { MAX_DIRTY_PAGES_PER_SECOND, RAM_HEADROOM_MIB, writeGuestImage, type Gue
 import { readGuestOps, verifyGuestMemory, waitForPasses } from '../qemu/guest-probe.js';
 import { buildQemuArgs, DIRTY_RING_SIZE, dirtyLimitRefusal, type Accel, type QemuVersion } from '../qemu/launcher.js';
 import { isPaused, isRecovering } from '../sim/states.js';
-import type { LinkSnapshot, MigrationStatus, PagesInfo, RamStats, RecoverySourceInfo, RunState, Side } from '../types.js';
+import type { LinkSnapshot, MigrationStatus, PagesInfo, RamStats, RecoverySourceInfo, RunState, SavedRam, Side } from '../types.js';
 import type { BackendContext, GuestSpec, GuestWork, SideReading, VmBackend } from './backend.js';
 
 const MiB = 1024 * 1024;
@@ -118,7 +118,7 @@ export class QemuBackend implements VmBackend {
   /** The destination accepted migrate-incoming. */
   private incomingListening = false;
   /** The source's last accepted pmemsave. */
-  private savedRam: { file: string; bytes: number } | undefined;
+  private savedRam: SavedRam | undefined;
   private guestSeen: Record<Side, GuestSeen | null> = { source: null, destination: null };
   /** The source's counter once its guest stopped for good (the destination carries on from it). */
   private sourceFinalOps: number | null = null;
@@ -217,7 +217,10 @@ export class QemuBackend implements VmBackend {
     const seen = (command: string, args: Record<string, unknown> | undefined, ok: boolean): void => {
       if (side === 'source' && command === 'migrate' && args?.resume === true) this.counters.source.attempts++;
       // The RAM a stand-in source will need once this source is lost (qemu-recovery-file).
-      if (side === 'source' && command === 'pmemsave' && ok) this.savedRam = { file: String(args?.filename), bytes: Number(args?.size) };
+      if (side === 'source' && command === 'pmemsave' && ok) {
+        const bytes = Number(args?.size);
+        this.savedRam = { file: String(args?.filename), bytes, complete: bytes >= this.guestRamBytes() };
+      }
       if (side === 'destination' && command === 'migrate-incoming' && ok && !this.incomingListening) {
         this.incomingListening = true;
         ctx.onEvent({
@@ -254,7 +257,12 @@ export class QemuBackend implements VmBackend {
    * there it runs --partial: a file that lacks pages is served as far as it goes and the
    * destination is left postcopy-paused, alive, instead.
    */
-  recoverySourceCommand(file: string, _digest: string, ctx: BackendContext): { file: string; args: string[] } {
+  recoverySourceCommand(labFile: string, _digest: string, ctx: BackendContext): { file: string; args: string[] } {
+    // The RAM where the person saved it, whole, when that was not the lab's file (found playing
+    // qemu-recovery-file: pmemsave to /tmp/myram passed the step, and the stand-in then found no
+    // file, with the source already killed). A relative name is QEMU's cwd's: the lab's file then.
+    const saved = this.savedRam;
+    const file = saved?.complete && saved.file !== labFile && path.isAbsolute(saved.file) && existsSync(saved.file) && !existsSync(labFile) ? saved.file : labFile;
     let size: number;
     try {
       size = statSync(file).size;

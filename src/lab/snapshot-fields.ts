@@ -86,7 +86,7 @@ export const SIDE_FIELDS = {
     'elapsed-ms': true,
     error: true,
   } satisfies Record<keyof RecoveryFileInfo, FieldTree>,
-  savedRam: { file: true, bytes: true },
+  savedRam: { file: true, bytes: true, complete: true },
   recoverySource: {
     file: true,
     'held-pages': true,

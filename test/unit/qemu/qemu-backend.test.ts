@@ -92,3 +92,36 @@ describe('backend selection', () => {
     }
   });
 });
+
+describe('QemuBackend: the saved RAM a stand-in source is started from', () => {
+  it("records the source's last pmemsave and whether it holds all of guest RAM; the stand-in takes a whole save where the person put it", async () => {
+    const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const tmp = mkdtempSync(join(tmpdir(), 'pcl-ram-'));
+    try {
+      const b = backend();
+      (b as unknown as { memoryMiB: number }).memoryMiB = 1;
+      const client = { execute: async () => ({}), executeOob: async () => ({}) };
+      b.attach('source', client as never, ctx);
+      const saved = () => (b as unknown as { savedRam?: { file: string; bytes: number; complete: boolean } }).savedRam;
+      const mine = join(tmp, 'myram');
+      await client.execute('pmemsave', { val: 0, size: 4096, filename: mine });
+      await new Promise((r) => setTimeout(r, 0));
+      expect(saved()).toEqual({ file: mine, bytes: 4096, complete: false });
+      await client.execute('pmemsave', { val: 0, size: MiB, filename: mine });
+      await new Promise((r) => setTimeout(r, 0));
+      expect(saved()).toEqual({ file: mine, bytes: MiB, complete: true });
+      writeFileSync(mine, Buffer.alloc(MiB));
+      const labFile = join(tmp, 'source.ram');
+      const qmpCtx = { ...ctx, qmpPath: () => join(tmp, 'qmp.sock') } as unknown as BackendContext;
+      // The lab's file was never written: the person's whole save is used.
+      expect(b.recoverySourceCommand(labFile, '', qmpCtx).args).toContain(mine);
+      // Once the lab's file exists, it is the one.
+      writeFileSync(labFile, Buffer.alloc(MiB));
+      expect(b.recoverySourceCommand(labFile, '', qmpCtx).args).toContain(labFile);
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  });
+});
