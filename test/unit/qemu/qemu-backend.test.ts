@@ -102,7 +102,7 @@ describe('QemuBackend: the saved RAM a stand-in source is started from', () => {
     try {
       const b = backend();
       (b as unknown as { memoryMiB: number }).memoryMiB = 1;
-      const client = { execute: async () => ({}), executeOob: async () => ({}) };
+      const client = { execute: async (_command: string, _args?: Record<string, unknown>) => ({}), executeOob: async (_command: string, _args?: Record<string, unknown>) => ({}) };
       b.attach('source', client as never, ctx);
       const saved = () => (b as unknown as { savedRam?: { file: string; bytes: number; complete: boolean } }).savedRam;
       const mine = join(tmp, 'myram');
