@@ -6,6 +6,8 @@
  * subcommands the libvirt labs use ("did you mean migrate-postcopy?").
  */
 
+import { closest } from '../util/closest.js';
+
 /** The virsh subcommands the libvirt labs and their step texts use, in the order a lab meets them. */
 export const LAB_VIRSH_COMMANDS = [
   'migrate',
@@ -34,32 +36,9 @@ export function stripNoise(message: string): string {
   return message.replace(LOCAL_CONNECTION, '').replace(POLKIT_NOTICE, '');
 }
 
-/** Edit distance (insertions, deletions, substitutions, and a swap of two neighbours counts one). */
-function distance(a: string, b: string): number {
-  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
-  for (let j = 1; j <= b.length; j++) d[0][j] = j;
-  for (let i = 1; i <= a.length; i++) {
-    for (let j = 1; j <= b.length; j++) {
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost);
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
-    }
-  }
-  return d[a.length][b.length];
-}
-
-/**
- * The lab's subcommands closest to `word`, nearest first (at most `max`): within a third of the
- * longer name's length in edits, so `migrate-postcop` finds migrate-postcopy and `domstat`
- * finds domstate, while a word like nothing the labs use finds none.
- */
+/** The lab's subcommands closest to `word`, nearest first (at most `max`; see `closest`). */
 export function closestVirshCommands(word: string, max = 2): string[] {
-  const w = word.toLowerCase();
-  return LAB_VIRSH_COMMANDS.map((c) => ({ c, d: distance(w, c) }))
-    .filter(({ c, d }) => d > 0 && d <= Math.max(1, Math.floor(Math.max(c.length, w.length) / 3)))
-    .sort((x, y) => x.d - y.d)
-    .slice(0, max)
-    .map(({ c }) => c);
+  return closest(word, LAB_VIRSH_COMMANDS, max);
 }
 
 /** virsh's words for a subcommand it does not have (libvirt 9.0): `unknown command: 'migrate-postcop'`. */

@@ -12,6 +12,8 @@
  * An `id` in a full request is accepted and ignored: the client numbers requests itself.
  */
 import { QmpError } from './error.js';
+import { QMP_COMMANDS } from './commands.js';
+import { closest } from '../util/closest.js';
 
 export interface ConsoleCommand {
   execute: string;
@@ -164,6 +166,17 @@ export function wrongSideNote(side: 'source' | 'destination', execute: string, a
   const what = execute === 'migrate' && args?.resume === true ? 'migrate with resume' : execute;
   // The TUI's console then turns to that side with the line (use-lab-keys): no key to name here.
   return `${what} is a ${other}'s command`;
+}
+
+/**
+ * For QEMU's "The command migrate-cancel has not been found": the console's command nearest to
+ * the name typed ("did you mean migrate_cancel?"), or null. QEMU's own names mix `_` and `-`
+ * (migrate_cancel beside migrate-pause), an easy slip for a learner (throttle-vs-postcopy).
+ */
+export function unknownCommandNote(message: string): string | null {
+  const m = /The command (\S+) has not been found/.exec(message);
+  const near = m ? closest(m[1]!, QMP_COMMANDS, 1) : [];
+  return near.length ? `did you mean ${near[0]}?` : null;
 }
 
 /** Commands QEMU refuses without arguments: named bare in a hint, they are no command to copy. */

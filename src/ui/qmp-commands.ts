@@ -1,21 +1,5 @@
-/** QMP command names the console completes (QEMU's spelling; `x-` ones are ours). */
-export const QMP_COMMANDS: readonly string[] = [
-  'query-status',
-  'query-migrate',
-  'migrate-set-capabilities',
-  'migrate-set-parameters',
-  'migrate-incoming',
-  'migrate',
-  'migrate-start-postcopy',
-  'migrate-pause',
-  'migrate-recover',
-  'migrate_cancel',
-  'stop',
-  'cont',
-  'quit',
-  'pmemsave',
-  'x-query-pages',
-];
+export { QMP_COMMANDS } from '../qmp/commands.js';
+import { QMP_COMMANDS } from '../qmp/commands.js';
 
 /** Commands starting with `prefix`, and the longest prefix they share. */
 export function complete(prefix: string, commands: readonly string[] = QMP_COMMANDS): { matches: string[]; common: string } {

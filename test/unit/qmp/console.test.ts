@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { argumentsLike, formatError, formatReply, hintCommand, parseConsoleLine } from '../../../src/qmp/console.js';
+import { argumentsLike, formatError, formatReply, hintCommand, parseConsoleLine, unknownCommandNote } from '../../../src/qmp/console.js';
 import { QMP_COMMANDS } from '../../../src/ui/qmp-commands.js';
 import { QmpError } from '../../../src/qmp/error.js';
 
@@ -152,5 +152,14 @@ describe('hintCommand', () => {
     // A command that needs arguments, named without them, is not one to send as it stands.
     expect(cmd("On the source: migrate, with the link's address for the destination.")).toBeNull();
     expect(cmd('migrate-incoming on the destination, migrate and migrate-start-postcopy on the source, then c.')).toEqual({ line: 'migrate-start-postcopy', side: 'source' });
+  });
+});
+
+describe('unknownCommandNote', () => {
+  it("names the console's nearest commands for QEMU's 'has not been found' (QEMU mixes _ and - in its names)", () => {
+    expect(unknownCommandNote('The command migrate-cancel has not been found')).toBe('did you mean migrate_cancel?');
+    expect(unknownCommandNote('Error: The command migrate-start-postcpy has not been found (CommandNotFound)')).toBe('did you mean migrate-start-postcopy?');
+    expect(unknownCommandNote('The command frobnicate has not been found')).toBeNull();
+    expect(unknownCommandNote("Parameter 'uri' is missing")).toBeNull();
   });
 });
