@@ -31,6 +31,7 @@ import { MAX_DIRTY_PAGES_PER_SECOND, RAM_HEADROOM_MIB, writeGuestImage, type Gue
 import { readGuestOps, verifyGuestMemory, waitForPasses } from '../qemu/guest-probe.js';
 import { buildQemuArgs, DIRTY_RING_SIZE, dirtyLimitRefusal, type Accel, type QemuVersion } from '../qemu/launcher.js';
 import { isPaused, isRecovering } from '../sim/states.js';
+import { recoveryFailureStrands } from '../sim/versions.js';
 import type { LinkSnapshot, MigrationStatus, PagesInfo, RamStats, RecoverySourceInfo, RunState, SavedRam, Side } from '../types.js';
 import type { BackendContext, GuestSpec, GuestWork, SideReading, VmBackend } from './backend.js';
 
@@ -275,7 +276,7 @@ export class QemuBackend implements VmBackend {
       throw new Error(`the saved RAM ${file} has ${size} bytes, less than the guest's ${this.guestRamBytes()}: pmemsave {"val": 0, "size": ${this.guestRamBytes()}} saves all of it`);
     }
     const v = this.opts.version;
-    const refusalKillsDestination = v.major < 8 || (v.major === 8 && v.minor < 2);
+    const refusalKillsDestination = recoveryFailureStrands(v.major, v.minor);
     return {
       file: process.execPath,
       args: [

@@ -18,6 +18,7 @@ import { parseCondition, type Expr } from './condition.js';
 import type { QmpCommand } from './describe.js';
 import type { LabStep } from './schema.js';
 import { parseVersion } from './qemu-range.js';
+import { recoveryFailureStrands as strands } from '../sim/versions.js';
 
 /** How long a state must last before it is declared final: states move in bursts around a failure. */
 export const SETTLE_MS: Record<UnreachableCause, number> = { 'migration-failed': 1000, 'migration-completed': 3000, 'switched-to-postcopy': 1000 };
@@ -77,10 +78,19 @@ export function startsMigration(step: Pick<LabStep, 'actions'>): boolean {
 /** Whether a fault kind, or a direction's state, breaks the link: cut, blackhole, down (a migration over it stops). */
 export const isBreaking = (kind: string): boolean => kind === 'cut' || kind === 'blackhole' || kind === 'down';
 
+/** The link-breaking faults a step's own `do` applies, in order. */
+function stepBreakingFaults(step: Pick<LabStep, 'actions'>): LinkFault[] {
+  return step.actions.flatMap((a) => (a.type === 'link' && isBreaking(a.fault.kind) ? [a.fault] : []));
+}
+
 /** The kinds of link-breaking fault a step's own `do` applies: a fault key of another kind is still a question. */
 export function stepLinkFaults(step: Pick<LabStep, 'actions'>): LinkFault['kind'][] {
-  const kinds = step.actions.flatMap((a) => (a.type === 'link' && isBreaking(a.fault.kind) ? [a.fault.kind] : []));
-  return [...new Set(kinds)];
+  return [...new Set(stepBreakingFaults(step).map((f) => f.kind))];
+}
+
+/** Whether a step's own `do` starts a fresh VM (on `side`, or on either): it restarts or starts one. */
+export function startsFreshVm(step: Pick<LabStep, 'actions'>, side?: Side): boolean {
+  return step.actions.some((a) => a.type === 'vm' && (side === undefined || a.side === side) && (a.do === 'restart' || a.do === 'start'));
 }
 
 /**
@@ -198,7 +208,7 @@ export function unreachable(step: Pick<LabStep, 'index' | 'actions'>, condition:
   // A step whose own `do` starts fresh VMs (postcopy-preempt's "Fresh VMs") waits for what comes
   // after them: the migration before, completed or failed, is what it expects to find until
   // then (found playing postcopy-preempt: step 2 was called a dead end before s was pressed).
-  if (!opts.started && step.actions.some((a) => a.type === 'vm' && (a.do === 'restart' || a.do === 'start'))) return null;
+  if (!opts.started && startsFreshVm(step)) return null;
   const needs = /postcopy/.test(condition) ? 'a migration in postcopy' : 'a migration in progress';
   if (src === 'completed' && dst === 'completed') {
     return {
@@ -316,21 +326,15 @@ export function resumeRefusal(step: Pick<LabStep, 'actions'> | undefined, side: 
   const link = brokenLink(s);
   const own = step ? stepLinkFaults(step) : [];
   if (!link || !brokenOutsideStep(s, own)) return null;
-  const faults = (step?.actions ?? []).flatMap((a) =>
-    a.type === 'link' && isBreaking(a.fault.kind) ? [a.fault.direction && a.fault.direction !== 'both' ? `${a.fault.kind} ${a.fault.direction}` : a.fault.kind] : [],
-  );
+  const faults = (step ? stepBreakingFaults(step) : []).map((f) => (f.direction && f.direction !== 'both' ? `${f.kind} ${f.direction}` : f.kind));
   const then = faults.length > 0 ? `, set the step's own fault (${[...new Set(faults)].join(', ')}), then` : ', then';
   return `the link is ${link}, so the resume would not get through (and a QEMU source before 8.2 would then stay in postcopy-recover for good): press u to restore the link${then} resume`;
 }
 
-/**
- * Whether a source of this QEMU version is stranded by a recovery connection that fails: before
- * 8.2 it stays in postcopy-recover for good (the sim's VersionTraits.recoveryFailurePauses).
- */
+/** Whether a source of this QEMU version ("7.2") is stranded by a recovery connection that fails (versions.ts). */
 export function recoveryFailureStrands(version: string): boolean {
   try {
-    const [major, minor] = parseVersion(version);
-    return major < 8 || (major === 8 && minor < 2);
+    return strands(...parseVersion(version));
   } catch {
     return false;
   }

@@ -22,7 +22,7 @@ import { Recorder } from './recorder.js';
 import type { Lab, VmOperation } from './schema.js';
 import { StepEngine, type RunMode, type StepHooks } from './steps.js';
 import { SessionStore } from './store.js';
-import { breaksLink, earlyResumeRefusal, isSourceResume, recoverySides, resumeRefusal, showMeRefusal, startsMigration, stepLinkFaults } from './reach.js';
+import { breaksLink, earlyResumeRefusal, isSourceResume, startsFreshVm, recoverySides, resumeRefusal, showMeRefusal, startsMigration, stepLinkFaults } from './reach.js';
 import { Operator } from './operator.js';
 import { Poller } from './poller.js';
 import { runSummary } from './verdict.js';
@@ -408,8 +408,7 @@ export class LabSession implements LabSessionApi {
     // fresh one: say which key does (found playing precopy-failure on QEMU 10.0, where
     // migrate-incoming typed after the cut answered only "not running").
     const step = this.lab.steps[this.store.getState().currentStep];
-    const fresh = step?.actions.some((a) => a.type === 'vm' && a.side === side && (a.do === 'restart' || a.do === 'start'));
-    if (!reply.ok && fresh && reply.text.includes(`the ${side} VM is not running`)) {
+    if (!reply.ok && step && startsFreshVm(step, side) && reply.text.includes(`the ${side} VM is not running`)) {
       return { ok: false, text: `${reply.text}\n(this step starts a fresh ${side}: s (show me) does it, and then the rest of the step)` };
     }
     return reply;

@@ -173,6 +173,15 @@ export function parseEmulatedVersion(s: string): EmulatedVersion {
   throw new Error(`'${s}' is not a QEMU version the sim emulates (expected ${EMULATED_VERSIONS.join(' or ')})`);
 }
 
+/**
+ * Whether QEMU `major.minor` lacks 8.2's "Allow network to fail even during recovery" (the
+ * emulated versions' `recoveryFailurePauses`, for any version): a recovery channel that fails
+ * leaves its source in postcopy-recover for good, and a destination refused there crashes.
+ */
+export function recoveryFailureStrands(major: number, minor: number): boolean {
+  return major < 8 || (major === 8 && minor < 2);
+}
+
 export function traitsOf(v: EmulatedVersion): VersionTraits {
   return VERSION_TRAITS[v];
 }
