@@ -365,6 +365,8 @@ export interface StepView {
   breaksLink?: boolean;
   /** The step's own `do` starts a fresh migration (a failed one is then restarted, not a dead end). */
   startsMigration?: boolean;
+  /** The step's own `do` starts a fresh destination (a spent one, failed or cancelled, is then replaced, not reused). */
+  startsFreshDestination?: boolean;
   /** The kinds of link-breaking fault the step's own `do` applies ('cut', 'blackhole', 'down'): another kind is a mistake worth a question. */
   linkFaults?: LinkFault['kind'][];
   /** The sides the step's own `do` sends a postcopy recovery command to (migrate-recover, migrate with resume). */

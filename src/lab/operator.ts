@@ -4,7 +4,7 @@
  * would show it, with its reply or its error; the lab's bypass refusal and the operator's
  * out-of-band rule are stated here and nowhere else.
  */
-import { formatError, formatReply, parseConsoleLine, unknownCommandNote, wrongSideNote } from '../qmp/console.js';
+import { formatError, formatReply, parseConsoleLine, settingSideNote, unknownCommandNote, wrongSideNote } from '../qmp/console.js';
 import type { RunDriver } from '../driver/backend.js';
 import type { LabEvent, Link, LinkFault, Side } from '../types.js';
 import { describeFault } from '../link/fault-model.js';
@@ -128,7 +128,8 @@ export class Operator {
     }
     try {
       const r = await this.sendQmp(side, { execute: cmd.execute, arguments: cmd.arguments }, { oob: cmd.oob, person: true, ...(via ? { via } : {}) });
-      return { ok: true, text: via ? `${cmd.execute} ${EXTRA_MONITOR_NOTE}` : formatReply(r) };
+      const note = via ? null : settingSideNote(side, cmd.execute, cmd.arguments);
+      return { ok: true, text: via ? `${cmd.execute} ${EXTRA_MONITOR_NOTE}` : formatReply(r) + (note ? `\n(${note})` : '') };
     } catch (e) {
       const note = via ? null : (wrongSideNote(side, cmd.execute, cmd.arguments) ?? unknownCommandNote((e as Error).message));
       return { ok: false, text: formatError(e as Error) + (note ? `\n(${note})` : '') };

@@ -12,7 +12,7 @@
  *   listens where the link forwards (`bypassRefusal`); whether a resume would meet a link the
  *   person left broken (`resumeRefusal`).
  */
-import type { LinkFault, Side, Snapshot, StepView, Unreachable, UnreachableCause } from '../types.js';
+import type { LinkFault, MigrationStatus, Side, Snapshot, StepView, Unreachable, UnreachableCause } from '../types.js';
 import { isPostcopy } from '../sim/states.js';
 import { parseCondition, type Expr } from './condition.js';
 import type { QmpCommand } from './describe.js';
@@ -175,7 +175,13 @@ export function showMeRefusal(step: Pick<LabStep, 'actions'>, s: Snapshot | null
  * a fault key, restore it first (a migration started over it fails at once with a bare reset).
  * Null otherwise.
  */
-export function restartAdvice(step: Pick<StepView, 'startsMigration' | 'status'> | undefined, s: Snapshot | null): string | null {
+/** A destination's ended incoming migration, as words after "this one". */
+const SPENT_WORDS: Partial<Record<MigrationStatus, string>> = { failed: 'has failed', cancelled: 'was cancelled', completed: 'has completed' };
+
+export function restartAdvice(
+  step: Pick<StepView, 'startsMigration' | 'startsFreshDestination' | 'status'> | undefined,
+  s: Snapshot | null,
+): string | null {
   if (!step?.startsMigration || step.status !== 'active' || !s || !s.source.alive || !s.destination.alive) return null;
   const link = brokenLink(s);
   if (ended(s.source.status)) {
@@ -183,13 +189,24 @@ export function restartAdvice(step: Pick<StepView, 'startsMigration' | 'status'>
     const what = cutOrHole(s);
     // migrate before migrate-incoming: the usual first mistake, and the words should say so.
     const unheard = s.source.status === 'failed' && s.destination.status === 'none';
+    // A destination whose incoming migration has ended listens no more (QEMU's exits; the sim's
+    // stays, failed). In a step that starts a fresh one, "start it again" sent the learner's
+    // migrate to it and failed again with a bare reset (found playing throttle-vs-postcopy:
+    // migrate_cancel, then auto-converge and migrate without the fresh destination).
+    const spent = step.startsFreshDestination === true && ended(s.destination.status);
     const head = what
       ? `${what} came during precopy: the migration failed`
       : unheard
         ? 'The migration failed: the destination was not listening yet (migrate-incoming comes first)'
         : `The migration ${s.source.status === 'cancelled' ? 'was cancelled' : 'failed'}`;
-    const next = link ? `u restores the link; then start again` : unheard ? 'start the destination listening, then migrate again' : 'start it again';
-    return `${head}, nothing was lost: ${next} (s shows you how).`;
+    const next = link
+      ? `u restores the link; then start again (s shows you how)`
+      : unheard
+        ? 'start the destination listening, then migrate again (s shows you how)'
+        : spent
+          ? `a fresh destination comes first (this one ${SPENT_WORDS[s.destination.status] ?? `is ${s.destination.status}`} and listens no more; s shows you how)`
+          : 'start it again (s shows you how)';
+    return `${head}, nothing was lost: ${next}.`;
   }
   if (s.source.status === 'none' && link) {
     return `The link is ${link}: a migration started now would not get through. u restores it.`;

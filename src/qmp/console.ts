@@ -179,13 +179,80 @@ export function unknownCommandNote(message: string): string | null {
   return near.length ? `did you mean ${near[0]}?` : null;
 }
 
+/**
+ * Migration settings that act on one side only. QEMU takes them on the other side too, with `{}`,
+ * and nothing comes of it: auto-converge set on the destination throttles nobody (found playing
+ * throttle-vs-postcopy, the console still aimed at the destination from the step's first command).
+ */
+const SETTING_SIDE: Record<string, 'source' | 'destination'> = {
+  // capabilities
+  'auto-converge': 'source',
+  xbzrle: 'source',
+  'release-ram': 'source',
+  'pause-before-switchover': 'source',
+  'dirty-limit': 'source',
+  'postcopy-blocktime': 'destination',
+  // parameters
+  'max-bandwidth': 'source',
+  'max-postcopy-bandwidth': 'source',
+  'avail-switchover-bandwidth': 'source',
+  'downtime-limit': 'source',
+  'cpu-throttle-initial': 'source',
+  'cpu-throttle-increment': 'source',
+  'cpu-throttle-tailslow': 'source',
+  'max-cpu-throttle': 'source',
+  'throttle-trigger-threshold': 'source',
+  'vcpu-dirty-limit': 'source',
+  'x-vcpu-dirty-limit-period': 'source',
+  'xbzrle-cache-size': 'source',
+};
+
+/** The names a migrate-set-capabilities or migrate-set-parameters sets, in order ([] for any other command). */
+function settingNames(execute: string, args: Record<string, unknown> | undefined): string[] {
+  if (execute === 'migrate-set-parameters') return Object.keys(args ?? {});
+  if (execute !== 'migrate-set-capabilities' || !Array.isArray(args?.capabilities)) return [];
+  return (args.capabilities as unknown[]).flatMap((c) =>
+    c !== null && typeof c === 'object' && typeof (c as { capability?: unknown }).capability === 'string' ? [(c as { capability: string }).capability] : [],
+  );
+}
+
+/** The side every setting of this command acts on, when they all act on the same one side; else null. */
+function settingsSide(execute: string, args: Record<string, unknown> | undefined): 'source' | 'destination' | null {
+  const sides = new Set<string>(settingNames(execute, args).map((n) => SETTING_SIDE[n] ?? 'both'));
+  const [only] = sides;
+  return sides.size === 1 && (only === 'source' || only === 'destination') ? only : null;
+}
+
+/**
+ * For a setting QEMU accepted on a side where it does nothing: which side it acts on, or null.
+ * Every setting of the line must belong to the other side (a line mixing in postcopy-ram, which
+ * both sides need, is left alone).
+ */
+export function settingSideNote(side: 'source' | 'destination', execute: string, args: Record<string, unknown> | undefined): string | null {
+  const on = settingsSide(execute, args);
+  if (on === null || on === side) return null;
+  const names = settingNames(execute, args);
+  return `${names.join(', ')} ${names.length > 1 ? 'act' : 'acts'} on the ${on}: the ${side} takes ${names.length > 1 ? 'them' : 'it'} and does nothing with ${names.length > 1 ? 'them' : 'it'}`;
+}
+
 /** Commands QEMU refuses without arguments: named bare in a hint, they are no command to copy. */
 const NEEDS_ARGUMENTS = new Set(['migrate', 'migrate-incoming', 'migrate-recover', 'migrate-set-capabilities', 'migrate-set-parameters', 'pmemsave']);
+
+/** The one side a console line's settings act on (auto-converge: the source), or null: not a setting, or not one side's. */
+export function settingLineSide(line: string): 'source' | 'destination' | null {
+  try {
+    const cmd = parseConsoleLine(line);
+    return settingsSide(cmd.execute, cmd.arguments);
+  } catch {
+    return null;
+  }
+}
 
 /** The one side a console line's command is for (migrate-recover: the destination), or null. */
 export function commandSide(line: string): 'source' | 'destination' | null {
   try {
-    return COMMAND_SIDE[parseConsoleLine(line).execute] ?? null;
+    const cmd = parseConsoleLine(line);
+    return COMMAND_SIDE[cmd.execute] ?? settingsSide(cmd.execute, cmd.arguments);
   } catch {
     return null;
   }

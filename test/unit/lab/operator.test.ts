@@ -58,3 +58,20 @@ describe('the console, a migration command sent to the wrong side', () => {
     expect(r.text).not.toContain('Shift-Tab');
   });
 });
+
+describe('the console, a setting taken by a side where it does nothing', () => {
+  function operatorAccepting(): Operator {
+    const driver = { link: null, status: () => 'failed', send: () => Promise.resolve({}) } as unknown as RunDriver;
+    return new Operator({ driver: () => driver, vars: () => ({}), backendKind: 'sim', emit: () => {} });
+  }
+  const line = 'migrate-set-capabilities {"capabilities": [{"capability": "auto-converge", "state": true}]}';
+
+  it("keeps QEMU's reply and says which side the setting acts on", async () => {
+    const r = await operatorAccepting().consoleLine('destination', line);
+    expect(r).toEqual({ ok: true, text: '{}\n(auto-converge acts on the source: the destination takes it and does nothing with it)' });
+  });
+
+  it('adds nothing on the side it acts on', async () => {
+    expect(await operatorAccepting().consoleLine('source', line)).toEqual({ ok: true, text: '{}' });
+  });
+});

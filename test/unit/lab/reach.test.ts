@@ -223,6 +223,15 @@ describe('show me over a broken link, and starting again after a failed migratio
     expect(restartAdvice(active, snap('failed', 'none'))).toBe(
       'The migration failed: the destination was not listening yet (migrate-incoming comes first), nothing was lost: start the destination listening, then migrate again (s shows you how).',
     );
+    // A spent destination (its incoming migration failed or was cancelled) in a step that starts a
+    // fresh one: not "start it again", which sent migrate to it and failed once more.
+    const fresh = { ...active, startsFreshDestination: true };
+    expect(restartAdvice(fresh, snap('cancelled', 'failed'))).toBe(
+      'The migration was cancelled, nothing was lost: a fresh destination comes first (this one has failed and listens no more; s shows you how).',
+    );
+    expect(restartAdvice(fresh, snap('failed', 'cancelled'))).toContain('a fresh destination comes first (this one was cancelled and listens no more');
+    expect(restartAdvice(fresh, snap('failed', 'none'))).toContain('migrate-incoming comes first');
+    expect(restartAdvice(active, snap('cancelled', 'failed'))).toBe('The migration was cancelled, nothing was lost: start it again (s shows you how).');
     expect(restartAdvice(active, snap('none', 'none', { link: link('cut', 'cut') }))).toBe(
       'The link is cut: a migration started now would not get through. u restores it.',
     );

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { argumentsLike, formatError, formatReply, hintCommand, parseConsoleLine, unknownCommandNote } from '../../../src/qmp/console.js';
+import { argumentsLike, commandSide, formatError, formatReply, hintCommand, parseConsoleLine, settingLineSide, settingSideNote, unknownCommandNote } from '../../../src/qmp/console.js';
 import { QMP_COMMANDS } from '../../../src/ui/qmp-commands.js';
 import { QmpError } from '../../../src/qmp/error.js';
 
@@ -161,5 +161,36 @@ describe('unknownCommandNote', () => {
     expect(unknownCommandNote('Error: The command migrate-start-postcpy has not been found (CommandNotFound)')).toBe('did you mean migrate-start-postcopy?');
     expect(unknownCommandNote('The command frobnicate has not been found')).toBeNull();
     expect(unknownCommandNote("Parameter 'uri' is missing")).toBeNull();
+  });
+});
+
+describe('settingSideNote', () => {
+  const caps = (...names: string[]) => ({ capabilities: names.map((capability) => ({ capability, state: true })) });
+  it('names the side a one-sided setting acts on when another side took it', () => {
+    expect(settingSideNote('destination', 'migrate-set-capabilities', caps('auto-converge'))).toBe(
+      'auto-converge acts on the source: the destination takes it and does nothing with it',
+    );
+    expect(settingSideNote('destination', 'migrate-set-parameters', { 'cpu-throttle-initial': 20, 'max-cpu-throttle': 99 })).toBe(
+      'cpu-throttle-initial, max-cpu-throttle act on the source: the destination takes them and does nothing with them',
+    );
+    expect(settingSideNote('source', 'migrate-set-capabilities', caps('postcopy-blocktime'))).toBe(
+      'postcopy-blocktime acts on the destination: the source takes it and does nothing with it',
+    );
+  });
+  it('is quiet on the right side, for settings both sides need, and for a line that mixes them', () => {
+    expect(settingSideNote('source', 'migrate-set-capabilities', caps('auto-converge'))).toBeNull();
+    expect(settingSideNote('destination', 'migrate-set-capabilities', caps('postcopy-ram'))).toBeNull();
+    expect(settingSideNote('destination', 'migrate-set-capabilities', caps('postcopy-ram', 'auto-converge'))).toBeNull();
+    expect(settingSideNote('destination', 'migrate-set-capabilities', { capabilities: 'auto-converge' })).toBeNull();
+    expect(settingSideNote('destination', 'query-migrate', undefined)).toBeNull();
+  });
+  it('a setting line has the side its settings act on; a command its own side first', () => {
+    expect(settingLineSide('migrate-set-capabilities {"capabilities":[{"capability":"auto-converge","state":true}]}')).toBe('source');
+    expect(settingLineSide('migrate-set-parameters {"max-bandwidth": 1}')).toBe('source');
+    expect(settingLineSide('migrate-set-parameters {"x-walk-window": 1}')).toBeNull();
+    expect(settingLineSide('migrate-recover {"uri": "tcp:x"}')).toBeNull();
+    expect(settingLineSide('migrate-set-parameters {')).toBeNull();
+    expect(commandSide('migrate-recover {"uri": "tcp:x"}')).toBe('destination');
+    expect(commandSide('migrate-set-capabilities {"capabilities":[{"capability":"postcopy-blocktime","state":true}]}')).toBe('destination');
   });
 });
