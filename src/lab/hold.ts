@@ -20,12 +20,15 @@ import type { QmpCommand } from './describe.js';
 
 /**
  * The parameters a hold may set, and the side that owns each: the source paces its push, the
- * destination's walker (`x-walk-window`, sim only) paces the walk.
+ * destination's walker (`x-walk-window`, sim only) paces the walk, and the source's
+ * `max-cpu-throttle` keeps auto-converge's throttle from climbing while a person reads the step
+ * that is about the climb (throttle-vs-postcopy).
  */
 export const HOLD_PARAMETERS = {
   'max-bandwidth': 'source',
   'max-postcopy-bandwidth': 'source',
   'x-walk-window': 'destination',
+  'max-cpu-throttle': 'source',
 } as const satisfies Record<string, Side>;
 export type HoldParameter = keyof typeof HOLD_PARAMETERS;
 export const HOLD_PARAMETER_NAMES = Object.keys(HOLD_PARAMETERS) as HoldParameter[];
@@ -41,6 +44,7 @@ export interface LabHold {
 /** A held value in words: sizes as rates, the walk window as a count. */
 export function describeHoldValue(name: string, value: number | string | boolean): string {
   if (name === 'x-walk-window') return `${value} request${value === 1 ? '' : 's'} in flight`;
+  if (name === 'max-cpu-throttle') return `${value}%`;
   return typeof value === 'number' ? fmtRate(value, { trim: true }) : String(value);
 }
 

@@ -95,7 +95,7 @@ export class LabSession implements LabSessionApi {
     this.store = new SessionStore(
       {
         snapshot: null,
-        steps: lab.steps.map((s) => ({ index: s.index, title: s.title, text: stepTextFor(s, version), hints: s.hints, hintsShown: 0, status: 'pending', actions: [], until: s.until.source, breaksLink: breaksLink(s), startsMigration: startsMigration(s), linkFaults: stepLinkFaults(s), recoverySides: recoverySides(s), actsOnVm: s.actions.some((a) => a.type === 'vm') })),
+        steps: lab.steps.map((s) => ({ index: s.index, title: s.title, text: stepTextFor(s, version), hints: s.hints, hintsShown: 0, status: 'pending', actions: [], until: s.until.source, breaksLink: breaksLink(s), startsMigration: startsMigration(s), startsFreshDestination: startsFreshVm(s, 'destination'), linkFaults: stepLinkFaults(s), recoverySides: recoverySides(s), actsOnVm: s.actions.some((a) => a.type === 'vm') })),
         currentStep: 0,
         events: [],
         history: [],
@@ -182,6 +182,9 @@ export class LabSession implements LabSessionApi {
           this.event({ kind: 'hold', text: `a slow learner reads step ${step.index + 1} for ${this.opts.learnerDelayMs / 1000} s before acting` });
           await this.feed.sleep(this.opts.learnerDelayMs);
         }
+        // A step with nothing to do but watch holds until the person presses Space (its text says
+        // so); a drill's learner does once it has read.
+        if (mode === 'drill' && step.hold && step.actions.length === 0) this.hold?.toggle();
         await outer.stepStarted?.(step, mode);
       },
       stepWaiting: (step, mode) => outer.stepWaiting?.(step, mode),

@@ -35,7 +35,8 @@ export function holdLine(state: SessionState, width: number): HoldLine | null {
   const h = state.hold;
   if (h && h.step === state.currentStep && !state.finished) {
     if (h.state === 'held') {
-      const at = h.rate !== null ? ` at ${fmtRate(h.rate, { trim: true })}` : '';
+      // A rate where one paces the migration; else what is held (max-cpu-throttle 20%).
+      const at = h.rate !== null ? ` at ${fmtRate(h.rate, { trim: true })}` : h.text ? ` (${h.text})` : '';
       const long = `⏸ held for you${at} — Space lets it run`;
       const short = `⏸ held${at} · Space`;
       return { text: long.length <= width ? long : short.length <= width ? short : '⏸ held', tone: 'held' };

@@ -115,6 +115,8 @@ export function keyHints(mode: Mode, state: SessionState): KeyHint[] {
     case 'normal': {
       const k = normalKeys(state);
       const hints: KeyHint[] = [];
+      // A finished lab still on screen: its last step ended while it was read (LabScreen).
+      if (state.finished) hints.push({ key: 'Enter', label: 'summary', priority: 11 });
       if (k.retry) hints.push({ key: 'r', label: 'retry step', priority: 10 });
       if (k.rewind) hints.push({ key: 'w', label: 'rewind', priority: 10 });
       if (k.cut) hints.push({ key: 'c', label: 'cut', priority: 7 });

@@ -106,6 +106,28 @@ export interface LabUiState {
   helpOffset: number;
   /** The fault asked about in 'confirm-fault' mode (one the current step does not call for). */
   pendingFault: LinkFault | null;
+  /** The last step (StepView.index) in which the person did something to the run: a key's action, a console line. */
+  actedStep: number | null;
+}
+
+/** Reading speed for a step's text: 4 words a second (240 a minute), a careful reader's pace. */
+const READ_MS_PER_WORD = 250;
+
+/**
+ * Whether step `step` (StepView.index), current for `shownMs` and just ended, ended under a reader:
+ * followed on screen (not another step read with [ ]), not scrolled to its end, the person did
+ * nothing in it, and it lasted less than a careful read of its text.
+ */
+export function endedUnread(state: LabUiState, step: number, text: string, shownMs: number): boolean {
+  const v = state.steps;
+  const readToEnd = v.offsetStep === step && v.offset > 0;
+  return v.viewing === null && state.actedStep !== step && !readToEnd && shownMs < readingMs(text);
+}
+
+/** How long a careful reader takes over a step's text, at least 5 s and at most a minute. */
+export function readingMs(text: string): number {
+  const words = text.split(/\s+/).filter(Boolean).length;
+  return Math.min(60_000, Math.max(5_000, words * READ_MS_PER_WORD));
 }
 
 export const CONSOLE_OUTPUT_LIMIT = 50;
@@ -134,6 +156,7 @@ export function initialLabUiState(): LabUiState {
     log: { top: null },
     helpOffset: 0,
     pendingFault: null,
+    actedStep: null,
   };
 }
 
@@ -171,6 +194,16 @@ export type LabUiAction =
       /** For the current step: true keeps it on screen after it ends (read halfway), false follows the lab. */
       pin?: boolean;
     }
+  /** The person did something to the run during step `step`. */
+  | { type: 'acted'; step: number }
+  /**
+   * The current step `step` (StepView.index) ended after `shownMs` on screen and the lab moved on.
+   * A step that ends by itself (the lab's clock, the migration's progress) before a careful reader
+   * could have read it, while the person did nothing in it and had not scrolled to its end, stays
+   * on screen, marked done: ] goes on (found playing throttle-vs-postcopy: "Watch the throttle
+   * climb" ended 3 s after it appeared, its 120 words unread, and the panel jumped to step 6).
+   */
+  | { type: 'step-ended'; step: number; text: string; shownMs: number }
   | { type: 'log-scroll'; top: LabEvent | null }
   | { type: 'help-scroll'; offset: number }
   /** The line was handed to the session; the reply follows as console-reply. */
@@ -284,6 +317,17 @@ export function labUiReducer(state: LabUiState, action: LabUiAction): LabUiState
       // under them (a step may end by the lab's clock): ] then goes on to the step that began.
       const viewing = action.pin === undefined ? state.steps.viewing : action.pin ? action.step : null;
       return { ...state, steps: { viewing, offset: Math.max(0, action.offset), offsetStep: action.step } };
+    }
+    case 'acted':
+      return state.actedStep === action.step ? state : { ...state, actedStep: action.step };
+    case 'step-ended': {
+      const v = state.steps;
+      if (!endedUnread(state, action.step, action.text, action.shownMs)) return state;
+      return {
+        ...state,
+        steps: { viewing: action.step, offset: v.offsetStep === action.step ? v.offset : 0, offsetStep: action.step },
+        notice: { text: `step ${action.step + 1} ended while you read it: ] goes on`, level: 'info', at: Date.now() },
+      };
     }
     case 'log-scroll':
       return { ...state, log: { top: action.top } };

@@ -5,7 +5,7 @@
 import { useKeys } from './use-keys.js';
 import type { Key } from 'ink';
 import { useRef } from 'react';
-import { commandSide, hintCommand, type HintCommand } from '../qmp/console.js';
+import { commandSide, hintCommand, settingLineSide, type HintCommand } from '../qmp/console.js';
 import { EXTRA_MONITOR_CONSOLE } from '../libvirt/commands.js';
 import { complete, QMP_COMMANDS } from './qmp-commands.js';
 import type { LabEvent, LabSessionApi, MigrationStatus, SessionState, Side, Snapshot, StepView } from '../types.js';
@@ -109,6 +109,8 @@ export interface LabKeysOptions {
   views: () => LabViews;
   /** `w`: start again on fresh VMs, replaying the steps before `step` (0-based). */
   onRewind?: (step: number) => void;
+  /** Enter on the lab screen: true when it was taken (the end screen a finished lab holds back). */
+  onEnter?: () => boolean;
 }
 
 function errorText(err: unknown): string {
@@ -120,7 +122,11 @@ export function useLabKeys(opts: LabKeysOptions): void {
   const dispatch = store.dispatch;
   const nextId = useRef(1);
 
+  /** The person did something to the run in the current step: it is not a step that ended unread. */
+  const acted = () => dispatch({ type: 'acted', step: session.getState().currentStep });
+
   const run = (what: string, action: () => Promise<unknown>, done?: string) => {
+    acted();
     dispatch({ type: 'notice', text: `${what}…` });
     action().then(
       () => dispatch({ type: 'notice', text: done ?? `${what}: done` }),
@@ -145,19 +151,22 @@ export function useLabKeys(opts: LabKeysOptions): void {
     if (!line) return;
     const id = nextId.current++;
     const side = ui.console.side;
+    acted();
     dispatch({ type: 'console-submit', id });
     session.qmpLine(side, line).then(
       (reply) => {
         dispatch({ type: 'console-reply', id, ok: reply.ok, text: reply.text });
         // Sent to the side it is not for (the console keeps its side between steps): QEMU refused
-        // it; turn to the right side with the line, so Enter sends it there.
-        const right = commandSide(line);
-        if (reply.ok || store.getState().console.input !== '') return;
+        // it, or took a setting that does nothing there (auto-converge on the destination); turn
+        // to the right side with the line, so Enter sends it there.
+        const right = reply.ok ? settingLineSide(line) : commandSide(line);
+        if (store.getState().console.input !== '') return;
         if (right && right !== side) {
           dispatch({ type: 'console-fill', line, side: right });
           dispatch({ type: 'notice', text: `the console turned to the ${right} with your line: Enter sends it there` });
           return;
         }
+        if (reply.ok) return;
         // The lab refused it and named the command to send instead (the right address, or
         // migrate-recover first): that command, on its side, ready for Enter.
         const fix = refusalFix(reply.text, line);
@@ -291,6 +300,7 @@ export function useLabKeys(opts: LabKeysOptions): void {
           return;
         }
         if (input === '?') return dispatch({ type: 'mode', mode: 'help' });
+        if (key.return && opts.onEnter?.()) return;
         if (input === ':') {
           const first = state.steps.find((st) => st.index === state.currentStep)?.actions.find((a) => /^(source|destination): /.test(a));
           dispatch({ type: 'console-aim', step: state.currentStep, side: first ? (first.split(':')[0] as Side) : null });
@@ -301,6 +311,7 @@ export function useLabKeys(opts: LabKeysOptions): void {
         if (input === 'b' && k.blackhole) return faultOrAsk({ kind: 'blackhole' });
         if (input === 'r' && k.retry) {
           const step = state.currentStep + 1;
+          acted();
           if (session.retry()) dispatch({ type: 'notice', text: `retry: replaying ${stepsBefore(step)} on the same VMs, then step ${step} again` });
           return;
         }
@@ -342,6 +353,7 @@ export function useLabKeys(opts: LabKeysOptions): void {
           return;
         }
         if (input === ' ' && k.hold) {
+          acted();
           session.toggleHold();
           opts.onSessionChanged?.();
           return;

@@ -1,5 +1,5 @@
 import { Box, Text } from 'ink';
-import { memo, useEffect, useMemo, useRef } from 'react';
+import { memo, useEffect, useMemo, useRef, useState } from 'react';
 import type { LabSessionApi, RunSummary, SessionState } from '../../types.js';
 import { EventLog, eventLines, logWindow } from '../components/EventLog.js';
 import { HelpOverlay, helpWindow } from '../components/HelpOverlay.js';
@@ -16,7 +16,7 @@ import { Sparkline } from '../components/Sparkline.js';
 import { StepsPanel, stepsView } from '../components/StepsPanel.js';
 import { fmtT } from '../format.js';
 import { fitKeyHints, hintWidth, keyHints, type KeyHint } from '../key-bar.js';
-import { initialLabUiState, labUiReducer, type LabUiAction, type LabUiState } from '../lab-state.js';
+import { endedUnread, initialLabUiState, labUiReducer, type LabUiAction, type LabUiState } from '../lab-state.js';
 import { createStore, useStore } from '../store.js';
 import { calculateLayout } from '../layout.js';
 import { sidesAtRisk, useLabKeys, type LabViews } from '../use-lab-keys.js';
@@ -58,11 +58,41 @@ export function LabScreen(props: LabScreenProps) {
     onSessionChanged: flush,
     views: () => (views.current ?? computeViews)(),
     onRewind: props.onRewind,
+    onEnter: () => {
+      if (!endHeld) return false;
+      onFinished(endHeld);
+      return true;
+    },
   });
 
+  // The step on screen and since when: one that ends under a reader stays (lab-state's step-ended).
+  const shown = useRef<{ step: number; at: number } | null>(null);
+  // A lab whose last step ended under a reader keeps its screen until Enter: the end screen
+  // would take that step's text away unread (throttle-vs-postcopy's "Postcopy finishes" lasts
+  // 7 s at the lab's pace and explains what was just on screen).
+  const [endHeld, setEndHeld] = useState<RunSummary | null>(null);
   useEffect(() => {
-    if (state.finished) onFinished(state.finished);
-  }, [state.finished, onFinished]);
+    const prev = shown.current;
+    const now = Date.now();
+    if (state.currentStep >= 0 && prev?.step !== state.currentStep) shown.current = { step: state.currentStep, at: now };
+    const unread = (index: number, since: number): boolean => {
+      const step = state.steps.find((st) => st.index === index);
+      if (step?.status !== 'done' || !endedUnread(store.getState(), index, step.text, now - since)) return false;
+      dispatch({ type: 'step-ended', step: index, text: step.text, shownMs: now - since });
+      return true;
+    };
+    // The lab moved on past the step on screen.
+    if (prev && state.currentStep > prev.step) unread(prev.step, prev.at);
+    if (!state.finished || endHeld) return;
+    // The lab finished: the runner leaves its last step current.
+    const last = shown.current;
+    if (state.finished.ok && last && unread(last.step, last.at)) {
+      setEndHeld(state.finished);
+      dispatch({ type: 'notice', text: 'lab complete: Enter shows the summary' });
+      return;
+    }
+    onFinished(state.finished);
+  }, [state.currentStep, state.finished, onFinished]);
 
   useEffect(() => {
     if (!ui.notice) return;

@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { parseCondition } from '../../../src/lab/condition.js';
-import { HoldController, type LabHold } from '../../../src/lab/hold.js';
+import { describeHold, HoldController, type LabHold } from '../../../src/lab/hold.js';
 import { loadLabText, LabError } from '../../../src/lab/load.js';
 import type { HoldStatus, LabEvent, MigrationStatus, Side, Snapshot } from '../../../src/types.js';
 import { fakeSide, fakeSnapshot } from '../../helpers/fake-session.js';
@@ -154,8 +154,17 @@ describe('the hold field', () => {
       const m = (e as Error).message;
       expect(m).toMatch(/held\.yaml:14:7/);
       expect(m).toContain("did you mean 'max-postcopy-bandwidth'");
-      expect(m).toContain('max-bandwidth, max-postcopy-bandwidth, x-walk-window');
+      expect(m).toContain('max-bandwidth, max-postcopy-bandwidth, x-walk-window, max-cpu-throttle');
     }
+  });
+
+  it('takes max-cpu-throttle as a percentage in QEMU\'s range, 1 to 99', () => {
+    const lab = loadLabText(LAB(`      max-cpu-throttle: 20`, '{ max-cpu-throttle: 99 }'), 'held.yaml');
+    expect(lab.steps[0]!.hold!.parameters).toEqual({ 'max-cpu-throttle': 20 });
+    expect(describeHold(lab.steps[0]!.hold!.parameters)).toBe('max-cpu-throttle 20%');
+    expect(() => loadLabText(LAB(`      max-cpu-throttle: 0`, '{ max-cpu-throttle: 99 }'), 'held.yaml')).toThrow(/a percentage from 1 to 99/);
+    expect(() => loadLabText(LAB(`      max-cpu-throttle: 20%`, '{ max-cpu-throttle: 99 }'), 'held.yaml')).toThrow(/a percentage from 1 to 99/);
+    expect(() => loadLabText(LAB(`      max-cpu-throttle: 20`), 'held.yaml')).toThrow(/a hold on max-cpu-throttle needs the value it restores/);
   });
 
   it('refuses a hold whose value to restore the lab does not set', () => {

@@ -10,6 +10,9 @@ describe('the hold status line', () => {
     expect(holdLine(fakeState({ hold: held }), 60)!.text).toBe('⏸ held for you at 64 KiB/s — Space lets it run');
     expect(holdLine(fakeState({ hold: held }), 30)!.text).toBe('⏸ held at 64 KiB/s · Space');
     expect(holdLine(fakeState({ hold: { ...held, state: 'released' } }), 80)!.text).toContain('Space holds it again');
+    // No rate paces it (the throttle's ceiling): what is held, in its words.
+    const throttle = { ...held, text: 'max-cpu-throttle 20%', rate: null };
+    expect(holdLine(fakeState({ hold: throttle }), 60)!.text).toBe('⏸ held for you (max-cpu-throttle 20%) — Space lets it run');
   });
 
   it("offers Space only while the current step's hold is held or released", () => {

@@ -326,6 +326,24 @@ describe('LabScreen keys', () => {
     expect(m.frame()).toMatch(/source> *\n/);
   });
 
+  it('console: a setting the side took but does nothing with comes back on the side it acts on', async () => {
+    const m = await mount();
+    m.session.qmpLineReply = async () => ({ ok: true, text: '{"return": {}}' });
+    await m.type(':');
+    await waitForText(m.lastFrame, 'QMP console to destination');
+    const line = 'migrate-set-capabilities {"capabilities":[{"capability":"auto-converge","state":true}]}';
+    await m.type(line, KEYS.enter);
+    await waitForText(m.lastFrame, 'QMP console to source');
+    expect(m.frame()).toContain('the console turned to the source with your line');
+    await m.type(KEYS.enter);
+    await waitFor(() => m.session.callsOf('qmpLine').length === 2, 'the setting sent again');
+    expect(m.session.callsOf('qmpLine')[1]).toEqual({ method: 'qmpLine', side: 'source', line });
+    // On its own side it stays.
+    await settle(40);
+    expect(m.frame()).toContain('QMP console to source');
+    expect(m.frame()).toMatch(/source> *\n/);
+  });
+
   it('console: keys typed faster than renders still land in order', async () => {
     const m = await mount();
     for (const k of [':', 'query-', 'status', KEYS.enter, KEYS.shiftTab, 'stop', KEYS.enter]) m.stdin.write(k);
@@ -494,6 +512,28 @@ describe('LabScreen keys', () => {
     await waitForText(m.lastFrame, 'All steps done');
   });
 
+  it('a step that ends by itself before it could be read stays on screen unscrolled; one the person acted in does not', async () => {
+    const s = new FakeSession();
+    const text = (tag: string) => `${tag} ${Array.from({ length: 60 }, (_, i) => `w${i}`).join(' ')}`;
+    s.set({ steps: s.getState().steps.map((st) => ({ ...st, text: text(`TEXT-${st.index}`) })) });
+    const m = await mount(s, 80, 24);
+    await waitForText(m.lastFrame, 'TEXT-1');
+    const advance = (to: number) =>
+      s.set({ currentStep: to, steps: s.getState().steps.map((st) => ({ ...st, status: st.index < to ? 'done' : st.index === to ? 'active' : 'pending' })) });
+    // The lab's clock ends step 2 a moment after it appeared: it stays, with a word on why.
+    advance(2);
+    await waitForText(m.lastFrame, 'step 2 ended while you read it: ] goes on');
+    expect(m.frame()).toContain('TEXT-1');
+    expect(m.frame()).toMatch(/step 2(\/| of )3 \(done\)/);
+    await m.type(']');
+    await waitForText(m.lastFrame, 'TEXT-2');
+    // Here the person acts (show me): when the step ends, the panel follows the lab.
+    await m.type('s');
+    await waitFor(() => m.session.callsOf('showMe').length === 1, 'show me');
+    s.set({ currentStep: -1, steps: s.getState().steps.map((st) => ({ ...st, status: 'done' })) });
+    await waitForText(m.lastFrame, 'All steps done');
+  });
+
   it('y puts the command of the last hint shown into the console, aimed at the side it names', async () => {
     const s = new FakeSession();
     const steps = s.getState().steps.map((st) =>
@@ -614,6 +654,44 @@ describe('LabScreen keys', () => {
     m.session.set({ finished: summary });
     await waitFor(() => m.onFinished.mock.calls.length === 1, 'onFinished');
     expect(m.onFinished).toHaveBeenCalledWith(summary);
+  });
+
+  it('a lab whose last step ended before it could be read keeps its screen until Enter; a failure or a step acted in does not', async () => {
+    const summary: RunSummary = { ok: true, labId: 'link-cut-recovery', durationMs: 1000, verified: true, pagesResent: 0, duplicatesDiscarded: 0, blocktimeMs: 0, recoveries: 0 };
+    const words = Array.from({ length: 60 }, (_, i) => `w${i}`).join(' ');
+    // The runner leaves its last step current when the lab finishes.
+    const finish = (s: FakeSession, finished: RunSummary) => s.set({ steps: s.getState().steps.map((st) => ({ ...st, status: 'done' })), finished });
+    const s = new FakeSession();
+    s.set({ steps: s.getState().steps.map((st) => ({ ...st, text: `LAST-${st.index} ${words}` })) });
+    const m = await mount(s);
+    s.set({ currentStep: 2, steps: s.getState().steps.map((st) => ({ ...st, status: st.index < 2 ? 'done' : 'active' })) });
+    await waitForText(m.lastFrame, 'step 2 ended while you read it');
+    await m.type(']');
+    await waitForText(m.lastFrame, 'LAST-2');
+    finish(s, summary);
+    await waitForText(m.lastFrame, 'lab complete: Enter shows the summary');
+    expect(m.frame()).toContain('LAST-2');
+    expect(m.frame()).toContain('Enter summary');
+    expect(m.onFinished).not.toHaveBeenCalled();
+    await m.type(KEYS.enter);
+    await waitFor(() => m.onFinished.mock.calls.length === 1, 'onFinished on Enter');
+    expect(m.onFinished).toHaveBeenCalledWith(summary);
+    cleanup?.();
+
+    // A failed run goes to its end screen at once: the failure is what there is to read.
+    const f = new FakeSession();
+    const failed = await mount(f);
+    finish(f, { ...summary, ok: false });
+    await waitFor(() => failed.onFinished.mock.calls.length === 1, 'onFinished, failed');
+    cleanup?.();
+
+    // So does a lab whose last step the person acted in (show me).
+    const a = new FakeSession();
+    const acted = await mount(a);
+    await acted.type('s');
+    await waitFor(() => acted.session.callsOf('showMe').length === 1, 'show me');
+    finish(a, summary);
+    await waitFor(() => acted.onFinished.mock.calls.length === 1, 'onFinished, acted');
   });
 
   it('fits 80x24 exactly one line short of the terminal, with ? on the key bar', async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { initialLabUiState, labUiReducer, LINK_MENU_ITEMS, MENU_DIRECTIONS, selectedLinkFault, type LabUiAction, type LabUiState } from '../../../src/ui/lab-state.js';
+import { initialLabUiState, labUiReducer, LINK_MENU_ITEMS, MENU_DIRECTIONS, readingMs, selectedLinkFault, type LabUiAction, type LabUiState } from '../../../src/ui/lab-state.js';
 import { describeFault, parseLinkFault } from '../../../src/link/fault-model.js';
 import { complete, QMP_COMMANDS } from '../../../src/ui/qmp-commands.js';
 
@@ -181,6 +181,38 @@ describe('reading state: steps, focus, log', () => {
     // A step read with [ stays the one read, whatever its scroll.
     s = run([{ type: 'steps-view', index: 2 }, { type: 'steps-scroll', step: 2, offset: 0 }], s);
     expect(s.steps).toEqual({ viewing: 2, offset: 0, offsetStep: 2 });
+  });
+});
+
+describe('a step that ends under a reader', () => {
+  const text = Array.from({ length: 120 }, (_, i) => `word${i}`).join(' '); // 30 s at 4 words a second
+
+  it('reading takes 250 ms a word, between 5 s and a minute', () => {
+    expect(readingMs(text)).toBe(30_000);
+    expect(readingMs('two words')).toBe(5_000);
+    expect(readingMs(`${text} ${text} ${text}`)).toBe(60_000);
+  });
+
+  it('stays on screen, marked done, when it ended by itself before it could be read', () => {
+    const s = run([{ type: 'step-ended', step: 4, text, shownMs: 3_000 }]);
+    expect(s.steps).toEqual({ viewing: 4, offset: 0, offsetStep: 4 });
+    expect(s.notice?.text).toBe('step 5 ended while you read it: ] goes on');
+  });
+
+  it("keeps the reader's place in it", () => {
+    const s = run([{ type: 'steps-scroll', step: 4, offset: 0, pin: false }, { type: 'step-ended', step: 4, text, shownMs: 3_000 }]);
+    expect(s.steps.viewing).toBe(4);
+  });
+
+  it('follows the lab once read (the time passed, or scrolled to its end), after the person acted in it, or when another step is read', () => {
+    expect(run([{ type: 'step-ended', step: 4, text, shownMs: 31_000 }]).steps.viewing).toBeNull();
+    expect(run([{ type: 'steps-scroll', step: 4, offset: 9, pin: false }, { type: 'step-ended', step: 4, text, shownMs: 3_000 }]).steps.viewing).toBeNull();
+    const acted = run([{ type: 'acted', step: 4 }, { type: 'step-ended', step: 4, text, shownMs: 3_000 }]);
+    expect(acted.steps.viewing).toBeNull();
+    expect(acted.notice).toBeNull();
+    // Acting in the step before does not count for this one.
+    expect(run([{ type: 'acted', step: 3 }, { type: 'step-ended', step: 4, text, shownMs: 3_000 }]).steps.viewing).toBe(4);
+    expect(run([{ type: 'steps-view', index: 1 }, { type: 'step-ended', step: 4, text, shownMs: 3_000 }]).steps.viewing).toBe(1);
   });
 });
 
