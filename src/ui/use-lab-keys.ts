@@ -233,6 +233,16 @@ export function useLabKeys(opts: LabKeysOptions): void {
           const s = session.getState();
           const args = whole ? consoleArguments(typed[1]!, ui.console.side, s.snapshot, s.addresses ?? {}) : null;
           if (args) return dispatch({ type: 'console-fill', line: `${typed![1]} ${args}` });
+          // A command for the other side (migrate typed to the destination, where the console
+          // opened for the step's first command): turn there with its address rather than send
+          // it here for QEMU's error (found playing blackhole on QEMU 10.0).
+          const name = whole ? typed![1]! : null;
+          const there = name ? commandSide(name) : null;
+          const theirs = name && there && there !== ui.console.side ? consoleArguments(name, there, s.snapshot, s.addresses ?? {}) : null;
+          if (theirs) {
+            dispatch({ type: 'console-fill', line: `${name} ${theirs}`, side: there! });
+            return dispatch({ type: 'notice', text: `console → ${there}: ${name} is its command` });
+          }
           return dispatch({ type: 'console-tab' });
         }
         if (key.upArrow) return dispatch({ type: 'console-history', delta: -1 });

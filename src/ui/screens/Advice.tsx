@@ -64,7 +64,11 @@ export function adviceLines(state: SessionState, pendingFault: LinkFault | null,
   // A step that broke the link, or acts on a VM, for a purpose of its own and recovers nothing
   // (qemu-recovery-file's "Cut the link; save the paused source's RAM", "Lose the source host")
   // is not helped by the recovery commands: they would end its lesson before it begins.
-  const stepsOwnPause = !current?.recoverySides?.length && (current?.actsOnVm === true || (stepFaults.length > 0 && !theirs));
+  // A blackhole pauses nobody: both sides paused in a step that only blackholes (blackhole's "Pull
+  // the cable", after a cut pressed instead and then u) were paused by the person, and need the
+  // commands (found playing blackhole on QEMU 10.0: they vanished once the link was restored).
+  const pausing = stepFaults.filter((k) => k !== 'blackhole');
+  const stepsOwnPause = !current?.recoverySides?.length && (current?.actsOnVm === true || (pausing.length > 0 && !theirs));
   const rec = stepsOwnPause ? null : recoveryCommands(snap, state.addresses ?? {});
   if (rec) {
     const link = theirs ? brokenLink(snap!) : null;

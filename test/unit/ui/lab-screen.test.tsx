@@ -188,6 +188,10 @@ describe('LabScreen keys', () => {
     s.set({ steps: s.getState().steps.map((st) => ({ ...st, breaksLink: true, linkFaults: ['blackhole' as const], recoverySides: [] })) });
     await waitForText(m.lastFrame, 'paused · the link is cut: u restores it; then:');
     expect(m.frame()).toContain('paused · destination: migrate-recover {"uri": "tcp:127.0.0.1:7003"}');
+    // And once u has restored it: a blackhole pauses nobody, so the pause is still the person's.
+    s.setSnapshot({ link });
+    await waitFor(() => !m.frame().includes('u restores it'), 'the link restored');
+    expect(m.frame()).toContain('paused · destination: migrate-recover {"uri": "tcp:127.0.0.1:7003"}');
   });
 
   it('s reports a refused show-me as an error, not as done', async () => {
@@ -389,6 +393,10 @@ describe('LabScreen keys', () => {
     await m.type(KEYS.enter, 'query-status ', KEYS.tab);
     await waitForText(m.lastFrame, 'source> query-status');
     expect(m.frame()).not.toContain('query-status {');
+    // A command for the other side: Tab turns the console there, with the address.
+    await m.type(KEYS.enter, 'migrate-recover ', KEYS.tab);
+    await waitForText(m.lastFrame, 'destination> migrate-recover {"uri": "tcp:127.0.0.1:7003"}');
+    expect(m.frame()).toContain('console → destination: migrate-recover is its command');
   });
 
   it("console: a line the lab refuses, naming the command to send instead, leaves that command in the console on its side", async () => {
