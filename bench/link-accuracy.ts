@@ -8,7 +8,10 @@
  *   relay with X minus the median RTT through the same relay and connection with no fault
  *   (idle). The settings take turns on one connection, in rounds of a few pings each, so a
  *   change in the machine's load between rows hits every row alike. While a bulk transfer runs
- *   on a second connection of the same link, the same, minus what that load gives through socat.
+ *   on a second connection of the same link, the same, minus what that load gives through socat:
+ *   once with the bulk on the faulted direction (the fault slows it too, so the load beside the
+ *   pings changes with the setting; its rate is printed per row) and once the other way, where
+ *   the load is the same in every row.
  * - rate: configured R on source→destination; one connection sends as fast as it can for a
  *   few seconds; the sink's bytes over the last part of the window (after the bucket's burst)
  *   divided by its length.
@@ -39,8 +42,18 @@ interface Rig {
   close(): Promise<void>;
 }
 
-/** A link with an echo server on the incoming route and a sink on the recover route. */
-async function rig(make: (dir: string) => Link): Promise<Rig> {
+/**
+ * Which way a bulk transfer beside the pings runs: `forward`, source to destination, the
+ * direction a latency fault is set on (so the fault also slows the load the pings wait beside);
+ * `back`, destination to source, untouched by that fault (the same load in every row).
+ */
+type Load = 'forward' | 'back';
+
+/**
+ * A link with an echo server on the incoming route and, on the recover route, a sink (`forward`)
+ * or a server that sends as fast as the link takes it to whoever connects (`back`).
+ */
+async function rig(make: (dir: string) => Link, load: Load = 'forward'): Promise<Rig> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'postcopy-accuracy-'));
   const link = make(dir);
   const ep = await link.start();
@@ -57,8 +70,8 @@ async function rig(make: (dir: string) => Link): Promise<Rig> {
     });
   // Echo: every byte straight back (pings are tiny, so each arrives whole).
   const echo = await listen(ep.incoming.listen.port, (s) => s.on('data', (d: Buffer) => s.write(d)));
-  // Sink: takes whatever the bulk sender sends.
-  const sink = await listen(ep.recover.listen.port, (s) => s.resume());
+  // Sink: takes whatever the bulk sender sends; or, the other way, the bulk sender itself.
+  const sink = await listen(ep.recover.listen.port, (s) => (load === 'forward' ? s.resume() : pumpInto(s)));
   return {
     link,
     ep,
@@ -113,20 +126,47 @@ async function pingPong(port: number, n: number): Promise<number[]> {
   return out;
 }
 
-/** Sends as fast as the link takes it until stopped. */
-async function bulk(port: number): Promise<{ stop(): void }> {
-  const s = await connect(port);
-  s.on('error', () => {});
-  const chunk = Buffer.alloc(256 * 1024, 7);
-  let stopped = false;
+const BULK_CHUNK = Buffer.alloc(256 * 1024, 7);
+
+/** Writes to `s` as fast as it takes it, until it closes. */
+function pumpInto(s: net.Socket): void {
   const pump = () => {
-    while (!stopped && s.write(chunk));
+    while (!s.destroyed && s.write(BULK_CHUNK));
   };
   s.on('drain', pump);
   pump();
+}
+
+interface Bulk {
+  /** Bytes moved so far (sent forward, or received back). */
+  bytes(): number;
+  stop(): void;
+}
+
+/**
+ * A bulk transfer through the link's recover route: sent from here as fast as the link takes it
+ * (`forward`; bytes counted as written, which the link's bounded queues keep close to what
+ * arrives), or read here from the server behind it (`back`).
+ */
+async function bulk(port: number, load: Load = 'forward'): Promise<Bulk> {
+  const s = await connect(port);
+  s.on('error', () => {});
+  let bytes = 0;
+  if (load === 'back') {
+    s.on('data', (d: Buffer) => (bytes += d.length));
+  } else {
+    const pump = () => {
+      while (!s.destroyed && s.write(BULK_CHUNK)) bytes += BULK_CHUNK.length;
+    };
+    s.on('drain', () => {
+      bytes += BULK_CHUNK.length;
+      pump();
+    });
+    pump();
+  }
   return {
+    bytes: () => bytes,
     stop() {
-      stopped = true;
       s.destroy();
     },
   };
@@ -137,20 +177,34 @@ const median = (xs: number[]) => {
   return a[Math.floor((a.length - 1) / 2)] ?? NaN;
 };
 
-async function rtt(make: (dir: string) => Link, opts: { loaded?: boolean; pings: number }): Promise<number> {
-  return (await rttByLatency(make, [0], opts))[0]!;
+interface RttOpts {
+  /** A bulk transfer beside the pings, and which way. */
+  loaded?: Load;
+  pings: number;
+}
+
+async function rtt(make: (dir: string) => Link, opts: RttOpts): Promise<ByLatency> {
+  const r = await rttByLatency(make, [0], opts);
+  return { rtt: [r.rtt[0]!], bulkMbPerSec: [r.bulkMbPerSec[0]!] };
+}
+
+/** Per configured latency: the pings' median RTT (ms) and the bulk transfer's rate beside them (MB/s; NaN unloaded). */
+interface ByLatency {
+  rtt: number[];
+  bulkMbPerSec: number[];
 }
 
 /**
  * Median RTT with each configured latency in `latencies` (0: no fault), taking turns on one
  * link in rounds of ROUND_PINGS pings (the first after a change is dropped: it may cross the
- * change).
+ * change), and the bulk transfer's rate during each latency's rounds.
  */
-async function rttByLatency(make: (dir: string) => Link, latencies: readonly number[], opts: { loaded?: boolean; pings: number }): Promise<number[]> {
-  const r = await rig(make);
+async function rttByLatency(make: (dir: string) => Link, latencies: readonly number[], opts: RttOpts): Promise<ByLatency> {
+  const r = await rig(make, opts.loaded);
   const rtts = latencies.map((): number[] => []);
+  const moved = latencies.map(() => ({ bytes: 0, ms: 0 }));
   try {
-    const load = opts.loaded ? await bulk(r.ep.recover.connect.port) : undefined;
+    const load = opts.loaded ? await bulk(r.ep.recover.connect.port, opts.loaded) : undefined;
     if (load) await new Promise((res) => setTimeout(res, 300));
     for (let done = 0; done < opts.pings; done += ROUND_PINGS) {
       for (const [i, ms] of latencies.entries()) {
@@ -158,11 +212,14 @@ async function rttByLatency(make: (dir: string) => Link, latencies: readonly num
           if (ms > 0) await r.link.apply({ kind: 'latency', ms, direction: 'source-to-destination' });
           else await r.link.restore();
         }
+        const [b0, t0] = [load?.bytes() ?? 0, performance.now()];
         rtts[i]!.push(...(await pingPong(r.ep.incoming.connect.port, ROUND_PINGS + 1)).slice(1));
+        moved[i]!.bytes += (load?.bytes() ?? 0) - b0;
+        moved[i]!.ms += performance.now() - t0;
       }
     }
     load?.stop();
-    return rtts.map(median);
+    return { rtt: rtts.map(median), bulkMbPerSec: moved.map((m) => (load ? m.bytes / 1e6 / (m.ms / 1000) : NaN)) };
   } finally {
     await r.close();
   }
@@ -231,9 +288,9 @@ export async function linkAccuracy(reps: number): Promise<{ rows: AccuracyRow[];
   const rows: AccuracyRow[] = [];
 
   const idleLatencies = [0, 1, 5, 20, 50];
-  const idle = await rttByLatency(relay, idleLatencies, { pings });
+  const idle = (await rttByLatency(relay, idleLatencies, { pings })).rtt;
   raw.relayIdle = idle[0]!;
-  if (!missing) raw.socatIdle = await rtt(socat, { pings });
+  if (!missing) raw.socatIdle = (await rtt(socat, { pings })).rtt[0]!;
   rows.push({ row: 'ping RTT, idle, no fault: relay (socat)', configured: '0', measured: `${raw.relayIdle.toFixed(3)} ms (${raw.socatIdle?.toFixed(3) ?? 'socat skipped'})`, error: '' });
   const wake = await wakeUpByIdle(idleLatencies, pings);
   for (const [i, x] of idleLatencies.entries()) {
@@ -253,24 +310,39 @@ export async function linkAccuracy(reps: number): Promise<{ rows: AccuracyRow[];
     rows.push({ row: 'latency, under load', configured: '-', measured: `skipped (${missing})`, error: '' });
   } else {
     const loadedLatencies = [0, 5, 20];
-    raw.socatLoaded = await rtt(socat, { loaded: true, pings });
-    const loaded = await rttByLatency(relay, loadedLatencies, { loaded: true, pings });
-    raw.relayLoaded = loaded[0]!;
-    rows.push({ row: 'ping RTT beside a bulk transfer, no fault: relay (socat)', configured: '0', measured: `${raw.relayLoaded.toFixed(3)} ms (${raw.socatLoaded.toFixed(3)})`, error: '' });
-    for (const [i, x] of loadedLatencies.entries()) {
-      if (x === 0) continue;
-      // Against socat under the same load (the target), and against the relay's own no-fault
-      // RTT under that load (what the fault itself adds when the relay is already busy).
-      const m = loaded[i]! - raw.socatLoaded;
-      const own = loaded[i]! - raw.relayLoaded;
-      raw[`latency${x}Loaded`] = m;
-      raw[`latency${x}LoadedOwn`] = own;
+    // Two loads: the bulk on the faulted direction (the fault slows it, so the load the pings
+    // wait beside is not the same from row to row), and the other way (the same in every row).
+    for (const load of ['forward', 'back'] as const) {
+      const key = load === 'forward' ? '' : 'Back';
+      const way = load === 'forward' ? 'a bulk transfer source→destination (the faulted direction)' : 'a bulk transfer destination→source';
+      const viaSocat = await rtt(socat, { loaded: load, pings });
+      const loaded = await rttByLatency(relay, loadedLatencies, { loaded: load, pings });
+      raw[`socatLoaded${key}`] = viaSocat.rtt[0]!;
+      raw[`relayLoaded${key}`] = loaded.rtt[0]!;
+      raw[`socatLoaded${key}BulkMbPerSec`] = viaSocat.bulkMbPerSec[0]!;
+      const mbs = (i: number) => `${loaded.bulkMbPerSec[i]!.toFixed(0)} MB/s`;
       rows.push({
-        row: 'latency beside a bulk transfer, minus socat under the same load (minus the relay\'s own no-fault RTT)',
-        configured: `${x} ms`,
-        measured: `${m.toFixed(2)} ms (${own.toFixed(2)})`,
-        error: `${signed(m - x)} ms (${signed(own - x)})`,
+        row: `ping RTT beside ${way}, no fault: relay (socat); the bulk's rate`,
+        configured: '0',
+        measured: `${loaded.rtt[0]!.toFixed(3)} ms (${viaSocat.rtt[0]!.toFixed(3)}); ${mbs(0)} (${viaSocat.bulkMbPerSec[0]!.toFixed(0)} MB/s)`,
+        error: '',
       });
+      for (const [i, x] of loadedLatencies.entries()) {
+        if (x === 0) continue;
+        // Against socat under the same load (the target), and against the relay's own no-fault
+        // RTT under that load (what the fault itself adds when the relay is already busy).
+        const m = loaded.rtt[i]! - viaSocat.rtt[0]!;
+        const own = loaded.rtt[i]! - loaded.rtt[0]!;
+        raw[`latency${x}Loaded${key}`] = m;
+        raw[`latency${x}Loaded${key}Own`] = own;
+        raw[`latency${x}Loaded${key}BulkMbPerSec`] = loaded.bulkMbPerSec[i]!;
+        rows.push({
+          row: `latency beside ${way}, minus socat under that load (minus the relay's own no-fault RTT); the bulk's rate`,
+          configured: `${x} ms`,
+          measured: `${m.toFixed(2)} ms (${own.toFixed(2)}); ${mbs(i)}`,
+          error: `${signed(m - x)} ms (${signed(own - x)})`,
+        });
+      }
     }
   }
   if (missing) {
