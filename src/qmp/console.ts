@@ -86,9 +86,12 @@ function parseShortForm(text: string): ConsoleCommand {
   const out: ConsoleCommand = { execute: name, oob };
   if (!argText) return out;
   if (!argText.startsWith('{')) {
+    // HMP's name too (migrate_incoming), when QMP spells it otherwise: the example must be a
+    // command QEMU knows, not the next error (found playing postcopy-basics).
+    const qmp = QMP_COMMANDS.includes(name) ? name : (closest(name, QMP_COMMANDS, 1)[0] ?? name);
     throw new Error(
-      `Arguments must be a JSON object, not "${argText}": e.g. ${name} ${argumentsLike(argText)} ` +
-        `(QMP takes named arguments, unlike HMP's positional ones).`,
+      `Arguments must be a JSON object, not "${argText}": e.g. ${qmp} ${argumentsLike(argText)} ` +
+        `(QMP takes named arguments, unlike HMP's positional ones${qmp === name ? '' : `, and spells it ${qmp}`}).`,
     );
   }
   const args = parseJsonOrExplain(argText, `The arguments of ${name}`);

@@ -40,6 +40,8 @@ describe('parseConsoleLine', () => {
     ['', /Empty command.*query-migrate/],
     ['   ', /Empty command/],
     ['migrate tcp:127.0.0.1:4444', /Arguments must be a JSON object, not "tcp:127.0.0.1:4444".*migrate \{"uri"/],
+    // HMP's name gets QMP's in the example.
+    ['migrate_incoming tcp:0:4444', /e\.g\. migrate-incoming \{"uri": "tcp:0:4444"\} \(QMP takes named arguments, unlike HMP's positional ones, and spells it migrate-incoming\)/],
     ['migrate-recover {"uri": tcp}', /arguments of migrate-recover is not valid JSON/],
     ['migrate-recover {"uri": "x"} trailing', /not valid JSON/],
     ['{"execute": "query-status"', /The request is not valid JSON/],
