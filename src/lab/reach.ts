@@ -169,15 +169,15 @@ export function showMeRefusal(step: Pick<LabStep, 'actions'>, s: Snapshot | null
   return null;
 }
 
+/** A destination's ended incoming migration, as words after "this one". */
+const SPENT_WORDS: Partial<Record<MigrationStatus, string>> = { failed: 'has failed', cancelled: 'was cancelled', completed: 'has completed' };
+
 /**
  * What to do in a step that starts a migration when none runs: after a failed one (the step is
  * no dead end, but nothing on screen said how to go on), start again; with the link broken by
  * a fault key, restore it first (a migration started over it fails at once with a bare reset).
  * Null otherwise.
  */
-/** A destination's ended incoming migration, as words after "this one". */
-const SPENT_WORDS: Partial<Record<MigrationStatus, string>> = { failed: 'has failed', cancelled: 'was cancelled', completed: 'has completed' };
-
 export function restartAdvice(
   step: Pick<StepView, 'startsMigration' | 'startsFreshDestination' | 'status'> | undefined,
   s: Snapshot | null,

@@ -120,6 +120,7 @@ const READ_MS_PER_WORD = 250;
  */
 export function endedUnread(state: LabUiState, step: number, text: string, shownMs: number): boolean {
   const v = state.steps;
+  // Scrolled and following the lab (not pinned halfway, which sets `viewing`): read to its end.
   const readToEnd = v.offsetStep === step && v.offset > 0;
   return v.viewing === null && state.actedStep !== step && !readToEnd && shownMs < readingMs(text);
 }
