@@ -250,14 +250,21 @@ export function unreachable(step: Pick<LabStep, 'index' | 'actions'>, condition:
   // A failure with the source still owning the guest (precopy); postcopy splits are GuestWatch's.
   // A step that starts a migration is no dead end: the person starts it again. Once its own
   // start has run (a drill, show me: `started`), a failure is this step's migration failing.
-  if ((ended(src) || (ended(dst) && !src.startsWith('postcopy'))) && (opts.started || !startsMigration(step))) {
+  // Nor is one whose destination process is gone (QEMU's exits when its incoming migration
+  // fails) when the step starts no fresh one: nothing the person types can start it again (found
+  // playing double-failure on QEMU 10.0: c during precopy, then no word and no key but s, which
+  // failed on the missing destination).
+  const gone = !s.destination.alive && !startsFreshVm(step, 'destination');
+  if ((ended(src) || (ended(dst) && !src.startsWith('postcopy'))) && (opts.started || !startsMigration(step) || gone)) {
     const what = cutOrHole(s);
     const running = s.source.runState === 'running';
     const head = what ? `${what} came during precopy: the migration failed` : `The migration failed during precopy (source ${src}, destination ${dst})`;
+    // The event log says why (QEMU's destination exits when its incoming migration fails).
+    const exited = s.destination.alive ? '' : ", the destination's process exited";
     return {
       cause: 'migration-failed',
       step: step.index + 1,
-      message: `${head}${running ? ' and the guest kept running on the source' : ''} — nothing was lost, but this step needs ${needs}.`,
+      message: `${head}${exited}${running ? ' and the guest kept running on the source' : ''} — nothing was lost, but this step needs ${needs}.`,
       retry: s.source.alive && s.destination.alive,
     };
   }
@@ -393,6 +400,18 @@ function listenRefusal(cmd: QmpCommand, addresses: Readonly<Record<string, strin
   const uri = cmd.arguments?.uri;
   if (!listen || typeof uri !== 'string' || listensAt(uri, listen)) return null;
   return `the lab's link forwards the source's connection to ${listen}, so a destination listening at ${uri} would never be found (the source's migrate would fail); use ${cmd.execute} {"uri": "${listen}"}`;
+}
+
+/**
+ * Whether a fault the step calls for would come too early now: the step waits for postcopy (its
+ * `until` names a postcopy state) and the migration is still in precopy, where a cut fails it
+ * instead (found playing double-failure: "Start postcopy and cut the link", c pressed during
+ * precopy, and no question asked because the step's own fault is a cut).
+ */
+export function faultTooEarly(step: Pick<StepView, 'until'> | undefined, fault: Pick<LinkFault, 'kind'>, s: Snapshot | null): boolean {
+  if (!step?.until || !isBreaking(fault.kind) || !/postcopy/.test(step.until)) return false;
+  const status = s?.source.status ?? 'none';
+  return status === 'active' || status === 'setup';
 }
 
 /** What a link fault does now, for the question asked before one the step does not call for. */

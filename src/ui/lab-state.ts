@@ -118,11 +118,14 @@ const READ_MS_PER_WORD = 250;
  * followed on screen (not another step read with [ ]), not scrolled to its end, the person did
  * nothing in it, and it lasted less than a careful read of its text.
  */
-export function endedUnread(state: LabUiState, step: number, text: string, shownMs: number): boolean {
+export function endedUnread(state: LabUiState, step: number, text: string, shownMs: number, hiddenBelow = false): boolean {
   const v = state.steps;
   // Scrolled and following the lab (not pinned halfway, which sets `viewing`): read to its end.
   const readToEnd = v.offsetStep === step && v.offset > 0;
-  return v.viewing === null && state.actedStep !== step && !readToEnd && shownMs < readingMs(text);
+  // Acting is no proof of reading when part of the text never came into view: step texts say
+  // what to do first and what follows from it after (found playing double-failure on QEMU 10.0:
+  // the resume typed after the first lines of "Reconnect too early" ended it, 13 lines unread).
+  return v.viewing === null && (state.actedStep !== step || hiddenBelow) && !readToEnd && shownMs < readingMs(text);
 }
 
 /** How long a careful reader takes over a step's text, at least 5 s and at most a minute. */
@@ -199,12 +202,12 @@ export type LabUiAction =
   | { type: 'acted'; step: number }
   /**
    * The current step `step` (StepView.index) ended after `shownMs` on screen and the lab moved on.
-   * A step that ends by itself (the lab's clock, the migration's progress) before a careful reader
-   * could have read it, while the person did nothing in it and had not scrolled to its end, stays
-   * on screen, marked done: ] goes on (found playing throttle-vs-postcopy: "Watch the throttle
+   * A step that ends before a careful reader could have read it, while the person did nothing in
+   * it (or did, with part of its text never in view: `hiddenBelow`) and had not scrolled to its
+   * end, stays on screen, marked done: ] goes on (found playing throttle-vs-postcopy: "Watch the throttle
    * climb" ended 3 s after it appeared, its 120 words unread, and the panel jumped to step 6).
    */
-  | { type: 'step-ended'; step: number; text: string; shownMs: number }
+  | { type: 'step-ended'; step: number; text: string; shownMs: number; hiddenBelow?: boolean }
   | { type: 'log-scroll'; top: LabEvent | null }
   | { type: 'help-scroll'; offset: number }
   /** The line was handed to the session; the reply follows as console-reply. */
@@ -323,7 +326,7 @@ export function labUiReducer(state: LabUiState, action: LabUiAction): LabUiState
       return state.actedStep === action.step ? state : { ...state, actedStep: action.step };
     case 'step-ended': {
       const v = state.steps;
-      if (!endedUnread(state, action.step, action.text, action.shownMs)) return state;
+      if (!endedUnread(state, action.step, action.text, action.shownMs, action.hiddenBelow)) return state;
       return {
         ...state,
         steps: { viewing: action.step, offset: v.offsetStep === action.step ? v.offset : 0, offsetStep: action.step },

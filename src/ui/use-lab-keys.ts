@@ -13,7 +13,7 @@ import { isPostcopy, isRecovering } from '../sim/states.js';
 import type { StepsView } from './components/StepsPanel.js';
 import { normalKeys, pausable, shownHintCommand } from './key-bar.js';
 import { describeFault } from '../link/fault-model.js';
-import { consoleArguments, isBreaking, stepsBefore } from '../lab/reach.js';
+import { consoleArguments, faultTooEarly, isBreaking, stepsBefore } from '../lab/reach.js';
 import { LAB_REFUSAL } from '../lab/operator.js';
 import type { LinkFault } from '../types.js';
 import { selectedLinkFault, type LabUiAction, type LabUiState } from './lab-state.js';
@@ -39,6 +39,8 @@ export function faultNeedsConfirm(fault: LinkFault, state: SessionState): boolea
   if (!isBreaking(fault.kind)) return false;
   const step = state.steps.find((s) => s.index === state.currentStep);
   if (!step) return false;
+  // The step's own fault, but before the postcopy it waits for: a cut now fails the migration.
+  if (faultTooEarly(step, fault, state.snapshot)) return true;
   // A step that breaks the link its own way (blackhole's "pull the cable") asks before another
   // kind: a cut there pauses both sides at once, the very thing the step shows a blackhole does not.
   const otherKind = step.breaksLink === true && step.linkFaults !== undefined && step.linkFaults.length > 0 && !step.linkFaults.includes(fault.kind);
@@ -322,7 +324,8 @@ export function useLabKeys(opts: LabKeysOptions): void {
         if (input === 'r' && k.retry) {
           const step = state.currentStep + 1;
           acted();
-          if (session.retry()) dispatch({ type: 'notice', text: `retry: replaying ${stepsBefore(step)} on the same VMs, then step ${step} again` });
+          const replay = step > 1 ? `replaying ${stepsBefore(step)} on the same VMs, then step ${step} again` : 'step 1 again on the same VMs';
+          if (session.retry()) dispatch({ type: 'notice', text: `retry: ${replay}` });
           return;
         }
         if (input === 'w' && k.rewind) return opts.onRewind?.(state.currentStep);

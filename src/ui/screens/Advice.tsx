@@ -11,7 +11,7 @@
 import { Box, Text } from 'ink';
 import { memo } from 'react';
 import { describeFault } from '../../link/fault-model.js';
-import { brokenLink, brokenOutsideStep, faultConsequence, recoveryCommands, restartAdvice, stepsBefore } from '../../lab/reach.js';
+import { brokenLink, brokenOutsideStep, faultConsequence, faultTooEarly, recoveryCommands, restartAdvice, stepsBefore } from '../../lab/reach.js';
 import type { LinkFault, SessionState } from '../../types.js';
 import { fit, wrapWords } from '../format.js';
 
@@ -35,17 +35,22 @@ export function adviceLines(state: SessionState, pendingFault: LinkFault | null,
     const head = own.length ? `This step ${own.map((k) => verb[k] ?? k).join(' and ')} the link` : 'This step does not break the link';
     // Asked in an earlier step, the question can outlive it: once the step under way calls
     // for this very fault, it is no longer a warning.
-    if (own.includes(pendingFault.kind)) say(`Step ${state.currentStep + 1} calls for this: y applies the ${what} now, n/Esc not yet`, 'yellow', true);
-    else say(`${head}; ${faultConsequence(pendingFault, state.snapshot)} — ${what} anyway? y/N`, 'yellow', true);
+    // Unless it comes before the postcopy the step waits for (its own cut, during precopy).
+    const early = faultTooEarly(current, pendingFault, state.snapshot);
+    if (own.includes(pendingFault.kind) && !early) say(`Step ${state.currentStep + 1} calls for this: y applies the ${what} now, n/Esc not yet`, 'yellow', true);
+    else say(`${early && own.length ? `${head} once postcopy runs` : head}; ${faultConsequence(pendingFault, state.snapshot)} — ${what} anyway? y/N`, 'yellow', true);
   }
   const r = state.replaying;
   if (r) {
     say(`${r.why === 'retry' ? 'Retrying' : 'Rewinding'}: replaying step ${r.step} of ${r.to} for you, then step ${r.to + 1} is yours…`, 'cyan');
   } else if (state.blocked) {
     const b = state.blocked;
+    // Step 1 has no earlier steps to replay: the rewind is a fresh start.
     const keys = b.retry
-      ? `r retries on the same VMs (${stepsBefore(b.step)} again); w rewinds (fresh VMs, same seed).`
-      : `w rewinds: fresh VMs, same seed, ${stepsBefore(b.step)} replayed for you.`;
+      ? `r retries on the same VMs (${b.step > 1 ? `${stepsBefore(b.step)} again` : 'from the start'}); w rewinds (fresh VMs, same seed).`
+      : b.step > 1
+        ? `w rewinds: fresh VMs, same seed, ${stepsBefore(b.step)} replayed for you.`
+        : 'w starts again on fresh VMs (same seed).';
     say(`Step ${b.step} can no longer happen. ${b.message} ${keys}`, 'red', true);
   } else if (state.missed && state.missed.step === state.currentStep + 1) {
     const m = state.missed;

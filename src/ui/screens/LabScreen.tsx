@@ -67,6 +67,8 @@ export function LabScreen(props: LabScreenProps) {
 
   // The step on screen and since when: one that ends under a reader stays (lab-state's step-ended).
   const shown = useRef<{ step: number; at: number } | null>(null);
+  // The terminal's size in the last render, for what of a step's text was in view.
+  const screenSize = useRef({ columns, rows });
   // A lab whose last step ended under a reader keeps its screen until Enter: the end screen
   // would take that step's text away unread (throttle-vs-postcopy's "Postcopy finishes" lasts
   // 7 s at the lab's pace and explains what was just on screen).
@@ -77,8 +79,15 @@ export function LabScreen(props: LabScreenProps) {
     if (state.currentStep >= 0 && prev?.step !== state.currentStep) shown.current = { step: state.currentStep, at: now };
     const unread = (index: number, since: number): boolean => {
       const step = state.steps.find((st) => st.index === index);
-      if (step?.status !== 'done' || !endedUnread(store.getState(), index, step.text, now - since)) return false;
-      dispatch({ type: 'step-ended', step: index, text: step.text, shownMs: now - since });
+      if (step?.status !== 'done') return false;
+      // Whether its text, from the top, had lines below the panel (a reader at the top never saw them).
+      // The panel as the normal screen has it: the console and a focused log shrink it, but a
+      // person who opened the console had the whole panel before (found playing double-failure: a
+      // step that fitted was kept because it ended while the console was open).
+      const box = calculateLayout(screenSize.current.columns, screenSize.current.rows).left.steps;
+      const hiddenBelow = stepsView(state.steps, state.currentStep, { viewing: index, offset: 0, offsetStep: index }, box.width, box.height).window.below > 0;
+      if (!endedUnread(store.getState(), index, step.text, now - since, hiddenBelow)) return false;
+      dispatch({ type: 'step-ended', step: index, text: step.text, shownMs: now - since, hiddenBelow });
       return true;
     };
     // The lab moved on past the step on screen.
@@ -101,6 +110,7 @@ export function LabScreen(props: LabScreenProps) {
   }, [ui.notice]);
 
   const layout = calculateLayout(columns, rows, { tall: ui.mode === 'console' || ui.focus === 'log' });
+  screenSize.current = { columns, rows };
   const snap = state.snapshot;
   const overlayHeight = layout.main.height + layout.bottom.height;
   // What must be said now takes rows from the bottom panel (the log can be scrolled back later).

@@ -4,7 +4,7 @@
  * step does not ask for would do now.
  */
 import { describe, expect, it } from 'vitest';
-import { breaksLink, bypassRefusal, consoleArguments, earlyResumeRefusal, recoveryFailureStrands, faultConsequence, precopyRequired, recoveryCommands, recoverySides, restartAdvice, resumeRefusal, showMeRefusal, startsMigration, stepLinkFaults, unreachable } from '../../../src/lab/reach.js';
+import { breaksLink, bypassRefusal, consoleArguments, earlyResumeRefusal, recoveryFailureStrands, faultConsequence, faultTooEarly, precopyRequired, recoveryCommands, recoverySides, restartAdvice, resumeRefusal, showMeRefusal, startsMigration, stepLinkFaults, unreachable } from '../../../src/lab/reach.js';
 import type { LabStep } from '../../../src/lab/schema.js';
 import type { MigrationStatus, Snapshot } from '../../../src/types.js';
 import { fakeDirection, fakeSide, fakeSnapshot } from '../../helpers/fake-session.js';
@@ -245,6 +245,31 @@ describe('show me over a broken link, and starting again after a failed migratio
     expect(restartAdvice({ startsMigration: true, status: 'pending' }, snap('failed', 'failed'))).toBeNull();
     const dead = snap('failed', 'failed', { destination: fakeSide('destination', { status: 'failed', alive: false }) });
     expect(restartAdvice(active, dead)).toBeNull();
+  });
+});
+
+describe('unreachable when the destination process is gone', () => {
+  it("a step that starts a migration but no fresh destination can no longer happen once QEMU's destination exited", () => {
+    const gone = snap('failed', 'failed', { destination: fakeSide('destination', { status: 'failed', alive: false }) });
+    const u = unreachable(retryStep, 'source.status == "postcopy-paused"', gone);
+    expect(u).toMatchObject({ cause: 'migration-failed', step: 3, retry: false });
+    expect(u!.message).toContain("(source failed, destination failed), the destination's process exited and the guest kept running on the source");
+    // Alive (the sim's failed destination), the person may start again: no dead end.
+    expect(unreachable(retryStep, 'source.status == "postcopy-paused"', snap('failed', 'failed'))).toBeNull();
+    // A step that starts a fresh destination itself is no dead end either.
+    const fresh: Actions = { index: 2, actions: [{ type: 'vm', side: 'destination', do: 'restart' }, ...retryStep.actions] };
+    expect(unreachable(fresh, 'source.status == "postcopy-paused"', gone)).toBeNull();
+  });
+});
+
+describe('faultTooEarly', () => {
+  const until = 'source.status == "postcopy-paused" && destination.status == "postcopy-paused"';
+  it('is a link-breaking fault in precopy during a step that waits for postcopy', () => {
+    expect(faultTooEarly({ until }, { kind: 'cut' }, snap('active', 'active'))).toBe(true);
+    expect(faultTooEarly({ until }, { kind: 'blackhole' }, snap('setup', 'setup'))).toBe(true);
+    expect(faultTooEarly({ until }, { kind: 'cut' }, snap('postcopy-active', 'postcopy-active'))).toBe(false);
+    expect(faultTooEarly({ until }, { kind: 'latency' } as never, snap('active', 'active'))).toBe(false);
+    expect(faultTooEarly({ until: 'source.status == "failed"' }, { kind: 'cut' }, snap('active', 'active'))).toBe(false);
   });
 });
 

@@ -91,6 +91,23 @@ describe('LabScreen keys', () => {
     await waitFor(() => s.callsOf('applyLink').length === 1, 'applyLink after y');
   });
 
+  it("c during precopy in a step that cuts once postcopy runs asks first: the step's own cut would fail the migration now", async () => {
+    const steps = new FakeSession().getState().steps.map((st) => ({ ...st, breaksLink: true, linkFaults: ['cut' as const], until: 'source.status == "postcopy-paused" && destination.status == "postcopy-paused"' }));
+    const precopy = fakeSnapshot({ source: fakeSide('source', { status: 'active' }), destination: fakeSide('destination', { status: 'active' }) });
+    const s = new FakeSession({ steps, snapshot: precopy });
+    const m = await mount(s, 120, 30);
+    await m.type('c');
+    await waitForText(m.lastFrame, 'This step cuts the link once postcopy runs; a cut now fails the migration (precopy) — cut (both directions) anyway? y/N');
+    await m.type('n');
+    await settle(10);
+    expect(s.callsOf('applyLink')).toEqual([]);
+    // In postcopy the step's cut is what it asks for: no question.
+    s.setSnapshot({ source: fakeSide('source', { status: 'postcopy-active' }), destination: fakeSide('destination', { status: 'postcopy-active' }) });
+    await settle(40);
+    await m.type('c');
+    await waitFor(() => s.callsOf('applyLink').length === 1, 'applyLink in postcopy');
+  });
+
   it('c during a step that blackholes the link asks first (a cut is not the step\'s fault); b does not ask', async () => {
     const steps = new FakeSession().getState().steps.map((st) => ({ ...st, breaksLink: true, linkFaults: ['blackhole' as const] }));
     const postcopy = fakeSnapshot({ source: fakeSide('source', { status: 'postcopy-active' }), destination: fakeSide('destination', { status: 'postcopy-active' }) });
@@ -119,6 +136,14 @@ describe('LabScreen keys', () => {
     r.stdin.write('w');
     await waitFor(() => onRewind.mock.calls.length === 1, 'rewind');
     expect(onRewind).toHaveBeenCalledWith(1);
+  });
+
+  it('step 1 blocked: w starts again, with no earlier step to replay', async () => {
+    const blocked = { cause: 'migration-failed' as const, step: 1, retry: false, message: 'The cut came during precopy: the migration failed.' };
+    const m = await mount(new FakeSession({ blocked }));
+    const flat = () => m.frame().replace(/\s+/g, ' ');
+    await waitFor(() => flat().includes('Step 1 can no longer happen. The cut came during precopy: the migration failed. w starts again on fresh VMs (same seed).'), 'the advice');
+    expect(m.frame()).not.toContain('replayed for you');
   });
 
   it("a step that went another way (the lab's missed) says so and offers w, which rewinds to it; not once the lab is past it", async () => {
@@ -535,11 +560,40 @@ describe('LabScreen keys', () => {
     expect(m.frame()).toMatch(/step 2(\/| of )3 \(done\)/);
     await m.type(']');
     await waitForText(m.lastFrame, 'TEXT-2');
-    // Here the person acts (show me): when the step ends, the panel follows the lab.
+    // Here the person acts (show me) with the whole text in view: when the step ends, the panel
+    // follows the lab.
+    s.set({ steps: s.getState().steps.map((st) => (st.index === 2 ? { ...st, text: 'TEXT-2 short.' } : st)) });
     await m.type('s');
     await waitFor(() => m.session.callsOf('showMe').length === 1, 'show me');
     s.set({ currentStep: -1, steps: s.getState().steps.map((st) => ({ ...st, status: 'done' })) });
     await waitForText(m.lastFrame, 'All steps done');
+  });
+
+  it('a step acted in from the console, whose text fitted the panel before the console shrank it, is let go', async () => {
+    const s = new FakeSession();
+    const text = `FITS-1 ${Array.from({ length: 60 }, (_, i) => `w${i}`).join(' ')}`;
+    s.set({ steps: s.getState().steps.map((st) => (st.index === 1 ? { ...st, text } : st.index === 2 ? { ...st, text: 'NEXT-2 short.' } : st)) });
+    const m = await mount(s, 100, 30);
+    await waitForText(m.lastFrame, 'FITS-1');
+    expect(m.frame()).not.toMatch(/↓ more/);
+    await m.type(':', 'query-status', KEYS.enter);
+    await waitFor(() => m.session.callsOf('qmpLine').length === 1, 'the console line');
+    s.set({ currentStep: 2, steps: s.getState().steps.map((st) => ({ ...st, status: st.index < 2 ? 'done' : 'active' })) });
+    await waitForText(m.lastFrame, 'NEXT-2');
+    expect(m.frame()).not.toContain('ended while you read it');
+  });
+
+  it('a step the person acted in stays too when part of its text never came into view', async () => {
+    const s = new FakeSession();
+    const long = `LONG-1 ${Array.from({ length: 120 }, (_, i) => `w${i}`).join(' ')}`;
+    s.set({ steps: s.getState().steps.map((st) => (st.index === 1 ? { ...st, text: long } : st)) });
+    const m = await mount(s, 80, 24);
+    await waitForText(m.lastFrame, /↓ more \(\d+ lines\)/);
+    await m.type('s');
+    await waitFor(() => m.session.callsOf('showMe').length === 1, 'show me');
+    s.set({ currentStep: 2, steps: s.getState().steps.map((st) => ({ ...st, status: st.index < 2 ? 'done' : 'active' })) });
+    await waitForText(m.lastFrame, 'step 2 ended while you read it: ] goes on');
+    expect(m.frame()).toContain('LONG-1');
   });
 
   it('y puts the command of the last hint shown into the console, aimed at the side it names', async () => {

@@ -210,6 +210,8 @@ describe('a step that ends under a reader', () => {
     const acted = run([{ type: 'acted', step: 4 }, { type: 'step-ended', step: 4, text, shownMs: 3_000 }]);
     expect(acted.steps.viewing).toBeNull();
     expect(acted.notice).toBeNull();
+    // Acting does not count as reading when part of the text never came into view.
+    expect(run([{ type: 'acted', step: 4 }, { type: 'step-ended', step: 4, text, shownMs: 3_000, hiddenBelow: true }]).steps.viewing).toBe(4);
     // Acting in the step before does not count for this one.
     expect(run([{ type: 'acted', step: 3 }, { type: 'step-ended', step: 4, text, shownMs: 3_000 }]).steps.viewing).toBe(4);
     expect(run([{ type: 'steps-view', index: 1 }, { type: 'step-ended', step: 4, text, shownMs: 3_000 }]).steps.viewing).toBe(1);
