@@ -93,9 +93,13 @@ export function LabScreen(props: LabScreenProps) {
     // The lab moved on past the step on screen.
     if (prev && state.currentStep > prev.step) unread(prev.step, prev.at);
     if (!state.finished || endHeld) return;
-    // The lab finished: the runner leaves its last step current.
+    // The lab finished: the runner leaves its last step current. Held while its last step was
+    // not read, or while the person reads another step (one kept on screen, or one they went
+    // back to with [): found playing double-failure, where the end screen replaced step 5, kept
+    // for reading, the moment the short last step completed.
     const last = shown.current;
-    if (state.finished.ok && last && unread(last.step, last.at)) {
+    const reading = store.getState().steps.viewing !== null;
+    if (state.finished.ok && last && (unread(last.step, last.at) || reading)) {
       setEndHeld(state.finished);
       dispatch({ type: 'notice', text: 'lab complete: Enter shows the summary' });
       return;

@@ -740,6 +740,18 @@ describe('LabScreen keys', () => {
     expect(m.onFinished).toHaveBeenCalledWith(summary);
     cleanup?.();
 
+    // One whose last step was read, while the person reads an earlier step ([), is held too.
+    const r = new FakeSession();
+    const reader = await mount(r);
+    await reader.type('[');
+    await waitForText(reader.lastFrame, /step 1(\/| of )3/);
+    finish(r, summary);
+    await waitForText(reader.lastFrame, 'lab complete: Enter shows the summary');
+    expect(reader.onFinished).not.toHaveBeenCalled();
+    await reader.type(KEYS.enter);
+    await waitFor(() => reader.onFinished.mock.calls.length === 1, 'onFinished on Enter, reader');
+    cleanup?.();
+
     // A failed run goes to its end screen at once: the failure is what there is to read.
     const f = new FakeSession();
     const failed = await mount(f);
