@@ -71,7 +71,11 @@ export function normalKeys(state: SessionState): NormalKeys {
   };
 }
 
-export function keyHints(mode: Mode, state: SessionState): KeyHint[] {
+/**
+ * The keys valid now. `viewingOther`: the steps panel shows a step other than the current one (one
+ * kept on screen after it ended, or one gone back to): `]` then leads, as the way on.
+ */
+export function keyHints(mode: Mode, state: SessionState, viewingOther = false): KeyHint[] {
   const step = state.steps.find((s) => s.index === state.currentStep);
   switch (mode) {
     case 'console':
@@ -128,7 +132,8 @@ export function keyHints(mode: Mode, state: SessionState): KeyHint[] {
       if (k.showMe) hints.push({ key: 's', label: 'show me', priority: 6 });
       if (k.hold) hints.push({ key: 'Space', label: state.hold?.state === 'held' ? 'let it run' : 'hold', priority: 3 });
       // Reading: the other steps, scrolling, a hint's command into the console.
-      hints.push({ key: '[]', label: 'steps', priority: 2 });
+      if (viewingOther) hints.push({ key: ']', label: 'next step', priority: 10 });
+      else hints.push({ key: '[]', label: 'steps', priority: 2 });
       hints.push({ key: 'PgUp/Dn', label: 'scroll', priority: 2 });
       hints.push({ key: 'Tab', label: 'steps/events', priority: 1 });
       // Only where a hint shown gives a command to copy ("Press c" gives none).

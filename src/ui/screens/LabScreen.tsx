@@ -219,7 +219,7 @@ export function LabScreen(props: LabScreenProps) {
         </Text>
       </Box>
       {body}
-      <StatusAndKeys {...statusAndKeys(state, ui.mode, layout.keyBar.width)} />
+      <StatusAndKeys {...statusAndKeys(state, ui.mode, layout.keyBar.width, ui.steps.viewing !== null && ui.steps.viewing !== state.currentStep)} />
     </Box>
   );
 }
@@ -236,8 +236,8 @@ interface StatusAndKeysView {
  * that says whether the lab is waiting for you. The keys come first — the status gets only the
  * room they leave, so the key a step asks for (c, b, p) is never pushed out by it.
  */
-function statusAndKeys(state: SessionState, mode: LabUiState['mode'], width: number): StatusAndKeysView {
-  const hints = keyHints(mode, state);
+function statusAndKeys(state: SessionState, mode: LabUiState['mode'], width: number, viewingOther: boolean): StatusAndKeysView {
+  const hints = keyHints(mode, state, viewingOther);
   const shown = fitKeyHints(hints, width);
   const keysWidth = shown.reduce((w, h, i) => w + hintWidth(h) + (i > 0 ? 2 : 0), 0);
   const room = width - keysWidth - 2;

@@ -557,6 +557,8 @@ describe('LabScreen keys', () => {
     advance(2);
     await waitForText(m.lastFrame, 'step 2 ended while you read it: ] goes on');
     expect(m.frame()).toContain('TEXT-1');
+    // The key bar leads with the way on (at 80 columns "[] steps" had no room).
+    expect(m.frame().split('\n').at(-1)).toContain('] next step');
     expect(m.frame()).toMatch(/step 2(\/| of )3 \(done\)/);
     await m.type(']');
     await waitForText(m.lastFrame, 'TEXT-2');
