@@ -11,6 +11,8 @@ export interface Cell {
   text: string;
   /** What to show instead when `text` does not fit the column (compact layout). */
   short?: string;
+  /** What to show when `short` does not fit either (80 columns: 15 cells a value). */
+  tiny?: string;
   color?: Colour;
   bold?: boolean;
 }
@@ -90,7 +92,9 @@ function guestCell(s: SideSnapshot, g: PagesInfo['guest'] | undefined): Cell {
 function receivedCell(p: PagesInfo): Cell {
   const fromFile = p['from-file'];
   if (fromFile === undefined) return { text: `${p.received} received`, short: `${p.received} recv` };
-  return { text: `${p.received} received · from file ${fromFile}`, short: `${p.received} (${fromFile} file)`, color: 'cyan' };
+  // At 80 columns "17319 (6969 file)" was cut to "17319 (6969 fi…": the legend's "from file"
+  // colour (cyan) and an f keep both numbers whole (found playing recovery-file).
+  return { text: `${p.received} received · from file ${fromFile}`, short: `${p.received} (${fromFile} file)`, tiny: `${p.received} (${fromFile}f)`, color: 'cyan' };
 }
 
 /**
@@ -190,7 +194,7 @@ function cachedCells(s: SideSnapshot | undefined): Cell[] {
   return cells;
 }
 
-const sameCell = (a: Cell, b: Cell) => a.text === b.text && a.short === b.short && a.color === b.color && a.bold === b.bold;
+const sameCell = (a: Cell, b: Cell) => a.text === b.text && a.short === b.short && a.tiny === b.tiny && a.color === b.color && a.bold === b.bold;
 const sameCells = (a: Cell[], b: Cell[]) => a.length === b.length && a.every((c, i) => sameCell(c, b[i]));
 
 export interface SideCountersProps {
@@ -216,6 +220,13 @@ export function sameSideCountersProps(a: SideCountersProps, b: SideCountersProps
  */
 export const SideCounters = memo(SideCountersView, sameSideCountersProps);
 
+/** The longest of a cell's forms that fits `room` cells (the shortest it has, else). */
+export function cellText(c: Cell, room: number): string {
+  if (c.text.length <= room || c.short === undefined) return c.text;
+  if (c.short.length <= room || c.tiny === undefined) return c.short;
+  return c.tiny;
+}
+
 function SideCountersView(props: SideCountersProps) {
   const { source, destination, width } = props;
   const labelW = 15;
@@ -223,7 +234,7 @@ function SideCountersView(props: SideCountersProps) {
   // Each column keeps one blank cell on its right so neighbouring values never touch.
   const cell = (c: Cell) => (
     <Text color={c.color} bold={c.bold}>
-      {fit(c.short !== undefined && c.text.length > colW - 1 ? c.short : c.text, colW - 1)}{' '}
+      {fit(cellText(c, colW - 1), colW - 1)}{' '}
     </Text>
   );
   const src = cachedCells(source);

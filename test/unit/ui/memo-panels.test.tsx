@@ -11,7 +11,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { RunSummary } from '../../../src/types.js';
 import { LinkPanel, sameLinkPanelProps } from '../../../src/ui/components/LinkPanel.js';
 import { paintRow, PageMap, resampleMap, samePageMapProps } from '../../../src/ui/components/PageMap.js';
-import { sameSideCountersProps, SideCounters, sideCells } from '../../../src/ui/components/SideCounters.js';
+import { cellText, sameSideCountersProps, SideCounters, sideCells } from '../../../src/ui/components/SideCounters.js';
 import { LabScreen } from '../../../src/ui/screens/LabScreen.js';
 import { FakeSession, fakeDirection, fakePages, fakeSide, fakeSnapshot } from '../../helpers/fake-session.js';
 import { plain, settle, waitForText } from './helpers.js';
@@ -90,6 +90,20 @@ describe('PageMap: cells from a recovery file', () => {
     const r = render(<SideCounters source={fakeSide('source')} destination={fakeSide('destination', { pages: fakePages({ 'from-file': 7 }) })} width={80} />);
     expect(plain(r.lastFrame())).toMatch(/400 (received|recv) · (from )?file 7/);
     r.unmount();
+    // At 80 columns (a 47-cell panel, 15 cells a value) both numbers stay whole.
+    const big = { source: fakeSide('source'), destination: fakeSide('destination', { pages: fakePages({ received: 17319, 'from-file': 6969 }) }) };
+    const narrow = render(<SideCounters {...big} width={47} />);
+    expect(plain(narrow.lastFrame())).toContain('17319 (6969f)');
+    expect(plain(narrow.lastFrame())).not.toContain('…');
+    narrow.unmount();
+  });
+
+  it('a cell shows the longest of its forms that fits', () => {
+    const c = { text: 'a long text', short: 'shorter', tiny: 'tiny' };
+    expect(cellText(c, 20)).toBe('a long text');
+    expect(cellText(c, 7)).toBe('shorter');
+    expect(cellText(c, 5)).toBe('tiny');
+    expect(cellText({ text: 'a long text', short: 'shorter' }, 5)).toBe('shorter');
   });
 });
 
