@@ -66,8 +66,11 @@ export async function peer(port: number, echo = true) {
   };
 }
 
-/** A client connection that counts what it receives and records its error code. */
-export async function client(port: number) {
+/**
+ * A client connection that counts what it receives and records its error code, not waited for:
+ * for a connection the relay may reset before the client has seen it connect (a refusal).
+ */
+export function dial(port: number) {
   const socket = net.connect({ host: '127.0.0.1', port, allowHalfOpen: true });
   const state = { received: 0, error: undefined as string | undefined, closed: false, data: [] as Buffer[] };
   socket.on('data', (d: Buffer) => {
@@ -76,11 +79,17 @@ export async function client(port: number) {
   });
   socket.on('error', (err: NodeJS.ErrnoException) => (state.error = err.code ?? err.message));
   socket.on('close', () => (state.closed = true));
-  await new Promise<void>((resolve, reject) => {
-    socket.once('connect', () => resolve());
-    socket.once('error', reject);
-  });
   return { socket, state };
+}
+
+/** A client connection that counts what it receives and records its error code, once connected. */
+export async function client(port: number) {
+  const c = dial(port);
+  await new Promise<void>((resolve, reject) => {
+    c.socket.once('connect', () => resolve());
+    c.socket.once('error', reject);
+  });
+  return c;
 }
 
 /** Polls until `check` holds or `ms` pass; a bounded wait, not a timing assertion. */

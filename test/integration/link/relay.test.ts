@@ -9,7 +9,7 @@ import { execa } from 'execa';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { RelayControl, RelayLink } from '../../../src/link/relay.js';
 import type { LinkEndpoints } from '../../../src/types.js';
-import { client, ensureBuilt, peer, RELAY_MAIN_DIST, sleep, tempDir, waitFor } from './helpers.js';
+import { client, dial, ensureBuilt, peer, RELAY_MAIN_DIST, sleep, tempDir, waitFor } from './helpers.js';
 
 beforeAll(ensureBuilt, 120_000);
 
@@ -35,6 +35,13 @@ async function startEcho(ends: LinkEndpoints, echo = true) {
 
 async function connect(port: number) {
   const c = await client(port);
+  cleanups.push(() => void c.socket.destroy());
+  return c;
+}
+
+/** A connection the relay is expected to reset (nothing listens behind it). */
+function refused(port: number) {
+  const c = dial(port);
   cleanups.push(() => void c.socket.destroy());
   return c;
 }
@@ -71,7 +78,9 @@ describe('relay link', () => {
     const { link, ends } = await startLink();
     expect((await link.snapshot()).refused).toBe(0);
     // Nothing listens on the recover route yet: the relay accepts, the destination refuses.
-    const early = await connect(ends.recover.connect.port);
+    // Dialled, not awaited: the relay's reset may come before the client sees it connect
+    // (ECONNRESET from connect: failed a fresh-clone CI run once).
+    const early = refused(ends.recover.connect.port);
     await waitFor(() => early.state.error !== undefined || early.state.closed, 5000, 'the early connection to end');
     await waitFor(async () => (await link.snapshot()).refused === 1, 5000, 'the refusal to be counted');
     expect((await link.snapshot()).refusedSecond).toBe(0);
@@ -86,7 +95,7 @@ describe('relay link', () => {
     const main = await connect(ends.recover.connect.port);
     main.socket.write('main');
     await waitFor(async () => (await link.snapshot())['source-to-destination'].bytesForwarded === 4, 5000, 'the main channel through');
-    const second = await connect(ends.recover.connect.port);
+    const second = refused(ends.recover.connect.port);
     await waitFor(() => second.state.error !== undefined || second.state.closed, 5000, 'the second connection to end');
     await waitFor(async () => (await link.snapshot()).refused === 2, 5000, 'the second refusal');
     expect((await link.snapshot()).refusedSecond).toBe(1);
