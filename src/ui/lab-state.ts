@@ -116,7 +116,8 @@ const READ_MS_PER_WORD = 250;
 /**
  * Whether step `step` (StepView.index), current for `shownMs` and just ended, ended under a reader:
  * followed on screen (not another step read with [ ]), not scrolled to its end, the person did
- * nothing in it, and it lasted less than a careful read of its text.
+ * nothing in it (or did with part of its text never in view: `hiddenBelow`), and it lasted less
+ * than a careful read of its text.
  */
 export function endedUnread(state: LabUiState, step: number, text: string, shownMs: number, hiddenBelow = false): boolean {
   const v = state.steps;
@@ -202,10 +203,9 @@ export type LabUiAction =
   | { type: 'acted'; step: number }
   /**
    * The current step `step` (StepView.index) ended after `shownMs` on screen and the lab moved on.
-   * A step that ends before a careful reader could have read it, while the person did nothing in
-   * it (or did, with part of its text never in view: `hiddenBelow`) and had not scrolled to its
-   * end, stays on screen, marked done: ] goes on (found playing throttle-vs-postcopy: "Watch the throttle
-   * climb" ended 3 s after it appeared, its 120 words unread, and the panel jumped to step 6).
+   * A step that ended under a reader (endedUnread) stays on screen, marked done: ] goes on (found
+   * playing throttle-vs-postcopy: "Watch the throttle climb" ended 3 s after it appeared, its 120
+   * words unread, and the panel jumped to step 6).
    */
   | { type: 'step-ended'; step: number; text: string; shownMs: number; hiddenBelow?: boolean }
   | { type: 'log-scroll'; top: LabEvent | null }

@@ -69,9 +69,9 @@ export function LabScreen(props: LabScreenProps) {
   const shown = useRef<{ step: number; at: number } | null>(null);
   // The terminal's size in the last render, for what of a step's text was in view.
   const screenSize = useRef({ columns, rows });
-  // A lab whose last step ended under a reader keeps its screen until Enter: the end screen
-  // would take that step's text away unread (throttle-vs-postcopy's "Postcopy finishes" lasts
-  // 7 s at the lab's pace and explains what was just on screen).
+  // A lab that completes under a reader (its last step unread, or another step on screen) keeps
+  // its screen until Enter: the end screen would take that text away unread (throttle-vs-postcopy's
+  // "Postcopy finishes" lasts 7 s at the lab's pace and explains what was just on screen).
   const [endHeld, setEndHeld] = useState<RunSummary | null>(null);
   useEffect(() => {
     const prev = shown.current;
