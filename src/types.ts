@@ -511,6 +511,8 @@ export interface SessionState {
   addresses?: Readonly<Record<string, string>>;
   /** The current step's hold (src/lab/hold.ts); absent or null when it has none. */
   hold?: HoldStatus | null;
+  /** When the current step began: its index and the link's `refusedSecond` then (a refusal during the step is the step's). */
+  stepStart?: { step: number; refusedSecond: number } | null;
 }
 
 /**

@@ -12,7 +12,7 @@
  *   listens where the link forwards (`bypassRefusal`); whether a resume would meet a link the
  *   person left broken (`resumeRefusal`).
  */
-import type { LinkFault, MigrationStatus, Side, Snapshot, StepView, Unreachable, UnreachableCause } from '../types.js';
+import type { LinkFault, MigrationStatus, SessionState, Side, Snapshot, StepView, Unreachable, UnreachableCause } from '../types.js';
 import { isPostcopy } from '../sim/states.js';
 import { parseCondition, type Expr } from './condition.js';
 import type { QmpCommand } from './describe.js';
@@ -269,6 +269,22 @@ export function unreachable(step: Pick<LabStep, 'index' | 'actions'>, condition:
     };
   }
   return null;
+}
+
+/**
+ * Whether both sides paused because the destination refused the source's postcopy-preempt
+ * channel during the current step: the capability was set on the source only. A recovery meets
+ * the same refusal (the destination cannot take the capability during a migration), so the
+ * recovery commands lead nowhere; fresh VMs do (found playing postcopy-preempt: the capability
+ * on the source alone, both sides paused at the switchover, and only the recovery commands on
+ * screen, the reason in the event log).
+ */
+export function preemptRefused(state: Pick<SessionState, 'snapshot' | 'currentStep' | 'stepStart'>): boolean {
+  const s = state.snapshot;
+  const start = state.stepStart;
+  if (!s || !start || start.step !== state.currentStep) return false;
+  if (s.source.status !== 'postcopy-paused' || s.destination.status !== 'postcopy-paused') return false;
+  return (s.link.refusedSecond ?? 0) > start.refusedSecond;
 }
 
 /**

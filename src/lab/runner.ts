@@ -175,6 +175,7 @@ export class LabSession implements LabSessionApi {
   private stepHooks(outer: StepHooks): StepHooks {
     return {
       stepStarted: async (step, mode) => {
+        this.store.update({ stepStart: { step: step.index, refusedSecond: this.getState().snapshot?.link.refusedSecond ?? 0 } });
         // The drill shows no step text: what this version does differently is said here.
         for (const note of notesFor(step, this.backend.qemuVersion)) this.event({ kind: 'hint', text: `on QEMU ${this.backend.qemuVersion}: ${expandTemplates(note, this.vars)}` });
         await this.hold?.begin(step.index, step.hold, step.until);

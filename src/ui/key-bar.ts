@@ -5,6 +5,7 @@
  */
 import { isPaused, isPostcopy } from '../sim/states.js';
 import { hintCommand } from '../qmp/console.js';
+import { preemptRefused } from '../lab/reach.js';
 import type { MigrationStatus, SessionState, StepView } from '../types.js';
 import { QMP_COMMANDS } from './qmp-commands.js';
 import type { Mode } from './lab-state.js';
@@ -66,7 +67,7 @@ export function normalKeys(state: SessionState): NormalKeys {
     hint: !!step && step.status === 'active' && step.hintsShown < step.hints.length,
     showMe: running && !!step && step.status === 'active' && step.actions.length > 0,
     retry: running && state.blocked?.retry === true,
-    rewind: running && (!!state.blocked || state.missed?.step === state.currentStep + 1),
+    rewind: running && (!!state.blocked || state.missed?.step === state.currentStep + 1 || preemptRefused(state)),
     hold: running && !!state.hold && state.hold.step === state.currentStep && state.hold.state !== 'idle',
   };
 }

@@ -11,7 +11,7 @@
 import { Box, Text } from 'ink';
 import { memo } from 'react';
 import { describeFault } from '../../link/fault-model.js';
-import { brokenLink, brokenOutsideStep, faultConsequence, faultTooEarly, recoveryCommands, restartAdvice, stepsBefore } from '../../lab/reach.js';
+import { brokenLink, brokenOutsideStep, faultConsequence, faultTooEarly, preemptRefused, recoveryCommands, restartAdvice, stepsBefore } from '../../lab/reach.js';
 import type { LinkFault, SessionState } from '../../types.js';
 import { fit, wrapWords } from '../format.js';
 
@@ -74,7 +74,16 @@ export function adviceLines(state: SessionState, pendingFault: LinkFault | null,
   // commands (found playing blackhole on QEMU 10.0: they vanished once the link was restored).
   const pausing = stepFaults.filter((k) => k !== 'blackhole');
   const stepsOwnPause = !current?.recoverySides?.length && (current?.actsOnVm === true || (pausing.length > 0 && !theirs));
-  const rec = stepsOwnPause ? null : recoveryCommands(snap, state.addresses ?? {});
+  // The destination refused the preempt channel: a recovery would be refused the same way.
+  const refused = preemptRefused(state);
+  if (refused) {
+    say(
+      "Both sides paused: the destination refused the source's second connection, so postcopy-preempt is on the source only. A recovery meets the same refusal: w rewinds (fresh VMs), then set it on both sides before migrate.",
+      'yellow',
+      true,
+    );
+  }
+  const rec = stepsOwnPause || refused ? null : recoveryCommands(snap, state.addresses ?? {});
   if (rec) {
     const link = theirs ? brokenLink(snap!) : null;
     if (link) out.push({ text: fit(`paused · the link is ${link}: u restores it; then:`, width), color: 'yellow' });

@@ -69,6 +69,10 @@ export function LabScreen(props: LabScreenProps) {
   const shown = useRef<{ step: number; at: number } | null>(null);
   // The terminal's size in the last render, for what of a step's text was in view.
   const screenSize = useRef({ columns, rows });
+  // Steps below this index were replayed for the person (a retry or a rewind): they end at once
+  // by design and are not kept (found after a rewind in postcopy-preempt: step 1 was kept).
+  const replayedBelow = useRef(0);
+  if (state.replaying) replayedBelow.current = Math.max(replayedBelow.current, state.replaying.to);
   // A lab that completes under a reader (its last step unread, or another step on screen) keeps
   // its screen until Enter: the end screen would take that text away unread (throttle-vs-postcopy's
   // "Postcopy finishes" lasts 7 s at the lab's pace and explains what was just on screen).
@@ -79,7 +83,7 @@ export function LabScreen(props: LabScreenProps) {
     if (state.currentStep >= 0 && prev?.step !== state.currentStep) shown.current = { step: state.currentStep, at: now };
     const unread = (index: number, since: number): boolean => {
       const step = state.steps.find((st) => st.index === index);
-      if (step?.status !== 'done') return false;
+      if (step?.status !== 'done' || index < replayedBelow.current) return false;
       // Whether its text, from the top, had lines below the panel (a reader at the top never saw them).
       // The panel as the normal screen has it: the console and a focused log shrink it, but a
       // person who opened the console had the whole panel before (found playing double-failure: a

@@ -4,7 +4,7 @@
  * step does not ask for would do now.
  */
 import { describe, expect, it } from 'vitest';
-import { breaksLink, bypassRefusal, consoleArguments, earlyResumeRefusal, recoveryFailureStrands, faultConsequence, faultTooEarly, precopyRequired, recoveryCommands, recoverySides, restartAdvice, resumeRefusal, showMeRefusal, startsMigration, stepLinkFaults, unreachable } from '../../../src/lab/reach.js';
+import { breaksLink, bypassRefusal, consoleArguments, earlyResumeRefusal, recoveryFailureStrands, faultConsequence, faultTooEarly, preemptRefused, precopyRequired, recoveryCommands, recoverySides, restartAdvice, resumeRefusal, showMeRefusal, startsMigration, stepLinkFaults, unreachable } from '../../../src/lab/reach.js';
 import type { LabStep } from '../../../src/lab/schema.js';
 import type { MigrationStatus, Snapshot } from '../../../src/types.js';
 import { fakeDirection, fakeSide, fakeSnapshot } from '../../helpers/fake-session.js';
@@ -259,6 +259,19 @@ describe('unreachable when the destination process is gone', () => {
     // A step that starts a fresh destination itself is no dead end either.
     const fresh: Actions = { index: 2, actions: [{ type: 'vm', side: 'destination', do: 'restart' }, ...retryStep.actions] };
     expect(unreachable(fresh, 'source.status == "postcopy-paused"', gone)).toBeNull();
+  });
+});
+
+describe('preemptRefused', () => {
+  const paused = (refusedSecond: number) => ({ ...snap('postcopy-paused', 'postcopy-paused'), link: { ...snap('postcopy-paused', 'postcopy-paused').link, refusedSecond } });
+  it('is both sides paused after the destination refused a second connection during the current step', () => {
+    expect(preemptRefused({ snapshot: paused(1), currentStep: 2, stepStart: { step: 2, refusedSecond: 0 } })).toBe(true);
+    // One refused before the step began is not this step's; nor is one with a side still running.
+    expect(preemptRefused({ snapshot: paused(1), currentStep: 2, stepStart: { step: 2, refusedSecond: 1 } })).toBe(false);
+    expect(preemptRefused({ snapshot: paused(1), currentStep: 3, stepStart: { step: 2, refusedSecond: 0 } })).toBe(false);
+    const active = { ...paused(1), destination: fakeSide('destination', { status: 'postcopy-active' }) };
+    expect(preemptRefused({ snapshot: active, currentStep: 2, stepStart: { step: 2, refusedSecond: 0 } })).toBe(false);
+    expect(preemptRefused({ snapshot: paused(0), currentStep: 2, stepStart: { step: 2, refusedSecond: 0 } })).toBe(false);
   });
 });
 

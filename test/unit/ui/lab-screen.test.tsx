@@ -219,6 +219,21 @@ describe('LabScreen keys', () => {
     expect(m.frame()).toContain('paused · destination: migrate-recover {"uri": "tcp:127.0.0.1:7003"}');
   });
 
+  it("both sides paused by a refused preempt channel: the reason and w, not recovery commands that would be refused again", async () => {
+    const base = fakeSnapshot({ source: fakeSide('source', { status: 'postcopy-paused' }), destination: fakeSide('destination', { status: 'postcopy-paused' }) });
+    const s = new FakeSession({
+      addresses: { 'recover.listen': 'tcp:127.0.0.1:7003', 'recover.connect': 'tcp:127.0.0.1:7004' },
+      snapshot: { ...base, link: { ...base.link, refusedSecond: 1 } },
+    });
+    s.set({ stepStart: { step: s.getState().currentStep, refusedSecond: 0 } });
+    const m = await mount(s, 100, 30);
+    const flat = () => m.frame().replace(/\s+/g, ' ');
+    await waitFor(() => flat().includes("the destination refused the source's second connection, so postcopy-preempt is on the source only"), 'the reason');
+    expect(flat()).toContain('w rewinds (fresh VMs), then set it on both sides before migrate');
+    expect(m.frame()).not.toContain('paused · destination: migrate-recover');
+    expect(m.frame()).toMatch(/w rewind/);
+  });
+
   it('s reports a refused show-me as an error, not as done', async () => {
     const s = new FakeSession();
     s.showMe = async () => {
@@ -582,6 +597,17 @@ describe('LabScreen keys', () => {
     await waitFor(() => m.session.callsOf('qmpLine').length === 1, 'the console line');
     s.set({ currentStep: 2, steps: s.getState().steps.map((st) => ({ ...st, status: st.index < 2 ? 'done' : 'active' })) });
     await waitForText(m.lastFrame, 'NEXT-2');
+    expect(m.frame()).not.toContain('ended while you read it');
+  });
+
+  it('steps replayed for the person (a rewind) are not kept when they end', async () => {
+    const s = new FakeSession();
+    const text = (tag: string) => `${tag} ${Array.from({ length: 60 }, (_, i) => `w${i}`).join(' ')}`;
+    s.set({ steps: s.getState().steps.map((st) => ({ ...st, text: text(`TEXT-${st.index}`) })), replaying: { why: 'rewind', step: 2, to: 2 } });
+    const m = await mount(s, 80, 24);
+    await waitForText(m.lastFrame, 'TEXT-1');
+    s.set({ currentStep: 2, replaying: null, steps: s.getState().steps.map((st) => ({ ...st, status: st.index < 2 ? 'done' : 'active' })) });
+    await waitForText(m.lastFrame, 'TEXT-2');
     expect(m.frame()).not.toContain('ended while you read it');
   });
 
