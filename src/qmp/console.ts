@@ -241,24 +241,25 @@ export function settingSideNote(side: 'source' | 'destination', execute: string,
 /** Commands QEMU refuses without arguments: named bare in a hint, they are no command to copy. */
 const NEEDS_ARGUMENTS = new Set(['migrate', 'migrate-incoming', 'migrate-recover', 'migrate-set-capabilities', 'migrate-set-parameters', 'pmemsave']);
 
-/** The one side a console line's settings act on (auto-converge: the source), or null: not a setting, or not one side's. */
-export function settingLineSide(line: string): 'source' | 'destination' | null {
+/** A console line parsed, or null when it does not parse. */
+function parsedOrNull(line: string): ConsoleCommand | null {
   try {
-    const cmd = parseConsoleLine(line);
-    return settingsSide(cmd.execute, cmd.arguments);
+    return parseConsoleLine(line);
   } catch {
     return null;
   }
 }
 
+/** The one side a console line's settings act on (auto-converge: the source), or null: not a setting, or not one side's. */
+export function settingLineSide(line: string): 'source' | 'destination' | null {
+  const cmd = parsedOrNull(line);
+  return cmd ? settingsSide(cmd.execute, cmd.arguments) : null;
+}
+
 /** The one side a console line's command is for (migrate-recover: the destination), or null. */
 export function commandSide(line: string): 'source' | 'destination' | null {
-  try {
-    const cmd = parseConsoleLine(line);
-    return COMMAND_SIDE[cmd.execute] ?? settingsSide(cmd.execute, cmd.arguments);
-  } catch {
-    return null;
-  }
+  const cmd = parsedOrNull(line);
+  return cmd ? (COMMAND_SIDE[cmd.execute] ?? settingsSide(cmd.execute, cmd.arguments)) : null;
 }
 
 const commandPatterns = new WeakMap<readonly string[], RegExp>();
@@ -307,12 +308,8 @@ export function hintCommand(hint: string, commands: readonly string[]): HintComm
       line = args ? `${m[0]} ${args}` : NEEDS_ARGUMENTS.has(m[0]) ? null : m[0];
     }
     if (!line) continue;
-    let execute: string;
-    try {
-      execute = parseConsoleLine(line).execute;
-    } catch {
-      continue;
-    }
+    const execute = parsedOrNull(line)?.execute;
+    if (execute === undefined) continue;
     // A command for one side only goes there, whatever the prose around it names
     // ("migrate-incoming on the destination, migrate and migrate-start-postcopy on the source").
     return { line, side: COMMAND_SIDE[execute] ?? sideNamed(hint.slice(0, at), 'last') ?? sideNamed(hint.slice(at + line.length), 'first') };
