@@ -5,7 +5,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
-import { migrationStatus, STATE_TABLE } from '../../../src/driver/libvirt-backend.js';
+import { migrationStatus, resumeBeforeQemuPaused, STATE_TABLE } from '../../../src/driver/libvirt-backend.js';
 import { makeVmBackend } from '../../../src/driver/select-backend.js';
 import { virshActionProblem } from '../../../src/libvirt/virsh-action.js';
 import { loadLabText } from '../../../src/lab/load.js';
@@ -35,6 +35,17 @@ describe('libvirt states as QEMU migration states', () => {
   it('the table has one row per side, state and reason', () => {
     const keys = STATE_TABLE.map((r) => `${r.side}|${r.state}|${r.reason}`);
     expect(new Set(keys).size).toBe(keys.length);
+  });
+});
+
+describe('a --postcopy-resume refused before the source QEMU paused', () => {
+  const resume = ['migrate', '--live', '--postcopy', '--postcopy-resume', 'pcl-guest', 'qemu+tcp://10.0.0.2/system'];
+  it('is tried again: libvirt said post-copy failed before QEMU reached postcopy-paused', () => {
+    expect(resumeBeforeQemuPaused(resume, 'error: Requested operation is not valid: QEMU reports migration is still running')).toBe(true);
+  });
+  it('no other refusal is, and no other migrate', () => {
+    expect(resumeBeforeQemuPaused(resume, 'error: Requested operation is not valid: post-copy migration of domain pcl-guest has not failed')).toBe(false);
+    expect(resumeBeforeQemuPaused(['migrate', '--live', '--postcopy', 'pcl-guest', 'qemu+tcp://10.0.0.2/system'], 'QEMU reports migration is still running')).toBe(false);
   });
 });
 
