@@ -26,6 +26,11 @@ import { Advice, adviceLines } from './Advice.js';
 /** How long an action's notice stays in the header. */
 export const NOTICE_MS = 5000;
 
+/** Whether the lab's id and clock fit in front of a notice on a header `width` wide. */
+export function clockFits(notice: string, clock: string, width: number): boolean {
+  return clock.length + 2 + notice.length <= width;
+}
+
 export interface LabScreenProps {
   session: LabSessionApi;
   columns: number;
@@ -199,18 +204,20 @@ export function LabScreen(props: LabScreenProps) {
     );
   }
 
+  const clock = `${session.labId} · t=${fmtT(snap?.t ?? 0)}`;
   return (
     <Box flexDirection="column" width={layout.main.width} height={layout.height} overflowY="hidden">
       <Box height={1} width={layout.header.width} overflowY="hidden">
         {/* A notice takes the title's place while it shows: the title is on every other frame,
             the notice (an error's reason above all) would otherwise be cut at the right edge.
             An error takes the clock's place too: its reason ends with what to do, and at 80
-            columns the clock left that cut off ("press u to restore it" after a show me). */}
+            columns the clock left that cut off ("press u to restore it" after a show me); so
+            does any notice the clock would leave no room for ("... Enter sends it there"). */}
         <Text wrap="truncate">
           {ui.notice ? null : <Text bold>{session.title}  </Text>}
-          {ui.notice?.level === 'error' ? null : (
+          {ui.notice?.level === 'error' || (ui.notice && !clockFits(ui.notice.text, clock, layout.header.width)) ? null : (
             <Text dimColor>
-              {session.labId} · t={fmtT(snap?.t ?? 0)}
+              {clock}
               {ui.notice ? '  ' : ''}
             </Text>
           )}

@@ -370,6 +370,18 @@ describe('LabScreen keys', () => {
     expect(m.frame()).toMatch(/source> *\n/);
   });
 
+  it('a notice the clock would leave no room for takes the clock\'s place too (80 columns)', async () => {
+    const m = await mount(new FakeSession(), 80, 24);
+    m.session.qmpLineReply = async (side) => (side === 'destination' ? { ok: false, text: 'Error: Cannot resume if there is no paused migration' } : { ok: true, text: '{"return": {}}' });
+    await m.type(':');
+    await waitForText(m.lastFrame, 'QMP console to destination');
+    await m.type('migrate {"uri": "tcp:127.0.0.1:7004", "resume": true}', KEYS.enter);
+    await waitForText(m.lastFrame, 'QMP console to source');
+    const header = m.frame().split('\n')[0];
+    expect(header).toContain('the console turned to the source with your line: Enter sends it there');
+    expect(header).not.toContain('t=');
+  });
+
   it('console: a setting the side took but does nothing with comes back on the side it acts on', async () => {
     const m = await mount();
     m.session.qmpLineReply = async () => ({ ok: true, text: '{"return": {}}' });
