@@ -17,8 +17,17 @@ import { fit, wrapWords } from '../format.js';
 
 export interface AdviceLine {
   text: string;
-  color: 'red' | 'yellow' | 'cyan';
+  color: 'red' | 'yellow' | 'cyan' | 'green';
   bold?: boolean;
+}
+
+/** The most lines an expected ending takes above the log, which keeps its title and a line (the summary has the ending whole). */
+const FINISHED_LINES = 3;
+
+/** `line` marked as cut: the summary (Enter) has the rest. */
+function ellipsis(line: string, width: number): string {
+  const room = Math.max(0, width - 2);
+  return `${line.length > room ? line.slice(0, room).trimEnd() : line} …`;
 }
 
 /** What to say now, wrapped to `width`; at most `maxLines` (the most important first). */
@@ -28,6 +37,19 @@ export function adviceLines(state: SessionState, pendingFault: LinkFault | null,
     for (const l of wrapWords(text, width)) out.push({ text: l, color, bold });
   };
   const current = state.steps.find((st) => st.index === state.currentStep);
+  // Over: nothing is left to do but read. Recovery commands would invite a recovery the lab
+  // has ended (recovery-file-window ends, as it expects, with both sides still paused); a lab
+  // that ends in the failure it declares says which, while its last step is read.
+  if (state.finished) {
+    const f = state.finished.expectedFailure;
+    if (f) {
+      const lines = wrapWords(`Ended as the lab expects: ${f.message}`, width);
+      const keep = lines.slice(0, Math.min(FINISHED_LINES, Math.max(1, maxLines - 2)));
+      if (keep.length < lines.length && keep.length > 0) keep[keep.length - 1] = ellipsis(keep[keep.length - 1], width);
+      for (const l of keep) out.push({ text: l, color: 'green' });
+    }
+    return out;
+  }
   if (pendingFault) {
     const what = describeFault(pendingFault);
     const own = current?.linkFaults ?? [];

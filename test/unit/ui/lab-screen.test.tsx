@@ -177,6 +177,27 @@ describe('LabScreen keys', () => {
     expect(m.frame()).toContain('paused · source: migrate {"uri": "tcp:127.0.0.1:7004", "resume": true}');
   });
 
+  it('a lab that ended as it expects, both sides still paused: how it ended, not recovery commands', async () => {
+    const words = Array.from({ length: 60 }, (_, i) => `w${i}`).join(' ');
+    const s = new FakeSession({
+      addresses: { 'recover.listen': 'tcp:127.0.0.1:7003', 'recover.connect': 'tcp:127.0.0.1:7004' },
+      snapshot: fakeSnapshot({ source: fakeSide('source', { status: 'postcopy-paused' }), destination: fakeSide('destination', { status: 'postcopy-paused' }) }),
+    });
+    s.set({ steps: s.getState().steps.map((st) => ({ ...st, text: `LAST-${st.index} ${words}` })) });
+    const m = await mount(s, 80, 24);
+    await waitForText(m.lastFrame, 'paused · destination: migrate-recover');
+    const message = `recovery cannot be complete: the destination lacks 1572 pages the recovery file does not hold (${Array.from({ length: 40 }, (_, i) => 1405 + i).join(', ')}, …)`;
+    const summary: RunSummary = { ok: true, labId: 'recovery-file-window', durationMs: 1000, verified: false, pagesResent: 0, duplicatesDiscarded: 0, blocktimeMs: 0, recoveries: 0, expectedFailure: { reason: 'recovery-incomplete', message } };
+    s.set({ steps: s.getState().steps.map((st) => ({ ...st, status: 'done' })), finished: summary });
+    await waitForText(m.lastFrame, 'Ended as the lab expects: recovery cannot be complete');
+    expect(m.frame()).not.toContain('paused · ');
+    // Marked as cut (Enter shows the summary, whole), and the log keeps its title and a line.
+    const lines = m.frame().split('\n');
+    const last = lines.findIndex((l) => l.startsWith('Events'));
+    expect(lines[last - 1]).toMatch(/…\s*$/);
+    expect(lines.length - last).toBeGreaterThanOrEqual(3);
+  });
+
   it('both sides paused over a cut link: "press u" comes before the recovery commands (a resume would not get through)', async () => {
     const link = fakeSnapshot().link;
     const s = new FakeSession({
