@@ -369,6 +369,8 @@ export interface StepView {
   startsFreshDestination?: boolean;
   /** The kinds of link-breaking fault the step's own `do` applies ('cut', 'blackhole', 'down'): another kind is a mistake worth a question. */
   linkFaults?: LinkFault['kind'][];
+  /** The link-breaking faults the step's own `do` applies before its recovery commands (reach.ts faultsBeforeRecovery). */
+  faultsBeforeRecovery?: LinkFault[];
   /** The sides the step's own `do` sends a postcopy recovery command to (migrate-recover, migrate with resume). */
   recoverySides?: Side[];
   /** The step's own `do` kills, restarts or replaces a VM (qemu-recovery-file's "Lose the source host"). */

@@ -12,7 +12,7 @@
  *   listens where the link forwards (`bypassRefusal`); whether a resume would meet a link the
  *   person left broken (`resumeRefusal`).
  */
-import type { LinkFault, MigrationStatus, SessionState, Side, Snapshot, StepView, Unreachable, UnreachableCause } from '../types.js';
+import type { Direction, LinkFault, MigrationStatus, SessionState, Side, Snapshot, StepView, Unreachable, UnreachableCause } from '../types.js';
 import { isPostcopy } from '../sim/states.js';
 import { parseCondition, type Expr } from './condition.js';
 import type { QmpCommand } from './describe.js';
@@ -105,6 +105,30 @@ export function recoverySides(step: Pick<LabStep, 'actions'>): Side[] {
     return [];
   });
   return [...new Set(sides)];
+}
+
+/**
+ * The link-breaking faults a step's own `do` applies before its first recovery command:
+ * qemu-recover-hang's "Start a recovery that stalls" blackholes the return path, then
+ * recovers. The recovery commands alone, said to someone who restored the link, would recover
+ * without the stall the step is about.
+ */
+export function faultsBeforeRecovery(step: Pick<LabStep, 'actions'>): LinkFault[] {
+  const out: LinkFault[] = [];
+  for (const a of step.actions) {
+    if (a.type === 'qmp' && ((a.side === 'destination' && a.execute === 'migrate-recover') || isSourceResume(a.side, a))) return out;
+    if (a.type === 'link' && isBreaking(a.fault.kind)) out.push(a.fault);
+  }
+  // No recovery in the step: nothing comes before one.
+  return [];
+}
+
+/** Of `faults`, the ones the link does not show yet (a direction they break is in another state). */
+export function faultsNotInPlace(s: Snapshot, faults: readonly LinkFault[]): LinkFault[] {
+  return faults.filter((f) => {
+    const dirs: Direction[] = f.direction === undefined || f.direction === 'both' ? ['source-to-destination', 'destination-to-source'] : [f.direction];
+    return dirs.some((d) => s.link[d].state !== f.kind);
+  });
 }
 
 /** Whether a step's own `do` breaks the link (then a fault key is part of the step, not a mistake). */

@@ -30,9 +30,12 @@ export const COUNTER_LABELS = [
   'MB/s',
   'vCPUs slowed',
   'guest',
-  'faults p50/p99',
+  'fault p50/p99',
   'walker',
 ] as const;
+
+/** The label column: the longest label and a blank. */
+const LABEL_WIDTH = Math.max(...COUNTER_LABELS.map((l) => l.length)) + 1;
 
 /** The wire quiet this long while pages should move is flagged on the MB/s row. */
 export const STALL_SHOWN_MS = 2000;
@@ -229,12 +232,15 @@ export function cellText(c: Cell, room: number): string {
 
 function SideCountersView(props: SideCountersProps) {
   const { source, destination, width } = props;
-  const labelW = 15;
-  const colW = Math.floor((width - labelW) / 2);
-  // Each column keeps one blank cell on its right so neighbouring values never touch.
-  const cell = (c: Cell) => (
+  // The longest label and a blank. At 80 columns that leaves 16 cells a side: the source's
+  // value and the blank that keeps it off the destination's, the destination's value up to the
+  // edge, so "postcopy-recover" fits both (15 cut it to "postcopy-recov…").
+  const labelW = LABEL_WIDTH;
+  const srcW = Math.ceil((width - labelW) / 2);
+  const dstW = width - labelW - srcW;
+  const cell = (c: Cell, w: number) => (
     <Text color={c.color} bold={c.bold}>
-      {fit(cellText(c, colW - 1), colW - 1)}{' '}
+      {fit(cellText(c, w), w)}
     </Text>
   );
   const src = cachedCells(source);
@@ -243,14 +249,15 @@ function SideCountersView(props: SideCountersProps) {
     <Box flexDirection="column" width={width} height={props.height ?? COUNTER_LABELS.length + 1} overflowY="hidden">
       <Text wrap="truncate">
         <Text bold>{fit('Counters', labelW)}</Text>
-        <Text bold>{fit('source', colW)}</Text>
-        <Text bold>{fit('destination', colW)}</Text>
+        <Text bold>{fit('source', srcW)}</Text>
+        <Text bold>{fit('destination', dstW)}</Text>
       </Text>
       {COUNTER_LABELS.map((label, i) => (
         <GlyphRow key={label} width={width}>
           <Text dimColor>{fit(label, labelW)}</Text>
-          {cell(src[i])}
-          {cell(dst[i])}
+          {cell(src[i], srcW - 1)}
+          <Text> </Text>
+          {cell(dst[i], dstW)}
         </GlyphRow>
       ))}
     </Box>

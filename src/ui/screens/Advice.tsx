@@ -11,7 +11,7 @@
 import { Box, Text } from 'ink';
 import { memo } from 'react';
 import { describeFault } from '../../link/fault-model.js';
-import { brokenLink, brokenOutsideStep, faultConsequence, faultTooEarly, preemptRefused, recoveryCommands, restartAdvice, stepsBefore } from '../../lab/reach.js';
+import { brokenLink, brokenOutsideStep, faultConsequence, faultsNotInPlace, faultTooEarly, preemptRefused, recoveryCommands, restartAdvice, stepsBefore } from '../../lab/reach.js';
 import type { LinkFault, SessionState } from '../../types.js';
 import { fit, wrapWords } from '../format.js';
 
@@ -109,6 +109,10 @@ export function adviceLines(state: SessionState, pendingFault: LinkFault | null,
   if (rec) {
     const link = theirs ? brokenLink(snap!) : null;
     if (link) out.push({ text: fit(`paused · the link is ${link}: u restores it; then:`, width), color: 'yellow' });
+    // The step's own fault before its recovery (qemu-recover-hang's blackholed return path):
+    // without it the recovery goes through, and the step is missed.
+    const first = snap ? faultsNotInPlace(snap, current?.faultsBeforeRecovery ?? []) : [];
+    if (first.length) out.push({ text: fit(`paused · this step's ${first.map(describeFault).join(', ')}: l, the link menu; then:`, width), color: 'yellow' });
     // A step that sends one of the two itself (double-failure resumes the source before the
     // destination listens, on purpose) is not contradicted by the other.
     const stepSides = current?.recoverySides ?? [];

@@ -26,6 +26,17 @@ import { Advice, adviceLines } from './Advice.js';
 /** How long an action's notice stays in the header. */
 export const NOTICE_MS = 5000;
 
+/**
+ * The lab's title as the header has room for it beside the id and clock: cut (…) rather than
+ * the clock (qemu-recover-hang's 58-character title left "qemu-recover-hang · …" at 80
+ * columns), and left out when fewer than 12 cells remain.
+ */
+export function headerTitle(title: string, clock: string, width: number): string {
+  const room = width - clock.length - 2;
+  if (title.length <= room) return title;
+  return room >= 12 ? `${title.slice(0, room - 1).trimEnd()}…` : '';
+}
+
 /** Whether the lab's id and clock fit in front of a notice on a header `width` wide. */
 export function clockFits(notice: string, clock: string, width: number): boolean {
   return clock.length + 2 + notice.length <= width;
@@ -214,7 +225,7 @@ export function LabScreen(props: LabScreenProps) {
             columns the clock left that cut off ("press u to restore it" after a show me); so
             does any notice the clock would leave no room for ("... Enter sends it there"). */}
         <Text wrap="truncate">
-          {ui.notice ? null : <Text bold>{session.title}  </Text>}
+          {ui.notice || !headerTitle(session.title, clock, layout.header.width) ? null : <Text bold>{headerTitle(session.title, clock, layout.header.width)}  </Text>}
           {ui.notice?.level === 'error' || (ui.notice && !clockFits(ui.notice.text, clock, layout.header.width)) ? null : (
             <Text dimColor>
               {clock}

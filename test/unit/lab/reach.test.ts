@@ -4,7 +4,7 @@
  * step does not ask for would do now.
  */
 import { describe, expect, it } from 'vitest';
-import { breaksLink, bypassRefusal, consoleArguments, earlyResumeRefusal, recoveryFailureStrands, faultConsequence, faultTooEarly, preemptRefused, precopyRequired, recoveryCommands, recoverySides, restartAdvice, resumeRefusal, showMeRefusal, startsMigration, stepLinkFaults, unreachable } from '../../../src/lab/reach.js';
+import { breaksLink, bypassRefusal, consoleArguments, earlyResumeRefusal, recoveryFailureStrands, faultConsequence, faultsBeforeRecovery, faultsNotInPlace, faultTooEarly, preemptRefused, precopyRequired, recoveryCommands, recoverySides, restartAdvice, resumeRefusal, showMeRefusal, startsMigration, stepLinkFaults, unreachable } from '../../../src/lab/reach.js';
 import type { LabStep } from '../../../src/lab/schema.js';
 import type { MigrationStatus, Snapshot } from '../../../src/types.js';
 import { fakeDirection, fakeSide, fakeSnapshot } from '../../helpers/fake-session.js';
@@ -161,6 +161,23 @@ describe('bypassRefusal', () => {
     expect(bypassRefusal('destination', { execute: 'migrate-recover', arguments: { uri: 'tcp:127.0.0.1:5001' } }, ADDR)).toMatch(
       /use migrate-recover \{"uri": "tcp:127\.0\.0\.1:5003"\}$/,
     );
+  });
+});
+
+describe("a step's own fault before its recovery", () => {
+  const hole = { kind: 'blackhole' as const, direction: 'destination-to-source' as const };
+  const recover = { type: 'qmp' as const, side: 'destination' as const, execute: 'migrate-recover', arguments: { uri: 'tcp:127.0.0.1:1' } };
+  it('is the breaking faults before the first recovery command, none without one', () => {
+    const step = { actions: [{ type: 'restore' as const }, { type: 'link' as const, fault: hole }, recover, { type: 'link' as const, fault: { kind: 'cut' as const } }] } as unknown as Pick<LabStep, 'actions'>;
+    expect(faultsBeforeRecovery(step)).toEqual([hole]);
+    expect(faultsBeforeRecovery(cutStep)).toEqual([]);
+  });
+  it('is in place when every direction it breaks shows it', () => {
+    const s = snap('postcopy-paused', 'postcopy-paused');
+    expect(faultsNotInPlace(s, [hole])).toEqual([hole]);
+    s.link['destination-to-source'] = fakeDirection({ state: 'blackhole' });
+    expect(faultsNotInPlace(s, [hole])).toEqual([]);
+    expect(faultsNotInPlace(s, [{ kind: 'blackhole' }])).toEqual([{ kind: 'blackhole' }]);
   });
 });
 

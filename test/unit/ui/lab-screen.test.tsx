@@ -1,7 +1,7 @@
 import { render } from 'ink-testing-library';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { RunSummary } from '../../../src/types.js';
-import { LabScreen } from '../../../src/ui/screens/LabScreen.js';
+import { headerTitle, LabScreen } from '../../../src/ui/screens/LabScreen.js';
 import { refusalFix } from '../../../src/ui/use-lab-keys.js';
 import { FakeSession, fakeDirection, fakeSide, fakeSnapshot } from '../../helpers/fake-session.js';
 import { KEYS, plain, settle, waitFor, waitForText } from './helpers.js';
@@ -198,6 +198,33 @@ describe('LabScreen keys', () => {
     expect(lines.length - last).toBeGreaterThanOrEqual(3);
   });
 
+  it("a step whose own fault comes before its recovery (a blackholed return path) says so between u and the commands, until it is in place", async () => {
+    const link = fakeSnapshot().link;
+    const paused = (l: typeof link) =>
+      fakeSnapshot({ source: fakeSide('source', { status: 'postcopy-paused' }), destination: fakeSide('destination', { status: 'postcopy-paused' }), link: l });
+    const s = new FakeSession({
+      addresses: { 'recover.listen': 'tcp:127.0.0.1:7003', 'recover.connect': 'tcp:127.0.0.1:7004' },
+      snapshot: paused({ ...link, 'source-to-destination': fakeDirection({ state: 'cut' }), 'destination-to-source': fakeDirection({ state: 'cut' }) }),
+    });
+    const hole = { kind: 'blackhole' as const, direction: 'destination-to-source' as const };
+    s.set({ steps: s.getState().steps.map((st) => ({ ...st, breaksLink: true, linkFaults: ['blackhole' as const], faultsBeforeRecovery: [hole], recoverySides: ['destination' as const, 'source' as const] })) });
+    const m = await mount(s, 80, 24);
+    await waitForText(m.lastFrame, "paused · this step's blackhole (destination→source): l, the link menu; then:");
+    const lines = m.frame().split('\n');
+    const u = lines.findIndex((l) => l.includes('paused · the link is cut: u restores it; then:'));
+    expect(u).toBeGreaterThan(-1);
+    expect(lines[u + 1]).toContain("this step's blackhole");
+    expect(lines[u + 2]).toContain('paused · destination: migrate-recover');
+    // Restored: the blackhole still comes first.
+    s.set({ snapshot: paused(link) });
+    await waitFor(() => !m.frame().includes('u restores it'), 'u advice gone once restored');
+    expect(m.frame()).toContain("paused · this step's blackhole (destination→source)");
+    // In place: only the recovery commands.
+    s.set({ snapshot: paused({ ...link, 'destination-to-source': fakeDirection({ state: 'blackhole' }) }) });
+    await waitFor(() => !m.frame().includes("this step's blackhole"), 'the step fault line gone once in place');
+    expect(m.frame()).toContain('paused · destination: migrate-recover {"uri": "tcp:127.0.0.1:7003"}');
+  });
+
   it('both sides paused over a cut link: "press u" comes before the recovery commands (a resume would not get through)', async () => {
     const link = fakeSnapshot().link;
     const s = new FakeSession({
@@ -389,6 +416,16 @@ describe('LabScreen keys', () => {
     await settle(40);
     expect(m.frame()).toContain('QMP console to source');
     expect(m.frame()).toMatch(/source> *\n/);
+  });
+
+  it('a long title is cut, not the clock (80 columns)', () => {
+    const title = 'A recovery whose own channel dies (QEMU before 8.2 hangs)';
+    const clock = 'qemu-recover-hang · t=31.7s';
+    const t = headerTitle(title, clock, 80);
+    expect(t.endsWith('…')).toBe(true);
+    expect(`${t}  ${clock}`.length).toBeLessThanOrEqual(80);
+    expect(headerTitle('Short', clock, 80)).toBe('Short');
+    expect(headerTitle(title, clock, 40)).toBe('');
   });
 
   it('a notice the clock would leave no room for takes the clock\'s place too (80 columns)', async () => {

@@ -112,9 +112,17 @@ describe('SideCounters', () => {
     expect(row('MB/s')).toMatch(/100\s+100/);
     // Blocked vCPUs have their own row; blocktime is a sum over vCPUs and says so.
     expect(row('vCPUs slowed')).toContain('1 now · 0.0 vCPU·s');
-    expect(row('faults p50/p99')).toContain('0.42/2.10 ms');
+    expect(row('fault p50/p99')).toContain('0.42/2.10 ms');
     expect(row('walker')).toContain('25%');
     expect(row('guest')).toMatch(/postmigrate\s+5000 ops\/s/);
+  });
+  it('shows postcopy-recover whole on both sides at 80 columns', () => {
+    const src = fakeSide('source', { status: 'postcopy-recover' });
+    const dst = fakeSide('destination', { status: 'postcopy-recover' });
+    const out = frame(<SideCounters source={src} destination={dst} width={47} />);
+    const row = out.split('\n').find((l) => l.startsWith('state')) ?? '';
+    expect(row).toMatch(/^state\s+postcopy-recover postcopy-recover$/);
+    expect(out.split('\n').every((l) => l.length <= 47)).toBe(true);
   });
   it('uses the short form of a cell in a narrow column (80 columns)', () => {
     const snap = fakeSnapshot();
