@@ -14,11 +14,12 @@
  */
 import type { Direction, LinkFault, MigrationStatus, SessionState, Side, Snapshot, StepView, Unreachable, UnreachableCause } from '../types.js';
 import { isPostcopy } from '../sim/states.js';
-import { parseCondition, type Expr } from './condition.js';
+import { evaluateCondition, parseCondition, type Expr } from './condition.js';
 import type { QmpCommand } from './describe.js';
 import type { LabStep } from './schema.js';
 import { parseVersion } from './qemu-range.js';
 import { recoveryFailureStrands as strands } from '../sim/versions.js';
+import { stepState } from './snapshot-fields.js';
 
 /** How long a state must last before it is declared final: states move in bursts around a failure. */
 export const SETTLE_MS: Record<UnreachableCause, number> = { 'migration-failed': 1000, 'migration-completed': 3000, 'switched-to-postcopy': 1000 };
@@ -393,6 +394,23 @@ export function resumeRefusal(step: Pick<LabStep, 'actions'> | undefined, side: 
   const faults = (step ? stepBreakingFaults(step) : []).map((f) => (f.direction && f.direction !== 'both' ? `${f.kind} ${f.direction}` : f.kind));
   const then = faults.length > 0 ? `, set the step's own fault (${[...new Set(faults)].join(', ')}), then` : ', then';
   return `the link is ${link}, so the resume would not get through (and a QEMU source before 8.2 would then stay in postcopy-recover for good): press u to restore the link${then} resume`;
+}
+
+/**
+ * Why the lab refuses a person's migrate-start-postcopy now, or null: the step under way waits
+ * for precopy (its first pass, a throttle: `precopyRequired`), its condition does not hold yet,
+ * and the switch is not the step's own. Postcopy cannot go back, so the switch would leave the
+ * step waiting for nothing (`unreachable`'s switched-to-postcopy, found after the fact playing
+ * qemu-recovery-file: switched while precopy's first pass ran; w was the only way on). Said
+ * before, the person only waits.
+ */
+export function earlySwitchRefusal(step: Pick<LabStep, 'actions' | 'until' | 'index'> | undefined, side: Side, cmd: QmpCommand, s: Snapshot | null): string | null {
+  if (!step || !s || side !== 'source' || cmd.execute !== 'migrate-start-postcopy') return null;
+  if (step.actions.some((a) => a.type === 'qmp' && a.execute === 'migrate-start-postcopy')) return null;
+  const sides = precopyRequired(step.until.source);
+  if (!sides.length || !sides.every((x) => s[x].status === 'active')) return null;
+  if (evaluateCondition(step.until, stepState(s, s)).value) return null;
+  return `step ${step.index + 1} waits for precopy (${step.until.source}), which has not happened yet; postcopy cannot go back to precopy, so switching now would leave the step waiting for nothing: wait until step ${step.index + 1} is done, then switch`;
 }
 
 /** Whether a source of this QEMU version ("7.2") is stranded by a recovery connection that fails (versions.ts). */

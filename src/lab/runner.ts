@@ -22,7 +22,7 @@ import { Recorder } from './recorder.js';
 import type { Lab, VmOperation } from './schema.js';
 import { StepEngine, type RunMode, type StepHooks } from './steps.js';
 import { SessionStore } from './store.js';
-import { breaksLink, earlyResumeRefusal, faultsBeforeRecovery, isSourceResume, startsFreshVm, recoverySides, resumeRefusal, showMeRefusal, startsMigration, stepLinkFaults } from './reach.js';
+import { breaksLink, earlyResumeRefusal, earlySwitchRefusal, faultsBeforeRecovery, isSourceResume, startsFreshVm, recoverySides, resumeRefusal, showMeRefusal, startsMigration, stepLinkFaults } from './reach.js';
 import { Operator } from './operator.js';
 import { Poller } from './poller.js';
 import { runSummary } from './verdict.js';
@@ -129,6 +129,11 @@ export class LabSession implements LabSessionApi {
       // A resume is judged on a fresh snapshot: the last published one may predate a u pressed
       // (or a restore sent) a moment ago. Only for a resume: any other command costs nothing.
       stateRefusal: async (side, cmd) => {
+        const step = this.lab.steps[this.store.getState().currentStep];
+        if (side === 'source' && cmd.execute === 'migrate-start-postcopy') {
+          const snap = await this.orch.snapshot().catch(() => null);
+          return earlySwitchRefusal(step, side, cmd, snap);
+        }
         if (!isSourceResume(side, cmd)) return null;
         const snap = await this.orch.snapshot().catch(() => null);
         if (!snap) return null;

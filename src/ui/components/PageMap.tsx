@@ -129,6 +129,8 @@ function PageMapView(props: PageMapProps) {
       ? ram?.remaining !== undefined && ram.total !== undefined
         ? `source: ${fmtBytes(ram.remaining)} of ${fmtBytes(ram.total)} remaining`
         : 'the destination reports no page counts'
+      : pages && pages.total === 0
+        ? 'no migration data yet'
       : pages
       ? `${pages.total - pages.received} of ${pages.total} pages remaining`
       : ram?.remaining !== undefined && ram.total !== undefined

@@ -162,6 +162,26 @@ describe('mistakes, through the real session', () => {
     expect((await s.qmpLine('source', `migrate {"uri": "${a['incoming.connect']}"}`)).ok).toBe(true);
   }, 60_000);
 
+  it('switching to postcopy while the step waits for precopy is refused, saying to wait; the migration stays in precopy', async () => {
+    const waits = loadLabText(
+      LAB.replace('id: mistakes', 'id: switch-early').replace("until: 'source.status == \"active\" && source.ram.transferred > 8000000'", "until: 'source.status == \"active\" && source.ram.dirty-sync-count >= 100000'"),
+      'switch-early.yaml',
+    );
+    session = new LabSession(waits, { mode: 'interactive', seed: 7, pollMs: 100, makeLink: (runtimeDir) => new RelayLink({ runtimeDir }) });
+    const s = session;
+    await s.start();
+    void s.run();
+    await s.showMe();
+    await waitFor(() => stepIs(s, 1), 'step 2');
+    await s.showMe();
+    await waitFor(() => s.getState().snapshot?.source.status === 'active', 'precopy');
+    const r = await s.qmpLine('source', 'migrate-start-postcopy');
+    expect(r.ok).toBe(false);
+    expect(r.text).toMatch(/^Error: refused by the lab: step 2 waits for precopy \(.*dirty-sync-count >= 100000\), which has not happened yet; .*wait until step 2 is done, then switch$/);
+    await new Promise((res) => setTimeout(res, 300));
+    expect(s.getState().snapshot?.source.status).toBe('active');
+  }, 60_000);
+
   it('rewind: fresh VMs replay the steps before the one asked for, then it waits for the person', async () => {
     const s = open();
     await s.start();

@@ -4,9 +4,10 @@
  * step does not ask for would do now.
  */
 import { describe, expect, it } from 'vitest';
-import { breaksLink, bypassRefusal, consoleArguments, earlyResumeRefusal, recoveryFailureStrands, faultConsequence, faultsBeforeRecovery, faultsNotInPlace, faultTooEarly, preemptRefused, precopyRequired, recoveryCommands, recoverySides, restartAdvice, resumeRefusal, showMeRefusal, startsMigration, stepLinkFaults, unreachable } from '../../../src/lab/reach.js';
+import { breaksLink, bypassRefusal, consoleArguments, earlyResumeRefusal, earlySwitchRefusal, recoveryFailureStrands, faultConsequence, faultsBeforeRecovery, faultsNotInPlace, faultTooEarly, preemptRefused, precopyRequired, recoveryCommands, recoverySides, restartAdvice, resumeRefusal, showMeRefusal, startsMigration, stepLinkFaults, unreachable } from '../../../src/lab/reach.js';
 import type { LabStep } from '../../../src/lab/schema.js';
 import type { MigrationStatus, Snapshot } from '../../../src/types.js';
+import { parseCondition } from '../../../src/lab/condition.js';
 import { fakeDirection, fakeSide, fakeSnapshot } from '../../helpers/fake-session.js';
 
 type Actions = Pick<LabStep, 'index' | 'actions'>;
@@ -352,6 +353,29 @@ describe('consoleArguments', () => {
     expect(consoleArguments('migrate-recover', 'source', null, addresses)).toBeNull();
     expect(consoleArguments('query-migrate', 'source', null, addresses)).toBeNull();
     expect(consoleArguments('migrate', 'source', null, {})).toBeNull();
+  });
+});
+
+describe('earlySwitchRefusal', () => {
+  const firstPass = { index: 0, actions: [], until: parseCondition('source.status == "active" && source.ram.dirty-sync-count >= 3') } as unknown as Pick<LabStep, 'actions' | 'until' | 'index'>;
+  const at = (syncs: number, status: MigrationStatus = 'active') => {
+    const s = snap(status, status);
+    s.source = { ...s.source, ram: { ...s.source.ram!, 'dirty-sync-count': syncs } };
+    return s;
+  };
+  const start = { execute: 'migrate-start-postcopy' };
+  it("refuses a switch while the step waits for precopy and its condition does not hold yet", () => {
+    expect(earlySwitchRefusal(firstPass, 'source', start, at(1))).toMatch(/^step 1 waits for precopy \(source.status == "active" && source.ram.dirty-sync-count >= 3\).*wait until step 1 is done, then switch$/);
+  });
+  it('lets it through once the condition holds, in a step that switches itself, and anything else', () => {
+    expect(earlySwitchRefusal(firstPass, 'source', start, at(3))).toBeNull();
+    expect(earlySwitchRefusal({ ...firstPass, actions: [{ type: 'qmp', side: 'source', execute: 'migrate-start-postcopy', arguments: {} }] } as never, 'source', start, at(1))).toBeNull();
+    expect(earlySwitchRefusal(firstPass, 'source', { execute: 'query-migrate' }, at(1))).toBeNull();
+    expect(earlySwitchRefusal(firstPass, 'destination', start, at(1))).toBeNull();
+    // No migration yet: QEMU's own error says it.
+    expect(earlySwitchRefusal(firstPass, 'source', start, at(0, 'none'))).toBeNull();
+    const anyStep = { index: 2, actions: [], until: parseCondition('destination.status == "postcopy-active"') } as unknown as Pick<LabStep, 'actions' | 'until' | 'index'>;
+    expect(earlySwitchRefusal(anyStep, 'source', start, at(1))).toBeNull();
   });
 });
 

@@ -250,6 +250,8 @@ describe('PageMap', () => {
     expect(out).toContain('1.00 MiB of 4.00 MiB remaining');
     expect(out).toContain('the QEMU backend has no per-page view');
     expect(frame(<PageMap pages={fakePages({ map: undefined })} width={70} height={5} />)).toContain('600 of 1000 pages remaining');
+    // Before the migration has said how big the guest is: not "0 of 0 pages remaining".
+    expect(frame(<PageMap pages={fakePages({ map: undefined, total: 0, received: 0 })} width={70} height={5} />)).toContain('no migration data yet');
   });
 });
 
