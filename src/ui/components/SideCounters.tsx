@@ -132,7 +132,10 @@ export function sideCells(s: SideSnapshot | undefined): Cell[] {
   if (!s) return COUNTER_LABELS.map(() => dash);
   const kind = KIND_STYLE[stateKind(s.status)];
   const p = s.pages;
-  const state: Cell = { text: s.status, color: kind.color, bold: kind.bold };
+  // A VM whose process is gone (qemu-recovery-file's "Lose the source host") keeps its last
+  // status in the snapshot; shown bare, a killed source read as a live paused one.
+  // (A source that completed and then went, as libvirt shuts its domain off, just completed.)
+  const state: Cell = s.alive || s.status === 'completed' ? { text: s.status, color: kind.color, bold: kind.bold } : { text: `gone (was ${s.status})`, short: 'gone', color: 'red', bold: true };
   if (!p) {
     const ram = s.ram;
     return [

@@ -116,6 +116,15 @@ describe('SideCounters', () => {
     expect(row('walker')).toContain('25%');
     expect(row('guest')).toMatch(/postmigrate\s+5000 ops\/s/);
   });
+  it('says a side whose process is gone is gone, not its last status (a completed one stays completed)', () => {
+    const src = fakeSide('source', { status: 'postcopy-paused', alive: false });
+    const dst = fakeSide('destination', { status: 'postcopy-paused' });
+    const row = (out: string) => out.split('\n').find((l) => l.startsWith('state')) ?? '';
+    expect(row(frame(<SideCounters source={src} destination={dst} width={70} />))).toMatch(/^state\s+gone \(was postcopy-paused\)\s+postcopy-paused/);
+    expect(row(frame(<SideCounters source={src} destination={dst} width={47} />))).toMatch(/^state\s+gone\s+postcopy-paused/);
+    const done = fakeSide('source', { status: 'completed', alive: false });
+    expect(row(frame(<SideCounters source={done} destination={dst} width={70} />))).toMatch(/^state\s+completed\s/);
+  });
   it('shows postcopy-recover whole on both sides at 80 columns', () => {
     const src = fakeSide('source', { status: 'postcopy-recover' });
     const dst = fakeSide('destination', { status: 'postcopy-recover' });
