@@ -2,7 +2,7 @@ import chalk from 'chalk';
 import { Text, Transform } from 'ink';
 import { memo } from 'react';
 import type { PagesInfo, RamStats } from '../../types.js';
-import { fmtBytes } from '../format.js';
+import { fmtBytes, wrapWords } from '../format.js';
 import { CELL_STYLE, type Colour } from '../theme.js';
 import { Panel } from './Panel.js';
 
@@ -139,13 +139,19 @@ function PageMapView(props: PageMapProps) {
     return (
       <Panel title="Pages" width={width} height={height}>
         <Text wrap="truncate">{remaining}</Text>
-        <Text dimColor wrap="wrap">
-          {pages?.['counts-unknown']
+        {/* Wrapped here: Ink's own wrap began the second line with the blank it broke at. */}
+        {wrapWords(
+          pages?.['counts-unknown']
             ? 'No page map: libvirt reports no page counts for the destination.'
             : pages
             ? 'No page map: this backend reports counts only.'
-            : 'No page map: the QEMU backend has no per-page view (x-query-pages is the sim’s).'}
-        </Text>
+            : 'No page map: the QEMU backend has no per-page view (x-query-pages is the sim’s).',
+          width,
+        ).map((line, i) => (
+          <Text key={i} dimColor wrap="truncate">
+            {line}
+          </Text>
+        ))}
       </Panel>
     );
   }

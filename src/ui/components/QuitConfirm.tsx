@@ -1,6 +1,7 @@
 import { Box, Text } from 'ink';
 import { isPaused } from '../../sim/states.js';
 import type { SideAtRisk } from '../use-lab-keys.js';
+import { wrapWords } from '../format.js';
 import { Panel } from './Panel.js';
 
 /** `postcopy-paused (source and destination)`, or each side's state when they differ. */
@@ -15,13 +16,20 @@ export function QuitConfirm(props: { atRisk: SideAtRisk[]; width: number; height
   const paused = props.atRisk.some((r) => isPaused(r.status));
   return (
     <Panel title="Quit?" width={props.width} height={props.height}>
-      <Text color="yellow" bold wrap="wrap">
-        The migration is {describeStates(props.atRisk)}.
-      </Text>
-      <Text wrap="wrap">
-        The guest&apos;s memory is split between the two hosts: quitting stops both VMs and the guest is lost.
-        {paused ? ' Recovering first (migrate-recover) keeps it.' : ' Letting the migration complete first keeps it.'}
-      </Text>
+      {/* Wrapped here: Ink's own wrap began each next line with the blank it broke at. */}
+      {wrapWords(`The migration is ${describeStates(props.atRisk)}.`, props.width).map((l, i) => (
+        <Text key={`s${i}`} color="yellow" bold wrap="truncate">
+          {l}
+        </Text>
+      ))}
+      {wrapWords(
+        `The guest's memory is split between the two hosts: quitting stops both VMs and the guest is lost.${paused ? ' Recovering first (migrate-recover) keeps it.' : ' Letting the migration complete first keeps it.'}`,
+        props.width,
+      ).map((l, i) => (
+        <Text key={`w${i}`} wrap="truncate">
+          {l}
+        </Text>
+      ))}
       <Box marginTop={1}>
         <Text>
           <Text bold color="cyan">

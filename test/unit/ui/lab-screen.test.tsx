@@ -722,6 +722,9 @@ describe('LabScreen keys', () => {
     const out = await waitForText(m.lastFrame, 'Quit?');
     expect(out).toContain('postcopy-paused (source and destination)');
     expect(out).toContain("The guest's memory is split between the two hosts: quitting stops both VMs and the guest is lost.");
+    // No wrapped line begins with the blank it broke at.
+    const quitLines = out.split('\n').slice(out.split('\n').findIndex((l) => l.startsWith('Quit?')) + 1);
+    expect(quitLines.filter((l) => /^ \S/.test(l))).toEqual([]);
     expect(m.onQuit).not.toHaveBeenCalled();
     await m.type('n');
     await waitForText(m.lastFrame, 'Events');

@@ -156,6 +156,9 @@ describe('SideCounters', () => {
     expect(map).toMatch(/source: 8\.0+ MiB of 64\.0 MiB remaining/);
     expect(map).toContain('libvirt reports no page counts for the destination');
     expect(map).not.toMatch(/of \d+ pages remaining/);
+    // At 80 columns the sentence takes two lines, the second not begun with a blank.
+    const narrow = plain(render(<PageMap pages={dst.pages} ram={{ total: 64 << 20, remaining: 8 << 20 }} width={47} height={5} />).lastFrame() ?? '');
+    expect(narrow.split('\n').filter((l) => l.trim())).toEqual(['Pages ' + '─'.repeat(41), expect.stringMatching(/^source: /), 'No page map: libvirt reports no page counts for', 'the destination.']);
   });
   it('says "not reported" for the counters a backend does not have (QEMU), never 0', () => {
     const dst = fakeSide('destination', { status: 'postcopy-active', pages: fakePages({ unreported: ['requested', 'duplicates-discarded'] }) });
