@@ -3,7 +3,8 @@
  * `-c qemu+unix:///system?socket=…` (this run's private socket) taken out of the command line an
  * error quotes, and virsh's polkit notice too (printed before every error where no polkit runs,
  * while root's connection works); an unknown subcommand answered in one line with the closest
- * subcommands the libvirt labs use ("did you mean migrate-postcopy?").
+ * subcommands the libvirt labs use ("did you mean migrate-postcopy?"), an unknown option with
+ * the closest of that subcommand's ("did you mean --bandwidth?").
  */
 
 import { closest } from '../util/closest.js';
@@ -41,6 +42,32 @@ export function closestVirshCommands(word: string, max = 2): string[] {
   return closest(word, LAB_VIRSH_COMMANDS, max);
 }
 
+/**
+ * The options of the lab subcommands a person types, as virsh 9.0's help lists them (those a
+ * migration lab may use; `virsh help migrate` has them all): a mistyped one gets the nearest.
+ */
+export const VIRSH_OPTIONS: Readonly<Record<string, readonly string[]>> = {
+  migrate: [
+    '--live', '--offline', '--p2p', '--direct', '--tunnelled', '--persistent', '--undefinesource', '--suspend', '--copy-storage-all', '--copy-storage-inc',
+    '--change-protection', '--unsafe', '--verbose', '--compressed', '--auto-converge', '--rdma-pin-all', '--abort-on-error', '--postcopy',
+    '--postcopy-after-precopy', '--postcopy-resume', '--zerocopy', '--migrateuri', '--graphicsuri', '--listen-address', '--dname', '--timeout',
+    '--timeout-suspend', '--timeout-postcopy', '--xml', '--migrate-disks', '--disks-port', '--bandwidth', '--postcopy-bandwidth', '--parallel',
+    '--parallel-connections', '--tls', '--domain', '--desturi',
+  ],
+  'migrate-setspeed': ['--domain', '--bandwidth', '--postcopy'],
+  'migrate-getspeed': ['--domain', '--postcopy'],
+  'migrate-postcopy': ['--domain'],
+  domjobinfo: ['--domain', '--completed', '--keep-completed', '--anystats', '--rawstats'],
+  domjobabort: ['--domain', '--postcopy'],
+  domstate: ['--domain', '--reason'],
+  suspend: ['--domain'],
+  resume: ['--domain'],
+  list: ['--inactive', '--all', '--transient', '--persistent', '--name', '--uuid', '--title', '--state-running', '--state-paused', '--state-shutoff', '--state-other'],
+};
+
+/** virsh's words for an option a subcommand does not have: `command 'migrate' doesn't support option --bandwith`. */
+const UNKNOWN_OPTION = /command '([^']+)' doesn't support option (--[\w-]+)/;
+
 /** virsh's words for a subcommand it does not have (libvirt 9.0): `unknown command: 'migrate-postcop'`. */
 const UNKNOWN_COMMAND = /unknown command: '([^']*)'/;
 
@@ -50,6 +77,11 @@ const UNKNOWN_COMMAND = /unknown command: '([^']*)'/;
  */
 export function virshErrorForPerson(message: string): string {
   const unknown = UNKNOWN_COMMAND.exec(message);
+  const option = UNKNOWN_OPTION.exec(message);
+  if (!unknown && option) {
+    const near = closest(option[2], VIRSH_OPTIONS[option[1]] ?? [], 2);
+    return near.length ? `${stripNoise(message)}: did you mean ${near.join(' or ')}?` : stripNoise(message);
+  }
   if (!unknown) return stripNoise(message);
   const word = unknown[1];
   const near = closestVirshCommands(word);

@@ -50,6 +50,16 @@ describe('virsh errors as a learner reads them', () => {
     expect(said).not.toContain('\n');
   });
 
+  it("an option the subcommand does not have gets virsh's words and the nearest option", () => {
+    const e = localError(['migrate', '--live', '--bandwith', '1', 'pcl-guest', 'qemu+tcp://10.213.0.2/system'], "error: command 'migrate' doesn't support option --bandwith\n");
+    const said = virshErrorForPerson(e.message);
+    expect(said).toMatch(/^virsh migrate --live --bandwith 1 pcl-guest qemu\+tcp:\/\/10\.213\.0\.2\/system failed: command 'migrate' doesn't support option --bandwith: did you mean --bandwidth\?$/);
+    const resume = virshErrorForPerson(localError(['migrate', '--postcopy-resum'], "error: command 'migrate' doesn't support option --postcopy-resum\n").message);
+    expect(resume).toMatch(/did you mean --postcopy-resume\?$/);
+    // Nothing near: virsh's words alone.
+    expect(virshErrorForPerson(localError(['domstate', '--frobnicate'], "error: command 'domstate' doesn't support option --frobnicate\n").message)).toMatch(/doesn't support option --frobnicate$/);
+  });
+
   it('an unknown subcommand like none of the lab\'s lists the ones the labs use', () => {
     const said = virshErrorForPerson(localError(['frobnicate'], "error: unknown command: 'frobnicate'\n").message);
     expect(said).toBe(`virsh has no command 'frobnicate': the labs use ${LAB_VIRSH_COMMANDS.join(', ')}`);
