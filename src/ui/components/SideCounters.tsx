@@ -155,7 +155,7 @@ export function sideCells(s: SideSnapshot | undefined): Cell[] {
   // A backend without page counts for this side (libvirt's destination): say so, never zeros.
   if (p['counts-unknown']) {
     const unknown = NOT_REPORTED;
-    return [state, unknown, unknown, unknown, unknown, rateCell(s), unknown, guestCell(s, undefined), unknown, unknown];
+    return [state, unknown, unknown, unknown, unknown, rateCell(s), unknown, guestCell(s, undefined), unknown, dash];
   }
   const lat = p['fault-latency-us'];
   const walker = p.walker;
@@ -183,7 +183,10 @@ export function sideCells(s: SideSnapshot | undefined): Cell[] {
       : blocktimeCell(p),
     guestCell(s, p.guest),
     isSource ? dash : { text: lat.count ? `${fmtUsAsMs(lat.p50)}/${fmtUsAsMs(lat.p99)} ms` : '–' },
-    walker.done
+    // No walker at all (QEMU, libvirt: x-recovery-walk is the sim's): nothing to say, not "idle".
+    walker.total === 0
+      ? dash
+      : walker.done
       ? { text: 'done', color: 'green' }
       : walker.total > 0 && (walker.active || walker.position > 0)
         ? { text: `${bar(walker.position / walker.total, 6)} ${Math.floor((100 * walker.position) / walker.total)}%${walker.active ? '' : ' idle'}` }

@@ -167,6 +167,10 @@ describe('SideCounters', () => {
     expect(sideCells(dst)[1].text).toMatch(/received/);
     const src = fakeSide('source', { status: 'postcopy-active', pages: fakePages({ unreported: ['resent'] }) });
     expect(sideCells(src)[3]).toMatchObject({ text: 'not reported' });
+    // No walker there (x-recovery-walk is the sim's): a dash, not "idle" or "not reported".
+    const noWalker = fakeSide('destination', { status: 'postcopy-active', pages: fakePages({ walker: { active: false, position: 0, total: 0, done: false } }) });
+    expect(sideCells(noWalker)[9]).toMatchObject({ text: '–' });
+    expect(sideCells(fakeSide('destination', { status: 'postcopy-active', pages: fakePages({ 'counts-unknown': true }) }))[9]).toMatchObject({ text: '–' });
   });
   it('says blocktime is not measured where the backend cannot see it (QEMU without postcopy-blocktime), never 0', () => {
     const dst = fakeSide('destination', { status: 'postcopy-active', pages: fakePages({ 'blocktime-unknown': true }) });
