@@ -258,9 +258,17 @@ export function settingLineSide(line: string): 'source' | 'destination' | null {
 
 /** The one side a console line's command is for (migrate-recover: the destination), or null. */
 export function commandSide(line: string): 'source' | 'destination' | null {
+  // A libvirt console line: the migration's virsh commands run against the source's daemon
+  // (libvirt's job is there); the extra monitor's one command is the destination's.
+  const virsh = /^\s*virsh\s+(\S+)/.exec(line);
+  if (virsh) return VIRSH_SOURCE_COMMANDS.has(virsh[1]) ? 'source' : null;
+  if (/^\s*x-extra-monitor\s/.test(line)) return 'destination';
   const cmd = parsedOrNull(line);
   return cmd ? (COMMAND_SIDE[cmd.execute] ?? settingsSide(cmd.execute, cmd.arguments)) : null;
 }
+
+/** The virsh subcommands that only the source's daemon can run (the migration job is there). */
+const VIRSH_SOURCE_COMMANDS = new Set(['migrate', 'migrate-postcopy', 'migrate-setspeed', 'migrate-getspeed']);
 
 const commandPatterns = new WeakMap<readonly string[], RegExp>();
 

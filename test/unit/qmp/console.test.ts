@@ -195,4 +195,12 @@ describe('settingSideNote', () => {
     expect(commandSide('migrate-recover {"uri": "tcp:x"}')).toBe('destination');
     expect(commandSide('migrate-set-capabilities {"capabilities":[{"capability":"postcopy-blocktime","state":true}]}')).toBe('destination');
   });
+  it("a libvirt line has its side: the migration's virsh commands the source's daemon, the extra monitor the destination", () => {
+    expect(commandSide('virsh migrate --live --postcopy --postcopy-resume pcl-guest qemu+tcp://10.213.0.2/system')).toBe('source');
+    expect(commandSide('virsh migrate-postcopy pcl-guest')).toBe('source');
+    expect(commandSide('x-extra-monitor exec-oob migrate-pause')).toBe('destination');
+    // Either side's daemon answers these.
+    expect(commandSide('virsh domstate --reason pcl-guest')).toBeNull();
+    expect(commandSide('virsh list')).toBeNull();
+  });
 });
