@@ -115,6 +115,12 @@ export class QemuBackend implements VmBackend {
   private verified: boolean | null = null;
   private verifying: Promise<void> | null = null;
   private lastDest: { received: number; total: number; pageSize: number } = { received: 0, total: 0, pageSize: 4096 };
+  /**
+   * The source's pages sent at least once, estimated: the most the source has ever no longer had
+   * to send. QEMU's remaining grows back at each dirty-bitmap sync (the switchover's above all),
+   * and "sent" went down with it (7906 to 1883 at a switch, playing qemu-recovery-file).
+   */
+  private sentOnce = 0;
   private destStatus: MigrationStatus = 'none';
   /** The destination accepted migrate-incoming. */
   private incomingListening = false;
@@ -311,6 +317,7 @@ export class QemuBackend implements VmBackend {
     this.verified = null;
     this.verifying = null;
     this.lastDest = { received: 0, total: 0, pageSize: 4096 };
+    this.sentOnce = 0;
     this.destStatus = 'none';
     this.incomingListening = false;
     this.guestSeen = { source: null, destination: null };
@@ -457,14 +464,14 @@ export class QemuBackend implements VmBackend {
 
   /**
    * QEMU reports no per-page view: `received` is what the source no longer has to send (the
-   * best it tells about the destination), and the source's `sent` is the same estimate.
+   * best it tells about the destination), and the source's `sent` the most that ever was.
    */
-  private pages(side: Side, p: { total: number; received: number; pageSize: number; blocktimeMs?: number; wireBytes: number }): PagesInfo {
+  private pages(side: Side, p: { total: number; received: number; sent?: number; pageSize: number; blocktimeMs?: number; wireBytes: number }): PagesInfo {
     const c = this.counters[side];
     return {
       'page-size': p.pageSize,
       total: p.total,
-      sent: side === 'source' ? p.received : 0,
+      sent: side === 'source' ? (p.sent ?? p.received) : 0,
       received: side === 'destination' ? p.received : 0,
       requested: 0,
       'in-flight': 0,
@@ -504,7 +511,8 @@ export class QemuBackend implements VmBackend {
       // Pages the source no longer has to send: the best QEMU tells about what the destination has.
       const received = src.status === 'completed' ? total : Math.max(0, total - Math.round((src.ram.remaining ?? 0) / pageSize));
       this.lastDest = { received, total, pageSize };
-      src.pages = this.pages('source', { total, received, pageSize, wireBytes: src.ram.transferred ?? 0 });
+      this.sentOnce = Math.min(total, Math.max(this.sentOnce, received));
+      src.pages = this.pages('source', { total, received, sent: this.sentOnce, pageSize, wireBytes: src.ram.transferred ?? 0 });
     }
     const dst = readings.destination;
     if (dst) {

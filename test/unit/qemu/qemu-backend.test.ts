@@ -60,6 +60,22 @@ describe('QemuBackend snapshot synthesis', () => {
     expect(readings.destination!.progress).toBe(12345);
   });
 
+  it("keeps the source's sent from going down when a dirty-bitmap sync grows remaining (the switchover's); the destination's received follows remaining", () => {
+    const b = backend();
+    const at = (status: MigrationStatus, remainingPages: number) => {
+      const readings: Record<Side, SideReading | null> = {
+        source: reading(status, { total: 1000 * 4096, remaining: remainingPages * 4096, 'page-size': 4096, transferred: 5 }),
+        destination: reading(status),
+      };
+      b.combine(readings, link(0));
+      return { sent: readings.source!.pages!.sent, missing: readings.source!.pages!.missing, received: readings.destination!.pages!.received };
+    };
+    expect(at('active', 300)).toEqual({ sent: 700, missing: 300, received: 700 });
+    // The switchover's sync: 600 pages dirty again. Sent at least once is still 700.
+    expect(at('postcopy-active', 600)).toEqual({ sent: 700, missing: 600, received: 400 });
+    expect(at('postcopy-active', 100)).toEqual({ sent: 900, missing: 100, received: 900 });
+  });
+
   it('counts a recovery when a side is postcopy-active again after a pause, and destination attempts at postcopy-recover', () => {
     const b = backend();
     const path: MigrationStatus[] = ['none', 'active', 'postcopy-active', 'postcopy-paused', 'postcopy-recover', 'postcopy-paused', 'postcopy-recover', 'postcopy-active'];
