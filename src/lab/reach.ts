@@ -16,7 +16,7 @@ import type { Direction, LinkFault, MigrationStatus, SessionState, Side, Snapsho
 import { isPostcopy } from '../sim/states.js';
 import { evaluateCondition, parseCondition, type Expr } from './condition.js';
 import type { QmpCommand } from './describe.js';
-import type { LabStep } from './schema.js';
+import type { LabAction, LabStep } from './schema.js';
 import { parseVersion } from './qemu-range.js';
 import { recoveryFailureStrands as strands } from '../sim/versions.js';
 import { stepState } from './snapshot-fields.js';
@@ -206,6 +206,7 @@ const SPENT_WORDS: Partial<Record<MigrationStatus, string>> = { failed: 'has fai
 export function restartAdvice(
   step: Pick<StepView, 'startsMigration' | 'startsFreshDestination' | 'status'> | undefined,
   s: Snapshot | null,
+  addresses: Record<string, string> = {},
 ): string | null {
   if (!step?.startsMigration || step.status !== 'active' || !s || !s.source.alive || !s.destination.alive) return null;
   const link = brokenLink(s);
@@ -219,6 +220,12 @@ export function restartAdvice(
     // migrate to it and failed again with a bare reset (found playing throttle-vs-postcopy:
     // migrate_cancel, then auto-converge and migrate without the fresh destination).
     const spent = step.startsFreshDestination === true && ended(s.destination.status);
+    // One whose step starts no fresh one but is still there (the sim's stays, failed) listens
+    // again with migrate-incoming, and show me sends it first (listenFirst). Found by a newcomer
+    // playing postcopy-basics: c during precopy, u, and s failed every time on a destination
+    // that listened no more, while the words said "start it again".
+    const relisten = !spent && ended(s.destination.status);
+    const listen = addresses['incoming.listen'] ? `migrate-incoming {"uri": "${addresses['incoming.listen']}"}` : 'migrate-incoming';
     const head = what
       ? `${what} came during precopy: the migration failed`
       : unheard
@@ -230,13 +237,30 @@ export function restartAdvice(
         ? 'start the destination listening, then migrate again (s shows you how)'
         : spent
           ? `a fresh destination comes first (this one ${SPENT_WORDS[s.destination.status] ?? `is ${s.destination.status}`} and listens no more; s shows you how)`
-          : 'start it again (s shows you how)';
+          : relisten
+            ? `the destination ${SPENT_WORDS[s.destination.status] ?? `is ${s.destination.status}`} too and listens no more: on the destination ${listen} first, then migrate again (s does both)`
+            : 'start it again (s shows you how)';
     return `${head}, nothing was lost: ${next}.`;
   }
   if (s.source.status === 'none' && link) {
     return `The link is ${link}: a migration started now would not get through. u restores it.`;
   }
   return null;
+}
+
+/**
+ * The destination's migrate-incoming that "show me" sends before a step's own commands, or
+ * null: the step starts a migration from the source but leaves the destination's listening to
+ * an earlier step, and the destination, still there, is not listening (its incoming migration
+ * ended with the failed one; the sim's stays, failed, and takes migrate-incoming again). Found
+ * by a newcomer playing postcopy-basics: c during precopy, u, then s, which sent migrate alone
+ * to a destination that listened no more and failed every time.
+ */
+export function listenFirst(step: Pick<LabStep, 'actions'>, s: Snapshot | null): LabAction | null {
+  if (!s || !s.destination.alive || (!ended(s.destination.status) && s.destination.status !== 'none')) return null;
+  if (!step.actions.some((a) => a.type === 'qmp' && a.side === 'source' && a.execute === 'migrate' && a.arguments.resume !== true)) return null;
+  if (step.actions.some((a) => a.type === 'qmp' && a.execute === 'migrate-incoming') || startsFreshVm(step, 'destination')) return null;
+  return { type: 'qmp', side: 'destination', execute: 'migrate-incoming', arguments: { uri: '${incoming.listen}' }, oob: false };
 }
 
 /**

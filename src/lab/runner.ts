@@ -22,7 +22,7 @@ import { Recorder } from './recorder.js';
 import type { Lab, VmOperation } from './schema.js';
 import { StepEngine, type RunMode, type StepHooks } from './steps.js';
 import { SessionStore } from './store.js';
-import { breaksLink, earlyResumeRefusal, earlySwitchRefusal, faultsBeforeRecovery, isSourceResume, startsFreshVm, recoverySides, resumeRefusal, showMeRefusal, startsMigration, stepLinkFaults } from './reach.js';
+import { breaksLink, earlyResumeRefusal, earlySwitchRefusal, faultsBeforeRecovery, isSourceResume, listenFirst, startsFreshVm, recoverySides, resumeRefusal, showMeRefusal, startsMigration, stepLinkFaults } from './reach.js';
 import { Operator } from './operator.js';
 import { Poller } from './poller.js';
 import { runSummary } from './verdict.js';
@@ -444,9 +444,13 @@ export class LabSession implements LabSessionApi {
       this.event({ kind: 'error', text: `show me: ${refusal}` });
       throw new Error(refusal);
     }
-    this.event({ kind: 'hint', text: `show me: ${st.steps[step.index].actions.join('; ') || '(nothing to do: wait)'}` });
+    // A destination that listens no more after a failed migration listens again first.
+    const first = listenFirst(step, st.snapshot);
+    const own = st.steps[step.index].actions.join('; ') || '(nothing to do: wait)';
+    const said = first ? `destination: migrate-incoming {"uri": "${this.vars['incoming.listen']}"} first (it listens no more); then ${own}` : own;
+    this.event({ kind: 'hint', text: `show me: ${said}` });
     try {
-      await this.engine.runActions(step);
+      await this.engine.runActions(first ? { ...step, actions: [first, ...step.actions] } : step);
     } catch (e) {
       this.event({ kind: 'error', text: `show me: ${(e as Error).message}` });
       throw e;

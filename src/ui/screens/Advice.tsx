@@ -79,7 +79,7 @@ export function adviceLines(state: SessionState, pendingFault: LinkFault | null,
     // The key bar offers w (rewind); the lab's text says whether that or something else is the way back.
     say(`Step ${m.step}: ${m.text}`, 'yellow', true);
   } else {
-    const restart = restartAdvice(current, state.snapshot);
+    const restart = restartAdvice(current, state.snapshot, state.addresses ?? {});
     if (restart) say(restart, 'yellow', true);
   }
   // Over a broken link the resume cannot get through (the console refuses it): u comes first,

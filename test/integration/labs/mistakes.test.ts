@@ -65,6 +65,11 @@ summary-text: Done.
 `;
 
 const lab = loadLabText(LAB, 'mistakes.yaml');
+/** The same, its step 2 (migrate) waiting for precopy long enough for a person's mistakes in it. */
+const waits = loadLabText(
+  LAB.replace('id: mistakes', 'id: switch-early').replace("until: 'source.status == \"active\" && source.ram.transferred > 8000000'", "until: 'source.status == \"active\" && source.ram.dirty-sync-count >= 100000'"),
+  'switch-early.yaml',
+);
 let session: LabSession | null = null;
 
 function open(emulate?: '7.2'): LabSession {
@@ -110,6 +115,30 @@ describe('mistakes, through the real session', () => {
     const summary: RunSummary = await run;
     expect(summary.failure).toBeUndefined();
     expect(summary).toMatchObject({ ok: true, verified: true });
+  }, 120_000);
+
+  it('cut in precopy in the step that starts it: u, then show me listens on the destination first and migrates again (a newcomer found s failing every time)', async () => {
+    session = new LabSession(waits, { mode: 'interactive', seed: 7, pollMs: 100, makeLink: (runtimeDir) => new RelayLink({ runtimeDir }) });
+    const s = session;
+    await s.start();
+    const run = s.run();
+    await s.showMe();
+    await waitFor(() => stepIs(s, 1), 'step 2');
+    await s.showMe();
+    await waitFor(() => s.getState().snapshot?.source.status === 'active', 'precopy');
+    await s.applyLink({ kind: 'cut' });
+    await waitFor(() => s.getState().snapshot?.source.status === 'failed' && s.getState().snapshot?.destination.status === 'failed', 'both failed', 15_000);
+    // Not a dead end: the step starts a migration, so it waits for the person.
+    expect(s.getState().blocked ?? null).toBeNull();
+    await s.restoreLink();
+    await waitFor(() => s.getState().snapshot?.link.up === true, 'the link up on screen');
+    await s.showMe();
+    await waitFor(() => s.getState().snapshot?.source.status === 'active' && s.getState().snapshot?.destination.status === 'active', 'migrating again', 15_000).catch((e) => {
+      throw new Error(`${(e as Error).message}; ${JSON.stringify([s.getState().snapshot?.source.status, s.getState().snapshot?.destination.status])}; ${s.getState().events.slice(-12).map((x) => `${x.kind} ${x.side ?? ''} ${x.text}`).join(' | ')}`);
+    });
+    expect(s.getState().events.some((e) => e.kind === 'hint' && /^show me: destination: migrate-incoming \{"uri": "tcp:[^"]+"\} first \(it listens no more\); then /.test(e.text))).toBe(true);
+    expect(s.getState().currentStep).toBe(1);
+    void run;
   }, 120_000);
 
   it('cut right after switchover (the sim as QEMU 7.2): both sides pause, the recovery commands carry the real addresses, a resume over the cut or before the destination listens is refused, and recovering from the console completes the lab', async () => {
@@ -163,10 +192,6 @@ describe('mistakes, through the real session', () => {
   }, 60_000);
 
   it('switching to postcopy while the step waits for precopy is refused, saying to wait; the migration stays in precopy', async () => {
-    const waits = loadLabText(
-      LAB.replace('id: mistakes', 'id: switch-early').replace("until: 'source.status == \"active\" && source.ram.transferred > 8000000'", "until: 'source.status == \"active\" && source.ram.dirty-sync-count >= 100000'"),
-      'switch-early.yaml',
-    );
     session = new LabSession(waits, { mode: 'interactive', seed: 7, pollMs: 100, makeLink: (runtimeDir) => new RelayLink({ runtimeDir }) });
     const s = session;
     await s.start();

@@ -4,7 +4,7 @@
  * step does not ask for would do now.
  */
 import { describe, expect, it } from 'vitest';
-import { breaksLink, bypassRefusal, consoleArguments, earlyResumeRefusal, earlySwitchRefusal, recoveryFailureStrands, faultConsequence, faultsBeforeRecovery, faultsNotInPlace, faultTooEarly, preemptRefused, precopyRequired, recoveryCommands, recoverySides, restartAdvice, resumeRefusal, showMeRefusal, startsMigration, stepLinkFaults, unreachable } from '../../../src/lab/reach.js';
+import { breaksLink, bypassRefusal, consoleArguments, earlyResumeRefusal, earlySwitchRefusal, listenFirst, recoveryFailureStrands, faultConsequence, faultsBeforeRecovery, faultsNotInPlace, faultTooEarly, preemptRefused, precopyRequired, recoveryCommands, recoverySides, restartAdvice, resumeRefusal, showMeRefusal, startsMigration, stepLinkFaults, unreachable } from '../../../src/lab/reach.js';
 import type { LabStep } from '../../../src/lab/schema.js';
 import type { MigrationStatus, Snapshot } from '../../../src/types.js';
 import { parseCondition } from '../../../src/lab/condition.js';
@@ -236,7 +236,12 @@ describe('show me over a broken link, and starting again after a failed migratio
     expect(restartAdvice(active, s)).toBe(
       'The cut came during precopy: the migration failed, nothing was lost: u restores the link; then start again (s shows you how).',
     );
-    expect(restartAdvice(active, snap('failed', 'failed'))).toBe('The migration failed, nothing was lost: start it again (s shows you how).');
+    // Its destination failed too and listens no more (the sim's stays): migrate-incoming first,
+    // which show me sends too (listenFirst).
+    expect(restartAdvice(active, snap('failed', 'failed'), { 'incoming.listen': 'tcp:127.0.0.1:7001' })).toBe(
+      'The migration failed, nothing was lost: the destination has failed too and listens no more: on the destination migrate-incoming {"uri": "tcp:127.0.0.1:7001"} first, then migrate again (s does both).',
+    );
+    expect(restartAdvice(active, snap('failed', 'active'))).toBe('The migration failed, nothing was lost: start it again (s shows you how).');
     // migrate sent before migrate-incoming: said as such.
     expect(restartAdvice(active, snap('failed', 'none'))).toBe(
       'The migration failed: the destination was not listening yet (migrate-incoming comes first), nothing was lost: start the destination listening, then migrate again (s shows you how).',
@@ -249,10 +254,29 @@ describe('show me over a broken link, and starting again after a failed migratio
     );
     expect(restartAdvice(fresh, snap('failed', 'cancelled'))).toContain('a fresh destination comes first (this one was cancelled and listens no more');
     expect(restartAdvice(fresh, snap('failed', 'none'))).toContain('migrate-incoming comes first');
-    expect(restartAdvice(active, snap('cancelled', 'failed'))).toBe('The migration was cancelled, nothing was lost: start it again (s shows you how).');
+    expect(restartAdvice(active, snap('cancelled', 'failed'))).toContain('nothing was lost: the destination has failed too and listens no more: on the destination migrate-incoming first');
     expect(restartAdvice(active, snap('none', 'none', { link: link('cut', 'cut') }))).toBe(
       'The link is cut: a migration started now would not get through. u restores it.',
     );
+  });
+
+  it('show me sends migrate-incoming first where the step migrates but an earlier step listened, and the destination listens no more', () => {
+    const migrateOnly = { actions: [{ type: 'qmp', side: 'source', execute: 'migrate', arguments: { uri: '${incoming.connect}' }, oob: false }] } as unknown as Pick<LabStep, 'actions'>;
+    const listen = { type: 'qmp', side: 'destination', execute: 'migrate-incoming', arguments: { uri: '${incoming.listen}' }, oob: false };
+    expect(listenFirst(migrateOnly, snap('failed', 'failed'))).toEqual(listen);
+    expect(listenFirst(migrateOnly, snap('failed', 'cancelled'))).toEqual(listen);
+    expect(listenFirst(migrateOnly, snap('none', 'none'))).toEqual(listen);
+    // Listening, or migrating: nothing first.
+    expect(listenFirst(migrateOnly, snap('none', 'setup'))).toBeNull();
+    expect(listenFirst(migrateOnly, snap('active', 'active'))).toBeNull();
+    // Gone (QEMU's exits when its incoming migration fails): no command can reach it.
+    const gone = snap('failed', 'failed');
+    gone.destination = { ...gone.destination, alive: false };
+    expect(listenFirst(migrateOnly, gone)).toBeNull();
+    // A step that listens itself, starts a fresh destination, or only resumes: its own commands.
+    expect(listenFirst({ actions: [listen, ...migrateOnly.actions] } as Pick<LabStep, 'actions'>, snap('failed', 'failed'))).toBeNull();
+    expect(listenFirst({ actions: [{ type: 'vm', side: 'destination', do: 'restart' }, ...migrateOnly.actions] } as Pick<LabStep, 'actions'>, snap('failed', 'failed'))).toBeNull();
+    expect(listenFirst(resumeStep, snap('failed', 'failed'))).toBeNull();
   });
 
   it('says nothing while a migration runs, in a step that does not start one, or when a VM is gone', () => {
