@@ -131,9 +131,12 @@ export function keyHints(mode: Mode, state: SessionState, viewingOther = false):
       if (k.pause) hints.push({ key: 'p', label: 'pause', priority: 4 });
       if (k.hint) hints.push({ key: 'h', label: 'hint', priority: 8 });
       if (k.showMe) hints.push({ key: 's', label: 'show me', priority: 6 });
-      if (k.hold) hints.push({ key: 'Space', label: state.hold?.state === 'held' ? 'let it run' : 'hold', priority: 3 });
-      // Reading: the other steps, scrolling, a hint's command into the console.
-      if (viewingOther) hints.push({ key: ']', label: 'next step', priority: 10 });
+      // The lab waits for you only while it holds: the way to let it run stays on the bar at 80
+      // columns (priority 3 lost it to blackhole and pause, playing link-cut-recovery).
+      if (k.hold) hints.push({ key: 'Space', label: state.hold?.state === 'held' ? 'let it run' : 'hold', priority: 8 });
+      // Reading: the other steps, scrolling, a hint's command into the console. Viewing another
+      // step than the current one, the way back leads the bar.
+      if (viewingOther) hints.unshift({ key: ']', label: 'next step', priority: 10 });
       else hints.push({ key: '[]', label: 'steps', priority: 2 });
       hints.push({ key: 'PgUp/Dn', label: 'scroll', priority: 2 });
       hints.push({ key: 'Tab', label: 'steps/events', priority: 1 });

@@ -313,7 +313,9 @@ export function labUiReducer(state: LabUiState, action: LabUiAction): LabUiState
     case 'clear-notice':
       return { ...state, notice: null };
     case 'focus':
-      return { ...state, focus: action.focus };
+      // Leaving the log, it follows the newest events again: unfocused, no key scrolls it, and
+      // a log left scrolled back showed the same old lines for the rest of the lab.
+      return { ...state, focus: action.focus, log: action.focus === 'log' ? state.log : { top: null } };
     case 'steps-view':
       return { ...state, steps: { viewing: action.index, offset: 0, offsetStep: action.index } };
     case 'steps-scroll': {

@@ -371,7 +371,13 @@ export function useLabKeys(opts: LabKeysOptions): void {
           opts.onSessionChanged?.();
           return;
         }
-        if (input === 's' && k.showMe) return run('show me', () => session.showMe(), 'show me: ran this step’s commands');
+        if (input === 's' && k.showMe) {
+          // It runs the current step's commands; read from another step (one kept on screen, or
+          // gone back to with [), the panel goes to the step it ran, so what ran is in view.
+          const other = ui.steps.viewing !== null && ui.steps.viewing !== state.currentStep;
+          if (other) dispatch({ type: 'steps-view', index: null });
+          return run('show me', () => session.showMe(), other ? `show me: ran step ${state.currentStep + 1}’s commands (the current step)` : 'show me: ran this step’s commands');
+        }
         return;
       }
     }

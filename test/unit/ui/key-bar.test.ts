@@ -40,6 +40,14 @@ describe('key bar', () => {
     expect(normalKeys(fakeState()).restore).toBe(false);
   });
 
+  it('keeps Space (let it run) at 80 columns while a hold is on, and leads with ] while another step is read', () => {
+    const held = fakeState({ hold: { step: 1, state: 'held', text: 'max-postcopy-bandwidth 64 KiB/s', rate: 65536 } });
+    expect(keys(fitKeyHints(keyHints('normal', held), 80))).toContain('Space');
+    expect(keyHints('normal', held).find((h) => h.key === 'Space')?.label).toBe('let it run');
+    expect(keys(keyHints('normal', fakeState(), true)).split(' ')[0]).toBe(']');
+    expect(keys(fitKeyHints(keyHints('normal', held, true), 80)).split(' ')[0]).toBe(']');
+  });
+
   it('drops low-priority keys first when narrow and always keeps ?', () => {
     const hints = keyHints('normal', fakeState({ steps: copyable() }));
     expect(keys(fitKeyHints(hints, 200))).toBe('c b l p h s [] PgUp/Dn Tab y : ? q');

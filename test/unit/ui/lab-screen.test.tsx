@@ -29,6 +29,16 @@ async function mount(session = new FakeSession(), columns = 100, rows = 30) {
 }
 
 describe('LabScreen keys', () => {
+  it('s while another step is read runs the current step and brings it into view, saying which', async () => {
+    const m = await mount();
+    await m.type('[');
+    await waitForText(m.lastFrame, /step 1(\/| of )3/);
+    await m.type('s');
+    await waitFor(() => m.session.callsOf('showMe').length === 1, 'show me');
+    await waitForText(m.lastFrame, 'show me: ran step 2’s commands (the current step)');
+    expect(m.frame()).toMatch(/step 2(\/| of )3 \(current\)/);
+  });
+
   it('c cuts, b blackholes, u restores, h asks for a hint, s shows me', async () => {
     const s = new FakeSession({
       snapshot: fakeSnapshot({ link: { ...fakeSnapshot().link, 'source-to-destination': { ...fakeSnapshot().link['source-to-destination'], latencyMs: 50 } } }),

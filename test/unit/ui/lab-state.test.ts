@@ -240,3 +240,15 @@ describe('console-aim: the console opens on the side the step starts with', () =
     expect(s.console.side).toBe('source');
   });
 });
+
+describe('event log focus', () => {
+  it('follows the newest events again once the focus leaves it (unfocused, no key scrolls it)', () => {
+    const old = { t: 1, kind: 'info' as const, text: 'old' };
+    let s = run([{ type: 'focus', focus: 'log' }, { type: 'log-scroll', top: old }]);
+    expect(s.log.top).toBe(old);
+    s = run([{ type: 'focus', focus: 'log' }], s);
+    expect(s.log.top).toBe(old);
+    s = run([{ type: 'focus', focus: 'steps' }], s);
+    expect(s.log.top).toBeNull();
+  });
+});
