@@ -57,6 +57,8 @@ export function whereLabRuns(l: Pick<LabListing, 'backends' | 'qemu'>): string {
 export function elsewhere(l: Pick<LabListing, 'id' | 'backends'>, backend: string): { tag: string; command: string } | undefined {
   if (l.backends.includes(backend as LabListing['backends'][number])) return undefined;
   const to = l.backends[0];
-  const command = `${to === 'libvirt' ? 'sudo ' : ''}postcopy-lab lab ${l.id} --backend ${to}`;
+  // As the README's commands run it from a clone (npx finds the local bin; a bare postcopy-lab
+  // is on no PATH after npm install, as a newcomer found).
+  const command = `${to === 'libvirt' ? 'sudo ' : ''}npx postcopy-lab lab ${l.id} --backend ${to}`;
   return { tag: `[${l.backends.join(', ')}${l.backends.length === 1 ? ' only' : ''}]`, command };
 }

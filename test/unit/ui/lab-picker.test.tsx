@@ -39,8 +39,8 @@ describe('the picker marks the labs this backend cannot run', () => {
   });
 
   it('the command is the exact one (libvirt needs root)', () => {
-    expect(elsewhere({ id: 'libvirt-blackhole', backends: ['libvirt'] }, 'sim')).toEqual({ tag: '[libvirt only]', command: 'sudo postcopy-lab lab libvirt-blackhole --backend libvirt' });
-    expect(elsewhere({ id: 'qemu-recovery-file', backends: ['qemu'] }, 'sim')).toEqual({ tag: '[qemu only]', command: 'postcopy-lab lab qemu-recovery-file --backend qemu' });
+    expect(elsewhere({ id: 'libvirt-blackhole', backends: ['libvirt'] }, 'sim')).toEqual({ tag: '[libvirt only]', command: 'sudo npx postcopy-lab lab libvirt-blackhole --backend libvirt' });
+    expect(elsewhere({ id: 'qemu-recovery-file', backends: ['qemu'] }, 'sim')).toEqual({ tag: '[qemu only]', command: 'npx postcopy-lab lab qemu-recovery-file --backend qemu' });
     expect(elsewhere({ id: 'walk-recovery', backends: ['sim'] }, 'qemu')?.tag).toBe('[sim only]');
     expect(elsewhere({ id: 'postcopy-basics', backends: ['sim', 'qemu'] }, 'qemu')).toBeUndefined();
   });
