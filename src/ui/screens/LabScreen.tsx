@@ -142,7 +142,9 @@ export function LabScreen(props: LabScreenProps) {
     state,
     ui.mode === 'confirm-fault' ? ui.pendingFault : null,
     layout.bottom.width,
-    ui.mode === 'console' ? Math.min(2, layout.bottom.height - 3) : layout.bottom.height,
+    // With the console open, three: "the link is cut: u restores it; then:" and both recovery
+    // commands (with two, the source's resume was lost, playing link-cut-recovery at 80×24).
+    ui.mode === 'console' ? Math.min(3, layout.bottom.height - 3) : layout.bottom.height,
   );
   const bottomHeight = layout.bottom.height - advice.length;
   function computeViews(): LabViews {

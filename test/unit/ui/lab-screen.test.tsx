@@ -250,6 +250,13 @@ describe('LabScreen keys', () => {
     const u = lines.findIndex((l) => l.includes('paused · the link is cut: u restores it; then:'));
     expect(u).toBeGreaterThan(-1);
     expect(lines[u + 1]).toContain('paused · destination: migrate-recover {"uri": "tcp:127.0.0.1:7003"}');
+    // With the console open too: all three lines (with two, the resume was lost).
+    await m.type(':');
+    await waitForText(m.lastFrame, 'QMP console to');
+    expect(m.frame()).toContain('paused · the link is cut: u restores it; then:');
+    expect(m.frame()).toContain('paused · source: migrate {"uri": "tcp:127.0.0.1:7004", "resume": true}');
+    await m.type(KEYS.escape);
+    await waitFor(() => !m.frame().includes('QMP console to'), 'the console closed');
     // A step that breaks the link itself and recovers over it (double-failure's stalled
     // handshake) means the recovery to meet it: no "press u" there.
     const both = ['destination' as const, 'source' as const];
