@@ -39,18 +39,24 @@ export function LabPicker(props: {
   // does not fit is shrunk by the layout, which drops rows (the selected one too).
   const textW = Math.max(10, width - 2);
   const summary = current ? wrapWords(current.summary, textW) : [];
+  // A title the row cuts is given whole under the list (at 80 columns several are).
+  const wholeTitle = current && current.title.length > titleW ? wrapWords(current.title, textW) : [];
   const how = current?.elsewhere ? [...wrapWords(`This backend cannot run it (Enter refuses it). Start it with:`, textW), ...wrapWords(current.elsewhere.command, textW)] : [];
   const noticeLines = notice ? wrapWords(notice, textW) : [];
   const below =
-    (current ? 2 + summary.length + how.length : 0) + (confirm ? 2 : 0) + (busy ? 2 : 0) + (notice ? 1 + noticeLines.length : 0) + 2;
+    (current ? 2 + wholeTitle.length + summary.length + how.length : 0) + (confirm ? 2 : 0) + (busy ? 2 : 0) + (notice ? 1 + noticeLines.length : 0) + 2;
   // The header line and the margin above the list come first.
   const listRows = Math.max(3, height - 2 - below);
   const first = Math.max(0, Math.min(selected - Math.floor(listRows / 2), labs.length - listRows));
   const visible = labs.slice(first, first + listRows);
+  // Rows the list has no room for, said in the header: 15 of 17 showed with no word of the rest.
+  const above = first;
+  const after = Math.max(0, labs.length - first - visible.length);
+  const more = [above ? `↑ ${above} more` : '', after ? `↓ ${after} more` : ''].filter(Boolean).join(' ');
   return (
     <Box flexDirection="column" width={width} height={height} overflow="hidden" paddingX={1}>
       <Text bold>
-        postcopy-lab <Text dimColor>· {done}/{labs.length} labs completed</Text>
+        postcopy-lab <Text dimColor>· {done}/{labs.length} labs completed{more ? ` · ${more}` : ''}</Text>
       </Text>
       <Box flexDirection="column" marginTop={1}>
         {labs.length === 0 ? <Text color="yellow">No labs found.</Text> : null}
@@ -69,6 +75,11 @@ export function LabPicker(props: {
       </Box>
       {current ? (
         <Box marginTop={1} flexDirection="column">
+          {wholeTitle.map((line, i) => (
+            <Text key={`t${i}`} bold>
+              {line}
+            </Text>
+          ))}
           <Text dimColor>{current.id}</Text>
           {summary.map((line, i) => (
             <Text key={i}>{line}</Text>

@@ -29,6 +29,10 @@ describe('the picker marks the labs this backend cannot run', () => {
       expect(row!).toContain(lab.title.slice(0, 20));
       const text = lines.join('\n');
       expect(text).toContain('↑↓ choose');
+      // A title the row cuts is given whole under the list; rows with no room are counted.
+      if (row!.includes('…')) expect(text.replace(/\s+/g, ' ')).toContain(lab.title);
+      const shown = lines.filter((l) => /^ [ ›] [ ✓] /.test(l)).length;
+      if (shown < labs.length) expect(lines[0]).toMatch(/(↑|↓) \d+ more/);
       if (lab.elsewhere) {
         expect(row!.trimEnd()).toMatch(lab.id === 'qemu-recovery-file' ? /\[qemu only\]$/ : /\[libvirt only\]$/);
         expect(lines).toContain(` ${lab.elsewhere.command}`.padEnd(lines.find((l) => l.includes(lab.elsewhere!.command))!.length));
