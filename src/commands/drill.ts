@@ -126,7 +126,9 @@ export function eventLine(e: LabEvent, verbose: boolean): string | null {
       return `  ${chalk.dim(e.text)}`;
     case 'event':
     case 'info':
-      return verbose ? `  ${chalk.dim(side + e.text)}` : null;
+      // An operator's act on a VM (killed, started, a recovery source in the source's place) and
+      // a recovery file written are said without --verbose: they are the lab's steps.
+      return verbose || (e.data as { say?: boolean } | undefined)?.say === true ? `  ${chalk.dim(side + e.text)}` : null;
   }
 }
 

@@ -152,6 +152,7 @@ export class LabSession implements LabSessionApi {
         this.store.publishSnapshot(snap);
         this.feed.publish(snap);
         void this.hold?.observe(snap);
+        this.noteRecoveryFile(snap);
       },
       opts.pollMs ?? 100,
     );
@@ -223,6 +224,22 @@ export class LabSession implements LabSessionApi {
   /** Every snapshot as it is polled (the state keeps only the latest). */
   onSnapshot(listener: (s: Snapshot) => void): () => void {
     return this.store.onSnapshot(listener);
+  }
+
+  /** The recovery file already said written (its path): once per file. */
+  private recoveryFileSaid: string | null = null;
+
+  /**
+   * A recovery file written, said once with its path for everyone (a drill without --verbose
+   * too): the source's own log line was the only word of it, and a newcomer following the
+   * README to `recovery-file inspect` found no path to inspect. The run removes it at its end.
+   */
+  private noteRecoveryFile(snap: Snapshot): void {
+    const rf = snap.source.recoveryFile;
+    if (!rf || rf.state !== 'written' || rf.file === this.recoveryFileSaid) return;
+    this.recoveryFileSaid = rf.file;
+    const held = rf['held-pages'] !== undefined ? `, ${rf['held-pages']} pages held` : '';
+    this.event({ kind: 'info', side: 'source', text: `recovery file written: ${rf.file}${held} (the run removes it when it ends: copy it to keep it)`, data: { say: true } });
   }
 
   private now(): number {
