@@ -49,7 +49,7 @@ function blocktimePart(dp: PagesInfo): string {
   if (dp['blocktime-unknown']) return 'blocktime not measured';
   if (dp['blocktime-at-end']) return 'blocktime reported at the end';
   const blocktime = `blocktime ${(dp['blocktime-ms'] / 1000).toFixed(1)} vCPU·s`;
-  return dp.unreported?.includes('blocked-vcpus') ? blocktime : `${dp['blocked-vcpus']} vCPUs blocked, ${blocktime}`;
+  return dp.unreported?.includes('blocked-vcpus') ? blocktime : `${dp['blocked-vcpus']} vCPU${dp['blocked-vcpus'] === 1 ? '' : 's'} blocked, ${blocktime}`;
 }
 
 /**

@@ -208,7 +208,7 @@ export function buildDoctorReport(p: KernelProbe, qemus: QemuFound[] = [], libvi
       detail: lo.notes.length
         ? lo.notes.join('; ')
         : active.length
-          ? `none (in use by a running postcopy-lab: ${active.map((n) => n.name).join(', ')})`
+          ? `none left behind; ${active.length} in use by a running postcopy-lab: ${active.map((n) => n.name).join(', ')}`
           : 'none',
     });
   }

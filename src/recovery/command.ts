@@ -159,7 +159,8 @@ export function formatInspect(r: InspectReport): string {
 export function runRecoveryFile(argv: string[]): number {
   const { values, positionals } = parse(argv, { json: { type: 'boolean' } });
   const [sub, file] = positionals;
-  if (sub !== 'inspect') throw new RecoveryUsageError(`recovery-file: unknown subcommand '${sub ?? ''}' (expected: recovery-file inspect FILE)`);
+  if (sub === undefined || sub === '') throw new RecoveryUsageError('recovery-file: a subcommand is missing (expected: recovery-file inspect FILE)');
+  if (sub !== 'inspect') throw new RecoveryUsageError(`recovery-file: unknown subcommand '${sub}' (expected: recovery-file inspect FILE)`);
   if (!file) throw new RecoveryUsageError('recovery-file inspect: which file?');
   const r = inspect(file);
   process.stdout.write((values.json ? JSON.stringify(r) : formatInspect(r)) + '\n');

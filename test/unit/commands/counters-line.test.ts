@@ -12,7 +12,13 @@ describe('countersLine', () => {
     const s = fakeSnapshot({ destination: fakeSide('destination', { status: 'postcopy-active', pages: fakePages({ received: 100, total: 400, 'blocktime-unknown': true, 'fault-latency-us': { p50: 0, p99: 0, count: 0 } }) }) });
     const line = countersLine(s);
     expect(line).toContain('blocktime not measured, fault p99 –');
-    expect(line).not.toContain('vCPUs blocked');
+    expect(line).not.toMatch(/vCPUs? blocked/);
+  });
+  it('one vCPU blocked is one vCPU', () => {
+    const one = fakeSnapshot({ destination: fakeSide('destination', { status: 'postcopy-active', pages: fakePages({ 'blocked-vcpus': 1 }) }) });
+    expect(countersLine(one)).toMatch(/ 1 vCPU blocked, /);
+    const two = fakeSnapshot({ destination: fakeSide('destination', { status: 'postcopy-active', pages: fakePages({ 'blocked-vcpus': 2 }) }) });
+    expect(countersLine(two)).toMatch(/ 2 vCPUs blocked, /);
   });
   it('libvirt (counts-unknown): the state alone, not "received 0/N"', () => {
     const s = fakeSnapshot({ destination: fakeSide('destination', { status: 'postcopy-active', pages: fakePages({ received: 0, total: 400, 'counts-unknown': true }) }) });
