@@ -24,6 +24,7 @@ import type { CompareFlags } from './compare/options.js';
 import { parseRemoteHosts, remoteLabProblem, RemoteUriError, type RemoteHosts } from './libvirt/remote.js';
 import { isCommand, PKG_VERSION, unknownCommandMessage, USAGE } from './commands/usage.js';
 import { elsewhere, orderLabs, whereLabRuns } from './commands/list.js';
+import { wrapWords } from './ui/format.js';
 
 export const LABS_DIR = fileURLToPath(new URL('../../labs', import.meta.url));
 async function orderedLabs(opts?: Parameters<typeof listLabs>[1]) {
@@ -223,9 +224,18 @@ async function main(argv: string[]): Promise<number> {
       if (values.json) for (const l of labs) process.stdout.write(JSON.stringify(l) + '\n');
       else {
         const w = Math.max(...labs.map((l) => l.id.length));
+        // On a terminal, each summary wrapped to its width under the id's column (lines of 150
+        // to 268 characters ran past an 80-column one); piped, one line a lab, for grep.
+        const cols = process.stdout.isTTY ? process.stdout.columns : undefined;
         for (const l of labs) {
           const where = whereLabRuns(l);
-          process.stdout.write(`${chalk.bold(l.id.padEnd(w))}  ${l.summary}${where ? chalk.dim(` ${where}`) : ''}\n`);
+          // The tag kept whole on one line (a private-use character for its spaces while wrapping: \s matches no-break ones).
+          const text = `${l.summary}${where ? ` ${where.replaceAll(' ', '\ue000')}` : ''}`;
+          const lines = (cols && cols - w - 2 >= 30 ? wrapWords(text, cols - w - 2) : [text]).map((x) => x.replaceAll('\ue000', ' '));
+          lines.forEach((line, i) => {
+            const body = where && i === lines.length - 1 && line.endsWith(where) ? `${line.slice(0, -where.length)}${chalk.dim(where)}` : line;
+            process.stdout.write(`${i === 0 ? chalk.bold(l.id.padEnd(w)) : ' '.repeat(w)}  ${body}\n`);
+          });
         }
       }
       return EXIT_OK;

@@ -38,14 +38,16 @@ export function orderLabs<T extends { id: string }>(labs: T[]): T[] {
 
 /**
  * Where a lab runs, when that is not everywhere, with the QEMU range its file declares:
- * "[sim, QEMU >=8.2]", "[sim only, QEMU >=7.2]", "[QEMU >=7.2 only]", "[libvirt only]"; empty
+ * "[sim, QEMU >=8.2]", "[sim only, as QEMU >=7.2]", "[QEMU >=7.2 only]", "[libvirt only]"; empty
  * for a lab that runs on more than one backend and holds for every QEMU.
  */
 export function whereLabRuns(l: Pick<LabListing, 'backends' | 'qemu'>): string {
   const range = l.qemu ? `QEMU ${l.qemu}` : undefined;
   const names = l.backends.map((b) => (b === 'qemu' ? (range ?? 'qemu') : b));
   // On the qemu backend the range is already its name; elsewhere it follows the backends.
-  const extra = range && !l.backends.includes('qemu') ? `, ${range}` : '';
+  // The sim alone holds the range as the versions it emulates ("as"): beside "[sim, QEMU
+  // >=7.2]" (also on real QEMU) the two read alike to a newcomer.
+  const extra = range && !l.backends.includes('qemu') ? (l.backends.length === 1 && l.backends[0] === 'sim' ? `, as ${range}` : `, ${range}`) : '';
   if (names.length === 1) return `[${names[0]} only${extra}]`;
   return range ? `[${names.join(', ')}${extra}]` : '';
 }

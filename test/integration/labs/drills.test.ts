@@ -358,7 +358,7 @@ describe('list', () => {
     expect(line('walk-recovery')).toMatch(/\[sim only\]$/);
     expect(line('qemu-recovery-file')).toMatch(/\[QEMU >=7\.2 only\]$/);
     expect(line('libvirt-postcopy-recovery')).toMatch(/\[libvirt only, QEMU >=7\.2\]$/);
-    expect(line('many-vcpus')).toMatch(/\[sim only, QEMU >=7\.2\]$/);
+    expect(line('many-vcpus')).toMatch(/\[sim only, as QEMU >=7\.2\]$/);
     // Teaching order (src/commands/list.ts LAB_ORDER): the libvirt labs last, the hardest at the end.
     expect(r.stdout.trimEnd().split('\n').at(-1)).toMatch(/^libvirt-blackhole /);
   });

@@ -19,7 +19,7 @@ describe('LAB_ORDER', () => {
 describe('whereLabRuns', () => {
   it('shows the QEMU range a lab declares, whatever its backends', () => {
     expect(whereLabRuns({ backends: ['libvirt'], qemu: '>=7.2' })).toBe('[libvirt only, QEMU >=7.2]');
-    expect(whereLabRuns({ backends: ['sim'], qemu: '>=7.2' })).toBe('[sim only, QEMU >=7.2]');
+    expect(whereLabRuns({ backends: ['sim'], qemu: '>=7.2' })).toBe('[sim only, as QEMU >=7.2]');
     expect(whereLabRuns({ backends: ['qemu'], qemu: '>=7.2' })).toBe('[QEMU >=7.2 only]');
     expect(whereLabRuns({ backends: ['sim', 'qemu'], qemu: '>=8.2' })).toBe('[sim, QEMU >=8.2]');
     expect(whereLabRuns({ backends: ['sim'] })).toBe('[sim only]');
