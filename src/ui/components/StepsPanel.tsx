@@ -29,7 +29,7 @@ export interface StepsView {
   /** "step 3 of 7 (done) — [ prev  ] next"; null when there is no step to read. */
   nav: string | null;
   /** Exactly the rows of text shown: the step's text, its hints, and "more" markers. */
-  body: { text: string; kind: 'text' | 'hint' | 'more' }[];
+  body: { text: string; kind: 'title' | 'text' | 'hint' | 'more' }[];
   /** The step being read (StepView.index), or null. */
   viewed: number | null;
   /** The window over the step's whole text: the scroll keys move it. */
@@ -68,7 +68,10 @@ export function stepsView(steps: readonly StepView[], currentStep: number, view:
     .slice(0, step.hintsShown)
     .flatMap((h, i) => wrapWords(`Hint ${i + 1}/${step.hints.length}: ${h}`, width))
     .map((t) => ({ text: t, kind: 'hint' as const }));
-  const lines = [...text.map((t) => ({ text: t, kind: 'text' as const })), ...(hints.length ? [{ text: '', kind: 'text' as const }, ...hints] : [])];
+  // A title the list cuts ("Get the destination listen…" at 80 columns) heads the text whole.
+  const listed = `✓ ${pos + 1}. ${step.title}`;
+  const whole = listed.length > width ? wrapWords(step.title, width).map((t) => ({ text: t, kind: 'title' as const })) : [];
+  const lines = [...whole, ...text.map((t) => ({ text: t, kind: 'text' as const })), ...(hints.length ? [{ text: '', kind: 'text' as const }, ...hints] : [])];
 
   // Rows: the list of titles, the navigation line, then the text.
   const rest = Math.max(0, rows - 1);
@@ -131,7 +134,7 @@ function StepsPanelView(props: {
         </GlyphRow>
       ) : null}
       {v.body.map((l, i) => (
-        <Text key={i} wrap="truncate" color={l.kind === 'hint' ? 'yellow' : l.kind === 'more' ? 'cyan' : undefined}>
+        <Text key={i} wrap="truncate" bold={l.kind === 'title'} color={l.kind === 'hint' ? 'yellow' : l.kind === 'more' ? 'cyan' : undefined}>
           {l.text || ' '}
         </Text>
       ))}

@@ -71,6 +71,16 @@ describe('StepsPanel', () => {
     expect(out).toContain('Hint 2/2: Or use the l menu');
   });
 
+  it('a title the list cuts heads the step text whole (32 columns: "Get the destination listen…")', () => {
+    const steps = fakeSteps();
+    steps[1] = { ...steps[1], title: 'Start a precopy migration and watch it not converge' };
+    const v = stepsView(steps, 1, follow, 32, 17);
+    expect(v.body.filter((l) => l.kind === 'title').map((l) => l.text).join(' ')).toBe('Start a precopy migration and watch it not converge');
+    expect(v.body[0].kind).toBe('title');
+    // One that fits the list is not repeated.
+    expect(stepsView(fakeSteps(), 1, follow, 32, 17).body.some((l) => l.kind === 'title')).toBe(false);
+  });
+
   it('a scroll belongs to one step: the next step starts at its top', () => {
     const v = stepsView(longSteps(), 1, { viewing: null, offset: 5, offsetStep: 0 }, 32, 17);
     expect(v.window.start).toBe(0);
