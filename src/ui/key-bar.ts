@@ -124,16 +124,24 @@ export function keyHints(mode: Mode, state: SessionState, viewingOther = false):
       if (state.finished) hints.push({ key: 'Enter', label: 'summary', priority: 11 });
       if (k.retry) hints.push({ key: 'r', label: 'retry step', priority: 10 });
       if (k.rewind) hints.push({ key: 'w', label: 'rewind', priority: 10 });
-      if (k.cut) hints.push({ key: 'c', label: 'cut', priority: 7 });
-      if (k.blackhole) hints.push({ key: 'b', label: 'blackhole', priority: 5 });
+      // The fault the step itself calls for outranks the rest (blackhole's "Pull the cable"
+      // lost b to Space once a hold kept Space on the bar at 80 columns).
+      const own = step?.linkFaults ?? [];
+      // (A cut in a step that calls for another fault is a mistake the key still allows: it
+      // yields to Space there.)
+      if (k.cut) hints.push({ key: 'c', label: 'cut', priority: own.includes('cut') ? 9 : own.length ? 5 : 7 });
+      if (k.blackhole) hints.push({ key: 'b', label: 'blackhole', priority: own.includes('blackhole') ? 9 : 5 });
       if (k.linkMenu) hints.push({ key: 'l', label: 'link menu', priority: 3 });
       if (k.restore) hints.push({ key: 'u', label: 'restore link', priority: 7 });
-      if (k.pause) hints.push({ key: 'p', label: 'pause', priority: 4 });
+      // So does p in a step whose own commands pause (blackhole's "Pause both sides yourself").
+      if (k.pause) hints.push({ key: 'p', label: 'pause', priority: step?.actions.some((a) => a.includes('migrate-pause')) ? 9 : 4 });
       if (k.hint) hints.push({ key: 'h', label: 'hint', priority: 8 });
-      if (k.showMe) hints.push({ key: 's', label: 'show me', priority: 6 });
+      // Show me is the way on for someone stuck: it outlasts the fault keys and u at 80 columns.
+      if (k.showMe) hints.push({ key: 's', label: 'show me', priority: 7.5 });
       // The lab waits for you only while it holds: the way to let it run stays on the bar at 80
-      // columns (priority 3 lost it to blackhole and pause, playing link-cut-recovery).
-      if (k.hold) hints.push({ key: 'Space', label: state.hold?.state === 'held' ? 'let it run' : 'hold', priority: 8 });
+      // columns before another fault key or pause (at priority 3 it lost to both, playing
+      // link-cut-recovery), after show me.
+      if (k.hold) hints.push({ key: 'Space', label: state.hold?.state === 'held' ? 'let it run' : 'hold', priority: 5.5 });
       // Reading: the other steps, scrolling, a hint's command into the console. Viewing another
       // step than the current one, the way back leads the bar.
       if (viewingOther) hints.unshift({ key: ']', label: 'next step', priority: 10 });

@@ -46,6 +46,11 @@ describe('key bar', () => {
     expect(keyHints('normal', held).find((h) => h.key === 'Space')?.label).toBe('let it run');
     expect(keys(keyHints('normal', fakeState(), true)).split(' ')[0]).toBe(']');
     expect(keys(fitKeyHints(keyHints('normal', held, true), 80)).split(' ')[0]).toBe(']');
+    // In a step that blackholes, b stays beside Space (blackhole's "Pull the cable").
+    const pull = fakeState({ hold: held.hold, steps: fakeSteps().map((st) => (st.index === 1 ? { ...st, linkFaults: ['blackhole' as const] } : st)) });
+    const bar = keys(fitKeyHints(keyHints('normal', pull), 80)).split(' ');
+    expect(bar).toContain('b');
+    expect(bar).toContain('Space');
   });
 
   it('drops low-priority keys first when narrow and always keeps ?', () => {
@@ -53,7 +58,7 @@ describe('key bar', () => {
     expect(keys(fitKeyHints(hints, 200))).toBe('c b l p h s [] PgUp/Dn Tab y : ? q');
     expect(keys(fitKeyHints(hints, 80))).toBe('c b h s y : ? q');
     expect(keys(fitKeyHints(hints, 64))).toBe('c b h s : ? q');
-    expect(keys(fitKeyHints(hints, 50))).toBe('c h : ? q');
+    expect(keys(fitKeyHints(hints, 50))).toBe('h s : ? q');
     expect(keys(fitKeyHints(hints, 33))).toBe('h : ? q');
     expect(keys(fitKeyHints(hints, 30))).toBe(': ? q');
     expect(keys(fitKeyHints(hints, 5))).toBe('?');
