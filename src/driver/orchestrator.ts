@@ -157,7 +157,7 @@ export class Orchestrator implements RunDriver {
     if (vm.alive) {
       vm.qmp?.close();
       vm.proc.kill('SIGKILL');
-      this.opts.onEvent({ kind: 'info', side, text: `the ${side} VM process was killed (SIGKILL), as asked` , data: { say: true } });
+      this.opts.onEvent({ kind: 'info', side, text: `the ${side} VM process was killed (SIGKILL), as asked`, data: { say: true } });
     }
     await vm.exit;
   }
@@ -182,7 +182,7 @@ export class Orchestrator implements RunDriver {
     this.backend.restarted?.(side);
     this.spawnVm(side);
     await this.connect(this.vms.get(side)!);
-    this.opts.onEvent({ kind: 'info', side, text: `a fresh ${side} VM process started (pid ${this.vms.get(side)!.proc.pid ?? '?'}) with the same command line` , data: { say: true } });
+    this.opts.onEvent({ kind: 'info', side, text: `a fresh ${side} VM process started (pid ${this.vms.get(side)!.proc.pid ?? '?'}) with the same command line`, data: { say: true } });
   }
 
   /** What runs on `side` now: its VM, or a recovery source in the source's place. */
