@@ -20,6 +20,18 @@ import { selectedLinkFault, type LabUiAction, type LabUiState } from './lab-stat
 import type { ScrollWindow } from './scroll.js';
 import type { Store } from './store.js';
 
+/**
+ * An error as the header has room for it: "step 2 'Start a precopy migration and watch it not
+ * converge': …" put the reason past the edge at 80 columns; the step's number says which.
+ */
+export function withoutStepTitle(message: string, steps: readonly Pick<StepView, 'index' | 'title'>[]): string {
+  for (const st of steps) {
+    const head = `step ${st.index + 1} '${st.title}': `;
+    if (message.startsWith(head)) return `step ${st.index + 1}: ${message.slice(head.length)}`;
+  }
+  return message;
+}
+
 /** What the lab screen shows now, as the scroll and step keys need it (from its last render). */
 export interface LabViews {
   steps: StepsView;
@@ -132,7 +144,7 @@ export function useLabKeys(opts: LabKeysOptions): void {
     dispatch({ type: 'notice', text: `${what}…` });
     action().then(
       () => dispatch({ type: 'notice', text: done ?? `${what}: done` }),
-      (err: unknown) => dispatch({ type: 'notice', level: 'error', text: `${what} failed: ${errorText(err)}` }),
+      (err: unknown) => dispatch({ type: 'notice', level: 'error', text: `${what} failed: ${withoutStepTitle(errorText(err), session.getState().steps)}` }),
     );
   };
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { initialLabUiState, labUiReducer, LINK_MENU_ITEMS, MENU_DIRECTIONS, readingMs, selectedLinkFault, type LabUiAction, type LabUiState } from '../../../src/ui/lab-state.js';
 import { describeFault, parseLinkFault } from '../../../src/link/fault-model.js';
+import { withoutStepTitle } from '../../../src/ui/use-lab-keys.js';
 import { complete, QMP_COMMANDS } from '../../../src/ui/qmp-commands.js';
 
 const run = (actions: LabUiAction[], from: LabUiState = initialLabUiState()) => actions.reduce(labUiReducer, from);
@@ -250,5 +251,17 @@ describe('event log focus', () => {
     expect(s.log.top).toBe(old);
     s = run([{ type: 'focus', focus: 'steps' }], s);
     expect(s.log.top).toBeNull();
+  });
+});
+
+describe('an error in the header', () => {
+  it("names the step by its number, not its title, so the reason fits (a title with an apostrophe too)", () => {
+    const steps = [
+      { index: 1, title: 'Start a precopy migration and watch it not converge' },
+      { index: 2, title: "Cut the link; save the paused source's RAM" },
+    ];
+    expect(withoutStepTitle("step 2 'Start a precopy migration and watch it not converge': wait-until timed out", steps)).toBe('step 2: wait-until timed out');
+    expect(withoutStepTitle("step 3 'Cut the link; save the paused source's RAM': pmemsave refused", steps)).toBe('step 3: pmemsave refused');
+    expect(withoutStepTitle('the link is cut: press u', steps)).toBe('the link is cut: press u');
   });
 });
