@@ -77,6 +77,16 @@ const SHORT_VIRSH_TIMEOUT_MS = 45_000;
 const IMMEDIATE_REFUSAL_MS = 1500;
 
 /**
+ * virsh's own options for the long `virsh migrate` (before the subcommand): a keepalive of
+ * 10 s × 30 missed, five minutes. Its connection to the destination daemon crosses the lab's
+ * link; with virsh's default (5 s × 5, about 30 s) a silent blackhole killed it while a person
+ * still read libvirt-blackhole's step 4, and libvirt then marked the source `post-copy failed`
+ * by itself: the refusal of `--postcopy-resume` the step is about never came. A cut (RST) ends
+ * the connection at once whatever the keepalive.
+ */
+export const MIGRATE_KEEPALIVE = ['-k', '10', '-K', '30'];
+
+/**
  * libvirt says `post-copy failed` as soon as its own migrate-pause returns (domjobabort
  * --postcopy), and a link cut shows there as soon as the event arrives, but `--postcopy-resume`
  * then asks the source QEMU itself (query-migrate) and refuses unless it already reached
@@ -253,7 +263,7 @@ class LibvirtDriver implements RunDriver {
     if (side !== 'source') throw new Error(`${line}: migrate runs against the source daemon (virsh: source)`);
     let running: Running;
     for (let attempt = 1; ; attempt++) {
-      running = (await s.perform({ kind: 'virsh', side, args, long: true })) as Running;
+      running = (await s.perform({ kind: 'virsh', side, args: [...MIGRATE_KEEPALIVE, ...args], long: true })) as Running;
       // libvirt refuses a bad migrate at once (a resume of a migration that has not failed, a
       // domain that is not there): say so to whoever typed it, not "started" and a warning later.
       let timer: NodeJS.Timeout | undefined;
