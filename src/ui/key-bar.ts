@@ -141,7 +141,9 @@ export function keyHints(mode: Mode, state: SessionState, viewingOther = false):
       // The lab waits for you only while it holds: the way to let it run stays on the bar at 80
       // columns before another fault key or pause (at priority 3 it lost to both, playing
       // link-cut-recovery), after show me.
-      if (k.hold) hints.push({ key: 'Space', label: state.hold?.state === 'held' ? 'let it run' : 'hold', priority: 5.5 });
+      // In a step with nothing to type (throttle-vs-postcopy's "Watch the throttle climb"), Space is
+      // the step's own key.
+      if (k.hold) hints.push({ key: 'Space', label: state.hold?.state === 'held' ? 'let it run' : 'hold', priority: step && step.actions.length === 0 ? 9 : 5.5 });
       // Reading: the other steps, scrolling, a hint's command into the console. Viewing another
       // step than the current one, the way back leads the bar.
       if (viewingOther) hints.unshift({ key: ']', label: 'next step', priority: 10 });

@@ -46,6 +46,9 @@ describe('key bar', () => {
     expect(keyHints('normal', held).find((h) => h.key === 'Space')?.label).toBe('let it run');
     expect(keys(keyHints('normal', fakeState(), true)).split(' ')[0]).toBe(']');
     expect(keys(fitKeyHints(keyHints('normal', held, true), 80)).split(' ')[0]).toBe(']');
+    // In a step with nothing to type, Space is the step's key: it outlasts show me and the faults.
+    const watch = fakeState({ hold: held.hold, steps: fakeSteps().map((st) => (st.index === 1 ? { ...st, actions: [] } : { ...st, actions: ['source: migrate'] })) });
+    expect(keys(fitKeyHints(keyHints('normal', watch), 50)).split(' ')).toContain('Space');
     // In a step that blackholes, b stays beside Space (blackhole's "Pull the cable").
     const pull = fakeState({ hold: held.hold, steps: fakeSteps().map((st) => (st.index === 1 ? { ...st, linkFaults: ['blackhole' as const] } : st)) });
     const bar = keys(fitKeyHints(keyHints('normal', pull), 80)).split(' ');
