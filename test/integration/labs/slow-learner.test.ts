@@ -10,13 +10,12 @@
  */
 import fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expectLearnerPace } from '../../helpers/learner-pace.js';
 import { ensureBuilt, jsonLines, limiter, simLabIds, spawnCli, tempDir, waitForJsonLine, type CliResult } from '../../helpers/sim.js';
 
 type Line = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
 const DELAY_MS = 5000;
-/** What the labs promise a person: this long before each action. */
-const LEARNER_MS = 60_000;
 
 /** The sim's labs (a lab for QEMU or libvirt only is drilled with that backend's tests). */
 const LAB_IDS = simLabIds();
@@ -82,8 +81,6 @@ describe('a slow learner completes every lab (holds on, a wait before every step
     expect(r.code).toBe(0);
 
     const events = lines.filter((l) => l.type === 'event');
-    const snaps = lines.filter((l) => l.type === 'snapshot');
-    const starts = events.filter((e) => e.kind === 'step' && e.data && !e.data.done);
     const holdsApplied = events.filter((e) => e.kind === 'hold' && e.data?.hold === 'apply');
     // Every lab that runs postcopy holds somewhere (postcopy-basics and precopy-failure need
     // none; in throttle-vs-postcopy and many-vcpus postcopy is the strategy compared, meant to
@@ -92,24 +89,6 @@ describe('a slow learner completes every lab (holds on, a wait before every step
     // trickle would drain the buffers whose loss is the lesson).
     if (!['postcopy-basics', 'precopy-failure', 'throttle-vs-postcopy', 'many-vcpus', 'recovery-file-window'].includes(id)) expect(holdsApplied.length).toBeGreaterThan(0);
 
-    for (const start of starts.slice(0, -1)) {
-      const from = start.t as number;
-      const window = snaps.filter((s) => s.t >= from && s.t <= from + DELAY_MS);
-      if (window.length < 2) continue;
-      const first = window[0]!;
-      const last = window[window.length - 1]!;
-      // A step that begins after the migration completed (it starts a fresh one, as
-      // postcopy-preempt's second run does) has nothing left to miss.
-      if (first.source.status === 'completed') continue;
-      // The step's action is still to come: the migration must not have ended meanwhile.
-      expect(last.source.status, `${id} ${start.text}: the migration ended while the learner read`).not.toBe('completed');
-      const heldNow = holdsApplied.some((h) => h.t <= last.t) && last.source.status === 'postcopy-active' && first.source.status === 'postcopy-active';
-      if (!heldNow) continue;
-      const remaining = last.source.ram?.remaining as number;
-      const drained = (first.source.ram?.remaining as number) - remaining;
-      const perMs = Math.max(drained, 0) / Math.max(last.t - first.t, 1);
-      // At this rate, what remains takes longer than a person's minute.
-      expect(remaining, `${id} ${start.text}: ${remaining} bytes left, draining ${Math.round(perMs * 1000)} B/s`).toBeGreaterThan(perMs * LEARNER_MS);
-    }
+    expectLearnerPace(id, lines, DELAY_MS, (last) => holdsApplied.some((h) => h.t <= last.t));
   }, 300_000);
 });

@@ -13,6 +13,7 @@ import { LIBVIRT_STATE_ROOT } from '../../../src/libvirt/pair.js';
 import { QEMUS } from '../../helpers/qemus.js';
 import { ensureBuilt, ROOT } from '../../helpers/sim.js';
 import { exists, libvirtSkipReason } from './helpers.js';
+import { expectLearnerPace } from '../../helpers/learner-pace.js';
 
 const CLI = path.join(ROOT, 'bin', 'postcopy-lab.js');
 type JsonLine = Record<string, unknown> & { type: string; text?: string; side?: string };
@@ -41,37 +42,16 @@ function expectEveryStepTeaches(lines: JsonLine[]): void {
   }
 }
 
-/** The learner's wait before each step's actions in the learner-pace drills, and what the labs promise a person. */
+/** The learner's wait before each step's actions in the learner-pace drills. */
 const DELAY_MS = 5000;
-const LEARNER_MS = 60_000;
 
 /**
- * A libvirt lab at a person's pace, as test/integration/labs/slow-learner.test.ts checks the
- * sim's (there are no holds here: libvirt sets bandwidth in whole MiB/s, so the labs' guests
- * are big enough instead): while a step waits for the learner, the migration must not end, and
- * in postcopy what remains must outlast a minute of reading at the rate it drained meanwhile.
- * Played at 30 s a step, libvirt-double-failure and libvirt-postcopy-pause on 64 MiB guests
- * completed before the step that breaks them.
+ * A libvirt lab at a person's pace (no holds here: libvirt sets bandwidth in whole MiB/s, so the
+ * labs' guests are big enough instead). Played at 30 s a step, libvirt-double-failure and
+ * libvirt-postcopy-pause on 64 MiB guests completed before the step that breaks them.
  */
-function expectLearnerPace(lab: string, lines: JsonLine[]): void {
-  type Snap = { t: number; source: { status: string; ram?: { remaining?: number } } };
-  const snaps = lines.filter((l) => l.type === 'snapshot') as unknown as Snap[];
-  const starts = lines.filter((l) => l.type === 'event' && l.kind === 'step' && !(l.data as { done?: boolean } | undefined)?.done);
-  let checked = 0;
-  for (const start of starts.slice(0, -1)) {
-    const from = start.t as number;
-    const window = snaps.filter((x) => x.t >= from && x.t <= from + DELAY_MS);
-    if (window.length < 2) continue;
-    const first = window[0]!;
-    const last = window[window.length - 1]!;
-    expect(last.source.status, `${lab} ${start.text}: the migration ended while the learner read`).not.toBe('completed');
-    if (first.source.status !== 'postcopy-active' || last.source.status !== 'postcopy-active') continue;
-    const remaining = last.source.ram?.remaining ?? 0;
-    const perMs = Math.max((first.source.ram?.remaining ?? 0) - remaining, 0) / Math.max(last.t - first.t, 1);
-    expect(remaining, `${lab} ${start.text}: ${remaining} bytes left, draining ${Math.round(perMs * 1000)} B/s`).toBeGreaterThan(perMs * LEARNER_MS);
-    checked++;
-  }
-  expect(checked, `${lab}: no step waited for the learner in postcopy`).toBeGreaterThan(0);
+function expectLibvirtLearnerPace(lab: string, lines: JsonLine[]): void {
+  expect(expectLearnerPace(lab, lines, DELAY_MS), `${lab}: no step waited for the learner in postcopy`).toBeGreaterThan(0);
 }
 
 const texts = (lines: JsonLine[]): string[] => lines.filter((l) => l.type === 'event').map((l) => `${l.side ?? ''}: ${l.text ?? ''}`);
@@ -125,7 +105,7 @@ describe.skipIf(SKIP !== undefined)(`libvirt lab drills${SKIP ? ` (skipped: ${SK
       expect(ev.some((t) => t.startsWith('source: libvirt: migrate-pause is `virsh domjobabort --postcopy'))).toBe(true);
       expect(ev).toContain('destination: postcopy-active -> postcopy-paused');
       expect(ev.some((t) => /virsh migrate --live --postcopy --postcopy-resume .*: completed/.test(t))).toBe(true);
-      expectLearnerPace('libvirt-postcopy-pause', r.lines);
+      expectLibvirtLearnerPace('libvirt-postcopy-pause', r.lines);
     });
     it(`libvirt-double-failure${short === '10.0' ? " at a learner's pace" : ''}: a second cut after a resume, a second --postcopy-resume, verified`, { timeout: 240_000 }, async () => {
       const r = await drill('libvirt-double-failure', bin, short === '10.0' ? ['--learner-delay', `${DELAY_MS / 1000}s`] : []);
@@ -136,7 +116,7 @@ describe.skipIf(SKIP !== undefined)(`libvirt lab drills${SKIP ? ` (skipped: ${SK
       expect(ev.filter((t) => /^destination: postcopy-paused -> (postcopy-active|completed)$/.test(t))).toHaveLength(2);
       // The first resume's virsh was cut too; the second completed.
       expect(ev.filter((t) => /virsh migrate --live --postcopy --postcopy-resume .*: completed/.test(t))).toHaveLength(1);
-      if (short === '10.0') expectLearnerPace('libvirt-double-failure', r.lines);
+      if (short === '10.0') expectLibvirtLearnerPace('libvirt-double-failure', r.lines);
     });
   });
 });
