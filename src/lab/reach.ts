@@ -458,6 +458,9 @@ export function recoveryFailureStrands(version: string): boolean {
 export function earlyResumeRefusal(side: Side, cmd: QmpCommand, s: Snapshot | null, listening: boolean, version: string, recoverListen?: string): string | null {
   if (listening || !s || !isSourceResume(side, cmd) || s.destination.status !== 'postcopy-paused' || !recoveryFailureStrands(version)) return null;
   const first = recoverListen ? `migrate-recover {"uri": "${recoverListen}"}` : 'migrate-recover';
+  // A stand-in in the lost source's place (qemu-recovery-file) is ours, not a QEMU source: what
+  // holds for it is only the order.
+  if (s.source.recoverySource) return `the destination is not listening for the recovery yet, and the resume needs a listener: first, on the destination, ${first}`;
   return `the destination is not listening for the recovery yet, and a QEMU ${version} source whose resume finds no listener stays in postcopy-recover for good: first, on the destination, ${first}`;
 }
 

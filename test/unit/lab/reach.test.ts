@@ -410,6 +410,12 @@ describe('earlyResumeRefusal', () => {
     expect(earlyResumeRefusal('source', resume, paused, false, '7.2', 'tcp:127.0.0.1:5003')).toBe(
       'the destination is not listening for the recovery yet, and a QEMU 7.2 source whose resume finds no listener stays in postcopy-recover for good: first, on the destination, migrate-recover {"uri": "tcp:127.0.0.1:5003"}',
     );
+    // Said of a stand-in source (qemu-recovery-file's, ours): the order only, no claim about QEMU.
+    const standIn = snap('postcopy-paused', 'postcopy-paused');
+    standIn.source = { ...standIn.source, recoverySource: { 'held-pages': 10 } as never };
+    expect(earlyResumeRefusal('source', resume, standIn, false, '7.2', 'tcp:127.0.0.1:5003')).toBe(
+      'the destination is not listening for the recovery yet, and the resume needs a listener: first, on the destination, migrate-recover {"uri": "tcp:127.0.0.1:5003"}',
+    );
     expect(recoveryFailureStrands('7.2.22')).toBe(true);
     expect(recoveryFailureStrands('8.1')).toBe(true);
   });

@@ -542,6 +542,8 @@ describe('LabScreen keys', () => {
     expect(refusalFix('Error: refused by the lab: the link is cut, so the resume would not get through: press u to restore the link, then resume', 'migrate {}')).toBeNull();
     // QEMU's own errors are not read for commands.
     expect(refusalFix("Error: Parameter 'uri' is missing; try migrate-recover {\"uri\": \"tcp:x:1\"}", 'migrate-recover')).toBeNull();
+    // The stand-in source's wording names the command once, with its address.
+    expect(refusalFix('Error: refused by the lab: the destination is not listening for the recovery yet, and the resume needs a listener: first, on the destination, migrate-recover {"uri": "tcp:127.0.0.1:7003"}', 'migrate {}')).toEqual({ line: 'migrate-recover {"uri": "tcp:127.0.0.1:7003"}', side: 'destination' });
   });
 
   it('console: a rejected qmpLine shows as an error line', async () => {
