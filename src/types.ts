@@ -375,6 +375,8 @@ export interface StepView {
   recoverySides?: Side[];
   /** The step's own `do` kills, restarts or replaces a VM (qemu-recovery-file's "Lose the source host"). */
   actsOnVm?: boolean;
+  /** The step's own `do` sends migrate-pause (blackhole's "Pause both sides yourself"): p is its key. */
+  pauses?: boolean;
 }
 
 /**

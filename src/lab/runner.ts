@@ -95,7 +95,7 @@ export class LabSession implements LabSessionApi {
     this.store = new SessionStore(
       {
         snapshot: null,
-        steps: lab.steps.map((s) => ({ index: s.index, title: s.title, text: stepTextFor(s, version), hints: s.hints, hintsShown: 0, status: 'pending', actions: [], until: s.until.source, breaksLink: breaksLink(s), startsMigration: startsMigration(s), startsFreshDestination: startsFreshVm(s, 'destination'), linkFaults: stepLinkFaults(s), faultsBeforeRecovery: faultsBeforeRecovery(s), recoverySides: recoverySides(s), actsOnVm: s.actions.some((a) => a.type === 'vm') })),
+        steps: lab.steps.map((s) => ({ index: s.index, title: s.title, text: stepTextFor(s, version), hints: s.hints, hintsShown: 0, status: 'pending', actions: [], until: s.until.source, breaksLink: breaksLink(s), startsMigration: startsMigration(s), startsFreshDestination: startsFreshVm(s, 'destination'), linkFaults: stepLinkFaults(s), faultsBeforeRecovery: faultsBeforeRecovery(s), recoverySides: recoverySides(s), actsOnVm: s.actions.some((a) => a.type === 'vm'), pauses: s.actions.some((a) => a.type === 'qmp' && a.execute === 'migrate-pause') })),
         currentStep: 0,
         events: [],
         history: [],

@@ -134,7 +134,7 @@ export function keyHints(mode: Mode, state: SessionState, viewingOther = false):
       if (k.linkMenu) hints.push({ key: 'l', label: 'link menu', priority: 3 });
       if (k.restore) hints.push({ key: 'u', label: 'restore link', priority: 7 });
       // So does p in a step whose own commands pause (blackhole's "Pause both sides yourself").
-      if (k.pause) hints.push({ key: 'p', label: 'pause', priority: step?.actions.some((a) => a.includes('migrate-pause')) ? 9 : 4 });
+      if (k.pause) hints.push({ key: 'p', label: 'pause', priority: step?.pauses ? 9 : 4 });
       if (k.hint) hints.push({ key: 'h', label: 'hint', priority: 8 });
       // Show me is the way on for someone stuck: it outlasts the fault keys and u at 80 columns.
       if (k.showMe) hints.push({ key: 's', label: 'show me', priority: 7.5 });

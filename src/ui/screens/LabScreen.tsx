@@ -218,6 +218,7 @@ export function LabScreen(props: LabScreenProps) {
   }
 
   const clock = `${session.labId} · t=${fmtT(snap?.t ?? 0)}`;
+  const title = headerTitle(session.title, clock, layout.header.width);
   return (
     <Box flexDirection="column" width={layout.main.width} height={layout.height} overflowY="hidden">
       <Box height={1} width={layout.header.width} overflowY="hidden">
@@ -227,7 +228,7 @@ export function LabScreen(props: LabScreenProps) {
             columns the clock left that cut off ("press u to restore it" after a show me); so
             does any notice the clock would leave no room for ("... Enter sends it there"). */}
         <Text wrap="truncate">
-          {ui.notice || !headerTitle(session.title, clock, layout.header.width) ? null : <Text bold>{headerTitle(session.title, clock, layout.header.width)}  </Text>}
+          {ui.notice || !title ? null : <Text bold>{title}  </Text>}
           {ui.notice?.level === 'error' || (ui.notice && !clockFits(ui.notice.text, clock, layout.header.width)) ? null : (
             <Text dimColor>
               {clock}
