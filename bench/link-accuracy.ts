@@ -9,9 +9,10 @@
  *   (idle). The settings take turns on one connection, in rounds of a few pings each, so a
  *   change in the machine's load between rows hits every row alike. While a bulk transfer runs
  *   on a second connection of the same link, the same, minus what that load gives through socat:
- *   once with the bulk on the faulted direction (the fault slows it too, so the load beside the
- *   pings changes with the setting; its rate is printed per row) and once the other way, where
- *   the load is the same in every row.
+ *   socat and the relay stand in front of the same servers and take turns, each moving its own
+ *   bulk only in its turn (pairedLoaded). Once with the bulk on the faulted direction (the fault
+ *   slows it too, so the load beside the pings changes with the setting; its rate is printed per
+ *   row) and once the other way, where the load is the same in every row.
  * - rate: configured R on source→destination; one connection sends as fast as it can for a
  *   few seconds; the sink's bytes over the last part of the window (after the bucket's burst)
  *   divided by its length.
@@ -50,13 +51,11 @@ interface Rig {
 type Load = 'forward' | 'back';
 
 /**
- * A link with an echo server on the incoming route and, on the recover route, a sink (`forward`)
- * or a server that sends as fast as the link takes it to whoever connects (`back`).
+ * The servers behind a link's destination ports: an echo server on the incoming route and, on
+ * the recover route, a sink (`forward`) or a server that sends as fast as the link takes it to
+ * whoever connects (`back`).
  */
-async function rig(make: (dir: string) => Link, load: Load = 'forward'): Promise<Rig> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'postcopy-accuracy-'));
-  const link = make(dir);
-  const ep = await link.start();
+async function serve(ep: LinkEndpoints, load: Load): Promise<{ close(): Promise<void> }> {
   const sockets = new Set<net.Socket>();
   const listen = (port: number, onSocket: (s: net.Socket) => void) =>
     new Promise<net.Server>((resolve) => {
@@ -73,12 +72,25 @@ async function rig(make: (dir: string) => Link, load: Load = 'forward'): Promise
   // Sink: takes whatever the bulk sender sends; or, the other way, the bulk sender itself.
   const sink = await listen(ep.recover.listen.port, (s) => (load === 'forward' ? s.resume() : pumpInto(s)));
   return {
-    link,
-    ep,
     async close() {
       for (const s of sockets) s.destroy();
       await new Promise((r) => echo.close(r));
       await new Promise((r) => sink.close(r));
+    },
+  };
+}
+
+/** A link with the servers behind it, no load. */
+async function rig(make: (dir: string) => Link): Promise<Rig> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'postcopy-accuracy-'));
+  const link = make(dir);
+  const ep = await link.start();
+  const servers = await serve(ep, 'forward');
+  return {
+    link,
+    ep,
+    async close() {
+      await servers.close();
       await link.stop();
       fs.rmSync(dir, { recursive: true, force: true });
     },
@@ -140,6 +152,9 @@ function pumpInto(s: net.Socket): void {
 interface Bulk {
   /** Bytes moved so far (sent forward, or received back). */
   bytes(): number;
+  /** Stops moving bytes (forward: no more writes; back: no more reads, so the sender blocks) until resume(). */
+  pause(): void;
+  resume(): void;
   stop(): void;
 }
 
@@ -152,12 +167,13 @@ async function bulk(port: number, load: Load = 'forward'): Promise<Bulk> {
   const s = await connect(port);
   s.on('error', () => {});
   let bytes = 0;
+  let paused = false;
+  const pump = () => {
+    while (!paused && !s.destroyed && s.write(BULK_CHUNK)) bytes += BULK_CHUNK.length;
+  };
   if (load === 'back') {
     s.on('data', (d: Buffer) => (bytes += d.length));
   } else {
-    const pump = () => {
-      while (!s.destroyed && s.write(BULK_CHUNK)) bytes += BULK_CHUNK.length;
-    };
     s.on('drain', () => {
       bytes += BULK_CHUNK.length;
       pump();
@@ -166,6 +182,15 @@ async function bulk(port: number, load: Load = 'forward'): Promise<Bulk> {
   }
   return {
     bytes: () => bytes,
+    pause() {
+      paused = true;
+      if (load === 'back') s.pause();
+    },
+    resume() {
+      paused = false;
+      if (load === 'back') s.resume();
+      else pump();
+    },
     stop() {
       s.destroy();
     },
@@ -177,15 +202,9 @@ const median = (xs: number[]) => {
   return a[Math.floor((a.length - 1) / 2)] ?? NaN;
 };
 
-interface RttOpts {
-  /** A bulk transfer beside the pings, and which way. */
-  loaded?: Load;
-  pings: number;
-}
-
-async function rtt(make: (dir: string) => Link, opts: RttOpts): Promise<ByLatency> {
-  const r = await rttByLatency(make, [0], opts);
-  return { rtt: [r.rtt[0]!], bulkMbPerSec: [r.bulkMbPerSec[0]!] };
+/** The pings' median RTT through an idle link (ms), no fault set. */
+async function idleRtt(make: (dir: string) => Link, pings: number): Promise<number> {
+  return (await rttByLatency(make, [0], pings))[0]!;
 }
 
 /** Per configured latency: the pings' median RTT (ms) and the bulk transfer's rate beside them (MB/s; NaN unloaded). */
@@ -195,33 +214,97 @@ interface ByLatency {
 }
 
 /**
- * Median RTT with each configured latency in `latencies` (0: no fault), taking turns on one
- * link in rounds of ROUND_PINGS pings (the first after a change is dropped: it may cross the
- * change), and the bulk transfer's rate during each latency's rounds.
+ * Median RTT through an idle link with each configured latency in `latencies` (0: no fault),
+ * taking turns on one link in rounds of ROUND_PINGS pings (the first after a change is dropped:
+ * it may cross the change).
  */
-async function rttByLatency(make: (dir: string) => Link, latencies: readonly number[], opts: RttOpts): Promise<ByLatency> {
-  const r = await rig(make, opts.loaded);
+async function rttByLatency(make: (dir: string) => Link, latencies: readonly number[], pings: number): Promise<number[]> {
+  const r = await rig(make);
   const rtts = latencies.map((): number[] => []);
-  const moved = latencies.map(() => ({ bytes: 0, ms: 0 }));
   try {
-    const load = opts.loaded ? await bulk(r.ep.recover.connect.port, opts.loaded) : undefined;
-    if (load) await new Promise((res) => setTimeout(res, 300));
-    for (let done = 0; done < opts.pings; done += ROUND_PINGS) {
+    for (let done = 0; done < pings; done += ROUND_PINGS) {
       for (const [i, ms] of latencies.entries()) {
         if (latencies.length > 1) {
           if (ms > 0) await r.link.apply({ kind: 'latency', ms, direction: 'source-to-destination' });
           else await r.link.restore();
         }
-        const [b0, t0] = [load?.bytes() ?? 0, performance.now()];
         rtts[i]!.push(...(await pingPong(r.ep.incoming.connect.port, ROUND_PINGS + 1)).slice(1));
-        moved[i]!.bytes += (load?.bytes() ?? 0) - b0;
-        moved[i]!.ms += performance.now() - t0;
       }
     }
-    load?.stop();
-    return { rtt: rtts.map(median), bulkMbPerSec: moved.map((m) => (load ? m.bytes / 1e6 / (m.ms / 1000) : NaN)) };
+    return rtts.map(median);
   } finally {
     await r.close();
+  }
+}
+
+/** Per-forwarder results of the paired rig: socat's, then the relay's per configured latency. */
+interface Paired {
+  socat: { rtt: number; bulkMbPerSec: number };
+  relay: ByLatency;
+}
+
+/** Ends of the route a rig's forwarder stands on: where pings and the bulk connect. */
+interface Front {
+  ping: number;
+  bulk: Bulk;
+}
+
+/**
+ * The under-load rows: socat and the relay both stand in front of the same echo server and bulk
+ * server, each with a bulk transfer of its own on its second connection, and they take turns in
+ * rounds of ROUND_PINGS pings: socat, then the relay with each latency in `latencies`. Only the
+ * forwarder being pinged moves its bulk; the other one's is paused. So the relay's pings and
+ * socat's are taken a second apart under the same load on the same machine, not in two rigs
+ * minutes apart (the socat RTT beside a bulk measured 0.4 to 5.7 ms from one such rig to the
+ * next, more than the relay's error being measured).
+ */
+async function pairedLoaded(latencies: readonly number[], load: Load, pings: number): Promise<Paired> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'postcopy-accuracy-'));
+  const relay = new RelayLink({ runtimeDir: dir });
+  const bulks: Bulk[] = [];
+  let socat: SocatLink | undefined;
+  let servers: { close(): Promise<void> } | undefined;
+  try {
+    const ep = await relay.start();
+    socat = new SocatLink({ incoming: ep.incoming.listen, recover: ep.recover.listen });
+    const sep = await socat.start();
+    servers = await serve(ep, load);
+    const viaSocat: Front = { ping: sep.incoming.connect.port, bulk: await bulk(sep.recover.connect.port, load) };
+    bulks.push(viaSocat.bulk);
+    viaSocat.bulk.pause();
+    const viaRelay: Front = { ping: ep.incoming.connect.port, bulk: await bulk(ep.recover.connect.port, load) };
+    bulks.push(viaRelay.bulk);
+    viaRelay.bulk.pause();
+    // Turn 0: socat; turn i + 1: the relay with latencies[i].
+    const turns = [undefined, ...latencies];
+    const rtts = turns.map((): number[] => []);
+    const moved = turns.map(() => ({ bytes: 0, ms: 0 }));
+    for (let done = 0; done < pings; done += ROUND_PINGS) {
+      for (const [i, ms] of turns.entries()) {
+        const front = ms === undefined ? viaSocat : viaRelay;
+        if (ms !== undefined) {
+          if (ms > 0) await relay.apply({ kind: 'latency', ms, direction: 'source-to-destination' });
+          else await relay.restore();
+        }
+        front.bulk.resume();
+        // What the other forwarder's paused bulk left in the kernel's queues drains meanwhile,
+        // and this one's comes up to speed.
+        await new Promise((r) => setTimeout(r, 100));
+        const [b0, t0] = [front.bulk.bytes(), performance.now()];
+        rtts[i]!.push(...(await pingPong(front.ping, ROUND_PINGS + 1)).slice(1));
+        moved[i]!.bytes += front.bulk.bytes() - b0;
+        moved[i]!.ms += performance.now() - t0;
+        front.bulk.pause();
+      }
+    }
+    const mbs = moved.map((m) => m.bytes / 1e6 / (m.ms / 1000));
+    return { socat: { rtt: median(rtts[0]!), bulkMbPerSec: mbs[0]! }, relay: { rtt: rtts.slice(1).map(median), bulkMbPerSec: mbs.slice(1) } };
+  } finally {
+    for (const b of bulks) b.stop();
+    await servers?.close();
+    await socat?.stop();
+    await relay.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
   }
 }
 
@@ -288,9 +371,9 @@ export async function linkAccuracy(reps: number): Promise<{ rows: AccuracyRow[];
   const rows: AccuracyRow[] = [];
 
   const idleLatencies = [0, 1, 5, 20, 50];
-  const idle = (await rttByLatency(relay, idleLatencies, { pings })).rtt;
+  const idle = await rttByLatency(relay, idleLatencies, pings);
   raw.relayIdle = idle[0]!;
-  if (!missing) raw.socatIdle = (await rtt(socat, { pings })).rtt[0]!;
+  if (!missing) raw.socatIdle = await idleRtt(socat, pings);
   rows.push({ row: 'ping RTT, idle, no fault: relay (socat)', configured: '0', measured: `${raw.relayIdle.toFixed(3)} ms (${raw.socatIdle?.toFixed(3) ?? 'socat skipped'})`, error: '' });
   const wake = await wakeUpByIdle(idleLatencies, pings);
   for (const [i, x] of idleLatencies.entries()) {
@@ -315,23 +398,22 @@ export async function linkAccuracy(reps: number): Promise<{ rows: AccuracyRow[];
     for (const load of ['forward', 'back'] as const) {
       const key = load === 'forward' ? '' : 'Back';
       const way = load === 'forward' ? 'a bulk transfer source→destination (the faulted direction)' : 'a bulk transfer destination→source';
-      const viaSocat = await rtt(socat, { loaded: load, pings });
-      const loaded = await rttByLatency(relay, loadedLatencies, { loaded: load, pings });
-      raw[`socatLoaded${key}`] = viaSocat.rtt[0]!;
+      const { socat: viaSocat, relay: loaded } = await pairedLoaded(loadedLatencies, load, pings);
+      raw[`socatLoaded${key}`] = viaSocat.rtt;
       raw[`relayLoaded${key}`] = loaded.rtt[0]!;
-      raw[`socatLoaded${key}BulkMbPerSec`] = viaSocat.bulkMbPerSec[0]!;
+      raw[`socatLoaded${key}BulkMbPerSec`] = viaSocat.bulkMbPerSec;
       const mbs = (i: number) => `${loaded.bulkMbPerSec[i]!.toFixed(0)} MB/s`;
       rows.push({
-        row: `ping RTT beside ${way}, no fault: relay (socat); the bulk's rate`,
+        row: `ping RTT beside ${way}, no fault: relay (socat, same load, turn about); the bulk's rate`,
         configured: '0',
-        measured: `${loaded.rtt[0]!.toFixed(3)} ms (${viaSocat.rtt[0]!.toFixed(3)}); ${mbs(0)} (${viaSocat.bulkMbPerSec[0]!.toFixed(0)} MB/s)`,
-        error: '',
+        measured: `${loaded.rtt[0]!.toFixed(3)} ms (${viaSocat.rtt.toFixed(3)}); ${mbs(0)} (${viaSocat.bulkMbPerSec.toFixed(0)} MB/s)`,
+        error: `${signed(loaded.rtt[0]! - viaSocat.rtt)} ms`,
       });
       for (const [i, x] of loadedLatencies.entries()) {
         if (x === 0) continue;
         // Against socat under the same load (the target), and against the relay's own no-fault
         // RTT under that load (what the fault itself adds when the relay is already busy).
-        const m = loaded.rtt[i]! - viaSocat.rtt[0]!;
+        const m = loaded.rtt[i]! - viaSocat.rtt;
         const own = loaded.rtt[i]! - loaded.rtt[0]!;
         raw[`latency${x}Loaded${key}`] = m;
         raw[`latency${x}Loaded${key}Own`] = own;

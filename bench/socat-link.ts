@@ -62,14 +62,20 @@ export class SocatLink implements Link {
   readonly kind = 'relay' as const;
   private readonly children: ResultPromise[] = [];
 
+  /**
+   * `targets`: forward to these (say, another link's destination ports, so that two forwarders
+   * stand in front of the same servers); free ports of its own otherwise.
+   */
+  constructor(private readonly targets?: { incoming: HostPort; recover: HostPort }) {}
+
   /** The process groups of the listeners and their per-connection children (for CPU accounting). */
   get groups(): number[] {
     return this.children.flatMap((c) => (c.pid === undefined ? [] : [c.pid]));
   }
 
   async start(): Promise<LinkEndpoints> {
-    const route = async (): Promise<{ listen: HostPort; connect: HostPort }> => {
-      const target = { host: '127.0.0.1', port: await freePort() };
+    const route = async (given?: HostPort): Promise<{ listen: HostPort; connect: HostPort }> => {
+      const target = given ?? { host: '127.0.0.1', port: await freePort() };
       const front = { host: '127.0.0.1', port: await freePort() };
       const child = execa(
         'socat',
@@ -89,7 +95,7 @@ export class SocatLink implements Link {
       }
       return { listen: target, connect: front };
     };
-    return { incoming: await route(), recover: await route() };
+    return { incoming: await route(this.targets?.incoming), recover: await route(this.targets?.recover) };
   }
 
   wrapCommand(_side: 'source' | 'destination', file: string, args: string[]) {
