@@ -375,6 +375,11 @@ export interface StepView {
   recoverySides?: Side[];
   /** The step's own `do` kills, restarts or replaces a VM (qemu-recovery-file's "Lose the source host"). */
   actsOnVm?: boolean;
+  /**
+   * When the step's own `do` is only VM actions, which no console command can do (postcopy-preempt's
+   * "Fresh VMs"): what `s` does, as the key bar names it ("restart both VMs"). s is then the step's key.
+   */
+  vmOnly?: string;
   /** The step's own `do` sends migrate-pause (blackhole's "Pause both sides yourself"): p is its key. */
   pauses?: boolean;
 }

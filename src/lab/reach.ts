@@ -95,6 +95,22 @@ export function startsFreshVm(step: Pick<LabStep, 'actions'>, side?: Side): bool
 }
 
 /**
+ * When a step's own `do` is only VM actions (kill, start, restart, a recovery source), which the
+ * person has no command for and only `s` (show me) does: what that does, in a few words for the
+ * key bar ("restart both VMs", "kill source"); undefined for any other step.
+ */
+export function vmOnlyLabel(step: Pick<LabStep, 'actions'>): string | undefined {
+  const vm = step.actions.flatMap((a) => (a.type === 'vm' ? [a] : []));
+  if (vm.length === 0 || vm.length !== step.actions.length) return undefined;
+  const words = (op: string) => (op === 'recovery-source' ? 'start recovery source' : op);
+  const ops = [...new Set(vm.map((a) => a.do))];
+  const sides = [...new Set(vm.map((a) => a.side))];
+  if (ops.length > 1) return 'do the VM steps';
+  if (sides.length > 1) return `${words(ops[0]!)} both VMs`;
+  return ops[0] === 'recovery-source' ? words(ops[0]) : `${words(ops[0]!)} ${sides[0]!}`;
+}
+
+/**
  * The sides a step's own `do` sends a recovery command to: the destination's migrate-recover, the
  * source's migrate with resume. double-failure's "Reconnect too early" resumes the source alone.
  */

@@ -22,7 +22,7 @@ import { Recorder } from './recorder.js';
 import type { Lab, VmOperation } from './schema.js';
 import { StepEngine, type RunMode, type StepHooks } from './steps.js';
 import { SessionStore } from './store.js';
-import { breaksLink, earlyResumeRefusal, earlySwitchRefusal, faultsBeforeRecovery, isSourceResume, listenFirst, startsFreshVm, recoverySides, resumeRefusal, showMeRefusal, startsMigration, stepLinkFaults } from './reach.js';
+import { breaksLink, earlyResumeRefusal, earlySwitchRefusal, faultsBeforeRecovery, isSourceResume, listenFirst, startsFreshVm, recoverySides, resumeRefusal, vmOnlyLabel, showMeRefusal, startsMigration, stepLinkFaults } from './reach.js';
 import { Operator } from './operator.js';
 import { Poller } from './poller.js';
 import { runSummary } from './verdict.js';
@@ -95,7 +95,7 @@ export class LabSession implements LabSessionApi {
     this.store = new SessionStore(
       {
         snapshot: null,
-        steps: lab.steps.map((s) => ({ index: s.index, title: s.title, text: stepTextFor(s, version), hints: s.hints, hintsShown: 0, status: 'pending', actions: [], until: s.until.source, breaksLink: breaksLink(s), startsMigration: startsMigration(s), startsFreshDestination: startsFreshVm(s, 'destination'), linkFaults: stepLinkFaults(s), faultsBeforeRecovery: faultsBeforeRecovery(s), recoverySides: recoverySides(s), actsOnVm: s.actions.some((a) => a.type === 'vm'), pauses: s.actions.some((a) => a.type === 'qmp' && a.execute === 'migrate-pause') })),
+        steps: lab.steps.map((s) => ({ index: s.index, title: s.title, text: stepTextFor(s, version), hints: s.hints, hintsShown: 0, status: 'pending', actions: [], until: s.until.source, breaksLink: breaksLink(s), startsMigration: startsMigration(s), startsFreshDestination: startsFreshVm(s, 'destination'), linkFaults: stepLinkFaults(s), faultsBeforeRecovery: faultsBeforeRecovery(s), recoverySides: recoverySides(s), actsOnVm: s.actions.some((a) => a.type === 'vm'), vmOnly: vmOnlyLabel(s), pauses: s.actions.some((a) => a.type === 'qmp' && a.execute === 'migrate-pause') })),
         currentStep: 0,
         events: [],
         history: [],

@@ -137,7 +137,10 @@ export function keyHints(mode: Mode, state: SessionState, viewingOther = false):
       if (k.pause) hints.push({ key: 'p', label: 'pause', priority: step?.pauses ? 9 : 4 });
       if (k.hint) hints.push({ key: 'h', label: 'hint', priority: 8 });
       // Show me is the way on for someone stuck: it outlasts the fault keys and u at 80 columns.
-      if (k.showMe) hints.push({ key: 's', label: 'show me', priority: 7.5 });
+      // In a step of VM actions alone (postcopy-preempt's "Fresh VMs") it is the only way on, and
+      // says what it does: played, that step read "the lab starts two fresh VMs" and sat waiting
+      // under a bar led by c and b.
+      if (k.showMe) hints.push(step?.vmOnly ? { key: 's', label: step.vmOnly, priority: 9.5 } : { key: 's', label: 'show me', priority: 7.5 });
       // The lab waits for you only while it holds: the way to let it run stays on the bar at 80
       // columns before another fault key or pause (at priority 3 it lost to both, playing
       // link-cut-recovery), after show me.

@@ -4,7 +4,7 @@
  * step does not ask for would do now.
  */
 import { describe, expect, it } from 'vitest';
-import { breaksLink, bypassRefusal, consoleArguments, earlyResumeRefusal, earlySwitchRefusal, listenFirst, recoveryFailureStrands, faultConsequence, faultsBeforeRecovery, faultsNotInPlace, faultTooEarly, preemptRefused, precopyRequired, recoveryCommands, recoverySides, restartAdvice, resumeRefusal, showMeRefusal, startsMigration, stepLinkFaults, unreachable } from '../../../src/lab/reach.js';
+import { breaksLink, bypassRefusal, consoleArguments, earlyResumeRefusal, earlySwitchRefusal, listenFirst, recoveryFailureStrands, faultConsequence, faultsBeforeRecovery, faultsNotInPlace, faultTooEarly, preemptRefused, precopyRequired, recoveryCommands, recoverySides, restartAdvice, resumeRefusal, showMeRefusal, startsMigration, stepLinkFaults, unreachable, vmOnlyLabel } from '../../../src/lab/reach.js';
 import type { LabStep } from '../../../src/lab/schema.js';
 import type { MigrationStatus, Snapshot } from '../../../src/types.js';
 import { parseCondition } from '../../../src/lab/condition.js';
@@ -350,6 +350,20 @@ describe('stepLinkFaults', () => {
     } as unknown as Pick<LabStep, 'actions'>;
     expect(stepLinkFaults(mixed)).toEqual(['blackhole']);
     expect(stepLinkFaults(waitOnly)).toEqual([]);
+  });
+});
+
+describe('vmOnlyLabel', () => {
+  it('names what s does in a step of VM actions alone, and nothing for any other step', () => {
+    const restartBoth: Actions = { index: 1, actions: [{ type: 'vm', side: 'source', do: 'restart' }, { type: 'vm', side: 'destination', do: 'restart' }] };
+    expect(vmOnlyLabel(restartBoth)).toBe('restart both VMs');
+    expect(vmOnlyLabel({ actions: [{ type: 'vm', side: 'source', do: 'kill' }] })).toBe('kill source');
+    expect(vmOnlyLabel({ actions: [{ type: 'vm', side: 'source', do: 'recovery-source' }] })).toBe('start recovery source');
+    expect(vmOnlyLabel({ actions: [{ type: 'vm', side: 'source', do: 'kill' }, { type: 'vm', side: 'source', do: 'start' }] })).toBe('do the VM steps');
+    // A restart followed by a command the person can type: show me, as in any step.
+    expect(vmOnlyLabel({ actions: [...restartBoth.actions, ...retryStep.actions] })).toBeUndefined();
+    expect(vmOnlyLabel(waitOnly)).toBeUndefined();
+    expect(vmOnlyLabel(cutStep)).toBeUndefined();
   });
 });
 

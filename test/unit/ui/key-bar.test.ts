@@ -56,6 +56,17 @@ describe('key bar', () => {
     expect(bar).toContain('Space');
   });
 
+  it('names s by what it does in a step of VM actions alone, and keeps it on a narrow bar', () => {
+    const fresh = fakeState({ steps: fakeSteps().map((st) => (st.index === 1 ? { ...st, hintsShown: 1, vmOnly: 'restart both VMs' } : st)) });
+    const s = keyHints('normal', fresh).find((h) => h.key === 's');
+    expect(s?.label).toBe('restart both VMs');
+    expect(keys(fitKeyHints(keyHints('normal', fresh), 50)).split(' ')).toContain('s');
+    // Any other step: show me, which gives way to the console and the hint key at 40 columns.
+    expect(keyHints('normal', fakeState()).find((h) => h.key === 's')?.label).toBe('show me');
+    expect(keys(fitKeyHints(keyHints('normal', fakeState()), 40)).split(' ')).not.toContain('s');
+    expect(keys(fitKeyHints(keyHints('normal', fresh), 40)).split(' ')).toContain('s');
+  });
+
   it('drops low-priority keys first when narrow and always keeps ?', () => {
     const hints = keyHints('normal', fakeState({ steps: copyable() }));
     expect(keys(fitKeyHints(hints, 200))).toBe('c b l p h s [] PgUp/Dn Tab y : ? q');
