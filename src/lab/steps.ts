@@ -291,8 +291,14 @@ export class StepEngine {
         }
         if (timeoutMs === null && step) {
           this.setBlocked(settled);
+          // Once the step can no longer happen (from the first snapshot that says so, through the
+          // block's settling), the way it went is kept: it is the reason, where the block's own
+          // message is generic (played: postcopy-preempt's capability on the destination alone was
+          // named while postcopy ran on one connection, then replaced by "the migration
+          // completed … can no longer hold" once it did).
+          const kept = stuck !== null && this.store.getState().missed?.step === step.index + 1;
           const missed = step.missed && state && !settled && evaluateCondition(step.missed.when, state).value;
-          this.setMissed(missed ? { step: step.index + 1, text: expandTemplates(step.missed!.text, this.ports.vars()) } : null);
+          if (!kept) this.setMissed(missed ? { step: step.index + 1, text: expandTemplates(step.missed!.text, this.ports.vars()) } : null);
         }
         if (performance.now() > deadline) {
           const seen = result?.seen ?? {};

@@ -73,7 +73,10 @@ export function adviceLines(state: SessionState, pendingFault: LinkFault | null,
       : b.step > 1
         ? `w rewinds: fresh VMs, same seed, ${stepsBefore(b.step)} replayed for you.`
         : 'w starts again on fresh VMs (same seed).';
-    say(`Step ${b.step} can no longer happen. ${b.message} ${keys}`, 'red', true);
+    // How the step went another way, when the lab named it before the block settled, is the
+    // reason; the lab's words also name the way back.
+    const why = state.missed?.step === b.step ? state.missed.text : undefined;
+    say(`Step ${b.step} can no longer happen. ${why ?? `${b.message} ${keys}`}`, 'red', true);
   } else if (state.missed && state.missed.step === state.currentStep + 1) {
     const m = state.missed;
     // The key bar offers w (rewind); the lab's text says whether that or something else is the way back.

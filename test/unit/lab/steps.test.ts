@@ -228,6 +228,31 @@ describe('StepEngine', () => {
     expect(t.store.getState().missed ?? null).toBeNull();
   });
 
+  it("interactive: once the step can no longer happen, how it went another way (its missed) is kept as the reason", async () => {
+    const withMissed = loadLabText(
+      LAB.replace(
+        "    until: 'destination.status == \"completed\"'\n",
+        "    until: 'source.status == \"postcopy-paused\"'\n    missed:\n      when: 'source.status == \"postcopy-active\"'\n      text: 'One connection only.'\n",
+      ),
+      'scripted.yaml',
+    );
+    const t = setup();
+    const engine = quietEngine(withMissed, t);
+    const run = engine.runSteps('interactive', 2, 3);
+    await play(t.feed, [snap('postcopy-active', 'postcopy-active'), snap('postcopy-active', 'postcopy-active')]);
+    await expect.poll(() => t.store.getState().missed).toEqual({ step: 3, text: 'One connection only.' });
+    // It completes: the step is blocked, and the missed (no longer true) stays as its reason.
+    const ticker = setInterval(() => t.feed.publish(snap('completed', 'completed')), 20);
+    await expect.poll(() => t.store.getState().blocked, { timeout: 5000 }).toMatchObject({ cause: 'migration-completed', step: 3 });
+    expect(t.store.getState().missed).toEqual({ step: 3, text: 'One connection only.' });
+    clearInterval(ticker);
+    // Left by the step (here its until, in a test), both go.
+    await play(t.feed, [snap('postcopy-paused', 'postcopy-paused')]);
+    await run;
+    expect(t.store.getState().missed).toBeNull();
+    expect(t.store.getState().blocked).toBeNull();
+  });
+
   it("this-step counters count from the step's start: a recovery made in an earlier step does not end a later recover step", async () => {
     const relative = loadLabText(LAB.replace("    until: 'destination.status == \"completed\"'\n", "    until: 'this-step.destination.pages.recoveries >= 1'\n"), 'scripted.yaml');
     const t = setup();

@@ -156,6 +156,18 @@ describe('LabScreen keys', () => {
     expect(m.frame()).not.toContain('replayed for you');
   });
 
+  it("a step blocked after it went another way gives the lab's reason, not the generic one", async () => {
+    const blocked = { cause: 'migration-completed' as const, step: 2, retry: false, message: "The migration completed before this step could happen: nothing was lost, but 'x' can no longer hold." };
+    const missed = { step: 2, text: 'Postcopy runs on one connection: postcopy-preempt is not on the source. w rewinds to try again.' };
+    const m = await mount(new FakeSession({ blocked, missed }));
+    const flat = () => m.frame().replace(/\s+/g, ' ');
+    await waitFor(() => flat().includes('Step 2 can no longer happen. Postcopy runs on one connection: postcopy-preempt is not on the source. w rewinds to try again.'), 'the reason');
+    expect(flat()).not.toContain('can no longer hold');
+    // A missed of another step is no reason for this one.
+    const m2 = await mount(new FakeSession({ blocked, missed: { ...missed, step: 1 } }));
+    await waitFor(() => m2.frame().replace(/\s+/g, ' ').includes('can no longer hold'), 'the generic message');
+  });
+
   it("a step that went another way (the lab's missed) says so and offers w, which rewinds to it; not once the lab is past it", async () => {
     const s = new FakeSession({ missed: { step: 2, text: 'The recovery went through: the destination was already listening.' } });
     const onRewind = vi.fn<(step: number) => void>();
@@ -385,7 +397,7 @@ describe('LabScreen keys', () => {
     await waitForText(m.lastFrame, 'link cut (both directions) failed: relay is not');
   });
 
-  it('console: : opens, typing + Enter sends to the target side, Shift-Tab switches side, history is per side', async () => {
+  it("console: : opens, typing + Enter sends to the target side, Shift-Tab switches side, Up recalls the other side's line", async () => {
     const m = await mount();
     await m.type(':');
     await waitForText(m.lastFrame, 'QMP console to destination');
@@ -400,8 +412,10 @@ describe('LabScreen keys', () => {
     expect(m.frame()).toContain('QMP console to destination');
     await m.type(KEYS.shiftTab);
     await waitForText(m.lastFrame, 'QMP console to source');
-    // The source has no history of its own yet: Up recalls nothing.
-    await m.type(KEYS.up, 'query-status', KEYS.enter);
+    // The source has no history of its own yet: Up recalls the destination's line.
+    await m.type(KEYS.up);
+    await waitForText(m.lastFrame, 'source> query-status');
+    await m.type(KEYS.enter);
     await waitFor(() => m.session.callsOf('qmpLine').length === 2, 'second qmpLine');
     expect(m.session.callsOf('qmpLine')[1]).toEqual({ method: 'qmpLine', side: 'source', line: 'query-status' });
     // Keys that mean something outside the console are typed inside it.
