@@ -25,7 +25,10 @@ export interface ConsoleState {
   input: string;
   /** Where the next typed character goes, 0..input.length. */
   cursor: number;
-  /** Each side its own: a line typed to the source is rarely right for the destination. */
+  /**
+   * Each side its own: a line typed to the source is rarely right for the destination. ↑ walks
+   * this side's lines, newest first, then goes on into the other side's (browseHistory).
+   */
   history: Record<Side, string[]>;
   /** Position while browsing history with up/down; null when editing a fresh line. */
   historyIndex: number | null;
@@ -260,7 +263,7 @@ function reduceConsole(c: ConsoleState, action: LabUiAction): ConsoleState {
       return { ...c, completions: matches };
     }
     case 'console-history': {
-      const history = c.history[c.side];
+      const history = browseHistory(c);
       if (history.length === 0) return c;
       if (action.delta === -1) {
         const index = c.historyIndex === null ? history.length - 1 : Math.max(0, c.historyIndex - 1);
@@ -295,6 +298,17 @@ function reduceConsole(c: ConsoleState, action: LabUiAction): ConsoleState {
     default:
       return c;
   }
+}
+
+/**
+ * The lines ↑ walks from the end: the other side's first (oldest to newest, but for lines this
+ * side has too), then this side's. So ↑ gives this side's newest line first and, past its oldest,
+ * the other side's newest: QEMU wants a capability such as postcopy-preempt set on both sides,
+ * and played, ↑ on the destination after setting it on the source gave nothing.
+ */
+function browseHistory(c: ConsoleState): string[] {
+  const own = c.history[c.side];
+  return [...c.history[otherSide(c.side)].filter((l) => !own.includes(l)), ...own];
 }
 
 export function labUiReducer(state: LabUiState, action: LabUiAction): LabUiState {

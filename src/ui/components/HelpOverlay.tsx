@@ -28,7 +28,7 @@ export const HELP_KEYS: [string, string][] = [
 export const CONSOLE_HELP: [string, string][] = [
   ['Tab', 'complete a command name; after migrate, migrate-incoming or migrate-recover and a space: this run\'s address'],
   ['S-Tab', 'switch target: source or destination (each keeps its own history)'],
-  ['↑ ↓', 'history of this side'],
+  ['↑ ↓', 'history: this side\'s lines, then the other side\'s'],
   ['← →', 'move the cursor; Home/End or Ctrl-A/Ctrl-E: start/end; Ctrl-D deletes under it'],
   ['PgUp PgDn', 'scroll the replies (each line says which side answered)'],
   ['Enter', 'send, e.g. migrate-recover {"uri": "tcp:127.0.0.1:4445"}'],

@@ -80,13 +80,37 @@ describe('console reducer', () => {
     ]);
   });
 
-  it('keeps a history per side: the other side starts with its own', () => {
-    let s = run([type('migrate-recover {}'), { type: 'console-submit', id: 1 }, { type: 'console-toggle-side' }]);
-    expect(labUiReducer(s, { type: 'console-history', delta: -1 }).console.input).toBe('');
-    s = run([type('migrate {}'), { type: 'console-submit', id: 2 }, { type: 'console-toggle-side' }, { type: 'console-history', delta: -1 }], s);
-    expect(s.console.side).toBe('destination');
+  it("keeps a history per side: up gives this side's lines first, then the other side's", () => {
+    const cap = 'migrate-set-capabilities {"capabilities": [{"capability": "postcopy-preempt", "state": true}]}';
+    // Set on the destination, then the source, which has typed nothing yet: up gives the line
+    // that QEMU wants on both sides.
+    let s = run([type(cap), { type: 'console-submit', id: 1 }, { type: 'console-toggle-side' }]);
+    expect(s.console.side).toBe('source');
+    expect(labUiReducer(s, { type: 'console-history', delta: -1 }).console.input).toBe(cap);
+    s = run([type('migrate {}'), { type: 'console-submit', id: 2 }, { type: 'console-toggle-side' }, type('migrate-recover {}'), { type: 'console-submit', id: 3 }], s);
+    expect(s.console.history).toEqual({ source: ['migrate {}'], destination: [cap, 'migrate-recover {}'] });
+    // The destination's own, newest first; then, past its oldest, the source's.
+    const up = (x: typeof s) => labUiReducer(x, { type: 'console-history', delta: -1 });
+    s = up(s);
     expect(s.console.input).toBe('migrate-recover {}');
-    expect(s.console.history).toEqual({ source: ['migrate {}'], destination: ['migrate-recover {}'] });
+    s = up(s);
+    expect(s.console.input).toBe(cap);
+    s = up(s);
+    expect(s.console.input).toBe('migrate {}');
+    s = up(s);
+    expect(s.console.input).toBe('migrate {}');
+    s = labUiReducer(s, { type: 'console-history', delta: 1 });
+    expect(s.console.input).toBe(cap);
+    // A line both sides have is offered once, as this side's.
+    s = run([{ type: 'console-history', delta: 1 }, { type: 'console-history', delta: 1 }, { type: 'console-toggle-side' }, type(cap), { type: 'console-submit', id: 4 }], s);
+    expect(s.console.side).toBe('source');
+    s = up(s);
+    expect(s.console.input).toBe(cap);
+    s = up(s);
+    expect(s.console.input).toBe('migrate {}');
+    s = up(s);
+    expect(s.console.input).toBe('migrate-recover {}');
+    expect(up(s).console.input).toBe('migrate-recover {}');
   });
 
   it('edits at the cursor: left/right/home/end, typing, backspace and delete in the middle', () => {
