@@ -433,8 +433,12 @@ export class LabSession implements LabSessionApi {
     // A VM that is gone (QEMU's destination exits when its precopy fails) in a step that starts a
     // fresh one: say which key does (found playing precopy-failure on QEMU 10.0, where
     // migrate-incoming typed after the cut answered only "not running").
+    // So does one that already took its one incoming migration (QEMU's "has already been
+    // started", found playing throttle-vs-postcopy: migrate-incoming typed to the destination that
+    // had completed, in the step that restarts both VMs).
     const step = this.lab.steps[this.store.getState().currentStep];
-    if (!reply.ok && step && startsFreshVm(step, side) && reply.text.includes(`the ${side} VM is not running`)) {
+    const spent = reply.text.includes(`the ${side} VM is not running`) || reply.text.includes('The incoming migration has already been started');
+    if (!reply.ok && step && startsFreshVm(step, side) && spent) {
       return { ok: false, text: `${reply.text}\n(this step starts a fresh ${side}: s (show me) does it, and then the rest of the step)` };
     }
     return reply;

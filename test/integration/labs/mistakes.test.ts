@@ -260,4 +260,49 @@ summary-text: Gone and back.
     // The other side is not gone, and is answered as ever.
     expect((await s.qmpLine('source', 'query-status')).ok).toBe(true);
   }, 60_000);
+
+  const SPENT = loadLabText(
+    `id: spent
+title: Spent
+summary: A destination that completed its one incoming migration, and the step that starts fresh VMs.
+backends: [sim]
+setup: { memory: 16M, vcpus: 1, workload: random, dirty-rate: 100, capabilities: { events: true } }
+steps:
+  - title: Migrate
+    text: To completion.
+    hints: [s]
+    do:
+      - qmp: destination
+        execute: migrate-incoming
+        arguments: { uri: "\${incoming.listen}" }
+      - qmp: source
+        execute: migrate
+        arguments: { uri: "\${incoming.connect}" }
+    until: 'destination.status == "completed"'
+  - title: Fresh VMs
+    text: The lab restarts both.
+    hints: [s]
+    do:
+      - vm: source
+        do: restart
+      - vm: destination
+        do: restart
+    until: 'destination.status == "none" && source.status == "none"'
+expect:
+  - 'destination.alive == true'
+summary-text: Spent and fresh.
+`,
+    'spent.yaml',
+  );
+
+  it('migrate-incoming to a destination that has had its one incoming migration says which key starts a fresh one', async () => {
+    const s = new LabSession(SPENT, { mode: 'interactive', seed: 7, pollMs: 100, makeLink: (runtimeDir) => new RelayLink({ runtimeDir }) });
+    session = s;
+    await s.start();
+    void s.run();
+    await s.showMe();
+    await waitFor(() => stepIs(s, 1), 'step 2');
+    const r = await s.qmpLine('destination', `migrate-incoming {"uri": "${s.getState().addresses?.['incoming.listen']}"}`);
+    expect(r).toEqual({ ok: false, text: 'Error: The incoming migration has already been started (GenericError)\n(this step starts a fresh destination: s (show me) does it, and then the rest of the step)' });
+  }, 60_000);
 });
