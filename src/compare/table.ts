@@ -3,6 +3,7 @@
  * not be measured, and the notes under it (why a column is empty, what the sim does not model).
  */
 import type { StrategyResult } from './run.js';
+import { wrapWords } from '../ui/format.js';
 
 const MiB = 1024 * 1024;
 
@@ -79,6 +80,10 @@ export function formatCompareTable(results: readonly StrategyResult[], opts: { w
   if (hidden.length) notes.push(`not shown at this width: ${hidden.join(', ')} (a wider terminal, or postcopy-lab compare, shows them)`);
   // Notes that say the same for every row are said once.
   const unique = [...new Set(notes)];
-  if (unique.length) out.push('', ...unique.map((n) => `  ${n}`));
+  // With a width, a note wraps under itself: cut at the edge, the summary screen lost the end
+  // of "not shown at this width: … (a wider terminal, or postcopy-lab compare, shows them)".
+  const noteLines = (n: string) =>
+    opts.width === undefined ? [`  ${n}`] : wrapWords(n, Math.max(20, opts.width - 4)).map((l, i) => (i === 0 ? `  ${l}` : `    ${l}`));
+  if (unique.length) out.push('', ...unique.flatMap(noteLines));
   return out.join('\n');
 }

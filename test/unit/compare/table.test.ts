@@ -62,4 +62,13 @@ describe('formatCompareTable at a width', () => {
     // Wide enough: nothing is left out and nothing is said about it.
     expect(formatCompareTable(rows, { width: fullWidth })).toBe(full);
   });
+
+  it('wraps its notes to the width, each under itself, so none loses its end at the edge', () => {
+    const rows = [wide('precopy', { completed: false, reason: 'did not converge', bound: '15 s' }), wide('auto-converge', { throttlePct: 50 })];
+    const t = formatCompareTable(rows, { width: 60 });
+    const notes = t.split('\n\n')[1]!;
+    for (const l of notes.split('\n')) expect(l.length).toBeLessThanOrEqual(60);
+    expect(notes.replace(/\s+/g, ' ').trim()).toMatch(/not shown at this width: .* \(a wider terminal, or postcopy-lab compare, shows them\)$/);
+    expect(notes.split('\n').slice(1).every((l) => l.startsWith('    '))).toBe(true);
+  });
 });
