@@ -111,6 +111,13 @@ export class HoldController {
     return true;
   }
 
+  /** Space, if step `step`'s hold still holds (a drill's slow learner who has waited); false otherwise. */
+  releaseIfHeld(step: number): boolean {
+    const c = this.current;
+    if (!c || c.step !== step || !this.wanted()) return false;
+    return this.toggle();
+  }
+
   /** Resolves when every queued command has been sent (for tests and an orderly stop). */
   settled(): Promise<void> {
     return this.queue;

@@ -194,7 +194,23 @@ export class LabSession implements LabSessionApi {
         if (mode === 'drill' && step.hold && step.actions.length === 0) this.hold?.toggle();
         await outer.stepStarted?.(step, mode);
       },
-      stepWaiting: (step, mode) => outer.stepWaiting?.(step, mode),
+      stepWaiting: (step, mode) => {
+        // A step whose hold keeps it from ending (many-vcpus' climb, held at 20% until Space) after
+        // its learner typed its commands: having waited as long again and seen it still held, the
+        // learner presses Space, as the key bar says.
+        if (mode === 'drill' && this.opts.learnerDelayMs && step.hold && step.actions.length > 0) {
+          const index = step.index;
+          void this.feed.sleep(this.opts.learnerDelayMs).then(
+            () => {
+              if (this.store.getState().currentStep === index && this.hold?.releaseIfHeld(index)) {
+                this.event({ kind: 'hold', text: `a slow learner waited ${this.opts.learnerDelayMs! / 1000} s with step ${index + 1} held, and pressed Space` });
+              }
+            },
+            () => {},
+          );
+        }
+        return outer.stepWaiting?.(step, mode);
+      },
       stepEnded: async (step, failure) => {
         await this.hold?.end(step.index);
         await outer.stepEnded?.(step, failure);

@@ -65,6 +65,24 @@ describe('HoldController', () => {
     expect(sent.at(-1)!.args).toEqual({ 'max-postcopy-bandwidth': 4 << 20 });
   });
 
+  it("releaseIfHeld: Space for a drill's waiting learner, only on that step's hold while it holds", async () => {
+    const { hold, sent } = setup();
+    await hold.observe(snap('active'));
+    await hold.begin(2, WHILE_POSTCOPY, UNTIL_PAUSED);
+    // Not held yet (precopy): nothing to release.
+    expect(hold.releaseIfHeld(2)).toBe(false);
+    await hold.observe(snap('postcopy-active'));
+    // Another step's: no.
+    expect(hold.releaseIfHeld(1)).toBe(false);
+    expect(hold.releaseIfHeld(2)).toBe(true);
+    await hold.settled();
+    expect(sent.map((x) => x.args['max-postcopy-bandwidth'])).toEqual([65536, 4 << 20]);
+    // Released already: a second call does not hold it again.
+    expect(hold.releaseIfHeld(2)).toBe(false);
+    await hold.settled();
+    expect(sent).toHaveLength(2);
+  });
+
   it('Space releases and holds again; the event says who released it', async () => {
     const { hold, sent, events, statuses } = setup();
     await hold.observe(snap('postcopy-active'));
