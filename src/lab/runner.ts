@@ -31,6 +31,9 @@ import { HoldController } from './hold.js';
 
 export type { RunMode } from './steps.js';
 
+/** Console commands that take this run's address (the console's Tab fills it in after a space). */
+const ADDRESSED = new Set(['migrate', 'migrate-incoming', 'migrate-recover']);
+
 export interface LabSessionOptions {
   mode: RunMode;
   seed: number;
@@ -456,6 +459,13 @@ export class LabSession implements LabSessionApi {
     const spent = reply.text.includes(`the ${side} VM is not running`) || reply.text.includes('The incoming migration has already been started');
     if (!reply.ok && step && startsFreshVm(step, side) && spent) {
       return { ok: false, text: `${reply.text}\n(this step starts a fresh ${side}: s (show me) does it, and then the rest of the step)` };
+    }
+    // A migration command typed without its address (played: migrate-incoming alone, answered
+    // only with QEMU's "need either 'uri' or 'channels' argument"): the address is this run's, and
+    // the console knows it.
+    const name = /^\s*([\w-]+)\s*$/.exec(line)?.[1];
+    if (!reply.ok && name && ADDRESSED.has(name) && /'uri'/.test(reply.text)) {
+      return { ok: false, text: `${reply.text}\n(the address is this run's: type ${name}, a space, and Tab fills it in)` };
     }
     return reply;
   }

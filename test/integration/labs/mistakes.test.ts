@@ -305,4 +305,17 @@ summary-text: Spent and fresh.
     const r = await s.qmpLine('destination', `migrate-incoming {"uri": "${s.getState().addresses?.['incoming.listen']}"}`);
     expect(r).toEqual({ ok: false, text: 'Error: The incoming migration has already been started (GenericError)\n(this step starts a fresh destination: s (show me) does it, and then the rest of the step)' });
   }, 60_000);
+
+  it('a migration command without its address says the console fills it in', async () => {
+    const s = new LabSession(SPENT, { mode: 'interactive', seed: 7, pollMs: 100, makeLink: (runtimeDir) => new RelayLink({ runtimeDir }) });
+    session = s;
+    await s.start();
+    void s.run();
+    const r = await s.qmpLine('destination', 'migrate-incoming');
+    expect(r.ok).toBe(false);
+    expect(r.text).toMatch(/'uri'/);
+    expect(r.text).toMatch(/\n\(the address is this run's: type migrate-incoming, a space, and Tab fills it in\)$/);
+    // With an address, wrong or right, no such note.
+    expect((await s.qmpLine('destination', 'query-status')).text).not.toMatch(/Tab fills/);
+  }, 60_000);
 });
