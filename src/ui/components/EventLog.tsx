@@ -132,3 +132,22 @@ function EventLogView(props: { events: LabEvent[]; top?: LabEvent | null; width:
 
 /** Its props are slices the session replaces only when they change: a shallow compare is exact. */
 export const EventLog = memo(EventLogView);
+
+/**
+ * One row left under the advice (three advice lines at 80×24): the newest event, cut to the row,
+ * with no panel title. That row was left blank, and what just happened is what the advice is about.
+ */
+function NewestEventView({ events }: { events: readonly LabEvent[] }) {
+  const e = events[events.length - 1];
+  if (!e) return <Text> </Text>;
+  return (
+    <Text wrap="truncate">
+      <Text dimColor>{fmtT(e.t).padStart(7)} </Text>
+      <Text color={EVENT_COLOUR[e.kind]}>{fit(e.kind, KIND_WIDTH)}</Text>
+      <Text dimColor>{fit(e.side ? SIDE[e.side] : '', SIDE_WIDTH)}</Text>
+      <Text color={textColour(e)}>{oneLine(e.text)}</Text>
+    </Text>
+  );
+}
+
+export const NewestEvent = memo(NewestEventView);

@@ -1,7 +1,7 @@
 import { Box, Text } from 'ink';
 import { memo, useEffect, useMemo, useRef, useState } from 'react';
 import type { LabSessionApi, RunSummary, SessionState } from '../../types.js';
-import { EventLog, eventLines, logWindow } from '../components/EventLog.js';
+import { EventLog, eventLines, logWindow, NewestEvent } from '../components/EventLog.js';
 import { HelpOverlay, helpWindow } from '../components/HelpOverlay.js';
 import { KeyBar } from '../components/KeyBar.js';
 import { HoldStatus } from '../components/HoldStatus.js';
@@ -211,7 +211,7 @@ export function LabScreen(props: LabScreenProps) {
         ) : bottomHeight >= 2 ? (
           <EventLog events={state.events} top={ui.log.top} focused={ui.focus === 'log'} width={layout.bottom.width} height={bottomHeight} />
         ) : bottomHeight === 1 ? (
-          <Box height={1} />
+          <NewestEvent events={state.events} />
         ) : null}
       </>
     );

@@ -199,6 +199,26 @@ describe('LabScreen keys', () => {
     expect(m.frame()).toContain('paused · source: migrate {"uri": "tcp:127.0.0.1:7004", "resume": true}');
   });
 
+  it('at 80×24 under three advice lines, the row left shows the newest event instead of nothing', async () => {
+    const s = new FakeSession({
+      addresses: { 'recover.listen': 'tcp:127.0.0.1:7003', 'recover.connect': 'tcp:127.0.0.1:7004' },
+      events: [{ t: 86_900, kind: 'fault', text: 'link: cut (both directions)' }],
+      snapshot: fakeSnapshot({
+        link: { ...fakeSnapshot().link, up: false, 'source-to-destination': fakeDirection({ state: 'cut' }), 'destination-to-source': fakeDirection({ state: 'cut' }) },
+        source: fakeSide('source', { status: 'postcopy-paused' }),
+        destination: fakeSide('destination', { status: 'postcopy-paused' }),
+      }),
+    });
+    const m = await mount(s, 80, 24);
+    await waitForText(m.lastFrame, 'paused · source: migrate');
+    const lines = m.frame().split('\n');
+    const bar = lines.length - 1;
+    expect(lines[bar - 2]).toContain('paused · source: migrate');
+    // No "Events" panel title fits; the one row is the newest event, not blank.
+    expect(lines[bar - 1]).toContain('link: cut (both directions)');
+    expect(lines.some((l) => l.trim() === '')).toBe(false);
+  });
+
   it('a lab that ended as it expects, both sides still paused: how it ended, not recovery commands', async () => {
     const words = Array.from({ length: 60 }, (_, i) => `w${i}`).join(' ');
     const s = new FakeSession({
