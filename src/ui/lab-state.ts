@@ -202,8 +202,11 @@ export type LabUiAction =
       /** For the current step: true keeps it on screen after it ends (read halfway), false follows the lab. */
       pin?: boolean;
     }
-  /** The person did something to the run during step `step`. */
-  | { type: 'acted'; step: number }
+  /**
+   * The person acted on the current step `step` (a key, a console line). `follow`: and the steps
+   * panel, showing another step, goes to it (what was done is in view, as after s).
+   */
+  | { type: 'acted'; step: number; follow?: boolean }
   /**
    * The current step `step` (StepView.index) ended after `shownMs` on screen and the lab moved on.
    * A step that ended under a reader (endedUnread) stays on screen, marked done: ] goes on (found
@@ -338,8 +341,14 @@ export function labUiReducer(state: LabUiState, action: LabUiAction): LabUiState
       const viewing = action.pin === undefined ? state.steps.viewing : action.pin ? action.step : null;
       return { ...state, steps: { viewing, offset: Math.max(0, action.offset), offsetStep: action.step } };
     }
-    case 'acted':
-      return state.actedStep === action.step ? state : { ...state, actedStep: action.step };
+    case 'acted': {
+      // Played link-cut-recovery: "Cut the link" kept on screen (it ended while read), then u and
+      // both recovery commands typed from the advice: steps 5 and 6 began and ended unseen, their
+      // texts (why nothing resumes by itself; what the resume does) never shown.
+      const away = action.follow === true && state.steps.viewing !== null && state.steps.viewing !== action.step;
+      if (state.actedStep === action.step && !away) return state;
+      return { ...state, actedStep: action.step, steps: away ? { viewing: null, offset: 0, offsetStep: action.step } : state.steps };
+    }
     case 'step-ended': {
       const v = state.steps;
       if (!endedUnread(state, action.step, action.text, action.shownMs, action.hiddenBelow)) return state;

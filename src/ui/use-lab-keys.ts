@@ -137,7 +137,8 @@ export function useLabKeys(opts: LabKeysOptions): void {
   const nextId = useRef(1);
 
   /** The person did something to the run in the current step: it is not a step that ended unread. */
-  const acted = () => dispatch({ type: 'acted', step: session.getState().currentStep });
+  /** `follow`: the steps panel goes to the current step if it shows another (a query does not). */
+  const acted = (follow = true) => dispatch({ type: 'acted', step: session.getState().currentStep, follow });
 
   const run = (what: string, action: () => Promise<unknown>, done?: string) => {
     acted();
@@ -165,7 +166,9 @@ export function useLabKeys(opts: LabKeysOptions): void {
     if (!line) return;
     const id = nextId.current++;
     const side = ui.console.side;
-    acted();
+    // A query (query-migrate, to see where things stand) acts on nothing: a step read from
+    // the list stays in view.
+    acted(!/^\s*(\{\s*"execute"\s*:\s*")?query-/.test(line));
     dispatch({ type: 'console-submit', id });
     session.qmpLine(side, line).then(
       (reply) => {

@@ -241,6 +241,22 @@ describe('a step that ends under a reader', () => {
     expect(run([{ type: 'acted', step: 3 }, { type: 'step-ended', step: 4, text, shownMs: 3_000 }]).steps.viewing).toBe(4);
     expect(run([{ type: 'steps-view', index: 1 }, { type: 'step-ended', step: 4, text, shownMs: 3_000 }]).steps.viewing).toBe(1);
   });
+
+  it('goes to the current step when the person acts on it while another is on screen; a query does not move it', () => {
+    // Step 4 kept on screen (it ended while read); step 5 is the lab's now.
+    const kept = run([{ type: 'step-ended', step: 4, text, shownMs: 3_000 }]);
+    expect(kept.steps.viewing).toBe(4);
+    const moved = labUiReducer(kept, { type: 'acted', step: 5, follow: true });
+    expect(moved.steps.viewing).toBeNull();
+    expect(moved.steps.offsetStep).toBe(5);
+    expect(moved.actedStep).toBe(5);
+    // Acted, but not on the run (a query): the reader keeps the step they are on.
+    const stayed = labUiReducer(kept, { type: 'acted', step: 5, follow: false });
+    expect(stayed.steps.viewing).toBe(4);
+    expect(stayed.actedStep).toBe(5);
+    // Step 5 then ends with its text never shown: it is kept, so it is read after all.
+    expect(labUiReducer(moved, { type: 'step-ended', step: 5, text, shownMs: 300, hiddenBelow: true }).steps.viewing).toBe(5);
+  });
 });
 
 describe('console-aim: the console opens on the side the step starts with', () => {
