@@ -1,6 +1,10 @@
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { LabError, listLabs, loadLab } from '../../../src/lab/load.js';
+import { evaluateCondition } from '../../../src/lab/condition.js';
+import { stepState } from '../../../src/lab/snapshot-fields.js';
+import type { MigrationStatus, PagesInfo } from '../../../src/types.js';
+import { fakeSide, fakeSnapshot } from '../../helpers/fake-session.js';
 import { hintCommand } from '../../../src/qmp/console.js';
 import { QMP_COMMANDS } from '../../../src/ui/qmp-commands.js';
 
@@ -48,3 +52,27 @@ describe("shipped labs' hints", () => {
     expect(uncopyable).toEqual([]);
   });
 });
+
+describe('steps about a recovery that fails', () => {
+  const at = (status: MigrationStatus, attempts: number, recoveries: number) =>
+    fakeSnapshot({
+      source: fakeSide('source', { status, pages: { ...fakeSide('source').pages, 'recovery-attempts': attempts, recoveries } as PagesInfo }),
+      destination: fakeSide('destination', { status: 'postcopy-paused' }),
+    });
+  it.each([
+    ['double-failure', 'Reconnect too early', 'postcopy-recover'],
+    ['qemu-recover-hang', 'Start a recovery that stalls in the handshake', 'postcopy-recover'],
+  ])("%s's %s is not done by a recovery that went through and a cut after it", async (id, title, failing) => {
+    const lab = await loadLab(`${LABS_DIR}${id}.yaml`);
+    const step = lab.steps.find((s) => s.title === title)!;
+    const base = at('postcopy-paused', 0, 0);
+    const holds = (now: ReturnType<typeof at>) => evaluateCondition(step.until, stepState(now, base)).value;
+    // Recovered (played: the missed recovery), then cut again: paused after one attempt, which completed.
+    expect(holds(at('postcopy-active', 1, 1))).toBe(false);
+    expect(holds(at('postcopy-paused', 1, 1))).toBe(false);
+    // An attempt that did not complete: the step's own lesson.
+    const lesson = id === 'double-failure' ? 'postcopy-paused' : failing;
+    expect(holds(at(lesson as MigrationStatus, 2, 1))).toBe(true);
+  });
+});
+
