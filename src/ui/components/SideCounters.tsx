@@ -135,7 +135,14 @@ export function sideCells(s: SideSnapshot | undefined): Cell[] {
   // A VM whose process is gone (qemu-recovery-file's "Lose the source host") keeps its last
   // status in the snapshot; shown bare, a killed source read as a live paused one.
   // (A source that completed and then went, as libvirt shuts its domain off, just completed.)
-  const state: Cell = s.alive || s.status === 'completed' ? { text: s.status, color: kind.color, bold: kind.bold } : { text: `gone (was ${s.status})`, short: 'gone', color: 'red', bold: true };
+  // One that never took part (libvirt's destination domain before virsh migrate creates it) is
+  // not yet there: "gone (was none)" read, at a lab's first step, as something already lost.
+  const state: Cell =
+    s.alive || s.status === 'completed'
+      ? { text: s.status, color: kind.color, bold: kind.bold }
+      : s.status === 'none'
+        ? { text: 'no VM yet', short: 'none', color: 'gray' }
+        : { text: `gone (was ${s.status})`, short: 'gone', color: 'red', bold: true };
   if (!p) {
     const ram = s.ram;
     return [

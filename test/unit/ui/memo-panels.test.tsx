@@ -83,6 +83,15 @@ describe('PageMap: cells from a recovery file', () => {
     }
   });
 
+  it("a side that never took part is not yet there; one that went says so, with what it was", () => {
+    // libvirt's destination before virsh migrate creates its domain.
+    expect(sideCells(fakeSide('destination', { alive: false, status: 'none' }))[0]).toMatchObject({ text: 'no VM yet' });
+    // qemu-recovery-file's killed source.
+    expect(sideCells(fakeSide('source', { alive: false, status: 'postcopy-paused' }))[0]).toMatchObject({ text: 'gone (was postcopy-paused)', color: 'red' });
+    // libvirt shuts the source's domain off once it completed: just completed.
+    expect(sideCells(fakeSide('source', { alive: false, status: 'completed' }))[0]).toMatchObject({ text: 'completed' });
+  });
+
   it('the destination counts pages from the file beside the pages received, only when present', () => {
     const dst = sideCells(fakeSide('destination', { pages: fakePages({ 'from-file': 7 }) }));
     expect(dst[1].text).toBe('400 received · from file 7');
