@@ -119,7 +119,13 @@ export function adviceLines(state: SessionState, pendingFault: LinkFault | null,
     // A step that sends one of the two itself (double-failure resumes the source before the
     // destination listens, on purpose) is not contradicted by the other.
     const stepSides = current?.recoverySides ?? [];
-    for (const c of rec.filter((c) => stepSides.length === 0 || stepSides.includes(c.side))) out.push({ text: fit(`paused · ${c.side}: ${c.line}`, width), color: 'yellow' });
+    // A command wider than the screen (libvirt's virsh migrate … --postcopy-resume with both
+    // URIs) wraps under itself: cut, it lost the destination's URI at 80 columns.
+    for (const c of rec.filter((c) => stepSides.length === 0 || stepSides.includes(c.side))) {
+      const head = `paused · ${c.side}: `;
+      const lines = wrapWords(c.line, Math.max(10, width - head.length));
+      lines.forEach((l, i) => out.push({ text: fit(`${i === 0 ? head : ' '.repeat(head.length)}${l}`, width), color: 'yellow' }));
+    }
   }
   return out.slice(0, Math.max(0, maxLines));
 }

@@ -199,6 +199,20 @@ describe('LabScreen keys', () => {
     expect(m.frame()).toContain('paused · source: migrate {"uri": "tcp:127.0.0.1:7004", "resume": true}');
   });
 
+  it("a recovery command wider than the screen (libvirt's virsh line) wraps under itself, its URI whole", async () => {
+    const s = new FakeSession({
+      addresses: { 'libvirt.domain': 'pcl-guest', 'libvirt.dest-uri': 'qemu+tcp://10.213.0.2/system' },
+      snapshot: fakeSnapshot({ source: fakeSide('source', { status: 'postcopy-paused' }), destination: fakeSide('destination', { status: 'postcopy-paused' }) }),
+    });
+    const m = await mount(s, 80, 24);
+    await waitForText(m.lastFrame, 'paused · source: virsh migrate');
+    const lines = m.frame().split('\n');
+    const at = lines.findIndex((l) => l.includes('paused · source: virsh migrate'));
+    expect(`${lines[at]} ${lines[at + 1]}`.replace(/\s+/g, ' ')).toContain('pcl-guest qemu+tcp://10.213.0.2/system');
+    expect(lines[at + 1]!.startsWith(' '.repeat('paused · source: '.length))).toBe(true);
+    expect(m.frame()).not.toContain('qe…');
+  });
+
   it('at 80×24 under three advice lines, the row left shows the newest event instead of nothing', async () => {
     const s = new FakeSession({
       addresses: { 'recover.listen': 'tcp:127.0.0.1:7003', 'recover.connect': 'tcp:127.0.0.1:7004' },
