@@ -181,6 +181,18 @@ export function brokenLink(s: Snapshot): string | null {
 }
 
 /**
+ * What to add to libvirt's failure of a `virsh migrate … --postcopy-resume` typed while the link
+ * is broken, or null: it fails connecting to the destination's daemon ("unable to connect to
+ * server … Connection refused"), which does not say why (played libvirt-postcopy-recovery: the
+ * resume typed before u; the QMP resume is refused by the lab for the same reason).
+ */
+export function virshResumeOverBrokenLink(line: string, s: Snapshot | null): string | null {
+  if (!s || !/^\s*virsh\s+migrate\b.*\s--postcopy-resume\b/.test(line)) return null;
+  const broken = brokenLink(s);
+  return broken ? `(the link is ${broken}: u restores it, then run this again)` : null;
+}
+
+/**
  * Whether a direction is broken in a way the step's own `do` (`stepFaults`, its linkFaults) does
  * not break it: the person's doing (a cut in blackhole's "Pull the cable"), to be restored first.
  */

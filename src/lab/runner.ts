@@ -22,7 +22,7 @@ import { Recorder } from './recorder.js';
 import type { Lab, VmOperation } from './schema.js';
 import { StepEngine, type RunMode, type StepHooks } from './steps.js';
 import { SessionStore } from './store.js';
-import { breaksLink, earlyResumeRefusal, earlySwitchRefusal, faultsBeforeRecovery, isSourceResume, listenFirst, startsFreshVm, recoverySides, resumeRefusal, vmOnlyLabel, showMeRefusal, startsMigration, stepLinkFaults } from './reach.js';
+import { breaksLink, earlyResumeRefusal, virshResumeOverBrokenLink, earlySwitchRefusal, faultsBeforeRecovery, isSourceResume, listenFirst, startsFreshVm, recoverySides, resumeRefusal, vmOnlyLabel, showMeRefusal, startsMigration, stepLinkFaults } from './reach.js';
 import { Operator } from './operator.js';
 import { Poller } from './poller.js';
 import { runSummary } from './verdict.js';
@@ -463,6 +463,8 @@ export class LabSession implements LabSessionApi {
     // A migration command typed without its address (played: migrate-incoming alone, answered
     // only with QEMU's "need either 'uri' or 'channels' argument"): the address is this run's, and
     // the console knows it.
+    const overLink = reply.ok ? null : virshResumeOverBrokenLink(line, this.store.getState().snapshot);
+    if (overLink) return { ok: false, text: `${reply.text}\n${overLink}` };
     const name = /^\s*([\w-]+)\s*$/.exec(line)?.[1];
     if (!reply.ok && name && ADDRESSED.has(name) && /'uri'/.test(reply.text)) {
       return { ok: false, text: `${reply.text}\n(the address is this run's: type ${name}, a space, and Tab fills it in)` };

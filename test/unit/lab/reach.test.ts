@@ -4,7 +4,7 @@
  * step does not ask for would do now.
  */
 import { describe, expect, it } from 'vitest';
-import { breaksLink, bypassRefusal, consoleArguments, earlyResumeRefusal, earlySwitchRefusal, listenFirst, recoveryFailureStrands, faultConsequence, faultsBeforeRecovery, faultsNotInPlace, faultTooEarly, preemptRefused, precopyRequired, recoveryCommands, recoverySides, restartAdvice, resumeRefusal, showMeRefusal, startsMigration, stepLinkFaults, unreachable, vmOnlyLabel } from '../../../src/lab/reach.js';
+import { breaksLink, bypassRefusal, consoleArguments, earlyResumeRefusal, earlySwitchRefusal, listenFirst, recoveryFailureStrands, faultConsequence, faultsBeforeRecovery, faultsNotInPlace, faultTooEarly, preemptRefused, precopyRequired, recoveryCommands, recoverySides, restartAdvice, resumeRefusal, showMeRefusal, startsMigration, stepLinkFaults, unreachable, virshResumeOverBrokenLink, vmOnlyLabel } from '../../../src/lab/reach.js';
 import type { LabStep } from '../../../src/lab/schema.js';
 import type { MigrationStatus, Snapshot } from '../../../src/types.js';
 import { parseCondition } from '../../../src/lab/condition.js';
@@ -350,6 +350,17 @@ describe('stepLinkFaults', () => {
     } as unknown as Pick<LabStep, 'actions'>;
     expect(stepLinkFaults(mixed)).toEqual(['blackhole']);
     expect(stepLinkFaults(waitOnly)).toEqual([]);
+  });
+});
+
+describe('virshResumeOverBrokenLink', () => {
+  it("says why libvirt's resume failed when the link is broken, and nothing otherwise", () => {
+    const line = 'virsh migrate --live --postcopy --postcopy-resume pcl-guest qemu+tcp://10.213.0.2/system';
+    const cut = fakeSnapshot({ link: { ...fakeSnapshot().link, up: false, 'source-to-destination': fakeDirection({ state: 'cut' }), 'destination-to-source': fakeDirection({ state: 'cut' }) } });
+    expect(virshResumeOverBrokenLink(line, cut)).toBe('(the link is cut: u restores it, then run this again)');
+    expect(virshResumeOverBrokenLink(line, fakeSnapshot())).toBeNull();
+    expect(virshResumeOverBrokenLink('virsh migrate --live --postcopy pcl-guest qemu+tcp://x/system', cut)).toBeNull();
+    expect(virshResumeOverBrokenLink(line, null)).toBeNull();
   });
 });
 
