@@ -448,7 +448,22 @@ export class LabSession implements LabSessionApi {
 
   /** A console line (QMP, `virsh …`, `x-extra-monitor …`), answered in one line. */
   async qmpLine(side: Side, line: string): Promise<{ ok: boolean; text: string }> {
+    // migrate-incoming to a destination whose incoming migration has ended (or whose process is
+    // gone), in a step that starts a fresh destination: the lab starts it, as an operator restarts
+    // QEMU, and the line goes to the fresh one. Played throttle-vs-postcopy: migrate_cancel, then
+    // migrate-incoming typed to the failed sim destination, which took it (QEMU's would have
+    // exited), while the screen said a fresh one comes first.
+    const fresh = side === 'destination' && this.freshDestinationFor(line);
+    if (fresh) {
+      this.event({ kind: 'info', side, text: `a fresh destination for your migrate-incoming: the last one ${fresh}, and this step starts a new one (QEMU's destination exits once its incoming migration has ended)` });
+      try {
+        await this.vmAction('destination', 'restart');
+      } catch (e) {
+        return { ok: false, text: `Error: starting a fresh destination failed: ${(e as Error).message}` };
+      }
+    }
     const reply = await this.operator.consoleLine(side, line);
+    if (fresh && reply.ok) return { ok: true, text: `${reply.text}\n(sent to a fresh destination: the last one ${fresh})` };
     // A VM that is gone (QEMU's destination exits when its precopy fails) in a step that starts a
     // fresh one: say which key does (found playing precopy-failure on QEMU 10.0, where
     // migrate-incoming typed after the cut answered only "not running").
@@ -470,6 +485,22 @@ export class LabSession implements LabSessionApi {
       return { ok: false, text: `${reply.text}\n(the address is this run's: type ${name}, a space, and Tab fills it in)` };
     }
     return reply;
+  }
+
+  /**
+   * Why a migrate-incoming `line` needs a fresh destination first ("has failed", "is gone"), or
+   * null: the step under way restarts the destination alone, and this one's incoming migration
+   * has ended or its process is gone. (A step that restarts both VMs is left to s: a fresh
+   * destination alone would meet a spent source.)
+   */
+  private freshDestinationFor(line: string): string | null {
+    if (!/^\s*(\{\s*"execute"\s*:\s*")?migrate-incoming\b/.test(line)) return null;
+    const step = this.lab.steps[this.store.getState().currentStep];
+    const snap = this.store.getState().snapshot;
+    if (!step || !snap || !startsFreshVm(step, 'destination') || startsFreshVm(step, 'source')) return null;
+    if (!snap.destination.alive) return 'is gone';
+    const words: Partial<Record<string, string>> = { failed: 'has failed', cancelled: 'was cancelled', completed: 'has completed' };
+    return words[snap.destination.status] ?? null;
   }
 
   applyLink(fault: LinkFault): Promise<void> {

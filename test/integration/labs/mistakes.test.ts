@@ -318,4 +318,55 @@ summary-text: Spent and fresh.
     // With an address, wrong or right, no such note.
     expect((await s.qmpLine('destination', 'query-status')).text).not.toMatch(/Tab fills/);
   }, 60_000);
+
+  const AGAIN = loadLabText(
+    `id: again
+title: Again
+summary: A step that starts a fresh destination and migrates again.
+backends: [sim]
+setup: { memory: 16M, vcpus: 1, workload: random, dirty-rate: 100, capabilities: { events: true } }
+steps:
+  - title: Migrate
+    text: To completion.
+    hints: [s]
+    do:
+      - qmp: destination
+        execute: migrate-incoming
+        arguments: { uri: "\${incoming.listen}" }
+      - qmp: source
+        execute: migrate
+        arguments: { uri: "\${incoming.connect}" }
+    until: 'destination.status == "completed"'
+  - title: Again, to a fresh destination
+    text: The lab restarts the destination; listen on it.
+    hints: [s]
+    do:
+      - vm: destination
+        do: restart
+      - qmp: destination
+        execute: migrate-incoming
+        arguments: { uri: "\${incoming.listen}" }
+    until: 'destination.status == "setup"'
+expect:
+  - 'destination.alive == true'
+summary-text: Again.
+`,
+    'again.yaml',
+  );
+
+  it('migrate-incoming typed to a spent destination in a step that starts a fresh one goes to a fresh one, and the step goes on', async () => {
+    const s = new LabSession(AGAIN, { mode: 'interactive', seed: 7, pollMs: 100, makeLink: (runtimeDir) => new RelayLink({ runtimeDir }) });
+    session = s;
+    await s.start();
+    void s.run();
+    await s.showMe();
+    await waitFor(() => stepIs(s, 1), 'step 2');
+    expect(s.getState().snapshot?.destination.status).toBe('completed');
+    const r = await s.qmpLine('destination', `migrate-incoming {"uri": "${s.getState().addresses?.['incoming.listen']}"}`);
+    expect(r).toEqual({ ok: true, text: '{}\n(sent to a fresh destination: the last one has completed)' });
+    expect(s.getState().events.some((e) => e.kind === 'info' && /^a fresh destination for your migrate-incoming: the last one has completed/.test(e.text))).toBe(true);
+    // The fresh destination listens: the step is done (this test lab then ends unverified).
+    await waitFor(() => s.getState().steps[1]!.status === 'done', 'step 2 done');
+  }, 60_000);
 });
+
