@@ -222,8 +222,8 @@ export function showMeRefusal(step: Pick<LabStep, 'actions'>, s: Snapshot | null
   return null;
 }
 
-/** A destination's ended incoming migration, as words after "this one". */
-const SPENT_WORDS: Partial<Record<MigrationStatus, string>> = { failed: 'has failed', cancelled: 'was cancelled', completed: 'has completed' };
+/** A destination's ended incoming migration, as words after "this one": "has failed", "was cancelled", "has completed". */
+export const SPENT_WORDS: Partial<Record<MigrationStatus, string>> = { failed: 'has failed', cancelled: 'was cancelled', completed: 'has completed' };
 
 /**
  * What to do in a step that starts a migration when none runs: after a failed one (the step is

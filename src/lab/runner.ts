@@ -22,7 +22,7 @@ import { Recorder } from './recorder.js';
 import type { Lab, VmOperation } from './schema.js';
 import { StepEngine, type RunMode, type StepHooks } from './steps.js';
 import { SessionStore } from './store.js';
-import { breaksLink, earlyResumeRefusal, virshResumeOverBrokenLink, earlySwitchRefusal, faultsBeforeRecovery, isSourceResume, listenFirst, startsFreshVm, recoverySides, resumeRefusal, vmOnlyLabel, showMeRefusal, startsMigration, stepLinkFaults } from './reach.js';
+import { breaksLink, earlyResumeRefusal, SPENT_WORDS, virshResumeOverBrokenLink, earlySwitchRefusal, faultsBeforeRecovery, isSourceResume, listenFirst, startsFreshVm, recoverySides, resumeRefusal, vmOnlyLabel, showMeRefusal, startsMigration, stepLinkFaults } from './reach.js';
 import { Operator } from './operator.js';
 import { Poller } from './poller.js';
 import { runSummary } from './verdict.js';
@@ -475,11 +475,11 @@ export class LabSession implements LabSessionApi {
     if (!reply.ok && step && startsFreshVm(step, side) && spent) {
       return { ok: false, text: `${reply.text}\n(this step starts a fresh ${side}: s (show me) does it, and then the rest of the step)` };
     }
+    const overLink = reply.ok ? null : virshResumeOverBrokenLink(line, this.store.getState().snapshot);
+    if (overLink) return { ok: false, text: `${reply.text}\n${overLink}` };
     // A migration command typed without its address (played: migrate-incoming alone, answered
     // only with QEMU's "need either 'uri' or 'channels' argument"): the address is this run's, and
     // the console knows it.
-    const overLink = reply.ok ? null : virshResumeOverBrokenLink(line, this.store.getState().snapshot);
-    if (overLink) return { ok: false, text: `${reply.text}\n${overLink}` };
     const name = /^\s*([\w-]+)\s*$/.exec(line)?.[1];
     if (!reply.ok && name && ADDRESSED.has(name) && /'uri'/.test(reply.text)) {
       return { ok: false, text: `${reply.text}\n(the address is this run's: type ${name}, a space, and Tab fills it in)` };
@@ -499,8 +499,7 @@ export class LabSession implements LabSessionApi {
     const snap = this.store.getState().snapshot;
     if (!step || !snap || !startsFreshVm(step, 'destination') || startsFreshVm(step, 'source')) return null;
     if (!snap.destination.alive) return 'is gone';
-    const words: Partial<Record<string, string>> = { failed: 'has failed', cancelled: 'was cancelled', completed: 'has completed' };
-    return words[snap.destination.status] ?? null;
+    return SPENT_WORDS[snap.destination.status] ?? null;
   }
 
   applyLink(fault: LinkFault): Promise<void> {

@@ -17,7 +17,7 @@ export const HELP_KEYS: [string, string][] = [
   [':', 'QMP console: type a command to the source or destination'],
   ['y', 'put the command of the last hint shown into the console, aimed at the side it names'],
   ['[ ]', 're-read the step before / come back towards the current step'],
-  ['PgUp PgDn', 'scroll the step text (or the event log: Tab); ↑↓ or k/j a line, Home/End. A step that ends while you read it (halfway down its text, or sooner than it could be read) stays on screen: ] goes on, and so does acting on the current step (a key, a command)'],
+  ['PgUp PgDn', 'scroll the step text (or the event log: Tab); ↑↓ or k/j a line, Home/End. A step that ends while you read it (halfway down its text, or sooner than it could be read) stays on screen until ] (or until you act on the current step: a key, a command)'],
   ['Tab', 'the event log, taller, each event whole (the scroll keys move it); Tab again: the steps'],
   ['?', 'this help (in the console: on an empty line)'],
   // As README's key table says it; sidesAtRisk (src/ui/use-lab-keys.ts) decides.
