@@ -186,10 +186,17 @@ export function brokenLink(s: Snapshot): string | null {
  * server … Connection refused"), which does not say why (played libvirt-postcopy-recovery: the
  * resume typed before u; the QMP resume is refused by the lab for the same reason).
  */
-export function virshResumeOverBrokenLink(line: string, s: Snapshot | null): string | null {
+export function virshResumeOverBrokenLink(line: string, s: Snapshot | null, started = false, reply = ''): string | null {
   if (!s || !/^\s*virsh\s+migrate\b.*\s--postcopy-resume\b/.test(line)) return null;
+  // A refusal for another reason ("has not failed", libvirt-blackhole's lesson) is not the link's.
+  if (!started && !/unable to connect|connection refused|timed out|no route to host|keepalive/i.test(reply)) return null;
   const broken = brokenLink(s);
-  return broken ? `(the link is ${broken}: u restores it, then run this again)` : null;
+  if (!broken) return null;
+  // Started in the background over a blackhole (no refusal comes back): it waits on its connect
+  // until TCP gives up, minutes later, and the learner read "started" as the recovery under way.
+  return started
+    ? `(the link is ${broken}: this virsh waits to reach the other side across it, minutes until TCP gives up; the resume cannot get through until u restores the link)`
+    : `(the link is ${broken}: u restores it, then run this again)`;
 }
 
 /**

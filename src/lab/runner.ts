@@ -475,8 +475,8 @@ export class LabSession implements LabSessionApi {
     if (!reply.ok && step && startsFreshVm(step, side) && spent) {
       return { ok: false, text: `${reply.text}\n(this step starts a fresh ${side}: s (show me) does it, and then the rest of the step)` };
     }
-    const overLink = reply.ok ? null : virshResumeOverBrokenLink(line, this.store.getState().snapshot);
-    if (overLink) return { ok: false, text: `${reply.text}\n${overLink}` };
+    const overLink = virshResumeOverBrokenLink(line, this.store.getState().snapshot, reply.ok, reply.text);
+    if (overLink) return { ok: reply.ok, text: `${reply.text}\n${overLink}` };
     // A migration command typed without its address (played: migrate-incoming alone, answered
     // only with QEMU's "need either 'uri' or 'channels' argument"): the address is this run's, and
     // the console knows it.

@@ -357,10 +357,16 @@ describe('virshResumeOverBrokenLink', () => {
   it("says why libvirt's resume failed when the link is broken, and nothing otherwise", () => {
     const line = 'virsh migrate --live --postcopy --postcopy-resume pcl-guest qemu+tcp://10.213.0.2/system';
     const cut = fakeSnapshot({ link: { ...fakeSnapshot().link, up: false, 'source-to-destination': fakeDirection({ state: 'cut' }), 'destination-to-source': fakeDirection({ state: 'cut' }) } });
-    expect(virshResumeOverBrokenLink(line, cut)).toBe('(the link is cut: u restores it, then run this again)');
-    expect(virshResumeOverBrokenLink(line, fakeSnapshot())).toBeNull();
-    expect(virshResumeOverBrokenLink('virsh migrate --live --postcopy pcl-guest qemu+tcp://x/system', cut)).toBeNull();
-    expect(virshResumeOverBrokenLink(line, null)).toBeNull();
+    const refused = "error: unable to connect to server at '10.213.0.2:16509': Connection refused";
+    expect(virshResumeOverBrokenLink(line, cut, false, refused)).toBe('(the link is cut: u restores it, then run this again)');
+    expect(virshResumeOverBrokenLink(line, fakeSnapshot(), false, refused)).toBeNull();
+    expect(virshResumeOverBrokenLink('virsh migrate --live --postcopy pcl-guest qemu+tcp://x/system', cut, false, refused)).toBeNull();
+    expect(virshResumeOverBrokenLink(line, null, false, refused)).toBeNull();
+    // libvirt-blackhole's lesson: refused because the postcopy has not failed; not the link's doing.
+    expect(virshResumeOverBrokenLink(`${line} --p2p`, cut, false, 'error: post-copy migration of domain pcl-guest has not failed')).toBeNull();
+    // Started in the background (over a blackhole nothing refuses it): it will wait, and says so.
+    const hole = fakeSnapshot({ link: { ...fakeSnapshot().link, up: false, 'source-to-destination': fakeDirection({ state: 'blackhole' }), 'destination-to-source': fakeDirection({ state: 'blackhole' }) } });
+    expect(virshResumeOverBrokenLink(line, hole, true)).toMatch(/^\(the link is blackholed: this virsh waits to reach the other side across it, minutes until TCP gives up/);
   });
 });
 
