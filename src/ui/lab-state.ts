@@ -347,7 +347,11 @@ export function labUiReducer(state: LabUiState, action: LabUiAction): LabUiState
       // texts (why nothing resumes by itself; what the resume does) never shown.
       const away = action.follow === true && state.steps.viewing !== null && state.steps.viewing !== action.step;
       if (state.actedStep === action.step && !away) return state;
-      return { ...state, actedStep: action.step, steps: away ? { viewing: null, offset: 0, offsetStep: action.step } : state.steps };
+      // Acted from another step's text, the person has not read this one: it does not count as
+      // read when it ends (played: u from the kept "Cut the link" ended "Bring the network back"
+      // at once, and the panel went on past it unseen).
+      if (away) return { ...state, steps: { viewing: null, offset: 0, offsetStep: action.step } };
+      return { ...state, actedStep: action.step };
     }
     case 'step-ended': {
       const v = state.steps;

@@ -249,13 +249,19 @@ describe('a step that ends under a reader', () => {
     const moved = labUiReducer(kept, { type: 'acted', step: 5, follow: true });
     expect(moved.steps.viewing).toBeNull();
     expect(moved.steps.offsetStep).toBe(5);
-    expect(moved.actedStep).toBe(5);
+    // Acted from step 4's text: step 5's was never on screen, so the act is no reading of it.
+    expect(moved.actedStep).not.toBe(5);
     // Acted, but not on the run (a query): the reader keeps the step they are on.
     const stayed = labUiReducer(kept, { type: 'acted', step: 5, follow: false });
     expect(stayed.steps.viewing).toBe(4);
     expect(stayed.actedStep).toBe(5);
-    // Step 5 then ends with its text never shown: it is kept, so it is read after all.
-    expect(labUiReducer(moved, { type: 'step-ended', step: 5, text, shownMs: 300, hiddenBelow: true }).steps.viewing).toBe(5);
+    // Step 5 then ends at once (u ends "Bring the network back"), all of its text in view but
+    // unread: it is kept, so it is read after all.
+    expect(labUiReducer(moved, { type: 'step-ended', step: 5, text, shownMs: 300 }).steps.viewing).toBe(5);
+    // Acting again on it, now in view, counts as usual.
+    const again = labUiReducer(moved, { type: 'acted', step: 5, follow: true });
+    expect(again.actedStep).toBe(5);
+    expect(labUiReducer(again, { type: 'step-ended', step: 5, text, shownMs: 300 }).steps.viewing).toBeNull();
   });
 });
 
