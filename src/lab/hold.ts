@@ -20,7 +20,7 @@ import type { QmpCommand } from './describe.js';
 
 /**
  * The parameters a hold may set, and the side that owns each: the source paces its push, the
- * destination's walker (`x-walk-window`, sim only) paces the walk, and the source's
+ * destination's walker (`x-walk-window`, `x-walk-rate`, sim only) paces the walk, and the source's
  * `max-cpu-throttle` keeps auto-converge's throttle from climbing while a person reads the step
  * that is about the climb (throttle-vs-postcopy).
  */
@@ -29,6 +29,7 @@ export const HOLD_PARAMETERS = {
   'max-postcopy-bandwidth': 'source',
   'x-walk-window': 'destination',
   'max-cpu-throttle': 'source',
+  'x-walk-rate': 'destination',
 } as const satisfies Record<string, Side>;
 export type HoldParameter = keyof typeof HOLD_PARAMETERS;
 export const HOLD_PARAMETER_NAMES = Object.keys(HOLD_PARAMETERS) as HoldParameter[];
@@ -45,6 +46,7 @@ export interface LabHold {
 export function describeHoldValue(name: string, value: number | string | boolean): string {
   if (name === 'x-walk-window') return `${value} request${value === 1 ? '' : 's'} in flight`;
   if (name === 'max-cpu-throttle') return `${value}%`;
+  if (name === 'x-walk-rate') return `${value} pages/s`;
   return typeof value === 'number' ? fmtRate(value, { trim: true }) : String(value);
 }
 

@@ -296,6 +296,9 @@ const hold = () =>
         else if (k === 'x-walk-window') {
           if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) throw new FieldError(expectedGot('a whole number of requests, 1 or more', value));
           parameters[k] = value;
+        } else if (k === 'x-walk-rate') {
+          if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) throw new FieldError(expectedGot('a whole number of pages a second, 1 or more', value));
+          parameters[k] = value;
         } else if (k === 'max-cpu-throttle') {
           if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1 || value > 99) throw new FieldError(expectedGot('a percentage from 1 to 99 (QEMU\'s range)', value));
           parameters[k] = value;

@@ -85,6 +85,15 @@ export class DestinationVm extends SimVm implements IncomingOwner, IncomingHost 
     return this.params['x-walk-window'];
   }
 
+  walkRate(): number {
+    return this.params['x-walk-rate'];
+  }
+
+  protected override parametersChanged(): void {
+    // A walk held to a crawl goes on at once when the hold is released (x-walk-rate back to 0).
+    this.m.advanceWalker();
+  }
+
   // ---- QMP (the commands and their preconditions: destination-qmp.ts) -----------------------
 
   commands(): Record<string, QmpCommandDef> {
@@ -138,6 +147,7 @@ export class DestinationVm extends SimVm implements IncomingOwner, IncomingHost 
   }
 
   private resetIncoming(): void {
+    this.m.stopWalker();
     this.m = new IncomingMigration(this.pageCount, this.pageSize, this);
     this.versions.fill(0);
     this.errorDesc = undefined;

@@ -12,6 +12,8 @@ import { checkPage } from './content.js';
 import { LatencyRing, pageMap } from './stats.js';
 import { hop } from './loop-stats.js';
 import type { VcpuStalls } from './workload.js';
+import { TokenBucket } from '../util/token-bucket.js';
+import { realClock } from '../util/clock.js';
 
 export interface Waiting {
   /** When the request went out on the current connection; null while not (yet) sent. */
@@ -38,6 +40,8 @@ export interface IncomingHost {
   vcpuStalls(): VcpuStalls;
   /** Pages the walker may have requested at once (x-walk-window). */
   walkWindow(): number;
+  /** Missing pages per second the walker may request (x-walk-rate; 0: no limit). */
+  walkRate(): number;
   log(msg: string): void;
 }
 
@@ -66,6 +70,9 @@ export class IncomingMigration {
   private walkerPos = 0;
   private walkerOutstanding = 0;
   private walkerDone = false;
+  /** x-walk-rate's pacing: the bucket at the rate it was made for, and the wake-up it waits on. */
+  private walkBucket: TokenBucket | null = null;
+  private walkTimer: NodeJS.Timeout | null = null;
   private duplicates = 0;
   /** Bytes received on the migration connection(s): the wire moving, for "stalled". */
   wireBytes = 0;
@@ -194,15 +201,43 @@ export class IncomingMigration {
     this.advanceWalker();
   }
 
-  /** Touch pages in order; a missing one is requested and the walker waits (window permitting). */
+  /** The walker stops for good (this migration is replaced): no paced wake-up is left behind. */
+  stopWalker(): void {
+    this.walkerDone = true;
+    if (this.walkTimer) clearTimeout(this.walkTimer);
+    this.walkTimer = null;
+  }
+
+  /**
+   * Touch pages in order; a missing one is requested and the walker waits (window permitting),
+   * at most x-walk-rate requests a second: past that it sleeps until the next one is due.
+   */
   advanceWalker(): void {
     if (!this.walkMode || this.walkerDone) return;
+    if (this.walkTimer) {
+      clearTimeout(this.walkTimer);
+      this.walkTimer = null;
+    }
     const window = this.host.walkWindow();
+    const rate = this.host.walkRate();
+    if (rate <= 0) this.walkBucket = null;
+    else if (this.walkBucket?.bytesPerSec !== rate) this.walkBucket = new TokenBucket(realClock, rate);
     while (this.walkerOutstanding < window) {
       const next = this.present.nextClear(this.walkerPos);
       if (next < 0) {
         this.walkerPos = this.pageCount;
         break;
+      }
+      if (this.walkBucket && !this.waiting.get(next)?.walker) {
+        const wait = this.walkBucket.waitMs();
+        if (wait > 0) {
+          this.walkTimer = setTimeout(() => {
+            this.walkTimer = null;
+            this.advanceWalker();
+          }, Math.ceil(wait));
+          return;
+        }
+        this.walkBucket.take(1);
       }
       this.walkerPos = next + 1;
       if (this.waiting.get(next)?.walker) continue;

@@ -207,7 +207,7 @@ export const MODELLED_PARAMETERS = [
   'x-vcpu-dirty-limit-period',
 ] as const;
 /** The sim's own parameters, the same in every version. */
-export const SIM_PARAMETERS = ['x-stall-timeout', 'x-walk-window', 'x-recovery-file-window'] as const;
+export const SIM_PARAMETERS = ['x-stall-timeout', 'x-walk-window', 'x-walk-rate', 'x-recovery-file-window'] as const;
 
 /** Whether this version has parameter `name` (QEMU's list for it, or one of ours). */
 export function parameterKnown(t: VersionTraits, name: string): boolean {

@@ -53,6 +53,8 @@ export interface MigrationParameters {
   'x-stall-timeout': number;
   /** Ours: pages the x-recovery-walk walker may have requested at once (1 = the thread's single walker thread). */
   'x-walk-window': number;
+  /** Ours: missing pages per second the walker may request (0: no limit). A lab holds the walk with it so a person can watch it. */
+  'x-walk-rate': number;
   /** Ours: an on-failure recovery file also writes the pages whose frame started within this many last bytes of the stream (they may have been lost in flight). */
   'x-recovery-file-window': number;
   /** auto-converge (src/sim/throttle.ts): the first throttle, percent. */
@@ -80,6 +82,7 @@ const PARAM_LIMITS: Record<NumericParameter, [number, number]> = {
   'downtime-limit': [0, 2_000_000],
   'x-stall-timeout': [0, 3_600_000],
   'x-walk-window': [1, 4096],
+  'x-walk-rate': [0, 1_000_000],
   'x-recovery-file-window': [0, Number.MAX_SAFE_INTEGER],
   'cpu-throttle-initial': [1, 99],
   'cpu-throttle-increment': [1, 99],
@@ -111,6 +114,7 @@ export abstract class SimVm implements MemoryHooks {
     'downtime-limit': 300,
     'x-stall-timeout': 0,
     'x-walk-window': 1,
+    'x-walk-rate': 0,
     'x-recovery-file-window': DEFAULT_RECOVERY_WINDOW,
     ...THROTTLE_DEFAULTS,
     'vcpu-dirty-limit': 1,
@@ -251,6 +255,7 @@ export abstract class SimVm implements MemoryHooks {
           'downtime-limit': 'int?',
           'x-stall-timeout': 'int?',
           'x-walk-window': 'int?',
+          'x-walk-rate': 'int?',
           'x-recovery-file-window': 'int?',
           'cpu-throttle-initial': 'int?',
           'cpu-throttle-increment': 'int?',

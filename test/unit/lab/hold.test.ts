@@ -172,7 +172,7 @@ describe('the hold field', () => {
       const m = (e as Error).message;
       expect(m).toMatch(/held\.yaml:14:7/);
       expect(m).toContain("did you mean 'max-postcopy-bandwidth'");
-      expect(m).toContain('max-bandwidth, max-postcopy-bandwidth, x-walk-window, max-cpu-throttle');
+      expect(m).toContain('max-bandwidth, max-postcopy-bandwidth, x-walk-window, max-cpu-throttle, x-walk-rate');
     }
   });
 

@@ -32,6 +32,7 @@ function incoming(pages = 8): { m: IncomingMigration } {
     unblock: () => {},
     vcpuStalls: () => ({ blocked: 0, totalMs: 0, worstMs: 0, perVcpuMs: [], allMs: 0 }),
     walkWindow: () => 1,
+    walkRate: () => 0,
     log: () => {},
   };
   return { m: new IncomingMigration(pages, PAGE, host) };
@@ -58,6 +59,7 @@ function incomingWithGuest(pages: number, vcpus: number): { m: IncomingMigration
     unblock: (v, page) => guest.unblock(v, page),
     vcpuStalls: () => guest.stalls(),
     walkWindow: () => 1,
+    walkRate: () => 0,
     log: () => {},
   };
   const m = new IncomingMigration(pages, PAGE, host);
@@ -263,3 +265,56 @@ describe('the summary takes the same fields', () => {
     expect(Object.fromEntries(summaryRows(base).map((r) => [r.label, r.value]))['pages sent']).toBe('0');
   });
 });
+
+describe('the walker (x-recovery-walk)', () => {
+  /** A walking incoming migration whose host answers every request at once, at `rate` requests a second. */
+  function walking(pages: number, rate: { value: number }) {
+    const requested: number[] = [];
+    const host: IncomingHost = {
+      versions: new Uint32Array(pages),
+      request(page: number, w: Waiting) {
+        w.sentAt = performance.now();
+        requested.push(page);
+        // The source answers at once (a microtask: the walker asks for the next one after).
+        queueMicrotask(() => place(m, page));
+      },
+      unblock: () => {},
+      vcpuStalls: () => ({ blocked: 0, totalMs: 0, worstMs: 0, perVcpuMs: [], allMs: 0 }),
+      walkWindow: () => 1,
+      walkRate: () => rate.value,
+      log: () => {},
+    };
+    const m = new IncomingMigration(pages, PAGE, host);
+    m.postcopy = true;
+    m.walkMode = true;
+    return { m, requested };
+  }
+
+  it('x-walk-rate paces the walk to that many requests a second; 0 lets it run, at once', async () => {
+    const rate = { value: 10 };
+    const { m, requested } = walking(100, rate);
+    m.startWalker();
+    await vi.advanceTimersByTimeAsync(2000);
+    // Ten a second (and the bucket's first slice): nowhere near the 100 pages an unpaced walk asks for at once.
+    expect(requested.length).toBeGreaterThanOrEqual(15);
+    expect(requested.length).toBeLessThanOrEqual(40);
+    expect(m.queryPages(guestInfo).walker.done).toBe(false);
+    // The hold released: the walk goes on at once, to its end.
+    rate.value = 0;
+    m.advanceWalker();
+    await vi.advanceTimersByTimeAsync(10);
+    expect(requested).toHaveLength(100);
+    expect(m.queryPages(guestInfo).walker.done).toBe(true);
+  });
+
+  it('a stopped walker leaves no paced wake-up behind', async () => {
+    const { m, requested } = walking(100, { value: 5 });
+    m.startWalker();
+    await vi.advanceTimersByTimeAsync(500);
+    const before = requested.length;
+    m.stopWalker();
+    await vi.advanceTimersByTimeAsync(5000);
+    expect(requested).toHaveLength(before);
+  });
+});
+
