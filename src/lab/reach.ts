@@ -181,6 +181,18 @@ export function brokenLink(s: Snapshot): string | null {
 }
 
 /**
+ * What to add to libvirt's refusal to switch a migration started without --postcopy to postcopy
+ * ("switching to post-copy requires migration to be started with VIR_MIGRATE_POSTCOPY flag"), or
+ * null: the flag is virsh's --postcopy, and the way on is to cancel and start again (played
+ * libvirt-postcopy-pause: virsh migrate typed without --postcopy, then migrate-postcopy refused).
+ */
+export function postcopyFlagMissing(reply: string, domain?: string): string | null {
+  if (!/VIR_MIGRATE_POSTCOPY/.test(reply)) return null;
+  const d = domain ?? '<domain>';
+  return `(this migration was started without --postcopy: virsh domjobabort ${d} on the source cancels it, nothing lost in precopy; then start it again with virsh migrate --live --postcopy …)`;
+}
+
+/**
  * What to add to libvirt's failure of a `virsh migrate … --postcopy-resume` typed while the link
  * is broken, or null: it fails connecting to the destination's daemon ("unable to connect to
  * server … Connection refused"), which does not say why (played libvirt-postcopy-recovery: the

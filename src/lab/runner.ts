@@ -22,7 +22,7 @@ import { Recorder } from './recorder.js';
 import type { Lab, VmOperation } from './schema.js';
 import { StepEngine, type RunMode, type StepHooks } from './steps.js';
 import { SessionStore } from './store.js';
-import { breaksLink, earlyResumeRefusal, SPENT_WORDS, virshResumeOverBrokenLink, earlySwitchRefusal, faultsBeforeRecovery, isSourceResume, listenFirst, startsFreshVm, recoverySides, resumeRefusal, vmOnlyLabel, showMeRefusal, startsMigration, stepLinkFaults } from './reach.js';
+import { breaksLink, earlyResumeRefusal, postcopyFlagMissing, SPENT_WORDS, virshResumeOverBrokenLink, earlySwitchRefusal, faultsBeforeRecovery, isSourceResume, listenFirst, startsFreshVm, recoverySides, resumeRefusal, vmOnlyLabel, showMeRefusal, startsMigration, stepLinkFaults } from './reach.js';
 import { Operator } from './operator.js';
 import { Poller } from './poller.js';
 import { runSummary } from './verdict.js';
@@ -475,6 +475,8 @@ export class LabSession implements LabSessionApi {
     if (!reply.ok && step && startsFreshVm(step, side) && spent) {
       return { ok: false, text: `${reply.text}\n(this step starts a fresh ${side}: s (show me) does it, and then the rest of the step)` };
     }
+    const noFlag = reply.ok ? null : postcopyFlagMissing(reply.text, this.vars['libvirt.domain']);
+    if (noFlag) return { ok: false, text: `${reply.text}\n${noFlag}` };
     const overLink = virshResumeOverBrokenLink(line, this.store.getState().snapshot, reply.ok, reply.text);
     if (overLink) return { ok: reply.ok, text: `${reply.text}\n${overLink}` };
     // A migration command typed without its address (played: migrate-incoming alone, answered

@@ -4,7 +4,7 @@
  * step does not ask for would do now.
  */
 import { describe, expect, it } from 'vitest';
-import { breaksLink, bypassRefusal, consoleArguments, earlyResumeRefusal, earlySwitchRefusal, listenFirst, recoveryFailureStrands, faultConsequence, faultsBeforeRecovery, faultsNotInPlace, faultTooEarly, preemptRefused, precopyRequired, recoveryCommands, recoverySides, restartAdvice, resumeRefusal, showMeRefusal, startsMigration, stepLinkFaults, unreachable, virshResumeOverBrokenLink, vmOnlyLabel } from '../../../src/lab/reach.js';
+import { breaksLink, bypassRefusal, consoleArguments, earlyResumeRefusal, earlySwitchRefusal, listenFirst, recoveryFailureStrands, faultConsequence, faultsBeforeRecovery, faultsNotInPlace, faultTooEarly, preemptRefused, precopyRequired, recoveryCommands, recoverySides, restartAdvice, resumeRefusal, showMeRefusal, startsMigration, stepLinkFaults, unreachable, postcopyFlagMissing, virshResumeOverBrokenLink, vmOnlyLabel } from '../../../src/lab/reach.js';
 import type { LabStep } from '../../../src/lab/schema.js';
 import type { MigrationStatus, Snapshot } from '../../../src/types.js';
 import { parseCondition } from '../../../src/lab/condition.js';
@@ -350,6 +350,16 @@ describe('stepLinkFaults', () => {
     } as unknown as Pick<LabStep, 'actions'>;
     expect(stepLinkFaults(mixed)).toEqual(['blackhole']);
     expect(stepLinkFaults(waitOnly)).toEqual([]);
+  });
+});
+
+describe('postcopyFlagMissing', () => {
+  it("turns libvirt's VIR_MIGRATE_POSTCOPY refusal into the way on, and says nothing of other errors", () => {
+    const refusal = 'Error: virsh migrate-postcopy pcl-guest failed: Requested operation is not valid: switching to post-copy requires migration to be started with VIR_MIGRATE_POSTCOPY flag';
+    expect(postcopyFlagMissing(refusal, 'pcl-guest')).toBe(
+      '(this migration was started without --postcopy: virsh domjobabort pcl-guest on the source cancels it, nothing lost in precopy; then start it again with virsh migrate --live --postcopy …)',
+    );
+    expect(postcopyFlagMissing('Error: domain not found')).toBeNull();
   });
 });
 
