@@ -219,15 +219,51 @@ describe('mistakes, through the real session', () => {
 });
 
 describe('a VM that is gone, in a step that starts a fresh one', () => {
-  const GONE = loadLabText(
-    `
-id: gone
-title: Gone
-summary: A destination that exits, and the step that starts a fresh one.
+  /** A small sim lab with these steps (YAML, indented as under `steps:`). */
+  const small = (id: string, steps: string) =>
+    loadLabText(
+      `id: ${id}
+title: ${id}
+summary: A test lab.
 backends: [sim]
 setup: { memory: 16M, vcpus: 1, workload: random, dirty-rate: 100, capabilities: { events: true } }
 steps:
-  - title: Lose the destination
+${steps}expect:
+  - 'destination.alive == true'
+summary-text: Done.
+`,
+      `${id}.yaml`,
+    );
+  /** Step 1 of a lab whose step 2 finds a spent destination: a migration to completion. */
+  const MIGRATE = `  - title: Migrate
+    text: To completion.
+    hints: [s]
+    do:
+      - qmp: destination
+        execute: migrate-incoming
+        arguments: { uri: "\${incoming.listen}" }
+      - qmp: source
+        execute: migrate
+        arguments: { uri: "\${incoming.connect}" }
+    until: 'destination.status == "completed"'
+`;
+  /** A person's session on `lab`, running, its first step done by show me unless `first` is false. */
+  async function playing(lab: ReturnType<typeof small>, first = true): Promise<LabSession> {
+    const s = new LabSession(lab, { mode: 'interactive', seed: 7, pollMs: 100, makeLink: (runtimeDir) => new RelayLink({ runtimeDir }) });
+    session = s;
+    await s.start();
+    void s.run();
+    if (first) {
+      await s.showMe();
+      await waitFor(() => stepIs(s, 1), 'step 2');
+    }
+    return s;
+  }
+  const listenLine = (s: LabSession) => `migrate-incoming {"uri": "${s.getState().addresses?.['incoming.listen']}"}`;
+
+  const GONE = small(
+    'gone',
+    `  - title: Lose the destination
     text: It exits, as QEMU's does after a failed precopy.
     hints: [s]
     do:
@@ -241,45 +277,20 @@ steps:
       - vm: destination
         do: restart
     until: 'destination.alive == true && destination.status == "none"'
-expect:
-  - 'destination.alive == true'
-summary-text: Gone and back.
 `,
-    'gone.yaml',
   );
 
   it('a console line to it says which key starts the fresh one (QEMU 10.0: "not running" and nothing more)', async () => {
-    const s = new LabSession(GONE, { mode: 'interactive', seed: 7, pollMs: 100, makeLink: (runtimeDir) => new RelayLink({ runtimeDir }) });
-    session = s;
-    await s.start();
-    void s.run();
-    await s.showMe();
-    await waitFor(() => stepIs(s, 1), 'step 2');
+    const s = await playing(GONE);
     const r = await s.qmpLine('destination', 'query-status');
     expect(r).toEqual({ ok: false, text: 'Error: the destination VM is not running\n(this step starts a fresh destination: s (show me) does it, and then the rest of the step)' });
     // The other side is not gone, and is answered as ever.
     expect((await s.qmpLine('source', 'query-status')).ok).toBe(true);
   }, 60_000);
 
-  const SPENT = loadLabText(
-    `id: spent
-title: Spent
-summary: A destination that completed its one incoming migration, and the step that starts fresh VMs.
-backends: [sim]
-setup: { memory: 16M, vcpus: 1, workload: random, dirty-rate: 100, capabilities: { events: true } }
-steps:
-  - title: Migrate
-    text: To completion.
-    hints: [s]
-    do:
-      - qmp: destination
-        execute: migrate-incoming
-        arguments: { uri: "\${incoming.listen}" }
-      - qmp: source
-        execute: migrate
-        arguments: { uri: "\${incoming.connect}" }
-    until: 'destination.status == "completed"'
-  - title: Fresh VMs
+  const SPENT = small(
+    'spent',
+    `${MIGRATE}  - title: Fresh VMs
     text: The lab restarts both.
     hints: [s]
     do:
@@ -288,29 +299,17 @@ steps:
       - vm: destination
         do: restart
     until: 'destination.status == "none" && source.status == "none"'
-expect:
-  - 'destination.alive == true'
-summary-text: Spent and fresh.
 `,
-    'spent.yaml',
   );
 
   it('migrate-incoming to a destination that has had its one incoming migration says which key starts a fresh one', async () => {
-    const s = new LabSession(SPENT, { mode: 'interactive', seed: 7, pollMs: 100, makeLink: (runtimeDir) => new RelayLink({ runtimeDir }) });
-    session = s;
-    await s.start();
-    void s.run();
-    await s.showMe();
-    await waitFor(() => stepIs(s, 1), 'step 2');
-    const r = await s.qmpLine('destination', `migrate-incoming {"uri": "${s.getState().addresses?.['incoming.listen']}"}`);
+    const s = await playing(SPENT);
+    const r = await s.qmpLine('destination', listenLine(s));
     expect(r).toEqual({ ok: false, text: 'Error: The incoming migration has already been started (GenericError)\n(this step starts a fresh destination: s (show me) does it, and then the rest of the step)' });
   }, 60_000);
 
   it('a migration command without its address says the console fills it in', async () => {
-    const s = new LabSession(SPENT, { mode: 'interactive', seed: 7, pollMs: 100, makeLink: (runtimeDir) => new RelayLink({ runtimeDir }) });
-    session = s;
-    await s.start();
-    void s.run();
+    const s = await playing(SPENT, false);
     const r = await s.qmpLine('destination', 'migrate-incoming');
     expect(r.ok).toBe(false);
     expect(r.text).toMatch(/'uri'/);
@@ -319,25 +318,9 @@ summary-text: Spent and fresh.
     expect((await s.qmpLine('destination', 'query-status')).text).not.toMatch(/Tab fills/);
   }, 60_000);
 
-  const AGAIN = loadLabText(
-    `id: again
-title: Again
-summary: A step that starts a fresh destination and migrates again.
-backends: [sim]
-setup: { memory: 16M, vcpus: 1, workload: random, dirty-rate: 100, capabilities: { events: true } }
-steps:
-  - title: Migrate
-    text: To completion.
-    hints: [s]
-    do:
-      - qmp: destination
-        execute: migrate-incoming
-        arguments: { uri: "\${incoming.listen}" }
-      - qmp: source
-        execute: migrate
-        arguments: { uri: "\${incoming.connect}" }
-    until: 'destination.status == "completed"'
-  - title: Again, to a fresh destination
+  const AGAIN = small(
+    'again',
+    `${MIGRATE}  - title: Again, to a fresh destination
     text: The lab restarts the destination; listen on it.
     hints: [s]
     do:
@@ -347,22 +330,13 @@ steps:
         execute: migrate-incoming
         arguments: { uri: "\${incoming.listen}" }
     until: 'destination.status == "setup"'
-expect:
-  - 'destination.alive == true'
-summary-text: Again.
 `,
-    'again.yaml',
   );
 
   it('migrate-incoming typed to a spent destination in a step that starts a fresh one goes to a fresh one, and the step goes on', async () => {
-    const s = new LabSession(AGAIN, { mode: 'interactive', seed: 7, pollMs: 100, makeLink: (runtimeDir) => new RelayLink({ runtimeDir }) });
-    session = s;
-    await s.start();
-    void s.run();
-    await s.showMe();
-    await waitFor(() => stepIs(s, 1), 'step 2');
+    const s = await playing(AGAIN);
     expect(s.getState().snapshot?.destination.status).toBe('completed');
-    const r = await s.qmpLine('destination', `migrate-incoming {"uri": "${s.getState().addresses?.['incoming.listen']}"}`);
+    const r = await s.qmpLine('destination', listenLine(s));
     expect(r).toEqual({ ok: true, text: '{}\n(sent to a fresh destination: the last one has completed)' });
     expect(s.getState().events.some((e) => e.kind === 'info' && /^a fresh destination for your migrate-incoming: the last one has completed/.test(e.text))).toBe(true);
     // The fresh destination listens: the step is done (this test lab then ends unverified).
