@@ -181,6 +181,41 @@ export function brokenLink(s: Snapshot): string | null {
 }
 
 /**
+ * What the lab adds under a console line's reply, or null: the next move where the reply alone
+ * does not say it. `step`: the step under way; `addresses`: this run's (with libvirt's domain).
+ */
+export function consoleReplyNote(
+  side: Side,
+  line: string,
+  reply: { ok: boolean; text: string },
+  step: Pick<LabStep, 'actions'> | undefined,
+  s: Snapshot | null,
+  addresses: Readonly<Record<string, string>>,
+): string | null {
+  if (!reply.ok) {
+    // A VM that is gone (QEMU's destination exits when its precopy fails) in a step that starts a
+    // fresh one: say which key does (found playing precopy-failure on QEMU 10.0, where
+    // migrate-incoming typed after the cut answered only "not running"). So does one that already
+    // took its one incoming migration (QEMU's "has already been started", found playing
+    // throttle-vs-postcopy: migrate-incoming typed to the destination that had completed, in the
+    // step that restarts both VMs).
+    const spent = reply.text.includes(`the ${side} VM is not running`) || reply.text.includes('The incoming migration has already been started');
+    if (spent && step && startsFreshVm(step, side)) return `(this step starts a fresh ${side}: s (show me) does it, and then the rest of the step)`;
+    const noFlag = postcopyFlagMissing(reply.text, addresses['libvirt.domain']);
+    if (noFlag) return noFlag;
+  }
+  const overLink = virshResumeOverBrokenLink(line, s, reply.ok, reply.text);
+  if (overLink) return overLink;
+  // A migration command typed without its address (played: migrate-incoming alone, answered only
+  // with QEMU's "need either 'uri' or 'channels' argument"): the console's Tab knows it.
+  const name = /^\s*([\w-]+)\s*$/.exec(line)?.[1];
+  if (!reply.ok && name && /'uri'/.test(reply.text) && consoleArguments(name, side, s, addresses) !== null) {
+    return `(the address is this run's: type ${name}, a space, and Tab fills it in)`;
+  }
+  return null;
+}
+
+/**
  * What to add to libvirt's refusal to switch a migration started without --postcopy to postcopy
  * ("switching to post-copy requires migration to be started with VIR_MIGRATE_POSTCOPY flag"), or
  * null: the flag is virsh's --postcopy, and the way on is to cancel and start again (played

@@ -22,7 +22,7 @@ import { Recorder } from './recorder.js';
 import type { Lab, VmOperation } from './schema.js';
 import { StepEngine, type RunMode, type StepHooks } from './steps.js';
 import { SessionStore } from './store.js';
-import { breaksLink, earlyResumeRefusal, postcopyFlagMissing, SPENT_WORDS, virshResumeOverBrokenLink, earlySwitchRefusal, faultsBeforeRecovery, isSourceResume, listenFirst, startsFreshVm, recoverySides, resumeRefusal, vmOnlyLabel, showMeRefusal, startsMigration, stepLinkFaults } from './reach.js';
+import { breaksLink, consoleReplyNote, earlyResumeRefusal, SPENT_WORDS, earlySwitchRefusal, faultsBeforeRecovery, isSourceResume, listenFirst, startsFreshVm, recoverySides, resumeRefusal, vmOnlyLabel, showMeRefusal, startsMigration, stepLinkFaults } from './reach.js';
 import { Operator } from './operator.js';
 import { Poller } from './poller.js';
 import { runSummary } from './verdict.js';
@@ -30,9 +30,6 @@ import { expandTemplates, setupTemplateValues } from './template.js';
 import { HoldController } from './hold.js';
 
 export type { RunMode } from './steps.js';
-
-/** Console commands that take this run's address (the console's Tab fills it in after a space). */
-const ADDRESSED = new Set(['migrate', 'migrate-incoming', 'migrate-recover']);
 
 export interface LabSessionOptions {
   mode: RunMode;
@@ -464,29 +461,9 @@ export class LabSession implements LabSessionApi {
     }
     const reply = await this.operator.consoleLine(side, line);
     if (fresh && reply.ok) return { ok: true, text: `${reply.text}\n(sent to a fresh destination: the last one ${fresh})` };
-    // A VM that is gone (QEMU's destination exits when its precopy fails) in a step that starts a
-    // fresh one: say which key does (found playing precopy-failure on QEMU 10.0, where
-    // migrate-incoming typed after the cut answered only "not running").
-    // So does one that already took its one incoming migration (QEMU's "has already been
-    // started", found playing throttle-vs-postcopy: migrate-incoming typed to the destination that
-    // had completed, in the step that restarts both VMs).
-    const step = this.lab.steps[this.store.getState().currentStep];
-    const spent = reply.text.includes(`the ${side} VM is not running`) || reply.text.includes('The incoming migration has already been started');
-    if (!reply.ok && step && startsFreshVm(step, side) && spent) {
-      return { ok: false, text: `${reply.text}\n(this step starts a fresh ${side}: s (show me) does it, and then the rest of the step)` };
-    }
-    const noFlag = reply.ok ? null : postcopyFlagMissing(reply.text, this.vars['libvirt.domain']);
-    if (noFlag) return { ok: false, text: `${reply.text}\n${noFlag}` };
-    const overLink = virshResumeOverBrokenLink(line, this.store.getState().snapshot, reply.ok, reply.text);
-    if (overLink) return { ok: reply.ok, text: `${reply.text}\n${overLink}` };
-    // A migration command typed without its address (played: migrate-incoming alone, answered
-    // only with QEMU's "need either 'uri' or 'channels' argument"): the address is this run's, and
-    // the console knows it.
-    const name = /^\s*([\w-]+)\s*$/.exec(line)?.[1];
-    if (!reply.ok && name && ADDRESSED.has(name) && /'uri'/.test(reply.text)) {
-      return { ok: false, text: `${reply.text}\n(the address is this run's: type ${name}, a space, and Tab fills it in)` };
-    }
-    return reply;
+    const state = this.store.getState();
+    const note = consoleReplyNote(side, line, reply, this.lab.steps[state.currentStep], state.snapshot, this.vars);
+    return note ? { ok: reply.ok, text: `${reply.text}\n${note}` } : reply;
   }
 
   /**
