@@ -17,6 +17,18 @@ const textColour = (e: LabEvent): string | undefined => (e.kind === 'error' ? 'r
 
 const oneLine = (text: string): string => text.replace(/\s*\n\s*/g, ' ');
 
+/** One event on one row, cut to it: time, kind, side, then `text`. */
+function EventRow({ e, text }: { e: LabEvent; text: string }) {
+  return (
+    <Text wrap="truncate">
+      <Text dimColor>{fmtT(e.t).padStart(7)} </Text>
+      <Text color={EVENT_COLOUR[e.kind]}>{fit(e.kind, KIND_WIDTH)}</Text>
+      <Text dimColor>{fit(e.side ? SIDE[e.side] : '', SIDE_WIDTH)}</Text>
+      <Text color={textColour(e)}>{text}</Text>
+    </Text>
+  );
+}
+
 /**
  * An event's text as the focused log shows it: whole, wrapped under the text column (a hanging
  * indent past time, kind and side), so a long QMP command or error can be read to its end. A row
@@ -84,14 +96,7 @@ function EventLogView(props: { events: LabEvent[]; top?: LabEvent | null; width:
     w.below > 0 ? `${moreBelow(w.below)}${focused ? ' · End: newest' : ''}` : '',
     !focused && (w.above > 0 || w.below > 0 || cut) ? `Tab ${cut ? 'reads whole lines' : 'scrolls'}` : focused ? '‹ ↑↓ PgUp PgDn scroll here' : '',
   ].filter(Boolean);
-  const row = (e: LabEvent, key: string, text: string) => (
-    <Text key={key} wrap="truncate">
-      <Text dimColor>{fmtT(e.t).padStart(7)} </Text>
-      <Text color={EVENT_COLOUR[e.kind]}>{fit(e.kind, KIND_WIDTH)}</Text>
-      <Text dimColor>{fit(e.side ? SIDE[e.side] : '', SIDE_WIDTH)}</Text>
-      <Text color={textColour(e)}>{text}</Text>
-    </Text>
-  );
+  const row = (e: LabEvent, key: string, text: string) => <EventRow key={key} e={e} text={text} />;
   let body = focused
     ? visible.flatMap((e, i) => {
         const [first, ...rest] = eventLines(e, width);
@@ -139,15 +144,7 @@ export const EventLog = memo(EventLogView);
  */
 function NewestEventView({ events }: { events: readonly LabEvent[] }) {
   const e = events[events.length - 1];
-  if (!e) return <Text> </Text>;
-  return (
-    <Text wrap="truncate">
-      <Text dimColor>{fmtT(e.t).padStart(7)} </Text>
-      <Text color={EVENT_COLOUR[e.kind]}>{fit(e.kind, KIND_WIDTH)}</Text>
-      <Text dimColor>{fit(e.side ? SIDE[e.side] : '', SIDE_WIDTH)}</Text>
-      <Text color={textColour(e)}>{oneLine(e.text)}</Text>
-    </Text>
-  );
+  return e ? <EventRow e={e} text={oneLine(e.text)} /> : <Text> </Text>;
 }
 
 export const NewestEvent = memo(NewestEventView);
