@@ -2,6 +2,8 @@
 export const QMP_COMMANDS: readonly string[] = [
   'query-status',
   'query-migrate',
+  'query-migrate-capabilities',
+  'query-migrate-parameters',
   'migrate-set-capabilities',
   'migrate-set-parameters',
   'migrate-incoming',

@@ -36,6 +36,11 @@ export interface ConsoleState {
   draft: string;
   /** Candidates shown after an ambiguous Tab. */
   completions: string[];
+  /**
+   * With the candidates: the line typed is itself a whole command whose arguments a second Tab
+   * fills ("migrate", which the migrate-* commands extend). Read only while completions show.
+   */
+  tabAgainFills: boolean;
   /** Lines sent and their replies, most recent last (bounded). */
   output: ConsoleEntry[];
   /** First reply-pane row shown; null follows the newest reply. */
@@ -153,6 +158,7 @@ export function initialLabUiState(): LabUiState {
       historyIndex: null,
       draft: '',
       completions: [],
+      tabAgainFills: false,
       output: [],
       scroll: null,
       aimedStep: null,
@@ -179,7 +185,8 @@ export type LabUiAction =
   | { type: 'console-delete-forward' }
   | { type: 'console-cursor'; to: 'left' | 'right' | 'home' | 'end' }
   | { type: 'console-clear-line' }
-  | { type: 'console-tab' }
+  /** `fills`: the name typed is a whole command whose arguments a second Tab would fill. */
+  | { type: 'console-tab'; fills?: boolean }
   | { type: 'console-toggle-side' }
   | { type: 'console-history'; delta: -1 | 1 }
   /** Put a line into the input (a hint's command), aimed at `side` when the hint names one. */
@@ -263,7 +270,7 @@ function reduceConsole(c: ConsoleState, action: LabUiAction): ConsoleState {
       if (common.length > name.length) {
         return { ...withInput(c, matches.length === 1 ? common + ' ' : common), completions: matches.length === 1 ? [] : matches };
       }
-      return { ...c, completions: matches };
+      return { ...c, completions: matches, tabAgainFills: action.fills === true && matches.includes(name) };
     }
     case 'console-history': {
       const history = browseHistory(c);

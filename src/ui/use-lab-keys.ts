@@ -243,10 +243,13 @@ export function useLabKeys(opts: LabKeysOptions): void {
         if (key.return) return sendConsoleLine(ui);
         if (key.tab && key.shift) return dispatch({ type: 'console-toggle-side' });
         if (key.tab) {
-          // "migrate " (a whole name and a space, no arguments yet), or a whole name no other
-          // extends ("migrate-recover", as the console turned it): Tab gives this run's address.
+          // "migrate " (a whole name and a space, no arguments yet), a whole name no other
+          // extends ("migrate-recover", as the console turned it), or a second Tab on a whole
+          // name others extend ("migrate", its candidates showing): Tab gives this run's address.
+          // A learner typed "migrate", Tab, and met only the list of migrate-* commands.
           const typed = /^\s*(\S+)( *)$/.exec(ui.console.input);
-          const whole = typed && (typed[2] !== '' || complete(typed[1]!).matches.join() === typed[1]);
+          const again = typed && ui.console.tabAgainFills && ui.console.completions.includes(typed[1]!);
+          const whole = typed && (typed[2] !== '' || again || complete(typed[1]!).matches.join() === typed[1]);
           const s = session.getState();
           const args = whole ? consoleArguments(typed[1]!, ui.console.side, s.snapshot, s.addresses ?? {}) : null;
           if (args) return dispatch({ type: 'console-fill', line: `${typed![1]} ${args}` });
@@ -260,7 +263,11 @@ export function useLabKeys(opts: LabKeysOptions): void {
             dispatch({ type: 'console-fill', line: `${name} ${theirs}`, side: there! });
             return dispatch({ type: 'notice', text: `console → ${there}: ${name} is its command` });
           }
-          return dispatch({ type: 'console-tab' });
+          // The candidates for a whole name others extend say that Tab again fills its arguments.
+          const exact = typed && typed[2] === '' ? typed[1]! : null;
+          const side = exact ? commandSide(exact) ?? ui.console.side : ui.console.side;
+          const fills = exact !== null && consoleArguments(exact, side, s.snapshot, s.addresses ?? {}) !== null;
+          return dispatch({ type: 'console-tab', fills });
         }
         if (key.upArrow) return dispatch({ type: 'console-history', delta: -1 });
         if (key.downArrow) return dispatch({ type: 'console-history', delta: 1 });

@@ -30,7 +30,10 @@ export function consoleLines(c: ConsoleState, width: number): ConsoleLine[] {
     const text = !e.ok && !/^Error\b/.test(e.text ?? '') ? `Error: ${e.text ?? ''}` : (e.text ?? '');
     for (const l of wrapText(text, Math.max(1, width - tag.length))) lines.push({ text: tag + l, color: e.ok ? undefined : 'red' });
   }
-  if (c.completions.length) lines.push(...wrapText(c.completions.join('  '), width).map((text) => ({ text, color: 'cyan' })));
+  if (c.completions.length) {
+    const again = c.tabAgainFills ? [`(Tab again: ${c.input.trim()}'s arguments)`] : [];
+    lines.push(...wrapText([...c.completions, ...again].join('  '), width).map((text) => ({ text, color: 'cyan' })));
+  }
   return lines;
 }
 

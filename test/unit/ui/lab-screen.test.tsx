@@ -574,6 +574,27 @@ describe('LabScreen keys', () => {
     expect(m.frame()).toContain('console → destination: migrate-recover is its command');
   });
 
+  it('console: "migrate" and Tab lists the migrate-* commands and says a second Tab fills its arguments; on the wrong side it turns there', async () => {
+    const addresses = { 'incoming.listen': 'tcp:127.0.0.1:7001', 'incoming.connect': 'tcp:127.0.0.1:7002' };
+    const s = new FakeSession({ addresses });
+    const m = await mount(s, 100, 30);
+    // The console opens on the destination; a learner types the source's command there.
+    await m.type(':', 'migrate', KEYS.tab);
+    await waitForText(m.lastFrame, "(Tab again: migrate's arguments)");
+    expect(m.frame()).toContain('migrate-incoming');
+    await m.type(KEYS.tab);
+    await waitForText(m.lastFrame, 'source> migrate {"uri": "tcp:127.0.0.1:7002"}');
+    expect(m.frame()).toContain('console → source: migrate is its command');
+    // On its own side, a second Tab fills at once; a name with nothing to fill says nothing more.
+    await m.type(KEYS.ctrlU, 'migrate', KEYS.tab);
+    await waitForText(m.lastFrame, "(Tab again: migrate's arguments)");
+    await m.type(KEYS.tab);
+    await waitForText(m.lastFrame, 'source> migrate {"uri": "tcp:127.0.0.1:7002"}');
+    await m.type(KEYS.ctrlU, 'query-migrate', KEYS.tab);
+    await waitForText(m.lastFrame, 'query-migrate-parameters');
+    expect(m.frame()).not.toContain('Tab again');
+  });
+
   it("console: a line the lab refuses, naming the command to send instead, leaves that command in the console on its side", async () => {
     const s = new FakeSession();
     const early =

@@ -14,7 +14,10 @@ describe('QMP command completion', () => {
     expect(QMP_COMMANDS).toContain('migrate_cancel');
   });
   it('finds matches and their common prefix', () => {
-    expect(complete('query-')).toEqual({ matches: ['query-status', 'query-migrate'], common: 'query-' });
+    expect(complete('query-')).toEqual({
+      matches: ['query-status', 'query-migrate', 'query-migrate-capabilities', 'query-migrate-parameters'],
+      common: 'query-',
+    });
     expect(complete('migrate-r')).toEqual({ matches: ['migrate-recover'], common: 'migrate-recover' });
     expect(complete('zzz')).toEqual({ matches: [], common: 'zzz' });
   });
@@ -126,9 +129,9 @@ describe('console reducer', () => {
     expect(s.console.input).toBe('migrate {"uri": 1');
     expect(s.console.cursor).toBe(17);
     // History and completion put the cursor at the end of what they wrote.
-    s = run([type('query-mi'), { type: 'console-cursor', to: 'home' }, { type: 'console-cursor', to: 'end' }, { type: 'console-tab' }]);
-    expect(s.console.input).toBe('query-migrate ');
-    expect(s.console.cursor).toBe(14);
+    s = run([type('query-st'), { type: 'console-cursor', to: 'home' }, { type: 'console-cursor', to: 'end' }, { type: 'console-tab' }]);
+    expect(s.console.input).toBe('query-status ');
+    expect(s.console.cursor).toBe(13);
   });
 
   it('fills the input from a hint, aimed at the side it names, and a submit scrolls back to the newest', () => {
