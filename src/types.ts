@@ -138,6 +138,13 @@ export interface PagesInfo {
    */
   'blocktime-at-end'?: boolean;
   /**
+   * True where `received` is not counted at the destination but is what the source no longer
+   * has to send (QEMU: its total less `remaining`): the pages sent and not written since. It
+   * goes down when a dirty-bitmap sync puts back pages the guest wrote again (at the
+   * switchover), so the panel says "current" rather than "received" for it.
+   */
+  'received-current'?: boolean;
+  /**
    * Counters this backend does not have for this side (QEMU: requests in flight, discarded
    * duplicates and vCPUs blocked now on the destination, re-sent pages on the source):
    * unknown, not zero.

@@ -494,6 +494,7 @@ export class QemuBackend implements VmBackend {
       // and vCPUs blocked now (its blocktime is a total), its source's pages sent again after a
       // recovery.
       unreported: side === 'destination' ? ['requested', 'duplicates-discarded', 'blocked-vcpus'] : ['resent'],
+      ...(side === 'destination' ? { 'received-current': true } : {}),
       'wire-bytes': p.wireBytes,
       walker: { active: false, position: 0, total: 0, done: false },
       guest: { progress: 0, 'ops-per-second': 0, 'window-ms': 0 },

@@ -56,6 +56,7 @@ export const PAGES_FIELDS = {
   'counts-unknown': true,
   'blocktime-unknown': true,
   'blocktime-at-end': true,
+  'received-current': true,
   unreported: true,
   map: true,
 } satisfies Record<keyof PagesInfo, FieldTree>;

@@ -94,6 +94,10 @@ function guestCell(s: SideSnapshot, g: PagesInfo['guest'] | undefined): Cell {
  */
 function receivedCell(p: PagesInfo): Cell {
   const fromFile = p['from-file'];
+  // QEMU's destination counts nothing: its number is the source's total less remaining, which
+  // fell from 9004 to 1894 at a switchover on screen, under the word "received" (found playing
+  // qemu-recovery-file). Pages sent and not written since are current, not received.
+  if (p['received-current']) return { text: `${p.received} current`, short: `${p.received} cur` };
   if (fromFile === undefined) return { text: `${p.received} received`, short: `${p.received} recv` };
   // At 80 columns "17319 (6969 file)" was cut to "17319 (6969 fi…": the legend's "from file"
   // colour (cyan) and an f keep both numbers whole (found playing recovery-file).

@@ -155,6 +155,9 @@ describe('QemuBackend guest', () => {
         const pages = (r.destination as { pages: Record<string, unknown> }).pages;
         expect(pages['blocktime-at-end']).toBe(capOn ? true : undefined);
         expect(pages['blocktime-unknown']).toBe(capOn ? undefined : true);
+        // Not counted at the destination: the source's total less remaining, said as "current".
+        expect(pages).toMatchObject({ received: 50, 'received-current': true });
+        expect((r.source as { pages: Record<string, unknown> }).pages['received-current']).toBeUndefined();
       }
       expect(asked).toBe(1);
     }

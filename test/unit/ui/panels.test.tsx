@@ -191,6 +191,11 @@ describe('SideCounters', () => {
     const dst = fakeSide('destination', { status: 'postcopy-active', pages: fakePages({ 'blocktime-at-end': true, unreported: ['blocked-vcpus'] }) });
     expect(sideCells(dst)[6]).toMatchObject({ text: 'QEMU: at the end' });
   });
+  it("calls QEMU's destination pages current, not received: its number is the source's total less remaining, and falls at the switchover", () => {
+    const qemu = fakeSide('destination', { status: 'postcopy-active', pages: fakePages({ received: 1894, 'received-current': true }) });
+    expect(sideCells(qemu)[1]).toMatchObject({ text: '1894 current' });
+    expect(sideCells(fakeSide('destination', { pages: fakePages({ received: 1894 }) }))[1].text).toBe('1894 received');
+  });
   it('with blocktime measured but no count of vCPUs blocked now (QEMU), shows the total alone, never "0 now"', () => {
     const qemu = sideCells(fakeSide('destination', { status: 'postcopy-active', pages: fakePages({ 'blocked-vcpus': 0, 'blocktime-ms': 3200, unreported: ['blocked-vcpus'] }) }))[6];
     expect(qemu.text).toBe('3.2 vCPU·s');
