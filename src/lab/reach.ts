@@ -209,8 +209,9 @@ export function consoleReplyNote(
   // A migration command typed without its address (played: migrate-incoming alone, answered only
   // with QEMU's "need either 'uri' or 'channels' argument"): the console's Tab knows it.
   const name = /^\s*([\w-]+)\s*$/.exec(line)?.[1];
-  if (!reply.ok && name && /'uri'/.test(reply.text) && consoleArguments(name, side, s, addresses) !== null) {
-    return `(the address is this run's: type ${name}, a space, and Tab fills it in)`;
+  if (!reply.ok && name && /'uri'|Parameter '[\w-]+' is missing/.test(reply.text) && consoleArguments(name, side, s, addresses) !== null) {
+    const what = name === 'pmemsave' ? "the file and the size are this run's" : "the address is this run's";
+    return `(${what}: type ${name}, a space, and Tab fills it in)`;
   }
   return null;
 }
@@ -451,6 +452,11 @@ export function consoleArguments(execute: string, side: Side, s: Snapshot | null
   const uri = (key: string) => (addresses[key] ? `{"uri": "${addresses[key]}"}` : null);
   if (side === 'destination' && execute === 'migrate-incoming') return uri('incoming.listen');
   if (side === 'destination' && execute === 'migrate-recover') return uri('recover.listen');
+  // qemu-recovery-file's save: the run's file and the guest's RAM, 40 characters of path a
+  // learner otherwise copies by hand from the step's text (found playing it).
+  if (side === 'source' && execute === 'pmemsave' && addresses['source.ram-file'] && addresses['guest.ram-bytes']) {
+    return `{"val": 0, "size": ${addresses['guest.ram-bytes']}, "filename": "${addresses['source.ram-file']}"}`;
+  }
   if (side !== 'source' || execute !== 'migrate') return null;
   if (s?.source.status === 'postcopy-paused') return addresses['recover.connect'] ? `{"uri": "${addresses['recover.connect']}", "resume": true}` : null;
   return uri('incoming.connect');

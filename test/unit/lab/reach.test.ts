@@ -4,7 +4,7 @@
  * step does not ask for would do now.
  */
 import { describe, expect, it } from 'vitest';
-import { breaksLink, bypassRefusal, consoleArguments, earlyResumeRefusal, earlySwitchRefusal, listenFirst, recoveryFailureStrands, faultConsequence, faultsBeforeRecovery, faultsNotInPlace, faultTooEarly, preemptRefused, precopyRequired, recoveryCommands, recoverySides, restartAdvice, resumeRefusal, showMeRefusal, startsMigration, stepLinkFaults, unreachable, postcopyFlagMissing, virshResumeOverBrokenLink, vmOnlyLabel } from '../../../src/lab/reach.js';
+import { breaksLink, bypassRefusal, consoleArguments, consoleReplyNote, earlyResumeRefusal, earlySwitchRefusal, listenFirst, recoveryFailureStrands, faultConsequence, faultsBeforeRecovery, faultsNotInPlace, faultTooEarly, preemptRefused, precopyRequired, recoveryCommands, recoverySides, restartAdvice, resumeRefusal, showMeRefusal, startsMigration, stepLinkFaults, unreachable, postcopyFlagMissing, virshResumeOverBrokenLink, vmOnlyLabel } from '../../../src/lab/reach.js';
 import type { LabStep } from '../../../src/lab/schema.js';
 import type { MigrationStatus, Snapshot } from '../../../src/types.js';
 import { parseCondition } from '../../../src/lab/condition.js';
@@ -418,6 +418,19 @@ describe('consoleArguments', () => {
     expect(consoleArguments('migrate-recover', 'source', null, addresses)).toBeNull();
     expect(consoleArguments('query-migrate', 'source', null, addresses)).toBeNull();
     expect(consoleArguments('migrate', 'source', null, {})).toBeNull();
+    const saved = { 'source.ram-file': '/run/x/source.ram', 'guest.ram-bytes': '67108864' };
+    expect(consoleArguments('pmemsave', 'source', null, saved)).toBe('{"val": 0, "size": 67108864, "filename": "/run/x/source.ram"}');
+    expect(consoleArguments('pmemsave', 'destination', null, saved)).toBeNull();
+    expect(consoleArguments('pmemsave', 'source', null, addresses)).toBeNull();
+  });
+  it("notes under an error for a command typed bare that Tab fills in this run's arguments", () => {
+    const saved = { ...addresses, 'source.ram-file': '/run/x/source.ram', 'guest.ram-bytes': '67108864' };
+    const missing = { ok: false, text: "Parameter 'val' is missing (GenericError)" };
+    expect(consoleReplyNote('source', 'pmemsave', missing, undefined, null, saved)).toBe("(the file and the size are this run's: type pmemsave, a space, and Tab fills it in)");
+    expect(consoleReplyNote('source', 'pmemsave', missing, undefined, null, addresses)).toBeNull();
+    const noUri = { ok: false, text: "need either 'uri' or 'channels' argument (GenericError)" };
+    expect(consoleReplyNote('destination', 'migrate-incoming', noUri, undefined, null, saved)).toBe("(the address is this run's: type migrate-incoming, a space, and Tab fills it in)");
+    expect(consoleReplyNote('source', 'query-status', { ok: false, text: "Parameter 'x' is missing" }, undefined, null, saved)).toBeNull();
   });
 });
 
