@@ -364,7 +364,7 @@ export function unreachable(step: Pick<LabStep, 'index' | 'actions'>, condition:
       cause: 'migration-completed',
       step: step.index + 1,
       message:
-`The migration completed before this step could happen: nothing was lost, but '${condition}' can no longer hold.`,
+`The migration completed before this step could happen: nothing was lost, but this step needs ${needs}.`,
       retry: false,
     };
   }
@@ -425,13 +425,23 @@ export function preemptRefused(state: Pick<SessionState, 'snapshot' | 'currentSt
  * sides are paused and running (a killed source keeps its last state but can resume nothing:
  * the commands come back once a recovery source runs in its place).
  */
-export function recoveryCommands(s: Snapshot | null, addresses: Readonly<Record<string, string>>): { side: Side; line: string }[] | null {
+export function recoveryCommands(
+  s: Snapshot | null,
+  addresses: Readonly<Record<string, string>>,
+  stepActions: readonly string[] = [],
+): { side: Side; line: string }[] | null {
   if (!s || s.source.status !== 'postcopy-paused' || s.destination.status !== 'postcopy-paused') return null;
   if (!s.source.alive || !s.destination.alive) return null;
   // libvirt owns the job there and refuses the QMP pair: the command an operator types instead.
+  // The step's own resume where it has one, options and all: libvirt-double-failure's last step
+  // resumes with --postcopy-bandwidth 1024, and a newcomer who typed the plain line shown here
+  // resumed at the 1 MiB/s libvirt had kept, with nothing on screen saying why (README walk).
   const domain = addresses['libvirt.domain'];
   const destUri = addresses['libvirt.dest-uri'];
-  if (domain && destUri) return [{ side: 'source', line: `virsh migrate --live --postcopy --postcopy-resume ${domain} ${destUri}` }];
+  if (domain && destUri) {
+    const own = stepActions.map((a) => /^source: (virsh migrate .*--postcopy-resume.*)$/.exec(a)?.[1]).find((l) => l !== undefined);
+    return [{ side: 'source', line: own ?? `virsh migrate --live --postcopy --postcopy-resume ${domain} ${destUri}` }];
+  }
   const listen = addresses['recover.listen'];
   const connect = addresses['recover.connect'];
   if (!listen || !connect) return null;
@@ -550,6 +560,31 @@ export function earlyResumeRefusal(side: Side, cmd: QmpCommand, s: Snapshot | nu
   // holds for it is only the order.
   if (s.source.recoverySource) return `the destination is not listening for the recovery yet, and the resume needs a listener: first, on the destination, ${first}`;
   return `the destination is not listening for the recovery yet, and a QEMU ${version} source whose resume finds no listener stays in postcopy-recover for good: first, on the destination, ${first}`;
+}
+
+/**
+ * What the lab adds under a resume the source took while the destination is not listening for
+ * it, or null: the source (the sim's, a recovery source, QEMU from 8.2) accepts it, finds no
+ * listener and falls back to postcopy-paused, and the reply was only `{}` (a newcomer resumed the
+ * recovery source before migrate-recover in recovery-file, and found the reason only in the
+ * event log, cut at its edge). Not in a step that resumes the source alone on purpose
+ * (double-failure's "Reconnect too early").
+ */
+export function unheardResumeNote(
+  side: Side,
+  line: string,
+  reply: { ok: boolean },
+  step: Pick<LabStep, 'actions'> | undefined,
+  s: Snapshot | null,
+  listening: boolean,
+  recoverListen?: string,
+): string | null {
+  if (!reply.ok || listening || side !== 'source' || !s || s.destination.status !== 'postcopy-paused') return null;
+  if (!/^\s*(\{\s*"execute"\s*:\s*")?migrate\b(?!-)/.test(line) || !/"resume"\s*:\s*true/.test(line)) return null;
+  const own = step ? recoverySides(step) : [];
+  if (own.length === 1 && own[0] === 'source') return null;
+  const first = recoverListen ? `migrate-recover {"uri": "${recoverListen}"}` : 'migrate-recover';
+  return `(the destination is not listening for the recovery yet: this resume finds no one and the source goes back to postcopy-paused; first, on the destination, ${first}, then resume again)`;
 }
 
 /** Whether listening at `uri` takes connections made to `listen`: the same address, or any address (`tcp:0.0.0.0:P`, `tcp:[::]:P`) on its port. */

@@ -22,7 +22,7 @@ import { Recorder } from './recorder.js';
 import type { Lab, VmOperation } from './schema.js';
 import { StepEngine, type RunMode, type StepHooks } from './steps.js';
 import { SessionStore } from './store.js';
-import { breaksLink, consoleReplyNote, earlyResumeRefusal, SPENT_WORDS, earlySwitchRefusal, faultsBeforeRecovery, isSourceResume, listenFirst, startsFreshVm, recoverySides, resumeRefusal, vmOnlyLabel, showMeRefusal, startsMigration, stepLinkFaults } from './reach.js';
+import { breaksLink, consoleReplyNote, unheardResumeNote, earlyResumeRefusal, SPENT_WORDS, earlySwitchRefusal, faultsBeforeRecovery, isSourceResume, listenFirst, startsFreshVm, recoverySides, resumeRefusal, vmOnlyLabel, showMeRefusal, startsMigration, stepLinkFaults } from './reach.js';
 import { Operator } from './operator.js';
 import { Poller } from './poller.js';
 import { runSummary } from './verdict.js';
@@ -462,7 +462,10 @@ export class LabSession implements LabSessionApi {
     const reply = await this.operator.consoleLine(side, line);
     if (fresh && reply.ok) return { ok: true, text: `${reply.text}\n(sent to a fresh destination: the last one ${fresh})` };
     const state = this.store.getState();
-    const note = consoleReplyNote(side, line, reply, this.lab.steps[state.currentStep], state.snapshot, this.vars);
+    const step = this.lab.steps[state.currentStep];
+    const note =
+      consoleReplyNote(side, line, reply, step, state.snapshot, this.vars) ??
+      unheardResumeNote(side, line, reply, step, state.snapshot, this.recoverListening, this.vars['recover.listen']);
     return note ? { ok: reply.ok, text: `${reply.text}\n${note}` } : reply;
   }
 

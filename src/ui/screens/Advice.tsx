@@ -108,7 +108,7 @@ export function adviceLines(state: SessionState, pendingFault: LinkFault | null,
       true,
     );
   }
-  const rec = stepsOwnPause || refused ? null : recoveryCommands(snap, state.addresses ?? {});
+  const rec = stepsOwnPause || refused ? null : recoveryCommands(snap, state.addresses ?? {}, current?.actions);
   if (rec) {
     const link = theirs ? brokenLink(snap!) : null;
     if (link) out.push({ text: fit(`paused · the link is ${link}: u restores it; then:`, width), color: 'yellow' });

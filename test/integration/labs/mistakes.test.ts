@@ -174,6 +174,26 @@ describe('mistakes, through the real session', () => {
     expect(summary.recoveries).toBeGreaterThanOrEqual(1);
   }, 120_000);
 
+  it('a resume before migrate-recover (the sim as QEMU 8.2+): taken, with a note that it will fall back and what comes first; the source does fall back, and the pair in order completes', async () => {
+    const { s, run } = await atSwitchoverStep();
+    await s.showMe();
+    await waitFor(() => s.getState().snapshot?.destination.status === 'postcopy-active', 'postcopy');
+    await s.applyLink({ kind: 'cut' });
+    await waitFor(() => s.getState().snapshot?.source.status === 'postcopy-paused' && s.getState().snapshot?.destination.status === 'postcopy-paused', 'both paused');
+    await s.restoreLink();
+    await waitFor(() => s.getState().snapshot?.link.up === true, 'the link up on screen');
+    const cmds = recoveryCommands(s.getState().snapshot, s.getState().addresses ?? {})!;
+    const early = await s.qmpLine('source', cmds[1]!.line);
+    expect(early).toEqual({
+      ok: true,
+      text: `{}\n(the destination is not listening for the recovery yet: this resume finds no one and the source goes back to postcopy-paused; first, on the destination, ${cmds[0]!.line}, then resume again)`,
+    });
+    await waitFor(() => s.getState().events.some((e) => e.side === 'source' && /postcopy-recover -> postcopy-paused/.test(e.text)), 'the source back to postcopy-paused', 15_000);
+    expect(await s.qmpLine('destination', cmds[0]!.line)).toMatchObject({ ok: true });
+    expect(await s.qmpLine('source', cmds[1]!.line)).toEqual({ ok: true, text: '{}' });
+    expect(await run).toMatchObject({ ok: true, verified: true });
+  }, 120_000);
+
   it('migrate past the link (to the destination’s own listener) is refused with the address to use; nothing is sent', async () => {
     const s = open();
     await s.start();

@@ -4,7 +4,7 @@
  * step does not ask for would do now.
  */
 import { describe, expect, it } from 'vitest';
-import { breaksLink, bypassRefusal, consoleArguments, consoleReplyNote, earlyResumeRefusal, earlySwitchRefusal, listenFirst, recoveryFailureStrands, faultConsequence, faultsBeforeRecovery, faultsNotInPlace, faultTooEarly, preemptRefused, precopyRequired, recoveryCommands, recoverySides, restartAdvice, resumeRefusal, showMeRefusal, startsMigration, stepLinkFaults, unreachable, postcopyFlagMissing, virshResumeOverBrokenLink, vmOnlyLabel } from '../../../src/lab/reach.js';
+import { breaksLink, bypassRefusal, consoleArguments, consoleReplyNote, unheardResumeNote, earlyResumeRefusal, earlySwitchRefusal, listenFirst, recoveryFailureStrands, faultConsequence, faultsBeforeRecovery, faultsNotInPlace, faultTooEarly, preemptRefused, precopyRequired, recoveryCommands, recoverySides, restartAdvice, resumeRefusal, showMeRefusal, startsMigration, stepLinkFaults, unreachable, postcopyFlagMissing, virshResumeOverBrokenLink, vmOnlyLabel } from '../../../src/lab/reach.js';
 import type { LabStep } from '../../../src/lab/schema.js';
 import type { MigrationStatus, Snapshot } from '../../../src/types.js';
 import { parseCondition } from '../../../src/lab/condition.js';
@@ -80,7 +80,8 @@ describe('unreachable', () => {
   it('completed: unreachable, rewind only', () => {
     const u = unreachable(cutStep, 'source.status == "postcopy-paused"', snap('completed', 'completed'));
     expect(u).toMatchObject({ cause: 'migration-completed', step: 4, retry: false });
-    expect(u!.message).toMatch(/completed before this step could happen/);
+    // In words, not the step's condition (a newcomer met 'source.status == "postcopy-active" && …').
+    expect(u!.message).toBe('The migration completed before this step could happen: nothing was lost, but this step needs a migration in postcopy.');
   });
 
   it('a step that starts fresh VMs itself (postcopy-preempt) finds the migration before it ended, and is no dead end until its own do ran', () => {
@@ -116,6 +117,13 @@ describe('recoveryCommands', () => {
     expect(recoveryCommands(snap('postcopy-paused', 'postcopy-paused'), lv)).toEqual([
       { side: 'source', line: 'virsh migrate --live --postcopy --postcopy-resume pcl-lv1 qemu+tcp://10.0.0.2/system' },
     ]);
+    // The step's own resume, options and all (libvirt-double-failure's last: at full speed).
+    const own = ['link: restore', 'wait 6s', 'source: virsh migrate --live --postcopy --postcopy-resume --postcopy-bandwidth 1024 pcl-lv1 qemu+tcp://10.0.0.2/system'];
+    expect(recoveryCommands(snap('postcopy-paused', 'postcopy-paused'), lv, own)).toEqual([
+      { side: 'source', line: 'virsh migrate --live --postcopy --postcopy-resume --postcopy-bandwidth 1024 pcl-lv1 qemu+tcp://10.0.0.2/system' },
+    ]);
+    // A step that migrates without resuming gives no line of its own.
+    expect(recoveryCommands(snap('postcopy-paused', 'postcopy-paused'), lv, ['source: virsh migrate --live --postcopy pcl-lv1 x'])![0]!.line).toMatch(/--postcopy-resume pcl-lv1/);
   });
   it('otherwise none', () => {
     expect(recoveryCommands(snap('postcopy-paused', 'postcopy-recover'), ADDR)).toBeNull();
@@ -124,6 +132,30 @@ describe('recoveryCommands', () => {
     // A killed source still reads postcopy-paused, but nothing can resume it.
     const gone = snap('postcopy-paused', 'postcopy-paused');
     expect(recoveryCommands({ ...gone, source: { ...gone.source, alive: false } }, ADDR)).toBeNull();
+  });
+});
+
+describe('unheardResumeNote', () => {
+  const both: Actions = {
+    index: 6,
+    actions: [{ type: 'qmp', side: 'destination', execute: 'migrate-recover', arguments: { uri: 'tcp:x' }, oob: false }, ...resumeStep.actions],
+  };
+  const resume = 'migrate {"uri": "tcp:127.0.0.1:5004", "resume": true}';
+  const paused = snap('postcopy-paused', 'postcopy-paused');
+  it('says, under a resume the source took before the destination listens, that it will fall back and what comes first', () => {
+    expect(unheardResumeNote('source', resume, { ok: true }, both, paused, false, 'tcp:127.0.0.1:5003')).toBe(
+      '(the destination is not listening for the recovery yet: this resume finds no one and the source goes back to postcopy-paused; first, on the destination, migrate-recover {"uri": "tcp:127.0.0.1:5003"}, then resume again)',
+    );
+    expect(unheardResumeNote('source', `{"execute": "migrate", "arguments": {"uri": "tcp:x", "resume": true}}`, { ok: true }, both, paused, false)).toMatch(/not listening/);
+  });
+  it('says nothing once the destination listens, for another command, after an error, or where the step resumes the source alone on purpose', () => {
+    expect(unheardResumeNote('source', resume, { ok: true }, both, paused, true)).toBeNull();
+    expect(unheardResumeNote('source', 'migrate {"uri": "tcp:x"}', { ok: true }, both, paused, false)).toBeNull();
+    expect(unheardResumeNote('source', 'migrate-recover {"uri": "tcp:x", "resume": true}', { ok: true }, both, paused, false)).toBeNull();
+    expect(unheardResumeNote('source', resume, { ok: false }, both, paused, false)).toBeNull();
+    expect(unheardResumeNote('source', resume, { ok: true }, both, snap('postcopy-paused', 'postcopy-recover'), false)).toBeNull();
+    // double-failure's "Reconnect too early": the early resume is the lesson.
+    expect(unheardResumeNote('source', resume, { ok: true }, resumeStep, paused, false)).toBeNull();
   });
 });
 
