@@ -83,6 +83,8 @@ function parseShortForm(text: string): ConsoleCommand {
     throw new Error(`"${name}" is not a command name (letters, digits, '-' and '_'). ${EXAMPLES}`);
   }
   const argText = rest.slice(name.length).trim();
+  const shell = SHELL_COMMANDS.has(name) && (argText === '' || !argText.startsWith('{'));
+  if (shell) throw new Error(shellCommandError(name));
   const out: ConsoleCommand = { execute: name, oob };
   if (!argText) return out;
   if (!argText.startsWith('{')) {
@@ -98,6 +100,21 @@ function parseShortForm(text: string): ConsoleCommand {
   if (!isPlainObject(args)) throw new Error(`The arguments of ${name} must be a JSON object. ${EXAMPLES}`);
   out.arguments = args;
   return out;
+}
+
+/**
+ * Programs a lab's text shows as shell commands, typed into the console by someone copying them
+ * (recovery-file's "postcopy-lab recovery-source FILE …" got "Arguments must be a JSON object,
+ * not "recovery-source": e.g. postcopy-lab {"uri": …}" from a newcomer's README walk).
+ */
+const SHELL_COMMANDS = new Set(['postcopy-lab', 'npx', 'sudo', 'qemu-system-x86_64', 'tc', 'ip', 'nft', 'socat']);
+
+function shellCommandError(name: string): string {
+  const where =
+    name === 'postcopy-lab' || name === 'npx'
+      ? "In a lab, s (show me) runs a step's VM actions for you, the recovery source too; outside one, run it in a terminal."
+      : 'Run it in a terminal.';
+  return `${name} is a shell command, not QMP: this console sends QMP commands to the VM. ${where}`;
 }
 
 /** A JSON value for a typed word: a number or boolean as such, anything else a string. */

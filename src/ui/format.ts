@@ -36,13 +36,19 @@ export function fit(s: string, width: number): string {
   return s.padEnd(width);
 }
 
+/** Indent of a command line set apart in a lab text, as shown. */
+const SET_APART = '  ';
+
 /**
  * Word-wrap `text` to `width` cells (words longer than a line are split). Ink's own wrapping
  * keeps the space it broke at, which starts the next line with a blank.
  *
  * A single newline is a space: lab texts are YAML block scalars broken at ~95 columns for the
  * file's sake, and keeping those breaks in a 40-column panel gave ragged half-empty lines. A
- * blank line still separates paragraphs (kept as an empty line).
+ * blank line still separates paragraphs (kept as an empty line). A line indented past the
+ * text's own left edge is set apart (a command to type: "pmemsave {…}", "postcopy-lab
+ * recovery-source FILE …"): it starts a row of its own, indented, and the text goes on below
+ * it. Run into the prose, a newcomer read "--expect-digest HEX It checks every record" as one.
  */
 export function wrapWords(text: string, width: number): string[] {
   if (width <= 0) return [];
@@ -50,24 +56,48 @@ export function wrapWords(text: string, width: number): string[] {
   const paras = text.replace(/\s+$/, '').split(/\n[ \t]*\n/);
   for (const [i, para] of paras.entries()) {
     if (i > 0) out.push('');
-    let line = '';
-    for (let word of para.split(/\s+/).filter(Boolean)) {
-      while (word.length > width) {
-        if (line) {
-          out.push(line);
-          line = '';
-        }
-        out.push(word.slice(0, width));
-        word = word.slice(width);
+    const lines = para.split('\n');
+    const edge = Math.min(...lines.filter((l) => l.trim()).map((l) => /^ */.exec(l)![0].length));
+    let flow: string[] = [];
+    const flush = () => {
+      if (flow.length) out.push(...flowWords(flow.join(' '), width));
+      flow = [];
+    };
+    for (const l of lines) {
+      const apart = l.trim() !== '' && /^ */.exec(l)![0].length > edge;
+      if (!apart) {
+        flow.push(l);
+        continue;
       }
-      if (!line) line = word;
-      else if (line.length + 1 + word.length <= width) line += ' ' + word;
-      else {
-        out.push(line);
-        line = word;
-      }
+      flush();
+      const inner = Math.max(1, width - SET_APART.length);
+      out.push(...flowWords(l, width > SET_APART.length + 8 ? inner : width).map((r) => (width > SET_APART.length + 8 ? SET_APART + r : r)));
     }
-    out.push(line);
+    flush();
   }
+  return out;
+}
+
+/** `text`'s words in rows of at most `width` cells; one row (empty) for no words. */
+function flowWords(text: string, width: number): string[] {
+  const out: string[] = [];
+  let line = '';
+  for (let word of text.split(/\s+/).filter(Boolean)) {
+    while (word.length > width) {
+      if (line) {
+        out.push(line);
+        line = '';
+      }
+      out.push(word.slice(0, width));
+      word = word.slice(width);
+    }
+    if (!line) line = word;
+    else if (line.length + 1 + word.length <= width) line += ' ' + word;
+    else {
+      out.push(line);
+      line = word;
+    }
+  }
+  out.push(line);
   return out;
 }

@@ -4,6 +4,12 @@ import { QMP_COMMANDS } from '../../../src/ui/qmp-commands.js';
 import { QmpError } from '../../../src/qmp/error.js';
 
 describe('parseConsoleLine', () => {
+  it('says a shell command copied from a lab text is one, and how the lab does it, not what QMP arguments would look like', () => {
+    expect(() => parseConsoleLine('postcopy-lab recovery-source FILE --qmp SOCK --expect-digest HEX')).toThrow(
+      "postcopy-lab is a shell command, not QMP: this console sends QMP commands to the VM. In a lab, s (show me) runs a step's VM actions for you, the recovery source too; outside one, run it in a terminal.",
+    );
+    expect(() => parseConsoleLine('tc qdisc show')).toThrow(/^tc is a shell command, not QMP: .*Run it in a terminal\.$/);
+  });
   it('parses the short form without arguments', () => {
     expect(parseConsoleLine('query-migrate')).toEqual({ execute: 'query-migrate', oob: false });
     expect(parseConsoleLine('  migrate_cancel  ')).toEqual({ execute: 'migrate_cancel', oob: false });

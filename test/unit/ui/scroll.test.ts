@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { wrapText, moreAbove, moreBelow, scrollWindow, tailWindow } from '../../../src/ui/scroll.js';
+import { wrapWords } from '../../../src/ui/format.js';
 
 describe('scrollWindow', () => {
   it('shows everything, unmarked, when it fits', () => {
@@ -59,5 +60,19 @@ describe('scrollWindow', () => {
   it('keeps the indent of a JSON reply, and cuts a long word after it', () => {
     expect(wrapText('{\n  "status": "postcopy-active"\n}', 12)).toEqual(['{', '  "status":', '"postcopy-ac', 'tive"', '}']);
     expect(wrapText('    abcdefghij', 6)).toEqual(['    ab', 'cdefgh', 'ij']);
+  });
+});
+
+describe('wrapWords', () => {
+  it("flows a lab text's lines together, keeps blank lines between paragraphs, and splits words longer than a row", () => {
+    expect(wrapWords('one two\nthree four five\n\nsix', 9)).toEqual(['one two', 'three', 'four five', '', 'six']);
+    expect(wrapWords('abcdefghijkl', 5)).toEqual(['abcde', 'fghij', 'kl']);
+  });
+  it('sets a line indented past the text apart: a row of its own, indented, the prose going on below it', () => {
+    const text = 'The tool:\n  postcopy-lab recovery-source FILE --qmp SOCK\nIt checks every record.';
+    expect(wrapWords(text, 24)).toEqual(['The tool:', '  postcopy-lab', '  recovery-source FILE', '  --qmp SOCK', 'It checks every record.']);
+    // Two set-apart lines stay two; too narrow a panel for an indent gets none.
+    expect(wrapWords('Do:\n  a b\n  c d\nDone.', 20)).toEqual(['Do:', '  a b', '  c d', 'Done.']);
+    expect(wrapWords('Do:\n  a b\nDone.', 8)).toEqual(['Do:', 'a b', 'Done.']);
   });
 });
