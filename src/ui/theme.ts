@@ -60,10 +60,11 @@ export const EVENT_COLOUR: Record<LabEvent['kind'], Colour> = {
 };
 
 /** Page map cells: a distinct glyph per kind so the map reads without colour. */
-export const CELL_STYLE: Record<'R' | 'F' | 'r' | 'q' | '.', { glyph: string; color: Colour; label: string }> = {
-  R: { glyph: '█', color: 'green', label: 'received' },
-  F: { glyph: '█', color: 'cyan', label: 'from file' },
-  r: { glyph: '▒', color: 'green', label: 'partial' },
-  q: { glyph: '▚', color: 'yellow', label: 'requested' },
-  '.': { glyph: '·', color: 'gray', label: 'missing' },
+export const CELL_STYLE: Record<'R' | 'F' | 'r' | 'q' | '.', { glyph: string; color: Colour; label: string; short: string }> = {
+  R: { glyph: '█', color: 'green', label: 'received', short: 'recv' },
+  // Its own glyph, not received's in another colour: without colour (NO_COLOR) the two read the same.
+  F: { glyph: '▓', color: 'cyan', label: 'from file', short: 'file' },
+  r: { glyph: '▒', color: 'green', label: 'partial', short: 'part' },
+  q: { glyph: '▚', color: 'yellow', label: 'requested', short: 'req' },
+  '.': { glyph: '·', color: 'gray', label: 'missing', short: 'miss' },
 };

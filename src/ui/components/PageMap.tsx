@@ -100,11 +100,20 @@ function letterRows(cells: string, width: number): string {
   return rows.join('\n');
 }
 
-function Legend(props: { withFile: boolean }) {
+/** Cells for the legend beside the heading "Pages": the panel's width less the title and two gaps. */
+const legendRoom = (width: number): number => width - 'Pages'.length - 2;
+
+/**
+ * The legend in the panel's heading, in `room` cells: short words where the whole ones do not
+ * fit (at 80 columns, with a recovery file's cells, "▚requeste…" was cut and "missing" gone).
+ */
+function Legend(props: { withFile: boolean; room: number }) {
   const kinds = props.withFile ? KINDS : KINDS.filter((k) => k !== 'F');
-  const text = kinds
-    .map((k) => `${paint(CELL_STYLE[k].color, CELL_STYLE[k].glyph)}${chalk.dim(CELL_STYLE[k].label)}`)
-    .join(' ');
+  const words = (key: 'label' | 'short') => kinds.map((k) => ({ k, word: CELL_STYLE[k][key] }));
+  const long = words('label');
+  const width = long.reduce((n, x) => n + 1 + x.word.length, 0) + long.length - 1;
+  const chosen = width <= props.room ? long : words('short');
+  const text = chosen.map(({ k, word }) => `${paint(CELL_STYLE[k].color, CELL_STYLE[k].glyph)}${chalk.dim(word)}`).join(' ');
   return <Text wrap="truncate">{text}</Text>;
 }
 
@@ -158,7 +167,7 @@ function PageMapView(props: PageMapProps) {
   const cells = resampleMap(pages.map, width * gridRows);
   const withFile = cells.includes('F') || (pages['from-file'] ?? 0) > 0;
   return (
-    <Panel title="Pages" extra={<Legend withFile={withFile} />} width={width} height={height}>
+    <Panel title="Pages" extra={<Legend withFile={withFile} room={legendRoom(width)} />} width={width} height={height}>
       <Transform transform={paintRowCached}>{letterRows(cells, width)}</Transform>
     </Panel>
   );

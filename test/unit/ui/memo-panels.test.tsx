@@ -27,19 +27,26 @@ describe('PageMap: cells from a recovery file', () => {
     expect(resampleMap('RRRRFFFF....', 3)).toBe('RF.');
   });
 
-  it('draws F cells in their own colour and lists "from file" in the legend only when there are any', () => {
+  it('draws F cells in their own glyph and colour and lists "from file" in the legend only when there are any, in short words where the whole ones do not fit', () => {
     const level = chalk.level;
     chalk.level = 1;
     try {
       const row = paintRow('RRFF');
-      expect(row).toContain(chalk.cyan('██'));
+      expect(row).toContain(chalk.cyan('▓▓'));
       expect(row).toContain(chalk.green('██'));
     } finally {
       chalk.level = level;
     }
     const withF = render(<PageMap pages={fakePages({ map: 'RRFF....' })} width={70} height={3} />);
-    expect(plain(withF.lastFrame())).toContain('█from file');
+    expect(plain(withF.lastFrame())).toContain('█received ▓from file ▒partial ▚requested ·missing');
     withF.unmount();
+    // The page map's width at 80 columns: the whole words were cut at "▚requeste…".
+    const narrow = render(<PageMap pages={fakePages({ map: 'RRFF....' })} width={47} height={3} />);
+    expect(plain(narrow.lastFrame())).toContain('Pages █recv ▓file ▒part ▚req ·miss');
+    narrow.unmount();
+    const narrowNoFile = render(<PageMap pages={fakePages({ map: 'RRRR....' })} width={47} height={3} />);
+    expect(plain(narrowNoFile.lastFrame())).toContain('Pages █received ▒partial ▚requested ·missing');
+    narrowNoFile.unmount();
     const without = render(<PageMap pages={fakePages({ map: 'RRRR....' })} width={70} height={3} />);
     expect(plain(without.lastFrame())).not.toContain('from file');
     without.unmount();
@@ -174,7 +181,7 @@ describe('LabScreen with memoized panels', () => {
     const dst = fakeSide('destination');
     session.setSnapshot({ destination: { ...dst, pages: { ...dst.pages!, received: 777, 'from-file': 12, map: 'F'.repeat(40) } } });
     await waitForText(r.lastFrame, '777 received · from file 12');
-    await waitForText(r.lastFrame, '█from file');
+    await waitForText(r.lastFrame, '▓from file');
     session.setSnapshot({ link: { ...fakeSnapshot().link, 'source-to-destination': fakeDirection({ state: 'blackhole' }) } });
     await waitForText(r.lastFrame, /src→dst blackhole/);
     // Only the steps change: the counters keep their values, the steps panel shows the hint.
