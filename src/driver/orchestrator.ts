@@ -319,7 +319,13 @@ export class Orchestrator implements RunDriver {
   }
 
   async snapshot(): Promise<Snapshot> {
-    const [src, dst, link] = await Promise.all([this.readSide('source'), this.readSide('destination'), this.linkSnapshot()]);
+    // The link after the sides, not beside them: a fault is the cause and the sides' states its
+    // effect, so a link read no older than the sides never shows the effect without its cause.
+    // Read side by side, a poll whose link answered just before a cut while the sides answered
+    // just after it read "both paused, link up": link-cut-recovery's "Bring the network back"
+    // (until link.up) then passed at its start with the link still cut (an e2e run, 29 Nov).
+    const [src, dst] = await Promise.all([this.readSide('source'), this.readSide('destination')]);
+    const link = await this.linkSnapshot();
     const readings: Record<Side, SideReading | null> = { source: src, destination: dst };
     this.backend.combine(readings, link);
     this.noteRefused(link);

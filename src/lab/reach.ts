@@ -208,8 +208,11 @@ export function consoleReplyNote(
   if (overLink) return overLink;
   // A migration command typed without its address (played: migrate-incoming alone, answered only
   // with QEMU's "need either 'uri' or 'channels' argument"): the console's Tab knows it.
-  const name = /^\s*([\w-]+)\s*$/.exec(line)?.[1];
-  if (!reply.ok && name && /'uri'|Parameter '[\w-]+' is missing/.test(reply.text) && consoleArguments(name, side, s, addresses) !== null) {
+  // So is one typed HMP-style (migrate-incoming tcp:0:4444, a newcomer's first line): QEMU's
+  // own answer would turn their address into JSON, and the lab then refused that address.
+  const hmp = /^Arguments must be a JSON object/.test(reply.text);
+  const name = (hmp ? /^\s*([\w-]+)\s/ : /^\s*([\w-]+)\s*$/).exec(line)?.[1];
+  if (!reply.ok && name && (hmp || /'uri'|Parameter '[\w-]+' is missing/.test(reply.text)) && consoleArguments(name, side, s, addresses) !== null) {
     const what = name === 'pmemsave' ? "the file and the size are this run's" : "the address is this run's";
     return `(${what}: type ${name}, a space, and Tab fills it in)`;
   }

@@ -110,8 +110,13 @@ export function LabScreen(props: LabScreenProps) {
       dispatch({ type: 'step-ended', step: index, text: step.text, shownMs: now - since, hiddenBelow });
       return true;
     };
-    // The lab moved on past the step on screen.
-    if (prev && state.currentStep > prev.step) unread(prev.step, prev.at);
+    // The lab moved on past the step on screen. Steps it passed in between were never on screen
+    // at all (one done at its start: recovery-file's "Bring the network back" after u pressed a
+    // step early, found by a newcomer's README walk, who never saw its text): the first of them
+    // stays, as one that ended under its reader.
+    if (prev && state.currentStep > prev.step && !unread(prev.step, prev.at)) {
+      for (let i = prev.step + 1; i < state.currentStep; i++) if (unread(i, now)) break;
+    }
     if (!state.finished || endHeld) return;
     // The lab finished: the runner leaves its last step current. Held while its last step was
     // not read, or while the person reads another step (one kept on screen, or one they went

@@ -96,3 +96,34 @@ describe('Orchestrator: connections the destination refused behind the relay', (
     expect(events[2].text).toMatch(/^link: the destination refused the source's second connection: .*postcopy-preempt set on the destination too/);
   });
 });
+
+describe('Orchestrator.snapshot', () => {
+  it('reads the link only once both sides have answered: the cause (a fault) is never older than its effect (both sides paused)', async () => {
+    const { orch } = setup();
+    (orch as unknown as { backend: { combine(): void } }).backend.combine = () => {};
+    const log: string[] = [];
+    const gates: Array<() => void> = [];
+    const o = orch as unknown as { readSide(side: Side): Promise<null>; linkSnapshot(): Promise<unknown> };
+    o.readSide = (side) =>
+      new Promise((resolve) => {
+        log.push(`read ${side}`);
+        gates.push(() => {
+          log.push(`${side} answered`);
+          resolve(null);
+        });
+      });
+    o.linkSnapshot = async () => {
+      log.push('link');
+      return { kind: 'relay', up: false };
+    };
+    const snap = orch.snapshot();
+    await tick();
+    expect(log).toEqual(['read source', 'read destination']);
+    gates[0]!();
+    await tick();
+    expect(log).not.toContain('link');
+    gates[1]!();
+    expect((await snap).link).toMatchObject({ up: false });
+    expect(log).toEqual(['read source', 'read destination', 'source answered', 'destination answered', 'link']);
+  });
+});

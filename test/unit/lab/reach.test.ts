@@ -463,6 +463,10 @@ describe('consoleArguments', () => {
     const noUri = { ok: false, text: "need either 'uri' or 'channels' argument (GenericError)" };
     expect(consoleReplyNote('destination', 'migrate-incoming', noUri, undefined, null, saved)).toBe("(the address is this run's: type migrate-incoming, a space, and Tab fills it in)");
     expect(consoleReplyNote('source', 'query-status', { ok: false, text: "Parameter 'x' is missing" }, undefined, null, saved)).toBeNull();
+    // Typed HMP-style, with an address of its own that the lab would refuse next.
+    const hmp = { ok: false, text: 'Arguments must be a JSON object, not "tcp:0:4444": e.g. migrate-incoming {"uri": "tcp:0:4444"} (QMP takes named arguments, unlike HMP\'s positional ones).' };
+    expect(consoleReplyNote('destination', 'migrate-incoming tcp:0:4444', hmp, undefined, null, saved)).toBe("(the address is this run's: type migrate-incoming, a space, and Tab fills it in)");
+    expect(consoleReplyNote('destination', 'query-status tcp:0:4444', hmp, undefined, null, saved)).toBeNull();
   });
 });
 

@@ -744,6 +744,24 @@ describe('LabScreen keys', () => {
     await waitForText(m.lastFrame, 'All steps done');
   });
 
+  it('a step the lab passed without ever showing it (done at its start) stays on screen, though the step before was acted in', async () => {
+    const s = new FakeSession();
+    const m = await mount(s, 80, 24);
+    s.set({
+      currentStep: 0,
+      steps: s.getState().steps.map((st) => ({ ...st, status: st.index === 0 ? 'active' : 'pending', text: `TEXT-${st.index} short.` })),
+    });
+    await waitForText(m.lastFrame, 'TEXT-0');
+    await m.type('s');
+    await waitFor(() => m.session.callsOf('showMe').length === 1, 'show me');
+    // Step 2's condition held when it began (u pressed during step 1): the lab went from 1 to 3.
+    s.set({ currentStep: 2, steps: s.getState().steps.map((st) => ({ ...st, status: st.index < 2 ? 'done' : 'active' })) });
+    await waitForText(m.lastFrame, 'step 2 ended while you read it: ] goes on');
+    expect(m.frame()).toContain('TEXT-1');
+    await m.type(']');
+    await waitForText(m.lastFrame, 'TEXT-2');
+  });
+
   it('a step acted in from the console, whose text fitted the panel before the console shrank it, is let go', async () => {
     const s = new FakeSession();
     const text = `FITS-1 ${Array.from({ length: 60 }, (_, i) => `w${i}`).join(' ')}`;
