@@ -168,7 +168,8 @@ export interface AppProps {
 
 type Screen =
   | { kind: 'picker' }
-  | { kind: 'opening'; labId: string; startAt?: number }
+  /** `via`: the picker (which stays, saying it starts), or not (lab <id>, a rewind): a screen of its own. */
+  | { kind: 'opening'; labId: string; startAt?: number; via: 'picker' | 'direct' }
   | { kind: 'lab'; session: LabSessionApi }
   /** `atStep`: the step (0-based) the run was on when it ended, for a retry of a failure that names none. */
   | { kind: 'summary'; labId: string; title: string; summary: RunSummary; lesson?: string; atStep: number }
@@ -193,7 +194,7 @@ export function retryableStep(summary: RunSummary, atStep: number): number | nul
 export function App(props: AppProps) {
   const { labs, openLab, progressPath, lifecycle, onExit } = props;
   const { columns, rows } = useTerminalSize();
-  const [screen, setScreen] = useState<Screen>(props.initialLab ? { kind: 'opening', labId: props.initialLab } : { kind: 'picker' });
+  const [screen, setScreen] = useState<Screen>(props.initialLab ? { kind: 'opening', labId: props.initialLab, via: 'direct' } : { kind: 'picker' });
   const [initial] = useState(() => loadProgress(progressPath));
   const [progress, setProgress] = useState<Progress>(initial.progress);
   const [notice, setNotice] = useState<string | undefined>(initial.warning);
@@ -231,7 +232,10 @@ export function App(props: AppProps) {
     if (key.ctrl && input === 'c') exit(EXIT.interrupted);
   });
 
-  const open = useCallback((labId: string, startAt?: number) => setScreen({ kind: 'opening', labId, startAt }), []);
+  const open = useCallback(
+    (labId: string, startAt?: number, via: 'picker' | 'direct' = 'picker') => setScreen({ kind: 'opening', labId, startAt, via }),
+    [],
+  );
 
   /**
    * A rewind: the current VMs and link stop, fresh ones start with the same seed, and the steps
@@ -241,7 +245,7 @@ export function App(props: AppProps) {
     (labId: string, step: number) => {
       void lifecycle.stopCurrent((err) => setNotice(`Stopping the lab failed: ${errorText(err)}`));
       setNotice(undefined);
-      open(labId, step);
+      open(labId, step, 'direct');
     },
     [lifecycle, open],
   );
@@ -368,8 +372,25 @@ export function App(props: AppProps) {
 
   let content;
   switch (screen.kind) {
-    case 'picker':
     case 'opening':
+    case 'picker':
+      // Opened without the picker (lab <id>, a rewind): a screen of its own. The picker behind
+      // "Starting …" read as being sent back out of the lab (a newcomer's README walk, on a
+      // libvirt rewind). Opened from the picker, the picker stays with its busy line.
+      if (screen.kind === 'opening' && screen.via === 'direct') {
+        const title = labs.find((l) => l.id === screen.labId)?.title ?? screen.labId;
+        content = (
+          <Box flexDirection="column" paddingX={1} paddingY={1}>
+            <Text bold>{title}</Text>
+            <Text color="cyan">
+              {screen.startAt
+                ? `Rewinding to step ${screen.startAt}: fresh VMs and link, the same seed; the steps before it are replayed for you…`
+                : `Starting ${screen.labId}: the VMs and the link…`}
+            </Text>
+          </Box>
+        );
+        break;
+      }
       content = (
         <LabPicker
           labs={labs}

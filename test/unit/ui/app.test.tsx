@@ -82,6 +82,23 @@ describe('App', () => {
     expect(m.frame()).toMatch(/✓ Link cut recovery/);
   });
 
+  it('opened without the picker (lab <id>), a lab starts on a screen of its own, not the picker with a busy line', async () => {
+    let release: () => void = () => {};
+    const opened = new Promise<void>((r) => (release = r));
+    const m = mount({
+      initialLab: 'link-cut-recovery',
+      openLab: async (id) => {
+        await opened;
+        const lab = LABS.find((l) => l.id === id)!;
+        return new FakeSession({}, lab.id, lab.title, lab.summary);
+      },
+    });
+    await waitForText(m.lastFrame, 'Starting link-cut-recovery: the VMs and the link…');
+    expect(m.frame()).not.toContain('labs completed');
+    release();
+    await waitForText(m.lastFrame, 'Steps 2/3');
+  });
+
   it('a summary taller than the terminal (24 rows) scrolls with the keys, its title and keys staying on screen', async () => {
     const m = mount({ initialLab: 'link-cut-recovery' });
     await waitForText(m.lastFrame, 'Steps 2/3');
