@@ -53,8 +53,10 @@ export function adviceLines(state: SessionState, pendingFault: LinkFault | null,
   if (pendingFault) {
     const what = describeFault(pendingFault);
     const own = current?.linkFaults ?? [];
-    const verb: Record<string, string> = { cut: 'cuts', blackhole: 'blackholes', down: 'takes down' };
-    const head = own.length ? `This step ${own.map((k) => verb[k] ?? k).join(' and ')} the link` : 'This step does not break the link';
+    // "This step cuts the link" read as if the lab would, in a step where the person does
+    // (a newcomer's README walk, libvirt-double-failure's second cut): it calls for one.
+    const wanted: Record<string, string> = { cut: 'a cut (c)', blackhole: 'a blackhole (b)', down: 'the link down' };
+    const head = own.length ? `This step calls for ${own.map((k) => wanted[k] ?? k).join(' and ')}` : 'This step does not break the link';
     // Asked in an earlier step, the question can outlive it: once the step under way calls
     // for this very fault, it is no longer a warning.
     // Unless it comes before the postcopy the step waits for (its own cut, during precopy).

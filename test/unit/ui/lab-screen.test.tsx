@@ -107,7 +107,7 @@ describe('LabScreen keys', () => {
     const s = new FakeSession({ steps, snapshot: precopy });
     const m = await mount(s, 120, 30);
     await m.type('c');
-    await waitForText(m.lastFrame, 'This step cuts the link once postcopy runs; a cut now fails the migration (precopy) — cut (both directions) anyway? y/N');
+    await waitForText(m.lastFrame, 'This step calls for a cut (c) once postcopy runs; a cut now fails the migration (precopy) — cut (both directions)');
     await m.type('n');
     await settle(10);
     expect(s.callsOf('applyLink')).toEqual([]);
@@ -124,7 +124,7 @@ describe('LabScreen keys', () => {
     const s = new FakeSession({ steps, snapshot: postcopy });
     const m = await mount(s);
     await m.type('c');
-    await waitForText(m.lastFrame, 'This step blackholes the link; a cut now pauses both sides (postcopy-paused)');
+    await waitForText(m.lastFrame, 'This step calls for a blackhole (b); a cut now pauses both sides (postcopy-paused)');
     await m.type('n');
     await settle(10);
     expect(s.callsOf('applyLink')).toEqual([]);
