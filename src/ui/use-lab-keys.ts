@@ -387,6 +387,13 @@ export function useLabKeys(opts: LabKeysOptions): void {
           opts.onSessionChanged?.();
           return;
         }
+        if (input === 'h') {
+          // Past the last hint the key did nothing at all (a newcomer's README walk): say so.
+          const step = state.steps.find((st) => st.index === state.currentStep);
+          if (step?.status === 'active' && step.hints.length > 0) {
+            return dispatch({ type: 'notice', text: `${step.hints.length === 1 ? "the step's one hint is" : `all ${step.hints.length} hints are`} shown, under its text; s (show me) does the step` });
+          }
+        }
         if (input === ' ' && k.hold) {
           acted();
           session.toggleHold();

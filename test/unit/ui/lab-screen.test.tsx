@@ -819,6 +819,16 @@ describe('LabScreen keys', () => {
     expect(s.callsOf('qmpLine')[0]).toMatchObject({ side: 'source', line: 'migrate {"uri": "tcp:127.0.0.1:9"}' });
   });
 
+  it('h past the last hint says they are all shown and what s does, instead of nothing', async () => {
+    const s = new FakeSession();
+    s.set({ steps: s.getState().steps.map((st) => (st.index === 1 ? { ...st, hints: ['Press c'], hintsShown: 1 } : st)) });
+    const m = await mount(s, 100, 30);
+    await waitForText(m.lastFrame, 'Hint 1/1');
+    await m.type('h');
+    await waitForText(m.lastFrame, "the step's one hint is shown, under its text; s (show me) does the step");
+    expect(s.callsOf('nextHint')).toHaveLength(0);
+  });
+
   it('q while postcopy-paused asks first and says what happens to the guest', async () => {
     const s = new FakeSession({
       snapshot: fakeSnapshot({ source: fakeSide('source', { status: 'postcopy-paused' }), destination: fakeSide('destination', { status: 'postcopy-paused' }) }),
