@@ -58,14 +58,15 @@ export function inputWindow(input: string, cursor: number, room: number): { befo
  * The QMP console: a command line aimed at one side, with the replies above it. It takes the
  * event log's place (grown, see layout.ts) while open.
  */
-export function QmpConsole(props: { console: ConsoleState; width: number; height: number }) {
+export function QmpConsole(props: { console: ConsoleState; width: number; height: number; virsh?: boolean }) {
   const { console: c, width, height } = props;
   const { lines, window: w } = consoleWindow(c, width, height);
   const prompt = `${c.side}> `;
   const field = inputWindow(c.input, c.cursor, width - prompt.length);
   return (
     <Panel
-      title="QMP console"
+      // libvirt's console takes virsh lines first: "QMP console" there sent a newcomer to QMP.
+      title={props.virsh ? 'Console (virsh, QMP)' : 'QMP console'}
       extra={
         <Text wrap="truncate">
           <Text dimColor>to </Text>

@@ -212,7 +212,7 @@ export function LabScreen(props: LabScreenProps) {
         </Box>
         <Advice lines={advice} width={layout.bottom.width} />
         {ui.mode === 'console' ? (
-          <QmpConsole console={ui.console} width={layout.bottom.width} height={bottomHeight} />
+          <QmpConsole console={ui.console} width={layout.bottom.width} height={bottomHeight} virsh={!!state.addresses?.['libvirt.domain']} />
         ) : bottomHeight >= 2 ? (
           <EventLog events={state.events} top={ui.log.top} focused={ui.focus === 'log'} width={layout.bottom.width} height={bottomHeight} />
         ) : bottomHeight === 1 ? (

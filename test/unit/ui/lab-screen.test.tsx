@@ -421,6 +421,9 @@ describe('LabScreen keys', () => {
     await m.type('p');
     await waitForText(m.lastFrame, 'libvirt: x-extra-monitor exec-oob migrate-pause pauses the destination');
     expect(s.callsOf('qmp')).toHaveLength(1);
+    // Its console takes virsh lines first, and says so.
+    await m.type(':');
+    await waitForText(m.lastFrame, 'Console (virsh, QMP) to');
   });
 
   it('shows an action that failed in the header', async () => {
