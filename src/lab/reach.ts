@@ -206,6 +206,12 @@ export function consoleReplyNote(
   }
   const overLink = virshResumeOverBrokenLink(line, s, reply.ok, reply.text);
   if (overLink) return overLink;
+  // The destination's query-migrate is its status and little else (QEMU's too): postcopy-basics
+  // asks for postcopy-requests, and the console, opened on the destination, answered
+  // {"status":"postcopy-active"} (played).
+  if (reply.ok && side === 'destination' && /^\s*query-migrate\s*$/.test(line) && !/"ram"/.test(reply.text)) {
+    return "(the destination's query-migrate has little more than its status; the migration's counters, postcopy-requests among them, are the source's: Shift-Tab)";
+  }
   // A migration command typed without its address (played: migrate-incoming alone, answered only
   // with QEMU's "need either 'uri' or 'channels' argument"): the console's Tab knows it.
   // So is one typed HMP-style (migrate-incoming tcp:0:4444, a newcomer's first line): QEMU's

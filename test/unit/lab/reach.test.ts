@@ -467,6 +467,10 @@ describe('consoleArguments', () => {
     const hmp = { ok: false, text: 'Arguments must be a JSON object, not "tcp:0:4444": e.g. migrate-incoming {"uri": "tcp:0:4444"} (QMP takes named arguments, unlike HMP\'s positional ones).' };
     expect(consoleReplyNote('destination', 'migrate-incoming tcp:0:4444', hmp, undefined, null, saved)).toBe("(the address is this run's: type migrate-incoming, a space, and Tab fills it in)");
     expect(consoleReplyNote('destination', 'query-status tcp:0:4444', hmp, undefined, null, saved)).toBeNull();
+    // The destination's query-migrate: where the counters are instead.
+    expect(consoleReplyNote('destination', 'query-migrate', { ok: true, text: '{"status":"postcopy-active"}' }, undefined, null, saved)).toMatch(/are the source's: Shift-Tab\)$/);
+    expect(consoleReplyNote('source', 'query-migrate', { ok: true, text: '{"status":"postcopy-active"}' }, undefined, null, saved)).toBeNull();
+    expect(consoleReplyNote('destination', 'query-migrate', { ok: true, text: '{"status":"active","ram":{"total":1}}' }, undefined, null, saved)).toBeNull();
   });
 });
 
