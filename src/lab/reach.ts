@@ -206,6 +206,8 @@ export function consoleReplyNote(
   }
   const overLink = virshResumeOverBrokenLink(line, s, reply.ok, reply.text);
   if (overLink) return overLink;
+  const slow = reply.ok ? virshResumeBandwidthNote(line, step, addresses['libvirt.domain']) : null;
+  if (slow) return slow;
   // The destination's query-migrate is its status and little else (QEMU's too): postcopy-basics
   // asks for postcopy-requests, and the console, opened on the destination, answered
   // {"status":"postcopy-active"} (played).
@@ -254,6 +256,26 @@ export function virshResumeOverBrokenLink(line: string, s: Snapshot | null, star
   return started
     ? `(the link is ${broken}: this virsh waits to reach the other side across it, minutes until TCP gives up; the resume cannot get through until u restores the link)`
     : `(the link is ${broken}: u restores it, then run this again)`;
+}
+
+/**
+ * The note under a virsh resume whose --postcopy-bandwidth is not the step's own, or null:
+ * libvirt-double-failure's last step resumes at 1024 MiB/s, and the line one ↑ away in the
+ * console's history is step 3's, at 1 (played: ↑ and Enter, and minutes at 1 MiB/s follow).
+ */
+export function virshResumeBandwidthNote(line: string, step: Pick<LabStep, 'actions'> | undefined, domain: string | undefined): string | null {
+  if (!/^\s*virsh\s+migrate\b.*\s--postcopy-resume\b/.test(line)) return null;
+  const bandwidth = (args: readonly string[]) => {
+    const i = args.indexOf('--postcopy-bandwidth');
+    return i >= 0 ? args[i + 1] : undefined;
+  };
+  const own = step?.actions.find((a) => a.type === 'virsh' && a.args[0] === 'migrate' && a.args.includes('--postcopy-resume'));
+  const want = own?.type === 'virsh' ? bandwidth(own.args) : undefined;
+  if (!want) return null;
+  const typed = bandwidth(line.trim().split(/\s+/).slice(1));
+  if (typed === want) return null;
+  const setspeed = `virsh migrate-setspeed ${domain ?? 'DOMAIN'} ${want} --postcopy`;
+  return `(this step resumes at --postcopy-bandwidth ${want} MiB/s; this one runs at ${typed ? `${typed} MiB/s` : "the last bandwidth libvirt kept"}: ${setspeed} changes it while it runs)`;
 }
 
 /**

@@ -4,7 +4,7 @@
  * step does not ask for would do now.
  */
 import { describe, expect, it } from 'vitest';
-import { breaksLink, bypassRefusal, consoleArguments, consoleReplyNote, unheardResumeNote, earlyResumeRefusal, earlySwitchRefusal, listenFirst, recoveryFailureStrands, faultConsequence, faultsBeforeRecovery, faultsNotInPlace, faultTooEarly, preemptRefused, precopyRequired, recoveryCommands, recoverySides, restartAdvice, resumeRefusal, showMeRefusal, startsMigration, stepLinkFaults, unreachable, postcopyFlagMissing, virshResumeOverBrokenLink, vmOnlyLabel } from '../../../src/lab/reach.js';
+import { breaksLink, bypassRefusal, consoleArguments, consoleReplyNote, unheardResumeNote, virshResumeBandwidthNote, earlyResumeRefusal, earlySwitchRefusal, listenFirst, recoveryFailureStrands, faultConsequence, faultsBeforeRecovery, faultsNotInPlace, faultTooEarly, preemptRefused, precopyRequired, recoveryCommands, recoverySides, restartAdvice, resumeRefusal, showMeRefusal, startsMigration, stepLinkFaults, unreachable, postcopyFlagMissing, virshResumeOverBrokenLink, vmOnlyLabel } from '../../../src/lab/reach.js';
 import type { LabStep } from '../../../src/lab/schema.js';
 import type { MigrationStatus, Snapshot } from '../../../src/types.js';
 import { parseCondition } from '../../../src/lab/condition.js';
@@ -156,6 +156,24 @@ describe('unheardResumeNote', () => {
     expect(unheardResumeNote('source', resume, { ok: true }, both, snap('postcopy-paused', 'postcopy-recover'), false)).toBeNull();
     // double-failure's "Reconnect too early": the early resume is the lesson.
     expect(unheardResumeNote('source', resume, { ok: true }, resumeStep, paused, false)).toBeNull();
+  });
+});
+
+describe('virshResumeBandwidthNote', () => {
+  const step: Actions = {
+    index: 4,
+    actions: [{ type: 'virsh', side: 'source', args: ['migrate', '--live', '--postcopy', '--postcopy-resume', '--postcopy-bandwidth', '1024', 'pcl-guest', 'qemu+tcp://x/system'] }],
+  };
+  it("says a resume at another bandwidth than the step's runs at it, and how to change it while it runs", () => {
+    expect(virshResumeBandwidthNote('virsh migrate --live --postcopy --postcopy-resume --postcopy-bandwidth 1 pcl-guest qemu+tcp://x/system', step, 'pcl-guest')).toBe(
+      '(this step resumes at --postcopy-bandwidth 1024 MiB/s; this one runs at 1 MiB/s: virsh migrate-setspeed pcl-guest 1024 --postcopy changes it while it runs)',
+    );
+    expect(virshResumeBandwidthNote('virsh migrate --live --postcopy --postcopy-resume pcl-guest qemu+tcp://x/system', step, 'pcl-guest')).toMatch(/runs at the last bandwidth libvirt kept/);
+  });
+  it("says nothing at the step's bandwidth, for a line that does not resume, or in a step without a bandwidth of its own", () => {
+    expect(virshResumeBandwidthNote('virsh migrate --live --postcopy --postcopy-resume --postcopy-bandwidth 1024 pcl-guest x', step, 'pcl-guest')).toBeNull();
+    expect(virshResumeBandwidthNote('virsh migrate --live --postcopy pcl-guest x', step, 'pcl-guest')).toBeNull();
+    expect(virshResumeBandwidthNote('virsh migrate --live --postcopy --postcopy-resume pcl-guest x', resumeStep, 'pcl-guest')).toBeNull();
   });
 });
 
