@@ -70,8 +70,9 @@ export function wrapWords(text: string, width: number): string[] {
         continue;
       }
       flush();
-      const inner = Math.max(1, width - SET_APART.length);
-      out.push(...flowWords(l, width > SET_APART.length + 8 ? inner : width).map((r) => (width > SET_APART.length + 8 ? SET_APART + r : r)));
+      // Indented where a panel has room for it; a narrow one keeps every cell for the command.
+      const indent = width > SET_APART.length + 8 ? SET_APART : '';
+      out.push(...flowWords(l, width - indent.length).map((r) => indent + r));
     }
     flush();
   }
