@@ -542,9 +542,14 @@ export function isSourceResume(side: Side, cmd: QmpCommand): boolean {
 export function resumeRefusal(step: Pick<LabStep, 'actions'> | undefined, side: Side, cmd: QmpCommand, s: Snapshot | null): string | null {
   if (!isSourceResume(side, cmd) || !s) return null;
   const link = brokenLink(s);
-  const own = step ? stepLinkFaults(step) : [];
+  // Only a step that recovers means its resume to meet its own fault. blackhole's "Pull the
+  // cable" blackholes a running postcopy and recovers nothing: a person who cut instead, then
+  // pressed b before recovering, resumed over the blackhole and the source sat in
+  // postcopy-recover (a newcomer's walk).
+  const recovers = !!step && recoverySides(step).length > 0;
+  const own = step && recovers ? stepLinkFaults(step) : [];
   if (!link || !brokenOutsideStep(s, own)) return null;
-  const faults = (step ? stepBreakingFaults(step) : []).map((f) => (f.direction && f.direction !== 'both' ? `${f.kind} ${f.direction}` : f.kind));
+  const faults = (step && recovers ? stepBreakingFaults(step) : []).map((f) => (f.direction && f.direction !== 'both' ? `${f.kind} ${f.direction}` : f.kind));
   const then = faults.length > 0 ? `, set the step's own fault (${[...new Set(faults)].join(', ')}), then` : ', then';
   return `the link is ${link}, so the resume would not get through (and a QEMU source before 8.2 would then stay in postcopy-recover for good): press u to restore the link${then} resume`;
 }

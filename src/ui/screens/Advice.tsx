@@ -112,7 +112,9 @@ export function adviceLines(state: SessionState, pendingFault: LinkFault | null,
   }
   const rec = stepsOwnPause || refused ? null : recoveryCommands(snap, state.addresses ?? {}, current?.actions);
   if (rec) {
-    const link = theirs ? brokenLink(snap!) : null;
+    // In a step that recovers nothing, its own fault is in the way too (blackhole's "Pull the
+    // cable", pressed b after a cut and before the recovery): u first.
+    const link = theirs || !current?.recoverySides?.length ? brokenLink(snap!) : null;
     if (link) out.push({ text: fit(`paused · the link is ${link}: u restores it; then:`, width), color: 'yellow' });
     // The step's own fault before its recovery (qemu-recover-hang's blackholed return path):
     // without it the recovery goes through, and the step is missed.

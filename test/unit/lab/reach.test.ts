@@ -570,4 +570,10 @@ describe('resumeRefusal', () => {
     const returnHole: Actions = { index: 2, actions: [{ type: 'link', fault: { kind: 'blackhole', direction: 'destination-to-source' } }, ...resumeStep.actions] };
     expect(resumeRefusal(returnHole, 'source', resume, broken('cut'))).toMatch(/set the step's own fault \(blackhole destination-to-source\), then resume$/);
   });
+  it("refuses it over the step's own fault in a step that recovers nothing (blackhole's Pull the cable: b pressed after a cut, before the recovery)", () => {
+    const pullCable: Actions = { index: 1, actions: [{ type: 'link', fault: { kind: 'blackhole' } }] };
+    expect(resumeRefusal(pullCable, 'source', resume, broken('blackhole'))).toBe(
+      'the link is blackholed, so the resume would not get through (and a QEMU source before 8.2 would then stay in postcopy-recover for good): press u to restore the link, then resume',
+    );
+  });
 });

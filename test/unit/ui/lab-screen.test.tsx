@@ -324,6 +324,10 @@ describe('LabScreen keys', () => {
     s.set({ steps: s.getState().steps.map((st) => ({ ...st, breaksLink: true, linkFaults: ['blackhole' as const], recoverySides: [] })) });
     await waitForText(m.lastFrame, 'paused · the link is cut: u restores it; then:');
     expect(m.frame()).toContain('paused · destination: migrate-recover {"uri": "tcp:127.0.0.1:7003"}');
+    // Its own blackhole, pressed after that cut and before the recovery, is in the way too: a
+    // resume over it sat in postcopy-recover (a newcomer's walk).
+    s.setSnapshot({ link: { ...link, 'source-to-destination': fakeDirection({ state: 'blackhole' }), 'destination-to-source': fakeDirection({ state: 'blackhole' }) } });
+    await waitForText(m.lastFrame, 'paused · the link is blackholed: u restores it; then:');
     // And once u has restored it: a blackhole pauses nobody, so the pause is still the person's.
     s.setSnapshot({ link });
     await waitFor(() => !m.frame().includes('u restores it'), 'the link restored');
