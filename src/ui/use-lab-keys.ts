@@ -140,11 +140,11 @@ export function useLabKeys(opts: LabKeysOptions): void {
   /** `follow`: the steps panel goes to the current step if it shows another (a query does not). */
   const acted = (follow = true) => dispatch({ type: 'acted', step: session.getState().currentStep, follow });
 
-  const run = (what: string, action: () => Promise<unknown>, done?: string) => {
+  const run = (what: string, action: () => Promise<unknown>, done?: string | (() => string)) => {
     acted();
     dispatch({ type: 'notice', text: `${what}…` });
     action().then(
-      () => dispatch({ type: 'notice', text: done ?? `${what}: done` }),
+      () => dispatch({ type: 'notice', text: (typeof done === 'function' ? done() : done) ?? `${what}: done` }),
       (err: unknown) => dispatch({ type: 'notice', level: 'error', text: `${what} failed: ${withoutStepTitle(errorText(err), session.getState().steps)}` }),
     );
   };
@@ -370,13 +370,28 @@ export function useLabKeys(opts: LabKeysOptions): void {
             if (sides.length === 0) return dispatch({ type: 'notice', level: 'error', text: `libvirt: ${EXTRA_MONITOR_CONSOLE} pauses the destination` });
             notes.push('libvirt: source only');
           }
-          const rest = notes.join('; ');
+          // The source's pause closes the connection, and a destination that sees it pauses by
+          // itself before its own migrate-pause arrives: QEMU then refuses that one ("only
+          // supported during postcopy-active"), which said "migrate-pause failed", cut at the
+          // edge, over a pause that had worked (a newcomer's walk, walk-recovery).
+          let followed = false;
           return run(
             'migrate-pause',
             async () => {
-              for (const side of sides) await session.qmp(side, 'migrate-pause');
+              for (const side of sides) {
+                try {
+                  await session.qmp(side, 'migrate-pause');
+                } catch (err) {
+                  if (side !== 'destination' || !sides.includes('source') || !/only supported during/i.test(errorText(err))) throw err;
+                  followed = true;
+                }
+              }
             },
-            `migrate-pause sent to ${sides.join(' and ')}${rest ? ` (${rest})` : ''}`,
+            () => {
+              const all = followed ? [...notes, 'the destination had paused by itself as the connection closed'] : notes;
+              const sent = followed ? sides.filter((side) => side !== 'destination') : sides;
+              return `migrate-pause sent to ${sent.join(' and ')}${all.length ? ` (${all.join('; ')})` : ''}`;
+            },
           );
         }
         if (input === 'h' && k.hint) {

@@ -406,6 +406,19 @@ describe('LabScreen keys', () => {
     ]);
   });
 
+  it("p: a destination that paused by itself once the source's pause closed the connection is said so, not reported as a failure", async () => {
+    const s = new FakeSession();
+    s.qmp = async (side, execute) => {
+      s.calls.push({ method: 'qmp', side, execute });
+      if (side === 'destination') throw new Error('migrate-pause is currently only supported during postcopy-active or postcopy-recover state');
+      return {};
+    };
+    const m = await mount(s, 120, 30);
+    await m.type('p');
+    await waitForText(m.lastFrame, 'migrate-pause sent to source (the destination had paused by itself as the connection closed)');
+    expect(m.frame()).not.toContain('failed');
+  });
+
   it('p leaves a side that is paused already alone, and says so (QEMU would refuse it, after the pause that worked)', async () => {
     const s = new FakeSession({ snapshot: fakeSnapshot({ source: fakeSide('source', { status: 'postcopy-recover' }), destination: fakeSide('destination', { status: 'postcopy-paused' }) }) });
     const m = await mount(s);
