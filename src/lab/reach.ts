@@ -208,6 +208,11 @@ export function consoleReplyNote(
   if (overLink) return overLink;
   const slow = reply.ok ? virshResumeBandwidthNote(line, step, addresses['libvirt.domain']) : null;
   if (slow) return slow;
+  // A recovery's migrate without resume (QEMU: "There's a migration process in progress", and
+  // nothing more; a newcomer's walk on QEMU 7.2).
+  if (!reply.ok && side === 'source' && s?.source.status === 'postcopy-paused' && /^\s*migrate\s*\{/.test(line) && !/"resume"\s*:\s*true/.test(line)) {
+    return '(the source is postcopy-paused: a recovery\'s migrate takes "resume": true; type migrate, a space, and Tab fills it in)';
+  }
   // The destination's query-migrate is its status and little else (QEMU's too): postcopy-basics
   // asks for postcopy-requests, and the console, opened on the destination, answered
   // {"status":"postcopy-active"} (played).
@@ -256,6 +261,12 @@ export function virshResumeOverBrokenLink(line: string, s: Snapshot | null, star
   return started
     ? `(the link is ${broken}: this virsh waits to reach the other side across it, minutes until TCP gives up; the resume cannot get through until u restores the link)`
     : `(the link is ${broken}: u restores it, then run this again)`;
+}
+
+/** The step's own fault of this kind in one direction, where `fault` takes both; else undefined. */
+export function oneWayWanted(step: Pick<StepView, 'faultsBeforeRecovery'> | undefined, fault: LinkFault): LinkFault | undefined {
+  if (fault.direction && fault.direction !== 'both') return undefined;
+  return step?.faultsBeforeRecovery?.find((f) => f.kind === fault.kind && f.direction !== undefined && f.direction !== 'both');
 }
 
 /**

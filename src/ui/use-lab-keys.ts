@@ -13,7 +13,7 @@ import { isPostcopy, isRecovering } from '../sim/states.js';
 import type { StepsView } from './components/StepsPanel.js';
 import { normalKeys, pausable, shownHintCommand } from './key-bar.js';
 import { describeFault } from '../link/fault-model.js';
-import { consoleArguments, faultTooEarly, isBreaking, stepsBefore } from '../lab/reach.js';
+import { consoleArguments, faultTooEarly, isBreaking, oneWayWanted, stepsBefore } from '../lab/reach.js';
 import { LAB_REFUSAL } from '../lab/operator.js';
 import type { LinkFault } from '../types.js';
 import { selectedLinkFault, type LabUiAction, type LabUiState } from './lab-state.js';
@@ -53,6 +53,10 @@ export function faultNeedsConfirm(fault: LinkFault, state: SessionState): boolea
   if (!step) return false;
   // The step's own fault, but before the postcopy it waits for: a cut now fails the migration.
   if (faultTooEarly(step, fault, state.snapshot)) return true;
+  // Its kind, but both ways where the step breaks one direction (double-failure's stalled
+  // handshake blackholes the return path: b took both, and the destination never saw the
+  // reconnect the step is about; a newcomer's walk).
+  if (oneWayWanted(step, fault)) return true;
   // A step that breaks the link its own way (blackhole's "pull the cable") asks before another
   // kind: a cut there pauses both sides at once, the very thing the step shows a blackhole does not.
   const otherKind = step.breaksLink === true && step.linkFaults !== undefined && step.linkFaults.length > 0 && !step.linkFaults.includes(fault.kind);

@@ -10,8 +10,8 @@
  */
 import { Box, Text } from 'ink';
 import { memo } from 'react';
-import { describeFault } from '../../link/fault-model.js';
-import { brokenLink, brokenOutsideStep, faultConsequence, faultsNotInPlace, faultTooEarly, preemptRefused, recoveryCommands, restartAdvice, stepsBefore } from '../../lab/reach.js';
+import { describeDirection, describeFault } from '../../link/fault-model.js';
+import { brokenLink, brokenOutsideStep, faultConsequence, faultsNotInPlace, faultTooEarly, oneWayWanted, preemptRefused, recoveryCommands, restartAdvice, stepsBefore } from '../../lab/reach.js';
 import type { LinkFault, SessionState } from '../../types.js';
 import { fit, wrapWords } from '../format.js';
 
@@ -61,7 +61,14 @@ export function adviceLines(state: SessionState, pendingFault: LinkFault | null,
     // for this very fault, it is no longer a warning.
     // Unless it comes before the postcopy the step waits for (its own cut, during precopy).
     const early = faultTooEarly(current, pendingFault, state.snapshot);
-    if (own.includes(pendingFault.kind) && !early) say(`Step ${state.currentStep + 1} calls for this: y applies the ${what} now, n/Esc not yet`, 'yellow', true);
+    const oneWay = oneWayWanted(current, pendingFault);
+    if (oneWay && !early) {
+      say(
+        `Step ${state.currentStep + 1} calls for a ${describeFault(oneWay)} only (l, the link menu, sets one direction); both ways, what goes ${describeDirection(oneWay.direction === 'destination-to-source' ? 'source-to-destination' : 'destination-to-source')} is lost too — ${what} anyway? y/N`,
+        'yellow',
+        true,
+      );
+    } else if (own.includes(pendingFault.kind) && !early) say(`Step ${state.currentStep + 1} calls for this: y applies the ${what} now, n/Esc not yet`, 'yellow', true);
     else say(`${early && own.length ? `${head} once postcopy runs` : head}; ${faultConsequence(pendingFault, state.snapshot)} — ${what} anyway? y/N`, 'yellow', true);
   }
   const r = state.replaying;

@@ -485,6 +485,13 @@ describe('consoleArguments', () => {
     const hmp = { ok: false, text: 'Arguments must be a JSON object, not "tcp:0:4444": e.g. migrate-incoming {"uri": "tcp:0:4444"} (QMP takes named arguments, unlike HMP\'s positional ones).' };
     expect(consoleReplyNote('destination', 'migrate-incoming tcp:0:4444', hmp, undefined, null, saved)).toBe("(the address is this run's: type migrate-incoming, a space, and Tab fills it in)");
     expect(consoleReplyNote('destination', 'query-status tcp:0:4444', hmp, undefined, null, saved)).toBeNull();
+    // A recovery's migrate typed without resume: QEMU says only that a migration is in progress.
+    const inProgress = { ok: false, text: "There's a migration process in progress (GenericError)" };
+    const pausedSnap = snap('postcopy-paused', 'postcopy-paused');
+    expect(consoleReplyNote('source', 'migrate {"uri": "tcp:127.0.0.1:5004"}', inProgress, undefined, pausedSnap, saved)).toBe(
+      '(the source is postcopy-paused: a recovery\'s migrate takes "resume": true; type migrate, a space, and Tab fills it in)',
+    );
+    expect(consoleReplyNote('source', 'migrate {"uri": "tcp:127.0.0.1:5004"}', inProgress, undefined, snap('active', 'active'), saved)).toBeNull();
     // The destination's query-migrate: where the counters are instead.
     expect(consoleReplyNote('destination', 'query-migrate', { ok: true, text: '{"status":"postcopy-active"}' }, undefined, null, saved)).toMatch(/are the source's: Shift-Tab\)$/);
     expect(consoleReplyNote('source', 'query-migrate', { ok: true, text: '{"status":"postcopy-active"}' }, undefined, null, saved)).toBeNull();

@@ -406,6 +406,17 @@ describe('LabScreen keys', () => {
     ]);
   });
 
+  it('b where the step blackholes one direction asks first, naming that direction and the link menu (double-failure: both ways, the reconnect never arrived)', async () => {
+    const s = new FakeSession({ snapshot: fakeSnapshot({ source: fakeSide('source', { status: 'postcopy-paused' }), destination: fakeSide('destination', { status: 'postcopy-paused' }) }) });
+    const oneWay = { kind: 'blackhole' as const, direction: 'destination-to-source' as const };
+    s.set({ steps: s.getState().steps.map((st) => ({ ...st, breaksLink: true, linkFaults: ['blackhole' as const], faultsBeforeRecovery: [oneWay], recoverySides: ['destination' as const, 'source' as const] })) });
+    const m = await mount(s, 120, 30);
+    await m.type('b');
+    const flat = () => m.frame().replace(/\s+/g, ' ');
+    await waitFor(() => flat().includes('Step 2 calls for a blackhole (destination→source) only (l, the link menu, sets one direction); both ways, what goes source→destination is lost too — blackhole (both directions) anyway? y/N'), 'the question');
+    expect(s.callsOf('applyLink')).toHaveLength(0);
+  });
+
   it("p: a destination that paused by itself once the source's pause closed the connection is said so, not reported as a failure", async () => {
     const s = new FakeSession();
     s.qmp = async (side, execute) => {
