@@ -5,7 +5,7 @@ import { Panel } from './Panel.js';
 
 export const HELP_KEYS: [string, string][] = [
   ['c', 'cut the link both ways (connections reset: both sides notice at once)'],
-  ['b', 'blackhole the link both ways (packets vanish: the sides notice only on timeout)'],
+  ['b', 'blackhole the link both ways (packets vanish: nothing fails, postcopy stalls until you pause it; TCP gives up only after minutes)'],
   ['l', 'link menu: any fault (↑↓), both ways or one (d), Enter applies'],
   ['u', 'restore the link: both directions up, no latency, no cap'],
   ['p', 'migrate-pause on the source, then the destination (postcopy only; a side already paused is left alone; on libvirt the source alone)'],
