@@ -156,7 +156,28 @@ export function formatReply(reply: unknown, opts: { width?: number } = {}): stri
   const width = opts.width ?? 100;
   const compact = JSON.stringify(reply === undefined ? {} : reply) ?? String(reply);
   if (compact.length <= width) return compact;
-  return JSON.stringify(reply, null, 2);
+  return indented(reply, '', width);
+}
+
+/**
+ * JSON indented as JSON.stringify(v, null, 2) does, but with any member or item whose compact
+ * form fits the rest of its row kept on one row: query-migrate-capabilities' twenty-odd
+ * {"capability", "state"} pairs took about 110 rows of a 7-row console, one per brace (a
+ * newcomer's walk); now one row each.
+ */
+function indented(v: unknown, pad: string, room: number): string {
+  const compact = JSON.stringify(v) ?? String(v);
+  if (v === null || typeof v !== 'object' || compact.length <= room - pad.length) return compact;
+  const inner = pad + '  ';
+  const rows = Array.isArray(v)
+    ? v.map((x) => inner + indented(x, inner, room))
+    : Object.entries(v as Record<string, unknown>).map(([k, x]) => {
+        const key = `${JSON.stringify(k)}: `;
+        return inner + key + indented(x, inner, room - key.length);
+      });
+  if (rows.length === 0) return compact;
+  const [open, close] = Array.isArray(v) ? ['[', ']'] : ['{', '}'];
+  return `${open}\n${rows.join(',\n')}\n${pad}${close}`;
 }
 
 /** A QMP error as QEMU's HMP prints it (`Error: desc`), with the QMP error class. */

@@ -99,6 +99,18 @@ describe('formatReply / formatError', () => {
     const text = formatReply(big);
     expect(text.split('\n').length).toBeGreaterThan(10);
     expect(JSON.parse(text)).toEqual(big);
+    // A list of small objects: one row each (query-migrate-capabilities took ~110 rows).
+    const caps = Array.from({ length: 20 }, (_, i) => ({ capability: `cap-${i}`, state: i % 2 === 0 }));
+    const rows = formatReply(caps, { width: 80 }).split('\n');
+    expect(rows).toHaveLength(22);
+    expect(rows[1]).toBe('  {"capability":"cap-0","state":true},');
+    expect(JSON.parse(rows.join('\n'))).toEqual(caps);
+    // Nested: a member that fits its row stays whole, one that does not opens up.
+    const nested = { status: 'active', ram: { total: 1, remaining: 2, pages: Array.from({ length: 30 }, (_, i) => i) }, blob: 'x'.repeat(90) };
+    const out = formatReply(nested, { width: 60 });
+    expect(JSON.parse(out)).toEqual(nested);
+    expect(out).toContain('\n  "status": "active",\n');
+    expect(out).toContain('\n    "total": 1,\n');
   });
 
   it('prints errors HMP-style with the QMP class', () => {
