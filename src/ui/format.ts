@@ -89,8 +89,12 @@ function flowWords(text: string, width: number): string[] {
         out.push(line);
         line = '';
       }
-      out.push(word.slice(0, width));
-      word = word.slice(width);
+      // After a '/' or '-' where the row has one: "postcopy/recovery/double-failur" + "es)" at
+      // 80 columns read as a misspelling (a newcomer's walk).
+      const soft = Math.max(word.lastIndexOf('/', width - 1), word.lastIndexOf('-', width - 1));
+      const cut = soft >= width / 2 ? soft + 1 : width;
+      out.push(word.slice(0, cut));
+      word = word.slice(cut);
     }
     if (!line) line = word;
     else if (line.length + 1 + word.length <= width) line += ' ' + word;

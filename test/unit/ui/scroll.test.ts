@@ -67,6 +67,8 @@ describe('wrapWords', () => {
   it("flows a lab text's lines together, keeps blank lines between paragraphs, and splits words longer than a row", () => {
     expect(wrapWords('one two\nthree four five\n\nsix', 9)).toEqual(['one two', 'three', 'four five', '', 'six']);
     expect(wrapWords('abcdefghijkl', 5)).toEqual(['abcde', 'fghij', 'kl']);
+    // A long word breaks after a '/' or '-' in the second half of the row, where there is one.
+    expect(wrapWords('see tests/integration/recovery/double-failures.test.ts', 32)).toEqual(['see', 'tests/integration/recovery/', 'double-failures.test.ts']);
   });
   it('sets a line indented past the text apart: a row of its own, indented, the prose going on below it', () => {
     const text = 'The tool:\n  postcopy-lab recovery-source FILE --qmp SOCK\nIt checks every record.';
