@@ -509,6 +509,11 @@ export interface HoldStatus {
 /** What the lab session publishes; the TUI renders it, the drill prints it. */
 export interface SessionState {
   snapshot: Snapshot | null;
+  /**
+   * The destination took a migrate-recover and listens for the source's resume (until it takes
+   * a channel or moves on): the paused lines then show the resume alone.
+   */
+  recoverListening?: boolean;
   steps: StepView[];
   currentStep: number;
   /** Bounded: the most recent events only. */

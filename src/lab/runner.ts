@@ -143,7 +143,7 @@ export class LabSession implements LabSessionApi {
         );
       },
       accepted: (side, cmd) => {
-        if (side === 'destination' && cmd.execute === 'migrate-recover') this.recoverListening = true;
+        if (side === 'destination' && cmd.execute === 'migrate-recover') this.setListening(true);
       },
     });
     this.poller = new Poller(
@@ -267,8 +267,14 @@ export class LabSession implements LabSessionApi {
     // migrate-recover started: the next resume needs a new one (earlyResumeRefusal). Not a
     // 'setup' (QEMU 7.2's MIGRATION event on every listen) nor the paused state it returns to.
     const to = e.kind === 'state' && e.side === 'destination' ? (e.data as { to?: string } | undefined)?.to : undefined;
-    if (to !== undefined && to !== 'setup' && to !== 'postcopy-paused') this.recoverListening = false;
+    if (to !== undefined && to !== 'setup' && to !== 'postcopy-paused' && this.recoverListening) this.setListening(false);
     this.store.emit(e);
+  }
+
+  /** The destination listens for a recovery (or no longer): the screen drops its command from the paused lines. */
+  private setListening(listening: boolean): void {
+    this.recoverListening = listening;
+    this.store.update({ recoverListening: listening });
   }
 
   // ---- lifecycle -------------------------------------------------------------------------------

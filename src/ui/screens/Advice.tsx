@@ -132,7 +132,10 @@ export function adviceLines(state: SessionState, pendingFault: LinkFault | null,
     const stepSides = current?.recoverySides ?? [];
     // A command wider than the screen (libvirt's virsh migrate … --postcopy-resume with both
     // URIs) wraps under itself: cut, it lost the destination's URI at 80 columns.
-    for (const c of rec.filter((c) => stepSides.length === 0 || stepSides.includes(c.side))) {
+    // The destination's migrate-recover, once it was taken, is done: the paused lines kept
+    // showing it (a newcomer's walk), as if it were still to send.
+    const listening = state.recoverListening === true;
+    for (const c of rec.filter((c) => (stepSides.length === 0 || stepSides.includes(c.side)) && !(listening && c.side === 'destination'))) {
       const head = `paused · ${c.side}: `;
       const lines = wrapWords(c.line, Math.max(10, width - head.length));
       lines.forEach((l, i) => out.push({ text: fit(`${i === 0 ? head : ' '.repeat(head.length)}${l}`, width), color: 'yellow' }));

@@ -190,8 +190,11 @@ describe('mistakes, through the real session', () => {
     });
     await waitFor(() => s.getState().events.some((e) => e.side === 'source' && /postcopy-recover -> postcopy-paused/.test(e.text)), 'the source back to postcopy-paused', 15_000);
     expect(await s.qmpLine('destination', cmds[0]!.line)).toMatchObject({ ok: true });
+    // The screen's paused lines drop the destination's command once it is taken.
+    expect(s.getState().recoverListening).toBe(true);
     expect(await s.qmpLine('source', cmds[1]!.line)).toEqual({ ok: true, text: '{}' });
     expect(await run).toMatchObject({ ok: true, verified: true });
+    expect(s.getState().recoverListening).toBe(false);
   }, 120_000);
 
   it('migrate past the link (to the destination’s own listener) is refused with the address to use; nothing is sent', async () => {

@@ -334,6 +334,18 @@ describe('LabScreen keys', () => {
     expect(m.frame()).toContain('paused · destination: migrate-recover {"uri": "tcp:127.0.0.1:7003"}');
   });
 
+  it('both sides paused: once the destination took migrate-recover, the paused lines show the resume alone', async () => {
+    const s = new FakeSession({
+      addresses: { 'recover.listen': 'tcp:127.0.0.1:7003', 'recover.connect': 'tcp:127.0.0.1:7004' },
+      snapshot: fakeSnapshot({ source: fakeSide('source', { status: 'postcopy-paused' }), destination: fakeSide('destination', { status: 'postcopy-paused' }) }),
+    });
+    const m = await mount(s, 100, 30);
+    await waitForText(m.lastFrame, 'paused · destination: migrate-recover {"uri": "tcp:127.0.0.1:7003"}');
+    s.set({ recoverListening: true });
+    await waitFor(() => !m.frame().includes('paused · destination: migrate-recover'), 'the done command gone');
+    expect(m.frame()).toContain('paused · source: migrate {"uri": "tcp:127.0.0.1:7004", "resume": true}');
+  });
+
   it("both sides paused by a refused preempt channel: the reason and w, not recovery commands that would be refused again", async () => {
     const base = fakeSnapshot({ source: fakeSide('source', { status: 'postcopy-paused' }), destination: fakeSide('destination', { status: 'postcopy-paused' }) });
     const s = new FakeSession({
