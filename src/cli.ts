@@ -108,6 +108,23 @@ function num(v: string | undefined, what: string, lo: number, hi: number): numbe
   return n;
 }
 
+/**
+ * --timeout: seconds, as before, or a duration like --learner-delay's (`30m`): a drill with
+ * `--learner-delay 150s --timeout 30m` was refused for the second, which takes the first's form.
+ */
+function timeoutOption(v: string | undefined): number {
+  if (v === undefined) return 300_000;
+  if (/^\d+(\.\d+)?$/.test(v)) return num(v, '--timeout', 1, 86400)! * 1000;
+  let ms: number;
+  try {
+    ms = parseDuration(v);
+  } catch {
+    throw new UsageError(`--timeout: '${v}' must be seconds from 1 to 86400 or a duration like 90s or 30m`);
+  }
+  if (ms < 1000 || ms > 86_400_000) throw new UsageError(`--timeout: '${v}' must be seconds from 1 to 86400 or a duration like 90s or 30m`);
+  return ms;
+}
+
 function learnerDelay(v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
   try {
@@ -307,7 +324,7 @@ async function drillCommand(idOrPath: string | undefined, values: DrillFlags, ar
   const remote = parseRemote(values, backendKind);
   const linkKind = parseLinkKind(values.link, backendKind, remote);
   const seed = num(values.seed, '--seed', 0, 2 ** 32 - 1) ?? lab.setup.seed ?? 1;
-  const timeoutMs = (num(values.timeout, '--timeout', 1, 86400) ?? 300) * 1000;
+  const timeoutMs = timeoutOption(values.timeout);
   const learnerDelayMs = learnerDelay(values['learner-delay']);
   const makeLink = await makeLinkFactory(linkKind, seed);
   const backend = await backendFor(lab, backendKind, values.qemu, parseEmulate(values.emulate, backendKind), remote);

@@ -59,7 +59,7 @@ Usage:
 Options:
   --json          one JSON object per line on stdout, nothing else
   --seed N        guest workload seed (default: the lab's, else 1)
-  --timeout S     give up after S seconds (default 300)
+  --timeout S     give up after S seconds, or a duration like 30m (default 300)
   --link KIND     relay (default, no privileges) or kernel (root: netns + tc + nftables); none
                   (no link at all) is what --source-uri/--dest-uri imply, and only there
   --backend KIND  sim (default: our VMs, nothing to install) or qemu (two qemu-system-x86_64

@@ -64,7 +64,19 @@ describe('postcopy-lab lab <id> without a terminal', () => {
     const r = await runCli(['lab', file, '--seed', 'many'], dir);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/--seed: 'many' must be a number/);
+    // --timeout takes seconds or a duration like --learner-delay's; anything else names both forms.
+    const t = await runCli(['drill', file, '--timeout', 'soon'], dir);
+    expect(t.code).toBe(2);
+    expect(t.stderr).toContain("--timeout: 'soon' must be seconds from 1 to 86400 or a duration like 90s or 30m");
   });
+
+  it('takes --timeout as a duration too: 2s gives up as --timeout 2 does', async () => {
+    const dir = newDir();
+    const file = writeLab(dir, 'slow-postcopy', SLOW_POSTCOPY_LAB);
+    const r = await runCli(['drill', file, '--json', '--timeout', '2s', '--no-record'], dir);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain('the drill did not finish within --timeout');
+  }, 120_000);
 });
 
 describe('signals to a running drill', () => {
