@@ -56,13 +56,14 @@ export function faultNeedsConfirm(fault: LinkFault, state: SessionState): boolea
   // Its kind, but both ways where the step breaks one direction (double-failure's stalled
   // handshake blackholes the return path: b took both, and the destination never saw the
   // reconnect the step is about; a newcomer's walk).
-  if (oneWayWanted(step, fault)) return true;
+  const status = state.snapshot?.source.status ?? 'none';
+  const under = !['none', 'completed', 'failed', 'cancelled'].includes(status);
+  if (oneWayWanted(step, fault) && under) return true;
   // A step that breaks the link its own way (blackhole's "pull the cable") asks before another
   // kind: a cut there pauses both sides at once, the very thing the step shows a blackhole does not.
   const otherKind = step.breaksLink === true && step.linkFaults !== undefined && step.linkFaults.length > 0 && !step.linkFaults.includes(fault.kind);
   if (step.breaksLink !== false && !otherKind) return false;
-  const status = state.snapshot?.source.status ?? 'none';
-  return !['none', 'completed', 'failed', 'cancelled'].includes(status);
+  return under;
 }
 
 /** How far a scroll key moves a window, or null when the key is not a scroll key. */
