@@ -37,9 +37,8 @@ export function holdLine(state: SessionState, width: number): HoldLine | null {
     if (h.state === 'held') {
       // A rate where one paces the migration; else what is held (max-cpu-throttle 20%).
       const at = h.rate !== null ? ` at ${fmtRate(h.rate, { trim: true })}` : h.text ? ` (${h.text})` : '';
-      const long = `⏸ held for you${at} — Space lets it run`;
-      const short = `⏸ held${at} · Space`;
-      return { text: long.length <= width ? long : short.length <= width ? short : '⏸ held', tone: 'held' };
+      const forms = [`⏸ held for you${at} — Space lets it run`, `⏸ held${at} · Space`, '⏸ held · Space', '⏸ held'];
+      return { text: forms.find((f) => f.length <= width) ?? '⏸ held', tone: 'held' };
     }
     if (h.state === 'released') {
       const long = 'released: the migration runs at its own pace — Space holds it again';

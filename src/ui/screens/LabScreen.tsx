@@ -254,6 +254,9 @@ export function LabScreen(props: LabScreenProps) {
   );
 }
 
+/** "⏸ held · Space" and the two spaces before the keys. */
+const HELD_CELLS = '⏸ held · Space'.length + 2;
+
 /** What the key bar's row shows: the keys valid now and, in the room they leave, the hold status. */
 interface StatusAndKeysView {
   hints: KeyHint[];
@@ -264,11 +267,14 @@ interface StatusAndKeysView {
 /**
  * The key bar's row, shared with the hold status (or the time left) on its left: the one line
  * that says whether the lab is waiting for you. The keys come first — the status gets only the
- * room they leave, so the key a step asks for (c, b, p) is never pushed out by it.
+ * room they leave, so the key a step asks for (c, b, p) is never pushed out by it. Except
+ * "⏸ held · Space" while a hold is on: with a full key bar it was gone, and a lab text that says
+ * "the key bar says held" was wrong (a newcomer's walk, walk-recovery; played in blackhole).
  */
 function statusAndKeys(state: SessionState, mode: LabUiState['mode'], width: number, viewingOther: boolean): StatusAndKeysView {
   const hints = keyHints(mode, state, viewingOther);
-  const shown = fitKeyHints(hints, width);
+  const held = mode === 'normal' && !state.finished && state.hold?.state === 'held' && state.hold.step === state.currentStep;
+  const shown = fitKeyHints(hints, held ? width - HELD_CELLS : width);
   const keysWidth = shown.reduce((w, h, i) => w + hintWidth(h) + (i > 0 ? 2 : 0), 0);
   const room = width - keysWidth - 2;
   const line = mode === 'normal' && room >= 6 ? holdLine(state, room) : null;

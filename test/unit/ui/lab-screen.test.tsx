@@ -384,6 +384,16 @@ describe('LabScreen keys', () => {
     expect(m.frame()).toContain('⏸ held');
     await m.type(' ');
     await waitFor(() => s.callsOf('toggleHold').length === 1, 'toggleHold');
+    // With the keys filling the bar at 80 columns (both paused, a blackholed link: u, p, l …),
+    // "⏸ held" keeps its six cells; it was the first thing dropped (played in blackhole).
+    const full = new FakeSession({
+      hold: { step: 1, state: 'held', text: 'max-postcopy-bandwidth 64 KiB/s', rate: 65536 },
+      snapshot: fakeSnapshot({ source: fakeSide('source', { status: 'postcopy-active' }), destination: fakeSide('destination', { status: 'postcopy-active' }) }),
+    });
+    full.set({ steps: full.getState().steps.map((st) => ({ ...st, breaksLink: true, linkFaults: ['blackhole' as const] })) });
+    const crowded = await mount(full, 80, 24);
+    await waitForText(crowded.lastFrame, 'b blackhole');
+    expect(crowded.frame().split('\n').at(-1)).toMatch(/^⏸ held · Space {2}b blackhole/);
     const none = await mount();
     await none.type(' ');
     await settle(30);
