@@ -254,8 +254,11 @@ export function LabScreen(props: LabScreenProps) {
   );
 }
 
-/** "⏸ held · Space" and the two spaces before the keys. */
-const HELD_CELLS = '⏸ held · Space'.length + 2;
+/**
+ * "⏸ held" and the two spaces before the keys: no more, or at 80 columns it pushed out "s show
+ * me" (the way on for someone stuck) in blackhole's "Pause both sides yourself" (an e2e run).
+ */
+const HELD_CELLS = '⏸ held'.length + 2;
 
 /** What the key bar's row shows: the keys valid now and, in the room they leave, the hold status. */
 interface StatusAndKeysView {
@@ -268,8 +271,8 @@ interface StatusAndKeysView {
  * The key bar's row, shared with the hold status (or the time left) on its left: the one line
  * that says whether the lab is waiting for you. The keys come first — the status gets only the
  * room they leave, so the key a step asks for (c, b, p) is never pushed out by it. Except
- * "⏸ held · Space" while a hold is on: with a full key bar it was gone, and a lab text that says
- * "the key bar says held" was wrong (a newcomer's walk, walk-recovery; played in blackhole).
+ * "⏸ held" while a hold is on: with a full key bar it was gone, and a lab text that says "the
+ * key bar says held" was wrong (a newcomer's walk, walk-recovery; played in blackhole).
  */
 function statusAndKeys(state: SessionState, mode: LabUiState['mode'], width: number, viewingOther: boolean): StatusAndKeysView {
   const hints = keyHints(mode, state, viewingOther);

@@ -393,7 +393,7 @@ describe('LabScreen keys', () => {
     full.set({ steps: full.getState().steps.map((st) => ({ ...st, breaksLink: true, linkFaults: ['blackhole' as const] })) });
     const crowded = await mount(full, 80, 24);
     await waitForText(crowded.lastFrame, 'b blackhole');
-    expect(crowded.frame().split('\n').at(-1)).toMatch(/^⏸ held · Space {2}b blackhole/);
+    expect(crowded.frame().split('\n').at(-1)).toMatch(/^⏸ held · Space {2}b blackhole {2}h hint {2}s show me/);
     const none = await mount();
     await none.type(' ');
     await settle(30);
