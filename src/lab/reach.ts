@@ -496,7 +496,8 @@ export function recoveryCommands(
 /**
  * The arguments the console's Tab fills in after a command name that needs an address, with this
  * run's addresses: `migrate` on the source (with `resume` once the source is postcopy-paused),
- * `migrate-incoming` and `migrate-recover` on the destination. The ports are new each run and the
+ * `migrate-incoming` and `migrate-recover` on the destination; and `pmemsave` on the source,
+ * with the run's saved-RAM file and the guest's RAM size. The ports are new each run and the
  * lesson is not in typing them (found playing walk-recovery: `migrate ` then Tab did nothing).
  * Null where the command needs none of them, or on a backend without them (libvirt).
  */

@@ -31,6 +31,11 @@ export function secondsLeft(state: SessionState): number | null {
   return ram.remaining / (drained / dt);
 }
 
+/** The current step's hold is on: the lab waits for the person (what holdLine shows as held). */
+export function isHeld(state: SessionState): boolean {
+  return !state.finished && state.hold?.state === 'held' && state.hold.step === state.currentStep;
+}
+
 export function holdLine(state: SessionState, width: number): HoldLine | null {
   const h = state.hold;
   if (h && h.step === state.currentStep && !state.finished) {

@@ -73,6 +73,11 @@ export function fakeSnapshot(over: Partial<Snapshot> = {}): Snapshot {
   };
 }
 
+/** A snapshot with both sides postcopy-paused (a cut, a pause), the rest as fakeSnapshot's. */
+export function pausedSnapshot(over: Partial<Snapshot> = {}): Snapshot {
+  return fakeSnapshot({ source: fakeSide('source', { status: 'postcopy-paused' }), destination: fakeSide('destination', { status: 'postcopy-paused' }), ...over });
+}
+
 export function fakeSteps(): StepView[] {
   return [
     { index: 0, title: 'Start postcopy', text: 'Start the migration.', hints: ['Use migrate'], hintsShown: 0, status: 'done', actions: ['migrate'] },

@@ -5,7 +5,7 @@ import { EventLog, eventLines, logWindow, NewestEvent } from '../components/Even
 import { HelpOverlay, helpWindow } from '../components/HelpOverlay.js';
 import { KeyBar } from '../components/KeyBar.js';
 import { HoldStatus } from '../components/HoldStatus.js';
-import { holdLine, type HoldLine } from '../hold-status.js';
+import { holdLine, isHeld, type HoldLine } from '../hold-status.js';
 import { LinkMenu } from '../components/LinkMenu.js';
 import { LinkPanel } from '../components/LinkPanel.js';
 import { PageMap } from '../components/PageMap.js';
@@ -276,7 +276,7 @@ interface StatusAndKeysView {
  */
 function statusAndKeys(state: SessionState, mode: LabUiState['mode'], width: number, viewingOther: boolean): StatusAndKeysView {
   const hints = keyHints(mode, state, viewingOther);
-  const held = mode === 'normal' && !state.finished && state.hold?.state === 'held' && state.hold.step === state.currentStep;
+  const held = mode === 'normal' && isHeld(state);
   const shown = fitKeyHints(hints, held ? width - HELD_CELLS : width);
   const keysWidth = shown.reduce((w, h, i) => w + hintWidth(h) + (i > 0 ? 2 : 0), 0);
   const room = width - keysWidth - 2;

@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { RunSummary } from '../../../src/types.js';
 import { headerTitle, LabScreen } from '../../../src/ui/screens/LabScreen.js';
 import { refusalFix } from '../../../src/ui/use-lab-keys.js';
-import { FakeSession, fakeDirection, fakeSide, fakeSnapshot } from '../../helpers/fake-session.js';
+import { fakeDirection, FakeSession, fakeSide, fakeSnapshot, pausedSnapshot } from '../../helpers/fake-session.js';
 import { KEYS, plain, settle, waitFor, waitForText } from './helpers.js';
 
 let cleanup: (() => void) | null = null;
@@ -187,7 +187,7 @@ describe('LabScreen keys', () => {
   it('both sides postcopy-paused: the recovery commands with the real addresses, whatever the step', async () => {
     const s = new FakeSession({
       addresses: { 'recover.listen': 'tcp:127.0.0.1:7003', 'recover.connect': 'tcp:127.0.0.1:7004' },
-      snapshot: fakeSnapshot({ source: fakeSide('source', { status: 'postcopy-paused' }), destination: fakeSide('destination', { status: 'postcopy-paused' }) }),
+      snapshot: pausedSnapshot(),
     });
     const m = await mount(s, 80, 24);
     expect(m.frame()).toContain('paused · destination: migrate-recover {"uri": "tcp:127.0.0.1:7003"}');
@@ -202,7 +202,7 @@ describe('LabScreen keys', () => {
   it("a recovery command wider than the screen (libvirt's virsh line) wraps under itself, its URI whole", async () => {
     const s = new FakeSession({
       addresses: { 'libvirt.domain': 'pcl-guest', 'libvirt.dest-uri': 'qemu+tcp://10.213.0.2/system' },
-      snapshot: fakeSnapshot({ source: fakeSide('source', { status: 'postcopy-paused' }), destination: fakeSide('destination', { status: 'postcopy-paused' }) }),
+      snapshot: pausedSnapshot(),
     });
     const m = await mount(s, 80, 24);
     await waitForText(m.lastFrame, 'paused · source: virsh migrate');
@@ -217,10 +217,8 @@ describe('LabScreen keys', () => {
     const s = new FakeSession({
       addresses: { 'recover.listen': 'tcp:127.0.0.1:7003', 'recover.connect': 'tcp:127.0.0.1:7004' },
       events: [{ t: 86_900, kind: 'fault', text: 'link: cut (both directions)' }],
-      snapshot: fakeSnapshot({
+      snapshot: pausedSnapshot({
         link: { ...fakeSnapshot().link, up: false, 'source-to-destination': fakeDirection({ state: 'cut' }), 'destination-to-source': fakeDirection({ state: 'cut' }) },
-        source: fakeSide('source', { status: 'postcopy-paused' }),
-        destination: fakeSide('destination', { status: 'postcopy-paused' }),
       }),
     });
     const m = await mount(s, 80, 24);
@@ -237,7 +235,7 @@ describe('LabScreen keys', () => {
     const words = Array.from({ length: 60 }, (_, i) => `w${i}`).join(' ');
     const s = new FakeSession({
       addresses: { 'recover.listen': 'tcp:127.0.0.1:7003', 'recover.connect': 'tcp:127.0.0.1:7004' },
-      snapshot: fakeSnapshot({ source: fakeSide('source', { status: 'postcopy-paused' }), destination: fakeSide('destination', { status: 'postcopy-paused' }) }),
+      snapshot: pausedSnapshot(),
     });
     s.set({ steps: s.getState().steps.map((st) => ({ ...st, text: `LAST-${st.index} ${words}` })) });
     const m = await mount(s, 80, 24);
@@ -257,7 +255,7 @@ describe('LabScreen keys', () => {
   it("a step whose own fault comes before its recovery (a blackholed return path) says so between u and the commands, until it is in place", async () => {
     const link = fakeSnapshot().link;
     const paused = (l: typeof link) =>
-      fakeSnapshot({ source: fakeSide('source', { status: 'postcopy-paused' }), destination: fakeSide('destination', { status: 'postcopy-paused' }), link: l });
+      pausedSnapshot({ link: l });
     const s = new FakeSession({
       addresses: { 'recover.listen': 'tcp:127.0.0.1:7003', 'recover.connect': 'tcp:127.0.0.1:7004' },
       snapshot: paused({ ...link, 'source-to-destination': fakeDirection({ state: 'cut' }), 'destination-to-source': fakeDirection({ state: 'cut' }) }),
@@ -285,11 +283,7 @@ describe('LabScreen keys', () => {
     const link = fakeSnapshot().link;
     const s = new FakeSession({
       addresses: { 'recover.listen': 'tcp:127.0.0.1:7003', 'recover.connect': 'tcp:127.0.0.1:7004' },
-      snapshot: fakeSnapshot({
-        source: fakeSide('source', { status: 'postcopy-paused' }),
-        destination: fakeSide('destination', { status: 'postcopy-paused' }),
-        link: { ...link, 'source-to-destination': fakeDirection({ state: 'cut' }), 'destination-to-source': fakeDirection({ state: 'cut' }) },
-      }),
+      snapshot: pausedSnapshot({ link: { ...link, 'source-to-destination': fakeDirection({ state: 'cut' }), 'destination-to-source': fakeDirection({ state: 'cut' }) } }),
     });
     const m = await mount(s, 80, 24);
     const lines = m.frame().split('\n');
@@ -337,7 +331,7 @@ describe('LabScreen keys', () => {
   it('both sides paused: once the destination took migrate-recover, the paused lines show the resume alone', async () => {
     const s = new FakeSession({
       addresses: { 'recover.listen': 'tcp:127.0.0.1:7003', 'recover.connect': 'tcp:127.0.0.1:7004' },
-      snapshot: fakeSnapshot({ source: fakeSide('source', { status: 'postcopy-paused' }), destination: fakeSide('destination', { status: 'postcopy-paused' }) }),
+      snapshot: pausedSnapshot(),
     });
     const m = await mount(s, 100, 30);
     await waitForText(m.lastFrame, 'paused · destination: migrate-recover {"uri": "tcp:127.0.0.1:7003"}');
@@ -347,7 +341,7 @@ describe('LabScreen keys', () => {
   });
 
   it("both sides paused by a refused preempt channel: the reason and w, not recovery commands that would be refused again", async () => {
-    const base = fakeSnapshot({ source: fakeSide('source', { status: 'postcopy-paused' }), destination: fakeSide('destination', { status: 'postcopy-paused' }) });
+    const base = pausedSnapshot();
     const s = new FakeSession({
       addresses: { 'recover.listen': 'tcp:127.0.0.1:7003', 'recover.connect': 'tcp:127.0.0.1:7004' },
       snapshot: { ...base, link: { ...base.link, refusedSecond: 1 } },
@@ -429,7 +423,7 @@ describe('LabScreen keys', () => {
   });
 
   it('b where the step blackholes one direction asks first, naming that direction and the link menu (double-failure: both ways, the reconnect never arrived)', async () => {
-    const s = new FakeSession({ snapshot: fakeSnapshot({ source: fakeSide('source', { status: 'postcopy-paused' }), destination: fakeSide('destination', { status: 'postcopy-paused' }) }) });
+    const s = new FakeSession({ snapshot: pausedSnapshot() });
     const oneWay = { kind: 'blackhole' as const, direction: 'destination-to-source' as const };
     s.set({ steps: s.getState().steps.map((st) => ({ ...st, breaksLink: true, linkFaults: ['blackhole' as const], faultsBeforeRecovery: [oneWay], recoverySides: ['destination' as const, 'source' as const] })) });
     const m = await mount(s, 120, 30);
@@ -610,7 +604,7 @@ describe('LabScreen keys', () => {
     await waitForText(m.lastFrame, 'source> migrate {"uri": "tcp:127.0.0.1:7002"}');
     await m.type(KEYS.enter);
     await waitFor(() => s.callsOf('qmpLine').length === 2, 'two qmpLine calls');
-    s.set({ snapshot: fakeSnapshot({ source: fakeSide('source', { status: 'postcopy-paused' }), destination: fakeSide('destination', { status: 'postcopy-paused' }) }) });
+    s.set({ snapshot: pausedSnapshot() });
     await m.type('migrate ', KEYS.tab);
     await waitForText(m.lastFrame, 'source> migrate {"uri": "tcp:127.0.0.1:7004", "resume": true}');
     // A whole name no other command extends needs no space first; "migrate" still lists its completions.
@@ -884,7 +878,7 @@ describe('LabScreen keys', () => {
 
   it('q while postcopy-paused asks first and says what happens to the guest', async () => {
     const s = new FakeSession({
-      snapshot: fakeSnapshot({ source: fakeSide('source', { status: 'postcopy-paused' }), destination: fakeSide('destination', { status: 'postcopy-paused' }) }),
+      snapshot: pausedSnapshot(),
     });
     const m = await mount(s);
     await m.type('q');
